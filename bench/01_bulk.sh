@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# 01_bulk.sh - bulk one-way TCP throughput over 127.0.0.1: nk vs OpenBSD nc vs iperf3.
+#
+# Cases (all in one run, rounds interleaved so machine noise hits every tool alike):
+#   file      sender stdin = page-cached file (`< file`), receiver stdout = /dev/null
+#             (nk, nc -N, and iperf3 -n SIZE as the TCP ceiling)
+#   pipe-in   sender stdin = `cat file |`,                receiver stdout = /dev/null
+#   pipe-out  sender stdin = `< file`,                    receiver stdout = `| cat >/dev/null`
+# Throughput = bytes / wall time from just before the sender starts until both the
+# sender and the receiver have exited (listener start-up is not timed). MB = 1e6 bytes.
+# One extra, untimed run per tool and stdin kind pipes the receiver into cksum(1) and
+# checks length and CRC against the file: a tool that loses or corrupts bytes is flagged.
+#
+# Env: RUNS=5 SIZE_MB=2048 NK=<nk binary> (default: <repo>/target/release/nk)
+#      TIMEOUT=60 (seconds, per process)  TMPDIR (where the test file is kept)
+# Exit: 0 all runs clean; 1 a run failed/hung or bytes were lost; 2 nk binary missing.
+# Bars (printed, not enforced): file nk >= 1.2x nc and >= 0.9x iperf3; pipe cases nk >= 1.0x nc.
+set -uo pipefail
+export LC_ALL=C
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+RUNS=${RUNS:-5}
+SIZE_MB=${SIZE_MB:-2048}
+TIMEOUT=${TIMEOUT:-60}
+NK=${NK:-$root/target/release/nk}
+NC=${NC_BIN:-nc}
+bytes=$((SIZE_MB * 1024 * 1024))
+tmpbase=${TMPDIR:-/tmp}
+file=$tmpbase/nk-bench-bulk-${SIZE_MB}M.bin
+out_md=$here/results/01_bulk.md
+
+work=$(mktemp -d "$tmpbase/nk-bench-01.XXXXXX") || exit 1
+cur_lpid="" # the listener (sub)shell of the run in progress, if any
+cleanup() {
+    if [[ -n $cur_lpid ]]; then
+        pkill -TERM -P "$cur_lpid" 2>/dev/null # its timeout(1) children pass it on
+        kill "$cur_lpid" 2>/dev/null
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s\n' "$*" >&2; }
+
+for t in "$NC" iperf3 ss cksum timeout awk jq; do
+    command -v "$t" >/dev/null || { log "01_bulk: missing tool: $t"; exit 1; }
+done
+"$NC" -h 2>&1 | grep -q OpenBSD || log "01_bulk: warning: $NC is not OpenBSD netcat"
+
+have_nk=1
+if [[ ! -x $NK ]]; then
+    log "01_bulk: nk binary not found at $NK (set NK=..., or run bench/run): nk rows skipped"
+    have_nk=0
+fi
+
+# ---------------------------------------------------------------- test file
+if [[ ! -f $file || $(stat -c %s "$file") -ne $bytes ]]; then
+    log "01_bulk: creating $file (${SIZE_MB} MiB from /dev/urandom)"
+    head -c "${SIZE_MB}M" /dev/urandom >"$file.tmp" && mv "$file.tmp" "$file" || exit 1
+fi
+cat "$file" >/dev/null # warm the page cache
+want_ck=$(cksum <"$file") # "CRC LENGTH"
+
+# ---------------------------------------------------------------- helpers
+lo_eph=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+(( lo_eph > 20100 )) || lo_eph=32768
+# A port below the ephemeral range that no socket (any state) uses locally or remotely.
+free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % (lo_eph - 20000)))
+        if [[ -z $(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null) ]]; then
+            echo "$p"; return 0
+        fi
+    done
+    return 1
+}
+# Wait (bounded, ~5 s) until something listens on 127.0.0.1:$1; $2 = listener pid.
+wait_listen() {
+    local i
+    for ((i = 0; i < 500; i++)); do
+        [[ -n $(ss -Hltn "( sport = :$1 )" 2>/dev/null) ]] && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.01
+    done
+    return 1
+}
+TO() { timeout -k 5 "$TIMEOUT" "$@"; }
+
+# Receiver / sender command lines. $1 = port. Receiver stdin is /dev/null.
+# The receiver's stdout sink is chosen by $sink: null | cat | cksum.
+recv_cmd() { # tool port
+    case $1 in
+    nk) TO "$NK" listen 127.0.0.1 "$2" ;;
+    nc) TO "$NC" -l 127.0.0.1 "$2" ;;
+    esac
+}
+send_cmd() { # tool port
+    case $1 in
+    nk) TO "$NK" dial 127.0.0.1 "$2" ;;
+    nc) TO "$NC" -N 127.0.0.1 "$2" ;;
+    esac
+}
+
+# run_one CASE TOOL SINK -> sets R_SECS, R_OK (0/1), R_MSG, R_CK (when SINK=cksum),
+# R_SELF (iperf3 self-reported MB/s).
+run_one() {
+    local case=$1 tool=$2 sink=$3 port lpid src lrc t0 t1 errf=$work/err.$1.$2
+    R_OK=1 R_MSG="" R_CK="" R_SELF="" R_SECS=""
+    port=$(free_port) || { R_OK=0 R_MSG="no free port"; return; }
+    : >"$errf"
+    if [[ $tool == iperf3 ]]; then
+        TO iperf3 -s -1 -B 127.0.0.1 -p "$port" </dev/null >/dev/null 2>>"$errf" &
+    else
+        case $sink in
+        null) recv_cmd "$tool" "$port" </dev/null >/dev/null 2>>"$errf" & ;;
+        cat) { recv_cmd "$tool" "$port" </dev/null 2>>"$errf" | cat >/dev/null; } & ;;
+        cksum) { recv_cmd "$tool" "$port" </dev/null 2>>"$errf" | cksum >"$work/ck"; } & ;;
+        esac
+    fi
+    lpid=$!
+    cur_lpid=$lpid
+    if ! wait_listen "$port" "$lpid"; then
+        pkill -TERM -P "$lpid" 2>/dev/null; kill "$lpid" 2>/dev/null; wait "$lpid" 2>/dev/null
+        cur_lpid=""
+        R_OK=0 R_MSG="listener not ready on port $port: $(tail -c 300 "$errf" | tr '\n' ' ')"
+        return
+    fi
+    t0=$EPOCHREALTIME
+    case $tool/$case in
+    iperf3/*) TO iperf3 -c 127.0.0.1 -p "$port" -n "${SIZE_MB}M" --json </dev/null >"$work/iperf.json" 2>>"$errf" ;;
+    */pipe-in) cat "$file" | send_cmd "$tool" "$port" >/dev/null 2>>"$errf" ;;
+    *) send_cmd "$tool" "$port" <"$file" >/dev/null 2>>"$errf" ;;
+    esac
+    src=$?
+    wait "$lpid"; lrc=$?
+    t1=$EPOCHREALTIME
+    cur_lpid=""
+    R_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+    if ((src != 0 || lrc != 0)); then
+        R_OK=0
+        R_MSG="exit status sender side=$src receiver side=$lrc (124 = timeout after ${TIMEOUT}s)"
+        [[ -s $errf ]] && R_MSG+="; stderr: $(tail -c 300 "$errf" | tr '\n' ' ')"
+    fi
+    if [[ $tool == iperf3 && -s $work/iperf.json ]]; then
+        # Check sum_sent: with -n, the iperf3 server stops counting when the client's
+        # TEST_END arrives on the control connection, so sum_received can fall a few
+        # MB short although the data was delivered (esnet/iperf issue 382).
+        local sb
+        sb=$(jq -r '.end.sum_sent.bytes // 0' "$work/iperf.json" 2>/dev/null)
+        R_SELF=$(jq -r '(.end.sum_received.bits_per_second // 0) / 8 / 1e6' "$work/iperf.json" 2>/dev/null)
+        if [[ ${sb%.*} -lt $bytes ]]; then
+            R_OK=0 R_MSG+=" iperf3 sent ${sb:-?} of $bytes bytes"
+        fi
+    fi
+    [[ $sink == cksum ]] && R_CK=$(cat "$work/ck" 2>/dev/null)
+}
+
+# stats "v1 v2 ..." -> "median min max"
+stats() {
+    tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '
+        { v[NR] = $1 }
+        END { if (NR == 0) { print "- - -"; exit }
+              m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+              printf "%.0f %.0f %.0f\n", m, v[1], v[NR] }'
+}
+mbps() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
+
+# ---------------------------------------------------------------- plan
+tools=(nc)
+((have_nk)) && tools=(nk nc)
+combos=()
+for t in "${tools[@]}"; do combos+=("file:$t"); done
+combos+=("file:iperf3")
+for t in "${tools[@]}"; do combos+=("pipe-in:$t"); done
+for t in "${tools[@]}"; do combos+=("pipe-out:$t"); done
+
+declare -A RES SELF FAILS VERIFY
+status=0
+
+# ---------------------------------------------------------------- verification
+# One untimed run per tool and stdin kind, receiver piped into cksum. file and
+# pipe-out share a sender (`< file`), so "file" covers both.
+for t in "${tools[@]}"; do
+    for c in file pipe-in; do
+        run_one "$c" "$t" cksum
+        if ((R_OK == 0)); then
+            VERIFY[$c:$t]="FAIL: $R_MSG"; status=1
+        elif [[ $R_CK != "$want_ck" ]]; then
+            VERIFY[$c:$t]="BYTES LOST/CORRUPT: got cksum '${R_CK:-none}', want '$want_ck'"; status=1
+        else
+            VERIFY[$c:$t]="ok"
+        fi
+        log "01_bulk: verify $c $t: ${VERIFY[$c:$t]}"
+    done
+    VERIFY[pipe-out:$t]=${VERIFY[file:$t]}
+done
+
+# ---------------------------------------------------------------- timed runs
+n=${#combos[@]}
+for ((r = 0; r < RUNS; r++)); do
+    line="01_bulk: round $((r + 1))/$RUNS:"
+    for ((k = 0; k < n; k++)); do
+        combo=${combos[$(((k + r) % n))]} # rotate the order each round
+        c=${combo%%:*} t=${combo#*:}
+        case $c in pipe-out) sink=cat ;; *) sink=null ;; esac
+        run_one "$c" "$t" "$sink"
+        if ((R_OK == 0)); then
+            FAILS[$combo]+="run $((r + 1)): $R_MSG; "; status=1
+            line+=" $c/$t=FAIL"
+            continue
+        fi
+        v=$(mbps "$R_SECS")
+        RES[$combo]+="$v "
+        [[ -n $R_SELF ]] && SELF[$combo]+="$R_SELF "
+        line+=" $c/$t=$v"
+    done
+    log "$line"
+done
+
+# ---------------------------------------------------------------- table
+med() { local s; s=$(stats "${RES[$1]:-}"); echo "${s%% *}"; }
+fmt() { # values -> "median (min-max)"
+    local m lo hi
+    read -r m lo hi <<<"$(stats "$1")"
+    [[ $m == - ]] && { echo "-"; return; }
+    echo "$m ($lo-$hi)"
+}
+ratio() { # a b bar -> "1.23x (bar >= 1.2x: PASS)"
+    awk -v a="$1" -v b="$2" -v bar="$3" 'BEGIN {
+        if (a == "" || b == "" || a == "-" || b == "-" || b == 0) { print "-"; exit }
+        r = a / b; printf "%.2fx (bar >= %.1fx: %s)", r, bar, (r >= bar ? "PASS" : "FAIL") }'
+}
+label() {
+    case $1 in
+    nk) echo "nk" ;;
+    nc) echo "nc -N / nc -l" ;;
+    iperf3) echo "iperf3 -n ${SIZE_MB}M (wall)" ;;
+    esac
+}
+
+table=$(
+    echo "| case | tool | median MB/s (min-max) | nk/nc | nk/iperf3 | bytes verified |"
+    echo "| --- | --- | --- | --- | --- | --- |"
+    for c in file pipe-in pipe-out; do
+        for t in nk nc iperf3; do
+            combo=$c:$t
+            [[ $t == iperf3 && $c != file ]] && continue
+            r_nc="" r_ip=""
+            if [[ $t == nk ]]; then
+                if ((have_nk)); then
+                    bar=1.0; [[ $c == file ]] && bar=1.2
+                    r_nc=$(ratio "$(med "$c:nk")" "$(med "$c:nc")" "$bar")
+                    [[ $c == file ]] && r_ip=$(ratio "$(med file:nk)" "$(med file:iperf3)" 0.9)
+                    val=$(fmt "${RES[$combo]:-}")
+                else
+                    val="not built"
+                fi
+            else
+                val=$(fmt "${RES[$combo]:-}")
+            fi
+            ver=${VERIFY[$combo]:-}
+            if [[ $t == nk && $have_nk == 1 && $ver != ok ]]; then
+                r_nc="INVALID (bytes not verified)"; [[ -n $r_ip ]] && r_ip=$r_nc
+            fi
+            [[ $t == iperf3 ]] && ver="iperf3 sum_sent = size"
+            [[ -n ${FAILS[$combo]:-} ]] && ver+="; FAILED RUNS: ${FAILS[$combo]}"
+            ver=${ver%; }
+            echo "| $c | $(label "$t") | $val | $r_nc | $r_ip | ${ver//|//} |"
+            if [[ $t == iperf3 ]]; then
+                echo "| $c | iperf3 self-reported (same runs) | $(fmt "${SELF[$combo]:-}") | | | (not used for ratios) |"
+            fi
+        done
+    done
+)
+
+{
+    echo "# 01_bulk: one-way TCP bulk over 127.0.0.1, ${SIZE_MB} MiB, median of $RUNS runs"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs; nk: $NK$( ((have_nk)) || echo ' (missing)'); git $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)"
+    echo
+    echo "$table"
+    echo
+    echo "MB/s = bytes / 1e6 / wall seconds (sender start -> sender and receiver exited)."
+    echo "Bars: file nk >= 1.2x nc and >= 0.9x iperf3; pipe-in/pipe-out nk >= 1.0x nc."
+} >"$work/out.md"
+mkdir -p "$here/results"
+cp "$work/out.md" "$out_md"
+cat "$work/out.md"
+
+((have_nk)) || { ((status)) || status=2; }
+exit "$status"

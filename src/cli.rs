@@ -1,0 +1,211 @@
+//! The command line: the `Cli` parser, the `Command` enum, and the option groups that several
+//! commands share (relay flags, socket options), defined once so that `dial` and `listen` (and
+//! later `unix`) accept the same spelling with the same meaning.
+//!
+//! Values are checked by typed value parsers here, so a bad duration or size is a usage error
+//! (exit 2) before any traffic; address arguments are checked by `net::addr` in each command.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cmd;
+use crate::net::deadline::parse_duration;
+use crate::net::relay::RelayOptions;
+use crate::net::sockopt::SockOpts;
+
+/// nk: one network tool for the terminal, shell pipelines and LAN debugging.
+#[derive(Debug, Parser)]
+#[command(
+    name = "nk",
+    version,
+    about = "One network tool for the terminal: netcat-style TCP relays, and more.",
+    long_about = "One network tool for the terminal, shell pipelines and LAN debugging.\n\n\
+        Payload goes to stdout, diagnostics to stderr. Exit status: 0 success, 1 the operation \
+        failed, 2 usage error (nothing sent), 130 interrupted; a closed stdout (`| head`) ends \
+        quietly with 0.",
+    after_long_help = "Examples:\n  \
+        nk listen -v 8080 > received.bin          # wait for one TCP client, save what it sends\n  \
+        nk dial 127.0.0.1 8080 < file.bin         # send a file, half-close, print the reply\n  \
+        printf 'HEAD / HTTP/1.0\\r\\n\\r\\n' | nk dial example.com:80\n  \
+        nk completions bash > /etc/bash_completion.d/nk",
+    propagate_version = true,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// More diagnostics on stderr: -v connections and summary, -vv every step with timestamps.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect to a TCP server and relay stdin/stdout (like nc HOST PORT).
+    Dial(cmd::dial::DialArgs),
+    /// Accept one TCP connection and relay it with stdin/stdout (like nc -l PORT).
+    Listen(cmd::listen::ListenArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::completions::CompletionsArgs),
+    /// Print the man page (roff) of nk or of one of its commands.
+    Man(cmd::completions::ManArgs),
+}
+
+/// `-4` / `-6`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct FamilyArgs {
+    /// Use IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+}
+
+impl FamilyArgs {
+    /// The restriction these flags ask for.
+    pub fn family(&self) -> crate::net::addr::Family {
+        crate::net::addr::Family::from_flags(self.ipv4, self.ipv6)
+    }
+}
+
+/// How bytes are relayed between stdin/stdout and the connection.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Relay")]
+pub struct RelayArgs {
+    /// Close the connection when no byte moved either way for DUR (exit 1).
+    #[arg(short = 'i', long = "idle-timeout", value_name = "DUR", value_parser = parse_duration)]
+    pub idle: Option<Duration>,
+    /// After stdin EOF, exit at the latest DUR later (0: at once).
+    #[arg(short = 'q', value_name = "DUR", value_parser = parse_duration)]
+    pub quit_after_eof: Option<Duration>,
+    /// Do not half-close the connection at stdin EOF; keep reading until the peer closes.
+    #[arg(long)]
+    pub no_shutdown: bool,
+    /// Only send: stdin to the peer; received data is read and dropped.
+    #[arg(long, conflicts_with = "recv_only")]
+    pub send_only: bool,
+    /// Only receive: the peer to stdout; stdin is never read.
+    #[arg(long)]
+    pub recv_only: bool,
+    /// Send each bare LF of stdin as CRLF (for SMTP, HTTP and other line protocols).
+    #[arg(short = 'C', long = "crlf")]
+    pub crlf: bool,
+    /// Hex dump both directions ('>' sent, '<' received) to FILE, or to stderr with '-'.
+    #[arg(short = 'x', long = "hex-dump", value_name = "FILE|-")]
+    pub hexdump: Option<String>,
+}
+
+impl RelayArgs {
+    /// The relay options these flags ask for; opens the `-x` file (an error if it cannot).
+    pub fn options(&self) -> anyhow::Result<RelayOptions> {
+        use anyhow::Context;
+        use std::io::Write;
+        use std::sync::{Arc, Mutex};
+        let hexdump: Option<Box<dyn Write + Send>> = match self.hexdump.as_deref() {
+            None => None,
+            Some("-") => Some(Box::new(std::io::stderr())),
+            Some(path) => Some(Box::new(
+                std::fs::File::create(path).with_context(|| format!("create hex dump file {path}"))?,
+            )),
+        };
+        Ok(RelayOptions {
+            half_close: !self.no_shutdown,
+            quit_after_eof: self.quit_after_eof,
+            idle_timeout: self.idle,
+            receive_only: self.recv_only,
+            send_only: self.send_only,
+            crlf: self.crlf,
+            hexdump: hexdump.map(|w| Arc::new(Mutex::new(w))),
+            counters: Arc::default(),
+        })
+    }
+}
+
+/// Socket options.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Socket options")]
+pub struct SockArgs {
+    /// Disable Nagle's algorithm (TCP_NODELAY): small writes leave at once.
+    #[arg(long)]
+    pub nodelay: bool,
+    /// Enable TCP keepalive probes (SO_KEEPALIVE).
+    #[arg(long)]
+    pub keepalive: bool,
+    /// Type of service / traffic class byte, 0-255 (IP_TOS, IPV6_TCLASS).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub tos: Option<u32>,
+    /// Time to live / hop limit of outgoing packets, 1-255.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=255))]
+    pub ttl: Option<u32>,
+    /// Send buffer size in bytes (SO_SNDBUF); k and M suffixes allowed.
+    #[arg(long, value_name = "N", value_parser = parse_size)]
+    pub sndbuf: Option<usize>,
+    /// Receive buffer size in bytes (SO_RCVBUF); k and M suffixes allowed.
+    #[arg(long, value_name = "N", value_parser = parse_size)]
+    pub rcvbuf: Option<usize>,
+}
+
+impl SockArgs {
+    /// The socket options these flags ask for.
+    pub fn options(&self) -> SockOpts {
+        SockOpts {
+            nodelay: self.nodelay,
+            keepalive: self.keepalive,
+            tos: self.tos,
+            ttl: self.ttl,
+            sndbuf: self.sndbuf,
+            rcvbuf: self.rcvbuf,
+            reuseaddr: false,
+            reuseport: false,
+        }
+    }
+}
+
+/// The largest buffer size accepted: far above any kernel limit (net.core.*mem_max).
+const MAX_BUFFER_SIZE: u64 = 1 << 30;
+
+/// Parses a byte size: `65536`, `64k`, `4M` (binary multiples).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let (digits, scale) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        None => (text, 1u64),
+        Some((at, _)) => {
+            let scale = match &text[at..] {
+                "k" | "K" | "KiB" => 1 << 10,
+                "m" | "M" | "MiB" => 1 << 20,
+                unit => return Err(format!("invalid size \"{text}\": unknown unit \"{unit}\" (use k or M)")),
+            };
+            (&text[..at], scale)
+        }
+    };
+    let value: u64 =
+        digits.parse().map_err(|_| format!("invalid size \"{text}\": expected a number such as 65536 or 64k"))?;
+    match value.checked_mul(scale) {
+        Some(bytes) if bytes > 0 && bytes <= MAX_BUFFER_SIZE => Ok(bytes as usize),
+        _ => Err(format!("invalid size \"{text}\": must be 1 byte to 1 GiB")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse_with_suffixes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64k"), Ok(65536));
+        assert_eq!(parse_size("4M"), Ok(4 << 20));
+        for bad in ["", "0", "k", "5x", "2048M", "-1"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}

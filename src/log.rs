@@ -1,0 +1,53 @@
+//! Diagnostics on stderr, gated by `-v` / `-vv`.
+//!
+//! cli.md keeps stdout for payload alone, so everything nk says about what it is doing goes
+//! here: one line per event, prefixed `nk: `, with a chrono timestamp from `-vv` on so that a
+//! transcript can be correlated with a packet capture. The verbosity is process-wide because
+//! every layer (resolution, Happy Eyeballs, the relay) reports into the same stream.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+static VERBOSITY: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the verbosity from the number of `-v` flags.
+pub fn set_verbosity(level: u8) {
+    VERBOSITY.store(level, Ordering::Relaxed);
+}
+
+/// The verbosity: 0 quiet, 1 `-v`, 2 `-vv`.
+pub fn verbosity() -> u8 {
+    VERBOSITY.load(Ordering::Relaxed)
+}
+
+/// Writes one diagnostic line if the verbosity is at least `level`.
+pub fn at(level: u8, message: std::fmt::Arguments<'_>) {
+    if verbosity() < level {
+        return;
+    }
+    let line = if verbosity() >= 2 {
+        format!("nk: {} {message}\n", chrono::Local::now().format("%H:%M:%S%.6f"))
+    } else {
+        format!("nk: {message}\n")
+    };
+    // One write per line so that lines from concurrent threads never interleave; a closed
+    // stderr is nothing we can report anywhere.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// Unconditional warning (shown without `-v`): something the user should know.
+pub fn warn(message: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_all(format!("nk: warning: {message}\n").as_bytes());
+}
+
+/// `-v` diagnostics: connections, peers, summaries.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::log::at(1, format_args!($($arg)*)) };
+}
+
+/// `-vv` diagnostics: every attempt, every option.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => { $crate::log::at(2, format_args!($($arg)*)) };
+}

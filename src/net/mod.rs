@@ -1,0 +1,10 @@
+//! Socket machinery shared by every command: addresses, deadlines, dialing, listening, socket
+//! options, the relay. Nothing here knows about clap or prints payload.
+
+pub mod addr;
+pub mod connect;
+pub mod deadline;
+pub mod relay;
+pub mod server;
+pub mod services;
+pub mod sockopt;

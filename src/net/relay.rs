@@ -1,0 +1,936 @@
+//! The bidirectional relay: local source → remote, remote → local sink, until the work is done.
+//!
+//! Every stream command ends here (dial, listen, unix, and later `-e` children), so the rules of
+//! cli.md live in one place:
+//! - each direction runs on its own thread with blocking I/O, so a direction that is stuck
+//!   (the peer not reading) never stops the other from draining: two sides that both write more
+//!   than the socket buffers hold cannot deadlock, as they can with a single poll loop that
+//!   blocks in `write`;
+//! - local EOF half-closes the remote (`shutdown(SHUT_WR)`) unless `--no-shutdown`, and the
+//!   relay keeps receiving; the remote's EOF ends the relay once everything received has been
+//!   written; `-q` bounds the wait after local EOF, `-i` ends a relay where no byte moved
+//!   either way for that long;
+//! - bytes move with splice(2) when an end is a pipe (through a private pipe when neither is),
+//!   sendfile(2) from a regular file, and read/write otherwise (ttys, `-C`, `-x`). Whatever path,
+//!   every byte read is written: a fast path that is refused falls back without losing data.
+//!
+//! The ends are [`Source`]s and [`Sink`]s built from anything readable or writable; when they
+//! expose a file descriptor the zero-copy paths apply.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+
+use crate::exit::StdoutClosed;
+use crate::net::deadline::format_duration;
+use crate::wire::frame::CrlfEncoder;
+use crate::wire::hexdump::{self, Mark};
+
+/// Buffer for the read/write path: large enough that a bulk copy is a few syscalls per MiB.
+const COPY_BUFFER: usize = 128 * 1024;
+/// Bytes asked of one splice/sendfile call.
+const ZERO_COPY_CHUNK: usize = 1 << 20;
+/// Pipe capacity asked for (the default /proc/sys/fs/pipe-max-size); fewer, larger moves.
+const PIPE_CAPACITY: libc::c_int = 1 << 20;
+
+/// Something the relay reads from: stdin, a socket's read side, a child's stdout.
+pub struct Source {
+    reader: Box<dyn Read + Send>,
+    fd: Option<RawFd>,
+    /// "read stdin", "receive from 127.0.0.1:80": the operation named in errors.
+    what: String,
+}
+
+/// Something the relay writes to: stdout, a socket's write side, a child's stdin.
+pub struct Sink {
+    writer: Option<Box<dyn Write + Send>>,
+    fd: Option<RawFd>,
+    what: String,
+    at_eof: AtEof,
+    /// A broken pipe here means the user's reader went away (`| head`): exit 0 quietly.
+    is_stdout: bool,
+}
+
+/// What a sink does when its source has ended.
+pub enum AtEof {
+    /// Nothing (stdout, `--no-shutdown`).
+    Nothing,
+    /// Half-close: a socket's `shutdown(SHUT_WR)`.
+    Shutdown(Box<dyn Fn() -> io::Result<()> + Send>),
+    /// Close the writer (a child's stdin pipe).
+    Close,
+}
+
+impl fmt::Debug for AtEof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AtEof::Nothing => "Nothing",
+            AtEof::Shutdown(_) => "Shutdown",
+            AtEof::Close => "Close",
+        })
+    }
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source").field("fd", &self.fd).field("what", &self.what).finish()
+    }
+}
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sink").field("fd", &self.fd).field("what", &self.what).finish()
+    }
+}
+
+impl Source {
+    /// A source with a file descriptor (zero-copy capable).
+    pub fn from_fd<R: Read + AsFd + Send + 'static>(reader: R, what: impl Into<String>) -> Source {
+        let fd = reader.as_fd().as_raw_fd();
+        Source { reader: Box::new(reader), fd: Some(fd), what: what.into() }
+    }
+
+    /// A source without a file descriptor (read/write path only).
+    pub fn from_reader<R: Read + Send + 'static>(reader: R, what: impl Into<String>) -> Source {
+        Source { reader: Box::new(reader), fd: None, what: what.into() }
+    }
+
+    /// Standard input, unbuffered (a duplicate of fd 0, so splice and read see the same bytes).
+    pub fn stdin() -> io::Result<Source> {
+        let fd = io::stdin().as_fd().try_clone_to_owned()?;
+        Ok(Source::from_fd(File::from(fd), "read stdin"))
+    }
+}
+
+impl Sink {
+    /// A sink with a file descriptor (zero-copy capable) and nothing to do at EOF.
+    pub fn from_fd<W: Write + AsFd + Send + 'static>(writer: W, what: impl Into<String>) -> Sink {
+        let fd = writer.as_fd().as_raw_fd();
+        Sink {
+            writer: Some(Box::new(writer)),
+            fd: Some(fd),
+            what: what.into(),
+            at_eof: AtEof::Nothing,
+            is_stdout: false,
+        }
+    }
+
+    /// A sink without a file descriptor.
+    pub fn from_writer<W: Write + Send + 'static>(writer: W, what: impl Into<String>) -> Sink {
+        Sink {
+            writer: Some(Box::new(writer)),
+            fd: None,
+            what: what.into(),
+            at_eof: AtEof::Nothing,
+            is_stdout: false,
+        }
+    }
+
+    /// Standard output, unbuffered: every byte is written through before the relay ends.
+    pub fn stdout() -> io::Result<Sink> {
+        let fd = io::stdout().as_fd().try_clone_to_owned()?;
+        let mut sink = Sink::from_fd(File::from(fd), "write stdout");
+        sink.is_stdout = true;
+        Ok(sink)
+    }
+
+    /// A sink that drops everything (`--send-only` still drains the socket to see it close).
+    pub fn discard() -> Sink {
+        Sink::from_writer(io::sink(), "discard")
+    }
+
+    /// Sets what happens when the source feeding this sink ends.
+    pub fn at_eof(mut self, action: AtEof) -> Sink {
+        self.at_eof = action;
+        self
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        match &self.at_eof {
+            AtEof::Nothing => Ok(()),
+            AtEof::Shutdown(shutdown) => match shutdown() {
+                // The peer may already be gone; there is nothing left to tell it.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+                other => other,
+            },
+            AtEof::Close => {
+                self.writer = None;
+                self.fd = None;
+                Ok(())
+            }
+        }
+    }
+
+    fn writer(&mut self) -> &mut (dyn Write + Send) {
+        self.writer.as_deref_mut().expect("writer used after close")
+    }
+}
+
+/// A connected stream the relay can split into a read side and a write side.
+pub trait SplitStream: Read + Write + AsFd + Send + Sized + 'static {
+    /// A second handle on the same socket.
+    fn try_clone_stream(&self) -> io::Result<Self>;
+    /// shutdown(2).
+    fn shutdown_stream(&self, how: Shutdown) -> io::Result<()>;
+}
+
+impl SplitStream for TcpStream {
+    fn try_clone_stream(&self) -> io::Result<Self> {
+        self.try_clone()
+    }
+    fn shutdown_stream(&self, how: Shutdown) -> io::Result<()> {
+        self.shutdown(how)
+    }
+}
+
+impl SplitStream for UnixStream {
+    fn try_clone_stream(&self) -> io::Result<Self> {
+        self.try_clone()
+    }
+    fn shutdown_stream(&self, how: Shutdown) -> io::Result<()> {
+        self.shutdown(how)
+    }
+}
+
+/// The remote end of a relay: a source, a sink that half-closes at EOF, and a way to close
+/// both directions when the relay is over (which unblocks a thread still waiting on it).
+pub struct Remote {
+    source: Source,
+    sink: Sink,
+    close: Box<dyn Fn() + Send>,
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remote").field("source", &self.source).field("sink", &self.sink).finish()
+    }
+}
+
+impl Remote {
+    /// Splits a connected stream; `peer` names it in errors ("receive from PEER").
+    pub fn from_stream<S: SplitStream>(stream: S, peer: &str) -> io::Result<Remote> {
+        let reader = stream.try_clone_stream()?;
+        let shutdown_handle = stream.try_clone_stream()?;
+        let close_handle = stream.try_clone_stream()?;
+        let sink = Sink::from_fd(stream, format!("send to {peer}")).at_eof(AtEof::Shutdown(
+            Box::new(move || shutdown_handle.shutdown_stream(Shutdown::Write)),
+        ));
+        Ok(Remote {
+            source: Source::from_fd(reader, format!("receive from {peer}")),
+            sink,
+            close: Box::new(move || {
+                let _ = close_handle.shutdown_stream(Shutdown::Both);
+            }),
+        })
+    }
+}
+
+/// How the relay behaves (the flags shared by dial, listen and unix).
+#[derive(Clone, Default)]
+pub struct RelayOptions {
+    /// Half-close the remote when the local source ends (off with `--no-shutdown`).
+    pub half_close: bool,
+    /// `-q`: end at the latest this long after the local source ended.
+    pub quit_after_eof: Option<Duration>,
+    /// `-i`: end with an error when no byte moved either way for this long.
+    pub idle_timeout: Option<Duration>,
+    /// `--recv-only`: never read the local source.
+    pub receive_only: bool,
+    /// `--send-only`: never write received bytes locally (they are drained and dropped).
+    pub send_only: bool,
+    /// `-C`: send bare LF as CRLF.
+    pub crlf: bool,
+    /// `-x`: where the hex dump of both directions goes.
+    pub hexdump: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
+    /// Counters the caller can read at any time (for a summary on SIGINT).
+    pub counters: Arc<Counters>,
+}
+
+impl fmt::Debug for RelayOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelayOptions")
+            .field("half_close", &self.half_close)
+            .field("quit_after_eof", &self.quit_after_eof)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("receive_only", &self.receive_only)
+            .field("send_only", &self.send_only)
+            .field("crlf", &self.crlf)
+            .field("hexdump", &self.hexdump.is_some())
+            .finish()
+    }
+}
+
+/// Bytes moved each way, and when the relay started.
+#[derive(Debug)]
+pub struct Counters {
+    /// Bytes written to the remote.
+    pub sent: AtomicU64,
+    /// Bytes received from the remote (and written locally, or dropped with `--send-only`).
+    pub received: AtomicU64,
+    started: Mutex<Instant>,
+    /// Milliseconds since `started` at which a byte last moved either way.
+    last_activity_ms: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            started: Mutex::new(Instant::now()),
+            last_activity_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Counters {
+    fn started(&self) -> Instant {
+        *self.started.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn restart(&self) {
+        *self.started.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.last_activity_ms.store(0, Ordering::Relaxed);
+    }
+
+    fn touch(&self) {
+        let ms = self.started().elapsed().as_millis() as u64;
+        self.last_activity_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed));
+        self.started().elapsed().saturating_sub(last)
+    }
+
+    /// The one-line `-v` summary: bytes each way, duration, rate.
+    pub fn summary(&self) -> String {
+        let sent = self.sent.load(Ordering::Relaxed);
+        let received = self.received.load(Ordering::Relaxed);
+        let elapsed = self.started().elapsed();
+        let rate = (sent + received) as f64 / elapsed.as_secs_f64().max(1e-6) / 1e6;
+        format!(
+            "sent {sent} bytes, received {received} bytes in {} ({rate:.1} MB/s)",
+            format_duration(elapsed)
+        )
+    }
+}
+
+/// Which way bytes flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// Local source → remote.
+    Send,
+    /// Remote → local sink.
+    Receive,
+}
+
+/// How a direction ended.
+enum Event {
+    Ended(Direction, Result<u64>),
+}
+
+/// Relays between a local source/sink and a remote until the rules above say stop.
+/// `local_source` is `None` when there is nothing to send (`--recv-only`).
+pub fn relay(
+    local_source: Option<Source>,
+    local_sink: Sink,
+    remote: Remote,
+    opts: &RelayOptions,
+) -> Result<()> {
+    let counters = Arc::clone(&opts.counters);
+    counters.restart();
+    let (events, ended) = mpsc::channel();
+    let Remote { source: remote_source, sink: mut remote_sink, close } = remote;
+    if !opts.half_close {
+        remote_sink.at_eof = AtEof::Nothing;
+    }
+    let local_source = if opts.receive_only { None } else { local_source };
+    let local_sink = if opts.send_only { Sink::discard() } else { local_sink };
+
+    if let Some(source) = local_source {
+        let pump = Pump::new(Direction::Send, opts, &counters);
+        spawn_direction(pump, source, remote_sink, events.clone())?;
+    }
+    let pump = Pump::new(Direction::Receive, opts, &counters);
+    spawn_direction(pump, remote_source, local_sink, events)?;
+
+    let result = supervise(&ended, opts, &counters);
+    close();
+    result
+}
+
+fn spawn_direction(
+    mut pump: Pump,
+    mut source: Source,
+    mut sink: Sink,
+    events: mpsc::Sender<Event>,
+) -> Result<()> {
+    let direction = pump.direction;
+    thread::Builder::new()
+        .name(format!("relay-{direction:?}").to_lowercase())
+        .spawn(move || {
+            let result = pump.run(&mut source, &mut sink);
+            let _ = events.send(Event::Ended(direction, result));
+        })
+        .context("start relay thread")?;
+    Ok(())
+}
+
+/// Waits for the directions to end and applies `-q` and `-i`.
+fn supervise(
+    ended: &mpsc::Receiver<Event>,
+    opts: &RelayOptions,
+    counters: &Counters,
+) -> Result<()> {
+    let mut send_done_at: Option<Instant> = None;
+    let mut send_failure: Option<anyhow::Error> = None;
+    loop {
+        let mut wait = Duration::MAX;
+        if let Some(idle) = opts.idle_timeout {
+            wait = wait.min(idle.saturating_sub(counters.idle_for()));
+        }
+        if let (Some(quit), Some(done)) = (opts.quit_after_eof, send_done_at) {
+            wait = wait.min(quit.saturating_sub(done.elapsed()));
+        }
+        let event = if wait == Duration::MAX {
+            ended.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            ended.recv_timeout(wait)
+        };
+        match event {
+            Ok(Event::Ended(Direction::Receive, result)) => {
+                // The remote closed (or failed). A send failure seen first explains a reset.
+                return match (result, send_failure) {
+                    (Ok(_), _) => Ok(()),
+                    (Err(err), _) if crate::exit::is_silent(&err) => Err(err),
+                    (Err(_), Some(send_err)) => Err(send_err),
+                    (Err(err), None) => Err(err),
+                };
+            }
+            Ok(Event::Ended(Direction::Send, Ok(_))) => {
+                send_done_at = Some(Instant::now());
+                if opts.send_only || opts.quit_after_eof == Some(Duration::ZERO) {
+                    return Ok(());
+                }
+            }
+            Ok(Event::Ended(Direction::Send, Err(err))) => {
+                if !is_peer_gone(&err) {
+                    return Err(err);
+                }
+                // The peer went away while we were sending: the receive side will see the
+                // close or the reset in a moment; let it drain what arrived first.
+                send_failure = Some(err);
+                send_done_at.get_or_insert_with(Instant::now);
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some(idle) = opts.idle_timeout {
+                    if counters.idle_for() >= idle {
+                        return Err(anyhow!(
+                            "idle timeout: no data either way for {}",
+                            format_duration(idle)
+                        ));
+                    }
+                }
+                if let (Some(quit), Some(done)) = (opts.quit_after_eof, send_done_at) {
+                    if done.elapsed() >= quit {
+                        return Ok(());
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(anyhow!("relay threads ended without a result"));
+            }
+        }
+    }
+}
+
+fn is_peer_gone(err: &anyhow::Error) -> bool {
+    err.chain().filter_map(|e| e.downcast_ref::<io::Error>()).any(|e| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+        )
+    })
+}
+
+/// Which end of a transfer an error belongs to.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    Read,
+    Write,
+}
+
+/// One direction's copy machinery and state.
+struct Pump {
+    direction: Direction,
+    counters: Arc<Counters>,
+    crlf: Option<CrlfEncoder>,
+    hexdump: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
+    total: u64,
+}
+
+impl Pump {
+    fn new(direction: Direction, opts: &RelayOptions, counters: &Arc<Counters>) -> Pump {
+        Pump {
+            direction,
+            counters: Arc::clone(counters),
+            crlf: (opts.crlf && direction == Direction::Send).then(CrlfEncoder::default),
+            hexdump: opts.hexdump.clone(),
+            total: 0,
+        }
+    }
+
+    fn run(&mut self, source: &mut Source, sink: &mut Sink) -> Result<u64> {
+        self.transfer(source, sink).map_err(|(side, err)| describe(side, err, source, sink))?;
+        sink.finish().with_context(|| format!("{}: shutdown", sink.what))?;
+        Ok(self.total)
+    }
+
+    fn account(&mut self, n: usize) {
+        self.total += n as u64;
+        let counter = match self.direction {
+            Direction::Send => &self.counters.sent,
+            Direction::Receive => &self.counters.received,
+        };
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        self.counters.touch();
+    }
+
+    fn transfer(&mut self, source: &mut Source, sink: &mut Sink) -> Result<(), (Side, io::Error)> {
+        let plain = self.crlf.is_none() && self.hexdump.is_none();
+        if let (true, Some(from), Some(to)) = (plain, source.fd, sink.fd) {
+            match choose_path(from, to) {
+                Path::Splice => {
+                    if self.splice_direct(from, to)? {
+                        return Ok(());
+                    }
+                }
+                Path::SpliceViaPipe => {
+                    if self.splice_via_pipe(from, sink)? {
+                        return Ok(());
+                    }
+                }
+                Path::Sendfile => {
+                    if self.sendfile(from, to)? {
+                        return Ok(());
+                    }
+                }
+                Path::Copy => {}
+            }
+        }
+        self.copy(source, sink)
+    }
+
+    /// The read/write path, with `-C` and `-x` applied.
+    fn copy(&mut self, source: &mut Source, sink: &mut Sink) -> Result<(), (Side, io::Error)> {
+        let mut buf = vec![0u8; COPY_BUFFER];
+        let mut converted = Vec::new();
+        loop {
+            let n = read_retrying(&mut *source.reader, source.fd, &mut buf).map_err(|e| (Side::Read, e))?;
+            if n == 0 {
+                return Ok(());
+            }
+            let chunk = match &mut self.crlf {
+                Some(encoder) => {
+                    converted.clear();
+                    encoder.encode(&buf[..n], &mut converted);
+                    &converted[..]
+                }
+                None => &buf[..n],
+            };
+            if let Some(dump) = &self.hexdump {
+                let mark = match self.direction {
+                    Direction::Send => Mark::Sent,
+                    Direction::Receive => Mark::Received,
+                };
+                let text = hexdump::format(mark, self.total, chunk);
+                let mut out = dump.lock().unwrap_or_else(|e| e.into_inner());
+                // The dump is a diagnostic: failing to write it must not stop the payload.
+                let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            }
+            let fd = sink.fd;
+            write_all_retrying(sink.writer(), fd, chunk).map_err(|e| (Side::Write, e))?;
+            let len = chunk.len();
+            self.account(len);
+        }
+    }
+
+    /// splice(2) straight from `from` to `to` (one of them is a pipe). `Ok(false)`: the kernel
+    /// refused before any byte moved; use another path.
+    fn splice_direct(&mut self, from: RawFd, to: RawFd) -> Result<bool, (Side, io::Error)> {
+        grow_pipe(from);
+        grow_pipe(to);
+        let mut first = true;
+        loop {
+            match splice(from, to, ZERO_COPY_CHUNK) {
+                Ok(0) => return Ok(true),
+                Ok(n) => {
+                    first = false;
+                    self.account(n);
+                }
+                Err(e) if first && refused(&e) => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait_ready(from, libc::POLLIN).map_err(|e| (Side::Read, e))?;
+                    wait_ready(to, libc::POLLOUT).map_err(|e| (Side::Write, e))?;
+                }
+                Err(e) => return Err((attribute(&e), e)),
+            }
+        }
+    }
+
+    /// splice(2) from a socket into a private pipe and from there to the sink (a file,
+    /// /dev/null, another socket). If the second leg is refused, what is already in the pipe
+    /// is copied out by read/write before falling back, so nothing is lost.
+    fn splice_via_pipe(&mut self, from: RawFd, sink: &mut Sink) -> Result<bool, (Side, io::Error)> {
+        let Some(to) = sink.fd else { return Ok(false) };
+        let (pipe_out, pipe_in) = match make_pipe() {
+            Ok(pair) => pair,
+            Err(_) => return Ok(false),
+        };
+        grow_pipe(pipe_in.as_raw_fd());
+        let mut first = true;
+        loop {
+            let n = match splice(from, pipe_in.as_raw_fd(), ZERO_COPY_CHUNK) {
+                Ok(0) => return Ok(true),
+                Ok(n) => n,
+                Err(e) if first && refused(&e) => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait_ready(from, libc::POLLIN).map_err(|e| (Side::Read, e))?;
+                    continue;
+                }
+                Err(e) => return Err((Side::Read, e)),
+            };
+            let mut left = n;
+            while left > 0 {
+                match splice(pipe_out.as_raw_fd(), to, left) {
+                    Ok(0) => return Err((Side::Write, io::ErrorKind::WriteZero.into())),
+                    Ok(moved) => {
+                        left -= moved;
+                        self.account(moved);
+                    }
+                    Err(e) if first && refused(&e) => {
+                        // The sink cannot take splice: hand over the bytes already in the pipe.
+                        let mut stranded = vec![0u8; left];
+                        let mut pipe = File::from(pipe_out);
+                        pipe.read_exact(&mut stranded).map_err(|e| (Side::Read, e))?;
+                        write_all_retrying(sink.writer(), Some(to), &stranded)
+                            .map_err(|e| (Side::Write, e))?;
+                        self.account(left);
+                        return Ok(false);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        wait_ready(to, libc::POLLOUT).map_err(|e| (Side::Write, e))?;
+                    }
+                    Err(e) => return Err((Side::Write, e)),
+                }
+                first = false;
+            }
+        }
+    }
+
+    /// sendfile(2) from a regular file (stdin redirected from a file) to a socket or pipe.
+    fn sendfile(&mut self, from: RawFd, to: RawFd) -> Result<bool, (Side, io::Error)> {
+        let mut first = true;
+        loop {
+            // SAFETY: both descriptors are open for the duration of the call (owned by the
+            // source and sink this pump borrows); a null offset means "use and advance the
+            // file position", which keeps a later read/write fallback in step.
+            let n = unsafe { libc::sendfile(to, from, std::ptr::null_mut(), ZERO_COPY_CHUNK) };
+            if n > 0 {
+                first = false;
+                self.account(n as usize);
+                continue;
+            }
+            if n == 0 {
+                return Ok(true);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock => {
+                    wait_ready(to, libc::POLLOUT).map_err(|e| (Side::Write, e))?;
+                }
+                _ if first && refused(&e) => return Ok(false),
+                _ => return Err((attribute(&e), e)),
+            }
+        }
+    }
+}
+
+/// Turns a transfer error into the message the user sees, naming the operation.
+fn describe(side: Side, err: io::Error, source: &Source, sink: &Sink) -> anyhow::Error {
+    match side {
+        Side::Write if sink.is_stdout && err.kind() == io::ErrorKind::BrokenPipe => {
+            anyhow::Error::new(StdoutClosed)
+        }
+        Side::Write => anyhow::Error::new(err).context(sink.what.clone()),
+        Side::Read => anyhow::Error::new(err).context(source.what.clone()),
+    }
+}
+
+/// An errno from splice/sendfile that is about a socket or the writing end, not the reader.
+fn attribute(err: &io::Error) -> Side {
+    match err.kind() {
+        io::ErrorKind::BrokenPipe => Side::Write,
+        _ => match err.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => Side::Write,
+            _ => Side::Read,
+        },
+    }
+}
+
+/// An errno meaning "this kind of descriptor does not do that": fall back to read/write.
+fn refused(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP))
+}
+
+/// What kind of file a descriptor is, which decides the zero-copy path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FdKind {
+    Pipe,
+    Socket,
+    Regular,
+    CharDevice,
+    Other,
+}
+
+fn fd_kind(fd: RawFd) -> FdKind {
+    // SAFETY: `stat` is plain data that fstat fills in; a zeroed value is a valid start.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open for the duration of the call and `stat` is a valid out-pointer.
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        return FdKind::Other;
+    }
+    match stat.st_mode & libc::S_IFMT {
+        libc::S_IFIFO => FdKind::Pipe,
+        libc::S_IFSOCK => FdKind::Socket,
+        libc::S_IFREG => FdKind::Regular,
+        // A terminal is a character device too, but splice to a tty is refused by the kernel
+        // (EINVAL), which the fallback handles; /dev/null takes splice happily.
+        libc::S_IFCHR if !is_tty(fd) => FdKind::CharDevice,
+        _ => FdKind::Other,
+    }
+}
+
+fn is_tty(fd: RawFd) -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// The zero-copy path for a pair of descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Splice,
+    SpliceViaPipe,
+    Sendfile,
+    Copy,
+}
+
+fn choose_path(from: RawFd, to: RawFd) -> Path {
+    use FdKind::*;
+    match (fd_kind(from), fd_kind(to)) {
+        (Pipe, Socket | Pipe | Regular | CharDevice) => Path::Splice,
+        (Socket, Pipe) => Path::Splice,
+        (Regular, Socket | Pipe) => Path::Sendfile,
+        (Socket, Socket | Regular | CharDevice) => Path::SpliceViaPipe,
+        _ => Path::Copy,
+    }
+}
+
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    loop {
+        // SAFETY: both descriptors are open for the call; null offsets make the kernel use
+        // the descriptors' own positions (pipes and sockets have none).
+        let n = unsafe {
+            libc::splice(from, std::ptr::null_mut(), to, std::ptr::null_mut(), len, libc::SPLICE_F_MOVE)
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// A close-on-exec pipe: (read end, write end).
+fn make_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Asks for a larger pipe so each splice moves more; a refusal (limits) is harmless.
+fn grow_pipe(fd: RawFd) {
+    if fd_kind(fd) == FdKind::Pipe {
+        // SAFETY: F_SETPIPE_SZ takes an int and only resizes the pipe's buffer.
+        unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_CAPACITY) };
+    }
+}
+
+/// Waits until `fd` is ready for `events`, for descriptors someone left non-blocking.
+fn wait_ready(fd: RawFd, events: libc::c_short) -> io::Result<()> {
+    let mut pollfd = libc::pollfd { fd, events, revents: 0 };
+    loop {
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pollfd, 1, -1) };
+        if n >= 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+fn read_retrying(reader: &mut dyn Read, fd: Option<RawFd>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && fd.is_some() => {
+                wait_ready(fd.unwrap_or(-1), libc::POLLIN)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn write_all_retrying(writer: &mut dyn Write, fd: Option<RawFd>, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match writer.write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && fd.is_some() => {
+                wait_ready(fd.unwrap_or(-1), libc::POLLOUT)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    writer.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (client, server)
+    }
+
+    /// A sink whose bytes the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn opts() -> RelayOptions {
+        RelayOptions { half_close: true, ..RelayOptions::default() }
+    }
+
+    #[test]
+    fn half_close_then_answer_is_relayed() {
+        let (client, mut server) = pair();
+        let peer = thread::spawn(move || {
+            let mut request = Vec::new();
+            server.read_to_end(&mut request).unwrap();
+            server.write_all(b"answer to ").unwrap();
+            server.write_all(&request).unwrap();
+        });
+        let out = Shared::default();
+        let source = Source::from_reader(&b"question"[..], "read input");
+        let sink = Sink::from_writer(out.clone(), "write output");
+        let o = opts();
+        relay(Some(source), sink, Remote::from_stream(client, "peer").unwrap(), &o).unwrap();
+        peer.join().unwrap();
+        assert_eq!(&*out.0.lock().unwrap(), b"answer to question");
+        assert_eq!(o.counters.sent.load(Ordering::Relaxed), 8);
+        assert_eq!(o.counters.received.load(Ordering::Relaxed), 18);
+        assert!(o.counters.summary().starts_with("sent 8 bytes, received 18 bytes in "));
+    }
+
+    #[test]
+    fn crlf_and_hexdump_apply_to_what_is_sent() {
+        let (client, mut server) = pair();
+        let peer = thread::spawn(move || {
+            let mut request = Vec::new();
+            server.read_to_end(&mut request).unwrap();
+            request
+        });
+        let dump = Shared::default();
+        let mut o = opts();
+        o.crlf = true;
+        o.hexdump = Some(Arc::new(Mutex::new(Box::new(dump.clone()))));
+        let source = Source::from_reader(&b"a\nb\r\n"[..], "read input");
+        relay(Some(source), Sink::discard(), Remote::from_stream(client, "peer").unwrap(), &o)
+            .unwrap();
+        assert_eq!(peer.join().unwrap(), b"a\r\nb\r\n");
+        let text = String::from_utf8(dump.0.lock().unwrap().clone()).unwrap();
+        assert!(text.starts_with("> 00000000  61 0d 0a 62 0d 0a"), "{text}");
+    }
+
+    #[test]
+    fn idle_timeout_ends_a_silent_relay() {
+        let (client, _server) = pair();
+        let (_keep_open, reader) = UnixStream::pair().unwrap();
+        let mut o = opts();
+        o.idle_timeout = Some(Duration::from_millis(200));
+        let source = Source::from_fd(reader, "read input");
+        let err = relay(Some(source), Sink::discard(), Remote::from_stream(client, "peer").unwrap(), &o)
+            .unwrap_err();
+        assert!(err.to_string().contains("idle timeout"), "{err}");
+    }
+
+    #[test]
+    fn quit_after_eof_ends_when_the_peer_stays_open() {
+        let (client, _server) = pair();
+        let mut o = opts();
+        o.quit_after_eof = Some(Duration::from_millis(100));
+        let source = Source::from_reader(&b""[..], "read input");
+        relay(Some(source), Sink::discard(), Remote::from_stream(client, "peer").unwrap(), &o)
+            .unwrap();
+    }
+
+    #[test]
+    fn paths_follow_descriptor_kinds() {
+        let (reader, writer) = make_pipe().unwrap();
+        let (socket, _other) = pair();
+        let file = tempfile::tempfile().unwrap();
+        let (r, w, s, f) = (reader.as_raw_fd(), writer.as_raw_fd(), socket.as_raw_fd(), file.as_raw_fd());
+        assert_eq!(choose_path(r, s), Path::Splice);
+        assert_eq!(choose_path(s, w), Path::Splice);
+        assert_eq!(choose_path(f, s), Path::Sendfile);
+        assert_eq!(choose_path(s, f), Path::SpliceViaPipe);
+        assert_eq!(choose_path(s, s), Path::SpliceViaPipe);
+    }
+}

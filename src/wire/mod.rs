@@ -1,0 +1,5 @@
+//! Pure encode/decode of what crosses the wire: no sockets, no clocks, caps on every length.
+//! Unit-tested with byte literals.
+
+pub mod frame;
+pub mod hexdump;

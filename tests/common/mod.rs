@@ -1,0 +1,615 @@
+//! Shared helpers for the integration tests: run the real `nk` binary and the
+//! reference peers (OpenBSD `nc`, `socat`, `python3`) under hard deadlines, on
+//! loopback only, on ports the kernel handed out to the test itself.
+//!
+//! Every child process is owned by a [`Proc`], which kills it when dropped, so
+//! a failing assertion never leaves a peer behind. Waiting is always bounded:
+//! when a deadline passes the child is killed and the test panics with the
+//! child's stdout and stderr, so the failure explains itself.
+//!
+//! A missing peer tool is a test failure with an install hint, never a skip.
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Path of the binary under test.
+pub const NK: &str = env!("CARGO_BIN_EXE_nk");
+
+/// A `Command` for the binary under test with `args`.
+pub fn nk<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(NK);
+    cmd.args(args);
+    // Diagnostics must be plain text whatever the environment says.
+    cmd.env("NO_COLOR", "1");
+    cmd.env_remove("RUST_BACKTRACE");
+    cmd
+}
+
+/// Fails the test unless `tool` is on PATH. `package` names what to install.
+pub fn require_tool(tool: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(tool);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "required test peer `{tool}` is not installed (not found in PATH); \
+         install it: apt-get install {package}"
+    );
+}
+
+/// Fails the test unless `nc` is OpenBSD netcat (the flags used here, `-N`
+/// among them, are OpenBSD netcat's).
+pub fn require_openbsd_nc() {
+    require_tool("nc", "netcat-openbsd");
+    let out = Command::new("nc")
+        .arg("-h")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run nc -h");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("OpenBSD netcat"),
+        "`nc` on PATH is not OpenBSD netcat (install netcat-openbsd); `nc -h` said:\n{text}"
+    );
+}
+
+/// Fails the test unless `python3` runs.
+pub fn require_python3() {
+    require_tool("python3", "python3");
+}
+
+/// A port that was free a moment ago on `ip` (bound then released). Only for
+/// tools that cannot report the port they bound, and for "nothing listens here".
+pub fn free_port(ip: &str) -> u16 {
+    let l = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
+    l.local_addr().expect("local_addr").port()
+}
+
+/// Where a child's stdin comes from.
+#[derive(Debug)]
+pub enum In {
+    /// /dev/null: EOF at once.
+    Null,
+    /// These bytes, then EOF (written by a thread, errors ignored).
+    Bytes(Vec<u8>),
+    /// This file.
+    File(PathBuf),
+    /// A pipe the test holds in [`Proc::stdin`]; EOF only when the test drops it.
+    Pipe,
+}
+
+/// Where a child's stdout goes.
+#[derive(Debug)]
+pub enum Out {
+    /// Captured in memory (also split into lines for [`Proc::wait_stdout_line`]).
+    Pipe,
+    /// Written to this file (for large payloads).
+    File(PathBuf),
+    /// Discarded.
+    Null,
+}
+
+/// The end of a child that was waited for.
+#[derive(Debug)]
+pub struct Finished {
+    pub name: String,
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Finished {
+    /// stdout as text (lossy).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// A description for panic messages.
+    pub fn describe(&self) -> String {
+        describe(
+            &self.name,
+            &format!("{:?} after {:.2?}", self.status, self.elapsed),
+            &self.stdout,
+            &self.stderr,
+        )
+    }
+
+    /// Panics unless the exit code is `code`.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "expected exit status {code}\n{}",
+            self.describe()
+        );
+        self
+    }
+
+    /// Panics unless stderr contains `needle` (case-insensitive).
+    pub fn expect_stderr_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.to_lowercase().contains(&needle.to_lowercase()),
+            "expected stderr to contain {needle:?}\n{}",
+            self.describe()
+        );
+        self
+    }
+
+    /// Panics unless stdout is exactly `want`.
+    pub fn expect_stdout(&self, want: &[u8]) -> &Self {
+        assert!(
+            self.stdout == want,
+            "expected stdout {:?}\n{}",
+            String::from_utf8_lossy(want),
+            self.describe()
+        );
+        self
+    }
+
+    /// The first line of stderr.
+    pub fn stderr_first_line(&self) -> &str {
+        self.stderr.lines().next().unwrap_or("")
+    }
+}
+
+fn describe(name: &str, state: &str, stdout: &[u8], stderr: &str) -> String {
+    const MAX: usize = 4000;
+    let out = String::from_utf8_lossy(&stdout[..stdout.len().min(MAX)]);
+    let more = if stdout.len() > MAX {
+        format!("... ({} bytes in all)", stdout.len())
+    } else {
+        String::new()
+    };
+    format!(
+        "--- {name}: {state}\n--- stdout ({} bytes):\n{out}{more}\n--- stderr:\n{stderr}---",
+        stdout.len()
+    )
+}
+
+/// A running child, killed on drop.
+#[derive(Debug)]
+pub struct Proc {
+    pub name: String,
+    child: Option<Child>,
+    /// The stdin pipe when spawned with [`In::Pipe`]; drop it to send EOF.
+    pub stdin: Option<ChildStdin>,
+    stdout_buf: Arc<Mutex<Vec<u8>>>,
+    stderr_buf: Arc<Mutex<Vec<u8>>>,
+    stdout_lines: Option<Receiver<String>>,
+    stderr_lines: Receiver<String>,
+    threads: Vec<JoinHandle<()>>,
+    started: Instant,
+}
+
+/// Copies `r` into `buf` and sends each complete line (lossy, without the
+/// newline) down `tx`.
+fn pump(
+    mut r: impl Read + Send + 'static,
+    buf: Arc<Mutex<Vec<u8>>>,
+    tx: mpsc::Sender<String>,
+) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut line = Vec::new();
+        loop {
+            match r.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.lock().unwrap().extend_from_slice(&chunk[..n]);
+                    for &b in &chunk[..n] {
+                        if b == b'\n' {
+                            let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
+                            line.clear();
+                        } else if line.len() < 64 * 1024 {
+                            line.push(b);
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        if !line.is_empty() {
+            let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
+        }
+    })
+}
+
+impl Proc {
+    /// Spawns `cmd` with the given stdin and stdout; stderr is always captured.
+    pub fn spawn(name: &str, mut cmd: Command, stdin: In, stdout: Out) -> Proc {
+        let mut feed = None;
+        match &stdin {
+            In::Null => {
+                cmd.stdin(Stdio::null());
+            }
+            In::Bytes(b) => {
+                cmd.stdin(Stdio::piped());
+                feed = Some(b.clone());
+            }
+            In::File(p) => {
+                let f = File::open(p).unwrap_or_else(|e| panic!("open {}: {e}", p.display()));
+                cmd.stdin(Stdio::from(f));
+            }
+            In::Pipe => {
+                cmd.stdin(Stdio::piped());
+            }
+        }
+        match &stdout {
+            Out::Pipe => {
+                cmd.stdout(Stdio::piped());
+            }
+            Out::File(p) => {
+                let f = File::create(p).unwrap_or_else(|e| panic!("create {}: {e}", p.display()));
+                cmd.stdout(Stdio::from(f));
+            }
+            Out::Null => {
+                cmd.stdout(Stdio::null());
+            }
+        }
+        cmd.stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name} ({cmd:?}): {e}"));
+        let started = Instant::now();
+        let mut threads = Vec::new();
+
+        let mut held_stdin = None;
+        if let Some(bytes) = feed {
+            let mut w = child.stdin.take().expect("stdin pipe");
+            threads.push(thread::spawn(move || {
+                // The child may legitimately stop reading (exit, --recv-only):
+                // a broken pipe here is not the test's business.
+                let _ = w.write_all(&bytes);
+            }));
+        } else if matches!(stdin, In::Pipe) {
+            held_stdin = child.stdin.take();
+        }
+
+        let stdout_buf = Arc::new(Mutex::new(Vec::new()));
+        let mut stdout_lines = None;
+        if let Some(out) = child.stdout.take() {
+            let (tx, rx) = mpsc::channel();
+            threads.push(pump(out, Arc::clone(&stdout_buf), tx));
+            stdout_lines = Some(rx);
+        }
+        let stderr_buf = Arc::new(Mutex::new(Vec::new()));
+        let (tx, stderr_lines) = mpsc::channel();
+        let err = child.stderr.take().expect("stderr pipe");
+        threads.push(pump(err, Arc::clone(&stderr_buf), tx));
+
+        Proc {
+            name: name.to_string(),
+            child: Some(child),
+            stdin: held_stdin,
+            stdout_buf,
+            stderr_buf,
+            stdout_lines,
+            stderr_lines,
+            threads,
+            started,
+        }
+    }
+
+    /// Convenience: spawn `nk ARGS`.
+    pub fn nk<I, S>(args: I, stdin: In, stdout: Out) -> Proc
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<std::ffi::OsString> =
+            args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let name = format!(
+            "nk {}",
+            args.iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        Proc::spawn(&name, nk(&args), stdin, stdout)
+    }
+
+    /// Everything on stderr so far.
+    pub fn stderr_so_far(&self) -> String {
+        String::from_utf8_lossy(&self.stderr_buf.lock().unwrap()).into_owned()
+    }
+
+    /// Everything on (piped) stdout so far.
+    pub fn stdout_so_far(&self) -> Vec<u8> {
+        self.stdout_buf.lock().unwrap().clone()
+    }
+
+    fn fail(&mut self, why: &str) -> ! {
+        self.kill();
+        self.join_threads();
+        let stdout = self.stdout_so_far();
+        let stderr = self.stderr_so_far();
+        panic!(
+            "{why}\n{}",
+            describe(&self.name, "killed", &stdout, &stderr)
+        );
+    }
+
+    /// Waits up to `secs` for a stderr line for which `pred` holds, and returns it.
+    pub fn wait_stderr_line(&mut self, secs: f64, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    self.fail(&format!("no awaited stderr line within {secs}s"))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.fail("stderr closed (process ended?) before the awaited line")
+                }
+            }
+        }
+    }
+
+    /// Waits up to `secs` for a stdout line for which `pred` holds (stdout must be [`Out::Pipe`]).
+    pub fn wait_stdout_line(&mut self, secs: f64, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let rx = self.stdout_lines.as_ref().expect("stdout is not piped");
+            match rx.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    self.fail(&format!("no awaited stdout line within {secs}s"))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.fail("stdout closed (process ended?) before the awaited line")
+                }
+            }
+        }
+    }
+
+    /// For `nk listen -v`: waits for `nk: listening on ADDR:PORT (tcp)` and
+    /// returns the port.
+    pub fn nk_listening_port(&mut self) -> u16 {
+        let line = self.wait_stderr_line(10.0, |l| l.starts_with("nk: listening on "));
+        parse_listening_port(&line).unwrap_or_else(|| {
+            self.fail(&format!(
+                "cannot parse the port from listening line {line:?}"
+            ))
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("child").id()
+    }
+
+    /// Is the child still running?
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    fn kill(&mut self) {
+        self.stdin.take();
+        if let Some(c) = self.child.as_mut() {
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+    }
+
+    fn join_threads(&mut self) {
+        // Reader threads end when the child's pipes close; a grandchild that
+        // inherited a pipe could hold it, so bound the wait.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for t in self.threads.drain(..) {
+            while !t.is_finished() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    /// Waits up to `secs` for the child to exit. Past the deadline the child is
+    /// killed and the test panics with its output.
+    pub fn wait(mut self, secs: f64) -> Finished {
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
+        let status = loop {
+            let c = self.child.as_mut().expect("child");
+            match c.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) => {}
+                Err(e) => self.fail(&format!("wait: {e}")),
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!("still running after the {secs}s deadline"));
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        let elapsed = self.started.elapsed();
+        self.stdin.take();
+        self.join_threads();
+        Finished {
+            name: self.name.clone(),
+            status,
+            stdout: self.stdout_so_far(),
+            stderr: self.stderr_so_far(),
+            elapsed,
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Port of an `nk: listening on ADDR:PORT (tcp)` line.
+pub fn parse_listening_port(line: &str) -> Option<u16> {
+    let rest = line.strip_prefix("nk: listening on ")?;
+    let addr = rest.split_whitespace().next()?;
+    addr.rsplit(':').next()?.parse().ok()
+}
+
+/// Runs `nk ARGS` to completion with `stdin`, killing it after `secs`.
+pub fn run_nk<I, S>(args: I, stdin: In, secs: f64) -> Finished
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Proc::nk(args, stdin, Out::Pipe).wait(secs)
+}
+
+/// A one-connection TCP server in a thread, on 127.0.0.1 with a kernel port.
+#[derive(Debug)]
+pub struct Server<T> {
+    pub addr: SocketAddr,
+    handle: JoinHandle<T>,
+}
+
+impl<T: Send + 'static> Server<T> {
+    /// Binds `ip:0` and runs `f` on the first accepted connection. The accept
+    /// waits at most `secs` (then the thread panics and [`Server::join`] reports it).
+    pub fn start_on(
+        ip: &str,
+        secs: f64,
+        f: impl FnOnce(TcpStream, SocketAddr) -> T + Send + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
+        let addr = listener.local_addr().expect("local_addr");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let handle = thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs_f64(secs);
+            loop {
+                match listener.accept() {
+                    Ok((s, peer)) => {
+                        s.set_nonblocking(false).expect("blocking");
+                        return f(s, peer);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        assert!(
+                            Instant::now() < deadline,
+                            "test server on {addr}: no connection within {secs}s"
+                        );
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => panic!("accept on {addr}: {e}"),
+                }
+            }
+        });
+        Server { addr, handle }
+    }
+
+    /// [`Server::start_on`] 127.0.0.1 with a 10 s accept deadline.
+    pub fn start(f: impl FnOnce(TcpStream, SocketAddr) -> T + Send + 'static) -> Self {
+        Self::start_on("127.0.0.1", 10.0, f)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The server's result; the server bounds itself, so this ends.
+    pub fn join(self) -> T {
+        match self.handle.join() {
+            Ok(v) => v,
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                panic!("test server thread failed: {msg}")
+            }
+        }
+    }
+}
+
+/// Reads until EOF, an error, or `secs` of silence. Returns the bytes and
+/// whether EOF was seen.
+pub fn read_until_eof(s: &mut TcpStream, secs: f64) -> (Vec<u8>, bool) {
+    s.set_read_timeout(Some(Duration::from_secs_f64(secs)))
+        .expect("set_read_timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return (got, false),
+        }
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), fast enough for tens of MiB.
+pub fn prng_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Writes `len` pseudo-random bytes to `path` and returns them.
+pub fn write_random_file(path: &Path, len: usize, seed: u64) -> Vec<u8> {
+    let data = prng_bytes(len, seed);
+    std::fs::write(path, &data).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    data
+}
+
+/// Panics unless `got` equals `want`, naming the lengths and the first difference
+/// instead of dumping megabytes.
+pub fn assert_same_bytes(what: &str, got: &[u8], want: &[u8]) {
+    if got == want {
+        return;
+    }
+    let first = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    panic!(
+        "{what}: output differs from input: got {} bytes, want {} bytes, first difference at offset {first}",
+        got.len(),
+        want.len()
+    );
+}
+
+/// Reads a whole file.
+pub fn read_file(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}

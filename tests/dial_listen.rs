@@ -1,0 +1,795 @@
+//! `nk dial` and `nk listen` against real peers on loopback: OpenBSD `nc`,
+//! `socat`, Python and plain `std::net` servers, and each other.
+//!
+//! Every test bounds its children with a deadline (see `common::Proc::wait`),
+//! uses only ports the kernel handed to it, and asserts what a user sees: the
+//! bytes that arrived, the exit status, the stderr line. A missing peer tool
+//! fails the test with an install hint.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+const MIB: usize = 1024 * 1024;
+
+/// A server that reads until EOF (at most `secs` of silence), then writes
+/// `reply` and closes. Returns (bytes received, EOF seen, peer address).
+fn serve_read_then_reply(secs: f64, reply: &'static [u8]) -> Server<(Vec<u8>, bool, SocketAddr)> {
+    Server::start(move |mut s, peer| {
+        let (got, eof) = read_until_eof(&mut s, secs);
+        let _ = s.write_all(reply);
+        (got, eof, peer)
+    })
+}
+
+/// The port in the last `:`-separated field of the first token that has one,
+/// for `socat -d -d` ("listening on AF=2 127.0.0.1:PORT") and `nc -v`
+/// ("Listening on 127.0.0.1 PORT").
+fn last_port(line: &str) -> u16 {
+    let tok = line.split_whitespace().last().unwrap_or("");
+    tok.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+}
+
+// ---------------------------------------------------------------------------
+// 1. bulk transfer against OpenBSD nc, both roles
+// ---------------------------------------------------------------------------
+
+#[test]
+fn dial_sends_64mib_to_openbsd_nc_listener() {
+    require_openbsd_nc();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    let output = dir.path().join("out.bin");
+    let data = write_random_file(&input, 64 * MIB, 0x5eed_0001);
+
+    let mut nc = Proc::spawn(
+        "nc -n -v -l 127.0.0.1 0",
+        {
+            let mut c = Command::new("nc");
+            c.args(["-n", "-v", "-l", "127.0.0.1", "0"]);
+            c
+        },
+        In::Null,
+        Out::File(output.clone()),
+    );
+    let port = last_port(&nc.wait_stderr_line(10.0, |l| l.starts_with("Listening on")));
+
+    let dial = Proc::nk(
+        ["dial", "127.0.0.1", &port.to_string()],
+        In::File(input),
+        Out::Pipe,
+    )
+    .wait(40.0);
+    dial.expect_code(0).expect_stdout(b"");
+    nc.wait(10.0).expect_code(0);
+    assert_same_bytes("nc -l received", &read_file(&output), &data);
+}
+
+#[test]
+fn listen_receives_64mib_from_openbsd_nc() {
+    require_openbsd_nc();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    let output = dir.path().join("out.bin");
+    let data = write_random_file(&input, 64 * MIB, 0x5eed_0002);
+
+    let mut listen = Proc::nk(["listen", "-v", "0"], In::Null, Out::File(output.clone()));
+    let port = listen.nk_listening_port();
+
+    let nc = Proc::spawn(
+        "nc -N 127.0.0.1 PORT",
+        {
+            let mut c = Command::new("nc");
+            c.args(["-N", "127.0.0.1", &port.to_string()]);
+            c
+        },
+        In::File(input),
+        Out::Pipe,
+    )
+    .wait(40.0);
+    nc.expect_code(0).expect_stdout(b"");
+    listen.wait(10.0).expect_code(0);
+    assert_same_bytes("nk listen received", &read_file(&output), &data);
+}
+
+// ---------------------------------------------------------------------------
+// 2. both directions at once, more than the socket buffers hold
+// ---------------------------------------------------------------------------
+
+#[test]
+fn dial_full_duplex_through_socat_cat() {
+    require_tool("socat", "socat");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    let output = dir.path().join("out.bin");
+    let data = write_random_file(&input, 32 * MIB, 0x5eed_0003);
+
+    // -t 10: after nk's EOF reaches socat, give cat time to drain before
+    // socat closes (its default 0.5 s could cut the echo short on a busy host).
+    let mut socat = Proc::spawn(
+        "socat TCP-LISTEN:0 EXEC:cat",
+        {
+            let mut c = Command::new("socat");
+            c.args([
+                "-d",
+                "-d",
+                "-t",
+                "10",
+                "TCP-LISTEN:0,bind=127.0.0.1,reuseaddr",
+                "EXEC:cat",
+            ]);
+            c
+        },
+        In::Null,
+        Out::Null,
+    );
+    let port = last_port(&socat.wait_stderr_line(10.0, |l| l.contains("listening on")));
+
+    let dial = Proc::nk(
+        ["dial", "127.0.0.1", &port.to_string()],
+        In::File(input),
+        Out::File(output.clone()),
+    )
+    .wait(40.0);
+    dial.expect_code(0);
+    assert_same_bytes("echo through socat EXEC:cat", &read_file(&output), &data);
+    socat.wait(15.0);
+}
+
+// ---------------------------------------------------------------------------
+// 3. half-close, --no-shutdown, -q
+// ---------------------------------------------------------------------------
+
+const REQUEST: &[u8] = b"GET / HTTP/1.0\r\n\r\n";
+
+#[test]
+fn dial_half_closes_at_stdin_eof_and_prints_the_answer() {
+    let server = Server::start(|mut s, _| {
+        let (got, eof) = read_until_eof(&mut s, 5.0);
+        let _ = s.write_all(if eof {
+            b"HTTP/1.0 200 OK\r\n\r\nhello\n"
+        } else {
+            b"no-eof"
+        });
+        got
+    });
+    let out = run_nk(
+        ["dial", "127.0.0.1", &server.port().to_string()],
+        In::Bytes(REQUEST.to_vec()),
+        10.0,
+    );
+    out.expect_code(0)
+        .expect_stdout(b"HTTP/1.0 200 OK\r\n\r\nhello\n");
+    assert_eq!(server.join(), REQUEST);
+}
+
+#[test]
+fn dial_no_shutdown_keeps_the_write_side_open() {
+    let server = Server::start(|mut s, _| {
+        // Wait ~1 s for an EOF that must not come.
+        let (got, eof) = read_until_eof(&mut s, 1.0);
+        let _ = s.write_all(if eof { b"eof" } else { b"no-eof" });
+        (got, eof)
+    });
+    let out = run_nk(
+        [
+            "dial",
+            "--no-shutdown",
+            "127.0.0.1",
+            &server.port().to_string(),
+        ],
+        In::Bytes(REQUEST.to_vec()),
+        10.0,
+    );
+    let (got, eof) = server.join();
+    assert!(
+        !eof,
+        "server saw EOF despite --no-shutdown\n{}",
+        out.describe()
+    );
+    assert_eq!(got, REQUEST);
+    out.expect_code(0).expect_stdout(b"no-eof");
+}
+
+#[test]
+fn dial_q_exits_after_stdin_eof_while_the_peer_stays_open() {
+    let server = Server::start(|mut s, _| {
+        let (_, eof) = read_until_eof(&mut s, 5.0);
+        let _ = s.write_all(if eof { b"answer\n" } else { b"no-eof\n" });
+        // Keep the connection open until nk goes away (bounded).
+        let _ = read_until_eof(&mut s, 10.0);
+    });
+    let out = run_nk(
+        ["dial", "-q", "1", "127.0.0.1", &server.port().to_string()],
+        In::Bytes(REQUEST.to_vec()),
+        6.0,
+    );
+    out.expect_code(0).expect_stdout(b"answer\n");
+    server.join();
+}
+
+// ---------------------------------------------------------------------------
+// 4. the peer closes first while stdin stays open
+// ---------------------------------------------------------------------------
+
+#[test]
+fn dial_exits_when_the_peer_closes_while_stdin_stays_open() {
+    let server = Server::start(|mut s, _| {
+        s.write_all(b"bye\n").unwrap();
+        // dropping `s` closes the connection
+    });
+    let nk = Proc::nk(
+        ["dial", "127.0.0.1", &server.port().to_string()],
+        In::Pipe,
+        Out::Pipe,
+    );
+    let out = nk.wait(5.0);
+    out.expect_code(0).expect_stdout(b"bye\n");
+    server.join();
+}
+
+// ---------------------------------------------------------------------------
+// 5. Happy Eyeballs: ::1 refused, 127.0.0.1 listening
+// ---------------------------------------------------------------------------
+
+#[test]
+fn dial_happy_eyeballs_falls_back_to_ipv4() {
+    require_tool("unshare", "util-linux");
+    let probe = Command::new("unshare")
+        .args(["-m", "true"])
+        .output()
+        .expect("run unshare");
+    assert!(
+        probe.status.success(),
+        "this test needs a private mount namespace (`unshare -m`, i.e. root or CAP_SYS_ADMIN) \
+         to give the name `dualhost` both ::1 and 127.0.0.1; `unshare -m true` failed: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, "::1 dualhost\n127.0.0.1 dualhost\n").unwrap();
+
+    let server = serve_read_then_reply(5.0, b"v4-ok\n");
+    let port = server.port().to_string();
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "-m",
+        "sh",
+        "-c",
+        r#"mount --bind "$1" /etc/hosts && exec "$2" dial -v dualhost "$3""#,
+        "sh",
+    ])
+    .arg(&hosts)
+    .arg(NK)
+    .arg(&port)
+    .env("NO_COLOR", "1");
+    let out = Proc::spawn(
+        "unshare -m ... nk dial -v dualhost PORT",
+        cmd,
+        In::Bytes(b"hi\n".to_vec()),
+        Out::Pipe,
+    )
+    .wait(10.0);
+    out.expect_code(0)
+        .expect_stdout(b"v4-ok\n")
+        .expect_stderr_contains(&format!("connected to 127.0.0.1:{port}"));
+    let (got, eof, _) = server.join();
+    assert_eq!(got, b"hi\n");
+    assert!(eof);
+}
+
+// ---------------------------------------------------------------------------
+// 6. -w connect timeout, -i idle timeout
+// ---------------------------------------------------------------------------
+
+/// A listener whose accept queue is full, so further SYNs are dropped.
+/// Prints its port once the queue is full, then holds.
+const FULL_QUEUE_PY: &str = r#"
+import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(0)
+addr = s.getsockname()
+held = []
+for _ in range(8):
+    c = socket.socket()
+    c.settimeout(0.3)
+    held.append(c)
+    try:
+        c.connect(addr)
+    except (socket.timeout, OSError):
+        break
+else:
+    raise SystemExit("could not fill the accept queue")
+print(addr[1], flush=True)
+time.sleep(30)
+"#;
+
+#[test]
+fn dial_w_times_out_against_a_full_accept_queue() {
+    require_python3();
+    let mut py = Proc::spawn(
+        "python3 full accept queue",
+        {
+            let mut c = Command::new("python3");
+            c.args(["-c", FULL_QUEUE_PY]);
+            c
+        },
+        In::Null,
+        Out::Pipe,
+    );
+    let port: u16 = py
+        .wait_stdout_line(10.0, |l| !l.trim().is_empty())
+        .trim()
+        .parse()
+        .expect("port from python");
+
+    let out = run_nk(
+        ["dial", "-w", "1", "127.0.0.1", &port.to_string()],
+        In::Null,
+        5.0,
+    );
+    out.expect_code(1).expect_stderr_contains("timed out");
+    assert!(out.stderr.starts_with("nk: "), "{}", out.describe());
+    assert!(
+        out.elapsed >= Duration::from_millis(800),
+        "gave up before -w 1 elapsed\n{}",
+        out.describe()
+    );
+    drop(py);
+}
+
+#[test]
+fn dial_i_idle_timeout_against_a_silent_server() {
+    let server = Server::start(|mut s, _| {
+        // Accept and hold, silent, until nk goes away (bounded).
+        read_until_eof(&mut s, 10.0).0
+    });
+    let nk = Proc::nk(
+        ["dial", "-i", "1", "127.0.0.1", &server.port().to_string()],
+        In::Pipe,
+        Out::Pipe,
+    );
+    let out = nk.wait(5.0);
+    out.expect_code(1)
+        .expect_stderr_contains("idle")
+        .expect_stdout(b"");
+    assert!(out.stderr.starts_with("nk: "), "{}", out.describe());
+    assert!(
+        out.elapsed >= Duration::from_millis(800),
+        "gave up before -i 1 elapsed\n{}",
+        out.describe()
+    );
+    assert_eq!(server.join(), b"");
+}
+
+// ---------------------------------------------------------------------------
+// 7. errors: refused, usage, closed stdout
+// ---------------------------------------------------------------------------
+
+#[test]
+fn dial_connection_refused() {
+    let port = free_port("127.0.0.1");
+    let want = format!("nk: connect 127.0.0.1:{port}: Connection refused");
+    for args in [
+        vec![
+            "dial".to_string(),
+            "127.0.0.1".to_string(),
+            port.to_string(),
+        ],
+        vec!["dial".to_string(), format!("127.0.0.1:{port}")],
+    ] {
+        let out = run_nk(&args, In::Null, 5.0);
+        out.expect_code(1).expect_stdout(b"");
+        assert!(
+            out.stderr_first_line().starts_with(&want),
+            "expected stderr to start with {want:?}\n{}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn malformed_addresses_and_values_are_usage_errors() {
+    // A listener the malformed commands would reach if parsed leniently: it
+    // must see no connection at all.
+    let guard = TcpListener::bind("127.0.0.1:0").unwrap();
+    guard.set_nonblocking(true).unwrap();
+    let p = guard.local_addr().unwrap().port().to_string();
+    let cases: Vec<Vec<String>> = vec![
+        vec!["dial".into(), "127.0.0.1:70000".into()],
+        vec!["dial".into(), "127.0.0.1".into(), "70000".into()],
+        vec!["dial".into(), "127.0.0.1:0".into()],
+        vec!["dial".into(), "127.0.0.1".into(), "0".into()],
+        vec!["dial".into(), "abc:".into()],
+        vec!["dial".into(), "localhost:".into()],
+        vec!["dial".into(), "[::1".into()],
+        vec!["dial".into(), format!("[::1:{p}")],
+        vec!["dial".into(), "".into()],
+        vec![
+            "dial".into(),
+            "-w".into(),
+            "5x".into(),
+            "127.0.0.1".into(),
+            p.clone(),
+        ],
+        vec![
+            "dial".into(),
+            "-i".into(),
+            "5x".into(),
+            "127.0.0.1".into(),
+            p.clone(),
+        ],
+        vec![
+            "dial".into(),
+            "-q".into(),
+            "soon".into(),
+            "127.0.0.1".into(),
+            p.clone(),
+        ],
+        vec!["listen".into(), "70000".into()],
+        vec!["listen".into(), "127.0.0.1:70000".into()],
+        vec!["listen".into(), "abc:".into()],
+        vec!["listen".into(), "[::1".into()],
+        vec![
+            "listen".into(),
+            "-w".into(),
+            "5x".into(),
+            "127.0.0.1:0".into(),
+        ],
+    ];
+    let mut failures = Vec::new();
+    for args in &cases {
+        let out = run_nk(args, In::Null, 5.0);
+        if out.status.code() != Some(2) || !out.stderr.starts_with("nk: ") || !out.stdout.is_empty()
+        {
+            failures.push(format!(
+                "nk {args:?}: want exit 2 and stderr starting \"nk: \"\n{}",
+                out.describe()
+            ));
+        }
+    }
+    let leaked = guard.accept().is_ok();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    assert!(
+        !leaked,
+        "a malformed command connected to the guard listener"
+    );
+}
+
+#[test]
+fn dial_exits_zero_quietly_when_stdout_closes_early() {
+    require_tool("bash", "bash");
+    require_tool("head", "coreutils");
+    let data = prng_bytes(10 * MIB, 0x5eed_0007);
+    let first10 = data[..10].to_vec();
+    let server = Server::start(move |mut s, _| {
+        s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        // nk goes away after head does: the write then fails, as expected.
+        let _ = s.write_all(&data);
+    });
+    let mut cmd = Command::new("bash");
+    cmd.args([
+        "-c",
+        r#""$0" dial 127.0.0.1 "$1" </dev/null | head -c 10; echo "nk-exit=${PIPESTATUS[0]}" >&2"#,
+        NK,
+        &server.port().to_string(),
+    ])
+    .env("NO_COLOR", "1");
+    let out = Proc::spawn("nk dial ... | head -c 10", cmd, In::Null, Out::Pipe).wait(10.0);
+    out.expect_code(0).expect_stdout(&first10);
+    let nk_stderr: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("nk-exit="))
+        .collect();
+    assert!(
+        out.stderr.lines().any(|l| l == "nk-exit=0") && nk_stderr.is_empty(),
+        "nk must exit 0 without a message when stdout closes\n{}",
+        out.describe()
+    );
+    server.join();
+}
+
+// ---------------------------------------------------------------------------
+// 8. options: -x, -C, --send-only, --recv-only, -s/-p
+// ---------------------------------------------------------------------------
+
+fn hex_line<'a>(text: &'a str, mark: &str, hex: &str) -> Option<&'a str> {
+    text.lines()
+        .find(|l| l.starts_with(&format!("{mark} 00000000")) && l.to_lowercase().contains(hex))
+}
+
+#[test]
+fn dial_x_hex_dump_to_stderr_marks_both_directions() {
+    let server = serve_read_then_reply(5.0, b"HELLO");
+    let out = run_nk(
+        ["dial", "-x", "-", "127.0.0.1", &server.port().to_string()],
+        In::Bytes(b"GET /x\n".to_vec()),
+        10.0,
+    );
+    out.expect_code(0).expect_stdout(b"HELLO");
+    let sent = hex_line(&out.stderr, ">", "47 45 54 20 2f 78 0a");
+    assert!(
+        sent.is_some_and(|l| l.contains("|GET /x")),
+        "no `> 00000000  47 45 54 ...  |GET /x` line\n{}",
+        out.describe()
+    );
+    let recv = hex_line(&out.stderr, "<", "48 45 4c 4c 4f");
+    assert!(
+        recv.is_some_and(|l| l.contains("|HELLO|")),
+        "no `< 00000000  48 45 4c 4c 4f  |HELLO|` line\n{}",
+        out.describe()
+    );
+    assert_eq!(server.join().0, b"GET /x\n");
+}
+
+#[test]
+fn dial_x_hex_dump_to_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("dump.txt");
+    let server = serve_read_then_reply(5.0, b"HELLO");
+    let dump_arg = dump.to_string_lossy().into_owned();
+    let out = run_nk(
+        [
+            "dial",
+            "-x",
+            &dump_arg,
+            "127.0.0.1",
+            &server.port().to_string(),
+        ],
+        In::Bytes(b"GET /x\n".to_vec()),
+        10.0,
+    );
+    out.expect_code(0).expect_stdout(b"HELLO");
+    let text = String::from_utf8_lossy(&read_file(&dump)).into_owned();
+    assert!(
+        hex_line(&text, ">", "47 45 54").is_some(),
+        "dump file lacks the sent line:\n{text}"
+    );
+    assert!(
+        hex_line(&text, "<", "48 45 4c 4c 4f").is_some(),
+        "dump file lacks the received line:\n{text}"
+    );
+    server.join();
+}
+
+#[test]
+fn dial_crlf_translates_lf_only() {
+    for (input, want) in [
+        (&b"a\nb\n"[..], &b"a\r\nb\r\n"[..]),
+        (&b"x\r\ny\n"[..], &b"x\r\ny\r\n"[..]),
+    ] {
+        let server = serve_read_then_reply(5.0, b"");
+        let out = run_nk(
+            ["dial", "-C", "127.0.0.1", &server.port().to_string()],
+            In::Bytes(input.to_vec()),
+            10.0,
+        );
+        out.expect_code(0);
+        let got = server.join().0;
+        assert_eq!(
+            got,
+            want,
+            "-C: input {:?}: server got {:?}, want {:?}",
+            String::from_utf8_lossy(input),
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(want)
+        );
+    }
+}
+
+#[test]
+fn dial_send_only_never_prints_socket_data() {
+    let (tx, rx) = mpsc::channel();
+    let server = Server::start(move |mut s, _| {
+        s.write_all(b"SECRET\n").unwrap();
+        let _ = tx.send(());
+        read_until_eof(&mut s, 5.0).0
+    });
+    let mut nk = Proc::nk(
+        [
+            "dial",
+            "--send-only",
+            "127.0.0.1",
+            &server.port().to_string(),
+        ],
+        In::Pipe,
+        Out::Pipe,
+    );
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("server never got a connection");
+    let mut stdin = nk.stdin.take().unwrap();
+    stdin.write_all(b"to-server\n").unwrap();
+    drop(stdin);
+    let out = nk.wait(5.0);
+    out.expect_code(0).expect_stdout(b"");
+    assert_eq!(server.join(), b"to-server\n");
+}
+
+#[test]
+fn dial_recv_only_never_sends_stdin() {
+    let server = Server::start(|mut s, _| {
+        s.write_all(b"from-server\n").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        read_until_eof(&mut s, 5.0).0
+    });
+    let out = run_nk(
+        [
+            "dial",
+            "--recv-only",
+            "127.0.0.1",
+            &server.port().to_string(),
+        ],
+        In::Bytes(b"should-not-arrive\n".to_vec()),
+        10.0,
+    );
+    out.expect_code(0).expect_stdout(b"from-server\n");
+    let got = server.join();
+    assert!(
+        got.is_empty(),
+        "--recv-only sent {:?}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[test]
+fn dial_source_address_and_port() {
+    let src_port = free_port("127.0.0.2");
+    let server = serve_read_then_reply(5.0, b"ok\n");
+    let out = run_nk(
+        [
+            "dial",
+            "-s",
+            "127.0.0.2",
+            "-p",
+            &src_port.to_string(),
+            "127.0.0.1",
+            &server.port().to_string(),
+        ],
+        In::Bytes(b"x".to_vec()),
+        10.0,
+    );
+    out.expect_code(0).expect_stdout(b"ok\n");
+    let (_, _, peer) = server.join();
+    assert_eq!(
+        peer,
+        SocketAddr::from(([127, 0, 0, 2], src_port)),
+        "server saw the wrong peer address"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// listen: end to end with dial, address forms, IPv6, -w
+// ---------------------------------------------------------------------------
+
+#[test]
+fn listen_receives_from_dial_end_to_end() {
+    let data = prng_bytes(MIB, 0x5eed_0009);
+    let mut listen = Proc::nk(["listen", "-v", "0"], In::Null, Out::Pipe);
+    let port = listen.nk_listening_port();
+    let dial = run_nk(
+        ["dial", "-v", "127.0.0.1", &port.to_string()],
+        In::Bytes(data.clone()),
+        20.0,
+    );
+    let listen = listen.wait(10.0);
+    dial.expect_code(0)
+        .expect_stdout(b"")
+        .expect_stderr_contains(&format!("nk: connected to 127.0.0.1:{port} (tcp)"));
+    assert!(
+        dial.stderr.lines().any(|l| l.starts_with("nk: sent ")),
+        "dial -v has no `nk: sent ` summary\n{}",
+        dial.describe()
+    );
+    listen.expect_code(0);
+    assert_same_bytes("nk listen received from nk dial", &listen.stdout, &data);
+    assert!(
+        listen
+            .stderr
+            .lines()
+            .any(|l| l.starts_with("nk: connection from ") && l.contains("127.0.0.1")),
+        "listen -v has no `nk: connection from 127.0.0.1:PORT` line\n{}",
+        listen.describe()
+    );
+}
+
+/// Runs `nk listen ARGS` (with -v), connects to `connect_ip`, sends a line and
+/// checks it arrives and everything ends cleanly.
+fn check_listen_form(args: &[&str], connect_ip: &str) {
+    let mut full = vec!["listen", "-v"];
+    full.extend_from_slice(args);
+    let mut listen = Proc::nk(&full, In::Null, Out::Pipe);
+    let port = listen.nk_listening_port();
+    let payload = format!("form {args:?}\n");
+    let mut s = TcpStream::connect((connect_ip, port)).unwrap_or_else(|e| {
+        panic!(
+            "nk listen {args:?}: connect {connect_ip} port {port}: {e}\n{}",
+            listen.stderr_so_far()
+        )
+    });
+    s.write_all(payload.as_bytes()).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let (back, eof) = read_until_eof(&mut s, 5.0);
+    drop(s);
+    let out = listen.wait(5.0);
+    out.expect_code(0).expect_stdout(payload.as_bytes());
+    assert!(
+        back.is_empty() && eof,
+        "nk listen {args:?}: expected a clean EOF and no data back, got {back:?} eof={eof}"
+    );
+}
+
+#[test]
+fn listen_address_forms() {
+    check_listen_form(&["-p", "0"], "127.0.0.1");
+    check_listen_form(&["127.0.0.1", "0"], "127.0.0.1");
+    check_listen_form(&["127.0.0.1:0"], "127.0.0.1");
+    check_listen_form(&[":0"], "127.0.0.1");
+    // No host: IPv6 and IPv4 both (IPv4 is covered by the nc test above).
+    check_listen_form(&["0"], "::1");
+    check_listen_form(&["[::]:0"], "::1");
+}
+
+#[test]
+fn listen_on_ipv6_loopback() {
+    let mut listen = Proc::nk(
+        ["listen", "-v", "[::1]:0"],
+        In::Bytes(b"to-client\n".to_vec()),
+        Out::Pipe,
+    );
+    let line = listen.wait_stderr_line(10.0, |l| l.starts_with("nk: listening on "));
+    assert!(
+        line.starts_with("nk: listening on [::1]:"),
+        "listening line does not name [::1]: {line:?}"
+    );
+    let port = parse_listening_port(&line).expect("port");
+    let mut s = TcpStream::connect(("::1", port)).expect("connect [::1]");
+    s.write_all(b"to-server\n").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let (back, eof) = read_until_eof(&mut s, 5.0);
+    drop(s);
+    let out = listen.wait(5.0);
+    out.expect_code(0).expect_stdout(b"to-server\n");
+    assert_eq!(back, b"to-client\n");
+    assert!(eof);
+    out.expect_stderr_contains("nk: connection from [::1]:");
+}
+
+#[test]
+fn listen_w_gives_up_without_a_client() {
+    let mut listen = Proc::nk(
+        ["listen", "-v", "-w", "1", "127.0.0.1:0"],
+        In::Null,
+        Out::Pipe,
+    );
+    listen.nk_listening_port();
+    let out = listen.wait(5.0);
+    out.expect_code(1).expect_stdout(b"");
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("nk: ") && !l.starts_with("nk: listening on ")),
+        "no error line\n{}",
+        out.describe()
+    );
+    assert!(
+        out.elapsed >= Duration::from_millis(800),
+        "gave up before -w 1 elapsed\n{}",
+        out.describe()
+    );
+}
