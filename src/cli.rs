@@ -109,7 +109,8 @@ impl RelayArgs {
             None => None,
             Some("-") => Some(Box::new(std::io::stderr())),
             Some(path) => Some(Box::new(
-                std::fs::File::create(path).with_context(|| format!("create hex dump file {path}"))?,
+                std::fs::File::create(path)
+                    .with_context(|| format!("create hex dump file {path}"))?,
             )),
         };
         Ok(RelayOptions {
@@ -176,13 +177,18 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
             let scale = match &text[at..] {
                 "k" | "K" | "KiB" => 1 << 10,
                 "m" | "M" | "MiB" => 1 << 20,
-                unit => return Err(format!("invalid size \"{text}\": unknown unit \"{unit}\" (use k or M)")),
+                unit => {
+                    return Err(format!(
+                        "invalid size \"{text}\": unknown unit \"{unit}\" (use k or M)"
+                    ))
+                }
             };
             (&text[..at], scale)
         }
     };
-    let value: u64 =
-        digits.parse().map_err(|_| format!("invalid size \"{text}\": expected a number such as 65536 or 64k"))?;
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid size \"{text}\": expected a number such as 65536 or 64k"))?;
     match value.checked_mul(scale) {
         Some(bytes) if bytes > 0 && bytes <= MAX_BUFFER_SIZE => Ok(bytes as usize),
         _ => Err(format!("invalid size \"{text}\": must be 1 byte to 1 GiB")),

@@ -55,7 +55,10 @@ pub struct UsageError {
 impl UsageError {
     /// A usage error with the given one-line message.
     pub fn new(message: impl Into<String>) -> UsageError {
-        UsageError { message: message.into(), hint: None }
+        UsageError {
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// Adds the `hint: ...` line that tells the user how to fix it.
@@ -179,7 +182,11 @@ mod tests {
     fn hints_are_found() {
         let err = anyhow::Error::new(UsageError::new("bad").with_hint("try this"));
         assert_eq!(hint(&err), Some("try this"));
-        let err = anyhow::Error::new(Hinted { message: "m".into(), hint: "h".into() }).context("c");
+        let err = anyhow::Error::new(Hinted {
+            message: "m".into(),
+            hint: "h".into(),
+        })
+        .context("c");
         assert_eq!(hint(&err), Some("h"));
     }
 }

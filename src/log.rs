@@ -26,7 +26,10 @@ pub fn at(level: u8, message: std::fmt::Arguments<'_>) {
         return;
     }
     let line = if verbosity() >= 2 {
-        format!("nk: {} {message}\n", chrono::Local::now().format("%H:%M:%S%.6f"))
+        format!(
+            "nk: {} {message}\n",
+            chrono::Local::now().format("%H:%M:%S%.6f")
+        )
     } else {
         format!("nk: {message}\n")
     };
@@ -37,7 +40,9 @@ pub fn at(level: u8, message: std::fmt::Arguments<'_>) {
 
 /// Unconditional warning (shown without `-v`): something the user should know.
 pub fn warn(message: std::fmt::Arguments<'_>) {
-    let _ = std::io::stderr().lock().write_all(format!("nk: warning: {message}\n").as_bytes());
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(format!("nk: warning: {message}\n").as_bytes());
 }
 
 /// `-v` diagnostics: connections, peers, summaries.

@@ -21,7 +21,11 @@ pub fn on_interrupt(last_words: impl Fn() + Send + 'static) -> Result<()> {
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
                 last_words();
-                let status = if signal == SIGTERM { Status::Terminated } else { Status::Interrupted };
+                let status = if signal == SIGTERM {
+                    Status::Terminated
+                } else {
+                    Status::Interrupted
+                };
                 process::exit(status.code().into());
             }
         })

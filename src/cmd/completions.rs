@@ -47,16 +47,24 @@ pub fn run_man(args: ManArgs) -> Result<()> {
     let page = match args.command.as_deref() {
         None => command,
         Some(name) => {
-            let names: Vec<String> = command.get_subcommands().map(|c| c.get_name().to_string()).collect();
+            let names: Vec<String> = command
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .collect();
             let sub = command.find_subcommand(name).cloned().ok_or_else(|| {
-                usage(format!("unknown command \"{name}\": choose one of {}", names.join(", ")))
+                usage(format!(
+                    "unknown command \"{name}\": choose one of {}",
+                    names.join(", ")
+                ))
             })?;
             let full_name = format!("nk-{name}");
             sub.name(full_name).bin_name(format!("nk {name}"))
         }
     };
     let mut buffer = Vec::new();
-    clap_mangen::Man::new(page).render(&mut buffer).context("render man page")?;
+    clap_mangen::Man::new(page)
+        .render(&mut buffer)
+        .context("render man page")?;
     write_stdout(&buffer)
 }
 

@@ -67,7 +67,9 @@ impl ListenArgs {
     /// The listening address from the positional forms, `-p` and `-s`.
     fn spec(&self) -> Result<ListenSpec> {
         let positional = match (&self.address, &self.port) {
-            (Some(first), second) => Some(addr::parse_listen(first, second.as_deref(), Proto::Tcp)?),
+            (Some(first), second) => {
+                Some(addr::parse_listen(first, second.as_deref(), Proto::Tcp)?)
+            }
             (None, _) => None,
         };
         let mut spec = match (positional, &self.port_flag) {
@@ -80,7 +82,10 @@ impl ListenArgs {
                 addr::parse_listen(host, Some(port), Proto::Tcp)?
             }
             (Some(spec), None) => spec,
-            (None, Some(port)) => ListenSpec { host: None, port: addr::parse_port(port, Proto::Tcp, true)? },
+            (None, Some(port)) => ListenSpec {
+                host: None,
+                port: addr::parse_port(port, Proto::Tcp, true)?,
+            },
             (None, None) => {
                 return Err(anyhow::Error::new(
                     UsageError::new("missing port to listen on")
@@ -90,7 +95,9 @@ impl ListenArgs {
         };
         if let Some(host) = &self.host_flag {
             if spec.host.is_some() {
-                return Err(usage("the listening host is given twice: in the address and with -s"));
+                return Err(usage(
+                    "the listening host is given twice: in the address and with -s",
+                ));
             }
             spec.host = Some(addr::parse_host(host)?);
         }
@@ -117,6 +124,8 @@ pub fn run(args: ListenArgs) -> Result<()> {
     // Listener-only options were applied at bind time; the rest apply to the connection.
     per_connection.reuseaddr = false;
     per_connection.reuseport = false;
-    per_connection.apply(&accepted, peer.is_ipv6()).with_context(|| format!("configure connection from {peer_text}"))?;
+    per_connection
+        .apply(&accepted, peer.is_ipv6())
+        .with_context(|| format!("configure connection from {peer_text}"))?;
     relay_stdio(stream, &peer_text, &args.relay)
 }

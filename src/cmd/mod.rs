@@ -12,7 +12,7 @@ use anyhow::Result;
 
 use crate::cli::RelayArgs;
 use crate::info;
-use crate::net::relay::{self, Remote, Sink, SplitStream, Source};
+use crate::net::relay::{self, Remote, Sink, Source, SplitStream};
 use crate::signals;
 
 /// Relays a connected stream with stdin/stdout under the user's relay flags; `peer` names it.
@@ -22,7 +22,11 @@ pub fn relay_stdio<S: SplitStream>(stream: S, peer: &str, args: &RelayArgs) -> R
     let summary_counters = std::sync::Arc::clone(&counters);
     signals::on_interrupt(move || info!("{}", summary_counters.summary()))?;
     let remote = Remote::from_stream(stream, peer)?;
-    let source = if args.recv_only { None } else { Some(Source::stdin()?) };
+    let source = if args.recv_only {
+        None
+    } else {
+        Some(Source::stdin()?)
+    };
     let result = relay::relay(source, Sink::stdout()?, remote, &opts);
     info!("{}", counters.summary());
     result

@@ -110,7 +110,9 @@ pub fn parse_host(text: &str) -> Result<Host> {
         return Err(usage("invalid host \"\": empty"));
     }
     if text.contains(':') {
-        return Err(usage(format!("invalid address \"{text}\": not an IPv6 address")));
+        return Err(usage(format!(
+            "invalid address \"{text}\": not an IPv6 address"
+        )));
     }
     if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return Err(usage(format!(
@@ -119,10 +121,14 @@ pub fn parse_host(text: &str) -> Result<Host> {
     }
     let name = text.strip_suffix('.').unwrap_or(text);
     if name.len() > MAX_NAME_LEN {
-        return Err(usage(format!("invalid host name: longer than {MAX_NAME_LEN} characters")));
+        return Err(usage(format!(
+            "invalid host name: longer than {MAX_NAME_LEN} characters"
+        )));
     }
     for label in name.split('.') {
-        let valid_chars = label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let valid_chars = label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if label.is_empty() || label.len() > 63 || !valid_chars || label.starts_with('-') {
             return Err(usage(format!(
                 "invalid host name \"{}\": each dot-separated label must be 1-63 letters, digits, '-' or '_'",
@@ -137,7 +143,9 @@ pub fn parse_host(text: &str) -> Result<Host> {
 pub fn parse_port(text: &str, proto: Proto, allow_zero: bool) -> Result<u16> {
     let range = if allow_zero { "0-65535" } else { "1-65535" };
     if text.is_empty() {
-        return Err(usage(format!("invalid port \"\": expected a number {range} or a service name")));
+        return Err(usage(format!(
+            "invalid port \"\": expected a number {range} or a service name"
+        )));
     }
     if text.bytes().all(|b| b.is_ascii_digit()) {
         return match text.parse::<u32>() {
@@ -152,7 +160,9 @@ pub fn parse_port(text: &str, proto: Proto, allow_zero: bool) -> Result<u16> {
                 text.escape_debug(),
                 proto.as_str()
             ))
-            .with_hint(format!("use a number {range}, or a name such as http or smtp")),
+            .with_hint(format!(
+                "use a number {range}, or a name such as http or smtp"
+            )),
         )
     })
 }
@@ -214,7 +224,10 @@ pub fn parse_target(first: &str, second: Option<&str>, proto: Proto) -> Result<T
     if host_text.is_empty() {
         return Err(usage(format!("invalid address \"{first}\": missing host")));
     }
-    Ok(Target { host: parse_host(host_text)?, port: parse_port(port_text, proto, false)? })
+    Ok(Target {
+        host: parse_host(host_text)?,
+        port: parse_port(port_text, proto, false)?,
+    })
 }
 
 /// Parses a listener address: `PORT`, `:PORT`, `HOST:PORT`, `[V6]:PORT`, or `HOST` and `PORT`
@@ -222,24 +235,40 @@ pub fn parse_target(first: &str, second: Option<&str>, proto: Proto) -> Result<T
 pub fn parse_listen(first: &str, second: Option<&str>, proto: Proto) -> Result<ListenSpec> {
     if let Some(port) = second {
         let host = parse_host(first.trim_start_matches('[').trim_end_matches(']'))?;
-        return Ok(ListenSpec { host: Some(host), port: parse_port(port, proto, true)? });
+        return Ok(ListenSpec {
+            host: Some(host),
+            port: parse_port(port, proto, true)?,
+        });
     }
     if !first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(ListenSpec { host: None, port: parse_port(first, proto, true)? });
+        return Ok(ListenSpec {
+            host: None,
+            port: parse_port(first, proto, true)?,
+        });
     }
     let (host_text, port_text) = split_host_port(first)?;
     let Some(port_text) = port_text else {
         // A bare service name is a port (`nk listen http`); anything else lacks one.
         if services::system().port(first, proto).is_some() {
-            return Ok(ListenSpec { host: None, port: parse_port(first, proto, true)? });
+            return Ok(ListenSpec {
+                host: None,
+                port: parse_port(first, proto, true)?,
+            });
         }
         return Err(anyhow::Error::new(
             UsageError::new(format!("missing port in \"{first}\""))
                 .with_hint("write PORT, :PORT, HOST:PORT or [::]:PORT"),
         ));
     };
-    let host = if host_text.is_empty() { None } else { Some(parse_host(host_text)?) };
-    Ok(ListenSpec { host, port: parse_port(port_text, proto, true)? })
+    let host = if host_text.is_empty() {
+        None
+    } else {
+        Some(parse_host(host_text)?)
+    };
+    Ok(ListenSpec {
+        host,
+        port: parse_port(port_text, proto, true)?,
+    })
 }
 
 /// Orders addresses for Happy Eyeballs (RFC 8305 §4): IPv6 first, then alternate the families,
@@ -279,9 +308,13 @@ pub fn resolve(target: &Target, family: Family, deadline: Deadline) -> Result<Ve
             vec![SocketAddr::new(*ip, target.port)]
         }
         Host::Name(name) => {
-            let all = lookup(name, target.port, deadline)
-                .with_context(|| format!("resolve {name}"))?;
-            let wanted: Vec<_> = all.iter().copied().filter(|a| family.allows(a.ip())).collect();
+            let all =
+                lookup(name, target.port, deadline).with_context(|| format!("resolve {name}"))?;
+            let wanted: Vec<_> = all
+                .iter()
+                .copied()
+                .filter(|a| family.allows(a.ip()))
+                .collect();
             if wanted.is_empty() {
                 let which = if family == Family::V4 { "IPv4" } else { "IPv6" };
                 return Err(anyhow!("resolve {name}: no {which} address"));
@@ -305,7 +338,9 @@ fn lookup(name: &str, port: u16, deadline: Deadline) -> Result<Vec<SocketAddr>> 
         })
         .context("start resolver thread")?;
     let received = match deadline.remaining()? {
-        None => rx.recv().map_err(|_| anyhow!("resolver thread ended without an answer"))?,
+        None => rx
+            .recv()
+            .map_err(|_| anyhow!("resolver thread ended without an answer"))?,
         Some(left) => rx
             .recv_timeout(left)
             .map_err(|_| anyhow!("timed out waiting for the resolver"))?,
@@ -321,7 +356,9 @@ fn lookup(name: &str, port: u16, deadline: Deadline) -> Result<Vec<SocketAddr>> 
 /// not known"; keep the resolver's own words only.
 fn resolver_message(err: &std::io::Error) -> String {
     let text = err.to_string();
-    text.strip_prefix("failed to lookup address information: ").unwrap_or(&text).to_string()
+    text.strip_prefix("failed to lookup address information: ")
+        .unwrap_or(&text)
+        .to_string()
 }
 
 /// The wildcard address of a family, for listeners with no host.
@@ -358,13 +395,43 @@ mod tests {
     fn every_client_form_parses() {
         let v4 = Host::Ip("127.0.0.1".parse().unwrap());
         let v6 = Host::Ip("::1".parse().unwrap());
-        assert_eq!(target("127.0.0.1:80", None).unwrap(), Target { host: v4.clone(), port: 80 });
-        assert_eq!(target("127.0.0.1", Some("80")).unwrap(), Target { host: v4, port: 80 });
-        assert_eq!(target("[::1]:8080", None).unwrap(), Target { host: v6.clone(), port: 8080 });
-        assert_eq!(target("::1", Some("8080")).unwrap(), Target { host: v6.clone(), port: 8080 });
-        assert_eq!(target("[::1]", Some("22")).unwrap(), Target { host: v6, port: 22 });
+        assert_eq!(
+            target("127.0.0.1:80", None).unwrap(),
+            Target {
+                host: v4.clone(),
+                port: 80
+            }
+        );
+        assert_eq!(
+            target("127.0.0.1", Some("80")).unwrap(),
+            Target { host: v4, port: 80 }
+        );
+        assert_eq!(
+            target("[::1]:8080", None).unwrap(),
+            Target {
+                host: v6.clone(),
+                port: 8080
+            }
+        );
+        assert_eq!(
+            target("::1", Some("8080")).unwrap(),
+            Target {
+                host: v6.clone(),
+                port: 8080
+            }
+        );
+        assert_eq!(
+            target("[::1]", Some("22")).unwrap(),
+            Target { host: v6, port: 22 }
+        );
         let named = target("example.com", Some("http")).unwrap();
-        assert_eq!(named, Target { host: Host::Name("example.com".into()), port: 80 });
+        assert_eq!(
+            named,
+            Target {
+                host: Host::Name("example.com".into()),
+                port: 80
+            }
+        );
         assert_eq!(named.to_string(), "example.com:80");
         assert_eq!(target("[::1]:80", None).unwrap().to_string(), "[::1]:80");
     }
@@ -398,16 +465,61 @@ mod tests {
     #[test]
     fn every_listener_form_parses() {
         let spec = |first, second| parse_listen(first, second, Proto::Tcp).unwrap();
-        assert_eq!(spec("8080", None), ListenSpec { host: None, port: 8080 });
-        assert_eq!(spec(":8080", None), ListenSpec { host: None, port: 8080 });
-        assert_eq!(spec("0", None), ListenSpec { host: None, port: 0 });
+        assert_eq!(
+            spec("8080", None),
+            ListenSpec {
+                host: None,
+                port: 8080
+            }
+        );
+        assert_eq!(
+            spec(":8080", None),
+            ListenSpec {
+                host: None,
+                port: 8080
+            }
+        );
+        assert_eq!(
+            spec("0", None),
+            ListenSpec {
+                host: None,
+                port: 0
+            }
+        );
         let any6 = Some(Host::Ip("::".parse().unwrap()));
-        assert_eq!(spec("[::]:0", None), ListenSpec { host: any6.clone(), port: 0 });
-        assert_eq!(spec("::", Some("9")), ListenSpec { host: any6, port: 9 });
+        assert_eq!(
+            spec("[::]:0", None),
+            ListenSpec {
+                host: any6.clone(),
+                port: 0
+            }
+        );
+        assert_eq!(
+            spec("::", Some("9")),
+            ListenSpec {
+                host: any6,
+                port: 9
+            }
+        );
         let lo = Some(Host::Ip("127.0.0.1".parse().unwrap()));
-        assert_eq!(spec("127.0.0.1:9", None), ListenSpec { host: lo.clone(), port: 9 });
-        assert_eq!(spec("127.0.0.1", Some("9")), ListenSpec { host: lo, port: 9 });
-        assert_eq!(spec("http", None), ListenSpec { host: None, port: 80 });
+        assert_eq!(
+            spec("127.0.0.1:9", None),
+            ListenSpec {
+                host: lo.clone(),
+                port: 9
+            }
+        );
+        assert_eq!(
+            spec("127.0.0.1", Some("9")),
+            ListenSpec { host: lo, port: 9 }
+        );
+        assert_eq!(
+            spec("http", None),
+            ListenSpec {
+                host: None,
+                port: 80
+            }
+        );
     }
 
     #[test]
@@ -432,7 +544,13 @@ mod tests {
         ]);
         assert_eq!(
             ordered,
-            vec![a("[::1]:1"), a("127.0.0.1:1"), a("[::2]:1"), a("127.0.0.2:1"), a("127.0.0.3:1")]
+            vec![
+                a("[::1]:1"),
+                a("127.0.0.1:1"),
+                a("[::2]:1"),
+                a("127.0.0.2:1"),
+                a("127.0.0.3:1")
+            ]
         );
     }
 
@@ -441,7 +559,10 @@ mod tests {
         let t = target("::1", Some("80")).unwrap();
         let err = resolve(&t, Family::V4, Deadline::NEVER).unwrap_err();
         assert_eq!(classify(&err), Status::Usage);
-        assert_eq!(resolve(&t, Family::V6, Deadline::NEVER).unwrap(), vec!["[::1]:80".parse().unwrap()]);
+        assert_eq!(
+            resolve(&t, Family::V6, Deadline::NEVER).unwrap(),
+            vec!["[::1]:80".parse().unwrap()]
+        );
     }
 
     #[test]

@@ -59,7 +59,9 @@ pub fn connect(target: &Target, opts: &ConnectOptions) -> Result<Connected> {
         if addrs.is_empty() {
             let family = if source.is_ipv4() { "IPv4" } else { "IPv6" };
             return Err(anyhow::Error::new(Hinted {
-                message: format!("connect {target}: it has no {family} address to match -s {source}"),
+                message: format!(
+                    "connect {target}: it has no {family} address to match -s {source}"
+                ),
                 hint: "give a source address of the target's family, or drop -s".into(),
             }));
         }
@@ -69,7 +71,11 @@ pub fn connect(target: &Target, opts: &ConnectOptions) -> Result<Connected> {
 }
 
 fn list(addrs: &[SocketAddr]) -> String {
-    addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+    addrs
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One connection attempt in flight.
@@ -112,11 +118,18 @@ pub fn happy_eyeballs(
         if deadline.expired() {
             let waited = opts.timeout.map(format_duration).unwrap_or_default();
             for attempt in &in_flight {
-                failures.push((attempt.addr, io::Error::new(io::ErrorKind::TimedOut, "timed out")));
+                failures.push((
+                    attempt.addr,
+                    io::Error::new(io::ErrorKind::TimedOut, "timed out"),
+                ));
             }
             return Err(all_failed(target, failures, Some(waited)));
         }
-        let wake = if more { deadline.min(Deadline::after(Some(remaining_until(next_start)))) } else { deadline };
+        let wake = if more {
+            deadline.min(Deadline::after(Some(remaining_until(next_start))))
+        } else {
+            deadline
+        };
         wait_writable(&in_flight, wake)?;
         let mut still = Vec::with_capacity(in_flight.len());
         for attempt in in_flight.drain(..) {
@@ -137,7 +150,8 @@ pub fn happy_eyeballs(
 }
 
 fn remaining_until(at: Instant) -> Duration {
-    at.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))
+    at.saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
 }
 
 /// Creates, configures, binds and starts connecting one socket. `true` when the connection
@@ -147,9 +161,13 @@ fn start_attempt(addr: SocketAddr, opts: &ConnectOptions) -> io::Result<(Socket,
     let mut sockopts = opts.sockopts.clone();
     // Several attempts of one family may bind the same source port at once.
     sockopts.reuseaddr |= opts.source_port.is_some();
-    sockopts.apply(&socket, addr.is_ipv6()).map_err(io::Error::other)?;
+    sockopts
+        .apply(&socket, addr.is_ipv6())
+        .map_err(io::Error::other)?;
     if opts.source_addr.is_some() || opts.source_port.is_some() {
-        let ip = opts.source_addr.unwrap_or_else(|| addr::unspecified(addr.is_ipv6()));
+        let ip = opts
+            .source_addr
+            .unwrap_or_else(|| addr::unspecified(addr.is_ipv6()));
         let local = SocketAddr::new(ip, opts.source_port.unwrap_or(0));
         socket
             .bind(&SockAddr::from(local))
@@ -184,11 +202,21 @@ fn attempt_state(socket: &Socket) -> AttemptState {
 fn wait_writable(attempts: &[Attempt], until: Deadline) -> Result<()> {
     let mut fds: Vec<libc::pollfd> = attempts
         .iter()
-        .map(|a| libc::pollfd { fd: a.socket.as_raw_fd(), events: libc::POLLOUT, revents: 0 })
+        .map(|a| libc::pollfd {
+            fd: a.socket.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        })
         .collect();
     loop {
         // SAFETY: `fds` is a valid, initialised slice of pollfd for the duration of the call.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, until.poll_timeout_ms()) };
+        let ready = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                until.poll_timeout_ms(),
+            )
+        };
         if ready >= 0 {
             return Ok(());
         }
@@ -200,15 +228,29 @@ fn wait_writable(attempts: &[Attempt], until: Deadline) -> Result<()> {
 }
 
 fn finish(socket: Socket, addr: SocketAddr) -> Result<Connected> {
-    socket.set_nonblocking(false).context("set socket blocking")?;
+    socket
+        .set_nonblocking(false)
+        .context("set socket blocking")?;
     let stream: TcpStream = socket.into();
     let local = stream.local_addr().context("getsockname")?;
-    info!("connected to {} (tcp) from {}", display_addr(addr), display_addr(local));
-    Ok(Connected { stream, peer: addr, local })
+    info!(
+        "connected to {} (tcp) from {}",
+        display_addr(addr),
+        display_addr(local)
+    );
+    Ok(Connected {
+        stream,
+        peer: addr,
+        local,
+    })
 }
 
 /// One error for the whole attempt, naming each address and its cause.
-fn all_failed(target: &Target, failures: Vec<(SocketAddr, io::Error)>, timed_out: Option<String>) -> anyhow::Error {
+fn all_failed(
+    target: &Target,
+    failures: Vec<(SocketAddr, io::Error)>,
+    timed_out: Option<String>,
+) -> anyhow::Error {
     let single_literal = failures.len() == 1 && matches!(target.host, addr::Host::Ip(_));
     if single_literal {
         let (addr, err) = failures.into_iter().next().expect("one failure");
@@ -237,7 +279,11 @@ mod tests {
     use std::net::TcpListener;
 
     fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 
     #[test]
@@ -246,7 +292,10 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let live: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let target = Target { host: addr::Host::Name("test".into()), port };
+        let target = Target {
+            host: addr::Host::Name("test".into()),
+            port,
+        };
         let opts = ConnectOptions::default();
         let connected = happy_eyeballs(&target, &[dead, live], &opts, Deadline::NEVER).unwrap();
         assert_eq!(connected.peer, live);
@@ -256,10 +305,18 @@ mod tests {
     fn every_failure_is_named() {
         let a: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let b: SocketAddr = format!("127.0.0.2:{}", free_port()).parse().unwrap();
-        let target = Target { host: addr::Host::Name("test".into()), port: a.port() };
-        let err = happy_eyeballs(&target, &[a, b], &ConnectOptions::default(), Deadline::NEVER)
-            .unwrap_err()
-            .to_string();
+        let target = Target {
+            host: addr::Host::Name("test".into()),
+            port: a.port(),
+        };
+        let err = happy_eyeballs(
+            &target,
+            &[a, b],
+            &ConnectOptions::default(),
+            Deadline::NEVER,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("all 2 addresses failed"), "{err}");
         assert!(err.contains(&format!("{a}: Connection refused")), "{err}");
         assert!(err.contains(&format!("{b}: Connection refused")), "{err}");
@@ -268,7 +325,10 @@ mod tests {
     #[test]
     fn a_single_literal_reads_like_netcat() {
         let port = free_port();
-        let target = Target { host: addr::Host::Ip("127.0.0.1".parse().unwrap()), port };
+        let target = Target {
+            host: addr::Host::Ip("127.0.0.1".parse().unwrap()),
+            port,
+        };
         let err = connect(&target, &ConnectOptions::default()).unwrap_err();
         assert_eq!(
             format!("{err:#}"),
@@ -281,14 +341,20 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let source_port = free_port();
-        let target = Target { host: addr::Host::Ip("127.0.0.1".parse().unwrap()), port };
+        let target = Target {
+            host: addr::Host::Ip("127.0.0.1".parse().unwrap()),
+            port,
+        };
         let opts = ConnectOptions {
             source_addr: Some("127.0.0.2".parse().unwrap()),
             source_port: Some(source_port),
             ..ConnectOptions::default()
         };
         let connected = connect(&target, &opts).unwrap();
-        assert_eq!(connected.local, format!("127.0.0.2:{source_port}").parse().unwrap());
+        assert_eq!(
+            connected.local,
+            format!("127.0.0.2:{source_port}").parse().unwrap()
+        );
         let (_, seen) = listener.accept().unwrap();
         assert_eq!(seen, connected.local);
     }

@@ -23,7 +23,9 @@ impl Deadline {
 
     /// `timeout` from now, or no limit for `None`.
     pub fn after(timeout: Option<Duration>) -> Deadline {
-        Deadline { at: timeout.map(|t| Instant::now() + t) }
+        Deadline {
+            at: timeout.map(|t| Instant::now() + t),
+        }
     }
 
     /// The instant itself, if there is a limit.
@@ -122,7 +124,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     if number.is_empty() || number.starts_with('.') && number.len() == 1 {
-        return Err(format!("invalid duration \"{text}\": expected a number such as 5, 1.5, 500ms"));
+        return Err(format!(
+            "invalid duration \"{text}\": expected a number such as 5, 1.5, 500ms"
+        ));
     }
     let value: f64 = number
         .parse()
@@ -150,7 +154,17 @@ mod tests {
 
     #[test]
     fn rejects_garbage_with_a_reason() {
-        for bad in ["", "s", "5x", "-1", "1.2.3", "ms", ".", "1e400", "99999999999999h"] {
+        for bad in [
+            "",
+            "s",
+            "5x",
+            "-1",
+            "1.2.3",
+            "ms",
+            ".",
+            "1e400",
+            "99999999999999h",
+        ] {
             let err = parse_duration(bad).unwrap_err();
             assert!(err.starts_with("invalid duration"), "{bad}: {err}");
         }
@@ -173,7 +187,10 @@ mod tests {
         assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(59));
         let past = Deadline::after(Some(Duration::ZERO));
         assert!(past.expired());
-        assert_eq!(past.remaining().unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert_eq!(
+            past.remaining().unwrap_err().kind(),
+            io::ErrorKind::TimedOut
+        );
         assert_eq!(past.poll_timeout_ms(), 0);
         assert_eq!(soon.min(past), past);
         assert_eq!(Deadline::NEVER.min(soon), soon);

@@ -25,7 +25,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -83,13 +83,19 @@ impl fmt::Debug for AtEof {
 
 impl fmt::Debug for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Source").field("fd", &self.fd).field("what", &self.what).finish()
+        f.debug_struct("Source")
+            .field("fd", &self.fd)
+            .field("what", &self.what)
+            .finish()
     }
 }
 
 impl fmt::Debug for Sink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sink").field("fd", &self.fd).field("what", &self.what).finish()
+        f.debug_struct("Sink")
+            .field("fd", &self.fd)
+            .field("what", &self.what)
+            .finish()
     }
 }
 
@@ -97,12 +103,20 @@ impl Source {
     /// A source with a file descriptor (zero-copy capable).
     pub fn from_fd<R: Read + AsFd + Send + 'static>(reader: R, what: impl Into<String>) -> Source {
         let fd = reader.as_fd().as_raw_fd();
-        Source { reader: Box::new(reader), fd: Some(fd), what: what.into() }
+        Source {
+            reader: Box::new(reader),
+            fd: Some(fd),
+            what: what.into(),
+        }
     }
 
     /// A source without a file descriptor (read/write path only).
     pub fn from_reader<R: Read + Send + 'static>(reader: R, what: impl Into<String>) -> Source {
-        Source { reader: Box::new(reader), fd: None, what: what.into() }
+        Source {
+            reader: Box::new(reader),
+            fd: None,
+            what: what.into(),
+        }
     }
 
     /// Standard input, unbuffered (a duplicate of fd 0, so splice and read see the same bytes).
@@ -212,7 +226,10 @@ pub struct Remote {
 
 impl fmt::Debug for Remote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Remote").field("source", &self.source).field("sink", &self.sink).finish()
+        f.debug_struct("Remote")
+            .field("source", &self.source)
+            .field("sink", &self.sink)
+            .finish()
     }
 }
 
@@ -351,21 +368,44 @@ pub fn relay(
     let counters = Arc::clone(&opts.counters);
     counters.restart();
     let (events, ended) = mpsc::channel();
-    let Remote { source: remote_source, sink: mut remote_sink, close } = remote;
+    let Remote {
+        source: remote_source,
+        sink: mut remote_sink,
+        close,
+    } = remote;
     if !opts.half_close {
         remote_sink.at_eof = AtEof::Nothing;
     }
-    let local_source = if opts.receive_only { None } else { local_source };
-    let local_sink = if opts.send_only { Sink::discard() } else { local_sink };
+    let local_source = if opts.receive_only {
+        None
+    } else {
+        local_source
+    };
+    let local_sink = if opts.send_only {
+        Sink::discard()
+    } else {
+        local_sink
+    };
 
+    let mut sender = None;
     if let Some(source) = local_source {
-        let pump = Pump::new(Direction::Send, opts, &counters);
+        let gate = Arc::new(Mutex::new(()));
+        // A duplicate of the input descriptor, so the supervisor can ask "is input pending?"
+        // even after the sending thread has closed its own.
+        let probe = source.fd.and_then(|fd| dup(fd).ok());
+        let mut pump = Pump::new(Direction::Send, opts, &counters);
+        pump.gate = Some(Arc::clone(&gate));
         spawn_direction(pump, source, remote_sink, events.clone())?;
+        let grace = match &probe {
+            Some(fd) if is_tty(fd.as_raw_fd()) => Duration::ZERO,
+            _ => PEER_CLOSED_GRACE,
+        };
+        sender = Some(SenderWatch { gate, probe, grace });
     }
     let pump = Pump::new(Direction::Receive, opts, &counters);
     spawn_direction(pump, remote_source, local_sink, events)?;
 
-    let result = supervise(&ended, opts, &counters);
+    let result = supervise(&ended, sender.as_ref(), opts, &counters);
     close();
     result
 }
@@ -387,14 +427,72 @@ fn spawn_direction(
     Ok(())
 }
 
-/// Waits for the directions to end and applies `-q` and `-i`.
+/// What the supervisor needs to tell whether the sending side is idle.
+struct SenderWatch {
+    /// Held by the sender from the moment it takes bytes from its input until they are
+    /// written: while it is free, no byte is in flight.
+    gate: Arc<Mutex<()>>,
+    /// The input descriptor (a duplicate), to see whether bytes are waiting in it.
+    probe: Option<OwnedFd>,
+    /// How long the input may stay idle after the peer closed before the relay ends.
+    grace: Duration,
+}
+
+impl SenderWatch {
+    /// True when the sender holds no bytes and its input has none ready: stopping now loses
+    /// nothing that was read. An input without a descriptor is finite and never "idle".
+    fn idle(&self) -> bool {
+        let Ok(_held) = self.gate.try_lock() else {
+            return false;
+        };
+        match &self.probe {
+            Some(fd) => !readable_now(fd.as_raw_fd()),
+            None => false,
+        }
+    }
+}
+
+/// How often a relay whose peer has closed checks whether its sender went idle.
+const IDLE_CHECK: Duration = Duration::from_millis(20);
+
+/// After the peer's EOF, how long local input (a pipe, a socket) may stay idle before the
+/// relay ends. A peer that only half-closed still reads, and a producer such as `tar` may
+/// pause between writes, so ending at the first empty moment would cut the stream; a peer
+/// that closed for good is noticed within this time. On a terminal there is no producer to
+/// wait for, so the relay ends at once.
+pub const PEER_CLOSED_GRACE: Duration = Duration::from_secs(1);
+
+/// Waits for the directions to end and applies the end-of-relay rules, `-q` and `-i`.
+///
+/// When the remote closes its side first, the relay does not stop at once: a peer may
+/// half-close and still read (as `nc -N` and `nk` itself do), and TCP cannot tell that from a
+/// full close. So input keeps flowing to the peer (if the peer is gone for good, the kernel's
+/// reset ends the relay with an error), and the relay ends when the sender has finished,
+/// failed, or held nothing with no input pending for [`PEER_CLOSED_GRACE`] (so
+/// `sleep 100 | nk dial ...` ends about a second after the peer closes).
 fn supervise(
     ended: &mpsc::Receiver<Event>,
+    sender: Option<&SenderWatch>,
     opts: &RelayOptions,
     counters: &Counters,
 ) -> Result<()> {
+    let mut send_running = sender.is_some();
     let mut send_done_at: Option<Instant> = None;
     let mut send_failure: Option<anyhow::Error> = None;
+    let mut peer_closed = false;
+    let mut idle_since: Option<Instant> = None;
+    // After the peer closed: whether the sender has been idle for its whole grace period.
+    let mut sender_done_waiting = |watch: Option<&SenderWatch>| match watch {
+        Some(watch) if watch.idle() => {
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            since.elapsed() >= watch.grace
+        }
+        Some(_) => {
+            idle_since = None;
+            false
+        }
+        None => true,
+    };
     loop {
         let mut wait = Duration::MAX;
         if let Some(idle) = opts.idle_timeout {
@@ -403,29 +501,41 @@ fn supervise(
         if let (Some(quit), Some(done)) = (opts.quit_after_eof, send_done_at) {
             wait = wait.min(quit.saturating_sub(done.elapsed()));
         }
+        if peer_closed {
+            wait = wait.min(IDLE_CHECK);
+        }
         let event = if wait == Duration::MAX {
             ended.recv().map_err(|_| RecvTimeoutError::Disconnected)
         } else {
             ended.recv_timeout(wait)
         };
         match event {
-            Ok(Event::Ended(Direction::Receive, result)) => {
-                // The remote closed (or failed). A send failure seen first explains a reset.
-                return match (result, send_failure) {
-                    (Ok(_), _) => Ok(()),
-                    (Err(err), _) if crate::exit::is_silent(&err) => Err(err),
-                    (Err(_), Some(send_err)) => Err(send_err),
-                    (Err(err), None) => Err(err),
+            Ok(Event::Ended(Direction::Receive, Ok(_))) => {
+                if let Some(err) = send_failure {
+                    return Err(err);
+                }
+                if !send_running || sender_done_waiting(sender) {
+                    return Ok(());
+                }
+                peer_closed = true;
+            }
+            Ok(Event::Ended(Direction::Receive, Err(err))) => {
+                // A send failure seen first explains a reset better than the reset does.
+                return match send_failure {
+                    Some(send_err) if !crate::exit::is_silent(&err) => Err(send_err),
+                    _ => Err(err),
                 };
             }
             Ok(Event::Ended(Direction::Send, Ok(_))) => {
+                send_running = false;
                 send_done_at = Some(Instant::now());
-                if opts.send_only || opts.quit_after_eof == Some(Duration::ZERO) {
+                if peer_closed || opts.send_only || opts.quit_after_eof == Some(Duration::ZERO) {
                     return Ok(());
                 }
             }
             Ok(Event::Ended(Direction::Send, Err(err))) => {
-                if !is_peer_gone(&err) {
+                send_running = false;
+                if peer_closed || !is_peer_gone(&err) {
                     return Err(err);
                 }
                 // The peer went away while we were sending: the receive side will see the
@@ -447,6 +557,9 @@ fn supervise(
                         return Ok(());
                     }
                 }
+                if peer_closed && sender_done_waiting(sender) {
+                    return Ok(());
+                }
             }
             Err(RecvTimeoutError::Disconnected) => {
                 return Err(anyhow!("relay threads ended without a result"));
@@ -456,12 +569,16 @@ fn supervise(
 }
 
 fn is_peer_gone(err: &anyhow::Error) -> bool {
-    err.chain().filter_map(|e| e.downcast_ref::<io::Error>()).any(|e| {
-        matches!(
-            e.kind(),
-            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-        )
-    })
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<io::Error>())
+        .any(|e| {
+            matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+            )
+        })
 }
 
 /// Which end of a transfer an error belongs to.
@@ -477,6 +594,8 @@ struct Pump {
     counters: Arc<Counters>,
     crlf: Option<CrlfEncoder>,
     hexdump: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
+    /// Sending side only: held while bytes taken from the input are not yet written.
+    gate: Option<Arc<Mutex<()>>>,
     total: u64,
 }
 
@@ -487,13 +606,16 @@ impl Pump {
             counters: Arc::clone(counters),
             crlf: (opts.crlf && direction == Direction::Send).then(CrlfEncoder::default),
             hexdump: opts.hexdump.clone(),
+            gate: None,
             total: 0,
         }
     }
 
     fn run(&mut self, source: &mut Source, sink: &mut Sink) -> Result<u64> {
-        self.transfer(source, sink).map_err(|(side, err)| describe(side, err, source, sink))?;
-        sink.finish().with_context(|| format!("{}: shutdown", sink.what))?;
+        self.transfer(source, sink)
+            .map_err(|(side, err)| describe(side, err, source, sink))?;
+        sink.finish()
+            .with_context(|| format!("{}: shutdown", sink.what))?;
         Ok(self.total)
     }
 
@@ -505,6 +627,20 @@ impl Pump {
         };
         counter.fetch_add(n as u64, Ordering::Relaxed);
         self.counters.touch();
+    }
+
+    /// On the sending side: waits until the input has bytes (or its end) without holding the
+    /// gate, then takes the gate for the read-and-write that follows.
+    fn take_gate<'g>(
+        &self,
+        gate: Option<&'g Mutex<()>>,
+        input: Option<RawFd>,
+    ) -> Result<Option<MutexGuard<'g, ()>>, (Side, io::Error)> {
+        let Some(gate) = gate else { return Ok(None) };
+        if let Some(fd) = input {
+            wait_ready(fd, libc::POLLIN).map_err(|e| (Side::Read, e))?;
+        }
+        Ok(Some(gate.lock().unwrap_or_else(|e| e.into_inner())))
     }
 
     fn transfer(&mut self, source: &mut Source, sink: &mut Sink) -> Result<(), (Side, io::Error)> {
@@ -537,7 +673,10 @@ impl Pump {
         let mut buf = vec![0u8; COPY_BUFFER];
         let mut converted = Vec::new();
         loop {
-            let n = read_retrying(&mut *source.reader, source.fd, &mut buf).map_err(|e| (Side::Read, e))?;
+            let gate = self.gate.clone();
+            let _held = self.take_gate(gate.as_deref(), source.fd)?;
+            let n = read_retrying(&mut *source.reader, source.fd, &mut buf)
+                .map_err(|e| (Side::Read, e))?;
             if n == 0 {
                 return Ok(());
             }
@@ -572,8 +711,17 @@ impl Pump {
         grow_pipe(from);
         grow_pipe(to);
         let mut first = true;
+        // With a gate, the input must never be waited on while holding it: a non-blocking
+        // splice returns EAGAIN instead, and the loop goes back to polling outside the gate.
+        let flags = if self.gate.is_some() {
+            libc::SPLICE_F_NONBLOCK
+        } else {
+            0
+        };
         loop {
-            match splice(from, to, ZERO_COPY_CHUNK) {
+            let gate = self.gate.clone();
+            let _held = self.take_gate(gate.as_deref(), Some(from))?;
+            match splice(from, to, ZERO_COPY_CHUNK, flags) {
                 Ok(0) => return Ok(true),
                 Ok(n) => {
                     first = false;
@@ -581,7 +729,9 @@ impl Pump {
                 }
                 Err(e) if first && refused(&e) => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    wait_ready(from, libc::POLLIN).map_err(|e| (Side::Read, e))?;
+                    if self.gate.is_none() {
+                        wait_ready(from, libc::POLLIN).map_err(|e| (Side::Read, e))?;
+                    }
                     wait_ready(to, libc::POLLOUT).map_err(|e| (Side::Write, e))?;
                 }
                 Err(e) => return Err((attribute(&e), e)),
@@ -601,7 +751,7 @@ impl Pump {
         grow_pipe(pipe_in.as_raw_fd());
         let mut first = true;
         loop {
-            let n = match splice(from, pipe_in.as_raw_fd(), ZERO_COPY_CHUNK) {
+            let n = match splice(from, pipe_in.as_raw_fd(), ZERO_COPY_CHUNK, 0) {
                 Ok(0) => return Ok(true),
                 Ok(n) => n,
                 Err(e) if first && refused(&e) => return Ok(false),
@@ -613,7 +763,7 @@ impl Pump {
             };
             let mut left = n;
             while left > 0 {
-                match splice(pipe_out.as_raw_fd(), to, left) {
+                match splice(pipe_out.as_raw_fd(), to, left, 0) {
                     Ok(0) => return Err((Side::Write, io::ErrorKind::WriteZero.into())),
                     Ok(moved) => {
                         left -= moved;
@@ -623,7 +773,8 @@ impl Pump {
                         // The sink cannot take splice: hand over the bytes already in the pipe.
                         let mut stranded = vec![0u8; left];
                         let mut pipe = File::from(pipe_out);
-                        pipe.read_exact(&mut stranded).map_err(|e| (Side::Read, e))?;
+                        pipe.read_exact(&mut stranded)
+                            .map_err(|e| (Side::Read, e))?;
                         write_all_retrying(sink.writer(), Some(to), &stranded)
                             .map_err(|e| (Side::Write, e))?;
                         self.account(left);
@@ -643,6 +794,8 @@ impl Pump {
     fn sendfile(&mut self, from: RawFd, to: RawFd) -> Result<bool, (Side, io::Error)> {
         let mut first = true;
         loop {
+            let gate = self.gate.clone();
+            let _held = self.take_gate(gate.as_deref(), None)?;
             // SAFETY: both descriptors are open for the duration of the call (owned by the
             // source and sink this pump borrows); a null offset means "use and advance the
             // file position", which keeps a later read/write fallback in step.
@@ -692,7 +845,10 @@ fn attribute(err: &io::Error) -> Side {
 
 /// An errno meaning "this kind of descriptor does not do that": fall back to read/write.
 fn refused(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP))
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)
+    )
 }
 
 /// What kind of file a descriptor is, which decides the zero-copy path.
@@ -748,12 +904,19 @@ fn choose_path(from: RawFd, to: RawFd) -> Path {
     }
 }
 
-fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+fn splice(from: RawFd, to: RawFd, len: usize, flags: libc::c_uint) -> io::Result<usize> {
     loop {
         // SAFETY: both descriptors are open for the call; null offsets make the kernel use
         // the descriptors' own positions (pipes and sockets have none).
         let n = unsafe {
-            libc::splice(from, std::ptr::null_mut(), to, std::ptr::null_mut(), len, libc::SPLICE_F_MOVE)
+            libc::splice(
+                from,
+                std::ptr::null_mut(),
+                to,
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_MOVE | flags,
+            )
         };
         if n >= 0 {
             return Ok(n as usize);
@@ -784,9 +947,36 @@ fn grow_pipe(fd: RawFd) {
     }
 }
 
+/// A close-on-exec duplicate of a descriptor.
+fn dup(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC only creates a new descriptor; the result is checked below.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fcntl returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Whether reading `fd` would return at once (bytes, end of file, or an error waiting).
+fn readable_now(fd: RawFd) -> bool {
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; a zero timeout never blocks.
+    let n = unsafe { libc::poll(&mut pollfd, 1, 0) };
+    n != 0
+}
+
 /// Waits until `fd` is ready for `events`, for descriptors someone left non-blocking.
 fn wait_ready(fd: RawFd, events: libc::c_short) -> io::Result<()> {
-    let mut pollfd = libc::pollfd { fd, events, revents: 0 };
+    let mut pollfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
     loop {
         // SAFETY: one valid pollfd for the duration of the call.
         let n = unsafe { libc::poll(&mut pollfd, 1, -1) };
@@ -813,7 +1003,11 @@ fn read_retrying(reader: &mut dyn Read, fd: Option<RawFd>, buf: &mut [u8]) -> io
     }
 }
 
-fn write_all_retrying(writer: &mut dyn Write, fd: Option<RawFd>, mut data: &[u8]) -> io::Result<()> {
+fn write_all_retrying(
+    writer: &mut dyn Write,
+    fd: Option<RawFd>,
+    mut data: &[u8],
+) -> io::Result<()> {
     while !data.is_empty() {
         match writer.write(data) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -855,7 +1049,10 @@ mod tests {
     }
 
     fn opts() -> RelayOptions {
-        RelayOptions { half_close: true, ..RelayOptions::default() }
+        RelayOptions {
+            half_close: true,
+            ..RelayOptions::default()
+        }
     }
 
     #[test]
@@ -871,12 +1068,21 @@ mod tests {
         let source = Source::from_reader(&b"question"[..], "read input");
         let sink = Sink::from_writer(out.clone(), "write output");
         let o = opts();
-        relay(Some(source), sink, Remote::from_stream(client, "peer").unwrap(), &o).unwrap();
+        relay(
+            Some(source),
+            sink,
+            Remote::from_stream(client, "peer").unwrap(),
+            &o,
+        )
+        .unwrap();
         peer.join().unwrap();
         assert_eq!(&*out.0.lock().unwrap(), b"answer to question");
         assert_eq!(o.counters.sent.load(Ordering::Relaxed), 8);
         assert_eq!(o.counters.received.load(Ordering::Relaxed), 18);
-        assert!(o.counters.summary().starts_with("sent 8 bytes, received 18 bytes in "));
+        assert!(o
+            .counters
+            .summary()
+            .starts_with("sent 8 bytes, received 18 bytes in "));
     }
 
     #[test]
@@ -892,8 +1098,13 @@ mod tests {
         o.crlf = true;
         o.hexdump = Some(Arc::new(Mutex::new(Box::new(dump.clone()))));
         let source = Source::from_reader(&b"a\nb\r\n"[..], "read input");
-        relay(Some(source), Sink::discard(), Remote::from_stream(client, "peer").unwrap(), &o)
-            .unwrap();
+        relay(
+            Some(source),
+            Sink::discard(),
+            Remote::from_stream(client, "peer").unwrap(),
+            &o,
+        )
+        .unwrap();
         assert_eq!(peer.join().unwrap(), b"a\r\nb\r\n");
         let text = String::from_utf8(dump.0.lock().unwrap().clone()).unwrap();
         assert!(text.starts_with("> 00000000  61 0d 0a 62 0d 0a"), "{text}");
@@ -906,8 +1117,13 @@ mod tests {
         let mut o = opts();
         o.idle_timeout = Some(Duration::from_millis(200));
         let source = Source::from_fd(reader, "read input");
-        let err = relay(Some(source), Sink::discard(), Remote::from_stream(client, "peer").unwrap(), &o)
-            .unwrap_err();
+        let err = relay(
+            Some(source),
+            Sink::discard(),
+            Remote::from_stream(client, "peer").unwrap(),
+            &o,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("idle timeout"), "{err}");
     }
 
@@ -917,8 +1133,13 @@ mod tests {
         let mut o = opts();
         o.quit_after_eof = Some(Duration::from_millis(100));
         let source = Source::from_reader(&b""[..], "read input");
-        relay(Some(source), Sink::discard(), Remote::from_stream(client, "peer").unwrap(), &o)
-            .unwrap();
+        relay(
+            Some(source),
+            Sink::discard(),
+            Remote::from_stream(client, "peer").unwrap(),
+            &o,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -926,7 +1147,12 @@ mod tests {
         let (reader, writer) = make_pipe().unwrap();
         let (socket, _other) = pair();
         let file = tempfile::tempfile().unwrap();
-        let (r, w, s, f) = (reader.as_raw_fd(), writer.as_raw_fd(), socket.as_raw_fd(), file.as_raw_fd());
+        let (r, w, s, f) = (
+            reader.as_raw_fd(),
+            writer.as_raw_fd(),
+            socket.as_raw_fd(),
+            file.as_raw_fd(),
+        );
         assert_eq!(choose_path(r, s), Path::Splice);
         assert_eq!(choose_path(s, w), Path::Splice);
         assert_eq!(choose_path(f, s), Path::Sendfile);

@@ -25,13 +25,23 @@ pub fn bind_tcp(spec: &ListenSpec, family: Family, sockopts: &SockOpts) -> Resul
     opts.reuseaddr = true;
     let addr = match &spec.host {
         Some(host) => {
-            let target = Target { host: host.clone(), port: spec.port };
+            let target = Target {
+                host: host.clone(),
+                port: spec.port,
+            };
             let addrs = addr::resolve(&target, family, Deadline::NEVER)?;
-            addrs.into_iter().next().ok_or_else(|| anyhow!("resolve {host}: no address"))?
+            addrs
+                .into_iter()
+                .next()
+                .ok_or_else(|| anyhow!("resolve {host}: no address"))?
         }
         None => {
             if family != Family::V4 {
-                match bind_one(SocketAddr::new(addr::unspecified(true), spec.port), family == Family::V6, &opts) {
+                match bind_one(
+                    SocketAddr::new(addr::unspecified(true), spec.port),
+                    family == Family::V6,
+                    &opts,
+                ) {
                     Ok(listener) => return Ok(listener),
                     Err(err) if family == Family::Any && ipv6_unavailable(&err) => {}
                     Err(err) => return Err(err),
@@ -46,12 +56,18 @@ pub fn bind_tcp(spec: &ListenSpec, family: Family, sockopts: &SockOpts) -> Resul
 fn ipv6_unavailable(err: &anyhow::Error) -> bool {
     err.chain()
         .filter_map(|e| e.downcast_ref::<io::Error>())
-        .any(|e| matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL)))
+        .any(|e| {
+            matches!(
+                e.raw_os_error(),
+                Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL)
+            )
+        })
 }
 
 fn bind_one(addr: SocketAddr, v6_only: bool, opts: &SockOpts) -> Result<TcpListener> {
     let context = || format!("listen on {}", display_addr(addr));
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).with_context(context)?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .with_context(context)?;
     if addr.is_ipv6() {
         socket.set_only_v6(v6_only).with_context(context)?;
     }
@@ -66,7 +82,11 @@ fn bind_one(addr: SocketAddr, v6_only: bool, opts: &SockOpts) -> Result<TcpListe
 pub fn accept_one(listener: &TcpListener, deadline: Deadline) -> Result<(TcpStream, SocketAddr)> {
     let local = listener.local_addr().context("getsockname")?;
     loop {
-        let mut pollfd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pollfd = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd for the duration of the call.
         let ready = unsafe { libc::poll(&mut pollfd, 1, deadline.poll_timeout_ms()) };
         if ready < 0 {
@@ -78,13 +98,22 @@ pub fn accept_one(listener: &TcpListener, deadline: Deadline) -> Result<(TcpStre
         }
         if ready == 0 {
             if deadline.expired() {
-                return Err(anyhow!("accept on {}: timed out waiting for a client", display_addr(local)));
+                return Err(anyhow!(
+                    "accept on {}: timed out waiting for a client",
+                    display_addr(local)
+                ));
             }
             continue;
         }
         match listener.accept() {
             Ok(pair) => return Ok(pair),
-            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted | io::ErrorKind::WouldBlock) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::WouldBlock
+                ) => {}
             Err(e) => return Err(e).with_context(|| format!("accept on {}", display_addr(local))),
         }
     }
@@ -97,7 +126,15 @@ mod tests {
 
     #[test]
     fn no_host_listens_on_both_families() {
-        let listener = bind_tcp(&ListenSpec { host: None, port: 0 }, Family::Any, &SockOpts::default()).unwrap();
+        let listener = bind_tcp(
+            &ListenSpec {
+                host: None,
+                port: 0,
+            },
+            Family::Any,
+            &SockOpts::default(),
+        )
+        .unwrap();
         let port = listener.local_addr().unwrap().port();
         assert!(port > 0);
         TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -106,9 +143,13 @@ mod tests {
 
     #[test]
     fn accept_gives_up_at_the_deadline() {
-        let spec = ListenSpec { host: Some(addr::Host::Ip("127.0.0.1".parse().unwrap())), port: 0 };
+        let spec = ListenSpec {
+            host: Some(addr::Host::Ip("127.0.0.1".parse().unwrap())),
+            port: 0,
+        };
         let listener = bind_tcp(&spec, Family::Any, &SockOpts::default()).unwrap();
-        let err = accept_one(&listener, Deadline::after(Some(Duration::from_millis(50)))).unwrap_err();
+        let err =
+            accept_one(&listener, Deadline::after(Some(Duration::from_millis(50)))).unwrap_err();
         assert!(err.to_string().contains("timed out"), "{err}");
     }
 }

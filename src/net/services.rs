@@ -39,27 +39,84 @@ const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Services every system knows, used when /etc/services is missing.
 const BUILT_IN: &[(&str, u16)] = &[
-    ("tcpmux", 1), ("echo", 7), ("discard", 9), ("systat", 11), ("daytime", 13),
-    ("netstat", 15), ("qotd", 17), ("chargen", 19), ("ftp-data", 20), ("ftp", 21),
-    ("ssh", 22), ("telnet", 23), ("smtp", 25), ("time", 37), ("whois", 43), ("tacacs", 49),
-    ("domain", 53), ("bootps", 67), ("bootpc", 68), ("tftp", 69), ("gopher", 70),
-    ("finger", 79), ("http", 80), ("kerberos", 88), ("pop3", 110), ("sunrpc", 111),
-    ("auth", 113), ("nntp", 119), ("ntp", 123), ("epmap", 135), ("netbios-ns", 137),
-    ("netbios-dgm", 138), ("netbios-ssn", 139), ("imap2", 143), ("snmp", 161),
-    ("snmp-trap", 162), ("bgp", 179), ("irc", 194), ("ldap", 389), ("https", 443),
-    ("microsoft-ds", 445), ("kpasswd", 464), ("submissions", 465), ("syslog", 514),
-    ("printer", 515), ("submission", 587), ("ldaps", 636), ("rsync", 873), ("ftps", 990),
-    ("imaps", 993), ("pop3s", 995), ("socks", 1080), ("openvpn", 1194), ("ms-sql-s", 1433),
-    ("mqtt", 1883), ("nfs", 2049), ("mysql", 3306), ("rdp", 3389), ("sip", 5060),
-    ("postgresql", 5432), ("amqp", 5672), ("x11", 6000), ("redis", 6379),
-    ("http-alt", 8080), ("memcache", 11211),
+    ("tcpmux", 1),
+    ("echo", 7),
+    ("discard", 9),
+    ("systat", 11),
+    ("daytime", 13),
+    ("netstat", 15),
+    ("qotd", 17),
+    ("chargen", 19),
+    ("ftp-data", 20),
+    ("ftp", 21),
+    ("ssh", 22),
+    ("telnet", 23),
+    ("smtp", 25),
+    ("time", 37),
+    ("whois", 43),
+    ("tacacs", 49),
+    ("domain", 53),
+    ("bootps", 67),
+    ("bootpc", 68),
+    ("tftp", 69),
+    ("gopher", 70),
+    ("finger", 79),
+    ("http", 80),
+    ("kerberos", 88),
+    ("pop3", 110),
+    ("sunrpc", 111),
+    ("auth", 113),
+    ("nntp", 119),
+    ("ntp", 123),
+    ("epmap", 135),
+    ("netbios-ns", 137),
+    ("netbios-dgm", 138),
+    ("netbios-ssn", 139),
+    ("imap2", 143),
+    ("snmp", 161),
+    ("snmp-trap", 162),
+    ("bgp", 179),
+    ("irc", 194),
+    ("ldap", 389),
+    ("https", 443),
+    ("microsoft-ds", 445),
+    ("kpasswd", 464),
+    ("submissions", 465),
+    ("syslog", 514),
+    ("printer", 515),
+    ("submission", 587),
+    ("ldaps", 636),
+    ("rsync", 873),
+    ("ftps", 990),
+    ("imaps", 993),
+    ("pop3s", 995),
+    ("socks", 1080),
+    ("openvpn", 1194),
+    ("ms-sql-s", 1433),
+    ("mqtt", 1883),
+    ("nfs", 2049),
+    ("mysql", 3306),
+    ("rdp", 3389),
+    ("sip", 5060),
+    ("postgresql", 5432),
+    ("amqp", 5672),
+    ("x11", 6000),
+    ("redis", 6379),
+    ("http-alt", 8080),
+    ("memcache", 11211),
 ];
 
 /// Aliases the built-in table also answers to (as /etc/services lists them).
 const BUILT_IN_ALIASES: &[(&str, &str)] = &[
-    ("www", "http"), ("mail", "smtp"), ("nameserver", "domain"), ("imap", "imap2"),
-    ("pop-3", "pop3"), ("postgres", "postgresql"), ("ssmtp", "submissions"),
-    ("smtps", "submissions"), ("webcache", "http-alt"),
+    ("www", "http"),
+    ("mail", "smtp"),
+    ("nameserver", "domain"),
+    ("imap", "imap2"),
+    ("pop-3", "pop3"),
+    ("postgres", "postgresql"),
+    ("ssmtp", "submissions"),
+    ("smtps", "submissions"),
+    ("webcache", "http-alt"),
 ];
 
 impl Services {
@@ -108,15 +165,21 @@ impl Services {
     }
 
     fn insert(&mut self, name: &str, port: u16, proto: Proto, primary: bool) {
-        self.by_name.entry((name.to_ascii_lowercase(), proto)).or_insert(port);
+        self.by_name
+            .entry((name.to_ascii_lowercase(), proto))
+            .or_insert(port);
         if primary {
-            self.by_port.entry((port, proto)).or_insert_with(|| name.to_string());
+            self.by_port
+                .entry((port, proto))
+                .or_insert_with(|| name.to_string());
         }
     }
 
     /// The port of a service name (case-insensitive), e.g. `("smtp", Tcp)` → 25.
     pub fn port(&self, name: &str, proto: Proto) -> Option<u16> {
-        self.by_name.get(&(name.to_ascii_lowercase(), proto)).copied()
+        self.by_name
+            .get(&(name.to_ascii_lowercase(), proto))
+            .copied()
     }
 
     /// The primary name of a port, e.g. `(22, Tcp)` → `ssh`.

@@ -33,7 +33,8 @@ pub struct SockOpts {
 impl SockOpts {
     /// Applies every requested option to a socket of the given family.
     pub fn apply(&self, socket: &Socket, ipv6: bool) -> Result<()> {
-        let set = |name: &str, result: io::Result<()>| result.with_context(|| format!("set {name}"));
+        let set =
+            |name: &str, result: io::Result<()>| result.with_context(|| format!("set {name}"));
         if self.reuseaddr {
             set("SO_REUSEADDR", socket.set_reuse_address(true))?;
         }

@@ -66,7 +66,14 @@ impl<R: Read> LineReader<R> {
     /// A reader whose lines, terminator excluded, may be at most `max_line` bytes.
     pub fn new(inner: R, max_line: usize) -> LineReader<R> {
         let capacity = (max_line + 2).clamp(64, 64 * 1024);
-        LineReader { inner, buf: vec![0; capacity], start: 0, end: 0, max_line, eof: false }
+        LineReader {
+            inner,
+            buf: vec![0; capacity],
+            start: 0,
+            end: 0,
+            max_line,
+            eof: false,
+        }
     }
 
     /// The next line without its `\n` or `\r\n`, or `None` at a clean end of stream.
@@ -74,14 +81,19 @@ impl<R: Read> LineReader<R> {
     pub fn read_line(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
         let mut line = Vec::new();
         loop {
-            if let Some(pos) = self.buf[self.start..self.end].iter().position(|&b| b == b'\n') {
+            if let Some(pos) = self.buf[self.start..self.end]
+                .iter()
+                .position(|&b| b == b'\n')
+            {
                 line.extend_from_slice(&self.buf[self.start..self.start + pos]);
                 self.start += pos + 1;
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
                 if line.len() > self.max_line {
-                    return Err(FrameError::TooLong { limit: self.max_line });
+                    return Err(FrameError::TooLong {
+                        limit: self.max_line,
+                    });
                 }
                 return Ok(Some(line));
             }
@@ -90,7 +102,9 @@ impl<R: Read> LineReader<R> {
             self.end = 0;
             // The +1 leaves room for a CR that belongs to the terminator.
             if line.len() > self.max_line + 1 {
-                return Err(FrameError::TooLong { limit: self.max_line });
+                return Err(FrameError::TooLong {
+                    limit: self.max_line,
+                });
             }
             if self.eof {
                 return if line.is_empty() {
@@ -189,7 +203,9 @@ pub fn read_frame<R: Read>(
     if got < prefix.len() {
         return Err(FrameError::Truncated { got });
     }
-    let len = prefix.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+    let len = prefix
+        .iter()
+        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
     if len > max as u64 {
         return Err(FrameError::TooLong { limit: max });
     }
@@ -206,7 +222,11 @@ pub fn write_frame<W: Write>(writer: &mut W, width: PrefixWidth, payload: &[u8])
     if payload.len() as u64 > width.max() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("frame of {} bytes does not fit a {}-byte length", payload.len(), width.bytes()),
+            format!(
+                "frame of {} bytes does not fit a {}-byte length",
+                payload.len(),
+                width.bytes()
+            ),
         ));
     }
     let len = (payload.len() as u32).to_be_bytes();
@@ -271,17 +291,26 @@ mod tests {
     #[test]
     fn a_line_over_the_cap_is_refused() {
         let mut lines = LineReader::new(&b"abcd\n"[..], 3);
-        assert!(matches!(lines.read_line(), Err(FrameError::TooLong { limit: 3 })));
+        assert!(matches!(
+            lines.read_line(),
+            Err(FrameError::TooLong { limit: 3 })
+        ));
         let endless = io::repeat(b'x').take(10 << 20);
         let mut lines = LineReader::new(endless, 1000);
-        assert!(matches!(lines.read_line(), Err(FrameError::TooLong { limit: 1000 })));
+        assert!(matches!(
+            lines.read_line(),
+            Err(FrameError::TooLong { limit: 1000 })
+        ));
     }
 
     #[test]
     fn an_unterminated_last_line_is_truncated() {
         let mut lines = LineReader::new(&b"ok\npartial"[..], 100);
         assert_eq!(lines.read_line().unwrap().unwrap(), b"ok");
-        assert!(matches!(lines.read_line(), Err(FrameError::Truncated { got: 7 })));
+        assert!(matches!(
+            lines.read_line(),
+            Err(FrameError::Truncated { got: 7 })
+        ));
     }
 
     #[test]
@@ -300,7 +329,10 @@ mod tests {
             write_frame(&mut wire, width, b"hello").unwrap();
             write_frame(&mut wire, width, b"").unwrap();
             let mut reader = Trickle(&wire);
-            assert_eq!(read_frame(&mut reader, width, 5).unwrap().unwrap(), b"hello");
+            assert_eq!(
+                read_frame(&mut reader, width, 5).unwrap().unwrap(),
+                b"hello"
+            );
             assert_eq!(read_frame(&mut reader, width, 5).unwrap().unwrap(), b"");
             assert!(read_frame(&mut reader, width, 5).unwrap().is_none());
         }

@@ -43,7 +43,13 @@ pub fn format(mark: Mark, offset: u64, bytes: &[u8]) -> String {
             }
         }
         out.push_str(" |");
-        out.extend(row.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }));
+        out.extend(row.iter().map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            }
+        }));
         out.push_str("|\n");
     }
     out
