@@ -13,6 +13,9 @@
 #
 # Env: RUNS=5 SIZE_MB=2048 NK=<nk binary> (default: <repo>/target/release/nk)
 #      TIMEOUT=60 (seconds, per process)  TMPDIR (where the test file is kept)
+#      RECV_STDIN=null (default: receiver stdin is /dev/null, as with a plain `cmd &`)
+#        or held (a FIFO that never reaches EOF; diagnostic only: separates throughput from
+#        what a tool does when its own stdin hits EOF at once, e.g. half-closing the socket)
 # Exit: 0 all runs clean; 1 a run failed/hung or bytes were lost; 2 nk binary missing.
 # Bars (printed, not enforced): file nk >= 1.2x nc and >= 0.9x iperf3; pipe cases nk >= 1.0x nc.
 set -uo pipefail
@@ -64,6 +67,12 @@ cat "$file" >/dev/null # warm the page cache
 want_ck=$(cksum <"$file") # "CRC LENGTH"
 
 # ---------------------------------------------------------------- helpers
+RECV_STDIN=${RECV_STDIN:-null}
+case $RECV_STDIN in
+null) exec 9</dev/null ;;
+held) mkfifo "$work/hold" && exec 9<>"$work/hold" || exit 1 ;; # O_RDWR: readers never see EOF
+*) log "01_bulk: RECV_STDIN must be null or held"; exit 1 ;;
+esac
 lo_eph=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 (( lo_eph > 20100 )) || lo_eph=32768
 # A port below the ephemeral range that no socket (any state) uses locally or remotely.
@@ -115,9 +124,9 @@ run_one() {
         TO iperf3 -s -1 -B 127.0.0.1 -p "$port" </dev/null >/dev/null 2>>"$errf" &
     else
         case $sink in
-        null) recv_cmd "$tool" "$port" </dev/null >/dev/null 2>>"$errf" & ;;
-        cat) { recv_cmd "$tool" "$port" </dev/null 2>>"$errf" | cat >/dev/null; } & ;;
-        cksum) { recv_cmd "$tool" "$port" </dev/null 2>>"$errf" | cksum >"$work/ck"; } & ;;
+        null) recv_cmd "$tool" "$port" <&9 >/dev/null 2>>"$errf" & ;;
+        cat) { recv_cmd "$tool" "$port" <&9 2>>"$errf" | cat >/dev/null; } & ;;
+        cksum) { recv_cmd "$tool" "$port" <&9 2>>"$errf" | cksum >"$work/ck"; } & ;;
         esac
     fi
     lpid=$!
@@ -264,6 +273,7 @@ table=$(
             ver=${VERIFY[$combo]:-}
             if [[ $t == nk && $have_nk == 1 && $ver != ok ]]; then
                 r_nc="INVALID (bytes not verified)"; [[ -n $r_ip ]] && r_ip=$r_nc
+                [[ $val != - ]] && val+=" INVALID"
             fi
             [[ $t == iperf3 ]] && ver="iperf3 sum_sent = size"
             [[ -n ${FAILS[$combo]:-} ]] && ver+="; FAILED RUNS: ${FAILS[$combo]}"
@@ -283,6 +293,7 @@ table=$(
     echo
     echo "$table"
     echo
+    [[ $RECV_STDIN == held ]] && echo "RECV_STDIN=held: receivers' stdin was a FIFO that never reaches EOF (diagnostic run)." && echo
     echo "MB/s = bytes / 1e6 / wall seconds (sender start -> sender and receiver exited)."
     echo "Bars: file nk >= 1.2x nc and >= 0.9x iperf3; pipe-in/pipe-out nk >= 1.0x nc."
 } >"$work/out.md"

@@ -13,9 +13,17 @@ use signal_hook::iterator::Signals;
 
 use crate::exit::Status;
 
-/// On SIGINT or SIGTERM, runs `last_words` and exits with 130 or 143.
+/// On SIGINT or SIGTERM, runs `last_words` and exits with 130 or 143. A signal the parent
+/// set to be ignored (a background job's SIGINT, `nohup`) stays ignored.
 pub fn on_interrupt(last_words: impl Fn() + Send + 'static) -> Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM]).context("install signal handlers")?;
+    let wanted: Vec<i32> = [SIGINT, SIGTERM]
+        .into_iter()
+        .filter(|&s| !is_ignored(s))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut signals = Signals::new(&wanted).context("install signal handlers")?;
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -31,4 +39,14 @@ pub fn on_interrupt(last_words: impl Fn() + Send + 'static) -> Result<()> {
         })
         .context("start signal thread")?;
     Ok(())
+}
+
+/// Whether the signal's disposition is SIG_IGN (inherited from the parent).
+fn is_ignored(signal: i32) -> bool {
+    // SAFETY: `current` is plain data for sigaction to fill; a null new action only queries.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_IGN
+    }
 }

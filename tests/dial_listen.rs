@@ -793,3 +793,81 @@ fn listen_w_gives_up_without_a_client() {
         out.describe()
     );
 }
+
+// ---------------------------------------------------------------------------
+// 10. the peer half-closes first: nothing the user sends is lost
+// ---------------------------------------------------------------------------
+
+/// `nk listen` with stdin at EOF half-closes at once (as `nc -N -l` does); a piped sender
+/// must still deliver every byte, not stop at the listener's FIN.
+#[test]
+fn dial_delivers_a_pipe_in_full_when_the_listener_half_closes_at_once() {
+    let data = prng_bytes(16 * MIB, 0x5eed_0010);
+    let mut listen = Proc::nk(["listen", "-v", "127.0.0.1:0"], In::Null, Out::Pipe);
+    let port = listen.nk_listening_port();
+    let mut dial = Proc::nk(
+        ["dial", "127.0.0.1", &port.to_string()],
+        In::Pipe,
+        Out::Pipe,
+    );
+    let mut stdin = dial.stdin.take().expect("dial stdin");
+    let feeder = std::thread::spawn({
+        let data = data.clone();
+        move || {
+            // Small writes with pauses: the pipe is empty between them, as with a real producer.
+            for chunk in data.chunks(256 * 1024) {
+                stdin.write_all(chunk).unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    });
+    feeder.join().unwrap();
+    dial.wait(20.0).expect_code(0);
+    let listen = listen.wait(10.0);
+    listen.expect_code(0);
+    assert_same_bytes("listener output", &listen.stdout, &data);
+}
+
+/// Input that pauses for longer than the 1 s grace after the peer's EOF is still delivered
+/// once bytes sent after that EOF have proved the peer is reading.
+#[test]
+fn dial_keeps_sending_across_a_pause_to_a_peer_that_half_closed() {
+    let server = Server::start(|mut s, _| {
+        s.shutdown(Shutdown::Write).unwrap();
+        read_until_eof(&mut s, 8.0)
+    });
+    let mut dial = Proc::nk(
+        ["dial", "-v", "127.0.0.1", &server.port().to_string()],
+        In::Pipe,
+        Out::Pipe,
+    );
+    let mut stdin = dial.stdin.take().expect("dial stdin");
+    std::thread::sleep(Duration::from_millis(300));
+    stdin.write_all(b"first ").unwrap();
+    std::thread::sleep(Duration::from_millis(1800));
+    stdin.write_all(b"second").unwrap();
+    drop(stdin);
+    dial.wait(10.0).expect_code(0);
+    let (got, eof) = server.join();
+    assert_eq!(String::from_utf8_lossy(&got), "first second");
+    assert!(eof, "the server never saw EOF");
+}
+
+/// A peer that closed for good, with stdin open and silent: nk ends about a second later and
+/// says why with -v.
+#[test]
+fn dial_ends_after_the_grace_when_the_peer_is_gone_and_stdin_is_silent() {
+    let server = Server::start(|mut s, _| {
+        s.write_all(b"bye\n").unwrap();
+    });
+    let nk = Proc::nk(
+        ["dial", "-v", "127.0.0.1", &server.port().to_string()],
+        In::Pipe,
+        Out::Pipe,
+    );
+    let out = nk.wait(5.0);
+    out.expect_code(0)
+        .expect_stdout(b"bye\n")
+        .expect_stderr_contains("the peer closed and input was idle for 1s: stopping");
+    server.join();
+}

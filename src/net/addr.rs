@@ -211,6 +211,9 @@ pub fn parse_target(first: &str, second: Option<&str>, proto: Proto) -> Result<T
             )))
         }
         (Some(port), None) | (None, Some(port)) => port,
+        (None, None) if host_text.is_empty() => {
+            return Err(usage("invalid address \"\": missing host and port"));
+        }
         (None, None) => {
             let mut err = UsageError::new(format!("missing port in \"{first}\""));
             err = if host_text.contains(':') {
@@ -442,6 +445,7 @@ mod tests {
             .contains("invalid port \"70000\": must be 1-65535"));
         assert!(usage_message(target("127.0.0.1:0", None)).contains("must be 1-65535"));
         assert!(usage_message(target("127.0.0.1", None)).contains("missing port"));
+        assert!(usage_message(target("", None)).contains("missing host and port"));
         assert!(usage_message(target("127.0.0.1:", None)).contains("invalid port \"\""));
         assert!(usage_message(target(":80", None)).contains("missing host"));
         assert!(usage_message(target("[::1", None)).contains("missing ']'"));

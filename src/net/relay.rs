@@ -196,6 +196,8 @@ pub trait SplitStream: Read + Write + AsFd + Send + Sized + 'static {
     fn try_clone_stream(&self) -> io::Result<Self>;
     /// shutdown(2).
     fn shutdown_stream(&self, how: Shutdown) -> io::Result<()>;
+    /// SO_ERROR: a reset the kernel has recorded for the socket, if any.
+    fn pending_error(&self) -> io::Result<Option<io::Error>>;
 }
 
 impl SplitStream for TcpStream {
@@ -204,6 +206,9 @@ impl SplitStream for TcpStream {
     }
     fn shutdown_stream(&self, how: Shutdown) -> io::Result<()> {
         self.shutdown(how)
+    }
+    fn pending_error(&self) -> io::Result<Option<io::Error>> {
+        self.take_error()
     }
 }
 
@@ -214,6 +219,9 @@ impl SplitStream for UnixStream {
     fn shutdown_stream(&self, how: Shutdown) -> io::Result<()> {
         self.shutdown(how)
     }
+    fn pending_error(&self) -> io::Result<Option<io::Error>> {
+        self.take_error()
+    }
 }
 
 /// The remote end of a relay: a source, a sink that half-closes at EOF, and a way to close
@@ -222,6 +230,8 @@ pub struct Remote {
     source: Source,
     sink: Sink,
     close: Box<dyn Fn() + Send>,
+    /// Whether the peer has reset the connection (SO_ERROR), without reading or writing.
+    reset_seen: Box<dyn Fn() -> bool + Send>,
 }
 
 impl fmt::Debug for Remote {
@@ -239,6 +249,7 @@ impl Remote {
         let reader = stream.try_clone_stream()?;
         let shutdown_handle = stream.try_clone_stream()?;
         let close_handle = stream.try_clone_stream()?;
+        let error_handle = stream.try_clone_stream()?;
         let sink = Sink::from_fd(stream, format!("send to {peer}")).at_eof(AtEof::Shutdown(
             Box::new(move || shutdown_handle.shutdown_stream(Shutdown::Write)),
         ));
@@ -248,6 +259,7 @@ impl Remote {
             close: Box::new(move || {
                 let _ = close_handle.shutdown_stream(Shutdown::Both);
             }),
+            reset_seen: Box::new(move || !matches!(error_handle.pending_error(), Ok(None))),
         })
     }
 }
@@ -372,6 +384,7 @@ pub fn relay(
         source: remote_source,
         sink: mut remote_sink,
         close,
+        reset_seen,
     } = remote;
     if !opts.half_close {
         remote_sink.at_eof = AtEof::Nothing;
@@ -405,7 +418,7 @@ pub fn relay(
     let pump = Pump::new(Direction::Receive, opts, &counters);
     spawn_direction(pump, remote_source, local_sink, events)?;
 
-    let result = supervise(&ended, sender.as_ref(), opts, &counters);
+    let result = supervise(&ended, sender.as_ref(), &*reset_seen, opts, &counters);
     close();
     result
 }
@@ -465,14 +478,20 @@ pub const PEER_CLOSED_GRACE: Duration = Duration::from_secs(1);
 /// Waits for the directions to end and applies the end-of-relay rules, `-q` and `-i`.
 ///
 /// When the remote closes its side first, the relay does not stop at once: a peer may
-/// half-close and still read (as `nc -N` and `nk` itself do), and TCP cannot tell that from a
-/// full close. So input keeps flowing to the peer (if the peer is gone for good, the kernel's
-/// reset ends the relay with an error), and the relay ends when the sender has finished,
-/// failed, or held nothing with no input pending for [`PEER_CLOSED_GRACE`] (so
-/// `sleep 100 | nk dial ...` ends about a second after the peer closes).
+/// half-close and still read (as `nc -N` and `nk` itself do), and a FIN alone cannot tell that
+/// from a full close. What can: a peer that closed for good answers any further data with a
+/// reset, which the kernel records in SO_ERROR. So input keeps flowing after the peer's EOF,
+/// and:
+/// - once bytes sent after that EOF have drawn no reset, the peer is known to be reading, and
+///   the relay runs until local input ends (as nc does);
+/// - until then, the relay ends when the sender holds nothing and no input has been pending
+///   for [`PEER_CLOSED_GRACE`], so `sleep 100 | nk dial ...` ends a second after the peer
+///   closes instead of a hundred;
+/// - a reset ends it with an error: input could not be delivered.
 fn supervise(
     ended: &mpsc::Receiver<Event>,
     sender: Option<&SenderWatch>,
+    reset_seen: &dyn Fn() -> bool,
     opts: &RelayOptions,
     counters: &Counters,
 ) -> Result<()> {
@@ -480,19 +499,35 @@ fn supervise(
     let mut send_done_at: Option<Instant> = None;
     let mut send_failure: Option<anyhow::Error> = None;
     let mut peer_closed = false;
+    let mut sent_at_peer_eof = 0;
+    let mut peer_still_reads = false;
     let mut idle_since: Option<Instant> = None;
-    // After the peer closed: whether the sender has been idle for its whole grace period.
-    let mut sender_done_waiting = |watch: Option<&SenderWatch>| match watch {
-        Some(watch) if watch.idle() => {
+    // After the peer closed: whether to stop waiting for more input.
+    let mut sender_done_waiting =
+        |watch: Option<&SenderWatch>, sent_at_eof: u64, still_reads: &mut bool| {
+            let Some(watch) = watch else { return true };
+            if *still_reads {
+                return false;
+            }
+            if !watch.idle() {
+                idle_since = None;
+                return false;
+            }
             let since = *idle_since.get_or_insert_with(Instant::now);
-            since.elapsed() >= watch.grace
-        }
-        Some(_) => {
-            idle_since = None;
-            false
-        }
-        None => true,
-    };
+            if since.elapsed() < watch.grace {
+                return false;
+            }
+            if counters.sent.load(Ordering::Relaxed) > sent_at_eof && !reset_seen() {
+                crate::debug!("the peer half-closed and still reads: relaying until input ends");
+                *still_reads = true;
+                return false;
+            }
+            crate::info!(
+                "the peer closed and input was idle for {}: stopping",
+                format_duration(watch.grace)
+            );
+            true
+        };
     loop {
         let mut wait = Duration::MAX;
         if let Some(idle) = opts.idle_timeout {
@@ -514,10 +549,14 @@ fn supervise(
                 if let Some(err) = send_failure {
                     return Err(err);
                 }
-                if !send_running || sender_done_waiting(sender) {
+                if !send_running {
                     return Ok(());
                 }
                 peer_closed = true;
+                sent_at_peer_eof = counters.sent.load(Ordering::Relaxed);
+                if sender_done_waiting(sender, sent_at_peer_eof, &mut peer_still_reads) {
+                    return Ok(());
+                }
             }
             Ok(Event::Ended(Direction::Receive, Err(err))) => {
                 // A send failure seen first explains a reset better than the reset does.
@@ -557,7 +596,9 @@ fn supervise(
                         return Ok(());
                     }
                 }
-                if peer_closed && sender_done_waiting(sender) {
+                if peer_closed
+                    && sender_done_waiting(sender, sent_at_peer_eof, &mut peer_still_reads)
+                {
                     return Ok(());
                 }
             }
@@ -1048,6 +1089,16 @@ mod tests {
         }
     }
 
+    /// Relays `source` to the peer behind `client`, dropping whatever comes back.
+    fn send_only_to(client: TcpStream, source: Source, o: &RelayOptions) -> Result<()> {
+        relay(
+            Some(source),
+            Sink::discard(),
+            Remote::from_stream(client, "peer").unwrap(),
+            o,
+        )
+    }
+
     fn opts() -> RelayOptions {
         RelayOptions {
             half_close: true,
@@ -1098,13 +1149,7 @@ mod tests {
         o.crlf = true;
         o.hexdump = Some(Arc::new(Mutex::new(Box::new(dump.clone()))));
         let source = Source::from_reader(&b"a\nb\r\n"[..], "read input");
-        relay(
-            Some(source),
-            Sink::discard(),
-            Remote::from_stream(client, "peer").unwrap(),
-            &o,
-        )
-        .unwrap();
+        send_only_to(client, source, &o).unwrap();
         assert_eq!(peer.join().unwrap(), b"a\r\nb\r\n");
         let text = String::from_utf8(dump.0.lock().unwrap().clone()).unwrap();
         assert!(text.starts_with("> 00000000  61 0d 0a 62 0d 0a"), "{text}");
@@ -1117,13 +1162,7 @@ mod tests {
         let mut o = opts();
         o.idle_timeout = Some(Duration::from_millis(200));
         let source = Source::from_fd(reader, "read input");
-        let err = relay(
-            Some(source),
-            Sink::discard(),
-            Remote::from_stream(client, "peer").unwrap(),
-            &o,
-        )
-        .unwrap_err();
+        let err = send_only_to(client, source, &o).unwrap_err();
         assert!(err.to_string().contains("idle timeout"), "{err}");
     }
 
@@ -1133,13 +1172,7 @@ mod tests {
         let mut o = opts();
         o.quit_after_eof = Some(Duration::from_millis(100));
         let source = Source::from_reader(&b""[..], "read input");
-        relay(
-            Some(source),
-            Sink::discard(),
-            Remote::from_stream(client, "peer").unwrap(),
-            &o,
-        )
-        .unwrap();
+        send_only_to(client, source, &o).unwrap();
     }
 
     #[test]

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The project's test command (README "Testing"; .ci/run calls it).
+# Installs the real peers the integration tests talk to, then runs format, lint and tests.
+# A peer that cannot be installed fails the run: the tests never skip a missing peer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command -> Debian package providing it
+declare -A peers=(
+  [nc]=netcat-openbsd
+  [socat]=socat
+  [ncat]=ncat
+  [unshare]=util-linux
+  [sha256sum]=coreutils
+  [python3]=python3
+)
+missing=()
+for cmd in "${!peers[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${peers[$cmd]}")
+done
+# Debian's nc may be the traditional one, which lacks -N; the tests need OpenBSD's.
+if command -v nc >/dev/null 2>&1 && ! nc -h 2>&1 | grep -qi -- '-N.*shutdown'; then
+  missing+=(netcat-openbsd)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing test peers: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo test --all-targets
