@@ -126,6 +126,31 @@ impl RelayArgs {
     }
 }
 
+/// `-e` / `-c`: a program per connection instead of stdin/stdout.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Program per connection")]
+pub struct ExecArgs {
+    /// Run PROG with its stdin/stdout connected to the peer ('PROG ARGS', split on
+    /// whitespace, no shell, like ncat --exec). Its stderr is nk's.
+    #[arg(
+        short = 'e',
+        long = "exec",
+        value_name = "'PROG ARGS'",
+        conflicts_with = "shell"
+    )]
+    pub exec: Option<String>,
+    /// Like -e, but CMD is run by /bin/sh -c (pipes, variables such as $NK_CONN_SEQ).
+    #[arg(short = 'c', long = "sh-exec", value_name = "CMD")]
+    pub shell: Option<String>,
+}
+
+impl ExecArgs {
+    /// The program to run per connection, if any.
+    pub fn spec(&self) -> anyhow::Result<Option<crate::net::exec::ExecSpec>> {
+        crate::net::exec::ExecSpec::from_args(self.exec.as_deref(), self.shell.as_deref())
+    }
+}
+
 /// Socket options.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Socket options")]

@@ -6,11 +6,13 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 
-use crate::cli::{FamilyArgs, RelayArgs, SockArgs};
-use crate::cmd::relay_stdio;
+use crate::cli::{ExecArgs, FamilyArgs, RelayArgs, SockArgs};
+use crate::cmd::{relay_stdio, summary_on_interrupt};
+use crate::info;
 use crate::net::addr::{self, display_addr};
 use crate::net::connect::{connect, ConnectOptions};
 use crate::net::deadline::parse_duration;
+use crate::net::exec::{self, ConnInfo};
 use crate::net::services::Proto;
 
 /// Connect to a TCP server and relay stdin/stdout.
@@ -18,15 +20,20 @@ use crate::net::services::Proto;
 #[command(
     long_about = "Connect to a TCP server and relay stdin to it and its replies to stdout.\n\n\
         At stdin EOF the connection is half-closed (the peer sees EOF) and nk keeps printing \
-        until the peer closes, then exits 0. When the peer closes first, nk exits at once. \
+        until the peer closes, then exits 0. When the peer closes first, nk writes out what it \
+        received and ends; input still flowing is sent first (the peer may only have \
+        half-closed), and nk stops once stdin has been idle for 1 s (at once on a terminal). \
         A name with several addresses is dialled with Happy Eyeballs (RFC 8305): IPv6 first, \
         a new attempt every 250 ms, first success wins. Received data is the only thing on \
-        stdout; -v diagnostics and -x - dumps go to stderr.",
+        stdout; -v diagnostics and -x - dumps go to stderr. With -e/-c a program takes the place of \
+        stdin/stdout (its stderr stays nk's; NK_REMOTE_ADDR, NK_REMOTE_PORT, NK_LOCAL_ADDR, \
+        NK_LOCAL_PORT, NK_PROTO, NK_CONN_SEQ describe the connection).",
     after_long_help = "Examples:\n  \
         nk dial 127.0.0.1 8080 < request.bin > reply.bin\n  \
         printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nk dial -v example.com:http\n  \
         nk dial -C -x - [::1]:25                  # type SMTP by hand, see every byte\n  \
-        nk dial -w 2 -i 30 -s 127.0.0.2 -p 40000 127.0.0.1:9000"
+        nk dial -w 2 -i 30 -s 127.0.0.2 -p 40000 127.0.0.1:9000\n  \
+        nk dial -c 'echo hello; cat > reply.txt' 127.0.0.1 9000"
 )]
 pub struct DialArgs {
     /// HOST:PORT, [V6]:PORT, or HOST followed by PORT; PORT may be a service name (http).
@@ -49,6 +56,8 @@ pub struct DialArgs {
     pub source_port: Option<String>,
 
     #[command(flatten)]
+    pub exec: ExecArgs,
+    #[command(flatten)]
     pub relay: RelayArgs,
     #[command(flatten)]
     pub sock: SockArgs,
@@ -63,7 +72,8 @@ pub fn run(args: DialArgs) -> Result<()> {
         .map(|port| addr::parse_port(port, Proto::Tcp, false))
         .transpose()?;
     // Checked before any traffic: an unwritable -x file is reported before we connect.
-    args.relay.options()?;
+    let relay_opts = args.relay.options()?;
+    let exec = args.exec.spec()?;
     let opts = ConnectOptions {
         family: args.family.family(),
         timeout: args.connect_timeout,
@@ -72,5 +82,20 @@ pub fn run(args: DialArgs) -> Result<()> {
         sockopts: args.sock.options(),
     };
     let connected = connect(&target, &opts)?;
-    relay_stdio(connected.stream, &display_addr(connected.peer), &args.relay)
+    let peer = display_addr(connected.peer);
+    summary_on_interrupt(&relay_opts.counters)?;
+    let result = match exec {
+        Some(spec) => {
+            let info = ConnInfo {
+                remote: connected.peer,
+                local: connected.local,
+                proto: "tcp",
+                seq: 1,
+            };
+            exec::relay_child(connected.stream, &peer, &spec, &info, &relay_opts, |_| {})
+        }
+        None => relay_stdio(connected.stream, &peer, &relay_opts),
+    };
+    info!("{}", relay_opts.counters.summary());
+    result
 }

@@ -1,35 +1,56 @@
-//! `nk listen`: the netcat server, one connection. Bind (dual-stack when no host is given),
-//! report the real port with `-v`, accept one client, and relay it exactly as `nk dial` does.
+//! `nk listen`: the netcat server. One connection relayed with stdin/stdout by default; with
+//! `-k` a concurrent server (stdin to every client, every client to stdout), with `-e`/`-c` a
+//! program per connection, with `--broker`/`--chat` a relay between clients. All of it runs on
+//! the one accept loop of `net::server` and the one relay of `net::relay`.
 
+use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use socket2::SockRef;
 
-use crate::cli::{FamilyArgs, RelayArgs, SockArgs};
-use crate::cmd::relay_stdio;
+use crate::cli::{ExecArgs, FamilyArgs, RelayArgs, SockArgs};
+use crate::cmd::{relay_stdio, summary_on_interrupt};
 use crate::exit::{usage, UsageError};
 use crate::info;
+use crate::net::acl::AccessList;
 use crate::net::addr::{self, display_addr, ListenSpec};
-use crate::net::deadline::{parse_duration, Deadline};
-use crate::net::server::{accept_one, bind_tcp};
+use crate::net::deadline::parse_duration;
+use crate::net::exec::{self, ConnInfo, ExecSpec};
+use crate::net::hub::{self, Hub, QueueReader};
+use crate::net::relay::{self, AfterPeerEof, RelayOptions, Remote, Sink, Source};
+use crate::net::server::{bind_tcp, Connection, Server, ServerOptions};
 use crate::net::services::Proto;
+use crate::net::sockopt::SockOpts;
+use crate::signals;
 
-/// Accept one TCP connection and relay it with stdin/stdout.
+/// Listen for TCP connections and relay them with stdin/stdout, a program, or each other.
 #[derive(Debug, Args)]
 #[command(
-    long_about = "Listen on a TCP port, accept one connection, relay it with stdin/stdout \
-        exactly as `nk dial` does (half-close at stdin EOF, exit when the client closes), \
-        then exit. Further clients are refused once the first is accepted.\n\n\
+    long_about = "Listen on a TCP port. By default: accept one connection, relay it with \
+        stdin/stdout exactly as `nk dial` does (half-close at stdin EOF, exit when the client \
+        closes), then exit; later clients are refused.\n\n\
+        -k keeps accepting and serves clients concurrently: every client's data goes to stdout \
+        in whole lines (a line is never split by another client's bytes), stdin goes to every \
+        connected client. Each client has a queue of 4 MiB; a client that falls further behind \
+        is dropped (-v says so), so one slow client never stalls the others. At stdin EOF every \
+        client is half-closed (unless --no-shutdown) and may go on sending.\n\n\
+        -e/-c run a program per connection with the socket as its stdin/stdout (environment \
+        NK_REMOTE_ADDR, NK_REMOTE_PORT, NK_LOCAL_ADDR, NK_LOCAL_PORT, NK_PROTO, NK_CONN_SEQ). \
+        --broker passes each client's data to every other client; --chat does the same with \
+        `<user N>` prefixes and join/leave notices. Denied (--allow/--deny) and excess (-m) \
+        clients are closed before a byte moves. SIGINT/SIGTERM close every client, stop every \
+        program, and print a summary with -v.\n\n\
         With no host, nk listens on IPv6 and IPv4 both. Port 0 lets the kernel choose; -v \
         prints `listening on ADDR:PORT (tcp)` with the real port on stderr. SO_REUSEADDR is \
         always set.",
     after_long_help = "Examples:\n  \
-        nk listen 8080 > upload.bin               # receive one upload on any address\n  \
-        nk listen -v 127.0.0.1:0                  # the kernel picks the port; -v tells it\n  \
-        nk listen -l -p 1234                      # netcat spelling: -p is the port here\n  \
-        nk listen -w 30 -q 1 [::1]:9000 < reply.txt"
+        nk listen -v 127.0.0.1:0 > upload.bin     # one upload; -v tells the port\n  \
+        nk listen -k -e /bin/cat 7000             # an echo server\n  \
+        nk listen -k -c 'echo you are client $NK_CONN_SEQ' -m 50 --allow 10.0.0.0/8 8000\n  \
+        nk listen --chat -v 6667                  # a chat room for nk dial / nc clients"
 )]
 pub struct ListenArgs {
     /// PORT, :PORT, HOST:PORT, [V6]:PORT, or HOST followed by PORT (0 = any free port).
@@ -50,13 +71,39 @@ pub struct ListenArgs {
     pub listen_flag: bool,
     #[command(flatten)]
     pub family: FamilyArgs,
-    /// Give up when no client has connected within DUR (exit 1).
+    /// Keep accepting: serve clients concurrently until interrupted.
+    #[arg(short = 'k', long = "keep-open")]
+    pub keep_open: bool,
+    /// Serve at most N connections at once; more are closed at once.
+    #[arg(short = 'm', long = "max-conns", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_conns: Option<u64>,
+    /// Serve only clients in this address or CIDR block (repeatable).
+    #[arg(long, value_name = "SPEC")]
+    pub allow: Vec<String>,
+    /// Close clients in this address or CIDR block at once (repeatable; wins over --allow).
+    #[arg(long, value_name = "SPEC")]
+    pub deny: Vec<String>,
+    /// Read --allow entries from FILE (one per line, # comments).
+    #[arg(long, value_name = "FILE")]
+    pub allowfile: Vec<String>,
+    /// Read --deny entries from FILE (one per line, # comments).
+    #[arg(long, value_name = "FILE")]
+    pub denyfile: Vec<String>,
+    /// Pass each client's data to every other client (implies -k; stdin/stdout unused).
+    #[arg(long, conflicts_with_all = ["exec", "shell"])]
+    pub broker: bool,
+    /// Like --broker, with `<user N>` prefixes, join/leave notices, control bytes escaped.
+    #[arg(long, conflicts_with_all = ["exec", "shell", "broker"])]
+    pub chat: bool,
+    /// Give up when no client has connected within DUR (exit 1; without -k).
     #[arg(short = 'w', long = "accept-timeout", value_name = "DUR", value_parser = parse_duration)]
     pub accept_timeout: Option<Duration>,
     /// Set SO_REUSEPORT, so several listeners can share the port.
     #[arg(long)]
     pub reuseport: bool,
 
+    #[command(flatten)]
+    pub exec: ExecArgs,
     #[command(flatten)]
     pub relay: RelayArgs,
     #[command(flatten)]
@@ -105,27 +152,153 @@ impl ListenArgs {
     }
 }
 
+/// How each served connection is handled.
+enum Serve {
+    /// One connection with stdin/stdout.
+    Stdio,
+    /// A program per connection.
+    Exec(ExecSpec),
+    /// Several clients through a hub.
+    Hub(Arc<Hub>),
+}
+
 /// Runs `nk listen`.
 pub fn run(args: ListenArgs) -> Result<()> {
     let spec = args.spec()?;
-    args.relay.options()?;
+    let relay_template = args.relay.options()?;
+    let exec = args.exec.spec()?;
+    let keep = args.keep_open || args.broker || args.chat;
+    let access = AccessList::new(&args.allow, &args.deny, &args.allowfile, &args.denyfile)?;
     let mut sockopts = args.sock.options();
     sockopts.reuseport = args.reuseport;
+    let serve = match (exec, args.chat, args.broker, keep) {
+        (Some(spec), ..) => Serve::Exec(spec),
+        (None, true, ..) => Serve::Hub(Hub::new(hub::Mode::Chat)?),
+        (None, false, true, _) => Serve::Hub(Hub::new(hub::Mode::Broker)?),
+        (None, false, false, true) => Serve::Hub(Hub::new(hub::Mode::Broadcast)?),
+        (None, false, false, false) => Serve::Stdio,
+    };
+
     let listener = bind_tcp(&spec, args.family.family(), &sockopts)?;
     let local = listener.local_addr().context("getsockname")?;
     info!("listening on {} (tcp)", display_addr(local));
-    let (stream, peer) = accept_one(&listener, Deadline::after(args.accept_timeout))?;
-    // One connection only: later clients are refused rather than left queued.
-    drop(listener);
-    let peer_text = display_addr(peer);
-    info!("connection from {peer_text}");
-    let accepted = SockRef::from(&stream);
-    let mut per_connection = sockopts.clone();
-    // Listener-only options were applied at bind time; the rest apply to the connection.
-    per_connection.reuseaddr = false;
-    per_connection.reuseport = false;
-    per_connection
-        .apply(&accepted, peer.is_ipv6())
-        .with_context(|| format!("configure connection from {peer_text}"))?;
-    relay_stdio(stream, &peer_text, &args.relay)
+    let server = Server::new(ServerOptions {
+        keep_accepting: keep,
+        max_conns: args.max_conns.map(|n| n as usize),
+        access,
+        accept_timeout: args.accept_timeout,
+    });
+    // Listener-only options were applied at bind time; the rest apply to each connection.
+    sockopts.reuseaddr = false;
+    sockopts.reuseport = false;
+
+    match serve {
+        Serve::Stdio => {
+            summary_on_interrupt(&relay_template.counters)?;
+            let opts = relay_template.clone();
+            server.run(listener, move |conn| {
+                configure(&conn, &sockopts)?;
+                let result = relay_stdio(conn.stream, &display_addr(conn.peer), &opts);
+                info!("{}", opts.counters.summary());
+                result
+            })
+        }
+        Serve::Exec(spec) => {
+            stop_on_interrupt(&server)?;
+            let template = relay_template;
+            server.run(listener, move |conn| {
+                configure(&conn, &sockopts)?;
+                let info = ConnInfo {
+                    remote: conn.peer,
+                    local: conn.local,
+                    proto: "tcp",
+                    seq: conn.seq,
+                };
+                let mut opts = template.clone();
+                opts.counters = Arc::clone(&conn.live.counters);
+                let live = Arc::clone(&conn.live);
+                exec::relay_child(
+                    conn.stream,
+                    &display_addr(conn.peer),
+                    &spec,
+                    &info,
+                    &opts,
+                    |pid| live.set_child(pid),
+                )
+            })
+        }
+        Serve::Hub(hub) => {
+            stop_on_interrupt(&server)?;
+            if hub.is_broadcast() && !args.relay.recv_only {
+                let pump = Arc::clone(&hub);
+                thread::Builder::new()
+                    .name("stdin".into())
+                    .spawn(move || {
+                        if let Err(err) = pump.pump_stdin() {
+                            crate::log::warn(format_args!("read stdin: {err}"));
+                        }
+                    })
+                    .context("start stdin thread")?;
+            } else {
+                hub.close_input_if_broadcast();
+            }
+            let template = relay_template;
+            server.run(listener, move |conn| {
+                configure(&conn, &sockopts)?;
+                serve_hub_client(&hub, conn, &template)
+            })
+        }
+    }
+}
+
+/// Applies the per-connection socket options to an accepted client.
+fn configure(conn: &Connection, sockopts: &SockOpts) -> Result<()> {
+    sockopts
+        .apply(&SockRef::from(&conn.stream), conn.peer.is_ipv6())
+        .with_context(|| format!("configure connection from {}", display_addr(conn.peer)))
+}
+
+/// SIGINT/SIGTERM: close every client, stop every program, print the summary.
+fn stop_on_interrupt(server: &Arc<Server>) -> Result<()> {
+    let server = Arc::clone(server);
+    signals::on_interrupt(move || {
+        server.shutdown();
+        info!("{}", server.summary());
+    })
+}
+
+/// One client of a hub: its queue is its input, the hub (stdout or the others) its output.
+fn serve_hub_client(hub: &Arc<Hub>, conn: Connection, template: &RelayOptions) -> Result<()> {
+    let id = conn.seq;
+    let peer = display_addr(conn.peer);
+    let kick = conn.stream.try_clone().context("clone client socket")?;
+    let queue = hub.join(
+        id,
+        &peer,
+        Box::new(move || {
+            let _ = kick.shutdown(std::net::Shutdown::Both);
+        }),
+    );
+    let readiness: Arc<dyn relay::Readiness> = queue.clone();
+    let source = Source::from_queue(QueueReader(Arc::clone(&queue)), readiness, "read stdin")
+        .after_peer_eof(AfterPeerEof::Grace(Duration::ZERO));
+    let mut sink = Sink::from_writer(
+        hub.writer_for(id),
+        if hub.is_broadcast() {
+            "write stdout"
+        } else {
+            "forward to clients"
+        },
+    );
+    if hub.is_broadcast() {
+        sink = sink.writes_to_stdout();
+    }
+    let mut opts = template.clone();
+    opts.counters = Arc::clone(&conn.live.counters);
+    let result = Remote::from_stream(conn.stream, &peer)
+        .map_err(anyhow::Error::from)
+        .and_then(|remote| relay::relay(Some(source), sink, remote, &opts));
+    hub.leave(id);
+    queue.close();
+    result
 }

@@ -8,26 +8,27 @@ pub mod completions;
 pub mod dial;
 pub mod listen;
 
+use std::sync::Arc;
+
 use anyhow::Result;
 
-use crate::cli::RelayArgs;
 use crate::info;
-use crate::net::relay::{self, Remote, Sink, Source, SplitStream};
+use crate::net::relay::{self, Counters, RelayOptions, Remote, Sink, Source, SplitStream};
 use crate::signals;
 
-/// Relays a connected stream with stdin/stdout under the user's relay flags; `peer` names it.
-pub fn relay_stdio<S: SplitStream>(stream: S, peer: &str, args: &RelayArgs) -> Result<()> {
-    let opts = args.options()?;
-    let counters = std::sync::Arc::clone(&opts.counters);
-    let summary_counters = std::sync::Arc::clone(&counters);
-    signals::on_interrupt(move || info!("{}", summary_counters.summary()))?;
+/// Relays a connected stream with stdin/stdout under the relay options; `peer` names it.
+pub fn relay_stdio<S: SplitStream>(stream: S, peer: &str, opts: &RelayOptions) -> Result<()> {
     let remote = Remote::from_stream(stream, peer)?;
-    let source = if args.recv_only {
+    let source = if opts.receive_only {
         None
     } else {
         Some(Source::stdin()?)
     };
-    let result = relay::relay(source, Sink::stdout()?, remote, &opts);
-    info!("{}", counters.summary());
-    result
+    relay::relay(source, Sink::stdout()?, remote, opts)
+}
+
+/// Prints the `-v` summary of `counters` on SIGINT/SIGTERM before exiting 130/143.
+pub fn summary_on_interrupt(counters: &Arc<Counters>) -> Result<()> {
+    let counters = Arc::clone(counters);
+    signals::on_interrupt(move || info!("{}", counters.summary()))
 }

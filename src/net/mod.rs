@@ -1,9 +1,12 @@
 //! Socket machinery shared by every command: addresses, deadlines, dialing, listening, socket
 //! options, the relay. Nothing here knows about clap or prints payload.
 
+pub mod acl;
 pub mod addr;
 pub mod connect;
 pub mod deadline;
+pub mod exec;
+pub mod hub;
 pub mod relay;
 pub mod server;
 pub mod services;

@@ -36,8 +36,12 @@ use crate::net::deadline::format_duration;
 use crate::wire::frame::CrlfEncoder;
 use crate::wire::hexdump::{self, Mark};
 
-/// Buffer for the read/write path: large enough that a bulk copy is a few syscalls per MiB.
+/// Largest buffer of the read/write path: a bulk copy is a few syscalls per MiB.
 const COPY_BUFFER: usize = 128 * 1024;
+/// The buffer a direction starts with, doubled while reads fill it.
+const FIRST_COPY_BUFFER: usize = 4 * 1024;
+/// Stack of a relay thread: they hold no large locals, and servers run thousands of them.
+const RELAY_STACK: usize = 256 * 1024;
 /// Bytes asked of one splice/sendfile call.
 const ZERO_COPY_CHUNK: usize = 1 << 20;
 /// Pipe capacity asked for (the default /proc/sys/fs/pipe-max-size); fewer, larger moves.
@@ -49,6 +53,29 @@ pub struct Source {
     fd: Option<RawFd>,
     /// "read stdin", "receive from 127.0.0.1:80": the operation named in errors.
     what: String,
+    /// For inputs without a descriptor that can block (a per-client queue): how to wait for
+    /// them and ask whether bytes are pending.
+    readiness: Option<Arc<dyn Readiness>>,
+    /// What the relay does with this input after the peer's EOF.
+    after_peer_eof: AfterPeerEof,
+}
+
+/// An input without a file descriptor that can still block: a queue fed by another thread.
+pub trait Readiness: Send + Sync {
+    /// Blocks until a read would return at once (bytes or the end).
+    fn wait(&self);
+    /// Whether a read would return at once right now.
+    fn pending(&self) -> bool;
+}
+
+/// What happens to the sending side once the peer has sent its EOF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterPeerEof {
+    /// Keep sending while input flows; stop once it has been idle this long (unless the peer
+    /// has proved it still reads). Terminals use zero.
+    Grace(Duration),
+    /// Keep sending until the input ends (a child's output: the child decides when it is done).
+    UntilEnd,
 }
 
 /// Something the relay writes to: stdout, a socket's write side, a child's stdin.
@@ -107,6 +134,8 @@ impl Source {
             reader: Box::new(reader),
             fd: Some(fd),
             what: what.into(),
+            readiness: None,
+            after_peer_eof: AfterPeerEof::Grace(PEER_CLOSED_GRACE),
         }
     }
 
@@ -116,7 +145,26 @@ impl Source {
             reader: Box::new(reader),
             fd: None,
             what: what.into(),
+            readiness: None,
+            after_peer_eof: AfterPeerEof::Grace(PEER_CLOSED_GRACE),
         }
+    }
+
+    /// A source fed by another thread, whose readiness the relay can wait on and probe.
+    pub fn from_queue<R: Read + Send + 'static>(
+        reader: R,
+        readiness: Arc<dyn Readiness>,
+        what: impl Into<String>,
+    ) -> Source {
+        let mut source = Source::from_reader(reader, what);
+        source.readiness = Some(readiness);
+        source
+    }
+
+    /// Sets what the relay does with this input after the peer's EOF.
+    pub fn after_peer_eof(mut self, policy: AfterPeerEof) -> Source {
+        self.after_peer_eof = policy;
+        self
     }
 
     /// Standard input, unbuffered (a duplicate of fd 0, so splice and read see the same bytes).
@@ -161,6 +209,13 @@ impl Sink {
     /// A sink that drops everything (`--send-only` still drains the socket to see it close).
     pub fn discard() -> Sink {
         Sink::from_writer(io::sink(), "discard")
+    }
+
+    /// A broken pipe on this sink means the user's stdout reader went away (exit 0 quietly),
+    /// as for [`Sink::stdout`]: for writers that end up on stdout through another layer.
+    pub fn writes_to_stdout(mut self) -> Sink {
+        self.is_stdout = true;
+        self
     }
 
     /// Sets what happens when the source feeding this sink ends.
@@ -405,14 +460,21 @@ pub fn relay(
         let gate = Arc::new(Mutex::new(()));
         // A duplicate of the input descriptor, so the supervisor can ask "is input pending?"
         // even after the sending thread has closed its own.
-        let probe = source.fd.and_then(|fd| dup(fd).ok());
+        let probe = match (&source.readiness, source.fd) {
+            (Some(readiness), _) => Probe::Queue(Arc::clone(readiness)),
+            (None, Some(fd)) => dup(fd).map(Probe::Fd).unwrap_or(Probe::Finite),
+            (None, None) => Probe::Finite,
+        };
+        let grace = match (source.after_peer_eof, &probe) {
+            (AfterPeerEof::UntilEnd, _) => None,
+            (AfterPeerEof::Grace(_), Probe::Fd(fd)) if is_tty(fd.as_raw_fd()) => {
+                Some(Duration::ZERO)
+            }
+            (AfterPeerEof::Grace(grace), _) => Some(grace),
+        };
         let mut pump = Pump::new(Direction::Send, opts, &counters);
         pump.gate = Some(Arc::clone(&gate));
         spawn_direction(pump, source, remote_sink, events.clone())?;
-        let grace = match &probe {
-            Some(fd) if is_tty(fd.as_raw_fd()) => Duration::ZERO,
-            _ => PEER_CLOSED_GRACE,
-        };
         sender = Some(SenderWatch { gate, probe, grace });
     }
     let pump = Pump::new(Direction::Receive, opts, &counters);
@@ -432,6 +494,7 @@ fn spawn_direction(
     let direction = pump.direction;
     thread::Builder::new()
         .name(format!("relay-{direction:?}").to_lowercase())
+        .stack_size(RELAY_STACK)
         .spawn(move || {
             let result = pump.run(&mut source, &mut sink);
             let _ = events.send(Event::Ended(direction, result));
@@ -445,10 +508,21 @@ struct SenderWatch {
     /// Held by the sender from the moment it takes bytes from its input until they are
     /// written: while it is free, no byte is in flight.
     gate: Arc<Mutex<()>>,
-    /// The input descriptor (a duplicate), to see whether bytes are waiting in it.
-    probe: Option<OwnedFd>,
-    /// How long the input may stay idle after the peer closed before the relay ends.
-    grace: Duration,
+    /// How to see whether bytes are waiting in the input.
+    probe: Probe,
+    /// How long the input may stay idle after the peer closed before the relay ends; `None`:
+    /// until the input ends.
+    grace: Option<Duration>,
+}
+
+/// Ways to ask an input whether it has bytes pending.
+enum Probe {
+    /// A duplicate of its descriptor, polled.
+    Fd(OwnedFd),
+    /// A queue's own answer.
+    Queue(Arc<dyn Readiness>),
+    /// An in-memory or otherwise finite reader: always has something (its end, at least).
+    Finite,
 }
 
 impl SenderWatch {
@@ -459,8 +533,9 @@ impl SenderWatch {
             return false;
         };
         match &self.probe {
-            Some(fd) => !readable_now(fd.as_raw_fd()),
-            None => false,
+            Probe::Fd(fd) => !readable_now(fd.as_raw_fd()),
+            Probe::Queue(queue) => !queue.pending(),
+            Probe::Finite => false,
         }
     }
 }
@@ -506,6 +581,9 @@ fn supervise(
     let mut sender_done_waiting =
         |watch: Option<&SenderWatch>, sent_at_eof: u64, still_reads: &mut bool| {
             let Some(watch) = watch else { return true };
+            let Some(grace) = watch.grace else {
+                return false;
+            };
             if *still_reads {
                 return false;
             }
@@ -514,7 +592,7 @@ fn supervise(
                 return false;
             }
             let since = *idle_since.get_or_insert_with(Instant::now);
-            if since.elapsed() < watch.grace {
+            if since.elapsed() < grace {
                 return false;
             }
             if counters.sent.load(Ordering::Relaxed) > sent_at_eof && !reset_seen() {
@@ -524,7 +602,7 @@ fn supervise(
             }
             crate::info!(
                 "the peer closed and input was idle for {}: stopping",
-                format_duration(watch.grace)
+                format_duration(grace)
             );
             true
         };
@@ -653,8 +731,17 @@ impl Pump {
     }
 
     fn run(&mut self, source: &mut Source, sink: &mut Sink) -> Result<u64> {
-        self.transfer(source, sink)
-            .map_err(|(side, err)| describe(side, err, source, sink))?;
+        match self.transfer(source, sink) {
+            // A child that exits without reading all its input: what it did not read has no
+            // reader any more; this direction is over, and the child's output decides the rest.
+            Err((Side::Write, err))
+                if err.kind() == io::ErrorKind::BrokenPipe
+                    && matches!(sink.at_eof, AtEof::Close) =>
+            {
+                crate::debug!("{}: the reader has gone ({err})", sink.what);
+            }
+            result => result.map_err(|(side, err)| describe(side, err, source, sink))?,
+        }
         sink.finish()
             .with_context(|| format!("{}: shutdown", sink.what))?;
         Ok(self.total)
@@ -676,10 +763,13 @@ impl Pump {
         &self,
         gate: Option<&'g Mutex<()>>,
         input: Option<RawFd>,
+        readiness: Option<&Arc<dyn Readiness>>,
     ) -> Result<Option<MutexGuard<'g, ()>>, (Side, io::Error)> {
         let Some(gate) = gate else { return Ok(None) };
         if let Some(fd) = input {
             wait_ready(fd, libc::POLLIN).map_err(|e| (Side::Read, e))?;
+        } else if let Some(readiness) = readiness {
+            readiness.wait();
         }
         Ok(Some(gate.lock().unwrap_or_else(|e| e.into_inner())))
     }
@@ -711,16 +801,19 @@ impl Pump {
 
     /// The read/write path, with `-C` and `-x` applied.
     fn copy(&mut self, source: &mut Source, sink: &mut Sink) -> Result<(), (Side, io::Error)> {
-        let mut buf = vec![0u8; COPY_BUFFER];
+        // Start small and grow while reads fill the buffer: a thousand idle connections then
+        // cost a thousand small buffers, a bulk transfer soon gets the large one.
+        let mut buf = vec![0u8; FIRST_COPY_BUFFER];
         let mut converted = Vec::new();
         loop {
             let gate = self.gate.clone();
-            let _held = self.take_gate(gate.as_deref(), source.fd)?;
+            let _held = self.take_gate(gate.as_deref(), source.fd, source.readiness.as_ref())?;
             let n = read_retrying(&mut *source.reader, source.fd, &mut buf)
                 .map_err(|e| (Side::Read, e))?;
             if n == 0 {
                 return Ok(());
             }
+            let filled = n == buf.len();
             let chunk = match &mut self.crlf {
                 Some(encoder) => {
                     converted.clear();
@@ -743,6 +836,9 @@ impl Pump {
             write_all_retrying(sink.writer(), fd, chunk).map_err(|e| (Side::Write, e))?;
             let len = chunk.len();
             self.account(len);
+            if filled && buf.len() < COPY_BUFFER {
+                buf.resize(buf.len() * 2, 0);
+            }
         }
     }
 
@@ -761,7 +857,7 @@ impl Pump {
         };
         loop {
             let gate = self.gate.clone();
-            let _held = self.take_gate(gate.as_deref(), Some(from))?;
+            let _held = self.take_gate(gate.as_deref(), Some(from), None)?;
             match splice(from, to, ZERO_COPY_CHUNK, flags) {
                 Ok(0) => return Ok(true),
                 Ok(n) => {
@@ -836,7 +932,7 @@ impl Pump {
         let mut first = true;
         loop {
             let gate = self.gate.clone();
-            let _held = self.take_gate(gate.as_deref(), None)?;
+            let _held = self.take_gate(gate.as_deref(), None, None)?;
             // SAFETY: both descriptors are open for the duration of the call (owned by the
             // source and sink this pump borrows); a null offset means "use and advance the
             // file position", which keeps a later read/write fallback in step.

@@ -1,19 +1,32 @@
-//! Listening sockets: binding every listener form of cli.md, and accepting under a deadline.
+//! Listening sockets and the one accept loop every TCP listener runs.
+//!
+//! [`Server::run`] serves one client (`listen`) or many at once (`listen -k`), closes denied
+//! (`--allow`/`--deny`) and excess (`-m`) clients before a byte moves, survives accept errors
+//! (out of descriptors: pause and retry, said once per burst, never a spin), and keeps a
+//! registry of live connections so SIGINT/SIGTERM can end them all and print a summary.
 //!
 //! A listener with no host serves IPv6 and IPv4 both, through one dual-stack socket
 //! (`[::]` with IPV6_V6ONLY off), falling back to `0.0.0.0` where IPv6 is disabled.
 //! SO_REUSEADDR is always set, so a restarted listener does not wait out TIME_WAIT.
 //! Accepting goes through poll(2) so that `-w` can bound the wait for a client.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use crate::net::acl::AccessList;
 use crate::net::addr::{self, display_addr, Family, ListenSpec, Target};
-use crate::net::deadline::Deadline;
+use crate::net::deadline::{format_duration, Deadline};
+use crate::net::exec;
+use crate::net::relay::Counters;
 use crate::net::sockopt::SockOpts;
 
 /// Backlog of pending connections: generous, so a burst of clients is queued, not dropped.
@@ -80,42 +93,308 @@ fn bind_one(addr: SocketAddr, v6_only: bool, opts: &SockOpts) -> Result<TcpListe
 /// Waits for one client until the deadline; retries the transient errors a single accept can
 /// meet (a client that reset before we took it, a signal).
 pub fn accept_one(listener: &TcpListener, deadline: Deadline) -> Result<(TcpStream, SocketAddr)> {
-    let local = listener.local_addr().context("getsockname")?;
+    let mut backoff = Backoff::default();
     loop {
-        let mut pollfd = libc::pollfd {
-            fd: listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+        match accept_with_deadline(listener, deadline)? {
+            Accepted::Client(stream, peer) => return Ok((stream, peer)),
+            Accepted::Retry => {}
+            Accepted::Exhausted(err) => backoff.wait(listener, &err),
+        }
+    }
+}
+
+/// The outcome of one accept attempt.
+enum Accepted {
+    Client(TcpStream, SocketAddr),
+    /// A transient error (the client reset first, a signal): try again at once.
+    Retry,
+    /// Out of descriptors or memory: try again after a pause, never in a tight loop.
+    Exhausted(io::Error),
+}
+
+fn accept_with_deadline(listener: &TcpListener, deadline: Deadline) -> Result<Accepted> {
+    let local = listener.local_addr().context("getsockname")?;
+    let mut pollfd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let ready = unsafe { libc::poll(&mut pollfd, 1, deadline.poll_timeout_ms()) };
+    if ready < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(Accepted::Retry);
+        }
+        return Err(err).context("poll listener");
+    }
+    if ready == 0 {
+        if deadline.expired() {
+            return Err(anyhow!(
+                "accept on {}: timed out waiting for a client",
+                display_addr(local)
+            ));
+        }
+        return Ok(Accepted::Retry);
+    }
+    match listener.accept() {
+        Ok((stream, peer)) => Ok(Accepted::Client(stream, peer)),
+        Err(e) => match e.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                Ok(Accepted::Exhausted(e))
+            }
+            Some(libc::ECONNABORTED | libc::EINTR | libc::EAGAIN | libc::EPROTO | libc::EPERM) => {
+                Ok(Accepted::Retry)
+            }
+            _ => Err(e).with_context(|| format!("accept on {}", display_addr(local))),
+        },
+    }
+}
+
+/// Pauses between accepts while the process is out of descriptors: the pending client stays
+/// in the backlog until a connection ends, and the loop sleeps instead of spinning on a
+/// listener that is always readable. Said once per burst.
+#[derive(Debug, Default)]
+struct Backoff {
+    pause: Option<Duration>,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const LONGEST: Duration = Duration::from_millis(500);
+
+    fn wait(&mut self, listener: &TcpListener, err: &io::Error) {
+        let pause = match self.pause {
+            None => {
+                let local = listener.local_addr().map(display_addr).unwrap_or_default();
+                crate::log::warn(format_args!(
+                    "accept on {local}: {err}; waiting for connections to end"
+                ));
+                Self::FIRST
+            }
+            Some(previous) => (previous * 2).min(Self::LONGEST),
         };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let ready = unsafe { libc::poll(&mut pollfd, 1, deadline.poll_timeout_ms()) };
-        if ready < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
+        self.pause = Some(pause);
+        thread::sleep(pause);
+    }
+
+    fn reset(&mut self) {
+        if self.pause.take().is_some() {
+            crate::info!("accepting again");
+        }
+    }
+}
+
+/// How a listener chooses whom to serve.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// `-k`: keep accepting and serve clients concurrently; otherwise serve one and stop.
+    pub keep_accepting: bool,
+    /// `-m`: at most this many connections at once; more are closed at once.
+    pub max_conns: Option<usize>,
+    /// `--allow` / `--deny`.
+    pub access: AccessList,
+    /// `-w` on listen: give up when no client came within this time (one-shot only).
+    pub accept_timeout: Option<Duration>,
+}
+
+/// A client the server has decided to serve.
+#[derive(Debug)]
+pub struct Connection {
+    /// The accepted socket.
+    pub stream: TcpStream,
+    /// The client's address (IPv4-mapped addresses shown as IPv4).
+    pub peer: SocketAddr,
+    /// Our end.
+    pub local: SocketAddr,
+    /// 1 for the first connection served, 2 for the next... (NK_CONN_SEQ).
+    pub seq: u64,
+    /// Its entry in the server's registry: counters, child pid.
+    pub live: Arc<LiveConn>,
+}
+
+/// What the server knows of a connection in progress, so SIGTERM can end it.
+#[derive(Debug)]
+pub struct LiveConn {
+    /// Bytes moved, for the summary.
+    pub counters: Arc<Counters>,
+    socket: TcpStream,
+    child: Mutex<Option<u32>>,
+}
+
+impl LiveConn {
+    /// Records the child process serving this connection.
+    pub fn set_child(&self, pid: u32) {
+        *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
+    }
+
+    fn end(&self) {
+        let _ = self.socket.shutdown(Shutdown::Both);
+        if let Some(pid) = *self.child.lock().unwrap_or_else(|e| e.into_inner()) {
+            exec::terminate(pid);
+        }
+    }
+}
+
+/// Stack of a connection thread: it supervises a relay and holds no large locals.
+const CONNECTION_STACK: usize = 256 * 1024;
+
+/// The accept loop every TCP listener runs, and the registry of its live connections.
+#[derive(Debug, Default)]
+pub struct Server {
+    options: ServerOptions,
+    live: Mutex<HashMap<u64, Arc<LiveConn>>>,
+    served: AtomicU64,
+    finished_sent: AtomicU64,
+    finished_received: AtomicU64,
+    started: Mutex<Option<Instant>>,
+}
+
+impl Server {
+    /// A server with the given admission rules.
+    pub fn new(options: ServerOptions) -> Arc<Server> {
+        Arc::new(Server {
+            options,
+            ..Server::default()
+        })
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<LiveConn>>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Accepts clients and runs `handler` for each served one: on its own thread with `-k`,
+    /// on this thread otherwise (then its result is the server's). Denied and excess clients
+    /// are closed before a byte moves.
+    pub fn run<H>(self: &Arc<Self>, listener: TcpListener, handler: H) -> Result<()>
+    where
+        H: Fn(Connection) -> Result<()> + Send + Sync + 'static,
+    {
+        *self.started.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        let handler = Arc::new(handler);
+        let local = listener.local_addr().context("getsockname")?;
+        let deadline = if self.options.keep_accepting {
+            Deadline::NEVER
+        } else {
+            Deadline::after(self.options.accept_timeout)
+        };
+        let mut backoff = Backoff::default();
+        loop {
+            let (stream, peer) = match accept_with_deadline(&listener, deadline)? {
+                Accepted::Client(stream, peer) => {
+                    backoff.reset();
+                    (
+                        stream,
+                        SocketAddr::new(peer.ip().to_canonical(), peer.port()),
+                    )
+                }
+                Accepted::Retry => continue,
+                Accepted::Exhausted(err) => {
+                    backoff.wait(&listener, &err);
+                    continue;
+                }
+            };
+            if !self.options.access.permits(peer.ip()) {
+                crate::info!("denied {peer} (--allow/--deny)");
                 continue;
             }
-            return Err(err).context("poll listener");
-        }
-        if ready == 0 {
-            if deadline.expired() {
-                return Err(anyhow!(
-                    "accept on {}: timed out waiting for a client",
-                    display_addr(local)
-                ));
+            if let Some(max) = self.options.max_conns {
+                let active = self.live().len();
+                if active >= max {
+                    crate::info!("refused {peer}: {active} connections already (-m {max})");
+                    continue;
+                }
             }
-            continue;
+            let seq = self.served.fetch_add(1, Ordering::SeqCst) + 1;
+            let live = Arc::new(LiveConn {
+                counters: Arc::default(),
+                socket: stream.try_clone().context("clone accepted socket")?,
+                child: Mutex::new(None),
+            });
+            self.live().insert(seq, Arc::clone(&live));
+            crate::info!("connection from {peer} (#{seq})");
+            let connection = Connection {
+                stream,
+                peer,
+                local,
+                seq,
+                live,
+            };
+            if !self.options.keep_accepting {
+                drop(listener);
+                let result = handler(connection);
+                self.finish(seq);
+                return result;
+            }
+            let server = Arc::clone(self);
+            let handler = Arc::clone(&handler);
+            let spawned = thread::Builder::new()
+                .name(format!("conn-{seq}"))
+                .stack_size(CONNECTION_STACK)
+                .spawn(move || {
+                    if let Err(err) = handler(connection) {
+                        if crate::exit::is_silent(&err) {
+                            // Whoever read our stdout has gone: so has the point of serving.
+                            server.shutdown();
+                            std::process::exit(0);
+                        }
+                        crate::info!("connection #{seq} from {peer}: {err:#}");
+                    }
+                    server.finish(seq);
+                });
+            if let Err(err) = spawned {
+                crate::log::warn(format_args!("cannot serve {peer}: {err}"));
+                self.finish(seq);
+                thread::sleep(Backoff::FIRST);
+            }
         }
-        match listener.accept() {
-            Ok(pair) => return Ok(pair),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted
-                        | io::ErrorKind::ConnectionAborted
-                        | io::ErrorKind::WouldBlock
-                ) => {}
-            Err(e) => return Err(e).with_context(|| format!("accept on {}", display_addr(local))),
+    }
+
+    fn finish(&self, seq: u64) {
+        if let Some(live) = self.live().remove(&seq) {
+            let sent = live.counters.sent.load(Ordering::Relaxed);
+            let received = live.counters.received.load(Ordering::Relaxed);
+            self.finished_sent.fetch_add(sent, Ordering::Relaxed);
+            self.finished_received
+                .fetch_add(received, Ordering::Relaxed);
+            if self.options.keep_accepting {
+                crate::info!(
+                    "connection #{seq} closed: sent {sent} bytes, received {received} bytes"
+                );
+            }
         }
+    }
+
+    /// Ends every connection (clients see EOF) and stops every child: SIGINT/SIGTERM.
+    pub fn shutdown(&self) {
+        for live in self.live().values() {
+            live.end();
+        }
+    }
+
+    /// `served N connections (M open); sent X bytes, received Y bytes in T`.
+    pub fn summary(&self) -> String {
+        let live = self.live();
+        let (mut sent, mut received) = (
+            self.finished_sent.load(Ordering::Relaxed),
+            self.finished_received.load(Ordering::Relaxed),
+        );
+        for conn in live.values() {
+            sent += conn.counters.sent.load(Ordering::Relaxed);
+            received += conn.counters.received.load(Ordering::Relaxed);
+        }
+        let elapsed = self
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|t| t.elapsed())
+            .unwrap_or_default();
+        format!(
+            "served {} connections ({} open); sent {sent} bytes, received {received} bytes in {}",
+            self.served.load(Ordering::Relaxed),
+            live.len(),
+            format_duration(elapsed)
+        )
     }
 }
 

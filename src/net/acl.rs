@@ -1,0 +1,214 @@
+//! `--allow` / `--deny`: which peers a listener serves, by address or CIDR block.
+//!
+//! A denied peer is closed before a byte moves, so the check runs on the accepted address
+//! alone. Rules: a peer matching any deny entry is refused; when allow entries exist, a peer
+//! must match one of them. IPv4-mapped IPv6 peers (seen on dual-stack listeners) are checked
+//! as the IPv4 addresses they are. Lists also come from files (`--allowfile`, one entry per
+//! line, `#` comments), read with a size cap.
+
+use std::fmt;
+use std::io::Read;
+use std::net::IpAddr;
+
+use anyhow::{Context, Result};
+
+use crate::exit::usage;
+
+/// The largest allow/deny file read: a generous list, never unbounded memory.
+const MAX_LIST_FILE: u64 = 4 << 20;
+
+/// An address block: an address and a prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDR` or `ADDR/PREFIX`; host bits set below the prefix are a usage error
+    /// (`10.0.0.1/8` is almost always a typo for `10.0.0.0/8`).
+    pub fn parse(text: &str) -> Result<Cidr> {
+        let (addr_text, prefix_text) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr_text.parse().map_err(|_| {
+            usage(format!(
+                "invalid address \"{text}\": expected an IP address or CIDR such as 10.0.0.0/8"
+            ))
+        })?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix_text {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max && !p.starts_with('+') => n,
+                _ => {
+                    return Err(usage(format!(
+                        "invalid prefix in \"{text}\": must be 0-{max}"
+                    )))
+                }
+            },
+        };
+        let cidr = Cidr {
+            network: addr,
+            prefix,
+        };
+        if cidr.masked(addr) != addr {
+            return Err(usage(format!(
+                "invalid block \"{text}\": host bits are set below /{prefix} (did you mean {}/{prefix}?)",
+                cidr.masked(addr)
+            )));
+        }
+        Ok(cidr)
+    }
+
+    fn masked(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                IpAddr::V4((u32::from(v4) & mask).into())
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+        }
+    }
+
+    /// Whether `ip` lies in this block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        ip.is_ipv4() == self.network.is_ipv4() && self.masked(ip) == self.network
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// The allow and deny lists of a listener.
+#[derive(Debug, Clone, Default)]
+pub struct AccessList {
+    allow: Vec<Cidr>,
+    deny: Vec<Cidr>,
+}
+
+impl AccessList {
+    /// Builds the lists from command-line entries and files.
+    pub fn new(
+        allow: &[String],
+        deny: &[String],
+        allow_files: &[String],
+        deny_files: &[String],
+    ) -> Result<AccessList> {
+        let mut list = AccessList::default();
+        for entry in allow {
+            list.allow.push(Cidr::parse(entry)?);
+        }
+        for entry in deny {
+            list.deny.push(Cidr::parse(entry)?);
+        }
+        for path in allow_files {
+            list.allow.extend(read_list(path)?);
+        }
+        for path in deny_files {
+            list.deny.extend(read_list(path)?);
+        }
+        Ok(list)
+    }
+
+    /// Whether a peer may be served.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        if self.deny.iter().any(|c| c.contains(ip)) {
+            return false;
+        }
+        self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// Reads one entry per line; `#` starts a comment; blank lines are skipped.
+fn read_list(path: &str) -> Result<Vec<Cidr>> {
+    let file = std::fs::File::open(path).with_context(|| format!("open {path}"))?;
+    let mut text = String::new();
+    file.take(MAX_LIST_FILE)
+        .read_to_string(&mut text)
+        .with_context(|| format!("read {path}"))?;
+    parse_list(&text).with_context(|| format!("in {path}"))
+}
+
+fn parse_list(text: &str) -> Result<Vec<Cidr>> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(n, line)| {
+            let entry = line.split('#').next().unwrap_or("").trim();
+            (!entry.is_empty())
+                .then(|| Cidr::parse(entry).with_context(|| format!("line {}", n + 1)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::{classify, Status};
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn blocks_contain_their_addresses() {
+        let lo = Cidr::parse("127.0.0.0/8").unwrap();
+        assert!(lo.contains(ip("127.1.2.3")));
+        assert!(lo.contains(ip("::ffff:127.0.0.1")));
+        assert!(!lo.contains(ip("128.0.0.1")));
+        assert!(!lo.contains(ip("::1")));
+        let one = Cidr::parse("::1").unwrap();
+        assert!(one.contains(ip("::1")) && !one.contains(ip("::2")));
+        let all = Cidr::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains(ip("203.0.113.9")));
+        assert!(Cidr::parse("2001:db8::/32")
+            .unwrap()
+            .contains(ip("2001:db8:ffff::1")));
+    }
+
+    #[test]
+    fn bad_blocks_are_usage_errors() {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "10.0.0.1/8",
+            "::1/129",
+            "host",
+            "10.0.0.0/x",
+            "10.0.0.0/+8",
+        ] {
+            let err = Cidr::parse(bad).unwrap_err();
+            assert_eq!(classify(&err), Status::Usage, "{bad}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn deny_wins_and_allow_restricts() {
+        let list =
+            AccessList::new(&["127.0.0.0/8".into()], &["127.0.0.9".into()], &[], &[]).unwrap();
+        assert!(list.permits(ip("127.0.0.2")));
+        assert!(!list.permits(ip("127.0.0.9")));
+        assert!(!list.permits(ip("10.0.0.1")));
+        assert!(AccessList::default().permits(ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn list_files_skip_comments_and_blank_lines() {
+        let parsed = parse_list("# trusted\n127.0.0.2\n\n10.0.0.0/8  # lab\n").unwrap();
+        assert_eq!(parsed.len(), 2);
+        let err = parse_list("ok\n").unwrap_err();
+        assert!(format!("{err:#}").contains("line 1"));
+    }
+}

@@ -1,0 +1,221 @@
+//! `-e PROG ARGS` / `-c 'SHELL CMD'`: a child process whose stdin and stdout are the connection.
+//!
+//! The child gets pipes, not the socket itself, so the one relay carries its bytes with every
+//! rule of cli.md (half-close, `-i`, counters, `-x`): the peer's EOF closes the child's stdin,
+//! and the child's end of output closes the connection after its last byte has been sent.
+//! It learns who it talks to from the `NK_*` environment. The child is always reaped; one
+//! still running when its connection is over is asked to stop (SIGTERM), then killed.
+
+use std::io;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::debug;
+use crate::exit::usage;
+use crate::net::relay::{
+    self, AfterPeerEof, AtEof, RelayOptions, Remote, Sink, Source, SplitStream,
+};
+
+/// How long a child may take to exit after SIGTERM before it is killed.
+const TERM_GRACE: Duration = Duration::from_secs(1);
+
+/// What to run for each connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecSpec {
+    /// `-e`: a program and its arguments, split on whitespace, no shell.
+    Program(Vec<String>),
+    /// `-c`: a command line for `/bin/sh -c`.
+    Shell(String),
+}
+
+impl ExecSpec {
+    /// From the `-e` / `-c` options; an empty command is a usage error.
+    pub fn from_args(exec: Option<&str>, shell: Option<&str>) -> Result<Option<ExecSpec>> {
+        match (exec, shell) {
+            (Some(line), _) => {
+                let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+                if words.is_empty() {
+                    return Err(usage("-e needs a program to run"));
+                }
+                Ok(Some(ExecSpec::Program(words)))
+            }
+            (None, Some(command)) if command.trim().is_empty() => {
+                Err(usage("-c needs a command to run"))
+            }
+            (None, Some(command)) => Ok(Some(ExecSpec::Shell(command.to_string()))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The name used in messages: the program, or `sh -c`.
+    pub fn name(&self) -> String {
+        match self {
+            ExecSpec::Program(words) => words[0].clone(),
+            ExecSpec::Shell(_) => "sh -c".to_string(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        match self {
+            ExecSpec::Program(words) => {
+                let mut command = Command::new(&words[0]);
+                command.args(&words[1..]);
+                command
+            }
+            ExecSpec::Shell(line) => {
+                let mut command = Command::new("/bin/sh");
+                command.arg("-c").arg(line);
+                command
+            }
+        }
+    }
+}
+
+/// Who the child talks to: the `NK_*` environment.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The peer: NK_REMOTE_ADDR / NK_REMOTE_PORT.
+    pub remote: SocketAddr,
+    /// Our end: NK_LOCAL_ADDR / NK_LOCAL_PORT.
+    pub local: SocketAddr,
+    /// NK_PROTO: `tcp`, `udp`, `unix`.
+    pub proto: &'static str,
+    /// NK_CONN_SEQ: 1 for the first connection accepted, 2 for the next...
+    pub seq: u64,
+}
+
+/// Starts the child with piped stdin/stdout, inherited stderr, and the `NK_*` environment.
+pub fn spawn(spec: &ExecSpec, info: &ConnInfo) -> Result<Child> {
+    let mut command = spec.command();
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .env(
+            "NK_REMOTE_ADDR",
+            info.remote.ip().to_canonical().to_string(),
+        )
+        .env("NK_REMOTE_PORT", info.remote.port().to_string())
+        .env("NK_LOCAL_ADDR", info.local.ip().to_canonical().to_string())
+        .env("NK_LOCAL_PORT", info.local.port().to_string())
+        .env("NK_PROTO", info.proto)
+        .env("NK_CONN_SEQ", info.seq.to_string());
+    command
+        .spawn()
+        .with_context(|| format!("run {}", spec.name()))
+}
+
+/// Runs the child for one connection and relays the connection through it; returns once the
+/// connection is over and the child has been reaped. `on_spawn` learns the child's pid (so a
+/// server can stop every child on SIGTERM).
+pub fn relay_child<S: SplitStream>(
+    stream: S,
+    peer: &str,
+    spec: &ExecSpec,
+    info: &ConnInfo,
+    opts: &RelayOptions,
+    on_spawn: impl FnOnce(u32),
+) -> Result<()> {
+    let mut child = spawn(spec, info)?;
+    on_spawn(child.id());
+    let name = spec.name();
+    let result = (|| {
+        let stdout = child.stdout.take().context("child stdout")?;
+        let stdin = child.stdin.take().context("child stdin")?;
+        let source = Source::from_fd(stdout, format!("read from {name}"))
+            .after_peer_eof(AfterPeerEof::UntilEnd);
+        let sink = Sink::from_fd(stdin, format!("write to {name}")).at_eof(AtEof::Close);
+        let remote = Remote::from_stream(stream, peer)?;
+        let mut opts = opts.clone();
+        // The child's end of output ends the connection (after its last byte is sent).
+        opts.quit_after_eof = Some(Duration::ZERO);
+        relay::relay(Some(source), sink, remote, &opts)
+    })();
+    reap(&mut child, &name);
+    result
+}
+
+/// Waits for the child; one that outlives its connection is terminated, then killed.
+pub fn reap(child: &mut Child, name: &str) {
+    let started = Instant::now();
+    let mut termed = false;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                debug!("{name} (pid {}) exited: {status}", child.id());
+                return;
+            }
+            Ok(None) => {}
+            Err(err) => {
+                debug!("wait for {name}: {err}");
+                return;
+            }
+        }
+        if !termed {
+            terminate(child.id());
+            termed = true;
+        } else if started.elapsed() > TERM_GRACE {
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends SIGTERM to a child.
+pub fn terminate(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) with a pid we spawned; at worst the process is already gone (ESRCH).
+    let result = unsafe { libc::kill(pid, libc::SIGTERM) };
+    if result != 0 {
+        debug!("kill {pid}: {}", io::Error::last_os_error());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_specs_split_without_a_shell() {
+        let spec = ExecSpec::from_args(Some("/bin/cat -u"), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            spec,
+            ExecSpec::Program(vec!["/bin/cat".into(), "-u".into()])
+        );
+        assert_eq!(spec.name(), "/bin/cat");
+        let shell = ExecSpec::from_args(None, Some("echo $NK_CONN_SEQ"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(shell, ExecSpec::Shell("echo $NK_CONN_SEQ".into()));
+        assert!(ExecSpec::from_args(Some("  "), None).is_err());
+        assert!(ExecSpec::from_args(None, Some("")).is_err());
+        assert_eq!(ExecSpec::from_args(None, None).unwrap(), None);
+    }
+
+    #[test]
+    fn a_child_sees_its_connection_in_the_environment() {
+        let info = ConnInfo {
+            remote: "[::ffff:127.0.0.2]:4000".parse().unwrap(),
+            local: "127.0.0.1:7".parse().unwrap(),
+            proto: "tcp",
+            seq: 3,
+        };
+        let spec = ExecSpec::Shell("echo $NK_REMOTE_ADDR $NK_REMOTE_PORT $NK_LOCAL_ADDR $NK_LOCAL_PORT $NK_PROTO $NK_CONN_SEQ".into());
+        let child = spawn(&spec, &info).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "127.0.0.2 4000 127.0.0.1 7 tcp 3\n"
+        );
+    }
+}
