@@ -1,6 +1,7 @@
 //! `nk dial`: the netcat client. Connect (Happy Eyeballs, `-w` for the whole attempt), then
 //! relay stdin/stdout with half-close, exactly as `nk listen` does once it has a client.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -92,9 +93,16 @@ pub fn run(args: DialArgs) -> Result<()> {
                 proto: "tcp",
                 seq: 1,
             };
-            exec::relay_child(connected.stream, &peer, &spec, &info, &relay_opts, |_| {})
+            exec::relay_child(
+                Arc::new(connected.stream),
+                &peer,
+                &spec,
+                &info,
+                &relay_opts,
+                |_| {},
+            )
         }
-        None => relay_stdio(connected.stream, &peer, &relay_opts),
+        None => relay_stdio(Arc::new(connected.stream), &peer, &relay_opts),
     };
     info!("{}", relay_opts.counters.summary());
     result

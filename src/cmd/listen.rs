@@ -271,7 +271,7 @@ fn stop_on_interrupt(server: &Arc<Server>) -> Result<()> {
 fn serve_hub_client(hub: &Arc<Hub>, conn: Connection, template: &RelayOptions) -> Result<()> {
     let id = conn.seq;
     let peer = display_addr(conn.peer);
-    let kick = conn.stream.try_clone().context("clone client socket")?;
+    let kick = Arc::clone(&conn.stream);
     let queue = hub.join(
         id,
         &peer,
@@ -295,7 +295,7 @@ fn serve_hub_client(hub: &Arc<Hub>, conn: Connection, template: &RelayOptions) -
     }
     let mut opts = template.clone();
     opts.counters = Arc::clone(&conn.live.counters);
-    let result = Remote::from_stream(conn.stream, &peer)
+    let result = Remote::from_shared(conn.stream, &peer)
         .map_err(anyhow::Error::from)
         .and_then(|remote| relay::relay(Some(source), sink, remote, &opts));
     hub.leave(id);

@@ -17,8 +17,8 @@ use crate::net::relay::{self, Counters, RelayOptions, Remote, Sink, Source, Spli
 use crate::signals;
 
 /// Relays a connected stream with stdin/stdout under the relay options; `peer` names it.
-pub fn relay_stdio<S: SplitStream>(stream: S, peer: &str, opts: &RelayOptions) -> Result<()> {
-    let remote = Remote::from_stream(stream, peer)?;
+pub fn relay_stdio<S: SplitStream>(stream: Arc<S>, peer: &str, opts: &RelayOptions) -> Result<()> {
+    let remote = Remote::from_shared(stream, peer)?;
     let source = if opts.receive_only {
         None
     } else {

@@ -9,6 +9,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -113,7 +114,7 @@ pub fn spawn(spec: &ExecSpec, info: &ConnInfo) -> Result<Child> {
 /// connection is over and the child has been reaped. `on_spawn` learns the child's pid (so a
 /// server can stop every child on SIGTERM).
 pub fn relay_child<S: SplitStream>(
-    stream: S,
+    stream: Arc<S>,
     peer: &str,
     spec: &ExecSpec,
     info: &ConnInfo,
@@ -129,7 +130,7 @@ pub fn relay_child<S: SplitStream>(
         let source = Source::from_fd(stdout, format!("read from {name}"))
             .after_peer_eof(AfterPeerEof::UntilEnd);
         let sink = Sink::from_fd(stdin, format!("write to {name}")).at_eof(AtEof::Close);
-        let remote = Remote::from_stream(stream, peer)?;
+        let remote = Remote::from_shared(stream, peer)?;
         let mut opts = opts.clone();
         // The child's end of output ends the connection (after its last byte is sent).
         opts.quit_after_eof = Some(Duration::ZERO);

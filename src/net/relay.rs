@@ -245,37 +245,63 @@ impl Sink {
     }
 }
 
-/// A connected stream the relay can split into a read side and a write side.
-pub trait SplitStream: Read + Write + AsFd + Send + Sized + 'static {
-    /// A second handle on the same socket.
-    fn try_clone_stream(&self) -> io::Result<Self>;
+/// A connected stream the relay reads and writes through shared references, so both
+/// directions and every control handle use one descriptor (a server with a thousand clients
+/// holds a thousand sockets, not several thousand duplicates).
+pub trait SplitStream: AsFd + Send + Sync + 'static {
+    /// read(2) through a shared reference.
+    fn read_shared(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// write(2) through a shared reference.
+    fn write_shared(&self, buf: &[u8]) -> io::Result<usize>;
     /// shutdown(2).
     fn shutdown_stream(&self, how: Shutdown) -> io::Result<()>;
     /// SO_ERROR: a reset the kernel has recorded for the socket, if any.
     fn pending_error(&self) -> io::Result<Option<io::Error>>;
 }
 
-impl SplitStream for TcpStream {
-    fn try_clone_stream(&self) -> io::Result<Self> {
-        self.try_clone()
-    }
-    fn shutdown_stream(&self, how: Shutdown) -> io::Result<()> {
-        self.shutdown(how)
-    }
-    fn pending_error(&self) -> io::Result<Option<io::Error>> {
-        self.take_error()
+macro_rules! split_stream {
+    ($stream:ty) => {
+        impl SplitStream for $stream {
+            fn read_shared(&self, buf: &mut [u8]) -> io::Result<usize> {
+                (&*self).read(buf)
+            }
+            fn write_shared(&self, buf: &[u8]) -> io::Result<usize> {
+                (&*self).write(buf)
+            }
+            fn shutdown_stream(&self, how: Shutdown) -> io::Result<()> {
+                self.shutdown(how)
+            }
+            fn pending_error(&self) -> io::Result<Option<io::Error>> {
+                self.take_error()
+            }
+        }
+    };
+}
+
+split_stream!(TcpStream);
+split_stream!(UnixStream);
+
+/// One direction's handle on a shared stream.
+struct Shared<S>(Arc<S>);
+
+impl<S: SplitStream> Read for Shared<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read_shared(buf)
     }
 }
 
-impl SplitStream for UnixStream {
-    fn try_clone_stream(&self) -> io::Result<Self> {
-        self.try_clone()
+impl<S: SplitStream> Write for Shared<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_shared(buf)
     }
-    fn shutdown_stream(&self, how: Shutdown) -> io::Result<()> {
-        self.shutdown(how)
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
-    fn pending_error(&self) -> io::Result<Option<io::Error>> {
-        self.take_error()
+}
+
+impl<S: SplitStream> AsFd for Shared<S> {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
     }
 }
 
@@ -301,15 +327,21 @@ impl fmt::Debug for Remote {
 impl Remote {
     /// Splits a connected stream; `peer` names it in errors ("receive from PEER").
     pub fn from_stream<S: SplitStream>(stream: S, peer: &str) -> io::Result<Remote> {
-        let reader = stream.try_clone_stream()?;
-        let shutdown_handle = stream.try_clone_stream()?;
-        let close_handle = stream.try_clone_stream()?;
-        let error_handle = stream.try_clone_stream()?;
-        let sink = Sink::from_fd(stream, format!("send to {peer}")).at_eof(AtEof::Shutdown(
-            Box::new(move || shutdown_handle.shutdown_stream(Shutdown::Write)),
-        ));
+        Remote::from_shared(Arc::new(stream), peer)
+    }
+
+    /// Splits a stream others also hold (a server's registry, to end it on SIGTERM).
+    pub fn from_shared<S: SplitStream>(stream: Arc<S>, peer: &str) -> io::Result<Remote> {
+        let shutdown_handle = Arc::clone(&stream);
+        let close_handle = Arc::clone(&stream);
+        let error_handle = Arc::clone(&stream);
+        let sink = Sink::from_fd(Shared(Arc::clone(&stream)), format!("send to {peer}")).at_eof(
+            AtEof::Shutdown(Box::new(move || {
+                shutdown_handle.shutdown_stream(Shutdown::Write)
+            })),
+        );
         Ok(Remote {
-            source: Source::from_fd(reader, format!("receive from {peer}")),
+            source: Source::from_fd(Shared(stream), format!("receive from {peer}")),
             sink,
             close: Box::new(move || {
                 let _ = close_handle.shutdown_stream(Shutdown::Both);

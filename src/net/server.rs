@@ -201,8 +201,8 @@ pub struct ServerOptions {
 /// A client the server has decided to serve.
 #[derive(Debug)]
 pub struct Connection {
-    /// The accepted socket.
-    pub stream: TcpStream,
+    /// The accepted socket (shared with the registry, which shuts it down on SIGTERM).
+    pub stream: Arc<TcpStream>,
     /// The client's address (IPv4-mapped addresses shown as IPv4).
     pub peer: SocketAddr,
     /// Our end.
@@ -218,7 +218,7 @@ pub struct Connection {
 pub struct LiveConn {
     /// Bytes moved, for the summary.
     pub counters: Arc<Counters>,
-    socket: TcpStream,
+    socket: Arc<TcpStream>,
     child: Mutex<Option<u32>>,
 }
 
@@ -306,9 +306,10 @@ impl Server {
                 }
             }
             let seq = self.served.fetch_add(1, Ordering::SeqCst) + 1;
+            let stream = Arc::new(stream);
             let live = Arc::new(LiveConn {
                 counters: Arc::default(),
-                socket: stream.try_clone().context("clone accepted socket")?,
+                socket: Arc::clone(&stream),
                 child: Mutex::new(None),
             });
             self.live().insert(seq, Arc::clone(&live));
