@@ -262,7 +262,8 @@ fn configure(conn: &Connection, sockopts: &SockOpts) -> Result<()> {
 fn stop_on_interrupt(server: &Arc<Server>) -> Result<()> {
     let server = Arc::clone(server);
     signals::on_interrupt(move || {
-        server.shutdown();
+        // Long enough for each program to get SIGTERM, then SIGKILL after its grace.
+        server.shutdown_and_wait(Duration::from_secs(3));
         info!("{}", server.summary());
     })
 }

@@ -3,11 +3,13 @@
 //! The child gets pipes, not the socket itself, so the one relay carries its bytes with every
 //! rule of cli.md (half-close, `-i`, counters, `-x`): the peer's EOF closes the child's stdin,
 //! and the child's end of output closes the connection after its last byte has been sent.
-//! It learns who it talks to from the `NK_*` environment. The child is always reaped; one
-//! still running when its connection is over is asked to stop (SIGTERM), then killed.
+//! It learns who it talks to from the `NK_*` environment. The child runs in its own process
+//! group and is always reaped; a group still running when its connection is over is asked to
+//! stop (SIGTERM), then killed.
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::thread;
@@ -104,7 +106,10 @@ pub fn spawn(spec: &ExecSpec, info: &ConnInfo) -> Result<Child> {
         .env("NK_LOCAL_ADDR", info.local.ip().to_canonical().to_string())
         .env("NK_LOCAL_PORT", info.local.port().to_string())
         .env("NK_PROTO", info.proto)
-        .env("NK_CONN_SEQ", info.seq.to_string());
+        .env("NK_CONN_SEQ", info.seq.to_string())
+        // Its own process group, so that stopping it also stops what it started (a shell's
+        // children), and a terminal's Ctrl-C reaches nk, which stops it in turn.
+        .process_group(0);
     command
         .spawn()
         .with_context(|| format!("run {}", spec.name()))
@@ -157,10 +162,10 @@ pub fn reap(child: &mut Child, name: &str) {
             }
         }
         if !termed {
-            terminate(child.id());
+            signal_group(child.id(), libc::SIGTERM);
             termed = true;
         } else if started.elapsed() > TERM_GRACE {
-            let _ = child.kill();
+            signal_group(child.id(), libc::SIGKILL);
             let _ = child.wait();
             return;
         }
@@ -168,15 +173,16 @@ pub fn reap(child: &mut Child, name: &str) {
     }
 }
 
-/// Sends SIGTERM to a child.
-pub fn terminate(pid: u32) {
+/// Sends `signal` to a child's process group (the child and everything it started).
+pub fn signal_group(pid: u32, signal: libc::c_int) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;
     };
-    // SAFETY: kill(2) with a pid we spawned; at worst the process is already gone (ESRCH).
-    let result = unsafe { libc::kill(pid, libc::SIGTERM) };
+    // SAFETY: kill(2) on the group led by a child we spawned with process_group(0); at worst
+    // the group is already gone (ESRCH).
+    let result = unsafe { libc::kill(-pid, signal) };
     if result != 0 {
-        debug!("kill {pid}: {}", io::Error::last_os_error());
+        debug!("kill -{signal} -{pid}: {}", io::Error::last_os_error());
     }
 }
 

@@ -228,10 +228,10 @@ impl LiveConn {
         *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
     }
 
-    fn end(&self) {
+    fn end(&self, signal: libc::c_int) {
         let _ = self.socket.shutdown(Shutdown::Both);
         if let Some(pid) = *self.child.lock().unwrap_or_else(|e| e.into_inner()) {
-            exec::terminate(pid);
+            exec::signal_group(pid, signal);
         }
     }
 }
@@ -368,8 +368,29 @@ impl Server {
 
     /// Ends every connection (clients see EOF) and stops every child: SIGINT/SIGTERM.
     pub fn shutdown(&self) {
+        self.signal_all(libc::SIGTERM);
+    }
+
+    fn signal_all(&self, signal: libc::c_int) {
         for live in self.live().values() {
-            live.end();
+            live.end(signal);
+        }
+    }
+
+    /// [`Server::shutdown`], then waits (at most `limit`) for the connection threads to
+    /// finish, so that every child has been reaped (or killed) before the process exits.
+    pub fn shutdown_and_wait(&self, limit: Duration) {
+        self.shutdown();
+        let deadline = Instant::now() + limit;
+        let kill_at = Instant::now() + limit / 2;
+        let mut killed = false;
+        while !self.live().is_empty() && Instant::now() < deadline {
+            if !killed && Instant::now() >= kill_at {
+                // Programs that ignored SIGTERM (and whatever they started) are killed.
+                self.signal_all(libc::SIGKILL);
+                killed = true;
+            }
+            thread::sleep(Duration::from_millis(10));
         }
     }
 
