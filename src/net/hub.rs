@@ -308,13 +308,13 @@ pub struct HubWriter {
 impl HubWriter {
     /// Takes the complete lines out of `held` (all of it when `everything`).
     fn complete_lines(&mut self, everything: bool) -> Vec<u8> {
-        let cut = if everything || self.held.len() > MAX_HELD_LINE {
-            self.held.len()
-        } else {
-            self.held
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1)
+        let last_newline = self.held.iter().rposition(|&b| b == b'\n');
+        let cut = match last_newline {
+            _ if everything => self.held.len(),
+            Some(i) => i + 1,
+            // One line longer than the cap: written as it is rather than held without bound.
+            None if self.held.len() > MAX_HELD_LINE => self.held.len(),
+            None => 0,
         };
         self.held.drain(..cut).collect()
     }
@@ -476,5 +476,11 @@ mod tests {
         assert_eq!(writer.complete_lines(false), b"one\n");
         assert_eq!(writer.held, b"tw");
         assert_eq!(writer.complete_lines(true), b"tw");
+        // Past the cap, whole lines still go out whole; the partial one stays held.
+        writer.held = [vec![b'a'; MAX_HELD_LINE], b"\nb".to_vec()].concat();
+        assert_eq!(writer.complete_lines(false).len(), MAX_HELD_LINE + 1);
+        assert_eq!(writer.held, b"b");
+        writer.held = vec![b'x'; MAX_HELD_LINE + 1];
+        assert_eq!(writer.complete_lines(false).len(), MAX_HELD_LINE + 1);
     }
 }

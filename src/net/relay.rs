@@ -880,27 +880,25 @@ impl Pump {
         grow_pipe(from);
         grow_pipe(to);
         let mut first = true;
-        // With a gate, the input must never be waited on while holding it: a non-blocking
-        // splice returns EAGAIN instead, and the loop goes back to polling outside the gate.
-        let flags = if self.gate.is_some() {
-            libc::SPLICE_F_NONBLOCK
-        } else {
-            0
-        };
+        // Never block inside splice waiting for input: a splice blocked on an empty socket
+        // holds the destination pipe's lock, so whoever reads that pipe (a `-e` program, the
+        // `cat` after `nk listen |`) could not take the bytes already in it. So: wait for input
+        // with poll (outside the gate, if any), then move what is there without blocking.
         loop {
             let gate = self.gate.clone();
+            if gate.is_none() {
+                wait_ready(from, libc::POLLIN).map_err(|e| (Side::Read, e))?;
+            }
             let _held = self.take_gate(gate.as_deref(), Some(from), None)?;
-            match splice(from, to, ZERO_COPY_CHUNK, flags) {
+            match splice(from, to, ZERO_COPY_CHUNK, libc::SPLICE_F_NONBLOCK) {
                 Ok(0) => return Ok(true),
                 Ok(n) => {
                     first = false;
                     self.account(n);
                 }
                 Err(e) if first && refused(&e) => return Ok(false),
+                // Input drained (polled again at the top) or output full: wait for room.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.gate.is_none() {
-                        wait_ready(from, libc::POLLIN).map_err(|e| (Side::Read, e))?;
-                    }
                     wait_ready(to, libc::POLLOUT).map_err(|e| (Side::Write, e))?;
                 }
                 Err(e) => return Err((attribute(&e), e)),

@@ -613,3 +613,114 @@ pub fn assert_same_bytes(what: &str, got: &[u8], want: &[u8]) {
 pub fn read_file(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
+
+// ---------------------------------------------------------------------------
+// Processes: signals and /proc inspection (Linux), for the server tests
+// ---------------------------------------------------------------------------
+
+/// Sends signal `sig` ("TERM", "INT", ...) to `pid` with kill(1).
+pub fn send_signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{sig} {pid} failed: {status:?}");
+}
+
+/// The fields of /proc/PID/stat after the command name (index 0 is the state,
+/// 1 the parent pid, 11 utime, 12 stime); `None` when the process is gone.
+fn proc_stat_fields(pid: u32) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// Is `pid` a live process (present, and neither a zombie nor dead)?
+pub fn process_alive(pid: u32) -> bool {
+    proc_stat_fields(pid)
+        .and_then(|f| f.first().cloned())
+        .is_some_and(|state| state != "Z" && state != "X")
+}
+
+/// Clock ticks per second of /proc's CPU times.
+fn clk_tck() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .filter(|&t| t > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// CPU time (user + system, all threads) that `pid` has used so far, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let f = proc_stat_fields(pid).unwrap_or_else(|| panic!("/proc/{pid}/stat: no such process"));
+    let ticks = |i: usize| -> f64 {
+        f.get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("/proc/{pid}/stat: bad field {i}: {f:?}")) as f64
+    };
+    (ticks(11) + ticks(12)) / clk_tck()
+}
+
+/// Every live (non-zombie) descendant of `pid`: children, grandchildren...
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(p) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some(f) = proc_stat_fields(p) {
+                let live = f.first().is_some_and(|s| s != "Z" && s != "X");
+                if let (true, Some(pp)) = (live, f.get(1).and_then(|s| s.parse::<u32>().ok())) {
+                    parent_of.push((p, pp));
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for &(p, pp) in &parent_of {
+            if pp == parent && !found.contains(&p) {
+                found.push(p);
+                frontier.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// Polls `cond` every 10 ms for up to `secs`; true as soon as it holds. For
+/// states with no event to wait on (a file's size, /proc).
+pub fn wait_until(secs: f64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Connects to 127.0.0.1:`port` within 5 s, or panics naming the port.
+pub fn connect_local(port: u16) -> TcpStream {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"))
+}
