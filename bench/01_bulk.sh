@@ -45,7 +45,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { printf '%s\n' "$*" >&2; }
+. "$here/lib.sh" # log, free_port, wait_listen, TO, stats
 
 for t in "$NC" iperf3 ss cksum timeout awk jq; do
     command -v "$t" >/dev/null || { log "01_bulk: missing tool: $t"; exit 1; }
@@ -73,30 +73,6 @@ null) exec 9</dev/null ;;
 held) mkfifo "$work/hold" && exec 9<>"$work/hold" || exit 1 ;; # O_RDWR: readers never see EOF
 *) log "01_bulk: RECV_STDIN must be null or held"; exit 1 ;;
 esac
-lo_eph=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-(( lo_eph > 20100 )) || lo_eph=32768
-# A port below the ephemeral range that no socket (any state) uses locally or remotely.
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % (lo_eph - 20000)))
-        if [[ -z $(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null) ]]; then
-            echo "$p"; return 0
-        fi
-    done
-    return 1
-}
-# Wait (bounded, ~5 s) until something listens on 127.0.0.1:$1; $2 = listener pid.
-wait_listen() {
-    local i
-    for ((i = 0; i < 500; i++)); do
-        [[ -n $(ss -Hltn "( sport = :$1 )" 2>/dev/null) ]] && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.01
-    done
-    return 1
-}
-TO() { timeout -k 5 "$TIMEOUT" "$@"; }
 
 # Receiver / sender command lines. $1 = port. Receiver stdin is /dev/null.
 # The receiver's stdout sink is chosen by $sink: null | cat | cksum.
@@ -167,14 +143,6 @@ run_one() {
     [[ $sink == cksum ]] && R_CK=$(cat "$work/ck" 2>/dev/null)
 }
 
-# stats "v1 v2 ..." -> "median min max"
-stats() {
-    tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '
-        { v[NR] = $1 }
-        END { if (NR == 0) { print "- - -"; exit }
-              m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-              printf "%.0f %.0f %.0f\n", m, v[1], v[NR] }'
-}
 mbps() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
 
 # ---------------------------------------------------------------- plan

@@ -1,0 +1,45 @@
+# bench/lib.sh - helpers shared by the bench/NN_*.sh scripts. Source it after setting
+# TIMEOUT (seconds, used by TO). Defines: log, lo_eph, free_port, wait_listen, TO, stats.
+# shellcheck shell=bash
+
+log() { printf '%s\n' "$*" >&2; }
+
+# Lowest port of the ephemeral range: the scripts' ports stay below it, so no client socket
+# of anyone can be sitting on them.
+lo_eph=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+(( lo_eph > 20100 )) || lo_eph=32768
+
+# A port below the ephemeral range that no socket (any state) uses locally or remotely.
+free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % (lo_eph - 20000)))
+        if [[ -z $(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null) ]]; then
+            echo "$p"; return 0
+        fi
+    done
+    return 1
+}
+
+# Wait (bounded, ~5 s) until something listens on 127.0.0.1:$1; $2 = listener pid.
+wait_listen() {
+    local i
+    for ((i = 0; i < 500; i++)); do
+        [[ -n $(ss -Hltn "( sport = :$1 )" 2>/dev/null) ]] && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.01
+    done
+    return 1
+}
+
+# Run a command under timeout(1): TERM after $TIMEOUT s, KILL 5 s later.
+TO() { timeout -k 5 "$TIMEOUT" "$@"; }
+
+# stats "v1 v2 ..." [printf format, default %.0f] -> "median min max" ("- - -" if no values)
+stats() {
+    tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk -v f="${2:-%.0f}" '
+        { v[NR] = $1 }
+        END { if (NR == 0) { print "- - -"; exit }
+              m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+              printf f " " f " " f "\n", m, v[1], v[NR] }'
+}
