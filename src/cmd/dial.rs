@@ -28,13 +28,20 @@ use crate::net::services::Proto;
         a new attempt every 250 ms, first success wins. Received data is the only thing on \
         stdout; -v diagnostics and -x - dumps go to stderr. With -e/-c a program takes the place of \
         stdin/stdout (its stderr stays nk's; NK_REMOTE_ADDR, NK_REMOTE_PORT, NK_LOCAL_ADDR, \
-        NK_LOCAL_PORT, NK_PROTO, NK_CONN_SEQ describe the connection).",
+        NK_LOCAL_PORT, NK_PROTO, NK_CONN_SEQ describe the connection).\n\n\
+        -z scans instead: `nk dial -z HOST PORTS` connects to every port of PORTS (`22`, \
+        `22,80,443`, `8000-8100`, service names, any mix; `1-65535` for all), many at once, \
+        and prints `HOST PORT/tcp open SERVICE` for each open port in port order; every address \
+        of HOST is scanned. A connection with itself (possible on loopback when the kernel picks \
+        the target port as the source port) is never reported. Exit 0 if any port is open, 1 \
+        if none.",
     after_long_help = "Examples:\n  \
         nk dial 127.0.0.1 8080 < request.bin > reply.bin\n  \
         printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nk dial -v example.com:http\n  \
         nk dial -C -x - [::1]:25                  # type SMTP by hand, see every byte\n  \
         nk dial -w 2 -i 30 -s 127.0.0.2 -p 40000 127.0.0.1:9000\n  \
-        nk dial -c 'echo hello; cat > reply.txt' 127.0.0.1 9000"
+        nk dial -c 'echo hello; cat > reply.txt' 127.0.0.1 9000\n  \
+        nk dial -z -v 127.0.0.1 22,80,8000-8100   # which ports are open?"
 )]
 pub struct DialArgs {
     /// HOST:PORT, [V6]:PORT, or HOST followed by PORT; PORT may be a service name (http).
@@ -46,7 +53,8 @@ pub struct DialArgs {
 
     #[command(flatten)]
     pub family: FamilyArgs,
-    /// Give up connecting after DUR, resolution and every address included (exit 1).
+    /// Give up connecting after DUR, resolution and every address included (exit 1); with -z,
+    /// the time each port may take (default 1s).
     #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_duration)]
     pub connect_timeout: Option<Duration>,
     /// Local source address to connect from.
@@ -55,6 +63,17 @@ pub struct DialArgs {
     /// Local source port to connect from.
     #[arg(short = 'p', long = "source-port", value_name = "PORT")]
     pub source_port: Option<String>,
+
+    /// Scan: report which of PORTS are open (`22,80,8000-8100`, service names); no data sent.
+    #[arg(short = 'z', long = "scan", help_heading = "Port scan")]
+    pub scan: bool,
+    /// Scan: connects in flight at once (default 1024, at most the descriptor limit allows).
+    #[arg(long, value_name = "N", requires = "scan", help_heading = "Port scan",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub parallel: Option<u64>,
+    /// Scan: one JSON object per open port on stdout.
+    #[arg(long, requires = "scan", help_heading = "Port scan")]
+    pub json: bool,
 
     #[command(flatten)]
     pub exec: ExecArgs,
@@ -66,6 +85,9 @@ pub struct DialArgs {
 
 /// Runs `nk dial`.
 pub fn run(args: DialArgs) -> Result<()> {
+    if args.scan {
+        return crate::cmd::scan::run(&args);
+    }
     let target = addr::parse_target(&args.target, args.port.as_deref(), Proto::Tcp)?;
     let source_port = args
         .source_port

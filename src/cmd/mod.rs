@@ -7,6 +7,7 @@
 pub mod completions;
 pub mod dial;
 pub mod listen;
+pub mod scan;
 
 use std::sync::Arc;
 

@@ -8,6 +8,7 @@ pub mod deadline;
 pub mod exec;
 pub mod hub;
 pub mod relay;
+pub mod scan;
 pub mod server;
 pub mod services;
 pub mod sockopt;
