@@ -82,8 +82,9 @@ pub fn run(args: &DialArgs) -> Result<()> {
         } else {
             String::new()
         };
+        let plural = if ports.len() == 1 { "" } else { "s" };
         info!(
-            "scanned {} ports on {host_text} in {}: {open} open, {closed} closed, {timed_out} timed out{failures}",
+            "scanned {} port{plural} on {host_text} in {}: {open} open, {closed} closed, {timed_out} timed out{failures}",
             ports.len(),
             format_duration(started.elapsed())
         );

@@ -724,3 +724,82 @@ pub fn connect_local(port: u16) -> TcpStream {
     TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .unwrap_or_else(|e| panic!("connect {addr}: {e}"))
 }
+
+// ---------------------------------------------------------------------------
+// Private namespaces (Linux; root or CAP_SYS_ADMIN): whole-range scans run in
+// a network namespace of their own, so they only ever meet the test's ports;
+// a private mount namespace lets a test bind-mount its own /etc/hosts.
+// ---------------------------------------------------------------------------
+
+/// Fails the test (never skips) unless `unshare -n` works and `ip` can bring
+/// the namespace's loopback up.
+pub fn require_netns() {
+    require_tool("unshare", "util-linux");
+    require_tool("ip", "iproute2");
+    let probe = Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run unshare");
+    assert!(
+        probe.status.success(),
+        "this test needs a private network namespace (`unshare -n`, i.e. root or \
+         CAP_SYS_ADMIN) so that it scans only its own ports; \
+         `unshare -n sh -c 'ip link set lo up'` failed ({:?}): {}",
+        probe.status,
+        String::from_utf8_lossy(&probe.stderr)
+    );
+}
+
+/// Fails the test (never skips) unless `unshare -m` works.
+pub fn require_mountns() {
+    require_tool("unshare", "util-linux");
+    let probe = Command::new("unshare")
+        .args(["-m", "true"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run unshare");
+    assert!(
+        probe.status.success(),
+        "this test needs a private mount namespace (`unshare -m`, i.e. root or CAP_SYS_ADMIN) \
+         to give itself its own /etc/hosts; `unshare -m true` failed: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+}
+
+/// A `Command` that runs `argv` in a fresh private network namespace whose
+/// loopback is up, after the shell commands `setup` (e.g. a sysctl write under
+/// /proc/sys/net, which is per namespace; "" for none). `argv` replaces the
+/// shell (exec), so the returned command's pid is `argv[0]`'s: killing it ends
+/// the namespace's only process.
+pub fn netns_command<S: AsRef<OsStr>>(setup: &str, argv: &[S]) -> Command {
+    let script = if setup.is_empty() {
+        r#"ip link set lo up && exec "$@""#.to_string()
+    } else {
+        format!(r#"ip link set lo up && {setup} && exec "$@""#)
+    };
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-n", "sh", "-c", &script, "sh"]);
+    cmd.args(argv);
+    cmd.env("NO_COLOR", "1");
+    cmd.env_remove("RUST_BACKTRACE");
+    cmd
+}
+
+/// A `Command` that runs `argv` in a private mount namespace where `hosts`
+/// is bind-mounted over /etc/hosts (exec'd, like [`netns_command`]).
+pub fn hosts_command<S: AsRef<OsStr>>(hosts: &Path, argv: &[S]) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "-m",
+        "sh",
+        "-c",
+        r#"mount --bind "$1" /etc/hosts && shift && exec "$@""#,
+        "sh",
+    ]);
+    cmd.arg(hosts);
+    cmd.args(argv);
+    cmd.env("NO_COLOR", "1");
+    cmd.env_remove("RUST_BACKTRACE");
+    cmd
+}

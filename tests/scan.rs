@@ -1,0 +1,768 @@
+//! `nk dial -z`: the TCP connect port scanner (issue 4), run as a user would.
+//!
+//! The host may run listeners that are not ours (0.0.0.0:2024, for one), so a
+//! scan here only ever touches ports the test itself opened: either a list of
+//! ports held by this test on 127.0.0.1 / ::1, or a whole range inside a
+//! private network namespace (`unshare -n`, loopback up) in which the test
+//! starts its own listeners. A missing `unshare`/`ip`/`python3`, or a kernel
+//! that refuses the namespace, fails the test with a message; nothing skips.
+//!
+//! Listeners inside a namespace come from [`LISTEN_THEN_EXEC_PY`]: Python binds
+//! the ports, writes them to a file, and exec()s the command with the listening
+//! sockets inherited, so the command under test is the namespace's only
+//! process and the test's deadline kills it and its listeners together.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+use std::io;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+/// Deadline for a whole-range (65535 port) scan: generous, as the debug build
+/// runs beside other tests on a 2-core machine. Not a speed check
+/// (bench/05_portscan.sh measures speed).
+const FULL_SCAN_SECS: f64 = 120.0;
+
+/// argv: PORTSFILE PORTSPEC CMD ARGS... Binds 127.0.0.1 on each port of
+/// PORTSPEC ("random": one in 1-1023, one in 1024-32767, one in 32768-65535,
+/// the last inside the usual ephemeral range; otherwise comma-separated
+/// numbers), listens, writes the sorted ports comma-separated to PORTSFILE,
+/// then exec()s CMD with the listening sockets inherited.
+const LISTEN_THEN_EXEC_PY: &str = r#"
+import os, random, socket, sys
+path, spec, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+if spec == "random":
+    ports = [random.randrange(1, 1024), random.randrange(1024, 32768),
+             random.randrange(32768, 65536)]
+else:
+    ports = [int(p) for p in spec.split(",")]
+socks = []
+for p in ports:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", p))
+    s.listen(64)
+    s.set_inheritable(True)
+    socks.append(s)
+with open(path, "w") as f:
+    f.write(",".join(str(p) for p in sorted(ports)))
+os.execvp(argv[0], argv)
+"#;
+
+/// Reads `--json` scan output on stdin; fails unless every line is a JSON
+/// object with string host/proto/state, integer port and string-or-null
+/// service; prints each as "host port proto state service|null".
+const JSON_CHECK_PY: &str = r#"
+import json, sys
+data = sys.stdin.read()
+if data and not data.endswith("\n"):
+    sys.exit("output does not end with a newline")
+for line in data.split("\n")[:-1]:
+    try:
+        o = json.loads(line)
+    except ValueError as e:
+        sys.exit("not JSON: %r: %s" % (line, e))
+    if not isinstance(o, dict):
+        sys.exit("not a JSON object: %r" % line)
+    for k, t in (("host", str), ("port", int), ("proto", str), ("state", str)):
+        if not isinstance(o.get(k), t) or isinstance(o.get(k), bool):
+            sys.exit("key %r missing or of the wrong type in %r" % (k, line))
+    if "service" not in o or not (o["service"] is None or isinstance(o["service"], str)):
+        sys.exit("key 'service' missing or neither a string nor null in %r" % line)
+    svc = "null" if o["service"] is None else o["service"]
+    print(o["host"], o["port"], o["proto"], o["state"], svc)
+"#;
+
+/// A listener whose accept queue is full, so further SYNs are dropped (the
+/// scanner's connect to it can only time out). Prints its port, then holds.
+const FULL_QUEUE_PY: &str = r#"
+import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(0)
+addr = s.getsockname()
+held = []
+for _ in range(8):
+    c = socket.socket()
+    c.settimeout(0.3)
+    held.append(c)
+    try:
+        c.connect(addr)
+    except (socket.timeout, OSError):
+        break
+else:
+    raise SystemExit("could not fill the accept queue")
+print(addr[1], flush=True)
+time.sleep(30)
+"#;
+
+/// The first name /etc/services gives `port`/tcp, as getservbyport(3) does.
+fn tcp_service(port: u16) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/services")
+        .unwrap_or_else(|e| panic!("read /etc/services (package netbase): {e}"));
+    let want = format!("{port}/tcp");
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split('#').next().unwrap_or("").split_whitespace();
+            Some((f.next()?, f.next()?))
+        })
+        .find(|&(_, pp)| pp == want)
+        .map(|(name, _)| name.to_string())
+}
+
+/// The line `nk dial -z` prints for an open port.
+fn open_line(host: &str, port: u16) -> String {
+    match tcp_service(port) {
+        Some(s) => format!("{host} {port}/tcp open {s}"),
+        None => format!("{host} {port}/tcp open"),
+    }
+}
+
+/// The expected stdout for these open ports on `host`, in ascending order.
+fn open_lines(host: &str, ports: &[u16]) -> String {
+    let mut sorted = ports.to_vec();
+    sorted.sort_unstable();
+    sorted.iter().map(|&p| open_line(host, p) + "\n").collect()
+}
+
+/// The `-v` summary: `nk: scanned N ports on HOST in 0.52s: A open, B closed, C timed out`.
+#[derive(Debug, PartialEq)]
+struct Summary {
+    ports: u64,
+    host: String,
+    open: u64,
+    closed: u64,
+    timed_out: u64,
+}
+
+/// Parses the last `nk: scanned ...` line of `stderr`; panics with the whole
+/// output when there is none or it does not have the documented shape.
+fn summary(out: &Finished) -> Summary {
+    let line = out
+        .stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("nk: scanned "))
+        .unwrap_or_else(|| {
+            panic!(
+                "no `nk: scanned ...` summary line on stderr\n{}",
+                out.describe()
+            )
+        });
+    let parse = || -> Option<Summary> {
+        let t: Vec<&str> = line["nk: scanned ".len()..].split_whitespace().collect();
+        let num = |s: &str| s.trim_end_matches([',', ':']).parse::<u64>().ok();
+        let before = |word: &str| -> Option<u64> {
+            let i = t.iter().position(|w| w.trim_end_matches(',') == word)?;
+            num(t.get(i.checked_sub(1)?)?)
+        };
+        if !(t.get(1)?.starts_with("port") && *t.get(2)? == "on" && *t.get(4)? == "in") {
+            return None;
+        }
+        // The duration: `0.52s` in the contract's example; other units
+        // (`301ms`, `593us`) are accepted too.
+        let dur = t.get(5)?.strip_suffix(':')?;
+        let unit_at = dur.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        dur[..unit_at].parse::<f64>().ok()?;
+        if !["s", "ms", "us", "µs", "ns", "m"].contains(&&dur[unit_at..]) {
+            return None;
+        }
+        Some(Summary {
+            ports: num(t.first()?)?,
+            host: t.get(3)?.to_string(),
+            open: before("open")?,
+            closed: before("closed")?,
+            timed_out: before("timed")?,
+        })
+    };
+    parse().unwrap_or_else(|| {
+        panic!(
+            "summary line {line:?} is not `nk: scanned N ports on HOST in X.XXs: A open, B closed, C timed out`\n{}",
+            out.describe()
+        )
+    })
+}
+
+/// Runs `nk ARGS...` in a private network namespace (after `setup`, see
+/// [`netns_command`]) in which [`LISTEN_THEN_EXEC_PY`] first listens on
+/// `portspec`. Returns the listened ports and nk's result.
+fn scan_in_netns(setup: &str, portspec: &str, args: &[&str], secs: f64) -> (Vec<u16>, Finished) {
+    require_netns();
+    require_python3();
+    let dir = tempfile::tempdir().unwrap();
+    let portsfile = dir.path().join("ports");
+    let mut argv: Vec<String> = vec![
+        "python3".into(),
+        "-c".into(),
+        LISTEN_THEN_EXEC_PY.into(),
+        portsfile.display().to_string(),
+        portspec.into(),
+        NK.into(),
+    ];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let name = format!(
+        "unshare -n: listen on {portspec}, then nk {}",
+        args.join(" ")
+    );
+    let out = Proc::spawn(&name, netns_command(setup, &argv), In::Null, Out::Pipe).wait(secs);
+    let ports = read_ports(&portsfile, &out);
+    (ports, out)
+}
+
+fn read_ports(path: &Path, out: &Finished) -> Vec<u16> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "the namespace's listeners never wrote {} ({e}): python or the namespace failed\n{}",
+            path.display(),
+            out.describe()
+        )
+    });
+    text.split(',')
+        .map(|p| {
+            p.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("bad port {p:?} in {text:?}"))
+        })
+        .collect()
+}
+
+/// Runs `nk ARGS...` in a private network namespace with no listener at all.
+fn nk_in_netns(setup: &str, args: &[&str], secs: f64) -> Finished {
+    require_netns();
+    let mut argv = vec![NK];
+    argv.extend_from_slice(args);
+    let name = format!("unshare -n: nk {}", args.join(" "));
+    Proc::spawn(&name, netns_command(setup, &argv), In::Null, Out::Pipe).wait(secs)
+}
+
+/// A listener on 127.0.0.1 at a kernel-chosen port, never accepting by
+/// itself (connections wait in its queue for [`accepted`]).
+fn host_listener(ip: &str) -> TcpListener {
+    let l = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
+    l.set_nonblocking(true).unwrap();
+    l
+}
+
+fn port_of(l: &TcpListener) -> u16 {
+    l.local_addr().unwrap().port()
+}
+
+/// Accepts every connection queued on `l` (non-blocking), after giving the
+/// last one 300 ms to land; returns their peer addresses.
+fn accepted(l: &TcpListener) -> Vec<std::net::SocketAddr> {
+    thread::sleep(Duration::from_millis(300));
+    let mut peers = Vec::new();
+    loop {
+        match l.accept() {
+            Ok((_, peer)) => peers.push(peer),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return peers,
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. whole range, three listeners, private network namespace
+// ---------------------------------------------------------------------------
+
+#[test]
+fn scan_full_range_finds_exactly_the_three_listeners_in_order() {
+    let (ports, out) = scan_in_netns(
+        "",
+        "random",
+        &["dial", "-z", "127.0.0.1", "1-65535"],
+        FULL_SCAN_SECS,
+    );
+    let want = open_lines("127.0.0.1", &ports);
+    out.expect_code(0).expect_stdout(want.as_bytes());
+}
+
+#[test]
+fn scan_full_range_json_lines_parse_and_name_the_three_listeners() {
+    let (ports, out) = scan_in_netns(
+        "",
+        "random",
+        &["dial", "-z", "--json", "127.0.0.1", "1-65535"],
+        FULL_SCAN_SECS,
+    );
+    out.expect_code(0);
+    let mut py = Command::new("python3");
+    py.args(["-c", JSON_CHECK_PY]);
+    let checked = Proc::spawn(
+        "python3 json check",
+        py,
+        In::Bytes(out.stdout.clone()),
+        Out::Pipe,
+    )
+    .wait(10.0);
+    assert!(
+        checked.status.success(),
+        "nk --json output is not one valid JSON object per line: {}\n{}",
+        checked.stderr,
+        out.describe()
+    );
+    let want: String = ports
+        .iter()
+        .map(|&p| {
+            format!(
+                "127.0.0.1 {p} tcp open {}\n",
+                tcp_service(p).unwrap_or_else(|| "null".into())
+            )
+        })
+        .collect();
+    assert_eq!(
+        checked.stdout_text(),
+        want,
+        "--json objects (as host port proto state service) differ from the listeners {ports:?}\n{}",
+        out.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2. nothing open: exit 1, stdout empty
+// ---------------------------------------------------------------------------
+
+#[test]
+fn scan_range_with_nothing_open_exits_1_with_empty_stdout() {
+    let out = nk_in_netns("", &["dial", "-z", "127.0.0.1", "1000-3000"], 60.0);
+    out.expect_code(1).expect_stdout(b"");
+}
+
+#[test]
+fn scan_of_released_host_ports_exits_1_with_empty_stdout() {
+    // Ports the kernel gave this test and that were released again: nothing
+    // listens there (they are also in the ephemeral range, so nk's own
+    // source ports may land on them: a self-connect must not count as open).
+    let ports: Vec<String> = (0..3).map(|_| free_port("127.0.0.1").to_string()).collect();
+    let out = run_nk(
+        ["dial", "-z", "127.0.0.1", &ports.join(",")],
+        In::Null,
+        20.0,
+    );
+    out.expect_code(1).expect_stdout(b"");
+}
+
+// ---------------------------------------------------------------------------
+// 3. usage errors and an unresolvable host
+// ---------------------------------------------------------------------------
+
+#[test]
+fn invalid_port_specs_are_usage_errors_before_any_traffic() {
+    let guard = host_listener("127.0.0.1");
+    let p = port_of(&guard);
+    let mut specs: Vec<String> = [
+        "0", "70000", "65536", "1-65536", "9-3", "a-b", "", "1-", ",", "-5",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // A valid port of ours first, then a bad element: the whole spec must be
+    // refused before the valid part is scanned.
+    for bad in ["0", "70000", "9-3", "a-b", "1-", "nosuchservice"] {
+        specs.push(format!("{p},{bad}"));
+    }
+    let mut failures = Vec::new();
+    for spec in &specs {
+        let out = run_nk(["dial", "-z", "127.0.0.1", spec.as_str()], In::Null, 10.0);
+        if out.status.code() != Some(2) || !out.stderr.starts_with("nk: ") || !out.stdout.is_empty()
+        {
+            failures.push(format!(
+                "spec {spec:?}: want exit 2, stderr starting \"nk: \", empty stdout\n{}",
+                out.describe()
+            ));
+        }
+    }
+    for args in [
+        vec!["dial", "-z", "--parallel", "x", "127.0.0.1"],
+        vec!["dial", "-z", "-w", "5x", "127.0.0.1"],
+    ] {
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        args.push(p.to_string());
+        let out = run_nk(&args, In::Null, 10.0);
+        if out.status.code() != Some(2) || !out.stderr.starts_with("nk: ") || !out.stdout.is_empty()
+        {
+            failures.push(format!(
+                "nk {args:?}: want exit 2, stderr starting \"nk: \", empty stdout\n{}",
+                out.describe()
+            ));
+        }
+    }
+    let leaked = accepted(&guard);
+    assert!(
+        failures.is_empty(),
+        "{} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        leaked.is_empty(),
+        "a refused command still connected to the test's port {p} ({} connections)",
+        leaked.len()
+    );
+}
+
+#[test]
+fn scan_of_an_unresolvable_host_exits_1() {
+    let out = run_nk(["dial", "-z", "nosuch.invalid", "80"], In::Null, 30.0);
+    out.expect_code(1).expect_stdout(b"");
+    assert!(
+        out.stderr.starts_with("nk: "),
+        "want one `nk: ...` line on stderr\n{}",
+        out.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 4. TCP self-connect is never "open"
+// ---------------------------------------------------------------------------
+
+#[test]
+fn full_range_scan_with_nothing_listening_reports_nothing_open() {
+    // Every port of the namespace's ephemeral range is scanned too, so nk's
+    // own source port may equal the port it connects to (a self-connect,
+    // which `nc -z` reports as open).
+    let out = nk_in_netns(
+        "",
+        &["dial", "-z", "-v", "127.0.0.1", "1-65535"],
+        FULL_SCAN_SECS,
+    );
+    out.expect_code(1).expect_stdout(b"");
+    let s = summary(&out);
+    assert_eq!(
+        s,
+        Summary {
+            ports: 65535,
+            host: "127.0.0.1".into(),
+            open: 0,
+            closed: 65535,
+            timed_out: 0
+        },
+        "summary\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn a_tcp_self_connect_is_not_reported_open() {
+    // With the namespace's ephemeral range pinned to one port, a connect to
+    // 127.0.0.1 on that port connects the socket to itself, every time.
+    require_python3();
+    const PIN: &str = "echo '40000 40000' > /proc/sys/net/ipv4/ip_local_port_range";
+    // Control: the setup really produces a self-connect (its own namespace,
+    // so its TIME_WAIT leftover cannot disturb nk's attempt).
+    let probe = r#"
+import socket
+s = socket.socket()
+s.settimeout(2)
+s.connect(("127.0.0.1", 40000))
+print(s.getsockname() == s.getpeername(), s.getsockname())
+"#;
+    let control = Proc::spawn(
+        "unshare -n: python3 self-connect probe",
+        netns_command(PIN, &["python3", "-c", probe]),
+        In::Null,
+        Out::Pipe,
+    )
+    .wait(10.0);
+    assert!(
+        control.status.success() && control.stdout_text().starts_with("True"),
+        "could not reproduce a TCP self-connect (pinned ip_local_port_range), so this test \
+         proves nothing\n{}",
+        control.describe()
+    );
+    let out = nk_in_netns(PIN, &["dial", "-z", "-v", "127.0.0.1", "40000"], 20.0);
+    out.expect_code(1).expect_stdout(b"");
+    let s = summary(&out);
+    assert_eq!(
+        (s.ports, s.open),
+        (1, 0),
+        "summary {s:?}\n{}",
+        out.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 5. port lists, ranges, service names, -v summary
+// ---------------------------------------------------------------------------
+
+#[test]
+fn scan_lists_and_ranges_of_the_tests_own_ports() {
+    let a = host_listener("127.0.0.1");
+    let b = host_listener("127.0.0.1");
+    let (pa, pb) = (port_of(&a), port_of(&b));
+    let (lo, hi) = (pa.min(pb), pa.max(pb));
+    let want = open_lines("127.0.0.1", &[lo, hi]);
+
+    // Given in descending order: printed in port order.
+    let out = run_nk(
+        ["dial", "-z", "127.0.0.1", &format!("{hi},{lo}")],
+        In::Null,
+        20.0,
+    );
+    out.expect_code(0).expect_stdout(want.as_bytes());
+
+    let out = run_nk(
+        ["dial", "-z", "127.0.0.1", &format!("{lo}-{lo},{hi}")],
+        In::Null,
+        20.0,
+    );
+    out.expect_code(0).expect_stdout(want.as_bytes());
+
+    // One connect at a time: same answer.
+    let out = run_nk(
+        [
+            "dial",
+            "-z",
+            "--parallel",
+            "1",
+            "127.0.0.1",
+            &format!("{hi},{lo}-{lo}"),
+        ],
+        In::Null,
+        20.0,
+    );
+    out.expect_code(0).expect_stdout(want.as_bytes());
+}
+
+#[test]
+fn scan_v_prints_the_summary_on_stderr() {
+    let a = host_listener("127.0.0.1");
+    let b = host_listener("127.0.0.1");
+    let closed = free_port("127.0.0.1");
+    let (pa, pb) = (port_of(&a), port_of(&b));
+    let out = run_nk(
+        [
+            "dial",
+            "-z",
+            "-v",
+            "127.0.0.1",
+            &format!("{pa},{closed},{pb}"),
+        ],
+        In::Null,
+        20.0,
+    );
+    out.expect_code(0)
+        .expect_stdout(open_lines("127.0.0.1", &[pa, pb]).as_bytes());
+    let s = summary(&out);
+    assert_eq!(
+        s,
+        Summary {
+            ports: 3,
+            host: "127.0.0.1".into(),
+            open: 2,
+            closed: 1,
+            timed_out: 0
+        },
+        "summary\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn scan_service_names_and_mixed_specs() {
+    for (name, port) in [("ssh", 22), ("http", 80), ("https", 443)] {
+        assert_eq!(
+            tcp_service(port).as_deref(),
+            Some(name),
+            "/etc/services does not map {port}/tcp to {name} (package netbase)"
+        );
+    }
+    // In a private namespace: ports 22/80/443 of the host are not ours.
+    let spec = "https,ssh,20-23,http,8000-8010,22";
+    let (ports, out) = scan_in_netns(
+        "",
+        "22,80,443",
+        &["dial", "-z", "-v", "127.0.0.1", spec],
+        30.0,
+    );
+    assert_eq!(ports, [22, 80, 443]);
+    out.expect_code(0).expect_stdout(
+        b"127.0.0.1 22/tcp open ssh\n127.0.0.1 80/tcp open http\n127.0.0.1 443/tcp open https\n",
+    );
+    let s = summary(&out);
+    assert_eq!(
+        (s.open, s.timed_out),
+        (3, 0),
+        "summary {s:?}\n{}",
+        out.describe()
+    );
+
+    // One at a time, same answer.
+    let (_, out) = scan_in_netns(
+        "",
+        "22,80,443",
+        &["dial", "-z", "--parallel", "1", "127.0.0.1", spec],
+        30.0,
+    );
+    out.expect_code(0).expect_stdout(
+        b"127.0.0.1 22/tcp open ssh\n127.0.0.1 80/tcp open http\n127.0.0.1 443/tcp open https\n",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 6. a name with several addresses; -4 / -6
+// ---------------------------------------------------------------------------
+
+/// Listeners on ::1 and 127.0.0.1 at the same kernel-chosen port.
+fn dual_listeners() -> (TcpListener, TcpListener, u16) {
+    for _ in 0..50 {
+        let v6 = host_listener("::1");
+        let p = port_of(&v6);
+        if let Ok(v4) = TcpListener::bind(("127.0.0.1", p)) {
+            v4.set_nonblocking(true).unwrap();
+            return (v6, v4, p);
+        }
+    }
+    panic!("could not listen on ::1 and 127.0.0.1 at one port in 50 tries");
+}
+
+#[test]
+fn scan_of_a_name_with_two_addresses_reports_each() {
+    require_mountns();
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, "::1 dualhost\n127.0.0.1 dualhost\n").unwrap();
+    let (v6, v4, p) = dual_listeners();
+    let ps = p.to_string();
+    let l6 = open_line("::1", p);
+    let l4 = open_line("127.0.0.1", p);
+
+    let run = |extra: &[&str]| -> Finished {
+        let mut argv = vec![NK, "dial", "-z"];
+        argv.extend_from_slice(extra);
+        argv.extend_from_slice(&["dualhost", &ps]);
+        Proc::spawn(
+            &format!(
+                "unshare -m (dualhost = ::1, 127.0.0.1): nk {}",
+                argv[1..].join(" ")
+            ),
+            hosts_command(&hosts, &argv),
+            In::Null,
+            Out::Pipe,
+        )
+        .wait(20.0)
+    };
+
+    let out = run(&[]);
+    out.expect_code(0);
+    let got: BTreeSet<String> = out.stdout_text().lines().map(str::to_string).collect();
+    let want: BTreeSet<String> = [l6.clone(), l4.clone()].into_iter().collect();
+    assert!(
+        got == want && out.stdout_text().lines().count() == 2,
+        "want exactly the lines {want:?} (either order)\n{}",
+        out.describe()
+    );
+    assert!(
+        !accepted(&v6).is_empty(),
+        "nothing connected to [::1]:{p}\n{}",
+        out.describe()
+    );
+    assert!(
+        !accepted(&v4).is_empty(),
+        "nothing connected to 127.0.0.1:{p}\n{}",
+        out.describe()
+    );
+
+    let out = run(&["-4"]);
+    out.expect_code(0)
+        .expect_stdout(format!("{l4}\n").as_bytes());
+    assert!(
+        accepted(&v6).is_empty(),
+        "-4 connected to [::1]:{p}\n{}",
+        out.describe()
+    );
+    assert!(
+        !accepted(&v4).is_empty(),
+        "-4: nothing connected to 127.0.0.1:{p}\n{}",
+        out.describe()
+    );
+
+    let out = run(&["-6"]);
+    out.expect_code(0)
+        .expect_stdout(format!("{l6}\n").as_bytes());
+    assert!(
+        accepted(&v4).is_empty(),
+        "-6 connected to 127.0.0.1:{p}\n{}",
+        out.describe()
+    );
+    assert!(
+        !accepted(&v6).is_empty(),
+        "-6: nothing connected to [::1]:{p}\n{}",
+        out.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 7. -w: a port that never answers is "timed out", not open, not closed
+// ---------------------------------------------------------------------------
+
+#[test]
+fn scan_w_counts_a_silent_port_as_timed_out() {
+    require_python3();
+    let mut py = Proc::spawn(
+        "python3 full accept queue",
+        {
+            let mut c = Command::new("python3");
+            c.args(["-c", FULL_QUEUE_PY]);
+            c
+        },
+        In::Null,
+        Out::Pipe,
+    );
+    let silent: u16 = py
+        .wait_stdout_line(10.0, |l| !l.is_empty())
+        .trim()
+        .parse()
+        .expect("port from python");
+    let open = host_listener("127.0.0.1");
+    let po = port_of(&open);
+    let out = run_nk(
+        [
+            "dial",
+            "-z",
+            "-v",
+            "-w",
+            "300ms",
+            "127.0.0.1",
+            &format!("{silent},{po}"),
+        ],
+        In::Null,
+        20.0,
+    );
+    drop(py);
+    out.expect_code(0)
+        .expect_stdout(format!("{}\n", open_line("127.0.0.1", po)).as_bytes());
+    let s = summary(&out);
+    assert_eq!(
+        (s.ports, s.open, s.closed, s.timed_out),
+        (2, 1, 0, 1),
+        "summary {s:?}\n{}",
+        out.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 8. -s: the scan's connections come from the given source address
+// ---------------------------------------------------------------------------
+
+#[test]
+fn scan_s_uses_the_source_address() {
+    let l = host_listener("127.0.0.1");
+    let p = port_of(&l);
+    let out = run_nk(
+        ["dial", "-z", "-s", "127.0.0.2", "127.0.0.1", &p.to_string()],
+        In::Null,
+        20.0,
+    );
+    out.expect_code(0)
+        .expect_stdout(format!("{}\n", open_line("127.0.0.1", p)).as_bytes());
+    let peers = accepted(&l);
+    assert!(
+        !peers.is_empty() && peers.iter().all(|a| a.ip().to_string() == "127.0.0.2"),
+        "want connections from 127.0.0.2 only, got {peers:?}"
+    );
+}
