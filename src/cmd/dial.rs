@@ -109,12 +109,7 @@ pub fn run(args: DialArgs) -> Result<()> {
     summary_on_interrupt(&relay_opts.counters)?;
     let result = match exec {
         Some(spec) => {
-            let info = ConnInfo {
-                remote: connected.peer,
-                local: connected.local,
-                proto: "tcp",
-                seq: 1,
-            };
+            let info = ConnInfo::new(&connected.peer.into(), &connected.local.into(), "tcp", 1);
             exec::relay_child(
                 Arc::new(connected.stream),
                 &peer,

@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use socket2::SockRef;
 
 use crate::cli::{ExecArgs, FamilyArgs, RelayArgs, SockArgs};
 use crate::cmd::{relay_stdio, summary_on_interrupt};
 use crate::exit::{usage, UsageError};
 use crate::info;
 use crate::net::acl::AccessList;
-use crate::net::addr::{self, display_addr, ListenSpec};
+use crate::net::addr::{self, display_addr, display_sockaddr, ListenSpec};
 use crate::net::deadline::parse_duration;
 use crate::net::exec::{self, ConnInfo, ExecSpec};
 use crate::net::hub::{self, Hub, QueueReader};
@@ -153,7 +152,8 @@ impl ListenArgs {
 }
 
 /// How each served connection is handled.
-enum Serve {
+#[derive(Debug)]
+pub enum Serve {
     /// One connection with stdin/stdout.
     Stdio,
     /// A program per connection.
@@ -162,26 +162,32 @@ enum Serve {
     Hub(Arc<Hub>),
 }
 
+impl Serve {
+    /// The mode the flags ask for; `keep` is `-k` (implied by broker and chat).
+    pub fn choose(exec: Option<ExecSpec>, chat: bool, broker: bool, keep: bool) -> Result<Serve> {
+        Ok(match (exec, chat, broker, keep) {
+            (Some(spec), ..) => Serve::Exec(spec),
+            (None, true, ..) => Serve::Hub(Hub::new(hub::Mode::Chat)?),
+            (None, false, true, _) => Serve::Hub(Hub::new(hub::Mode::Broker)?),
+            (None, false, false, true) => Serve::Hub(Hub::new(hub::Mode::Broadcast)?),
+            (None, false, false, false) => Serve::Stdio,
+        })
+    }
+}
+
 /// Runs `nk listen`.
 pub fn run(args: ListenArgs) -> Result<()> {
     let spec = args.spec()?;
     let relay_template = args.relay.options()?;
-    let exec = args.exec.spec()?;
     let keep = args.keep_open || args.broker || args.chat;
+    let serve = Serve::choose(args.exec.spec()?, args.chat, args.broker, keep)?;
     let access = AccessList::new(&args.allow, &args.deny, &args.allowfile, &args.denyfile)?;
     let mut sockopts = args.sock.options();
     sockopts.reuseport = args.reuseport;
-    let serve = match (exec, args.chat, args.broker, keep) {
-        (Some(spec), ..) => Serve::Exec(spec),
-        (None, true, ..) => Serve::Hub(Hub::new(hub::Mode::Chat)?),
-        (None, false, true, _) => Serve::Hub(Hub::new(hub::Mode::Broker)?),
-        (None, false, false, true) => Serve::Hub(Hub::new(hub::Mode::Broadcast)?),
-        (None, false, false, false) => Serve::Stdio,
-    };
 
     let listener = bind_tcp(&spec, args.family.family(), &sockopts)?;
     let local = listener.local_addr().context("getsockname")?;
-    info!("listening on {} (tcp)", display_addr(local));
+    info!("listening on {} (tcp)", display_sockaddr(&local));
     let server = Server::new(ServerOptions {
         keep_accepting: keep,
         max_conns: args.max_conns.map(|n| n as usize),
@@ -191,45 +197,63 @@ pub fn run(args: ListenArgs) -> Result<()> {
     // Listener-only options were applied at bind time; the rest apply to each connection.
     sockopts.reuseaddr = false;
     sockopts.reuseport = false;
+    serve_connections(
+        &server,
+        listener,
+        serve,
+        relay_template,
+        Some(sockopts),
+        "tcp",
+    )
+}
 
+/// Runs the accept loop with the chosen mode: shared by `listen` and `unix -l`. `sockopts`
+/// (TCP only) are applied to each accepted connection; `proto` is NK_PROTO.
+pub fn serve_connections(
+    server: &Arc<Server>,
+    listener: socket2::Socket,
+    serve: Serve,
+    relay_template: RelayOptions,
+    sockopts: Option<SockOpts>,
+    proto: &'static str,
+) -> Result<()> {
+    let configure = move |conn: &Connection| -> Result<()> {
+        match (&sockopts, conn.peer.as_socket()) {
+            (Some(opts), Some(peer)) => opts
+                .apply(&conn.stream, peer.is_ipv6())
+                .with_context(|| format!("configure connection from {}", display_addr(peer))),
+            _ => Ok(()),
+        }
+    };
     match serve {
         Serve::Stdio => {
             summary_on_interrupt(&relay_template.counters)?;
-            let opts = relay_template.clone();
+            let opts = relay_template;
             server.run(listener, move |conn| {
-                configure(&conn, &sockopts)?;
-                let result = relay_stdio(conn.stream, &display_addr(conn.peer), &opts);
+                configure(&conn)?;
+                let result = relay_stdio(conn.stream, &display_sockaddr(&conn.peer), &opts);
                 info!("{}", opts.counters.summary());
                 result
             })
         }
         Serve::Exec(spec) => {
-            stop_on_interrupt(&server)?;
+            stop_on_interrupt(server)?;
             let template = relay_template;
             server.run(listener, move |conn| {
-                configure(&conn, &sockopts)?;
-                let info = ConnInfo {
-                    remote: conn.peer,
-                    local: conn.local,
-                    proto: "tcp",
-                    seq: conn.seq,
-                };
+                configure(&conn)?;
+                let info = ConnInfo::new(&conn.peer, &conn.local, proto, conn.seq);
                 let mut opts = template.clone();
                 opts.counters = Arc::clone(&conn.live.counters);
                 let live = Arc::clone(&conn.live);
-                exec::relay_child(
-                    conn.stream,
-                    &display_addr(conn.peer),
-                    &spec,
-                    &info,
-                    &opts,
-                    |pid| live.set_child(pid),
-                )
+                let peer = display_sockaddr(&conn.peer);
+                exec::relay_child(conn.stream, &peer, &spec, &info, &opts, |pid| {
+                    live.set_child(pid)
+                })
             })
         }
         Serve::Hub(hub) => {
-            stop_on_interrupt(&server)?;
-            if hub.is_broadcast() && !args.relay.recv_only {
+            stop_on_interrupt(server)?;
+            if hub.is_broadcast() && !relay_template.receive_only {
                 let pump = Arc::clone(&hub);
                 thread::Builder::new()
                     .name("stdin".into())
@@ -244,18 +268,11 @@ pub fn run(args: ListenArgs) -> Result<()> {
             }
             let template = relay_template;
             server.run(listener, move |conn| {
-                configure(&conn, &sockopts)?;
+                configure(&conn)?;
                 serve_hub_client(&hub, conn, &template)
             })
         }
     }
-}
-
-/// Applies the per-connection socket options to an accepted client.
-fn configure(conn: &Connection, sockopts: &SockOpts) -> Result<()> {
-    sockopts
-        .apply(&SockRef::from(&conn.stream), conn.peer.is_ipv6())
-        .with_context(|| format!("configure connection from {}", display_addr(conn.peer)))
 }
 
 /// SIGINT/SIGTERM: close every client, stop every program, print the summary.
@@ -271,7 +288,7 @@ fn stop_on_interrupt(server: &Arc<Server>) -> Result<()> {
 /// One client of a hub: its queue is its input, the hub (stdout or the others) its output.
 fn serve_hub_client(hub: &Arc<Hub>, conn: Connection, template: &RelayOptions) -> Result<()> {
     let id = conn.seq;
-    let peer = display_addr(conn.peer);
+    let peer = display_sockaddr(&conn.peer);
     let kick = Arc::clone(&conn.stream);
     let queue = hub.join(
         id,

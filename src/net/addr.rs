@@ -379,6 +379,21 @@ pub fn display_addr(addr: SocketAddr) -> String {
     SocketAddr::new(addr.ip().to_canonical(), addr.port()).to_string()
 }
 
+/// Shows any socket address: IP as [`display_addr`] does, a Unix path as itself, an abstract
+/// name as `@name`, an unnamed Unix socket as `(unnamed)`.
+pub fn display_sockaddr(addr: &socket2::SockAddr) -> String {
+    if let Some(ip) = addr.as_socket() {
+        return display_addr(ip);
+    }
+    if let Some(path) = addr.as_pathname() {
+        return path.display().to_string();
+    }
+    if let Some(name) = addr.as_abstract_namespace() {
+        return format!("@{}", String::from_utf8_lossy(name));
+    }
+    "(unnamed)".to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,6 @@
 //! stop (SIGTERM), then killed.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -16,9 +15,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use socket2::SockAddr;
 
 use crate::debug;
 use crate::exit::usage;
+use crate::net::addr::display_sockaddr;
 use crate::net::relay::{
     self, AfterPeerEof, AtEof, RelayOptions, Remote, Sink, Source, SplitStream,
 };
@@ -81,14 +82,43 @@ impl ExecSpec {
 /// Who the child talks to: the `NK_*` environment.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
-    /// The peer: NK_REMOTE_ADDR / NK_REMOTE_PORT.
-    pub remote: SocketAddr,
-    /// Our end: NK_LOCAL_ADDR / NK_LOCAL_PORT.
-    pub local: SocketAddr,
+    /// NK_REMOTE_ADDR: the peer's address (a path, or empty, for Unix sockets).
+    pub remote_addr: String,
+    /// NK_REMOTE_PORT (empty for Unix sockets).
+    pub remote_port: String,
+    /// NK_LOCAL_ADDR: our address.
+    pub local_addr: String,
+    /// NK_LOCAL_PORT (empty for Unix sockets).
+    pub local_port: String,
     /// NK_PROTO: `tcp`, `udp`, `unix`.
     pub proto: &'static str,
     /// NK_CONN_SEQ: 1 for the first connection accepted, 2 for the next...
     pub seq: u64,
+}
+
+impl ConnInfo {
+    /// The environment for a connection between `remote` and `local`.
+    pub fn new(remote: &SockAddr, local: &SockAddr, proto: &'static str, seq: u64) -> ConnInfo {
+        let (remote_addr, remote_port) = addr_and_port(remote);
+        let (local_addr, local_port) = addr_and_port(local);
+        ConnInfo {
+            remote_addr,
+            remote_port,
+            local_addr,
+            local_port,
+            proto,
+            seq,
+        }
+    }
+}
+
+/// An IP address (IPv4-mapped shown as IPv4) and port, or a Unix path and no port.
+fn addr_and_port(addr: &SockAddr) -> (String, String) {
+    match addr.as_socket() {
+        Some(ip) => (ip.ip().to_canonical().to_string(), ip.port().to_string()),
+        None if addr.is_unnamed() => (String::new(), String::new()),
+        None => (display_sockaddr(addr), String::new()),
+    }
 }
 
 /// Starts the child with piped stdin/stdout, inherited stderr, and the `NK_*` environment.
@@ -98,13 +128,10 @@ pub fn spawn(spec: &ExecSpec, info: &ConnInfo) -> Result<Child> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .env(
-            "NK_REMOTE_ADDR",
-            info.remote.ip().to_canonical().to_string(),
-        )
-        .env("NK_REMOTE_PORT", info.remote.port().to_string())
-        .env("NK_LOCAL_ADDR", info.local.ip().to_canonical().to_string())
-        .env("NK_LOCAL_PORT", info.local.port().to_string())
+        .env("NK_REMOTE_ADDR", &info.remote_addr)
+        .env("NK_REMOTE_PORT", &info.remote_port)
+        .env("NK_LOCAL_ADDR", &info.local_addr)
+        .env("NK_LOCAL_PORT", &info.local_port)
         .env("NK_PROTO", info.proto)
         .env("NK_CONN_SEQ", info.seq.to_string())
         // Its own process group, so that stopping it also stops what it started (a shell's
@@ -211,12 +238,9 @@ mod tests {
 
     #[test]
     fn a_child_sees_its_connection_in_the_environment() {
-        let info = ConnInfo {
-            remote: "[::ffff:127.0.0.2]:4000".parse().unwrap(),
-            local: "127.0.0.1:7".parse().unwrap(),
-            proto: "tcp",
-            seq: 3,
-        };
+        let remote: std::net::SocketAddr = "[::ffff:127.0.0.2]:4000".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:7".parse().unwrap();
+        let info = ConnInfo::new(&remote.into(), &local.into(), "tcp", 3);
         let spec = ExecSpec::Shell("echo $NK_REMOTE_ADDR $NK_REMOTE_PORT $NK_LOCAL_ADDR $NK_LOCAL_PORT $NK_PROTO $NK_CONN_SEQ".into());
         let child = spawn(&spec, &info).unwrap();
         let output = child.wait_with_output().unwrap();

@@ -280,6 +280,7 @@ macro_rules! split_stream {
 
 split_stream!(TcpStream);
 split_stream!(UnixStream);
+split_stream!(socket2::Socket);
 
 /// One direction's handle on a shared stream.
 struct Shared<S>(Arc<S>);

@@ -1,4 +1,4 @@
-//! Listening sockets and the one accept loop every TCP listener runs.
+//! Listening sockets and the one accept loop every stream listener runs (TCP and Unix).
 //!
 //! [`Server::run`] serves one client (`listen`) or many at once (`listen -k`), closes denied
 //! (`--allow`/`--deny`) and excess (`-m`) clients before a byte moves, survives accept errors
@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,7 +23,7 @@ use anyhow::{anyhow, Context, Result};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::net::acl::AccessList;
-use crate::net::addr::{self, display_addr, Family, ListenSpec, Target};
+use crate::net::addr::{self, display_addr, display_sockaddr, Family, ListenSpec, Target};
 use crate::net::deadline::{format_duration, Deadline};
 use crate::net::exec;
 use crate::net::relay::Counters;
@@ -33,7 +33,7 @@ use crate::net::sockopt::SockOpts;
 const BACKLOG: i32 = 1024;
 
 /// Binds a TCP listener for `spec` under the family restriction and socket options.
-pub fn bind_tcp(spec: &ListenSpec, family: Family, sockopts: &SockOpts) -> Result<TcpListener> {
+pub fn bind_tcp(spec: &ListenSpec, family: Family, sockopts: &SockOpts) -> Result<Socket> {
     let mut opts = sockopts.clone();
     opts.reuseaddr = true;
     let addr = match &spec.host {
@@ -77,7 +77,7 @@ fn ipv6_unavailable(err: &anyhow::Error) -> bool {
         })
 }
 
-fn bind_one(addr: SocketAddr, v6_only: bool, opts: &SockOpts) -> Result<TcpListener> {
+fn bind_one(addr: SocketAddr, v6_only: bool, opts: &SockOpts) -> Result<Socket> {
     let context = || format!("listen on {}", display_addr(addr));
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
         .with_context(context)?;
@@ -87,33 +87,20 @@ fn bind_one(addr: SocketAddr, v6_only: bool, opts: &SockOpts) -> Result<TcpListe
     opts.apply(&socket, addr.is_ipv6()).with_context(context)?;
     socket.bind(&SockAddr::from(addr)).with_context(context)?;
     socket.listen(BACKLOG).with_context(context)?;
-    Ok(socket.into())
-}
-
-/// Waits for one client until the deadline; retries the transient errors a single accept can
-/// meet (a client that reset before we took it, a signal).
-pub fn accept_one(listener: &TcpListener, deadline: Deadline) -> Result<(TcpStream, SocketAddr)> {
-    let mut backoff = Backoff::default();
-    loop {
-        match accept_with_deadline(listener, deadline)? {
-            Accepted::Client(stream, peer) => return Ok((stream, peer)),
-            Accepted::Retry => {}
-            Accepted::Exhausted(err) => backoff.wait(listener, &err),
-        }
-    }
+    Ok(socket)
 }
 
 /// The outcome of one accept attempt.
 enum Accepted {
-    Client(TcpStream, SocketAddr),
+    Client(Socket, SockAddr),
     /// A transient error (the client reset first, a signal): try again at once.
     Retry,
     /// Out of descriptors or memory: try again after a pause, never in a tight loop.
     Exhausted(io::Error),
 }
 
-fn accept_with_deadline(listener: &TcpListener, deadline: Deadline) -> Result<Accepted> {
-    let local = listener.local_addr().context("getsockname")?;
+fn accept_with_deadline(listener: &Socket, deadline: Deadline) -> Result<Accepted> {
+    let local = display_sockaddr(&listener.local_addr().context("getsockname")?);
     let mut pollfd = libc::pollfd {
         fd: listener.as_raw_fd(),
         events: libc::POLLIN,
@@ -130,10 +117,7 @@ fn accept_with_deadline(listener: &TcpListener, deadline: Deadline) -> Result<Ac
     }
     if ready == 0 {
         if deadline.expired() {
-            return Err(anyhow!(
-                "accept on {}: timed out waiting for a client",
-                display_addr(local)
-            ));
+            return Err(anyhow!("accept on {local}: timed out waiting for a client"));
         }
         return Ok(Accepted::Retry);
     }
@@ -146,7 +130,7 @@ fn accept_with_deadline(listener: &TcpListener, deadline: Deadline) -> Result<Ac
             Some(libc::ECONNABORTED | libc::EINTR | libc::EAGAIN | libc::EPROTO | libc::EPERM) => {
                 Ok(Accepted::Retry)
             }
-            _ => Err(e).with_context(|| format!("accept on {}", display_addr(local))),
+            _ => Err(e).with_context(|| format!("accept on {local}")),
         },
     }
 }
@@ -163,10 +147,13 @@ impl Backoff {
     const FIRST: Duration = Duration::from_millis(10);
     const LONGEST: Duration = Duration::from_millis(500);
 
-    fn wait(&mut self, listener: &TcpListener, err: &io::Error) {
+    fn wait(&mut self, listener: &Socket, err: &io::Error) {
         let pause = match self.pause {
             None => {
-                let local = listener.local_addr().map(display_addr).unwrap_or_default();
+                let local = listener
+                    .local_addr()
+                    .map(|a| display_sockaddr(&a))
+                    .unwrap_or_default();
                 crate::log::warn(format_args!(
                     "accept on {local}: {err}; waiting for connections to end"
                 ));
@@ -182,6 +169,14 @@ impl Backoff {
         if self.pause.take().is_some() {
             crate::info!("accepting again");
         }
+    }
+}
+
+/// An IPv4-mapped IPv6 peer (seen on dual-stack listeners) as the IPv4 address it is.
+fn canonical(peer: SockAddr) -> SockAddr {
+    match peer.as_socket() {
+        Some(ip) => SockAddr::from(SocketAddr::new(ip.ip().to_canonical(), ip.port())),
+        None => peer,
     }
 }
 
@@ -202,11 +197,11 @@ pub struct ServerOptions {
 #[derive(Debug)]
 pub struct Connection {
     /// The accepted socket (shared with the registry, which shuts it down on SIGTERM).
-    pub stream: Arc<TcpStream>,
-    /// The client's address (IPv4-mapped addresses shown as IPv4).
-    pub peer: SocketAddr,
+    pub stream: Arc<Socket>,
+    /// The client's address (IPv4-mapped addresses made IPv4; a path or nothing for Unix).
+    pub peer: SockAddr,
     /// Our end.
-    pub local: SocketAddr,
+    pub local: SockAddr,
     /// 1 for the first connection served, 2 for the next... (NK_CONN_SEQ).
     pub seq: u64,
     /// Its entry in the server's registry: counters, child pid.
@@ -218,7 +213,7 @@ pub struct Connection {
 pub struct LiveConn {
     /// Bytes moved, for the summary.
     pub counters: Arc<Counters>,
-    socket: Arc<TcpStream>,
+    socket: Arc<Socket>,
     child: Mutex<Option<u32>>,
 }
 
@@ -266,7 +261,7 @@ impl Server {
     /// Accepts clients and runs `handler` for each served one: on its own thread with `-k`,
     /// on this thread otherwise (then its result is the server's). Denied and excess clients
     /// are closed before a byte moves.
-    pub fn run<H>(self: &Arc<Self>, listener: TcpListener, handler: H) -> Result<()>
+    pub fn run<H>(self: &Arc<Self>, listener: Socket, handler: H) -> Result<()>
     where
         H: Fn(Connection) -> Result<()> + Send + Sync + 'static,
     {
@@ -283,10 +278,7 @@ impl Server {
             let (stream, peer) = match accept_with_deadline(&listener, deadline)? {
                 Accepted::Client(stream, peer) => {
                     backoff.reset();
-                    (
-                        stream,
-                        SocketAddr::new(peer.ip().to_canonical(), peer.port()),
-                    )
+                    (stream, canonical(peer))
                 }
                 Accepted::Retry => continue,
                 Accepted::Exhausted(err) => {
@@ -294,14 +286,18 @@ impl Server {
                     continue;
                 }
             };
-            if !self.options.access.permits(peer.ip()) {
-                crate::info!("denied {peer} (--allow/--deny)");
+            let peer_text = display_sockaddr(&peer);
+            let permitted = peer
+                .as_socket()
+                .is_none_or(|ip| self.options.access.permits(ip.ip()));
+            if !permitted {
+                crate::info!("denied {peer_text} (--allow/--deny)");
                 continue;
             }
             if let Some(max) = self.options.max_conns {
                 let active = self.live().len();
                 if active >= max {
-                    crate::info!("refused {peer}: {active} connections already (-m {max})");
+                    crate::info!("refused {peer_text}: {active} connections already (-m {max})");
                     continue;
                 }
             }
@@ -313,11 +309,11 @@ impl Server {
                 child: Mutex::new(None),
             });
             self.live().insert(seq, Arc::clone(&live));
-            crate::info!("connection from {peer} (#{seq})");
+            crate::info!("connection from {peer_text} (#{seq})");
             let connection = Connection {
                 stream,
                 peer,
-                local,
+                local: local.clone(),
                 seq,
                 live,
             };
@@ -329,6 +325,7 @@ impl Server {
             }
             let server = Arc::clone(self);
             let handler = Arc::clone(&handler);
+            let peer_name = peer_text.clone();
             let spawned = thread::Builder::new()
                 .name(format!("conn-{seq}"))
                 .stack_size(CONNECTION_STACK)
@@ -339,12 +336,12 @@ impl Server {
                             server.shutdown();
                             std::process::exit(0);
                         }
-                        crate::info!("connection #{seq} from {peer}: {err:#}");
+                        crate::info!("connection #{seq} from {peer_name}: {err:#}");
                     }
                     server.finish(seq);
                 });
             if let Err(err) = spawned {
-                crate::log::warn(format_args!("cannot serve {peer}: {err}"));
+                crate::log::warn(format_args!("cannot serve {peer_text}: {err}"));
                 self.finish(seq);
                 thread::sleep(Backoff::FIRST);
             }
@@ -436,10 +433,10 @@ mod tests {
             &SockOpts::default(),
         )
         .unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let port = listener.local_addr().unwrap().as_socket().unwrap().port();
         assert!(port > 0);
-        TcpStream::connect(("127.0.0.1", port)).unwrap();
-        TcpStream::connect(("::1", port)).unwrap();
+        std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        std::net::TcpStream::connect(("::1", port)).unwrap();
     }
 
     #[test]
@@ -449,8 +446,11 @@ mod tests {
             port: 0,
         };
         let listener = bind_tcp(&spec, Family::Any, &SockOpts::default()).unwrap();
-        let err =
-            accept_one(&listener, Deadline::after(Some(Duration::from_millis(50)))).unwrap_err();
+        let server = Server::new(ServerOptions {
+            accept_timeout: Some(Duration::from_millis(50)),
+            ..ServerOptions::default()
+        });
+        let err = server.run(listener, |_| Ok(())).unwrap_err();
         assert!(err.to_string().contains("timed out"), "{err}");
     }
 }
