@@ -48,6 +48,8 @@ pub enum Command {
     Dial(cmd::dial::DialArgs),
     /// Accept one TCP connection and relay it with stdin/stdout (like nc -l PORT).
     Listen(cmd::listen::ListenArgs),
+    /// Connect to or listen on a Unix domain socket (like nc -U).
+    Unix(cmd::unix::UnixArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(cmd::completions::CompletionsArgs),
     /// Print the man page (roff) of nk or of one of its commands.

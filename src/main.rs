@@ -13,7 +13,7 @@ use netkit::exit::{self, Status};
 use netkit::log;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(netcat_aliases(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(err) => return report_usage(&err),
     };
@@ -21,9 +21,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dial(args) => cmd::dial::run(args),
         Command::Listen(args) => cmd::listen::run(args),
+        Command::Unix(args) => cmd::unix::run(args),
         Command::Completions(args) => cmd::completions::run_completions(args),
         Command::Man(args) => cmd::completions::run_man(args),
     };
+    // Socket files nk bound are removed on every way out (signals do it in signals::exit).
+    netkit::net::unix::remove_bound_paths();
     match result {
         Ok(()) => Status::Success.into(),
         Err(err) => {
@@ -74,4 +77,32 @@ fn lines_for_help(rendered: &str) -> String {
         .and_then(|rest| rest.strip_suffix("'."))
         .map(|suggestion| format!("nk {}", suggestion.trim_start_matches("nk ")))
         .unwrap_or_else(|| "nk --help".to_string())
+}
+
+/// netcat habits: `nk dial -u` is `nk udp`, `nk listen -u` is `nk udp -l`, and `-U` likewise
+/// selects `nk unix`. The flag must stand alone (before any `--`); the rest is left as typed.
+fn netcat_aliases(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(command) = args.get(1).and_then(|c| c.to_str()) else {
+        return args;
+    };
+    let listening = match command {
+        "dial" => false,
+        "listen" => true,
+        _ => return args,
+    };
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let Some(at) = args[2..end]
+        .iter()
+        .position(|a| a == "-u" || a == "-U")
+        .map(|i| i + 2)
+    else {
+        return args;
+    };
+    let target = if args[at] == "-U" { "unix" } else { "udp" };
+    args.remove(at);
+    args[1] = target.into();
+    if listening {
+        args.insert(2, "-l".into());
+    }
+    args
 }

@@ -1,44 +1,81 @@
-//! SIGINT and SIGTERM: print what the user would want to know, then exit 130 / 143.
+//! SIGINT and SIGTERM: print what the user would want to know, clean up, exit 130 / 143.
 //!
 //! cli.md asks for the command's summary on SIGINT before exiting 130. The default action would
-//! kill the process mid-relay without a word, so a helper thread waits for the signals
-//! (signal-hook's self-pipe, nothing unsafe in a handler) and runs the command's last words.
+//! kill the process mid-relay without a word (and leave a Unix socket file behind), so one
+//! helper thread waits for the signals (signal-hook's self-pipe, nothing unsafe in a handler),
+//! runs the command's current last words, removes what nk created, and exits.
+//! Commands replace the last words as they go (a listener first, then its connection).
 
 use std::process;
+use std::sync::{Mutex, Once};
 use std::thread;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::exit::Status;
 
-/// On SIGINT or SIGTERM, runs `last_words` and exits with 130 or 143. A signal the parent
-/// set to be ignored (a background job's SIGINT, `nohup`) stays ignored.
+type LastWords = Box<dyn Fn() + Send>;
+
+static LAST_WORDS: Mutex<Option<LastWords>> = Mutex::new(None);
+static INSTALL: Once = Once::new();
+
+/// On SIGINT or SIGTERM, runs `last_words` (replacing any earlier ones), removes the files nk
+/// created, and exits with 130 or 143. A signal the parent set to be ignored (a background
+/// job's SIGINT, `nohup`) stays ignored.
 pub fn on_interrupt(last_words: impl Fn() + Send + 'static) -> Result<()> {
-    let wanted: Vec<i32> = [SIGINT, SIGTERM]
-        .into_iter()
-        .filter(|&s| !is_ignored(s))
-        .collect();
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let mut signals = Signals::new(&wanted).context("install signal handlers")?;
-    thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                last_words();
-                let status = if signal == SIGTERM {
-                    Status::Terminated
-                } else {
-                    Status::Interrupted
-                };
-                process::exit(status.code().into());
-            }
-        })
-        .context("start signal thread")?;
+    *LAST_WORDS.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(last_words));
+    install();
     Ok(())
+}
+
+/// Makes sure SIGINT/SIGTERM clean up before exiting, even with nothing to say.
+pub fn install() {
+    INSTALL.call_once(|| {
+        let wanted: Vec<i32> = [SIGINT, SIGTERM]
+            .into_iter()
+            .filter(|&s| !is_ignored(s))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let Ok(mut signals) = Signals::new(&wanted) else {
+            crate::log::warn(format_args!(
+                "cannot install signal handlers; ^C will not clean up"
+            ));
+            return;
+        };
+        let spawned = thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    if let Some(words) = LAST_WORDS
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .as_ref()
+                    {
+                        words();
+                    }
+                    exit(if signal == SIGTERM {
+                        Status::Terminated
+                    } else {
+                        Status::Interrupted
+                    });
+                }
+            });
+        if spawned.is_err() {
+            crate::log::warn(format_args!(
+                "cannot start the signal thread; ^C will not clean up"
+            ));
+        }
+    });
+}
+
+/// Exits the process after removing what nk created (Unix socket files).
+pub fn exit(status: Status) -> ! {
+    crate::net::unix::remove_bound_paths();
+    process::exit(status.code().into());
 }
 
 /// Whether the signal's disposition is SIG_IGN (inherited from the parent).

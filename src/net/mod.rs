@@ -12,3 +12,4 @@ pub mod scan;
 pub mod server;
 pub mod services;
 pub mod sockopt;
+pub mod unix;

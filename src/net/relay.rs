@@ -38,6 +38,9 @@ use crate::wire::hexdump::{self, Mark};
 
 /// Largest buffer of the read/write path: a bulk copy is a few syscalls per MiB.
 const COPY_BUFFER: usize = 128 * 1024;
+/// Buffer for message sockets: larger than any seqpacket message the default socket buffers
+/// let through, so a message is never cut.
+const MESSAGE_BUFFER: usize = 256 * 1024;
 /// The buffer a direction starts with, doubled while reads fill it.
 const FIRST_COPY_BUFFER: usize = 4 * 1024;
 /// Stack of a relay thread: they hold no large locals, and servers run thousands of them.
@@ -836,7 +839,13 @@ impl Pump {
     fn copy(&mut self, source: &mut Source, sink: &mut Sink) -> Result<(), (Side, io::Error)> {
         // Start small and grow while reads fill the buffer: a thousand idle connections then
         // cost a thousand small buffers, a bulk transfer soon gets the large one.
-        let mut buf = vec![0u8; FIRST_COPY_BUFFER];
+        // A message socket hands over whole messages: the buffer must hold the largest at once.
+        let first = if source.fd.is_some_and(is_message_socket) {
+            MESSAGE_BUFFER
+        } else {
+            FIRST_COPY_BUFFER
+        };
+        let mut buf = vec![0u8; first];
         let mut converted = Vec::new();
         loop {
             let gate = self.gate.clone();
@@ -1038,6 +1047,8 @@ fn fd_kind(fd: RawFd) -> FdKind {
     }
     match stat.st_mode & libc::S_IFMT {
         libc::S_IFIFO => FdKind::Pipe,
+        // Message sockets (seqpacket, datagram) keep boundaries only through read/write.
+        libc::S_IFSOCK if is_message_socket(fd) => FdKind::Other,
         libc::S_IFSOCK => FdKind::Socket,
         libc::S_IFREG => FdKind::Regular,
         // A terminal is a character device too, but splice to a tty is refused by the kernel
@@ -1045,6 +1056,23 @@ fn fd_kind(fd: RawFd) -> FdKind {
         libc::S_IFCHR if !is_tty(fd) => FdKind::CharDevice,
         _ => FdKind::Other,
     }
+}
+
+/// Whether `fd` is a socket whose reads and writes are whole messages (seqpacket, datagram).
+fn is_message_socket(fd: RawFd) -> bool {
+    let mut kind: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: SO_TYPE writes one int into `kind`, whose size `len` states.
+    let ok = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut kind as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    } == 0;
+    ok && matches!(kind, libc::SOCK_SEQPACKET | libc::SOCK_DGRAM)
 }
 
 fn is_tty(fd: RawFd) -> bool {

@@ -334,7 +334,7 @@ impl Server {
                         if crate::exit::is_silent(&err) {
                             // Whoever read our stdout has gone: so has the point of serving.
                             server.shutdown();
-                            std::process::exit(0);
+                            crate::signals::exit(crate::exit::Status::Success);
                         }
                         crate::info!("connection #{seq} from {peer_name}: {err:#}");
                     }

@@ -1,0 +1,127 @@
+//! `nk unix`: Unix domain sockets, with the same relay, server core and flags as TCP.
+//!
+//! Stream (default) and `--seqpacket` connections go through the one relay (seqpacket keeps
+//! message boundaries: the relay uses read/write with a message-sized buffer for it) and, with
+//! `-l`, through the one accept loop: `-k`, `-e/-c` (NK_PROTO=unix), `--broker`, `--chat`, `-m`.
+//! `--dgram` uses the datagram machinery shared with `nk udp`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::cli::{ExecArgs, RelayArgs};
+use crate::cmd::listen::{serve_connections, Serve};
+use crate::cmd::{relay_stdio, summary_on_interrupt};
+use crate::info;
+use crate::net::addr::display_sockaddr;
+use crate::net::deadline::parse_duration;
+use crate::net::exec::{self, ConnInfo};
+use crate::net::server::{Server, ServerOptions};
+use crate::net::unix::{self, parse_mode, UnixAddr};
+use crate::signals;
+
+/// Backlog of a Unix listener.
+const BACKLOG: i32 = 1024;
+
+/// Connect to or listen on a Unix domain socket and relay it with stdin/stdout.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Connect to (or with -l listen on) a Unix domain socket and relay it with \
+        stdin/stdout exactly as `nk dial` / `nk listen` do for TCP. PATH is a filesystem path, \
+        or @NAME for the Linux abstract namespace (no file). Paths are limited to 107 bytes.\n\n\
+        Listening on a path that exists: a socket something still listens on is \"in use\" \
+        (exit 1); a stale socket is replaced; anything that is not a socket is never touched \
+        (exit 1). The socket file is removed on every exit, SIGINT and SIGTERM included. \
+        --mode sets its permissions through the umask at bind time, so it never exists with \
+        wider ones.\n\n\
+        --seqpacket keeps message boundaries (one stdin read = one message).",
+    after_long_help = "Examples:\n  \
+        nk unix -l -v /tmp/nk.sock > received.bin\n  \
+        nk unix /tmp/nk.sock < file.bin\n  \
+        nk unix -l -k --mode 600 -e /bin/cat @echo     # abstract-namespace echo server\n  \
+        printf 'GET /_ping HTTP/1.0\\r\\n\\r\\n' | nk unix /var/run/docker.sock"
+)]
+pub struct UnixArgs {
+    /// The socket: a path, or @NAME in the abstract namespace.
+    #[arg(value_name = "PATH|@NAME")]
+    pub path: String,
+    /// Listen on PATH instead of connecting to it.
+    #[arg(short = 'l', long = "listen")]
+    pub listen: bool,
+    /// SOCK_SEQPACKET: connection-oriented, message boundaries kept.
+    #[arg(long)]
+    pub seqpacket: bool,
+    /// With -l: permissions of the socket file, in octal (e.g. 600).
+    #[arg(long, value_name = "OCTAL", value_parser = parse_mode, requires = "listen")]
+    pub mode: Option<u32>,
+    /// With -l: keep accepting, serve clients concurrently (as `nk listen -k`).
+    #[arg(short = 'k', long = "keep-open", requires = "listen")]
+    pub keep_open: bool,
+    /// With -l: serve at most N connections at once; more are closed at once.
+    #[arg(short = 'm', long = "max-conns", value_name = "N", requires = "listen",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_conns: Option<u64>,
+    /// With -l: pass each client's data to every other client (implies -k).
+    #[arg(long, requires = "listen", conflicts_with_all = ["exec", "shell"])]
+    pub broker: bool,
+    /// With -l: like --broker, with `<user N>` prefixes and join/leave notices.
+    #[arg(long, requires = "listen", conflicts_with_all = ["exec", "shell", "broker"])]
+    pub chat: bool,
+    /// With -l: give up when no client has connected within DUR (exit 1; without -k).
+    #[arg(short = 'w', long = "accept-timeout", value_name = "DUR", value_parser = parse_duration)]
+    pub accept_timeout: Option<Duration>,
+
+    #[command(flatten)]
+    pub exec: ExecArgs,
+    #[command(flatten)]
+    pub relay: RelayArgs,
+}
+
+/// Runs `nk unix`.
+pub fn run(args: UnixArgs) -> Result<()> {
+    let addr = UnixAddr::parse(&args.path)?;
+    let relay_template = args.relay.options()?;
+    let exec = args.exec.spec()?;
+    let ty = unix::socket_type(false, args.seqpacket);
+    // From here on, SIGINT/SIGTERM remove the socket file before exiting.
+    signals::install();
+    if !args.listen {
+        let socket = unix::connect(&addr, ty)?;
+        let peer = addr.to_string();
+        summary_on_interrupt(&relay_template.counters)?;
+        let result = match exec {
+            Some(spec) => {
+                let local = socket.local_addr().context("getsockname")?;
+                let remote = socket.peer_addr().context("getpeername")?;
+                let info = ConnInfo::new(&remote, &local, "unix", 1);
+                exec::relay_child(
+                    Arc::new(socket),
+                    &peer,
+                    &spec,
+                    &info,
+                    &relay_template,
+                    |_| {},
+                )
+            }
+            None => relay_stdio(Arc::new(socket), &peer, &relay_template),
+        };
+        info!("{}", relay_template.counters.summary());
+        return result;
+    }
+    let keep = args.keep_open || args.broker || args.chat;
+    let serve = Serve::choose(exec, args.chat, args.broker, keep)?;
+    let (listener, bound) = unix::listen(&addr, ty, args.mode, BACKLOG)?;
+    let local = listener.local_addr().context("getsockname")?;
+    info!("listening on {} (unix)", display_sockaddr(&local));
+    let server = Server::new(ServerOptions {
+        keep_accepting: keep,
+        max_conns: args.max_conns.map(|n| n as usize),
+        access: Default::default(),
+        accept_timeout: args.accept_timeout,
+    });
+    let result = serve_connections(&server, listener, serve, relay_template, None, "unix");
+    drop(bound);
+    result
+}

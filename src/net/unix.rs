@@ -1,0 +1,298 @@
+//! Unix domain socket addresses and listeners: paths, `@abstract` names, stale sockets, modes,
+//! and removing the socket file on every exit.
+//!
+//! Listening on a path that exists is decided by what is there: a socket something still
+//! listens on is "in use" (exit 1); a socket nobody answers on is stale and replaced; anything
+//! else is never touched. `--mode` is applied through the umask around bind(2), so the file is
+//! born with the asked permissions and never exists with wider ones (no bind-then-chmod
+//! window). Paths nk binds are recorded, and removed at exit, on SIGINT and on SIGTERM.
+
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{anyhow, Context, Result};
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::exit::{usage, UsageError};
+
+/// The kernel's limit on a socket path (sun_path is 108 bytes with its terminating NUL).
+pub const MAX_PATH: usize = 107;
+
+/// Paths nk has bound, to remove on exit.
+static BOUND: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A Unix socket address: a filesystem path or a Linux abstract name (`@name`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnixAddr {
+    /// A path in the filesystem.
+    Path(PathBuf),
+    /// A name in the abstract namespace (no file; gone when the socket closes).
+    Abstract(Vec<u8>),
+}
+
+impl UnixAddr {
+    /// Parses `PATH` or `@NAME`; empty or over-long ones are usage errors naming the limit.
+    pub fn parse(text: &str) -> Result<UnixAddr> {
+        if text.is_empty() {
+            return Err(usage("invalid socket path \"\": empty"));
+        }
+        let (addr, len) = match text.strip_prefix('@') {
+            Some("") => {
+                return Err(usage("invalid abstract name \"@\": empty"))
+            }
+            Some(name) => (UnixAddr::Abstract(name.as_bytes().to_vec()), name.len()),
+            None => (UnixAddr::Path(PathBuf::from(text)), text.len()),
+        };
+        if len > MAX_PATH {
+            return Err(anyhow::Error::new(
+                UsageError::new(format!(
+                    "socket path is {len} bytes; the kernel's limit is {MAX_PATH}"
+                ))
+                .with_hint("use a shorter path, e.g. under /tmp, or an @abstract name"),
+            ));
+        }
+        if text.contains('\0') {
+            return Err(usage("invalid socket path: contains a NUL byte"));
+        }
+        Ok(addr)
+    }
+
+    /// The socket address.
+    pub fn sockaddr(&self) -> Result<SockAddr> {
+        let addr = match self {
+            UnixAddr::Path(path) => SockAddr::unix(path),
+            UnixAddr::Abstract(name) => {
+                let mut bytes = vec![0u8];
+                bytes.extend_from_slice(name);
+                SockAddr::unix(std::ffi::OsStr::from_bytes(&bytes))
+            }
+        };
+        addr.with_context(|| format!("socket address {self}"))
+    }
+}
+
+impl fmt::Display for UnixAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnixAddr::Path(path) => write!(f, "{}", path.display()),
+            UnixAddr::Abstract(name) => write!(f, "@{}", String::from_utf8_lossy(name)),
+        }
+    }
+}
+
+/// Stream (default), datagram or sequenced-packet sockets.
+pub fn socket_type(dgram: bool, seqpacket: bool) -> Type {
+    match (dgram, seqpacket) {
+        (true, _) => Type::DGRAM,
+        (_, true) => Type::SEQPACKET,
+        _ => Type::STREAM,
+    }
+}
+
+/// Connects to a listening socket. A datagram client first binds an autobound abstract address,
+/// so the server has somewhere to reply (and nothing is left in the filesystem).
+pub fn connect(addr: &UnixAddr, ty: Type) -> Result<Socket> {
+    let socket = Socket::new(Domain::UNIX, ty, None).context("create Unix socket")?;
+    if ty == Type::DGRAM {
+        socket
+            .bind(&SockAddr::unix("").context("autobind address")?)
+            .context("bind an autobound address")?;
+    }
+    socket
+        .connect(&addr.sockaddr()?)
+        .with_context(|| format!("connect {addr}"))?;
+    Ok(socket)
+}
+
+/// A bound path, removed when dropped (and at exit, on SIGINT and SIGTERM).
+#[derive(Debug)]
+pub struct BoundPath(Option<PathBuf>);
+
+impl Drop for BoundPath {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(&path);
+            BOUND
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|p| p != &path);
+        }
+    }
+}
+
+/// Removes every socket file nk bound (called on every way out of the process).
+pub fn remove_bound_paths() {
+    for path in BOUND.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Binds (and for stream/seqpacket, listens on) `addr`, with `mode` for a path.
+pub fn listen(
+    addr: &UnixAddr,
+    ty: Type,
+    mode: Option<u32>,
+    backlog: i32,
+) -> Result<(Socket, BoundPath)> {
+    let context = || format!("listen on {addr}");
+    let socket = Socket::new(Domain::UNIX, ty, None).with_context(context)?;
+    let sockaddr = addr.sockaddr()?;
+    let bound = match addr {
+        UnixAddr::Path(path) => {
+            clear_stale(path, ty).with_context(context)?;
+            bind_with_mode(&socket, &sockaddr, mode).with_context(context)?;
+            BOUND
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(path.clone());
+            BoundPath(Some(path.clone()))
+        }
+        UnixAddr::Abstract(_) => {
+            socket
+                .bind(&sockaddr)
+                .map_err(in_use)
+                .with_context(context)?;
+            BoundPath(None)
+        }
+    };
+    if ty != Type::DGRAM {
+        socket.listen(backlog).with_context(context)?;
+    }
+    Ok((socket, bound))
+}
+
+fn in_use(err: std::io::Error) -> anyhow::Error {
+    if err.raw_os_error() == Some(libc::EADDRINUSE) {
+        anyhow!("in use by another socket")
+    } else {
+        err.into()
+    }
+}
+
+/// What is at `path` decides: nothing → fine; a live socket → in use; a stale socket → removed;
+/// anything else → refused, untouched.
+fn clear_stale(path: &Path, ty: Type) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(anyhow::Error::new(crate::exit::Hinted {
+            message: "it exists and is not a socket; not touching it".to_string(),
+            hint: "choose another path, or remove the file yourself".into(),
+        }));
+    }
+    let probe = Socket::new(Domain::UNIX, ty, None)?;
+    match probe.connect(&SockAddr::unix(path)?) {
+        Ok(()) => Err(anyhow!("in use: a live socket is listening there")),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ECONNREFUSED) | Some(libc::ENOENT)
+            ) =>
+        {
+            crate::info!("replacing stale socket {}", path.display());
+            std::fs::remove_file(path).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })?;
+            Ok(())
+        }
+        // A socket of another type (EPROTOTYPE) or one we may not reach: not ours to remove.
+        Err(e) => Err(anyhow!("in use or not ours: {e}")),
+    }
+}
+
+/// bind(2) with the umask set so that the socket file is created with exactly `mode`.
+fn bind_with_mode(socket: &Socket, addr: &SockAddr, mode: Option<u32>) -> Result<()> {
+    let Some(mode) = mode else {
+        return socket.bind(addr).map_err(in_use);
+    };
+    let mask = (!mode & 0o777) as libc::mode_t;
+    // SAFETY: umask only swaps the process's file-creation mask; restored right after bind.
+    // nk binds before starting any thread that creates files, so nothing else sees the mask.
+    let previous = unsafe { libc::umask(mask) };
+    let result = socket.bind(addr);
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::umask(previous) };
+    result.map_err(in_use)
+}
+
+/// Parses `--mode` as octal (`600`, `0660`).
+pub fn parse_mode(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 && !digits.is_empty() => Ok(mode),
+        _ => Err(format!(
+            "invalid mode \"{text}\": expected octal permissions such as 600 or 660"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::{classify, Status};
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn paths_and_abstract_names_parse() {
+        assert_eq!(
+            UnixAddr::parse("/tmp/s").unwrap(),
+            UnixAddr::Path("/tmp/s".into())
+        );
+        assert_eq!(
+            UnixAddr::parse("@nk").unwrap(),
+            UnixAddr::Abstract(b"nk".to_vec())
+        );
+        assert_eq!(UnixAddr::parse("@nk").unwrap().to_string(), "@nk");
+        assert!(UnixAddr::parse(&"a".repeat(107)).is_ok());
+        let err = UnixAddr::parse(&"a".repeat(108)).unwrap_err();
+        assert_eq!(classify(&err), Status::Usage);
+        assert!(format!("{err}").contains("107"));
+        for bad in ["", "@"] {
+            assert_eq!(classify(&UnixAddr::parse(bad).unwrap_err()), Status::Usage);
+        }
+    }
+
+    #[test]
+    fn modes_are_octal() {
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0660"), Ok(0o660));
+        for bad in ["", "8", "1000", "rw"] {
+            assert!(parse_mode(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stale_sockets_are_replaced_live_ones_and_files_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let addr = UnixAddr::Path(path.clone());
+        let (live, bound) = listen(&addr, Type::STREAM, Some(0o600), 8).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(
+            format!("{:#}", listen(&addr, Type::STREAM, None, 8).unwrap_err()).contains("in use")
+        );
+        drop(live);
+        std::mem::forget(bound); // leave the file behind: a stale socket
+        let (_again, bound) = listen(&addr, Type::STREAM, None, 8).unwrap();
+        drop(bound);
+        assert!(
+            !path.exists(),
+            "the socket file is removed when the listener ends"
+        );
+        std::fs::write(&path, b"data").unwrap();
+        let err = listen(&addr, Type::STREAM, None, 8).unwrap_err();
+        assert!(format!("{err:#}").contains("not a socket"));
+        assert_eq!(std::fs::read(&path).unwrap(), b"data");
+    }
+}
