@@ -48,6 +48,8 @@ pub enum Command {
     Dial(cmd::dial::DialArgs),
     /// Accept one TCP connection and relay it with stdin/stdout (like nc -l PORT).
     Listen(cmd::listen::ListenArgs),
+    /// Send and receive UDP datagrams, or serve them with -l (like nc -u).
+    Udp(cmd::udp::UdpArgs),
     /// Connect to or listen on a Unix domain socket (like nc -U).
     Unix(cmd::unix::UnixArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -101,20 +103,27 @@ pub struct RelayArgs {
     pub hexdump: Option<String>,
 }
 
+/// Where `-x` dumps go: nowhere, stderr (`-`), or a file.
+pub type HexDump = Option<std::sync::Arc<std::sync::Mutex<Box<dyn std::io::Write + Send>>>>;
+
+/// Opens the `-x FILE|-` destination (created now: an error before any traffic if it cannot).
+pub fn open_hexdump(target: Option<&str>) -> anyhow::Result<HexDump> {
+    use anyhow::Context;
+    let writer: Box<dyn std::io::Write + Send> = match target {
+        None => return Ok(None),
+        Some("-") => Box::new(std::io::stderr()),
+        Some(path) => Box::new(
+            std::fs::File::create(path).with_context(|| format!("create hex dump file {path}"))?,
+        ),
+    };
+    Ok(Some(std::sync::Arc::new(std::sync::Mutex::new(writer))))
+}
+
 impl RelayArgs {
     /// The relay options these flags ask for; opens the `-x` file (an error if it cannot).
     pub fn options(&self) -> anyhow::Result<RelayOptions> {
-        use anyhow::Context;
-        use std::io::Write;
-        use std::sync::{Arc, Mutex};
-        let hexdump: Option<Box<dyn Write + Send>> = match self.hexdump.as_deref() {
-            None => None,
-            Some("-") => Some(Box::new(std::io::stderr())),
-            Some(path) => Some(Box::new(
-                std::fs::File::create(path)
-                    .with_context(|| format!("create hex dump file {path}"))?,
-            )),
-        };
+        use std::sync::Arc;
+        let hexdump = open_hexdump(self.hexdump.as_deref())?;
         Ok(RelayOptions {
             half_close: !self.no_shutdown,
             quit_after_eof: self.quit_after_eof,
@@ -122,7 +131,7 @@ impl RelayArgs {
             receive_only: self.recv_only,
             send_only: self.send_only,
             crlf: self.crlf,
-            hexdump: hexdump.map(|w| Arc::new(Mutex::new(w))),
+            hexdump,
             counters: Arc::default(),
         })
     }

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Dial(args) => cmd::dial::run(args),
         Command::Listen(args) => cmd::listen::run(args),
         Command::Unix(args) => cmd::unix::run(args),
+        Command::Udp(args) => cmd::udp::run(args),
         Command::Completions(args) => cmd::completions::run_completions(args),
         Command::Man(args) => cmd::completions::run_man(args),
     };

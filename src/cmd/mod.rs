@@ -8,6 +8,7 @@ pub mod completions;
 pub mod dial;
 pub mod listen;
 pub mod scan;
+pub mod udp;
 pub mod unix;
 
 use std::sync::Arc;

@@ -16,11 +16,13 @@ use crate::cmd::listen::{serve_connections, Serve};
 use crate::cmd::{relay_stdio, summary_on_interrupt};
 use crate::info;
 use crate::net::addr::display_sockaddr;
+use crate::net::datagram::{self, DatagramOptions, DatagramStats};
 use crate::net::deadline::parse_duration;
 use crate::net::exec::{self, ConnInfo};
 use crate::net::server::{Server, ServerOptions};
 use crate::net::unix::{self, parse_mode, UnixAddr};
 use crate::signals;
+use socket2::Type;
 
 /// Backlog of a Unix listener.
 const BACKLOG: i32 = 1024;
@@ -36,7 +38,10 @@ const BACKLOG: i32 = 1024;
         (exit 1). The socket file is removed on every exit, SIGINT and SIGTERM included. \
         --mode sets its permissions through the umask at bind time, so it never exists with \
         wider ones.\n\n\
-        --seqpacket keeps message boundaries (one stdin read = one message).",
+        --seqpacket keeps message boundaries (one stdin read = one message). --dgram sends \
+        and receives datagrams as `nk udp` does (the client binds an autobound abstract \
+        address so the server can reply; -l prints each datagram, sends stdin to the last \
+        peer heard, -k serves every peer, -e/-c run a program per datagram).",
     after_long_help = "Examples:\n  \
         nk unix -l -v /tmp/nk.sock > received.bin\n  \
         nk unix /tmp/nk.sock < file.bin\n  \
@@ -51,8 +56,14 @@ pub struct UnixArgs {
     #[arg(short = 'l', long = "listen")]
     pub listen: bool,
     /// SOCK_SEQPACKET: connection-oriented, message boundaries kept.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dgram")]
     pub seqpacket: bool,
+    /// SOCK_DGRAM: datagrams, as `nk udp` (the client autobinds an abstract address).
+    #[arg(long)]
+    pub dgram: bool,
+    /// With --dgram: receive buffer in bytes; larger datagrams are reported as truncated.
+    #[arg(short = 'b', long = "buffer", value_name = "SIZE", value_parser = crate::cli::parse_size, requires = "dgram")]
+    pub buffer: Option<usize>,
     /// With -l: permissions of the socket file, in octal (e.g. 600).
     #[arg(long, value_name = "OCTAL", value_parser = parse_mode, requires = "listen")]
     pub mode: Option<u32>,
@@ -84,9 +95,12 @@ pub fn run(args: UnixArgs) -> Result<()> {
     let addr = UnixAddr::parse(&args.path)?;
     let relay_template = args.relay.options()?;
     let exec = args.exec.spec()?;
-    let ty = unix::socket_type(false, args.seqpacket);
+    let ty = unix::socket_type(args.dgram, args.seqpacket);
     // From here on, SIGINT/SIGTERM remove the socket file before exiting.
     signals::install();
+    if args.dgram {
+        return run_datagrams(&args, &addr, exec);
+    }
     if !args.listen {
         let socket = unix::connect(&addr, ty)?;
         let peer = addr.to_string();
@@ -123,5 +137,45 @@ pub fn run(args: UnixArgs) -> Result<()> {
     });
     let result = serve_connections(&server, listener, serve, relay_template, None, "unix");
     drop(bound);
+    result
+}
+
+/// Largest datagram read from stdin for a Unix datagram socket (the kernel's limit is the
+/// send buffer, about 208 KiB by default).
+const MAX_UNIX_DATAGRAM: usize = 64 * 1024;
+
+/// `--dgram`: the datagram client or server shared with `nk udp`.
+fn run_datagrams(args: &UnixArgs, addr: &UnixAddr, exec: Option<exec::ExecSpec>) -> Result<()> {
+    if exec.is_some() && !args.listen {
+        return Err(crate::exit::usage(
+            "-e/-c run a program per datagram received: they need -l",
+        ));
+    }
+    let stats = Arc::new(DatagramStats::default());
+    let started = std::time::Instant::now();
+    let summary_stats = Arc::clone(&stats);
+    signals::on_interrupt(move || info!("{}", summary_stats.summary(started.elapsed())))?;
+    let opts = DatagramOptions {
+        buffer: args.buffer.unwrap_or(datagram::DEFAULT_BUFFER),
+        max_payload: MAX_UNIX_DATAGRAM,
+        lines: false,
+        quit_after_eof: args.relay.quit_after_eof.unwrap_or(Duration::from_secs(1)),
+        idle: args.relay.idle,
+        keep: args.keep_open,
+        exec,
+        proto: "unix",
+        hexdump: crate::cli::open_hexdump(args.relay.hexdump.as_deref())?,
+    };
+    let result = if args.listen {
+        let (socket, bound) = unix::listen(addr, Type::DGRAM, args.mode, BACKLOG)?;
+        info!("listening on {addr} (unix datagrams)");
+        let result = datagram::server(socket, &opts, &stats);
+        drop(bound);
+        result
+    } else {
+        let socket = unix::connect(addr, Type::DGRAM)?;
+        datagram::client(socket, &addr.to_string(), &opts, &stats)
+    };
+    info!("{}", stats.summary(started.elapsed()));
     result
 }

@@ -4,6 +4,7 @@
 pub mod acl;
 pub mod addr;
 pub mod connect;
+pub mod datagram;
 pub mod deadline;
 pub mod exec;
 pub mod hub;

@@ -40,9 +40,7 @@ impl UnixAddr {
             return Err(usage("invalid socket path \"\": empty"));
         }
         let (addr, len) = match text.strip_prefix('@') {
-            Some("") => {
-                return Err(usage("invalid abstract name \"@\": empty"))
-            }
+            Some("") => return Err(usage("invalid abstract name \"@\": empty")),
             Some(name) => (UnixAddr::Abstract(name.as_bytes().to_vec()), name.len()),
             None => (UnixAddr::Path(PathBuf::from(text)), text.len()),
         };

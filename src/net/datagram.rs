@@ -1,0 +1,616 @@
+//! Datagram relays: UDP and Unix `--dgram`, client and server, boundaries kept both ways.
+//!
+//! One stdin read (or one line with `--lines`) is one datagram; one datagram received is one
+//! write to stdout. Receives use MSG_TRUNC, so a datagram larger than the buffer is reported
+//! with its real size (on stderr, and in the `-v` summary), never cut silently. The client
+//! uses a connected socket, so the kernel filters strangers and ICMP port-unreachable comes
+//! back as ECONNREFUSED; after stdin EOF it keeps printing replies until `-q` of silence. The
+//! server prints every datagram, sends stdin to the last peer heard (holding it, one datagram,
+//! until a peer is heard), and with `-e/-c` runs a program per datagram whose output is the
+//! reply. Everything here works on `socket2::Socket`, whatever the address family.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use socket2::{SockAddr, Socket};
+
+use crate::exit::StdoutClosed;
+use crate::net::addr::display_sockaddr;
+use crate::net::deadline::format_duration;
+use crate::net::exec::{self, ConnInfo, ExecSpec};
+use crate::wire::hexdump::{self, Mark};
+use crate::{debug, info};
+
+/// Largest UDP payload over IPv4 (65535 − 20 − 8); over IPv6 it is 65527.
+pub const MAX_UDP_PAYLOAD_V4: usize = 65507;
+/// Largest UDP payload over IPv6 (65535 − 8).
+pub const MAX_UDP_PAYLOAD_V6: usize = 65527;
+/// Default receive buffer: holds any UDP datagram.
+pub const DEFAULT_BUFFER: usize = 65536;
+/// Programs (`-e/-c`) running at once; datagrams beyond are dropped, with a `-v` note.
+const MAX_CHILDREN: usize = 64;
+/// How long a per-datagram program may run before it is stopped and its reply dropped.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often blocking receives wake to look at stdin's state and the clocks.
+const TICK: Duration = Duration::from_millis(50);
+/// Receive buffer asked of the kernel for servers: bursts are queued, not dropped.
+const SERVER_RCVBUF: usize = 4 << 20;
+
+/// How a datagram relay behaves.
+#[derive(Clone)]
+pub struct DatagramOptions {
+    /// `-b`: the receive buffer; larger datagrams are reported as truncated.
+    pub buffer: usize,
+    /// The largest datagram this socket can send (stdin reads are capped to it).
+    pub max_payload: usize,
+    /// `--lines`: one datagram per line (the newline kept) instead of one per read.
+    pub lines: bool,
+    /// Client: how long to keep printing replies after stdin EOF.
+    pub quit_after_eof: Duration,
+    /// `-i`: end when no datagram moved either way for this long.
+    pub idle: Option<Duration>,
+    /// Server `-k`: serve every peer, not only the first.
+    pub keep: bool,
+    /// Server `-e/-c`: a program per datagram.
+    pub exec: Option<ExecSpec>,
+    /// NK_PROTO for programs: `udp` or `unix`.
+    pub proto: &'static str,
+    /// `-x`: hex dump of every datagram.
+    pub hexdump: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
+}
+
+impl std::fmt::Debug for DatagramOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatagramOptions")
+            .field("buffer", &self.buffer)
+            .field("lines", &self.lines)
+            .field("keep", &self.keep)
+            .field("exec", &self.exec)
+            .finish()
+    }
+}
+
+/// Datagrams and bytes each way, for the `-v` summary.
+#[derive(Debug, Default)]
+pub struct DatagramStats {
+    sent: AtomicU64,
+    sent_bytes: AtomicU64,
+    received: AtomicU64,
+    received_bytes: AtomicU64,
+    truncated: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl DatagramStats {
+    /// `sent 3 datagrams (12 bytes), received 3 datagrams (12 bytes), 0 truncated`.
+    pub fn summary(&self, elapsed: Duration) -> String {
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        let dropped = if dropped > 0 {
+            format!(", {dropped} dropped")
+        } else {
+            String::new()
+        };
+        format!(
+            "sent {} datagrams ({} bytes), received {} datagrams ({} bytes), {} truncated{dropped} in {}",
+            self.sent.load(Ordering::Relaxed),
+            self.sent_bytes.load(Ordering::Relaxed),
+            self.received.load(Ordering::Relaxed),
+            self.received_bytes.load(Ordering::Relaxed),
+            self.truncated.load(Ordering::Relaxed),
+            format_duration(elapsed)
+        )
+    }
+
+    fn count_sent(&self, n: usize) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        self.sent_bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// Reads datagrams from stdin: one read each, or one line each with `--lines`.
+struct StdinDatagrams {
+    stdin: File,
+    lines: bool,
+    max: usize,
+    pending: Vec<u8>,
+    eof: bool,
+}
+
+impl StdinDatagrams {
+    fn new(lines: bool, max: usize) -> io::Result<StdinDatagrams> {
+        let stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
+        Ok(StdinDatagrams {
+            stdin,
+            lines,
+            max,
+            pending: Vec::new(),
+            eof: false,
+        })
+    }
+
+    /// The next datagram, or `None` at EOF.
+    fn next(&mut self) -> Result<Option<Vec<u8>>> {
+        let mut buf = vec![0u8; self.max];
+        loop {
+            if self.lines {
+                if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                    return Ok(Some(self.pending.drain(..=end).collect()));
+                }
+                if self.pending.len() >= self.max {
+                    return Err(anyhow!(
+                        "a line of stdin is longer than the largest datagram ({} bytes)",
+                        self.max
+                    ));
+                }
+                if self.eof {
+                    return Ok(
+                        (!self.pending.is_empty()).then(|| std::mem::take(&mut self.pending))
+                    );
+                }
+            }
+            let room = if self.lines {
+                self.max - self.pending.len()
+            } else {
+                self.max
+            };
+            let n = match self.stdin.read(&mut buf[..room]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).context("read stdin"),
+            };
+            if !self.lines {
+                return Ok((n > 0).then(|| buf[..n].to_vec()));
+            }
+            if n == 0 {
+                self.eof = true;
+            }
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+    }
+}
+
+/// Receives one datagram with MSG_TRUNC: the bytes that fit, the datagram's real length, and
+/// the sender.
+fn receive(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, usize, SockAddr)> {
+    // SAFETY: `u8` and `MaybeUninit<u8>` have the same layout, and recv only writes bytes into
+    // the buffer, so viewing initialised bytes as possibly-uninitialised is sound.
+    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+    let (len, from) = socket.recv_from_with_flags(uninit, libc::MSG_TRUNC)?;
+    Ok((len.min(buf.len()), len, from))
+}
+
+/// Writes one datagram to stdout in one write (boundaries are the point).
+fn write_datagram(out: &mut File, data: &[u8]) -> Result<()> {
+    match out.write_all(data) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(e).context("write stdout"),
+    }
+}
+
+fn dump(opts: &DatagramOptions, mark: Mark, data: &[u8]) {
+    if let Some(out) = &opts.hexdump {
+        let text = hexdump::format(mark, 0, data);
+        let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    }
+}
+
+fn report_truncated(stats: &DatagramStats, from: &str, real: usize, buffer: usize) {
+    stats.truncated.fetch_add(1, Ordering::Relaxed);
+    crate::log::warn(format_args!(
+        "datagram from {from} truncated: {real} bytes, buffer {buffer} (raise it with -b)"
+    ));
+}
+
+/// Sets a large receive buffer on a server socket (forcing it past net.core.rmem_max where
+/// the process may), so that bursts queue instead of being dropped.
+pub fn enlarge_receive_buffer(socket: &Socket) {
+    if socket.set_recv_buffer_size(SERVER_RCVBUF).is_ok()
+        && socket.recv_buffer_size().unwrap_or(0) >= SERVER_RCVBUF
+    {
+        return;
+    }
+    let size = SERVER_RCVBUF as libc::c_int;
+    // SAFETY: SO_RCVBUFFORCE reads one int from `size`; failure (no CAP_NET_ADMIN) is harmless.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// The datagram client: `socket` is connected to `peer`.
+pub fn client(
+    socket: Socket,
+    peer: &str,
+    opts: &DatagramOptions,
+    stats: &Arc<DatagramStats>,
+) -> Result<()> {
+    let socket = Arc::new(socket);
+    let stdin_done = Arc::new(AtomicBool::new(false));
+    let eof_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let last_activity = Arc::new(Mutex::new(Instant::now()));
+    {
+        let (socket, stdin_done, eof_at, stats, opts) = (
+            Arc::clone(&socket),
+            Arc::clone(&stdin_done),
+            Arc::clone(&eof_at),
+            Arc::clone(stats),
+            opts.clone(),
+        );
+        let last_activity = Arc::clone(&last_activity);
+        let peer = peer.to_string();
+        thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                let result = (|| -> Result<()> {
+                    let mut input = StdinDatagrams::new(opts.lines, opts.max_payload)?;
+                    while let Some(datagram) = input.next()? {
+                        dump(&opts, Mark::Sent, &datagram);
+                        match socket.send(&datagram) {
+                            Ok(_) => stats.count_sent(datagram.len()),
+                            // An earlier datagram drew ICMP port unreachable; the receive side
+                            // reports it. Keep sending: the peer may come up.
+                            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {}
+                            Err(e) => return Err(e).with_context(|| format!("send to {peer}")),
+                        }
+                        *last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                    }
+                    Ok(())
+                })();
+                if let Err(err) = result {
+                    crate::log::warn(format_args!("{err:#}"));
+                }
+                *eof_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                stdin_done.store(true, Ordering::SeqCst);
+            })
+            .context("start stdin thread")?;
+    }
+    let mut out = File::from(io::stdout().as_fd().try_clone_to_owned()?);
+    let mut buf = vec![0u8; opts.buffer];
+    let mut unreachable = false;
+    socket
+        .set_read_timeout(Some(TICK))
+        .context("set receive timeout")?;
+    loop {
+        match receive(&socket, &mut buf) {
+            Ok((kept, real, _)) => {
+                stats.received.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .received_bytes
+                    .fetch_add(real as u64, Ordering::Relaxed);
+                if real > kept {
+                    report_truncated(stats, peer, real, buf.len());
+                }
+                dump(opts, Mark::Received, &buf[..kept]);
+                write_datagram(&mut out, &buf[..kept])?;
+                *last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                if let Some(at) = eof_at.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    // Silence is measured from the last reply after EOF.
+                    *at = Instant::now();
+                }
+                continue;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                if !unreachable {
+                    info!("{peer}: port unreachable (ICMP)");
+                }
+                unreachable = true;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e).with_context(|| format!("receive from {peer}")),
+        }
+        if stdin_done.load(Ordering::SeqCst) {
+            let since = eof_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .map_or(Duration::ZERO, |t| t.elapsed());
+            if since >= opts.quit_after_eof {
+                break;
+            }
+        }
+        if let Some(idle) = opts.idle {
+            if last_activity
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elapsed()
+                >= idle
+            {
+                return Err(anyhow!(
+                    "idle timeout: no datagram either way for {}",
+                    format_duration(idle)
+                ));
+            }
+        }
+    }
+    if unreachable && stats.received.load(Ordering::Relaxed) == 0 {
+        return Err(anyhow!(
+            "{peer}: port unreachable (ICMP): nothing is listening there"
+        ));
+    }
+    Ok(())
+}
+
+/// Where stdin's datagrams go on a server: the last peer heard, once there is one.
+#[derive(Default)]
+struct LastPeer {
+    peer: Mutex<Option<SockAddr>>,
+    heard: Condvar,
+}
+
+impl LastPeer {
+    fn set(&self, addr: &SockAddr) {
+        let mut peer = self.peer.lock().unwrap_or_else(|e| e.into_inner());
+        if peer.as_ref() != Some(addr) {
+            *peer = Some(addr.clone());
+        }
+        self.heard.notify_all();
+    }
+
+    fn wait(&self) -> SockAddr {
+        let mut peer = self.peer.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(addr) = peer.as_ref() {
+                return addr.clone();
+            }
+            peer = self.heard.wait(peer).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// The datagram server on a bound socket; runs until SIGINT/SIGTERM or `-i` idle.
+pub fn server(socket: Socket, opts: &DatagramOptions, stats: &Arc<DatagramStats>) -> Result<()> {
+    let socket = Arc::new(socket);
+    let local = socket.local_addr().context("getsockname")?;
+    let last_peer = Arc::new(LastPeer::default());
+    if opts.exec.is_none() {
+        let (socket, last_peer, stats, opts) = (
+            Arc::clone(&socket),
+            Arc::clone(&last_peer),
+            Arc::clone(stats),
+            opts.clone(),
+        );
+        thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                let result = (|| -> Result<()> {
+                    let mut input = StdinDatagrams::new(opts.lines, opts.max_payload)?;
+                    // One datagram is held until a peer is heard; stdin is not read further.
+                    while let Some(datagram) = input.next()? {
+                        let peer = last_peer.wait();
+                        dump(&opts, Mark::Sent, &datagram);
+                        match socket.send_to(&datagram, &peer) {
+                            Ok(_) => stats.count_sent(datagram.len()),
+                            Err(e) => debug!("send to {}: {e}", display_sockaddr(&peer)),
+                        }
+                    }
+                    Ok(())
+                })();
+                if let Err(err) = result {
+                    crate::log::warn(format_args!("{err:#}"));
+                }
+            })
+            .context("start stdin thread")?;
+    }
+    let mut out = File::from(io::stdout().as_fd().try_clone_to_owned()?);
+    let mut buf = vec![0u8; opts.buffer];
+    let mut first_peer: Option<SockAddr> = None;
+    let children = Arc::new(AtomicUsize::new(0));
+    let mut seq = 0u64;
+    let mut last_activity = Instant::now();
+    if opts.idle.is_some() {
+        socket
+            .set_read_timeout(Some(TICK))
+            .context("set receive timeout")?;
+    }
+    loop {
+        let (kept, real, from) = match receive(&socket, &mut buf) {
+            Ok(got) => got,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                if let Some(idle) = opts.idle {
+                    if last_activity.elapsed() >= idle {
+                        return Err(anyhow!(
+                            "idle timeout: no datagram for {}",
+                            format_duration(idle)
+                        ));
+                    }
+                }
+                continue;
+            }
+            // A reply we sent drew ICMP unreachable; it says nothing about this socket.
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => continue,
+            Err(e) => return Err(e).context("receive"),
+        };
+        let from_text = display_sockaddr(&from);
+        if !opts.keep {
+            match &first_peer {
+                None => first_peer = Some(from.clone()),
+                Some(first) if *first != from => {
+                    debug!(
+                        "ignoring a datagram from {from_text}: serving {} only (-k serves all)",
+                        display_sockaddr(first)
+                    );
+                    continue;
+                }
+                Some(_) => {}
+            }
+        }
+        last_activity = Instant::now();
+        seq += 1;
+        stats.received.fetch_add(1, Ordering::Relaxed);
+        stats
+            .received_bytes
+            .fetch_add(real as u64, Ordering::Relaxed);
+        if real > kept {
+            report_truncated(stats, &from_text, real, buf.len());
+        }
+        debug!("datagram from {from_text} ({real} bytes)");
+        dump(opts, Mark::Received, &buf[..kept]);
+        match &opts.exec {
+            Some(spec) => {
+                if children.load(Ordering::SeqCst) >= MAX_CHILDREN {
+                    stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    info!("dropping a datagram from {from_text}: {MAX_CHILDREN} programs already running");
+                    continue;
+                }
+                children.fetch_add(1, Ordering::SeqCst);
+                let info = ConnInfo::new(&from, &local, opts.proto, seq);
+                let (socket, running, counts, spec) = (
+                    Arc::clone(&socket),
+                    Arc::clone(&children),
+                    Arc::clone(stats),
+                    spec.clone(),
+                );
+                let (datagram, max) = (buf[..kept].to_vec(), opts.max_payload);
+                let hexdump = opts.hexdump.clone();
+                let spawned =
+                    thread::Builder::new()
+                        .name(format!("dgram-{seq}"))
+                        .spawn(move || {
+                            match run_child(&spec, &info, &datagram, max) {
+                                Ok(reply) if !reply.is_empty() => {
+                                    if let Some(out) = &hexdump {
+                                        let text = hexdump::format(Mark::Sent, 0, &reply);
+                                        let _ = out
+                                            .lock()
+                                            .unwrap_or_else(|e| e.into_inner())
+                                            .write_all(text.as_bytes());
+                                    }
+                                    match socket.send_to(&reply, &from) {
+                                        Ok(_) => counts.count_sent(reply.len()),
+                                        Err(e) => {
+                                            debug!("reply to {}: {e}", display_sockaddr(&from))
+                                        }
+                                    }
+                                }
+                                Ok(_) => {}
+                                Err(err) => info!(
+                                    "{} for {}: {err:#}",
+                                    spec.name(),
+                                    display_sockaddr(&from)
+                                ),
+                            }
+                            running.fetch_sub(1, Ordering::SeqCst);
+                        });
+                if spawned.is_err() {
+                    children.fetch_sub(1, Ordering::SeqCst);
+                    stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            None => {
+                last_peer.set(&from);
+                write_datagram(&mut out, &buf[..kept])?;
+            }
+        }
+    }
+}
+
+/// Runs the program for one datagram: the datagram on its stdin, its stdout (at most `max`
+/// bytes, else no reply) returned; stopped after [`CHILD_TIMEOUT`].
+fn run_child(spec: &ExecSpec, info: &ConnInfo, datagram: &[u8], max: usize) -> Result<Vec<u8>> {
+    let mut child = exec::spawn(spec, info)?;
+    let mut stdin = child.stdin.take().context("child stdin")?;
+    let mut stdout = child.stdout.take().context("child stdout")?;
+    let input = datagram.to_vec();
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let pid = child.id();
+    let started = Instant::now();
+    let watchdog_done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = Arc::clone(&watchdog_done);
+        thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                if started.elapsed() >= CHILD_TIMEOUT {
+                    exec::signal_group(pid, libc::SIGKILL);
+                    return true;
+                }
+                thread::sleep(TICK);
+            }
+            false
+        })
+    };
+    let mut reply = Vec::new();
+    let read = (&mut stdout).take(max as u64 + 1).read_to_end(&mut reply);
+    drop(stdout);
+    let _ = writer.join();
+    exec::reap(&mut child, &spec.name());
+    watchdog_done.store(true, Ordering::SeqCst);
+    let timed_out = watchdog.join().unwrap_or(false);
+    read.context("read the program's output")?;
+    if timed_out {
+        return Err(anyhow!(
+            "stopped after {}: no reply",
+            format_duration(CHILD_TIMEOUT)
+        ));
+    }
+    if reply.len() > max {
+        return Err(anyhow!(
+            "output is larger than one datagram ({max} bytes): no reply"
+        ));
+    }
+    Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socket2::{Domain, Type};
+
+    #[test]
+    fn truncation_is_detected_with_the_real_size() {
+        let a = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        a.bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+        let b = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        b.send_to(&[7u8; 3000], &a.local_addr().unwrap()).unwrap();
+        let mut small = [0u8; 1000];
+        let (kept, real, _) = receive(&a, &mut small).unwrap();
+        assert_eq!((kept, real), (1000, 3000));
+    }
+
+    #[test]
+    fn summary_counts_everything() {
+        let stats = DatagramStats::default();
+        stats.count_sent(5);
+        stats.truncated.fetch_add(1, Ordering::Relaxed);
+        let text = stats.summary(Duration::from_millis(20));
+        assert!(
+            text.starts_with(
+                "sent 1 datagrams (5 bytes), received 0 datagrams (0 bytes), 1 truncated"
+            ),
+            "{text}"
+        );
+    }
+}
