@@ -107,6 +107,11 @@ pub fn run(args: UdpArgs) -> Result<()> {
             "-e/-c run a program per datagram received: they need -l",
         ));
     }
+    if let Some(group) = args.join.iter().find(|g| !g.is_multicast()) {
+        return Err(usage(format!(
+            "--join {group}: not a multicast group (224.0.0.0/4 or ff00::/8)"
+        )));
+    }
     let iface = args.iface.as_deref().map(interface_index).transpose()?;
     let buffer = args.buffer.unwrap_or(DEFAULT_BUFFER);
     let hexdump = crate::cli::open_hexdump(args.hexdump.as_deref())?;
@@ -154,9 +159,16 @@ pub fn run(args: UdpArgs) -> Result<()> {
                 .bind(&SockAddr::from(local))
                 .with_context(|| format!("bind {}", display_addr(local)))?;
         }
-        socket
-            .connect(&SockAddr::from(peer))
-            .with_context(|| format!("connect {}", display_addr(peer)))?;
+        if let Err(err) = socket.connect(&SockAddr::from(peer)) {
+            let context = format!("connect {}", display_addr(peer));
+            if err.raw_os_error() == Some(libc::EACCES) && !args.broadcast {
+                return Err(anyhow::Error::new(crate::exit::Hinted {
+                    message: format!("{context}: {err}"),
+                    hint: "to send to a broadcast address, add --broadcast".into(),
+                }));
+            }
+            return Err(err).context(context);
+        }
         info!("sending to {} (udp)", display_addr(peer));
         let opts = options(&args, buffer, max_payload(peer.is_ipv6()), None, hexdump);
         datagram::client(socket, &display_addr(peer), &opts, &stats)

@@ -168,7 +168,7 @@ fn run_datagrams(args: &UnixArgs, addr: &UnixAddr, exec: Option<exec::ExecSpec>)
     };
     let result = if args.listen {
         let (socket, bound) = unix::listen(addr, Type::DGRAM, args.mode, BACKLOG)?;
-        info!("listening on {addr} (unix datagrams)");
+        info!("listening on {addr} (unix)");
         let result = datagram::server(socket, &opts, &stats);
         drop(bound);
         result

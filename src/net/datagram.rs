@@ -469,7 +469,7 @@ pub fn server(socket: Socket, opts: &DatagramOptions, stats: &Arc<DatagramStats>
         if real > kept {
             report_truncated(stats, &from_text, real, buf.len());
         }
-        debug!("datagram from {from_text} ({real} bytes)");
+        info!("datagram from {from_text} ({real} bytes)");
         dump(opts, Mark::Received, &buf[..kept]);
         match &opts.exec {
             Some(spec) => {

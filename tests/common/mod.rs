@@ -803,3 +803,47 @@ pub fn hosts_command<S: AsRef<OsStr>>(hosts: &Path, argv: &[S]) -> Command {
     cmd.env_remove("RUST_BACKTRACE");
     cmd
 }
+
+// ---------------------------------------------------------------------------
+// Unique names and byte-count waits (unix and udp tests)
+// ---------------------------------------------------------------------------
+
+/// A name unique to this test process and call (`TAG-PID-N`), for abstract
+/// socket names and temp files shared by tests that run in parallel.
+pub fn unique_name(tag: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("nk-{tag}-{}-{n}", std::process::id())
+}
+
+impl Proc {
+    /// Waits up to `secs` until at least `n` bytes have arrived on (piped)
+    /// stdout, and returns everything so far. Panics with the output otherwise.
+    pub fn wait_stdout_len(&mut self, n: usize, secs: f64) -> Vec<u8> {
+        let ok = wait_until(secs, || self.stdout_buf.lock().unwrap().len() >= n);
+        if !ok {
+            let have = self.stdout_buf.lock().unwrap().len();
+            self.fail(&format!(
+                "stdout: {have} bytes within {secs}s, expected at least {n}"
+            ));
+        }
+        self.stdout_so_far()
+    }
+
+    /// Waits up to `secs` until stderr contains `needle` (case-insensitive).
+    pub fn wait_stderr_contains(&mut self, needle: &str, secs: f64) -> String {
+        let lower = needle.to_lowercase();
+        let ok = wait_until(secs, || {
+            String::from_utf8_lossy(&self.stderr_buf.lock().unwrap())
+                .to_lowercase()
+                .contains(&lower)
+        });
+        if !ok {
+            self.fail(&format!(
+                "stderr does not mention {needle:?} within {secs}s"
+            ));
+        }
+        self.stderr_so_far()
+    }
+}
