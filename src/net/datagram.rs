@@ -359,10 +359,11 @@ struct LastPeer {
 impl LastPeer {
     fn set(&self, addr: &SockAddr) {
         let mut peer = self.peer.lock().unwrap_or_else(|e| e.into_inner());
+        // Only a new peer is news: waking the condvar costs a syscall per datagram otherwise.
         if peer.as_ref() != Some(addr) {
             *peer = Some(addr.clone());
+            self.heard.notify_all();
         }
-        self.heard.notify_all();
     }
 
     fn wait(&self) -> SockAddr {
@@ -446,13 +447,20 @@ pub fn server(socket: Socket, opts: &DatagramOptions, stats: &Arc<DatagramStats>
             Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => continue,
             Err(e) => return Err(e).context("receive"),
         };
-        let from_text = display_sockaddr(&from);
+        // Formatting the sender costs more than receiving: only when something will show it.
+        let verbose = crate::log::verbosity() >= 1;
+        let from_text = if verbose || real > kept || opts.exec.is_some() {
+            display_sockaddr(&from)
+        } else {
+            String::new()
+        };
         if !opts.keep {
             match &first_peer {
                 None => first_peer = Some(from.clone()),
                 Some(first) if *first != from => {
                     debug!(
-                        "ignoring a datagram from {from_text}: serving {} only (-k serves all)",
+                        "ignoring a datagram from {}: serving {} only (-k serves all)",
+                        display_sockaddr(&from),
                         display_sockaddr(first)
                     );
                     continue;
@@ -469,7 +477,9 @@ pub fn server(socket: Socket, opts: &DatagramOptions, stats: &Arc<DatagramStats>
         if real > kept {
             report_truncated(stats, &from_text, real, buf.len());
         }
-        info!("datagram from {from_text} ({real} bytes)");
+        if verbose {
+            info!("datagram from {from_text} ({real} bytes)");
+        }
         dump(opts, Mark::Received, &buf[..kept]);
         match &opts.exec {
             Some(spec) => {
