@@ -1,5 +1,6 @@
 # bench/lib.sh - helpers shared by the bench/NN_*.sh scripts. Source it after setting
-# TIMEOUT (seconds, used by TO). Defines: log, lo_eph, free_port, wait_listen, TO, stats.
+# TIMEOUT (seconds, used by TO). Defines: log, lo_eph, free_port, wait_listen, TO, stats,
+# bulk_file, wait_listen_unix, free_port_udp, wait_bound_udp.
 # shellcheck shell=bash
 
 log() { printf '%s\n' "$*" >&2; }
@@ -42,4 +43,51 @@ stats() {
         END { if (NR == 0) { print "- - -"; exit }
               m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
               printf f " " f " " f "\n", m, v[1], v[NR] }'
+}
+
+# bulk_file MIB -> prints the path of the MIB-MiB random file the bulk benches share
+# (${TMPDIR:-/tmp}/nk-bench-bulk-<MIB>M.bin, as in 01_bulk.sh): creates it when it is missing
+# or has the wrong size, then reads it once to warm the page cache.
+bulk_file() {
+    local mib=$1 f=${TMPDIR:-/tmp}/nk-bench-bulk-$1M.bin
+    if [[ ! -f $f || $(stat -c %s "$f") -ne $((mib * 1024 * 1024)) ]]; then
+        log "creating $f ($mib MiB from /dev/urandom)"
+        head -c "${mib}M" /dev/urandom >"$f.tmp.$$" && mv "$f.tmp.$$" "$f" || return 1
+    fi
+    cat "$f" >/dev/null
+    echo "$f"
+}
+
+# Wait (bounded, ~5 s) until a Unix stream socket listens at path $1; $2 = listener pid.
+wait_listen_unix() {
+    local i
+    for ((i = 0; i < 500; i++)); do
+        [[ -n $(ss -Hxl src "$1" 2>/dev/null) ]] && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.01
+    done
+    return 1
+}
+
+# A UDP port below the ephemeral range that no local UDP socket uses (as free_port for TCP).
+free_port_udp() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % (lo_eph - 20000)))
+        if [[ -z $(ss -Huan "( sport = :$p or dport = :$p )" 2>/dev/null) ]]; then
+            echo "$p"; return 0
+        fi
+    done
+    return 1
+}
+
+# Wait (bounded, ~5 s) until a UDP socket is bound to local port $1; $2 = receiver pid.
+wait_bound_udp() {
+    local i
+    for ((i = 0; i < 500; i++)); do
+        [[ -n $(ss -Huan "( sport = :$1 )" 2>/dev/null) ]] && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.01
+    done
+    return 1
 }
