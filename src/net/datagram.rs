@@ -243,40 +243,31 @@ pub fn client(
     let eof_at: Arc<Mutex<Option<Instant>>> = Arc::default();
     let last_activity = Arc::new(Mutex::new(Instant::now()));
     {
-        let (socket, stdin_done, eof_at, stats, opts) = (
+        let (socket, stdin_done, eof_at) = (
             Arc::clone(&socket),
             Arc::clone(&stdin_done),
             Arc::clone(&eof_at),
-            Arc::clone(stats),
-            opts.clone(),
         );
         let last_activity = Arc::clone(&last_activity);
         let peer = peer.to_string();
-        thread::Builder::new()
-            .name("stdin".into())
-            .spawn(move || {
-                let result = (|| -> Result<()> {
-                    let mut input = StdinDatagrams::new(opts.lines, opts.max_payload)?;
-                    while let Some(datagram) = input.next()? {
-                        dump(&opts, Mark::Sent, &datagram);
-                        match socket.send(&datagram) {
-                            Ok(_) => stats.count_sent(datagram.len()),
-                            // An earlier datagram drew ICMP port unreachable; the receive side
-                            // reports it. Keep sending: the peer may come up.
-                            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {}
-                            Err(e) => return Err(e).with_context(|| format!("send to {peer}")),
-                        }
-                        *last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-                    }
-                    Ok(())
-                })();
-                if let Err(err) = result {
-                    crate::log::warn(format_args!("{err:#}"));
+        send_stdin(
+            opts,
+            stats,
+            move |datagram| {
+                *last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                match socket.send(datagram) {
+                    Ok(_) => Ok(true),
+                    // An earlier datagram drew ICMP port unreachable; the receive side reports it.
+                    // Keep sending: the peer may come up.
+                    Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => Ok(false),
+                    Err(e) => Err(e).with_context(|| format!("send to {peer}")),
                 }
+            },
+            move || {
                 *eof_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
                 stdin_done.store(true, Ordering::SeqCst);
-            })
-            .context("start stdin thread")?;
+            },
+        )?;
     }
     let mut out = File::from(io::stdout().as_fd().try_clone_to_owned()?);
     let mut buf = vec![0u8; opts.buffer];
@@ -349,6 +340,37 @@ pub fn client(
     Ok(())
 }
 
+/// Starts the thread that turns stdin into datagrams: `send` sends one (`Ok(false)`: not
+/// sent, not counted), `at_end` runs when stdin is over (or failed, which is reported).
+fn send_stdin(
+    opts: &DatagramOptions,
+    stats: &Arc<DatagramStats>,
+    mut send: impl FnMut(&[u8]) -> Result<bool> + Send + 'static,
+    at_end: impl FnOnce() + Send + 'static,
+) -> Result<()> {
+    let (opts, stats) = (opts.clone(), Arc::clone(stats));
+    thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let result = (|| -> Result<()> {
+                let mut input = StdinDatagrams::new(opts.lines, opts.max_payload)?;
+                while let Some(datagram) = input.next()? {
+                    dump(&opts, Mark::Sent, &datagram);
+                    if send(&datagram)? {
+                        stats.count_sent(datagram.len());
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(err) = result {
+                crate::log::warn(format_args!("{err:#}"));
+            }
+            at_end();
+        })
+        .context("start stdin thread")?;
+    Ok(())
+}
+
 /// Where stdin's datagrams go on a server: the last peer heard, once there is one.
 #[derive(Default)]
 struct LastPeer {
@@ -383,33 +405,23 @@ pub fn server(socket: Socket, opts: &DatagramOptions, stats: &Arc<DatagramStats>
     let local = socket.local_addr().context("getsockname")?;
     let last_peer = Arc::new(LastPeer::default());
     if opts.exec.is_none() {
-        let (socket, last_peer, stats, opts) = (
-            Arc::clone(&socket),
-            Arc::clone(&last_peer),
-            Arc::clone(stats),
-            opts.clone(),
-        );
-        thread::Builder::new()
-            .name("stdin".into())
-            .spawn(move || {
-                let result = (|| -> Result<()> {
-                    let mut input = StdinDatagrams::new(opts.lines, opts.max_payload)?;
-                    // One datagram is held until a peer is heard; stdin is not read further.
-                    while let Some(datagram) = input.next()? {
-                        let peer = last_peer.wait();
-                        dump(&opts, Mark::Sent, &datagram);
-                        match socket.send_to(&datagram, &peer) {
-                            Ok(_) => stats.count_sent(datagram.len()),
-                            Err(e) => debug!("send to {}: {e}", display_sockaddr(&peer)),
-                        }
+        let (socket, last_peer) = (Arc::clone(&socket), Arc::clone(&last_peer));
+        // One datagram is held until a peer is heard; stdin is not read further meanwhile.
+        send_stdin(
+            opts,
+            stats,
+            move |datagram| {
+                let peer = last_peer.wait();
+                match socket.send_to(datagram, &peer) {
+                    Ok(_) => Ok(true),
+                    Err(e) => {
+                        debug!("send to {}: {e}", display_sockaddr(&peer));
+                        Ok(false)
                     }
-                    Ok(())
-                })();
-                if let Err(err) = result {
-                    crate::log::warn(format_args!("{err:#}"));
                 }
-            })
-            .context("start stdin thread")?;
+            },
+            || {},
+        )?;
     }
     let mut out = File::from(io::stdout().as_fd().try_clone_to_owned()?);
     let mut buf = vec![0u8; opts.buffer];
