@@ -290,29 +290,6 @@ fn dial_happy_eyeballs_falls_back_to_ipv4() {
 // 6. -w connect timeout, -i idle timeout
 // ---------------------------------------------------------------------------
 
-/// A listener whose accept queue is full, so further SYNs are dropped.
-/// Prints its port once the queue is full, then holds.
-const FULL_QUEUE_PY: &str = r#"
-import socket, time
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen(0)
-addr = s.getsockname()
-held = []
-for _ in range(8):
-    c = socket.socket()
-    c.settimeout(0.3)
-    held.append(c)
-    try:
-        c.connect(addr)
-    except (socket.timeout, OSError):
-        break
-else:
-    raise SystemExit("could not fill the accept queue")
-print(addr[1], flush=True)
-time.sleep(30)
-"#;
-
 #[test]
 fn dial_w_times_out_against_a_full_accept_queue() {
     require_python3();

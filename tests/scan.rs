@@ -77,29 +77,6 @@ for line in data.split("\n")[:-1]:
     print(o["host"], o["port"], o["proto"], o["state"], svc)
 "#;
 
-/// A listener whose accept queue is full, so further SYNs are dropped (the
-/// scanner's connect to it can only time out). Prints its port, then holds.
-const FULL_QUEUE_PY: &str = r#"
-import socket, time
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen(0)
-addr = s.getsockname()
-held = []
-for _ in range(8):
-    c = socket.socket()
-    c.settimeout(0.3)
-    held.append(c)
-    try:
-        c.connect(addr)
-    except (socket.timeout, OSError):
-        break
-else:
-    raise SystemExit("could not fill the accept queue")
-print(addr[1], flush=True)
-time.sleep(30)
-"#;
-
 /// The first name /etc/services gives `port`/tcp, as getservbyport(3) does.
 fn tcp_service(port: u16) -> Option<String> {
     let text = std::fs::read_to_string("/etc/services")

@@ -847,3 +847,27 @@ impl Proc {
         self.stderr_so_far()
     }
 }
+
+/// A Python listener whose accept queue is full, so further SYNs to it are dropped (a connect
+/// can only time out). Prints its port once the queue is full, then holds for 30 s.
+#[allow(dead_code)]
+pub const FULL_QUEUE_PY: &str = r#"
+import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(0)
+addr = s.getsockname()
+held = []
+for _ in range(8):
+    c = socket.socket()
+    c.settimeout(0.3)
+    held.append(c)
+    try:
+        c.connect(addr)
+    except (socket.timeout, OSError):
+        break
+else:
+    raise SystemExit("could not fill the accept queue")
+print(addr[1], flush=True)
+time.sleep(30)
+"#;
