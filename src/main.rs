@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => cmd::listen::run(args),
         Command::Unix(args) => cmd::unix::run(args),
         Command::Udp(args) => cmd::udp::run(args),
+        Command::Mask(args) => cmd::mask::run(args),
         Command::Completions(args) => cmd::completions::run_completions(args),
         Command::Man(args) => cmd::completions::run_man(args),
     };

@@ -7,6 +7,7 @@
 pub mod completions;
 pub mod dial;
 pub mod listen;
+pub mod mask;
 pub mod scan;
 pub mod udp;
 pub mod unix;

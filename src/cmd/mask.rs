@@ -1,0 +1,219 @@
+//! `nk mask`: address and netmask arithmetic, like ipcalc, for IPv4 and IPv6.
+//!
+//! Arguments, or one network per line of stdin when there are none, so it works in pipelines
+//! (`cut -d' ' -f1 routes | nk mask --json`). The arithmetic is `wire::ipnet`; this module only
+//! formats it. A bad line is reported with its line number and the rest are still processed;
+//! the exit status is then 2.
+
+use std::io::{self, BufRead, Write};
+use std::net::IpAddr;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::exit::{usage, StdoutClosed};
+use crate::wire::ipnet::{class_of, expanded_v6, kind, mask_text, Network};
+
+/// The most subnets `--split` prints.
+const MAX_SPLIT: u128 = 1 << 24;
+
+/// Address and netmask arithmetic (like ipcalc), IPv4 and IPv6.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Print what an address and mask mean: netmask (dotted, /N, hex), wildcard, \
+        network, broadcast, first and last host, host count, class, kind (from the IANA \
+        special-purpose registries: private, loopback, link-local, documentation, CGNAT, \
+        multicast...), and reverse DNS names. An IPv4 address without a mask gets its classful \
+        default (A /8, B /16, C /24), and says so. /31 and /32 follow RFC 3021 (no broadcast; \
+        every address usable). IPv6 shows the compressed and expanded forms and the exact \
+        address count (up to 2^128).\n\n\
+        With no arguments, reads one network per line from stdin. Leading zeros (010.1.2.3), \
+        non-contiguous masks and out-of-range prefixes are usage errors (exit 2).",
+    after_long_help = "Examples:\n  \
+        nk mask 127.0.0.1                  # classful default: /8, ff000000, 127.0.0.0\n  \
+        nk mask 192.168.1.77/26\n  \
+        nk mask 10.0.0.0 255.255.252.0 --split 24\n  \
+        printf '2001:db8::/48\\n10.0.0.0/8\\n' | nk mask --json"
+)]
+pub struct MaskArgs {
+    /// ADDR, ADDR/PREFIX or ADDR/NETMASK (none: one per line from stdin).
+    #[arg(value_name = "ADDR[/PREFIX|/NETMASK]")]
+    pub network: Option<String>,
+    /// The netmask, when given as its own argument.
+    #[arg(value_name = "NETMASK")]
+    pub netmask: Option<String>,
+    /// Print the subnets of prefix length N instead.
+    #[arg(long, value_name = "N")]
+    pub split: Option<u8>,
+    /// One JSON object per network (per subnet with --split).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `nk mask`.
+pub fn run(args: MaskArgs) -> Result<()> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let result = match &args.network {
+        Some(first) => {
+            let network = Network::parse(first, args.netmask.as_deref()).map_err(usage)?;
+            show(&mut out, &network, &args)
+        }
+        None => from_stdin(&mut out, &args),
+    };
+    result.and_then(|()| out.flush().map_err(write_error))
+}
+
+fn from_stdin(out: &mut impl Write, args: &MaskArgs) -> Result<()> {
+    let mut bad = 0usize;
+    let mut first = true;
+    for (index, line) in io::stdin().lock().lines().enumerate() {
+        let line = line.context("read stdin")?;
+        let text = line.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        let mut words = text.split_whitespace();
+        let (network, mask) = (words.next().unwrap_or_default(), words.next());
+        match Network::parse(network, mask) {
+            Ok(network) => {
+                if !first && !args.json && args.split.is_none() {
+                    writeln!(out).map_err(write_error)?;
+                }
+                first = false;
+                show(out, &network, args)?;
+            }
+            Err(err) => {
+                bad += 1;
+                eprintln!("nk: line {}: {err}", index + 1);
+            }
+        }
+    }
+    if bad > 0 {
+        return Err(usage(format!("{bad} line(s) of stdin were not networks")));
+    }
+    Ok(())
+}
+
+fn write_error(err: io::Error) -> anyhow::Error {
+    if err.kind() == io::ErrorKind::BrokenPipe {
+        StdoutClosed.into()
+    } else {
+        anyhow::Error::new(err).context("write stdout")
+    }
+}
+
+fn show(out: &mut impl Write, network: &Network, args: &MaskArgs) -> Result<()> {
+    if let Some(prefix) = args.split {
+        for subnet in network.split(prefix, MAX_SPLIT).map_err(usage)? {
+            let line = if args.json {
+                describe_json(&subnet).to_string()
+            } else {
+                format!("{}/{}", subnet.network(), subnet.prefix)
+            };
+            writeln!(out, "{line}").map_err(write_error)?;
+        }
+        return Ok(());
+    }
+    let text = if args.json {
+        describe_json(network).to_string() + "\n"
+    } else {
+        describe(network)
+    };
+    out.write_all(text.as_bytes()).map_err(write_error)
+}
+
+/// The human form: one `Name: value` line per fact.
+fn describe(n: &Network) -> String {
+    let mut lines: Vec<(&str, String)> = Vec::new();
+    let (first, last) = n.host_range();
+    match n.addr {
+        IpAddr::V4(v4) => {
+            let (class, _) = class_of(v4);
+            let mask_int = u32::from_be_bytes(match n.netmask() {
+                IpAddr::V4(m) => m.octets(),
+                IpAddr::V6(_) => [0; 4],
+            });
+            let default = if n.classful {
+                format!(", classful default for class {class}")
+            } else {
+                String::new()
+            };
+            lines.push(("Address", v4.to_string()));
+            lines.push((
+                "Netmask",
+                format!(
+                    "{} = /{} (hex {mask_int:08x}{default})",
+                    n.netmask(),
+                    n.prefix
+                ),
+            ));
+            lines.push(("Wildcard", mask_text(n.hostmask())));
+            lines.push(("Network", format!("{}/{}", n.network(), n.prefix)));
+            lines.push((
+                "Broadcast",
+                n.broadcast().map_or_else(
+                    || format!("none (/{}: RFC 3021)", n.prefix),
+                    |b| b.to_string(),
+                ),
+            ));
+            lines.push(("HostMin", first.to_string()));
+            lines.push(("HostMax", last.to_string()));
+            lines.push(("Hosts", n.count()));
+            lines.push(("Class", class.to_string()));
+        }
+        IpAddr::V6(v6) => {
+            lines.push(("Address", v6.to_string()));
+            lines.push(("Expanded", expanded_v6(v6)));
+            lines.push((
+                "Prefix",
+                format!("/{} (netmask {})", n.prefix, mask_text(n.netmask())),
+            ));
+            lines.push(("Network", format!("{}/{}", n.network(), n.prefix)));
+            lines.push(("First", first.to_string()));
+            lines.push(("Last", last.to_string()));
+            lines.push(("Addresses", n.count()));
+        }
+    }
+    lines.push(("Kind", kind(n.addr).to_string()));
+    lines.push(("Reverse", n.reverse_pointer()));
+    lines.push(("ReverseZone", n.reverse_zone()));
+    let mut text = String::new();
+    for (name, value) in lines {
+        text.push_str(&format!("{:<12} {value}\n", format!("{name}:")));
+    }
+    text
+}
+
+/// The machine form.
+fn describe_json(n: &Network) -> serde_json::Value {
+    let (first, last) = n.host_range();
+    let mut value = serde_json::json!({
+        "address": n.addr.to_string(),
+        "prefix": n.prefix,
+        "netmask": mask_text(n.netmask()),
+        "hostmask": mask_text(n.hostmask()),
+        "network": n.network().to_string(),
+        "first": first.to_string(),
+        "last": last.to_string(),
+        "count": n.count(),
+        "kind": kind(n.addr),
+        "reverse": n.reverse_pointer(),
+        "reverse_zone": n.reverse_zone(),
+    });
+    match n.addr {
+        IpAddr::V4(v4) => {
+            value["version"] = 4.into();
+            value["broadcast"] = n.broadcast().map(|b| b.to_string()).into();
+            value["class"] = class_of(v4).0.to_string().into();
+            value["classful_default"] = n.classful.into();
+            if let IpAddr::V4(m) = n.netmask() {
+                value["hex"] = format!("{:08x}", u32::from(m)).into();
+            }
+        }
+        IpAddr::V6(v6) => {
+            value["version"] = 6.into();
+            value["expanded"] = expanded_v6(v6).into();
+        }
+    }
+    value
+}
