@@ -7,7 +7,6 @@
 //! This module also parses the duration syntax every command shares (`5`, `1.5`, `500ms`, `2s`,
 //! `3m`).
 
-use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -26,11 +25,6 @@ impl Deadline {
         Deadline {
             at: timeout.map(|t| Instant::now() + t),
         }
-    }
-
-    /// The instant itself, if there is a limit.
-    pub fn instant(self) -> Option<Instant> {
-        self.at
     }
 
     /// Time left before the deadline: `Ok(None)` without a limit, a `TimedOut` error once it
@@ -69,16 +63,6 @@ impl Deadline {
                 i32::try_from(ms).unwrap_or(i32::MAX)
             }
         }
-    }
-}
-
-/// A duration the user gave, kept with its spelling for messages ("timed out after 1.5s").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UserDuration(pub Duration);
-
-impl fmt::Display for UserDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", format_duration(self.0))
     }
 }
 

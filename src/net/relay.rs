@@ -22,7 +22,6 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -282,7 +281,6 @@ macro_rules! split_stream {
 }
 
 split_stream!(TcpStream);
-split_stream!(UnixStream);
 split_stream!(socket2::Socket);
 
 /// One direction's handle on a shared stream.
@@ -329,11 +327,6 @@ impl fmt::Debug for Remote {
 }
 
 impl Remote {
-    /// Splits a connected stream; `peer` names it in errors ("receive from PEER").
-    pub fn from_stream<S: SplitStream>(stream: S, peer: &str) -> io::Result<Remote> {
-        Remote::from_shared(Arc::new(stream), peer)
-    }
-
     /// Splits a stream others also hold (a server's registry, to end it on SIGTERM).
     pub fn from_shared<S: SplitStream>(stream: Arc<S>, peer: &str) -> io::Result<Remote> {
         let shutdown_handle = Arc::clone(&stream);
@@ -1249,7 +1242,7 @@ mod tests {
         relay(
             Some(source),
             Sink::discard(),
-            Remote::from_stream(client, "peer").unwrap(),
+            Remote::from_shared(Arc::new(client), "peer").unwrap(),
             o,
         )
     }
@@ -1277,7 +1270,7 @@ mod tests {
         relay(
             Some(source),
             sink,
-            Remote::from_stream(client, "peer").unwrap(),
+            Remote::from_shared(Arc::new(client), "peer").unwrap(),
             &o,
         )
         .unwrap();
@@ -1313,7 +1306,7 @@ mod tests {
     #[test]
     fn idle_timeout_ends_a_silent_relay() {
         let (client, _server) = pair();
-        let (_keep_open, reader) = UnixStream::pair().unwrap();
+        let (_keep_open, reader) = std::os::unix::net::UnixStream::pair().unwrap();
         let mut o = opts();
         o.idle_timeout = Some(Duration::from_millis(200));
         let source = Source::from_fd(reader, "read input");
