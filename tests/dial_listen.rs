@@ -292,22 +292,7 @@ fn dial_happy_eyeballs_falls_back_to_ipv4() {
 
 #[test]
 fn dial_w_times_out_against_a_full_accept_queue() {
-    require_python3();
-    let mut py = Proc::spawn(
-        "python3 full accept queue",
-        {
-            let mut c = Command::new("python3");
-            c.args(["-c", FULL_QUEUE_PY]);
-            c
-        },
-        In::Null,
-        Out::Pipe,
-    );
-    let port: u16 = py
-        .wait_stdout_line(10.0, |l| !l.trim().is_empty())
-        .trim()
-        .parse()
-        .expect("port from python");
+    let (py, port) = full_queue_listener();
 
     let out = run_nk(
         ["dial", "-w", "1", "127.0.0.1", &port.to_string()],

@@ -679,22 +679,7 @@ fn scan_of_a_name_with_two_addresses_reports_each() {
 
 #[test]
 fn scan_w_counts_a_silent_port_as_timed_out() {
-    require_python3();
-    let mut py = Proc::spawn(
-        "python3 full accept queue",
-        {
-            let mut c = Command::new("python3");
-            c.args(["-c", FULL_QUEUE_PY]);
-            c
-        },
-        In::Null,
-        Out::Pipe,
-    );
-    let silent: u16 = py
-        .wait_stdout_line(10.0, |l| !l.is_empty())
-        .trim()
-        .parse()
-        .expect("port from python");
+    let (py, silent) = full_queue_listener();
     let open = host_listener("127.0.0.1");
     let po = port_of(&open);
     let out = run_nk(

@@ -850,8 +850,7 @@ impl Proc {
 
 /// A Python listener whose accept queue is full, so further SYNs to it are dropped (a connect
 /// can only time out). Prints its port once the queue is full, then holds for 30 s.
-#[allow(dead_code)]
-pub const FULL_QUEUE_PY: &str = r#"
+const FULL_QUEUE_PY: &str = r#"
 import socket, time
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
@@ -871,3 +870,18 @@ else:
 print(addr[1], flush=True)
 time.sleep(30)
 "#;
+
+/// Starts the [`FULL_QUEUE_PY`] listener: the process (keep it alive) and its port.
+#[allow(dead_code)]
+pub fn full_queue_listener() -> (Proc, u16) {
+    require_python3();
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", FULL_QUEUE_PY]);
+    let mut py = Proc::spawn("python3 full accept queue", cmd, In::Null, Out::Pipe);
+    let port = py
+        .wait_stdout_line(10.0, |l| !l.trim().is_empty())
+        .trim()
+        .parse()
+        .expect("port from python");
+    (py, port)
+}
