@@ -205,11 +205,6 @@ fmt() { # values -> "median (min-max)"
     [[ $m == - ]] && { echo "-"; return; }
     echo "$m ($lo-$hi)"
 }
-ratio() { # a b bar -> "1.23x (bar >= 1.2x: PASS)"
-    awk -v a="$1" -v b="$2" -v bar="$3" 'BEGIN {
-        if (a == "" || b == "" || a == "-" || b == "-" || b == 0) { print "-"; exit }
-        r = a / b; printf "%.2fx (bar >= %.1fx: %s)", r, bar, (r >= bar ? "PASS" : "FAIL") }'
-}
 label() {
     case $1 in
     nk) echo "nk" ;;

@@ -202,13 +202,6 @@ pct() {
               printf "%.2f", v[k] }'
 }
 med() { local s; s=$(stats "${CPS[$1]:-}"); echo "${s%% *}"; }
-ratio() { # a b [bar]
-    awk -v a="$1" -v b="$2" -v bar="${3:-}" 'BEGIN {
-        if (a == "" || b == "" || a == "-" || b == "-" || b == 0) { print "-"; exit }
-        r = a / b
-        if (bar == "") printf "%.2fx", r
-        else printf "%.2fx (bar >= %.1fx: %s)", r, bar, (r >= bar ? "PASS" : "FAIL") }'
-}
 label() {
     case $1 in
     nk) echo "nk listen -k -e /bin/cat" ;;

@@ -56,12 +56,7 @@ for t in "$NC" socat ss cksum timeout awk pkill; do
 done
 "$NC" -h 2>&1 | grep -q OpenBSD || log "03_unix_bulk: warning: $NC is not OpenBSD netcat"
 
-have_nk=1 nk_why=""
-if [[ ! -x $NK ]]; then
-    nk_why="not built"
-elif ! "$NK" --help 2>/dev/null | grep -Eq '^ +unix( |$)'; then
-    nk_why="no \`unix\` command"
-fi
+have_nk=1 nk_why=$(nk_lacks unix)
 if [[ -n $nk_why ]]; then
     log "03_unix_bulk: nk at $NK: $nk_why (set NK=..., or run bench/run): nk rows skipped"
     have_nk=0
@@ -179,13 +174,6 @@ fmt() { # values -> "median (min-max)"
     read -r m lo hi <<<"$(stats "$1")"
     [[ $m == - ]] && { echo "-"; return; }
     echo "$m ($lo-$hi)"
-}
-ratio() { # a b [bar] -> "1.23x (bar >= 1.2x: PASS)" or "1.23x"
-    awk -v a="$1" -v b="$2" -v bar="${3:-}" 'BEGIN {
-        if (a == "" || b == "" || a == "-" || b == "-" || b == 0) { print "-"; exit }
-        r = a / b
-        if (bar == "") printf "%.2fx", r
-        else printf "%.2fx (bar >= %.1fx: %s)", r, bar, (r >= bar ? "PASS" : "FAIL") }'
 }
 label() {
     case $1 in

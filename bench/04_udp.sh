@@ -83,12 +83,7 @@ else
     PIN=0
 fi
 
-have_nk=1 nk_why=""
-if [[ ! -x $NK ]]; then
-    nk_why="not built"
-elif ! "$NK" --help 2>/dev/null | grep -Eq '^ +udp( |$)'; then
-    nk_why="no \`udp\` command"
-fi
+have_nk=1 nk_why=$(nk_lacks udp)
 if [[ -n $nk_why ]]; then
     log "04_udp: nk at $NK: $nk_why (set NK=..., or run bench/run): nk rows skipped"
     have_nk=0

@@ -91,3 +91,23 @@ wait_bound_udp() {
     done
     return 1
 }
+
+# ratio A B [BAR] -> "1.23x", or "1.23x (bar >= 1.2x: PASS)" when BAR is given; "-" when a
+# figure is missing. For "nk at least BAR times the reference" bars.
+ratio() {
+    awk -v a="$1" -v b="$2" -v bar="${3:-}" 'BEGIN {
+        if (a == "" || b == "" || a == "-" || b == "-" || b == 0) { print "-"; exit }
+        r = a / b
+        if (bar == "") printf "%.2fx", r
+        else printf "%.2fx (bar >= %.1fx: %s)", r, bar, (r >= bar ? "PASS" : "FAIL") }'
+}
+
+# nk_lacks COMMAND: prints why $NK cannot run `nk COMMAND` (not built, or no such command);
+# prints nothing when it can.
+nk_lacks() {
+    if [[ ! -x $NK ]]; then
+        echo "not built"
+    elif ! "$NK" --help 2>/dev/null | grep -Eq "^ +$1( |\$)"; then
+        echo "no \`$1\` command"
+    fi
+}
