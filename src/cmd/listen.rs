@@ -12,7 +12,6 @@ use clap::Args;
 
 use crate::cli::{ExecArgs, FamilyArgs, RelayArgs, SockArgs};
 use crate::cmd::{relay_stdio, summary_on_interrupt};
-use crate::exit::{usage, UsageError};
 use crate::info;
 use crate::net::acl::AccessList;
 use crate::net::addr::{self, display_addr, display_sockaddr, ListenSpec};
@@ -112,42 +111,18 @@ pub struct ListenArgs {
 impl ListenArgs {
     /// The listening address from the positional forms, `-p` and `-s`.
     fn spec(&self) -> Result<ListenSpec> {
-        let positional = match (&self.address, &self.port) {
-            (Some(first), second) => {
-                Some(addr::parse_listen(first, second.as_deref(), Proto::Tcp)?)
-            }
-            (None, _) => None,
-        };
-        let mut spec = match (positional, &self.port_flag) {
-            (Some(_), Some(_)) if self.port.is_some() || self.host_flag.is_some() => {
-                return Err(usage("the port is given twice: as an argument and with -p"))
-            }
-            // `nk listen HOST -p PORT`: the positional is the host.
-            (Some(_), Some(port)) => {
-                let host = self.address.as_deref().unwrap_or_default();
-                addr::parse_listen(host, Some(port), Proto::Tcp)?
-            }
-            (Some(spec), None) => spec,
-            (None, Some(port)) => ListenSpec {
-                host: None,
-                port: addr::parse_port(port, Proto::Tcp, true)?,
-            },
-            (None, None) => {
-                return Err(anyhow::Error::new(
-                    UsageError::new("missing port to listen on")
-                        .with_hint("nk listen PORT, nk listen HOST:PORT, or nk listen -p PORT"),
-                ))
-            }
-        };
-        if let Some(host) = &self.host_flag {
-            if spec.host.is_some() {
-                return Err(usage(
-                    "the listening host is given twice: in the address and with -s",
-                ));
-            }
-            spec.host = Some(addr::parse_host(host)?);
-        }
-        Ok(spec)
+        let host_flag = self
+            .host_flag
+            .as_deref()
+            .map(addr::parse_host)
+            .transpose()?;
+        addr::listen_spec(
+            self.address.as_deref(),
+            self.port.as_deref(),
+            self.port_flag.as_deref(),
+            host_flag,
+            Proto::Tcp,
+        )
     }
 }
 

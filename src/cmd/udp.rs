@@ -120,7 +120,13 @@ pub fn run(args: UdpArgs) -> Result<()> {
     let summary_stats = Arc::clone(&stats);
     signals::on_interrupt(move || info!("{}", summary_stats.summary(started.elapsed())))?;
     let result = if args.listen {
-        let spec = listen_spec(&args)?;
+        let spec = addr::listen_spec(
+            args.address.as_deref(),
+            args.port.as_deref(),
+            args.port_flag.as_deref(),
+            args.source.map(addr::Host::Ip),
+            Proto::Udp,
+        )?;
         let socket = bind_server(&spec, family, &args.join, iface)?;
         configure(&socket, &args, iface)?;
         datagram::enlarge_receive_buffer(&socket);
@@ -203,33 +209,6 @@ fn max_payload(ipv6: bool) -> usize {
     } else {
         datagram::MAX_UDP_PAYLOAD_V4
     }
-}
-
-/// The listening address from the positional forms, `-p` and `-s`.
-fn listen_spec(args: &UdpArgs) -> Result<ListenSpec> {
-    let mut spec = match (&args.address, &args.port_flag) {
-        (Some(first), None) => addr::parse_listen(first, args.port.as_deref(), Proto::Udp)?,
-        (Some(host), Some(port)) if args.port.is_none() => {
-            addr::parse_listen(host, Some(port), Proto::Udp)?
-        }
-        (None, Some(port)) => ListenSpec {
-            host: None,
-            port: addr::parse_port(port, Proto::Udp, true)?,
-        },
-        (Some(_), Some(_)) => {
-            return Err(usage("the port is given twice: as an argument and with -p"))
-        }
-        (None, None) => return Err(usage("missing port to listen on: nk udp -l PORT")),
-    };
-    if let Some(source) = args.source {
-        if spec.host.is_some() {
-            return Err(usage(
-                "the listening host is given twice: in the address and with -s",
-            ));
-        }
-        spec.host = Some(addr::Host::Ip(source));
-    }
-    Ok(spec)
 }
 
 /// Binds the server socket: no host → IPv6 and IPv4 both (or the family of the groups joined).

@@ -274,6 +274,50 @@ pub fn parse_listen(first: &str, second: Option<&str>, proto: Proto) -> Result<L
     })
 }
 
+/// The address of any listener from its positional forms (`[HOST:]PORT`, `HOST PORT`) and
+/// netcat's flags (`-p PORT`, `-s HOST`): `nk listen HOST -p PORT` takes the positional as the
+/// host; a port or host given twice is a usage error.
+pub fn listen_spec(
+    address: Option<&str>,
+    port: Option<&str>,
+    port_flag: Option<&str>,
+    host_flag: Option<Host>,
+    proto: Proto,
+) -> Result<ListenSpec> {
+    let mut spec = match (address, port_flag) {
+        (Some(first), None) => parse_listen(first, port, proto)?,
+        (Some(first), Some(_))
+            if port.is_some()
+                || host_flag.is_some()
+                || first.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            return Err(usage(format!(
+                "the port is given twice: as \"{first}\" and with -p"
+            )));
+        }
+        (Some(host), Some(flag)) => parse_listen(host, Some(flag), proto)?,
+        (None, Some(flag)) => ListenSpec {
+            host: None,
+            port: parse_port(flag, proto, true)?,
+        },
+        (None, None) => {
+            return Err(anyhow::Error::new(
+                UsageError::new("missing port to listen on")
+                    .with_hint("give PORT, HOST:PORT, or -p PORT"),
+            ))
+        }
+    };
+    if let Some(host) = host_flag {
+        if spec.host.is_some() {
+            return Err(usage(
+                "the listening host is given twice: in the address and with -s",
+            ));
+        }
+        spec.host = Some(host);
+    }
+    Ok(spec)
+}
+
 /// Orders addresses for Happy Eyeballs (RFC 8305 §4): IPv6 first, then alternate the families,
 /// keeping the resolver's order within each; duplicates removed.
 pub fn interleave_families(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
@@ -539,6 +583,37 @@ mod tests {
                 port: 80
             }
         );
+    }
+
+    #[test]
+    fn netcat_listener_flags_combine_with_the_positional_forms() {
+        let lo = Some(Host::Ip("127.0.0.1".parse().unwrap()));
+        let spec = |a, p, pf, hf| listen_spec(a, p, pf, hf, Proto::Tcp);
+        assert_eq!(
+            spec(None, None, Some("9"), None).unwrap(),
+            ListenSpec {
+                host: None,
+                port: 9
+            }
+        );
+        assert_eq!(
+            spec(Some("127.0.0.1"), None, Some("9"), None).unwrap(),
+            ListenSpec {
+                host: lo.clone(),
+                port: 9
+            }
+        );
+        assert_eq!(
+            spec(Some("9"), None, None, lo.clone()).unwrap(),
+            ListenSpec {
+                host: lo.clone(),
+                port: 9
+            }
+        );
+        assert!(usage_message(spec(Some("8080"), None, Some("9"), None)).contains("given twice"));
+        assert!(usage_message(spec(Some("127.0.0.1:8"), None, None, lo))
+            .contains("host is given twice"));
+        assert!(usage_message(spec(None, None, None, None)).contains("missing port"));
     }
 
     #[test]
