@@ -728,3 +728,16 @@ fn scan_s_uses_the_source_address() {
         "want connections from 127.0.0.2 only, got {peers:?}"
     );
 }
+
+#[test]
+fn scan_refuses_options_it_cannot_honour() {
+    for extra in [["-p", "40000"], ["-c", "cat"]] {
+        let out = run_nk(
+            ["dial", "-z", extra[0], extra[1], "127.0.0.1", "1-2"],
+            In::Null,
+            10.0,
+        );
+        out.expect_code(2)
+            .expect_stderr_contains("cannot be used with -z");
+    }
+}

@@ -19,6 +19,14 @@ const DEFAULT_PORT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Runs the scan mode of `nk dial`.
 pub fn run(args: &DialArgs) -> Result<()> {
+    if args.source_port.is_some() {
+        return Err(usage(
+            "-p cannot be used with -z: every probe needs its own source port",
+        ));
+    }
+    if args.exec.exec.is_some() || args.exec.shell.is_some() {
+        return Err(usage("-e/-c cannot be used with -z: a scan sends no data"));
+    }
     let (host_text, spec) = split_target(&args.target, args.port.as_deref())?;
     let host = addr::parse_host(host_text)?;
     let ports = scan::parse_ports(spec)?;
