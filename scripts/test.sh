@@ -13,6 +13,7 @@ declare -A peers=(
   [unshare]=util-linux
   [sha256sum]=coreutils
   [python3]=python3
+  [dnsmasq]=dnsmasq-base
 )
 missing=()
 for cmd in "${!peers[@]}"; do

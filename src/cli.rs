@@ -52,6 +52,8 @@ pub enum Command {
     Udp(cmd::udp::UdpArgs),
     /// Connect to or listen on a Unix domain socket (like nc -U).
     Unix(cmd::unix::UnixArgs),
+    /// Resolve names and addresses, query DNS records (like dig), look up service ports.
+    Resolve(cmd::resolve::ResolveArgs),
     /// Address and netmask arithmetic, IPv4 and IPv6 (like ipcalc).
     Mask(cmd::mask::MaskArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).

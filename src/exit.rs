@@ -93,6 +93,19 @@ impl fmt::Display for StdoutClosed {
 
 impl std::error::Error for StdoutClosed {}
 
+/// Failures a batch command (one item per argument or stdin line) has already reported on
+/// stderr one line each: exit with the status, print nothing more.
+#[derive(Debug)]
+pub struct Reported(pub Status);
+
+impl fmt::Display for Reported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("failures reported above")
+    }
+}
+
+impl std::error::Error for Reported {}
+
 /// An error that should carry a `hint:` line on stderr (a fix the user can apply).
 #[derive(Debug)]
 pub struct Hinted {
@@ -119,13 +132,17 @@ pub fn classify(err: &anyhow::Error) -> Status {
         if cause.is::<StdoutClosed>() {
             return Status::Success;
         }
+        if let Some(Reported(status)) = cause.downcast_ref::<Reported>() {
+            return *status;
+        }
     }
     Status::Failure
 }
 
 /// Whether the error should be printed at all (a closed stdout is not news to anyone).
 pub fn is_silent(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| cause.is::<StdoutClosed>())
+    err.chain()
+        .any(|cause| cause.is::<StdoutClosed>() || cause.is::<Reported>())
 }
 
 /// The `hint:` line for an error, if any part of its chain carries one.
@@ -166,6 +183,13 @@ mod tests {
     fn closed_stdout_is_success_and_silent() {
         let err = anyhow::Error::new(StdoutClosed).context("write stdout");
         assert_eq!(classify(&err), Status::Success);
+        assert!(is_silent(&err));
+    }
+
+    #[test]
+    fn reported_failures_keep_their_status_and_stay_silent() {
+        let err = anyhow::Error::new(Reported(Status::Failure));
+        assert_eq!(classify(&err), Status::Failure);
         assert!(is_silent(&err));
     }
 

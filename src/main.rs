@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Unix(args) => cmd::unix::run(args),
         Command::Udp(args) => cmd::udp::run(args),
         Command::Mask(args) => cmd::mask::run(args),
+        Command::Resolve(args) => cmd::resolve::run(args),
         Command::Completions(args) => cmd::completions::run_completions(args),
         Command::Man(args) => cmd::completions::run_man(args),
     };

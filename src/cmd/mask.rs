@@ -5,17 +5,21 @@
 //! formats it. A bad line is reported with its line number and the rest are still processed;
 //! the exit status is then 2.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::net::IpAddr;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
-use crate::exit::{usage, StdoutClosed};
+use crate::cmd::{stdin_items, stdout_error};
+use crate::exit::usage;
 use crate::wire::ipnet::{class_of, expanded_v6, kind, mask_text, Network};
 
 /// The most subnets `--split` prints.
 const MAX_SPLIT: u128 = 1 << 24;
+
+/// The longest stdin line read (a network and a netmask take under 100 bytes).
+const MAX_LINE: usize = 4096;
 
 /// Address and netmask arithmetic (like ipcalc), IPv4 and IPv6.
 #[derive(Debug, Args)]
@@ -60,46 +64,34 @@ pub fn run(args: MaskArgs) -> Result<()> {
         }
         None => from_stdin(&mut out, &args),
     };
-    result.and_then(|()| out.flush().map_err(write_error))
+    result.and_then(|()| out.flush().map_err(stdout_error))
 }
 
 fn from_stdin(out: &mut impl Write, args: &MaskArgs) -> Result<()> {
     let mut bad = 0usize;
     let mut first = true;
-    for (index, line) in io::stdin().lock().lines().enumerate() {
-        let line = line.context("read stdin")?;
-        let text = line.trim();
-        if text.is_empty() || text.starts_with('#') {
-            continue;
-        }
+    stdin_items(MAX_LINE, |number, text| {
         let mut words = text.split_whitespace();
         let (network, mask) = (words.next().unwrap_or_default(), words.next());
         match Network::parse(network, mask) {
             Ok(network) => {
                 if !first && !args.json && args.split.is_none() {
-                    writeln!(out).map_err(write_error)?;
+                    writeln!(out).map_err(stdout_error)?;
                 }
                 first = false;
                 show(out, &network, args)?;
             }
             Err(err) => {
                 bad += 1;
-                eprintln!("nk: line {}: {err}", index + 1);
+                eprintln!("nk: line {number}: {err}");
             }
         }
-    }
+        Ok(())
+    })?;
     if bad > 0 {
         return Err(usage(format!("{bad} line(s) of stdin were not networks")));
     }
     Ok(())
-}
-
-fn write_error(err: io::Error) -> anyhow::Error {
-    if err.kind() == io::ErrorKind::BrokenPipe {
-        StdoutClosed.into()
-    } else {
-        anyhow::Error::new(err).context("write stdout")
-    }
 }
 
 fn show(out: &mut impl Write, network: &Network, args: &MaskArgs) -> Result<()> {
@@ -110,7 +102,7 @@ fn show(out: &mut impl Write, network: &Network, args: &MaskArgs) -> Result<()> 
             } else {
                 format!("{}/{}", subnet.network(), subnet.prefix)
             };
-            writeln!(out, "{line}").map_err(write_error)?;
+            writeln!(out, "{line}").map_err(stdout_error)?;
         }
         return Ok(());
     }
@@ -119,7 +111,7 @@ fn show(out: &mut impl Write, network: &Network, args: &MaskArgs) -> Result<()> 
     } else {
         describe(network)
     };
-    out.write_all(text.as_bytes()).map_err(write_error)
+    out.write_all(text.as_bytes()).map_err(stdout_error)
 }
 
 /// The human form: one `Name: value` line per fact.

@@ -2,19 +2,25 @@
 //!
 //! What the stream commands share once they hold a connection, relaying it with stdin and
 //! stdout under the relay flags and reporting the `-v` summary (also on SIGINT), is
-//! [`relay_stdio`], so dial and listen cannot drift apart.
+//! [`relay_stdio`], so dial and listen cannot drift apart. What the batch commands (`mask`,
+//! `resolve`) share, reading one item per line of stdin and writing to a stdout that may close
+//! under them, is [`stdin_items`] and [`stdout_error`].
 
 pub mod completions;
 pub mod dial;
 pub mod listen;
 pub mod mask;
+pub mod resolve;
 pub mod scan;
 pub mod udp;
 pub mod unix;
 
+use std::io::{self, BufRead, Read};
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+
+use crate::exit::{usage, StdoutClosed};
 
 use crate::info;
 use crate::net::relay::{self, Counters, RelayOptions, Remote, Sink, Source, SplitStream};
@@ -35,4 +41,44 @@ pub fn relay_stdio<S: SplitStream>(stream: Arc<S>, peer: &str, opts: &RelayOptio
 pub fn summary_on_interrupt(counters: &Arc<Counters>) -> Result<()> {
     let counters = Arc::clone(counters);
     signals::on_interrupt(move || info!("{}", counters.summary()))
+}
+
+/// Calls `each(line_number, item)` for every item of stdin: one per line, trimmed, with blank
+/// lines and `#` comments skipped. A line over `max_line` bytes is a usage error (exit 2), so a
+/// stdin without newlines cannot grow a buffer without bound.
+pub fn stdin_items(max_line: usize, mut each: impl FnMut(usize, &str) -> Result<()>) -> Result<()> {
+    let mut stdin = io::stdin().lock();
+    let mut line = Vec::new();
+    let mut number = 0usize;
+    loop {
+        number += 1;
+        line.clear();
+        let got = (&mut stdin)
+            .take(max_line as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .context("read stdin")?;
+        if got == 0 {
+            return Ok(());
+        }
+        if line.last() != Some(&b'\n') && got > max_line {
+            return Err(usage(format!(
+                "stdin line {number} is longer than {max_line} bytes"
+            )));
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        each(number, text)?;
+    }
+}
+
+/// The error for a failed write to stdout: a reader that went away (EPIPE) ends nk quietly.
+pub fn stdout_error(err: io::Error) -> anyhow::Error {
+    if err.kind() == io::ErrorKind::BrokenPipe {
+        StdoutClosed.into()
+    } else {
+        anyhow::Error::new(err).context("write stdout")
+    }
 }

@@ -233,6 +233,23 @@ pub fn parse_target(first: &str, second: Option<&str>, proto: Proto) -> Result<T
     })
 }
 
+/// Parses `HOST[:PORT]` / `[V6][:PORT]` / a bare IPv6 literal, with `default_port` when the
+/// argument has none (service clients: DNS 53, SMTP 25, echo 7...).
+pub fn parse_target_or(text: &str, default_port: u16, proto: Proto) -> Result<Target> {
+    let (host_text, port_text) = split_host_port(text)?;
+    if host_text.is_empty() {
+        return Err(usage(format!("invalid address \"{text}\": missing host")));
+    }
+    let port = match port_text {
+        Some(port) => parse_port(port, proto, false)?,
+        None => default_port,
+    };
+    Ok(Target {
+        host: parse_host(host_text)?,
+        port,
+    })
+}
+
 /// Parses a listener address: `PORT`, `:PORT`, `HOST:PORT`, `[V6]:PORT`, or `HOST` and `PORT`
 /// as two arguments. Port 0 is allowed.
 pub fn parse_listen(first: &str, second: Option<&str>, proto: Proto) -> Result<ListenSpec> {
@@ -372,16 +389,38 @@ pub fn resolve(target: &Target, family: Family, deadline: Deadline) -> Result<Ve
     Ok(interleave_families(addrs))
 }
 
-/// Runs getaddrinfo on a helper thread so the caller can give up at the deadline (the thread
-/// then finishes on its own; getaddrinfo cannot be cancelled).
-fn lookup(name: &str, port: u16, deadline: Deadline) -> Result<Vec<SocketAddr>> {
-    let (tx, rx) = mpsc::channel();
+/// Every address of `name` from the system resolver (getaddrinfo), in its order, with `port`.
+pub fn lookup(name: &str, port: u16, deadline: Deadline) -> Result<Vec<SocketAddr>> {
     let owned = name.to_string();
+    let addrs = on_resolver_thread(deadline, move || {
+        (owned.as_str(), port)
+            .to_socket_addrs()
+            .map(Vec::from_iter)
+            .map_err(|e| resolver_message(&e))
+    })?;
+    if addrs.is_empty() {
+        return Err(anyhow!("no address"));
+    }
+    Ok(addrs)
+}
+
+/// The host name of an address from the system resolver (getnameinfo with NI_NAMEREQD, so
+/// /etc/hosts and NSS apply, as for forward lookups).
+pub fn lookup_name(ip: IpAddr, deadline: Deadline) -> Result<String> {
+    on_resolver_thread(deadline, move || name_info(ip))
+}
+
+/// Runs a blocking resolver call on a helper thread so the caller can give up at the deadline
+/// (the thread then finishes on its own; the C resolver cannot be cancelled).
+fn on_resolver_thread<T: Send + 'static>(
+    deadline: Deadline,
+    call: impl FnOnce() -> std::result::Result<T, String> + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = mpsc::channel();
     thread::Builder::new()
         .name("resolve".into())
         .spawn(move || {
-            let result = (owned.as_str(), port).to_socket_addrs().map(Vec::from_iter);
-            let _ = tx.send(result);
+            let _ = tx.send(call());
         })
         .context("start resolver thread")?;
     let received = match deadline.remaining()? {
@@ -392,11 +431,34 @@ fn lookup(name: &str, port: u16, deadline: Deadline) -> Result<Vec<SocketAddr>> 
             .recv_timeout(left)
             .map_err(|_| anyhow!("timed out waiting for the resolver"))?,
     };
-    let addrs = received.map_err(|e| anyhow!("{}", resolver_message(&e)))?;
-    if addrs.is_empty() {
-        return Err(anyhow!("no address"));
+    received.map_err(|message| anyhow!("{message}"))
+}
+
+/// getnameinfo(3), which neither std nor socket2 offers.
+fn name_info(ip: IpAddr) -> std::result::Result<String, String> {
+    let addr = socket2::SockAddr::from(SocketAddr::new(ip, 0));
+    let mut host = [0 as libc::c_char; libc::NI_MAXHOST as usize];
+    // SAFETY: `addr` is a valid socket address of `addr.len()` bytes; `host` is a writable
+    // buffer of the length passed; no service buffer is requested (null, 0).
+    let code = unsafe {
+        libc::getnameinfo(
+            addr.as_ptr().cast(),
+            addr.len(),
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        )
+    };
+    if code != 0 {
+        // SAFETY: gai_strerror returns a pointer to a static, NUL-terminated message.
+        let message = unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(code)) };
+        return Err(message.to_string_lossy().into_owned());
     }
-    Ok(addrs)
+    // SAFETY: on success getnameinfo wrote a NUL-terminated string into `host`.
+    let name = unsafe { std::ffi::CStr::from_ptr(host.as_ptr()) };
+    Ok(name.to_string_lossy().into_owned())
 }
 
 /// std words getaddrinfo failures as "failed to lookup address information: Name or service

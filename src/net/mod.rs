@@ -6,6 +6,7 @@ pub mod addr;
 pub mod connect;
 pub mod datagram;
 pub mod deadline;
+pub mod dns;
 pub mod exec;
 pub mod hub;
 pub mod relay;

@@ -1,6 +1,7 @@
 //! Pure encode/decode of what crosses the wire: no sockets, no clocks, caps on every length.
 //! Unit-tested with byte literals.
 
+pub mod dns;
 pub mod frame;
 pub mod hexdump;
 pub mod ipnet;

@@ -1,0 +1,730 @@
+//! `nk resolve`: names to addresses through the system resolver, DNS records straight from a
+//! nameserver, and service names to ports, in one command that works in pipelines.
+//!
+//! Two paths, because users need both answers: what *this machine* resolves a name to
+//! (getaddrinfo: /etc/hosts, NSS, the order programs see, as `getent ahosts` shows), and what a
+//! *nameserver* says about any record type (as dig shows). The first is the default; `-t` or
+//! `--server` selects the second (`net::dns` does the exchange, `wire::dns` the decoding and
+//! presentation). Items come from the arguments, or one per line of stdin, and a failed item
+//! does not stop the others: each failure is one stderr line naming the query and its cause,
+//! and the exit status is 1 at the end.
+
+use std::io::{self, BufWriter, StdoutLock, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use clap::Args;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::cli::FamilyArgs;
+use crate::cmd::{stdin_items, stdout_error};
+use crate::exit::{usage, Reported, Status};
+use crate::info;
+use crate::net::addr::{self, Family, Host};
+use crate::net::deadline::{parse_duration, Deadline};
+use crate::net::dns::{self, Answer, ResolvConf, Transport};
+use crate::net::services::{self, Proto};
+use crate::wire::dns::{
+    name_text, parse_name, parse_type, rcode_name, rdata_text, record_json, record_line,
+    reverse_name,
+};
+
+/// The longest stdin line read: a DNS name is at most 253 characters.
+const MAX_LINE: usize = 1024;
+
+/// Resolve names, addresses, DNS records and service ports.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Resolve names and addresses, query DNS records, and look up service ports.\n\n\
+        By default, asks the system resolver (getaddrinfo: /etc/hosts, NSS) and prints every \
+        address, one per line, in the resolver's order, without duplicates. An IP literal is \
+        printed in canonical form (0:0:0:0:0:0:0:1 is ::1); -x prints its name instead. With \
+        several queries each line starts with its query.\n\n\
+        With -t TYPE or --server, asks a nameserver directly, as dig does: the servers of \
+        /etc/resolv.conf (its timeout, attempts, search and ndots options apply) or --server. \
+        UDP with a random ID and source port, EDNS0 (1232 bytes), TCP when the reply is \
+        truncated; replies whose ID, question or source do not match are ignored. SERVFAIL and \
+        REFUSED move on to the next server; NXDOMAIN is final. Answers are printed as zone-file \
+        lines (--short: the data alone, as dig +short). --server without -t asks for A and AAAA; \
+        an IP literal without -t asks for its PTR record.\n\n\
+        --port SERVICE[/PROTO] or NUMBER[/PROTO] looks up /etc/services both ways (a built-in \
+        table when the file is missing); with names too, prints ADDR:PORT socket addresses.\n\n\
+        With no NAME, reads one per line from stdin (blank lines and # comments skipped). Each \
+        failed query is one stderr line naming the cause (NXDOMAIN, no data, SERVFAIL, REFUSED, \
+        timed out after how long); the others are still answered, and the exit status is 1.",
+    after_long_help = "Examples:\n  \
+        nk resolve localhost                         # ::1 and 127.0.0.1 from /etc/hosts\n  \
+        nk resolve -x 127.0.0.1                      # localhost\n  \
+        nk resolve -t MX -t TXT example.com --short\n  \
+        nk resolve -t A www.example.test --server 127.0.0.1:5353 --json\n  \
+        nk resolve --port telnet/tcp --port 443      # 23, https\n  \
+        cut -d' ' -f1 hosts.txt | nk resolve -4"
+)]
+pub struct ResolveArgs {
+    /// Names or addresses (none: one per line from stdin).
+    #[arg(value_name = "NAME|ADDR")]
+    pub queries: Vec<String>,
+
+    #[command(flatten)]
+    pub family: FamilyArgs,
+
+    /// Reverse lookup: the name of an address (its PTR record with -t/--server).
+    #[arg(short = 'x', long = "reverse")]
+    pub reverse: bool,
+
+    /// Ask a nameserver for these record types (A AAAA CNAME MX NS PTR SOA SRV TXT CAA ANY);
+    /// repeatable or comma-separated.
+    #[arg(short = 't', long = "type", value_name = "TYPE", value_delimiter = ',',
+          value_parser = parse_type)]
+    pub types: Vec<RecordType>,
+
+    /// Nameserver to ask, ADDR[:PORT] (port 53); repeatable, asked in order.
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub server: Vec<String>,
+
+    /// Ask over TCP only (default: UDP, and TCP when a reply is truncated).
+    #[arg(long)]
+    pub tcp: bool,
+
+    /// How long one try waits for one server (default: resolv.conf's timeout, 5s); on the
+    /// system path, the limit for each lookup.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Rounds over the servers that have not answered (default: resolv.conf's attempts, 2).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub tries: Option<u32>,
+
+    /// Do not apply resolv.conf's search domains to relative names.
+    #[arg(long)]
+    pub no_search: bool,
+
+    /// Print the data alone: no zone-file columns, no query labels.
+    #[arg(long, conflicts_with = "json")]
+    pub short: bool,
+
+    /// One JSON object per query (per query and type with -t), one per line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Look up a service: SERVICE[/PROTO] gives its port, NUMBER[/PROTO] its name (PROTO tcp
+    /// or udp; also PROTO/SERVICE); repeatable.
+    #[arg(long, value_name = "SERVICE[/PROTO]")]
+    pub port: Vec<String>,
+}
+
+/// Runs `nk resolve`.
+pub fn run(args: ResolveArgs) -> Result<()> {
+    let ports = args
+        .port
+        .iter()
+        .map(|text| PortQuery::parse(text).map_err(usage))
+        .collect::<Result<Vec<_>>>()?;
+    let direct = !args.types.is_empty() || !args.server.is_empty() || args.tcp;
+    if direct && !ports.is_empty() && !args.queries.is_empty() {
+        return Err(usage(
+            "--port with names prints socket addresses from the system resolver; \
+             it does not combine with -t, --server or --tcp",
+        ));
+    }
+    if args.reverse && args.types.iter().any(|t| *t != RecordType::PTR) {
+        return Err(usage(
+            "-x looks up PTR records; it does not combine with other -t types",
+        ));
+    }
+    let plan = Plan::new(&args, direct);
+    // Every argument is checked before any traffic.
+    for query in &args.queries {
+        plan.check(query).map_err(usage)?;
+    }
+    let transport = if direct {
+        Some(transport(&args)?)
+    } else {
+        None
+    };
+    let mut session = Session {
+        plan,
+        transport,
+        conf: ResolvConf::system(),
+        out: BufWriter::new(io::stdout().lock()),
+        labelled: args.queries.len() + ports.len() > 1
+            || (args.queries.is_empty() && ports.is_empty()),
+        failures: 0,
+        bad_lines: 0,
+    };
+    if args.queries.is_empty() && !ports.is_empty() {
+        for port in &ports {
+            session.port(port)?;
+        }
+    } else {
+        let port_numbers = session.port_numbers(&ports)?;
+        if args.queries.is_empty() {
+            stdin_items(MAX_LINE, |number, text| match session.plan.check(text) {
+                Ok(()) => session.query(text, &port_numbers),
+                Err(err) => {
+                    session.bad_lines += 1;
+                    eprintln!("nk: line {number}: {err}");
+                    Ok(())
+                }
+            })?;
+        } else {
+            for query in &args.queries {
+                session.query(query, &port_numbers)?;
+            }
+        }
+    }
+    session.finish()
+}
+
+/// What the command line asks of each query.
+#[derive(Debug)]
+struct Plan {
+    direct: bool,
+    reverse: bool,
+    types: Vec<RecordType>,
+    family: Family,
+    timeout: Option<Duration>,
+    search: bool,
+    short: bool,
+    json: bool,
+}
+
+impl Plan {
+    fn new(args: &ResolveArgs, direct: bool) -> Plan {
+        let family = args.family.family();
+        let types = if !args.types.is_empty() {
+            dedup(args.types.clone())
+        } else if args.reverse {
+            vec![RecordType::PTR]
+        } else {
+            match family {
+                Family::V4 => vec![RecordType::A],
+                Family::V6 => vec![RecordType::AAAA],
+                Family::Any => vec![RecordType::A, RecordType::AAAA],
+            }
+        };
+        Plan {
+            direct,
+            reverse: args.reverse,
+            types,
+            family,
+            timeout: args.timeout,
+            search: !args.no_search,
+            short: args.short,
+            json: args.json,
+        }
+    }
+
+    /// Whether a query is well-formed for this plan (a usage error otherwise).
+    fn check(&self, text: &str) -> Result<(), String> {
+        let literal = ip_literal(text);
+        if self.reverse && literal.is_none() {
+            return Err(format!(
+                "-x needs an IP address, not '{}'",
+                text.escape_debug()
+            ));
+        }
+        if self.direct {
+            if literal.is_none() {
+                parse_name(text)?;
+            }
+            return Ok(());
+        }
+        addr::parse_host(text).map(drop).map_err(|e| e.to_string())
+    }
+}
+
+/// An IP literal, also in brackets (`[::1]`), or `None` for a name.
+fn ip_literal(text: &str) -> Option<IpAddr> {
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    IpAddr::from_str(bare).ok()
+}
+
+fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
+    let mut unique = Vec::with_capacity(items.len());
+    for item in items {
+        if !unique.contains(&item) {
+            unique.push(item);
+        }
+    }
+    unique
+}
+
+/// The servers and timing for direct queries: --server or resolv.conf, --timeout, --tries.
+fn transport(args: &ResolveArgs) -> Result<Transport> {
+    let conf = ResolvConf::system();
+    let mut targets = Vec::new();
+    for text in &args.server {
+        let target = addr::parse_target_or(text, 53, Proto::Udp)
+            .map_err(|e| usage(format!("--server {text}: {e:#}")))?;
+        targets.push(target);
+    }
+    let servers = if targets.is_empty() {
+        conf.servers.clone()
+    } else {
+        let mut servers = Vec::new();
+        for target in &targets {
+            match &target.host {
+                Host::Ip(ip) => servers.push(SocketAddr::new(*ip, target.port)),
+                Host::Name(_) => {
+                    let deadline = Deadline::after(Some(conf.timeout * conf.attempts));
+                    servers.extend(addr::resolve(target, Family::Any, deadline)?);
+                }
+            }
+        }
+        dedup(servers)
+    };
+    Ok(Transport {
+        servers,
+        timeout: args.timeout.unwrap_or(conf.timeout),
+        tries: args.tries.unwrap_or(conf.attempts),
+        tcp_only: args.tcp,
+    })
+}
+
+/// One run: the plan, where answers go, and how many queries failed.
+struct Session<'a> {
+    plan: Plan,
+    transport: Option<Transport>,
+    conf: ResolvConf,
+    out: BufWriter<StdoutLock<'a>>,
+    labelled: bool,
+    failures: usize,
+    bad_lines: usize,
+}
+
+impl Session<'_> {
+    /// Answers one query; a failed lookup is reported and counted, only a closed stdout ends
+    /// the run.
+    fn query(&mut self, text: &str, ports: &[u16]) -> Result<()> {
+        match self.transport.take() {
+            Some(transport) => {
+                let result = self.direct(text, &transport);
+                self.transport = Some(transport);
+                result?;
+            }
+            None => self.system(text, ports)?,
+        }
+        // Streaming: a pipeline sees each answer as soon as it is known.
+        self.out.flush().map_err(stdout_error)
+    }
+
+    fn line(&mut self, text: &str) -> Result<()> {
+        writeln!(self.out, "{text}").map_err(stdout_error)
+    }
+
+    fn fail(&mut self, what: &str, err: impl std::fmt::Display) {
+        self.failures += 1;
+        let _ = self.out.flush();
+        eprintln!("nk: resolve {what}: {err}");
+    }
+
+    /// The system path: getaddrinfo / getnameinfo, or the literal itself.
+    fn system(&mut self, text: &str, ports: &[u16]) -> Result<()> {
+        let deadline = Deadline::after(self.plan.timeout);
+        let literal = ip_literal(text);
+        if self.plan.reverse {
+            let Some(ip) = literal else {
+                return Ok(());
+            };
+            return match addr::lookup_name(ip, deadline) {
+                Ok(name) => self.emit(text, "names", &[name]),
+                Err(err) => {
+                    self.json_error(text, None, &err.to_string())?;
+                    self.fail(&format!("-x {text}"), err);
+                    Ok(())
+                }
+            };
+        }
+        let ips: Vec<IpAddr> = match literal {
+            Some(ip) if self.plan.family.allows(ip) => vec![ip],
+            Some(ip) => {
+                let why = format!("{ip} is an IPv{} address", if ip.is_ipv4() { 4 } else { 6 });
+                self.json_error(text, None, &why)?;
+                self.fail(text, why);
+                return Ok(());
+            }
+            None => match addr::lookup(text, 0, deadline) {
+                Ok(addrs) => {
+                    let ips = dedup(addrs.iter().map(|a| a.ip()).collect());
+                    let wanted: Vec<IpAddr> = ips
+                        .into_iter()
+                        .filter(|ip| self.plan.family.allows(*ip))
+                        .collect();
+                    if wanted.is_empty() {
+                        let which = if self.plan.family == Family::V4 {
+                            "IPv4"
+                        } else {
+                            "IPv6"
+                        };
+                        let why = format!("no {which} address");
+                        self.json_error(text, None, &why)?;
+                        self.fail(text, why);
+                        return Ok(());
+                    }
+                    wanted
+                }
+                Err(err) => {
+                    self.json_error(text, None, &err.to_string())?;
+                    self.fail(text, err);
+                    return Ok(());
+                }
+            },
+        };
+        let shown: Vec<String> = if ports.is_empty() {
+            ips.iter().map(IpAddr::to_string).collect()
+        } else {
+            ports
+                .iter()
+                .flat_map(|&port| ips.iter().map(move |&ip| SocketAddr::new(ip, port)))
+                .map(|a| a.to_string())
+                .collect()
+        };
+        self.emit(text, "addresses", &shown)
+    }
+
+    /// Prints the answers of a system lookup: plain, labelled, or one JSON object.
+    fn emit(&mut self, query: &str, field: &str, values: &[String]) -> Result<()> {
+        if self.plan.json {
+            let object = serde_json::json!({ "query": query, field: values });
+            return self.line(&object.to_string());
+        }
+        for value in values {
+            if self.labelled && !self.plan.short {
+                self.line(&format!("{query} {value}"))?;
+            } else {
+                self.line(value)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn json_error(&mut self, query: &str, rtype: Option<RecordType>, error: &str) -> Result<()> {
+        if !self.plan.json {
+            return Ok(());
+        }
+        let mut object = serde_json::json!({ "query": query, "error": error });
+        if let Some(rtype) = rtype {
+            object["type"] = rtype.to_string().into();
+        }
+        self.line(&object.to_string())
+    }
+
+    /// The direct path: one DNS query per record type.
+    fn direct(&mut self, text: &str, transport: &Transport) -> Result<()> {
+        let literal = ip_literal(text);
+        for rtype in self.plan.types.clone() {
+            // An address asks for its PTR under in-addr.arpa / ip6.arpa; any other type asks
+            // about the text as a name, as dig does.
+            let candidates = match literal {
+                Some(ip) if rtype == RecordType::PTR => vec![reverse_name(ip)],
+                _ => match parse_name(text) {
+                    Ok(name) => self.conf.candidates(&name, self.plan.search),
+                    Err(err) => {
+                        self.json_error(text, Some(rtype), &err)?;
+                        self.fail(&format!("{text} {rtype}"), err);
+                        continue;
+                    }
+                },
+            };
+            match ask_candidates(transport, &candidates, rtype) {
+                Ok(answer) => self.show_answer(text, rtype, &answer)?,
+                Err(err) => {
+                    let message = format!("{err:#}");
+                    self.json_error(text, Some(rtype), &message)?;
+                    self.fail(&format!("{text} {rtype}"), message);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn show_answer(&mut self, query: &str, rtype: RecordType, answer: &Answer) -> Result<()> {
+        let records = answer.message.answers();
+        info!(
+            "{query} {rtype}: {} from {} over {} in {:.1} ms, {} answer(s)",
+            rcode_name(answer.message.response_code()),
+            answer.server,
+            answer.transport,
+            answer.rtt.as_secs_f64() * 1000.0,
+            records.len()
+        );
+        if self.plan.json {
+            let object = serde_json::json!({
+                "query": query,
+                "name": answer.message.queries().first().map(|q| name_text(q.name())),
+                "type": rtype.to_string(),
+                "server": answer.server.to_string(),
+                "transport": answer.transport,
+                "rcode": rcode_name(answer.message.response_code()),
+                "rtt_ms": (answer.rtt.as_secs_f64() * 1e6).round() / 1e3,
+                "answers": records.iter().map(record_json).collect::<Vec<_>>(),
+            });
+            return self.line(&object.to_string());
+        }
+        for record in records {
+            let text = if self.plan.short {
+                rdata_text(record)
+            } else {
+                record_line(record)
+            };
+            self.line(&text)?;
+        }
+        Ok(())
+    }
+
+    /// Port numbers for `--port` given with names (an unknown service ends the run, exit 1).
+    fn port_numbers(&mut self, ports: &[PortQuery]) -> Result<Vec<u16>> {
+        let mut numbers = Vec::new();
+        for port in ports {
+            match port.answer() {
+                Ok(found) => numbers.push(found.port),
+                Err(err) => return Err(anyhow!("resolve --port {}: {err}", port.text)),
+            }
+        }
+        Ok(numbers)
+    }
+
+    /// `--port` alone: service name ↔ number.
+    fn port(&mut self, query: &PortQuery) -> Result<()> {
+        let found = match query.answer() {
+            Ok(found) => found,
+            Err(err) => {
+                if self.plan.json {
+                    let object = serde_json::json!({ "query": query.text, "error": err });
+                    self.line(&object.to_string())?;
+                }
+                self.fail(&format!("--port {}", query.text), err);
+                return Ok(());
+            }
+        };
+        if self.plan.json {
+            let object = serde_json::json!({
+                "query": query.text,
+                "port": found.port,
+                "proto": found.proto.as_str(),
+                "name": found.name,
+            });
+            return self.line(&object.to_string());
+        }
+        let value = match query.key {
+            PortKey::Number(_) => found.name.unwrap_or_default(),
+            PortKey::Name(_) => found.port.to_string(),
+        };
+        if self.labelled && !self.plan.short {
+            self.line(&format!("{} {value}", query.text))
+        } else {
+            self.line(&value)
+        }
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.out.flush().map_err(stdout_error)?;
+        if self.bad_lines > 0 {
+            return Err(usage(format!(
+                "{} line(s) of stdin were not names or addresses",
+                self.bad_lines
+            )));
+        }
+        if self.failures > 0 {
+            return Err(Reported(Status::Failure).into());
+        }
+        Ok(())
+    }
+}
+
+/// Tries the search-list candidates in order: the first that has data wins; NXDOMAIN and
+/// "no data" move on to the next; any other failure (no reply, SERVFAIL everywhere) is final.
+fn ask_candidates(transport: &Transport, candidates: &[Name], rtype: RecordType) -> Result<Answer> {
+    let mut nodata: Option<String> = None;
+    let mut nxdomain: Option<String> = None;
+    for name in candidates {
+        let answer = dns::query(transport, name, rtype)?;
+        let message = &answer.message;
+        match message.response_code() {
+            ResponseCode::NXDomain => {
+                nxdomain.get_or_insert_with(|| {
+                    format!("NXDOMAIN (no such name: {name}) from {}", answer.server)
+                });
+            }
+            _ if message.answers().is_empty() => {
+                nodata.get_or_insert_with(|| {
+                    format!(
+                        "no data: {name} exists but has no {rtype} record (NOERROR from {})",
+                        answer.server
+                    )
+                });
+            }
+            _ => return Ok(answer),
+        }
+    }
+    Err(anyhow!(
+        "{}",
+        nodata
+            .or(nxdomain)
+            .unwrap_or_else(|| "no name to ask".into())
+    ))
+}
+
+/// A `--port` query: a service name or a port number, and the protocol if given.
+#[derive(Debug)]
+struct PortQuery {
+    text: String,
+    key: PortKey,
+    proto: Option<Proto>,
+}
+
+#[derive(Debug)]
+enum PortKey {
+    Number(u16),
+    Name(String),
+}
+
+/// A `--port` answer.
+#[derive(Debug)]
+struct PortFound {
+    port: u16,
+    proto: Proto,
+    name: Option<String>,
+}
+
+impl PortQuery {
+    /// Parses `SERVICE`, `NUMBER`, `X/PROTO` or `PROTO/X`.
+    fn parse(text: &str) -> Result<PortQuery, String> {
+        let proto_of = |word: &str| match word.to_ascii_lowercase().as_str() {
+            "tcp" => Some(Proto::Tcp),
+            "udp" => Some(Proto::Udp),
+            _ => None,
+        };
+        let (key_text, proto) = match text.split_once('/') {
+            None => (text, None),
+            Some((left, right)) => match (proto_of(left), proto_of(right)) {
+                (_, Some(proto)) => (left, Some(proto)),
+                (Some(proto), None) => (right, Some(proto)),
+                (None, None) => {
+                    return Err(format!(
+                        "--port {text}: unknown protocol '{right}' (tcp or udp)"
+                    ))
+                }
+            },
+        };
+        let key = if !key_text.is_empty() && key_text.bytes().all(|b| b.is_ascii_digit()) {
+            match key_text.parse::<u32>() {
+                Ok(port @ 1..=65535) => PortKey::Number(port as u16),
+                _ => return Err(format!("--port {text}: a port number is 1-65535")),
+            }
+        } else {
+            let valid = !key_text.is_empty()
+                && key_text.len() <= 64
+                && key_text
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'#');
+            if !valid {
+                return Err(format!(
+                    "--port {}: expected SERVICE[/PROTO] or NUMBER[/PROTO]",
+                    text.escape_debug()
+                ));
+            }
+            PortKey::Name(key_text.to_string())
+        };
+        Ok(PortQuery {
+            text: text.to_string(),
+            key,
+            proto,
+        })
+    }
+
+    /// Looks the query up: the given protocol, or TCP then UDP.
+    fn answer(&self) -> Result<PortFound, String> {
+        let table = services::system();
+        let protos = match self.proto {
+            Some(proto) => vec![proto],
+            None => vec![Proto::Tcp, Proto::Udp],
+        };
+        for proto in protos.iter().copied() {
+            match &self.key {
+                PortKey::Name(name) => {
+                    if let Some(port) = table.port(name, proto) {
+                        return Ok(PortFound {
+                            port,
+                            proto,
+                            name: table.name(port, proto).map(str::to_string),
+                        });
+                    }
+                }
+                PortKey::Number(port) => {
+                    if let Some(name) = table.name(*port, proto) {
+                        return Ok(PortFound {
+                            port: *port,
+                            proto,
+                            name: Some(name.to_string()),
+                        });
+                    }
+                }
+            }
+        }
+        let which = match self.proto {
+            Some(proto) => proto.as_str(),
+            None => "tcp or udp",
+        };
+        Err(match &self.key {
+            PortKey::Name(name) => format!("unknown service '{name}' ({which})"),
+            PortKey::Number(port) => format!("no service is registered for port {port} ({which})"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_queries_parse_both_ways_and_both_orders() {
+        let q = PortQuery::parse("telnet/tcp").unwrap();
+        assert!(matches!(q.key, PortKey::Name(ref n) if n == "telnet"));
+        assert_eq!(q.proto, Some(Proto::Tcp));
+        let q = PortQuery::parse("udp/53").unwrap();
+        assert!(matches!(q.key, PortKey::Number(53)));
+        assert_eq!(q.proto, Some(Proto::Udp));
+        assert!(PortQuery::parse("http").unwrap().proto.is_none());
+        assert!(PortQuery::parse("70000").is_err());
+        assert!(PortQuery::parse("0/tcp").is_err());
+        assert!(PortQuery::parse("http/sctp").is_err());
+        assert!(PortQuery::parse("").is_err());
+        assert!(PortQuery::parse("a b").is_err());
+    }
+
+    #[test]
+    fn port_answers_use_the_table() {
+        assert_eq!(
+            PortQuery::parse("tcp/telnet")
+                .unwrap()
+                .answer()
+                .unwrap()
+                .port,
+            23
+        );
+        let https = PortQuery::parse("443/tcp").unwrap().answer().unwrap();
+        assert_eq!(https.name.as_deref(), Some("https"));
+        assert!(PortQuery::parse("no-such-service")
+            .unwrap()
+            .answer()
+            .is_err());
+    }
+
+    #[test]
+    fn literals_are_canonical() {
+        assert_eq!(
+            ip_literal("0:0:0:0:0:0:0:1").map(|ip| ip.to_string()),
+            Some("::1".to_string())
+        );
+        assert_eq!(ip_literal("[::1]"), ip_literal("::1"));
+        assert_eq!(ip_literal("localhost"), None);
+    }
+}

@@ -1,0 +1,520 @@
+//! Asking a DNS server directly, for `nk resolve -t` and `--server`: the stub resolver's
+//! settings from /etc/resolv.conf, and the UDP/TCP exchange under a deadline.
+//!
+//! getaddrinfo cannot ask for MX or TXT, cannot name the server, and hides why a lookup
+//! failed, so `-t` does what dig does: one query straight to a nameserver. The rules are the
+//! ones a resolver owes its user and that dog, among others, skips:
+//! - a random message ID and a random source port per query, and a connected UDP socket, so
+//!   the kernel drops datagrams from any other address;
+//! - every reply is judged by `wire::dns::judge` (ID, QR, question); anything else is ignored
+//!   and we keep waiting until the try's deadline;
+//! - a truncated reply is asked again over TCP, to the same server (RFC 7766);
+//! - SERVFAIL, REFUSED and friends move on to the next server; NXDOMAIN and NOERROR are final;
+//! - `--timeout` bounds each try, `--tries` the rounds over the server list, so a silent
+//!   server costs at most timeout × tries.
+
+use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::debug;
+use crate::net::deadline::{format_duration, Deadline};
+use crate::wire::dns::{build_query, judge, rcode_name, Verdict, MAX_MESSAGE};
+use crate::wire::frame::{read_frame, write_frame, FrameError, PrefixWidth};
+
+/// glibc's limits: at most 3 nameservers, timeout ≤ 30 s, attempts ≤ 5, ndots ≤ 15.
+const MAX_SERVERS: usize = 3;
+const MAX_TIMEOUT_SECS: u64 = 30;
+const MAX_ATTEMPTS: u32 = 5;
+const MAX_NDOTS: usize = 15;
+/// glibc keeps at most 6 search domains.
+const MAX_SEARCH: usize = 6;
+/// The largest resolv.conf we read; real ones are a few hundred bytes.
+const MAX_CONF_BYTES: u64 = 64 * 1024;
+
+/// The stub resolver settings of /etc/resolv.conf, with glibc's defaults and caps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvConf {
+    /// `nameserver` lines (port 53); 127.0.0.1 and ::1 when there are none, as glibc does.
+    pub servers: Vec<SocketAddr>,
+    /// `search` (or `domain`) domains, tried for names with fewer than `ndots` dots.
+    pub search: Vec<Name>,
+    /// `options ndots:N` (1).
+    pub ndots: usize,
+    /// `options timeout:N` (5 s): how long one try waits for one server.
+    pub timeout: Duration,
+    /// `options attempts:N` (2): rounds over the server list.
+    pub attempts: u32,
+}
+
+impl Default for ResolvConf {
+    fn default() -> ResolvConf {
+        ResolvConf {
+            servers: Vec::new(),
+            search: Vec::new(),
+            ndots: 1,
+            timeout: Duration::from_secs(5),
+            attempts: 2,
+        }
+    }
+}
+
+impl ResolvConf {
+    /// Parses resolv.conf text. Unknown lines and malformed values are skipped, as glibc does.
+    pub fn parse(text: &str) -> ResolvConf {
+        let mut conf = ResolvConf::default();
+        for line in text.lines() {
+            let line = line.split(['#', ';']).next().unwrap_or_default();
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("nameserver") => {
+                    // An IPv6 address may carry a zone (`fe80::1%eth0`), which std cannot parse
+                    // into an IpAddr; such servers are skipped.
+                    if let Some(ip) = words.next().and_then(|w| IpAddr::from_str(w).ok()) {
+                        if conf.servers.len() < MAX_SERVERS {
+                            conf.servers.push(SocketAddr::new(ip, 53));
+                        }
+                    }
+                }
+                // The last of `search` and `domain` wins, as in glibc.
+                Some("search") | Some("domain") => {
+                    conf.search = words
+                        .filter_map(|w| Name::from_str(w).ok())
+                        .map(|mut n| {
+                            n.set_fqdn(true);
+                            n
+                        })
+                        .take(MAX_SEARCH)
+                        .collect();
+                }
+                Some("options") => {
+                    for option in words {
+                        let (key, value) = option.split_once(':').unwrap_or((option, ""));
+                        let number = value.parse::<u64>().ok();
+                        match (key, number) {
+                            ("ndots", Some(n)) => conf.ndots = (n as usize).min(MAX_NDOTS),
+                            ("timeout", Some(n)) => {
+                                conf.timeout = Duration::from_secs(n.clamp(1, MAX_TIMEOUT_SECS))
+                            }
+                            ("attempts", Some(n)) => {
+                                conf.attempts = (n as u32).clamp(1, MAX_ATTEMPTS)
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if conf.servers.is_empty() {
+            conf.servers = vec![
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 53),
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 53),
+            ];
+        }
+        conf
+    }
+
+    /// The system's settings: /etc/resolv.conf, or the defaults when it cannot be read.
+    pub fn system() -> ResolvConf {
+        let mut text = String::new();
+        if let Ok(file) = std::fs::File::open("/etc/resolv.conf") {
+            let _ = file.take(MAX_CONF_BYTES).read_to_string(&mut text);
+        }
+        ResolvConf::parse(&text)
+    }
+
+    /// The names to try for what the user typed, in order: an absolute name (trailing dot) as
+    /// it is; otherwise the search list first when the name has fewer than `ndots` dots, and
+    /// last when it has more (res_search's order).
+    pub fn candidates(&self, name: &Name, use_search: bool) -> Vec<Name> {
+        let mut absolute = name.clone();
+        absolute.set_fqdn(true);
+        if name.is_fqdn() || !use_search || self.search.is_empty() {
+            return vec![absolute];
+        }
+        let searched = self
+            .search
+            .iter()
+            .filter_map(|domain| name.clone().append_domain(domain).ok());
+        let dots = usize::from(name.num_labels()).saturating_sub(1);
+        if dots >= self.ndots {
+            std::iter::once(absolute).chain(searched).collect()
+        } else {
+            searched.chain(std::iter::once(absolute)).collect()
+        }
+    }
+}
+
+/// How queries are sent.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    /// Servers, asked in order.
+    pub servers: Vec<SocketAddr>,
+    /// How long one try waits for one server.
+    pub timeout: Duration,
+    /// Rounds over the servers that have not answered.
+    pub tries: u32,
+    /// TCP only (`--tcp`); otherwise UDP, with TCP after a truncated reply.
+    pub tcp_only: bool,
+}
+
+/// A reply we accepted, and where and how it came.
+#[derive(Debug)]
+pub struct Answer {
+    /// The decoded reply (NOERROR or NXDOMAIN).
+    pub message: Message,
+    /// The server that sent it.
+    pub server: SocketAddr,
+    /// "udp" or "tcp".
+    pub transport: &'static str,
+    /// From sending the query to accepting the reply (the last exchange only).
+    pub rtt: Duration,
+}
+
+/// Why one exchange with one server produced no reply we can use.
+#[derive(Debug)]
+enum Problem {
+    /// No matching reply before the try's deadline (with what was ignored meanwhile).
+    Silent { ignored: Option<String> },
+    /// The server answered with a response code that sends us to the next server.
+    Rcode(ResponseCode),
+    /// A socket error (port unreachable, connection reset, ...).
+    Io(io::Error),
+    /// The reply was unusable (malformed over TCP, connection closed before the reply...).
+    Bad(String),
+}
+
+/// Asks the servers for `name`/`rtype`, and returns the first final reply (NOERROR or
+/// NXDOMAIN). The error names every server's last outcome.
+pub fn query(transport: &Transport, name: &Name, rtype: RecordType) -> anyhow::Result<Answer> {
+    let mut outcome: Vec<Option<Problem>> = transport.servers.iter().map(|_| None).collect();
+    let mut silent_tries = vec![0u32; transport.servers.len()];
+    for _ in 0..transport.tries.max(1) {
+        let mut asked_any = false;
+        for (index, &server) in transport.servers.iter().enumerate() {
+            // A server that answered with a failure code has said its piece; only silent or
+            // unreachable servers are asked again in the next round.
+            if matches!(
+                outcome[index],
+                Some(Problem::Rcode(_)) | Some(Problem::Bad(_))
+            ) {
+                continue;
+            }
+            asked_any = true;
+            match ask(transport, server, name, rtype) {
+                Ok(answer) => match answer.message.response_code() {
+                    ResponseCode::NoError | ResponseCode::NXDomain => return Ok(answer),
+                    code => {
+                        debug!("{server}: {} for {name} {rtype}", rcode_name(code));
+                        outcome[index] = Some(Problem::Rcode(code));
+                    }
+                },
+                Err(problem) => {
+                    debug!("{server}: {problem:?}");
+                    if matches!(problem, Problem::Silent { .. }) {
+                        silent_tries[index] += 1;
+                    }
+                    outcome[index] = Some(problem);
+                }
+            }
+        }
+        if !asked_any {
+            break;
+        }
+    }
+    let described: Vec<String> = transport
+        .servers
+        .iter()
+        .zip(outcome)
+        .zip(silent_tries)
+        .map(|((server, problem), tries)| describe(*server, problem, tries, transport.timeout))
+        .collect();
+    Err(anyhow::anyhow!("{}", described.join("; ")))
+}
+
+fn describe(server: SocketAddr, problem: Option<Problem>, tries: u32, timeout: Duration) -> String {
+    match problem {
+        None => format!("{server} was not asked"),
+        Some(Problem::Rcode(code)) => {
+            let why = match code {
+                ResponseCode::ServFail => " (server failure)",
+                ResponseCode::Refused => " (the server refuses to answer this query)",
+                ResponseCode::NotImp => " (not implemented by the server)",
+                ResponseCode::FormErr => " (the server could not parse the query)",
+                _ => "",
+            };
+            format!("{}{why} from {server}", rcode_name(code))
+        }
+        Some(Problem::Silent { ignored }) => {
+            let total = timeout.saturating_mul(tries);
+            let mut text = format!(
+                "timed out: no reply from {server} after {tries} {} of {} ({})",
+                if tries == 1 { "try" } else { "tries" },
+                format_duration(timeout),
+                format_duration(total)
+            );
+            if let Some(ignored) = ignored {
+                text.push_str(&format!("; ignored {ignored}"));
+            }
+            text
+        }
+        Some(Problem::Io(err)) if err.kind() == io::ErrorKind::ConnectionRefused => {
+            format!("{server}: connection refused (nothing listens there)")
+        }
+        Some(Problem::Io(err)) => format!("{server}: {err}"),
+        Some(Problem::Bad(why)) => format!("{server}: {why}"),
+    }
+}
+
+/// One question to one server, with the time a try may take.
+#[derive(Debug, Clone, Copy)]
+struct Exchange<'a> {
+    server: SocketAddr,
+    name: &'a Name,
+    rtype: RecordType,
+    timeout: Duration,
+}
+
+impl Exchange<'_> {
+    fn answer(&self, message: Message, transport: &'static str, started: Instant) -> Answer {
+        Answer {
+            message,
+            server: self.server,
+            transport,
+            rtt: started.elapsed(),
+        }
+    }
+}
+
+/// One exchange with one server: UDP (TCP when truncated), or TCP only.
+fn ask(
+    transport: &Transport,
+    server: SocketAddr,
+    name: &Name,
+    rtype: RecordType,
+) -> Result<Answer, Problem> {
+    let exchange = Exchange {
+        server,
+        name,
+        rtype,
+        timeout: transport.timeout,
+    };
+    if transport.tcp_only {
+        return ask_tcp(exchange);
+    }
+    let answer = ask_udp(exchange, true)?;
+    if answer.message.truncated() {
+        debug!("{server}: truncated reply for {name} {rtype}, asking again over TCP");
+        return ask_tcp(exchange);
+    }
+    // A server that does not know EDNS may answer FORMERR without an OPT record: ask again
+    // without one (RFC 6891 §7).
+    if answer.message.response_code() == ResponseCode::FormErr
+        && answer.message.extensions().is_none()
+    {
+        debug!("{server}: FORMERR without EDNS, asking again without the OPT record");
+        return ask_udp(exchange, false);
+    }
+    Ok(answer)
+}
+
+fn ask_udp(exchange: Exchange<'_>, edns: bool) -> Result<Answer, Problem> {
+    let Exchange {
+        server,
+        name,
+        rtype,
+        timeout,
+    } = exchange;
+    let socket = bind_random_port(server).map_err(Problem::Io)?;
+    // Connected: the kernel delivers only datagrams from the server's address and port, and
+    // reports its ICMP port-unreachable as ECONNREFUSED instead of a silent timeout.
+    socket.connect(server).map_err(Problem::Io)?;
+    let id: u16 = rand::random();
+    let query = build_query(id, name, rtype, edns).map_err(Problem::Bad)?;
+    let started = Instant::now();
+    let deadline = Deadline::after(Some(timeout));
+    socket.send(&query).map_err(Problem::Io)?;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut ignored: Option<String> = None;
+    loop {
+        let Ok(Some(left)) = deadline.remaining() else {
+            return Err(Problem::Silent { ignored });
+        };
+        socket.set_read_timeout(Some(left)).map_err(Problem::Io)?;
+        let len = match socket.recv(&mut buf) {
+            Ok(len) => len,
+            Err(err) if is_timeout(&err) => return Err(Problem::Silent { ignored }),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(Problem::Io(err)),
+        };
+        match judge(&buf[..len], id, name, rtype) {
+            Verdict::Reply(message) => return Ok(exchange.answer(*message, "udp", started)),
+            Verdict::Foreign(why) => {
+                debug!("{server}: ignored a datagram: {why}");
+                ignored = Some(format!("a reply with {why}"));
+            }
+            Verdict::Malformed(why) => {
+                debug!("{server}: ignored a malformed datagram: {why}");
+                ignored = Some(format!("a malformed reply ({why})"));
+            }
+        }
+    }
+}
+
+fn ask_tcp(exchange: Exchange<'_>) -> Result<Answer, Problem> {
+    let Exchange {
+        server,
+        name,
+        rtype,
+        timeout,
+    } = exchange;
+    let io_problem = |err: io::Error| {
+        if is_timeout(&err) {
+            Problem::Silent { ignored: None }
+        } else {
+            Problem::Io(err)
+        }
+    };
+    let started = Instant::now();
+    let deadline = Deadline::after(Some(timeout));
+    let stream = TcpStream::connect_timeout(&server, timeout).map_err(io_problem)?;
+    let _ = stream.set_nodelay(true);
+    let id: u16 = rand::random();
+    let query = build_query(id, name, rtype, true).map_err(Problem::Bad)?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(Problem::Io)?;
+    write_frame(&mut &stream, PrefixWidth::U16, &query).map_err(io_problem)?;
+    let mut reader = DeadlineStream {
+        stream: &stream,
+        deadline,
+    };
+    loop {
+        let frame = match read_frame(&mut reader, PrefixWidth::U16, MAX_MESSAGE) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                return Err(Problem::Bad(
+                    "closed the TCP connection without a reply".into(),
+                ))
+            }
+            Err(FrameError::Io(err)) => return Err(io_problem(err)),
+            Err(err) => return Err(Problem::Bad(format!("TCP reply: {err}"))),
+        };
+        match judge(&frame, id, name, rtype) {
+            Verdict::Reply(message) => return Ok(exchange.answer(*message, "tcp", started)),
+            Verdict::Foreign(why) => debug!("{server}: ignored a TCP message: {why}"),
+            // A TCP stream that carries garbage will not recover its framing.
+            Verdict::Malformed(why) => return Err(Problem::Bad(format!("malformed reply: {why}"))),
+        }
+    }
+}
+
+/// Reads from a stream with each read bounded by what is left of one deadline, so a server
+/// that trickles a reply byte by byte cannot stretch a try beyond its timeout.
+struct DeadlineStream<'a> {
+    stream: &'a TcpStream,
+    deadline: Deadline,
+}
+
+impl Read for DeadlineStream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.set_read_timeout(self.deadline.remaining()?)?;
+        let mut stream = self.stream;
+        stream.read(buf)
+    }
+}
+
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// A UDP socket on a random port of the ephemeral range, so the port adds its 15 bits or so to
+/// the ID's 16 against forged replies (RFC 5452). Falls back to the kernel's choice after a few
+/// ports that are taken.
+fn bind_random_port(server: SocketAddr) -> io::Result<UdpSocket> {
+    let any: IpAddr = if server.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv6Addr::UNSPECIFIED.into()
+    };
+    let (low, high) = ephemeral_range();
+    for _ in 0..8 {
+        let port = rand::random_range(low..=high);
+        match UdpSocket::bind(SocketAddr::new(any, port)) {
+            Ok(socket) => return Ok(socket),
+            Err(err) if err.kind() == io::ErrorKind::AddrInUse => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    UdpSocket::bind(SocketAddr::new(any, 0))
+}
+
+/// The kernel's ephemeral port range (net.ipv4.ip_local_port_range), 32768-60999 by default.
+fn ephemeral_range() -> (u16, u16) {
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut numbers = text
+        .split_whitespace()
+        .filter_map(|w| w.parse::<u16>().ok());
+    match (numbers.next(), numbers.next()) {
+        (Some(low), Some(high)) if 1024 <= low && low <= high => (low, high),
+        _ => (32768, 60999),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_follows_glibc() {
+        let conf = ResolvConf::parse(
+            "# comment\nnameserver 10.0.0.1\nnameserver ::1 # trailing\nnameserver bogus\n\
+             nameserver 10.0.0.2\nnameserver 10.0.0.3\ndomain old.test\n\
+             search corp.test lab.test\noptions ndots:2 timeout:0 attempts:9 rotate\n",
+        );
+        assert_eq!(
+            conf.servers,
+            vec![
+                "10.0.0.1:53".parse().unwrap(),
+                "[::1]:53".parse().unwrap(),
+                "10.0.0.2:53".parse().unwrap()
+            ]
+        );
+        assert_eq!(conf.search.len(), 2);
+        assert_eq!(conf.search[0].to_ascii(), "corp.test.");
+        assert_eq!(conf.ndots, 2);
+        assert_eq!(conf.timeout, Duration::from_secs(1));
+        assert_eq!(conf.attempts, 5);
+        let empty = ResolvConf::parse("");
+        assert_eq!(empty.servers.len(), 2);
+        assert_eq!(empty.timeout, Duration::from_secs(5));
+        assert_eq!(empty.attempts, 2);
+    }
+
+    #[test]
+    fn search_order_depends_on_ndots() {
+        let conf = ResolvConf::parse("search corp.test\noptions ndots:1\n");
+        let names = |text: &str, search: bool| -> Vec<String> {
+            conf.candidates(&Name::from_str(text).unwrap(), search)
+                .iter()
+                .map(Name::to_ascii)
+                .collect()
+        };
+        assert_eq!(names("www", true), ["www.corp.test.", "www."]);
+        assert_eq!(
+            names("www.example", true),
+            ["www.example.", "www.example.corp.test."]
+        );
+        assert_eq!(names("www.", true), ["www."]);
+        assert_eq!(names("www", false), ["www."]);
+    }
+}
