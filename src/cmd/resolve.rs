@@ -185,6 +185,8 @@ struct Plan {
     direct: bool,
     reverse: bool,
     types: Vec<RecordType>,
+    /// Whether `-t` chose the types (otherwise an address asks for its PTR record).
+    types_given: bool,
     family: Family,
     timeout: Option<Duration>,
     search: bool,
@@ -210,6 +212,7 @@ impl Plan {
             direct,
             reverse: args.reverse,
             types,
+            types_given: !args.types.is_empty(),
             family,
             timeout: args.timeout,
             search: !args.no_search,
@@ -419,7 +422,11 @@ impl Session<'_> {
     /// The direct path: one DNS query per record type.
     fn direct(&mut self, text: &str, transport: &Transport) -> Result<()> {
         let literal = ip_literal(text);
-        for rtype in self.plan.types.clone() {
+        let types = match literal {
+            Some(_) if !self.plan.types_given => vec![RecordType::PTR],
+            _ => self.plan.types.clone(),
+        };
+        for rtype in types {
             // An address asks for its PTR under in-addr.arpa / ip6.arpa; any other type asks
             // about the text as a name, as dig does.
             let candidates = match literal {
