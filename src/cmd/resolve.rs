@@ -140,18 +140,24 @@ pub fn run(args: ResolveArgs) -> Result<()> {
     for query in &args.queries {
         plan.check(query).map_err(usage)?;
     }
+    let conf = ResolvConf::system();
     let transport = if direct {
-        Some(transport(&args)?)
+        Some(transport(&args, &conf)?)
     } else {
         None
     };
     let mut session = Session {
         plan,
         transport,
-        conf: ResolvConf::system(),
+        conf,
         out: BufWriter::new(io::stdout().lock()),
-        labelled: args.queries.len() + ports.len() > 1
-            || (args.queries.is_empty() && ports.is_empty()),
+        // Labels tell the answers of several queries apart: several names (or stdin), or
+        // several --port lookups on their own.
+        labelled: match (args.queries.len(), ports.len()) {
+            (0, 0) => true,
+            (0, ports) => ports > 1,
+            (names, _) => names > 1,
+        },
         failures: 0,
         bad_lines: 0,
     };
@@ -260,8 +266,7 @@ fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
 }
 
 /// The servers and timing for direct queries: --server or resolv.conf, --timeout, --tries.
-fn transport(args: &ResolveArgs) -> Result<Transport> {
-    let conf = ResolvConf::system();
+fn transport(args: &ResolveArgs, conf: &ResolvConf) -> Result<Transport> {
     let mut targets = Vec::new();
     for text in &args.server {
         let target = addr::parse_target_or(text, 53, Proto::Udp)
@@ -557,7 +562,13 @@ fn ask_candidates(transport: &Transport, candidates: &[Name], rtype: RecordType)
         match message.response_code() {
             ResponseCode::NXDomain => {
                 nxdomain.get_or_insert_with(|| {
-                    format!("NXDOMAIN (no such name: {name}) from {}", answer.server)
+                    let tried = if candidates.len() > 1 {
+                        let names: Vec<String> = candidates.iter().map(name_text).collect();
+                        format!("; tried {}", names.join(" "))
+                    } else {
+                        String::new()
+                    };
+                    format!("NXDOMAIN (no such name{tried}) from {}", answer.server)
                 });
             }
             _ if message.answers().is_empty() => {
