@@ -56,6 +56,8 @@ pub enum Command {
     Resolve(cmd::resolve::ResolveArgs),
     /// Address and netmask arithmetic, IPv4 and IPv6 (like ipcalc).
     Mask(cmd::mask::MaskArgs),
+    /// Send ICMP echo requests, IPv4 and IPv6 (like iputils ping).
+    Ping(cmd::ping::PingArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(cmd::completions::CompletionsArgs),
     /// Print the man page (roff) of nk or of one of its commands.

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Udp(args) => cmd::udp::run(args),
         Command::Mask(args) => cmd::mask::run(args),
         Command::Resolve(args) => cmd::resolve::run(args),
+        Command::Ping(args) => cmd::ping::run(args),
         Command::Completions(args) => cmd::completions::run_completions(args),
         Command::Man(args) => cmd::completions::run_man(args),
     };

@@ -10,6 +10,7 @@ pub mod completions;
 pub mod dial;
 pub mod listen;
 pub mod mask;
+pub mod ping;
 pub mod resolve;
 pub mod scan;
 pub mod udp;

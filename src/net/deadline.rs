@@ -27,6 +27,11 @@ impl Deadline {
         }
     }
 
+    /// A deadline at a given instant (loops that schedule several events pick the nearest).
+    pub fn at(instant: Instant) -> Deadline {
+        Deadline { at: Some(instant) }
+    }
+
     /// Time left before the deadline: `Ok(None)` without a limit, a `TimedOut` error once it
     /// has passed (never a zero duration, which std's `set_read_timeout` would reject).
     pub fn remaining(self) -> io::Result<Option<Duration>> {

@@ -9,6 +9,7 @@ pub mod deadline;
 pub mod dns;
 pub mod exec;
 pub mod hub;
+pub mod icmp;
 pub mod relay;
 pub mod scan;
 pub mod server;

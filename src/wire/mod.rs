@@ -4,4 +4,5 @@
 pub mod dns;
 pub mod frame;
 pub mod hexdump;
+pub mod icmp;
 pub mod ipnet;

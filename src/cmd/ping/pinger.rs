@@ -1,0 +1,735 @@
+//! The ping loop: when to send, which replies are ours, what to print, and when to stop, with
+//! iputils' rules, over any [`EchoSocket`] and any output, so the matching and statistics are
+//! tested with a scripted socket and no privileges.
+//!
+//! Matching: on a raw socket every ICMP message of the host arrives, so a reply must carry our
+//! identifier; on a datagram socket the kernel already delivers only ours. Either way the
+//! sequence must be one we sent, and a payload long enough to carry a send time must carry a
+//! plausible one (not before the run, not in the future). A sequence answered twice is a
+//! duplicate, as iputils' 65536-bit table decides.
+//!
+//! Stopping: `-c N` stops at N replies (plus errors), or after the N-th request and a final
+//! wait (twice the longest round trip, at least the interval, or `-W` when nothing came
+//! back); `-w` ends the run at its deadline and lets requests go on past `-c` until then; the
+//! first ICMP error ends a `-w` run.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use super::stats::{reply_time, Stats};
+use crate::exit::StdoutClosed;
+use crate::net::addr;
+use crate::net::deadline::Deadline;
+use crate::net::icmp::{EchoSocket, Received, SocketKind};
+use crate::wire::icmp::{self, Incoming, HEADER_LEN, TIMESTAMP_LEN};
+
+/// What the command line asked for.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The host as typed (the header and the summary name it).
+    pub hostname: String,
+    /// The address pinged.
+    pub destination: IpAddr,
+    /// `-c`.
+    pub count: Option<u64>,
+    /// `-i` (zero for a flood).
+    pub interval: Duration,
+    /// `-W`.
+    pub linger: Duration,
+    /// `-w`.
+    pub deadline: Option<Duration>,
+    /// `-s`.
+    pub size: usize,
+    /// `-f`.
+    pub flood: bool,
+    /// `-q`.
+    pub quiet: bool,
+    /// `-D`.
+    pub timestamps: bool,
+    /// `-n` (and literal targets, and floods).
+    pub numeric: bool,
+    /// `--json`.
+    pub json: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// iputils' exit rule: a reply came (and with -c and -w, N of them).
+    pub success: bool,
+}
+
+/// What the signal threads need to print the summary or the status line.
+#[derive(Debug, Default)]
+struct Shared {
+    stats: Stats,
+    /// From the start to the last request sent, in µs (iputils' `time`).
+    elapsed_us: u64,
+    /// The most requests ever outstanding when a reply came (iputils' `pipe`).
+    pipe: u32,
+}
+
+/// Sends a flood no faster than this when replies stop coming (iputils' MININTERVAL).
+const FLOOD_MIN_GAP: Duration = Duration::from_millis(10);
+/// The longest a wait lasts with nothing scheduled, so a stalled loop still looks around.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// One ping run.
+#[derive(Debug)]
+pub struct Pinger<S, W> {
+    socket: S,
+    out: W,
+    config: Config,
+    shared: Arc<Mutex<Shared>>,
+    /// Send times are carried in the payload relative to this instant.
+    base: Instant,
+    answered: Box<[u64; 1024]>,
+    /// The highest sequence acknowledged (iputils' `acked`), for in-flight counting.
+    acked: u16,
+    names: HashMap<IpAddr, String>,
+}
+
+impl<S: EchoSocket, W: Write> Pinger<S, W> {
+    /// A run over `socket`, printing to `out`.
+    pub fn new(socket: S, out: W, config: Config) -> Pinger<S, W> {
+        let shared = Shared {
+            stats: Stats {
+                timing: config.size >= TIMESTAMP_LEN,
+                ..Stats::default()
+            },
+            ..Shared::default()
+        };
+        Pinger {
+            socket,
+            out,
+            config,
+            shared: Arc::new(Mutex::new(shared)),
+            base: Instant::now(),
+            answered: Box::new([0; 1024]),
+            acked: 0,
+            names: HashMap::new(),
+        }
+    }
+
+    fn shared(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A closure that prints the summary from wherever the run has got to (for SIGINT).
+    pub fn summary_printer(&self) -> impl Fn() + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        let config = self.config.clone();
+        move || {
+            let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+            let text = summary_text(&config, &shared);
+            let mut stdout = std::io::stdout();
+            let _ = stdout.write_all(text.as_bytes());
+            let _ = stdout.flush();
+        }
+    }
+
+    /// Prints iputils' status line on stderr at each SIGQUIT, while the run goes on.
+    pub fn status_on_sigquit(&self) {
+        let shared = Arc::clone(&self.shared);
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([signal_hook::consts::SIGQUIT])
+        else {
+            return;
+        };
+        let _ = std::thread::Builder::new()
+            .name("sigquit".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    let line = shared
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .stats
+                        .status();
+                    eprintln!("\r{line}");
+                }
+            });
+    }
+
+    /// Runs until -c, -w, the final wait, or an error ends it, then prints the summary.
+    pub fn run(&mut self) -> Result<Outcome> {
+        self.header()?;
+        let start = Instant::now();
+        let deadline_at = self.config.deadline.map(|d| start + d);
+        let mut next_send = start;
+        let mut exit_at: Option<Instant> = None;
+        loop {
+            let (transmitted, received, errors, tmax) = {
+                let s = &self.shared().stats;
+                (s.transmitted, s.received, s.errors, s.tmax)
+            };
+            if self.config.count.is_some_and(|n| received + errors >= n) {
+                break;
+            }
+            if deadline_at.is_some() && errors > 0 {
+                break;
+            }
+            let now = Instant::now();
+            if deadline_at.is_some_and(|d| now >= d) || exit_at.is_some_and(|e| now >= e) {
+                break;
+            }
+            let may_send =
+                !(deadline_at.is_none() && self.config.count.is_some_and(|n| transmitted >= n));
+            if may_send && now >= next_send {
+                self.send(transmitted, start)?;
+                next_send = if self.config.interval.is_zero() {
+                    now + FLOOD_MIN_GAP
+                } else {
+                    // Keep the cadence, but never burst to catch up after a stall.
+                    (next_send + self.config.interval).max(now)
+                };
+                let sent = transmitted + 1;
+                if deadline_at.is_none() && self.config.count == Some(sent) {
+                    // The final wait, armed once at the last request (iputils' rule).
+                    let wait = if received > 0 {
+                        Duration::from_micros(2 * tmax.max(0) as u64).max(self.config.interval)
+                    } else {
+                        self.config.linger
+                    };
+                    exit_at = Some(now + wait);
+                }
+                continue;
+            }
+            let mut wake = now + MAX_WAIT;
+            if may_send {
+                wake = wake.min(next_send);
+            }
+            for limit in [exit_at, deadline_at].into_iter().flatten() {
+                wake = wake.min(limit);
+            }
+            let received = self
+                .socket
+                .receive(Deadline::at(wake))
+                .context("receive ICMP")?;
+            if let Some(message) = received {
+                let answered = self.handle(message, start)?;
+                // A flood sends the next request as soon as nothing is in flight.
+                if answered && self.config.interval.is_zero() && self.in_flight() == 0 {
+                    next_send = Instant::now();
+                }
+            }
+        }
+        let text = summary_text(&self.config, &self.shared());
+        self.write(text.as_bytes())?;
+        let stats = &self.shared().stats;
+        let short_of_count =
+            self.config.deadline.is_some() && self.config.count.is_some_and(|n| stats.received < n);
+        Ok(Outcome {
+            success: stats.received > 0 && !short_of_count,
+        })
+    }
+
+    fn in_flight(&self) -> u16 {
+        let transmitted = self.shared().stats.transmitted as u16;
+        transmitted.wrapping_sub(self.acked)
+    }
+
+    fn header(&mut self) -> Result<()> {
+        if self.config.json {
+            return Ok(());
+        }
+        let c = &self.config;
+        let line = match c.destination {
+            IpAddr::V4(ip) => format!(
+                "PING {} ({ip}) {}({}) bytes of data.\n",
+                c.hostname,
+                c.size,
+                c.size + HEADER_LEN + 20
+            ),
+            IpAddr::V6(ip) => format!("PING {}({ip}) {} data bytes\n", c.hostname, c.size),
+        };
+        self.write(line.as_bytes())
+    }
+
+    fn send(&mut self, transmitted: u64, start: Instant) -> Result<()> {
+        let sequence = (transmitted + 1) as u16;
+        self.answered[usize::from(sequence / 64)] &= !(1u64 << (sequence % 64));
+        let since_base = self.base.elapsed();
+        let packet = icmp::echo_request(
+            self.config.destination.is_ipv6(),
+            self.socket.identifier(),
+            sequence,
+            self.config.size,
+            (since_base.as_secs(), since_base.subsec_nanos()),
+        );
+        let result = self.socket.send(&packet);
+        {
+            let mut shared = self.shared();
+            shared.stats.transmitted += 1;
+            shared.elapsed_us = start.elapsed().as_micros() as u64;
+        }
+        match result {
+            Ok(()) => {
+                if self.config.flood {
+                    self.write(b".")?;
+                }
+                Ok(())
+            }
+            // A local error (no route, message too long) counts as an error, as iputils does.
+            Err(err) => {
+                self.shared().stats.errors += 1;
+                if self.config.flood {
+                    self.write(b"E")?;
+                } else if self.config.json {
+                    let object = serde_json::json!({
+                        "type": "error", "seq": sequence, "error": err.to_string()
+                    });
+                    self.write(format!("{object}\n").as_bytes())?;
+                } else {
+                    crate::log::warn(format_args!("local error: {err}"));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether a sequence is one of ours that has been sent (within the last 65536).
+    fn was_sent(&self, sequence: u16) -> bool {
+        let transmitted = self.shared().stats.transmitted;
+        if transmitted >= 65_536 {
+            return true;
+        }
+        sequence != 0 && u64::from(sequence) <= transmitted
+    }
+
+    /// Handles one message; returns whether it answered one of our requests.
+    fn handle(&mut self, message: Received, start: Instant) -> Result<bool> {
+        let raw = self.socket.kind() == SocketKind::Raw;
+        let our_id = self.socket.identifier();
+        match message.message {
+            Incoming::Reply {
+                identifier,
+                sequence,
+                checksum_ok,
+                payload,
+            } => {
+                if (raw && identifier != our_id)
+                    || message.from != self.config.destination
+                    || !self.was_sent(sequence)
+                {
+                    return Ok(false);
+                }
+                let now = Instant::now();
+                let rtt = match icmp::payload_time(&payload) {
+                    Some((secs, nanos)) if self.config.size >= TIMESTAMP_LEN => {
+                        let sent = self.base + Duration::new(secs, nanos);
+                        // Not a time we could have sent at: not our payload.
+                        if sent > now || sent + Duration::from_secs(1) < start {
+                            return Ok(false);
+                        }
+                        Some(now.duration_since(sent).as_micros() as i64)
+                    }
+                    _ => None,
+                };
+                self.acknowledge(sequence);
+                let bit = 1u64 << (sequence % 64);
+                let slot = usize::from(sequence / 64);
+                let duplicate = checksum_ok && self.answered[slot] & bit != 0;
+                {
+                    let mut shared = self.shared();
+                    let stats = &mut shared.stats;
+                    if !checksum_ok {
+                        stats.corrupted += 1;
+                    } else {
+                        if let Some(rtt) = rtt {
+                            stats.add_rtt(rtt);
+                        }
+                        if duplicate {
+                            stats.duplicates += 1;
+                        } else {
+                            stats.received += 1;
+                        }
+                    }
+                }
+                if checksum_ok && !duplicate {
+                    self.answered[slot] |= bit;
+                }
+                let len = HEADER_LEN + payload.len();
+                self.print_reply(
+                    &message.from,
+                    sequence,
+                    message.ttl,
+                    len,
+                    rtt,
+                    duplicate,
+                    checksum_ok,
+                )?;
+                Ok(true)
+            }
+            Incoming::Error(report) => {
+                if (raw && report.identifier != our_id) || !self.was_sent(report.sequence) {
+                    return Ok(false);
+                }
+                self.acknowledge(report.sequence);
+                self.shared().stats.errors += 1;
+                if self.config.quiet {
+                    return Ok(true);
+                }
+                if self.config.flood {
+                    self.write(b"\x08E")?;
+                } else if self.config.json {
+                    let object = serde_json::json!({
+                        "type": "error",
+                        "seq": report.sequence,
+                        "from": message.from.to_string(),
+                        "error": report.text,
+                    });
+                    self.write(format!("{object}\n").as_bytes())?;
+                } else {
+                    let from = self.display_name(message.from);
+                    let line = format!(
+                        "{}From {from} icmp_seq={} {}\n",
+                        self.timestamp(),
+                        report.sequence,
+                        report.text
+                    );
+                    self.write(line.as_bytes())?;
+                }
+                Ok(true)
+            }
+            Incoming::Other => Ok(false),
+        }
+    }
+
+    fn acknowledge(&mut self, sequence: u16) {
+        let transmitted = self.shared().stats.transmitted as u16;
+        let outstanding = transmitted.wrapping_sub(sequence);
+        let pipe = u32::from(outstanding) + 1;
+        {
+            let mut shared = self.shared();
+            shared.pipe = shared.pipe.max(pipe);
+        }
+        // Newer than the last acknowledged (in 16-bit sequence arithmetic)?
+        if sequence.wrapping_sub(self.acked) < 0x8000 {
+            self.acked = sequence;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn print_reply(
+        &mut self,
+        from: &IpAddr,
+        sequence: u16,
+        ttl: Option<u8>,
+        len: usize,
+        rtt: Option<i64>,
+        duplicate: bool,
+        checksum_ok: bool,
+    ) -> Result<()> {
+        if self.config.quiet {
+            return Ok(());
+        }
+        if self.config.flood {
+            return self.write(if checksum_ok { b"\x08 \x08" } else { b"\x08C" });
+        }
+        let truncated = len < self.config.size + HEADER_LEN;
+        if self.config.json {
+            let object = serde_json::json!({
+                "type": "reply",
+                "seq": sequence,
+                "from": from.to_string(),
+                "bytes": len,
+                "ttl": ttl,
+                "time_ms": rtt.map(|us| us as f64 / 1000.0),
+                "dup": duplicate,
+                "bad_checksum": !checksum_ok,
+                "truncated": truncated,
+            });
+            return self.write(format!("{object}\n").as_bytes());
+        }
+        let mut line = format!(
+            "{}{len} bytes from {}: icmp_seq={sequence}",
+            self.timestamp(),
+            self.display_name(*from)
+        );
+        if let Some(ttl) = ttl {
+            line.push_str(&format!(" ttl={ttl}"));
+        }
+        if truncated {
+            line.push_str(" (truncated)");
+        } else {
+            if let Some(rtt) = rtt {
+                line.push_str(&format!(" time={} ms", reply_time(rtt)));
+            }
+            if duplicate {
+                line.push_str(" (DUP!)");
+            }
+            if !checksum_ok {
+                line.push_str(" (BAD CHECKSUM!)");
+            }
+        }
+        line.push('\n');
+        self.write(line.as_bytes())
+    }
+
+    /// `-D`'s `[seconds.micros] ` prefix, from the wall clock.
+    fn timestamp(&self) -> String {
+        if !self.config.timestamps {
+            return String::new();
+        }
+        let now = chrono::Utc::now();
+        format!(
+            "[{}.{:06}] ",
+            now.timestamp(),
+            now.timestamp_subsec_micros()
+        )
+    }
+
+    /// `name (address)` for a name target, as iputils prints repliers; the address alone with
+    /// -n, floods and literal targets. Looked up once per address.
+    fn display_name(&mut self, ip: IpAddr) -> String {
+        if self.config.numeric {
+            return ip.to_string();
+        }
+        self.names
+            .entry(ip)
+            .or_insert_with(|| {
+                match addr::lookup_name(ip, Deadline::after(Some(Duration::from_secs(2)))) {
+                    Ok(name) if name != ip.to_string() => format!("{name} ({ip})"),
+                    _ => ip.to_string(),
+                }
+            })
+            .clone()
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let result = self.out.write_all(bytes).and_then(|()| self.out.flush());
+        match result {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+            Err(err) => Err(anyhow::Error::new(err).context("write stdout")),
+        }
+    }
+}
+
+/// The summary: iputils' text, or one JSON object.
+fn summary_text(config: &Config, shared: &Shared) -> String {
+    let stats = &shared.stats;
+    let ipg = config.interval.is_zero() || config.flood;
+    if config.json {
+        let rtt = stats.rtt_summary();
+        let ms = |pick: fn((i64, i64, i64, i64)) -> i64| rtt.map(|r| pick(r) as f64 / 1000.0);
+        let loss = if stats.transmitted == 0 {
+            0.0
+        } else {
+            (stats.transmitted as f64 - stats.received as f64) * 100.0 / stats.transmitted as f64
+        };
+        let object = serde_json::json!({
+            "type": "summary",
+            "host": config.hostname,
+            "address": config.destination.to_string(),
+            "transmitted": stats.transmitted,
+            "received": stats.received,
+            "duplicates": stats.duplicates,
+            "corrupted": stats.corrupted,
+            "errors": stats.errors,
+            "loss_percent": loss,
+            "time_ms": (shared.elapsed_us + 500) / 1000,
+            "min_ms": ms(|r| r.0),
+            "avg_ms": ms(|r| r.1),
+            "max_ms": ms(|r| r.2),
+            "mdev_ms": ms(|r| r.3),
+        });
+        return format!("{object}\n");
+    }
+    format!(
+        "\n--- {} ping statistics ---\n{}",
+        config.hostname,
+        stats.summary(shared.elapsed_us, ipg, shared.pipe)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::io;
+    use std::net::Ipv4Addr;
+
+    /// A socket that answers each request from a script: `Some(delay)` replies after the
+    /// delay (as the kernel would echo it), `None` stays silent; `extra` messages are
+    /// delivered before the reply (foreign traffic, duplicates).
+    struct Scripted {
+        kind: SocketKind,
+        script: VecDeque<Option<Duration>>,
+        pending: VecDeque<(Instant, Received)>,
+        duplicate_first: bool,
+        foreign_first: bool,
+    }
+
+    const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    impl EchoSocket for Scripted {
+        fn kind(&self) -> SocketKind {
+            self.kind
+        }
+        fn identifier(&self) -> u16 {
+            4242
+        }
+        fn send(&mut self, message: &[u8]) -> io::Result<()> {
+            let mut reply = message.to_vec();
+            reply[0] = 0;
+            reply[2] = 0;
+            reply[3] = 0;
+            let sum = icmp::checksum(&reply);
+            reply[2..4].copy_from_slice(&sum.to_be_bytes());
+            if let Some(Some(delay)) = self.script.pop_front() {
+                let at = Instant::now() + delay;
+                if self.foreign_first {
+                    let mut foreign = reply.clone();
+                    foreign[4] ^= 0xff; // another program's identifier
+                    let sum = icmp::checksum(&{
+                        let mut f = foreign.clone();
+                        f[2] = 0;
+                        f[3] = 0;
+                        f
+                    });
+                    foreign[2..4].copy_from_slice(&sum.to_be_bytes());
+                    self.pending.push_back((at, received(&foreign)));
+                }
+                self.pending.push_back((at, received(&reply)));
+                if self.duplicate_first {
+                    self.duplicate_first = false;
+                    self.pending.push_back((at, received(&reply)));
+                }
+            }
+            Ok(())
+        }
+        fn receive(&mut self, deadline: Deadline) -> io::Result<Option<Received>> {
+            let Some((at, _)) = self.pending.front() else {
+                let left = deadline.remaining().ok().flatten().unwrap_or_default();
+                std::thread::sleep(left.min(Duration::from_millis(50)));
+                return Ok(None);
+            };
+            let wait = at.saturating_duration_since(Instant::now());
+            let left = deadline.remaining().ok().flatten().unwrap_or_default();
+            if wait > left {
+                std::thread::sleep(left);
+                return Ok(None);
+            }
+            std::thread::sleep(wait);
+            Ok(self.pending.pop_front().map(|(_, r)| r))
+        }
+    }
+
+    fn received(bytes: &[u8]) -> Received {
+        Received {
+            from: LOCAL,
+            ttl: Some(64),
+            message: icmp::parse(false, bytes),
+            len: bytes.len(),
+        }
+    }
+
+    fn config(count: u64) -> Config {
+        Config {
+            hostname: "127.0.0.1".into(),
+            destination: LOCAL,
+            count: Some(count),
+            interval: Duration::from_millis(20),
+            linger: Duration::from_millis(200),
+            deadline: None,
+            size: 56,
+            flood: false,
+            quiet: false,
+            timestamps: false,
+            numeric: true,
+            json: false,
+        }
+    }
+
+    fn run(socket: Scripted, config: Config) -> (Outcome, String) {
+        let mut out = Vec::new();
+        let outcome = Pinger::new(socket, &mut out, config).run().unwrap();
+        (outcome, String::from_utf8(out).unwrap())
+    }
+
+    fn scripted(script: &[Option<u64>]) -> Scripted {
+        Scripted {
+            kind: SocketKind::Raw,
+            script: script
+                .iter()
+                .map(|ms| ms.map(Duration::from_millis))
+                .collect(),
+            pending: VecDeque::new(),
+            duplicate_first: false,
+            foreign_first: false,
+        }
+    }
+
+    #[test]
+    fn replies_are_printed_and_counted() {
+        let mut socket = scripted(&[Some(1), Some(1), Some(1)]);
+        socket.foreign_first = true;
+        let (outcome, text) = run(socket, config(3));
+        assert!(outcome.success);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data.");
+        for (i, line) in lines[1..4].iter().enumerate() {
+            let prefix = format!("64 bytes from 127.0.0.1: icmp_seq={} ttl=64 time=", i + 1);
+            assert!(line.starts_with(&prefix), "{line}");
+        }
+        assert_eq!(lines[4], "");
+        assert_eq!(lines[5], "--- 127.0.0.1 ping statistics ---");
+        assert!(lines[6].starts_with("3 packets transmitted, 3 received, 0% packet loss"));
+        assert!(lines[7].starts_with("rtt min/avg/max/mdev = "));
+    }
+
+    #[test]
+    fn duplicates_are_marked_and_lost_replies_counted() {
+        let mut socket = scripted(&[Some(1), None, Some(1), None]);
+        socket.duplicate_first = true;
+        let (outcome, text) = run(socket, config(4));
+        assert!(outcome.success);
+        assert!(text.contains("icmp_seq=1 ttl=64 time=") && text.contains("ms (DUP!)\n"));
+        assert!(
+            text.contains("4 packets transmitted, 2 received, +1 duplicates, 50% packet loss"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn silence_ends_after_the_linger_time_with_failure() {
+        let started = Instant::now();
+        let (outcome, text) = run(scripted(&[None, None]), config(2));
+        assert!(!outcome.success);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(text.contains("2 packets transmitted, 0 received, 100% packet loss"));
+        assert!(text.ends_with("ms\n\n"), "{text:?}");
+    }
+
+    #[test]
+    fn deadline_keeps_sending_past_the_count() {
+        let mut cfg = config(2);
+        cfg.deadline = Some(Duration::from_millis(150));
+        let (outcome, text) = run(scripted(&[None; 20]), cfg);
+        assert!(!outcome.success);
+        let sent: u64 = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert!(sent > 2, "{text}");
+    }
+
+    #[test]
+    fn short_payloads_have_no_times() {
+        let mut cfg = config(2);
+        cfg.size = 8;
+        let (_, text) = run(scripted(&[Some(1), Some(1)]), cfg);
+        assert!(
+            text.contains("16 bytes from 127.0.0.1: icmp_seq=1 ttl=64\n"),
+            "{text}"
+        );
+        assert!(!text.contains("rtt min"));
+    }
+}
