@@ -14,6 +14,7 @@ declare -A peers=(
   [sha256sum]=coreutils
   [python3]=python3
   [dnsmasq]=dnsmasq-base
+  [ping]=iputils-ping
 )
 missing=()
 for cmd in "${!peers[@]}"; do
