@@ -62,7 +62,18 @@ fn report_usage(err: &clap::Error) -> ExitCode {
     let rendered = err.render().to_string();
     let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or("invalid arguments");
-    let message = first.strip_prefix("error: ").unwrap_or(first);
+    let mut message = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    // "the following required arguments were not provided:" lists them on the next lines.
+    if message.ends_with(':') {
+        let missing: Vec<&str> = rendered
+            .lines()
+            .skip_while(|l| !l.trim_end().ends_with(':'))
+            .skip(1)
+            .map(str::trim)
+            .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+            .collect();
+        message = format!("{message} {}", missing.join(" "));
+    }
     eprintln!("nk: {message}");
     let tip = lines.find_map(|l| l.strip_prefix("tip: "));
     let help = lines_for_help(&rendered);
@@ -73,14 +84,31 @@ fn report_usage(err: &clap::Error) -> ExitCode {
     Status::Usage.into()
 }
 
-/// The `--help` invocation clap suggests at the end of its message (e.g. `nk dial --help`).
+/// The `--help` of the command the error is about (`nk ping --help`), from clap's usage line.
 fn lines_for_help(rendered: &str) -> String {
     rendered
         .lines()
-        .find_map(|l| l.trim().strip_prefix("For more information, try '"))
-        .and_then(|rest| rest.strip_suffix("'."))
-        .map(|suggestion| format!("nk {}", suggestion.trim_start_matches("nk ")))
-        .unwrap_or_else(|| "nk --help".to_string())
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .map(|usage| {
+            let words: Vec<&str> = usage
+                .split_whitespace()
+                .take_while(|w| !w.starts_with('[') && !w.starts_with('<'))
+                .collect();
+            format!("{} --help", words.join(" "))
+        })
+        .unwrap_or_else(|| match typed_subcommand() {
+            Some(name) => format!("nk {name} --help"),
+            None => "nk --help".to_string(),
+        })
+}
+
+/// The subcommand on the command line, when it names one (value errors carry no usage line).
+fn typed_subcommand() -> Option<String> {
+    let name = std::env::args().nth(1)?;
+    let known = <Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .any(|c| c.get_name() == name);
+    known.then_some(name)
 }
 
 /// netcat habits: `nk dial -u` is `nk udp`, `nk listen -u` is `nk udp -l`, and `-U` likewise
