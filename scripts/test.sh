@@ -15,6 +15,7 @@ declare -A peers=(
   [python3]=python3
   [dnsmasq]=dnsmasq-base
   [ping]=iputils-ping
+  [nft]=nftables
 )
 missing=()
 for cmd in "${!peers[@]}"; do

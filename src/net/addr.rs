@@ -410,6 +410,80 @@ pub fn lookup_name(ip: IpAddr, deadline: Deadline) -> Result<String> {
     on_resolver_thread(deadline, move || name_info(ip))
 }
 
+/// The addresses of `name` within `family`, in the resolver's order, and its canonical name
+/// (AI_CANONNAME: the first name of its /etc/hosts line, or the end of its CNAME chain), which
+/// ping's header shows as iputils does.
+pub fn lookup_canonical(
+    name: &str,
+    family: Family,
+    deadline: Deadline,
+) -> Result<(Vec<IpAddr>, Option<String>)> {
+    let owned = std::ffi::CString::new(name).map_err(|_| anyhow!("a name cannot contain NUL"))?;
+    on_resolver_thread(deadline, move || addr_info_canonical(&owned, family))
+}
+
+/// getaddrinfo(3) with AI_CANONNAME, which std does not expose.
+fn addr_info_canonical(
+    name: &std::ffi::CStr,
+    family: Family,
+) -> std::result::Result<(Vec<IpAddr>, Option<String>), String> {
+    // SAFETY: an all-zero addrinfo is the documented way to start a hints structure.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_flags = libc::AI_CANONNAME;
+    hints.ai_family = match family {
+        Family::Any => libc::AF_UNSPEC,
+        Family::V4 => libc::AF_INET,
+        Family::V6 => libc::AF_INET6,
+    };
+    hints.ai_socktype = libc::SOCK_DGRAM;
+    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: `name` is NUL-terminated, `hints` is initialised, `list` receives the result.
+    let code = unsafe { libc::getaddrinfo(name.as_ptr(), std::ptr::null(), &hints, &mut list) };
+    if code != 0 {
+        // SAFETY: gai_strerror returns a pointer to a static, NUL-terminated message.
+        let message = unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(code)) };
+        return Err(message.to_string_lossy().into_owned());
+    }
+    let mut addrs = Vec::new();
+    let mut canonical = None;
+    let mut node = list;
+    while !node.is_null() {
+        // SAFETY: `node` is an element of the list getaddrinfo returned, not yet freed.
+        let entry = unsafe { &*node };
+        if canonical.is_none() && !entry.ai_canonname.is_null() {
+            // SAFETY: ai_canonname is a NUL-terminated string owned by the list.
+            let text = unsafe { std::ffi::CStr::from_ptr(entry.ai_canonname) };
+            canonical = Some(text.to_string_lossy().into_owned());
+        }
+        if !entry.ai_addr.is_null() {
+            // SAFETY: ai_addr points to a socket address of ai_addrlen bytes; the copy is
+            // bounded by the storage size.
+            let addr = unsafe {
+                socket2::SockAddr::try_init(|storage, len| {
+                    let size = (entry.ai_addrlen as usize)
+                        .min(std::mem::size_of::<libc::sockaddr_storage>());
+                    std::ptr::copy_nonoverlapping(
+                        entry.ai_addr.cast::<u8>(),
+                        storage.cast::<u8>(),
+                        size,
+                    );
+                    *len = size as libc::socklen_t;
+                    Ok(())
+                })
+            };
+            if let Some(ip) = addr.ok().and_then(|(_, a)| a.as_socket()).map(|a| a.ip()) {
+                if !addrs.contains(&ip) {
+                    addrs.push(ip);
+                }
+            }
+        }
+        node = entry.ai_next;
+    }
+    // SAFETY: `list` came from getaddrinfo and is freed once.
+    unsafe { libc::freeaddrinfo(list) };
+    Ok((addrs, canonical))
+}
+
 /// Runs a blocking resolver call on a helper thread so the caller can give up at the deadline
 /// (the thread then finishes on its own; the C resolver cannot be cancelled).
 fn on_resolver_thread<T: Send + 'static>(

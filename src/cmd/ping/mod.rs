@@ -129,6 +129,7 @@ pub fn run(args: PingArgs) -> Result<()> {
     }
     let family = args.family.family();
     let host = addr::parse_host(&args.host)?;
+    let mut hostname = args.host.clone();
     let (destination, numeric_target) = match &host {
         Host::Ip(ip) => {
             if !family.allows(*ip) {
@@ -139,7 +140,15 @@ pub fn run(args: PingArgs) -> Result<()> {
             }
             (*ip, true)
         }
-        Host::Name(name) => (resolve_first(name, family)?, false),
+        Host::Name(name) => {
+            let (ip, canonical) = resolve_first(name, family)?;
+            // iputils names an IPv4 target by its canonical name (myalias → myhost,
+            // LOCALHOST → localhost), an IPv6 one as typed.
+            if ip.is_ipv4() {
+                hostname = canonical.unwrap_or(hostname);
+            }
+            (ip, false)
+        }
     };
     let max_size = if destination.is_ipv6() {
         MAX_SIZE_V6
@@ -161,7 +170,7 @@ pub fn run(args: PingArgs) -> Result<()> {
         },
     )?;
     let config = Config {
-        hostname: args.host.clone(),
+        hostname,
         destination,
         count: args.count,
         interval,
@@ -187,21 +196,19 @@ pub fn run(args: PingArgs) -> Result<()> {
     }
 }
 
-/// The first address of a name in the resolver's order, within -4/-6. An unknown name is
-/// exit 2, as iputils has it.
-fn resolve_first(name: &str, family: Family) -> Result<IpAddr> {
-    let found = addr::lookup(name, 0, Deadline::after(Some(Duration::from_secs(30))))
+/// The first address of a name in the resolver's order, and its canonical name. An unknown
+/// name is exit 2, as iputils has it.
+fn resolve_first(name: &str, family: Family) -> Result<(IpAddr, Option<String>)> {
+    let deadline = Deadline::after(Some(Duration::from_secs(30)));
+    let (found, canonical) = addr::lookup_canonical(name, family, deadline)
         .map_err(|e| anyhow::Error::new(UsageError::new(format!("resolve {name}: {e}"))))?;
-    found
-        .iter()
-        .map(|a| a.ip())
-        .find(|ip| family.allows(*ip))
-        .ok_or_else(|| {
-            let which = if family == Family::V4 { "IPv4" } else { "IPv6" };
-            anyhow::Error::new(UsageError::new(format!(
-                "resolve {name}: no {which} address"
-            )))
-        })
+    let ip = found.first().copied().ok_or_else(|| {
+        let which = if family == Family::V4 { "IPv4" } else { "IPv6" };
+        anyhow::Error::new(UsageError::new(format!(
+            "resolve {name}: no {which} address"
+        )))
+    })?;
+    Ok((ip, canonical))
 }
 
 fn is_root() -> bool {

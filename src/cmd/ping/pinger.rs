@@ -236,15 +236,21 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
         if self.config.json {
             return Ok(());
         }
-        let c = &self.config;
-        let line = match c.destination {
+        let line = match self.config.destination {
             IpAddr::V4(ip) => format!(
                 "PING {} ({ip}) {}({}) bytes of data.\n",
-                c.hostname,
-                c.size,
-                c.size + HEADER_LEN + 20
+                self.config.hostname,
+                self.config.size,
+                self.config.size + HEADER_LEN + 20
             ),
-            IpAddr::V6(ip) => format!("PING {}({ip}) {} data bytes\n", c.hostname, c.size),
+            // iputils shows the IPv6 address as it shows repliers: `name (address)` for names.
+            IpAddr::V6(ip) => {
+                let shown = self.display_name(IpAddr::V6(ip));
+                format!(
+                    "PING {}({shown}) {} data bytes\n",
+                    self.config.hostname, self.config.size
+                )
+            }
         };
         self.write(line.as_bytes())
     }
@@ -273,7 +279,12 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                 }
                 Ok(())
             }
-            // A local error (no route, message too long) counts as an error, as iputils does.
+            // A firewall's refusal comes back as an ICMP error too, which is what counts (and is
+            // printed), as in iputils.
+            Err(err) if matches!(err.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) => {
+                Ok(())
+            }
+            // Any other local error (no route, message too long) counts as an error.
             Err(err) => {
                 self.shared().stats.errors += 1;
                 if self.config.flood {

@@ -1,0 +1,1540 @@
+//! `nk ping`: ICMP echo to 127.0.0.1 and ::1, and to addresses inside private network
+//! namespaces (`unshare -n`) the tests set up themselves, checked line by line against the
+//! formats of iputils `ping` 20221126 (and against iputils itself, run the same way).
+//!
+//! What a user sees is asserted: stdout lines, the exit status, the first stderr line. Numbers
+//! that vary between runs (RTTs, the `time Nms` of the summary, `-D` timestamps) are checked for
+//! their shape (iputils' decimals rule) and their consistency, never for their value. The only
+//! timing assertions are generous upper bounds ("`-w 1` ends within 3 s") plus the lower bound a
+//! deadline implies.
+//!
+//! The host's namespace is never changed: sysctls (`ping_group_range`, `icmp_echo_ignore_all`),
+//! routes and nft rules are set only inside `unshare -n`. Runs as an unprivileged user use
+//! `setpriv` on a copy of the binary in a world-readable temporary directory.
+//!
+//! A missing peer (`ping` from iputils-ping, `setpriv`/`unshare` from util-linux, `ip` from
+//! iproute2, `nft` from nftables) fails the test with an install hint; nothing skips.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+// ---------------------------------------------------------------------------
+// helpers: running
+// ---------------------------------------------------------------------------
+
+/// Runs `nk ping ARGS` to completion, killing it (and failing) after `secs`.
+fn ping(args: &[&str], secs: f64) -> Finished {
+    let mut full = vec!["ping"];
+    full.extend_from_slice(args);
+    run_nk(full, In::Null, secs)
+}
+
+/// Runs iputils `ping ARGS` to completion within `secs`.
+fn iputils(args: &[&str], secs: f64) -> Finished {
+    require_iputils();
+    let mut cmd = Command::new("ping");
+    cmd.args(args);
+    cmd.env("LC_ALL", "C");
+    Proc::spawn(
+        &format!("iputils ping {}", args.join(" ")),
+        cmd,
+        In::Null,
+        Out::Pipe,
+    )
+    .wait(secs)
+}
+
+/// Fails unless `ping` on PATH is iputils' (the reference for every format here).
+fn require_iputils() {
+    require_tool("ping", "iputils-ping");
+    let out = Command::new("ping")
+        .arg("-V")
+        .output()
+        .expect("run ping -V");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("iputils"),
+        "`ping` on PATH is not iputils' (install iputils-ping); `ping -V` said: {text}"
+    );
+}
+
+/// Runs `argv` in a fresh network namespace (loopback up) after the shell commands `setup`.
+fn in_netns(setup: &str, argv: &[&str], secs: f64) -> Finished {
+    require_netns();
+    Proc::spawn(
+        &format!("[netns: {setup}] {}", argv.join(" ")),
+        netns_command(setup, argv),
+        In::Null,
+        Out::Pipe,
+    )
+    .wait(secs)
+}
+
+/// `nk ping ARGS` (as root) in a fresh network namespace after `setup`.
+fn nk_ping_in_netns(setup: &str, args: &[&str], secs: f64) -> Finished {
+    let mut argv = vec![NK, "ping"];
+    argv.extend_from_slice(args);
+    in_netns(setup, &argv, secs)
+}
+
+/// Namespace setup under which 10.99.0.2 goes out on the loopback device but is nobody's
+/// address: with forwarding off (a new namespace's default) the kernel drops the request
+/// silently, so nothing ever answers and no ICMP error comes back either.
+const BLACKHOLE: &str = "ip route add 10.99.0.0/24 dev lo";
+const SILENT_HOST: &str = "10.99.0.2";
+
+/// Namespace setup under which the kernel does not answer echo requests on either family; a
+/// raw socket still sees its own requests come in on the loopback.
+const ECHO_IGNORED: &str = "echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all && \
+                            echo 1 > /proc/sys/net/ipv6/icmp/echo_ignore_all";
+
+/// Namespace setup under which every echo request is rejected by nft in the `hook` chain
+/// (`input` or `output`): IPv4 with ICMP host unreachable, IPv6 with ICMPv6 address
+/// unreachable, both of which iputils prints as `From ...` error lines. Rejected on input, the
+/// request was sent and the error comes back; rejected on output, the send itself also fails
+/// (EPERM) while the error is queued all the same.
+fn rejecting(hook: &str) -> String {
+    format!(
+        "nft add table inet nkping && \
+         nft add chain inet nkping c '{{ type filter hook {hook} priority 0 ; }}' && \
+         nft add rule inet nkping c icmp type echo-request reject with icmp type host-unreachable && \
+         nft add rule inet nkping c icmpv6 type echo-request \
+             reject with icmpv6 type addr-unreachable"
+    )
+}
+
+/// A copy of the binary that an unprivileged user can run (target/ may not be traversable),
+/// in a 0755 directory under /tmp (TMPDIR may not be traversable either), kept alive by the
+/// returned guard.
+fn nk_for_nobody() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("nk-ping-")
+        .tempdir_in("/tmp")
+        .expect("tempdir in /tmp");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod tempdir");
+    let copy = dir.path().join("nk");
+    std::fs::copy(NK, &copy).unwrap_or_else(|e| panic!("copy {NK}: {e}"));
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod nk");
+    (dir, copy)
+}
+
+/// `setpriv` arguments that make the rest of argv run as nobody:nogroup with no
+/// supplementary groups (and, since the uid changes from 0, no capabilities).
+const AS_NOBODY: [&str; 4] = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+];
+
+/// `nk ping ARGS` as user nobody in a fresh network namespace whose
+/// `net.ipv4.ping_group_range` is `range`.
+fn nobody_ping_in_netns(range: &str, args: &[&str], secs: f64) -> Finished {
+    require_tool("setpriv", "util-linux");
+    let (_dir, copy) = nk_for_nobody();
+    let copy = copy.to_str().expect("utf-8 temp path").to_string();
+    let mut argv: Vec<&str> = AS_NOBODY.to_vec();
+    argv.push(&copy);
+    argv.push("ping");
+    argv.extend_from_slice(args);
+    let setup = format!("echo '{range}' > /proc/sys/net/ipv4/ping_group_range");
+    in_netns(&setup, &argv, secs)
+}
+
+// ---------------------------------------------------------------------------
+// helpers: parsing what iputils prints
+// ---------------------------------------------------------------------------
+
+/// stdout split into lines (a final empty line, as in `...\n\n`, is kept as "").
+fn out_lines(out: &Finished) -> Vec<String> {
+    let text = out.stdout_text();
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "stdout does not end with a newline\n{}",
+        out.describe()
+    );
+    text.lines().map(str::to_string).collect()
+}
+
+/// A non-empty run of ASCII digits, as a number.
+fn num(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A `time=` value in ms, if it follows iputils' decimals rule: under 1 ms three decimals,
+/// under 10 ms two, under 100 ms one, from 100 ms on none.
+fn reply_time(s: &str) -> Option<f64> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let i = num(int)?;
+    if int.len() > 1 && int.starts_with('0') {
+        return None;
+    }
+    if s.contains('.') && num(frac).is_none() {
+        return None;
+    }
+    let ok = match frac.len() {
+        3 => i == 0,
+        2 => (1..=9).contains(&i),
+        1 => (10..=99).contains(&i),
+        0 => i >= 100,
+        _ => false,
+    };
+    if ok {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// `\d+\.\d{3}` (the summary's RTT figures), as a number.
+fn ms3(s: &str) -> Option<f64> {
+    let (int, frac) = s.split_once('.')?;
+    num(int)?;
+    if frac.len() != 3 {
+        return None;
+    }
+    num(frac)?;
+    s.parse().ok()
+}
+
+/// One reply line: `BYTES bytes from FROM: icmp_seq=SEQ ttl=TTL[ time=T ms]`.
+#[derive(Debug, Clone, PartialEq)]
+struct Reply {
+    bytes: u64,
+    from: String,
+    seq: u64,
+    ttl: u64,
+    /// The printed time text and its value in ms.
+    time: Option<(String, f64)>,
+}
+
+fn parse_reply(line: &str) -> Option<Reply> {
+    let (bytes, rest) = line.split_once(" bytes from ")?;
+    let at = rest.find(": icmp_seq=")?;
+    let from = &rest[..at];
+    let rest = &rest[at + ": icmp_seq=".len()..];
+    let (seq, rest) = rest.split_once(" ttl=")?;
+    let (ttl, time) = match rest.split_once(" time=") {
+        Some((ttl, t)) => {
+            let t = t.strip_suffix(" ms")?;
+            (ttl, Some((t.to_string(), reply_time(t)?)))
+        }
+        None => (rest, None),
+    };
+    if from.is_empty() || from.contains(' ') {
+        return None;
+    }
+    Some(Reply {
+        bytes: num(bytes)?,
+        from: from.to_string(),
+        seq: num(seq)?,
+        ttl: num(ttl)?,
+        time,
+    })
+}
+
+/// The packets line of the summary.
+#[derive(Debug, Clone, PartialEq)]
+struct Counts {
+    transmitted: u64,
+    received: u64,
+    duplicates: u64,
+    errors: u64,
+    loss: String,
+    time_ms: u64,
+}
+
+/// `TX packets transmitted, RX received[, +N duplicates][, +N errors], L% packet loss, time Nms`.
+fn parse_counts(line: &str) -> Option<Counts> {
+    let parts: Vec<&str> = line.split(", ").collect();
+    if parts.len() < 4 {
+        return None;
+    }
+    let transmitted = num(parts[0].strip_suffix(" packets transmitted")?)?;
+    let received = num(parts[1].strip_suffix(" received")?)?;
+    let (mut duplicates, mut errors) = (0, 0);
+    for extra in &parts[2..parts.len() - 2] {
+        let extra = extra.strip_prefix('+')?;
+        if let Some(n) = extra.strip_suffix(" duplicates") {
+            duplicates = num(n)?;
+        } else if let Some(n) = extra.strip_suffix(" errors") {
+            errors = num(n)?;
+        } else {
+            return None;
+        }
+    }
+    let loss = parts[parts.len() - 2].strip_suffix("% packet loss")?;
+    let time_ms = num(parts[parts.len() - 1]
+        .strip_prefix("time ")?
+        .strip_suffix("ms")?)?;
+    Some(Counts {
+        transmitted,
+        received,
+        duplicates,
+        errors,
+        loss: loss.to_string(),
+        time_ms,
+    })
+}
+
+/// C's `%g` of the float iputils computes for the loss: `(tx - rx) * 100 / tx`.
+fn loss_text(transmitted: u64, received: u64) -> String {
+    let v = ((transmitted - received) as f64 * 100.0 / transmitted as f64) as f32 as f64;
+    if v == 0.0 {
+        return "0".into();
+    }
+    // 6 significant digits, trailing zeros (and a trailing point) removed.
+    let decimals = (5 - v.log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// `rtt min/avg/max/mdev = a/b/c/d ms[, ipg/ewma e/f ms]`, each figure `\d+\.\d{3}`.
+fn parse_rtt(line: &str) -> Option<([f64; 4], Option<[f64; 2]>)> {
+    let rest = line.strip_prefix("rtt min/avg/max/mdev = ")?;
+    let (main, ipg) = match rest.split_once(" ms, ipg/ewma ") {
+        Some((main, ipg)) => (main, Some(ipg.strip_suffix(" ms")?)),
+        None => (rest.strip_suffix(" ms")?, None),
+    };
+    let figures: Vec<f64> = main.split('/').map(ms3).collect::<Option<_>>()?;
+    let figures: [f64; 4] = figures.try_into().ok()?;
+    let ipg = match ipg {
+        Some(s) => {
+            let v: Vec<f64> = s.split('/').map(ms3).collect::<Option<_>>()?;
+            Some(v.try_into().ok()?)
+        }
+        None => None,
+    };
+    Some((figures, ipg))
+}
+
+/// Panics unless `line` is a reply of `bytes` from `from` with `icmp_seq=seq ttl=64`, with a
+/// time (following the decimals rule) exactly when `timing`; returns the time in ms.
+fn expect_reply(out: &Finished, line: &str, bytes: u64, from: &str, seq: u64, timing: bool) -> f64 {
+    let r = parse_reply(line).unwrap_or_else(|| {
+        panic!(
+            "not a reply line `{bytes} bytes from {from}: icmp_seq={seq} ttl=64 time=T ms` \
+             (T per iputils' decimals rule): {line:?}\n{}",
+            out.describe()
+        )
+    });
+    let want = Reply {
+        bytes,
+        from: from.to_string(),
+        seq,
+        ttl: 64,
+        time: if timing { r.time.clone() } else { None },
+    };
+    assert_eq!(r, want, "reply line {line:?}\n{}", out.describe());
+    assert!(
+        r.time.is_some() == timing,
+        "reply line {line:?}: time= {} expected\n{}",
+        if timing { "is" } else { "is not" },
+        out.describe()
+    );
+    r.time.map_or(0.0, |t| t.1)
+}
+
+/// Panics unless `line` is the packets line with exactly these counts and the loss iputils
+/// would print for them; returns the parsed line.
+fn expect_counts(out: &Finished, line: &str, tx: u64, rx: u64, errors: u64) -> Counts {
+    let c = parse_counts(line).unwrap_or_else(|| {
+        panic!(
+            "not a packets line `N packets transmitted, N received, L% packet loss, time Nms`: \
+             {line:?}\n{}",
+            out.describe()
+        )
+    });
+    let want = Counts {
+        transmitted: tx,
+        received: rx,
+        duplicates: 0,
+        errors,
+        loss: loss_text(tx, rx),
+        time_ms: c.time_ms,
+    };
+    assert_eq!(c, want, "packets line {line:?}\n{}", out.describe());
+    c
+}
+
+/// Panics unless `line` is an rtt line whose figures fit the reply times printed: min <= avg
+/// <= max, mdev <= max - min, and (when every reply was under 1 ms, so printed with the same
+/// three decimals) min and max equal the smallest and largest reply time.
+fn expect_rtt(out: &Finished, line: &str, times: &[f64], ipg: bool) {
+    let (f, ipg_figures) = parse_rtt(line).unwrap_or_else(|| {
+        panic!(
+            "not an rtt line `rtt min/avg/max/mdev = a/b/c/d ms` (each \\d+.\\d{{3}}): \
+             {line:?}\n{}",
+            out.describe()
+        )
+    });
+    let [min, avg, max, mdev] = f;
+    assert!(
+        min <= avg && avg <= max && mdev <= max - min + 0.001,
+        "rtt figures inconsistent (min <= avg <= max, mdev <= max - min): {line:?}\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        ipg_figures.is_some(),
+        ipg,
+        "rtt line {line:?}: `, ipg/ewma a/b ms` {} expected\n{}",
+        if ipg { "is" } else { "is not" },
+        out.describe()
+    );
+    if !times.is_empty() && times.iter().all(|&t| t < 1.0) {
+        let lo = times.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = times.iter().cloned().fold(0.0, f64::max);
+        assert!(
+            (min - lo).abs() < 1e-9 && (max - hi).abs() < 1e-9,
+            "rtt min/max {min}/{max} are not the smallest/largest reply time {lo}/{hi}\n{}",
+            out.describe()
+        );
+    }
+}
+
+/// Checks a whole text-mode run that got every reply: `header`, replies 1..=n of `bytes` from
+/// `host`, the empty line, `--- HOST ping statistics ---`, the packets line, then the rtt line
+/// (with timing) or an empty line (without). Returns the reply times.
+fn expect_full_run(
+    out: &Finished,
+    header: &str,
+    host: &str,
+    bytes: u64,
+    n: u64,
+    timing: bool,
+) -> Vec<f64> {
+    let lines = out_lines(out);
+    let n_us = n as usize;
+    assert_eq!(
+        lines.len(),
+        n_us + 5,
+        "want the header, {n} replies, an empty line, 2 summary lines and {}\n{}",
+        if timing {
+            "the rtt line"
+        } else {
+            "an empty line"
+        },
+        out.describe()
+    );
+    assert_eq!(lines[0], header, "header\n{}", out.describe());
+    let times: Vec<f64> = (1..=n)
+        .map(|seq| expect_reply(out, &lines[seq as usize], bytes, host, seq, timing))
+        .collect();
+    assert_eq!(
+        lines[n_us + 1],
+        "",
+        "empty line before the summary\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        lines[n_us + 2],
+        format!("--- {host} ping statistics ---"),
+        "summary title\n{}",
+        out.describe()
+    );
+    expect_counts(out, &lines[n_us + 3], n, n, 0);
+    if timing {
+        expect_rtt(out, &lines[n_us + 4], &times, false);
+    } else {
+        assert_eq!(
+            lines[n_us + 4],
+            "",
+            "without timing the summary ends with an empty line, as in iputils\n{}",
+            out.describe()
+        );
+    }
+    times
+}
+
+/// A line with its run-dependent numbers replaced by placeholders (only where they have the
+/// shape iputils gives them, so a malformed number still shows up as a difference).
+fn normalize(line: &str) -> String {
+    let mut line = line.to_string();
+    // -D prefix
+    if let Some(rest) = line.strip_prefix('[') {
+        if let Some((ts, tail)) = rest.split_once("] ") {
+            if let Some((s, us)) = ts.split_once('.') {
+                if num(s).is_some() && us.len() == 6 && num(us).is_some() {
+                    line = format!("[TS] {tail}");
+                }
+            }
+        }
+    }
+    if let Some(at) = line.find(" time=") {
+        let tail = &line[at + " time=".len()..];
+        if let Some(end) = tail.find(" ms") {
+            if reply_time(&tail[..end]).is_some() {
+                line = format!("{} time=T{}", &line[..at], &tail[end..]);
+            }
+        }
+    }
+    if parse_counts(&line).is_some() {
+        if let Some(at) = line.rfind(", time ") {
+            line = format!("{}, time Tms", &line[..at]);
+        }
+    }
+    if let Some((_, ipg)) = parse_rtt(&line) {
+        line = "rtt min/avg/max/mdev = R/R/R/R ms".into();
+        if ipg.is_some() {
+            line.push_str(", ipg/ewma R/R ms");
+        }
+    }
+    line
+}
+
+/// How nk's run differs from iputils' (stdout up to run-dependent numbers, exit status), or
+/// `None` when it does not.
+fn difference_from_iputils(nk: &Finished, reference: &Finished) -> Option<String> {
+    let ours: Vec<String> = out_lines(nk).iter().map(|l| normalize(l)).collect();
+    let theirs: Vec<String> = out_lines(reference).iter().map(|l| normalize(l)).collect();
+    let mut why = Vec::new();
+    if ours != theirs {
+        let first = ours
+            .iter()
+            .zip(&theirs)
+            .position(|(a, b)| a != b)
+            .unwrap_or(ours.len().min(theirs.len()));
+        why.push(format!(
+            "stdout differs from iputils' (numbers replaced by placeholders) from line {}:\n  \
+             nk:      {:?}\n  iputils: {:?}",
+            first + 1,
+            &ours[first.min(ours.len())..],
+            &theirs[first.min(theirs.len())..]
+        ));
+    }
+    if nk.status.code() != reference.status.code() {
+        why.push(format!(
+            "exit status {:?}, iputils {:?}",
+            nk.status.code(),
+            reference.status.code()
+        ));
+    }
+    if why.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{}\n{}\n{}",
+        why.join("\n"),
+        nk.describe(),
+        reference.describe()
+    ))
+}
+
+/// Panics unless nk and iputils printed the same lines up to run-dependent numbers, and
+/// exited with the same status.
+fn expect_same_as_iputils(nk: &Finished, reference: &Finished) {
+    if let Some(why) = difference_from_iputils(nk, reference) {
+        panic!("{why}");
+    }
+}
+
+/// Runs each argument list with iputils and with nk through `run` (which is given the full
+/// argv), and panics listing every case that differs.
+fn compare_cases(cases: &[&[&str]], run: impl Fn(&[&str]) -> Finished) {
+    require_iputils();
+    let mut failures = Vec::new();
+    for args in cases {
+        let mut theirs = vec!["ping"];
+        theirs.extend_from_slice(args);
+        let mut ours = vec![NK, "ping"];
+        ours.extend_from_slice(args);
+        let reference = run(&theirs);
+        let out = run(&ours);
+        if let Some(why) = difference_from_iputils(&out, &reference) {
+            failures.push(format!("== ping {}: {why}", args.join(" ")));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ from iputils:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+const HEADER_V4: &str = "PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data.";
+const HEADER_V6: &str = "PING ::1(::1) 56 data bytes";
+
+// ---------------------------------------------------------------------------
+// 1. replies from loopback
+// ---------------------------------------------------------------------------
+
+#[test]
+fn three_pings_to_127_0_0_1() {
+    let out = ping(&["-c", "3", "-i", "0.2", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, 3, true);
+}
+
+#[test]
+fn three_pings_to_ipv6_loopback() {
+    let out = ping(&["-c", "3", "-i", "0.2", "::1"], 15.0);
+    out.expect_code(0);
+    expect_full_run(&out, HEADER_V6, "::1", 64, 3, true);
+}
+
+#[test]
+fn two_pings_at_the_default_interval() {
+    let out = ping(&["-c", "2", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, 2, true);
+    let lines = out_lines(&out);
+    let c = parse_counts(&lines[5]).expect("packets line");
+    // One interval (1 s) between the two requests; iputils shows about 1000-1050ms.
+    assert!(
+        (900..5000).contains(&c.time_ms),
+        "`time Nms` should span the one-second interval between the two requests\n{}",
+        out.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2. options
+// ---------------------------------------------------------------------------
+
+#[test]
+fn quiet_prints_header_and_summary_only() {
+    let out = ping(&["-q", "-c", "2", "-i", "0.2", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    let lines = out_lines(&out);
+    assert_eq!(
+        lines.len(),
+        5,
+        "header, empty line, 3 summary lines\n{}",
+        out.describe()
+    );
+    assert_eq!(lines[0], HEADER_V4, "{}", out.describe());
+    assert_eq!(lines[1], "", "{}", out.describe());
+    assert_eq!(
+        lines[2],
+        "--- 127.0.0.1 ping statistics ---",
+        "{}",
+        out.describe()
+    );
+    expect_counts(&out, &lines[3], 2, 2, 0);
+    expect_rtt(&out, &lines[4], &[], false);
+}
+
+#[test]
+fn five_pings_at_a_fifth_of_a_second() {
+    let out = ping(&["-i", "0.2", "-c", "5", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, 5, true);
+    let c = parse_counts(&out_lines(&out)[8]).expect("packets line");
+    assert!(
+        c.time_ms < 4000,
+        "4 intervals of 0.2 s should not take {}ms\n{}",
+        c.time_ms,
+        out.describe()
+    );
+}
+
+#[test]
+fn durations_in_nk_syntax_are_accepted() {
+    for interval in ["200ms", "0.2s"] {
+        let out = ping(&["-c", "2", "-i", interval, "127.0.0.1"], 15.0);
+        out.expect_code(0);
+        expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, 2, true);
+    }
+}
+
+#[test]
+fn empty_payload_has_no_times_and_no_rtt_line() {
+    let out = ping(&["-c", "2", "-s", "0", "-i", "0.2", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    let header = "PING 127.0.0.1 (127.0.0.1) 0(28) bytes of data.";
+    expect_full_run(&out, header, "127.0.0.1", 8, 2, false);
+    assert!(
+        out.stdout_text().ends_with("ms\n\n"),
+        "the summary should end with an empty line, as iputils' does with -s 0\n{}",
+        out.describe()
+    );
+    // 15 bytes is still too short for a timestamp; 16 is enough.
+    let out = ping(&["-c", "1", "-s", "15", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    let header = "PING 127.0.0.1 (127.0.0.1) 15(43) bytes of data.";
+    expect_full_run(&out, header, "127.0.0.1", 23, 1, false);
+    let out = ping(&["-c", "1", "-s", "16", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    let header = "PING 127.0.0.1 (127.0.0.1) 16(44) bytes of data.";
+    expect_full_run(&out, header, "127.0.0.1", 24, 1, true);
+}
+
+#[test]
+fn payload_sizes_up_to_the_protocol_maximum() {
+    let out = ping(&["-c", "2", "-s", "1472", "-i", "0.2", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    let header = "PING 127.0.0.1 (127.0.0.1) 1472(1500) bytes of data.";
+    expect_full_run(&out, header, "127.0.0.1", 1480, 2, true);
+
+    let out = ping(&["-c", "1", "-s", "65507", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    let header = "PING 127.0.0.1 (127.0.0.1) 65507(65535) bytes of data.";
+    expect_full_run(&out, header, "127.0.0.1", 65515, 1, true);
+
+    let out = ping(&["-c", "1", "-s", "65527", "::1"], 15.0);
+    out.expect_code(0);
+    expect_full_run(
+        &out,
+        "PING ::1(::1) 65527 data bytes",
+        "::1",
+        65535,
+        1,
+        true,
+    );
+}
+
+#[test]
+fn ttl_1_still_reaches_loopback() {
+    let out = ping(&["-c", "2", "-t", "1", "-i", "0.2", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, 2, true);
+    let out = ping(&["-c", "2", "-t", "1", "-i", "0.2", "::1"], 15.0);
+    out.expect_code(0);
+    expect_full_run(&out, HEADER_V6, "::1", 64, 2, true);
+}
+
+#[test]
+fn timestamps_prefix_reply_lines_only() {
+    let out = ping(&["-c", "3", "-i", "0.2", "-D", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let lines = out_lines(&out);
+    assert_eq!(lines.len(), 8, "{}", out.describe());
+    assert_eq!(
+        lines[0],
+        HEADER_V4,
+        "no prefix on the header\n{}",
+        out.describe()
+    );
+    let mut stripped = lines.clone();
+    let mut last = 0.0;
+    for seq in 1..=3 {
+        let line = &lines[seq];
+        let bad = || -> ! {
+            panic!(
+                "-D line should match `^\\[\\d+\\.\\d{{6}}\\] 64 bytes from`: {line:?}\n{}",
+                out.describe()
+            )
+        };
+        let Some((ts, rest)) = line.strip_prefix('[').and_then(|r| r.split_once("] ")) else {
+            bad()
+        };
+        let Some((s, us)) = ts.split_once('.') else {
+            bad()
+        };
+        if num(s).is_none() || us.len() != 6 || num(us).is_none() {
+            bad();
+        }
+        let t: f64 = ts.parse().expect("timestamp");
+        assert!(
+            (t - now).abs() < 300.0 && t >= last,
+            "-D timestamp {ts} should be the wall-clock time of the reply (now {now:.6}), \
+             non-decreasing\n{}",
+            out.describe()
+        );
+        last = t;
+        stripped[seq] = rest.to_string();
+    }
+    // Without the prefixes it is an ordinary run.
+    let plain = Finished {
+        name: out.name.clone(),
+        status: out.status,
+        stdout: (stripped.join("\n") + "\n").into_bytes(),
+        stderr: out.stderr.clone(),
+        elapsed: out.elapsed,
+    };
+    expect_full_run(&plain, HEADER_V4, "127.0.0.1", 64, 3, true);
+}
+
+#[test]
+fn deadline_of_one_second_ends_the_run() {
+    let out = ping(&["-w", "1", "127.0.0.1"], 10.0);
+    out.expect_code(0);
+    assert!(
+        out.elapsed >= Duration::from_millis(900) && out.elapsed < Duration::from_secs(3),
+        "-w 1 should end the run after about 1 s, not {:.2?}\n{}",
+        out.elapsed,
+        out.describe()
+    );
+    let lines = out_lines(&out);
+    assert!(lines.len() >= 6, "{}", out.describe());
+    assert_eq!(lines[0], HEADER_V4, "{}", out.describe());
+    let n = lines.len() - 5;
+    // iputils sends 1 (the second request, due at 1 s, loses the race with the deadline);
+    // 2 is as good.
+    assert!(
+        (1..=2).contains(&n),
+        "1 or 2 replies expected\n{}",
+        out.describe()
+    );
+    expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, n as u64, true);
+}
+
+#[test]
+fn count_and_deadline_together_stop_at_the_count_when_all_reply() {
+    let out = ping(&["-c", "3", "-w", "5", "-i", "0.2", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, 3, true);
+    assert!(
+        out.elapsed < Duration::from_secs(4),
+        "3 replies at 0.2 s intervals should end the run long before the 5 s deadline \
+         ({:.2?})\n{}",
+        out.elapsed,
+        out.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 3. side by side with iputils
+// ---------------------------------------------------------------------------
+
+#[test]
+fn same_lines_as_iputils_for_two_pings() {
+    let args = ["-c", "2", "-i", "0.2", "127.0.0.1"];
+    let reference = iputils(&args, 15.0);
+    let out = ping(&args, 15.0);
+    expect_same_as_iputils(&out, &reference);
+}
+
+#[test]
+fn same_lines_as_iputils_without_timing() {
+    let args = ["-c", "2", "-s", "0", "-i", "0.2", "127.0.0.1"];
+    let reference = iputils(&args, 15.0);
+    let out = ping(&args, 15.0);
+    expect_same_as_iputils(&out, &reference);
+}
+
+#[test]
+fn same_lines_as_iputils_without_timing_ipv6() {
+    let args = ["-c", "2", "-s", "0", "-i", "0.2", "::1"];
+    let reference = iputils(&args, 15.0);
+    let out = ping(&args, 15.0);
+    expect_same_as_iputils(&out, &reference);
+}
+
+/// The /etc/hosts the name tests see (bind-mounted inside a private mount namespace).
+const HOSTS: &str = "127.0.0.1 localhost\n\
+                     127.0.0.1 myhost4 myalias4\n\
+                     ::1 ip6-localhost\n\
+                     ::1 myhost6 myalias6\n";
+
+/// Runs `argv` in a private mount namespace whose /etc/hosts is [`HOSTS`].
+fn with_hosts(argv: &[&str], secs: f64) -> Finished {
+    require_mountns();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, HOSTS).expect("write hosts");
+    Proc::spawn(
+        &format!("[private /etc/hosts] {}", argv.join(" ")),
+        hosts_command(&hosts, argv),
+        In::Null,
+        Out::Pipe,
+    )
+    .wait(secs)
+}
+
+#[test]
+fn same_lines_as_iputils_for_host_names() {
+    // iputils names the target by its canonical name (IPv4 header and summary), shows
+    // `name(reverse-name (addr))` in the IPv6 header, and reverse-resolves reply sources
+    // unless -n.
+    require_iputils();
+    compare_cases(
+        &[
+            &["-c", "2", "-i", "0.2", "myalias4"],
+            &["-c", "2", "-i", "0.2", "-n", "myalias4"],
+            &["-c", "1", "LOCALHOST"],
+            &["-c", "2", "-i", "0.2", "myalias6"],
+            &["-c", "2", "-i", "0.2", "-n", "myhost6"],
+            &["-c", "2", "-i", "0.2", "-6", "ip6-localhost"],
+        ],
+        |argv| with_hosts(argv, 15.0),
+    );
+}
+
+#[test]
+fn same_lines_as_iputils_quiet_ipv6() {
+    let args = ["-c", "2", "-q", "-i", "0.2", "::1"];
+    let reference = iputils(&args, 15.0);
+    let out = ping(&args, 15.0);
+    expect_same_as_iputils(&out, &reference);
+}
+
+#[test]
+fn same_lines_as_iputils_with_timestamps_ipv6() {
+    let args = ["-c", "2", "-D", "-i", "0.2", "::1"];
+    let reference = iputils(&args, 15.0);
+    let out = ping(&args, 15.0);
+    expect_same_as_iputils(&out, &reference);
+}
+
+#[test]
+fn same_lines_as_iputils_when_nothing_answers() {
+    compare_cases(
+        &[
+            &["-c", "2", "-i", "0.2", "-W", "0.5", SILENT_HOST],
+            &["-c", "2", "-q", "-i", "0.2", "-W", "0.5", SILENT_HOST],
+            &["-c", "2", "-i", "0.2", "-w", "1", SILENT_HOST],
+        ],
+        |argv| in_netns(BLACKHOLE, argv, 15.0),
+    );
+}
+
+#[test]
+fn same_lines_as_iputils_for_icmp_errors() {
+    require_tool("nft", "nftables");
+    let setup = rejecting("input");
+    compare_cases(
+        &[
+            &["-c", "2", "-i", "0.2", "127.0.0.1"],
+            &["-w", "5", "-i", "0.2", "127.0.0.1"],
+            &["-c", "2", "-D", "-i", "0.2", "127.0.0.1"],
+            &["-c", "2", "-i", "0.2", "::1"],
+            &["-w", "5", "-i", "0.2", "::1"],
+        ],
+        |argv| in_netns(&setup, argv, 15.0),
+    );
+}
+
+#[test]
+fn same_lines_as_iputils_when_the_send_is_rejected_locally() {
+    // The send fails (EPERM) and an ICMP error is queued for the same request: iputils counts
+    // one transmitted request and one error for each (its stderr says
+    // `ping: sendmsg: Operation not permitted`, which is not compared here).
+    require_tool("nft", "nftables");
+    let setup = rejecting("output");
+    compare_cases(
+        &[
+            &["-c", "2", "-i", "0.2", "127.0.0.1"],
+            &["-c", "2", "-i", "0.2", "::1"],
+        ],
+        |argv| in_netns(&setup, argv, 15.0),
+    );
+}
+
+#[test]
+fn duplicate_replies_are_marked_and_counted() {
+    // nft duplicates every echo reply on its way out: the copy arrives right after the
+    // original. The run may end before the copy of the last reply is read, so 1 or 2 (DUP!).
+    require_tool("nft", "nftables");
+    let setup = "nft add table ip nkping && \
+         nft add chain ip nkping c '{ type filter hook output priority 0 ; }' && \
+         nft add rule ip nkping c icmp type echo-reply dup to 127.0.0.1 device lo && \
+         nft add table ip6 nkping && \
+         nft add chain ip6 nkping c '{ type filter hook output priority 0 ; }' && \
+         nft add rule ip6 nkping c icmpv6 type echo-reply dup to ::1 device lo";
+    for (host, header) in [("127.0.0.1", HEADER_V4), ("::1", HEADER_V6)] {
+        let out = nk_ping_in_netns(setup, &["-c", "2", "-i", "0.2", host], 15.0);
+        out.expect_code(0);
+        let lines = out_lines(&out);
+        assert_eq!(lines[0], header, "{}", out.describe());
+        let summary_at = lines
+            .iter()
+            .position(String::is_empty)
+            .unwrap_or_else(|| panic!("no empty line before the summary\n{}", out.describe()));
+        let mut times = Vec::new();
+        let mut dups = 0;
+        let mut seqs = Vec::new();
+        for line in &lines[1..summary_at] {
+            let (reply, dup) = match line.strip_suffix(" (DUP!)") {
+                Some(r) => (r, true),
+                None => (line.as_str(), false),
+            };
+            let r = parse_reply(reply)
+                .unwrap_or_else(|| panic!("not a reply line: {line:?}\n{}", out.describe()));
+            assert_eq!(
+                (r.bytes, r.from.as_str(), r.ttl),
+                (64, host, 64),
+                "{line:?}"
+            );
+            assert_eq!(
+                dup,
+                seqs.contains(&r.seq),
+                "(DUP!) should mark exactly the second reply to a sequence: {line:?}\n{}",
+                out.describe()
+            );
+            dups += u64::from(dup);
+            seqs.push(r.seq);
+            times.push(r.time.expect("time").1);
+        }
+        assert!(
+            seqs.starts_with(&[1, 1, 2]) && (1..=2).contains(&dups),
+            "want seq 1, its duplicate, seq 2 (and maybe its duplicate)\n{}",
+            out.describe()
+        );
+        assert_eq!(lines.len(), summary_at + 4, "{}", out.describe());
+        assert_eq!(
+            lines[summary_at + 1],
+            format!("--- {host} ping statistics ---")
+        );
+        let c = parse_counts(&lines[summary_at + 2])
+            .unwrap_or_else(|| panic!("no packets line\n{}", out.describe()));
+        let want = Counts {
+            transmitted: 2,
+            received: 2,
+            duplicates: dups,
+            errors: 0,
+            loss: "0".into(),
+            time_ms: c.time_ms,
+        };
+        assert_eq!(
+            c,
+            want,
+            "packets line with `+{dups} duplicates`\n{}",
+            out.describe()
+        );
+        // Duplicates count in the RTT figures too.
+        expect_rtt(&out, &lines[summary_at + 3], &times, false);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4. unprivileged: ICMP datagram sockets, or a clear refusal
+// ---------------------------------------------------------------------------
+
+#[test]
+fn unprivileged_user_pings_through_datagram_sockets() {
+    let out = nobody_ping_in_netns("0 2147483647", &["-c", "2", "-i", "0.2", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, 2, true);
+    let out = nobody_ping_in_netns("0 2147483647", &["-c", "2", "-i", "0.2", "::1"], 15.0);
+    out.expect_code(0);
+    expect_full_run(&out, HEADER_V6, "::1", 64, 2, true);
+}
+
+#[test]
+fn unprivileged_user_without_ping_group_is_told_how_to_fix_it() {
+    // The precondition: setpriv really leaves nobody without capabilities.
+    require_tool("setpriv", "util-linux");
+    let mut argv: Vec<&str> = AS_NOBODY.to_vec();
+    argv.extend(["grep", "^CapEff:", "/proc/self/status"]);
+    let caps = in_netns("", &argv, 10.0);
+    caps.expect_code(0);
+    assert_eq!(
+        caps.stdout_text().trim_end(),
+        "CapEff:\t0000000000000000",
+        "setpriv should drop every capability\n{}",
+        caps.describe()
+    );
+
+    for host in ["127.0.0.1", "::1"] {
+        let out = nobody_ping_in_netns("1 0", &["-c", "1", host], 10.0);
+        out.expect_code(2).expect_stdout(b"");
+        assert!(
+            out.stderr_first_line()
+                .starts_with("nk: open an ICMP socket:"),
+            "first stderr line should be `nk: open an ICMP socket: ...`\n{}",
+            out.describe()
+        );
+        let hint = out
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("hint:"))
+            .unwrap_or_else(|| panic!("no `hint:` line on stderr\n{}", out.describe()));
+        assert!(
+            hint.contains("ping_group_range") && hint.contains("CAP_NET_RAW"),
+            "the hint should name net.ipv4.ping_group_range and CAP_NET_RAW: {hint:?}\n{}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn unprivileged_user_cannot_flood() {
+    for args in [
+        &["-c", "2", "-i", "0.001", "127.0.0.1"][..],
+        &["-c", "2", "-f", "127.0.0.1"][..],
+    ] {
+        let out = nobody_ping_in_netns("0 2147483647", args, 10.0);
+        out.expect_code(2);
+        out.expect_stderr_contains("minimal interval allowed for user is 2ms");
+    }
+    // 2 ms is allowed.
+    let out = nobody_ping_in_netns(
+        "0 2147483647",
+        &["-c", "3", "-i", "0.002", "127.0.0.1"],
+        10.0,
+    );
+    out.expect_code(0);
+    expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, 3, true);
+}
+
+// ---------------------------------------------------------------------------
+// 5, 6. nothing answers
+// ---------------------------------------------------------------------------
+
+#[test]
+fn no_answer_exits_1_after_the_reply_wait() {
+    let args = ["-c", "2", "-i", "0.2", "-W", "0.5", SILENT_HOST];
+    let out = nk_ping_in_netns(BLACKHOLE, &args, 15.0);
+    out.expect_code(1);
+    assert!(
+        out.elapsed < Duration::from_secs(5),
+        "2 requests 0.2 s apart and a 0.5 s wait should not take {:.2?}\n{}",
+        out.elapsed,
+        out.describe()
+    );
+    let lines = out_lines(&out);
+    assert_eq!(lines.len(), 5, "{}", out.describe());
+    assert_eq!(
+        lines[0],
+        "PING 10.99.0.2 (10.99.0.2) 56(84) bytes of data.",
+        "{}",
+        out.describe()
+    );
+    assert_eq!(lines[1], "", "{}", out.describe());
+    assert_eq!(
+        lines[2],
+        "--- 10.99.0.2 ping statistics ---",
+        "{}",
+        out.describe()
+    );
+    let c = expect_counts(&out, &lines[3], 2, 0, 0);
+    assert_eq!(c.loss, "100", "{}", out.describe());
+    assert_eq!(
+        lines[4],
+        "",
+        "no rtt line without replies\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn no_answer_with_a_deadline_exits_1_at_the_deadline() {
+    let out = nk_ping_in_netns(BLACKHOLE, &["-w", "1", SILENT_HOST], 10.0);
+    out.expect_code(1);
+    assert!(
+        out.elapsed < Duration::from_secs(3),
+        "-w 1 should end the run after about 1 s, not {:.2?}\n{}",
+        out.elapsed,
+        out.describe()
+    );
+    let lines = out_lines(&out);
+    assert_eq!(lines.len(), 5, "{}", out.describe());
+    let c =
+        parse_counts(&lines[3]).unwrap_or_else(|| panic!("no packets line\n{}", out.describe()));
+    assert!(
+        (1..=2).contains(&c.transmitted) && c.received == 0 && c.loss == "100",
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn count_with_deadline_keeps_sending_until_the_deadline_when_nothing_answers() {
+    let args = ["-c", "3", "-i", "0.2", "-w", "1", SILENT_HOST];
+    let out = nk_ping_in_netns(BLACKHOLE, &args, 10.0);
+    out.expect_code(1);
+    assert!(
+        out.elapsed < Duration::from_secs(3),
+        "-w 1 should end the run after about 1 s, not {:.2?}\n{}",
+        out.elapsed,
+        out.describe()
+    );
+    let lines = out_lines(&out);
+    assert_eq!(lines.len(), 5, "{}", out.describe());
+    let c =
+        parse_counts(&lines[3]).unwrap_or_else(|| panic!("no packets line\n{}", out.describe()));
+    assert!(
+        c.transmitted > 3 && c.received == 0 && c.loss == "100",
+        "with -w, requests go on past -c until the deadline (iputils: about 5 in 1 s at 0.2 s)\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn own_echo_requests_are_not_replies() {
+    // With echo replies off, a raw socket on the loopback still receives the requests it sent.
+    for (host, header) in [("127.0.0.1", HEADER_V4), ("::1", HEADER_V6)] {
+        let out = nk_ping_in_netns(
+            ECHO_IGNORED,
+            &["-c", "2", "-i", "0.2", "-W", "0.5", host],
+            10.0,
+        );
+        out.expect_code(1);
+        let title = format!("--- {host} ping statistics ---");
+        let lines = out_lines(&out);
+        assert_eq!(
+            lines.iter().map(String::as_str).take(3).collect::<Vec<_>>(),
+            [header, "", title.as_str()],
+            "{}",
+            out.describe()
+        );
+        assert_eq!(lines.len(), 5, "{}", out.describe());
+        expect_counts(&out, &lines[3], 2, 0, 0);
+        assert_eq!(lines[4], "", "{}", out.describe());
+    }
+}
+
+#[test]
+fn icmp_errors_are_printed_and_counted() {
+    require_tool("nft", "nftables");
+    let setup = rejecting("input");
+    let cases = [
+        ("127.0.0.1", HEADER_V4, "Destination Host Unreachable"),
+        (
+            "::1",
+            HEADER_V6,
+            "Destination unreachable: Address unreachable",
+        ),
+    ];
+    for (host, header, text) in cases {
+        let out = nk_ping_in_netns(&setup, &["-c", "2", "-i", "0.2", host], 15.0);
+        out.expect_code(1);
+        let lines = out_lines(&out);
+        assert_eq!(lines.len(), 7, "{}", out.describe());
+        assert_eq!(lines[0], header, "{}", out.describe());
+        for (seq, line) in (1..=2).zip(&lines[1..3]) {
+            assert_eq!(
+                *line,
+                format!("From {host} icmp_seq={seq} {text}"),
+                "{}",
+                out.describe()
+            );
+        }
+        assert_eq!(lines[3], "", "{}", out.describe());
+        assert_eq!(lines[4], format!("--- {host} ping statistics ---"));
+        expect_counts(&out, &lines[5], 2, 0, 2);
+        assert_eq!(lines[6], "", "{}", out.describe());
+
+        // With a deadline, the first error ends the run.
+        let out = nk_ping_in_netns(&setup, &["-w", "5", host], 15.0);
+        out.expect_code(1);
+        assert!(
+            out.elapsed < Duration::from_secs(3),
+            "the first ICMP error should end a -w run ({:.2?})\n{}",
+            out.elapsed,
+            out.describe()
+        );
+        let lines = out_lines(&out);
+        assert_eq!(lines.len(), 6, "{}", out.describe());
+        assert_eq!(lines[1], format!("From {host} icmp_seq=1 {text}"));
+        expect_counts(&out, &lines[4], 1, 0, 1);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 7. usage errors
+// ---------------------------------------------------------------------------
+
+#[test]
+fn malformed_ping_commands_are_usage_errors() {
+    let cases: &[&[&str]] = &[
+        &["-c", "0", "127.0.0.1"],
+        &["-c", "-1", "127.0.0.1"],
+        &["-s", "70000", "127.0.0.1"],
+        &["-s", "65508", "127.0.0.1"],
+        &["-s", "65528", "::1"],
+        &["-s", "-1", "127.0.0.1"],
+        &["-t", "0", "127.0.0.1"],
+        &["-t", "256", "127.0.0.1"],
+        &["-i", "abc", "127.0.0.1"],
+        &["-W", "0", "127.0.0.1"],
+        &["-W", "abc", "127.0.0.1"],
+        &["-w", "abc", "127.0.0.1"],
+        &["-4", "-6", "127.0.0.1"],
+        &["-4", "::1"],
+        &["-6", "127.0.0.1"],
+        &["no..such"],
+        &[],
+        &["127.0.0.1", "::1"],
+        &["--no-such-option", "127.0.0.1"],
+    ];
+    let mut failures = Vec::new();
+    for args in cases {
+        let out = ping(args, 10.0);
+        let ok = out.status.code() == Some(2)
+            && out.stdout.is_empty()
+            && out.stderr_first_line().starts_with("nk: ");
+        if !ok {
+            failures.push(format!(
+                "nk ping {}: want exit 2, empty stdout, `nk: ...` on stderr\n{}",
+                args.join(" "),
+                out.describe()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn unresolvable_host_exits_2_with_the_resolvers_words() {
+    let out = ping(&["-c", "1", "nosuch.invalid"], 30.0);
+    out.expect_code(2).expect_stdout(b"");
+    let first = out.stderr_first_line();
+    assert!(
+        first.starts_with("nk: ") && first.contains("nosuch.invalid"),
+        "want `nk: ...nosuch.invalid...: <resolver message>`\n{}",
+        out.describe()
+    );
+    // The same words iputils gets from the resolver ("Name or service not known").
+    let reference = iputils(&["-c", "1", "nosuch.invalid"], 30.0);
+    reference.expect_code(2);
+    let words = reference
+        .stderr_first_line()
+        .strip_prefix("ping: nosuch.invalid: ")
+        .unwrap_or_else(|| panic!("unexpected iputils output\n{}", reference.describe()));
+    assert!(
+        first.contains(words),
+        "nk's message should carry the resolver's words {words:?}\n{}",
+        out.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 8. SIGINT
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sigint_prints_the_summary_and_exits_130() {
+    let mut p = Proc::nk(["ping", "-i", "0.2", "127.0.0.1"], In::Null, Out::Pipe);
+    p.wait_stdout_line(10.0, |l| l.contains(" icmp_seq=2 "));
+    send_signal(p.pid(), "INT");
+    let out = p.wait(10.0);
+    out.expect_code(130);
+    let lines = out_lines(&out);
+    assert!(lines.len() >= 7, "{}", out.describe());
+    assert_eq!(lines[0], HEADER_V4, "{}", out.describe());
+    let n = lines.len() - 5;
+    let times: Vec<f64> = (1..=n)
+        .map(|seq| expect_reply(&out, &lines[seq], 64, "127.0.0.1", seq as u64, true))
+        .collect();
+    assert_eq!(lines[n + 1], "", "{}", out.describe());
+    assert_eq!(
+        lines[n + 2],
+        "--- 127.0.0.1 ping statistics ---",
+        "{}",
+        out.describe()
+    );
+    let c = parse_counts(&lines[n + 3])
+        .unwrap_or_else(|| panic!("no packets line\n{}", out.describe()));
+    assert!(
+        c.received == n as u64 && (c.transmitted == n as u64 || c.transmitted == n as u64 + 1),
+        "the counts should match the {n} replies printed (one request may be in flight)\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        c.loss,
+        loss_text(c.transmitted, c.received),
+        "{}",
+        out.describe()
+    );
+    expect_rtt(&out, &lines[n + 4], &times, false);
+}
+
+#[test]
+fn sigquit_prints_a_status_line_on_stderr_and_the_run_goes_on() {
+    let mut p = Proc::nk(
+        ["ping", "-c", "5", "-i", "0.2", "127.0.0.1"],
+        In::Null,
+        Out::Pipe,
+    );
+    p.wait_stdout_line(10.0, |l| l.contains(" icmp_seq=2 "));
+    send_signal(p.pid(), "QUIT");
+    let line = p.wait_stderr_line(10.0, |l| l.contains(" packets, "));
+    let out = p.wait(10.0);
+    out.expect_code(0);
+    // `\rRX/TX packets, L% loss, min/avg/ewma/max = a/b/c/d ms`
+    let parsed = (|| {
+        let rest = line.strip_prefix('\r')?;
+        let (rx, rest) = rest.split_once('/')?;
+        let (tx, rest) = rest.split_once(" packets, ")?;
+        let (loss, rest) = rest.split_once("% loss, min/avg/ewma/max = ")?;
+        let figures: Vec<f64> = rest
+            .strip_suffix(" ms")?
+            .split('/')
+            .map(ms3)
+            .collect::<Option<_>>()?;
+        Some((num(rx)?, num(tx)?, num(loss)?, figures))
+    })();
+    let Some((rx, tx, loss, f)) = parsed else {
+        panic!(
+            "SIGQUIT line should be `\\rRX/TX packets, L% loss, min/avg/ewma/max = a/b/c/d ms`: \
+             {line:?}\n{}",
+            out.describe()
+        )
+    };
+    assert!(
+        (2..=5).contains(&rx)
+            && (rx == tx || rx + 1 == tx)
+            && loss == (tx - rx) * 100 / tx
+            && f.len() == 4
+            && f[0] <= f[1]
+            && f[1] <= f[3]
+            && f[0] <= f[2]
+            && f[2] <= f[3],
+        "SIGQUIT status line inconsistent: {line:?}\n{}",
+        out.describe()
+    );
+    // The run went on to the end.
+    expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, 5, true);
+}
+
+// ---------------------------------------------------------------------------
+// 9. --json
+// ---------------------------------------------------------------------------
+
+fn json_lines(out: &Finished) -> Vec<Value> {
+    out_lines(out)
+        .iter()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}\n{}", out.describe()))
+        })
+        .collect()
+}
+
+fn field<'a>(out: &Finished, v: &'a Value, key: &str) -> &'a Value {
+    v.get(key)
+        .unwrap_or_else(|| panic!("JSON object without {key:?}: {v}\n{}", out.describe()))
+}
+
+#[test]
+fn json_replies_and_summary() {
+    let out = ping(&["-c", "2", "-i", "0.2", "--json", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    let objs = json_lines(&out);
+    assert_eq!(objs.len(), 3, "2 replies and a summary\n{}", out.describe());
+    for (i, r) in objs[..2].iter().enumerate() {
+        for (key, want) in [
+            ("type", Value::from("reply")),
+            ("seq", Value::from(i as u64 + 1)),
+            ("from", Value::from("127.0.0.1")),
+            ("bytes", Value::from(64)),
+            ("ttl", Value::from(64)),
+            ("dup", Value::from(false)),
+        ] {
+            assert_eq!(field(&out, r, key), &want, "reply {r}\n{}", out.describe());
+        }
+        let t = field(&out, r, "time_ms").as_f64();
+        assert!(
+            t.is_some_and(|t| t >= 0.0),
+            "time_ms should be a number: {r}\n{}",
+            out.describe()
+        );
+    }
+    let s = &objs[2];
+    for (key, want) in [
+        ("type", Value::from("summary")),
+        ("host", Value::from("127.0.0.1")),
+        ("address", Value::from("127.0.0.1")),
+        ("transmitted", Value::from(2)),
+        ("received", Value::from(2)),
+        ("duplicates", Value::from(0)),
+        ("errors", Value::from(0)),
+    ] {
+        assert_eq!(
+            field(&out, s, key),
+            &want,
+            "summary {s}\n{}",
+            out.describe()
+        );
+    }
+    assert_eq!(field(&out, s, "loss_percent").as_f64(), Some(0.0), "{s}");
+    assert!(field(&out, s, "time_ms").is_u64(), "time_ms: {s}");
+    let rtt: Vec<f64> = ["min_ms", "avg_ms", "max_ms", "mdev_ms"]
+        .iter()
+        .map(|k| {
+            field(&out, s, k)
+                .as_f64()
+                .unwrap_or_else(|| panic!("{k} should be a number: {s}\n{}", out.describe()))
+        })
+        .collect();
+    assert!(
+        rtt[0] <= rtt[1] && rtt[1] <= rtt[2] && rtt[3] >= 0.0,
+        "min <= avg <= max: {s}\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn json_without_replies_has_null_rtts() {
+    let args = ["-c", "1", "-W", "0.5", "--json", SILENT_HOST];
+    let out = nk_ping_in_netns(BLACKHOLE, &args, 10.0);
+    out.expect_code(1);
+    let objs = json_lines(&out);
+    assert_eq!(objs.len(), 1, "only the summary\n{}", out.describe());
+    let s = &objs[0];
+    for (key, want) in [
+        ("type", Value::from("summary")),
+        ("host", Value::from(SILENT_HOST)),
+        ("address", Value::from(SILENT_HOST)),
+        ("transmitted", Value::from(1)),
+        ("received", Value::from(0)),
+        ("min_ms", Value::Null),
+        ("avg_ms", Value::Null),
+        ("max_ms", Value::Null),
+        ("mdev_ms", Value::Null),
+    ] {
+        assert_eq!(
+            field(&out, s, key),
+            &want,
+            "summary {s}\n{}",
+            out.describe()
+        );
+    }
+    assert_eq!(field(&out, s, "loss_percent").as_f64(), Some(100.0), "{s}");
+}
+
+// ---------------------------------------------------------------------------
+// 10. flood
+// ---------------------------------------------------------------------------
+
+#[test]
+fn flood_prints_dots_and_backspaces_then_the_summary() {
+    let out = ping(&["-f", "-c", "100", "127.0.0.1"], 30.0);
+    out.expect_code(0);
+    let text = out.stdout_text();
+    let body = text
+        .strip_prefix(&format!("{HEADER_V4}\n"))
+        .unwrap_or_else(|| panic!("header\n{}", out.describe()));
+    let title = "\n--- 127.0.0.1 ping statistics ---\n";
+    let (marks, summary) = body
+        .split_once(title)
+        .unwrap_or_else(|| panic!("no summary title after the marks\n{}", out.describe()));
+    assert!(
+        marks.bytes().all(|b| matches!(b, b'.' | b'\x08' | b' ')),
+        "between the header and the summary only '.', '\\b' and ' ' are allowed: {marks:?}\n{}",
+        out.describe()
+    );
+    let count = |b: u8| marks.bytes().filter(|&x| x == b).count();
+    assert_eq!(
+        (
+            count(b'.'),
+            count(b'\x08'),
+            count(b' '),
+            marks.matches("\x08 \x08").count()
+        ),
+        (100, 200, 100, 100),
+        "one '.' per request and one \"\\b \\b\" per reply\n{}",
+        out.describe()
+    );
+    let lines: Vec<&str> = summary.lines().collect();
+    assert_eq!(lines.len(), 2, "packets and rtt lines\n{}", out.describe());
+    expect_counts(&out, lines[0], 100, 100, 0);
+    expect_rtt(&out, lines[1], &[], true);
+}
