@@ -71,6 +71,27 @@ impl Deadline {
     }
 }
 
+/// Waits until `fd` is readable (or has an error pending), at most until `deadline`:
+/// `Ok(Some(revents))` when ready, `Ok(None)` when the deadline passed or a signal interrupted
+/// the wait (the caller looks around and decides), an error only when poll(2) itself fails.
+pub fn wait_readable(fd: std::os::fd::RawFd, deadline: Deadline) -> io::Result<Option<i16>> {
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let ready = unsafe { libc::poll(&mut pollfd, 1, deadline.poll_timeout_ms()) };
+    if ready < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(None);
+        }
+        return Err(err);
+    }
+    Ok((ready > 0).then_some(pollfd.revents))
+}
+
 /// Formats a duration compactly: `500ms`, `1.5s`, `2s`, `3m`.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();

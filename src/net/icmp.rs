@@ -22,7 +22,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use socket2::{Domain, MaybeUninitSlice, MsgHdrMut, Protocol, SockAddr, Socket, Type};
 
 use crate::exit::UsageError;
-use crate::net::deadline::Deadline;
+use crate::net::deadline::{wait_readable, Deadline};
 use crate::wire::icmp::{self, ErrorReport, Incoming};
 
 /// Which kind of socket carries the pings.
@@ -254,25 +254,11 @@ impl EchoSocket for IcmpSocket {
             Err(err) => return Err(err),
         }
         loop {
-            let mut pollfd = libc::pollfd {
-                fd: self.socket.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd for the duration of the call.
-            let ready = unsafe { libc::poll(&mut pollfd, 1, deadline.poll_timeout_ms()) };
-            if ready < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted {
-                    // A signal (SIGQUIT's status line) wakes us: let the caller look around.
-                    return Ok(None);
-                }
-                return Err(err);
-            }
-            if ready == 0 {
+            // A timeout or a signal returns to the caller, which decides what is due.
+            let Some(revents) = wait_readable(self.socket.as_raw_fd(), deadline)? else {
                 return Ok(None);
-            }
-            if pollfd.revents & libc::POLLERR != 0 && self.kind == SocketKind::Datagram {
+            };
+            if revents & libc::POLLERR != 0 && self.kind == SocketKind::Datagram {
                 if let Some(error) = self.receive_error()? {
                     return Ok(Some(error));
                 }

@@ -24,7 +24,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::net::acl::AccessList;
 use crate::net::addr::{self, display_addr, display_sockaddr, Family, ListenSpec, Target};
-use crate::net::deadline::{format_duration, Deadline};
+use crate::net::deadline::{format_duration, wait_readable, Deadline};
 use crate::net::exec;
 use crate::net::relay::Counters;
 use crate::net::sockopt::SockOpts;
@@ -101,21 +101,10 @@ enum Accepted {
 
 fn accept_with_deadline(listener: &Socket, deadline: Deadline) -> Result<Accepted> {
     let local = display_sockaddr(&listener.local_addr().context("getsockname")?);
-    let mut pollfd = libc::pollfd {
-        fd: listener.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call.
-    let ready = unsafe { libc::poll(&mut pollfd, 1, deadline.poll_timeout_ms()) };
-    if ready < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::Interrupted {
-            return Ok(Accepted::Retry);
-        }
-        return Err(err).context("poll listener");
-    }
-    if ready == 0 {
+    if wait_readable(listener.as_raw_fd(), deadline)
+        .context("poll listener")?
+        .is_none()
+    {
         if deadline.expired() {
             return Err(anyhow!("accept on {local}: timed out waiting for a client"));
         }
