@@ -244,7 +244,7 @@ fn describe(server: SocketAddr, problem: Option<Problem>, tries: u32, timeout: D
             let why = match code {
                 ResponseCode::ServFail => " (server failure)",
                 ResponseCode::Refused => " (the server refuses to answer this query)",
-                ResponseCode::NotImp => " (not implemented by the server)",
+                ResponseCode::NotImp => " (the server does not support this kind of query)",
                 ResponseCode::FormErr => " (the server could not parse the query)",
                 _ => "",
             };

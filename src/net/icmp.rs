@@ -43,8 +43,6 @@ pub struct Received {
     pub ttl: Option<u8>,
     /// What the message is.
     pub message: Incoming,
-    /// Bytes of the ICMP message (header included), as iputils counts them.
-    pub len: usize,
 }
 
 /// What the ping logic needs of a socket.
@@ -285,7 +283,6 @@ impl IcmpSocket {
                     from,
                     ttl,
                     message: Incoming::Other,
-                    len,
                 }));
             };
             ttl = Some(header_ttl);
@@ -297,7 +294,6 @@ impl IcmpSocket {
             from,
             ttl,
             message: icmp::parse(self.v6, message),
-            len: message.len(),
         }))
     }
 
@@ -330,7 +326,6 @@ impl IcmpSocket {
                 sequence: u16::from_be_bytes([request[6], request[7]]),
                 text,
             }),
-            len,
         }))
     }
 

@@ -636,7 +636,6 @@ mod tests {
             from: LOCAL,
             ttl: Some(64),
             message: icmp::parse(false, bytes),
-            len: bytes.len(),
         }
     }
 
