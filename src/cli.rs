@@ -58,6 +58,12 @@ pub enum Command {
     Mask(cmd::mask::MaskArgs),
     /// Send ICMP echo requests, IPv4 and IPv6 (like iputils ping).
     Ping(cmd::ping::PingArgs),
+    /// RFC 862 echo: check a server's echo, probe its round-trip time, or serve (-l).
+    Echo(cmd::services::EchoArgs),
+    /// RFC 867 daytime: ask a server the time, or serve it (-l).
+    Daytime(cmd::services::DaytimeArgs),
+    /// RFC 865 quote of the day: ask a server for a quote, or serve them (-l).
+    Qotd(cmd::services::QotdArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(cmd::completions::CompletionsArgs),
     /// Print the man page (roff) of nk or of one of its commands.

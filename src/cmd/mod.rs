@@ -13,6 +13,7 @@ pub mod mask;
 pub mod ping;
 pub mod resolve;
 pub mod scan;
+pub mod services;
 pub mod udp;
 pub mod unix;
 

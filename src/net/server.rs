@@ -34,6 +34,15 @@ const BACKLOG: i32 = 1024;
 
 /// Binds a TCP listener for `spec` under the family restriction and socket options.
 pub fn bind_tcp(spec: &ListenSpec, family: Family, sockopts: &SockOpts) -> Result<Socket> {
+    bind(spec, family, sockopts, Type::STREAM)
+}
+
+/// Binds a UDP server socket the same way (the services answer TCP and UDP on one port).
+pub fn bind_udp(spec: &ListenSpec, family: Family, sockopts: &SockOpts) -> Result<Socket> {
+    bind(spec, family, sockopts, Type::DGRAM)
+}
+
+fn bind(spec: &ListenSpec, family: Family, sockopts: &SockOpts, kind: Type) -> Result<Socket> {
     let mut opts = sockopts.clone();
     opts.reuseaddr = true;
     let addr = match &spec.host {
@@ -54,6 +63,7 @@ pub fn bind_tcp(spec: &ListenSpec, family: Family, sockopts: &SockOpts) -> Resul
                     SocketAddr::new(addr::unspecified(true), spec.port),
                     family == Family::V6,
                     &opts,
+                    kind,
                 ) {
                     Ok(listener) => return Ok(listener),
                     Err(err) if family == Family::Any && ipv6_unavailable(&err) => {}
@@ -63,7 +73,7 @@ pub fn bind_tcp(spec: &ListenSpec, family: Family, sockopts: &SockOpts) -> Resul
             SocketAddr::new(addr::unspecified(false), spec.port)
         }
     };
-    bind_one(addr, true, &opts)
+    bind_one(addr, true, &opts, kind)
 }
 
 fn ipv6_unavailable(err: &anyhow::Error) -> bool {
@@ -77,21 +87,28 @@ fn ipv6_unavailable(err: &anyhow::Error) -> bool {
         })
 }
 
-fn bind_one(addr: SocketAddr, v6_only: bool, opts: &SockOpts) -> Result<Socket> {
-    let context = || format!("listen on {}", display_addr(addr));
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-        .with_context(context)?;
+fn bind_one(addr: SocketAddr, v6_only: bool, opts: &SockOpts, kind: Type) -> Result<Socket> {
+    let stream = kind == Type::STREAM;
+    let context = || {
+        let proto = if stream { "" } else { " (udp)" };
+        format!("listen on {}{proto}", display_addr(addr))
+    };
+    let protocol = if stream { Protocol::TCP } else { Protocol::UDP };
+    let socket =
+        Socket::new(Domain::for_address(addr), kind, Some(protocol)).with_context(context)?;
     if addr.is_ipv6() {
         socket.set_only_v6(v6_only).with_context(context)?;
     }
     opts.apply(&socket, addr.is_ipv6()).with_context(context)?;
     socket.bind(&SockAddr::from(addr)).with_context(context)?;
-    socket.listen(BACKLOG).with_context(context)?;
+    if stream {
+        socket.listen(BACKLOG).with_context(context)?;
+    }
     Ok(socket)
 }
 
 /// The outcome of one accept attempt.
-enum Accepted {
+pub(crate) enum Accepted {
     Client(Socket, SockAddr),
     /// A transient error (the client reset first, a signal): try again at once.
     Retry,
@@ -100,18 +117,25 @@ enum Accepted {
 }
 
 fn accept_with_deadline(listener: &Socket, deadline: Deadline) -> Result<Accepted> {
-    let local = display_sockaddr(&listener.local_addr().context("getsockname")?);
     if wait_readable(listener.as_raw_fd(), deadline)
         .context("poll listener")?
         .is_none()
     {
         if deadline.expired() {
+            let local = display_sockaddr(&listener.local_addr().context("getsockname")?);
             return Err(anyhow!("accept on {local}: timed out waiting for a client"));
         }
         return Ok(Accepted::Retry);
     }
+    accept_ready(listener)
+}
+
+/// Accepts one client from a listener that poll or epoll found readable, sorting the errors
+/// into the transient (retry), the exhausting (pause) and the fatal. On a non-blocking
+/// listener an empty queue is `Retry`.
+pub(crate) fn accept_ready(listener: &Socket) -> Result<Accepted> {
     match listener.accept() {
-        Ok((stream, peer)) => Ok(Accepted::Client(stream, peer)),
+        Ok((stream, peer)) => Ok(Accepted::Client(stream, canonical(peer))),
         Err(e) => match e.raw_os_error() {
             Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
                 Ok(Accepted::Exhausted(e))
@@ -119,7 +143,13 @@ fn accept_with_deadline(listener: &Socket, deadline: Deadline) -> Result<Accepte
             Some(libc::ECONNABORTED | libc::EINTR | libc::EAGAIN | libc::EPROTO | libc::EPERM) => {
                 Ok(Accepted::Retry)
             }
-            _ => Err(e).with_context(|| format!("accept on {local}")),
+            _ => {
+                let local = listener
+                    .local_addr()
+                    .map(|a| display_sockaddr(&a))
+                    .unwrap_or_default();
+                Err(e).with_context(|| format!("accept on {local}"))
+            }
         },
     }
 }
@@ -128,7 +158,7 @@ fn accept_with_deadline(listener: &Socket, deadline: Deadline) -> Result<Accepte
 /// in the backlog until a connection ends, and the loop sleeps instead of spinning on a
 /// listener that is always readable. Said once per burst.
 #[derive(Debug, Default)]
-struct Backoff {
+pub(crate) struct Backoff {
     pause: Option<Duration>,
 }
 
@@ -137,6 +167,12 @@ impl Backoff {
     const LONGEST: Duration = Duration::from_millis(500);
 
     fn wait(&mut self, listener: &Socket, err: &io::Error) {
+        thread::sleep(self.next_pause(listener, err));
+    }
+
+    /// How long to leave the listener alone after `err` (an event loop stops watching it
+    /// for that long instead of sleeping).
+    pub(crate) fn next_pause(&mut self, listener: &Socket, err: &io::Error) -> Duration {
         let pause = match self.pause {
             None => {
                 let local = listener
@@ -151,10 +187,10 @@ impl Backoff {
             Some(previous) => (previous * 2).min(Self::LONGEST),
         };
         self.pause = Some(pause);
-        thread::sleep(pause);
+        pause
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         if self.pause.take().is_some() {
             crate::info!("accepting again");
         }
@@ -267,7 +303,7 @@ impl Server {
             let (stream, peer) = match accept_with_deadline(&listener, deadline)? {
                 Accepted::Client(stream, peer) => {
                     backoff.reset();
-                    (stream, canonical(peer))
+                    (stream, peer)
                 }
                 Accepted::Retry => continue,
                 Accepted::Exhausted(err) => {

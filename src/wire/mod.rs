@@ -1,8 +1,10 @@
 //! Pure encode/decode of what crosses the wire: no sockets, no clocks, caps on every length.
 //! Unit-tested with byte literals.
 
+pub mod daytime;
 pub mod dns;
 pub mod frame;
 pub mod hexdump;
 pub mod icmp;
 pub mod ipnet;
+pub mod quotes;

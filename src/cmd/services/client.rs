@@ -1,0 +1,501 @@
+//! The client side of echo, daytime and qotd: one request, one reply, checked.
+//!
+//! UDP requests are retried (`--tries`, `-W` apart) on a connected socket, so the kernel
+//! drops datagrams from anyone but the server and a refused port is reported as refused
+//! instead of timing out. TCP replies are read under `-W` per read and a 64 KiB cap: a server
+//! that never closes or never stops talking cannot hold the client.
+
+use std::io::{self, BufRead, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+
+use super::ServiceArgs;
+use crate::cmd::stdout_error;
+use crate::exit::{usage, Reported, Status};
+use crate::net::addr::{self, display_addr, Family, Target};
+use crate::net::connect::{self, ConnectOptions};
+use crate::net::datagram::{MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6};
+use crate::net::deadline::{format_duration, wait_readable, Deadline};
+
+/// The most a TCP daytime/qotd reply (or one echo line) may be.
+pub const MAX_REPLY: usize = 64 * 1024;
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the client flags ask for.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The server.
+    pub target: Target,
+    /// `-u`.
+    pub udp: bool,
+    /// `-4` / `-6`.
+    pub family: Family,
+    /// `-w`.
+    pub connect_timeout: Duration,
+    /// `-W`: the wait for each reply (each UDP try).
+    pub timeout: Duration,
+    /// `--tries`.
+    pub tries: u32,
+    /// `--json`.
+    pub json: bool,
+    /// "echo", "daytime", "qotd": for messages.
+    pub service: &'static str,
+    explicit_timeout: bool,
+}
+
+impl Config {
+    /// The configuration from the shared flags.
+    pub fn new(common: &ServiceArgs, target: Target, service: &'static str) -> Result<Config> {
+        let timeout = common.timeout.unwrap_or(DEFAULT_REPLY_TIMEOUT);
+        if timeout.is_zero() {
+            return Err(usage("-W 0 would never wait for a reply"));
+        }
+        Ok(Config {
+            target,
+            udp: common.udp,
+            family: common.family.family(),
+            connect_timeout: common.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            timeout,
+            tries: common.tries,
+            json: common.json,
+            service,
+            explicit_timeout: common.timeout.is_some(),
+        })
+    }
+
+    /// `-i` outside probe mode: cli.md's idle timeout, which for a request and its reply is
+    /// the wait for the server's next byte, so it stands in for `-W` unless `-W` was given.
+    pub fn use_idle_timeout(&mut self, idle: Option<Duration>) {
+        if let (Some(idle), false) = (idle, self.explicit_timeout) {
+            if !idle.is_zero() {
+                self.timeout = idle;
+            }
+        }
+    }
+
+    /// "tcp" or "udp".
+    pub fn proto(&self) -> &'static str {
+        if self.udp {
+            "udp"
+        } else {
+            "tcp"
+        }
+    }
+
+    /// What errors name: `echo 127.0.0.1:7 (udp)`.
+    pub fn describe(&self, peer: SocketAddr) -> String {
+        format!("{} {} ({})", self.service, display_addr(peer), self.proto())
+    }
+}
+
+/// A connection (TCP) or a connected socket (UDP) to the server.
+#[derive(Debug)]
+pub enum Channel {
+    /// A TCP connection.
+    Tcp(TcpStream, SocketAddr),
+    /// A UDP socket connected to the server.
+    Udp(UdpSocket, SocketAddr),
+}
+
+impl Channel {
+    /// Connects to the server under `-w`.
+    pub fn open(config: &Config) -> Result<Channel> {
+        if !config.udp {
+            let connected = connect::connect(
+                &config.target,
+                &ConnectOptions {
+                    family: config.family,
+                    timeout: Some(config.connect_timeout),
+                    ..ConnectOptions::default()
+                },
+            )?;
+            return Ok(Channel::Tcp(connected.stream, connected.peer));
+        }
+        let deadline = Deadline::after(Some(config.connect_timeout));
+        let peer = addr::resolve(&config.target, config.family, deadline)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("resolve {}: no address", config.target.host))?;
+        let context = || format!("connect {} (udp)", display_addr(peer));
+        let local = SocketAddr::new(addr::unspecified(peer.is_ipv6()), 0);
+        let socket = UdpSocket::bind(local).with_context(context)?;
+        socket.connect(peer).with_context(context)?;
+        crate::info!("sending to {} (udp)", display_addr(peer));
+        Ok(Channel::Udp(socket, peer))
+    }
+
+    /// The server's address.
+    pub fn peer(&self) -> SocketAddr {
+        match self {
+            Channel::Tcp(_, peer) | Channel::Udp(_, peer) => *peer,
+        }
+    }
+}
+
+/// The largest datagram the UDP client may send to `peer`.
+pub fn max_datagram(peer: SocketAddr) -> usize {
+    if peer.is_ipv6() {
+        MAX_UDP_PAYLOAD_V6
+    } else {
+        MAX_UDP_PAYLOAD_V4
+    }
+}
+
+/// Sends `request` up to `--tries` times and waits `-W` after each for a datagram that
+/// `accept` takes: `Some((reply, rtt since the last send))`, or `None` when no try got one.
+pub fn udp_exchange(
+    socket: &UdpSocket,
+    config: &Config,
+    peer: SocketAddr,
+    request: &[u8],
+    mut accept: impl FnMut(&[u8]) -> bool,
+) -> Result<Option<(Vec<u8>, Duration)>> {
+    let mut buf = vec![0u8; MAX_UDP_PAYLOAD_V6 + 1];
+    let what = || config.describe(peer);
+    for attempt in 1..=config.tries {
+        let sent_at = Instant::now();
+        socket.send(request).map_err(|e| refused_or(e, &what()))?;
+        if attempt > 1 {
+            crate::info!("{}: try {attempt} of {}", what(), config.tries);
+        }
+        let deadline = Deadline::at(sent_at + config.timeout);
+        while let Some(len) =
+            receive_before(socket, &mut buf, deadline).map_err(|e| refused_or(e, &what()))?
+        {
+            if accept(&buf[..len]) {
+                return Ok(Some((buf[..len].to_vec(), sent_at.elapsed())));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// One datagram received before `deadline`, or `None` once it passed.
+fn receive_before(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    deadline: Deadline,
+) -> io::Result<Option<usize>> {
+    loop {
+        if wait_readable(socket.as_raw_fd(), deadline)?.is_none() {
+            if deadline.expired() {
+                return Ok(None);
+            }
+            continue;
+        }
+        match socket.recv(buf) {
+            Ok(len) => return Ok(Some(len)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A socket error as the user should read it: a refused UDP port is an ICMP answer.
+fn refused_or(err: io::Error, what: &str) -> anyhow::Error {
+    if err.kind() == io::ErrorKind::ConnectionRefused {
+        anyhow!("{what}: connection refused (nothing listens on that port)")
+    } else {
+        anyhow::Error::new(err).context(what.to_string())
+    }
+}
+
+/// The error when every try went unanswered.
+pub fn no_reply(config: &Config, peer: SocketAddr) -> anyhow::Error {
+    if config.udp {
+        anyhow!(
+            "{}: no reply after {} {} of {}",
+            config.describe(peer),
+            config.tries,
+            if config.tries == 1 { "try" } else { "tries" },
+            format_duration(config.timeout)
+        )
+    } else {
+        anyhow!(
+            "{}: no reply within {}",
+            config.describe(peer),
+            format_duration(config.timeout)
+        )
+    }
+}
+
+/// Reads up to `want` bytes from a TCP stream, each read waiting at most `-W`: fewer when
+/// the server closed or went silent (`closed` tells which).
+pub fn read_up_to(stream: &TcpStream, want: usize, timeout: Duration) -> Result<(Vec<u8>, bool)> {
+    let mut reader = stream;
+    reader
+        .set_read_timeout(Some(timeout))
+        .context("set the read timeout")?;
+    let mut got = Vec::with_capacity(want.min(MAX_REPLY));
+    let mut chunk = [0u8; 16 * 1024];
+    while got.len() < want {
+        let room = (want - got.len()).min(chunk.len());
+        match reader.read(&mut chunk[..room]) {
+            Ok(0) => return Ok((got, true)),
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok((got, false))
+            }
+            Err(e) => return Err(e).context("read the reply"),
+        }
+    }
+    Ok((got, false))
+}
+
+/// Prints one reply: as received (a newline added if it lacks one), or as a JSON object.
+pub fn print_reply(config: &Config, peer: SocketAddr, rtt: Duration, reply: &[u8]) -> Result<()> {
+    crate::info!(
+        "reply from {} ({}): {} bytes in {:.3} ms",
+        display_addr(peer),
+        config.proto(),
+        reply.len(),
+        rtt.as_secs_f64() * 1000.0
+    );
+    let mut out = io::stdout().lock();
+    let written = if config.json {
+        let text = String::from_utf8_lossy(reply);
+        let object = serde_json::json!({
+            "server": display_addr(peer),
+            "proto": config.proto(),
+            "rtt_ms": rtt_ms(rtt),
+            "text": text.trim_end_matches(['\r', '\n']),
+        });
+        writeln!(out, "{object}")
+    } else {
+        out.write_all(reply).and_then(|()| {
+            if reply.last() == Some(&b'\n') {
+                Ok(())
+            } else {
+                out.write_all(b"\n")
+            }
+        })
+    };
+    written.and_then(|()| out.flush()).map_err(stdout_error)
+}
+
+/// Milliseconds with microsecond precision, for JSON.
+pub fn rtt_ms(rtt: Duration) -> f64 {
+    (rtt.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// Where `got` differs from `sent`, in words, or `None` when it is the same.
+pub fn difference(sent: &[u8], got: &[u8]) -> Option<String> {
+    if let Some(at) = sent.iter().zip(got).position(|(a, b)| a != b) {
+        return Some(format!(
+            "the reply differs from what was sent at byte {} (sent {}, got {})",
+            at + 1,
+            show_byte(sent[at]),
+            show_byte(got[at])
+        ));
+    }
+    match got.len().cmp(&sent.len()) {
+        std::cmp::Ordering::Equal => None,
+        std::cmp::Ordering::Less => Some(format!(
+            "the reply is {} bytes, {} were sent",
+            got.len(),
+            sent.len()
+        )),
+        std::cmp::Ordering::Greater => Some(format!(
+            "the reply is {} bytes, {} were sent (extra bytes from byte {})",
+            got.len(),
+            sent.len(),
+            sent.len() + 1
+        )),
+    }
+}
+
+fn show_byte(byte: u8) -> String {
+    if byte.is_ascii_graphic() || byte == b' ' {
+        format!("'{}'", byte as char)
+    } else {
+        format!("0x{byte:02x}")
+    }
+}
+
+/// `nk echo HOST MESSAGE`: send it, print the reply, fail if it differs.
+pub fn echo_message(config: &Config, message: &[u8]) -> Result<()> {
+    let channel = Channel::open(config)?;
+    let peer = channel.peer();
+    let (reply, rtt) =
+        exchange_echo(config, &channel, message)?.ok_or_else(|| no_reply(config, peer))?;
+    print_reply(config, peer, rtt, &reply)?;
+    match difference(message, &reply) {
+        None => Ok(()),
+        Some(diff) => Err(anyhow!("{}: {diff}", config.describe(peer))),
+    }
+}
+
+/// One echo round trip on the channel: the reply (complete, short or long) and its time, or
+/// `None` when nothing came back.
+fn exchange_echo(
+    config: &Config,
+    channel: &Channel,
+    message: &[u8],
+) -> Result<Option<(Vec<u8>, Duration)>> {
+    match channel {
+        Channel::Udp(socket, peer) => {
+            if message.len() > max_datagram(*peer) {
+                return Err(usage(format!(
+                    "the message is {} bytes; one UDP datagram holds at most {}",
+                    message.len(),
+                    max_datagram(*peer)
+                )));
+            }
+            udp_exchange(socket, config, *peer, message, |_| true)
+        }
+        Channel::Tcp(stream, peer) => {
+            let mut stream = stream;
+            let started = Instant::now();
+            stream
+                .write_all(message)
+                .with_context(|| format!("send to {}", config.describe(*peer)))?;
+            let (reply, _) = read_up_to(stream, message.len(), config.timeout)?;
+            if reply.is_empty() && !message.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some((reply, started.elapsed())))
+        }
+    }
+}
+
+/// `nk echo HOST` with no MESSAGE: each stdin line is one request (UDP: without its newline),
+/// and each reply is printed; mismatches and lost replies are reported and the rest go on.
+pub fn echo_lines(config: &Config) -> Result<()> {
+    let channel = Channel::open(config)?;
+    let peer = channel.peer();
+    let cap = if config.udp {
+        max_datagram(peer)
+    } else {
+        MAX_REPLY
+    };
+    let mut stdin = io::stdin().lock();
+    let mut line = Vec::new();
+    let mut failures = 0u64;
+    for number in 1u64.. {
+        line.clear();
+        let got = (&mut stdin)
+            .take(cap as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .context("read stdin")?;
+        if got == 0 {
+            break;
+        }
+        if got > cap {
+            return Err(usage(format!(
+                "stdin line {number} is longer than {cap} bytes"
+            )));
+        }
+        let request: &[u8] = if config.udp && line.last() == Some(&b'\n') {
+            &line[..line.len() - 1]
+        } else {
+            &line
+        };
+        match exchange_echo(config, &channel, request)? {
+            Some((reply, rtt)) => {
+                print_reply(config, peer, rtt, &reply)?;
+                if let Some(diff) = difference(request, &reply) {
+                    failures += 1;
+                    eprintln!("nk: {} line {number}: {diff}", config.describe(peer));
+                    if !config.udp {
+                        // The stream is out of step with what we sent: later lines cannot be
+                        // matched to their replies.
+                        return Err(Reported(Status::Failure).into());
+                    }
+                }
+            }
+            None if config.udp => {
+                failures += 1;
+                eprintln!("nk: line {number}: {:#}", no_reply(config, peer));
+            }
+            None => return Err(no_reply(config, peer)),
+        }
+    }
+    if failures > 0 {
+        return Err(Reported(Status::Failure).into());
+    }
+    Ok(())
+}
+
+/// daytime / qotd: ask and print what the server says (TCP: until it closes, at most 64 KiB;
+/// UDP: one datagram).
+pub fn announcement(config: &Config) -> Result<()> {
+    let channel = Channel::open(config)?;
+    let peer = channel.peer();
+    let (reply, rtt) = match &channel {
+        // RFC 867/865: the content of the request datagram is ignored; an empty one is enough.
+        Channel::Udp(socket, peer) => udp_exchange(socket, config, *peer, b"", |_| true)?
+            .ok_or_else(|| no_reply(config, *peer))?,
+        Channel::Tcp(stream, peer) => {
+            let started = Instant::now();
+            let (reply, closed) = read_up_to(stream, MAX_REPLY + 1, config.timeout)?;
+            if reply.is_empty() {
+                return Err(if closed {
+                    anyhow!(
+                        "{}: the server closed without a reply",
+                        config.describe(*peer)
+                    )
+                } else {
+                    no_reply(config, *peer)
+                });
+            }
+            if reply.len() > MAX_REPLY {
+                print_reply(config, *peer, started.elapsed(), &reply[..MAX_REPLY])?;
+                return Err(anyhow!(
+                    "{}: the reply is longer than {} KiB; stopped reading",
+                    config.describe(*peer),
+                    MAX_REPLY / 1024
+                ));
+            }
+            if !closed {
+                crate::info!(
+                    "{}: the server did not close within {}; printing what came",
+                    config.describe(*peer),
+                    format_duration(config.timeout)
+                );
+            }
+            (reply, started.elapsed())
+        }
+    };
+    print_reply(config, peer, rtt, &reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_are_located() {
+        assert_eq!(difference(b"cau", b"cau"), None);
+        assert_eq!(
+            difference(b"cau", b"caX").unwrap(),
+            "the reply differs from what was sent at byte 3 (sent 'u', got 'X')"
+        );
+        assert_eq!(
+            difference(b"cau", b"ca").unwrap(),
+            "the reply is 2 bytes, 3 were sent"
+        );
+        assert!(difference(b"ca", b"cau")
+            .unwrap()
+            .contains("extra bytes from byte 3"));
+        assert!(difference(b"a\n", b"a\r")
+            .unwrap()
+            .contains("(sent 0x0a, got 0x0d)"));
+    }
+
+    #[test]
+    fn rtt_is_rounded_to_microseconds() {
+        assert_eq!(rtt_ms(Duration::from_nanos(1_234_567)), 1.235);
+    }
+}

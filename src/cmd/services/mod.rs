@@ -1,0 +1,459 @@
+//! `nk echo`, `nk daytime`, `nk qotd`: the RFC 862, 867 and 865 services, as clients and
+//! (with `-l`) as servers.
+//!
+//! The three commands share one set of options ([`ServiceArgs`]), one server
+//! (`net::service`, TCP and UDP on one port) and one client ([`client`]); what differs is the
+//! text: the echo itself, the time ([`wire::daytime`](crate::wire::daytime)), or a quote
+//! ([`wire::quotes`](crate::wire::quotes)). Echo adds a probe mode ([`probe`]) that reports
+//! round-trip times the way ping does.
+
+pub mod client;
+pub mod probe;
+
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use rand::Rng;
+
+use crate::cli::FamilyArgs;
+use crate::exit::{usage, Status};
+use crate::info;
+use crate::net::acl::AccessList;
+use crate::net::addr::{self, display_sockaddr, ListenSpec};
+use crate::net::deadline::parse_duration;
+use crate::net::server::{bind_tcp, bind_udp};
+use crate::net::service::{self, Behaviour, ServiceOptions, ServiceStats};
+use crate::net::services::Proto;
+use crate::net::sockopt::SockOpts;
+use crate::net::udp_guard::{self, parse_rate};
+use crate::signals;
+use crate::wire::daytime::{self, DaytimeFormat};
+use crate::wire::quotes;
+
+/// A UDP rate, parsed (`None` = `off`).
+#[derive(Debug, Clone, Copy)]
+pub struct Rate(pub Option<f64>);
+
+fn parse_rate_arg(text: &str) -> Result<Rate, String> {
+    parse_rate(text).map(Rate)
+}
+
+/// A TCP client that moves no byte for this long is closed by default: a silent client
+/// should not hold a descriptor forever on a service left running.
+const DEFAULT_SERVER_IDLE: Duration = Duration::from_secs(300);
+
+/// Options shared by echo, daytime and qotd, clients and servers.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// Serve instead of asking: listen on [HOST:]PORT (the service's port when omitted).
+    #[arg(short = 'l', long = "listen")]
+    pub listen: bool,
+    /// Client: use UDP. Server: serve UDP only.
+    #[arg(short = 'u', long = "udp")]
+    pub udp: bool,
+    /// Client: use TCP (the default). Server: serve TCP only.
+    #[arg(long = "tcp", conflicts_with = "udp")]
+    pub tcp: bool,
+    #[command(flatten)]
+    pub family: FamilyArgs,
+    /// Client: with echo -c, the interval between probes (default 1s); otherwise the idle
+    /// timeout, the longest wait for the server's next byte (as -W). Server: close a TCP
+    /// client idle for DUR (default 5m; 0 = never).
+    #[arg(short = 'i', value_name = "DUR", value_parser = parse_duration)]
+    pub interval_or_idle: Option<Duration>,
+
+    /// Connection timeout (TCP; also bounds the name lookup). Default 5s.
+    #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_duration, conflicts_with = "listen", help_heading = "Client")]
+    pub connect_timeout: Option<Duration>,
+    /// How long to wait for each reply (each UDP try, each probe). Default 2s.
+    #[arg(short = 'W', long = "timeout", value_name = "DUR", value_parser = parse_duration, conflicts_with = "listen", help_heading = "Client")]
+    pub timeout: Option<Duration>,
+    /// UDP: send a request this many times before giving up on a reply.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100), help_heading = "Client")]
+    pub tries: u32,
+    /// One JSON object per reply: {"server","proto","rtt_ms","text"}.
+    #[arg(long, conflicts_with = "listen", help_heading = "Client")]
+    pub json: bool,
+
+    /// Serve at most N TCP clients at once; more are closed at once.
+    #[arg(short = 'm', long = "max-conns", value_name = "N", requires = "listen", value_parser = clap::value_parser!(u64).range(1..=10_000_000), help_heading = "Server")]
+    pub max_conns: Option<u64>,
+    /// Serve only clients in this address or CIDR block (repeatable; TCP and UDP).
+    #[arg(
+        long,
+        value_name = "SPEC",
+        requires = "listen",
+        help_heading = "Server"
+    )]
+    pub allow: Vec<String>,
+    /// Never serve clients in this address or CIDR block (repeatable; wins over --allow).
+    #[arg(
+        long,
+        value_name = "SPEC",
+        requires = "listen",
+        help_heading = "Server"
+    )]
+    pub deny: Vec<String>,
+    /// Read --allow entries from FILE (one per line, # comments).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "listen",
+        help_heading = "Server"
+    )]
+    pub allowfile: Vec<String>,
+    /// Read --deny entries from FILE (one per line, # comments).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "listen",
+        help_heading = "Server"
+    )]
+    pub denyfile: Vec<String>,
+    /// UDP replies allowed per source (an IPv4 address or an IPv6 /64): N/s, N/m, N/h, or
+    /// off.
+    #[arg(long, value_name = "N/s", default_value = "50/s", value_parser = parse_rate_arg, help_heading = "Server")]
+    pub rate: Rate,
+    /// UDP replies a quiet source may get at once (default: one second's worth of --rate).
+    #[arg(long, value_name = "N", requires = "listen", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Server")]
+    pub burst: Option<u32>,
+}
+
+/// The text of the shared long help: what the server does and how it protects itself.
+macro_rules! server_help {
+    () => {
+        "\n\nWith -l, nk serves the service on TCP and UDP at once on one port \
+    (--tcp or --udp for one), with no host on IPv6 and IPv4 both; -v prints `listening on \
+    ADDR:PORT (tcp)` and `(udp)` with the real port, and each client with a timestamp. TCP \
+    clients are served from one event loop (10,000 at once cost a few MB); -m caps them, -i \
+    closes silent ones (default 5m), --allow/--deny choose whom to serve.\n\n\
+    UDP safety: a forged source makes any UDP service a weapon, so nk never answers source \
+    ports 0, 7, 9, 13, 17, 19 or 37 (services that answer anything: a loop), its own port, or \
+    broadcast, multicast and unspecified sources. Each source (an IPv4 address, an IPv6 /64) \
+    gets --rate replies a second after a --burst; the default, 50/s, is far above what a \
+    person or a probe (`nk echo -u -c N -i 20ms`) needs, and holds what a forged source can \
+    draw to 50 replies a second (25 KB/s even for qotd's longest quote). Replies are never \
+    larger than the service needs: echo returns the request byte for byte."
+    };
+}
+
+/// Echo: RFC 862.
+#[derive(Debug, Args)]
+#[command(
+    long_about = concat!("RFC 862 echo. As a client, send MESSAGE (the words joined by spaces, sent \
+        as typed with no newline added) to HOST (TCP port 7 by default, -u for UDP), print \
+        the reply, and exit 1 saying where the reply differs if it is not what was sent. \
+        Without MESSAGE, each line of stdin is sent and its reply printed. With -c N, probe \
+        mode: N probes of -s bytes at -i intervals over one TCP connection (or UDP), a line \
+        per reply with its round-trip time, and ping's summary (min/avg/max/mdev, loss); exit \
+        0 when a probe came back intact, as ping does.\n\n\
+        UDP requests are sent --tries times, -W apart, before giving up; the socket is \
+        connected, so only the server's replies are accepted.", server_help!()),
+    after_long_help = "Examples:\n  \
+        nk echo -u 127.0.0.1:7 cau                  # prints cau\n  \
+        nk echo -c 10 -i 200ms 127.0.0.1:7007       # RTT probes over one TCP connection\n  \
+        printf 'a\\nb\\n' | nk echo 127.0.0.1:7007    # one reply per line\n  \
+        nk echo -l -v 7007                          # serve TCP and UDP 7007"
+)]
+pub struct EchoArgs {
+    /// Client: HOST[:PORT] (port 7 by default). Server (-l): [HOST:]PORT.
+    #[arg(value_name = "ADDRESS")]
+    pub address: Option<String>,
+    /// The text to send (without it: the lines of stdin).
+    #[arg(value_name = "MESSAGE", conflicts_with = "listen")]
+    pub message: Vec<String>,
+    #[command(flatten)]
+    pub common: ServiceArgs,
+    /// Probe mode: send N probes and print round-trip statistics.
+    #[arg(short = 'c', long = "count", value_name = "N", conflicts_with_all = ["listen", "message"], value_parser = clap::value_parser!(u64).range(1..=10_000_000), help_heading = "Client")]
+    pub count: Option<u64>,
+    /// Probe size in bytes (with -c; default 64, at least 8).
+    #[arg(short = 's', long = "size", value_name = "BYTES", requires = "count", value_parser = clap::value_parser!(u32).range(8..=1_048_576), help_heading = "Client")]
+    pub size: Option<u32>,
+}
+
+/// Daytime: RFC 867.
+#[derive(Debug, Args)]
+#[command(
+    long_about = concat!("RFC 867 daytime. As a client, print the line HOST sends (TCP port 13 by \
+        default, read until the server closes; -u: one datagram). As a server (-l), send each \
+        client the current time as one line ending in CRLF, then close; over UDP, any \
+        datagram gets the line back.\n\n\
+        --format chooses the line: rfc867 (the default, after RFC 867's example: `Saturday, \
+        November 21, 2026 11:32:12-UTC`; in local time the zone is a numeric offset), \
+        rfc3339, rfc2822, ctime, or a strftime pattern (it must contain %). Local time unless \
+        --utc.", server_help!()),
+    after_long_help = "Examples:\n  \
+        nk daytime 127.0.0.1:1313\n  \
+        nk daytime -u --json 127.0.0.1:1313\n  \
+        nk daytime -l --utc --format rfc3339 1313\n  \
+        nk daytime -l --format '%Y-%m-%d %H:%M:%S %Z' 1313"
+)]
+pub struct DaytimeArgs {
+    /// Client: HOST[:PORT] (port 13 by default). Server (-l): [HOST:]PORT.
+    #[arg(value_name = "ADDRESS")]
+    pub address: Option<String>,
+    #[command(flatten)]
+    pub common: ServiceArgs,
+    /// The line's format: rfc867, rfc3339, rfc2822, ctime, or a strftime pattern.
+    #[arg(long, value_name = "FORMAT", requires = "listen", default_value = "rfc867", value_parser = daytime::parse_format, help_heading = "Server")]
+    pub format: DaytimeFormat,
+    /// Tell the time in UTC instead of the local zone.
+    #[arg(long, requires = "listen", help_heading = "Server")]
+    pub utc: bool,
+}
+
+/// Quote of the day: RFC 865.
+#[derive(Debug, Args)]
+#[command(
+    long_about = concat!("RFC 865 quote of the day. As a client, print the quote HOST sends (TCP port \
+        17 by default, read until the server closes, at most 64 KiB; -u: one datagram). As a \
+        server (-l), send each client (each datagram) a quote chosen at random, with CRLF \
+        line ends, then close.\n\n\
+        Quotes come from --quotes FILE (fortune's format: entries separated by lines holding \
+        only %; otherwise paragraphs separated by blank lines) or from a built-in set of \
+        public-domain quotes. RFC 865 asks for quotes under 512 characters: longer entries are \
+        refused when the file is loaded, with a warning naming each.", server_help!()),
+    after_long_help = "Examples:\n  \
+        nk qotd 127.0.0.1:1717\n  \
+        nk qotd -u 127.0.0.1:1717\n  \
+        nk qotd -l -v 1717\n  \
+        nk qotd -l --quotes /usr/share/games/fortunes/fortunes 1717"
+)]
+pub struct QotdArgs {
+    /// Client: HOST[:PORT] (port 17 by default). Server (-l): [HOST:]PORT.
+    #[arg(value_name = "ADDRESS")]
+    pub address: Option<String>,
+    #[command(flatten)]
+    pub common: ServiceArgs,
+    /// Serve the quotes of FILE (fortune `%` format or blank-line paragraphs).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "listen",
+        help_heading = "Server"
+    )]
+    pub quotes: Option<String>,
+}
+
+/// Runs `nk echo`.
+pub fn run_echo(args: EchoArgs) -> Result<()> {
+    if args.common.listen {
+        return serve(&args.common, args.address.as_deref(), 7, Behaviour::Echo);
+    }
+    let target = client_target(args.address.as_deref(), 7, "echo", "[MESSAGE...]")?;
+    let mut config = client::Config::new(&args.common, target, "echo")?;
+    if let Some(count) = args.count {
+        let size = args.size.unwrap_or(64) as usize;
+        return probe::run(&config, count, size, args.common.interval_or_idle);
+    }
+    config.use_idle_timeout(args.common.interval_or_idle);
+    if args.message.is_empty() {
+        client::echo_lines(&config)
+    } else {
+        client::echo_message(&config, args.message.join(" ").as_bytes())
+    }
+}
+
+/// Runs `nk daytime`.
+pub fn run_daytime(args: DaytimeArgs) -> Result<()> {
+    if args.common.listen {
+        let (format, utc) = (args.format, args.utc);
+        let behaviour = Behaviour::Announce(Arc::new(move || {
+            let mut line = daytime::render(&format, utc, chrono::Utc::now()).into_bytes();
+            line.extend_from_slice(b"\r\n");
+            line
+        }));
+        return serve(&args.common, args.address.as_deref(), 13, behaviour);
+    }
+    let target = client_target(args.address.as_deref(), 13, "daytime", "")?;
+    let mut config = client::Config::new(&args.common, target, "daytime")?;
+    config.use_idle_timeout(args.common.interval_or_idle);
+    client::announcement(&config)
+}
+
+/// Runs `nk qotd`.
+pub fn run_qotd(args: QotdArgs) -> Result<()> {
+    if args.common.listen {
+        let entries = match &args.quotes {
+            Some(path) => load_quotes(path)?,
+            None => quotes::BUILT_IN.iter().map(|q| q.to_string()).collect(),
+        };
+        let wire: Vec<Vec<u8>> = entries.iter().map(|q| quotes::to_wire(q)).collect();
+        let behaviour = Behaviour::Announce(Arc::new(move || {
+            let pick = rand::rng().random_range(0..wire.len());
+            wire[pick].clone()
+        }));
+        return serve(&args.common, args.address.as_deref(), 17, behaviour);
+    }
+    let target = client_target(args.address.as_deref(), 17, "qotd", "")?;
+    let mut config = client::Config::new(&args.common, target, "qotd")?;
+    config.use_idle_timeout(args.common.interval_or_idle);
+    client::announcement(&config)
+}
+
+/// The largest quotes file read (a fortune database is well under this).
+const MAX_QUOTES_FILE: u64 = 16 << 20;
+
+fn load_quotes(path: &str) -> Result<Vec<String>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).with_context(|| format!("open --quotes {path}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_QUOTES_FILE + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("read --quotes {path}"))?;
+    if bytes.len() as u64 > MAX_QUOTES_FILE {
+        return Err(usage(format!(
+            "--quotes {path}: larger than {} MiB",
+            MAX_QUOTES_FILE >> 20
+        )));
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let (kept, refused) = quotes::parse(&text);
+    for entry in &refused {
+        crate::log::warn(format_args!(
+            "--quotes {path}: entry {} (line {}, \"{}...\") is {} characters; RFC 865 quotes \
+             must be under {}: skipped",
+            entry.entry,
+            entry.line,
+            entry.preview,
+            entry.chars,
+            quotes::LIMIT
+        ));
+    }
+    if kept.is_empty() {
+        return Err(usage(format!(
+            "--quotes {path}: no quote under {} characters in it",
+            quotes::LIMIT
+        )));
+    }
+    info!("{} quotes loaded from {path}", kept.len());
+    Ok(kept)
+}
+
+/// The server's address for a client command, which needs one.
+fn client_target(
+    address: Option<&str>,
+    default_port: u16,
+    command: &str,
+    rest: &str,
+) -> Result<addr::Target> {
+    let Some(address) = address else {
+        return Err(anyhow::Error::new(
+            crate::exit::UsageError::new("a server address is required").with_hint(format!(
+                "nk {command} HOST[:PORT] {rest} to ask a server, or nk {command} -l [PORT] to be one"
+            )),
+        ));
+    };
+    addr::parse_target_or(address, default_port, Proto::Tcp)
+}
+
+/// Runs the server: binds TCP and/or UDP on one port and serves until interrupted.
+fn serve(
+    common: &ServiceArgs,
+    address: Option<&str>,
+    default_port: u16,
+    behaviour: Behaviour,
+) -> Result<()> {
+    let spec = match address {
+        Some(text) => addr::parse_listen(text, None, Proto::Tcp)?,
+        None => ListenSpec {
+            host: None,
+            port: default_port,
+        },
+    };
+    let access = AccessList::new(
+        &common.allow,
+        &common.deny,
+        &common.allowfile,
+        &common.denyfile,
+    )?;
+    let opts = ServiceOptions {
+        max_conns: common.max_conns.map(|n| n as usize),
+        idle: match common.interval_or_idle {
+            None => Some(DEFAULT_SERVER_IDLE),
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+        },
+        access,
+        rate: udp_guard::rate_limit(common.rate.0, common.burst)?,
+    };
+    let (want_tcp, want_udp) = (!common.udp, !common.tcp);
+    service::raise_descriptor_limit();
+    let (tcp, udp) = bind_both(&spec, common, want_tcp, want_udp)?;
+    for (socket, proto) in [(&tcp, "tcp"), (&udp, "udp")] {
+        if let Some(socket) = socket {
+            let local = socket.local_addr().context("getsockname")?;
+            info!("listening on {} ({proto})", display_sockaddr(&local));
+        }
+    }
+    let stats = Arc::new(ServiceStats::default());
+    let summary = Arc::clone(&stats);
+    signals::on_interrupt(move || info!("{}", summary.summary()))?;
+    match (tcp, udp) {
+        (Some(tcp), Some(udp)) => {
+            let (behaviour2, opts2, stats2) = (behaviour.clone(), opts.clone(), Arc::clone(&stats));
+            thread::Builder::new()
+                .name("udp".into())
+                .spawn(move || {
+                    if let Err(err) = service::serve_udp(udp, &behaviour2, &opts2, &stats2) {
+                        eprintln!("nk: {err:#}");
+                        signals::exit(Status::Failure);
+                    }
+                })
+                .context("start the UDP thread")?;
+            service::serve_tcp(tcp, &behaviour, &opts, &stats)
+        }
+        (Some(tcp), None) => service::serve_tcp(tcp, &behaviour, &opts, &stats),
+        (None, Some(udp)) => service::serve_udp(udp, &behaviour, &opts, &stats),
+        (None, None) => Err(usage("nothing to serve")),
+    }
+}
+
+/// Binds the TCP listener and the UDP socket on one port. With port 0 the kernel picks the
+/// TCP port, and UDP takes the same number; if that UDP port is taken, another pair is tried.
+fn bind_both(
+    spec: &ListenSpec,
+    common: &ServiceArgs,
+    want_tcp: bool,
+    want_udp: bool,
+) -> Result<(Option<socket2::Socket>, Option<socket2::Socket>)> {
+    let family = common.family.family();
+    let opts = SockOpts::default();
+    const ATTEMPTS: usize = 20;
+    for attempt in 1..=ATTEMPTS {
+        let tcp = if want_tcp {
+            Some(bind_tcp(spec, family, &opts)?)
+        } else {
+            None
+        };
+        let port = match &tcp {
+            Some(t) => t
+                .local_addr()
+                .context("getsockname")?
+                .as_socket()
+                .map_or(spec.port, |a| a.port()),
+            None => spec.port,
+        };
+        if !want_udp {
+            return Ok((tcp, None));
+        }
+        let udp_spec = ListenSpec {
+            host: spec.host.clone(),
+            port,
+        };
+        match bind_udp(&udp_spec, family, &opts) {
+            Ok(udp) => return Ok((tcp, Some(udp))),
+            Err(err) if spec.port == 0 && tcp.is_some() && attempt < ATTEMPTS => {
+                crate::debug!("udp port {port} is taken ({err:#}); trying another pair");
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Err(anyhow::anyhow!(
+        "no port free for both tcp and udp after {ATTEMPTS} tries"
+    ))
+}

@@ -1,0 +1,623 @@
+//! The servers behind `nk echo -l`, `nk daytime -l` and `nk qotd -l`: RFC 862/867/865 over
+//! TCP and UDP, built to be left running on a LAN.
+//!
+//! TCP runs as one epoll loop (see `net::poller`): a connection is a few words of state plus
+//! a buffer only while its echo cannot be written, so 10,000 idle clients cost little, and a
+//! client is never waiting on a thread to be created. The accept rules are the listen
+//! server's (`net::server`: the accept error classes, the out-of-descriptors backoff, IPv4-
+//! mapped peers made IPv4) and `--allow/--deny`, `-m` and `-i` mean what they mean there.
+//! Echo reads at most [`CHUNK`] bytes ahead of what the client has taken back: when its echo
+//! cannot be written the connection stops being read, and TCP flow control pushes back on the
+//! client instead of memory growing. Half-closes are honoured: after the client's FIN the
+//! rest of its echo is written, then the connection closes. Daytime and qotd write their text,
+//! half-close, and read (and drop) whatever the client sends until it closes, so closing
+//! never turns into a reset that could destroy the reply in flight.
+//!
+//! UDP runs as a plain receive/answer loop on its own thread, behind `net::udp_guard`.
+
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use socket2::Socket;
+
+use crate::net::acl::AccessList;
+use crate::net::addr::{display_addr, display_sockaddr};
+use crate::net::datagram;
+use crate::net::deadline::{format_duration, Deadline};
+use crate::net::poller::{Event, Interest, Poller};
+use crate::net::server::{accept_ready, Accepted, Backoff};
+use crate::net::udp_guard::{Guard, RateLimit, Verdict};
+
+/// The most echo bytes held for one connection (what one read may take ahead of the client).
+pub const CHUNK: usize = 16 * 1024;
+
+/// How long a daytime/qotd client may keep its connection open after the reply.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// How often idle connections are looked for (at most; less when `-i` is longer).
+const SWEEP: Duration = Duration::from_millis(250);
+
+const LISTENER: u64 = u64::MAX;
+const ACCEPTS_PER_WAKE: usize = 128;
+const ROUNDS_PER_WAKE: usize = 16;
+
+/// What the service says.
+#[derive(Clone)]
+pub enum Behaviour {
+    /// RFC 862: every byte back.
+    Echo,
+    /// RFC 867 / 865: a text made per client (or per datagram), whatever was sent.
+    Announce(Arc<dyn Fn() -> Vec<u8> + Send + Sync>),
+}
+
+impl std::fmt::Debug for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Behaviour::Echo => f.write_str("Echo"),
+            Behaviour::Announce(_) => f.write_str("Announce"),
+        }
+    }
+}
+
+/// Admission and limits, shared by the TCP and UDP sides.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceOptions {
+    /// `-m`: TCP connections at once; more are closed at once.
+    pub max_conns: Option<usize>,
+    /// `-i`: a TCP client that moves no byte for this long is closed.
+    pub idle: Option<Duration>,
+    /// `--allow` / `--deny`, for both protocols.
+    pub access: AccessList,
+    /// `--rate` / `--burst` for UDP; `None` is no limit.
+    pub rate: Option<RateLimit>,
+}
+
+/// Counters for the `-v` summary.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    started: std::sync::OnceLock<Instant>,
+    connections: AtomicU64,
+    turned_away: AtomicU64,
+    open: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    datagrams: AtomicU64,
+    answered: AtomicU64,
+    refused: AtomicU64,
+    limited: AtomicU64,
+}
+
+impl ServiceStats {
+    /// `tcp: N connections (M open, K turned away), X bytes in, Y out; udp: ...`.
+    pub fn summary(&self) -> String {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let elapsed = self.started.get().map(|t| t.elapsed()).unwrap_or_default();
+        format!(
+            "tcp: {} connections ({} open, {} turned away), {} bytes in, {} bytes out; \
+             udp: {} datagrams, {} answered, {} refused, {} over the rate; in {}",
+            load(&self.connections),
+            load(&self.open),
+            load(&self.turned_away),
+            load(&self.bytes_in),
+            load(&self.bytes_out),
+            load(&self.datagrams),
+            load(&self.answered),
+            load(&self.refused),
+            load(&self.limited),
+            format_duration(elapsed)
+        )
+    }
+
+    fn start(&self) {
+        let _ = self.started.set(Instant::now());
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard limit, as a server holding
+/// thousands of clients needs (the usual soft limit is 1024); a failure leaves it as it was.
+pub fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills one rlimit; setrlimit reads one.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// `-v` event lines carry a wall-clock timestamp, so a log can be lined up with others.
+fn stamp() -> String {
+    chrono::Local::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
+        .to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Echo: reading and writing back.
+    Echoing,
+    /// Daytime/qotd: the text is being written.
+    Replying,
+    /// Daytime/qotd: the text is out and our side shut; reading until the client closes.
+    Lingering,
+}
+
+#[derive(Debug)]
+struct Conn {
+    socket: Socket,
+    peer: SocketAddr,
+    seq: u64,
+    phase: Phase,
+    pending: Vec<u8>,
+    written: usize,
+    peer_closed: bool,
+    interest: Interest,
+    opened: Instant,
+    last_active: Instant,
+    received: u64,
+    sent: u64,
+}
+
+/// What a connection needs next.
+enum Next {
+    Wait(Interest),
+    Close,
+}
+
+impl Conn {
+    /// Moves bytes until the socket would block, the client is done, or the round limit
+    /// (fairness: one busy client cannot starve the others of the loop).
+    fn progress(&mut self, buf: &mut [u8]) -> io::Result<Next> {
+        // socket2's send passes MSG_NOSIGNAL: a vanished client is an error, not SIGPIPE.
+        for _ in 0..ROUNDS_PER_WAKE {
+            while self.written < self.pending.len() {
+                match self.socket.send(&self.pending[self.written..]) {
+                    Ok(n) => {
+                        self.written += n;
+                        self.sent += n as u64;
+                        self.last_active = Instant::now();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Ok(Next::Wait(Interest::Write))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if !self.pending.is_empty() {
+                // Free it: most connections never need one, and 10,000 idle ones must not
+                // each keep a buffer.
+                self.pending = Vec::new();
+                self.written = 0;
+            }
+            if self.phase == Phase::Replying {
+                self.socket.shutdown(Shutdown::Write)?;
+                self.phase = Phase::Lingering;
+            }
+            if self.peer_closed {
+                return Ok(Next::Close);
+            }
+            match (&self.socket).read(buf) {
+                Ok(0) => self.peer_closed = true,
+                Ok(n) => {
+                    self.received += n as u64;
+                    self.last_active = Instant::now();
+                    if self.phase == Phase::Echoing {
+                        self.echo(&buf[..n])?;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(Next::Wait(Interest::Read))
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Next::Wait(if self.pending.is_empty() {
+            Interest::Read
+        } else {
+            Interest::Write
+        }))
+    }
+
+    /// Writes `data` back at once, keeping what does not fit.
+    fn echo(&mut self, data: &[u8]) -> io::Result<()> {
+        let done = match self.socket.send(data) {
+            Ok(n) => n,
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                0
+            }
+            Err(e) => return Err(e),
+        };
+        self.sent += done as u64;
+        if done < data.len() {
+            self.pending = data[done..].to_vec();
+            self.written = 0;
+        }
+        Ok(())
+    }
+
+    fn idle_limit(&self, idle: Option<Duration>) -> Option<Duration> {
+        match self.phase {
+            Phase::Echoing => idle,
+            Phase::Replying | Phase::Lingering => Some(idle.map_or(LINGER, |i| i.min(LINGER))),
+        }
+    }
+}
+
+/// The connections of the loop, by slot; a slot's index is its epoll token.
+#[derive(Debug, Default)]
+struct Table {
+    slots: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    live: usize,
+}
+
+impl Table {
+    fn insert(&mut self, conn: Conn) -> usize {
+        self.live += 1;
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(conn);
+                slot
+            }
+            None => {
+                self.slots.push(Some(conn));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn take(&mut self, slot: usize) -> Option<Conn> {
+        let conn = self.slots.get_mut(slot)?.take()?;
+        self.free.push(slot);
+        self.live -= 1;
+        Some(conn)
+    }
+}
+
+/// The TCP side: runs until an unrecoverable listener error.
+pub fn serve_tcp(
+    listener: Socket,
+    behaviour: &Behaviour,
+    opts: &ServiceOptions,
+    stats: &ServiceStats,
+) -> Result<()> {
+    stats.start();
+    listener
+        .set_nonblocking(true)
+        .context("set the listener non-blocking")?;
+    let mut poller = Poller::new(256).context("epoll_create")?;
+    poller
+        .add(listener.as_raw_fd(), Interest::Read, LISTENER)
+        .context("epoll_ctl")?;
+    let mut table = Table::default();
+    let mut buf = vec![0u8; CHUNK];
+    let mut backoff = Backoff::default();
+    let mut paused_until: Option<Instant> = None;
+    let mut next_sweep = Instant::now() + SWEEP;
+    let mut ready: Vec<Event> = Vec::with_capacity(256);
+    let mut seq = 0u64;
+    let sweeps = opts.idle.is_some() || matches!(behaviour, Behaviour::Announce(_));
+    loop {
+        let mut deadline = Deadline::NEVER;
+        if let Some(at) = paused_until {
+            deadline = deadline.min(Deadline::at(at));
+        }
+        if sweeps && table.live > 0 {
+            deadline = deadline.min(Deadline::at(next_sweep));
+        }
+        ready.clear();
+        ready.extend(poller.wait(deadline).context("epoll_wait")?);
+        let now = Instant::now();
+        if paused_until.is_some_and(|at| now >= at) {
+            paused_until = None;
+            poller
+                .add(listener.as_raw_fd(), Interest::Read, LISTENER)
+                .context("epoll_ctl")?;
+        }
+        for event in &ready {
+            if event.token == LISTENER {
+                let admitted =
+                    accept_clients(&listener, behaviour, opts, stats, &mut seq, table.live);
+                match admitted {
+                    Ok(conns) => {
+                        backoff.reset();
+                        for conn in conns {
+                            let slot = table.insert(conn);
+                            step(&mut poller, &mut table, slot, &mut buf, stats, true);
+                        }
+                    }
+                    Err(AcceptStop::Exhausted(err, conns)) => {
+                        for conn in conns {
+                            let slot = table.insert(conn);
+                            step(&mut poller, &mut table, slot, &mut buf, stats, true);
+                        }
+                        let pause = backoff.next_pause(&listener, &err);
+                        poller.remove(listener.as_raw_fd()).context("epoll_ctl")?;
+                        paused_until = Some(now + pause);
+                    }
+                    Err(AcceptStop::Fatal(err)) => return Err(err),
+                }
+                continue;
+            }
+            step(
+                &mut poller,
+                &mut table,
+                event.token as usize,
+                &mut buf,
+                stats,
+                false,
+            );
+        }
+        if sweeps && now >= next_sweep {
+            sweep(&mut table, opts.idle, stats, now);
+            next_sweep = now
+                + opts
+                    .idle
+                    .map_or(SWEEP, |i| (i / 4).clamp(Duration::from_millis(10), SWEEP));
+        }
+    }
+}
+
+enum AcceptStop {
+    Exhausted(io::Error, Vec<Conn>),
+    Fatal(anyhow::Error),
+}
+
+/// Accepts what the listener has queued (up to a batch), applying the admission rules.
+fn accept_clients(
+    listener: &Socket,
+    behaviour: &Behaviour,
+    opts: &ServiceOptions,
+    stats: &ServiceStats,
+    seq: &mut u64,
+    live: usize,
+) -> std::result::Result<Vec<Conn>, AcceptStop> {
+    let mut admitted = Vec::new();
+    for _ in 0..ACCEPTS_PER_WAKE {
+        let (socket, peer) = match accept_ready(listener) {
+            Ok(Accepted::Client(socket, peer)) => (socket, peer),
+            Ok(Accepted::Retry) => break,
+            Ok(Accepted::Exhausted(err)) => return Err(AcceptStop::Exhausted(err, admitted)),
+            Err(err) => return Err(AcceptStop::Fatal(err)),
+        };
+        let Some(peer) = peer.as_socket() else {
+            continue;
+        };
+        if !opts.access.permits(peer.ip()) {
+            stats.turned_away.fetch_add(1, Ordering::Relaxed);
+            crate::info!(
+                "{} tcp {} denied (--allow/--deny)",
+                stamp(),
+                display_addr(peer)
+            );
+            continue;
+        }
+        if let Some(max) = opts.max_conns {
+            if live + admitted.len() >= max {
+                stats.turned_away.fetch_add(1, Ordering::Relaxed);
+                crate::info!(
+                    "{} tcp {} refused: {max} connections already (-m {max})",
+                    stamp(),
+                    display_addr(peer)
+                );
+                continue;
+            }
+        }
+        if socket.set_nonblocking(true).is_err() {
+            continue;
+        }
+        *seq += 1;
+        let now = Instant::now();
+        let (phase, pending) = match behaviour {
+            Behaviour::Echo => {
+                // Echo is interactive: each echo should leave at once, not wait for an ACK.
+                let _ = socket.set_nodelay(true);
+                (Phase::Echoing, Vec::new())
+            }
+            Behaviour::Announce(text) => (Phase::Replying, text()),
+        };
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+        stats.open.fetch_add(1, Ordering::Relaxed);
+        crate::info!(
+            "{} tcp {} connected (#{})",
+            stamp(),
+            display_addr(peer),
+            *seq
+        );
+        admitted.push(Conn {
+            socket,
+            peer,
+            seq: *seq,
+            phase,
+            pending,
+            written: 0,
+            peer_closed: false,
+            interest: Interest::Read,
+            opened: now,
+            last_active: now,
+            received: 0,
+            sent: 0,
+        });
+    }
+    Ok(admitted)
+}
+
+/// Lets the connection in `slot` make progress, then registers what it waits for or closes it.
+fn step(
+    poller: &mut Poller,
+    table: &mut Table,
+    slot: usize,
+    buf: &mut [u8],
+    stats: &ServiceStats,
+    new: bool,
+) {
+    let Some(conn) = table.slots.get_mut(slot).and_then(Option::as_mut) else {
+        return;
+    };
+    let outcome = match conn.progress(buf) {
+        Ok(Next::Wait(interest)) => {
+            let fd = conn.socket.as_raw_fd();
+            let registered = if new {
+                poller.add(fd, interest, slot as u64)
+            } else if interest != conn.interest {
+                poller.modify(fd, interest, slot as u64)
+            } else {
+                Ok(())
+            };
+            conn.interest = interest;
+            registered.map_err(|e| format!("epoll_ctl: {e}"))
+        }
+        Ok(Next::Close) => Err(String::new()),
+        Err(err) => Err(err.to_string()),
+    };
+    if let Err(reason) = outcome {
+        if let Some(conn) = table.take(slot) {
+            close(conn, stats, &reason);
+        }
+    }
+}
+
+fn close(conn: Conn, stats: &ServiceStats, reason: &str) {
+    stats.open.fetch_sub(1, Ordering::Relaxed);
+    stats.bytes_in.fetch_add(conn.received, Ordering::Relaxed);
+    stats.bytes_out.fetch_add(conn.sent, Ordering::Relaxed);
+    let why = if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({reason})")
+    };
+    crate::info!(
+        "{} tcp {} closed (#{}): {} bytes in, {} bytes out in {}{why}",
+        stamp(),
+        display_addr(conn.peer),
+        conn.seq,
+        conn.received,
+        conn.sent,
+        format_duration(conn.opened.elapsed())
+    );
+}
+
+/// Closes the connections idle past their limit.
+fn sweep(table: &mut Table, idle: Option<Duration>, stats: &ServiceStats, now: Instant) {
+    for slot in 0..table.slots.len() {
+        let expired = table.slots[slot].as_ref().is_some_and(|conn| {
+            conn.idle_limit(idle)
+                .is_some_and(|limit| now.saturating_duration_since(conn.last_active) >= limit)
+        });
+        if expired {
+            if let Some(conn) = table.take(slot) {
+                let limit = conn.idle_limit(idle).unwrap_or_default();
+                close(conn, stats, &format!("idle for {}", format_duration(limit)));
+            }
+        }
+    }
+}
+
+/// The UDP side: answers datagrams the guard lets through; runs until a socket error.
+pub fn serve_udp(
+    socket: Socket,
+    behaviour: &Behaviour,
+    opts: &ServiceOptions,
+    stats: &ServiceStats,
+) -> Result<()> {
+    stats.start();
+    let local = socket.local_addr().context("getsockname")?;
+    let own_port = local.as_socket().map_or(0, |a| a.port());
+    let mut guard = Guard::new(own_port, opts.rate);
+    datagram::enlarge_receive_buffer(&socket);
+    let mut buf = vec![0u8; datagram::MAX_UDP_PAYLOAD_V6 + 1];
+    loop {
+        let (len, from) = match datagram::receive(&socket, &mut buf) {
+            Ok((len, _, from)) => (len, from),
+            Err(e) if udp_transient(&e) => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("receive on {}", display_sockaddr(&local)))
+            }
+        };
+        let Some(source) = from.as_socket() else {
+            continue;
+        };
+        let source = SocketAddr::new(source.ip().to_canonical(), source.port());
+        stats.datagrams.fetch_add(1, Ordering::Relaxed);
+        if !opts.access.permits(source.ip()) {
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            crate::debug!("udp {} denied (--allow/--deny)", display_addr(source));
+            continue;
+        }
+        match guard.check(source, Instant::now()) {
+            Verdict::Answer => {}
+            Verdict::Refused(reason) => {
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+                crate::info!(
+                    "{} udp {} not answered: {reason}",
+                    stamp(),
+                    display_addr(source)
+                );
+                continue;
+            }
+            Verdict::Limited { first } => {
+                stats.limited.fetch_add(1, Ordering::Relaxed);
+                if first {
+                    crate::info!(
+                        "{} udp {} over --rate: not answered until it slows down",
+                        stamp(),
+                        display_addr(source)
+                    );
+                }
+                continue;
+            }
+        }
+        let text;
+        let reply: &[u8] = match behaviour {
+            Behaviour::Echo => &buf[..len],
+            Behaviour::Announce(make) => {
+                text = make();
+                &text
+            }
+        };
+        match socket.send_to(reply, &from) {
+            Ok(_) => {
+                stats.answered.fetch_add(1, Ordering::Relaxed);
+                crate::info!(
+                    "{} udp {} {len} bytes in, {} bytes out",
+                    stamp(),
+                    display_addr(source),
+                    reply.len()
+                );
+            }
+            Err(e) => crate::debug!("udp reply to {}: {e}", display_addr(source)),
+        }
+    }
+}
+
+/// Errors a UDP server socket reports about earlier datagrams (an ICMP error for a reply we
+/// sent) or signals: none of them stops the service.
+fn udp_transient(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(
+            libc::EINTR
+                | libc::ECONNREFUSED
+                | libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+                | libc::ECONNRESET
+                | libc::ENOBUFS
+                | libc::ENOMEM
+        )
+    )
+}

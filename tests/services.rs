@@ -1,0 +1,1599 @@
+//! `nk echo`, `nk daytime` and `nk qotd` (RFC 862, 867, 865), both roles, on loopback:
+//! nk's clients against xinetd's internal services, socat and nk's own servers; nk's servers
+//! against OpenBSD `nc`, `socat`, nk's own clients and the test's `std::net` sockets (where a
+//! source address or port, or a count of datagrams, has to be controlled or observed).
+//!
+//! Ports come from the kernel: nk's servers report theirs with `-v`, socat TCP-LISTEN and
+//! UDP-LISTEN report theirs; xinetd and socat UDP-RECVFROM, which cannot, get ports that were
+//! free a moment ago, and xinetd's readiness is its "Started working" log line. Every wait is
+//! bounded; a missing peer tool fails the test. No assertion is about speed: times read from a
+//! daytime line are only checked to be the right date and hour (within minutes).
+
+mod common;
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
+use common::*;
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------
+// helpers: nk's servers
+// ---------------------------------------------------------------------------
+
+/// A running `nk SERVICE -v ... -l ADDR` and the ports of its `listening on` lines.
+struct Service {
+    nk: Proc,
+    tcp: Option<u16>,
+    udp: Option<u16>,
+}
+
+impl Service {
+    fn tcp(&self) -> u16 {
+        self.tcp.expect("this server has no TCP listener")
+    }
+
+    fn udp(&self) -> u16 {
+        self.udp.expect("this server has no UDP listener")
+    }
+}
+
+/// `nk SERVICE -v ARGS -l 127.0.0.1:0`, ready (every expected listening line seen).
+fn serve(service: &str, args: &[&str]) -> Service {
+    serve_with(service, args, "127.0.0.1:0", &[])
+}
+
+/// `nk SERVICE -v ARGS -l ADDR` with extra environment variables. Waits for
+/// `nk: listening on ADDR:PORT (tcp)` and `(udp)` (only the one asked for with `--tcp` / `-u`).
+fn serve_with(service: &str, args: &[&str], addr: &str, env: &[(&str, &str)]) -> Service {
+    let mut full = vec![service, "-v"];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["-l", addr]);
+    let want_tcp = !args.iter().any(|a| *a == "-u" || *a == "--udp");
+    let want_udp = !args.contains(&"--tcp");
+    let mut cmd = nk(&full);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut p = Proc::spawn(&format!("nk {}", full.join(" ")), cmd, In::Null, Out::Pipe);
+    let (mut tcp, mut udp) = (None, None);
+    while (want_tcp && tcp.is_none()) || (want_udp && udp.is_none()) {
+        let line = p.wait_stderr_line(10.0, |l| l.starts_with("nk: listening on "));
+        let port = parse_listening_port(&line)
+            .unwrap_or_else(|| panic!("no port in the listening report {line:?}"));
+        assert_ne!(port, 0, "listening report shows port 0: {line:?}");
+        if line.ends_with(" (tcp)") {
+            tcp = Some(port);
+        } else if line.ends_with(" (udp)") {
+            udp = Some(port);
+        } else {
+            panic!("listening report of {full:?} ends neither with (tcp) nor (udp): {line:?}");
+        }
+    }
+    Service { nk: p, tcp, udp }
+}
+
+/// Sends `sig` and expects exit `code`.
+fn signal_and_wait(p: Proc, sig: &str, code: i32) -> Finished {
+    send_signal(p.pid(), sig);
+    let out = p.wait(10.0);
+    out.expect_code(code);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// helpers: sockets
+// ---------------------------------------------------------------------------
+
+/// A UDP socket on `ip`:0 with a 5 s read timeout.
+fn udp(ip: &str) -> UdpSocket {
+    let s = UdpSocket::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0/udp: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago (for socat UDP-RECVFROM).
+fn free_udp_port() -> u16 {
+    udp("127.0.0.1").local_addr().unwrap().port()
+}
+
+/// A port free for both TCP and UDP on 127.0.0.1 a moment ago (for xinetd, which cannot
+/// report the ports it bound).
+fn free_tcp_udp_port() -> u16 {
+    for _ in 0..100 {
+        let t = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0/tcp");
+        let port = t.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both TCP and UDP on 127.0.0.1 in 100 tries");
+}
+
+/// Receives one datagram within the socket's read timeout, or panics with `what`.
+fn recv(s: &UdpSocket, what: &str) -> (Vec<u8>, SocketAddr) {
+    let mut buf = vec![0u8; 70000];
+    match s.recv_from(&mut buf) {
+        Ok((n, from)) => (buf[..n].to_vec(), from),
+        Err(e) => panic!("{what}: no datagram: {e}"),
+    }
+}
+
+/// Expects no datagram on `s` for `secs`.
+fn expect_silence(s: &UdpSocket, secs: f64, what: &str) {
+    s.set_read_timeout(Some(Duration::from_secs_f64(secs)))
+        .unwrap();
+    let mut buf = vec![0u8; 70000];
+    if let Ok((n, from)) = s.recv_from(&mut buf) {
+        panic!(
+            "{what}: unexpected datagram {:?} from {from}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+}
+
+/// One datagram to 127.0.0.1:`port` from a fresh socket; the answer (from that port).
+fn ask_udp(port: u16, payload: &[u8], what: &str) -> Vec<u8> {
+    let s = udp("127.0.0.1");
+    s.send_to(payload, ("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("{what}: send: {e}"));
+    let (got, from) = recv(&s, what);
+    assert_eq!(from.port(), port, "{what}: answer from another port");
+    got
+}
+
+/// Connects to 127.0.0.1:`port`, sends `payload`, half-closes, reads to EOF (5 s of silence
+/// at most). Returns the bytes and whether EOF was seen.
+fn ask_tcp(port: u16, payload: &[u8]) -> (Vec<u8>, bool) {
+    let mut s = connect_local(port);
+    s.write_all(payload).expect("write");
+    s.shutdown(Shutdown::Write).expect("shutdown(Write)");
+    read_until_eof(&mut s, 5.0)
+}
+
+/// Raises this process's RLIMIT_NOFILE soft limit to at least `want` (children inherit it),
+/// the hard limit too when allowed (root). Panics if that cannot be done.
+fn raise_nofile(want: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the struct we own and pass by pointer.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    assert_eq!(rc, 0, "getrlimit: {}", io::Error::last_os_error());
+    if lim.rlim_cur >= want {
+        return;
+    }
+    let new = libc::rlimit {
+        rlim_cur: want,
+        rlim_max: lim.rlim_max.max(want),
+    };
+    // SAFETY: setrlimit only reads the `rlimit` we pass by pointer.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+        return;
+    }
+    let err = io::Error::last_os_error();
+    panic!(
+        "this test needs {want} descriptors; RLIMIT_NOFILE is {}/{} and cannot be raised: {err}",
+        lim.rlim_cur, lim.rlim_max
+    );
+}
+
+/// CRLF line ends turned into LF, trailing white space removed.
+fn normalise(text: &str) -> String {
+    text.replace("\r\n", "\n").trim_end().to_string()
+}
+
+/// Panics unless every LF in `bytes` follows a CR (RFC 865 / 867 line ends).
+fn assert_crlf(what: &str, bytes: &[u8]) {
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' {
+            assert!(
+                i > 0 && bytes[i - 1] == b'\r',
+                "{what}: bare LF at offset {i} (lines must end with CRLF): {:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// helpers: peers (xinetd, socat, nc)
+// ---------------------------------------------------------------------------
+
+/// xinetd running its internal `NAME-stream` and `NAME-dgram` services on one port of
+/// 127.0.0.1, in the foreground, with its own configuration and log in a temporary directory.
+/// Dropping it stops xinetd (SIGTERM, then SIGKILL).
+struct Xinetd {
+    proc: Option<Proc>,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Xinetd {
+    /// Starts xinetd with the internal `name` service (`echo` or `daytime`), TCP and UDP, on a
+    /// free port; returns once its log says both services are working.
+    fn start(name: &str) -> Xinetd {
+        require_tool("xinetd", "xinetd");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("xinetd.conf");
+        let log = dir.path().join("xinetd.log");
+        let pidfile = dir.path().join("xinetd.pid");
+        let port = free_tcp_udp_port();
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        let user = if root { "\tuser = root\n" } else { "" };
+        // UNLISTED: /etc/services ties the names echo and daytime to ports 7 and 13, and xinetd
+        // refuses another port for a listed service; INTERNAL services are found by name.
+        let mut text = String::from("defaults\n{\n\tinstances = UNLIMITED\n}\n");
+        for (socket_type, protocol, wait) in [("stream", "tcp", "no"), ("dgram", "udp", "yes")] {
+            text.push_str(&format!(
+                "service {name}\n{{\n\ttype = INTERNAL UNLISTED\n\tid = {name}-{socket_type}\n\
+                 \tsocket_type = {socket_type}\n\tprotocol = {protocol}\n\twait = {wait}\n\
+                 {user}\tbind = 127.0.0.1\n\tport = {port}\n\tflags = NOLIBWRAP\n}}\n"
+            ));
+        }
+        std::fs::write(&conf, &text).expect("write xinetd.conf");
+        let mut cmd = Command::new("xinetd");
+        cmd.arg("-dontfork")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-pidfile")
+            .arg(&pidfile)
+            .arg("-filelog")
+            .arg(&log);
+        let mut p = Proc::spawn(
+            &format!("xinetd -dontfork -f {}", conf.display()),
+            cmd,
+            In::Null,
+            Out::Pipe,
+        );
+        let log_text = |log: &Path| std::fs::read_to_string(log).unwrap_or_default();
+        let started = wait_until(10.0, || {
+            log_text(&log).contains("Started working") || !p.is_running()
+        });
+        let text_now = log_text(&log);
+        let working = text_now
+            .split("Started working: ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u32>().ok());
+        assert!(
+            started && working == Some(2),
+            "xinetd did not start its two {name} services on port {port}\n--- config:\n{text}\
+             --- log:\n{text_now}--- stderr:\n{}",
+            p.stderr_so_far()
+        );
+        Xinetd {
+            proc: Some(p),
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Xinetd {
+    fn drop(&mut self) {
+        if let Some(p) = self.proc.take() {
+            let pid = p.pid();
+            // SAFETY: kill(2) on our own child's pid (not yet reaped, so not reused).
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            }
+            wait_until(5.0, || !process_alive(pid));
+            drop(p); // SIGKILL if still there, and reap
+        }
+    }
+}
+
+/// `socat -d -d ARGS`.
+fn socat(args: &[&str], stdin: In, stdout: Out) -> Proc {
+    require_tool("socat", "socat");
+    let mut c = Command::new("socat");
+    c.args(["-d", "-d"]);
+    c.args(args);
+    Proc::spawn(&format!("socat {}", args.join(" ")), c, stdin, stdout)
+}
+
+/// The port at the end of a socat readiness line ("listening on AF=2 127.0.0.1:PORT").
+fn last_port(line: &str) -> u16 {
+    let tok = line.split_whitespace().last().unwrap_or("");
+    tok.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+}
+
+/// socat listening with `listen_spec` (its port 0, 127.0.0.1) running `program` for each peer;
+/// returns it once it reports its port.
+fn socat_server(listen_spec: &str, program: &str) -> (Proc, u16) {
+    let mut p = socat(&[listen_spec, program], In::Null, Out::Null);
+    let port = last_port(&p.wait_stderr_line(10.0, |l| l.contains("listening on")));
+    (p, port)
+}
+
+/// `nc ARGS` (OpenBSD netcat).
+fn nc(args: &[&str], stdin: In, stdout: Out) -> Proc {
+    require_openbsd_nc();
+    let mut c = Command::new("nc");
+    c.args(args);
+    Proc::spawn(&format!("nc {}", args.join(" ")), c, stdin, stdout)
+}
+
+fn write_stdin(p: &mut Proc, data: &[u8]) {
+    p.stdin
+        .as_mut()
+        .expect("stdin pipe")
+        .write_all(data)
+        .expect("write the child's stdin");
+}
+
+// ---------------------------------------------------------------------------
+// helpers: time formats
+// ---------------------------------------------------------------------------
+
+/// Panics unless `t` is within 5 minutes of now (the right date and hour; not a speed test).
+fn assert_near_now(what: &str, t: DateTime<Utc>) {
+    let off = (Utc::now() - t).num_seconds().abs();
+    assert!(
+        off <= 300,
+        "{what}: {t} is {off} s away from the test's clock"
+    );
+}
+
+/// Splits a line at the end of its first `HH:MM:SS`: (up to the seconds, the rest).
+fn split_after_time(line: &str) -> Option<(&str, &str)> {
+    let colon = line.find(':')?;
+    let end = colon.checked_sub(2)? + 8;
+    if end > line.len() || !line.is_char_boundary(end) {
+        return None;
+    }
+    Some(line.split_at(end))
+}
+
+/// Parses a numeric UTC offset `+HHMM` / `+HH:MM` / `-HHMM` into seconds east of UTC.
+fn parse_offset(text: &str) -> Option<i32> {
+    let sign = match text.chars().next()? {
+        '+' => 1,
+        '-' => -1,
+        _ => return None,
+    };
+    let digits: String = text[1..].chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let h: i32 = digits[..2].parse().ok()?;
+    let m: i32 = digits[2..].parse().ok()?;
+    Some(sign * (h * 3600 + m * 60))
+}
+
+/// Parses nk's default RFC 867 line, `Saturday, November 21, 2026 11:32:12-UTC` or with a
+/// numeric offset in place of `UTC` (`...11:32:12-+0300`, `...11:32:12+0300`, `... +03:00`).
+/// The weekday is checked against the date by chrono. Returns the instant and the offset in
+/// seconds; `None` if the line has another shape.
+fn parse_rfc867(line: &str) -> Option<(DateTime<Utc>, i32)> {
+    let (head, zone) = split_after_time(line)?;
+    let naive = NaiveDateTime::parse_from_str(head, "%A, %B %d, %Y %H:%M:%S").ok()?;
+    let offset = if zone == "-UTC" {
+        0
+    } else {
+        let z = zone.trim_start_matches(' ');
+        let z = if z.len() > 1 && z.starts_with('-') && matches!(&z[1..2], "+" | "-") {
+            &z[1..]
+        } else {
+            z
+        };
+        parse_offset(z)?
+    };
+    let fixed = FixedOffset::east_opt(offset)?;
+    let t = naive.and_local_timezone(fixed).single()?;
+    Some((t.with_timezone(&Utc), offset))
+}
+
+/// Parses xinetd's daytime line, `21 NOV 2026 15:21:37 UTC`.
+fn parse_xinetd_daytime(line: &str) -> Option<DateTime<Utc>> {
+    let (head, zone) = split_after_time(line)?;
+    if zone.trim() != "UTC" {
+        return None;
+    }
+    let naive = NaiveDateTime::parse_from_str(head, "%d %b %Y %H:%M:%S").ok()?;
+    Some(naive.and_utc())
+}
+
+/// The only line of a daytime answer (CRLF or LF end removed); panics on another shape.
+fn only_line(what: &str, bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let line = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("{what}: the answer does not end with a newline: {text:?}"));
+    assert!(!line.contains('\n'), "{what}: more than one line: {text:?}");
+    line.to_string()
+}
+
+// ---------------------------------------------------------------------------
+// 1. nk's clients against xinetd's internal services
+// ---------------------------------------------------------------------------
+
+#[test]
+fn echo_client_tcp_and_udp_against_xinetd() {
+    let x = Xinetd::start("echo");
+    let target = format!("127.0.0.1:{}", x.port);
+    for proto in [&[][..], &["-u"][..]] {
+        for word in ["hello", "cau"] {
+            let mut args = vec!["echo"];
+            args.extend_from_slice(proto);
+            args.extend_from_slice(&[&target, word]);
+            let out = run_nk(&args, In::Null, 10.0);
+            out.expect_code(0)
+                .expect_stdout(format!("{word}\n").as_bytes());
+            assert!(
+                out.stderr.is_empty(),
+                "a good echo should print nothing on stderr\n{}\n--- xinetd log:\n{}",
+                out.describe(),
+                x.log()
+            );
+        }
+    }
+}
+
+#[test]
+fn daytime_client_tcp_and_udp_against_xinetd() {
+    let x = Xinetd::start("daytime");
+    let target = format!("127.0.0.1:{}", x.port);
+    // What xinetd itself sends, read with a plain socket: the line nk must show.
+    let (raw, eof) = ask_tcp(x.port, b"");
+    assert!(eof, "xinetd daytime did not close");
+    let raw_line = only_line("xinetd daytime (tcp, raw)", &raw);
+    assert!(
+        parse_xinetd_daytime(&raw_line).is_some(),
+        "test setup: xinetd's daytime line has an unexpected shape: {raw_line:?}"
+    );
+    for proto in [&[][..], &["-u"][..]] {
+        let mut args = vec!["daytime"];
+        args.extend_from_slice(proto);
+        args.push(&target);
+        let out = run_nk(&args, In::Null, 10.0);
+        out.expect_code(0);
+        let line = only_line(&out.name, &out.stdout);
+        let t = parse_xinetd_daytime(&line).unwrap_or_else(|| {
+            panic!(
+                "nk did not print xinetd's daytime line (like {raw_line:?})\n{}",
+                out.describe()
+            )
+        });
+        assert_near_now(&out.name, t);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. nk's servers against OpenBSD nc and socat
+// ---------------------------------------------------------------------------
+
+#[test]
+fn echo_server_listens_tcp_and_udp_on_one_port_and_exits_143_on_sigterm() {
+    let svc = serve("echo", &[]);
+    assert_eq!(
+        svc.tcp,
+        svc.udp,
+        "echo -l 127.0.0.1:0 should serve TCP and UDP on one port\n{}",
+        svc.nk.stderr_so_far()
+    );
+    let (back, eof) = ask_tcp(svc.tcp(), b"over tcp\n");
+    assert!(back == b"over tcp\n" && eof, "tcp: {back:?} eof={eof}");
+    assert_eq!(ask_udp(svc.udp(), b"over udp", "udp echo"), b"over udp");
+    signal_and_wait(svc.nk, "TERM", 143);
+}
+
+#[test]
+fn echo_server_answers_openbsd_nc_tcp_and_udp() {
+    let svc = serve("echo", &[]);
+    let tcp = nc(
+        &["-N", "127.0.0.1", &svc.tcp().to_string()],
+        In::Bytes(b"data over nc\n".to_vec()),
+        Out::Pipe,
+    )
+    .wait(10.0);
+    tcp.expect_code(0).expect_stdout(b"data over nc\n");
+
+    let mut u = nc(
+        &["-u", "127.0.0.1", &svc.udp().to_string()],
+        In::Pipe,
+        Out::Pipe,
+    );
+    write_stdin(&mut u, b"datagram from nc\n");
+    u.wait_stdout_line(10.0, |l| l == "datagram from nc");
+    write_stdin(&mut u, b"second\n");
+    u.wait_stdout_line(10.0, |l| l == "second");
+}
+
+#[test]
+fn echo_server_answers_socat_tcp_and_udp() {
+    let svc = serve("echo", &[]);
+    let tcp = socat(
+        &["-t", "5", "-", &format!("TCP:127.0.0.1:{}", svc.tcp())],
+        In::Bytes(b"data over socat\n".to_vec()),
+        Out::Pipe,
+    )
+    .wait(10.0);
+    tcp.expect_code(0).expect_stdout(b"data over socat\n");
+
+    let mut u = socat(
+        &["-t", "5", "-", &format!("UDP:127.0.0.1:{}", svc.udp())],
+        In::Pipe,
+        Out::Pipe,
+    );
+    write_stdin(&mut u, b"datagram from socat\n");
+    u.wait_stdout_line(10.0, |l| l == "datagram from socat");
+}
+
+#[test]
+fn daytime_server_answers_nc_and_socat_tcp_and_udp() {
+    let svc = serve("daytime", &["--utc"]);
+    let check = |what: &str, bytes: &[u8]| {
+        assert_crlf(what, bytes);
+        let line = only_line(what, bytes);
+        let (t, offset) = parse_rfc867(&line)
+            .unwrap_or_else(|| panic!("{what}: not an RFC 867 line like nk's: {line:?}"));
+        assert!(
+            line.ends_with("-UTC") && offset == 0,
+            "{what}: --utc: {line:?}"
+        );
+        assert_near_now(what, t);
+    };
+
+    let out = nc(
+        &["-N", "127.0.0.1", &svc.tcp().to_string()],
+        In::Null,
+        Out::Pipe,
+    )
+    .wait(10.0);
+    out.expect_code(0);
+    check("nc -N (tcp)", &out.stdout);
+
+    let out = socat(
+        &["-t", "5", "-", &format!("TCP:127.0.0.1:{}", svc.tcp())],
+        In::Null,
+        Out::Pipe,
+    )
+    .wait(10.0);
+    out.expect_code(0);
+    check("socat TCP", &out.stdout);
+
+    let mut u = nc(
+        &["-u", "127.0.0.1", &svc.udp().to_string()],
+        In::Pipe,
+        Out::Pipe,
+    );
+    write_stdin(&mut u, b"\n");
+    u.wait_stdout_line(10.0, |l| l.contains("UTC"));
+    check("nc -u", &u.stdout_so_far());
+
+    let mut u = socat(
+        &["-t", "5", "-", &format!("UDP:127.0.0.1:{}", svc.udp())],
+        In::Pipe,
+        Out::Pipe,
+    );
+    write_stdin(&mut u, b"x");
+    u.wait_stdout_line(10.0, |l| l.contains("UTC"));
+    check("socat UDP", &u.stdout_so_far());
+
+    // Any datagram, even an empty one, gets the line.
+    let got = ask_udp(svc.udp(), b"", "empty datagram to daytime");
+    check("empty datagram", &got);
+}
+
+#[test]
+fn qotd_server_answers_nc_and_socat_tcp_and_udp() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("quotes");
+    std::fs::write(&file, "Only one quote here.\n-- the test\n").unwrap();
+    let svc = serve("qotd", &["--quotes", file.to_str().unwrap()]);
+    let want = "Only one quote here.\n-- the test";
+
+    let out = nc(
+        &["-N", "127.0.0.1", &svc.tcp().to_string()],
+        In::Null,
+        Out::Pipe,
+    )
+    .wait(10.0);
+    out.expect_code(0);
+    assert_crlf("nc -N (tcp)", &out.stdout);
+    assert_eq!(normalise(&out.stdout_text()), want, "{}", out.describe());
+
+    let out = socat(
+        &["-t", "5", "-", &format!("TCP:127.0.0.1:{}", svc.tcp())],
+        In::Null,
+        Out::Pipe,
+    )
+    .wait(10.0);
+    out.expect_code(0);
+    assert_eq!(normalise(&out.stdout_text()), want, "{}", out.describe());
+
+    let mut u = socat(
+        &["-t", "5", "-", &format!("UDP:127.0.0.1:{}", svc.udp())],
+        In::Pipe,
+        Out::Pipe,
+    );
+    write_stdin(&mut u, b"\n");
+    u.wait_stdout_line(10.0, |l| l.starts_with("-- the test"));
+    let got = u.stdout_so_far();
+    assert_crlf("socat UDP", &got);
+    assert_eq!(normalise(&String::from_utf8_lossy(&got)), want);
+}
+
+// ---------------------------------------------------------------------------
+// 3. the seeds: nk client against nk server (and socat)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn seed_echo_udp_cau_against_nk_echo_server() {
+    let svc = serve("echo", &[]);
+    let out = run_nk(
+        ["echo", "-u", &format!("127.0.0.1:{}", svc.udp()), "cau"],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(0).expect_stdout(b"cau\n");
+    let out = run_nk(
+        ["echo", &format!("127.0.0.1:{}", svc.tcp()), "cau"],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(0).expect_stdout(b"cau\n");
+}
+
+#[test]
+fn echo_client_joins_message_words_with_spaces() {
+    // The server side records what arrived: one datagram, words joined, no newline added.
+    let srv = udp("127.0.0.1");
+    let port = srv.local_addr().unwrap().port();
+    let answer = thread::spawn(move || {
+        let (got, from) = recv(&srv, "nk echo's datagram");
+        srv.send_to(&got, from).unwrap();
+        got
+    });
+    let out = run_nk(
+        [
+            "echo",
+            "-u",
+            &format!("127.0.0.1:{port}"),
+            "one",
+            "two  three",
+        ],
+        In::Null,
+        10.0,
+    );
+    let got = answer.join().expect("server thread");
+    assert_eq!(String::from_utf8_lossy(&got), "one two  three");
+    out.expect_code(0).expect_stdout(b"one two  three\n");
+}
+
+#[test]
+fn echo_client_sends_each_stdin_line_tcp_and_udp() {
+    let svc = serve("echo", &[]);
+    for (proto, port) in [(None, svc.tcp()), (Some("-u"), svc.udp())] {
+        let mut args = vec!["echo".to_string()];
+        args.extend(proto.map(str::to_string));
+        args.push(format!("127.0.0.1:{port}"));
+        let out = run_nk(&args, In::Bytes(b"first line\nsecond\n".to_vec()), 10.0);
+        out.expect_code(0).expect_stdout(b"first line\nsecond\n");
+    }
+    // UDP: one datagram per line, without its newline.
+    let srv = udp("127.0.0.1");
+    let port = srv.local_addr().unwrap().port();
+    let answer = thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let (got, from) = recv(&srv, "a stdin line as a datagram");
+            srv.send_to(&got, from).unwrap();
+            seen.push(String::from_utf8_lossy(&got).into_owned());
+        }
+        seen
+    });
+    let out = run_nk(
+        ["echo", "-u", &format!("127.0.0.1:{port}")],
+        In::Bytes(b"alpha\nbeta\n".to_vec()),
+        10.0,
+    );
+    assert_eq!(answer.join().expect("server thread"), ["alpha", "beta"]);
+    out.expect_code(0).expect_stdout(b"alpha\nbeta\n");
+}
+
+#[test]
+fn echo_over_ipv6_loopback_tcp_and_udp() {
+    let svc = serve_with("echo", &[], "[::1]:0", &[]);
+    for (proto, port) in [(None, svc.tcp()), (Some("-u"), svc.udp())] {
+        let mut args = vec!["echo".to_string()];
+        args.extend(proto.map(str::to_string));
+        args.push(format!("[::1]:{port}"));
+        args.push("six".to_string());
+        run_nk(&args, In::Null, 10.0)
+            .expect_code(0)
+            .expect_stdout(b"six\n");
+    }
+}
+
+#[test]
+fn qotd_client_against_nk_server_tcp_and_udp() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("quotes");
+    std::fs::write(
+        &file,
+        "Alpha quote.\n%\nBeta quote,\non two lines.\n%\nGamma.\n",
+    )
+    .unwrap();
+    let entries = ["Alpha quote.", "Beta quote,\non two lines.", "Gamma."];
+    let svc = serve("qotd", &["--quotes", file.to_str().unwrap()]);
+    for (proto, port) in [(None, svc.tcp()), (Some("-u"), svc.udp())] {
+        for _ in 0..3 {
+            let mut args = vec!["qotd".to_string()];
+            args.extend(proto.map(str::to_string));
+            args.push(format!("127.0.0.1:{port}"));
+            let out = run_nk(&args, In::Null, 10.0);
+            out.expect_code(0);
+            let got = normalise(&out.stdout_text());
+            assert!(
+                entries.contains(&got.as_str()),
+                "the quote is not one of the file's entries\n{}",
+                out.describe()
+            );
+        }
+    }
+}
+
+#[test]
+fn qotd_client_against_socat_serving_a_file_tcp_and_udp() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("quote.txt");
+    let quote = "A quote served by socat.\n  -- cat(1)\n";
+    std::fs::write(&file, quote).unwrap();
+    let cat = format!("SYSTEM:cat '{}'", file.display());
+
+    let (_tcp, port) = socat_server("TCP-LISTEN:0,bind=127.0.0.1,reuseaddr,fork", &cat);
+    for _ in 0..2 {
+        run_nk(["qotd", &format!("127.0.0.1:{port}")], In::Null, 10.0)
+            .expect_code(0)
+            .expect_stdout(quote.as_bytes());
+    }
+
+    let uport = free_udp_port();
+    let mut u = socat(
+        &[&format!("UDP-RECVFROM:{uport},bind=127.0.0.1,fork"), &cat],
+        In::Null,
+        Out::Null,
+    );
+    u.wait_stderr_line(10.0, |l| l.contains("receiving on"));
+    run_nk(
+        ["qotd", "-u", &format!("127.0.0.1:{uport}")],
+        In::Null,
+        10.0,
+    )
+    .expect_code(0)
+    .expect_stdout(quote.as_bytes());
+}
+
+#[test]
+fn daytime_client_against_nk_server_tcp_and_udp_utc() {
+    let svc = serve("daytime", &["--utc"]);
+    for (proto, port) in [(None, svc.tcp()), (Some("-u"), svc.udp())] {
+        let mut args = vec!["daytime".to_string()];
+        args.extend(proto.map(str::to_string));
+        args.push(format!("127.0.0.1:{port}"));
+        let out = run_nk(&args, In::Null, 10.0);
+        out.expect_code(0);
+        let line = only_line(&out.name, &out.stdout);
+        let (t, offset) = parse_rfc867(&line).unwrap_or_else(|| {
+            panic!(
+                "not an RFC 867 line `Weekday, Month D, YYYY HH:MM:SS-UTC`\n{}",
+                out.describe()
+            )
+        });
+        assert!(line.ends_with("-UTC") && offset == 0, "--utc: {line:?}");
+        assert_near_now(&out.name, t);
+    }
+}
+
+#[test]
+fn daytime_server_local_time_shows_a_numeric_offset() {
+    // A POSIX TZ string needs no zone database: three hours east of UTC, no DST.
+    let svc = serve_with("daytime", &["--tcp"], "127.0.0.1:0", &[("TZ", "NKT-3")]);
+    let (raw, eof) = ask_tcp(svc.tcp(), b"");
+    assert!(eof, "daytime did not close");
+    let line = only_line("daytime in local time", &raw);
+    let (t, offset) = parse_rfc867(&line).unwrap_or_else(|| {
+        panic!(
+            "local time: not an RFC 867 line with a numeric offset: {line:?}\n{}",
+            svc.nk.stderr_so_far()
+        )
+    });
+    assert_eq!(offset, 3 * 3600, "TZ=NKT-3 is UTC+03:00: {line:?}");
+    assert!(
+        !line.contains("UTC"),
+        "local time should not say UTC: {line:?}"
+    );
+    assert_near_now("daytime in local time", t);
+}
+
+#[test]
+fn daytime_server_formats() {
+    type Parse = fn(&str) -> Option<DateTime<Utc>>;
+    let rfc3339: Parse = |s| {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .filter(|t| t.offset().local_minus_utc() == 0)
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let rfc2822: Parse = |s| {
+        DateTime::parse_from_rfc2822(s)
+            .ok()
+            .filter(|t| t.offset().local_minus_utc() == 0)
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let ctime: Parse = |s| {
+        NaiveDateTime::parse_from_str(s, "%a %b %e %H:%M:%S %Y")
+            .ok()
+            .map(|n| n.and_utc())
+    };
+    let pattern: Parse = |s| {
+        NaiveDateTime::parse_from_str(s, "day %Y-%m-%d at %H:%M:%S by nk")
+            .ok()
+            .map(|n| n.and_utc())
+    };
+    let cases: [(&str, Parse); 4] = [
+        ("rfc3339", rfc3339),
+        ("rfc2822", rfc2822),
+        ("ctime", ctime),
+        ("day %Y-%m-%d at %H:%M:%S by nk", pattern),
+    ];
+    for (format, parse) in cases {
+        let svc = serve("daytime", &["--utc", "--format", format]);
+        let (raw, eof) = ask_tcp(svc.tcp(), b"");
+        assert!(eof, "--format {format}: no close");
+        assert_crlf(&format!("--format {format} (tcp)"), &raw);
+        let line = only_line(&format!("--format {format} (tcp)"), &raw);
+        let t = parse(&line).unwrap_or_else(|| {
+            panic!(
+                "--format {format} --utc: cannot parse {line:?}\n{}",
+                svc.nk.stderr_so_far()
+            )
+        });
+        assert_near_now(&format!("--format {format}"), t);
+
+        let raw = ask_udp(svc.udp(), b"?", "daytime --format over udp");
+        let line = only_line(&format!("--format {format} (udp)"), &raw);
+        assert!(parse(&line).is_some(), "--format {format} (udp): {line:?}");
+
+        let out = run_nk(
+            ["daytime", &format!("127.0.0.1:{}", svc.tcp())],
+            In::Null,
+            10.0,
+        );
+        out.expect_code(0);
+        let line = only_line(&out.name, &out.stdout);
+        assert!(
+            parse(&line).is_some(),
+            "nk daytime client with --format {format} server\n{}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn json_replies_for_echo_and_daytime() {
+    let svc = serve("echo", &[]);
+    let out = run_nk(
+        [
+            "echo",
+            "-u",
+            "--json",
+            &format!("127.0.0.1:{}", svc.udp()),
+            "cau",
+        ],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(out.stdout_text().trim())
+        .unwrap_or_else(|e| panic!("not one JSON object: {e}\n{}", out.describe()));
+    assert_eq!(v["server"], format!("127.0.0.1:{}", svc.udp()), "{v}");
+    assert_eq!(v["proto"], "udp", "{v}");
+    assert_eq!(v["text"], "cau", "{v}");
+    assert!(v["rtt_ms"].as_f64().is_some_and(|r| r >= 0.0), "{v}");
+
+    let day = serve("daytime", &["--utc"]);
+    let out = run_nk(
+        ["daytime", "--json", &format!("127.0.0.1:{}", day.tcp())],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(out.stdout_text().trim())
+        .unwrap_or_else(|e| panic!("not one JSON object: {e}\n{}", out.describe()));
+    assert_eq!(v["proto"], "tcp", "{v}");
+    let text = v["text"].as_str().unwrap_or_default();
+    assert!(
+        parse_rfc867(text.trim_end()).is_some(),
+        "daytime --json text: {v}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 4. echo: mismatch, no reply, refused
+// ---------------------------------------------------------------------------
+
+/// Checks a "reply differs" outcome of `nk echo ... hello` against a server answering `hexlo`.
+fn check_differs(out: &Finished, port: u16, proto: &str) {
+    out.expect_code(1).expect_stdout(b"hexlo\n");
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("differs"))
+        .unwrap_or_else(|| panic!("no `reply differs` line on stderr\n{}", out.describe()));
+    assert!(
+        line.starts_with("nk: ")
+            && line.contains(&format!("127.0.0.1:{port}"))
+            && line.contains(&format!("({proto})")),
+        "the differs line should name the server and protocol: {line:?}"
+    );
+    // "hello" and "hexlo" first differ at offset 2 (byte 3 counting from one).
+    assert!(
+        line.contains("byte 2") || line.contains("byte 3"),
+        "the differs line should name the first differing byte (offset 2 / byte 3): {line:?}"
+    );
+}
+
+#[test]
+fn echo_client_reports_a_reply_that_differs_udp_and_tcp() {
+    let (_u, uport) = socat_server("UDP-LISTEN:0,bind=127.0.0.1", "SYSTEM:printf hexlo");
+    let out = run_nk(
+        ["echo", "-u", &format!("127.0.0.1:{uport}"), "hello"],
+        In::Null,
+        10.0,
+    );
+    check_differs(&out, uport, "udp");
+
+    let (_t, tport) = socat_server("TCP-LISTEN:0,bind=127.0.0.1", "SYSTEM:printf hexlo");
+    let out = run_nk(
+        ["echo", &format!("127.0.0.1:{tport}"), "hello"],
+        In::Null,
+        10.0,
+    );
+    check_differs(&out, tport, "tcp");
+}
+
+#[test]
+fn echo_client_no_reply_tries_twice_then_exits_1() {
+    let silent = udp("127.0.0.1");
+    let port = silent.local_addr().unwrap().port();
+    let out = run_nk(
+        [
+            "echo",
+            "-u",
+            "-W",
+            "200ms",
+            "--tries",
+            "2",
+            &format!("127.0.0.1:{port}"),
+            "cau",
+        ],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(1).expect_stdout(b"");
+    out.expect_stderr_contains("no reply");
+    for i in 1..=2 {
+        let (got, _) = recv(&silent, &format!("try {i} of 2"));
+        assert_eq!(got, b"cau", "try {i}");
+    }
+    expect_silence(&silent, 0.3, "a third try after --tries 2");
+}
+
+#[test]
+fn echo_client_refused_exits_1() {
+    let port = free_port("127.0.0.1");
+    let out = run_nk(["echo", &format!("127.0.0.1:{port}"), "hi"], In::Null, 10.0);
+    out.expect_code(1).expect_stdout(b"");
+    assert!(
+        out.stderr_first_line().starts_with("nk: "),
+        "{}",
+        out.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 5. echo probe mode
+// ---------------------------------------------------------------------------
+
+/// Checks `nk echo -c 5` output: five probe lines, the statistics header and summary lines.
+fn check_probe_output(out: &Finished, port: u16, proto: &str, size: usize, n: u32) {
+    out.expect_code(0);
+    let text = out.stdout_text();
+    let lines: Vec<&str> = text.lines().collect();
+    let server = format!("127.0.0.1:{port}");
+    for seq in 1..=n {
+        let head = format!("{size} bytes from {server} ({proto}): seq={seq} time=");
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&head))
+            .unwrap_or_else(|| panic!("no line starting {head:?}\n{}", out.describe()));
+        let time = line[head.len()..]
+            .strip_suffix(" ms")
+            .and_then(|t| t.parse::<f64>().ok());
+        assert!(time.is_some(), "probe line time: {line:?}");
+    }
+    let probes = lines.iter().filter(|l| l.contains(" bytes from ")).count();
+    assert_eq!(probes, n as usize, "{}", out.describe());
+    let header = format!("--- {server} echo statistics ---");
+    assert!(
+        lines.contains(&header.as_str()),
+        "no {header:?}\n{}",
+        out.describe()
+    );
+    let summary = format!("{n} probes sent, {n} received, 0% loss");
+    assert!(
+        lines.iter().any(|l| l.starts_with(&summary)),
+        "no {summary:?} line\n{}",
+        out.describe()
+    );
+    let rtt = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("rtt min/avg/max/mdev = "))
+        .unwrap_or_else(|| panic!("no rtt line\n{}", out.describe()));
+    let nums: Vec<f64> = rtt
+        .strip_suffix(" ms")
+        .unwrap_or("")
+        .split('/')
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    assert_eq!(nums.len(), 4, "rtt line: {rtt:?}");
+}
+
+#[test]
+fn echo_probe_mode_tcp_and_udp() {
+    let svc = serve("echo", &[]);
+    let out = run_nk(
+        [
+            "echo",
+            "-c",
+            "5",
+            "-i",
+            "10ms",
+            &format!("127.0.0.1:{}", svc.tcp()),
+        ],
+        In::Null,
+        15.0,
+    );
+    check_probe_output(&out, svc.tcp(), "tcp", 64, 5);
+    let out = run_nk(
+        [
+            "echo",
+            "-u",
+            "-c",
+            "5",
+            "-i",
+            "10ms",
+            &format!("127.0.0.1:{}", svc.udp()),
+        ],
+        In::Null,
+        15.0,
+    );
+    check_probe_output(&out, svc.udp(), "udp", 64, 5);
+    let out = run_nk(
+        [
+            "echo",
+            "-u",
+            "-c",
+            "2",
+            "-s",
+            "1000",
+            "-i",
+            "10ms",
+            &format!("127.0.0.1:{}", svc.udp()),
+        ],
+        In::Null,
+        15.0,
+    );
+    check_probe_output(&out, svc.udp(), "udp", 1000, 2);
+}
+
+#[test]
+fn echo_probe_mode_json_lines_parse() {
+    let svc = serve("echo", &[]);
+    for (proto, port) in [("tcp", svc.tcp()), ("udp", svc.udp())] {
+        let mut args = vec!["echo".to_string()];
+        if proto == "udp" {
+            args.push("-u".into());
+        }
+        args.extend(["--json", "-c", "5", "-i", "10ms"].map(String::from));
+        args.push(format!("127.0.0.1:{port}"));
+        let out = run_nk(&args, In::Null, 15.0);
+        out.expect_code(0);
+        let values: Vec<serde_json::Value> = out
+            .stdout_text()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("line {l:?} is not JSON: {e}\n{}", out.describe()))
+            })
+            .collect();
+        assert_eq!(
+            values.len(),
+            6,
+            "5 probe objects and one summary\n{}",
+            out.describe()
+        );
+        for (i, v) in values[..5].iter().enumerate() {
+            assert_eq!(v["seq"], i as u64 + 1, "{v}");
+            assert_eq!(v["bytes"], 64, "{v}");
+            assert_eq!(v["proto"], proto, "{v}");
+            assert_eq!(v["server"], format!("127.0.0.1:{port}"), "{v}");
+            assert!(v["rtt_ms"].as_f64().is_some(), "{v}");
+        }
+        let summary = &values[5];
+        assert!(
+            summary.is_object() && summary.get("seq").is_none(),
+            "the last object should be the summary: {summary}"
+        );
+        let counts: Vec<u64> = summary
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.contains("sent") || k.contains("rec"))
+            .filter_map(|(_, v)| v.as_u64())
+            .collect();
+        assert!(
+            counts.len() >= 2 && counts.iter().all(|&c| c == 5),
+            "the summary should count 5 sent and 5 received: {summary}"
+        );
+    }
+}
+
+#[test]
+fn echo_probe_mode_all_lost_exits_1() {
+    let silent = udp("127.0.0.1");
+    let port = silent.local_addr().unwrap().port();
+    let out = run_nk(
+        [
+            "echo",
+            "-u",
+            "-c",
+            "2",
+            "-i",
+            "10ms",
+            "-W",
+            "100ms",
+            &format!("127.0.0.1:{port}"),
+        ],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(1);
+    assert!(
+        out.stdout_text()
+            .lines()
+            .any(|l| l.starts_with("2 probes sent, 0 received, 100% loss")),
+        "{}",
+        out.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 6. qotd quote files and the built-in set
+// ---------------------------------------------------------------------------
+
+/// 600 characters starting with `LONGENTRY`.
+fn long_entry() -> String {
+    let mut s = String::from("LONGENTRY");
+    while s.len() < 600 {
+        s.push_str(" too long");
+    }
+    s.truncate(600);
+    s
+}
+
+/// Asks `port` over TCP and UDP `n` times each; every answer (CRLF lines) must be one of
+/// `entries`. Returns the distinct answers.
+fn collect_quotes(port: u16, n: usize, entries: &[String], nk: &Proc) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    for i in 0..n {
+        let (raw, eof) = ask_tcp(port, b"");
+        assert!(eof, "qotd over tcp did not close");
+        let udp_raw = ask_udp(port, b"", &format!("qotd over udp, request {i}"));
+        for (what, raw) in [("tcp", raw), ("udp", udp_raw)] {
+            assert_crlf(&format!("qotd ({what})"), &raw);
+            let got = normalise(&String::from_utf8_lossy(&raw));
+            assert!(
+                entries.contains(&got),
+                "qotd ({what}) answered {got:?}, which is not one of {entries:?}\n{}",
+                nk.stderr_so_far()
+            );
+            seen.insert(got);
+        }
+    }
+    seen
+}
+
+/// Panics unless stderr warns about the skipped long entry, naming it: its text, its number
+/// (`entry`) or the line it starts on (`line`).
+fn check_skip_warning(nk: &mut Proc, entry: u32, line: u32) {
+    let ok = wait_until(10.0, || {
+        nk.stderr_so_far().lines().any(|l| {
+            let lower = l.to_lowercase();
+            let numbers: Vec<u32> = l
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|t| t.parse().ok())
+                .collect();
+            lower.contains("skip")
+                && (l.contains("LONGENTRY") || numbers.contains(&entry) || numbers.contains(&line))
+        })
+    });
+    assert!(
+        ok,
+        "no warning naming the skipped 600-character entry (entry {entry}, line {line}):\n{}",
+        nk.stderr_so_far()
+    );
+}
+
+#[test]
+fn qotd_quotes_file_fortune_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fortunes");
+    let long = long_entry();
+    // Line 6 (entry 3) is the long one.
+    let text = format!(
+        "First quote, line one\nline two of the first\n%\nSecond quote\n%\n{long}\n%\n\
+         Third quote\n%\n"
+    );
+    std::fs::write(&file, text).unwrap();
+    let mut svc = serve("qotd", &["--quotes", file.to_str().unwrap()]);
+    check_skip_warning(&mut svc.nk, 3, 6);
+    let entries: Vec<String> = [
+        "First quote, line one\nline two of the first",
+        "Second quote",
+        "Third quote",
+    ]
+    .map(String::from)
+    .to_vec();
+    let seen = collect_quotes(svc.tcp(), 15, &entries, &svc.nk);
+    assert!(
+        seen.len() >= 2,
+        "30 requests, always the same quote: {seen:?}"
+    );
+}
+
+#[test]
+fn qotd_quotes_file_paragraph_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("paragraphs");
+    let long = long_entry();
+    // Paragraph 2 (starting on line 4) is the long one.
+    let text = format!(
+        "Paragraph one,\nits second line.\n\n{long}\n\nParagraph three.\n\n\nParagraph four,\n\
+         also\nthree lines.\n"
+    );
+    std::fs::write(&file, text).unwrap();
+    let mut svc = serve("qotd", &["--quotes", file.to_str().unwrap()]);
+    check_skip_warning(&mut svc.nk, 2, 4);
+    let entries: Vec<String> = [
+        "Paragraph one,\nits second line.",
+        "Paragraph three.",
+        "Paragraph four,\nalso\nthree lines.",
+    ]
+    .map(String::from)
+    .to_vec();
+    let seen = collect_quotes(svc.tcp(), 15, &entries, &svc.nk);
+    assert!(
+        seen.len() >= 2,
+        "30 requests, always the same quote: {seen:?}"
+    );
+}
+
+#[test]
+fn qotd_builtin_set_is_varied_and_short() {
+    let svc = serve("qotd", &[]);
+    let mut seen = HashSet::new();
+    for i in 0..20 {
+        let (raw, eof) = ask_tcp(svc.tcp(), b"");
+        assert!(eof, "qotd over tcp did not close");
+        let udp_raw = ask_udp(
+            svc.udp(),
+            b"",
+            &format!("built-in qotd over udp, request {i}"),
+        );
+        for raw in [raw, udp_raw] {
+            let text = String::from_utf8(raw).expect("a quote in UTF-8");
+            assert_crlf("built-in quote", text.as_bytes());
+            let chars = text.chars().count();
+            assert!(
+                chars > 0 && chars < 512,
+                "a built-in quote of {chars} characters (RFC 865: under 512): {text:?}"
+            );
+            seen.insert(text);
+        }
+    }
+    assert!(
+        seen.len() >= 3,
+        "40 requests gave only {} different quotes: {seen:?}",
+        seen.len()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 7. UDP safety: loop ports, rate limit, access lists
+// ---------------------------------------------------------------------------
+
+#[test]
+fn echo_udp_ignores_source_port_19_but_answers_an_ordinary_source() {
+    let svc = serve("echo", &["-u"]);
+    let mut bound = None;
+    let mut errors = Vec::new();
+    for p in [19u16, 7, 13, 17, 37] {
+        match UdpSocket::bind(("127.0.0.1", p)) {
+            Ok(s) => {
+                bound = Some((s, p));
+                break;
+            }
+            Err(e) => errors.push(format!("{p}: {e}")),
+        }
+    }
+    let (loop_src, p) = bound.unwrap_or_else(|| {
+        panic!("cannot bind a UDP socket to 127.0.0.1 port 19/7/13/17/37 (needs root): {errors:?}")
+    });
+    loop_src
+        .send_to(b"from a loop port", ("127.0.0.1", svc.udp()))
+        .unwrap();
+    // The ordinary source is answered (so the datagram above was surely processed first) ...
+    assert_eq!(
+        ask_udp(svc.udp(), b"ordinary", "ordinary source"),
+        b"ordinary"
+    );
+    // ... and the one from the loop port never is.
+    expect_silence(&loop_src, 0.5, &format!("echo answered source port {p}"));
+}
+
+#[test]
+fn echo_udp_rate_limit_per_source() {
+    let svc = serve("echo", &["-u", "--rate", "100/s", "--burst", "100"]);
+    let a = udp("127.0.0.1");
+    for i in 0..1000u32 {
+        // Loopback drops what a full receive queue cannot hold; a send error is not ours.
+        let _ = a.send_to(format!("burst {i}").as_bytes(), ("127.0.0.1", svc.udp()));
+    }
+    // Count answers until 500 ms pass without one (at most 10 s in all).
+    a.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut answers = 0;
+    let mut buf = [0u8; 2048];
+    while Instant::now() < end && a.recv_from(&mut buf).is_ok() {
+        answers += 1;
+    }
+    assert!(
+        (1..=200).contains(&answers),
+        "--rate 100/s --burst 100: one source sending 1000 datagrams at once got {answers} \
+         answers (want 1..=200)\n{}",
+        svc.nk.stderr_so_far()
+    );
+    // Another source (127.0.0.2: the bucket is per address) is answered right after.
+    let b = udp("127.0.0.2");
+    b.send_to(b"second source", ("127.0.0.1", svc.udp()))
+        .unwrap();
+    let (got, _) = recv(&b, "second source after the first one's burst");
+    assert_eq!(got, b"second source");
+}
+
+#[test]
+fn echo_deny_applies_to_tcp_and_udp() {
+    let svc = serve("echo", &["--deny", "127.0.0.1/32"]);
+    // Denied source: TCP closed without an echo, UDP not answered.
+    let (back, eof) = ask_tcp(svc.tcp(), b"denied\n");
+    assert!(
+        back.is_empty() && eof,
+        "denied TCP client got {back:?} eof={eof}\n{}",
+        svc.nk.stderr_so_far()
+    );
+    let s = udp("127.0.0.1");
+    s.send_to(b"denied", ("127.0.0.1", svc.udp())).unwrap();
+    // Allowed source 127.0.0.2, after the denied datagram: answered.
+    let ok = udp("127.0.0.2");
+    ok.send_to(b"allowed", ("127.0.0.1", svc.udp())).unwrap();
+    assert_eq!(recv(&ok, "allowed source").0, b"allowed");
+    expect_silence(&s, 0.3, "denied UDP source");
+    // A TCP client from 127.0.0.2: bind the source with socket2.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&SocketAddr::from(([127, 0, 0, 2], 0)).into())
+        .unwrap();
+    sock.connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], svc.tcp())).into(),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let mut t: TcpStream = sock.into();
+    t.write_all(b"allowed over tcp\n").unwrap();
+    t.shutdown(Shutdown::Write).unwrap();
+    let (back, eof) = read_until_eof(&mut t, 5.0);
+    assert!(
+        back == b"allowed over tcp\n" && eof,
+        "allowed TCP client: {back:?} eof={eof}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 8. TCP: many clients, idle timeout, half-close
+// ---------------------------------------------------------------------------
+
+#[test]
+fn echo_tcp_1000_concurrent_clients_all_get_their_bytes_back() {
+    const THREADS: usize = 10;
+    const PER_THREAD: usize = 100;
+    // The test holds 1000 sockets and nk (inheriting the limit) accepts 1000.
+    raise_nofile(4096);
+    let svc = serve("echo", &["--tcp"]);
+    let port = svc.tcp();
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                // Errors are collected, never panicked on before the barrier (a panic there
+                // would leave the other threads waiting for ever).
+                let mut errors = Vec::new();
+                let mut conns = Vec::new();
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                for i in 0..PER_THREAD {
+                    match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
+                        Ok(s) => conns.push((i, s)),
+                        Err(e) => errors.push(format!("client {t}-{i}: connect: {e}")),
+                    }
+                }
+                // All 1000 are connected at once from here on.
+                barrier.wait();
+                for (i, s) in conns.iter_mut() {
+                    if let Err(e) = s.write_all(format!("client {t}-{i} says hello\n").as_bytes()) {
+                        errors.push(format!("client {t}-{i}: write: {e}"));
+                    }
+                }
+                for (i, mut s) in conns {
+                    let want = format!("client {t}-{i} says hello\n");
+                    let left = deadline
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(1));
+                    s.set_read_timeout(Some(left)).unwrap();
+                    let mut got = vec![0u8; want.len()];
+                    if let Err(e) = s.read_exact(&mut got) {
+                        errors.push(format!("client {t}-{i}: read: {e}"));
+                        continue;
+                    }
+                    if got != want.as_bytes() {
+                        errors.push(format!(
+                            "client {t}-{i}: got {:?}",
+                            String::from_utf8_lossy(&got)
+                        ));
+                        continue;
+                    }
+                    let _ = s.shutdown(Shutdown::Write);
+                    let mut rest = [0u8; 16];
+                    match s.read(&mut rest) {
+                        Ok(0) => {}
+                        other => errors.push(format!(
+                            "client {t}-{i}: after the half-close, no EOF: {other:?}"
+                        )),
+                    }
+                }
+                errors
+            })
+        })
+        .collect();
+    let errors: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("client thread"))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} of 1000 concurrent clients failed; the first: {:?}\n{}",
+        errors.len(),
+        &errors[..errors.len().min(10)],
+        svc.nk.stderr_so_far()
+    );
+}
+
+#[test]
+fn echo_tcp_idle_timeout_closes_silent_clients() {
+    let svc = serve("echo", &["--tcp", "-i", "300ms"]);
+    let mut silent = connect_local(svc.tcp());
+    let mut talker = connect_local(svc.tcp());
+    talker.write_all(b"still here\n").unwrap();
+    let mut got = [0u8; 11];
+    talker
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    talker.read_exact(&mut got).expect("echo before going idle");
+    assert_eq!(&got, b"still here\n");
+    let (bytes, eof) = read_until_eof(&mut silent, 5.0);
+    assert!(
+        bytes.is_empty() && eof,
+        "-i 300ms: a silent client should be closed (EOF, no bytes); got {bytes:?} eof={eof}\n{}",
+        svc.nk.stderr_so_far()
+    );
+    let (bytes, eof) = read_until_eof(&mut talker, 5.0);
+    assert!(
+        bytes.is_empty() && eof,
+        "-i 300ms: the client gone idle should be closed too; got {bytes:?} eof={eof}"
+    );
+}
+
+#[test]
+fn echo_tcp_half_close_1mib_via_nc() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    let output = dir.path().join("out.bin");
+    let data = write_random_file(&input, 1024 * 1024, 0xec40_0001);
+    let svc = serve("echo", &["--tcp"]);
+    let out = nc(
+        &["-N", "127.0.0.1", &svc.tcp().to_string()],
+        In::File(input),
+        Out::File(output.clone()),
+    )
+    .wait(30.0);
+    out.expect_code(0);
+    // Byte for byte (stronger than comparing sha256 sums).
+    assert_same_bytes("1 MiB through nk echo and back", &read_file(&output), &data);
+}
+
+// ---------------------------------------------------------------------------
+// 9. usage errors: exit 2, nothing sent
+// ---------------------------------------------------------------------------
+
+#[test]
+fn usage_errors_exit_2() {
+    let cases: [&[&str]; 7] = [
+        &["echo", "-l", "70000"],
+        &["daytime", "--format", "", "-l", "127.0.0.1:0"],
+        &[
+            "daytime",
+            "--format",
+            "no percent sign",
+            "-l",
+            "127.0.0.1:0",
+        ],
+        &["echo", "--rate", "abc", "-l", "127.0.0.1:0"],
+        &["echo", "-c", "0", "127.0.0.1"],
+        &["qotd", "-l", "127.0.0.1:65536"],
+        &["daytime", "-W", "soon", "127.0.0.1"],
+    ];
+    for args in cases {
+        let out = run_nk(args, In::Null, 5.0);
+        out.expect_code(2).expect_stdout(b"");
+        assert!(
+            out.stderr_first_line().starts_with("nk: ")
+                || out.stderr.to_lowercase().contains("error"),
+            "a usage error should say what is wrong\n{}",
+            out.describe()
+        );
+    }
+    // -c 0 sends nothing.
+    let silent = udp("127.0.0.1");
+    let port = silent.local_addr().unwrap().port();
+    run_nk(
+        ["echo", "-u", "-c", "0", &format!("127.0.0.1:{port}")],
+        In::Null,
+        5.0,
+    )
+    .expect_code(2);
+    expect_silence(&silent, 0.2, "nk echo -c 0 sent a datagram");
+}
