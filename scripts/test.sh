@@ -16,6 +16,7 @@ declare -A peers=(
   [dnsmasq]=dnsmasq-base
   [ping]=iputils-ping
   [nft]=nftables
+  [xinetd]=xinetd
 )
 missing=()
 for cmd in "${!peers[@]}"; do

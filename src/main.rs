@@ -95,7 +95,7 @@ fn lines_for_help(rendered: &str) -> String {
         .map(|usage| {
             let words: Vec<&str> = usage
                 .split_whitespace()
-                .take_while(|w| !w.starts_with('[') && !w.starts_with('<'))
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
                 .collect();
             format!("{} --help", words.join(" "))
         })

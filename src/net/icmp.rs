@@ -17,11 +17,12 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 
 use socket2::{Domain, MaybeUninitSlice, MsgHdrMut, Protocol, SockAddr, Socket, Type};
 
 use crate::exit::UsageError;
+use crate::net::cmsg::{assume_init, control_messages, set_int};
 use crate::net::deadline::{wait_readable, Deadline};
 use crate::wire::icmp::{self, ErrorReport, Incoming};
 
@@ -204,25 +205,6 @@ fn is_permission(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
 }
 
-/// setsockopt with an int value, for the options socket2 does not wrap.
-fn set_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: the option reads one int of the size given; `fd` is an open socket.
-    let result = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 impl EchoSocket for IcmpSocket {
     fn kind(&self) -> SocketKind {
         self.kind
@@ -347,33 +329,6 @@ impl IcmpSocket {
     }
 }
 
-/// The received part of a buffer as bytes.
-fn assume_init(buf: &[MaybeUninit<u8>]) -> &[u8] {
-    // SAFETY: the kernel wrote these bytes (the caller passes only the received length).
-    unsafe { &*(buf as *const [MaybeUninit<u8>] as *const [u8]) }
-}
-
-/// One control message: (level, type, data).
-fn control_messages(control: &[MaybeUninit<u8>]) -> Vec<(i32, i32, &[u8])> {
-    let bytes = assume_init(control);
-    let header = std::mem::size_of::<libc::cmsghdr>();
-    let align = std::mem::size_of::<usize>();
-    let mut found = Vec::new();
-    let mut offset = 0;
-    while offset + header <= bytes.len() {
-        let at = &bytes[offset..];
-        let len = usize::from_ne_bytes(at[..align].try_into().unwrap_or_default());
-        let level = i32::from_ne_bytes(at[align..align + 4].try_into().unwrap_or_default());
-        let kind = i32::from_ne_bytes(at[align + 4..align + 8].try_into().unwrap_or_default());
-        if len < header || offset + len > bytes.len() {
-            break;
-        }
-        found.push((level, kind, &at[header..len]));
-        offset += len.div_ceil(align) * align;
-    }
-    found
-}
-
 /// The TTL (IP_TTL) or hop limit (IPV6_HOPLIMIT) control message, as an int.
 fn control_ttl(control: &[MaybeUninit<u8>]) -> Option<u8> {
     control_messages(control)
@@ -441,24 +396,8 @@ fn sockaddr_ip(raw: &[u8]) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cmsg(level: i32, kind: i32, data: &[u8]) -> Vec<u8> {
-        let header = std::mem::size_of::<libc::cmsghdr>();
-        let len = header + data.len();
-        let mut bytes = Vec::new();
-        bytes.extend_from_slice(&len.to_ne_bytes());
-        bytes.extend_from_slice(&level.to_ne_bytes());
-        bytes.extend_from_slice(&kind.to_ne_bytes());
-        bytes.resize(header, 0);
-        bytes.extend_from_slice(data);
-        let align = std::mem::size_of::<usize>();
-        bytes.resize(len.div_ceil(align) * align, 0);
-        bytes
-    }
-
-    fn uninit(bytes: &[u8]) -> Vec<MaybeUninit<u8>> {
-        bytes.iter().map(|&b| MaybeUninit::new(b)).collect()
-    }
+    use crate::net::cmsg::encode as cmsg;
+    use crate::net::cmsg::tests::uninit;
 
     #[test]
     fn control_messages_give_ttl_and_errors() {

@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod addr;
+pub mod cmsg;
 pub mod connect;
 pub mod datagram;
 pub mod deadline;

@@ -13,20 +13,24 @@
 //! half-close, and read (and drop) whatever the client sends until it closes, so closing
 //! never turns into a reset that could destroy the reply in flight.
 //!
-//! UDP runs as a plain receive/answer loop on its own thread, behind `net::udp_guard`.
+//! UDP runs as a plain receive/answer loop on its own thread, behind `net::udp_guard`. On a
+//! wildcard address each reply leaves from the address its request was sent to (IP_PKTINFO,
+//! see `net::cmsg`), so clients with connected sockets accept it on multi-address hosts.
 
-use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
+use std::io::{self, IoSlice, Read};
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use socket2::Socket;
+use socket2::{MaybeUninitSlice, MsgHdr, MsgHdrMut, SockAddr, Socket};
 
 use crate::net::acl::AccessList;
 use crate::net::addr::{display_addr, display_sockaddr};
+use crate::net::cmsg;
 use crate::net::datagram;
 use crate::net::deadline::{format_duration, Deadline};
 use crate::net::poller::{Event, Interest, Poller};
@@ -211,8 +215,10 @@ impl Conn {
                 Ok(0) => self.peer_closed = true,
                 Ok(n) => {
                     self.received += n as u64;
-                    self.last_active = Instant::now();
+                    // A lingering client's bytes are dropped and do not extend its time: the
+                    // linger limit counts from the reply.
                     if self.phase == Phase::Echoing {
+                        self.last_active = Instant::now();
                         self.echo(&buf[..n])?;
                     }
                 }
@@ -539,11 +545,17 @@ pub fn serve_udp(
     let local = socket.local_addr().context("getsockname")?;
     let own_port = local.as_socket().map_or(0, |a| a.port());
     let mut guard = Guard::new(own_port, opts.rate);
+    let wildcard = local.as_socket().is_some_and(|a| a.ip().is_unspecified());
+    if wildcard {
+        let v6 = local.as_socket().is_some_and(|a| a.is_ipv6());
+        cmsg::report_destinations(&socket, v6).context("set IP_PKTINFO")?;
+    }
     datagram::enlarge_receive_buffer(&socket);
-    let mut buf = vec![0u8; datagram::MAX_UDP_PAYLOAD_V6 + 1];
+    let mut buf = vec![MaybeUninit::<u8>::uninit(); datagram::MAX_UDP_PAYLOAD_V6 + 1];
+    let mut control = [MaybeUninit::<u8>::uninit(); 128];
     loop {
-        let (len, from) = match datagram::receive(&socket, &mut buf) {
-            Ok((len, _, from)) => (len, from),
+        let (len, from, destination) = match receive_addressed(&socket, &mut buf, &mut control) {
+            Ok(received) => received,
             Err(e) if udp_transient(&e) => continue,
             Err(e) => {
                 return Err(e).with_context(|| format!("receive on {}", display_sockaddr(&local)))
@@ -559,7 +571,7 @@ pub fn serve_udp(
             crate::debug!("udp {} denied (--allow/--deny)", display_addr(source));
             continue;
         }
-        match guard.check(source, Instant::now()) {
+        match guard.check(source, destination, Instant::now()) {
             Verdict::Answer => {}
             Verdict::Refused(reason) => {
                 stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -584,13 +596,24 @@ pub fn serve_udp(
         }
         let text;
         let reply: &[u8] = match behaviour {
-            Behaviour::Echo => &buf[..len],
+            Behaviour::Echo => cmsg::assume_init(&buf[..len]),
             Behaviour::Announce(make) => {
                 text = make();
                 &text
             }
         };
-        match socket.send_to(reply, &from) {
+        let sent = match destination.filter(|_| wildcard) {
+            // Answer from the address the client wrote to: a connected client drops anything else.
+            Some(ours) => socket.sendmsg(
+                &MsgHdr::new()
+                    .with_addr(&from)
+                    .with_buffers(&[IoSlice::new(reply)])
+                    .with_control(&cmsg::send_from(ours)),
+                0,
+            ),
+            None => socket.send_to(reply, &from),
+        };
+        match sent {
             Ok(_) => {
                 stats.answered.fetch_add(1, Ordering::Relaxed);
                 crate::info!(
@@ -603,6 +626,24 @@ pub fn serve_udp(
             Err(e) => crate::debug!("udp reply to {}: {e}", display_addr(source)),
         }
     }
+}
+
+/// recvmsg: the datagram's length, its sender, and where it was sent (with IP_PKTINFO on).
+fn receive_addressed(
+    socket: &Socket,
+    buf: &mut [MaybeUninit<u8>],
+    control: &mut [MaybeUninit<u8>],
+) -> io::Result<(usize, SockAddr, Option<IpAddr>)> {
+    // SAFETY: an all-zero sockaddr_storage is a valid (unspecified) address buffer.
+    let mut from = unsafe { SockAddr::try_init(|_, _| Ok(())) }?.1;
+    let mut bufs = [MaybeUninitSlice::new(buf)];
+    let mut msg = MsgHdrMut::new()
+        .with_addr(&mut from)
+        .with_buffers(&mut bufs)
+        .with_control(control);
+    let len = socket.recvmsg(&mut msg, 0)?;
+    let control_len = msg.control_len();
+    Ok((len, from, cmsg::destination(&control[..control_len])))
 }
 
 /// Errors a UDP server socket reports about earlier datagrams (an ICMP error for a reply we

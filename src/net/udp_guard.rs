@@ -3,7 +3,8 @@
 //!
 //! UDP sources are not authenticated, so every reply may be aimed at a victim chosen by
 //! whoever forged the request. Three defences:
-//! - no answer to sources that cannot be a real client: the ports of services that answer any
+//! - no answer to requests sent to a broadcast or multicast address (where the socket
+//!   reports destinations), nor to sources that cannot be a real client: the ports of services that answer any
 //!   datagram (0, echo 7, discard 9, daytime 13, qotd 17, chargen 19, time 37) and our own
 //!   port (two echo servers would bounce one datagram between them forever), and broadcast,
 //!   multicast and unspecified addresses;
@@ -111,9 +112,18 @@ impl Guard {
         }
     }
 
-    /// Decides for a datagram from `source` arriving at `now`.
-    pub fn check(&mut self, source: SocketAddr, now: Instant) -> Verdict {
+    /// Decides for a datagram from `source` sent to `destination` (when the socket reports
+    /// it) arriving at `now`.
+    pub fn check(
+        &mut self,
+        source: SocketAddr,
+        destination: Option<IpAddr>,
+        now: Instant,
+    ) -> Verdict {
         if let Some(reason) = self.refusal(source) {
+            return Verdict::Refused(reason);
+        }
+        if let Some(reason) = destination.and_then(|d| self.group_destination(d)) {
             return Verdict::Refused(reason);
         }
         let Some(limit) = self.limit else {
@@ -170,6 +180,20 @@ impl Guard {
             }
         }
         None
+    }
+}
+
+impl Guard {
+    /// A request sent to a broadcast or multicast address would draw an answer from every
+    /// server that heard it (a smurf amplifier): only unicast requests are answered.
+    fn group_destination(&self, destination: IpAddr) -> Option<String> {
+        match destination.to_canonical() {
+            IpAddr::V4(v4) if v4.is_broadcast() || self.broadcasts.contains(&v4) => {
+                Some(format!("sent to the broadcast address {v4}"))
+            }
+            ip if ip.is_multicast() => Some(format!("sent to the multicast group {ip}")),
+            _ => None,
+        }
     }
 }
 
@@ -243,6 +267,27 @@ mod tests {
         text.parse().unwrap()
     }
 
+    impl Guard {
+        fn check_at(&mut self, source: SocketAddr, now: Instant) -> Verdict {
+            self.check(source, None, now)
+        }
+    }
+
+    #[test]
+    fn requests_to_groups_are_refused() {
+        let mut g = guard(10.0, 10.0);
+        let now = Instant::now();
+        let from = src("10.0.0.1:4000");
+        for dest in ["255.255.255.255", "192.168.1.255", "224.0.0.1", "ff02::1"] {
+            let verdict = g.check(from, Some(dest.parse().unwrap()), now);
+            assert!(matches!(verdict, Verdict::Refused(_)), "{dest}");
+        }
+        assert_eq!(
+            g.check(from, Some("10.0.0.2".parse().unwrap()), now),
+            Verdict::Answer
+        );
+    }
+
     fn guard(rate: f64, burst: f64) -> Guard {
         Guard {
             own_port: 7777,
@@ -260,7 +305,7 @@ mod tests {
         let mut g = guard(10.0, 10.0);
         let now = Instant::now();
         for port in LOOP_PORTS.iter().chain(&[7777]) {
-            let verdict = g.check(SocketAddr::new("127.0.0.1".parse().unwrap(), *port), now);
+            let verdict = g.check_at(SocketAddr::new("127.0.0.1".parse().unwrap(), *port), now);
             assert!(matches!(verdict, Verdict::Refused(_)), "port {port}");
         }
         for bad in [
@@ -273,11 +318,11 @@ mod tests {
             "[::ffff:224.0.0.1]:5000",
         ] {
             assert!(
-                matches!(g.check(src(bad), now), Verdict::Refused(_)),
+                matches!(g.check_at(src(bad), now), Verdict::Refused(_)),
                 "{bad}"
             );
         }
-        assert_eq!(g.check(src("127.0.0.1:5000"), now), Verdict::Answer);
+        assert_eq!(g.check_at(src("127.0.0.1:5000"), now), Verdict::Answer);
     }
 
     #[test]
@@ -285,19 +330,19 @@ mod tests {
         let mut g = guard(100.0, 20.0);
         let start = Instant::now();
         let answered = (0..1000)
-            .filter(|_| g.check(src("10.0.0.1:4000"), start) == Verdict::Answer)
+            .filter(|_| g.check_at(src("10.0.0.1:4000"), start) == Verdict::Answer)
             .count();
         assert_eq!(answered, 20);
         assert_eq!(
-            g.check(src("10.0.0.1:4000"), start),
+            g.check_at(src("10.0.0.1:4000"), start),
             Verdict::Limited { first: false }
         );
         // Another source has its own bucket.
-        assert_eq!(g.check(src("10.0.0.2:4000"), start), Verdict::Answer);
+        assert_eq!(g.check_at(src("10.0.0.2:4000"), start), Verdict::Answer);
         // 100 ms later, 10 more tokens.
         let later = start + Duration::from_millis(100);
         let refilled = (0..1000)
-            .filter(|_| g.check(src("10.0.0.1:4000"), later) == Verdict::Answer)
+            .filter(|_| g.check_at(src("10.0.0.1:4000"), later) == Verdict::Answer)
             .count();
         assert_eq!(refilled, 10);
     }
@@ -306,13 +351,13 @@ mod tests {
     fn the_first_drop_of_an_episode_is_flagged_once() {
         let mut g = guard(1.0, 1.0);
         let now = Instant::now();
-        assert_eq!(g.check(src("10.0.0.1:4000"), now), Verdict::Answer);
+        assert_eq!(g.check_at(src("10.0.0.1:4000"), now), Verdict::Answer);
         assert_eq!(
-            g.check(src("10.0.0.1:4000"), now),
+            g.check_at(src("10.0.0.1:4000"), now),
             Verdict::Limited { first: true }
         );
         assert_eq!(
-            g.check(src("10.0.0.1:4000"), now),
+            g.check_at(src("10.0.0.1:4000"), now),
             Verdict::Limited { first: false }
         );
     }
@@ -321,12 +366,15 @@ mod tests {
     fn ipv6_sources_share_a_bucket_per_64() {
         let mut g = guard(1.0, 1.0);
         let now = Instant::now();
-        assert_eq!(g.check(src("[2001:db8::1]:4000"), now), Verdict::Answer);
+        assert_eq!(g.check_at(src("[2001:db8::1]:4000"), now), Verdict::Answer);
         assert!(matches!(
-            g.check(src("[2001:db8::2]:4000"), now),
+            g.check_at(src("[2001:db8::2]:4000"), now),
             Verdict::Limited { .. }
         ));
-        assert_eq!(g.check(src("[2001:db8:0:1::1]:4000"), now), Verdict::Answer);
+        assert_eq!(
+            g.check_at(src("[2001:db8:0:1::1]:4000"), now),
+            Verdict::Answer
+        );
     }
 
     #[test]
@@ -334,18 +382,18 @@ mod tests {
         let mut g = guard(1.0, 2.0);
         let now = Instant::now();
         for i in 0..MAX_SOURCES as u32 {
-            g.check(
+            g.check_at(
                 SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), 4000),
                 now,
             );
         }
         assert_eq!(g.buckets.len(), MAX_SOURCES);
         assert_eq!(
-            g.check(src("11.0.0.1:4000"), now),
+            g.check_at(src("11.0.0.1:4000"), now),
             Verdict::Limited { first: false }
         );
         let later = now + Duration::from_secs(5);
-        assert_eq!(g.check(src("11.0.0.1:4000"), later), Verdict::Answer);
+        assert_eq!(g.check_at(src("11.0.0.1:4000"), later), Verdict::Answer);
         assert!(g.buckets.len() < 10);
     }
 

@@ -45,6 +45,9 @@ fn parse_rate_arg(text: &str) -> Result<Rate, String> {
 /// should not hold a descriptor forever on a service left running.
 const DEFAULT_SERVER_IDLE: Duration = Duration::from_secs(300);
 
+/// UDP replies per second per source unless `--rate` says otherwise (see [`server_help`]).
+const DEFAULT_RATE_PER_SECOND: f64 = 50.0;
+
 /// Options shared by echo, daytime and qotd, clients and servers.
 #[derive(Debug, Args)]
 pub struct ServiceArgs {
@@ -114,9 +117,9 @@ pub struct ServiceArgs {
     )]
     pub denyfile: Vec<String>,
     /// UDP replies allowed per source (an IPv4 address or an IPv6 /64): N/s, N/m, N/h, or
-    /// off.
-    #[arg(long, value_name = "N/s", default_value = "50/s", value_parser = parse_rate_arg, help_heading = "Server")]
-    pub rate: Rate,
+    /// off (default 50/s).
+    #[arg(long, value_name = "N/s", requires = "listen", value_parser = parse_rate_arg, help_heading = "Server")]
+    pub rate: Option<Rate>,
     /// UDP replies a quiet source may get at once (default: one second's worth of --rate).
     #[arg(long, value_name = "N", requires = "listen", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Server")]
     pub burst: Option<u32>,
@@ -300,7 +303,7 @@ const MAX_QUOTES_FILE: u64 = 16 << 20;
 
 fn load_quotes(path: &str) -> Result<Vec<String>> {
     use std::io::Read;
-    let file = std::fs::File::open(path).with_context(|| format!("open --quotes {path}"))?;
+    let file = std::fs::File::open(path).map_err(|e| usage(format!("--quotes {path}: {e}")))?;
     let mut bytes = Vec::new();
     file.take(MAX_QUOTES_FILE + 1)
         .read_to_end(&mut bytes)
@@ -379,7 +382,10 @@ fn serve(
             Some(d) => Some(d),
         },
         access,
-        rate: udp_guard::rate_limit(common.rate.0, common.burst)?,
+        rate: udp_guard::rate_limit(
+            common.rate.map_or(Some(DEFAULT_RATE_PER_SECOND), |r| r.0),
+            common.burst,
+        )?,
     };
     let (want_tcp, want_udp) = (!common.udp, !common.tcp);
     service::raise_descriptor_limit();
