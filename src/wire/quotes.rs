@@ -1,9 +1,10 @@
 //! Quotes for the RFC 865 service: the built-in set, and the parser for `--quotes FILE`
 //! (fortune's `%` lines, or paragraphs separated by blank lines).
 //!
-//! RFC 865 asks that a quote stay under 512 characters. Each entry is checked in the form it
-//! is sent (CRLF line ends, a final CRLF), and entries at or over the limit are refused when
-//! the file is loaded, so no reply can ever exceed it.
+//! RFC 865 asks that a quote stay under 512 characters. Each entry is counted as the user
+//! sees it in the file (a line break is one character, the final one not counted), and
+//! entries at or over the limit are refused when the file is loaded. On the wire each line
+//! ends in CRLF.
 
 /// A quote must be shorter than this many characters on the wire (RFC 865).
 pub const LIMIT: usize = 512;
@@ -43,7 +44,7 @@ pub struct Refused {
     pub entry: usize,
     /// The line it starts on.
     pub line: usize,
-    /// Its length on the wire, in characters.
+    /// Its length in characters.
     pub chars: usize,
     /// Its first words.
     pub preview: String,
@@ -87,13 +88,14 @@ pub fn parse(text: &str) -> (Vec<String>, Vec<Refused>) {
     let mut refused = Vec::new();
     for (number, (line, entry)) in entries.into_iter().enumerate() {
         let entry = entry.trim_end().to_string();
-        let chars = wire_chars(&entry);
+        let chars = entry.chars().count();
         if chars >= LIMIT {
-            let preview: String = entry
+            let words = entry
                 .split_whitespace()
                 .take(6)
                 .collect::<Vec<_>>()
                 .join(" ");
+            let preview: String = words.chars().take(PREVIEW).collect();
             refused.push(Refused {
                 entry: number + 1,
                 line,
@@ -117,9 +119,8 @@ pub fn to_wire(quote: &str) -> Vec<u8> {
     out
 }
 
-fn wire_chars(quote: &str) -> usize {
-    quote.lines().map(|l| l.chars().count() + 2).sum()
-}
+/// Characters of a refused entry quoted in the warning.
+const PREVIEW: usize = 40;
 
 #[cfg(test)]
 mod tests {
@@ -129,7 +130,7 @@ mod tests {
     fn the_built_in_set_is_large_enough_and_each_fits() {
         assert!(BUILT_IN.len() >= 20);
         for quote in BUILT_IN {
-            assert!(to_wire(quote).len() < LIMIT, "{quote}");
+            assert!(quote.chars().count() < LIMIT, "{quote}");
         }
     }
 
@@ -155,13 +156,16 @@ mod tests {
         assert_eq!(refused.len(), 1);
         assert_eq!(refused[0].entry, 2);
         assert_eq!(refused[0].line, 3);
-        assert_eq!(refused[0].chars, 599 + 2);
+        assert_eq!(refused[0].chars, 599);
         assert_eq!(refused[0].preview, "word word word word word word");
-        // 509 characters + CRLF = 511: kept; one more is refused.
-        let (kept, _) = parse(&"x".repeat(509));
+        let (kept, _) = parse(&"x".repeat(511));
         assert_eq!(kept.len(), 1);
-        let (kept, _) = parse(&"x".repeat(510));
+        let (kept, refused) = parse(&"x".repeat(512));
         assert!(kept.is_empty());
+        assert_eq!(refused[0].preview.len(), PREVIEW);
+        // Line breaks count once, as in the file.
+        let (kept, _) = parse(&format!("{}\n{}", "x".repeat(300), "y".repeat(210)));
+        assert_eq!(kept.len(), 1);
     }
 
     #[test]

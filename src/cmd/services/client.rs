@@ -255,7 +255,15 @@ pub fn read_up_to(stream: &TcpStream, want: usize, timeout: Duration) -> Result<
 }
 
 /// Prints one reply: as received (a newline added if it lacks one), or as a JSON object.
+/// The text services' CRLF line ends are printed as LF (echo replies stay byte for byte).
 pub fn print_reply(config: &Config, peer: SocketAddr, rtt: Duration, reply: &[u8]) -> Result<()> {
+    let text_lines;
+    let reply = if config.service == "echo" {
+        reply
+    } else {
+        text_lines = crlf_to_lf(reply);
+        &text_lines[..]
+    };
     crate::info!(
         "reply from {} ({}): {} bytes in {:.3} ms",
         display_addr(peer),
@@ -283,6 +291,16 @@ pub fn print_reply(config: &Config, peer: SocketAddr, rtt: Duration, reply: &[u8
         })
     };
     written.and_then(|()| out.flush()).map_err(stdout_error)
+}
+
+fn crlf_to_lf(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for (i, &byte) in text.iter().enumerate() {
+        if !(byte == b'\r' && text.get(i + 1) == Some(&b'\n')) {
+            out.push(byte);
+        }
+    }
+    out
 }
 
 /// Milliseconds with microsecond precision, for JSON.
@@ -492,6 +510,11 @@ mod tests {
         assert!(difference(b"a\n", b"a\r")
             .unwrap()
             .contains("(sent 0x0a, got 0x0d)"));
+    }
+
+    #[test]
+    fn crlf_becomes_lf_and_lone_cr_stays() {
+        assert_eq!(crlf_to_lf(b"a\r\nb\rc\r\n"), b"a\nb\rc\n");
     }
 
     #[test]
