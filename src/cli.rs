@@ -58,6 +58,8 @@ pub enum Command {
     Mask(cmd::mask::MaskArgs),
     /// Send ICMP echo requests, IPv4 and IPv6 (like iputils ping).
     Ping(cmd::ping::PingArgs),
+    /// Ask an HTTP server for its response head (like curl -sI), or the body with --get.
+    Head(cmd::head::HeadArgs),
     /// RFC 862 echo: check a server's echo, probe its round-trip time, or serve (-l).
     Echo(cmd::services::EchoArgs),
     /// RFC 867 daytime: ask a server the time, or serve it (-l).

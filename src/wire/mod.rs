@@ -5,6 +5,7 @@ pub mod daytime;
 pub mod dns;
 pub mod frame;
 pub mod hexdump;
+pub mod http;
 pub mod icmp;
 pub mod ipnet;
 pub mod quotes;

@@ -1,0 +1,394 @@
+//! `nk head`: an HTTP/1.1 probe that prints a server's response head (curl -sI), or with
+//! `--get` the body too, following RFC 9112 instead of writing a request blindly and reading
+//! until close as the seed programs did.
+//!
+//! The head is read up to its blank line and no further: a HEAD answer carries no body
+//! whatever its Content-Length says, so nk returns at once even from a keep-alive server.
+//! Bodies are framed by Content-Length, the chunked coding, or the close, and streamed. Every
+//! wait is bounded (`-w` for the connection, `--timeout` for the head and for each piece of
+//! the body). Request bytes are built and checked by `wire::http`.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+
+use crate::cli::FamilyArgs;
+use crate::cmd::stdout_error;
+use crate::exit::usage;
+use crate::info;
+use crate::net::addr::{self, Target};
+use crate::net::connect::{self, ConnectOptions};
+use crate::net::deadline::{format_duration, parse_duration, Deadline};
+use crate::wire::http::{self, Chunk, ChunkedDecoder, Framing, Head, Method, Url};
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Ask an HTTP server for its response head (like curl -sI), or the whole response.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Send `HEAD PATH HTTP/1.1` (Host, User-Agent nk/VERSION, Accept */*, \
+        Connection: close) and print the response head exactly as received, up to and \
+        including its blank line, like curl -sI. Reading stops there: no body is read after \
+        HEAD, whatever the server's headers or keep-alive say. 1xx interim responses are \
+        skipped; HTTP/1.0 servers work.\n\n\
+        --get sends GET and streams the body after the head (Content-Length, chunked, or until \
+        the server closes). -L follows redirects (301, 302, 303, 307, 308; relative Locations \
+        resolved) and prints every head in the chain. --http1.0 sends the seed programs' \
+        requests: `HEAD / HTTP/1.0` with no header, or GET with Host and User-Agent. -H adds \
+        a header or replaces a default one (an empty value removes it).\n\n\
+        A CR, LF or other control character in the host, path or a header is refused before \
+        anything is sent (exit 2). Exit status: 0 a response came (any status, unless --fail: \
+        then 1 for 400 and above), 1 refused, timed out or a malformed response, 2 usage. \
+        https:// comes with TLS support; until then it is a usage error.",
+    after_long_help = "Examples:\n  \
+        nk head 127.0.0.1:8080/\n  \
+        nk head -L --fail http://localhost:8080/old-path\n  \
+        nk head --get -H 'Accept: application/json' http://127.0.0.1:8080/api\n  \
+        nk head --json -v example.com | jq .status"
+)]
+pub struct HeadArgs {
+    /// http://HOST[:PORT]/PATH?QUERY, or HOST[:PORT][/PATH].
+    #[arg(value_name = "URL")]
+    pub url: String,
+    /// Send GET and print the body after the head.
+    #[arg(long)]
+    pub get: bool,
+    /// Add a header, or replace a default one ('Name: value'; 'Name:' removes it).
+    #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+    /// Send an HTTP/1.0 request (HEAD with no header; GET with Host and User-Agent).
+    #[arg(long = "http1.0")]
+    pub http10: bool,
+    /// Follow redirects (301, 302, 303, 307, 308), printing every head.
+    #[arg(short = 'L', long = "location")]
+    pub follow: bool,
+    /// With -L, give up after N redirects (exit 1).
+    #[arg(long = "max-redirs", value_name = "N", default_value_t = 10)]
+    pub max_redirs: u32,
+    /// Connection timeout (also bounds the name lookup). Default 10s.
+    #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
+    /// The longest wait for the response head, and for each piece of the body. Default 30s.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Exit 1 when the final status is 400 or above (the head is still printed).
+    #[arg(long)]
+    pub fail: bool,
+    /// One JSON object per response instead of the raw head:
+    /// {url, version, status, reason, headers, timing}.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub family: FamilyArgs,
+}
+
+/// When each step finished, from the start of the request.
+#[derive(Debug, Clone, Copy, Default)]
+struct Timing {
+    resolve: Duration,
+    connect: Duration,
+    first_byte: Duration,
+    total: Duration,
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// A response whose head has been read.
+struct Response {
+    stream: TcpStream,
+    head: Head,
+    raw_head: Vec<u8>,
+    /// Bytes read after the head (the start of the body).
+    leftover: Vec<u8>,
+    timing: Timing,
+    started: Instant,
+}
+
+/// Runs `nk head`.
+pub fn run(args: HeadArgs) -> Result<()> {
+    let mut url = http::parse_url(&args.url).map_err(usage)?;
+    let extra = args
+        .headers
+        .iter()
+        .map(|h| http::parse_header(h).map_err(usage))
+        .collect::<Result<Vec<_>>>()?;
+    let method = if args.get { Method::Get } else { Method::Head };
+    let mut redirects = 0;
+    loop {
+        let request = http::build_request(method, &url, args.http10, &extra);
+        let mut response = fetch(&url, &request, &args)?;
+        let location = response.head.header("location").map(str::to_string);
+        let redirect = args.follow
+            && matches!(response.head.status, 301 | 302 | 303 | 307 | 308)
+            && location.is_some();
+        if !redirect && method == Method::Get {
+            print_head(&args, &url, &response)?;
+            read_body(&mut response, &args)?;
+        }
+        response.timing.total = response.started.elapsed();
+        if redirect || method == Method::Head {
+            print_head(&args, &url, &response)?;
+        }
+        let t = response.timing;
+        info!(
+            "timing: resolve {:.3} ms, connect {:.3} ms, first byte {:.3} ms, total {:.3} ms",
+            ms(t.resolve),
+            ms(t.connect),
+            ms(t.first_byte),
+            ms(t.total)
+        );
+        if redirect {
+            if redirects >= args.max_redirs {
+                return Err(anyhow!(
+                    "head {url}: too many redirects (more than --max-redirs {})",
+                    args.max_redirs
+                ));
+            }
+            redirects += 1;
+            let next = http::resolve_location(&url, location.as_deref().unwrap_or_default())
+                .map_err(|e| anyhow!("head {url}: cannot follow the redirect: {e}"))?;
+            info!("following {} to {next}", response.head.status);
+            url = next;
+            continue;
+        }
+        if args.fail && response.head.status >= 400 {
+            return Err(anyhow!(
+                "head {url}: the server answered {} {} (--fail)",
+                response.head.status,
+                response.head.reason
+            ));
+        }
+        return Ok(());
+    }
+}
+
+/// Connects, sends the request and reads the response head (skipping 1xx).
+fn fetch(url: &Url, request: &[u8], args: &HeadArgs) -> Result<Response> {
+    let started = Instant::now();
+    let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let connect_timeout = args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let host = addr::parse_host(&url.host)?;
+    let target = Target {
+        host,
+        port: url.port,
+    };
+    let connect_deadline = Deadline::after(Some(connect_timeout));
+    let addrs = addr::resolve(&target, args.family.family(), connect_deadline)?;
+    let mut timing = Timing {
+        resolve: started.elapsed(),
+        ..Timing::default()
+    };
+    let opts = ConnectOptions {
+        family: args.family.family(),
+        timeout: Some(connect_timeout),
+        ..ConnectOptions::default()
+    };
+    let connected = connect::happy_eyeballs(&target, &addrs, &opts, connect_deadline)?;
+    timing.connect = started.elapsed();
+    let mut stream = connected.stream;
+    let deadline = Deadline::after(Some(timeout));
+    stream
+        .set_write_timeout(Some(timeout))
+        .context("set the write timeout")?;
+    stream
+        .write_all(request)
+        .with_context(|| format!("head {url}: send the request"))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 8192];
+    loop {
+        let head = http::parse_head(&buf).map_err(|e| anyhow!("head {url}: {e}"))?;
+        match head {
+            Some(head) if head.is_interim() => {
+                crate::debug!("skipped an interim {} {}", head.status, head.reason);
+                buf.drain(..head.len);
+            }
+            Some(head) => {
+                let leftover = buf.split_off(head.len);
+                return Ok(Response {
+                    stream,
+                    head,
+                    raw_head: buf,
+                    leftover,
+                    timing,
+                    started,
+                });
+            }
+            None => {
+                let n = read_before(&mut stream, &mut chunk, deadline)
+                    .with_context(|| format!("head {url}: read the response"))?
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "head {url}: no response within {}",
+                            format_duration(timeout)
+                        )
+                    })?;
+                if n == 0 {
+                    return Err(if buf.is_empty() {
+                        anyhow!("head {url}: the server closed the connection without a response")
+                    } else {
+                        anyhow!(
+                            "head {url}: the server closed the connection in the middle of the response head ({} bytes)",
+                            buf.len()
+                        )
+                    });
+                }
+                if timing.first_byte.is_zero() {
+                    timing.first_byte = started.elapsed();
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+}
+
+/// One read that waits at most until `deadline`: `None` when it passed.
+fn read_before(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: Deadline,
+) -> io::Result<Option<usize>> {
+    loop {
+        let Some(left) = deadline.remaining()? else {
+            return Ok(None);
+        };
+        if left.is_zero() {
+            return Ok(None);
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(buf) {
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn print_head(args: &HeadArgs, url: &Url, response: &Response) -> Result<()> {
+    let mut out = io::stdout().lock();
+    let written = if args.json {
+        let head = &response.head;
+        let t = response.timing;
+        let object = serde_json::json!({
+            "url": url.to_string(),
+            "version": head.version,
+            "status": head.status,
+            "reason": head.reason,
+            "headers": head.headers.iter().map(|(n, v)| [n, v]).collect::<Vec<_>>(),
+            "timing": {
+                "resolve_ms": ms(t.resolve),
+                "connect_ms": ms(t.connect),
+                "first_byte_ms": ms(t.first_byte),
+                "total_ms": ms(response.started.elapsed()),
+            },
+        });
+        writeln!(out, "{object}")
+    } else {
+        out.write_all(&response.raw_head)
+    };
+    written.and_then(|()| out.flush()).map_err(stdout_error)
+}
+
+/// Streams the body of a GET response to stdout, as its framing says.
+fn read_body(response: &mut Response, args: &HeadArgs) -> Result<()> {
+    if args.json {
+        return Ok(());
+    }
+    let framing = http::framing(Method::Get, &response.head).map_err(|e| anyhow!("{e}"))?;
+    let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let mut out = io::stdout().lock();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut pending = std::mem::take(&mut response.leftover);
+    let stream = &mut response.stream;
+    let mut read_more = |pending: &mut Vec<u8>| -> Result<usize> {
+        let n = read_before(stream, &mut chunk, Deadline::after(Some(timeout)))
+            .context("read the body")?
+            .ok_or_else(|| anyhow!("the body stalled: nothing for {}", format_duration(timeout)))?;
+        pending.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    };
+    match framing {
+        Framing::None => Ok(()),
+        Framing::UntilClose => loop {
+            out.write_all(&pending).map_err(stdout_error)?;
+            pending.clear();
+            if read_more(&mut pending)? == 0 {
+                return out.flush().map_err(stdout_error);
+            }
+        },
+        Framing::Length(total) => {
+            let mut left = total;
+            loop {
+                let take = (left.min(pending.len() as u64)) as usize;
+                out.write_all(&pending[..take]).map_err(stdout_error)?;
+                pending.clear();
+                left -= take as u64;
+                if left == 0 {
+                    return out.flush().map_err(stdout_error);
+                }
+                if read_more(&mut pending)? == 0 {
+                    return Err(anyhow!(
+                        "the server closed the connection after {} of {total} body bytes",
+                        total - left
+                    ));
+                }
+            }
+        }
+        Framing::Chunked => {
+            let mut decoder = ChunkedDecoder::default();
+            loop {
+                match decoder
+                    .step(&pending)
+                    .map_err(|e| anyhow!("chunked body: {e}"))?
+                {
+                    Chunk::NeedMore => {
+                        if read_more(&mut pending)? == 0 {
+                            return Err(anyhow!(
+                                "the server closed the connection in the middle of a chunked body"
+                            ));
+                        }
+                    }
+                    Chunk::Data { start, end } => {
+                        out.write_all(&pending[start..end]).map_err(stdout_error)?;
+                        pending.drain(..end);
+                    }
+                    Chunk::Framing(n) => {
+                        pending.drain(..n);
+                    }
+                    Chunk::Done(_) => return out.flush().map_err(stdout_error),
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.head.status)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milliseconds_keep_microseconds() {
+        assert_eq!(ms(Duration::from_micros(1234)), 1.234);
+    }
+}
