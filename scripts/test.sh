@@ -17,6 +17,8 @@ declare -A peers=(
   [ping]=iputils-ping
   [nft]=nftables
   [xinetd]=xinetd
+  [nginx]=nginx-light
+  [curl]=curl
 )
 missing=()
 for cmd in "${!peers[@]}"; do
@@ -25,6 +27,10 @@ done
 # Debian's nc may be the traditional one, which lacks -N; the tests need OpenBSD's.
 if command -v nc >/dev/null 2>&1 && ! nc -h 2>&1 | grep -qi -- '-N.*shutdown'; then
   missing+=(netcat-openbsd)
+fi
+# aiosmtpd (the SMTP peer) is a Python module of Debian's own python3, not a command.
+if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  missing+=(python3-aiosmtpd)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing test peers: ${missing[*]}"

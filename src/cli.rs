@@ -60,6 +60,8 @@ pub enum Command {
     Ping(cmd::ping::PingArgs),
     /// Ask an HTTP server for its response head (like curl -sI), or the body with --get.
     Head(cmd::head::HeadArgs),
+    /// Send a mail through an SMTP server, checking every reply (like swaks).
+    Smtp(cmd::smtp::SmtpArgs),
     /// RFC 862 echo: check a server's echo, probe its round-trip time, or serve (-l).
     Echo(cmd::services::EchoArgs),
     /// RFC 867 daytime: ask a server the time, or serve it (-l).

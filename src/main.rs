@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Resolve(args) => cmd::resolve::run(args),
         Command::Ping(args) => cmd::ping::run(args),
         Command::Head(args) => cmd::head::run(args),
+        Command::Smtp(args) => cmd::smtp::run(args),
         Command::Echo(args) => cmd::services::run_echo(args),
         Command::Daytime(args) => cmd::services::run_daytime(args),
         Command::Qotd(args) => cmd::services::run_qotd(args),

@@ -15,6 +15,7 @@ pub mod ping;
 pub mod resolve;
 pub mod scan;
 pub mod services;
+pub mod smtp;
 pub mod udp;
 pub mod unix;
 

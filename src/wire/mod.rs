@@ -9,3 +9,4 @@ pub mod http;
 pub mod icmp;
 pub mod ipnet;
 pub mod quotes;
+pub mod smtp;

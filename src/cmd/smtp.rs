@@ -1,0 +1,452 @@
+//! `nk smtp`: send one mail through an SMTP server, checking every reply (like swaks).
+//!
+//! The seed program wrote its whole dialogue in one burst without reading a reply; this one
+//! follows RFC 5321 step by step: it waits for the 220 banner, says EHLO (HELO when EHLO is
+//! refused), keeps the capabilities it needs (SIZE, 8BITMIME), and stops at the first reply
+//! that refuses a stage, with that reply and the stage in the error, after a polite QUIT.
+//! Each wait has RFC 5321 §4.5.3.2's timeout unless `--timeout` says otherwise. All user
+//! input is checked before connecting (`wire::smtp`), so nothing is sent for a bad argument.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Args, ValueEnum};
+
+use crate::cli::FamilyArgs;
+use crate::exit::{usage, Reported, Status};
+use crate::net::addr::{self, display_addr};
+use crate::net::connect::{self, ConnectOptions};
+use crate::net::deadline::parse_duration;
+use crate::net::services::Proto;
+use crate::wire::http::parse_header;
+use crate::wire::smtp::{self, Address, Message, Reply, ReplyParser, Transfer};
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest message body read from a file or stdin.
+const MAX_BODY: u64 = 64 << 20;
+
+/// Where to stop early (swaks' --quit-after).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum Stage {
+    /// Right after connecting.
+    Connect,
+    /// After the 220 banner.
+    Banner,
+    /// After EHLO/HELO.
+    Helo,
+    /// After MAIL FROM.
+    Mail,
+    /// After the RCPT TOs.
+    Rcpt,
+}
+
+/// Send a mail through an SMTP server, checking every reply (like swaks).
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Send one mail through an SMTP server (port 25 by default): wait for the 220 \
+        banner, EHLO (HELO when EHLO is refused), MAIL FROM, RCPT TO for each recipient, DATA, \
+        the message, `.`, QUIT. Every reply is checked (multi-line replies too); the first \
+        refusal ends the dialogue with QUIT, and nk prints the stage and the server's reply \
+        and exits 1. The server's final reply (e.g. `250 2.0.0 Ok: queued`) goes to stdout.\n\n\
+        Recipients: when the server refuses some recipients and accepts others, the mail is \
+        still sent to the accepted ones; each refusal is printed on stderr and nk exits 1. \
+        When it refuses them all, no DATA is sent.\n\n\
+        The message has Date, From, To, Subject (RFC 2047 encoded when not ASCII), Message-ID \
+        (<random@HELO-NAME>), MIME-Version and Content-Type (text/plain; UTF-8), then the \
+        --header fields. The body (--body, --body-file, or stdin) is sent with CRLF line ends \
+        and dot-stuffed; 8-bit bodies go as 8bit with BODY=8BITMIME where the server offers \
+        it, as quoted-printable otherwise. A message larger than the server's SIZE is refused \
+        before MAIL FROM. A CR or LF in any address or header value, or a body line over 998 \
+        octets, is a usage error (exit 2) and nothing is sent.\n\n\
+        Timeouts are RFC 5321's unless --timeout is given: 5 minutes for the banner, MAIL and \
+        RCPT, 2 for DATA, 10 for the final `.`.",
+    after_long_help = "Examples:\n  \
+        nk smtp --from me@example.test --to you@example.test --subject hi --body 'hello' 127.0.0.1:2525\n  \
+        echo 'the body' | nk smtp -v --from a@x.test --to b@y.test --to c@z.test mail.example.test\n  \
+        nk smtp --quit-after rcpt --from a@x.test --to b@y.test mx.example.test   # test a recipient"
+)]
+pub struct SmtpArgs {
+    /// SERVER[:PORT] (port 25 by default).
+    #[arg(value_name = "SERVER[:PORT]")]
+    pub server: String,
+    /// The sender (`user@domain` or `'Name <user@domain>'`; `<>` for the null sender).
+    #[arg(long, value_name = "ADDR")]
+    pub from: String,
+    /// A recipient (repeatable).
+    #[arg(long, value_name = "ADDR", required = true)]
+    pub to: Vec<String>,
+    /// The Subject (any text; encoded when not ASCII).
+    #[arg(long, value_name = "TEXT")]
+    pub subject: Option<String>,
+    /// An extra header 'Name: value' (repeatable; replaces a generated one of that name).
+    #[arg(long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+    /// The body text (otherwise --body-file, otherwise stdin).
+    #[arg(long, value_name = "TEXT", conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Read the body from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<String>,
+    /// The name given in EHLO/HELO and in the Message-ID (default: this host's name).
+    #[arg(long, value_name = "NAME")]
+    pub helo: Option<String>,
+    /// Stop (with QUIT) after this stage, sending no mail.
+    #[arg(long, value_name = "STAGE")]
+    pub quit_after: Option<Stage>,
+    /// Connection timeout (also bounds the name lookup). Default 30s.
+    #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
+    /// Wait at most DUR for each reply (instead of RFC 5321's per-stage timeouts).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub family: FamilyArgs,
+}
+
+/// RFC 5321 §4.5.3.2's minimum timeouts.
+fn rfc_timeout(command: &str) -> Duration {
+    match command {
+        "DATA" => Duration::from_secs(120),
+        "." => Duration::from_secs(600),
+        _ => Duration::from_secs(300),
+    }
+}
+
+/// The connection and the dialogue's state.
+struct Session {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    server: String,
+    timeout: Option<Duration>,
+}
+
+impl Session {
+    /// Sends one command line (CRLF added) and shows it with -v.
+    fn send(&mut self, line: &str) -> Result<()> {
+        crate::info!("-> {line}");
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .with_context(|| format!("smtp {}: send {}", self.server, first_word(line)))
+    }
+
+    /// Reads one reply, waiting at most the stage's timeout.
+    fn reply(&mut self, command: &str) -> Result<Reply> {
+        let wait = self.timeout.unwrap_or_else(|| rfc_timeout(command));
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(wait))
+            .context("set the read timeout")?;
+        let mut parser = ReplyParser::default();
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let got = (&mut self.reader)
+                .take(smtp::MAX_REPLY_LINE as u64 + 1)
+                .read_until(b'\n', &mut line);
+            let got = match got {
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(anyhow!(
+                        "smtp {}: no reply to {} within {}",
+                        self.server,
+                        first_word(command),
+                        crate::net::deadline::format_duration(wait)
+                    ))
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("smtp {}: read the reply", self.server))
+                }
+            };
+            if got == 0 {
+                return Err(anyhow!(
+                    "smtp {}: the server closed the connection (waiting for the reply to {})",
+                    self.server,
+                    first_word(command)
+                ));
+            }
+            let text = line.strip_suffix(b"\n").unwrap_or(&line);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            crate::info!("<- {}", String::from_utf8_lossy(text));
+            if let Some(reply) = parser
+                .line(text)
+                .map_err(|e| anyhow!("smtp {}: {e}", self.server))?
+            {
+                return Ok(reply);
+            }
+        }
+    }
+
+    /// Sends a command and reads its reply.
+    fn command(&mut self, line: &str) -> Result<Reply> {
+        self.send(line)?;
+        self.reply(line)
+    }
+
+    /// QUIT, best effort: the dialogue is over whatever the server says.
+    fn quit(&mut self) {
+        if self.send("QUIT").is_ok() {
+            self.timeout = Some(
+                self.timeout
+                    .unwrap_or(Duration::from_secs(10))
+                    .min(Duration::from_secs(10)),
+            );
+            let _ = self.reply("QUIT");
+        }
+    }
+
+    /// Ends the dialogue after a refusal: QUIT, then the error naming the stage.
+    fn refused(&mut self, stage: &str, reply: &Reply) -> anyhow::Error {
+        self.quit();
+        anyhow!("smtp {}: {stage} failed: {reply}", self.server)
+    }
+}
+
+fn first_word(line: &str) -> &str {
+    if line.starts_with("MAIL") || line.starts_with("RCPT") {
+        return line.split(':').next().unwrap_or(line);
+    }
+    line.split(' ').next().unwrap_or(line)
+}
+
+/// This host's name, for EHLO when --helo is not given.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn read_body(args: &SmtpArgs) -> Result<Vec<u8>> {
+    if let Some(text) = &args.body {
+        return Ok(text.clone().into_bytes());
+    }
+    let (mut source, name): (Box<dyn Read>, String) = match &args.body_file {
+        Some(path) => (
+            Box::new(
+                std::fs::File::open(path).map_err(|e| usage(format!("--body-file {path}: {e}")))?,
+            ),
+            format!("--body-file {path}"),
+        ),
+        None => (Box::new(io::stdin()), "stdin".to_string()),
+    };
+    let mut body = Vec::new();
+    (&mut source)
+        .take(MAX_BODY + 1)
+        .read_to_end(&mut body)
+        .with_context(|| format!("read {name}"))?;
+    if body.len() as u64 > MAX_BODY {
+        return Err(usage(format!(
+            "{name}: the body is larger than {} MiB",
+            MAX_BODY >> 20
+        )));
+    }
+    Ok(body)
+}
+
+/// Runs `nk smtp`.
+pub fn run(args: SmtpArgs) -> Result<()> {
+    // Everything the user gave is checked before a connection is made.
+    let from = smtp::parse_address("--from", &args.from).map_err(usage)?;
+    let to = args
+        .to
+        .iter()
+        .map(|t| smtp::parse_address("--to", t).map_err(usage))
+        .collect::<Result<Vec<Address>>>()?;
+    if to.iter().any(|t| t.envelope.is_empty()) {
+        return Err(usage("--to <> is not a recipient"));
+    }
+    if let Some(subject) = &args.subject {
+        smtp::check_header_value("--subject", subject).map_err(usage)?;
+    }
+    let extra = args
+        .headers
+        .iter()
+        .map(|h| parse_header(h).map_err(|e| usage(format!("--header: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let helo = args.helo.clone().unwrap_or_else(host_name);
+    smtp::check_header_value("--helo", &helo).map_err(usage)?;
+    if helo.is_empty() || helo.contains(' ') {
+        return Err(usage(format!(
+            "--helo \"{helo}\" must be one word (a host name)"
+        )));
+    }
+    let target = addr::parse_target_or(&args.server, 25, Proto::Tcp)?;
+    let body = if args.quit_after.is_some() {
+        Vec::new()
+    } else {
+        read_body(&args)?
+    };
+    let lines = smtp::body_lines(&body).map_err(usage)?;
+
+    let connected = connect::connect(
+        &target,
+        &ConnectOptions {
+            family: args.family.family(),
+            timeout: Some(args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
+            ..ConnectOptions::default()
+        },
+    )?;
+    let server = display_addr(connected.peer);
+    let writer = connected.stream.try_clone().context("clone the socket")?;
+    let mut session = Session {
+        reader: BufReader::new(connected.stream),
+        writer,
+        server,
+        timeout: args.timeout,
+    };
+    if args.quit_after == Some(Stage::Connect) {
+        session.quit();
+        return Ok(());
+    }
+    let banner = session.reply("banner")?;
+    if banner.code != 220 {
+        return Err(session.refused("banner", &banner));
+    }
+    if args.quit_after == Some(Stage::Banner) {
+        session.quit();
+        return Ok(());
+    }
+    let mut hello = session.command(&format!("EHLO {helo}"))?;
+    let extended = hello.is_success();
+    if !extended {
+        if !hello.is_permanent_failure() {
+            return Err(session.refused("EHLO", &hello));
+        }
+        hello = session.command(&format!("HELO {helo}"))?;
+        if !hello.is_success() {
+            return Err(session.refused("HELO", &hello));
+        }
+    }
+    if args.quit_after == Some(Stage::Helo) {
+        session.quit();
+        return Ok(());
+    }
+    let eight_bit_mime = extended && hello.extension("8BITMIME").is_some();
+    let size_limit = if extended {
+        hello.extension("SIZE").and_then(|v| v.parse::<u64>().ok())
+    } else {
+        None
+    };
+    let transfer = Transfer::choose(&body, eight_bit_mime);
+    let message = Message {
+        from: &from,
+        to: &to,
+        subject: args.subject.as_deref(),
+        extra: &extra,
+        date: chrono::Local::now().to_rfc2822(),
+        message_id: format!(
+            "<{:016x}.{}@{helo}>",
+            rand::random::<u64>(),
+            chrono::Utc::now().timestamp()
+        ),
+    };
+    let data = smtp::build_data(&message, &lines, transfer);
+    let mut mail = format!("MAIL FROM:<{}>", from.envelope);
+    if let Some(limit) = size_limit {
+        if limit > 0 && data.len() as u64 > limit {
+            session.quit();
+            return Err(anyhow!(
+                "smtp {}: the message is {} bytes; the server accepts at most {limit} (SIZE)",
+                session.server,
+                data.len()
+            ));
+        }
+        mail.push_str(&format!(" SIZE={}", data.len()));
+    }
+    if transfer == Transfer::EightBit {
+        mail.push_str(" BODY=8BITMIME");
+    }
+    let reply = session.command(&mail)?;
+    if !reply.is_success() {
+        return Err(session.refused("MAIL FROM", &reply));
+    }
+    if args.quit_after == Some(Stage::Mail) {
+        session.quit();
+        return Ok(());
+    }
+    let mut accepted = 0;
+    let mut refusals = Vec::new();
+    for rcpt in &to {
+        let line = format!("RCPT TO:<{}>", rcpt.envelope);
+        let reply = session.command(&line)?;
+        if reply.is_success() {
+            accepted += 1;
+        } else {
+            refusals.push(format!("{line} refused: {reply}"));
+        }
+    }
+    for refusal in &refusals {
+        eprintln!("nk: {refusal}");
+    }
+    if args.quit_after == Some(Stage::Rcpt) {
+        session.quit();
+        return if refusals.is_empty() {
+            Ok(())
+        } else {
+            Err(Reported(Status::Failure).into())
+        };
+    }
+    if accepted == 0 {
+        session.quit();
+        return Err(anyhow!(
+            "smtp {}: every recipient was refused; no mail sent",
+            session.server
+        ));
+    }
+    let reply = session.command("DATA")?;
+    if reply.code != 354 {
+        return Err(session.refused("DATA", &reply));
+    }
+    crate::info!("-> <message: {} bytes>", data.len());
+    session
+        .writer
+        .write_all(&data)
+        .with_context(|| format!("smtp {}: send the message", session.server))?;
+    let reply = session.reply(".")?;
+    if !reply.is_success() {
+        return Err(session.refused("message", &reply));
+    }
+    {
+        let mut out = io::stdout().lock();
+        writeln!(out, "{reply}")
+            .and_then(|()| out.flush())
+            .map_err(crate::cmd::stdout_error)?;
+    }
+    session.quit();
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(Reported(Status::Failure).into())
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("server", &self.server)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_named_by_their_verb() {
+        assert_eq!(first_word("MAIL FROM:<a@b> SIZE=3"), "MAIL FROM");
+        assert_eq!(first_word("RCPT TO:<a@b>"), "RCPT TO");
+        assert_eq!(first_word("EHLO host"), "EHLO");
+        assert_eq!(rfc_timeout("."), Duration::from_secs(600));
+        assert_eq!(rfc_timeout("MAIL FROM:<a@b>"), Duration::from_secs(300));
+    }
+}
