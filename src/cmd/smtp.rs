@@ -266,12 +266,16 @@ pub fn run(args: SmtpArgs) -> Result<()> {
     }
     if let Some(subject) = &args.subject {
         smtp::check_header_value("--subject", subject).map_err(usage)?;
+        smtp::check_header_words("--subject", subject).map_err(usage)?;
     }
     let extra = args
         .headers
         .iter()
         .map(|h| parse_header(h).map_err(|e| usage(format!("--header: {e}"))))
         .collect::<Result<Vec<_>>>()?;
+    for (name, value) in &extra {
+        smtp::check_header_words(&format!("--header {name}"), value).map_err(usage)?;
+    }
     let helo = args.helo.clone().unwrap_or_else(host_name);
     smtp::check_header_value("--helo", &helo).map_err(usage)?;
     if helo.is_empty() || helo.contains(' ') {

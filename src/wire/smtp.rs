@@ -146,10 +146,21 @@ pub fn parse_address(what: &str, text: &str) -> Result<Address, String> {
             "{what} \"{text}\" is not an address (write user@domain or 'Name <user@domain>')"
         ));
     }
-    Ok(Address {
-        envelope,
-        header: text.to_string(),
-    })
+    if !envelope.is_ascii() {
+        return Err(format!(
+            "{what} \"{envelope}\": addresses must be ASCII (internationalised addresses need \
+             SMTPUTF8, which nk does not use)"
+        ));
+    }
+    // A display name that is not ASCII goes into the header as RFC 2047 encoded-words.
+    let header = match text.rfind('<') {
+        Some(open) if !text.is_ascii() => {
+            let name = text[..open].trim().trim_matches('"');
+            format!("{} <{envelope}>", encode_header_text(name))
+        }
+        _ => text.to_string(),
+    };
+    Ok(Address { envelope, header })
 }
 
 /// How the body goes on the wire.
@@ -189,9 +200,11 @@ pub fn body_lines(body: &[u8]) -> Result<Vec<&[u8]>, String> {
     if body.ends_with(b"\n") || body.is_empty() {
         lines.pop();
     }
+    // A CR that does not end a line is a line end too (RFC 5321 §2.3.8 forbids it bare).
     let lines: Vec<&[u8]> = lines
         .into_iter()
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .flat_map(|l| l.split(|b| *b == b'\r'))
         .collect();
     if let Some(at) = lines.iter().position(|l| l.len() > MAX_BODY_LINE) {
         return Err(format!(
@@ -271,6 +284,74 @@ fn quoted_printable(line: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// The line length RFC 5322 §2.1.1 asks headers to keep to.
+const FOLD_AT: usize = 78;
+
+/// Folds a header field (RFC 5322 §2.2.3): each line over 78 characters is broken before the
+/// last space or tab that keeps it under, so no line reaches the 998-octet limit unless one
+/// word is that long (checked by [`check_header_words`]).
+pub fn fold(field: &str) -> String {
+    let mut out = String::with_capacity(field.len() + 16);
+    for (i, line) in field.split("\r\n").enumerate() {
+        if i > 0 {
+            out.push_str("\r\n");
+        }
+        let mut rest = line;
+        // Never break right after `Name:`: the first break point is after the value's start.
+        let mut earliest = if i == 0 {
+            line.find(": ").map_or(1, |colon| colon + 2)
+        } else {
+            1
+        };
+        while rest.len() > FOLD_AT {
+            let window = &rest[..floor_char_boundary(rest, FOLD_AT)];
+            let found = window.rfind([' ', '\t']).filter(|&at| at >= earliest);
+            let Some(at) = found else {
+                // No room to break before 78: break at the next space, if any.
+                match rest[earliest.min(rest.len())..].find([' ', '\t']) {
+                    Some(offset) => {
+                        let at = earliest + offset;
+                        out.push_str(&rest[..at]);
+                        out.push_str("\r\n");
+                        rest = &rest[at..];
+                        earliest = 1;
+                        continue;
+                    }
+                    None => break,
+                }
+            };
+            earliest = 1;
+            out.push_str(&rest[..at]);
+            out.push_str("\r\n");
+            rest = &rest[at..];
+        }
+        out.push_str(rest);
+    }
+    out
+}
+
+fn floor_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// Refuses a header value with a word so long that folding cannot keep its line under the
+/// 998-octet limit.
+pub fn check_header_words(what: &str, text: &str) -> Result<(), String> {
+    match text
+        .split([' ', '\t'])
+        .find(|w| w.len() > MAX_BODY_LINE - 100)
+    {
+        Some(word) => Err(format!(
+            "{what} has a {}-octet word; a mail header line holds at most {MAX_BODY_LINE}",
+            word.len()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// What the message says.
 #[derive(Debug, Clone)]
 pub struct Message<'a> {
@@ -321,7 +402,8 @@ pub fn build_data(message: &Message<'_>, body_lines: &[&[u8]], transfer: Transfe
     }
     let mut data = Vec::new();
     for (name, value) in &headers {
-        data.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        data.extend_from_slice(fold(&format!("{name}: {value}")).as_bytes());
+        data.extend_from_slice(b"\r\n");
     }
     data.extend_from_slice(b"\r\n");
     for line in body_lines {
@@ -411,6 +493,42 @@ mod tests {
         assert!(body_lines(&[b'x'; 999])
             .unwrap_err()
             .contains("line 1 is 999 octets"));
+    }
+
+    #[test]
+    fn long_headers_fold_under_78() {
+        let to: Vec<String> = (0..60)
+            .map(|i| format!("recipient-number-{i:02}@example.test"))
+            .collect();
+        let folded = fold(&format!("To: {}", to.join(", ")));
+        for line in folded.split("\r\n") {
+            assert!(line.len() <= 78, "{line}");
+        }
+        assert_eq!(folded.replace("\r\n", ""), format!("To: {}", to.join(", ")));
+        assert_eq!(fold("Subject: short"), "Subject: short");
+        let word = "x".repeat(100);
+        assert_eq!(
+            fold(&format!("Subject: {word} y")),
+            format!("Subject: {word}\r\n y")
+        );
+        assert!(check_header_words("--subject", &"y".repeat(999)).is_err());
+        assert!(check_header_words("--subject", "a b c").is_ok());
+    }
+
+    #[test]
+    fn display_names_are_encoded_and_bare_crs_end_lines() {
+        let a = parse_address("--from", "Jörg Müller <joerg@example.test>").unwrap();
+        assert_eq!(a.envelope, "joerg@example.test");
+        assert!(
+            a.header.is_ascii() && a.header.starts_with("=?UTF-8?B?"),
+            "{}",
+            a.header
+        );
+        assert!(parse_address("--to", "zoë@example.test").is_err());
+        assert_eq!(
+            body_lines(b"one\rtwo\r\n").unwrap(),
+            [b"one".as_slice(), b"two"]
+        );
     }
 
     #[test]
