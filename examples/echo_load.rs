@@ -2,9 +2,10 @@
 //! ncat) over 127.0.0.1 with the same fast client for every server.
 //!
 //! It exists because `bench/echo_client.py` tops out at about 3,000 connections per second: a
-//! Python client would measure itself, not nk's server. This one is plain std + libc (libc only
-//! to raise `RLIMIT_NOFILE` and to pick a loopback source address), single-threaded, and prints
-//! one line of `key=value` figures on stdout that the script parses.
+//! Python client would measure itself, not nk's server. This one is plain std + libc (libc to
+//! raise `RLIMIT_NOFILE`, to pick a loopback source address, and for poll(2) and non-blocking
+//! peeks in the UDP mode), single-threaded, and prints one line of `key=value` figures on
+//! stdout that the script parses.
 //!
 //! ```text
 //! echo_load seq  ADDR [--secs S] [--count N] [--msg TEXT] [--srcs K] [--timeout S]
@@ -20,18 +21,24 @@
 //!     (default 30) of the first write. Prints its line, then holds every connection open
 //!     until stdin reaches EOF (or --hold-max seconds, default 60), so that the server's memory
 //!     can be read while they are held.
-//!     -> opened= echoed= open_secs= echo_secs= total_secs= err=
-//! echo_load udp  ADDR [--secs S] [--count N] [--size B] [--timeout S]
+//!     -> opened= echoed= open_secs= echo_secs= total_secs= nofile= err=
+//! echo_load udp  ADDR [--secs S] [--count N] [--size B] [--timeout S] [--spin]
 //!     One connected UDP socket: send a datagram of B bytes (default 64) holding a sequence
-//!     number, wait up to S seconds (default 0.2) for the same bytes back, repeat. A reply
-//!     that times out counts as lost and the next datagram goes out.
-//!     -> ok= lost= secs= rate= p50_ms= p99_ms= max_ms= err=
+//!     number, wait up to S seconds (default 0.005) for the same bytes back, repeat. A reply
+//!     that times out counts as lost and the next datagram goes out; a lost reply that turns
+//!     up later after all (or within 200 ms of the end) also counts as late, so never = lost -
+//!     late were never answered. net_rate leaves out the time spent waiting for lost replies
+//!     (xinetd drops a datagram that arrives while it finishes the previous one, so its raw
+//!     rate would depend on the timeout). --spin busy-polls for the reply instead of sleeping
+//!     in poll(2), so the client's own wakeup is not part of the round trip.
+//!     -> ok= lost= late= never= secs= rate= lost_wait_secs= net_rate= p50_ms= p99_ms= max_ms= err=
 //! ```
-//! Exit status: 0 when every exchange succeeded, 1 otherwise, 2 on a usage error.
+//! Exit status: 0 when every exchange succeeded (udp: every datagram answered, late or not),
+//! 1 otherwise, 2 on a usage error.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::process::exit;
 use std::time::{Duration, Instant};
 
@@ -47,12 +54,13 @@ struct Opts {
     conns: usize,
     hold_max: f64,
     size: usize,
+    spin: bool,
 }
 
 fn usage(why: &str) -> ! {
     eprintln!("echo_load: {why}");
     eprintln!("usage: echo_load seq|held|udp ADDR [--secs S] [--count N] [--msg TEXT] [--srcs K]");
-    eprintln!("                 [--timeout S] [--conns N] [--hold-max S] [--size B]");
+    eprintln!("                 [--timeout S] [--conns N] [--hold-max S] [--size B] [--spin]");
     exit(2)
 }
 
@@ -69,7 +77,7 @@ fn parse() -> Opts {
         .unwrap_or_else(|e| usage(&format!("ADDR: {e}")));
     let mut o = Opts {
         timeout: match mode.as_str() {
-            "udp" => 0.2,
+            "udp" => 0.005,
             "held" => 30.0,
             _ => 5.0,
         },
@@ -82,8 +90,13 @@ fn parse() -> Opts {
         conns: 0,
         hold_max: 60.0,
         size: 64,
+        spin: false,
     };
     while let Some(flag) = args.next() {
+        if flag == "--spin" {
+            o.spin = true;
+            continue;
+        }
         let val = args
             .next()
             .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
@@ -374,29 +387,76 @@ fn run_held(o: &Opts) -> bool {
     echoed == o.conns
 }
 
+/// Wait up to `left` (millisecond steps, rounded up: poll(2)'s timer is precise, unlike
+/// SO_RCVTIMEO's) until `sock` has a datagram to read.
+fn readable(sock: &UdpSocket, left: Duration) -> io::Result<bool> {
+    let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: pfd is one valid pollfd that lives across the call, and nfds is 1.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc >= 0 {
+            return Ok(rc > 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// As `readable`, but busy-polls (MSG_PEEK | MSG_DONTWAIT) instead of sleeping, so the client
+/// never needs a wakeup: only the server's wakeup and work remain in each round trip.
+fn spin_readable(sock: &UdpSocket, left: Duration) -> io::Result<bool> {
+    let end = Instant::now() + left;
+    let mut byte = [0u8; 1];
+    loop {
+        // SAFETY: byte is a live, writable 1-byte buffer; the flags make the call non-blocking.
+        let rc = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                byte.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if rc >= 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        if !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) {
+            return Err(e);
+        }
+        if Instant::now() >= end {
+            return Ok(false);
+        }
+        std::hint::spin_loop();
+    }
+}
+
 fn run_udp(o: &Opts) -> bool {
     let bind: SocketAddr = if o.addr.is_ipv4() {
         (Ipv4Addr::LOCALHOST, 0).into()
     } else {
         (std::net::Ipv6Addr::LOCALHOST, 0).into()
     };
-    let sock = UdpSocket::bind(bind)
-        .and_then(|s| s.connect(o.addr).map(|()| s))
-        .and_then(|s| {
-            s.set_read_timeout(Some(Duration::from_secs_f64(o.timeout.max(0.001))))
-                .map(|()| s)
-        });
+    let sock = UdpSocket::bind(bind).and_then(|s| s.connect(o.addr).map(|()| s));
     let sock = match sock {
         Ok(s) => s,
         Err(e) => {
-            println!("ok=0 lost=0 secs=0 rate=0 p50_ms=0 p99_ms=0 max_ms=0 err=socket:_{e}");
+            println!("ok=0 lost=0 late=0 never=0 secs=0 rate=0 lost_wait_secs=0 net_rate=0 p50_ms=0 p99_ms=0 max_ms=0 err=socket:_{e}");
             return false;
         }
     };
     let mut out = vec![b'u'; o.size];
     let mut inb = vec![0u8; o.size + 1];
     let mut lat = Vec::with_capacity(1 << 16);
-    let (mut lost, mut first_err) = (0u64, None);
+    let (mut lost, mut late, mut first_err) = (0u64, 0u64, None);
+    let mut lost_wait = Duration::ZERO; // time spent waiting for replies that never came
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs_f64(o.secs);
     let mut seq: u64 = 0;
@@ -412,10 +472,31 @@ fn run_udp(o: &Opts) -> bool {
             seq += 1;
             continue;
         }
+        let wait = Duration::from_secs_f64(o.timeout);
         loop {
+            let left = wait.saturating_sub(ts.elapsed());
+            let ready = if o.spin {
+                spin_readable(&sock, left)
+            } else {
+                readable(&sock, left)
+            };
+            match ready {
+                Ok(true) => {}
+                Ok(false) => {
+                    first_err.get_or_insert_with(|| format!("reply {seq}: none within {wait:?}"));
+                    lost += 1;
+                    lost_wait += ts.elapsed();
+                    break;
+                }
+                Err(e) => {
+                    first_err.get_or_insert_with(|| format!("poll: {e}"));
+                    lost += 1;
+                    break;
+                }
+            }
             match sock.recv(&mut inb) {
-                // A late reply to an earlier datagram: skip it and keep waiting.
-                Ok(n) if n == o.size && inb[..8] != out[..8] => continue,
+                // A late reply to an earlier datagram (already counted as lost): keep waiting.
+                Ok(n) if n == o.size && inb[..8] != out[..8] => late += 1,
                 Ok(n) if n == o.size && inb[..n] == out[..] => {
                     lat.push(ts.elapsed().as_nanos() as u64);
                     break;
@@ -429,6 +510,7 @@ fn run_udp(o: &Opts) -> bool {
                 Err(e) => {
                     first_err.get_or_insert_with(|| format!("reply {seq}: {e}"));
                     lost += 1;
+                    lost_wait += ts.elapsed();
                     break;
                 }
             }
@@ -439,19 +521,40 @@ fn run_udp(o: &Opts) -> bool {
         seq += 1;
     }
     let secs = t0.elapsed().as_secs_f64();
+    // Replies still on their way count as late, not as never answered.
+    if lost > late
+        && sock
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .is_ok()
+    {
+        while late < lost {
+            match sock.recv(&mut inb) {
+                Ok(n) if n == o.size => late += 1,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
+    let never = lost.saturating_sub(late);
+    let busy = (secs - lost_wait.as_secs_f64()).max(1e-9);
     lat.sort_unstable();
     println!(
-        "ok={} lost={} secs={:.6} rate={:.1} p50_ms={:.3} p99_ms={:.3} max_ms={:.3} err={}",
+        "ok={} lost={} late={} never={} secs={:.6} rate={:.1} lost_wait_secs={:.6} net_rate={:.1} p50_ms={:.3} p99_ms={:.3} max_ms={:.3} err={}",
         lat.len(),
         lost,
+        late,
+        never,
         secs,
         lat.len() as f64 / secs,
+        lost_wait.as_secs_f64(),
+        lat.len() as f64 / busy,
         pct_ms(&lat, 50.0),
         pct_ms(&lat, 99.0),
         pct_ms(&lat, 100.0),
         err_field(&first_err)
     );
-    lost == 0 && !lat.is_empty()
+    never == 0 && !lat.is_empty()
 }
 
 fn main() {
