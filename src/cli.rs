@@ -153,6 +153,87 @@ impl RelayArgs {
     }
 }
 
+/// `dial --tls` and its trust options.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsClientArgs {
+    /// Speak TLS (rustls): verify the server against the system store, then webpki-roots.
+    #[arg(long)]
+    pub tls: bool,
+    /// Trust only the CA certificates in FILE (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<String>,
+    /// Do not check the server's certificate at all (a warning is printed).
+    #[arg(long, requires = "tls", conflicts_with = "ca")]
+    pub insecure: bool,
+    /// The name to send (SNI) and verify, instead of the host.
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub sni: Option<String>,
+    /// Offer these ALPN protocols (comma-separated, e.g. h2,http/1.1).
+    #[arg(long, value_name = "LIST", requires = "tls", value_delimiter = ',')]
+    pub alpn: Vec<String>,
+    /// A client certificate (PEM), with --key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
+    pub cert: Option<String>,
+    /// The client certificate's private key (PEM), with --cert.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "cert"])]
+    pub key: Option<String>,
+}
+
+impl TlsClientArgs {
+    /// The TLS client configuration, or `None` without --tls (files are read now).
+    pub fn config(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        crate::net::tls::client_config(&crate::net::tls::ClientOptions {
+            ca: self.ca.clone(),
+            insecure: self.insecure,
+            sni: self.sni.clone(),
+            alpn: self.alpn.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        })
+        .map(Some)
+    }
+}
+
+/// `listen --tls` and its certificate.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsServerArgs {
+    /// Speak TLS (rustls) with each client; without --cert/--key an ephemeral self-signed
+    /// certificate for localhost, 127.0.0.1 and ::1 is made (-v prints its SHA-256).
+    #[arg(long)]
+    pub tls: bool,
+    /// The server certificate chain (PEM), with --key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
+    pub cert: Option<String>,
+    /// The server's private key (PEM), with --cert.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "cert"])]
+    pub key: Option<String>,
+    /// Accept these ALPN protocols (comma-separated).
+    #[arg(long, value_name = "LIST", requires = "tls", value_delimiter = ',')]
+    pub alpn: Vec<String>,
+}
+
+impl TlsServerArgs {
+    /// The TLS server configuration, or `None` without --tls.
+    pub fn config(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        let (config, fingerprint) =
+            crate::net::tls::server_config(self.cert.as_deref(), self.key.as_deref(), &self.alpn)?;
+        if self.cert.is_none() {
+            crate::info!("TLS certificate SHA-256 {fingerprint} (self-signed, made for this run)");
+        } else {
+            crate::info!("TLS certificate SHA-256 {fingerprint}");
+        }
+        Ok(Some(config))
+    }
+}
+
 /// `-e` / `-c`: a program per connection instead of stdin/stdout.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Program per connection")]

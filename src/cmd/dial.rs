@@ -80,7 +80,23 @@ pub struct DialArgs {
     #[command(flatten)]
     pub relay: RelayArgs,
     #[command(flatten)]
+    pub tls: crate::cli::TlsClientArgs,
+    #[command(flatten)]
     pub sock: SockArgs,
+}
+
+/// Relays the connection (or the plaintext side of its TLS bridge) with stdin/stdout or a program.
+fn relay<S: crate::net::relay::SplitStream>(
+    stream: Arc<S>,
+    exec: Option<crate::net::exec::ExecSpec>,
+    peer: &str,
+    info: &ConnInfo,
+    relay_opts: &crate::net::relay::RelayOptions,
+) -> Result<()> {
+    match exec {
+        Some(spec) => exec::relay_child(stream, peer, &spec, info, relay_opts, |_| {}),
+        None => relay_stdio(stream, peer, relay_opts),
+    }
 }
 
 /// Runs `nk dial`.
@@ -97,6 +113,7 @@ pub fn run(args: DialArgs) -> Result<()> {
     // Checked before any traffic: an unwritable -x file is reported before we connect.
     let relay_opts = args.relay.options()?;
     let exec = args.exec.spec()?;
+    let tls = args.tls.config()?;
     let opts = ConnectOptions {
         family: args.family.family(),
         timeout: args.connect_timeout,
@@ -107,19 +124,18 @@ pub fn run(args: DialArgs) -> Result<()> {
     let connected = connect(&target, &opts)?;
     let peer = display_addr(connected.peer);
     summary_on_interrupt(&relay_opts.counters)?;
-    let result = match exec {
-        Some(spec) => {
-            let info = ConnInfo::new(&connected.peer.into(), &connected.local.into(), "tcp", 1);
-            exec::relay_child(
-                Arc::new(connected.stream),
-                &peer,
-                &spec,
-                &info,
-                &relay_opts,
-                |_| {},
-            )
+    let info = ConnInfo::new(&connected.peer.into(), &connected.local.into(), "tcp", 1);
+    let result = match tls {
+        Some(config) => {
+            let name = args
+                .tls
+                .sni
+                .clone()
+                .unwrap_or_else(|| target.host.to_string());
+            let plain = crate::net::tls::connect(connected.stream, config, &name, &peer)?;
+            relay(Arc::new(plain), exec, &peer, &info, &relay_opts)
         }
-        None => relay_stdio(Arc::new(connected.stream), &peer, &relay_opts),
+        None => relay(Arc::new(connected.stream), exec, &peer, &info, &relay_opts),
     };
     info!("{}", relay_opts.counters.summary());
     result

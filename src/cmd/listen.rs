@@ -105,6 +105,8 @@ pub struct ListenArgs {
     #[command(flatten)]
     pub relay: RelayArgs,
     #[command(flatten)]
+    pub tls: crate::cli::TlsServerArgs,
+    #[command(flatten)]
     pub sock: SockArgs,
 }
 
@@ -157,6 +159,7 @@ pub fn run(args: ListenArgs) -> Result<()> {
     let keep = args.keep_open || args.broker || args.chat;
     let serve = Serve::choose(args.exec.spec()?, args.chat, args.broker, keep)?;
     let access = AccessList::new(&args.allow, &args.deny, &args.allowfile, &args.denyfile)?;
+    let tls = args.tls.config()?;
     let mut sockopts = args.sock.options();
     sockopts.reuseport = args.reuseport;
 
@@ -178,6 +181,7 @@ pub fn run(args: ListenArgs) -> Result<()> {
         serve,
         relay_template,
         Some(sockopts),
+        tls,
         "tcp",
     )
 }
@@ -190,22 +194,30 @@ pub fn serve_connections(
     serve: Serve,
     relay_template: RelayOptions,
     sockopts: Option<SockOpts>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     proto: &'static str,
 ) -> Result<()> {
-    let configure = move |conn: &Connection| -> Result<()> {
-        match (&sockopts, conn.peer.as_socket()) {
-            (Some(opts), Some(peer)) => opts
-                .apply(&conn.stream, peer.is_ipv6())
-                .with_context(|| format!("configure connection from {}", display_addr(peer))),
-            _ => Ok(()),
+    // Socket options on the TCP connection, then (with --tls) the handshake: from here on
+    // the connection's stream is the plaintext side of the TLS bridge.
+    let configure = move |mut conn: Connection| -> Result<Connection> {
+        if let (Some(opts), Some(peer)) = (&sockopts, conn.peer.as_socket()) {
+            opts.apply(&conn.stream, peer.is_ipv6())
+                .with_context(|| format!("configure connection from {}", display_addr(peer)))?;
         }
+        if let Some(config) = &tls {
+            let tcp = conn.stream.try_clone().context("clone the socket")?;
+            let peer = display_sockaddr(&conn.peer);
+            let plain = crate::net::tls::accept(tcp.into(), Arc::clone(config), &peer)?;
+            conn.stream = Arc::new(plain);
+        }
+        Ok(conn)
     };
     match serve {
         Serve::Stdio => {
             summary_on_interrupt(&relay_template.counters)?;
             let opts = relay_template;
             server.run(listener, move |conn| {
-                configure(&conn)?;
+                let conn = configure(conn)?;
                 let result = relay_stdio(conn.stream, &display_sockaddr(&conn.peer), &opts);
                 info!("{}", opts.counters.summary());
                 result
@@ -215,7 +227,7 @@ pub fn serve_connections(
             stop_on_interrupt(server)?;
             let template = relay_template;
             server.run(listener, move |conn| {
-                configure(&conn)?;
+                let conn = configure(conn)?;
                 let info = ConnInfo::new(&conn.peer, &conn.local, proto, conn.seq);
                 let mut opts = template.clone();
                 opts.counters = Arc::clone(&conn.live.counters);
@@ -243,7 +255,7 @@ pub fn serve_connections(
             }
             let template = relay_template;
             server.run(listener, move |conn| {
-                configure(&conn)?;
+                let conn = configure(conn)?;
                 serve_hub_client(&hub, conn, &template)
             })
         }

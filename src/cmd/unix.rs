@@ -135,7 +135,7 @@ pub fn run(args: UnixArgs) -> Result<()> {
         access: Default::default(),
         accept_timeout: args.accept_timeout,
     });
-    let result = serve_connections(&server, listener, serve, relay_template, None, "unix");
+    let result = serve_connections(&server, listener, serve, relay_template, None, None, "unix");
     drop(bound);
     result
 }

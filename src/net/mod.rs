@@ -18,5 +18,6 @@ pub mod server;
 pub mod service;
 pub mod services;
 pub mod sockopt;
+pub mod tls;
 pub mod udp_guard;
 pub mod unix;

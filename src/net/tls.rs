@@ -1,0 +1,534 @@
+//! TLS for the stream commands (`dial --tls`, `listen --tls`): rustls 0.23 with the ring
+//! backend, used synchronously over our own sockets.
+//!
+//! The relay works on file descriptors (poll, splice, half-close through shutdown(2)), so
+//! TLS is not threaded through it. After the handshake, a pump thread joins the TLS
+//! connection to one end of a Unix socketpair and the relay runs unchanged on the other end:
+//! plaintext in the pair, records on the wire. A half-close crosses the bridge both ways:
+//! EOF on the plaintext side becomes close_notify and a TCP FIN; the peer's close_notify (or
+//! FIN) becomes EOF on the plaintext side. Decrypted bytes wait in a buffer of at most
+//! [`PLAINTEXT_CAP`] bytes: while it is full no more records are read, so a slow reader
+//! pushes back on the peer instead of growing memory.
+//!
+//! Trust: the system store (rustls-native-certs, which honours SSL_CERT_FILE and
+//! SSL_CERT_DIR), then webpki-roots; `--ca FILE` trusts that file's certificates only;
+//! `--insecure` checks nothing and says so. Verification failures are reported with their
+//! reason (unknown issuer, name mismatch, expired) and a hint.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, ClientConnection, Connection, DigitallySignedStruct,
+    RootCertStore, ServerConfig, ServerConnection, SignatureScheme,
+};
+use socket2::{Domain, Socket, Type};
+
+use crate::exit::{usage, Hinted};
+
+/// The most decrypted bytes held for the plaintext side.
+pub const PLAINTEXT_CAP: usize = 256 * 1024;
+
+/// How long a handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// What `dial --tls` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// `--ca FILE`: trust only these certificates.
+    pub ca: Option<String>,
+    /// `--insecure`: check nothing.
+    pub insecure: bool,
+    /// `--sni NAME`: the name sent and verified instead of the host.
+    pub sni: Option<String>,
+    /// `--alpn LIST`.
+    pub alpn: Vec<String>,
+    /// `--cert FILE` / `--key FILE`: a client certificate.
+    pub cert: Option<String>,
+    /// See `cert`.
+    pub key: Option<String>,
+}
+
+fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| usage(format!("read certificates from {path}: {e}")))?;
+    if certs.is_empty() {
+        return Err(usage(format!("{path} holds no PEM certificate")));
+    }
+    Ok(certs)
+}
+
+fn load_key(path: &str) -> Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| usage(format!("read a private key from {path}: {e}")))
+}
+
+/// The client configuration the options ask for (files are read now: a bad one is a usage
+/// error before any traffic).
+pub fn client_config(opts: &ClientOptions) -> Result<Arc<ClientConfig>> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?;
+    let builder = if opts.insecure {
+        crate::log::warn(format_args!(
+            "--insecure: the server's certificate is not checked; anyone on the path can read and change this connection"
+        ));
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+    } else {
+        let mut roots = RootCertStore::empty();
+        match &opts.ca {
+            Some(path) => {
+                for cert in load_certs(path)? {
+                    roots
+                        .add(cert)
+                        .map_err(|e| usage(format!("--ca {path}: {e}")))?;
+                }
+            }
+            None => {
+                let native = rustls_native_certs::load_native_certs();
+                let (added, _) = roots.add_parsable_certificates(native.certs);
+                crate::debug!("{added} certificates from the system store");
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            }
+        }
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match (&opts.cert, &opts.key) {
+        (Some(cert), Some(key)) => builder
+            .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
+            .map_err(|e| usage(format!("--cert {cert} / --key {key}: {e}")))?,
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err(usage("--cert and --key go together")),
+    };
+    config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// `--insecure`: signatures are still checked (the handshake needs them), the certificate
+/// chain and name are not.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The server configuration: the given certificate and key, or an ephemeral self-signed
+/// certificate for localhost, 127.0.0.1 and ::1. Returns the certificate's SHA-256
+/// fingerprint too, for `-v`.
+pub fn server_config(
+    cert: Option<&str>,
+    key: Option<&str>,
+    alpn: &[String],
+) -> Result<(Arc<ServerConfig>, String)> {
+    let (chain, key) = match (cert, key) {
+        (Some(cert), Some(key)) => (load_certs(cert)?, load_key(key)?),
+        (None, None) => {
+            let names = vec![
+                "localhost".to_string(),
+                "127.0.0.1".to_string(),
+                "::1".to_string(),
+            ];
+            let generated = rcgen::generate_simple_self_signed(names)
+                .context("make a self-signed certificate")?;
+            let der = CertificateDer::from(generated.cert.der().to_vec());
+            let key = PrivateKeyDer::try_from(generated.signing_key.serialize_der())
+                .map_err(|e| anyhow!("the generated key: {e}"))?;
+            (vec![der], key)
+        }
+        _ => return Err(usage("--cert and --key go together")),
+    };
+    let fingerprint = fingerprint(&chain[0]);
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| usage(format!("the certificate and key: {e}")))?;
+    config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    Ok((Arc::new(config), fingerprint))
+}
+
+/// SHA-256 of a certificate as `AB:CD:...` (openssl x509 -fingerprint -sha256's form). The
+/// hash comes from the ring provider rustls already carries (its TLS 1.3 SHA-256 suite).
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    let digest = match rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256 {
+        rustls::SupportedCipherSuite::Tls13(suite) => {
+            suite.common.hash_provider.hash(cert.as_ref())
+        }
+        rustls::SupportedCipherSuite::Tls12(suite) => {
+            suite.common.hash_provider.hash(cert.as_ref())
+        }
+    };
+    digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The TLS error behind an I/O error, in words, with a hint for the fixable ones.
+fn explain(err: io::Error, peer: &str, name: &str) -> anyhow::Error {
+    let tls = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+        .cloned();
+    let Some(tls) = tls else {
+        if matches!(
+            err.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ) {
+            return anyhow!("TLS handshake with {peer}: timed out");
+        }
+        return anyhow::Error::new(err).context(format!("TLS handshake with {peer}"));
+    };
+    let (reason, hint) = match &tls {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => (
+            "certificate verify failed: unknown issuer (not signed by a trusted CA)".to_string(),
+            "trust its CA with --ca FILE, or skip the check with --insecure".to_string(),
+        ),
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => (
+            format!("certificate verify failed: name mismatch (the certificate is not for {name})"),
+            "connect by the name the certificate carries, or give it with --sni NAME".to_string(),
+        ),
+        rustls::Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => (
+            "certificate verify failed: the certificate has expired".to_string(),
+            "check the server's certificate (and this machine's clock); --insecure skips the check"
+                .to_string(),
+        ),
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. },
+        ) => (
+            "certificate verify failed: the certificate is not valid yet".to_string(),
+            "check this machine's clock; --insecure skips the check".to_string(),
+        ),
+        other => (format!("{other}"), String::new()),
+    };
+    let message = format!("TLS handshake with {peer}: {reason}");
+    if hint.is_empty() {
+        anyhow!(message)
+    } else {
+        anyhow::Error::new(Hinted { message, hint })
+    }
+}
+
+/// Runs the handshake to its end (bounded by [`HANDSHAKE_TIMEOUT`]).
+fn handshake(conn: &mut Connection, tcp: &mut TcpStream, peer: &str, name: &str) -> Result<()> {
+    tcp.set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+        .context("set the read timeout")?;
+    tcp.set_write_timeout(Some(HANDSHAKE_TIMEOUT))
+        .context("set the write timeout")?;
+    while conn.is_handshaking() {
+        match conn.complete_io(tcp) {
+            Ok((0, 0)) if conn.is_handshaking() => {
+                return Err(anyhow!(
+                    "TLS handshake with {peer}: the peer closed the connection"
+                ))
+            }
+            Ok(_) => {}
+            Err(err) => {
+                // Let the peer know why, when there is an alert to send.
+                let _ = conn.write_tls(tcp);
+                return Err(explain(err, peer, name));
+            }
+        }
+    }
+    while conn.wants_write() {
+        conn.write_tls(tcp).map_err(|e| explain(e, peer, name))?;
+    }
+    tcp.set_read_timeout(None)
+        .context("clear the read timeout")?;
+    tcp.set_write_timeout(None)
+        .context("clear the write timeout")?;
+    crate::info!("{}", describe(conn));
+    Ok(())
+}
+
+/// `TLS 1.3, TLS13_AES_256_GCM_SHA384, ALPN h2, peer certificate SHA-256 AB:CD:...`.
+fn describe(conn: &Connection) -> String {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_string(),
+        Some(other) => format!("{other:?}"),
+        None => "TLS".to_string(),
+    };
+    let suite = conn
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()))
+        .unwrap_or_default();
+    let alpn = conn
+        .alpn_protocol()
+        .map(|p| format!(", ALPN {}", String::from_utf8_lossy(p)))
+        .unwrap_or_default();
+    let peer = conn
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|cert| format!(", peer certificate SHA-256 {}", fingerprint(cert)))
+        .unwrap_or_default();
+    format!("{version}, {suite}{alpn}{peer}")
+}
+
+/// Client side: handshake with `host` over `tcp`, then the plaintext end of the bridge.
+pub fn connect(
+    tcp: TcpStream,
+    config: Arc<ClientConfig>,
+    host: &str,
+    peer: &str,
+) -> Result<Socket> {
+    let name = ServerName::try_from(host.to_string()).map_err(|_| {
+        usage(format!(
+            "\"{host}\" is not a name TLS can verify (give --sni NAME)"
+        ))
+    })?;
+    let conn = ClientConnection::new(config, name).context("start TLS")?;
+    start(Connection::Client(conn), tcp, peer, host)
+}
+
+/// Server side: handshake with a client over `tcp`, then the plaintext end of the bridge.
+pub fn accept(tcp: TcpStream, config: Arc<ServerConfig>, peer: &str) -> Result<Socket> {
+    let conn = ServerConnection::new(config).context("start TLS")?;
+    start(Connection::Server(conn), tcp, peer, peer)
+}
+
+fn start(mut conn: Connection, mut tcp: TcpStream, peer: &str, name: &str) -> Result<Socket> {
+    handshake(&mut conn, &mut tcp, peer, name)?;
+    let (ours, theirs) = Socket::pair(Domain::UNIX, Type::STREAM, None).context("socketpair")?;
+    let peer = peer.to_string();
+    thread::Builder::new()
+        .name("tls".into())
+        .spawn(move || {
+            if let Err(err) = pump(conn, tcp, theirs) {
+                crate::info!("TLS with {peer}: {err}");
+            }
+        })
+        .context("start the TLS thread")?;
+    Ok(ours)
+}
+
+/// Moves bytes between the TLS connection and the plaintext socket until both directions
+/// are closed (or either side fails).
+fn pump(mut conn: Connection, mut tcp: TcpStream, plain: Socket) -> io::Result<()> {
+    tcp.set_nonblocking(true)?;
+    plain.set_nonblocking(true)?;
+    let mut plain = plain;
+    let mut to_plain: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut peer_done = false; // the peer sent close_notify or FIN
+    let mut plain_shut = false; // we passed that on as EOF
+    let mut local_done = false; // the plaintext side sent EOF
+    let mut tcp_shut = false; // close_notify sent and the TCP write side shut
+    loop {
+        while conn.wants_write() {
+            match conn.write_tls(&mut tcp) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if local_done && !tcp_shut && !conn.wants_write() {
+            let _ = tcp.shutdown(std::net::Shutdown::Write);
+            tcp_shut = true;
+        }
+        while !to_plain.is_empty() {
+            match plain.write(&to_plain) {
+                Ok(n) => {
+                    to_plain.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if peer_done && to_plain.is_empty() && !plain_shut {
+            plain.shutdown(std::net::Shutdown::Write)?;
+            plain_shut = true;
+        }
+        if plain_shut && tcp_shut {
+            return Ok(());
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: tcp.as_raw_fd(),
+                events: 0,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: plain.as_raw_fd(),
+                events: 0,
+                revents: 0,
+            },
+        ];
+        if !peer_done && to_plain.len() < PLAINTEXT_CAP {
+            fds[0].events |= libc::POLLIN;
+        }
+        if conn.wants_write() {
+            fds[0].events |= libc::POLLOUT;
+        }
+        // New plaintext is taken only once the records already made have gone out.
+        if !local_done && !conn.wants_write() {
+            fds[1].events |= libc::POLLIN;
+        }
+        if !to_plain.is_empty() {
+            fds[1].events |= libc::POLLOUT;
+        }
+        // SAFETY: two valid pollfd entries for the duration of the call.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if ready < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if fds[0].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !peer_done {
+            match conn.read_tls(&mut tcp) {
+                Ok(0) => peer_done = true,
+                Ok(_) => {
+                    conn.process_new_packets()
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    loop {
+                        match conn.reader().read(&mut buf) {
+                            Ok(0) => {
+                                peer_done = true;
+                                break;
+                            }
+                            Ok(n) => to_plain.extend_from_slice(&buf[..n]),
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            // A close without close_notify after the data: the data stands.
+                            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                                peer_done = true;
+                                break;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if fds[1].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !local_done {
+            match plain.read(&mut buf) {
+                Ok(0) => {
+                    local_done = true;
+                    conn.send_close_notify();
+                }
+                Ok(n) => conn.writer().write_all(&buf[..n])?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_self_signed_server_and_a_client_that_trusts_it_exchange_bytes_both_ways() {
+        let (server_config, fingerprint) = server_config(None, None, &[]).unwrap();
+        assert_eq!(fingerprint.len(), 32 * 3 - 1);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            let mut plain = accept(tcp, server_config, "client").unwrap();
+            let mut got = Vec::new();
+            (&plain).read_to_end(&mut got).unwrap();
+            plain.write_all(&got).unwrap();
+            plain.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        let client_config = client_config(&ClientOptions {
+            insecure: true,
+            ..ClientOptions::default()
+        })
+        .unwrap();
+        let tcp = TcpStream::connect(addr).unwrap();
+        let mut plain = connect(tcp, client_config, "localhost", "server").unwrap();
+        plain.write_all(b"hello over tls").unwrap();
+        plain.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut echoed = Vec::new();
+        (&plain).read_to_end(&mut echoed).unwrap();
+        assert_eq!(echoed, b"hello over tls");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn an_unknown_issuer_is_named() {
+        let (server_config, _) = server_config(None, None, &[]).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            let _ = accept(tcp, server_config, "client");
+        });
+        let config = client_config(&ClientOptions::default()).unwrap();
+        let tcp = TcpStream::connect(addr).unwrap();
+        let err = connect(tcp, config, "localhost", "server").unwrap_err();
+        assert!(err.to_string().contains("unknown issuer"), "{err}");
+        assert!(crate::exit::hint(&err).unwrap().contains("--ca"));
+    }
+}
