@@ -19,6 +19,7 @@ declare -A peers=(
   [xinetd]=xinetd
   [nginx]=nginx-light
   [curl]=curl
+  [openssl]=openssl
 )
 missing=()
 for cmd in "${!peers[@]}"; do
