@@ -260,9 +260,4 @@ table=$(
     echo "MB/s = bytes / 1e6 / wall seconds (sender start -> sender and receiver exited)."
     echo "Bars: file nk >= 1.2x nc and >= 0.9x iperf3; pipe-in/pipe-out nk >= 1.0x nc."
 } >"$work/out.md"
-mkdir -p "$here/results"
-cp "$work/out.md" "$out_md"
-cat "$work/out.md"
-
-((have_nk)) || { ((status)) || status=2; }
-exit "$status"
+finish "$out_md"

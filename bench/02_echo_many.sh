@@ -362,9 +362,4 @@ table2=$(cat "$work/table2")
     echo "process tree; MiB = 1024^2 bytes. Bars: nk RSS <= $RSS_BAR_MIB MiB (the larger of held and"
     echo "after broadcast), and all $HELD clients receive the broadcast line exactly once."
 } >"$work/out.md"
-mkdir -p "$here/results"
-cp "$work/out.md" "$out_md"
-cat "$work/out.md"
-
-((have_nk)) || { ((status)) || status=2; }
-exit "$status"
+finish "$out_md"

@@ -220,9 +220,4 @@ table=$(
     echo "MB/s = bytes / 1e6 / wall seconds (sender start -> sender and receiver exited)."
     echo "Sender stdin \`< file\`. Bar: with receiver stdout /dev/null, nk >= ${BAR}x nc (the rest for reference)."
 } >"$work/out.md"
-mkdir -p "$here/results"
-cp "$work/out.md" "$out_md"
-cat "$work/out.md"
-
-((have_nk)) || { ((status)) || status=2; }
-exit "$status"
+finish "$out_md"

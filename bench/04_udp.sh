@@ -348,9 +348,4 @@ table=$(
     echo "kernel drops = Udp RcvbufErrors delta (namespace-wide); truncated = datagrams that came out cut short (median)."
     echo "Bars: flood nk >= 1.0x nc received dgram/s (n/a when nk kept up with the flood); paced nk received % >= nc's."
 } >"$work/out.md"
-mkdir -p "$here/results"
-cp "$work/out.md" "$out_md"
-cat "$work/out.md"
-
-((have_nk)) || { ((status)) || status=2; }
-exit "$status"
+finish "$out_md"

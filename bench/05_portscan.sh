@@ -229,9 +229,4 @@ table=$(
     echo "Bars: nk/nmap SYN scan <= 1.0 and nk/nc <= 0.5 (time ratios, medians). nk/nmap -sT for reference."
     echo "Open ports: from one untimed run per tool (nc with -zv, nmap with -oG -, nk with -v)."
 } >"$work/out.md"
-mkdir -p "$here/results"
-cp "$work/out.md" "$out_md"
-cat "$work/out.md"
-
-((have_nk)) || { ((status)) || status=2; }
-exit "$status"
+finish "$out_md"

@@ -156,58 +156,9 @@ for t in "${tools[@]}"; do
 done
 
 # ---------------------------------------------------------------- timed runs
-# batch TOOL COUNT -> sets B_SECS (wall seconds of the loop), B_MSG ("" when clean).
-# The loop runs in its own bash under timeout(1); it takes the time itself, so neither
-# timeout's nor bash's start-up is counted.
-batch() {
-    local t=$1 n=$2 rc f t0 t1 why
-    B_SECS="" B_MSG=""
-    cmd_of "$t"
-    rm -f "$work/b.res"
-    # shellcheck disable=SC2016
-    timeout -k 5 "$TIMEOUT" bash -c '
-        res=$1 n=$2; shift 2
-        f=0 t0=$EPOCHREALTIME
-        for ((i = 0; i < n; i++)); do "$@" || f=$((f + 1)); done
-        t1=$EPOCHREALTIME
-        echo "$f $t0 $t1" >"$res"' _ "$work/b.res" "$n" "${CMD[@]}" \
-        </dev/null >"$work/b.out" 2>"$work/b.err"
-    rc=$?
-    if ((rc != 0)) || [[ ! -s $work/b.res ]]; then
-        B_MSG="batch exit $rc (124 = timeout after ${TIMEOUT}s); stderr: $(tail -c 200 "$work/b.err" | tr '\n' ' ')"
-        return
-    fi
-    read -r f t0 t1 <"$work/b.res"
-    B_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
-    if ((f != 0)); then
-        B_MSG="$f of $n processes exited non-zero; stderr: $(tail -c 200 "$work/b.err" | tr '\n' ' ')"
-    elif why=$(check_out "$t" "$work/b.out" "$n"); [[ -n $why ]]; then
-        B_MSG=$why
-    fi
-}
-
 run_tools=()
 for t in "${tools[@]}"; do [[ ${VERIFY[$t]} == ok ]] && run_tools+=("$t"); done
-nt=${#run_tools[@]}
-for ((r = 0; r < RUNS; r++)); do
-    sz=$((N / RUNS + (r < N % RUNS ? 1 : 0)))
-    line="07_resolve: round $((r + 1))/$RUNS ($sz each):"
-    for ((k = 0; k < nt; k++)); do
-        if ((r % 2)); then t=${run_tools[$((nt - 1 - k))]}; else t=${run_tools[$k]}; fi
-        batch "$t" "$sz"
-        if [[ -n $B_MSG ]]; then
-            FAILS[$t]+="round $((r + 1)): $B_MSG; "; status=1
-            line+=" $t=FAIL"
-            continue
-        fi
-        SECS[$t]=$(awk -v a="${SECS[$t]:-0}" -v b="$B_SECS" 'BEGIN { printf "%.6f", a + b }')
-        CNT[$t]=$((${CNT[$t]:-0} + sz))
-        ms=$(awk -v s="$B_SECS" -v n="$sz" 'BEGIN { printf "%.3f", s / n * 1000 }')
-        ROUND_MS[$t]+="$ms "
-        line+=" $t=${ms}ms"
-    done
-    log "$line"
-done
+proc_rounds 07_resolve "${run_tools[@]}"
 
 if ! kill -0 "$dns_pid" 2>/dev/null; then
     log "07_resolve: dnsmasq died during the run: $(tail -c 300 "$work/dnsmasq.err" | tr '\n' ' ')"
@@ -215,16 +166,6 @@ if ! kill -0 "$dns_pid" 2>/dev/null; then
 fi
 
 # ---------------------------------------------------------------- table
-per_ms() { # TOOL -> overall ms per process ("" if none ran)
-    [[ -n ${CNT[$1]:-} ]] || return 0
-    awk -v s="${SECS[$1]}" -v n="${CNT[$1]}" 'BEGIN { printf "%.3f", s / n * 1000 }'
-}
-fmt_rounds() {
-    local m lo hi
-    read -r m lo hi <<<"$(stats "${ROUND_MS[$1]:-}" %.3f)"
-    [[ $m == - ]] && { echo "-"; return; }
-    echo "$m ($lo-$hi)"
-}
 nk_ms=$(per_ms nk) dig_ms=$(per_ms dig)
 valid=1
 [[ $have_nk == 1 && ${VERIFY[nk]:-} == ok && -z ${FAILS[nk]:-} && ${VERIFY[dig]:-} == ok && -z ${FAILS[dig]:-} ]] || valid=0
@@ -293,9 +234,4 @@ table=$(
     echo "Every process exited 0 and printed the right answer unless FAILED is shown."
     echo "Bar: dig time / nk time >= ${BAR}x per process (dig / nk column; per round = the same ratio in each round)."
 } >"$work/out.md"
-mkdir -p "$here/results"
-cp "$work/out.md" "$out_md"
-cat "$work/out.md"
-
-((have_nk)) || { ((status)) || status=2; }
-exit "$status"
+finish "$out_md"

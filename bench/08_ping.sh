@@ -376,9 +376,4 @@ table=$(
         printf '%s' "${PERRUN[$h]:-}"
     done
 } >"$work/out.md"
-mkdir -p "$here/results"
-cp "$work/out.md" "$out_md"
-cat "$work/out.md"
-
-((have_nk)) || { ((status)) || status=2; }
-exit "$status"
+finish "$out_md"

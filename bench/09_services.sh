@@ -592,9 +592,4 @@ log "09_services: CPU steal during the run: $steal_pct %"
     echo "a spinning client sharing a CPU with the server also delays it by whole time slices."
     echo "Bar: nk >= ${BAR_UDP}x xinetd net rtt/s (medians), shown for each client mode."
 } >"$work/out.md"
-mkdir -p "$here/results"
-cp "$work/out.md" "$out_md"
-cat "$work/out.md"
-
-((have_nk)) || { ((status)) || status=2; }
-exit "$status"
+finish "$out_md"

@@ -111,3 +111,90 @@ nk_lacks() {
         echo "no \`$1\` command"
     fi
 }
+
+# ------------------------------------------------------------ process-per-request harness
+# For benches that time N sequential processes of each tool (07_resolve, 10_head). The
+# caller defines cmd_of TOOL (sets the CMD array) and check_out TOOL FILE COUNT (prints why
+# the output is wrong, nothing when it is right), sets work, TIMEOUT, N and RUNS, and declares
+# `declare -A SECS CNT ROUND_MS FAILS`; the functions fill those and set status=1 on a failure.
+
+# proc_batch TOOL COUNT -> sets B_SECS (wall seconds of the loop), B_MSG ("" when clean).
+# The loop runs in its own bash under timeout(1); it takes the time itself, so neither
+# timeout's nor bash's start-up is counted.
+proc_batch() {
+    local t=$1 n=$2 rc f t0 t1 why
+    B_SECS="" B_MSG=""
+    cmd_of "$t"
+    rm -f "$work/b.res"
+    # shellcheck disable=SC2016
+    timeout -k 5 "$TIMEOUT" bash -c '
+        res=$1 n=$2; shift 2
+        f=0 t0=$EPOCHREALTIME
+        for ((i = 0; i < n; i++)); do "$@" || f=$((f + 1)); done
+        t1=$EPOCHREALTIME
+        echo "$f $t0 $t1" >"$res"' _ "$work/b.res" "$n" "${CMD[@]}" \
+        </dev/null >"$work/b.out" 2>"$work/b.err"
+    rc=$?
+    if ((rc != 0)) || [[ ! -s $work/b.res ]]; then
+        B_MSG="batch exit $rc (124 = timeout after ${TIMEOUT}s); stderr: $(tail -c 200 "$work/b.err" | tr '\n' ' ')"
+        return
+    fi
+    read -r f t0 t1 <"$work/b.res"
+    B_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+    if ((f != 0)); then
+        B_MSG="$f of $n processes exited non-zero; stderr: $(tail -c 200 "$work/b.err" | tr '\n' ' ')"
+    elif why=$(check_out "$t" "$work/b.out" "$n"); [[ -n $why ]]; then
+        B_MSG=$why
+    fi
+}
+
+# proc_rounds NAME TOOL... -> RUNS rounds sharing N processes, the tools' order reversed every
+# other round, each round logged as "NAME: round i/RUNS (k each): tool=ms ...".
+proc_rounds() {
+    local name=$1 r k sz line t ms
+    shift
+    local tools=("$@") nt=$#
+    for ((r = 0; r < RUNS; r++)); do
+        sz=$((N / RUNS + (r < N % RUNS ? 1 : 0)))
+        line="$name: round $((r + 1))/$RUNS ($sz each):"
+        for ((k = 0; k < nt; k++)); do
+            if ((r % 2)); then t=${tools[$((nt - 1 - k))]}; else t=${tools[$k]}; fi
+            proc_batch "$t" "$sz"
+            if [[ -n $B_MSG ]]; then
+                FAILS[$t]+="round $((r + 1)): $B_MSG; "; status=1
+                line+=" $t=FAIL"
+                continue
+            fi
+            SECS[$t]=$(awk -v a="${SECS[$t]:-0}" -v b="$B_SECS" 'BEGIN { printf "%.6f", a + b }')
+            CNT[$t]=$((${CNT[$t]:-0} + sz))
+            ms=$(awk -v s="$B_SECS" -v n="$sz" 'BEGIN { printf "%.3f", s / n * 1000 }')
+            ROUND_MS[$t]+="$ms "
+            line+=" $t=${ms}ms"
+        done
+        log "$line"
+    done
+}
+
+# per_ms TOOL -> overall ms per process ("" if none ran).
+per_ms() {
+    [[ -n ${CNT[$1]:-} ]] || return 0
+    awk -v s="${SECS[$1]}" -v n="${CNT[$1]}" 'BEGIN { printf "%.3f", s / n * 1000 }'
+}
+
+# fmt_rounds TOOL -> "median (min-max)" of its per-round ms, or "-".
+fmt_rounds() {
+    local m lo hi
+    read -r m lo hi <<<"$(stats "${ROUND_MS[$1]:-}" %.3f)"
+    [[ $m == - ]] && { echo "-"; return; }
+    echo "$m ($lo-$hi)"
+}
+
+# finish OUT_MD: publishes $work/out.md as OUT_MD and prints it, then exits with $status (2
+# when nk was missing, $have_nk = 0, and nothing else failed).
+finish() {
+    mkdir -p "$(dirname "$1")"
+    cp "$work/out.md" "$1"
+    cat "$work/out.md"
+    ((have_nk)) || { ((status)) || status=2; }
+    exit "$status"
+}
