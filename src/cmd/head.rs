@@ -21,7 +21,7 @@ use crate::exit::usage;
 use crate::info;
 use crate::net::addr::{self, Target};
 use crate::net::connect::{self, ConnectOptions};
-use crate::net::deadline::{format_duration, parse_duration, Deadline};
+use crate::net::deadline::{format_duration, parse_duration, read_before, Deadline};
 use crate::wire::http::{self, Chunk, ChunkedDecoder, Framing, Head, Method, Url};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -220,7 +220,7 @@ fn fetch(url: &Url, request: &[u8], args: &HeadArgs) -> Result<Response> {
                 });
             }
             None => {
-                let n = read_before(&mut stream, &mut chunk, deadline)
+                let n = read_before(&stream, deadline, |mut s| s.read(&mut chunk))
                     .with_context(|| format!("head {url}: read the response"))?
                     .ok_or_else(|| {
                         anyhow!(
@@ -243,36 +243,6 @@ fn fetch(url: &Url, request: &[u8], args: &HeadArgs) -> Result<Response> {
                 }
                 buf.extend_from_slice(&chunk[..n]);
             }
-        }
-    }
-}
-
-/// One read that waits at most until `deadline`: `None` when it passed.
-fn read_before(
-    stream: &mut TcpStream,
-    buf: &mut [u8],
-    deadline: Deadline,
-) -> io::Result<Option<usize>> {
-    loop {
-        let Some(left) = deadline.remaining()? else {
-            return Ok(None);
-        };
-        if left.is_zero() {
-            return Ok(None);
-        }
-        stream.set_read_timeout(Some(left))?;
-        match stream.read(buf) {
-            Ok(n) => return Ok(Some(n)),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Ok(None)
-            }
-            Err(e) => return Err(e),
         }
     }
 }
@@ -314,9 +284,11 @@ fn read_body(response: &mut Response, args: &HeadArgs) -> Result<()> {
     let mut pending = std::mem::take(&mut response.leftover);
     let stream = &mut response.stream;
     let mut read_more = |pending: &mut Vec<u8>| -> Result<usize> {
-        let n = read_before(stream, &mut chunk, Deadline::after(Some(timeout)))
-            .context("read the body")?
-            .ok_or_else(|| anyhow!("the body stalled: nothing for {}", format_duration(timeout)))?;
+        let n = read_before(&*stream, Deadline::after(Some(timeout)), |mut s| {
+            s.read(&mut chunk)
+        })
+        .context("read the body")?
+        .ok_or_else(|| anyhow!("the body stalled: nothing for {}", format_duration(timeout)))?;
         pending.extend_from_slice(&chunk[..n]);
         Ok(n)
     };

@@ -92,6 +92,55 @@ pub fn wait_readable(fd: std::os::fd::RawFd, deadline: Deadline) -> io::Result<O
     Ok((ready > 0).then_some(pollfd.revents))
 }
 
+/// A socket whose reads SO_RCVTIMEO can bound: std's TCP and UDP sockets, socket2's.
+pub trait ReadTimeout {
+    /// Sets SO_RCVTIMEO (`None`: block).
+    fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()>;
+}
+
+macro_rules! read_timeout {
+    ($socket:ty) => {
+        impl ReadTimeout for $socket {
+            fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+                <$socket>::set_read_timeout(self, timeout)
+            }
+        }
+    };
+}
+
+read_timeout!(std::net::TcpStream);
+read_timeout!(std::net::UdpSocket);
+read_timeout!(socket2::Socket);
+
+/// Calls `read` on `socket` (a read, a recv) with the socket's read timeout set to what is
+/// left of `deadline`: `Ok(Some(n))` with what it returned, `Ok(None)` once the deadline has
+/// passed. Interrupted reads, and timeouts that fire a little early, are tried again.
+pub fn read_before<S: ReadTimeout>(
+    socket: &S,
+    deadline: Deadline,
+    mut read: impl FnMut(&S) -> io::Result<usize>,
+) -> io::Result<Option<usize>> {
+    loop {
+        let left = match deadline.remaining() {
+            Ok(left) => left,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        socket.set_read_timeout(left)?;
+        match read(socket) {
+            Ok(n) => return Ok(Some(n)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted
+                        | io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Formats a duration compactly: `500ms`, `1.5s`, `2s`, `3m`.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
@@ -151,6 +200,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_before_gives_up_at_the_deadline_and_returns_what_came() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut buf = [0u8; 16];
+        let deadline = Deadline::after(Some(Duration::from_millis(30)));
+        let got = read_before(&socket, deadline, |s| s.recv(&mut buf)).unwrap();
+        assert_eq!(got, None);
+        assert!(deadline.expired());
+        socket.send_to(b"hi", socket.local_addr().unwrap()).unwrap();
+        let deadline = Deadline::after(Some(Duration::from_secs(5)));
+        let got = read_before(&socket, deadline, |s| s.recv(&mut buf)).unwrap();
+        assert_eq!(got, Some(2));
+    }
 
     #[test]
     fn parses_every_documented_form() {

@@ -22,7 +22,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::debug;
-use crate::net::deadline::{format_duration, Deadline};
+use crate::net::deadline::{format_duration, read_before, Deadline};
 use crate::wire::dns::{build_query, judge, rcode_name, Verdict, MAX_MESSAGE};
 use crate::wire::frame::{read_frame, write_frame, FrameError, PrefixWidth};
 
@@ -342,15 +342,9 @@ fn ask_udp(exchange: Exchange<'_>, edns: bool) -> Result<Answer, Problem> {
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut ignored: Option<String> = None;
     loop {
-        let Ok(Some(left)) = deadline.remaining() else {
+        let received = read_before(&socket, deadline, |s| s.recv(&mut buf)).map_err(Problem::Io)?;
+        let Some(len) = received else {
             return Err(Problem::Silent { ignored });
-        };
-        socket.set_read_timeout(Some(left)).map_err(Problem::Io)?;
-        let len = match socket.recv(&mut buf) {
-            Ok(len) => len,
-            Err(err) if is_timeout(&err) => return Err(Problem::Silent { ignored }),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(Problem::Io(err)),
         };
         match judge(&buf[..len], id, name, rtype) {
             Verdict::Reply(message) => return Ok(exchange.answer(*message, "udp", started)),

@@ -7,7 +7,6 @@
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
@@ -18,7 +17,7 @@ use crate::exit::{usage, Reported, Status};
 use crate::net::addr::{self, display_addr, Family, Target};
 use crate::net::connect::{self, ConnectOptions};
 use crate::net::datagram::{MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6};
-use crate::net::deadline::{format_duration, wait_readable, Deadline};
+use crate::net::deadline::{format_duration, read_before, Deadline};
 
 /// The most a TCP daytime/qotd reply (or one echo line) may be.
 pub const MAX_REPLY: usize = 64 * 1024;
@@ -51,6 +50,11 @@ pub struct Config {
 impl Config {
     /// The configuration from the shared flags.
     pub fn new(common: &ServiceArgs, target: Target, service: &'static str) -> Result<Config> {
+        if common.access.given() {
+            return Err(usage(
+                "--allow/--deny choose whom a server serves: use them with -l",
+            ));
+        }
         let timeout = common.timeout.unwrap_or(DEFAULT_REPLY_TIMEOUT);
         if timeout.is_zero() {
             return Err(usage("-W 0 would never wait for a reply"));
@@ -164,8 +168,8 @@ pub fn udp_exchange(
             crate::info!("{}: try {attempt} of {}", what(), config.tries);
         }
         let deadline = Deadline::at(sent_at + config.timeout);
-        while let Some(len) =
-            receive_before(socket, &mut buf, deadline).map_err(|e| refused_or(e, &what()))?
+        while let Some(len) = read_before(socket, deadline, |s| s.recv(&mut buf))
+            .map_err(|e| refused_or(e, &what()))?
         {
             if accept(&buf[..len]) {
                 return Ok(Some((buf[..len].to_vec(), sent_at.elapsed())));
@@ -175,30 +179,8 @@ pub fn udp_exchange(
     Ok(None)
 }
 
-/// One datagram received before `deadline`, or `None` once it passed.
-fn receive_before(
-    socket: &UdpSocket,
-    buf: &mut [u8],
-    deadline: Deadline,
-) -> io::Result<Option<usize>> {
-    loop {
-        if wait_readable(socket.as_raw_fd(), deadline)?.is_none() {
-            if deadline.expired() {
-                return Ok(None);
-            }
-            continue;
-        }
-        match socket.recv(buf) {
-            Ok(len) => return Ok(Some(len)),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// A socket error as the user should read it: a refused UDP port is an ICMP answer.
-fn refused_or(err: io::Error, what: &str) -> anyhow::Error {
+pub fn refused_or(err: io::Error, what: &str) -> anyhow::Error {
     if err.kind() == io::ErrorKind::ConnectionRefused {
         anyhow!("{what}: connection refused (nothing listens on that port)")
     } else {
@@ -228,27 +210,18 @@ pub fn no_reply(config: &Config, peer: SocketAddr) -> anyhow::Error {
 /// Reads up to `want` bytes from a TCP stream, each read waiting at most `-W`: fewer when
 /// the server closed or went silent (`closed` tells which).
 pub fn read_up_to(stream: &TcpStream, want: usize, timeout: Duration) -> Result<(Vec<u8>, bool)> {
-    let mut reader = stream;
-    reader
-        .set_read_timeout(Some(timeout))
-        .context("set the read timeout")?;
     let mut got = Vec::with_capacity(want.min(MAX_REPLY));
     let mut chunk = [0u8; 16 * 1024];
     while got.len() < want {
         let room = (want - got.len()).min(chunk.len());
-        match reader.read(&mut chunk[..room]) {
-            Ok(0) => return Ok((got, true)),
-            Ok(n) => got.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Ok((got, false))
-            }
-            Err(e) => return Err(e).context("read the reply"),
+        let read = read_before(stream, Deadline::after(Some(timeout)), |mut s| {
+            s.read(&mut chunk[..room])
+        })
+        .context("read the reply")?;
+        match read {
+            None => return Ok((got, false)),
+            Some(0) => return Ok((got, true)),
+            Some(n) => got.extend_from_slice(&chunk[..n]),
         }
     }
     Ok((got, false))

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::client::{max_datagram, rtt_ms, Channel, Config};
+use super::client::{max_datagram, refused_or, rtt_ms, Channel, Config};
 use crate::cmd::ping::stats::{ms3, reply_time, Stats};
 use crate::cmd::stdout_error;
 use crate::exit::{usage, Reported, Status};
 use crate::net::addr::display_addr;
-use crate::net::deadline::{format_duration, Deadline};
+use crate::net::deadline::{format_duration, read_before, Deadline};
 use crate::signals;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -80,32 +80,15 @@ impl Records {
         size: usize,
         deadline: Deadline,
     ) -> Result<Option<Vec<u8>>> {
-        let mut reader = stream;
         let mut chunk = vec![0u8; size];
         while self.partial.len() < size {
-            let Some(left) = deadline.remaining().context("clock")? else {
-                return Ok(None);
-            };
-            if left.is_zero() {
-                return Ok(None);
-            }
-            reader
-                .set_read_timeout(Some(left))
-                .context("set the read timeout")?;
             let want = size - self.partial.len();
-            match reader.read(&mut chunk[..want]) {
-                Ok(0) => anyhow::bail!("the server closed the connection"),
-                Ok(n) => self.partial.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Ok(None)
-                }
-                Err(e) => return Err(e).context("read the echo"),
+            match read_before(stream, deadline, |mut s| s.read(&mut chunk[..want]))
+                .context("read the echo")?
+            {
+                None => return Ok(None),
+                Some(0) => anyhow::bail!("the server closed the connection"),
+                Some(n) => self.partial.extend_from_slice(&chunk[..n]),
             }
         }
         Ok(Some(std::mem::take(&mut self.partial)))
@@ -206,37 +189,18 @@ fn probe_udp(
     sent_at: Instant,
     deadline: Deadline,
 ) -> Result<Outcome> {
-    socket.send(probe).context("send the probe")?;
+    socket
+        .send(probe)
+        .map_err(|e| refused_or(e, "send the probe"))?;
     let mut buf = vec![0u8; probe.len() + 1];
     loop {
-        let Some(left) = deadline.remaining().context("clock")? else {
+        let received = read_before(socket, deadline, |s| s.recv(&mut buf))
+            .map_err(|e| refused_or(e, "receive the echo"))?;
+        let Some(len) = received else {
             return Ok(Outcome::Lost);
         };
-        if left.is_zero() {
-            return Ok(Outcome::Lost);
-        }
-        socket
-            .set_read_timeout(Some(left))
-            .context("set the read timeout")?;
-        match socket.recv(&mut buf) {
-            Ok(len) => {
-                if let Some(outcome) = judge(run, seq, probe, &buf[..len], sent_at.elapsed()) {
-                    return Ok(outcome);
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Ok(Outcome::Lost)
-            }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                anyhow::bail!("connection refused (nothing listens on that port)")
-            }
-            Err(e) => return Err(e).context("receive the echo"),
+        if let Some(outcome) = judge(run, seq, probe, &buf[..len], sent_at.elapsed()) {
+            return Ok(outcome);
         }
     }
 }
