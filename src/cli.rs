@@ -153,6 +153,40 @@ impl RelayArgs {
     }
 }
 
+/// `--allow` / `--deny` and their files: whom a server serves (listen, the services).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Access")]
+pub struct AccessArgs {
+    /// Serve only clients in this address or CIDR block (repeatable).
+    #[arg(long, value_name = "SPEC")]
+    pub allow: Vec<String>,
+    /// Never serve clients in this address or CIDR block; close them at once (repeatable;
+    /// wins over --allow).
+    #[arg(long, value_name = "SPEC")]
+    pub deny: Vec<String>,
+    /// Read --allow entries from FILE (one per line, # comments).
+    #[arg(long, value_name = "FILE")]
+    pub allowfile: Vec<String>,
+    /// Read --deny entries from FILE (one per line, # comments).
+    #[arg(long, value_name = "FILE")]
+    pub denyfile: Vec<String>,
+}
+
+impl AccessArgs {
+    /// Whether any of the options was given.
+    pub fn given(&self) -> bool {
+        !(self.allow.is_empty()
+            && self.deny.is_empty()
+            && self.allowfile.is_empty()
+            && self.denyfile.is_empty())
+    }
+
+    /// The access list (files are read now: a bad entry is a usage error).
+    pub fn list(&self) -> anyhow::Result<crate::net::acl::AccessList> {
+        crate::net::acl::AccessList::new(&self.allow, &self.deny, &self.allowfile, &self.denyfile)
+    }
+}
+
 /// `dial --tls` and its trust options.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "TLS")]

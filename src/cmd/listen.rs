@@ -13,7 +13,6 @@ use clap::Args;
 use crate::cli::{ExecArgs, FamilyArgs, RelayArgs, SockArgs};
 use crate::cmd::{relay_stdio, summary_on_interrupt};
 use crate::info;
-use crate::net::acl::AccessList;
 use crate::net::addr::{self, display_addr, display_sockaddr, ListenSpec};
 use crate::net::deadline::parse_duration;
 use crate::net::exec::{self, ConnInfo, ExecSpec};
@@ -75,18 +74,8 @@ pub struct ListenArgs {
     /// Serve at most N connections at once; more are closed at once.
     #[arg(short = 'm', long = "max-conns", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_conns: Option<u64>,
-    /// Serve only clients in this address or CIDR block (repeatable).
-    #[arg(long, value_name = "SPEC")]
-    pub allow: Vec<String>,
-    /// Close clients in this address or CIDR block at once (repeatable; wins over --allow).
-    #[arg(long, value_name = "SPEC")]
-    pub deny: Vec<String>,
-    /// Read --allow entries from FILE (one per line, # comments).
-    #[arg(long, value_name = "FILE")]
-    pub allowfile: Vec<String>,
-    /// Read --deny entries from FILE (one per line, # comments).
-    #[arg(long, value_name = "FILE")]
-    pub denyfile: Vec<String>,
+    #[command(flatten)]
+    pub access: crate::cli::AccessArgs,
     /// Pass each client's data to every other client (implies -k; stdin/stdout unused).
     #[arg(long, conflicts_with_all = ["exec", "shell"])]
     pub broker: bool,
@@ -158,7 +147,7 @@ pub fn run(args: ListenArgs) -> Result<()> {
     let relay_template = args.relay.options()?;
     let keep = args.keep_open || args.broker || args.chat;
     let serve = Serve::choose(args.exec.spec()?, args.chat, args.broker, keep)?;
-    let access = AccessList::new(&args.allow, &args.deny, &args.allowfile, &args.denyfile)?;
+    let access = args.access.list()?;
     let tls = args.tls.config()?;
     let mut sockopts = args.sock.options();
     sockopts.reuseport = args.reuseport;
@@ -254,10 +243,17 @@ pub fn serve_connections(
                 hub.close_input_if_broadcast();
             }
             let template = relay_template;
-            server.run(listener, move |conn| {
-                let conn = configure(conn)?;
-                serve_hub_client(&hub, conn, &template)
-            })
+            let joining = Arc::clone(&hub);
+            // Members join as they are accepted, so whatever anyone sends after that reaches
+            // them, even before their own thread runs (or their TLS handshake ends).
+            server.run_admitting(
+                listener,
+                move |conn| join_hub(&joining, conn),
+                move |conn| {
+                    let conn = configure(conn)?;
+                    serve_hub_client(&hub, conn, &template)
+                },
+            )
         }
     }
 }
@@ -272,18 +268,26 @@ fn stop_on_interrupt(server: &Arc<Server>) -> Result<()> {
     })
 }
 
-/// One client of a hub: its queue is its input, the hub (stdout or the others) its output.
-fn serve_hub_client(hub: &Arc<Hub>, conn: Connection, template: &RelayOptions) -> Result<()> {
-    let id = conn.seq;
-    let peer = display_sockaddr(&conn.peer);
+/// Makes a just-accepted client a member of the hub; dropping it shuts its socket down.
+fn join_hub(hub: &Hub, conn: &Connection) {
     let kick = Arc::clone(&conn.stream);
-    let queue = hub.join(
-        id,
-        &peer,
+    hub.join(
+        conn.seq,
+        &display_sockaddr(&conn.peer),
         Box::new(move || {
             let _ = kick.shutdown(std::net::Shutdown::Both);
         }),
     );
+}
+
+/// One client of a hub: its queue is its input, the hub (stdout or the others) its output.
+fn serve_hub_client(hub: &Arc<Hub>, conn: Connection, template: &RelayOptions) -> Result<()> {
+    let id = conn.seq;
+    let peer = display_sockaddr(&conn.peer);
+    let Some(queue) = hub.queue(id) else {
+        // Dropped (too slow) before its thread started: the socket is already shut down.
+        return Ok(());
+    };
     let readiness: Arc<dyn relay::Readiness> = queue.clone();
     let source = Source::from_queue(QueueReader(Arc::clone(&queue)), readiness, "read stdin")
         .after_peer_eof(AfterPeerEof::Grace(Duration::ZERO));

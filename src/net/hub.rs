@@ -200,6 +200,11 @@ impl Hub {
         queue
     }
 
+    /// The queue of member `id`, while it is a member.
+    pub fn queue(&self, id: u64) -> Option<Arc<ClientQueue>> {
+        self.members().get(&id).map(|m| Arc::clone(&m.queue))
+    }
+
     /// Removes client `id` (its connection is over).
     pub fn leave(&self, id: u64) {
         let left = self.members().remove(&id);

@@ -327,6 +327,22 @@ impl Server {
     where
         H: Fn(Connection) -> Result<()> + Send + Sync + 'static,
     {
+        self.run_admitting(listener, |_| {}, handler)
+    }
+
+    /// [`Server::run`], with `admit` run for each served client on the accepting thread
+    /// before its handler starts: what must hold by the time the next client is accepted
+    /// (a broker's member list) goes there.
+    pub fn run_admitting<A, H>(
+        self: &Arc<Self>,
+        listener: Socket,
+        admit: A,
+        handler: H,
+    ) -> Result<()>
+    where
+        A: Fn(&Connection),
+        H: Fn(Connection) -> Result<()> + Send + Sync + 'static,
+    {
         *self.started.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let handler = Arc::new(handler);
         let local = listener.local_addr().context("getsockname")?;
@@ -379,6 +395,7 @@ impl Server {
                 seq,
                 live,
             };
+            admit(&connection);
             if !self.options.keep_accepting {
                 drop(listener);
                 let result = handler(connection);

@@ -21,7 +21,6 @@ use rand::Rng;
 use crate::cli::FamilyArgs;
 use crate::exit::{usage, Status};
 use crate::info;
-use crate::net::acl::AccessList;
 use crate::net::addr::{self, display_sockaddr, ListenSpec};
 use crate::net::deadline::parse_duration;
 use crate::net::server::{bind_tcp, bind_udp};
@@ -84,38 +83,9 @@ pub struct ServiceArgs {
     /// Serve at most N TCP clients at once; more are closed at once.
     #[arg(short = 'm', long = "max-conns", value_name = "N", requires = "listen", value_parser = clap::value_parser!(u64).range(1..=10_000_000), help_heading = "Server")]
     pub max_conns: Option<u64>,
-    /// Serve only clients in this address or CIDR block (repeatable; TCP and UDP).
-    #[arg(
-        long,
-        value_name = "SPEC",
-        requires = "listen",
-        help_heading = "Server"
-    )]
-    pub allow: Vec<String>,
-    /// Never serve clients in this address or CIDR block (repeatable; wins over --allow).
-    #[arg(
-        long,
-        value_name = "SPEC",
-        requires = "listen",
-        help_heading = "Server"
-    )]
-    pub deny: Vec<String>,
-    /// Read --allow entries from FILE (one per line, # comments).
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "listen",
-        help_heading = "Server"
-    )]
-    pub allowfile: Vec<String>,
-    /// Read --deny entries from FILE (one per line, # comments).
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "listen",
-        help_heading = "Server"
-    )]
-    pub denyfile: Vec<String>,
+    // --allow/--deny: server only (checked in client::Config::new), for TCP and UDP both.
+    #[command(flatten)]
+    pub access: crate::cli::AccessArgs,
     /// UDP replies allowed per source (an IPv4 address or an IPv6 /64): N/s, N/m, N/h, or
     /// off (default 50/s).
     #[arg(long, value_name = "N/s", requires = "listen", value_parser = parse_rate_arg, help_heading = "Server")]
@@ -368,12 +338,7 @@ fn serve(
             port: default_port,
         },
     };
-    let access = AccessList::new(
-        &common.allow,
-        &common.deny,
-        &common.allowfile,
-        &common.denyfile,
-    )?;
+    let access = common.access.list()?;
     let opts = ServiceOptions {
         max_conns: common.max_conns.map(|n| n as usize),
         idle: match common.interval_or_idle {
