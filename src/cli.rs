@@ -223,7 +223,6 @@ impl TlsClientArgs {
         crate::net::tls::client_config(&crate::net::tls::ClientOptions {
             ca: self.ca.clone(),
             insecure: self.insecure,
-            sni: self.sni.clone(),
             alpn: self.alpn.clone(),
             cert: self.cert.clone(),
             key: self.key.clone(),

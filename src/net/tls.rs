@@ -52,8 +52,6 @@ pub struct ClientOptions {
     pub ca: Option<String>,
     /// `--insecure`: check nothing.
     pub insecure: bool,
-    /// `--sni NAME`: the name sent and verified instead of the host.
-    pub sni: Option<String>,
     /// `--alpn LIST`.
     pub alpn: Vec<String>,
     /// `--cert FILE` / `--key FILE`: a client certificate.
@@ -376,11 +374,27 @@ fn pump(mut conn: Connection, mut tcp: TcpStream, plain: Socket) -> io::Result<(
     let mut plain = plain;
     let mut to_plain: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
-    let mut peer_done = false; // the peer sent close_notify or FIN
+    let mut peer_done = false; // the peer sent close_notify or FIN, and all data is drained
+    let mut tcp_eof = false; // the peer's FIN arrived
     let mut plain_shut = false; // we passed that on as EOF
     let mut local_done = false; // the plaintext side sent EOF
     let mut tcp_shut = false; // close_notify sent and the TCP write side shut
     loop {
+        // Plaintext rustls holds (records read with the handshake's last flight, or just now)
+        // goes out before anything else is decided: a FIN seen next must not strand it.
+        while !peer_done {
+            match conn.reader().read(&mut buf) {
+                Ok(0) => peer_done = true,
+                Ok(n) => to_plain.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    peer_done = tcp_eof;
+                    break;
+                }
+                // A close without close_notify after the data: the data stands.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => peer_done = true,
+                Err(e) => return Err(e),
+            }
+        }
         while conn.wants_write() {
             match conn.write_tls(&mut tcp) {
                 Ok(_) => {}
@@ -444,26 +458,10 @@ fn pump(mut conn: Connection, mut tcp: TcpStream, plain: Socket) -> io::Result<(
         }
         if fds[0].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !peer_done {
             match conn.read_tls(&mut tcp) {
-                Ok(0) => peer_done = true,
+                Ok(0) => tcp_eof = true,
                 Ok(_) => {
                     conn.process_new_packets()
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                    loop {
-                        match conn.reader().read(&mut buf) {
-                            Ok(0) => {
-                                peer_done = true;
-                                break;
-                            }
-                            Ok(n) => to_plain.extend_from_slice(&buf[..n]),
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            // A close without close_notify after the data: the data stands.
-                            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                                peer_done = true;
-                                break;
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
