@@ -566,6 +566,13 @@ fn smtp(args: &[&str], server: &str, stdin: In) -> Finished {
     run_nk(&full, stdin, 15.0)
 }
 
+/// `nk smtp --from a@example.test --to b@example.test ARGS 127.0.0.1:PORT`: the common case.
+fn send_a_to_b(port: u16, args: &[&str], stdin: In) -> Finished {
+    let mut full = vec!["--from", "a@example.test", "--to", "b@example.test"];
+    full.extend_from_slice(args);
+    smtp(&full, &format!("127.0.0.1:{port}"), stdin)
+}
+
 fn write_tmp(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, data).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
@@ -807,18 +814,7 @@ fn multi_line_banner_and_ehlo_replies_are_read_whole() {
         ..Replies::default()
     });
     let body = "plain ascii body\n";
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--body",
-            body,
-        ],
-        &format!("127.0.0.1:{}", srv.port()),
-        In::Null,
-    );
+    let out = send_a_to_b(srv.port(), &["--body", body], In::Null);
     let t = srv.join();
     out.expect_code(0);
     expect_final_reply(&out, QUEUED);
@@ -877,18 +873,9 @@ fn multi_line_banner_and_ehlo_replies_are_read_whole() {
 fn data_goes_out_crlf_and_dot_stuffed() {
     let srv = scripted(Replies::default());
     let body = ".hidden\n..two\n.\nend\nnot.a.dot\n";
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--subject",
-            "stuffing",
-            "--body",
-            body,
-        ],
-        &format!("127.0.0.1:{}", srv.port()),
+    let out = send_a_to_b(
+        srv.port(),
+        &["--subject", "stuffing", "--body", body],
         In::Null,
     );
     let t = srv.join();
@@ -920,18 +907,9 @@ fn ehlo_refused_with_502_falls_back_to_helo() {
         ehlo: "502 5.5.1 EHLO not implemented".into(),
         ..Replies::default()
     });
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--helo",
-            "old.example.test",
-            "--body",
-            "hello old server\n",
-        ],
-        &format!("127.0.0.1:{}", srv.port()),
+    let out = send_a_to_b(
+        srv.port(),
+        &["--helo", "old.example.test", "--body", "hello old server\n"],
         In::Null,
     );
     let t = srv.join();
@@ -1103,18 +1081,7 @@ fn final_dot_rejected_exits_1_with_the_reply() {
         dot: "554 5.7.1 Message rejected as spam".into(),
         ..Replies::default()
     });
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--body",
-            "buy\n",
-        ],
-        &format!("127.0.0.1:{}", srv.port()),
-        In::Null,
-    );
+    let out = send_a_to_b(srv.port(), &["--body", "buy\n"], In::Null);
     let t = srv.join();
     out.expect_code(1);
     out.expect_stderr_contains("554 5.7.1 Message rejected as spam");
@@ -1133,18 +1100,7 @@ fn size_limit_exceeded_exits_1_before_mail_from() {
         ..Replies::default()
     });
     let body = "0123456789".repeat(50) + "\n";
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--body",
-            &body,
-        ],
-        &format!("127.0.0.1:{}", srv.port()),
-        In::Null,
-    );
+    let out = send_a_to_b(srv.port(), &["--body", &body], In::Null);
     let t = srv.join();
     out.expect_code(1);
     out.expect_stderr_contains("size");
@@ -1161,20 +1117,7 @@ fn utf8_body_without_8bitmime_goes_quoted_printable() {
         "Grüße, Welt ☃\n{}\ntrailing space \ntrailing tab\t\na = b\n.dot\n",
         "äöü€".repeat(40)
     );
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--subject",
-            "qp",
-            "--body",
-            &body,
-        ],
-        &format!("127.0.0.1:{}", srv.port()),
-        In::Null,
-    );
+    let out = send_a_to_b(srv.port(), &["--subject", "qp", "--body", &body], In::Null);
     let t = srv.join();
     out.expect_code(0);
     let mail = t.command("MAIL FROM:").unwrap();
@@ -1221,18 +1164,7 @@ fn utf8_body_without_8bitmime_goes_quoted_printable() {
 #[test]
 fn ascii_body_without_8bitmime_is_7bit() {
     let srv = scripted(Replies::default().plain_ehlo());
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--body",
-            "just ascii\n",
-        ],
-        &format!("127.0.0.1:{}", srv.port()),
-        In::Null,
-    );
+    let out = send_a_to_b(srv.port(), &["--body", "just ascii\n"], In::Null);
     let t = srv.join();
     out.expect_code(0);
     let mail = t.command("MAIL FROM:").unwrap();
@@ -1255,18 +1187,7 @@ fn ascii_body_without_8bitmime_is_7bit() {
 fn utf8_body_with_8bitmime_goes_8bit_with_body_param() {
     let srv = scripted(Replies::default());
     let body = "Grüße ☃\n";
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--body",
-            body,
-        ],
-        &format!("127.0.0.1:{}", srv.port()),
-        In::Null,
-    );
+    let out = send_a_to_b(srv.port(), &["--body", body], In::Null);
     let t = srv.join();
     out.expect_code(0);
     let mail = t.command("MAIL FROM:").unwrap();
@@ -1411,18 +1332,7 @@ fn body_line_over_998_octets_exits_2_without_connecting() {
     let ok = scripted(Replies::default());
     let line = "y".repeat(998);
     let body = format!("{line}\n");
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--body",
-            &body,
-        ],
-        &format!("127.0.0.1:{}", ok.port()),
-        In::Null,
-    );
+    let out = send_a_to_b(ok.port(), &["--body", &body], In::Null);
     let t = ok.join();
     out.expect_code(0);
     let msg = t.message.as_ref().expect("a message");
@@ -1443,12 +1353,9 @@ fn quit_after_each_stage_stops_there() {
     ];
     for (stage, want) in cases {
         let srv = scripted(Replies::default());
-        let out = smtp(
+        let out = send_a_to_b(
+            srv.port(),
             &[
-                "--from",
-                "a@example.test",
-                "--to",
-                "b@example.test",
                 "--to",
                 "c@example.test",
                 "--body",
@@ -1456,7 +1363,6 @@ fn quit_after_each_stage_stops_there() {
                 "--quit-after",
                 stage,
             ],
-            &format!("127.0.0.1:{}", srv.port()),
             In::Null,
         );
         let t = srv.join();
@@ -1472,18 +1378,9 @@ fn quit_after_each_stage_stops_there() {
 
     // connect: nothing of the dialogue at all.
     let srv = scripted(Replies::default());
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--body",
-            "never sent\n",
-            "--quit-after",
-            "connect",
-        ],
-        &format!("127.0.0.1:{}", srv.port()),
+    let out = send_a_to_b(
+        srv.port(),
+        &["--body", "never sent\n", "--quit-after", "connect"],
         In::Null,
     );
     let t = srv.join();

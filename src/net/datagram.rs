@@ -178,7 +178,7 @@ impl StdinDatagrams {
 
 /// Receives one datagram with MSG_TRUNC: the bytes that fit, the datagram's real length, and
 /// the sender.
-pub(crate) fn receive(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, usize, SockAddr)> {
+fn receive(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, usize, SockAddr)> {
     // SAFETY: `u8` and `MaybeUninit<u8>` have the same layout, and recv only writes bytes into
     // the buffer, so viewing initialised bytes as possibly-uninitialised is sound.
     let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };

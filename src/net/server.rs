@@ -133,7 +133,7 @@ fn accept_with_deadline(listener: &Socket, deadline: Deadline) -> Result<Accepte
 /// Accepts one client from a listener that poll or epoll found readable, sorting the errors
 /// into the transient (retry), the exhausting (pause) and the fatal. On a non-blocking
 /// listener an empty queue is `Retry`.
-pub(crate) fn accept_ready(listener: &Socket) -> Result<Accepted> {
+fn accept_ready(listener: &Socket) -> Result<Accepted> {
     classify_accept(listener, listener.accept())
 }
 

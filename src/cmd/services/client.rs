@@ -228,15 +228,7 @@ pub fn read_up_to(stream: &TcpStream, want: usize, timeout: Duration) -> Result<
 }
 
 /// Prints one reply: as received (a newline added if it lacks one), or as a JSON object.
-/// The text services' CRLF line ends are printed as LF (echo replies stay byte for byte).
 pub fn print_reply(config: &Config, peer: SocketAddr, rtt: Duration, reply: &[u8]) -> Result<()> {
-    let text_lines;
-    let reply = if config.service == "echo" {
-        reply
-    } else {
-        text_lines = crlf_to_lf(reply);
-        &text_lines[..]
-    };
     crate::info!(
         "reply from {} ({}): {} bytes in {:.3} ms",
         display_addr(peer),
@@ -442,7 +434,8 @@ pub fn announcement(config: &Config) -> Result<()> {
                 });
             }
             if reply.len() > MAX_REPLY {
-                print_reply(config, *peer, started.elapsed(), &reply[..MAX_REPLY])?;
+                let text = crlf_to_lf(&reply[..MAX_REPLY]);
+                print_reply(config, *peer, started.elapsed(), &text)?;
                 return Err(anyhow!(
                     "{}: the reply is longer than {} KiB; stopped reading",
                     config.describe(*peer),
@@ -459,7 +452,8 @@ pub fn announcement(config: &Config) -> Result<()> {
             (reply, started.elapsed())
         }
     };
-    print_reply(config, peer, rtt, &reply)
+    // Text services end their lines with CRLF; a terminal and a pipeline want LF.
+    print_reply(config, peer, rtt, &crlf_to_lf(&reply))
 }
 
 #[cfg(test)]
