@@ -216,14 +216,7 @@ impl<T: Send + 'static> HttpServer<T> {
             .into_iter()
             .map(|r| match r {
                 Ok(v) => v,
-                Err(e) => {
-                    let msg = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default();
-                    panic!("test server connection handler failed: {msg}")
-                }
+                Err(e) => panic!("test server connection handler failed: {}", panic_text(&e)),
             })
             .collect()
     }

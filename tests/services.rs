@@ -90,18 +90,6 @@ fn signal_and_wait(p: Proc, sig: &str, code: i32) -> Finished {
 // helpers: sockets
 // ---------------------------------------------------------------------------
 
-/// A UDP socket on `ip`:0 with a 5 s read timeout.
-fn udp(ip: &str) -> UdpSocket {
-    let s = UdpSocket::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0/udp: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s
-}
-
-/// A UDP port on 127.0.0.1 that was free a moment ago (for socat UDP-RECVFROM).
-fn free_udp_port() -> u16 {
-    udp("127.0.0.1").local_addr().unwrap().port()
-}
-
 /// A port free for both TCP and UDP on 127.0.0.1 a moment ago (for xinetd, which cannot
 /// report the ports it bound).
 fn free_tcp_udp_port() -> u16 {
@@ -113,29 +101,6 @@ fn free_tcp_udp_port() -> u16 {
         }
     }
     panic!("no port free for both TCP and UDP on 127.0.0.1 in 100 tries");
-}
-
-/// Receives one datagram within the socket's read timeout, or panics with `what`.
-fn recv(s: &UdpSocket, what: &str) -> (Vec<u8>, SocketAddr) {
-    let mut buf = vec![0u8; 70000];
-    match s.recv_from(&mut buf) {
-        Ok((n, from)) => (buf[..n].to_vec(), from),
-        Err(e) => panic!("{what}: no datagram: {e}"),
-    }
-}
-
-/// Expects no datagram on `s` for `secs`.
-fn expect_silence(s: &UdpSocket, secs: f64, what: &str) {
-    s.set_read_timeout(Some(Duration::from_secs_f64(secs)))
-        .unwrap();
-    let mut buf = vec![0u8; 70000];
-    if let Ok((n, from)) = s.recv_from(&mut buf) {
-        panic!(
-            "{what}: unexpected datagram {:?} from {from}",
-            String::from_utf8_lossy(&buf[..n])
-        );
-    }
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
 }
 
 /// One datagram to 127.0.0.1:`port` from a fresh socket; the answer (from that port).

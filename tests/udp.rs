@@ -19,42 +19,6 @@ use std::time::{Duration, Instant};
 // helpers
 // ---------------------------------------------------------------------------
 
-/// A UDP socket on `ip`:0 with a 5 s read timeout.
-fn udp(ip: &str) -> UdpSocket {
-    let s = UdpSocket::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0/udp: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s
-}
-
-/// A UDP port on 127.0.0.1 that was free a moment ago (for socat UDP-RECVFROM, and for
-/// "nothing listens here").
-fn free_udp_port() -> u16 {
-    udp("127.0.0.1").local_addr().unwrap().port()
-}
-
-/// Receives one datagram within the socket's read timeout, or panics with `what`.
-fn recv(s: &UdpSocket, what: &str) -> (Vec<u8>, SocketAddr) {
-    let mut buf = vec![0u8; 70000];
-    match s.recv_from(&mut buf) {
-        Ok((n, from)) => (buf[..n].to_vec(), from),
-        Err(e) => panic!("{what}: no datagram: {e}"),
-    }
-}
-
-/// Expects no datagram on `s` for `secs`.
-fn expect_silence(s: &UdpSocket, secs: f64, what: &str) {
-    s.set_read_timeout(Some(Duration::from_secs_f64(secs)))
-        .unwrap();
-    let mut buf = vec![0u8; 70000];
-    if let Ok((n, from)) = s.recv_from(&mut buf) {
-        panic!(
-            "{what}: unexpected datagram {:?} from {from}",
-            String::from_utf8_lossy(&buf[..n])
-        );
-    }
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-}
-
 /// `nk udp -l -v ARGS`: waits for `nk: listening on ADDR:PORT (udp)`, checks its form and
 /// returns the real port.
 fn nk_listen(args: &[&str], stdin: In, stdout: Out) -> (Proc, u16) {

@@ -166,14 +166,7 @@ fn serve<T: Send + 'static>(
 fn join_thread<T>(h: JoinHandle<T>) -> T {
     match h.join() {
         Ok(v) => v,
-        Err(e) => {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            panic!("test server thread failed: {msg}")
-        }
+        Err(e) => panic!("test server thread failed: {}", panic_text(&e)),
     }
 }
 

@@ -14,7 +14,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -541,14 +541,7 @@ impl<T: Send + 'static> Server<T> {
     pub fn join(self) -> T {
         match self.handle.join() {
             Ok(v) => v,
-            Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                panic!("test server thread failed: {msg}")
-            }
+            Err(e) => panic!("test server thread failed: {}", panic_text(&e)),
         }
     }
 }
@@ -884,4 +877,49 @@ pub fn full_queue_listener() -> (Proc, u16) {
         .parse()
         .expect("port from python");
     (py, port)
+}
+
+/// What a panicking thread said (for re-panicking with context in the test's thread).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// A UDP socket of the test's own on `ip`, with a 5 s read timeout.
+pub fn udp(ip: &str) -> UdpSocket {
+    let s = UdpSocket::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0/udp: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago (for socat UDP-RECVFROM, and for
+/// "nothing listens here").
+pub fn free_udp_port() -> u16 {
+    udp("127.0.0.1").local_addr().unwrap().port()
+}
+
+/// Receives one datagram within the socket's read timeout, or panics with `what`.
+pub fn recv(s: &UdpSocket, what: &str) -> (Vec<u8>, SocketAddr) {
+    let mut buf = vec![0u8; 70000];
+    match s.recv_from(&mut buf) {
+        Ok((n, from)) => (buf[..n].to_vec(), from),
+        Err(e) => panic!("{what}: no datagram: {e}"),
+    }
+}
+
+/// Expects no datagram on `s` for `secs` (then restores the 5 s read timeout).
+pub fn expect_silence(s: &UdpSocket, secs: f64, what: &str) {
+    s.set_read_timeout(Some(Duration::from_secs_f64(secs)))
+        .unwrap();
+    let mut buf = vec![0u8; 70000];
+    if let Ok((n, from)) = s.recv_from(&mut buf) {
+        panic!(
+            "{what}: unexpected datagram {:?} from {from}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
 }
