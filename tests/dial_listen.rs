@@ -27,17 +27,6 @@ fn serve_read_then_reply(secs: f64, reply: &'static [u8]) -> Server<(Vec<u8>, bo
     })
 }
 
-/// The port in the last `:`-separated field of the first token that has one,
-/// for `socat -d -d` ("listening on AF=2 127.0.0.1:PORT") and `nc -v`
-/// ("Listening on 127.0.0.1 PORT").
-fn last_port(line: &str) -> u16 {
-    let tok = line.split_whitespace().last().unwrap_or("");
-    tok.rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"))
-}
-
 // ---------------------------------------------------------------------------
 // 1. bulk transfer against OpenBSD nc, both roles
 // ---------------------------------------------------------------------------

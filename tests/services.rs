@@ -263,38 +263,12 @@ impl Drop for Xinetd {
     }
 }
 
-/// `socat -d -d ARGS`.
-fn socat(args: &[&str], stdin: In, stdout: Out) -> Proc {
-    require_tool("socat", "socat");
-    let mut c = Command::new("socat");
-    c.args(["-d", "-d"]);
-    c.args(args);
-    Proc::spawn(&format!("socat {}", args.join(" ")), c, stdin, stdout)
-}
-
-/// The port at the end of a socat readiness line ("listening on AF=2 127.0.0.1:PORT").
-fn last_port(line: &str) -> u16 {
-    let tok = line.split_whitespace().last().unwrap_or("");
-    tok.rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"))
-}
-
 /// socat listening with `listen_spec` (its port 0, 127.0.0.1) running `program` for each peer;
 /// returns it once it reports its port.
 fn socat_server(listen_spec: &str, program: &str) -> (Proc, u16) {
     let mut p = socat(&[listen_spec, program], In::Null, Out::Null);
     let port = last_port(&p.wait_stderr_line(10.0, |l| l.contains("listening on")));
     (p, port)
-}
-
-/// `nc ARGS` (OpenBSD netcat).
-fn nc(args: &[&str], stdin: In, stdout: Out) -> Proc {
-    require_openbsd_nc();
-    let mut c = Command::new("nc");
-    c.args(args);
-    Proc::spawn(&format!("nc {}", args.join(" ")), c, stdin, stdout)
 }
 
 fn write_stdin(p: &mut Proc, data: &[u8]) {

@@ -36,24 +36,6 @@ fn nk_listen(args: &[&str], stdin: In, stdout: Out) -> (Proc, u16) {
     (p, port)
 }
 
-/// `socat -d -d ARGS`.
-fn socat(args: &[&str], stdin: In, stdout: Out) -> Proc {
-    require_tool("socat", "socat");
-    let mut c = Command::new("socat");
-    c.args(["-d", "-d"]);
-    c.args(args);
-    Proc::spawn(&format!("socat {}", args.join(" ")), c, stdin, stdout)
-}
-
-/// The port at the end of a socat / nc readiness line.
-fn last_port(line: &str) -> u16 {
-    let tok = line.split_whitespace().last().unwrap_or("");
-    tok.rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"))
-}
-
 /// `socat UDP-LISTEN:0,bind=127.0.0.1 EXEC:cat` (one peer, echoed) and its port.
 fn socat_udp_echo() -> (Proc, u16) {
     let mut p = socat(

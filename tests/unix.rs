@@ -43,15 +43,6 @@ fn abstract_name(tag: &str) -> String {
     unique_name(tag)
 }
 
-/// `socat ARGS` (with `-d -d`, so that readiness lines appear on stderr).
-fn socat(args: &[&str], stdin: In, stdout: Out) -> Proc {
-    require_tool("socat", "socat");
-    let mut c = Command::new("socat");
-    c.args(["-d", "-d"]);
-    c.args(args);
-    Proc::spawn(&format!("socat {}", args.join(" ")), c, stdin, stdout)
-}
-
 /// `socat ARGS` that listens (or receives): returns once socat reports it is ready.
 fn socat_server(args: &[&str], stdin: In, stdout: Out) -> Proc {
     let mut p = socat(args, stdin, stdout);

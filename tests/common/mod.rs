@@ -923,3 +923,30 @@ pub fn expect_silence(s: &UdpSocket, secs: f64, what: &str) {
     }
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
 }
+
+/// `socat -d -d ARGS` (the `-d -d` makes it report readiness on stderr).
+pub fn socat(args: &[&str], stdin: In, stdout: Out) -> Proc {
+    require_tool("socat", "socat");
+    let mut c = Command::new("socat");
+    c.args(["-d", "-d"]);
+    c.args(args);
+    Proc::spawn(&format!("socat {}", args.join(" ")), c, stdin, stdout)
+}
+
+/// `nc ARGS` (OpenBSD netcat).
+pub fn nc(args: &[&str], stdin: In, stdout: Out) -> Proc {
+    require_openbsd_nc();
+    let mut c = Command::new("nc");
+    c.args(args);
+    Proc::spawn(&format!("nc {}", args.join(" ")), c, stdin, stdout)
+}
+
+/// The port after the last `:` of a readiness line's last word: `socat -d -d` ("listening on
+/// AF=2 127.0.0.1:PORT") and `nc -v` ("Listening on 127.0.0.1 PORT").
+pub fn last_port(line: &str) -> u16 {
+    let tok = line.split_whitespace().last().unwrap_or("");
+    tok.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+}
