@@ -187,6 +187,79 @@ impl AccessArgs {
     }
 }
 
+/// How a TLS client checks the server and presents itself: `dial --tls`, `head https://`,
+/// `smtp --tls` / `--starttls` share these.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsTrustArgs {
+    /// Trust only the CA certificates in FILE (PEM) instead of the system store.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<String>,
+    /// Do not check the server's certificate at all (a warning is printed).
+    #[arg(short = 'k', long, conflicts_with = "ca")]
+    pub insecure: bool,
+    /// The name to send (SNI) and verify, instead of the host.
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    /// Offer these ALPN protocols (comma-separated, e.g. h2,http/1.1).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub alpn: Vec<String>,
+    /// A client certificate (PEM), with --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<String>,
+    /// The client certificate's private key (PEM), with --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<String>,
+}
+
+impl TlsTrustArgs {
+    /// The first of these options given, for "needs --tls" errors.
+    pub fn given(&self) -> Option<&'static str> {
+        [
+            (self.ca.is_some(), "--ca"),
+            (self.insecure, "--insecure"),
+            (self.sni.is_some(), "--sni"),
+            (!self.alpn.is_empty(), "--alpn"),
+            (self.cert.is_some(), "--cert"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+
+    /// The client configuration (files are read now: a bad one is a usage error before any
+    /// traffic). `default_alpn` is offered when --alpn is not given.
+    pub fn config(
+        &self,
+        default_alpn: &[&str],
+    ) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
+        let alpn = if self.alpn.is_empty() {
+            default_alpn.iter().map(|p| p.to_string()).collect()
+        } else {
+            self.alpn.clone()
+        };
+        crate::net::tls::client_config(&crate::net::tls::ClientOptions {
+            ca: self.ca.clone(),
+            insecure: self.insecure,
+            alpn,
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        })
+    }
+
+    /// The name to verify the server by: --sni, or the host the user gave.
+    pub fn server_name(&self, host: &str) -> String {
+        self.sni.clone().unwrap_or_else(|| host.to_string())
+    }
+
+    /// A usage error when these options are given without TLS (`wanted` names the flags).
+    pub fn refuse_without_tls(&self, wanted: &str) -> anyhow::Result<()> {
+        match self.given() {
+            Some(flag) => Err(crate::exit::usage(format!("{flag} needs {wanted}"))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// `dial --tls` and its trust options.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "TLS")]
@@ -194,40 +267,18 @@ pub struct TlsClientArgs {
     /// Speak TLS (rustls): verify the server against the system store, then webpki-roots.
     #[arg(long)]
     pub tls: bool,
-    /// Trust only the CA certificates in FILE (PEM).
-    #[arg(long, value_name = "FILE", requires = "tls")]
-    pub ca: Option<String>,
-    /// Do not check the server's certificate at all (a warning is printed).
-    #[arg(long, requires = "tls", conflicts_with = "ca")]
-    pub insecure: bool,
-    /// The name to send (SNI) and verify, instead of the host.
-    #[arg(long, value_name = "NAME", requires = "tls")]
-    pub sni: Option<String>,
-    /// Offer these ALPN protocols (comma-separated, e.g. h2,http/1.1).
-    #[arg(long, value_name = "LIST", requires = "tls", value_delimiter = ',')]
-    pub alpn: Vec<String>,
-    /// A client certificate (PEM), with --key.
-    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
-    pub cert: Option<String>,
-    /// The client certificate's private key (PEM), with --cert.
-    #[arg(long, value_name = "FILE", requires_all = ["tls", "cert"])]
-    pub key: Option<String>,
+    #[command(flatten)]
+    pub trust: TlsTrustArgs,
 }
 
 impl TlsClientArgs {
     /// The TLS client configuration, or `None` without --tls (files are read now).
     pub fn config(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
         if !self.tls {
+            self.trust.refuse_without_tls("--tls")?;
             return Ok(None);
         }
-        crate::net::tls::client_config(&crate::net::tls::ClientOptions {
-            ca: self.ca.clone(),
-            insecure: self.insecure,
-            alpn: self.alpn.clone(),
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-        })
-        .map(Some)
+        self.trust.config(&[]).map(Some)
     }
 }
 

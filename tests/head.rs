@@ -1146,8 +1146,8 @@ fn unsupported_scheme_is_a_usage_error() {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let p = l.local_addr().unwrap().port();
     for url in [
-        format!("https://127.0.0.1:{p}/"),
         format!("ftp://127.0.0.1:{p}/"),
+        format!("gopher://127.0.0.1:{p}/"),
     ] {
         let out = head(&[&url]);
         out.expect_code(2);

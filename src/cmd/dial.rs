@@ -127,12 +127,14 @@ pub fn run(args: DialArgs) -> Result<()> {
     let info = ConnInfo::new(&connected.peer.into(), &connected.local.into(), "tcp", 1);
     let result = match tls {
         Some(config) => {
-            let name = args
-                .tls
-                .sni
-                .clone()
-                .unwrap_or_else(|| target.host.to_string());
-            let plain = crate::net::tls::connect(connected.stream, config, &name, &peer)?;
+            let name = args.tls.trust.server_name(&target.host.to_string());
+            let plain = crate::net::tls::connect(
+                connected.stream,
+                config,
+                &name,
+                &peer,
+                crate::net::tls::HANDSHAKE_TIMEOUT,
+            )?;
             relay(Arc::new(plain), exec, &peer, &info, &relay_opts)
         }
         None => relay(Arc::new(connected.stream), exec, &peer, &info, &relay_opts),

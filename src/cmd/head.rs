@@ -9,19 +9,22 @@
 //! the body). Request bytes are built and checked by `wire::http`.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
+use socket2::Socket;
 
-use crate::cli::FamilyArgs;
+use crate::cli::{FamilyArgs, TlsTrustArgs};
 use crate::cmd::stdout_error;
 use crate::exit::usage;
 use crate::info;
+use crate::net::addr::display_addr;
 use crate::net::addr::{self, Target};
 use crate::net::connect::{self, ConnectOptions};
 use crate::net::deadline::{format_duration, parse_duration, read_before, Deadline};
+use crate::net::tls;
 use crate::wire::http::{self, Chunk, ChunkedDecoder, Framing, Head, Method, Url};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,22 +39,30 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
         HEAD, whatever the server's headers or keep-alive say. 1xx interim responses are \
         skipped; HTTP/1.0 servers work.\n\n\
         --get sends GET and streams the body after the head (Content-Length, chunked, or until \
-        the server closes). -L follows redirects (301, 302, 303, 307, 308; relative Locations \
+        the server closes). https:// URLs (port 443 by default) go over TLS: the server's \
+        certificate is checked against the system store (SSL_CERT_FILE and SSL_CERT_DIR \
+        honoured), then webpki-roots, or --ca FILE; -k skips the check. ALPN offers \
+        http/1.1. A server that closes without close_notify after a complete response is \
+        not an error. -L follows redirects (301, 302, 303, 307, 308; relative Locations \
         resolved) and prints every head in the chain. --http1.0 sends the seed programs' \
         requests: `HEAD / HTTP/1.0` with no header, or GET with Host and User-Agent. -H adds \
         a header or replaces a default one (an empty value removes it).\n\n\
         A CR, LF or other control character in the host, path or a header is refused before \
         anything is sent (exit 2). Exit status: 0 a response came (any status, unless --fail: \
-        then 1 for 400 and above), 1 refused, timed out or a malformed response, 2 usage. \
-        https:// comes with TLS support; until then it is a usage error.",
+        then 1 for 400 and above), 1 refused, timed out, a certificate that fails the check \
+        (the reason is named) or a malformed response, 2 usage.\n\n\
+        -v prints the timing (resolve, connect, TLS handshake, first byte, total) and, for \
+        https, the TLS version, cipher suite, ALPN and the server certificate's subject, \
+        issuer, validity and SHA-256.",
     after_long_help = "Examples:\n  \
         nk head 127.0.0.1:8080/\n  \
         nk head -L --fail http://localhost:8080/old-path\n  \
         nk head --get -H 'Accept: application/json' http://127.0.0.1:8080/api\n  \
+        nk head -v --ca ./ca.pem https://localhost:8443/\n  \
         nk head --json -v example.com | jq .status"
 )]
 pub struct HeadArgs {
-    /// http://HOST[:PORT]/PATH?QUERY, or HOST[:PORT][/PATH].
+    /// http[s]://HOST[:PORT]/PATH?QUERY, or HOST[:PORT][/PATH] (http).
     #[arg(value_name = "URL")]
     pub url: String,
     /// Send GET and print the body after the head.
@@ -84,6 +95,8 @@ pub struct HeadArgs {
     pub json: bool,
     #[command(flatten)]
     pub family: FamilyArgs,
+    #[command(flatten)]
+    pub trust: TlsTrustArgs,
 }
 
 /// When each step finished, from the start of the request.
@@ -91,6 +104,8 @@ pub struct HeadArgs {
 struct Timing {
     resolve: Duration,
     connect: Duration,
+    /// When the TLS handshake finished (https only).
+    tls: Option<Duration>,
     first_byte: Duration,
     total: Duration,
 }
@@ -101,7 +116,8 @@ fn ms(d: Duration) -> f64 {
 
 /// A response whose head has been read.
 struct Response {
-    stream: TcpStream,
+    /// The TCP connection, or the plaintext side of its TLS bridge.
+    stream: Socket,
     head: Head,
     raw_head: Vec<u8>,
     /// Bytes read after the head (the start of the body).
@@ -119,10 +135,25 @@ pub fn run(args: HeadArgs) -> Result<()> {
         .map(|h| http::parse_header(h).map_err(usage))
         .collect::<Result<Vec<_>>>()?;
     let method = if args.get { Method::Get } else { Method::Head };
+    // Made on first need (an http:// URL may redirect to https://), but at once when a TLS
+    // option is given, so a bad --ca file is a usage error before any traffic.
+    let mut tls_config = None;
+    if url.tls || args.trust.given().is_some() {
+        tls_config = Some(args.trust.config(&["http/1.1"])?);
+    }
     let mut redirects = 0;
     loop {
         let request = http::build_request(method, &url, args.http10, &extra);
-        let mut response = fetch(&url, &request, &args)?;
+        let config = match (&tls_config, url.tls) {
+            (Some(config), true) => Some(Arc::clone(config)),
+            (None, true) => {
+                let config = args.trust.config(&["http/1.1"])?;
+                tls_config = Some(Arc::clone(&config));
+                Some(config)
+            }
+            (_, false) => None,
+        };
+        let mut response = fetch(&url, &request, &args, config)?;
         let location = response.head.header("location").map(str::to_string);
         let redirect = args.follow
             && matches!(response.head.status, 301 | 302 | 303 | 307 | 308)
@@ -136,8 +167,12 @@ pub fn run(args: HeadArgs) -> Result<()> {
             print_head(&args, &url, &response)?;
         }
         let t = response.timing;
+        let handshake = t
+            .tls
+            .map(|d| format!(", tls {:.3} ms", ms(d)))
+            .unwrap_or_default();
         info!(
-            "timing: resolve {:.3} ms, connect {:.3} ms, first byte {:.3} ms, total {:.3} ms",
+            "timing: resolve {:.3} ms, connect {:.3} ms{handshake}, first byte {:.3} ms, total {:.3} ms",
             ms(t.resolve),
             ms(t.connect),
             ms(t.first_byte),
@@ -168,8 +203,14 @@ pub fn run(args: HeadArgs) -> Result<()> {
     }
 }
 
-/// Connects, sends the request and reads the response head (skipping 1xx).
-fn fetch(url: &Url, request: &[u8], args: &HeadArgs) -> Result<Response> {
+/// Connects (with TLS when `tls` is given), sends the request and reads the response head
+/// (skipping 1xx).
+fn fetch(
+    url: &Url,
+    request: &[u8],
+    args: &HeadArgs,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Response> {
     let started = Instant::now();
     let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let connect_timeout = args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
@@ -191,12 +232,21 @@ fn fetch(url: &Url, request: &[u8], args: &HeadArgs) -> Result<Response> {
     };
     let connected = connect::happy_eyeballs(&target, &addrs, &opts, connect_deadline)?;
     timing.connect = started.elapsed();
-    let mut stream = connected.stream;
+    let stream = match tls {
+        Some(config) => {
+            let name = args.trust.server_name(&url.host);
+            let peer = display_addr(connected.peer);
+            let plain = tls::connect(connected.stream, config, &name, &peer, timeout)?;
+            timing.tls = Some(started.elapsed());
+            plain
+        }
+        None => Socket::from(connected.stream),
+    };
     let deadline = Deadline::after(Some(timeout));
     stream
         .set_write_timeout(Some(timeout))
         .context("set the write timeout")?;
-    stream
+    (&stream)
         .write_all(request)
         .with_context(|| format!("head {url}: send the request"))?;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
@@ -261,6 +311,7 @@ fn print_head(args: &HeadArgs, url: &Url, response: &Response) -> Result<()> {
             "timing": {
                 "resolve_ms": ms(t.resolve),
                 "connect_ms": ms(t.connect),
+                "tls_ms": t.tls.map(ms),
                 "first_byte_ms": ms(t.first_byte),
                 "total_ms": ms(response.started.elapsed()),
             },

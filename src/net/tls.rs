@@ -34,11 +34,12 @@ use rustls::{
 use socket2::{Domain, Socket, Type};
 
 use crate::exit::{usage, Hinted};
+use crate::net::deadline::Deadline;
 
 /// The most decrypted bytes held for the plaintext side.
 pub const PLAINTEXT_CAP: usize = 256 * 1024;
 
-/// How long a handshake may take.
+/// How long a handshake may take unless the command says otherwise.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn provider() -> Arc<CryptoProvider> {
@@ -273,13 +274,24 @@ fn explain(err: io::Error, peer: &str, name: &str) -> anyhow::Error {
     }
 }
 
-/// Runs the handshake to its end (bounded by [`HANDSHAKE_TIMEOUT`]).
-fn handshake(conn: &mut Connection, tcp: &mut TcpStream, peer: &str, name: &str) -> Result<()> {
-    tcp.set_read_timeout(Some(HANDSHAKE_TIMEOUT))
-        .context("set the read timeout")?;
-    tcp.set_write_timeout(Some(HANDSHAKE_TIMEOUT))
-        .context("set the write timeout")?;
+/// Runs the handshake to its end, within `limit` in all (a peer dripping bytes cannot stretch
+/// it).
+fn handshake(
+    conn: &mut Connection,
+    tcp: &mut TcpStream,
+    peer: &str,
+    name: &str,
+    limit: Duration,
+) -> Result<()> {
+    let deadline = Deadline::after(Some(limit));
+    let timed_out = || anyhow!("TLS handshake with {peer}: timed out");
+    let bound = |tcp: &TcpStream| -> Result<()> {
+        let left = deadline.remaining().map_err(|_| timed_out())?;
+        tcp.set_read_timeout(left).context("set the read timeout")?;
+        tcp.set_write_timeout(left).context("set the write timeout")
+    };
     while conn.is_handshaking() {
+        bound(tcp)?;
         match conn.complete_io(tcp) {
             Ok((0, 0)) if conn.is_handshaking() => {
                 return Err(anyhow!(
@@ -295,6 +307,7 @@ fn handshake(conn: &mut Connection, tcp: &mut TcpStream, peer: &str, name: &str)
         }
     }
     while conn.wants_write() {
+        bound(tcp)?;
         conn.write_tls(tcp).map_err(|e| explain(e, peer, name))?;
     }
     tcp.set_read_timeout(None)
@@ -329,12 +342,14 @@ fn describe(conn: &Connection) -> String {
     format!("{version}, {suite}{alpn}{peer}")
 }
 
-/// Client side: handshake with `host` over `tcp`, then the plaintext end of the bridge.
+/// Client side: handshake with `host` over `tcp` (within `limit`), then the plaintext end of
+/// the bridge.
 pub fn connect(
     tcp: TcpStream,
     config: Arc<ClientConfig>,
     host: &str,
     peer: &str,
+    limit: Duration,
 ) -> Result<Socket> {
     let name = ServerName::try_from(host.to_string()).map_err(|_| {
         usage(format!(
@@ -342,17 +357,24 @@ pub fn connect(
         ))
     })?;
     let conn = ClientConnection::new(config, name).context("start TLS")?;
-    start(Connection::Client(conn), tcp, peer, host)
+    start(Connection::Client(conn), tcp, peer, host, limit)
 }
 
-/// Server side: handshake with a client over `tcp`, then the plaintext end of the bridge.
+/// Server side: handshake with a client over `tcp` (within [`HANDSHAKE_TIMEOUT`]), then the
+/// plaintext end of the bridge.
 pub fn accept(tcp: TcpStream, config: Arc<ServerConfig>, peer: &str) -> Result<Socket> {
     let conn = ServerConnection::new(config).context("start TLS")?;
-    start(Connection::Server(conn), tcp, peer, peer)
+    start(Connection::Server(conn), tcp, peer, peer, HANDSHAKE_TIMEOUT)
 }
 
-fn start(mut conn: Connection, mut tcp: TcpStream, peer: &str, name: &str) -> Result<Socket> {
-    handshake(&mut conn, &mut tcp, peer, name)?;
+fn start(
+    mut conn: Connection,
+    mut tcp: TcpStream,
+    peer: &str,
+    name: &str,
+    limit: Duration,
+) -> Result<Socket> {
+    handshake(&mut conn, &mut tcp, peer, name, limit)?;
     let (ours, theirs) = Socket::pair(Domain::UNIX, Type::STREAM, None).context("socketpair")?;
     let peer = peer.to_string();
     thread::Builder::new()
@@ -505,7 +527,8 @@ mod tests {
         })
         .unwrap();
         let tcp = TcpStream::connect(addr).unwrap();
-        let mut plain = connect(tcp, client_config, "localhost", "server").unwrap();
+        let mut plain =
+            connect(tcp, client_config, "localhost", "server", HANDSHAKE_TIMEOUT).unwrap();
         plain.write_all(b"hello over tls").unwrap();
         plain.shutdown(std::net::Shutdown::Write).unwrap();
         let mut echoed = Vec::new();
@@ -525,7 +548,7 @@ mod tests {
         });
         let config = client_config(&ClientOptions::default()).unwrap();
         let tcp = TcpStream::connect(addr).unwrap();
-        let err = connect(tcp, config, "localhost", "server").unwrap_err();
+        let err = connect(tcp, config, "localhost", "server", HANDSHAKE_TIMEOUT).unwrap_err();
         assert!(err.to_string().contains("unknown issuer"), "{err}");
         assert!(crate::exit::hint(&err).unwrap().contains("--ca"));
     }

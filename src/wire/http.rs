@@ -21,26 +21,38 @@ const MAX_CHUNK_LINE: usize = 4096;
 /// What `nk head` sends as User-Agent.
 pub const USER_AGENT: &str = concat!("nk/", env!("CARGO_PKG_VERSION"));
 
-/// An `http://` URL, split.
+/// An `http://` or `https://` URL, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
+    /// `https://`: the request goes over TLS.
+    pub tls: bool,
     /// The host as typed (an IPv6 literal without its brackets).
     pub host: String,
-    /// The port (80 unless given).
+    /// The port (the scheme's, 80 or 443, unless given).
     pub port: u16,
     /// The path and query, starting with `/`.
     pub path: String,
 }
 
 impl Url {
-    /// The Host header's value: the host (bracketed if IPv6), and the port unless it is 80.
+    /// The scheme's port: 443 for https, 80 for http.
+    pub fn default_port(&self) -> u16 {
+        if self.tls {
+            443
+        } else {
+            80
+        }
+    }
+
+    /// The Host header's value: the host (bracketed if IPv6), and the port unless it is the
+    /// scheme's.
     pub fn authority(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        if self.port == 80 {
+        if self.port == self.default_port() {
             host
         } else {
             format!("{host}:{}", self.port)
@@ -50,7 +62,8 @@ impl Url {
 
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.authority(), self.path)
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}{}", self.authority(), self.path)
     }
 }
 
@@ -76,17 +89,18 @@ fn check_clean(what: &str, text: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses `http://host[:port][/path][?query]` or `host[:port][/path]`.
+/// Parses `http[s]://host[:port][/path][?query]` or `host[:port][/path]` (http).
 pub fn parse_url(text: &str) -> Result<Url, String> {
-    let rest = match text.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+    let (tls, rest) = match text.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (false, rest),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (true, rest),
         Some((scheme, _)) => {
             return Err(format!(
-                "unsupported scheme \"{scheme}://\": nk head speaks http:// (give \
-                 http://HOST[:PORT]/PATH or HOST[:PORT]/PATH)"
+                "unsupported scheme \"{scheme}://\": nk head speaks http:// and https:// (give \
+                 http[s]://HOST[:PORT]/PATH or HOST[:PORT]/PATH)"
             ))
         }
-        None => text,
+        None => (false, text),
     };
     let rest = rest.split('#').next().unwrap_or_default();
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -123,6 +137,7 @@ pub fn parse_url(text: &str) -> Result<Url, String> {
     check_clean("the host", host)?;
     check_clean("the path", &path)?;
     let port = match port {
+        None if tls => 443,
         None => 80,
         Some(p) => match p.parse::<u16>() {
             Ok(port) if port > 0 => port,
@@ -130,6 +145,7 @@ pub fn parse_url(text: &str) -> Result<Url, String> {
         },
     };
     Ok(Url {
+        tls,
         host: host.to_string(),
         port,
         path,
@@ -143,7 +159,8 @@ pub fn resolve_location(base: &Url, location: &str) -> Result<Url, String> {
         return parse_url(location);
     }
     if let Some(rest) = location.strip_prefix("//") {
-        return parse_url(&format!("http://{rest}"));
+        let scheme = if base.tls { "https" } else { "http" };
+        return parse_url(&format!("{scheme}://{rest}"));
     }
     let path = if location.starts_with('/') {
         location.to_string()
@@ -158,6 +175,7 @@ pub fn resolve_location(base: &Url, location: &str) -> Result<Url, String> {
     let path = remove_dot_segments(&path);
     check_clean("the Location path", &path)?;
     Ok(Url {
+        tls: base.tls,
         host: base.host.clone(),
         port: base.port,
         path,
@@ -529,20 +547,26 @@ mod tests {
         assert_eq!(
             url("http://example.com"),
             Url {
+                tls: false,
                 host: "example.com".into(),
                 port: 80,
                 path: "/".into()
             }
         );
+        let secure = url("HTTPS://example.com/x");
+        assert!(secure.tls);
+        assert_eq!(secure.port, 443);
+        assert_eq!(secure.authority(), "example.com");
+        assert_eq!(secure.to_string(), "https://example.com/x");
+        assert_eq!(url("https://h:80/").authority(), "h:80");
         assert_eq!(url("127.0.0.1:8080/a/b?x=1").path, "/a/b?x=1");
         assert_eq!(url("127.0.0.1:8080?x=1").path, "/?x=1");
         assert_eq!(url("HTTP://[::1]:81/x#frag").host, "::1");
         assert_eq!(url("http://[::1]:81/x").authority(), "[::1]:81");
         assert_eq!(url("host/").authority(), "host");
-        assert!(parse_url("https://example.com/")
+        assert!(parse_url("ftp://x/")
             .unwrap_err()
             .contains("unsupported scheme"));
-        assert!(parse_url("ftp://x/").is_err());
         assert!(parse_url("http://u:p@host/").is_err());
         assert!(parse_url("http://host:0/").is_err());
         assert!(parse_url("http://host:99999/").is_err());
@@ -567,7 +591,16 @@ mod tests {
         assert_eq!(at("http://other/p"), "http://other/p");
         assert_eq!(at("//other:82/p"), "http://other:82/p");
         assert_eq!(at("../../../../x"), "http://h:81/x");
-        assert!(resolve_location(&base, "https://h/").is_err());
+        assert_eq!(at("https://h/"), "https://h/");
+        let secure = url("https://h/a");
+        assert_eq!(
+            resolve_location(&secure, "//other/p").unwrap().to_string(),
+            "https://other/p"
+        );
+        assert_eq!(
+            resolve_location(&secure, "b").unwrap().to_string(),
+            "https://h/b"
+        );
     }
 
     #[test]
