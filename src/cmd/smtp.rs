@@ -9,17 +9,20 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, ValueEnum};
+use socket2::Socket;
 
-use crate::cli::FamilyArgs;
+use crate::cli::{FamilyArgs, TlsTrustArgs};
 use crate::exit::{usage, Reported, Status};
 use crate::net::addr::{self, display_addr};
 use crate::net::connect::{self, ConnectOptions};
 use crate::net::deadline::parse_duration;
 use crate::net::services::Proto;
+use crate::net::tls;
 use crate::wire::http::parse_header;
 use crate::wire::smtp::{self, Address, Message, Reply, ReplyParser, Transfer};
 
@@ -37,6 +40,8 @@ pub enum Stage {
     Banner,
     /// After EHLO/HELO.
     Helo,
+    /// After the TLS handshake (--tls or --starttls) and the EHLO that follows it.
+    Tls,
     /// After MAIL FROM.
     Mail,
     /// After the RCPT TOs.
@@ -62,14 +67,25 @@ pub enum Stage {
         before MAIL FROM. A CR or LF in any address or header value, or a body line over 998 \
         octets, is a usage error (exit 2) and nothing is sent.\n\n\
         Timeouts are RFC 5321's unless --timeout is given: 5 minutes for the banner, MAIL and \
-        RCPT, 2 for DATA, 10 for the final `.`.",
+        RCPT, 2 for DATA, 10 for the final `.`.\n\n\
+        TLS: --starttls says STARTTLS after EHLO, and after the server's 220 runs the \
+        handshake and says EHLO again; a server that does not offer STARTTLS ends the \
+        dialogue (nothing is sent in clear). Bytes the server sent after its 220 to STARTTLS \
+        are discarded, never read as replies (a warning says so: that is how plaintext \
+        injection works). --tls speaks TLS from the first byte (SMTPS, port 465 by default). \
+        The certificate is checked against the system store (SSL_CERT_FILE and SSL_CERT_DIR \
+        honoured), then webpki-roots, or --ca FILE; --insecure skips the check; a failure \
+        names its reason. -v shows the dialogue, the TLS version, suite and the server \
+        certificate.",
     after_long_help = "Examples:\n  \
         nk smtp --from me@example.test --to you@example.test --subject hi --body 'hello' 127.0.0.1:2525\n  \
         echo 'the body' | nk smtp -v --from a@x.test --to b@y.test --to c@z.test mail.example.test\n  \
-        nk smtp --quit-after rcpt --from a@x.test --to b@y.test mx.example.test   # test a recipient"
+        nk smtp --quit-after rcpt --from a@x.test --to b@y.test mx.example.test   # test a recipient\n  \
+        nk smtp --starttls --ca ca.pem --from a@x.test --to b@y.test --body hi localhost:587\n  \
+        nk smtp --tls --quit-after tls -v --from a@x.test --to b@y.test smtp.example.test"
 )]
 pub struct SmtpArgs {
-    /// SERVER[:PORT] (port 25 by default).
+    /// SERVER[:PORT] (port 25 by default, 465 with --tls).
     #[arg(value_name = "SERVER[:PORT]")]
     pub server: String,
     /// The sender (`user@domain` or `'Name <user@domain>'`; `<>` for the null sender).
@@ -102,6 +118,14 @@ pub struct SmtpArgs {
     /// Wait at most DUR for each reply (instead of RFC 5321's per-stage timeouts).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// After EHLO, say STARTTLS and go on over TLS (refused if the server does not offer it).
+    #[arg(long, conflicts_with = "tls", help_heading = "TLS")]
+    pub starttls: bool,
+    /// Speak TLS from the first byte (SMTPS; port 465 by default).
+    #[arg(long, help_heading = "TLS")]
+    pub tls: bool,
+    #[command(flatten)]
+    pub trust: TlsTrustArgs,
     #[command(flatten)]
     pub family: FamilyArgs,
 }
@@ -117,13 +141,63 @@ fn rfc_timeout(command: &str) -> Duration {
 
 /// The connection and the dialogue's state.
 struct Session {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    /// Replies come through here: the TCP connection, or the plaintext side of its TLS bridge.
+    reader: BufReader<Socket>,
+    /// The same connection, for commands.
+    writer: Socket,
     server: String,
     timeout: Option<Duration>,
 }
 
 impl Session {
+    fn new(stream: Socket, server: String, timeout: Option<Duration>) -> Result<Session> {
+        let writer = stream.try_clone().context("clone the socket")?;
+        Ok(Session {
+            reader: BufReader::new(stream),
+            writer,
+            server,
+            timeout,
+        })
+    }
+
+    /// Replaces the connection with TLS over it. Bytes already read past the last reply are
+    /// dropped (they came in clear and could have been injected by anyone on the path); the
+    /// count is returned for the warning.
+    fn start_tls(self, tls: &Tls) -> Result<(Session, usize)> {
+        let Session {
+            reader,
+            writer,
+            server,
+            timeout,
+        } = self;
+        let discarded = reader.buffer().len();
+        drop(writer);
+        let tcp = TcpStream::from(reader.into_inner());
+        let plain = tls::connect(
+            tcp,
+            Arc::clone(&tls.config),
+            &tls.name,
+            &server,
+            timeout.unwrap_or(tls::HANDSHAKE_TIMEOUT),
+        )?;
+        Ok((Session::new(plain, server, timeout)?, discarded))
+    }
+
+    /// EHLO, or HELO when EHLO is refused. Returns the reply and whether it was EHLO's.
+    fn hello(&mut self, helo: &str) -> Result<(Reply, bool)> {
+        let hello = self.command(&format!("EHLO {helo}"))?;
+        if hello.is_success() {
+            return Ok((hello, true));
+        }
+        if !hello.is_permanent_failure() {
+            return Err(self.refused("EHLO", &hello));
+        }
+        let hello = self.command(&format!("HELO {helo}"))?;
+        if !hello.is_success() {
+            return Err(self.refused("HELO", &hello));
+        }
+        Ok((hello, false))
+    }
     /// Sends one command line (CRLF added) and shows it with -v.
     fn send(&mut self, line: &str) -> Result<()> {
         crate::info!("-> {line}");
@@ -209,6 +283,12 @@ impl Session {
     }
 }
 
+/// What TLS needs: the client configuration and the name to verify the server by.
+struct Tls {
+    config: Arc<rustls::ClientConfig>,
+    name: String,
+}
+
 fn first_word(line: &str) -> &str {
     if line.starts_with("MAIL") || line.starts_with("RCPT") {
         return line.split(':').next().unwrap_or(line);
@@ -283,7 +363,20 @@ pub fn run(args: SmtpArgs) -> Result<()> {
             "--helo \"{helo}\" must be one word (a host name)"
         )));
     }
-    let target = addr::parse_target_or(&args.server, 25, Proto::Tcp)?;
+    if args.quit_after == Some(Stage::Tls) && !args.tls && !args.starttls {
+        return Err(usage("--quit-after tls needs --tls or --starttls"));
+    }
+    let default_port = if args.tls { 465 } else { 25 };
+    let target = addr::parse_target_or(&args.server, default_port, Proto::Tcp)?;
+    let tls = if args.tls || args.starttls {
+        Some(Tls {
+            config: args.trust.config(&[])?,
+            name: args.trust.server_name(&target.host.to_string()),
+        })
+    } else {
+        args.trust.refuse_without_tls("--tls or --starttls")?;
+        None
+    };
     let body = if args.quit_after.is_some() {
         Vec::new()
     } else {
@@ -300,13 +393,17 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         },
     )?;
     let server = display_addr(connected.peer);
-    let writer = connected.stream.try_clone().context("clone the socket")?;
-    let mut session = Session {
-        reader: BufReader::new(connected.stream),
-        writer,
-        server,
-        timeout: args.timeout,
+    let stream = match &tls {
+        Some(tls) if args.tls => tls::connect(
+            connected.stream,
+            Arc::clone(&tls.config),
+            &tls.name,
+            &server,
+            args.timeout.unwrap_or(tls::HANDSHAKE_TIMEOUT),
+        )?,
+        _ => Socket::from(connected.stream),
     };
+    let mut session = Session::new(stream, server, args.timeout)?;
     if args.quit_after == Some(Stage::Connect) {
         session.quit();
         return Ok(());
@@ -319,18 +416,36 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         session.quit();
         return Ok(());
     }
-    let mut hello = session.command(&format!("EHLO {helo}"))?;
-    let extended = hello.is_success();
-    if !extended {
-        if !hello.is_permanent_failure() {
-            return Err(session.refused("EHLO", &hello));
-        }
-        hello = session.command(&format!("HELO {helo}"))?;
-        if !hello.is_success() {
-            return Err(session.refused("HELO", &hello));
-        }
-    }
+    let (mut hello, mut extended) = session.hello(&helo)?;
     if args.quit_after == Some(Stage::Helo) {
+        session.quit();
+        return Ok(());
+    }
+    if let (Some(tls), true) = (&tls, args.starttls) {
+        if !extended || hello.extension("STARTTLS").is_none() {
+            session.quit();
+            return Err(anyhow!(
+                "smtp {}: the server does not offer STARTTLS (not in its {} reply); nothing more was sent in clear",
+                session.server,
+                if extended { "EHLO" } else { "HELO" }
+            ));
+        }
+        let reply = session.command("STARTTLS")?;
+        if reply.code != 220 {
+            return Err(session.refused("STARTTLS", &reply));
+        }
+        let discarded;
+        (session, discarded) = session.start_tls(tls)?;
+        if discarded > 0 {
+            crate::log::warn(format_args!(
+                "discarded {discarded} bytes {} sent in clear after its 220 to STARTTLS (never read as replies)",
+                session.server
+            ));
+        }
+        // RFC 3207 §4.2: what was learnt before TLS is forgotten; the server is asked again.
+        (hello, extended) = session.hello(&helo)?;
+    }
+    if args.quit_after == Some(Stage::Tls) {
         session.quit();
         return Ok(());
     }
