@@ -314,11 +314,13 @@ fn handshake(
         .context("clear the read timeout")?;
     tcp.set_write_timeout(None)
         .context("clear the write timeout")?;
-    crate::info!("{}", describe(conn));
+    for line in describe(conn).lines() {
+        crate::info!("{line}");
+    }
     Ok(())
 }
 
-/// `TLS 1.3, TLS13_AES_256_GCM_SHA384, ALPN h2, peer certificate SHA-256 AB:CD:...`.
+/// `TLS 1.3, TLS13_AES_256_GCM_SHA384, ALPN h2`, and a line on the peer's certificate.
 fn describe(conn: &Connection) -> String {
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
@@ -337,9 +339,23 @@ fn describe(conn: &Connection) -> String {
     let peer = conn
         .peer_certificates()
         .and_then(|chain| chain.first())
-        .map(|cert| format!(", peer certificate SHA-256 {}", fingerprint(cert)))
+        .map(|cert| format!("\n{}", describe_certificate(cert)))
         .unwrap_or_default();
     format!("{version}, {suite}{alpn}{peer}")
+}
+
+/// `peer certificate: subject CN=..., issuer CN=..., valid FROM to UNTIL, SHA-256 AB:...`.
+/// A certificate our reader cannot take apart still gets its fingerprint (rustls has
+/// accepted it, or --insecure is on).
+fn describe_certificate(cert: &CertificateDer<'_>) -> String {
+    let details = match crate::wire::x509::summarize(cert.as_ref()) {
+        Ok(c) => format!(
+            "subject {}, issuer {}, valid {} to {}, ",
+            c.subject, c.issuer, c.not_before, c.not_after
+        ),
+        Err(e) => format!("({e}), "),
+    };
+    format!("peer certificate: {details}SHA-256 {}", fingerprint(cert))
 }
 
 /// Client side: handshake with `host` over `tcp` (within `limit`), then the plaintext end of

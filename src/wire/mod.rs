@@ -10,3 +10,4 @@ pub mod icmp;
 pub mod ipnet;
 pub mod quotes;
 pub mod smtp;
+pub mod x509;
