@@ -264,7 +264,9 @@ impl TlsTrustArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "TLS")]
 pub struct TlsClientArgs {
-    /// Speak TLS (rustls): verify the server against the system store, then webpki-roots.
+    /// Speak TLS (rustls): verify the server against the system store, then webpki-roots;
+    /// -v prints the version, suite, ALPN and the server's certificate (subject, issuer,
+    /// validity, SHA-256).
     #[arg(long)]
     pub tls: bool,
     #[command(flatten)]

@@ -41,6 +41,7 @@ use crate::net::services::Proto;
         nk dial -C -x - [::1]:25                  # type SMTP by hand, see every byte\n  \
         nk dial -w 2 -i 30 -s 127.0.0.2 -p 40000 127.0.0.1:9000\n  \
         nk dial -c 'echo hello; cat > reply.txt' 127.0.0.1 9000\n  \
+        printf 'HEAD / HTTP/1.0\\r\\n\\r\\n' | nk dial --tls -v --ca ca.pem localhost 8443\n  \
         nk dial -z -v 127.0.0.1 22,80,8000-8100   # which ports are open?"
 )]
 pub struct DialArgs {
