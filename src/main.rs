@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         Command::Completions(args) => cmd::completions::run_completions(args),
         Command::Man(args) => cmd::completions::run_man(args),
     };
+    // TLS bridges deliver what the command gave them before the process goes.
+    netkit::net::tls::finish(netkit::net::tls::FINISH_TIMEOUT);
     // Socket files nk bound are removed on every way out (signals do it in signals::exit).
     netkit::net::unix::remove_bound_paths();
     match result {

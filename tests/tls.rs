@@ -1,10 +1,29 @@
-//! `nk dial --tls` and `nk listen --tls` against each other and against the openssl tools,
-//! with a CA and a leaf certificate made by the openssl CLI for each test run.
+//! TLS on loopback: `nk dial --tls` / `nk listen --tls` against each other, openssl
+//! s_server / s_client and nmap's ncat --ssl (byte-exact both ways, half-closes); certificate
+//! checks (unknown CA, name, expired / not yet valid leaves made with rcgen); `nk head
+//! https://` against nginx with TLS and against a rustls server of the test's own that closes
+//! without close_notify; `nk smtp --starttls` / `--tls` against aiosmtpd, and STARTTLS against
+//! a scripted server that injects plaintext after its 220 or does not offer STARTTLS.
+//!
+//! A CA and a leaf for localhost / 127.0.0.1 are made by the openssl CLI for each test.
+//! Ports come from the kernel where the peer can report them (nk -v, aiosmtpd, the test's own
+//! servers); ncat, s_server and nginx get one that was free a moment ago. Every wait is
+//! bounded; a missing peer tool fails the test.
 
 mod common;
 
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ServerConnection, StreamOwned};
+use serde_json::Value;
 
 use common::*;
 
@@ -15,6 +34,7 @@ struct Pki {
 
 impl Pki {
     fn new() -> Pki {
+        require_tool("openssl", "openssl");
         let dir = tempfile::tempdir().expect("tempdir");
         let run = |args: &[&str]| {
             let out = Command::new("openssl")
@@ -99,20 +119,20 @@ fn text(path: &Path) -> String {
 
 /// `openssl s_server` on a kernel-chosen port with the leaf; its stdin is `greeting`.
 fn s_server(pki: &Pki, greeting: &[u8]) -> (Proc, u16) {
+    s_server_with(&pki.path("leaf.pem"), &pki.path("leaf.key"), greeting)
+}
+
+/// `openssl s_server` on a port that was free a moment ago with `cert` and `key`; its stdin
+/// is `greeting`.
+fn s_server_with(cert: &Path, key: &Path, greeting: &[u8]) -> (Proc, u16) {
     let port = free_port("127.0.0.1");
     let mut cmd = Command::new("openssl");
     cmd.args(["s_server", "-naccept", "1", "-accept"])
         .arg(format!("127.0.0.1:{port}"))
-        .args([
-            "-cert",
-            &text(&pki.path("leaf.pem")),
-            "-key",
-            &text(&pki.path("leaf.key")),
-        ]);
+        .args(["-cert", &text(cert), "-key", &text(key)]);
     let mut server = Proc::spawn("openssl s_server", cmd, In::Pipe, Out::Pipe);
     // s_server says ACCEPT once it listens (connecting to check would use up -naccept 1).
     server.wait_stdout_line(10.0, |l| l.contains("ACCEPT"));
-    use std::io::Write;
     server
         .stdin
         .as_mut()
@@ -120,6 +140,12 @@ fn s_server(pki: &Pki, greeting: &[u8]) -> (Proc, u16) {
         .write_all(greeting)
         .expect("write greeting");
     (server, port)
+}
+
+/// Writes `data` to `p`'s stdin pipe, then closes it (EOF).
+fn finish_input(p: &mut Proc, data: &[u8]) {
+    let mut stdin = p.stdin.take().expect("stdin is a pipe");
+    stdin.write_all(data).expect("write nk's input");
 }
 
 #[test]
@@ -191,7 +217,7 @@ fn openssl_s_client_reaches_nk_listen_tls_with_a_given_certificate() {
             &text(&pki.path("leaf.key")),
             "127.0.0.1:0",
         ],
-        In::Bytes(b"hello from nk\n".to_vec()),
+        In::Pipe,
         Out::Pipe,
     );
     let port = server.nk_listening_port();
@@ -212,8 +238,11 @@ fn openssl_s_client_reaches_nk_listen_tls_with_a_given_certificate() {
         cmd,
         In::Bytes(b"hello from s_client\n".to_vec()),
         Out::Pipe,
-    )
-    .wait(10.0);
+    );
+    // nk's close_notify ends s_client, so nk's input ends only once s_client's bytes are in.
+    server.wait_stdout_len(b"hello from s_client\n".len(), 10.0);
+    finish_input(&mut server, b"hello from nk\n");
+    let client = client.wait(10.0);
     assert!(
         client.stdout_text().contains("hello from nk"),
         "{}",
@@ -286,5 +315,1518 @@ fn tls_usage_errors_exit_2() {
     ] {
         let out = run_nk(&args, In::Null, 10.0);
         out.expect_code(2);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ncat --ssl (nmap's ncat) both ways, byte-exact, with half-closes
+// ---------------------------------------------------------------------------
+
+/// `ncat ARGS`.
+fn ncat(args: &[&str], stdin: In, stdout: Out) -> Proc {
+    require_tool("ncat", "ncat");
+    let mut c = Command::new("ncat");
+    c.args(args);
+    Proc::spawn(&format!("ncat {}", args.join(" ")), c, stdin, stdout)
+}
+
+/// After a peer's close_notify/FIN has been seen on the wire, the time given nk to act on it
+/// before input is written: an nk that closed the whole connection on the peer's EOF has done
+/// so by then (nk itself keeps sending for a second of idle input after a peer's EOF).
+const AFTER_PEER_EOF: Duration = Duration::from_millis(200);
+
+#[test]
+fn nk_dial_tls_to_ncat_ssl_server_both_ways_after_its_half_close() {
+    let pki = Pki::new();
+    let from_server = prng_bytes(300_000, 11);
+    let from_client = prng_bytes(1 << 20, 12);
+    let port = free_port("127.0.0.1").to_string();
+    let got_by_ncat = pki.path("ncat.out");
+    let (cert, key) = (text(&pki.path("leaf.pem")), text(&pki.path("leaf.key")));
+    // ncat sends its stdin, then (at its stdin's EOF) ends its side, and keeps reading.
+    let mut server = ncat(
+        &[
+            "-v",
+            "--ssl",
+            "--ssl-cert",
+            &cert,
+            "--ssl-key",
+            &key,
+            "-l",
+            "127.0.0.1",
+            &port,
+        ],
+        In::Bytes(from_server.clone()),
+        Out::File(got_by_ncat.clone()),
+    );
+    server.wait_stderr_line(10.0, |l| l.contains("Listening on"));
+    let mut client = Proc::nk(
+        [
+            "dial",
+            "--tls",
+            "--ca",
+            &text(&pki.path("ca.pem")),
+            "localhost",
+            &port,
+        ],
+        In::Pipe,
+        Out::Pipe,
+    );
+    // Everything ncat had, then its EOF; only then does nk get input to send.
+    client.wait_stdout_len(from_server.len(), 10.0);
+    thread::sleep(AFTER_PEER_EOF);
+    finish_input(&mut client, &from_client);
+    let client = client.wait(10.0);
+    client.expect_code(0);
+    assert_same_bytes("nk's stdout (ncat's stdin)", &client.stdout, &from_server);
+    let server = server.wait(10.0);
+    assert_same_bytes(
+        &format!(
+            "ncat's output (nk's stdin, sent after ncat's EOF)\n{}",
+            server.describe()
+        ),
+        &read_file(&got_by_ncat),
+        &from_client,
+    );
+}
+
+#[test]
+fn ncat_ssl_verify_client_to_nk_listen_tls_both_ways_after_its_half_close() {
+    let pki = Pki::new();
+    let from_client = prng_bytes(300_000, 21);
+    let from_server = prng_bytes(1 << 20, 22);
+    let mut server = Proc::nk(
+        [
+            "-v",
+            "listen",
+            "--tls",
+            "--cert",
+            &text(&pki.path("leaf.pem")),
+            "--key",
+            &text(&pki.path("leaf.key")),
+            "127.0.0.1:0",
+        ],
+        In::Pipe,
+        Out::Pipe,
+    );
+    let port = server.nk_listening_port().to_string();
+    let got_by_ncat = pki.path("ncat.out");
+    // ncat verifies nk's certificate (CA and the name localhost), sends its stdin, then (at
+    // its stdin's EOF) ends its side with a bare TCP shutdown (no close_notify: ncat 7.93),
+    // and keeps reading.
+    let client = ncat(
+        &[
+            "-v",
+            "--ssl",
+            "--ssl-verify",
+            "--ssl-trustfile",
+            &text(&pki.path("ca.pem")),
+            "localhost",
+            &port,
+        ],
+        In::Bytes(from_client.clone()),
+        Out::File(got_by_ncat.clone()),
+    );
+    server.wait_stdout_len(from_client.len(), 10.0);
+    thread::sleep(AFTER_PEER_EOF);
+    finish_input(&mut server, &from_server);
+    let client = client.wait(10.0);
+    let server = server.wait(10.0);
+    assert_same_bytes(
+        &format!(
+            "ncat's output (nk's stdin, sent after ncat's EOF)\n{}\n{}",
+            client.describe(),
+            server.describe()
+        ),
+        &read_file(&got_by_ncat),
+        &from_server,
+    );
+    client.expect_code(0);
+    server.expect_code(0);
+    assert_same_bytes("nk's stdout (ncat's stdin)", &server.stdout, &from_client);
+}
+
+/// A rustls client configuration trusting the Pki's CA only.
+fn rustls_client_config(pki: &Pki) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(pki.path("ca.pem")).expect("read ca.pem") {
+        roots.add(cert.expect("ca.pem")).expect("add the CA");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// The ncat case with a client of the test's own: it ends its side with a bare TCP FIN (as
+/// ncat does at its stdin's EOF), then reads slowly through a small receive buffer, so that
+/// nk's input is still on its way inside nk (in the TLS bridge) when that input ends. All of
+/// it must still arrive, ended by close_notify, before nk exits.
+#[test]
+fn nk_listen_tls_delivers_all_input_after_the_peers_eof_to_a_slow_reader() {
+    let pki = Pki::new();
+    // Several MiB: a slow read of it lasts long enough for nk's input to end meanwhile.
+    let from_server = prng_bytes(6 << 20, 31);
+    let mut server = Proc::nk(
+        [
+            "-v",
+            "listen",
+            "--tls",
+            "--cert",
+            &text(&pki.path("leaf.pem")),
+            "--key",
+            &text(&pki.path("leaf.key")),
+            "127.0.0.1:0",
+        ],
+        In::Pipe,
+        Out::Pipe,
+    );
+    let port = server.nk_listening_port();
+    // A small receive buffer: the reader's pace is the pace of the connection.
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    sock.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
+    sock.connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)).into(),
+        Duration::from_secs(5),
+    )
+    .expect("connect to nk");
+    let tcp = TcpStream::from(sock);
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("set_read_timeout");
+    let name = "localhost".try_into().expect("server name");
+    let conn =
+        rustls::ClientConnection::new(rustls_client_config(&pki), name).expect("client connection");
+    let mut c = StreamOwned::new(conn, tcp);
+    c.write_all(b"hello from a slow reader\n")
+        .expect("send over TLS");
+    c.flush().expect("flush");
+    c.sock.shutdown(Shutdown::Write).expect("shutdown");
+    server.wait_stdout_len(25, 10.0);
+    thread::sleep(AFTER_PEER_EOF);
+    let mut stdin = server.stdin.take().expect("stdin");
+    let input = from_server.clone();
+    let writer = thread::spawn(move || stdin.write_all(&input));
+    // About 16 MB/s at most.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let started = Instant::now();
+    let end = loop {
+        match c.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still reading after 15 s"
+        );
+        thread::sleep(Duration::from_millis(1));
+    };
+    let _ = writer.join();
+    let server = server.wait(10.0);
+    assert_same_bytes(
+        &format!("what the slow reader got\n{}", server.describe()),
+        &got,
+        &from_server,
+    );
+    assert!(
+        end.is_ok(),
+        "the stream did not end with close_notify: {end:?}\n{}",
+        server.describe()
+    );
+    server.expect_code(0);
+    assert_eq!(lossy(&server.stdout), "hello from a slow reader\n");
+}
+
+// ---------------------------------------------------------------------------
+// the ephemeral certificate's fingerprint, as openssl s_client sees it
+// ---------------------------------------------------------------------------
+
+/// The first PEM certificate in `out`.
+fn first_pem_certificate(out: &str) -> Option<String> {
+    let begin = out.find("-----BEGIN CERTIFICATE-----")?;
+    let end_tag = "-----END CERTIFICATE-----";
+    let end = begin + out[begin..].find(end_tag)? + end_tag.len();
+    Some(format!("{}\n", &out[begin..end]))
+}
+
+/// `openssl x509 -noout -fingerprint -sha256` of a PEM certificate: `AB:CD:...`.
+fn openssl_fingerprint(pem: &[u8]) -> String {
+    let out = Proc::spawn(
+        "openssl x509 -fingerprint",
+        {
+            let mut c = Command::new("openssl");
+            c.args(["x509", "-noout", "-fingerprint", "-sha256"]);
+            c
+        },
+        In::Bytes(pem.to_vec()),
+        Out::Pipe,
+    )
+    .wait(10.0);
+    out.expect_code(0);
+    // "sha256 Fingerprint=AB:CD:..." (the case of the label varies between versions)
+    out.stdout_text()
+        .trim()
+        .split_once('=')
+        .unwrap_or_else(|| panic!("no fingerprint in\n{}", out.describe()))
+        .1
+        .to_ascii_uppercase()
+}
+
+#[test]
+fn openssl_s_client_sees_the_ephemeral_certificate_listen_v_fingerprints() {
+    require_tool("openssl", "openssl");
+    let mut server = Proc::nk(
+        ["-v", "listen", "--tls", "127.0.0.1:0"],
+        In::Pipe,
+        Out::Pipe,
+    );
+    // nk: TLS certificate SHA-256 AB:CD:... (self-signed, made for this run)
+    let line = server.wait_stderr_line(10.0, |l| l.contains("SHA-256 "));
+    let announced = line
+        .split("SHA-256 ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        announced.len() == 32 * 3 - 1
+            && announced
+                .split(':')
+                .all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit())),
+        "not a SHA-256 fingerprint in {line:?}"
+    );
+    assert!(line.contains("self-signed"), "{line:?}");
+    let port = server.nk_listening_port();
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "s_client",
+        "-showcerts",
+        "-ign_eof",
+        "-servername",
+        "localhost",
+        "-connect",
+    ])
+    .arg(format!("127.0.0.1:{port}"));
+    let client = Proc::spawn(
+        "openssl s_client -showcerts",
+        cmd,
+        In::Bytes(b"hello from s_client\n".to_vec()),
+        Out::Pipe,
+    );
+    // nk's close_notify ends s_client, so nk's input ends only once s_client's bytes are in.
+    server.wait_stdout_len(b"hello from s_client\n".len(), 10.0);
+    finish_input(&mut server, b"hello from nk\n");
+    let client = client.wait(10.0);
+    let out = client.stdout_text();
+    let pem = first_pem_certificate(&out)
+        .unwrap_or_else(|| panic!("s_client showed no certificate\n{}", client.describe()));
+    assert_eq!(
+        openssl_fingerprint(pem.as_bytes()),
+        announced,
+        "the certificate s_client got vs nk listen -v's fingerprint"
+    );
+    assert!(out.contains("hello from nk"), "{}", client.describe());
+    let server = server.wait(10.0);
+    server.expect_code(0);
+    assert!(
+        server.stdout_text().contains("hello from s_client"),
+        "{}",
+        server.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// validity dates: expired, not valid yet (certificates made with rcgen)
+// ---------------------------------------------------------------------------
+
+/// An rcgen CA (valid) and a leaf for localhost / 127.0.0.1 signed by it, valid only from
+/// `not_before` to `not_after`: (ca.pem, leaf.pem, leaf.key) in `dir`.
+fn rcgen_pki(
+    dir: &Path,
+    not_before: (i32, u8, u8),
+    not_after: (i32, u8, u8),
+) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa,
+        KeyPair, KeyUsagePurpose,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.distinguished_name = DistinguishedName::new();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "nk rcgen test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .expect("leaf params");
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
+    params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+    let leaf = params.signed_by(&leaf_key, &ca).expect("leaf certificate");
+    let write = |name: &str, data: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, data).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+        p
+    };
+    (
+        write("rcgen-ca.pem", ca.pem()),
+        write("rcgen-leaf.pem", leaf.pem()),
+        write("rcgen-leaf.key", leaf_key.serialize_pem()),
+    )
+}
+
+/// `nk dial --tls` to an s_server with a leaf valid only from `not_before` to `not_after`:
+/// with the CA it fails with `reason`, with --insecure it passes (and warns).
+fn dates_fail_with(not_before: (i32, u8, u8), not_after: (i32, u8, u8), reason: &str) {
+    require_tool("openssl", "openssl");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = rcgen_pki(dir.path(), not_before, not_after);
+    let (server, port) = s_server_with(&cert, &key, b"");
+    let out = run_nk(
+        [
+            "dial",
+            "--tls",
+            "--ca",
+            &text(&ca),
+            "localhost",
+            &port.to_string(),
+        ],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(1).expect_stdout(b"");
+    out.expect_stderr_contains(reason)
+        .expect_stderr_contains("hint: ");
+    drop(server);
+
+    let (server, port) = s_server_with(&cert, &key, b"dates unchecked\n");
+    let out = run_nk(
+        [
+            "dial",
+            "--tls",
+            "--insecure",
+            "localhost",
+            &port.to_string(),
+        ],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(0).expect_stdout(b"dates unchecked\n");
+    out.expect_stderr_contains("--insecure");
+    drop(server);
+}
+
+#[test]
+fn an_expired_certificate_fails_with_the_reason_and_insecure_passes() {
+    // Control: the same kind of chain with dates around now passes, so what fails below is
+    // the dates.
+    require_tool("openssl", "openssl");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = rcgen_pki(dir.path(), (2020, 1, 1), (2090, 1, 1));
+    let (_server, port) = s_server_with(&cert, &key, b"valid dates\n");
+    let out = run_nk(
+        [
+            "dial",
+            "--tls",
+            "--ca",
+            &text(&ca),
+            "localhost",
+            &port.to_string(),
+        ],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(0).expect_stdout(b"valid dates\n");
+
+    dates_fail_with((2020, 1, 1), (2021, 1, 1), "expired");
+}
+
+#[test]
+fn a_not_yet_valid_certificate_fails_with_the_reason_and_insecure_passes() {
+    dates_fail_with((2090, 1, 1), (2091, 1, 1), "not valid yet");
+}
+
+// ---------------------------------------------------------------------------
+// helpers: a TLS server of the test's own (rustls), for what real servers cannot be made to
+// do on demand (close without close_notify, inject bytes before a STARTTLS handshake)
+// ---------------------------------------------------------------------------
+
+/// A rustls server configuration with the Pki's leaf.
+fn rustls_server_config(pki: &Pki) -> Arc<rustls::ServerConfig> {
+    let certs = CertificateDer::pem_file_iter(pki.path("leaf.pem"))
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .expect("read leaf.pem");
+    let key = PrivateKeyDer::from_pem_file(pki.path("leaf.key")).expect("read leaf.key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("leaf certificate and key");
+    Arc::new(config)
+}
+
+type TlsStream = StreamOwned<ServerConnection, TcpStream>;
+
+/// The server side of a handshake over `tcp` (10 s read and write timeouts).
+fn tls_accept(tcp: TcpStream, config: Arc<rustls::ServerConfig>) -> TlsStream {
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("set_read_timeout");
+    tcp.set_write_timeout(Some(Duration::from_secs(10)))
+        .expect("set_write_timeout");
+    let mut s = StreamOwned::new(
+        ServerConnection::new(config).expect("server connection"),
+        tcp,
+    );
+    while s.conn.is_handshaking() {
+        s.conn
+            .complete_io(&mut s.sock)
+            .unwrap_or_else(|e| panic!("test TLS server: handshake: {e}"));
+    }
+    s
+}
+
+/// Sends everything rustls holds for the wire.
+fn flush_tls(s: &mut TlsStream) {
+    while s.conn.wants_write() {
+        s.conn.write_tls(&mut s.sock).expect("write TLS records");
+    }
+}
+
+/// One line (up to LF, without CR LF), read a byte at a time (so that nothing past it is
+/// consumed). `None` at EOF, an error or a timeout.
+fn read_line_raw(r: &mut impl Read) -> Option<String> {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match r.read(&mut b) {
+            Ok(0) => return None,
+            Ok(_) => {
+                if b[0] == b'\n' {
+                    break;
+                }
+                line.push(b[0]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(
+        String::from_utf8_lossy(&line)
+            .trim_end_matches('\r')
+            .to_string(),
+    )
+}
+
+/// A listener nobody should connect to (copied in spirit from tests/smtp.rs's NoConnect).
+struct NoConnect {
+    listener: TcpListener,
+    port: u16,
+}
+
+impl NoConnect {
+    fn new() -> NoConnect {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().unwrap().port();
+        NoConnect { listener, port }
+    }
+
+    /// Panics if a connection arrives within `secs` (after `what` has run).
+    fn expect_none(&self, secs: f64, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
+        loop {
+            match self.listener.accept() {
+                Ok((_, peer)) => panic!("{what}: nk connected (from {peer})"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("accept: {e}"),
+            }
+            if Instant::now() >= deadline {
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+// ---------------------------------------------------------------------------
+// head https:// against nginx (copied from tests/head.rs's nginx(), with a TLS server block
+// and a plain one that redirects to it)
+// ---------------------------------------------------------------------------
+
+/// nginx in the foreground, one process, every path in a temp dir: `https_port` serves the
+/// web root over TLS with the Pki's leaf (and /back: a 302 to `http://127.0.0.1:http_port/plain`);
+/// `http_port` answers /plain with 200 and every other request with a 301 to
+/// `https://localhost:https_port` + the same path.
+struct NginxTls {
+    http_port: u16,
+    https_port: u16,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+const INDEX_HTML: &str = "<!doctype html>\n<p>hello over TLS</p>\n";
+
+/// Size of the web root's random file big.bin.
+const BIG: usize = 1 << 20;
+
+fn nginx_tls(pki: &Pki) -> (NginxTls, Vec<u8>) {
+    let bin = require_tool("nginx", "nginx-light");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("www")).expect("mkdir www");
+    std::fs::write(d.join("www/index.html"), INDEX_HTML).expect("write index.html");
+    let big = write_random_file(&d.join("www/big.bin"), BIG, 41);
+    let mut last_err = String::new();
+    for _ in 0..5 {
+        let (http_port, https_port) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
+        if http_port == https_port {
+            continue;
+        }
+        let conf = format!(
+            "master_process off;\n\
+             worker_processes 1;\n\
+             error_log {d}/error.log;\n\
+             pid {d}/nginx.pid;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n\
+               access_log {d}/access.log;\n\
+               client_body_temp_path {d}/client_body;\n\
+               proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi;\n\
+               uwsgi_temp_path {d}/uwsgi;\n\
+               scgi_temp_path {d}/scgi;\n\
+               keepalive_timeout 65;\n\
+               default_type text/html;\n\
+               server {{\n\
+                 listen 127.0.0.1:{https_port} ssl;\n\
+                 ssl_certificate {leaf};\n\
+                 ssl_certificate_key {key};\n\
+                 ssl_protocols TLSv1.2 TLSv1.3;\n\
+                 root {d}/www; index index.html;\n\
+                 location = /back {{ return 302 http://127.0.0.1:{http_port}/plain; }}\n\
+               }}\n\
+               server {{\n\
+                 listen 127.0.0.1:{http_port};\n\
+                 location / {{ return 301 https://localhost:{https_port}$request_uri; }}\n\
+                 location = /plain {{ return 200 \"plain\\n\"; }}\n\
+               }}\n\
+             }}\n",
+            d = d.display(),
+            leaf = pki.path("leaf.pem").display(),
+            key = pki.path("leaf.key").display(),
+        );
+        let conf_path = d.join("nginx.conf");
+        std::fs::write(&conf_path, conf).expect("write nginx.conf");
+        let mut cmd = Command::new(&bin);
+        cmd.arg("-e")
+            .arg(d.join("error.log"))
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(d)
+            .args(["-g", "daemon off;"]);
+        let mut p = Proc::spawn("nginx", cmd, In::Null, Out::Null);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let up = loop {
+            let ready = [http_port, https_port].iter().all(|&port| {
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            });
+            if ready {
+                break true;
+            }
+            if !p.is_running() || Instant::now() >= deadline {
+                break false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        if up {
+            let ng = NginxTls {
+                http_port,
+                https_port,
+                _proc: p,
+                _dir: dir,
+            };
+            return (ng, big);
+        }
+        last_err = format!(
+            "{}{}",
+            p.stderr_so_far(),
+            std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
+        );
+    }
+    panic!("nginx did not start in 5 tries; last error:\n{last_err}");
+}
+
+/// `nk head ARGS` (10 s bound).
+fn head(args: &[&str]) -> Finished {
+    let mut full = vec!["head"];
+    full.extend_from_slice(args);
+    run_nk(&full, In::Null, 10.0)
+}
+
+/// Splits the concatenated heads of a `-L` run into heads.
+fn split_heads(out: &[u8]) -> Vec<String> {
+    let mut heads = Vec::new();
+    let mut rest = out;
+    while let Some(i) = find(rest, b"\r\n\r\n") {
+        heads.push(lossy(&rest[..i + 4]));
+        rest = &rest[i + 4..];
+    }
+    assert!(
+        rest.is_empty(),
+        "trailing bytes after the heads: {:?}",
+        lossy(rest)
+    );
+    heads
+}
+
+/// `openssl x509` dates of a certificate as nk prints them: `2026-11-21 16:00:00 UTC`.
+fn openssl_dates(cert: &Path) -> (String, String) {
+    let out = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-startdate",
+            "-enddate",
+            "-dateopt",
+            "iso_8601",
+            "-in",
+        ])
+        .arg(cert)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl x509");
+    assert!(out.status.success(), "openssl x509 -startdate: {out:?}");
+    let text = lossy(&out.stdout);
+    // notBefore=2026-11-21 16:46:58Z
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.strip_suffix('Z'))
+            .map(|v| format!("{v} UTC"))
+            .unwrap_or_else(|| panic!("no {key} in {text:?}"))
+    };
+    (get("notBefore="), get("notAfter="))
+}
+
+#[test]
+fn head_https_against_nginx_trust_get_and_verbose() {
+    let pki = Pki::new();
+    let (ng, big) = nginx_tls(&pki);
+    let ca = text(&pki.path("ca.pem"));
+    let url = format!("https://localhost:{}/", ng.https_port);
+
+    // With the CA: the head as nginx sent it.
+    let out = head(&["--ca", &ca, &url]);
+    out.expect_code(0);
+    assert!(
+        out.stdout.starts_with(b"HTTP/1.1 200 OK\r\n") && out.stdout.ends_with(b"\r\n\r\n"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        lossy(&out.stdout).contains(&format!("\r\nContent-Length: {}\r\n", INDEX_HTML.len())),
+        "{}",
+        out.describe()
+    );
+
+    // The system store does not know the test CA.
+    let out = head(&[&url]);
+    out.expect_code(1).expect_stdout(b"");
+    out.expect_stderr_contains("unknown issuer");
+
+    // -k / --insecure: no check, a warning.
+    for flag in ["-k", "--insecure"] {
+        let out = head(&[flag, &url]);
+        out.expect_code(0);
+        assert!(
+            out.stdout.starts_with(b"HTTP/1.1 200 OK\r\n"),
+            "{flag}\n{}",
+            out.describe()
+        );
+        out.expect_stderr_contains("insecure");
+    }
+
+    // --get: 1 MiB body byte-exact after the head.
+    let out = head(&[
+        "--get",
+        "--ca",
+        &ca,
+        &format!("https://localhost:{}/big.bin", ng.https_port),
+    ]);
+    out.expect_code(0);
+    let i = find(&out.stdout, b"\r\n\r\n").expect("a head") + 4;
+    assert!(
+        lossy(&out.stdout[..i]).starts_with("HTTP/1.1 200 OK\r\n"),
+        "{}",
+        out.describe()
+    );
+    assert_same_bytes("the body of big.bin", &out.stdout[i..], &big);
+
+    // -v: the handshake (TLS 1.3, ALPN http/1.1 offered by default), the tls timing field.
+    let out = head(&["-v", "--ca", &ca, &url]);
+    out.expect_code(0);
+    out.expect_stderr_contains("TLS 1.3, ")
+        .expect_stderr_contains("ALPN http/1.1");
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("nk: timing: "))
+        .unwrap_or_else(|| panic!("no `nk: timing:` line\n{}", out.describe()))
+        .to_string();
+    let parts: Vec<&str> = line["nk: timing: ".len()..].split(", ").collect();
+    let names = ["resolve", "connect", "tls", "first byte", "total"];
+    assert_eq!(parts.len(), names.len(), "five figures in {line:?}");
+    for (part, name) in parts.iter().zip(names) {
+        let num = part
+            .strip_prefix(name)
+            .and_then(|r| r.strip_prefix(' '))
+            .and_then(|r| r.strip_suffix(" ms"))
+            .and_then(|n| n.parse::<f64>().ok());
+        assert!(num.is_some_and(|n| n >= 0.0), "`{name} X ms` in {line:?}");
+    }
+
+    // --json: timing.tls_ms for https, null for http.
+    let out = head(&["--json", "--ca", &ca, &url]);
+    out.expect_code(0);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON: {e}\n{}", out.describe()));
+    assert_eq!(v["status"], 200, "{v}");
+    assert!(
+        v["timing"]["tls_ms"].as_f64().is_some_and(|x| x >= 0.0),
+        "timing.tls_ms should be a number >= 0 in {v}"
+    );
+    let out = head(&["--json", &format!("http://127.0.0.1:{}/", ng.http_port)]);
+    out.expect_code(0);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON: {e}\n{}", out.describe()));
+    assert_eq!(v["status"], 301, "{v}");
+    assert!(v["timing"]["tls_ms"].is_null(), "tls_ms for http: {v}");
+}
+
+/// Panics unless `out`'s stderr has the contract's certificate line for the Pki's leaf:
+/// `peer certificate: subject CN=localhost, issuer CN=nk test CA, valid A UTC to B UTC,
+/// SHA-256 AB:CD:...`, the dates and fingerprint as openssl reads them from leaf.pem.
+fn expect_peer_certificate_line(pki: &Pki, out: &Finished) {
+    let fp = openssl_fingerprint(&read_file(&pki.path("leaf.pem")));
+    let (not_before, not_after) = openssl_dates(&pki.path("leaf.pem"));
+    let want = format!(
+        "peer certificate: subject CN=localhost, issuer CN=nk test CA, valid {not_before} to {not_after}, SHA-256 {fp}"
+    );
+    assert!(
+        out.stderr.lines().any(|l| l.ends_with(&want)),
+        "no stderr line ending {want:?}\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn verbose_clients_print_the_peer_certificate_subject_issuer_validity_and_fingerprint() {
+    let pki = Pki::new();
+    let (ng, _) = nginx_tls(&pki);
+    let ca = text(&pki.path("ca.pem"));
+    let out = head(&[
+        "-v",
+        "--ca",
+        &ca,
+        &format!("https://localhost:{}/", ng.https_port),
+    ]);
+    out.expect_code(0);
+    expect_peer_certificate_line(&pki, &out);
+
+    let (_server, port) = s_server(&pki, b"hello\n");
+    let out = run_nk(
+        [
+            "-v",
+            "dial",
+            "--tls",
+            "--ca",
+            &ca,
+            "localhost",
+            &port.to_string(),
+        ],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(0);
+    expect_peer_certificate_line(&pki, &out);
+}
+
+#[test]
+fn head_follows_redirects_from_http_to_https_and_back() {
+    let pki = Pki::new();
+    let (ng, _) = nginx_tls(&pki);
+    let ca = text(&pki.path("ca.pem"));
+    let out = head(&[
+        "-L",
+        "--ca",
+        &ca,
+        &format!("http://127.0.0.1:{}/index.html", ng.http_port),
+    ]);
+    out.expect_code(0);
+    let heads = split_heads(&out.stdout);
+    assert_eq!(heads.len(), 2, "the 301 and the 200\n{}", out.describe());
+    assert!(
+        heads[0].starts_with("HTTP/1.1 301 ")
+            && heads[0].contains(&format!(
+                "\r\nLocation: https://localhost:{}/index.html\r\n",
+                ng.https_port
+            )),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        heads[1].starts_with("HTTP/1.1 200 OK\r\n"),
+        "{}",
+        out.describe()
+    );
+    // Without the CA the https hop fails verification.
+    let out = head(&["-L", &format!("http://127.0.0.1:{}/", ng.http_port)]);
+    out.expect_code(1).expect_stderr_contains("unknown issuer");
+
+    // And back: https -> http.
+    let out = head(&[
+        "-L",
+        "--ca",
+        &ca,
+        &format!("https://localhost:{}/back", ng.https_port),
+    ]);
+    out.expect_code(0);
+    let heads = split_heads(&out.stdout);
+    assert_eq!(heads.len(), 2, "the 302 and the 200\n{}", out.describe());
+    assert!(
+        heads[0].starts_with("HTTP/1.1 302 ")
+            && heads[0].contains(&format!(
+                "\r\nLocation: http://127.0.0.1:{}/plain\r\n",
+                ng.http_port
+            )),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        heads[1].starts_with("HTTP/1.1 200 OK\r\n")
+            && heads[1].contains("\r\nContent-Length: 6\r\n"),
+        "{}",
+        out.describe()
+    );
+}
+
+/// A one-connection HTTPS server (rustls): reads the request head, sends `response`, then
+/// closes the TCP connection, with or without close_notify first. Returns the request.
+fn https_once(pki: &Pki, response: &[u8], close_notify: bool) -> Server<Vec<u8>> {
+    let config = rustls_server_config(pki);
+    let response = response.to_vec();
+    Server::start(move |tcp, _| {
+        let mut s = tls_accept(tcp, config);
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        while find(&req, b"\r\n\r\n").is_none() {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => req.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = s.write_all(&response);
+        if close_notify {
+            s.conn.send_close_notify();
+        }
+        flush_tls(&mut s);
+        let _ = s.sock.shutdown(Shutdown::Write);
+        // The client's end (its own close_notify, FIN); bounded.
+        let _ = read_until_eof(&mut s.sock, 5.0);
+        req
+    })
+}
+
+/// `openssl s_client` sending `request` to the server at `port`: its stderr.
+fn s_client_stderr(pki: &Pki, port: u16, request: &[u8]) -> Finished {
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "s_client",
+        "-quiet",
+        "-CAfile",
+        &text(&pki.path("ca.pem")),
+        "-servername",
+        "localhost",
+        "-connect",
+    ])
+    .arg(format!("127.0.0.1:{port}"));
+    Proc::spawn(
+        "openssl s_client",
+        cmd,
+        In::Bytes(request.to_vec()),
+        Out::Pipe,
+    )
+    .wait(10.0)
+}
+
+#[test]
+fn head_https_a_close_without_close_notify_after_a_complete_response_is_not_an_error() {
+    let pki = Pki::new();
+    let ca = text(&pki.path("ca.pem"));
+    let response = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello world";
+    let request = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+
+    // The server really closes without close_notify: OpenSSL calls that an unexpected EOF;
+    // with close_notify it does not.
+    let srv = https_once(&pki, response, false);
+    let probe = s_client_stderr(&pki, srv.port(), request);
+    srv.join();
+    assert!(
+        probe.stdout.ends_with(b"hello world")
+            && probe.stderr.to_lowercase().contains("unexpected eof"),
+        "openssl should see the response, then an EOF without close_notify\n{}",
+        probe.describe()
+    );
+    let srv = https_once(&pki, response, true);
+    let probe = s_client_stderr(&pki, srv.port(), request);
+    srv.join();
+    assert!(
+        probe.stdout.ends_with(b"hello world")
+            && !probe.stderr.to_lowercase().contains("unexpected eof"),
+        "with close_notify openssl should see a clean end\n{}",
+        probe.describe()
+    );
+
+    // nk: the response was complete (Content-Length), so the missing close_notify is no error.
+    for args in [vec!["--get"], vec![]] {
+        let srv = https_once(&pki, response, false);
+        let url = format!("https://localhost:{}/", srv.port());
+        let mut full = args.clone();
+        full.extend(["--ca", &ca, &url]);
+        let out = head(&full);
+        let req = srv.join();
+        out.expect_code(0);
+        let want: &[u8] = if args.is_empty() {
+            &response[..response.len() - b"hello world".len()]
+        } else {
+            response
+        };
+        out.expect_stdout(want);
+        assert!(
+            lossy(&req).starts_with(if args.is_empty() { "HEAD / " } else { "GET / " }),
+            "request: {:?}",
+            lossy(&req)
+        );
+    }
+
+    // Control: a body cut short by such a close is an error.
+    let srv = https_once(
+        &pki,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nhello world",
+        false,
+    );
+    let out = head(&[
+        "--get",
+        "--ca",
+        &ca,
+        &format!("https://localhost:{}/", srv.port()),
+    ]);
+    srv.join();
+    out.expect_code(1);
+}
+
+// ---------------------------------------------------------------------------
+// smtp --starttls / --tls against aiosmtpd
+// ---------------------------------------------------------------------------
+
+/// aiosmtpd with the Pki's leaf: `starttls` mode offers STARTTLS and requires it before MAIL
+/// (530 otherwise); `tls` mode speaks TLS from the first byte. Each message is stored as
+/// msgN.content (raw, un-dot-stuffed) and msgN.json (envelope, and whether it came over TLS),
+/// the .json by rename before the 250. Prints its port once listening.
+const AIOSMTPD_TLS_PY: &str = r#"
+import asyncio, json, os, ssl, sys
+from aiosmtpd.smtp import SMTP
+
+outdir, mode, cert, key = sys.argv[1:5]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+
+class Store:
+    def __init__(self):
+        self.n = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.n += 1
+        base = os.path.join(outdir, "msg%d" % self.n)
+        with open(base + ".content", "wb") as f:
+            f.write(envelope.original_content)
+        ssl_object = server.transport.get_extra_info("ssl_object")
+        meta = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "helo": session.host_name,
+            "tls": ssl_object is not None,
+            "tls_version": None if ssl_object is None else ssl_object.version(),
+        }
+        with open(base + ".tmp", "w") as f:
+            json.dump(meta, f)
+        os.rename(base + ".tmp", base + ".json")
+        return "250 2.0.0 Ok: queued as TLS%d" % self.n
+
+async def main():
+    loop = asyncio.get_running_loop()
+    store = Store()
+    if mode == "starttls":
+        factory = lambda: SMTP(store, decode_data=False, hostname="aiosmtpd.test",
+                               tls_context=ctx, require_starttls=True)
+        srv = await loop.create_server(factory, "127.0.0.1", 0)
+    else:
+        factory = lambda: SMTP(store, decode_data=False, hostname="aiosmtpd.test")
+        srv = await loop.create_server(factory, "127.0.0.1", 0, ssl=ctx)
+    print(srv.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"#;
+
+/// A Python interpreter that can import aiosmtpd (copied from tests/smtp.rs).
+fn aiosmtpd_python() -> &'static str {
+    for py in ["python3", "/usr/bin/python3"] {
+        let ok = Command::new(py)
+            .args(["-c", "import aiosmtpd"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return py;
+        }
+    }
+    panic!(
+        "required test peer aiosmtpd is not installed (neither python3 nor /usr/bin/python3 \
+         can import aiosmtpd); install it: apt-get install python3-aiosmtpd"
+    );
+}
+
+struct AiosmtpdTls {
+    _proc: Proc,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl AiosmtpdTls {
+    fn start(pki: &Pki, mode: &str) -> AiosmtpdTls {
+        let py = aiosmtpd_python();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new(py);
+        cmd.args(["-c", AIOSMTPD_TLS_PY])
+            .arg(dir.path())
+            .arg(mode)
+            .arg(pki.path("leaf.pem"))
+            .arg(pki.path("leaf.key"));
+        let mut p = Proc::spawn(&format!("aiosmtpd ({mode})"), cmd, In::Null, Out::Pipe);
+        let line = p.wait_stdout_line(10.0, |l| !l.trim().is_empty());
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("aiosmtpd printed {line:?}, not a port"));
+        AiosmtpdTls {
+            _proc: p,
+            port,
+            dir,
+        }
+    }
+
+    fn server(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Message `n` (1-based): (raw content, meta), waiting up to 5 s.
+    fn message(&self, n: usize) -> (Vec<u8>, Value) {
+        let json = self.dir.path().join(format!("msg{n}.json"));
+        assert!(
+            wait_until(5.0, || json.exists()),
+            "aiosmtpd stored no message #{n} within 5 s"
+        );
+        let meta: Value = serde_json::from_slice(&read_file(&json)).expect("aiosmtpd json");
+        let content = read_file(&self.dir.path().join(format!("msg{n}.content")));
+        (content, meta)
+    }
+
+    fn count(&self) -> usize {
+        std::fs::read_dir(self.dir.path())
+            .expect("read_dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .count()
+    }
+}
+
+/// `nk smtp --from a@example.test --to b@example.test ARGS SERVER` (15 s bound).
+fn smtp(args: &[&str], server: &str) -> Finished {
+    let mut full = vec!["smtp", "--from", "a@example.test", "--to", "b@example.test"];
+    full.extend_from_slice(args);
+    full.push(server);
+    run_nk(&full, In::Null, 15.0)
+}
+
+/// A body with dot lines, as given and as it must arrive (CRLF).
+const BODY: &str = "over TLS\n.leading dot\n..two dots\n.\nlast\n";
+
+fn expect_delivered_over_tls(srv: &AiosmtpdTls, out: &Finished) {
+    out.expect_code(0);
+    assert_eq!(
+        out.stdout_text().trim_end(),
+        "250 2.0.0 Ok: queued as TLS1",
+        "the final reply on stdout\n{}",
+        out.describe()
+    );
+    let (content, meta) = srv.message(1);
+    assert_eq!(meta["mail_from"], "a@example.test", "{meta}");
+    assert_eq!(
+        meta["rcpt_tos"],
+        serde_json::json!(["b@example.test"]),
+        "{meta}"
+    );
+    assert_eq!(meta["tls"], true, "the message came in clear: {meta}");
+    let at = find(&content, b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header/body split in {:?}", lossy(&content)));
+    assert_same_bytes(
+        "the body as aiosmtpd stored it",
+        &content[at + 4..],
+        BODY.replace('\n', "\r\n").as_bytes(),
+    );
+    assert!(
+        lossy(&content[..at]).contains("\r\nSubject: tls test")
+            || content.starts_with(b"Subject: tls test"),
+        "the header section: {:?}",
+        lossy(&content[..at])
+    );
+    assert_eq!(srv.count(), 1);
+}
+
+#[test]
+fn smtp_starttls_to_aiosmtpd_delivers_and_plain_is_refused() {
+    let pki = Pki::new();
+    let ca = text(&pki.path("ca.pem"));
+    let srv = AiosmtpdTls::start(&pki, "starttls");
+    let out = smtp(
+        &[
+            "-v",
+            "--starttls",
+            "--ca",
+            &ca,
+            "--subject",
+            "tls test",
+            "--body",
+            BODY,
+        ],
+        &srv.server(),
+    );
+    expect_delivered_over_tls(&srv, &out);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .map(|l| l.strip_prefix("nk: ").unwrap_or(l))
+        .collect();
+    let pos = |p: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("no stderr line starting {p:?}\n{}", out.describe()))
+    };
+    let (starttls, tls, mail) = (pos("-> STARTTLS"), pos("TLS 1."), pos("-> MAIL FROM:"));
+    assert!(
+        starttls < tls && tls < mail && lines[starttls + 1].starts_with("<- 220"),
+        "-> STARTTLS, <- 220, the handshake, then MAIL\n{}",
+        out.describe()
+    );
+    assert!(
+        lines[tls..mail].iter().any(|l| l.starts_with("-> EHLO ")),
+        "EHLO again after the handshake\n{}",
+        out.describe()
+    );
+
+    // Without --starttls the server refuses MAIL (530): nothing delivered.
+    let srv = AiosmtpdTls::start(&pki, "starttls");
+    let out = smtp(&["--body", BODY], &srv.server());
+    out.expect_code(1).expect_stderr_contains("530");
+    assert_eq!(srv.count(), 0, "a message was stored");
+
+    // An unknown CA: the handshake fails, nothing delivered.
+    let out = smtp(&["--starttls", "--body", BODY], &srv.server());
+    out.expect_code(1).expect_stderr_contains("unknown issuer");
+    assert_eq!(srv.count(), 0, "a message was stored");
+}
+
+#[test]
+fn smtp_implicit_tls_to_aiosmtpd_delivers() {
+    let pki = Pki::new();
+    let srv = AiosmtpdTls::start(&pki, "tls");
+    let out = smtp(
+        &[
+            "--tls",
+            "--ca",
+            &text(&pki.path("ca.pem")),
+            "--subject",
+            "tls test",
+            "--body",
+            BODY,
+        ],
+        &srv.server(),
+    );
+    expect_delivered_over_tls(&srv, &out);
+}
+
+// ---------------------------------------------------------------------------
+// STARTTLS: injected plaintext, and a server that does not offer it (scripted server)
+// ---------------------------------------------------------------------------
+
+/// What the scripted server saw.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Command lines before the handshake.
+    clear: Vec<String>,
+    /// Command lines over TLS.
+    tls: Vec<String>,
+    /// The message between 354 and `.` (dot-stuffed).
+    message: Option<Vec<u8>>,
+}
+
+fn verbs(cmds: &[String]) -> Vec<String> {
+    cmds.iter()
+        .map(|c| {
+            c.split([' ', ':'])
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase()
+        })
+        .collect()
+}
+
+/// A scripted SMTP server. In clear: banner; EHLO gets `250 STARTTLS` when `offer`; STARTTLS
+/// gets `220 go ahead` followed, in the same write, by `inject`; anything else but QUIT gets
+/// 530. Over TLS (leaf of `pki`) it serves EHLO/MAIL/RCPT/DATA/QUIT honestly.
+fn starttls_server(pki: &Pki, offer: bool, inject: &'static [u8]) -> Server<Seen> {
+    let config = rustls_server_config(pki);
+    Server::start(move |mut tcp, _| {
+        let mut seen = Seen::default();
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("set_read_timeout");
+        if tcp.write_all(b"220 scripted.test ESMTP ready\r\n").is_err() {
+            return seen;
+        }
+        loop {
+            let Some(cmd) = read_line_raw(&mut tcp) else {
+                return seen;
+            };
+            seen.clear.push(cmd.clone());
+            let up = cmd.to_ascii_uppercase();
+            let reply: &[u8] = if up.starts_with("EHLO") {
+                if offer {
+                    b"250-scripted.test\r\n250 STARTTLS\r\n"
+                } else {
+                    b"250-scripted.test\r\n250 PIPELINING\r\n"
+                }
+            } else if up == "STARTTLS" && offer {
+                let mut r = b"220 go ahead\r\n".to_vec();
+                r.extend_from_slice(inject);
+                // One write: the injected bytes travel with the 220.
+                if tcp.write_all(&r).is_err() {
+                    return seen;
+                }
+                break;
+            } else if up == "QUIT" {
+                let _ = tcp.write_all(b"221 bye\r\n");
+                return seen;
+            } else {
+                b"530 5.7.0 Must issue a STARTTLS command first\r\n"
+            };
+            if tcp.write_all(reply).is_err() {
+                return seen;
+            }
+        }
+        let mut s = tls_accept(tcp, config);
+        loop {
+            let Some(cmd) = read_line_raw(&mut s) else {
+                return seen;
+            };
+            seen.tls.push(cmd.clone());
+            let up = cmd.to_ascii_uppercase();
+            let reply: &[u8] = if up.starts_with("EHLO") {
+                b"250-scripted.test\r\n250 8BITMIME\r\n"
+            } else if up.starts_with("MAIL FROM:") {
+                b"250 2.1.0 Ok\r\n"
+            } else if up.starts_with("RCPT TO:") {
+                b"250 2.1.5 Ok\r\n"
+            } else if up == "DATA" {
+                let _ = s.write_all(b"354 go on\r\n");
+                flush_tls(&mut s);
+                let mut msg = Vec::new();
+                loop {
+                    let Some(l) = read_line_raw(&mut s) else {
+                        seen.message = Some(msg);
+                        return seen;
+                    };
+                    if l == "." {
+                        break;
+                    }
+                    msg.extend_from_slice(l.as_bytes());
+                    msg.extend_from_slice(b"\r\n");
+                }
+                seen.message = Some(msg);
+                b"250 2.0.0 Ok: queued as INJ1\r\n"
+            } else if up == "QUIT" {
+                let _ = s.write_all(b"221 2.0.0 Bye\r\n");
+                s.conn.send_close_notify();
+                flush_tls(&mut s);
+                let _ = s.sock.shutdown(Shutdown::Write);
+                return seen;
+            } else {
+                b"500 5.5.2 unrecognized\r\n"
+            };
+            if s.write_all(reply).is_err() {
+                return seen;
+            }
+            flush_tls(&mut s);
+        }
+    })
+}
+
+#[test]
+fn smtp_starttls_discards_injected_plaintext_and_says_ehlo_again() {
+    let pki = Pki::new();
+    let ca = text(&pki.path("ca.pem"));
+    let srv = starttls_server(&pki, true, b"250 injected\r\n");
+    let out = smtp(
+        &[
+            "-v",
+            "--starttls",
+            "--ca",
+            &ca,
+            "--body",
+            "after injection\n",
+        ],
+        &format!("127.0.0.1:{}", srv.port()),
+    );
+    let seen = srv.join();
+    out.expect_code(0);
+    assert_eq!(
+        out.stdout_text().trim_end(),
+        "250 2.0.0 Ok: queued as INJ1",
+        "{}",
+        out.describe()
+    );
+    out.expect_stderr_contains("discarded");
+    assert!(
+        !out.stderr.contains("<- 250 injected"),
+        "the injected reply was read as a reply\n{}",
+        out.describe()
+    );
+    assert_eq!(verbs(&seen.clear), ["EHLO", "STARTTLS"], "{seen:?}");
+    assert_eq!(
+        verbs(&seen.tls),
+        ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"],
+        "over TLS: EHLO first, then one command per reply: {seen:?}"
+    );
+    assert_eq!(
+        seen.message
+            .as_deref()
+            .map(|m| m.ends_with(b"\r\n\r\nafter injection\r\n")),
+        Some(true),
+        "{seen:?}"
+    );
+
+    // Nothing injected: no warning; --quit-after tls stops after the second EHLO.
+    let srv = starttls_server(&pki, true, b"");
+    let out = smtp(
+        &["--starttls", "--ca", &ca, "--quit-after", "tls"],
+        &format!("127.0.0.1:{}", srv.port()),
+    );
+    let seen = srv.join();
+    out.expect_code(0);
+    assert!(
+        !out.stderr.to_lowercase().contains("discarded"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(verbs(&seen.clear), ["EHLO", "STARTTLS"], "{seen:?}");
+    assert_eq!(verbs(&seen.tls), ["EHLO", "QUIT"], "{seen:?}");
+}
+
+#[test]
+fn smtp_starttls_not_offered_stops_before_mail() {
+    let pki = Pki::new();
+    let srv = starttls_server(&pki, false, b"");
+    let out = smtp(
+        &[
+            "--starttls",
+            "--ca",
+            &text(&pki.path("ca.pem")),
+            "--body",
+            "x\n",
+        ],
+        &format!("127.0.0.1:{}", srv.port()),
+    );
+    let seen = srv.join();
+    out.expect_code(1)
+        .expect_stderr_contains("does not offer STARTTLS");
+    let v = verbs(&seen.clear);
+    assert!(
+        v.first().map(String::as_str) == Some("EHLO") && v[1..].iter().all(|c| c == "QUIT"),
+        "in clear only EHLO (and QUIT): {seen:?}"
+    );
+    assert!(seen.tls.is_empty(), "{seen:?}");
+}
+
+// ---------------------------------------------------------------------------
+// usage errors: exit 2, nothing sent
+// ---------------------------------------------------------------------------
+
+#[test]
+fn tls_client_usage_errors_exit_2_without_connecting() {
+    let pki = Pki::new();
+    let (ca, leaf) = (text(&pki.path("ca.pem")), text(&pki.path("leaf.pem")));
+    let nobody = NoConnect::new();
+    let server = format!("127.0.0.1:{}", nobody.port);
+    let url = format!("https://localhost:{}/", nobody.port);
+    let from_to = ["smtp", "--from", "a@example.test", "--to", "b@example.test"];
+    let cases: Vec<Vec<&str>> = vec![
+        [&from_to[..], &["--ca", &ca, "--body", "x\n", &server]].concat(),
+        [&from_to[..], &["--insecure", "--body", "x\n", &server]].concat(),
+        [
+            &from_to[..],
+            &["--tls", "--starttls", "--body", "x\n", &server],
+        ]
+        .concat(),
+        [&from_to[..], &["--quit-after", "tls", &server]].concat(),
+        vec!["head", "--cert", &leaf, &url],
+        vec!["head", "--ca", &ca, "--insecure", &url],
+    ];
+    for args in cases {
+        let out = run_nk(&args, In::Null, 10.0);
+        out.expect_code(2);
+        assert!(!out.stderr.trim().is_empty(), "{}", out.describe());
+        nobody.expect_none(0.1, &args.join(" "));
     }
 }

@@ -10,6 +10,10 @@
 //! [`PLAINTEXT_CAP`] bytes: while it is full no more records are read, so a slow reader
 //! pushes back on the peer instead of growing memory.
 //!
+//! The bridge holds bytes the command has already "sent": when the command ends, [`finish`]
+//! lets every pump push out what it was given, send close_notify and stop, before the
+//! process exits (a plain TCP socket leaves that to the kernel; here it is ours to do).
+//!
 //! Trust: the system store (rustls-native-certs, which honours SSL_CERT_FILE and
 //! SSL_CERT_DIR), then webpki-roots; `--ca FILE` trusts that file's certificates only;
 //! `--insecure` checks nothing and says so. Verification failures are reported with their
@@ -18,9 +22,10 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
-use std::thread;
-use std::time::Duration;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -383,6 +388,19 @@ pub fn accept(tcp: TcpStream, config: Arc<ServerConfig>, peer: &str) -> Result<S
     start(Connection::Server(conn), tcp, peer, peer, HANDSHAKE_TIMEOUT)
 }
 
+/// A running pump: dropping `finish` tells it the command is over.
+struct Pump {
+    peer: String,
+    handle: JoinHandle<()>,
+    finish: UnixStream,
+}
+
+/// Every pump not known to have ended, for [`finish`].
+static PUMPS: Mutex<Vec<Pump>> = Mutex::new(Vec::new());
+
+/// How long [`finish`] waits for the bridges to deliver what they were given.
+pub const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn start(
     mut conn: Connection,
     mut tcp: TcpStream,
@@ -392,21 +410,60 @@ fn start(
 ) -> Result<Socket> {
     handshake(&mut conn, &mut tcp, peer, name, limit)?;
     let (ours, theirs) = Socket::pair(Domain::UNIX, Type::STREAM, None).context("socketpair")?;
-    let peer = peer.to_string();
-    thread::Builder::new()
+    let (finish, finish_rx) = UnixStream::pair().context("socketpair")?;
+    let thread_peer = peer.to_string();
+    let handle = thread::Builder::new()
         .name("tls".into())
         .spawn(move || {
-            if let Err(err) = pump(conn, tcp, theirs) {
-                crate::info!("TLS with {peer}: {err}");
+            if let Err(err) = pump(conn, tcp, theirs, finish_rx) {
+                crate::info!("TLS with {thread_peer}: {err}");
             }
         })
         .context("start the TLS thread")?;
+    let mut pumps = PUMPS.lock().unwrap_or_else(|e| e.into_inner());
+    pumps.retain(|p| !p.handle.is_finished());
+    pumps.push(Pump {
+        peer: peer.to_string(),
+        handle,
+        finish,
+    });
     Ok(ours)
 }
 
+/// Called once the command is over (nothing more will be written to a plaintext side):
+/// each bridge sends what it still holds, then close_notify, within `limit` in all. A peer
+/// that stopped reading is named in a warning and given up on.
+pub fn finish(limit: Duration) {
+    let pumps = std::mem::take(&mut *PUMPS.lock().unwrap_or_else(|e| e.into_inner()));
+    let deadline = Instant::now() + limit;
+    let mut waiting: Vec<(String, JoinHandle<()>)> = pumps
+        .into_iter()
+        .map(|p| {
+            drop(p.finish);
+            (p.peer, p.handle)
+        })
+        .collect();
+    while !waiting.is_empty() && Instant::now() < deadline {
+        waiting.retain(|(_, handle)| !handle.is_finished());
+        thread::sleep(Duration::from_millis(2));
+    }
+    for (peer, _) in waiting {
+        crate::log::warn(format_args!(
+            "TLS with {peer}: gave up after {} delivering what was sent (the peer stopped reading)",
+            crate::net::deadline::format_duration(limit)
+        ));
+    }
+}
+
 /// Moves bytes between the TLS connection and the plaintext socket until both directions
-/// are closed (or either side fails).
-fn pump(mut conn: Connection, mut tcp: TcpStream, plain: Socket) -> io::Result<()> {
+/// are closed (or either side fails). When `finish` reports the command over, the
+/// plaintext already written is drained and sent, then close_notify, and the pump ends.
+fn pump(
+    mut conn: Connection,
+    mut tcp: TcpStream,
+    plain: Socket,
+    finish: UnixStream,
+) -> io::Result<()> {
     tcp.set_nonblocking(true)?;
     plain.set_nonblocking(true)?;
     let mut plain = plain;
@@ -417,6 +474,7 @@ fn pump(mut conn: Connection, mut tcp: TcpStream, plain: Socket) -> io::Result<(
     let mut plain_shut = false; // we passed that on as EOF
     let mut local_done = false; // the plaintext side sent EOF
     let mut tcp_shut = false; // close_notify sent and the TCP write side shut
+    let mut finishing = false; // the command is over: only delivering what it wrote is left
     loop {
         // Plaintext rustls holds (records read with the handshake's last flight, or just now)
         // goes out before anything else is decided: a FIN seen next must not strand it.
@@ -444,6 +502,9 @@ fn pump(mut conn: Connection, mut tcp: TcpStream, plain: Socket) -> io::Result<(
             let _ = tcp.shutdown(std::net::Shutdown::Write);
             tcp_shut = true;
         }
+        if finishing {
+            to_plain.clear();
+        }
         while !to_plain.is_empty() {
             match plain.write(&to_plain) {
                 Ok(n) => {
@@ -457,7 +518,7 @@ fn pump(mut conn: Connection, mut tcp: TcpStream, plain: Socket) -> io::Result<(
             plain.shutdown(std::net::Shutdown::Write)?;
             plain_shut = true;
         }
-        if plain_shut && tcp_shut {
+        if (plain_shut || finishing) && tcp_shut {
             return Ok(());
         }
         let mut fds = [
@@ -471,6 +532,11 @@ fn pump(mut conn: Connection, mut tcp: TcpStream, plain: Socket) -> io::Result<(
                 events: 0,
                 revents: 0,
             },
+            libc::pollfd {
+                fd: if finishing { -1 } else { finish.as_raw_fd() },
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         if !peer_done && to_plain.len() < PLAINTEXT_CAP {
             fds[0].events |= libc::POLLIN;
@@ -482,11 +548,18 @@ fn pump(mut conn: Connection, mut tcp: TcpStream, plain: Socket) -> io::Result<(
         if !local_done && !conn.wants_write() {
             fds[1].events |= libc::POLLIN;
         }
-        if !to_plain.is_empty() {
+        if !to_plain.is_empty() && !finishing {
             fds[1].events |= libc::POLLOUT;
         }
-        // SAFETY: two valid pollfd entries for the duration of the call.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        // Finishing with plaintext possibly left: look, don't wait (see below).
+        let wait = if finishing && !local_done && !conn.wants_write() {
+            0
+        } else {
+            -1
+        };
+        // SAFETY: three valid pollfd entries for the duration of the call (a negative fd is
+        // skipped by poll).
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 3, wait) };
         if ready < 0 {
             let err = io::Error::last_os_error();
             if err.kind() == io::ErrorKind::Interrupted {
@@ -505,18 +578,41 @@ fn pump(mut conn: Connection, mut tcp: TcpStream, plain: Socket) -> io::Result<(
                 Err(e) => return Err(e),
             }
         }
-        if fds[1].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !local_done {
-            match plain.read(&mut buf) {
-                Ok(0) => {
-                    local_done = true;
-                    conn.send_close_notify();
-                }
-                Ok(n) => conn.writer().write_all(&buf[..n])?,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
+        let plain_readable = fds[1].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
+        if fds[2].revents != 0 {
+            // The write end was dropped: the command is over. What it wrote is drained and
+            // sent; what the peer sends is still read (rustls needs its records) but dropped.
+            finishing = true;
+        }
+        // While finishing, the plaintext side is read without waiting: nothing more is
+        // coming, so an empty read means all of it has been taken.
+        if !local_done && (plain_readable || (finishing && !conn.wants_write())) {
+            local_done = take_plaintext(&mut conn, &mut plain, &mut buf, finishing)?;
         }
     }
+}
+
+/// Reads what the plaintext side holds into the TLS connection. Returns whether that side
+/// is done (EOF, or empty once the command is over), having sent close_notify then.
+fn take_plaintext(
+    conn: &mut Connection,
+    plain: &mut Socket,
+    buf: &mut [u8],
+    finishing: bool,
+) -> io::Result<bool> {
+    let done = match plain.read(buf) {
+        Ok(0) => true,
+        Ok(n) => {
+            conn.writer().write_all(&buf[..n])?;
+            false
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => finishing,
+        Err(e) => return Err(e),
+    };
+    if done {
+        conn.send_close_notify();
+    }
+    Ok(done)
 }
 
 #[cfg(test)]
