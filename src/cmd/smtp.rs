@@ -118,6 +118,8 @@ pub struct SmtpArgs {
     /// Wait at most DUR for each reply (instead of RFC 5321's per-stage timeouts).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub family: FamilyArgs,
     /// After EHLO, say STARTTLS and go on over TLS (refused if the server does not offer it).
     #[arg(long, conflicts_with = "tls", help_heading = "TLS")]
     pub starttls: bool,
@@ -126,8 +128,6 @@ pub struct SmtpArgs {
     pub tls: bool,
     #[command(flatten)]
     pub trust: TlsTrustArgs,
-    #[command(flatten)]
-    pub family: FamilyArgs,
 }
 
 /// RFC 5321 §4.5.3.2's minimum timeouts.
