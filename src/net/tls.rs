@@ -243,6 +243,9 @@ fn explain(err: io::Error, peer: &str, name: &str) -> anyhow::Error {
         ) {
             return anyhow!("TLS handshake with {peer}: timed out");
         }
+        if err.kind() == io::ErrorKind::UnexpectedEof {
+            return anyhow!("TLS handshake with {peer}: the peer closed the connection");
+        }
         return anyhow::Error::new(err).context(format!("TLS handshake with {peer}"));
     };
     let (reason, hint) = match &tls {
@@ -268,6 +271,11 @@ fn explain(err: io::Error, peer: &str, name: &str) -> anyhow::Error {
         ) => (
             "certificate verify failed: the certificate is not valid yet".to_string(),
             "check this machine's clock; --insecure skips the check".to_string(),
+        ),
+        rustls::Error::InvalidMessage(_) => (
+            "the answer is not TLS".to_string(),
+            "the service on this port may speak plain text (try without TLS, or http://)"
+                .to_string(),
         ),
         other => (format!("{other}"), String::new()),
     };
@@ -647,6 +655,22 @@ mod tests {
         (&plain).read_to_end(&mut echoed).unwrap();
         assert_eq!(echoed, b"hello over tls");
         server.join().unwrap();
+    }
+
+    #[test]
+    fn a_plain_text_answer_is_named() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        thread::spawn(move || {
+            let (mut tcp, _) = listener.accept().unwrap();
+            let _ = tcp.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\n");
+            thread::sleep(Duration::from_millis(200));
+        });
+        let config = client_config(&ClientOptions::default()).unwrap();
+        let tcp = TcpStream::connect(addr).unwrap();
+        let err = connect(tcp, config, "localhost", "server", HANDSHAKE_TIMEOUT).unwrap_err();
+        assert!(err.to_string().contains("not TLS"), "{err}");
+        assert!(crate::exit::hint(&err).unwrap().contains("plain text"));
     }
 
     #[test]
