@@ -14,6 +14,7 @@
 
 mod common;
 
+use common::http::{expect_ok_head, expect_timing_line, head, nginx, split_heads};
 use common::*;
 use serde_json::Value;
 use std::io::{self, Read, Write};
@@ -28,10 +29,6 @@ use std::time::{Duration, Instant};
 /// nk's default User-Agent value.
 const UA: &str = "nk/0.1.0";
 
-/// run_nk's deadline for every nk run here: far below nginx's 65 s keep-alive and the test
-/// servers' 20 s hold, so an nk that waits for the server to close fails the test.
-const NK_SECS: f64 = 10.0;
-
 // ---------------------------------------------------------------------------
 // helpers: requests and heads
 // ---------------------------------------------------------------------------
@@ -43,14 +40,6 @@ fn default_request(method: &str, target: &str, host: &str) -> Vec<u8> {
         "{method} {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {UA}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     )
     .into_bytes()
-}
-
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Reads from `s` until the bytes so far hold a blank line (`\r\n\r\n`), EOF, an error or 10 s
@@ -87,22 +76,6 @@ fn mask_date(head: &[u8]) -> String {
         .join("\r\n")
 }
 
-/// Splits the concatenated heads of a `-L` run (each ends with `\r\n\r\n`) into heads.
-fn split_heads(out: &[u8]) -> Vec<Vec<u8>> {
-    let mut heads = Vec::new();
-    let mut rest = out;
-    while let Some(i) = find(rest, b"\r\n\r\n") {
-        heads.push(rest[..i + 4].to_vec());
-        rest = &rest[i + 4..];
-    }
-    assert!(
-        rest.is_empty(),
-        "output does not end with a complete head: trailing {:?}",
-        lossy(rest)
-    );
-    heads
-}
-
 fn status_line(head: &[u8]) -> String {
     lossy(head).split("\r\n").next().unwrap_or("").to_string()
 }
@@ -119,13 +92,6 @@ fn raw_exchange(port: u16, request: &[u8]) -> Vec<u8> {
         lossy(&got)
     );
     got
-}
-
-/// `nk head ARGS` under run_nk's deadline.
-fn head(args: &[&str]) -> Finished {
-    let mut full = vec!["head"];
-    full.extend_from_slice(args);
-    run_nk(&full, In::Null, NK_SECS)
 }
 
 /// Runs curl with `args` (10 s bound) and returns its stdout; curl must exit 0.
@@ -299,79 +265,6 @@ fn web_root(dir: &Path) {
     std::fs::write(dir.join("sub/index.html"), "sub\n").expect("write sub/index.html");
 }
 
-/// nginx in the foreground, one process (`master_process off`, so killing it leaves no
-/// worker behind), on 127.0.0.1:port, every path inside a temp dir, keepalive_timeout 65.
-struct Nginx {
-    port: u16,
-    _proc: Proc,
-    _dir: tempfile::TempDir,
-}
-
-fn nginx() -> Nginx {
-    let bin = require_tool("nginx", "nginx-light");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    web_root(&d.join("www"));
-    let mut last_err = String::new();
-    for _ in 0..5 {
-        let port = free_port("127.0.0.1");
-        let conf = format!(
-            "master_process off;\n\
-             worker_processes 1;\n\
-             error_log {d}/error.log;\n\
-             pid {d}/nginx.pid;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{\n\
-               access_log {d}/access.log;\n\
-               client_body_temp_path {d}/client_body;\n\
-               proxy_temp_path {d}/proxy;\n\
-               fastcgi_temp_path {d}/fastcgi;\n\
-               uwsgi_temp_path {d}/uwsgi;\n\
-               scgi_temp_path {d}/scgi;\n\
-               keepalive_timeout 65;\n\
-               default_type text/html;\n\
-               server {{ listen 127.0.0.1:{port}; root {d}/www; index index.html; }}\n\
-             }}\n",
-            d = d.display()
-        );
-        let conf_path = d.join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("write nginx.conf");
-        let mut cmd = Command::new(&bin);
-        cmd.arg("-e")
-            .arg(d.join("error.log"))
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-p")
-            .arg(d)
-            .args(["-g", "daemon off;"]);
-        let mut p = Proc::spawn("nginx", cmd, In::Null, Out::Null);
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let up = loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                break true;
-            }
-            if !p.is_running() || Instant::now() >= deadline {
-                break false;
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        if up {
-            return Nginx {
-                port,
-                _proc: p,
-                _dir: dir,
-            };
-        }
-        last_err = format!(
-            "{}{}",
-            p.stderr_so_far(),
-            std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
-        );
-    }
-    panic!("nginx did not start in 5 tries; last error:\n{last_err}");
-}
-
 /// `python3 -m http.server` on 127.0.0.1:0 (HTTP/1.0: one response per connection, then it
 /// closes) serving a temp web root; ready once it prints its port.
 struct PyHttp {
@@ -421,12 +314,7 @@ fn python_http10_head_is_the_head_as_received() {
     let p = py.port;
     let url = format!("http://127.0.0.1:{p}/index.html");
     let out = head(&[&url]);
-    out.expect_code(0);
-    assert!(
-        out.stdout.starts_with(b"HTTP/1.0 200 OK\r\n") && out.stdout.ends_with(b"\r\n\r\n"),
-        "expected python's HTTP/1.0 200 head ending with a blank line\n{}",
-        out.describe()
-    );
+    expect_ok_head(&out, "HTTP/1.0 200 OK");
     assert_eq!(
         split_heads(&out.stdout).len(),
         1,
@@ -478,12 +366,7 @@ fn python_http10_get_and_seed_requests() {
 
     // The seeds' HTTP/1.0 requests work against an HTTP/1.0 server.
     let out = head(&["--http1.0", &format!("127.0.0.1:{p}")]);
-    out.expect_code(0);
-    assert!(
-        out.stdout.starts_with(b"HTTP/1.0 200 OK\r\n") && out.stdout.ends_with(b"\r\n\r\n"),
-        "{}",
-        out.describe()
-    );
+    expect_ok_head(&out, "HTTP/1.0 200 OK");
     let out = head(&["--get", "--http1.0", &format!("127.0.0.1:{p}")]);
     out.expect_code(0);
     assert!(
@@ -495,18 +378,13 @@ fn python_http10_get_and_seed_requests() {
 
 #[test]
 fn nginx_keepalive_head_returns_at_once_and_matches_raw_and_curl() {
-    let ng = nginx();
+    let ng = nginx(web_root);
     let p = ng.port;
     let url = format!("http://127.0.0.1:{p}/");
 
     // Default request (Connection: close) vs the same bytes on a raw socket and vs curl.
     let out = head(&[&url]);
-    out.expect_code(0);
-    assert!(
-        out.stdout.starts_with(b"HTTP/1.1 200 OK\r\n") && out.stdout.ends_with(b"\r\n\r\n"),
-        "{}",
-        out.describe()
-    );
+    expect_ok_head(&out, "HTTP/1.1 200 OK");
     assert_eq!(split_heads(&out.stdout).len(), 1, "{}", out.describe());
     let raw = raw_exchange(p, &default_request("HEAD", "/", &format!("127.0.0.1:{p}")));
     assert_eq!(
@@ -549,7 +427,7 @@ fn nginx_keepalive_head_returns_at_once_and_matches_raw_and_curl() {
 
 #[test]
 fn nginx_get_keepalive_stops_at_content_length() {
-    let ng = nginx();
+    let ng = nginx(web_root);
     let p = ng.port;
     let out = head(&[
         "--get",
@@ -574,7 +452,7 @@ fn nginx_get_keepalive_stops_at_content_length() {
 
 #[test]
 fn nginx_redirect_followed_like_curl_il() {
-    let ng = nginx();
+    let ng = nginx(web_root);
     let p = ng.port;
     let url = format!("http://127.0.0.1:{p}/sub");
     let out = head(&["-L", &url]);
@@ -1319,24 +1197,8 @@ fn verbose_timing_line() {
     let out = head(&["-v", &format!("127.0.0.1:{}/", srv.port())]);
     out.expect_code(0);
     out.expect_stdout(OK_EMPTY);
-    let line = out
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("nk: timing: "))
-        .unwrap_or_else(|| panic!("no `nk: timing:` line on stderr\n{}", out.describe()))
-        .to_string();
     // nk: timing: resolve X ms, connect X ms, first byte X ms, total X ms
-    let parts: Vec<&str> = line["nk: timing: ".len()..].split(", ").collect();
-    let names = ["resolve", "connect", "first byte", "total"];
-    assert_eq!(parts.len(), 4, "four figures in {line:?}");
-    for (part, name) in parts.iter().zip(names) {
-        let num = part
-            .strip_prefix(name)
-            .and_then(|r| r.strip_prefix(' '))
-            .and_then(|r| r.strip_suffix(" ms"))
-            .and_then(|n| n.parse::<f64>().ok());
-        assert!(num.is_some_and(|n| n >= 0.0), "`{name} X ms` in {line:?}");
-    }
+    expect_timing_line(&out, &["resolve", "connect", "first byte", "total"]);
     srv.finish();
 }
 
@@ -1457,7 +1319,7 @@ fn redirect_to_another_server_changes_host() {
 
 #[test]
 fn nginx_get_with_redirect_like_curl() {
-    let ng = nginx();
+    let ng = nginx(web_root);
     let url = format!("http://127.0.0.1:{}/sub", ng.port);
     for extra in [&[][..], &["-H", "Connection: keep-alive"][..]] {
         let mut args = vec!["--get", "-L"];

@@ -11,203 +11,12 @@
 
 mod common;
 
+use common::aiosmtpd::Aiosmtpd;
 use common::*;
-use serde_json::Value;
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
-
-// ---------------------------------------------------------------------------
-// helpers: aiosmtpd
-// ---------------------------------------------------------------------------
-
-/// The aiosmtpd server: every message is stored as msgN.content (the raw content, un-dot-
-/// stuffed by aiosmtpd) and msgN.json (envelope, session, and the `email` package's view of
-/// the message); the .json appears (by rename) after the .content, before the 250 reply.
-const AIOSMTPD_PY: &str = r#"
-import asyncio, json, os, sys, traceback
-from email import policy
-from email.parser import BytesParser
-from aiosmtpd.smtp import SMTP
-
-outdir = sys.argv[1]
-
-def view(content):
-    info = {}
-    try:
-        msg = BytesParser(policy=policy.default).parsebytes(content)
-    except Exception:
-        return {"parse_error": traceback.format_exc()}
-    info["header_names"] = list(msg.keys())
-    info["defects"] = [repr(d) for d in msg.defects]
-    def field(name, fn):
-        try:
-            info[name] = fn()
-        except Exception:
-            info[name + "_error"] = traceback.format_exc()
-    field("subject", lambda: None if msg["subject"] is None else str(msg["subject"]))
-    field("to", lambda: [a.addr_spec for a in msg["to"].addresses])
-    field("from", lambda: [a.addr_spec for a in msg["from"].addresses])
-    field("to_names", lambda: [a.display_name for a in msg["to"].addresses])
-    field("from_names", lambda: [a.display_name for a in msg["from"].addresses])
-    field("date", lambda: msg["date"].datetime.timestamp())
-    field("message_id", lambda: str(msg["message-id"]))
-    field("mime_version", lambda: str(msg["mime-version"]))
-    field("content_type", lambda: msg.get_content_type())
-    field("charset", lambda: msg.get_content_charset())
-    field("cte", lambda: None if msg["content-transfer-encoding"] is None
-          else str(msg["content-transfer-encoding"]))
-    field("body", lambda: msg.get_content())
-    for name in msg.keys():
-        for d in getattr(msg[name], "defects", ()):
-            info["defects"].append(name + ": " + repr(d))
-    return clean(info)
-
-def clean(v):
-    # Raw 8-bit header bytes come back from the parser as surrogate escapes, which JSON
-    # readers refuse: turn them back into the text they were (or U+FFFD).
-    if isinstance(v, str):
-        return v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    if isinstance(v, list):
-        return [clean(x) for x in v]
-    if isinstance(v, dict):
-        return {k: clean(x) for k, x in v.items()}
-    return v
-
-class Store:
-    def __init__(self):
-        self.n = 0
-
-    async def handle_DATA(self, server, session, envelope):
-        self.n += 1
-        base = os.path.join(outdir, "msg%d" % self.n)
-        with open(base + ".content", "wb") as f:
-            f.write(envelope.original_content)
-        meta = {
-            "mail_from": envelope.mail_from,
-            "rcpt_tos": envelope.rcpt_tos,
-            "mail_options": envelope.mail_options,
-            "helo": session.host_name,
-            "view": view(envelope.original_content),
-        }
-        with open(base + ".tmp", "w") as f:
-            json.dump(meta, f)
-        os.rename(base + ".tmp", base + ".json")
-        return "250 2.0.0 Ok: queued as AIO%d" % self.n
-
-async def main():
-    loop = asyncio.get_running_loop()
-    store = Store()
-    srv = await loop.create_server(
-        lambda: SMTP(store, decode_data=False, hostname="aiosmtpd.test"), "127.0.0.1", 0)
-    print(srv.sockets[0].getsockname()[1], flush=True)
-    await asyncio.sleep(60)
-
-asyncio.run(main())
-"#;
-
-/// A Python interpreter that can import aiosmtpd (the Debian package installs it for
-/// /usr/bin/python3, which may not be the first python3 on PATH).
-fn aiosmtpd_python() -> &'static str {
-    for py in ["python3", "/usr/bin/python3"] {
-        let ok = Command::new(py)
-            .args(["-c", "import aiosmtpd"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return py;
-        }
-    }
-    panic!(
-        "required test peer aiosmtpd is not installed (neither python3 nor /usr/bin/python3 \
-         can import aiosmtpd); install it: apt-get install python3-aiosmtpd"
-    );
-}
-
-/// A running aiosmtpd on 127.0.0.1 and the directory it stores messages in.
-struct Aiosmtpd {
-    _proc: Proc,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-/// One message as aiosmtpd stored it.
-struct Stored {
-    content: Vec<u8>,
-    meta: Value,
-}
-
-impl Stored {
-    fn view(&self, key: &str) -> &Value {
-        &self.meta["view"][key]
-    }
-
-    fn view_str(&self, key: &str) -> String {
-        self.view(key)
-            .as_str()
-            .unwrap_or_else(|| panic!("email view has no string {key:?}: {:#}", self.meta))
-            .to_string()
-    }
-
-    fn strings(&self, v: &Value) -> Vec<String> {
-        v.as_array()
-            .unwrap_or_else(|| panic!("not a list: {v} in {:#}", self.meta))
-            .iter()
-            .map(|s| s.as_str().expect("string").to_string())
-            .collect()
-    }
-}
-
-impl Aiosmtpd {
-    fn start() -> Aiosmtpd {
-        let py = aiosmtpd_python();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(py);
-        cmd.args(["-c", AIOSMTPD_PY]).arg(dir.path());
-        let mut p = Proc::spawn("aiosmtpd", cmd, In::Null, Out::Pipe);
-        let line = p.wait_stdout_line(10.0, |l| !l.trim().is_empty());
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("aiosmtpd printed {line:?}, not a port"));
-        Aiosmtpd {
-            _proc: p,
-            port,
-            dir,
-        }
-    }
-
-    fn server(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Message number `n` (1-based), waiting up to 5 s for it.
-    fn message(&self, n: usize) -> Stored {
-        let json = self.dir.path().join(format!("msg{n}.json"));
-        assert!(
-            wait_until(5.0, || json.exists()),
-            "aiosmtpd stored no message #{n} within 5 s"
-        );
-        let meta: Value = serde_json::from_slice(&read_file(&json)).expect("aiosmtpd json");
-        let content = read_file(&self.dir.path().join(format!("msg{n}.content")));
-        Stored { content, meta }
-    }
-
-    /// How many messages were stored.
-    fn count(&self) -> usize {
-        std::fs::read_dir(self.dir.path())
-            .expect("read_dir")
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-            .count()
-    }
-}
+use std::time::Duration;
 
 // ---------------------------------------------------------------------------
 // helpers: messages
@@ -521,41 +330,6 @@ fn scripted_session(mut s: TcpStream, replies: Replies) -> Transcript {
 /// The scripted server on 127.0.0.1, one connection.
 fn scripted(replies: Replies) -> Server<Transcript> {
     Server::start(move |s, _| scripted_session(s, replies))
-}
-
-/// A listener nobody should connect to.
-struct NoConnect {
-    listener: TcpListener,
-    port: u16,
-}
-
-impl NoConnect {
-    fn new() -> NoConnect {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().unwrap().port();
-        NoConnect { listener, port }
-    }
-
-    fn server(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Panics if a connection arrives within `secs` (after `what` has run).
-    fn expect_none(&self, secs: f64, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs_f64(secs);
-        loop {
-            match self.listener.accept() {
-                Ok((_, peer)) => panic!("{what}: nk connected to the server (from {peer})"),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => panic!("accept: {e}"),
-            }
-            if Instant::now() >= deadline {
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
 }
 
 /// `nk smtp ARGS...` against `server`, bounded to 15 s.
@@ -1413,11 +1187,7 @@ fn verbose_transcript_on_stderr() {
     out.expect_code(0);
     expect_final_reply(&out, QUEUED);
     // Transcript lines may carry nk's usual `nk: ` stderr prefix.
-    let lines: Vec<&str> = out
-        .stderr
-        .lines()
-        .map(|l| l.strip_prefix("nk: ").unwrap_or(l))
-        .collect();
+    let lines = out.stderr_lines_unprefixed();
     let has = |p: &str| lines.iter().any(|l| l.starts_with(p));
     for prefix in [
         "<- 220 scripted.test ESMTP ready",

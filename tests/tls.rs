@@ -13,7 +13,7 @@
 mod common;
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -25,6 +25,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConnection, StreamOwned};
 use serde_json::Value;
 
+use common::aiosmtpd::{Aiosmtpd, SmtpTls, Stored};
+use common::http::{
+    expect_ok_head, expect_timing_line, head, nginx_with, split_heads, Nginx, NginxSite,
+};
 use common::*;
 
 /// A CA, and a leaf for localhost / 127.0.0.1 signed by it, in a temporary directory.
@@ -111,6 +115,16 @@ impl Pki {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// The CA certificate's path, as an argument.
+    fn ca(&self) -> String {
+        text(&self.path("ca.pem"))
+    }
+
+    /// The leaf's certificate and key paths, as arguments.
+    fn leaf(&self) -> (String, String) {
+        (text(&self.path("leaf.pem")), text(&self.path("leaf.key")))
+    }
 }
 
 fn text(path: &Path) -> String {
@@ -148,6 +162,63 @@ fn finish_input(p: &mut Proc, data: &[u8]) {
     stdin.write_all(data).expect("write nk's input");
 }
 
+/// `nk [-v] dial --tls OPTS HOST PORT` (10 s bound); a `-v` first in `opts` goes before `dial`.
+fn dial_tls(opts: &[&str], host: &str, port: u16, stdin: In) -> Finished {
+    let (global, opts) = match opts {
+        ["-v", rest @ ..] => (&["-v"][..], rest),
+        _ => (&[][..], opts),
+    };
+    let port = port.to_string();
+    let args = [global, &["dial", "--tls"], opts, &[host, &port]].concat();
+    run_nk(&args, stdin, 10.0)
+}
+
+/// `nk -v listen --tls` with the Pki's leaf on a kernel-chosen port, stdin and stdout piped.
+fn nk_listen_with_leaf(pki: &Pki) -> (Proc, u16) {
+    let (cert, key) = pki.leaf();
+    let mut server = Proc::nk(
+        [
+            "-v",
+            "listen",
+            "--tls",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "127.0.0.1:0",
+        ],
+        In::Pipe,
+        Out::Pipe,
+    );
+    let port = server.nk_listening_port();
+    (server, port)
+}
+
+/// `openssl s_client OPTS -servername localhost -connect 127.0.0.1:PORT`, its stdin `input`.
+fn s_client(opts: &[&str], port: u16, input: &[u8]) -> Proc {
+    let mut cmd = Command::new("openssl");
+    cmd.arg("s_client")
+        .args(opts)
+        .args(["-servername", "localhost", "-connect"])
+        .arg(format!("127.0.0.1:{port}"));
+    let name = format!("openssl s_client {}", opts.join(" "));
+    Proc::spawn(&name, cmd, In::Bytes(input.to_vec()), Out::Pipe)
+}
+
+/// `s_client` (sending `hello from s_client`) against nk listen `server` (sending `hello from
+/// nk` once s_client's bytes are in: nk's close_notify ends s_client): each gets the other's
+/// bytes and nk exits 0. Returns s_client's end.
+fn hello_both_ways(mut server: Proc, s_client: Proc) -> Finished {
+    server.wait_stdout_len(b"hello from s_client\n".len(), 10.0);
+    finish_input(&mut server, b"hello from nk\n");
+    let client = s_client.wait(10.0);
+    client.expect_stdout_contains("hello from nk");
+    let server = server.wait(10.0);
+    server.expect_code(0);
+    server.expect_stdout_contains("hello from s_client");
+    client
+}
+
 #[test]
 fn nk_dial_tls_to_nk_listen_tls_both_ways() {
     let mut server = Proc::nk(
@@ -156,16 +227,11 @@ fn nk_dial_tls_to_nk_listen_tls_both_ways() {
         Out::Pipe,
     );
     let port = server.nk_listening_port();
-    let client = run_nk(
-        [
-            "dial",
-            "--tls",
-            "--insecure",
-            "127.0.0.1",
-            &port.to_string(),
-        ],
+    let client = dial_tls(
+        &["--insecure"],
+        "127.0.0.1",
+        port,
         In::Bytes(b"from the client\n".to_vec()),
-        10.0,
     );
     client.expect_code(0).expect_stdout(b"from the server\n");
     client.expect_stderr_contains("--insecure");
@@ -178,110 +244,43 @@ fn nk_dial_tls_to_nk_listen_tls_both_ways() {
 fn nk_dial_tls_verifies_openssl_s_server_with_the_ca() {
     let pki = Pki::new();
     let (server, port) = s_server(&pki, b"hello from s_server\n");
-    let client = run_nk(
-        [
-            "-v",
-            "dial",
-            "--tls",
-            "--ca",
-            &text(&pki.path("ca.pem")),
-            "localhost",
-            &port.to_string(),
-        ],
+    let client = dial_tls(
+        &["-v", "--ca", &pki.ca()],
+        "localhost",
+        port,
         In::Bytes(b"hello from nk\n".to_vec()),
-        10.0,
     );
     client
         .expect_code(0)
         .expect_stdout(b"hello from s_server\n");
     client.expect_stderr_contains("TLS 1.3");
     let server = server.wait(10.0);
-    assert!(
-        server.stdout_text().contains("hello from nk"),
-        "{}",
-        server.describe()
-    );
+    server.expect_stdout_contains("hello from nk");
 }
 
 #[test]
 fn openssl_s_client_reaches_nk_listen_tls_with_a_given_certificate() {
     let pki = Pki::new();
-    let mut server = Proc::nk(
-        [
-            "-v",
-            "listen",
-            "--tls",
-            "--cert",
-            &text(&pki.path("leaf.pem")),
-            "--key",
-            &text(&pki.path("leaf.key")),
-            "127.0.0.1:0",
-        ],
-        In::Pipe,
-        Out::Pipe,
+    let (server, port) = nk_listen_with_leaf(&pki);
+    let client = s_client(
+        &["-quiet", "-verify_return_error", "-CAfile", &pki.ca()],
+        port,
+        b"hello from s_client\n",
     );
-    let port = server.nk_listening_port();
-    let mut cmd = Command::new("openssl");
-    cmd.args([
-        "s_client",
-        "-quiet",
-        "-verify_return_error",
-        "-CAfile",
-        &text(&pki.path("ca.pem")),
-        "-servername",
-        "localhost",
-        "-connect",
-    ])
-    .arg(format!("127.0.0.1:{port}"));
-    let client = Proc::spawn(
-        "openssl s_client",
-        cmd,
-        In::Bytes(b"hello from s_client\n".to_vec()),
-        Out::Pipe,
-    );
-    // nk's close_notify ends s_client, so nk's input ends only once s_client's bytes are in.
-    server.wait_stdout_len(b"hello from s_client\n".len(), 10.0);
-    finish_input(&mut server, b"hello from nk\n");
-    let client = client.wait(10.0);
-    assert!(
-        client.stdout_text().contains("hello from nk"),
-        "{}",
-        client.describe()
-    );
-    let server = server.wait(10.0);
-    server.expect_code(0);
-    assert!(
-        server.stdout_text().contains("hello from s_client"),
-        "{}",
-        server.describe()
-    );
+    hello_both_ways(server, client);
 }
 
 #[test]
 fn an_unknown_ca_fails_with_the_reason_and_insecure_passes() {
     let pki = Pki::new();
     let (_server, port) = s_server(&pki, b"");
-    let out = run_nk(
-        ["dial", "--tls", "localhost", &port.to_string()],
-        In::Null,
-        10.0,
-    );
+    let out = dial_tls(&[], "localhost", port, In::Null);
     out.expect_code(1).expect_stdout(b"");
     out.expect_stderr_contains("unknown issuer")
         .expect_stderr_contains("hint: ");
 
     let (_server, port) = s_server(&pki, b"insecure but here\n");
-    let out = run_nk(
-        [
-            "dial",
-            "--tls",
-            "--insecure",
-            "localhost",
-            &port.to_string(),
-        ],
-        In::Null,
-        10.0,
-    );
+    let out = dial_tls(&["--insecure"], "localhost", port, In::Null);
     out.expect_code(0).expect_stdout(b"insecure but here\n");
 }
 
@@ -289,19 +288,11 @@ fn an_unknown_ca_fails_with_the_reason_and_insecure_passes() {
 fn a_wrong_host_name_fails_with_the_reason() {
     let pki = Pki::new();
     let (_server, port) = s_server(&pki, b"");
-    let out = run_nk(
-        [
-            "dial",
-            "--tls",
-            "--ca",
-            &text(&pki.path("ca.pem")),
-            "--sni",
-            "wrong.example",
-            "127.0.0.1",
-            &port.to_string(),
-        ],
+    let out = dial_tls(
+        &["--ca", &pki.ca(), "--sni", "wrong.example"],
+        "127.0.0.1",
+        port,
         In::Null,
-        10.0,
     );
     out.expect_code(1).expect_stderr_contains("name mismatch");
 }
@@ -335,6 +326,14 @@ fn ncat(args: &[&str], stdin: In, stdout: Out) -> Proc {
 /// so by then (nk itself keeps sending for a second of idle input after a peer's EOF).
 const AFTER_PEER_EOF: Duration = Duration::from_millis(200);
 
+/// Waits for the peer's `peer_sent` bytes on `nk`'s stdout (the peer's EOF follows them),
+/// gives nk [`AFTER_PEER_EOF`] to act on that EOF, then writes `input` to nk and closes it.
+fn input_after_peer_eof(nk: &mut Proc, peer_sent: usize, input: &[u8]) {
+    nk.wait_stdout_len(peer_sent, 10.0);
+    thread::sleep(AFTER_PEER_EOF);
+    finish_input(nk, input);
+}
+
 #[test]
 fn nk_dial_tls_to_ncat_ssl_server_both_ways_after_its_half_close() {
     let pki = Pki::new();
@@ -342,7 +341,7 @@ fn nk_dial_tls_to_ncat_ssl_server_both_ways_after_its_half_close() {
     let from_client = prng_bytes(1 << 20, 12);
     let port = free_port("127.0.0.1").to_string();
     let got_by_ncat = pki.path("ncat.out");
-    let (cert, key) = (text(&pki.path("leaf.pem")), text(&pki.path("leaf.key")));
+    let (cert, key) = pki.leaf();
     // ncat sends its stdin, then (at its stdin's EOF) ends its side, and keeps reading.
     let mut server = ncat(
         &[
@@ -361,21 +360,12 @@ fn nk_dial_tls_to_ncat_ssl_server_both_ways_after_its_half_close() {
     );
     server.wait_stderr_line(10.0, |l| l.contains("Listening on"));
     let mut client = Proc::nk(
-        [
-            "dial",
-            "--tls",
-            "--ca",
-            &text(&pki.path("ca.pem")),
-            "localhost",
-            &port,
-        ],
+        ["dial", "--tls", "--ca", &pki.ca(), "localhost", &port],
         In::Pipe,
         Out::Pipe,
     );
     // Everything ncat had, then its EOF; only then does nk get input to send.
-    client.wait_stdout_len(from_server.len(), 10.0);
-    thread::sleep(AFTER_PEER_EOF);
-    finish_input(&mut client, &from_client);
+    input_after_peer_eof(&mut client, from_server.len(), &from_client);
     let client = client.wait(10.0);
     client.expect_code(0);
     assert_same_bytes("nk's stdout (ncat's stdin)", &client.stdout, &from_server);
@@ -395,21 +385,8 @@ fn ncat_ssl_verify_client_to_nk_listen_tls_both_ways_after_its_half_close() {
     let pki = Pki::new();
     let from_client = prng_bytes(300_000, 21);
     let from_server = prng_bytes(1 << 20, 22);
-    let mut server = Proc::nk(
-        [
-            "-v",
-            "listen",
-            "--tls",
-            "--cert",
-            &text(&pki.path("leaf.pem")),
-            "--key",
-            &text(&pki.path("leaf.key")),
-            "127.0.0.1:0",
-        ],
-        In::Pipe,
-        Out::Pipe,
-    );
-    let port = server.nk_listening_port().to_string();
+    let (mut server, port) = nk_listen_with_leaf(&pki);
+    let port = port.to_string();
     let got_by_ncat = pki.path("ncat.out");
     // ncat verifies nk's certificate (CA and the name localhost), sends its stdin, then (at
     // its stdin's EOF) ends its side with a bare TCP shutdown (no close_notify: ncat 7.93),
@@ -420,16 +397,14 @@ fn ncat_ssl_verify_client_to_nk_listen_tls_both_ways_after_its_half_close() {
             "--ssl",
             "--ssl-verify",
             "--ssl-trustfile",
-            &text(&pki.path("ca.pem")),
+            &pki.ca(),
             "localhost",
             &port,
         ],
         In::Bytes(from_client.clone()),
         Out::File(got_by_ncat.clone()),
     );
-    server.wait_stdout_len(from_client.len(), 10.0);
-    thread::sleep(AFTER_PEER_EOF);
-    finish_input(&mut server, &from_server);
+    input_after_peer_eof(&mut server, from_client.len(), &from_server);
     let client = client.wait(10.0);
     let server = server.wait(10.0);
     assert_same_bytes(
@@ -471,21 +446,7 @@ fn nk_listen_tls_delivers_all_input_after_the_peers_eof_to_a_slow_reader() {
     let pki = Pki::new();
     // Several MiB: a slow read of it lasts long enough for nk's input to end meanwhile.
     let from_server = prng_bytes(6 << 20, 31);
-    let mut server = Proc::nk(
-        [
-            "-v",
-            "listen",
-            "--tls",
-            "--cert",
-            &text(&pki.path("leaf.pem")),
-            "--key",
-            &text(&pki.path("leaf.key")),
-            "127.0.0.1:0",
-        ],
-        In::Pipe,
-        Out::Pipe,
-    );
-    let port = server.nk_listening_port();
+    let (mut server, port) = nk_listen_with_leaf(&pki);
     // A small receive buffer: the reader's pace is the pace of the connection.
     let sock =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
@@ -603,41 +564,14 @@ fn openssl_s_client_sees_the_ephemeral_certificate_listen_v_fingerprints() {
     );
     assert!(line.contains("self-signed"), "{line:?}");
     let port = server.nk_listening_port();
-    let mut cmd = Command::new("openssl");
-    cmd.args([
-        "s_client",
-        "-showcerts",
-        "-ign_eof",
-        "-servername",
-        "localhost",
-        "-connect",
-    ])
-    .arg(format!("127.0.0.1:{port}"));
-    let client = Proc::spawn(
-        "openssl s_client -showcerts",
-        cmd,
-        In::Bytes(b"hello from s_client\n".to_vec()),
-        Out::Pipe,
-    );
-    // nk's close_notify ends s_client, so nk's input ends only once s_client's bytes are in.
-    server.wait_stdout_len(b"hello from s_client\n".len(), 10.0);
-    finish_input(&mut server, b"hello from nk\n");
-    let client = client.wait(10.0);
-    let out = client.stdout_text();
-    let pem = first_pem_certificate(&out)
+    let client = s_client(&["-showcerts", "-ign_eof"], port, b"hello from s_client\n");
+    let client = hello_both_ways(server, client);
+    let pem = first_pem_certificate(&client.stdout_text())
         .unwrap_or_else(|| panic!("s_client showed no certificate\n{}", client.describe()));
     assert_eq!(
         openssl_fingerprint(pem.as_bytes()),
         announced,
         "the certificate s_client got vs nk listen -v's fingerprint"
-    );
-    assert!(out.contains("hello from nk"), "{}", client.describe());
-    let server = server.wait(10.0);
-    server.expect_code(0);
-    assert!(
-        server.stdout_text().contains("hello from s_client"),
-        "{}",
-        server.describe()
     );
 }
 
@@ -698,35 +632,14 @@ fn dates_fail_with(not_before: (i32, u8, u8), not_after: (i32, u8, u8), reason: 
     let dir = tempfile::tempdir().expect("tempdir");
     let (ca, cert, key) = rcgen_pki(dir.path(), not_before, not_after);
     let (server, port) = s_server_with(&cert, &key, b"");
-    let out = run_nk(
-        [
-            "dial",
-            "--tls",
-            "--ca",
-            &text(&ca),
-            "localhost",
-            &port.to_string(),
-        ],
-        In::Null,
-        10.0,
-    );
+    let out = dial_tls(&["--ca", &text(&ca)], "localhost", port, In::Null);
     out.expect_code(1).expect_stdout(b"");
     out.expect_stderr_contains(reason)
         .expect_stderr_contains("hint: ");
     drop(server);
 
     let (server, port) = s_server_with(&cert, &key, b"dates unchecked\n");
-    let out = run_nk(
-        [
-            "dial",
-            "--tls",
-            "--insecure",
-            "localhost",
-            &port.to_string(),
-        ],
-        In::Null,
-        10.0,
-    );
+    let out = dial_tls(&["--insecure"], "localhost", port, In::Null);
     out.expect_code(0).expect_stdout(b"dates unchecked\n");
     out.expect_stderr_contains("--insecure");
     drop(server);
@@ -740,18 +653,7 @@ fn an_expired_certificate_fails_with_the_reason_and_insecure_passes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (ca, cert, key) = rcgen_pki(dir.path(), (2020, 1, 1), (2090, 1, 1));
     let (_server, port) = s_server_with(&cert, &key, b"valid dates\n");
-    let out = run_nk(
-        [
-            "dial",
-            "--tls",
-            "--ca",
-            &text(&ca),
-            "localhost",
-            &port.to_string(),
-        ],
-        In::Null,
-        10.0,
-    );
+    let out = dial_tls(&["--ca", &text(&ca)], "localhost", port, In::Null);
     out.expect_code(0).expect_stdout(b"valid dates\n");
 
     dates_fail_with((2020, 1, 1), (2021, 1, 1), "expired");
@@ -836,176 +738,38 @@ fn read_line_raw(r: &mut impl Read) -> Option<String> {
     )
 }
 
-/// A listener nobody should connect to (copied in spirit from tests/smtp.rs's NoConnect).
-struct NoConnect {
-    listener: TcpListener,
-    port: u16,
-}
-
-impl NoConnect {
-    fn new() -> NoConnect {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().unwrap().port();
-        NoConnect { listener, port }
-    }
-
-    /// Panics if a connection arrives within `secs` (after `what` has run).
-    fn expect_none(&self, secs: f64, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs_f64(secs);
-        loop {
-            match self.listener.accept() {
-                Ok((_, peer)) => panic!("{what}: nk connected (from {peer})"),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => panic!("accept: {e}"),
-            }
-            if Instant::now() >= deadline {
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 // ---------------------------------------------------------------------------
-// head https:// against nginx (copied from tests/head.rs's nginx(), with a TLS server block
-// and a plain one that redirects to it)
+// head https:// against nginx with TLS, and a plain server block that redirects to it
 // ---------------------------------------------------------------------------
-
-/// nginx in the foreground, one process, every path in a temp dir: `https_port` serves the
-/// web root over TLS with the Pki's leaf (and /back: a 302 to `http://127.0.0.1:http_port/plain`);
-/// `http_port` answers /plain with 200 and every other request with a 301 to
-/// `https://localhost:https_port` + the same path.
-struct NginxTls {
-    http_port: u16,
-    https_port: u16,
-    _proc: Proc,
-    _dir: tempfile::TempDir,
-}
 
 const INDEX_HTML: &str = "<!doctype html>\n<p>hello over TLS</p>\n";
 
 /// Size of the web root's random file big.bin.
 const BIG: usize = 1 << 20;
 
-fn nginx_tls(pki: &Pki) -> (NginxTls, Vec<u8>) {
-    let bin = require_tool("nginx", "nginx-light");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    std::fs::create_dir_all(d.join("www")).expect("mkdir www");
-    std::fs::write(d.join("www/index.html"), INDEX_HTML).expect("write index.html");
-    let big = write_random_file(&d.join("www/big.bin"), BIG, 41);
-    let mut last_err = String::new();
-    for _ in 0..5 {
-        let (http_port, https_port) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
-        if http_port == https_port {
-            continue;
-        }
-        let conf = format!(
-            "master_process off;\n\
-             worker_processes 1;\n\
-             error_log {d}/error.log;\n\
-             pid {d}/nginx.pid;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{\n\
-               access_log {d}/access.log;\n\
-               client_body_temp_path {d}/client_body;\n\
-               proxy_temp_path {d}/proxy;\n\
-               fastcgi_temp_path {d}/fastcgi;\n\
-               uwsgi_temp_path {d}/uwsgi;\n\
-               scgi_temp_path {d}/scgi;\n\
-               keepalive_timeout 65;\n\
-               default_type text/html;\n\
-               server {{\n\
-                 listen 127.0.0.1:{https_port} ssl;\n\
-                 ssl_certificate {leaf};\n\
-                 ssl_certificate_key {key};\n\
-                 ssl_protocols TLSv1.2 TLSv1.3;\n\
-                 root {d}/www; index index.html;\n\
-                 location = /back {{ return 302 http://127.0.0.1:{http_port}/plain; }}\n\
-               }}\n\
-               server {{\n\
-                 listen 127.0.0.1:{http_port};\n\
-                 location / {{ return 301 https://localhost:{https_port}$request_uri; }}\n\
-                 location = /plain {{ return 200 \"plain\\n\"; }}\n\
-               }}\n\
-             }}\n",
-            d = d.display(),
-            leaf = pki.path("leaf.pem").display(),
-            key = pki.path("leaf.key").display(),
-        );
-        let conf_path = d.join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("write nginx.conf");
-        let mut cmd = Command::new(&bin);
-        cmd.arg("-e")
-            .arg(d.join("error.log"))
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-p")
-            .arg(d)
-            .args(["-g", "daemon off;"]);
-        let mut p = Proc::spawn("nginx", cmd, In::Null, Out::Null);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let up = loop {
-            let ready = [http_port, https_port].iter().all(|&port| {
-                let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-            });
-            if ready {
-                break true;
-            }
-            if !p.is_running() || Instant::now() >= deadline {
-                break false;
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        if up {
-            let ng = NginxTls {
-                http_port,
-                https_port,
-                _proc: p,
-                _dir: dir,
-            };
-            return (ng, big);
-        }
-        last_err = format!(
-            "{}{}",
-            p.stderr_so_far(),
-            std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
-        );
-    }
-    panic!("nginx did not start in 5 tries; last error:\n{last_err}");
+/// nginx (tests/common/http.rs) with the Pki's leaf: its TLS port serves the web root
+/// (index.html, big.bin) and /back: a 302 to `http://127.0.0.1:PORT/plain`; its plain `port`
+/// answers /plain with 200 and every other request with a 301 to
+/// `https://localhost:TLS_PORT` + the same path. Returns nginx and big.bin.
+fn nginx_tls(pki: &Pki) -> (Nginx, Vec<u8>) {
+    let big = prng_bytes(BIG, 41);
+    let www = |www: &Path| {
+        std::fs::write(www.join("index.html"), INDEX_HTML).expect("write index.html");
+        std::fs::write(www.join("big.bin"), &big).expect("write big.bin");
+    };
+    let (cert, key) = (pki.path("leaf.pem"), pki.path("leaf.key"));
+    let site = NginxSite {
+        tls: Some((&cert, &key)),
+        http_extra: "location / { return 301 https://localhost:{https_port}$request_uri; }\n\
+                     location = /plain { return 200 \"plain\\n\"; }",
+        https_extra: "location = /back { return 302 http://127.0.0.1:{http_port}/plain; }",
+    };
+    (nginx_with(www, &site), big)
 }
 
-/// `nk head ARGS` (10 s bound).
-fn head(args: &[&str]) -> Finished {
-    let mut full = vec!["head"];
-    full.extend_from_slice(args);
-    run_nk(&full, In::Null, 10.0)
-}
-
-/// Splits the concatenated heads of a `-L` run into heads.
-fn split_heads(out: &[u8]) -> Vec<String> {
-    let mut heads = Vec::new();
-    let mut rest = out;
-    while let Some(i) = find(rest, b"\r\n\r\n") {
-        heads.push(lossy(&rest[..i + 4]));
-        rest = &rest[i + 4..];
-    }
-    assert!(
-        rest.is_empty(),
-        "trailing bytes after the heads: {:?}",
-        lossy(rest)
-    );
-    heads
+/// `https://localhost:PORT` + `path` (the Pki's leaf is for localhost).
+fn https_url(port: u16, path: &str) -> String {
+    format!("https://localhost:{port}{path}")
 }
 
 /// `openssl x509` dates of a certificate as nk prints them: `2026-11-21 16:00:00 UTC`.
@@ -1037,21 +801,22 @@ fn openssl_dates(cert: &Path) -> (String, String) {
     (get("notBefore="), get("notAfter="))
 }
 
+/// stdout as one JSON value.
+fn json(out: &Finished) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON: {e}\n{}", out.describe()))
+}
+
 #[test]
 fn head_https_against_nginx_trust_get_and_verbose() {
     let pki = Pki::new();
     let (ng, big) = nginx_tls(&pki);
-    let ca = text(&pki.path("ca.pem"));
-    let url = format!("https://localhost:{}/", ng.https_port);
+    let ca = pki.ca();
+    let url = https_url(ng.https_port(), "/");
 
     // With the CA: the head as nginx sent it.
     let out = head(&["--ca", &ca, &url]);
-    out.expect_code(0);
-    assert!(
-        out.stdout.starts_with(b"HTTP/1.1 200 OK\r\n") && out.stdout.ends_with(b"\r\n\r\n"),
-        "{}",
-        out.describe()
-    );
+    expect_ok_head(&out, "HTTP/1.1 200 OK");
     assert!(
         lossy(&out.stdout).contains(&format!("\r\nContent-Length: {}\r\n", INDEX_HTML.len())),
         "{}",
@@ -1076,12 +841,8 @@ fn head_https_against_nginx_trust_get_and_verbose() {
     }
 
     // --get: 1 MiB body byte-exact after the head.
-    let out = head(&[
-        "--get",
-        "--ca",
-        &ca,
-        &format!("https://localhost:{}/big.bin", ng.https_port),
-    ]);
+    let big_url = https_url(ng.https_port(), "/big.bin");
+    let out = head(&["--get", "--ca", &ca, &big_url]);
     out.expect_code(0);
     let i = find(&out.stdout, b"\r\n\r\n").expect("a head") + 4;
     assert!(
@@ -1096,38 +857,20 @@ fn head_https_against_nginx_trust_get_and_verbose() {
     out.expect_code(0);
     out.expect_stderr_contains("TLS 1.3, ")
         .expect_stderr_contains("ALPN http/1.1");
-    let line = out
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("nk: timing: "))
-        .unwrap_or_else(|| panic!("no `nk: timing:` line\n{}", out.describe()))
-        .to_string();
-    let parts: Vec<&str> = line["nk: timing: ".len()..].split(", ").collect();
-    let names = ["resolve", "connect", "tls", "first byte", "total"];
-    assert_eq!(parts.len(), names.len(), "five figures in {line:?}");
-    for (part, name) in parts.iter().zip(names) {
-        let num = part
-            .strip_prefix(name)
-            .and_then(|r| r.strip_prefix(' '))
-            .and_then(|r| r.strip_suffix(" ms"))
-            .and_then(|n| n.parse::<f64>().ok());
-        assert!(num.is_some_and(|n| n >= 0.0), "`{name} X ms` in {line:?}");
-    }
+    expect_timing_line(&out, &["resolve", "connect", "tls", "first byte", "total"]);
 
     // --json: timing.tls_ms for https, null for http.
     let out = head(&["--json", "--ca", &ca, &url]);
     out.expect_code(0);
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON: {e}\n{}", out.describe()));
+    let v = json(&out);
     assert_eq!(v["status"], 200, "{v}");
     assert!(
         v["timing"]["tls_ms"].as_f64().is_some_and(|x| x >= 0.0),
         "timing.tls_ms should be a number >= 0 in {v}"
     );
-    let out = head(&["--json", &format!("http://127.0.0.1:{}/", ng.http_port)]);
+    let out = head(&["--json", &format!("http://127.0.0.1:{}/", ng.port)]);
     out.expect_code(0);
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON: {e}\n{}", out.describe()));
+    let v = json(&out);
     assert_eq!(v["status"], 301, "{v}");
     assert!(v["timing"]["tls_ms"].is_null(), "tls_ms for http: {v}");
 }
@@ -1152,54 +895,31 @@ fn expect_peer_certificate_line(pki: &Pki, out: &Finished) {
 fn verbose_clients_print_the_peer_certificate_subject_issuer_validity_and_fingerprint() {
     let pki = Pki::new();
     let (ng, _) = nginx_tls(&pki);
-    let ca = text(&pki.path("ca.pem"));
-    let out = head(&[
-        "-v",
-        "--ca",
-        &ca,
-        &format!("https://localhost:{}/", ng.https_port),
-    ]);
+    let ca = pki.ca();
+    let out = head(&["-v", "--ca", &ca, &https_url(ng.https_port(), "/")]);
     out.expect_code(0);
     expect_peer_certificate_line(&pki, &out);
 
     let (_server, port) = s_server(&pki, b"hello\n");
-    let out = run_nk(
-        [
-            "-v",
-            "dial",
-            "--tls",
-            "--ca",
-            &ca,
-            "localhost",
-            &port.to_string(),
-        ],
-        In::Null,
-        10.0,
-    );
+    let out = dial_tls(&["-v", "--ca", &ca], "localhost", port, In::Null);
     out.expect_code(0);
     expect_peer_certificate_line(&pki, &out);
 }
 
-#[test]
-fn head_follows_redirects_from_http_to_https_and_back() {
-    let pki = Pki::new();
-    let (ng, _) = nginx_tls(&pki);
-    let ca = text(&pki.path("ca.pem"));
-    let out = head(&[
-        "-L",
-        "--ca",
-        &ca,
-        &format!("http://127.0.0.1:{}/index.html", ng.http_port),
-    ]);
+/// Panics unless `out` is a successful `-L` run of two heads: `status` with `Location:
+/// location`, then a 200. Returns the heads.
+fn expect_redirect_then_200(out: &Finished, status: &str, location: &str) -> Vec<String> {
     out.expect_code(0);
-    let heads = split_heads(&out.stdout);
-    assert_eq!(heads.len(), 2, "the 301 and the 200\n{}", out.describe());
+    let heads: Vec<String> = split_heads(&out.stdout).iter().map(|h| lossy(h)).collect();
+    assert_eq!(
+        heads.len(),
+        2,
+        "the {status} and the 200\n{}",
+        out.describe()
+    );
     assert!(
-        heads[0].starts_with("HTTP/1.1 301 ")
-            && heads[0].contains(&format!(
-                "\r\nLocation: https://localhost:{}/index.html\r\n",
-                ng.https_port
-            )),
+        heads[0].starts_with(&format!("HTTP/1.1 {status} "))
+            && heads[0].contains(&format!("\r\nLocation: {location}\r\n")),
         "{}",
         out.describe()
     );
@@ -1208,32 +928,29 @@ fn head_follows_redirects_from_http_to_https_and_back() {
         "{}",
         out.describe()
     );
+    heads
+}
+
+#[test]
+fn head_follows_redirects_from_http_to_https_and_back() {
+    let pki = Pki::new();
+    let (ng, _) = nginx_tls(&pki);
+    let ca = pki.ca();
+    let url = format!("http://127.0.0.1:{}/index.html", ng.port);
+    let out = head(&["-L", "--ca", &ca, &url]);
+    let https = https_url(ng.https_port(), "/index.html");
+    expect_redirect_then_200(&out, "301", &https);
     // Without the CA the https hop fails verification.
-    let out = head(&["-L", &format!("http://127.0.0.1:{}/", ng.http_port)]);
+    let out = head(&["-L", &format!("http://127.0.0.1:{}/", ng.port)]);
     out.expect_code(1).expect_stderr_contains("unknown issuer");
 
     // And back: https -> http.
-    let out = head(&[
-        "-L",
-        "--ca",
-        &ca,
-        &format!("https://localhost:{}/back", ng.https_port),
-    ]);
-    out.expect_code(0);
-    let heads = split_heads(&out.stdout);
-    assert_eq!(heads.len(), 2, "the 302 and the 200\n{}", out.describe());
+    let url = https_url(ng.https_port(), "/back");
+    let out = head(&["-L", "--ca", &ca, &url]);
+    let plain = format!("http://127.0.0.1:{}/plain", ng.port);
+    let heads = expect_redirect_then_200(&out, "302", &plain);
     assert!(
-        heads[0].starts_with("HTTP/1.1 302 ")
-            && heads[0].contains(&format!(
-                "\r\nLocation: http://127.0.0.1:{}/plain\r\n",
-                ng.http_port
-            )),
-        "{}",
-        out.describe()
-    );
-    assert!(
-        heads[1].starts_with("HTTP/1.1 200 OK\r\n")
-            && heads[1].contains("\r\nContent-Length: 6\r\n"),
+        heads[1].contains("\r\nContent-Length: 6\r\n"),
         "{}",
         out.describe()
     );
@@ -1266,39 +983,17 @@ fn https_once(pki: &Pki, response: &[u8], close_notify: bool) -> Server<Vec<u8>>
     })
 }
 
-/// `openssl s_client` sending `request` to the server at `port`: its stderr.
-fn s_client_stderr(pki: &Pki, port: u16, request: &[u8]) -> Finished {
-    let mut cmd = Command::new("openssl");
-    cmd.args([
-        "s_client",
-        "-quiet",
-        "-CAfile",
-        &text(&pki.path("ca.pem")),
-        "-servername",
-        "localhost",
-        "-connect",
-    ])
-    .arg(format!("127.0.0.1:{port}"));
-    Proc::spawn(
-        "openssl s_client",
-        cmd,
-        In::Bytes(request.to_vec()),
-        Out::Pipe,
-    )
-    .wait(10.0)
-}
-
 #[test]
 fn head_https_a_close_without_close_notify_after_a_complete_response_is_not_an_error() {
     let pki = Pki::new();
-    let ca = text(&pki.path("ca.pem"));
+    let ca = pki.ca();
     let response = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello world";
     let request = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
     // The server really closes without close_notify: OpenSSL calls that an unexpected EOF;
     // with close_notify it does not.
     let srv = https_once(&pki, response, false);
-    let probe = s_client_stderr(&pki, srv.port(), request);
+    let probe = s_client(&["-quiet", "-CAfile", &ca], srv.port(), request).wait(10.0);
     srv.join();
     assert!(
         probe.stdout.ends_with(b"hello world")
@@ -1307,7 +1002,7 @@ fn head_https_a_close_without_close_notify_after_a_complete_response_is_not_an_e
         probe.describe()
     );
     let srv = https_once(&pki, response, true);
-    let probe = s_client_stderr(&pki, srv.port(), request);
+    let probe = s_client(&["-quiet", "-CAfile", &ca], srv.port(), request).wait(10.0);
     srv.join();
     assert!(
         probe.stdout.ends_with(b"hello world")
@@ -1319,7 +1014,7 @@ fn head_https_a_close_without_close_notify_after_a_complete_response_is_not_an_e
     // nk: the response was complete (Content-Length), so the missing close_notify is no error.
     for args in [vec!["--get"], vec![]] {
         let srv = https_once(&pki, response, false);
-        let url = format!("https://localhost:{}/", srv.port());
+        let url = https_url(srv.port(), "/");
         let mut full = args.clone();
         full.extend(["--ca", &ca, &url]);
         let out = head(&full);
@@ -1344,12 +1039,7 @@ fn head_https_a_close_without_close_notify_after_a_complete_response_is_not_an_e
         b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nhello world",
         false,
     );
-    let out = head(&[
-        "--get",
-        "--ca",
-        &ca,
-        &format!("https://localhost:{}/", srv.port()),
-    ]);
+    let out = head(&["--get", "--ca", &ca, &https_url(srv.port(), "/")]);
     srv.join();
     out.expect_code(1);
 }
@@ -1358,128 +1048,9 @@ fn head_https_a_close_without_close_notify_after_a_complete_response_is_not_an_e
 // smtp --starttls / --tls against aiosmtpd
 // ---------------------------------------------------------------------------
 
-/// aiosmtpd with the Pki's leaf: `starttls` mode offers STARTTLS and requires it before MAIL
-/// (530 otherwise); `tls` mode speaks TLS from the first byte. Each message is stored as
-/// msgN.content (raw, un-dot-stuffed) and msgN.json (envelope, and whether it came over TLS),
-/// the .json by rename before the 250. Prints its port once listening.
-const AIOSMTPD_TLS_PY: &str = r#"
-import asyncio, json, os, ssl, sys
-from aiosmtpd.smtp import SMTP
-
-outdir, mode, cert, key = sys.argv[1:5]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
-
-class Store:
-    def __init__(self):
-        self.n = 0
-
-    async def handle_DATA(self, server, session, envelope):
-        self.n += 1
-        base = os.path.join(outdir, "msg%d" % self.n)
-        with open(base + ".content", "wb") as f:
-            f.write(envelope.original_content)
-        ssl_object = server.transport.get_extra_info("ssl_object")
-        meta = {
-            "mail_from": envelope.mail_from,
-            "rcpt_tos": envelope.rcpt_tos,
-            "helo": session.host_name,
-            "tls": ssl_object is not None,
-            "tls_version": None if ssl_object is None else ssl_object.version(),
-        }
-        with open(base + ".tmp", "w") as f:
-            json.dump(meta, f)
-        os.rename(base + ".tmp", base + ".json")
-        return "250 2.0.0 Ok: queued as TLS%d" % self.n
-
-async def main():
-    loop = asyncio.get_running_loop()
-    store = Store()
-    if mode == "starttls":
-        factory = lambda: SMTP(store, decode_data=False, hostname="aiosmtpd.test",
-                               tls_context=ctx, require_starttls=True)
-        srv = await loop.create_server(factory, "127.0.0.1", 0)
-    else:
-        factory = lambda: SMTP(store, decode_data=False, hostname="aiosmtpd.test")
-        srv = await loop.create_server(factory, "127.0.0.1", 0, ssl=ctx)
-    print(srv.sockets[0].getsockname()[1], flush=True)
-    await asyncio.sleep(60)
-
-asyncio.run(main())
-"#;
-
-/// A Python interpreter that can import aiosmtpd (copied from tests/smtp.rs).
-fn aiosmtpd_python() -> &'static str {
-    for py in ["python3", "/usr/bin/python3"] {
-        let ok = Command::new(py)
-            .args(["-c", "import aiosmtpd"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return py;
-        }
-    }
-    panic!(
-        "required test peer aiosmtpd is not installed (neither python3 nor /usr/bin/python3 \
-         can import aiosmtpd); install it: apt-get install python3-aiosmtpd"
-    );
-}
-
-struct AiosmtpdTls {
-    _proc: Proc,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl AiosmtpdTls {
-    fn start(pki: &Pki, mode: &str) -> AiosmtpdTls {
-        let py = aiosmtpd_python();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(py);
-        cmd.args(["-c", AIOSMTPD_TLS_PY])
-            .arg(dir.path())
-            .arg(mode)
-            .arg(pki.path("leaf.pem"))
-            .arg(pki.path("leaf.key"));
-        let mut p = Proc::spawn(&format!("aiosmtpd ({mode})"), cmd, In::Null, Out::Pipe);
-        let line = p.wait_stdout_line(10.0, |l| !l.trim().is_empty());
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("aiosmtpd printed {line:?}, not a port"));
-        AiosmtpdTls {
-            _proc: p,
-            port,
-            dir,
-        }
-    }
-
-    fn server(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Message `n` (1-based): (raw content, meta), waiting up to 5 s.
-    fn message(&self, n: usize) -> (Vec<u8>, Value) {
-        let json = self.dir.path().join(format!("msg{n}.json"));
-        assert!(
-            wait_until(5.0, || json.exists()),
-            "aiosmtpd stored no message #{n} within 5 s"
-        );
-        let meta: Value = serde_json::from_slice(&read_file(&json)).expect("aiosmtpd json");
-        let content = read_file(&self.dir.path().join(format!("msg{n}.content")));
-        (content, meta)
-    }
-
-    fn count(&self) -> usize {
-        std::fs::read_dir(self.dir.path())
-            .expect("read_dir")
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-            .count()
-    }
+/// aiosmtpd (tests/common/aiosmtpd.rs) speaking TLS (`mode`) with the Pki's leaf.
+fn aiosmtpd_tls(pki: &Pki, mode: SmtpTls) -> Aiosmtpd {
+    Aiosmtpd::start_tls(mode, &pki.path("leaf.pem"), &pki.path("leaf.key"))
 }
 
 /// `nk smtp --from a@example.test --to b@example.test ARGS SERVER` (15 s bound).
@@ -1493,7 +1064,10 @@ fn smtp(args: &[&str], server: &str) -> Finished {
 /// A body with dot lines, as given and as it must arrive (CRLF).
 const BODY: &str = "over TLS\n.leading dot\n..two dots\n.\nlast\n";
 
-fn expect_delivered_over_tls(srv: &AiosmtpdTls, out: &Finished) {
+/// `nk smtp FLAGS --subject "tls test" --body BODY` to `srv`, which must store it, over TLS.
+fn deliver_over_tls(srv: &Aiosmtpd, flags: &[&str]) -> Finished {
+    let args = [flags, &["--subject", "tls test", "--body", BODY]].concat();
+    let out = smtp(&args, &srv.server());
     out.expect_code(0);
     assert_eq!(
         out.stdout_text().trim_end(),
@@ -1501,7 +1075,7 @@ fn expect_delivered_over_tls(srv: &AiosmtpdTls, out: &Finished) {
         "the final reply on stdout\n{}",
         out.describe()
     );
-    let (content, meta) = srv.message(1);
+    let Stored { content, meta } = srv.message(1);
     assert_eq!(meta["mail_from"], "a@example.test", "{meta}");
     assert_eq!(
         meta["rcpt_tos"],
@@ -1523,32 +1097,16 @@ fn expect_delivered_over_tls(srv: &AiosmtpdTls, out: &Finished) {
         lossy(&content[..at])
     );
     assert_eq!(srv.count(), 1);
+    out
 }
 
 #[test]
 fn smtp_starttls_to_aiosmtpd_delivers_and_plain_is_refused() {
     let pki = Pki::new();
-    let ca = text(&pki.path("ca.pem"));
-    let srv = AiosmtpdTls::start(&pki, "starttls");
-    let out = smtp(
-        &[
-            "-v",
-            "--starttls",
-            "--ca",
-            &ca,
-            "--subject",
-            "tls test",
-            "--body",
-            BODY,
-        ],
-        &srv.server(),
-    );
-    expect_delivered_over_tls(&srv, &out);
-    let lines: Vec<&str> = out
-        .stderr
-        .lines()
-        .map(|l| l.strip_prefix("nk: ").unwrap_or(l))
-        .collect();
+    let ca = pki.ca();
+    let srv = aiosmtpd_tls(&pki, SmtpTls::StartTls);
+    let out = deliver_over_tls(&srv, &["-v", "--starttls", "--ca", &ca]);
+    let lines = out.stderr_lines_unprefixed();
     let pos = |p: &str| {
         lines
             .iter()
@@ -1568,7 +1126,7 @@ fn smtp_starttls_to_aiosmtpd_delivers_and_plain_is_refused() {
     );
 
     // Without --starttls the server refuses MAIL (530): nothing delivered.
-    let srv = AiosmtpdTls::start(&pki, "starttls");
+    let srv = aiosmtpd_tls(&pki, SmtpTls::StartTls);
     let out = smtp(&["--body", BODY], &srv.server());
     out.expect_code(1).expect_stderr_contains("530");
     assert_eq!(srv.count(), 0, "a message was stored");
@@ -1582,20 +1140,8 @@ fn smtp_starttls_to_aiosmtpd_delivers_and_plain_is_refused() {
 #[test]
 fn smtp_implicit_tls_to_aiosmtpd_delivers() {
     let pki = Pki::new();
-    let srv = AiosmtpdTls::start(&pki, "tls");
-    let out = smtp(
-        &[
-            "--tls",
-            "--ca",
-            &text(&pki.path("ca.pem")),
-            "--subject",
-            "tls test",
-            "--body",
-            BODY,
-        ],
-        &srv.server(),
-    );
-    expect_delivered_over_tls(&srv, &out);
+    let srv = aiosmtpd_tls(&pki, SmtpTls::Implicit);
+    deliver_over_tls(&srv, &["--tls", "--ca", &pki.ca()]);
 }
 
 // ---------------------------------------------------------------------------
@@ -1624,6 +1170,14 @@ fn verbs(cmds: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The next command line from `r` (see [`read_line_raw`]), logged in `log`, in upper case.
+fn next_command(r: &mut impl Read, log: &mut Vec<String>) -> Option<String> {
+    let cmd = read_line_raw(r)?;
+    let up = cmd.to_ascii_uppercase();
+    log.push(cmd);
+    Some(up)
+}
+
 /// A scripted SMTP server. In clear: banner; EHLO gets `250 STARTTLS` when `offer`; STARTTLS
 /// gets `220 go ahead` followed, in the same write, by `inject`; anything else but QUIT gets
 /// 530. Over TLS (leaf of `pki`) it serves EHLO/MAIL/RCPT/DATA/QUIT honestly.
@@ -1637,11 +1191,9 @@ fn starttls_server(pki: &Pki, offer: bool, inject: &'static [u8]) -> Server<Seen
             return seen;
         }
         loop {
-            let Some(cmd) = read_line_raw(&mut tcp) else {
+            let Some(up) = next_command(&mut tcp, &mut seen.clear) else {
                 return seen;
             };
-            seen.clear.push(cmd.clone());
-            let up = cmd.to_ascii_uppercase();
             let reply: &[u8] = if up.starts_with("EHLO") {
                 if offer {
                     b"250-scripted.test\r\n250 STARTTLS\r\n"
@@ -1668,11 +1220,9 @@ fn starttls_server(pki: &Pki, offer: bool, inject: &'static [u8]) -> Server<Seen
         }
         let mut s = tls_accept(tcp, config);
         loop {
-            let Some(cmd) = read_line_raw(&mut s) else {
+            let Some(up) = next_command(&mut s, &mut seen.tls) else {
                 return seen;
             };
-            seen.tls.push(cmd.clone());
-            let up = cmd.to_ascii_uppercase();
             let reply: &[u8] = if up.starts_with("EHLO") {
                 b"250-scripted.test\r\n250 8BITMIME\r\n"
             } else if up.starts_with("MAIL FROM:") {
@@ -1713,23 +1263,32 @@ fn starttls_server(pki: &Pki, offer: bool, inject: &'static [u8]) -> Server<Seen
     })
 }
 
+/// `nk smtp ... ARGS` (see [`smtp`]) against a fresh [`starttls_server`]: nk's end and what
+/// the server saw.
+fn smtp_to_scripted(
+    pki: &Pki,
+    offer: bool,
+    inject: &'static [u8],
+    args: &[&str],
+) -> (Finished, Seen) {
+    let srv = starttls_server(pki, offer, inject);
+    let out = smtp(args, &format!("127.0.0.1:{}", srv.port()));
+    (out, srv.join())
+}
+
 #[test]
 fn smtp_starttls_discards_injected_plaintext_and_says_ehlo_again() {
     let pki = Pki::new();
-    let ca = text(&pki.path("ca.pem"));
-    let srv = starttls_server(&pki, true, b"250 injected\r\n");
-    let out = smtp(
-        &[
-            "-v",
-            "--starttls",
-            "--ca",
-            &ca,
-            "--body",
-            "after injection\n",
-        ],
-        &format!("127.0.0.1:{}", srv.port()),
-    );
-    let seen = srv.join();
+    let ca = pki.ca();
+    let args = [
+        "-v",
+        "--starttls",
+        "--ca",
+        &ca,
+        "--body",
+        "after injection\n",
+    ];
+    let (out, seen) = smtp_to_scripted(&pki, true, b"250 injected\r\n", &args);
     out.expect_code(0);
     assert_eq!(
         out.stdout_text().trim_end(),
@@ -1758,12 +1317,8 @@ fn smtp_starttls_discards_injected_plaintext_and_says_ehlo_again() {
     );
 
     // Nothing injected: no warning; --quit-after tls stops after the second EHLO.
-    let srv = starttls_server(&pki, true, b"");
-    let out = smtp(
-        &["--starttls", "--ca", &ca, "--quit-after", "tls"],
-        &format!("127.0.0.1:{}", srv.port()),
-    );
-    let seen = srv.join();
+    let args = ["--starttls", "--ca", &ca, "--quit-after", "tls"];
+    let (out, seen) = smtp_to_scripted(&pki, true, b"", &args);
     out.expect_code(0);
     assert!(
         !out.stderr.to_lowercase().contains("discarded"),
@@ -1777,18 +1332,8 @@ fn smtp_starttls_discards_injected_plaintext_and_says_ehlo_again() {
 #[test]
 fn smtp_starttls_not_offered_stops_before_mail() {
     let pki = Pki::new();
-    let srv = starttls_server(&pki, false, b"");
-    let out = smtp(
-        &[
-            "--starttls",
-            "--ca",
-            &text(&pki.path("ca.pem")),
-            "--body",
-            "x\n",
-        ],
-        &format!("127.0.0.1:{}", srv.port()),
-    );
-    let seen = srv.join();
+    let args = ["--starttls", "--ca", &pki.ca(), "--body", "x\n"];
+    let (out, seen) = smtp_to_scripted(&pki, false, b"", &args);
     out.expect_code(1)
         .expect_stderr_contains("does not offer STARTTLS");
     let v = verbs(&seen.clear);
@@ -1806,10 +1351,10 @@ fn smtp_starttls_not_offered_stops_before_mail() {
 #[test]
 fn tls_client_usage_errors_exit_2_without_connecting() {
     let pki = Pki::new();
-    let (ca, leaf) = (text(&pki.path("ca.pem")), text(&pki.path("leaf.pem")));
+    let (ca, (leaf, _)) = (pki.ca(), pki.leaf());
     let nobody = NoConnect::new();
-    let server = format!("127.0.0.1:{}", nobody.port);
-    let url = format!("https://localhost:{}/", nobody.port);
+    let server = nobody.server();
+    let url = https_url(nobody.port, "/");
     let from_to = ["smtp", "--from", "a@example.test", "--to", "b@example.test"];
     let cases: Vec<Vec<&str>> = vec![
         [&from_to[..], &["--ca", &ca, "--body", "x\n", &server]].concat(),

@@ -11,6 +11,11 @@
 
 #![allow(dead_code)]
 
+/// aiosmtpd, the real peer of `nk smtp` (in clear, STARTTLS, implicit TLS).
+pub mod aiosmtpd;
+/// `nk head` helpers and nginx, its real peer (optionally with a TLS server block).
+pub mod http;
+
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -157,6 +162,16 @@ impl Finished {
         self
     }
 
+    /// Panics unless stdout (as text, lossy) contains `needle` (case-sensitive).
+    pub fn expect_stdout_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout_text().contains(needle),
+            "expected stdout to contain {needle:?}\n{}",
+            self.describe()
+        );
+        self
+    }
+
     /// Panics unless stdout is exactly `want`.
     pub fn expect_stdout(&self, want: &[u8]) -> &Self {
         assert!(
@@ -166,6 +181,14 @@ impl Finished {
             self.describe()
         );
         self
+    }
+
+    /// The lines of stderr, each without nk's usual `nk: ` prefix.
+    pub fn stderr_lines_unprefixed(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .map(|l| l.strip_prefix("nk: ").unwrap_or(l))
+            .collect()
     }
 
     /// The first line of stderr.
@@ -546,6 +569,43 @@ impl<T: Send + 'static> Server<T> {
     }
 }
 
+/// A listener on 127.0.0.1 nobody should connect to (for "nothing is sent" cases).
+#[derive(Debug)]
+pub struct NoConnect {
+    listener: TcpListener,
+    pub port: u16,
+}
+
+impl NoConnect {
+    pub fn new() -> NoConnect {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().unwrap().port();
+        NoConnect { listener, port }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn server(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Panics if a connection arrives within `secs` (after `what` has run).
+    pub fn expect_none(&self, secs: f64, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
+        loop {
+            match self.listener.accept() {
+                Ok((_, peer)) => panic!("{what}: nk connected to the server (from {peer})"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("accept: {e}"),
+            }
+            if Instant::now() >= deadline {
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 /// Reads until EOF, an error, or `secs` of silence. Returns the bytes and
 /// whether EOF was seen.
 pub fn read_until_eof(s: &mut TcpStream, secs: f64) -> (Vec<u8>, bool) {
@@ -600,6 +660,16 @@ pub fn assert_same_bytes(what: &str, got: &[u8], want: &[u8]) {
         got.len(),
         want.len()
     );
+}
+
+/// Where `needle` first occurs in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Bytes as text (lossy).
+pub fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Reads a whole file.
