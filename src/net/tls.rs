@@ -486,18 +486,8 @@ fn pump(
     loop {
         // Plaintext rustls holds (records read with the handshake's last flight, or just now)
         // goes out before anything else is decided: a FIN seen next must not strand it.
-        while !peer_done {
-            match conn.reader().read(&mut buf) {
-                Ok(0) => peer_done = true,
-                Ok(n) => to_plain.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    peer_done = tcp_eof;
-                    break;
-                }
-                // A close without close_notify after the data: the data stands.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => peer_done = true,
-                Err(e) => return Err(e),
-            }
+        if !peer_done {
+            peer_done = take_decrypted(&mut conn, &mut to_plain, tcp_eof)?;
         }
         while conn.wants_write() {
             match conn.write_tls(&mut tcp) {
@@ -575,15 +565,20 @@ fn pump(
             }
             return Err(err);
         }
-        if fds[0].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !peer_done {
-            match conn.read_tls(&mut tcp) {
-                Ok(0) => tcp_eof = true,
-                Ok(_) => {
-                    conn.process_new_packets()
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if fds[0].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+            // Records are read until the socket is empty or the buffer full, so the
+            // plaintext side gets one write (and one wake-up) per batch, not per record.
+            while !peer_done && !tcp_eof && to_plain.len() < PLAINTEXT_CAP {
+                match conn.read_tls(&mut tcp) {
+                    Ok(0) => tcp_eof = true,
+                    Ok(_) => {
+                        conn.process_new_packets()
+                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                        peer_done = take_decrypted(&mut conn, &mut to_plain, false)?;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
             }
         }
         let plain_readable = fds[1].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
@@ -597,6 +592,23 @@ fn pump(
         if !local_done && (plain_readable || (finishing && !conn.wants_write())) {
             local_done = take_plaintext(&mut conn, &mut plain, &mut buf, finishing)?;
         }
+    }
+}
+
+/// Moves the plaintext rustls has decrypted to `to_plain`. Returns whether the peer's side
+/// is over: close_notify, or (with `tcp_eof`) a FIN with nothing left to decrypt.
+fn take_decrypted(
+    conn: &mut Connection,
+    to_plain: &mut Vec<u8>,
+    tcp_eof: bool,
+) -> io::Result<bool> {
+    // read_to_end keeps what it read when it stops at WouldBlock.
+    match conn.reader().read_to_end(to_plain) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(tcp_eof),
+        // A close without close_notify after the data: the data stands.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(true),
+        Err(e) => Err(e),
     }
 }
 
