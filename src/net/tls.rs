@@ -500,19 +500,25 @@ fn pump(
             let _ = tcp.shutdown(std::net::Shutdown::Write);
             tcp_shut = true;
         }
-        if finishing {
+        if finishing || plain_shut {
             to_plain.clear();
         }
-        while !to_plain.is_empty() {
+        while !to_plain.is_empty() && !plain_shut {
             match plain.write(&to_plain) {
                 Ok(n) => {
                     to_plain.drain(..n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // The command closed its end: nobody wants the peer's bytes any more, but
+                // what it wrote before closing is still to be read and sent.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    to_plain.clear();
+                    plain_shut = true;
+                }
                 Err(e) => return Err(e),
             }
         }
-        if peer_done && to_plain.is_empty() && !plain_shut {
+        if peer_done && to_plain.is_empty() && !plain_shut && !finishing {
             plain.shutdown(std::net::Shutdown::Write)?;
             plain_shut = true;
         }
