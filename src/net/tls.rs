@@ -612,8 +612,12 @@ fn take_decrypted(
     match conn.reader().read_to_end(to_plain) {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(tcp_eof),
-        // A close without close_notify after the data: the data stands.
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(true),
+        // A close without close_notify after the data: the data stands (many servers do
+        // this), but -v says so, since a stream cut short by an attacker looks the same.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            crate::info!("TLS: the peer closed without close_notify (a cut-short stream would look the same)");
+            Ok(true)
+        }
         Err(e) => Err(e),
     }
 }
