@@ -222,12 +222,7 @@ impl Session {
                 .read_until(b'\n', &mut line);
             let got = match got {
                 Ok(n) => n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if crate::net::deadline::is_timeout(&e) => {
                     return Err(anyhow!(
                         "smtp {}: no reply to {} within {}",
                         self.server,

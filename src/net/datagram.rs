@@ -300,13 +300,7 @@ pub fn client(
                 }
                 unreachable = true;
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if crate::net::deadline::is_retry(&e) => {}
             Err(e) => return Err(e).with_context(|| format!("receive from {peer}")),
         }
         if stdin_done.load(Ordering::SeqCst) {
@@ -437,14 +431,7 @@ pub fn server(socket: Socket, opts: &DatagramOptions, stats: &Arc<DatagramStats>
     loop {
         let (kept, real, from) = match receive(&socket, &mut buf) {
             Ok(got) => got,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
+            Err(e) if crate::net::deadline::is_retry(&e) => {
                 if let Some(idle) = opts.idle {
                     if last_activity.elapsed() >= idle {
                         return Err(anyhow!(

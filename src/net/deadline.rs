@@ -112,6 +112,20 @@ read_timeout!(std::net::TcpStream);
 read_timeout!(std::net::UdpSocket);
 read_timeout!(socket2::Socket);
 
+/// Whether a socket call stopped at its timeout: a read timeout shows as WouldBlock (EAGAIN)
+/// on Linux, TimedOut elsewhere.
+pub fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Whether a socket call is simply to be made again: it timed out, or a signal cut it short.
+pub fn is_retry(err: &io::Error) -> bool {
+    is_timeout(err) || err.kind() == io::ErrorKind::Interrupted
+}
+
 /// Calls `read` on `socket` (a read, a recv) with the socket's read timeout set to what is
 /// left of `deadline`: `Ok(Some(n))` with what it returned, `Ok(None)` once the deadline has
 /// passed. Interrupted reads, and timeouts that fire a little early, are tried again.
@@ -129,13 +143,7 @@ pub fn read_before<S: ReadTimeout>(
         socket.set_read_timeout(left)?;
         match read(socket) {
             Ok(n) => return Ok(Some(n)),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted
-                        | io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if is_retry(&e) => {}
             Err(e) => return Err(e),
         }
     }

@@ -22,7 +22,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::debug;
-use crate::net::deadline::{format_duration, read_before, Deadline};
+use crate::net::deadline::{format_duration, is_timeout, read_before, Deadline};
 use crate::wire::dns::{build_query, judge, rcode_name, Verdict, MAX_MESSAGE};
 use crate::wire::frame::{read_frame, write_frame, FrameError, PrefixWidth};
 
@@ -421,13 +421,6 @@ impl Read for DeadlineStream<'_> {
         let mut stream = self.stream;
         stream.read(buf)
     }
-}
-
-fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// A UDP socket on a random port of the ephemeral range, so the port adds its 15 bits or so to

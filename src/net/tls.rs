@@ -237,10 +237,7 @@ fn explain(err: io::Error, peer: &str, name: &str) -> anyhow::Error {
         .and_then(|e| e.downcast_ref::<rustls::Error>())
         .cloned();
     let Some(tls) = tls else {
-        if matches!(
-            err.kind(),
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-        ) {
+        if crate::net::deadline::is_timeout(&err) {
             return anyhow!("TLS handshake with {peer}: timed out");
         }
         if err.kind() == io::ErrorKind::UnexpectedEof {
