@@ -460,6 +460,27 @@ fn expect_full_run(
     times
 }
 
+/// Runs `nk ping ARGS` (15 s at most), expects exit 0 and checks the whole run with
+/// [`expect_full_run`]; the host is the last of `args`.
+fn full_run(args: &[&str], header: &str, bytes: u64, n: u64, timing: bool) -> Finished {
+    let out = ping(args, 15.0);
+    out.expect_code(0);
+    let host = args.last().expect("a host");
+    expect_full_run(&out, header, host, bytes, n, timing);
+    out
+}
+
+/// [`full_run`] of the default 56-byte payload to the loopback address last in `args`: `n`
+/// timed replies after [`HEADER_V4`] or [`HEADER_V6`].
+fn loopback_run(args: &[&str], n: u64) -> Finished {
+    let header = match args.last() {
+        Some(&"127.0.0.1") => HEADER_V4,
+        Some(&"::1") => HEADER_V6,
+        other => panic!("not a loopback address: {other:?}"),
+    };
+    full_run(args, header, 64, n, true)
+}
+
 /// A line with its run-dependent numbers replaced by placeholders (only where they have the
 /// shape iputils gives them, so a malformed number still shows up as a difference).
 fn normalize(line: &str) -> String {
@@ -534,6 +555,13 @@ fn difference_from_iputils(nk: &Finished, reference: &Finished) -> Option<String
     ))
 }
 
+/// Runs iputils and then nk with the same `args` (15 s each) and expects the same lines.
+fn same_as_iputils(args: &[&str]) {
+    let reference = iputils(args, 15.0);
+    let out = ping(args, 15.0);
+    expect_same_as_iputils(&out, &reference);
+}
+
 /// Panics unless nk and iputils printed the same lines up to run-dependent numbers, and
 /// exited with the same status.
 fn expect_same_as_iputils(nk: &Finished, reference: &Finished) {
@@ -576,23 +604,17 @@ const HEADER_V6: &str = "PING ::1(::1) 56 data bytes";
 
 #[test]
 fn three_pings_to_127_0_0_1() {
-    let out = ping(&["-c", "3", "-i", "0.2", "127.0.0.1"], 15.0);
-    out.expect_code(0);
-    expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, 3, true);
+    loopback_run(&["-c", "3", "-i", "0.2", "127.0.0.1"], 3);
 }
 
 #[test]
 fn three_pings_to_ipv6_loopback() {
-    let out = ping(&["-c", "3", "-i", "0.2", "::1"], 15.0);
-    out.expect_code(0);
-    expect_full_run(&out, HEADER_V6, "::1", 64, 3, true);
+    loopback_run(&["-c", "3", "-i", "0.2", "::1"], 3);
 }
 
 #[test]
 fn two_pings_at_the_default_interval() {
-    let out = ping(&["-c", "2", "127.0.0.1"], 15.0);
-    out.expect_code(0);
-    expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, 2, true);
+    let out = loopback_run(&["-c", "2", "127.0.0.1"], 2);
     let lines = out_lines(&out);
     let c = parse_counts(&lines[5]).expect("packets line");
     // One interval (1 s) between the two requests; iputils shows about 1000-1050ms.
@@ -632,9 +654,7 @@ fn quiet_prints_header_and_summary_only() {
 
 #[test]
 fn five_pings_at_a_fifth_of_a_second() {
-    let out = ping(&["-i", "0.2", "-c", "5", "127.0.0.1"], 15.0);
-    out.expect_code(0);
-    expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, 5, true);
+    let out = loopback_run(&["-i", "0.2", "-c", "5", "127.0.0.1"], 5);
     let c = parse_counts(&out_lines(&out)[8]).expect("packets line");
     assert!(
         c.time_ms < 4000,
@@ -647,66 +667,73 @@ fn five_pings_at_a_fifth_of_a_second() {
 #[test]
 fn durations_in_nk_syntax_are_accepted() {
     for interval in ["200ms", "0.2s"] {
-        let out = ping(&["-c", "2", "-i", interval, "127.0.0.1"], 15.0);
-        out.expect_code(0);
-        expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, 2, true);
+        loopback_run(&["-c", "2", "-i", interval, "127.0.0.1"], 2);
     }
 }
 
 #[test]
 fn empty_payload_has_no_times_and_no_rtt_line() {
-    let out = ping(&["-c", "2", "-s", "0", "-i", "0.2", "127.0.0.1"], 15.0);
-    out.expect_code(0);
-    let header = "PING 127.0.0.1 (127.0.0.1) 0(28) bytes of data.";
-    expect_full_run(&out, header, "127.0.0.1", 8, 2, false);
+    let out = full_run(
+        &["-c", "2", "-s", "0", "-i", "0.2", "127.0.0.1"],
+        "PING 127.0.0.1 (127.0.0.1) 0(28) bytes of data.",
+        8,
+        2,
+        false,
+    );
     assert!(
         out.stdout_text().ends_with("ms\n\n"),
         "the summary should end with an empty line, as iputils' does with -s 0\n{}",
         out.describe()
     );
     // 15 bytes is still too short for a timestamp; 16 is enough.
-    let out = ping(&["-c", "1", "-s", "15", "127.0.0.1"], 15.0);
-    out.expect_code(0);
-    let header = "PING 127.0.0.1 (127.0.0.1) 15(43) bytes of data.";
-    expect_full_run(&out, header, "127.0.0.1", 23, 1, false);
-    let out = ping(&["-c", "1", "-s", "16", "127.0.0.1"], 15.0);
-    out.expect_code(0);
-    let header = "PING 127.0.0.1 (127.0.0.1) 16(44) bytes of data.";
-    expect_full_run(&out, header, "127.0.0.1", 24, 1, true);
-}
-
-#[test]
-fn payload_sizes_up_to_the_protocol_maximum() {
-    let out = ping(&["-c", "2", "-s", "1472", "-i", "0.2", "127.0.0.1"], 15.0);
-    out.expect_code(0);
-    let header = "PING 127.0.0.1 (127.0.0.1) 1472(1500) bytes of data.";
-    expect_full_run(&out, header, "127.0.0.1", 1480, 2, true);
-
-    let out = ping(&["-c", "1", "-s", "65507", "127.0.0.1"], 15.0);
-    out.expect_code(0);
-    let header = "PING 127.0.0.1 (127.0.0.1) 65507(65535) bytes of data.";
-    expect_full_run(&out, header, "127.0.0.1", 65515, 1, true);
-
-    let out = ping(&["-c", "1", "-s", "65527", "::1"], 15.0);
-    out.expect_code(0);
-    expect_full_run(
-        &out,
-        "PING ::1(::1) 65527 data bytes",
-        "::1",
-        65535,
+    full_run(
+        &["-c", "1", "-s", "15", "127.0.0.1"],
+        "PING 127.0.0.1 (127.0.0.1) 15(43) bytes of data.",
+        23,
+        1,
+        false,
+    );
+    full_run(
+        &["-c", "1", "-s", "16", "127.0.0.1"],
+        "PING 127.0.0.1 (127.0.0.1) 16(44) bytes of data.",
+        24,
         1,
         true,
     );
 }
 
 #[test]
+fn payload_sizes_up_to_the_protocol_maximum() {
+    // (args, header, reply bytes, replies); a failure's description names the command.
+    let cases: [(&[&str], &str, u64, u64); 3] = [
+        (
+            &["-c", "2", "-s", "1472", "-i", "0.2", "127.0.0.1"],
+            "PING 127.0.0.1 (127.0.0.1) 1472(1500) bytes of data.",
+            1480,
+            2,
+        ),
+        (
+            &["-c", "1", "-s", "65507", "127.0.0.1"],
+            "PING 127.0.0.1 (127.0.0.1) 65507(65535) bytes of data.",
+            65515,
+            1,
+        ),
+        (
+            &["-c", "1", "-s", "65527", "::1"],
+            "PING ::1(::1) 65527 data bytes",
+            65535,
+            1,
+        ),
+    ];
+    for (args, header, bytes, n) in cases {
+        full_run(args, header, bytes, n, true);
+    }
+}
+
+#[test]
 fn ttl_1_still_reaches_loopback() {
-    let out = ping(&["-c", "2", "-t", "1", "-i", "0.2", "127.0.0.1"], 15.0);
-    out.expect_code(0);
-    expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, 2, true);
-    let out = ping(&["-c", "2", "-t", "1", "-i", "0.2", "::1"], 15.0);
-    out.expect_code(0);
-    expect_full_run(&out, HEADER_V6, "::1", 64, 2, true);
+    loopback_run(&["-c", "2", "-t", "1", "-i", "0.2", "127.0.0.1"], 2);
+    loopback_run(&["-c", "2", "-t", "1", "-i", "0.2", "::1"], 2);
 }
 
 #[test]
@@ -791,9 +818,7 @@ fn deadline_of_one_second_ends_the_run() {
 
 #[test]
 fn count_and_deadline_together_stop_at_the_count_when_all_reply() {
-    let out = ping(&["-c", "3", "-w", "5", "-i", "0.2", "127.0.0.1"], 15.0);
-    out.expect_code(0);
-    expect_full_run(&out, HEADER_V4, "127.0.0.1", 64, 3, true);
+    let out = loopback_run(&["-c", "3", "-w", "5", "-i", "0.2", "127.0.0.1"], 3);
     assert!(
         out.elapsed < Duration::from_secs(4),
         "3 replies at 0.2 s intervals should end the run long before the 5 s deadline \
@@ -809,26 +834,17 @@ fn count_and_deadline_together_stop_at_the_count_when_all_reply() {
 
 #[test]
 fn same_lines_as_iputils_for_two_pings() {
-    let args = ["-c", "2", "-i", "0.2", "127.0.0.1"];
-    let reference = iputils(&args, 15.0);
-    let out = ping(&args, 15.0);
-    expect_same_as_iputils(&out, &reference);
+    same_as_iputils(&["-c", "2", "-i", "0.2", "127.0.0.1"]);
 }
 
 #[test]
 fn same_lines_as_iputils_without_timing() {
-    let args = ["-c", "2", "-s", "0", "-i", "0.2", "127.0.0.1"];
-    let reference = iputils(&args, 15.0);
-    let out = ping(&args, 15.0);
-    expect_same_as_iputils(&out, &reference);
+    same_as_iputils(&["-c", "2", "-s", "0", "-i", "0.2", "127.0.0.1"]);
 }
 
 #[test]
 fn same_lines_as_iputils_without_timing_ipv6() {
-    let args = ["-c", "2", "-s", "0", "-i", "0.2", "::1"];
-    let reference = iputils(&args, 15.0);
-    let out = ping(&args, 15.0);
-    expect_same_as_iputils(&out, &reference);
+    same_as_iputils(&["-c", "2", "-s", "0", "-i", "0.2", "::1"]);
 }
 
 /// The /etc/hosts the name tests see (bind-mounted inside a private mount namespace).
@@ -873,18 +889,12 @@ fn same_lines_as_iputils_for_host_names() {
 
 #[test]
 fn same_lines_as_iputils_quiet_ipv6() {
-    let args = ["-c", "2", "-q", "-i", "0.2", "::1"];
-    let reference = iputils(&args, 15.0);
-    let out = ping(&args, 15.0);
-    expect_same_as_iputils(&out, &reference);
+    same_as_iputils(&["-c", "2", "-q", "-i", "0.2", "::1"]);
 }
 
 #[test]
 fn same_lines_as_iputils_with_timestamps_ipv6() {
-    let args = ["-c", "2", "-D", "-i", "0.2", "::1"];
-    let reference = iputils(&args, 15.0);
-    let out = ping(&args, 15.0);
-    expect_same_as_iputils(&out, &reference);
+    same_as_iputils(&["-c", "2", "-D", "-i", "0.2", "::1"]);
 }
 
 #[test]
@@ -1082,19 +1092,30 @@ fn unprivileged_user_cannot_flood() {
 // 5, 6. nothing answers
 // ---------------------------------------------------------------------------
 
-#[test]
-fn no_answer_exits_1_after_the_reply_wait() {
-    let args = ["-c", "2", "-i", "0.2", "-W", "0.5", SILENT_HOST];
-    let out = nk_ping_in_netns(BLACKHOLE, &args, 15.0);
+/// Runs `nk ping ARGS` towards [`SILENT_HOST`], where nothing answers; expects exit 1 within
+/// `limit` (else fails with `what` and the time taken) and the 5 lines of a run without replies.
+fn silent_run(args: &[&str], secs: f64, limit: Duration, what: &str) -> (Finished, Vec<String>) {
+    let out = nk_ping_in_netns(BLACKHOLE, args, secs);
     out.expect_code(1);
     assert!(
-        out.elapsed < Duration::from_secs(5),
-        "2 requests 0.2 s apart and a 0.5 s wait should not take {:.2?}\n{}",
+        out.elapsed < limit,
+        "{what} {:.2?}\n{}",
         out.elapsed,
         out.describe()
     );
     let lines = out_lines(&out);
     assert_eq!(lines.len(), 5, "{}", out.describe());
+    (out, lines)
+}
+
+#[test]
+fn no_answer_exits_1_after_the_reply_wait() {
+    let (out, lines) = silent_run(
+        &["-c", "2", "-i", "0.2", "-W", "0.5", SILENT_HOST],
+        15.0,
+        Duration::from_secs(5),
+        "2 requests 0.2 s apart and a 0.5 s wait should not take",
+    );
     assert_eq!(
         lines[0],
         "PING 10.99.0.2 (10.99.0.2) 56(84) bytes of data.",
@@ -1120,16 +1141,12 @@ fn no_answer_exits_1_after_the_reply_wait() {
 
 #[test]
 fn no_answer_with_a_deadline_exits_1_at_the_deadline() {
-    let out = nk_ping_in_netns(BLACKHOLE, &["-w", "1", SILENT_HOST], 10.0);
-    out.expect_code(1);
-    assert!(
-        out.elapsed < Duration::from_secs(3),
-        "-w 1 should end the run after about 1 s, not {:.2?}\n{}",
-        out.elapsed,
-        out.describe()
+    let (out, lines) = silent_run(
+        &["-w", "1", SILENT_HOST],
+        10.0,
+        Duration::from_secs(3),
+        "-w 1 should end the run after about 1 s, not",
     );
-    let lines = out_lines(&out);
-    assert_eq!(lines.len(), 5, "{}", out.describe());
     let c =
         parse_counts(&lines[3]).unwrap_or_else(|| panic!("no packets line\n{}", out.describe()));
     assert!(
@@ -1141,17 +1158,12 @@ fn no_answer_with_a_deadline_exits_1_at_the_deadline() {
 
 #[test]
 fn count_with_deadline_keeps_sending_until_the_deadline_when_nothing_answers() {
-    let args = ["-c", "3", "-i", "0.2", "-w", "1", SILENT_HOST];
-    let out = nk_ping_in_netns(BLACKHOLE, &args, 10.0);
-    out.expect_code(1);
-    assert!(
-        out.elapsed < Duration::from_secs(3),
-        "-w 1 should end the run after about 1 s, not {:.2?}\n{}",
-        out.elapsed,
-        out.describe()
+    let (out, lines) = silent_run(
+        &["-c", "3", "-i", "0.2", "-w", "1", SILENT_HOST],
+        10.0,
+        Duration::from_secs(3),
+        "-w 1 should end the run after about 1 s, not",
     );
-    let lines = out_lines(&out);
-    assert_eq!(lines.len(), 5, "{}", out.describe());
     let c =
         parse_counts(&lines[3]).unwrap_or_else(|| panic!("no packets line\n{}", out.describe()));
     assert!(
@@ -1408,6 +1420,13 @@ fn json_lines(out: &Finished) -> Vec<Value> {
         .collect()
 }
 
+/// Expects each `(key, value)` of `want` in the JSON object `v` (`what` names it on failure).
+fn expect_fields(out: &Finished, what: &str, v: &Value, want: &[(&str, Value)]) {
+    for (key, want) in want {
+        assert_eq!(field(out, v, key), want, "{what} {v}\n{}", out.describe());
+    }
+}
+
 fn field<'a>(out: &Finished, v: &'a Value, key: &str) -> &'a Value {
     v.get(key)
         .unwrap_or_else(|| panic!("JSON object without {key:?}: {v}\n{}", out.describe()))
@@ -1420,16 +1439,19 @@ fn json_replies_and_summary() {
     let objs = json_lines(&out);
     assert_eq!(objs.len(), 3, "2 replies and a summary\n{}", out.describe());
     for (i, r) in objs[..2].iter().enumerate() {
-        for (key, want) in [
-            ("type", Value::from("reply")),
-            ("seq", Value::from(i as u64 + 1)),
-            ("from", Value::from("127.0.0.1")),
-            ("bytes", Value::from(64)),
-            ("ttl", Value::from(64)),
-            ("dup", Value::from(false)),
-        ] {
-            assert_eq!(field(&out, r, key), &want, "reply {r}\n{}", out.describe());
-        }
+        expect_fields(
+            &out,
+            "reply",
+            r,
+            &[
+                ("type", Value::from("reply")),
+                ("seq", Value::from(i as u64 + 1)),
+                ("from", Value::from("127.0.0.1")),
+                ("bytes", Value::from(64)),
+                ("ttl", Value::from(64)),
+                ("dup", Value::from(false)),
+            ],
+        );
         let t = field(&out, r, "time_ms").as_f64();
         assert!(
             t.is_some_and(|t| t >= 0.0),
@@ -1438,22 +1460,20 @@ fn json_replies_and_summary() {
         );
     }
     let s = &objs[2];
-    for (key, want) in [
-        ("type", Value::from("summary")),
-        ("host", Value::from("127.0.0.1")),
-        ("address", Value::from("127.0.0.1")),
-        ("transmitted", Value::from(2)),
-        ("received", Value::from(2)),
-        ("duplicates", Value::from(0)),
-        ("errors", Value::from(0)),
-    ] {
-        assert_eq!(
-            field(&out, s, key),
-            &want,
-            "summary {s}\n{}",
-            out.describe()
-        );
-    }
+    expect_fields(
+        &out,
+        "summary",
+        s,
+        &[
+            ("type", Value::from("summary")),
+            ("host", Value::from("127.0.0.1")),
+            ("address", Value::from("127.0.0.1")),
+            ("transmitted", Value::from(2)),
+            ("received", Value::from(2)),
+            ("duplicates", Value::from(0)),
+            ("errors", Value::from(0)),
+        ],
+    );
     assert_eq!(field(&out, s, "loss_percent").as_f64(), Some(0.0), "{s}");
     assert!(field(&out, s, "time_ms").is_u64(), "time_ms: {s}");
     let rtt: Vec<f64> = ["min_ms", "avg_ms", "max_ms", "mdev_ms"]
@@ -1479,24 +1499,22 @@ fn json_without_replies_has_null_rtts() {
     let objs = json_lines(&out);
     assert_eq!(objs.len(), 1, "only the summary\n{}", out.describe());
     let s = &objs[0];
-    for (key, want) in [
-        ("type", Value::from("summary")),
-        ("host", Value::from(SILENT_HOST)),
-        ("address", Value::from(SILENT_HOST)),
-        ("transmitted", Value::from(1)),
-        ("received", Value::from(0)),
-        ("min_ms", Value::Null),
-        ("avg_ms", Value::Null),
-        ("max_ms", Value::Null),
-        ("mdev_ms", Value::Null),
-    ] {
-        assert_eq!(
-            field(&out, s, key),
-            &want,
-            "summary {s}\n{}",
-            out.describe()
-        );
-    }
+    expect_fields(
+        &out,
+        "summary",
+        s,
+        &[
+            ("type", Value::from("summary")),
+            ("host", Value::from(SILENT_HOST)),
+            ("address", Value::from(SILENT_HOST)),
+            ("transmitted", Value::from(1)),
+            ("received", Value::from(0)),
+            ("min_ms", Value::Null),
+            ("avg_ms", Value::Null),
+            ("max_ms", Value::Null),
+            ("mdev_ms", Value::Null),
+        ],
+    );
     assert_eq!(field(&out, s, "loss_percent").as_f64(), Some(100.0), "{s}");
 }
 

@@ -444,6 +444,16 @@ fn resolve(args: &[&str]) -> Finished {
     run_nk(&all, In::Null, RUN_SECS)
 }
 
+/// `nk resolve -t QTYPE NAME --server S... ARGS`.
+fn ask(qtype: &str, name: &str, servers: &[&str], args: &[&str]) -> Finished {
+    let mut all = vec!["-t", qtype, name];
+    for s in servers {
+        all.extend(["--server", s]);
+    }
+    all.extend_from_slice(args);
+    resolve(&all)
+}
+
 /// Each line of `out`'s stdout parsed as JSON.
 fn json_lines(out: &Finished) -> Vec<serde_json::Value> {
     out.stdout_text()
@@ -786,16 +796,12 @@ fn replies_with_wrong_id_source_or_question_are_ignored() {
         }),
     );
     let server = fake.server();
-    let out = resolve(&[
-        "-t",
+    let out = ask(
         "A",
         "www.example.test",
-        "--server",
-        &server,
-        "--short",
-        "--timeout",
-        "5s",
-    ]);
+        &[&server],
+        &["--short", "--timeout", "5s"],
+    );
     let got = queries(&fake.finish());
     out.expect_code(0).expect_stdout(b"192.0.2.77\n");
     assert!(
@@ -813,17 +819,12 @@ fn replies_with_wrong_id_source_or_question_are_ignored() {
 fn silent_server_times_out_after_the_given_tries() {
     let fake = FakeDns::silent("127.0.0.1");
     let server = fake.server();
-    let out = resolve(&[
-        "-t",
+    let out = ask(
         "A",
         "silent.example.test",
-        "--server",
-        &server,
-        "--timeout",
-        "300ms",
-        "--tries",
-        "2",
-    ]);
+        &[&server],
+        &["--timeout", "300ms", "--tries", "2"],
+    );
     let got = queries(&fake.finish());
     out.expect_code(1)
         .expect_stdout(b"")
@@ -853,19 +854,12 @@ fn tries_are_rounds_over_every_server() {
     let first = FakeDns::silent("127.0.0.1");
     let second = FakeDns::silent("127.0.0.1");
     let (s1, s2) = (first.server(), second.server());
-    let out = resolve(&[
-        "-t",
+    let out = ask(
         "A",
         "silent.example.test",
-        "--server",
-        &s1,
-        "--server",
-        &s2,
-        "--timeout",
-        "300ms",
-        "--tries",
-        "2",
-    ]);
+        &[&s1, &s2],
+        &["--timeout", "300ms", "--tries", "2"],
+    );
     let (got1, got2) = (queries(&first.finish()), queries(&second.finish()));
     out.expect_code(1).expect_stderr_contains("timed out");
     assert!(
@@ -946,16 +940,12 @@ fn servfail_from_the_first_server_then_the_second_answers() {
     let d = Dnsmasq::start();
     let bad_server = bad.server();
     let good_server = d.server();
-    let out = resolve(&[
-        "-t",
+    let out = ask(
         "A",
         "www.example.test",
-        "--server",
-        &bad_server,
-        "--server",
-        &good_server,
-        "--short",
-    ]);
+        &[&bad_server, &good_server],
+        &["--short"],
+    );
     let got = queries(&bad.finish());
     out.expect_code(0).expect_stdout(b"192.0.2.10\n");
     assert!(
@@ -969,15 +959,7 @@ fn servfail_from_the_first_server_then_the_second_answers() {
 fn servfail_alone_is_exit_1() {
     let bad = FakeDns::rcode("127.0.0.1", RCODE_SERVFAIL);
     let server = bad.server();
-    let out = resolve(&[
-        "-t",
-        "A",
-        "www.example.test",
-        "--server",
-        &server,
-        "--timeout",
-        "2s",
-    ]);
+    let out = ask("A", "www.example.test", &[&server], &["--timeout", "2s"]);
     out.expect_code(1)
         .expect_stdout(b"")
         .expect_stderr_contains("SERVFAIL")
@@ -1011,14 +993,12 @@ fn refused_is_exit_1() {
 fn server_forms_ipv6_brackets_and_host_name() {
     let v6 = FakeDns::answering("::1", [192, 0, 2, 61]);
     let port = v6.addr.port();
-    let out = resolve(&[
-        "-t",
+    let out = ask(
         "A",
         "www.example.test",
-        "--server",
-        &format!("[::1]:{port}"),
-        "--short",
-    ]);
+        &[&format!("[::1]:{port}")],
+        &["--short"],
+    );
     out.expect_code(0).expect_stdout(b"192.0.2.61\n");
     assert_eq!(queries(&v6.finish()).len(), 1);
 

@@ -340,11 +340,24 @@ fn smtp(args: &[&str], server: &str, stdin: In) -> Finished {
     run_nk(&full, stdin, 15.0)
 }
 
-/// `nk smtp --from a@example.test --to b@example.test ARGS 127.0.0.1:PORT`: the common case.
-fn send_a_to_b(port: u16, args: &[&str], stdin: In) -> Finished {
-    let mut full = vec!["--from", "a@example.test", "--to", "b@example.test"];
+/// `nk smtp --from FROM --to TO... ARGS SERVER`.
+fn mail(server: &str, from: &str, to: &[&str], args: &[&str], stdin: In) -> Finished {
+    let mut full = vec!["--from", from];
+    for t in to {
+        full.extend(["--to", t]);
+    }
     full.extend_from_slice(args);
-    smtp(&full, &format!("127.0.0.1:{port}"), stdin)
+    smtp(&full, server, stdin)
+}
+
+/// `nk smtp --from a@example.test --to b@example.test ARGS SERVER`: the common case.
+fn a_to_b(server: &str, args: &[&str], stdin: In) -> Finished {
+    mail(server, "a@example.test", &["b@example.test"], args, stdin)
+}
+
+/// [`a_to_b`] to `127.0.0.1:PORT`.
+fn send_a_to_b(port: u16, args: &[&str], stdin: In) -> Finished {
+    a_to_b(&format!("127.0.0.1:{port}"), args, stdin)
 }
 
 fn write_tmp(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
@@ -361,18 +374,11 @@ fn write_tmp(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
 fn aiosmtpd_receives_the_body_byte_exact_with_dot_lines() {
     let srv = Aiosmtpd::start();
     let body = ".hidden\n..two\n.\nend\n. \n...\nlast line\n";
-    let out = smtp(
-        &[
-            "--from",
-            "alice@example.test",
-            "--to",
-            "bob@example.test",
-            "--subject",
-            "dots",
-            "--body",
-            body,
-        ],
+    let out = mail(
         &srv.server(),
+        "alice@example.test",
+        &["bob@example.test"],
+        &["--subject", "dots", "--body", body],
         In::Null,
     );
     out.expect_code(0);
@@ -397,14 +403,11 @@ fn aiosmtpd_two_recipients_utf8_subject_and_the_header_set() {
     let srv = Aiosmtpd::start();
     let subject = "Grüße — ☃";
     let body = "Hallo,\nGrüße aus dem Test ☃\n";
-    let out = smtp(
+    let out = mail(
+        &srv.server(),
+        "sender@example.test",
+        &["a@example.test", "b@example.test"],
         &[
-            "--from",
-            "sender@example.test",
-            "--to",
-            "a@example.test",
-            "--to",
-            "b@example.test",
             "--subject",
             subject,
             "--helo",
@@ -416,7 +419,6 @@ fn aiosmtpd_two_recipients_utf8_subject_and_the_header_set() {
             "--body",
             body,
         ],
-        &srv.server(),
         In::Null,
     );
     out.expect_code(0);
@@ -716,18 +718,11 @@ fn one_recipient_refused_the_other_still_gets_the_mail() {
         refuse: vec!["nobody@example.test".into()],
         ..Replies::default()
     });
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "nobody@example.test",
-            "--to",
-            "good@example.test",
-            "--body",
-            "for the good one\n",
-        ],
+    let out = mail(
         &format!("127.0.0.1:{}", srv.port()),
+        "a@example.test",
+        &["nobody@example.test", "good@example.test"],
+        &["--body", "for the good one\n"],
         In::Null,
     );
     let t = srv.join();
@@ -764,18 +759,11 @@ fn all_recipients_refused_no_data_quit_exit_1() {
         refuse: vec!["x@example.test".into(), "y@example.test".into()],
         ..Replies::default()
     });
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "x@example.test",
-            "--to",
-            "y@example.test",
-            "--body",
-            "nobody will read this\n",
-        ],
+    let out = mail(
         &format!("127.0.0.1:{}", srv.port()),
+        "a@example.test",
+        &["x@example.test", "y@example.test"],
+        &["--body", "nobody will read this\n"],
         In::Null,
     );
     let t = srv.join();
@@ -798,18 +786,7 @@ fn banner_421_exits_1_with_the_reply_on_stderr() {
         ..Replies::default()
     });
     let server = format!("127.0.0.1:{}", srv.port());
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--body",
-            "x\n",
-        ],
-        &server,
-        In::Null,
-    );
+    let out = a_to_b(&server, &["--body", "x\n"], In::Null);
     let t = srv.join();
     out.expect_code(1);
     out.expect_stderr_contains(&format!(
@@ -830,16 +807,11 @@ fn mail_from_refused_exits_1_and_quits() {
         ..Replies::default()
     });
     let server = format!("127.0.0.1:{}", srv.port());
-    let out = smtp(
-        &[
-            "--from",
-            "a@bad.test",
-            "--to",
-            "b@example.test",
-            "--body",
-            "x\n",
-        ],
+    let out = mail(
         &server,
+        "a@bad.test",
+        &["b@example.test"],
+        &["--body", "x\n"],
         In::Null,
     );
     let t = srv.join();
@@ -1080,18 +1052,7 @@ fn cr_or_lf_in_an_argument_exits_2_without_connecting() {
 fn body_line_over_998_octets_exits_2_without_connecting() {
     let srv = NoConnect::new();
     let long = format!("short line\n{}\nafter\n", "x".repeat(999));
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--body",
-            &long,
-        ],
-        &srv.server(),
-        In::Null,
-    );
+    let out = a_to_b(&srv.server(), &["--body", &long], In::Null);
     out.expect_code(2);
     // The same from stdin.
     let out2 = smtp(
@@ -1228,16 +1189,9 @@ fn verbose_transcript_on_stderr() {
 #[test]
 fn ipv6_loopback() {
     let srv = Server::start_on("::1", 10.0, |s, _| scripted_session(s, Replies::default()));
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--body",
-            "over v6\n",
-        ],
+    let out = a_to_b(
         &format!("[::1]:{}", srv.port()),
+        &["--body", "over v6\n"],
         In::Null,
     );
     let t = srv.join();
@@ -1250,18 +1204,7 @@ fn ipv6_loopback() {
 #[test]
 fn refused_port_exits_1() {
     let port = free_port("127.0.0.1");
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--body",
-            "x\n",
-        ],
-        &format!("127.0.0.1:{port}"),
-        In::Null,
-    );
+    let out = a_to_b(&format!("127.0.0.1:{port}"), &["--body", "x\n"], In::Null);
     out.expect_code(1).expect_stdout(b"");
     assert!(
         out.stderr_first_line().starts_with("nk: "),
@@ -1344,18 +1287,9 @@ fn aiosmtpd_long_subjects_arrive_whole() {
     let srv = Aiosmtpd::start();
     // Non-ASCII: several encoded-words, each within 75 characters (RFC 2047 2).
     let utf8 = "Grüße ☃ — ".repeat(20);
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--subject",
-            &utf8,
-            "--body",
-            "x\n",
-        ],
+    let out = a_to_b(
         &srv.server(),
+        &["--subject", &utf8, "--body", "x\n"],
         In::Null,
     );
     out.expect_code(0);
@@ -1380,18 +1314,9 @@ fn aiosmtpd_long_subjects_arrive_whole() {
         .collect::<Vec<_>>()
         .join(" ");
     assert!(ascii.len() > 998);
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--subject",
-            &ascii,
-            "--body",
-            "x\n",
-        ],
+    let out = a_to_b(
         &srv.server(),
+        &["--subject", &ascii, "--body", "x\n"],
         In::Null,
     );
     if out.status.code() == Some(2) {
@@ -1407,18 +1332,11 @@ fn aiosmtpd_long_subjects_arrive_whole() {
 #[test]
 fn aiosmtpd_display_names_in_from_and_to() {
     let srv = Aiosmtpd::start();
-    let out = smtp(
-        &[
-            "--from",
-            "Alice Example <alice@example.test>",
-            "--to",
-            "Bob <bob@example.test>",
-            "--to",
-            "carol@example.test",
-            "--body",
-            "x\n",
-        ],
+    let out = mail(
         &srv.server(),
+        "Alice Example <alice@example.test>",
+        &["Bob <bob@example.test>", "carol@example.test"],
+        &["--body", "x\n"],
         In::Null,
     );
     out.expect_code(0);
@@ -1432,16 +1350,11 @@ fn aiosmtpd_display_names_in_from_and_to() {
     assert_eq!(m.strings(m.view("to_names")), ["Bob", ""]);
 
     // A non-ASCII display name goes RFC 2047 encoded: the header section stays ASCII.
-    let out = smtp(
-        &[
-            "--from",
-            "Jörg Müller <joerg@example.test>",
-            "--to",
-            "Zoë <zoe@example.test>",
-            "--body",
-            "x\n",
-        ],
+    let out = mail(
         &srv.server(),
+        "Jörg Müller <joerg@example.test>",
+        &["Zoë <zoe@example.test>"],
+        &["--body", "x\n"],
         In::Null,
     );
     out.expect_code(0);
@@ -1467,18 +1380,7 @@ fn aiosmtpd_a_bare_cr_in_the_body_never_goes_out_bare() {
     // RFC 5321 2.3.8: CR and LF only as CRLF. nk may refuse the body (exit 2) or send the
     // CR as a line end; it must not send it bare.
     let srv = Aiosmtpd::start();
-    let out = smtp(
-        &[
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--body",
-            "one\rtwo\n",
-        ],
-        &srv.server(),
-        In::Null,
-    );
+    let out = a_to_b(&srv.server(), &["--body", "one\rtwo\n"], In::Null);
     if out.status.code() == Some(2) {
         assert_eq!(srv.count(), 0, "exit 2, yet a message was sent");
         return;
