@@ -356,69 +356,29 @@ fn malformed_addresses_and_values_are_usage_errors() {
     guard.set_nonblocking(true).unwrap();
     let p = guard.local_addr().unwrap().port().to_string();
     let cases: Vec<Vec<String>> = vec![
-        vec!["dial".into(), "127.0.0.1:70000".into()],
-        vec!["dial".into(), "127.0.0.1".into(), "70000".into()],
-        vec!["dial".into(), "127.0.0.1:0".into()],
-        vec!["dial".into(), "127.0.0.1".into(), "0".into()],
-        vec!["dial".into(), "abc:".into()],
-        vec!["dial".into(), "localhost:".into()],
-        vec!["dial".into(), "[::1".into()],
+        words(&["dial", "127.0.0.1:70000"]),
+        words(&["dial", "127.0.0.1", "70000"]),
+        words(&["dial", "127.0.0.1:0"]),
+        words(&["dial", "127.0.0.1", "0"]),
+        words(&["dial", "abc:"]),
+        words(&["dial", "localhost:"]),
+        words(&["dial", "[::1"]),
         vec!["dial".into(), format!("[::1:{p}")],
-        vec!["dial".into(), "".into()],
-        vec![
-            "dial".into(),
-            "-w".into(),
-            "5x".into(),
-            "127.0.0.1".into(),
-            p.clone(),
-        ],
-        vec![
-            "dial".into(),
-            "-i".into(),
-            "5x".into(),
-            "127.0.0.1".into(),
-            p.clone(),
-        ],
-        vec![
-            "dial".into(),
-            "-q".into(),
-            "soon".into(),
-            "127.0.0.1".into(),
-            p.clone(),
-        ],
-        vec!["listen".into(), "70000".into()],
-        vec!["listen".into(), "127.0.0.1:70000".into()],
-        vec!["listen".into(), "abc:".into()],
-        vec!["listen".into(), "[::1".into()],
-        vec![
-            "listen".into(),
-            "-w".into(),
-            "5x".into(),
-            "127.0.0.1:0".into(),
-        ],
+        words(&["dial", ""]),
+        words(&["dial", "-w", "5x", "127.0.0.1", &p]),
+        words(&["dial", "-i", "5x", "127.0.0.1", &p]),
+        words(&["dial", "-q", "soon", "127.0.0.1", &p]),
+        words(&["listen", "70000"]),
+        words(&["listen", "127.0.0.1:70000"]),
+        words(&["listen", "abc:"]),
+        words(&["listen", "[::1"]),
+        words(&["listen", "-w", "5x", "127.0.0.1:0"]),
     ];
-    let mut failures = Vec::new();
-    for args in &cases {
-        let out = run_nk(args, In::Null, 5.0);
-        if out.status.code() != Some(2) || !out.stderr.starts_with("nk: ") || !out.stdout.is_empty()
-        {
-            failures.push(format!(
-                "nk {args:?}: want exit 2 and stderr starting \"nk: \"\n{}",
-                out.describe()
-            ));
-        }
-    }
-    let leaked = guard.accept().is_ok();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
-    assert!(
-        !leaked,
-        "a malformed command connected to the guard listener"
+    expect_usage_errors(
+        &cases,
+        || In::Null,
+        || guard.accept().is_ok(),
+        "a malformed command connected to the guard listener",
     );
 }
 

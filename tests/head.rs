@@ -62,6 +62,38 @@ fn read_head(s: &mut TcpStream) -> Vec<u8> {
 
 /// The head as text with every `Date:` header's value masked (it may tick between two
 /// requests), for comparing two responses of the same server.
+/// `req` must be exactly nk's default request (see `default_request`).
+#[track_caller]
+fn expect_default_request(req: &[u8], method: &str, target: &str, host: &str) {
+    assert_eq!(lossy(req), lossy(&default_request(method, target, host)));
+}
+
+/// `HTTP/1.1 200 OK` and `X-Pad-NN` fields of 4000 characters until the head is at least
+/// `min_len` bytes long (no blank line yet).
+fn padded_head(min_len: usize) -> Vec<u8> {
+    let mut hd = b"HTTP/1.1 200 OK\r\n".to_vec();
+    let mut i = 0;
+    while hd.len() < min_len {
+        hd.extend_from_slice(format!("X-Pad-{i:02}: {}\r\n", "p".repeat(4000)).as_bytes());
+        i += 1;
+    }
+    hd
+}
+
+/// Panics unless what follows the first blank line of `out`'s stdout is `INDEX_HTML`;
+/// returns where the body starts.
+#[track_caller]
+fn expect_index_body(out: &Finished) -> usize {
+    let i = find(&out.stdout, b"\r\n\r\n").expect("a head") + 4;
+    assert_eq!(
+        lossy(&out.stdout[i..]),
+        INDEX_HTML,
+        "the body after the head\n{}",
+        out.describe()
+    );
+    i
+}
+
 fn mask_date(head: &[u8]) -> String {
     lossy(head)
         .split("\r\n")
@@ -351,16 +383,10 @@ fn python_http10_get_and_seed_requests() {
     let p = py.port;
     let out = head(&["--get", &format!("127.0.0.1:{p}/index.html")]);
     out.expect_code(0);
-    let i = find(&out.stdout, b"\r\n\r\n").expect("a head") + 4;
+    expect_index_body(&out);
     assert!(
         out.stdout.starts_with(b"HTTP/1.0 200 OK\r\n"),
         "{}",
-        out.describe()
-    );
-    assert_eq!(
-        lossy(&out.stdout[i..]),
-        INDEX_HTML,
-        "the body after the head\n{}",
         out.describe()
     );
 
@@ -436,16 +462,10 @@ fn nginx_get_keepalive_stops_at_content_length() {
         &format!("http://127.0.0.1:{p}/"),
     ]);
     out.expect_code(0);
-    let i = find(&out.stdout, b"\r\n\r\n").expect("a head") + 4;
+    let i = expect_index_body(&out);
     assert!(
         lossy(&out.stdout[..i]).contains(&format!("Content-Length: {}\r\n", INDEX_HTML.len())),
         "{}",
-        out.describe()
-    );
-    assert_eq!(
-        lossy(&out.stdout[i..]),
-        INDEX_HTML,
-        "the body after the head\n{}",
         out.describe()
     );
 }
@@ -546,13 +566,8 @@ fn head_skips_1xx_interim_responses() {
 
 #[test]
 fn head_up_to_48k_is_printed_whole() {
-    let mut hd = b"HTTP/1.1 200 OK\r\n".to_vec();
-    let mut i = 0;
     // Few long fields (not many short ones): this is about the size of the head.
-    while hd.len() < 48 * 1024 {
-        hd.extend_from_slice(format!("X-Pad-{i:02}: {}\r\n", "p".repeat(4000)).as_bytes());
-        i += 1;
-    }
+    let mut hd = padded_head(48 * 1024);
     hd.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     let srv = HttpServer::start(respond_hold(hd.clone()));
     let out = head(&[&format!("127.0.0.1:{}", srv.port())]);
@@ -564,12 +579,7 @@ fn head_up_to_48k_is_printed_whole() {
 #[test]
 fn head_larger_than_64k_fails() {
     // 18 fields of 4 KB (far below any limit on the number of fields), complete.
-    let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
-    let mut i = 0;
-    while many.len() < 70 * 1024 {
-        many.extend_from_slice(format!("X-Pad-{i:02}: {}\r\n", "p".repeat(4000)).as_bytes());
-        i += 1;
-    }
+    let mut many = padded_head(70 * 1024);
     let mut unterminated = many.clone();
     many.extend_from_slice(b"\r\n");
     // One 70 KiB field, complete.
@@ -673,14 +683,7 @@ fn get_chunked_body_decoded_with_trailer() {
     );
     assert_same_bytes("decoded chunked body", &out.stdout[hd.len()..], &body);
     let req = only_request(srv.finish());
-    assert_eq!(
-        lossy(&req),
-        lossy(&default_request(
-            "GET",
-            "/chunked",
-            &format!("127.0.0.1:{p}")
-        ))
-    );
+    expect_default_request(&req, "GET", "/chunked", &format!("127.0.0.1:{p}"));
 }
 
 #[test]
@@ -892,32 +895,16 @@ fn request_http10_with_header() {
 #[test]
 fn request_default_byte_for_byte() {
     let (req, p) = sent_by(|p| vec![format!("http://127.0.0.1:{p}/x/y?a=b&c")]);
-    assert_eq!(
-        lossy(&req),
-        lossy(&default_request(
-            "HEAD",
-            "/x/y?a=b&c",
-            &format!("127.0.0.1:{p}")
-        ))
-    );
+    expect_default_request(&req, "HEAD", "/x/y?a=b&c", &format!("127.0.0.1:{p}"));
     // host:port form, path default "/".
     let (req, p) = sent_by(|p| vec![format!("127.0.0.1:{p}")]);
-    assert_eq!(
-        lossy(&req),
-        lossy(&default_request("HEAD", "/", &format!("127.0.0.1:{p}")))
-    );
+    expect_default_request(&req, "HEAD", "/", &format!("127.0.0.1:{p}"));
     // A percent-encoded CR is not a CR: sent as is.
     let (req, p) = sent_by(|p| vec![format!("127.0.0.1:{p}/a%0d")]);
-    assert_eq!(
-        lossy(&req),
-        lossy(&default_request("HEAD", "/a%0d", &format!("127.0.0.1:{p}")))
-    );
+    expect_default_request(&req, "HEAD", "/a%0d", &format!("127.0.0.1:{p}"));
     // GET.
     let (req, p) = sent_by(|p| vec!["--get".into(), format!("http://127.0.0.1:{p}/g")]);
-    assert_eq!(
-        lossy(&req),
-        lossy(&default_request("GET", "/g", &format!("127.0.0.1:{p}")))
-    );
+    expect_default_request(&req, "GET", "/g", &format!("127.0.0.1:{p}"));
 }
 
 #[test]
@@ -928,10 +915,7 @@ fn request_ipv6_host_bracketed() {
     out.expect_code(0);
     out.expect_stdout(OK_EMPTY);
     let req = only_request(srv.finish());
-    assert_eq!(
-        lossy(&req),
-        lossy(&default_request("HEAD", "/v6", &format!("[::1]:{p}")))
-    );
+    expect_default_request(&req, "HEAD", "/v6", &format!("[::1]:{p}"));
 }
 
 #[test]
@@ -1299,22 +1283,8 @@ fn redirect_to_another_server_changes_host() {
     assert_eq!(heads[1], OK_EMPTY, "{}", out.describe());
     let ra = only_request(a.finish());
     let rb = only_request(b.finish());
-    assert_eq!(
-        lossy(&ra),
-        lossy(&default_request(
-            "HEAD",
-            "/here",
-            &format!("127.0.0.1:{ap}")
-        ))
-    );
-    assert_eq!(
-        lossy(&rb),
-        lossy(&default_request(
-            "HEAD",
-            "/there?x=y",
-            &format!("127.0.0.1:{bp}")
-        ))
-    );
+    expect_default_request(&ra, "HEAD", "/here", &format!("127.0.0.1:{ap}"));
+    expect_default_request(&rb, "HEAD", "/there?x=y", &format!("127.0.0.1:{bp}"));
 }
 
 #[test]
@@ -1402,19 +1372,9 @@ fn head_with_bare_lf_line_ends_printed_as_received() {
 fn request_target_forms() {
     // A fragment is not sent; a query without a path gets "/".
     let (req, p) = sent_by(|p| vec![format!("http://127.0.0.1:{p}/p?q=1#frag")]);
-    assert_eq!(
-        lossy(&req),
-        lossy(&default_request(
-            "HEAD",
-            "/p?q=1",
-            &format!("127.0.0.1:{p}")
-        ))
-    );
+    expect_default_request(&req, "HEAD", "/p?q=1", &format!("127.0.0.1:{p}"));
     let (req, p) = sent_by(|p| vec![format!("127.0.0.1:{p}?x=1")]);
-    assert_eq!(
-        lossy(&req),
-        lossy(&default_request("HEAD", "/?x=1", &format!("127.0.0.1:{p}")))
-    );
+    expect_default_request(&req, "HEAD", "/?x=1", &format!("127.0.0.1:{p}"));
     // `-H 'Name:'` removes a default header (nk head --help).
     let (req, p) = sent_by(|p| vec!["-H".into(), "Accept:".into(), format!("127.0.0.1:{p}")]);
     assert_eq!(

@@ -205,6 +205,35 @@ fn client_line(i: usize, j: usize, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
+/// Runs `client(i, stream, barrier)` in `n` threads, each on its own connection to
+/// 127.0.0.1:`port` (connected within 10 s); `barrier` waits for all `n`. Returns the
+/// clients' errors.
+fn parallel_clients<F>(n: usize, port: u16, client: F) -> Vec<String>
+where
+    F: Fn(usize, TcpStream, &Barrier) -> Result<(), String> + Send + Sync + 'static,
+{
+    let barrier = Arc::new(Barrier::new(n));
+    let client = Arc::new(client);
+    let clients: Vec<_> = (0..n)
+        .map(|i| {
+            let barrier = Arc::clone(&barrier);
+            let client = Arc::clone(&client);
+            thread::spawn(move || -> Result<(), String> {
+                let s = TcpStream::connect_timeout(
+                    &SocketAddr::from(([127, 0, 0, 1], port)),
+                    Duration::from_secs(10),
+                )
+                .map_err(|e| format!("client {i}: connect: {e}"))?;
+                client(i, s, &barrier)
+            })
+        })
+        .collect();
+    clients
+        .into_iter()
+        .filter_map(|t| t.join().expect("client thread").err())
+        .collect()
+}
+
 #[test]
 fn keep_open_200_clients_1mib_each_lines_never_torn() {
     const CLIENTS: usize = 200;
@@ -212,52 +241,37 @@ fn keep_open_200_clients_1mib_each_lines_never_torn() {
     let output = dir.path().join("out.txt");
     let (nk, port) = listen(&["-k", "127.0.0.1:0"], In::Null, Out::File(output.clone()));
 
-    let barrier = Arc::new(Barrier::new(CLIENTS));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || -> Result<(), String> {
-                let mut s = TcpStream::connect_timeout(
-                    &SocketAddr::from(([127, 0, 0, 1], port)),
-                    Duration::from_secs(10),
-                )
-                .map_err(|e| format!("client {i}: connect: {e}"))?;
-                let mut data = Vec::with_capacity(MIB);
-                for j in 0..LINES_PER_CLIENT {
-                    client_line(i, j, &mut data);
-                }
-                // Every client connected before any sends: they are all served at once.
-                barrier.wait();
-                // Writes of uneven sizes, so lines straddle writes (and TCP segments).
-                let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                let mut off = 0;
-                while off < data.len() {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    let n = (1 + (x % 9000) as usize).min(data.len() - off);
-                    s.write_all(&data[off..off + n])
-                        .map_err(|e| format!("client {i}: write at {off}: {e}"))?;
-                    off += n;
-                }
-                s.shutdown(Shutdown::Write)
-                    .map_err(|e| format!("client {i}: shutdown: {e}"))?;
-                // stdin is /dev/null: nk half-closed at once and sends nothing.
-                let (back, eof) = read_until_eof(&mut s, 30.0);
-                if !back.is_empty() || !eof {
-                    return Err(format!(
-                        "client {i}: expected EOF and no data, got {} bytes, eof={eof}",
-                        back.len()
-                    ));
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    let errors: Vec<String> = clients
-        .into_iter()
-        .filter_map(|t| t.join().expect("client thread").err())
-        .collect();
+    let errors = parallel_clients(CLIENTS, port, |i, mut s, barrier| {
+        let mut data = Vec::with_capacity(MIB);
+        for j in 0..LINES_PER_CLIENT {
+            client_line(i, j, &mut data);
+        }
+        // Every client connected before any sends: they are all served at once.
+        barrier.wait();
+        // Writes of uneven sizes, so lines straddle writes (and TCP segments).
+        let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut off = 0;
+        while off < data.len() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = (1 + (x % 9000) as usize).min(data.len() - off);
+            s.write_all(&data[off..off + n])
+                .map_err(|e| format!("client {i}: write at {off}: {e}"))?;
+            off += n;
+        }
+        s.shutdown(Shutdown::Write)
+            .map_err(|e| format!("client {i}: shutdown: {e}"))?;
+        // stdin is /dev/null: nk half-closed at once and sends nothing.
+        let (back, eof) = read_until_eof(&mut s, 30.0);
+        if !back.is_empty() || !eof {
+            return Err(format!(
+                "client {i}: expected EOF and no data, got {} bytes, eof={eof}",
+                back.len()
+            ));
+        }
+        Ok(())
+    });
 
     // All clients closed; the last bytes may still be on their way to the file.
     let want = (CLIENTS * MIB) as u64;
@@ -351,35 +365,20 @@ fn keep_open_exec_cat_echoes_100_parallel_clients() {
         In::Null,
         Out::Pipe,
     );
-    let barrier = Arc::new(Barrier::new(CLIENTS));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || -> Result<(), String> {
-                let s = TcpStream::connect_timeout(
-                    &SocketAddr::from(([127, 0, 0, 1], port)),
-                    Duration::from_secs(10),
-                )
-                .map_err(|e| format!("client {i}: connect: {e}"))?;
-                let data = prng_bytes(64 * KIB, 0xec40_0000 + i as u64);
-                barrier.wait();
-                let (back, eof) = echo_exchange(s, data.clone(), 20.0);
-                if back != data || !eof {
-                    let first = back.iter().zip(&data).position(|(a, b)| a != b);
-                    return Err(format!(
-                        "client {i}: got {} of {} bytes back (first difference {first:?}), eof={eof}",
-                        back.len(),
-                        data.len()
-                    ));
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    let errors: Vec<String> = clients
-        .into_iter()
-        .filter_map(|t| t.join().expect("client thread").err())
-        .collect();
+    let errors = parallel_clients(CLIENTS, port, |i, s, barrier| {
+        let data = prng_bytes(64 * KIB, 0xec40_0000 + i as u64);
+        barrier.wait();
+        let (back, eof) = echo_exchange(s, data.clone(), 20.0);
+        if back != data || !eof {
+            let first = back.iter().zip(&data).position(|(a, b)| a != b);
+            return Err(format!(
+                "client {i}: got {} of {} bytes back (first difference {first:?}), eof={eof}",
+                back.len(),
+                data.len()
+            ));
+        }
+        Ok(())
+    });
     let out = terminate(nk);
     assert!(
         errors.is_empty(),

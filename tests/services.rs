@@ -78,14 +78,6 @@ fn serve_with(service: &str, args: &[&str], addr: &str, env: &[(&str, &str)]) ->
     Service { nk: p, tcp, udp }
 }
 
-/// Sends `sig` and expects exit `code`.
-fn signal_and_wait(p: Proc, sig: &str, code: i32) -> Finished {
-    send_signal(p.pid(), sig);
-    let out = p.wait(10.0);
-    out.expect_code(code);
-    out
-}
-
 // ---------------------------------------------------------------------------
 // helpers: sockets
 // ---------------------------------------------------------------------------
@@ -271,14 +263,6 @@ fn socat_server(listen_spec: &str, program: &str) -> (Proc, u16) {
     (p, port)
 }
 
-fn write_stdin(p: &mut Proc, data: &[u8]) {
-    p.stdin
-        .as_mut()
-        .expect("stdin pipe")
-        .write_all(data)
-        .expect("write the child's stdin");
-}
-
 // ---------------------------------------------------------------------------
 // helpers: time formats
 // ---------------------------------------------------------------------------
@@ -436,22 +420,42 @@ fn echo_server_listens_tcp_and_udp_on_one_port_and_exits_143_on_sigterm() {
     signal_and_wait(svc.nk, "TERM", 143);
 }
 
+/// `nc -N 127.0.0.1 PORT` with `input` on stdin, finished within 10 s.
+fn nc_tcp(port: u16, input: In) -> Finished {
+    nc(&["-N", "127.0.0.1", &port.to_string()], input, Out::Pipe).wait(10.0)
+}
+
+/// `socat -t 5 - TCP:127.0.0.1:PORT` with `input` on stdin, finished within 10 s.
+fn socat_tcp(port: u16, input: In) -> Finished {
+    socat(
+        &["-t", "5", "-", &format!("TCP:127.0.0.1:{port}")],
+        input,
+        Out::Pipe,
+    )
+    .wait(10.0)
+}
+
+/// A running `nc -u 127.0.0.1 PORT`, stdin and stdout piped.
+fn nc_udp(port: u16) -> Proc {
+    nc(&["-u", "127.0.0.1", &port.to_string()], In::Pipe, Out::Pipe)
+}
+
+/// A running `socat -t 5 - UDP:127.0.0.1:PORT`, stdin and stdout piped.
+fn socat_udp(port: u16) -> Proc {
+    socat(
+        &["-t", "5", "-", &format!("UDP:127.0.0.1:{port}")],
+        In::Pipe,
+        Out::Pipe,
+    )
+}
+
 #[test]
 fn echo_server_answers_openbsd_nc_tcp_and_udp() {
     let svc = serve("echo", &[]);
-    let tcp = nc(
-        &["-N", "127.0.0.1", &svc.tcp().to_string()],
-        In::Bytes(b"data over nc\n".to_vec()),
-        Out::Pipe,
-    )
-    .wait(10.0);
+    let tcp = nc_tcp(svc.tcp(), In::Bytes(b"data over nc\n".to_vec()));
     tcp.expect_code(0).expect_stdout(b"data over nc\n");
 
-    let mut u = nc(
-        &["-u", "127.0.0.1", &svc.udp().to_string()],
-        In::Pipe,
-        Out::Pipe,
-    );
+    let mut u = nc_udp(svc.udp());
     write_stdin(&mut u, b"datagram from nc\n");
     u.wait_stdout_line(10.0, |l| l == "datagram from nc");
     write_stdin(&mut u, b"second\n");
@@ -461,19 +465,10 @@ fn echo_server_answers_openbsd_nc_tcp_and_udp() {
 #[test]
 fn echo_server_answers_socat_tcp_and_udp() {
     let svc = serve("echo", &[]);
-    let tcp = socat(
-        &["-t", "5", "-", &format!("TCP:127.0.0.1:{}", svc.tcp())],
-        In::Bytes(b"data over socat\n".to_vec()),
-        Out::Pipe,
-    )
-    .wait(10.0);
+    let tcp = socat_tcp(svc.tcp(), In::Bytes(b"data over socat\n".to_vec()));
     tcp.expect_code(0).expect_stdout(b"data over socat\n");
 
-    let mut u = socat(
-        &["-t", "5", "-", &format!("UDP:127.0.0.1:{}", svc.udp())],
-        In::Pipe,
-        Out::Pipe,
-    );
+    let mut u = socat_udp(svc.udp());
     write_stdin(&mut u, b"datagram from socat\n");
     u.wait_stdout_line(10.0, |l| l == "datagram from socat");
 }
@@ -493,38 +488,20 @@ fn daytime_server_answers_nc_and_socat_tcp_and_udp() {
         assert_near_now(what, t);
     };
 
-    let out = nc(
-        &["-N", "127.0.0.1", &svc.tcp().to_string()],
-        In::Null,
-        Out::Pipe,
-    )
-    .wait(10.0);
+    let out = nc_tcp(svc.tcp(), In::Null);
     out.expect_code(0);
     check("nc -N (tcp)", &out.stdout);
 
-    let out = socat(
-        &["-t", "5", "-", &format!("TCP:127.0.0.1:{}", svc.tcp())],
-        In::Null,
-        Out::Pipe,
-    )
-    .wait(10.0);
+    let out = socat_tcp(svc.tcp(), In::Null);
     out.expect_code(0);
     check("socat TCP", &out.stdout);
 
-    let mut u = nc(
-        &["-u", "127.0.0.1", &svc.udp().to_string()],
-        In::Pipe,
-        Out::Pipe,
-    );
+    let mut u = nc_udp(svc.udp());
     write_stdin(&mut u, b"\n");
     u.wait_stdout_line(10.0, |l| l.contains("UTC"));
     check("nc -u", &u.stdout_so_far());
 
-    let mut u = socat(
-        &["-t", "5", "-", &format!("UDP:127.0.0.1:{}", svc.udp())],
-        In::Pipe,
-        Out::Pipe,
-    );
+    let mut u = socat_udp(svc.udp());
     write_stdin(&mut u, b"x");
     u.wait_stdout_line(10.0, |l| l.contains("UTC"));
     check("socat UDP", &u.stdout_so_far());
@@ -543,30 +520,16 @@ fn qotd_server_answers_nc_and_socat_tcp_and_udp() {
     let svc = serve("qotd", &["--quotes", file.to_str().unwrap()]);
     let want = "Only one quote here.\n-- the test";
 
-    let out = nc(
-        &["-N", "127.0.0.1", &svc.tcp().to_string()],
-        In::Null,
-        Out::Pipe,
-    )
-    .wait(10.0);
+    let out = nc_tcp(svc.tcp(), In::Null);
     out.expect_code(0);
     assert_crlf("nc -N (tcp)", &out.stdout);
     assert_eq!(normalise(&out.stdout_text()), want, "{}", out.describe());
 
-    let out = socat(
-        &["-t", "5", "-", &format!("TCP:127.0.0.1:{}", svc.tcp())],
-        In::Null,
-        Out::Pipe,
-    )
-    .wait(10.0);
+    let out = socat_tcp(svc.tcp(), In::Null);
     out.expect_code(0);
     assert_eq!(normalise(&out.stdout_text()), want, "{}", out.describe());
 
-    let mut u = socat(
-        &["-t", "5", "-", &format!("UDP:127.0.0.1:{}", svc.udp())],
-        In::Pipe,
-        Out::Pipe,
-    );
+    let mut u = socat_udp(svc.udp());
     write_stdin(&mut u, b"\n");
     u.wait_stdout_line(10.0, |l| l.starts_with("-- the test"));
     let got = u.stdout_so_far();
@@ -924,16 +887,7 @@ fn echo_client_no_reply_tries_twice_then_exits_1() {
     let silent = udp("127.0.0.1");
     let port = silent.local_addr().unwrap().port();
     let out = run_nk(
-        [
-            "echo",
-            "-u",
-            "-W",
-            "200ms",
-            "--tries",
-            "2",
-            &format!("127.0.0.1:{port}"),
-            "cau",
-        ],
+        echo_args(&["-u", "-W", "200ms", "--tries", "2"], port, &["cau"]),
         In::Null,
         10.0,
     );
@@ -947,16 +901,20 @@ fn echo_client_no_reply_tries_twice_then_exits_1() {
     expect_silence(&silent, 0.3, "a third try after --tries 2");
 }
 
+/// `echo OPTS... 127.0.0.1:PORT WORDS...` as nk's arguments.
+fn echo_args(opts: &[&str], port: u16, words: &[&str]) -> Vec<String> {
+    let mut args = vec!["echo".to_string()];
+    args.extend(opts.iter().map(|s| s.to_string()));
+    args.push(format!("127.0.0.1:{port}"));
+    args.extend(words.iter().map(|s| s.to_string()));
+    args
+}
+
 #[test]
 fn echo_client_refused_exits_1() {
     let port = free_port("127.0.0.1");
     let out = run_nk(["echo", &format!("127.0.0.1:{port}"), "hi"], In::Null, 10.0);
-    out.expect_code(1).expect_stdout(b"");
-    assert!(
-        out.stderr_first_line().starts_with("nk: "),
-        "{}",
-        out.describe()
-    );
+    expect_nk_error(&out, 1);
 }
 
 #[test]
@@ -973,12 +931,7 @@ fn daytime_client_gives_up_on_a_silent_tcp_server() {
         In::Null,
         10.0,
     );
-    out.expect_code(1).expect_stdout(b"");
-    assert!(
-        out.stderr_first_line().starts_with("nk: "),
-        "{}",
-        out.describe()
-    );
+    expect_nk_error(&out, 1);
     assert!(
         srv.join(),
         "nk did not close the connection when it gave up"
@@ -1059,44 +1012,23 @@ fn check_probe_output(out: &Finished, port: u16, proto: &str, size: usize, n: u3
 fn echo_probe_mode_tcp_and_udp() {
     let svc = serve("echo", &[]);
     let out = run_nk(
-        [
-            "echo",
-            "-c",
-            "5",
-            "-i",
-            "10ms",
-            &format!("127.0.0.1:{}", svc.tcp()),
-        ],
+        echo_args(&["-c", "5", "-i", "10ms"], svc.tcp(), &[]),
         In::Null,
         15.0,
     );
     check_probe_output(&out, svc.tcp(), "tcp", 64, 5);
     let out = run_nk(
-        [
-            "echo",
-            "-u",
-            "-c",
-            "5",
-            "-i",
-            "10ms",
-            &format!("127.0.0.1:{}", svc.udp()),
-        ],
+        echo_args(&["-u", "-c", "5", "-i", "10ms"], svc.udp(), &[]),
         In::Null,
         15.0,
     );
     check_probe_output(&out, svc.udp(), "udp", 64, 5);
     let out = run_nk(
-        [
-            "echo",
-            "-u",
-            "-c",
-            "2",
-            "-s",
-            "1000",
-            "-i",
-            "10ms",
-            &format!("127.0.0.1:{}", svc.udp()),
-        ],
+        echo_args(
+            &["-u", "-c", "2", "-s", "1000", "-i", "10ms"],
+            svc.udp(),
+            &[],
+        ),
         In::Null,
         15.0,
     );
@@ -1154,17 +1086,7 @@ fn echo_probe_mode_all_lost_exits_1() {
     let silent = udp("127.0.0.1");
     let port = silent.local_addr().unwrap().port();
     let out = run_nk(
-        [
-            "echo",
-            "-u",
-            "-c",
-            "2",
-            "-i",
-            "10ms",
-            "-W",
-            "100ms",
-            &format!("127.0.0.1:{port}"),
-        ],
+        echo_args(&["-u", "-c", "2", "-i", "10ms", "-W", "100ms"], port, &[]),
         In::Null,
         10.0,
     );
@@ -1235,6 +1157,21 @@ fn check_skip_warning(nk: &mut Proc, entry: u32, line: u32) {
     );
 }
 
+/// Writes `text` to `file` and serves it with `nk qotd --quotes`: the long entry
+/// (`skipped`: its number and the line it starts on) must be warned about, and 15 requests
+/// over TCP and 15 over UDP must all be among `entries` and not all the same.
+fn check_quotes_file(file: &Path, text: &str, skipped: (u32, u32), entries: [&str; 3]) {
+    std::fs::write(file, text).unwrap();
+    let mut svc = serve("qotd", &["--quotes", file.to_str().unwrap()]);
+    check_skip_warning(&mut svc.nk, skipped.0, skipped.1);
+    let entries: Vec<String> = entries.map(String::from).to_vec();
+    let seen = collect_quotes(svc.tcp(), 15, &entries, &svc.nk);
+    assert!(
+        seen.len() >= 2,
+        "30 requests, always the same quote: {seen:?}"
+    );
+}
+
 #[test]
 fn qotd_quotes_file_fortune_format() {
     let dir = tempfile::tempdir().unwrap();
@@ -1245,20 +1182,15 @@ fn qotd_quotes_file_fortune_format() {
         "First quote, line one\nline two of the first\n%\nSecond quote\n%\n{long}\n%\n\
          Third quote\n%\n"
     );
-    std::fs::write(&file, text).unwrap();
-    let mut svc = serve("qotd", &["--quotes", file.to_str().unwrap()]);
-    check_skip_warning(&mut svc.nk, 3, 6);
-    let entries: Vec<String> = [
-        "First quote, line one\nline two of the first",
-        "Second quote",
-        "Third quote",
-    ]
-    .map(String::from)
-    .to_vec();
-    let seen = collect_quotes(svc.tcp(), 15, &entries, &svc.nk);
-    assert!(
-        seen.len() >= 2,
-        "30 requests, always the same quote: {seen:?}"
+    check_quotes_file(
+        &file,
+        &text,
+        (3, 6),
+        [
+            "First quote, line one\nline two of the first",
+            "Second quote",
+            "Third quote",
+        ],
     );
 }
 
@@ -1272,20 +1204,15 @@ fn qotd_quotes_file_paragraph_format() {
         "Paragraph one,\nits second line.\n\n{long}\n\nParagraph three.\n\n\nParagraph four,\n\
          also\nthree lines.\n"
     );
-    std::fs::write(&file, text).unwrap();
-    let mut svc = serve("qotd", &["--quotes", file.to_str().unwrap()]);
-    check_skip_warning(&mut svc.nk, 2, 4);
-    let entries: Vec<String> = [
-        "Paragraph one,\nits second line.",
-        "Paragraph three.",
-        "Paragraph four,\nalso\nthree lines.",
-    ]
-    .map(String::from)
-    .to_vec();
-    let seen = collect_quotes(svc.tcp(), 15, &entries, &svc.nk);
-    assert!(
-        seen.len() >= 2,
-        "30 requests, always the same quote: {seen:?}"
+    check_quotes_file(
+        &file,
+        &text,
+        (2, 4),
+        [
+            "Paragraph one,\nits second line.",
+            "Paragraph three.",
+            "Paragraph four,\nalso\nthree lines.",
+        ],
     );
 }
 

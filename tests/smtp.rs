@@ -1205,12 +1205,7 @@ fn ipv6_loopback() {
 fn refused_port_exits_1() {
     let port = free_port("127.0.0.1");
     let out = a_to_b(&format!("127.0.0.1:{port}"), &["--body", "x\n"], In::Null);
-    out.expect_code(1).expect_stdout(b"");
-    assert!(
-        out.stderr_first_line().starts_with("nk: "),
-        "{}",
-        out.describe()
-    );
+    expect_nk_error(&out, 1);
 }
 
 #[test]

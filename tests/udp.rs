@@ -9,9 +9,7 @@
 mod common;
 
 use common::*;
-use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -47,14 +45,6 @@ fn socat_udp_echo() -> (Proc, u16) {
     (p, port)
 }
 
-/// Sends SIGTERM/SIGINT and expects `code`.
-fn signal_and_wait(p: Proc, sig: &str, code: i32) -> Finished {
-    send_signal(p.pid(), sig);
-    let out = p.wait(10.0);
-    out.expect_code(code);
-    out
-}
-
 /// Does stderr report a truncated datagram (a line with "truncated", other than a summary's
 /// "0 truncated")?
 fn reports_truncation(stderr: &str) -> bool {
@@ -62,14 +52,6 @@ fn reports_truncation(stderr: &str) -> bool {
         let l = l.to_lowercase();
         l.contains("truncated") && !l.contains(" 0 truncated")
     })
-}
-
-fn write_stdin(p: &mut Proc, data: &[u8]) {
-    p.stdin
-        .as_mut()
-        .expect("stdin pipe")
-        .write_all(data)
-        .expect("write nk's stdin");
 }
 
 // ---------------------------------------------------------------------------
@@ -113,13 +95,8 @@ fn client_echo_through_socat_udp_recvfrom_fork() {
 #[test]
 fn client_with_openbsd_nc_u_listener_both_directions() {
     require_openbsd_nc();
-    let mut nc = Proc::spawn(
-        "nc -u -l -v -n 127.0.0.1 0",
-        {
-            let mut c = Command::new("nc");
-            c.args(["-u", "-l", "-v", "-n", "127.0.0.1", "0"]);
-            c
-        },
+    let mut nc = nc(
+        &["-u", "-l", "-v", "-n", "127.0.0.1", "0"],
         In::Pipe,
         Out::Pipe,
     );
@@ -138,20 +115,27 @@ fn client_with_openbsd_nc_u_listener_both_directions() {
 // 2. server against socat and nc
 // ---------------------------------------------------------------------------
 
+/// The `nk udp -l` server `nk` and its client `peer`, both with stdin and stdout piped:
+/// the line `from_peer` reaches nk's stdout, then `from_nk` reaches the peer's; nk ends
+/// on SIGTERM (143) having printed only `from_peer`.
+fn both_directions(mut nk: Proc, mut peer: Proc, from_peer: &str, from_nk: &str) {
+    write_stdin(&mut peer, format!("{from_peer}\n").as_bytes());
+    nk.wait_stdout_line(10.0, |l| l == from_peer);
+    write_stdin(&mut nk, format!("{from_nk}\n").as_bytes());
+    peer.wait_stdout_line(10.0, |l| l == from_nk);
+    drop(peer);
+    signal_and_wait(nk, "TERM", 143).expect_stdout(format!("{from_peer}\n").as_bytes());
+}
+
 #[test]
 fn server_with_socat_udp_sendto_both_directions() {
-    let (mut nk, port) = nk_listen(&["127.0.0.1:0"], In::Pipe, Out::Pipe);
-    let mut sc = socat(
+    let (nk, port) = nk_listen(&["127.0.0.1:0"], In::Pipe, Out::Pipe);
+    let sc = socat(
         &["-t", "5", "-", &format!("UDP-SENDTO:127.0.0.1:{port}")],
         In::Pipe,
         Out::Pipe,
     );
-    write_stdin(&mut sc, b"ping\n");
-    nk.wait_stdout_line(10.0, |l| l == "ping");
-    write_stdin(&mut nk, b"pong\n");
-    sc.wait_stdout_line(10.0, |l| l == "pong");
-    drop(sc);
-    signal_and_wait(nk, "TERM", 143).expect_stdout(b"ping\n");
+    both_directions(nk, sc, "ping", "pong");
 }
 
 #[test]
@@ -171,23 +155,9 @@ fn server_receives_socat_one_way_and_exits_130_on_sigint() {
 #[test]
 fn server_with_openbsd_nc_u_client_both_directions() {
     require_openbsd_nc();
-    let (mut nk, port) = nk_listen(&["127.0.0.1:0"], In::Pipe, Out::Pipe);
-    let mut nc = Proc::spawn(
-        "nc -u 127.0.0.1 PORT",
-        {
-            let mut c = Command::new("nc");
-            c.args(["-u", "127.0.0.1", &port.to_string()]);
-            c
-        },
-        In::Pipe,
-        Out::Pipe,
-    );
-    write_stdin(&mut nc, b"from nc\n");
-    nk.wait_stdout_line(10.0, |l| l == "from nc");
-    write_stdin(&mut nk, b"from nk\n");
-    nc.wait_stdout_line(10.0, |l| l == "from nk");
-    drop(nc);
-    signal_and_wait(nk, "TERM", 143).expect_stdout(b"from nc\n");
+    let (nk, port) = nk_listen(&["127.0.0.1:0"], In::Pipe, Out::Pipe);
+    let nc = nc(&["-u", "127.0.0.1", &port.to_string()], In::Pipe, Out::Pipe);
+    both_directions(nk, nc, "from nc", "from nk");
 }
 
 #[test]
@@ -620,71 +590,29 @@ fn malformed_udp_commands_are_usage_errors() {
     let guard = udp("127.0.0.1");
     let p = guard.local_addr().unwrap().port().to_string();
     let cases: Vec<Vec<String>> = vec![
-        vec!["udp".into()],
-        vec!["udp".into(), "127.0.0.1".into()],
-        vec!["udp".into(), "127.0.0.1:70000".into()],
-        vec!["udp".into(), "127.0.0.1:0".into()],
-        vec![
-            "udp".into(),
-            "-q".into(),
-            "soon".into(),
-            "127.0.0.1".into(),
-            p.clone(),
-        ],
-        vec![
-            "udp".into(),
-            "-b".into(),
-            "lots".into(),
-            "127.0.0.1".into(),
-            p.clone(),
-        ],
-        vec![
-            "udp".into(),
-            "--ttl".into(),
-            "0".into(),
-            "127.0.0.1".into(),
-            p.clone(),
-        ],
-        vec![
-            "udp".into(),
-            "--ttl".into(),
-            "256".into(),
-            "127.0.0.1".into(),
-            p.clone(),
-        ],
-        vec![
-            "udp".into(),
-            "--join".into(),
-            "10.0.0.1".into(),
-            "-l".into(),
-            "0".into(),
-        ],
-        vec!["udp".into(), "-l".into(), "70000".into()],
-        vec!["udp".into(), "-l".into(), "[::1".into()],
-        vec!["dial".into(), "-u".into(), "127.0.0.1:70000".into()],
+        words(&["udp"]),
+        words(&["udp", "127.0.0.1"]),
+        words(&["udp", "127.0.0.1:70000"]),
+        words(&["udp", "127.0.0.1:0"]),
+        words(&["udp", "-q", "soon", "127.0.0.1", &p]),
+        words(&["udp", "-b", "lots", "127.0.0.1", &p]),
+        words(&["udp", "--ttl", "0", "127.0.0.1", &p]),
+        words(&["udp", "--ttl", "256", "127.0.0.1", &p]),
+        words(&["udp", "--join", "10.0.0.1", "-l", "0"]),
+        words(&["udp", "-l", "70000"]),
+        words(&["udp", "-l", "[::1"]),
+        words(&["dial", "-u", "127.0.0.1:70000"]),
     ];
-    let mut failures = Vec::new();
-    for args in &cases {
-        let out = run_nk(args, In::Bytes(b"must not be sent\n".to_vec()), 5.0);
-        if out.status.code() != Some(2) || !out.stderr.starts_with("nk: ") || !out.stdout.is_empty()
-        {
-            failures.push(format!(
-                "nk {args:?}: want exit 2 and stderr starting \"nk: \"\n{}",
-                out.describe()
-            ));
-        }
-    }
-    guard.set_nonblocking(true).unwrap();
-    let mut buf = [0u8; 64];
-    let leaked = guard.recv_from(&mut buf).is_ok();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
+    expect_usage_errors(
+        &cases,
+        || In::Bytes(b"must not be sent\n".to_vec()),
+        || {
+            guard.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 64];
+            guard.recv_from(&mut buf).is_ok()
+        },
+        "a malformed command sent a datagram",
     );
-    assert!(!leaked, "a malformed command sent a datagram");
 }
 
 #[test]
@@ -712,13 +640,23 @@ NK=$1; dir=$2
 wait_for() { i=0; until grep -q "$2" "$1" 2>/dev/null; do i=$((i+1)); [ $i -lt 200 ] || return 1; sleep 0.05; done; }
 "#;
 
-/// Runs `script` (after [`NS_PRELUDE`]) in a fresh network namespace whose loopback is up
-/// and multicast-capable; returns its end (bounded at 30 s).
-fn run_in_netns(script: &str) -> Finished {
+/// In a fresh network namespace whose loopback is up and multicast-capable, after
+/// [`NS_PRELUDE`]: `nk udp -l -v -k -i 20s LISTENER` in the background (stdout to
+/// `$dir/out`), once it reports listening the `senders` script, then SIGTERM to the
+/// listener; bounded at 30 s. Expects the script to exit 0, the listener's stdout to be
+/// `want_stdout` (`what` names it) and its exit 143.
+fn run_in_netns(listener: &str, senders: &str, want_stdout: &str, what: &str) -> Finished {
     require_netns();
     require_python3();
     let dir = tempfile::tempdir().unwrap();
-    let full = format!("{NS_PRELUDE}{script}");
+    let full = format!(
+        r#"{NS_PRELUDE}
+"$NK" udp -l -v -k -i 20s {listener} >"$dir/out" 2>"$dir/err" & nk=$!
+wait_for "$dir/err" 'listening on' || echo "no listening report" >&2
+{senders}kill -TERM $nk; wait $nk; echo "receiver-exit=$?" >&2
+cat "$dir/out"; cat "$dir/err" >&2
+"#
+    );
     let argv = [
         "sh".to_string(),
         "-c".to_string(),
@@ -731,16 +669,18 @@ fn run_in_netns(script: &str) -> Finished {
         "ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo",
         &argv,
     );
-    Proc::spawn("netns script", cmd, In::Null, Out::Pipe).wait(30.0)
+    let out = Proc::spawn("netns script", cmd, In::Null, Out::Pipe).wait(30.0);
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), want_stdout, "{what}\n{}", out.describe());
+    out.expect_stderr_contains("receiver-exit=143");
+    out
 }
 
 #[test]
 fn multicast_join_receives_the_group_and_iface_sends_to_it() {
     let out = run_in_netns(
-        r#"
-"$NK" udp -l -v -k -i 20s --join 239.1.2.3 --iface lo 5000 >"$dir/out" 2>"$dir/err" & nk=$!
-wait_for "$dir/err" 'listening on' || echo "no listening report" >&2
-python3 -c '
+        "--join 239.1.2.3 --iface lo 5000",
+        r#"python3 -c '
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
@@ -748,44 +688,26 @@ s.sendto(b"from python\n", ("239.1.2.3", 5000))'
 wait_for "$dir/out" 'from python' || echo "python's group datagram not received" >&2
 printf 'from nk\n' | "$NK" udp -q 200ms --iface lo --ttl 1 239.1.2.3 5000; echo "sender-exit=$?" >&2
 wait_for "$dir/out" 'from nk' || echo "nk's group datagram not received" >&2
-kill -TERM $nk; wait $nk; echo "receiver-exit=$?" >&2
-cat "$dir/out"; cat "$dir/err" >&2
 "#,
-    );
-    out.expect_code(0);
-    assert_eq!(
-        out.stdout_text(),
         "from python\nfrom nk\n",
-        "the --join listener's stdout\n{}",
-        out.describe()
+        "the --join listener's stdout",
     );
-    out.expect_stderr_contains("sender-exit=0")
-        .expect_stderr_contains("receiver-exit=143");
+    out.expect_stderr_contains("sender-exit=0");
 }
 
 #[test]
 fn broadcast_needs_the_flag() {
     let out = run_in_netns(
-        r#"
-"$NK" udp -l -v -k -i 20s 0.0.0.0:5002 >"$dir/out" 2>"$dir/err" & nk=$!
-wait_for "$dir/err" 'listening on' || echo "no listening report" >&2
-printf 'without flag\n' | "$NK" udp -q 200ms 127.255.255.255 5002; echo "noflag-exit=$?" >&2
+        "0.0.0.0:5002",
+        r#"printf 'without flag\n' | "$NK" udp -q 200ms 127.255.255.255 5002; echo "noflag-exit=$?" >&2
 printf 'with flag\n' | "$NK" udp -q 200ms --broadcast 127.255.255.255 5002; echo "flag-exit=$?" >&2
 wait_for "$dir/out" 'with flag' || echo "broadcast datagram not received" >&2
-kill -TERM $nk; wait $nk; echo "receiver-exit=$?" >&2
-cat "$dir/out"; cat "$dir/err" >&2
 "#,
-    );
-    out.expect_code(0);
-    assert_eq!(
-        out.stdout_text(),
         "with flag\n",
-        "only the --broadcast datagram arrives\n{}",
-        out.describe()
+        "only the --broadcast datagram arrives",
     );
     out.expect_stderr_contains("noflag-exit=1")
-        .expect_stderr_contains("flag-exit=0")
-        .expect_stderr_contains("receiver-exit=143");
+        .expect_stderr_contains("flag-exit=0");
     // The refusal is user-fixable: it says which flag fixes it.
     let refusal = out
         .stderr

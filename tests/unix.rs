@@ -83,14 +83,6 @@ fn is_socket(p: &Path) -> bool {
     fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_socket())
 }
 
-/// Sends `sig`, expects exit `code` within 10 s.
-fn signal_and_wait(p: Proc, sig: &str, code: i32) -> Finished {
-    send_signal(p.pid(), sig);
-    let out = p.wait(10.0);
-    out.expect_code(code);
-    out
-}
-
 /// Reads until EOF or an error/timeout (the timeout is the socket's own).
 fn read_all(r: &mut impl Read) -> (Vec<u8>, bool) {
     let mut got = Vec::new();

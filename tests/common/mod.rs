@@ -1020,3 +1020,65 @@ pub fn last_port(line: &str) -> u16 {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"))
 }
+
+/// Sends `sig` (TERM, INT, ...) and expects exit `code` within 10 s.
+pub fn signal_and_wait(p: Proc, sig: &str, code: i32) -> Finished {
+    send_signal(p.pid(), sig);
+    let out = p.wait(10.0);
+    out.expect_code(code);
+    out
+}
+
+/// Writes `data` to the child's stdin pipe ([`In::Pipe`]).
+pub fn write_stdin(p: &mut Proc, data: &[u8]) {
+    p.stdin
+        .as_mut()
+        .expect("stdin pipe")
+        .write_all(data)
+        .expect("write the child's stdin");
+}
+
+/// `words` as owned strings (a command line).
+pub fn words(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+/// Runs nk with each of `cases` (stdin from `stdin()`): every one must exit 2 with stderr
+/// starting `nk: ` and nothing on stdout. After all have run, `leaked()` says whether any
+/// reached the peer it must not reach (`leak_msg` is the failure then).
+#[track_caller]
+pub fn expect_usage_errors(
+    cases: &[Vec<String>],
+    stdin: impl Fn() -> In,
+    leaked: impl FnOnce() -> bool,
+    leak_msg: &str,
+) {
+    let mut failures = Vec::new();
+    for args in cases {
+        let out = run_nk(args, stdin(), 5.0);
+        if out.status.code() != Some(2) || !out.stderr.starts_with("nk: ") || !out.stdout.is_empty()
+        {
+            failures.push(format!(
+                "nk {args:?}: want exit 2 and stderr starting \"nk: \"\n{}",
+                out.describe()
+            ));
+        }
+    }
+    let leaked = leaked();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    assert!(!leaked, "{leak_msg}");
+}
+
+/// Exit `code`, nothing on stdout, and a first stderr line that is an `nk: ` message.
+#[track_caller]
+pub fn expect_nk_error(out: &Finished, code: i32) {
+    out.expect_code(code).expect_stdout(b"");
+    let first = out.stderr_first_line();
+    assert!(first.starts_with("nk: "), "{}", out.describe());
+}
