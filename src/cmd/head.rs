@@ -30,6 +30,9 @@ use crate::wire::http::{self, Chunk, ChunkedDecoder, Framing, Head, Method, Url}
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What an https:// request offers in ALPN (curl's choice without HTTP/2).
+const HTTP_ALPN: &[&str] = &["http/1.1"];
+
 /// Ask an HTTP server for its response head (like curl -sI), or the whole response.
 #[derive(Debug, Args)]
 #[command(
@@ -135,24 +138,18 @@ pub fn run(args: HeadArgs) -> Result<()> {
         .map(|h| http::parse_header(h).map_err(usage))
         .collect::<Result<Vec<_>>>()?;
     let method = if args.get { Method::Get } else { Method::Head };
-    // Made on first need (an http:// URL may redirect to https://), but at once when a TLS
-    // option is given, so a bad --ca file is a usage error before any traffic.
-    let mut tls_config = None;
-    if url.tls || args.trust.given().is_some() {
-        tls_config = Some(args.trust.config(&["http/1.1"])?);
-    }
+    // Made at once for an https:// URL or a TLS option (a bad --ca file is a usage error
+    // before any traffic), otherwise on first need: an http:// URL may redirect to https://.
+    let mut tls_config = (url.tls || args.trust.given().is_some())
+        .then(|| args.trust.config(HTTP_ALPN))
+        .transpose()?;
     let mut redirects = 0;
     loop {
         let request = http::build_request(method, &url, args.http10, &extra);
-        let config = match (&tls_config, url.tls) {
-            (Some(config), true) => Some(Arc::clone(config)),
-            (None, true) => {
-                let config = args.trust.config(&["http/1.1"])?;
-                tls_config = Some(Arc::clone(&config));
-                Some(config)
-            }
-            (_, false) => None,
-        };
+        if url.tls && tls_config.is_none() {
+            tls_config = Some(args.trust.config(HTTP_ALPN)?);
+        }
+        let config = if url.tls { tls_config.clone() } else { None };
         let mut response = fetch(&url, &request, &args, config)?;
         let location = response.head.header("location").map(str::to_string);
         let redirect = args.follow

@@ -173,13 +173,7 @@ impl Session {
         let discarded = reader.buffer().len();
         drop(writer);
         let tcp = TcpStream::from(reader.into_inner());
-        let plain = tls::connect(
-            tcp,
-            Arc::clone(&tls.config),
-            &tls.name,
-            &server,
-            timeout.unwrap_or(tls::HANDSHAKE_TIMEOUT),
-        )?;
+        let plain = tls.connect(tcp, &server, timeout)?;
         Ok((Session::new(plain, server, timeout)?, discarded))
     }
 
@@ -282,6 +276,14 @@ impl Session {
 struct Tls {
     config: Arc<rustls::ClientConfig>,
     name: String,
+}
+
+impl Tls {
+    /// The handshake over `tcp` (bounded by --timeout when given), then the plaintext side.
+    fn connect(&self, tcp: TcpStream, server: &str, timeout: Option<Duration>) -> Result<Socket> {
+        let limit = timeout.unwrap_or(tls::HANDSHAKE_TIMEOUT);
+        tls::connect(tcp, Arc::clone(&self.config), &self.name, server, limit)
+    }
 }
 
 fn first_word(line: &str) -> &str {
@@ -389,13 +391,7 @@ pub fn run(args: SmtpArgs) -> Result<()> {
     )?;
     let server = display_addr(connected.peer);
     let stream = match &tls {
-        Some(tls) if args.tls => tls::connect(
-            connected.stream,
-            Arc::clone(&tls.config),
-            &tls.name,
-            &server,
-            args.timeout.unwrap_or(tls::HANDSHAKE_TIMEOUT),
-        )?,
+        Some(tls) if args.tls => tls.connect(connected.stream, &server, args.timeout)?,
         _ => Socket::from(connected.stream),
     };
     let mut session = Session::new(stream, server, args.timeout)?;

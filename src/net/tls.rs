@@ -497,17 +497,18 @@ fn pump(
             let _ = tcp.shutdown(std::net::Shutdown::Write);
             tcp_shut = true;
         }
+        // Once the command is over or its end is closed, nobody wants the peer's bytes.
         if finishing || plain_shut {
             to_plain.clear();
         }
-        while !to_plain.is_empty() && !plain_shut {
+        while !to_plain.is_empty() {
             match plain.write(&to_plain) {
                 Ok(n) => {
                     to_plain.drain(..n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // The command closed its end: nobody wants the peer's bytes any more, but
-                // what it wrote before closing is still to be read and sent.
+                // The command closed its end; what it wrote before closing is still to be
+                // read and sent.
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
                     to_plain.clear();
                     plain_shut = true;
@@ -549,7 +550,7 @@ fn pump(
         if !local_done && !conn.wants_write() {
             fds[1].events |= libc::POLLIN;
         }
-        if !to_plain.is_empty() && !finishing {
+        if !to_plain.is_empty() {
             fds[1].events |= libc::POLLOUT;
         }
         // Finishing with plaintext possibly left: look, don't wait (see below).
