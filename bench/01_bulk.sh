@@ -33,23 +33,12 @@ tmpbase=${TMPDIR:-/tmp}
 file=$tmpbase/nk-bench-bulk-${SIZE_MB}M.bin
 out_md=$here/results/01_bulk.md
 
-work=$(mktemp -d "$tmpbase/nk-bench-01.XXXXXX") || exit 1
+. "$here/lib.sh" # log, free_port, wait_listen, TO, stats, need_tools, work_dir, listener_failed, ck_verdict
+
 cur_lpid="" # the listener (sub)shell of the run in progress, if any
-cleanup() {
-    if [[ -n $cur_lpid ]]; then
-        pkill -TERM -P "$cur_lpid" 2>/dev/null # its timeout(1) children pass it on
-        kill "$cur_lpid" 2>/dev/null
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+work_dir 01 stop_cur_listener
 
-. "$here/lib.sh" # log, free_port, wait_listen, TO, stats
-
-for t in "$NC" iperf3 ss cksum timeout awk jq; do
-    command -v "$t" >/dev/null || { log "01_bulk: missing tool: $t"; exit 1; }
-done
+need_tools 01_bulk "$NC" iperf3 ss cksum timeout awk jq
 "$NC" -h 2>&1 | grep -q OpenBSD || log "01_bulk: warning: $NC is not OpenBSD netcat"
 
 have_nk=1
@@ -92,7 +81,7 @@ send_cmd() { # tool port
 # run_one CASE TOOL SINK -> sets R_SECS, R_OK (0/1), R_MSG, R_CK (when SINK=cksum),
 # R_SELF (iperf3 self-reported MB/s).
 run_one() {
-    local case=$1 tool=$2 sink=$3 port lpid src lrc t0 t1 errf=$work/err.$1.$2
+    local case=$1 tool=$2 sink=$3 port lpid src t0 errf=$work/err.$1.$2
     R_OK=1 R_MSG="" R_CK="" R_SELF="" R_SECS=""
     port=$(free_port) || { R_OK=0 R_MSG="no free port"; return; }
     : >"$errf"
@@ -107,12 +96,7 @@ run_one() {
     fi
     lpid=$!
     cur_lpid=$lpid
-    if ! wait_listen "$port" "$lpid"; then
-        pkill -TERM -P "$lpid" 2>/dev/null; kill "$lpid" 2>/dev/null; wait "$lpid" 2>/dev/null
-        cur_lpid=""
-        R_OK=0 R_MSG="listener not ready on port $port: $(tail -c 300 "$errf" | tr '\n' ' ')"
-        return
-    fi
+    wait_listen "$port" "$lpid" || { listener_failed "on port $port" "$errf"; return; }
     t0=$EPOCHREALTIME
     case $tool/$case in
     iperf3/*) TO iperf3 -c 127.0.0.1 -p "$port" -n "${SIZE_MB}M" --json </dev/null >"$work/iperf.json" 2>>"$errf" ;;
@@ -120,13 +104,7 @@ run_one() {
     *) send_cmd "$tool" "$port" <"$file" >/dev/null 2>>"$errf" ;;
     esac
     src=$?
-    wait "$lpid"; lrc=$?
-    t1=$EPOCHREALTIME
-    cur_lpid=""
-    R_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
-    if ((src != 0 || lrc != 0)); then
-        R_OK=0
-        R_MSG="exit status sender side=$src receiver side=$lrc (124 = timeout after ${TIMEOUT}s)"
+    if ! reap_listener "$t0" "$src" " side"; then
         [[ -s $errf ]] && R_MSG+="; stderr: $(tail -c 300 "$errf" | tr '\n' ' ')"
     fi
     if [[ $tool == iperf3 && -s $work/iperf.json ]]; then
@@ -163,13 +141,7 @@ status=0
 for t in "${tools[@]}"; do
     for c in file pipe-in; do
         run_one "$c" "$t" cksum
-        if ((R_OK == 0)); then
-            VERIFY[$c:$t]="FAIL: $R_MSG"; status=1
-        elif [[ $R_CK != "$want_ck" ]]; then
-            VERIFY[$c:$t]="BYTES LOST/CORRUPT: got cksum '${R_CK:-none}', want '$want_ck'"; status=1
-        else
-            VERIFY[$c:$t]="ok"
-        fi
+        ck_verdict "$c:$t"
         log "01_bulk: verify $c $t: ${VERIFY[$c:$t]}"
     done
     VERIFY[pipe-out:$t]=${VERIFY[file:$t]}
@@ -199,12 +171,6 @@ done
 
 # ---------------------------------------------------------------- table
 med() { local s; s=$(stats "${RES[$1]:-}"); echo "${s%% *}"; }
-fmt() { # values -> "median (min-max)"
-    local m lo hi
-    read -r m lo hi <<<"$(stats "$1")"
-    [[ $m == - ]] && { echo "-"; return; }
-    echo "$m ($lo-$hi)"
-}
 label() {
     case $1 in
     nk) echo "nk" ;;
@@ -226,12 +192,12 @@ table=$(
                     bar=1.0; [[ $c == file ]] && bar=1.2
                     r_nc=$(ratio "$(med "$c:nk")" "$(med "$c:nc")" "$bar")
                     [[ $c == file ]] && r_ip=$(ratio "$(med file:nk)" "$(med file:iperf3)" 0.9)
-                    val=$(fmt "${RES[$combo]:-}")
+                    val=$(fmt_range "${RES[$combo]:-}")
                 else
                     val="not built"
                 fi
             else
-                val=$(fmt "${RES[$combo]:-}")
+                val=$(fmt_range "${RES[$combo]:-}")
             fi
             ver=${VERIFY[$combo]:-}
             if [[ $t == nk && $have_nk == 1 && $ver != ok ]]; then
@@ -243,7 +209,7 @@ table=$(
             ver=${ver%; }
             echo "| $c | $(label "$t") | $val | $r_nc | $r_ip | ${ver//|//} |"
             if [[ $t == iperf3 ]]; then
-                echo "| $c | iperf3 self-reported (same runs) | $(fmt "${SELF[$combo]:-}") | | | (not used for ratios) |"
+                echo "| $c | iperf3 self-reported (same runs) | $(fmt_range "${SELF[$combo]:-}") | | | (not used for ratios) |"
             fi
         done
     done

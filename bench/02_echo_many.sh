@@ -47,28 +47,23 @@ out_md=$here/results/02_echo_many.md
 RSS_BAR_MIB=64
 RATIO_BAR=1.5
 
-. "$here/lib.sh" # log, free_port, wait_listen, TO, stats
+. "$here/lib.sh" # log, free_port, wait_listen, TO, stats, need_tools, work_dir, term_server
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/nk-bench-02.XXXXXX") || exit 1
 live=() # timeout(1) pids of servers / clients still running
-cleanup() {
+stop_live() {
     local p
     for p in "${live[@]}"; do
         kill -TERM "$p" 2>/dev/null # timeout(1) passes it on to its process group
     done
-    rm -rf "$work"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+work_dir 02 stop_live
 forget() { # pid: drop it from $live
     local p keep=()
     for p in "${live[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
     live=("${keep[@]}")
 }
 
-for t in socat ncat ss timeout awk jq pgrep "$PYTHON"; do
-    command -v "$t" >/dev/null || { log "02_echo_many: missing tool: $t"; exit 1; }
-done
+need_tools 02_echo_many socat ncat ss timeout awk jq pgrep "$PYTHON"
 
 # Both the server and the client need an fd each per connection: raise the soft limit.
 need_fd=$((HELD + 256)); ((need_fd < 4096)) && need_fd=4096
@@ -111,23 +106,8 @@ start_server() {
 # stop_server -> S_STOP: "SIGTERM" if it exited within 3 s of SIGTERM, else what it took.
 # (3 s, not 5: timeout(1) itself sends SIGKILL 5 s after passing SIGTERM on.)
 stop_server() {
-    local i
     S_STOP="SIGTERM"
-    kill -TERM "$S_TPID" 2>/dev/null
-    for ((i = 0; i < 60; i++)); do
-        kill -0 "$S_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    if kill -0 "$S_PID" 2>/dev/null; then
-        S_STOP="still running 3 s after SIGTERM: SIGKILL"
-        kill -KILL "$S_PID" 2>/dev/null
-    fi
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$S_TPID" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill -KILL "$S_TPID" 2>/dev/null
-    wait "$S_TPID" 2>/dev/null
+    term_server "$S_TPID" "$S_PID" || S_STOP="still running 3 s after SIGTERM: SIGKILL"
     forget "$S_TPID"
 }
 err_tail() { tail -c 300 "$work/err.$1.$2" 2>/dev/null | tr '\n|' ' /'; }

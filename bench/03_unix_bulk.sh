@@ -33,34 +33,19 @@ NK=${NK:-$root/target/release/nk}
 NC=${NC_BIN:-nc}
 BAR=1.2
 bytes=$((SIZE_MB * 1024 * 1024))
-tmpbase=${TMPDIR:-/tmp}
 out_md=$here/results/03_unix_bulk.md
 
-work=$(mktemp -d "$tmpbase/nk-bench-03.XXXXXX") || exit 1
-sock=$work/s.sock
+. "$here/lib.sh" # log, wait_listen_unix, TO, stats, bulk_file, need_tools, work_dir, listener_failed, ck_verdict
+
 cur_lpid="" # the listener (sub)shell of the run in progress, if any
-cleanup() {
-    if [[ -n $cur_lpid ]]; then
-        pkill -TERM -P "$cur_lpid" 2>/dev/null # its timeout(1) children pass it on
-        kill "$cur_lpid" 2>/dev/null
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+work_dir 03 stop_cur_listener
+sock=$work/s.sock
 
-. "$here/lib.sh" # log, wait_listen_unix, TO, stats, bulk_file
-
-for t in "$NC" socat ss cksum timeout awk pkill; do
-    command -v "$t" >/dev/null || { log "03_unix_bulk: missing tool: $t"; exit 1; }
-done
+need_tools 03_unix_bulk "$NC" socat ss cksum timeout awk pkill
 "$NC" -h 2>&1 | grep -q OpenBSD || log "03_unix_bulk: warning: $NC is not OpenBSD netcat"
 
-have_nk=1 nk_why=$(nk_lacks unix)
-if [[ -n $nk_why ]]; then
-    log "03_unix_bulk: nk at $NK: $nk_why (set NK=..., or run bench/run): nk rows skipped"
-    have_nk=0
-fi
+nk_why=$(nk_lacks unix)
+nk_rows 03_unix_bulk
 
 file=$(bulk_file "$SIZE_MB") || { log "03_unix_bulk: cannot create the test file"; exit 1; }
 want_ck=$(cksum <"$file") # "CRC LENGTH"
@@ -85,7 +70,7 @@ send_cmd() { # tool
 
 # run_one TOOL SINK(null|cat|cksum) -> sets R_SECS, R_OK (0/1), R_MSG, R_CK
 run_one() {
-    local tool=$1 sink=$2 lpid src lrc t0 t1 errf=$work/err.$1
+    local tool=$1 sink=$2 lpid src t0 errf=$work/err.$1
     R_OK=1 R_MSG="" R_CK="" R_SECS=""
     rm -f "$sock" "$work/ck"
     [[ -e $sock ]] && { R_OK=0 R_MSG="cannot remove $sock"; return; }
@@ -97,22 +82,11 @@ run_one() {
     esac
     lpid=$!
     cur_lpid=$lpid
-    if ! wait_listen_unix "$sock" "$lpid"; then
-        pkill -TERM -P "$lpid" 2>/dev/null; kill "$lpid" 2>/dev/null; wait "$lpid" 2>/dev/null
-        cur_lpid=""
-        R_OK=0 R_MSG="listener not ready at $sock: $(tail -c 300 "$errf" | tr '\n' ' ')"
-        return
-    fi
+    wait_listen_unix "$sock" "$lpid" || { listener_failed "at $sock" "$errf"; return; }
     t0=$EPOCHREALTIME
     send_cmd "$tool" <"$file" >/dev/null 2>>"$errf"
     src=$?
-    wait "$lpid"; lrc=$?
-    t1=$EPOCHREALTIME
-    cur_lpid=""
-    R_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
-    if ((src != 0 || lrc != 0)); then
-        R_OK=0
-        R_MSG="exit status sender=$src receiver=$lrc (124 = timeout after ${TIMEOUT}s)"
+    if ! reap_listener "$t0" "$src"; then
         [[ -s $errf ]] && R_MSG+="; stderr: $(tail -c 300 "$errf" | tr '\n' ' ')"
     fi
     [[ $sink == cksum ]] && R_CK=$(cat "$work/ck" 2>/dev/null)
@@ -136,13 +110,7 @@ status=0
 # One untimed run per tool, receiver piped into cksum (both cases share the sender, `< file`).
 for t in "${tools[@]}"; do
     run_one "$t" cksum
-    if ((R_OK == 0)); then
-        VERIFY[$t]="FAIL: $R_MSG"; status=1
-    elif [[ $R_CK != "$want_ck" ]]; then
-        VERIFY[$t]="BYTES LOST/CORRUPT: got cksum '${R_CK:-none}', want '$want_ck'"; status=1
-    else
-        VERIFY[$t]="ok"
-    fi
+    ck_verdict "$t"
     log "03_unix_bulk: verify $t: ${VERIFY[$t]}"
 done
 
@@ -169,12 +137,6 @@ done
 
 # ---------------------------------------------------------------- table
 med() { local s; s=$(stats "${RES[$1]:-}"); echo "${s%% *}"; }
-fmt() { # values -> "median (min-max)"
-    local m lo hi
-    read -r m lo hi <<<"$(stats "$1")"
-    [[ $m == - ]] && { echo "-"; return; }
-    echo "$m ($lo-$hi)"
-}
 label() {
     case $1 in
     nk) echo "nk unix -l / nk unix" ;;
@@ -192,9 +154,9 @@ table=$(
         for t in nk nc socat socat128k; do
             combo=$c:$t r=""
             if [[ $t == nk ]]; then
-                ((have_nk)) && val=$(fmt "${RES[$combo]:-}") || val=$nk_why
+                ((have_nk)) && val=$(fmt_range "${RES[$combo]:-}") || val=$nk_why
             else
-                val=$(fmt "${RES[$combo]:-}")
+                val=$(fmt_range "${RES[$combo]:-}")
                 if ((have_nk)); then
                     bar=""; [[ $t == nc && $c == file ]] && bar=$BAR
                     r=$(ratio "$(med "$c:nk")" "$(med "$combo")" "$bar")

@@ -58,21 +58,16 @@ fi
 blast=$here/udp_blast.py
 out_md=$here/results/04_udp.md
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/nk-bench-04.XXXXXX") || exit 1
+. "$here/lib.sh" # log, free_port_udp, wait_bound_udp, TO, stats, need_tools, nk_rows, work_dir
+
 cur_rpid="" cur_wpid="" # receiver (timeout(1)) and counter of the run in progress
-cleanup() {
+stop_run() {
     [[ -n $cur_rpid ]] && kill -TERM "$cur_rpid" 2>/dev/null
     [[ -n $cur_wpid ]] && kill -TERM "$cur_wpid" 2>/dev/null
-    rm -rf "$work"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+work_dir 04 stop_run
 
-. "$here/lib.sh" # log, free_port_udp, wait_bound_udp, TO, stats
-
-for t in "$NC" socat ss timeout awk jq "$PYTHON"; do
-    command -v "$t" >/dev/null || { log "04_udp: missing tool: $t"; exit 1; }
-done
+need_tools 04_udp "$NC" socat ss timeout awk jq "$PYTHON"
 "$NC" -h 2>&1 | grep -q OpenBSD || log "04_udp: warning: $NC is not OpenBSD netcat"
 
 # CPU pinning: sender on CPU 0, receiver and counter on CPU 1
@@ -83,11 +78,8 @@ else
     PIN=0
 fi
 
-have_nk=1 nk_why=$(nk_lacks udp)
-if [[ -n $nk_why ]]; then
-    log "04_udp: nk at $NK: $nk_why (set NK=..., or run bench/run): nk rows skipped"
-    have_nk=0
-fi
+nk_why=$(nk_lacks udp)
+nk_rows 04_udp
 
 # ---------------------------------------------------------------- helpers
 # recv_argv TOOL PORT -> RCMD (run directly under timeout(1), so that $! is timeout's pid and
@@ -265,12 +257,6 @@ done
 
 # ---------------------------------------------------------------- table
 med() { local v; v=$(stats "${2:-}" "${3:-%.0f}"); echo "${v%% *}"; }
-fmt() { # values [printf format] -> "median (min-max)"
-    local m lo hi
-    read -r m lo hi <<<"$(stats "$1" "${2:-%.0f}")"
-    [[ $m == - ]] && { echo "-"; return; }
-    echo "$m ($lo-$hi)"
-}
 label() {
     case $1 in
     nk) echo "nk udp -l" ;;
@@ -316,7 +302,7 @@ table=$(
                     echo "| $s B | $sender | $(label nk) | - | $nk_why | | | | | |"
                     continue
                 fi
-                pc=$(fmt "${PCT[$combo]:-}" %.2f) rx=$(fmt "${RX[$combo]:-}")
+                pc=$(fmt_range "${PCT[$combo]:-}" %.2f) rx=$(fmt_range "${RX[$combo]:-}")
                 ver=${VERIFY[$s:$t]:-}
                 tr=$(med x "${TRUNC[$combo]:-}")
                 if [[ $t == nk ]]; then

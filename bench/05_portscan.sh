@@ -32,7 +32,7 @@ NC=${NC_BIN:-nc}
 PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 out_md=$here/results/05_portscan.md
 
-. "$here/lib.sh" # log, TO, stats
+. "$here/lib.sh" # log, TO, stats, need_tools, work_dir
 
 # ---------------------------------------------------------------- outside: checks, re-exec
 if [[ ${NK_BENCH05_IN_NETNS:-} != 1 ]]; then
@@ -40,9 +40,7 @@ if [[ ${NK_BENCH05_IN_NETNS:-} != 1 ]]; then
         log "05_portscan: nmap missing: apt-get install -y nmap"
         apt-get install -y nmap >&2 || { apt-get update >&2 && apt-get install -y nmap >&2; }
     fi
-    for t in unshare ip "$NC" nmap hyperfine jq timeout awk "$PYTHON"; do
-        command -v "$t" >/dev/null || { log "05_portscan: missing tool: $t"; exit 1; }
-    done
+    need_tools 05_portscan unshare ip "$NC" nmap hyperfine jq timeout awk "$PYTHON"
     "$NC" -h 2>&1 | grep -q OpenBSD || log "05_portscan: warning: $NC is not OpenBSD netcat"
     unshare -n true 2>/dev/null || {
         log "05_portscan: cannot create a network namespace (unshare -n): run as root"
@@ -54,14 +52,9 @@ fi
 # ---------------------------------------------------------------- inside the namespace
 ip link set lo up || { log "05_portscan: ip link set lo up failed"; exit 1; }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/nk-bench-05.XXXXXX") || exit 1
 lpid=""
-cleanup() {
-    [[ -n $lpid ]] && kill "$lpid" 2>/dev/null && wait "$lpid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+stop_lpid() { [[ -n $lpid ]] && kill "$lpid" 2>/dev/null && wait "$lpid" 2>/dev/null; }
+work_dir 05 stop_lpid
 
 have_nk=1
 if [[ ! -x $NK ]]; then

@@ -43,7 +43,7 @@ ADDR=192.0.2.10
 BAR=10
 out_md=$here/results/07_resolve.md
 
-. "$here/lib.sh" # log, free_port_udp, wait_bound_udp, stats, ratio, nk_lacks
+. "$here/lib.sh" # log, free_port_udp, wait_bound_udp, stats, ratio, nk_lacks, need_tools, nk_rows, work_dir
 
 [[ $N =~ ^[1-9][0-9]*$ && $RUNS =~ ^[1-9][0-9]*$ ]] && ((RUNS <= N)) ||
     { log "07_resolve: N and RUNS must be positive integers, RUNS <= N"; exit 1; }
@@ -56,27 +56,14 @@ fi
 if [[ ! -x $DNSMASQ ]]; then
     log "07_resolve: skipped: $DNSMASQ not found (apt-get install -y dnsmasq-base)"; exit 0
 fi
-for t in ss timeout awk; do
-    command -v "$t" >/dev/null || { log "07_resolve: missing tool: $t"; exit 1; }
-done
+need_tools 07_resolve ss timeout awk
 
-have_nk=1 nk_why=$(nk_lacks resolve)
-if [[ -n $nk_why ]]; then
-    log "07_resolve: nk at $NK: $nk_why (set NK=..., or run bench/run): nk rows skipped"
-    have_nk=0
-fi
+nk_why=$(nk_lacks resolve)
+nk_rows 07_resolve
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/nk-bench-07.XXXXXX") || exit 1
 dns_pid="" # timeout(1) wrapping dnsmasq; TERM to it is passed on to dnsmasq
-stop_dns() {
-    [[ -n $dns_pid ]] || return 0
-    kill -TERM "$dns_pid" 2>/dev/null
-    wait "$dns_pid" 2>/dev/null
-    dns_pid=""
-}
-cleanup() { stop_dns; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+stop_dns() { stop_pidvar dns_pid; }
+work_dir 07 stop_dns
 
 # ---------------------------------------------------------------- dnsmasq
 # Lives at most as long as the whole run can take (a safety net if this script is killed).
@@ -141,17 +128,7 @@ tools=(dig)
 declare -A VERIFY SECS CNT ROUND_MS FAILS
 status=0
 for t in "${tools[@]}"; do
-    cmd_of "$t"
-    timeout -k 5 "$TIMEOUT" "${CMD[@]}" </dev/null >"$work/v.out" 2>"$work/v.err"; rc=$?
-    why=$(check_out "$t" "$work/v.out" 1)
-    if ((rc != 0)); then
-        VERIFY[$t]="FAIL: exit $rc; stderr: $(tail -c 200 "$work/v.err" | tr '\n' ' ')"
-    elif [[ -n $why ]]; then
-        VERIFY[$t]="FAIL: $why"
-    else
-        VERIFY[$t]=ok
-    fi
-    [[ ${VERIFY[$t]} == ok ]] || status=1
+    proc_verify "$t" "$work/v.out"
     [[ $t == true ]] || log "07_resolve: verify $t: ${VERIFY[$t]}; output: $(grep -v -e '^;' -e '^$' "$work/v.out" | tr '\t\n' '  ' | tail -c 300)"
 done
 
@@ -206,13 +183,7 @@ table=$(
                 r="INVALID"
             fi
         fi
-        tot=${SECS[$t]:-}; [[ -n $tot ]] && tot=$(printf '%.3f' "$tot")
-        ver=${VERIFY[$t]:-}
-        [[ $t == true ]] && ver="(no output)"
-        [[ -n ${FAILS[$t]:-} ]] && ver+="; FAILED: ${FAILS[$t]}"
-        ver=${ver%; }
-        ms=$(per_ms "$t")
-        echo "| $(label "$t") | \`$(shown "$t")\` | ${CNT[$t]:-0} | ${tot:--} | ${ms:--} | $(fmt_rounds "$t") | $r | ${ver//|//} |"
+        proc_row "$t" "$r"
     done
 )
 

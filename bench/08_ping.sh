@@ -53,7 +53,7 @@ BAR=1.1
 BAR_HOST=127.0.0.1
 out_md=$here/results/08_ping.md
 
-. "$here/lib.sh" # log, stats, nk_lacks
+. "$here/lib.sh" # log, stats, nk_lacks, need_tools, nk_rows, work_dir
 
 [[ $RUNS =~ ^[1-9][0-9]*$ && $COUNT =~ ^[1-9][0-9]*$ ]] ||
     { log "08_ping: RUNS and COUNT must be positive integers"; exit 1; }
@@ -72,13 +72,9 @@ if [[ ${NK_BENCH08_IN_NETNS:-} != 1 ]]; then
         log "08_ping: skipped: $PING is not iputils ping (apt-get install -y iputils-ping)"
         exit 0
     fi
-    for t in timeout awk sed; do
-        command -v "$t" >/dev/null || { log "08_ping: missing tool: $t"; exit 1; }
-    done
+    need_tools 08_ping timeout awk sed
     if ((NETNS)); then
-        for t in unshare ip sysctl; do
-            command -v "$t" >/dev/null || { log "08_ping: missing tool: $t (or run with NETNS=0)"; exit 1; }
-        done
+        NEED_HINT=" (or run with NETNS=0)" need_tools 08_ping unshare ip sysctl
         unshare -n true 2>/dev/null || { log "08_ping: cannot create a network namespace (unshare -n)"; exit 1; }
         NK_BENCH08_IN_NETNS=1 exec unshare -n bash "${BASH_SOURCE[0]}" "$@"
     fi
@@ -96,19 +92,14 @@ group_range=$(tr '\t' ' ' </proc/sys/net/ipv4/ping_group_range 2>/dev/null)
 netns_desc="a private network namespace (unshare -n), net.ipv4.ping_group_range $group_range"
 ((NETNS)) || netns_desc="the host's network namespace (NETNS=0), net.ipv4.ping_group_range $group_range"
 
-have_nk=1 nk_why=$(nk_lacks ping)
-if [[ -n $nk_why ]]; then
-    log "08_ping: nk at $NK: $nk_why (set NK=..., or run bench/run): nk rows skipped"
-    have_nk=0
-fi
+nk_why=$(nk_lacks ping)
+nk_rows 08_ping
 have_strace=0
 if ((SYSCALLS)); then
     if command -v strace >/dev/null; then have_strace=1; else log "08_ping: no strace: syscall counts skipped"; fi
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/nk-bench-08.XXXXXX") || exit 1
-trap 'rm -rf "$work"' EXIT
-trap 'exit 130' INT TERM
+work_dir 08
 
 # ---------------------------------------------------------------- commands
 tools=(iputils)

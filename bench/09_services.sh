@@ -68,24 +68,19 @@ XINETD=${XINETD:-/usr/sbin/xinetd}
 out_md=$here/results/09_services.md
 BAR_SOCAT=20 BAR_XINETD=1.0 BAR_UDP=1.0 BAR_HELD_SECS=30 BAR_RSS_MB=150
 
-. "$here/lib.sh" # log, free_port, free_port_udp, wait_listen, wait_bound_udp, stats, ratio, nk_lacks
+. "$here/lib.sh" # log, free_port, free_port_udp, wait_listen, wait_bound_udp, stats, ratio, nk_lacks, need_tools, nk_rows, work_dir, term_server
 
 for v in RUNS HELD HELD_REF SRCS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { log "09_services: $v must be a whole number"; exit 1; }
 done
 ((RUNS >= 1 && SRCS >= 1 && SRCS <= 254)) || { log "09_services: RUNS >= 1, 1 <= SRCS <= 254"; exit 1; }
-for t in ss timeout awk pgrep ps mkfifo; do
-    command -v "$t" >/dev/null || { log "09_services: missing tool: $t"; exit 1; }
-done
+need_tools 09_services ss timeout awk pgrep ps mkfifo
 
-have_nk=1 nk_why=$(nk_lacks echo)
+nk_why=$(nk_lacks echo)
 if [[ -z $nk_why ]] && ! "$NK" echo --help 2>/dev/null | grep -qE '(^|[[:space:]])--listen'; then
     nk_why="no \`echo -l\`"
 fi
-if [[ -n $nk_why ]]; then
-    log "09_services: nk at $NK: $nk_why (set NK=..., or run bench/run): nk rows skipped"
-    have_nk=0
-fi
+nk_rows 09_services
 declare -A MISSING=()
 [[ -x $XINETD ]] || MISSING[xinetd]="not installed ($XINETD; apt-get install -y xinetd)"
 command -v socat >/dev/null || MISSING[socat]="not installed"
@@ -114,19 +109,16 @@ if [[ $(ulimit -n) != unlimited ]] && { [[ $hard == unlimited ]] || (($(ulimit -
     ulimit -n "$hard" 2>/dev/null || ulimit -n $((HELD + 256)) 2>/dev/null
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/nk-bench-09.XXXXXX") || exit 1
 live=() # timeout(1) pids still running (servers, the held client)
-cleanup() {
+stop_live() {
     local p
     exec 7>&- 2>/dev/null
     for p in "${live[@]}"; do
         kill -TERM "$p" 2>/dev/null # timeout(1) passes it on to its process group
     done
     for p in "${live[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$work"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+work_dir 09 stop_live
 forget() { # pid: drop it from $live
     local p keep=()
     for p in "${live[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
@@ -181,24 +173,9 @@ start_server() {
 }
 # stop_server -> S_STOP: "" if it exited within 3 s of SIGTERM, else what happened.
 stop_server() {
-    local i
     S_STOP=""
     kill -0 "$S_PID" 2>/dev/null || S_STOP="had died before the end"
-    kill -TERM "$S_TPID" 2>/dev/null
-    for ((i = 0; i < 60; i++)); do
-        kill -0 "$S_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    if kill -0 "$S_PID" 2>/dev/null; then
-        S_STOP="still running 3 s after SIGTERM: SIGKILL"
-        kill -KILL "$S_PID" 2>/dev/null
-    fi
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$S_TPID" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill -KILL "$S_TPID" 2>/dev/null
-    wait "$S_TPID" 2>/dev/null
+    term_server "$S_TPID" "$S_PID" || S_STOP="still running 3 s after SIGTERM: SIGKILL"
     forget "$S_TPID"
 }
 err_tail() { tail -c 300 "$1" 2>/dev/null | tr '\n|' ' /'; }
@@ -437,12 +414,6 @@ done
 
 # ---------------------------------------------------------------- tables
 med() { read -r m _ _ <<<"$(stats "${1:-}" "${2:-%.0f}")"; echo "$m"; }
-mmm() { # "v1 v2 .." -> "median (min-max)"
-    local m lo hi
-    read -r m lo hi <<<"$(stats "${1:-}" "${2:-%.0f}")"
-    [[ $m == - ]] && { echo "-"; return; }
-    echo "$m ($lo-$hi)"
-}
 lat_med() { # "p50/p99 p50/p99 .." -> "median p50 / median p99"
     local a="" b="" x
     for x in ${1:-}; do a+="${x%/*} " b+="${x#*/} "; done
@@ -491,7 +462,7 @@ tcp_table=$(
         a="" b=""
         [[ $t == nk ]] && a=$r_socat b=$r_xinetd
         p=${PROB[tcp/$t]:-ok}
-        echo "| $(label "$t") | $(cmd_tcp "$t") | $(mmm "${RATES[tcp/$t]:-}") | $(lat_med "${LAT[tcp/$t]:-}") | $(med "${CPU[tcp/$t]:-}" %.1f) | ${OKS[tcp/$t]:-0} | $a | $b | ${p%; } |"
+        echo "| $(label "$t") | $(cmd_tcp "$t") | $(fmt_range "${RATES[tcp/$t]:-}") | $(lat_med "${LAT[tcp/$t]:-}") | $(med "${CPU[tcp/$t]:-}" %.1f) | ${OKS[tcp/$t]:-0} | $a | $b | ${p%; } |"
     done
 )
 held_table=$(
@@ -515,7 +486,7 @@ udp_row() { # MODE TOOL
     local k=udp-$1/$2 a="" b="" p
     p=${PROB[$k]:-ok}
     [[ $2 == nk ]] && a=${R_UDP[$1]} b=${R_RAW[$1]}
-    echo "| $(label "$2") | $1 | $(mmm "${NETR[$k]:-}") | $(mmm "${RATES[$k]:-}") | ${OKS[$k]:-0} / ${LOST[$k]:-0} / ${NEVER[$k]:-0} | $(lat_med "${LAT[$k]:-}") | $(med "${CPU[$k]:-}" %.1f) | $a | $b | ${p%; } |"
+    echo "| $(label "$2") | $1 | $(fmt_range "${NETR[$k]:-}") | $(fmt_range "${RATES[$k]:-}") | ${OKS[$k]:-0} / ${LOST[$k]:-0} / ${NEVER[$k]:-0} | $(lat_med "${LAT[$k]:-}") | $(med "${CPU[$k]:-}" %.1f) | $a | $b | ${p%; } |"
 }
 udp_table=$(
     echo "| server | client | net rtt/s median (min-max) | raw rtt/s median (min-max) | replies / timed out / never answered | p50 / p99 ms | server CPU us / reply | nk/xinetd net (bar) | nk/xinetd raw | problems |"

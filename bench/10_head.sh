@@ -44,7 +44,7 @@ FLOOR=${FLOOR:-1}
 BAR=0.8
 out_md=$here/results/10_head.md
 
-. "$here/lib.sh" # log, free_port, wait_listen, stats, nk_lacks
+. "$here/lib.sh" # log, free_port, wait_listen, stats, nk_lacks, need_tools, nk_rows, work_dir
 
 [[ $N =~ ^[1-9][0-9]*$ && $RUNS =~ ^[1-9][0-9]*$ ]] && ((RUNS <= N)) ||
     { log "10_head: N and RUNS must be positive integers, RUNS <= N"; exit 1; }
@@ -56,27 +56,14 @@ fi
 if ! NGINX=$(command -v "$NGINX" || command -v /usr/sbin/nginx); then
     log "10_head: skipped: nginx not found (apt-get install -y nginx-light)"; exit 0
 fi
-for t in ss timeout awk; do
-    command -v "$t" >/dev/null || { log "10_head: missing tool: $t"; exit 1; }
-done
+need_tools 10_head ss timeout awk
 
-have_nk=1 nk_why=$(nk_lacks head)
-if [[ -n $nk_why ]]; then
-    log "10_head: nk at $NK: $nk_why (set NK=..., or run bench/run): nk rows skipped"
-    have_nk=0
-fi
+nk_why=$(nk_lacks head)
+nk_rows 10_head
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/nk-bench-10.XXXXXX") || exit 1
 ng_pid="" # timeout(1) wrapping nginx; TERM to it is passed on to nginx
-stop_nginx() {
-    [[ -n $ng_pid ]] || return 0
-    kill -TERM "$ng_pid" 2>/dev/null
-    wait "$ng_pid" 2>/dev/null
-    ng_pid=""
-}
-cleanup() { stop_nginx; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+stop_nginx() { stop_pidvar ng_pid; }
+work_dir 10 stop_nginx
 
 # ---------------------------------------------------------------- nginx
 mkdir -p "$work/www"
@@ -165,17 +152,7 @@ tools=(curl)
 declare -A VERIFY SECS CNT ROUND_MS FAILS
 status=0
 for t in "${tools[@]}"; do
-    cmd_of "$t"
-    timeout -k 5 "$TIMEOUT" "${CMD[@]}" </dev/null >"$work/v.$t" 2>"$work/v.err"; rc=$?
-    why=$(check_out "$t" "$work/v.$t" 1)
-    if ((rc != 0)); then
-        VERIFY[$t]="FAIL: exit $rc; stderr: $(tail -c 200 "$work/v.err" | tr '\n' ' ')"
-    elif [[ -n $why ]]; then
-        VERIFY[$t]="FAIL: $why"
-    else
-        VERIFY[$t]=ok
-    fi
-    [[ ${VERIFY[$t]} == ok ]] || status=1
+    proc_verify "$t" "$work/v.$t"
     [[ $t == true ]] || log "10_head: verify $t: ${VERIFY[$t]}; head: $(tr -d '\r' <"$work/v.$t" | tr '\n' '|' | tail -c 300)"
 done
 if [[ ${VERIFY[nk]:-} == ok && ${VERIFY[curl]:-} == ok ]]; then
@@ -233,13 +210,7 @@ table=$(
             continue
         fi
         [[ $t == nk ]] && r=$ratio_cell
-        tot=${SECS[$t]:-}; [[ -n $tot ]] && tot=$(printf '%.3f' "$tot")
-        ver=${VERIFY[$t]:-}
-        [[ $t == true ]] && ver="(no output)"
-        [[ -n ${FAILS[$t]:-} ]] && ver+="; FAILED: ${FAILS[$t]}"
-        ver=${ver%; }
-        ms=$(per_ms "$t")
-        echo "| $(label "$t") | \`$(shown "$t")\` | ${CNT[$t]:-0} | ${tot:--} | ${ms:--} | $(fmt_rounds "$t") | $r | ${ver//|//} |"
+        proc_row "$t" "$r"
     done
 )
 

@@ -52,40 +52,24 @@ NK=${NK:-$root/target/release/nk}
 TIME_BIN=${TIME_BIN:-/usr/bin/time}
 BAR=1.0
 bytes=$((SIZE_MB * 1024 * 1024))
-tmpbase=${TMPDIR:-/tmp}
 out_md=$here/results/11_tls.md
 
-work=$(mktemp -d "$tmpbase/nk-bench-11.XXXXXX") || exit 1
-pki=$work/pki
-cur_lpid="" # the listener (sub)shell of the run in progress, if any
-cleanup() {
-    if [[ -n $cur_lpid ]]; then
-        pkill -TERM -P "$cur_lpid" 2>/dev/null # its timeout(1) children pass it on
-        kill "$cur_lpid" 2>/dev/null
-        wait "$cur_lpid" 2>/dev/null
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$here/lib.sh" # log, free_port, wait_listen, TO, stats, ratio, bulk_file, nk_lacks, finish, need_tools, nk_rows, work_dir, listener_failed
 
-. "$here/lib.sh" # log, free_port, wait_listen, TO, stats, ratio, bulk_file, nk_lacks, finish
+cur_lpid="" # the listener (sub)shell of the run in progress, if any
+work_dir 11 stop_cur_listener
+pki=$work/pki
 
 [[ $RUNS =~ ^[1-9][0-9]*$ && $SIZE_MB =~ ^[1-9][0-9]*$ && $CHECKS_NK =~ ^[1-9][0-9]*$ ]] ||
     { log "11_tls: RUNS, SIZE_MB and CHECKS_NK must be positive integers"; exit 1; }
-for t in ncat socat openssl ss cksum timeout awk pkill mkfifo; do
-    command -v "$t" >/dev/null || { log "11_tls: missing tool: $t"; exit 1; }
-done
+need_tools 11_tls ncat socat openssl ss cksum timeout awk pkill mkfifo
 [[ -x $TIME_BIN ]] || { log "11_tls: no GNU time at $TIME_BIN: CPU column left empty"; TIME_BIN=""; }
 
-have_nk=1 nk_why=$(nk_lacks listen)
+nk_why=$(nk_lacks listen)
 if [[ -z $nk_why ]] && ! "$NK" listen --help 2>/dev/null | grep -q -- '--tls'; then
     nk_why="no \`listen --tls\`"
 fi
-if [[ -n $nk_why ]]; then
-    log "11_tls: nk at $NK: $nk_why (set NK=..., or run bench/run): nk rows skipped"
-    have_nk=0
-fi
+nk_rows 11_tls
 
 # ---------------------------------------------------------------- certificates
 # ECDSA P-256 CA, and a leaf for localhost signed by it (PKCS#8 key: every tool reads it).
@@ -151,7 +135,7 @@ cpu_of() { [[ -s $1 ]] && tail -n 1 "$1" | awk 'NF == 2 { printf "%.2f", $1 + $2
 # R_CPU_S / R_CPU_R (CPU seconds of sender / receiver, "" without GNU time); the sender's
 # stderr stays in $work/err.s.TOOL.
 run_one() {
-    local tool=$1 sink=$2 port lpid src lrc t0 t1 errs=$work/err.s.$1 errr=$work/err.r.$1
+    local tool=$1 sink=$2 port lpid src t0 errs=$work/err.s.$1 errr=$work/err.r.$1
     R_OK=1 R_MSG="" R_CK="" R_SECS="" R_CPU_S="" R_CPU_R=""
     port=$(free_port) || { R_OK=0 R_MSG="no free port"; return; }
     : >"$errs"; : >"$errr"
@@ -164,22 +148,11 @@ run_one() {
     esac
     lpid=$!
     cur_lpid=$lpid
-    if ! wait_listen "$port" "$lpid"; then
-        pkill -TERM -P "$lpid" 2>/dev/null; kill "$lpid" 2>/dev/null; wait "$lpid" 2>/dev/null
-        cur_lpid=""
-        R_OK=0 R_MSG="listener not ready on port $port: $(tail -c 300 "$errr" | tr '\n' ' ')"
-        return
-    fi
+    wait_listen "$port" "$lpid" || { listener_failed "on port $port" "$errr"; return; }
     t0=$EPOCHREALTIME
     send_cmd "$tool" "$port" <"$file" >/dev/null 2>>"$errs"
     src=$?
-    wait "$lpid"; lrc=$?
-    t1=$EPOCHREALTIME
-    cur_lpid=""
-    R_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
-    if ((src != 0 || lrc != 0)); then
-        R_OK=0
-        R_MSG="exit status sender=$src receiver=$lrc (124 = timeout after ${TIMEOUT}s)"
+    if ! reap_listener "$t0" "$src"; then
         [[ -s $errs ]] && R_MSG+="; sender stderr: $(grep -v '^\(nk: \|.* socat\[[0-9]*\] [NI] \)' "$errs" | tail -c 300 | tr '\n' ' ')"
         [[ -s $errr ]] && R_MSG+="; receiver stderr: $(tail -c 300 "$errr" | tr '\n' ' ')"
     fi
@@ -286,12 +259,6 @@ done
 
 # ---------------------------------------------------------------- table
 med() { local s; s=$(stats "${MBS[$1]:-}" %.1f); echo "${s%% *}"; }
-fmt() { # values format -> "median (min-max)"
-    local m lo hi
-    read -r m lo hi <<<"$(stats "$1" "$2")"
-    [[ $m == - ]] && { echo "-"; return; }
-    echo "$m ($lo-$hi)"
-}
 cpu() { # tool -> "sender + receiver" medians
     local s r
     s=$(stats "${CPUS[$1]:-}" %.2f); r=$(stats "${CPUR[$1]:-}" %.2f)
@@ -326,7 +293,7 @@ table=$(
         r=""
         if [[ $t == nk* ]]; then
             if ((have_nk)); then
-                s=$(fmt "${SECS[$t]:-}" %.3f); m=$(fmt "${MBS[$t]:-}" %.1f)
+                s=$(fmt_range "${SECS[$t]:-}" %.3f); m=$(fmt_range "${MBS[$t]:-}" %.1f)
                 ok_of "$t" || { [[ $m != - ]] && m+=" INVALID"; }
                 [[ $t == nk-ro ]] && r="$(ratio "$(med nk)" "$(med nk-ro)")"
                 [[ $t == nk-ro ]] && ! ok_of nk && r="INVALID (nk bytes not verified)"
@@ -334,7 +301,7 @@ table=$(
                 s=$nk_why m=$nk_why
             fi
         else
-            s=$(fmt "${SECS[$t]:-}" %.3f); m=$(fmt "${MBS[$t]:-}" %.1f)
+            s=$(fmt_range "${SECS[$t]:-}" %.3f); m=$(fmt_range "${MBS[$t]:-}" %.1f)
             if ((have_nk)); then
                 r=$(ratio "$(med nk)" "$(med "$t")")
                 ok_of nk || r="INVALID (nk bytes not verified)"

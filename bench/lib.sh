@@ -1,6 +1,8 @@
 # bench/lib.sh - helpers shared by the bench/NN_*.sh scripts. Source it after setting
 # TIMEOUT (seconds, used by TO). Defines: log, lo_eph, free_port, wait_listen, TO, stats,
-# bulk_file, wait_listen_unix, free_port_udp, wait_bound_udp.
+# bulk_file, wait_listen_unix, free_port_udp, wait_bound_udp, ratio, nk_lacks, the proc_* harness,
+# fmt_range, elapsed, need_tools, nk_rows, work_dir, stop_pidvar, stop_proc_tree, listener_failed,
+# ck_verdict, reap_listener, wait_gone, term_server.
 # shellcheck shell=bash
 
 log() { printf '%s\n' "$*" >&2; }
@@ -92,6 +94,17 @@ wait_bound_udp() {
     return 1
 }
 
+# fmt_range "v1 v2 ..." [printf format, default %.0f] -> "median (min-max)", or "-" if no values.
+fmt_range() {
+    local m lo hi
+    read -r m lo hi <<<"$(stats "${1:-}" "${2:-}")"
+    [[ $m == - ]] && { echo "-"; return; }
+    echo "$m ($lo-$hi)"
+}
+
+# elapsed T0 T1 -> T1 - T0 in seconds ("%.6f"), for $EPOCHREALTIME stamps.
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }
+
 # ratio A B [BAR] -> "1.23x", or "1.23x (bar >= 1.2x: PASS)" when BAR is given; "-" when a
 # figure is missing. For "nk at least BAR times the reference" bars.
 ratio() {
@@ -140,7 +153,7 @@ proc_batch() {
         return
     fi
     read -r f t0 t1 <"$work/b.res"
-    B_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+    B_SECS=$(elapsed "$t0" "$t1")
     if ((f != 0)); then
         B_MSG="$f of $n processes exited non-zero; stderr: $(tail -c 200 "$work/b.err" | tr '\n' ' ')"
     elif why=$(check_out "$t" "$work/b.out" "$n"); [[ -n $why ]]; then
@@ -182,11 +195,36 @@ per_ms() {
 }
 
 # fmt_rounds TOOL -> "median (min-max)" of its per-round ms, or "-".
-fmt_rounds() {
-    local m lo hi
-    read -r m lo hi <<<"$(stats "${ROUND_MS[$1]:-}" %.3f)"
-    [[ $m == - ]] && { echo "-"; return; }
-    echo "$m ($lo-$hi)"
+fmt_rounds() { fmt_range "${ROUND_MS[$1]:-}" %.3f; }
+
+# proc_verify TOOL OUT: one untimed run of TOOL's CMD, stdout to OUT; sets VERIFY[TOOL] ("ok" or
+# "FAIL: ..."), and status=1 when it is not ok.
+proc_verify() {
+    local t=$1 rc why
+    cmd_of "$t"
+    timeout -k 5 "$TIMEOUT" "${CMD[@]}" </dev/null >"$2" 2>"$work/v.err"; rc=$?
+    why=$(check_out "$t" "$2" 1)
+    if ((rc != 0)); then
+        VERIFY[$t]="FAIL: exit $rc; stderr: $(tail -c 200 "$work/v.err" | tr '\n' ' ')"
+    elif [[ -n $why ]]; then
+        VERIFY[$t]="FAIL: $why"
+    else
+        VERIFY[$t]=ok
+    fi
+    [[ ${VERIFY[$t]} == ok ]] || status=1
+}
+
+# proc_row TOOL CELL: prints TOOL's table row (label, `shown` command, processes, total s, ms per
+# process, per-round ms, CELL, verification); the caller defines label TOOL and shown TOOL.
+proc_row() {
+    local t=$1 tot ver ms
+    tot=${SECS[$t]:-}; [[ -n $tot ]] && tot=$(printf '%.3f' "$tot")
+    ver=${VERIFY[$t]:-}
+    [[ $t == true ]] && ver="(no output)"
+    [[ -n ${FAILS[$t]:-} ]] && ver+="; FAILED: ${FAILS[$t]}"
+    ver=${ver%; }
+    ms=$(per_ms "$t")
+    echo "| $(label "$t") | \`$(shown "$t")\` | ${CNT[$t]:-0} | ${tot:--} | ${ms:--} | $(fmt_rounds "$t") | $2 | ${ver//|//} |"
 }
 
 # finish OUT_MD: publishes $work/out.md as OUT_MD and prints it, then exits with $status (2
@@ -197,4 +235,110 @@ finish() {
     cat "$work/out.md"
     ((have_nk)) || { ((status)) || status=2; }
     exit "$status"
+}
+
+# ------------------------------------------------------------ set-up and process helpers
+
+# need_tools NAME TOOL...: exits 1 ("NAME: missing tool: T", plus $NEED_HINT) on the first TOOL not found.
+need_tools() {
+    local name=$1 t
+    shift
+    for t in "$@"; do
+        command -v "$t" >/dev/null || { log "$name: missing tool: $t${NEED_HINT:-}"; exit 1; }
+    done
+}
+
+# nk_rows NAME: sets have_nk from $nk_why (1 when empty), else logs that nk rows are skipped.
+nk_rows() {
+    have_nk=1
+    if [[ -n $nk_why ]]; then
+        log "$1: nk at $NK: $nk_why (set NK=..., or run bench/run): nk rows skipped"
+        have_nk=0
+    fi
+}
+
+# work_dir NN [HOOK]: $work = new ${TMPDIR:-/tmp}/nk-bench-NN.XXXXXX; on exit HOOK runs, then $work goes.
+work_dir() {
+    work=$(mktemp -d "${TMPDIR:-/tmp}/nk-bench-$1.XXXXXX") || exit 1
+    _work_hook=${2:-}
+    trap '[[ -n $_work_hook ]] && "$_work_hook"; rm -rf "$work"' EXIT
+    trap 'exit 130' INT TERM
+}
+
+# stop_pidvar VAR: TERMs the pid held in variable VAR (if any; timeout(1) passes it on), reaps it, clears VAR.
+stop_pidvar() {
+    local -n _pv=$1
+    [[ -n $_pv ]] || return 0
+    kill -TERM "$_pv" 2>/dev/null
+    wait "$_pv" 2>/dev/null
+    _pv=""
+}
+
+# stop_proc_tree PID: TERMs PID's children (timeout(1)s pass it on) and PID itself, then reaps PID.
+stop_proc_tree() {
+    pkill -TERM -P "$1" 2>/dev/null
+    kill "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
+# stop_cur_listener: stop_proc_tree on $cur_lpid (the listener of the run in progress), if set.
+stop_cur_listener() {
+    [[ -n ${cur_lpid:-} ]] && stop_proc_tree "$cur_lpid"
+    cur_lpid=""
+}
+
+# listener_failed WHERE ERRFILE: stops the listener $cur_lpid; R_OK=0, R_MSG="listener not ready WHERE: <stderr tail>".
+listener_failed() {
+    stop_cur_listener
+    R_OK=0 R_MSG="listener not ready $1: $(tail -c 300 "$2" | tr '\n' ' ')"
+}
+
+# ck_verdict KEY: VERIFY[KEY] = "ok", "FAIL: $R_MSG" or "BYTES LOST/CORRUPT: ..." (R_CK vs $want_ck)
+# for the cksum run just made; status=1 unless ok.
+ck_verdict() {
+    if ((R_OK == 0)); then
+        VERIFY[$1]="FAIL: $R_MSG"; status=1
+    elif [[ $R_CK != "$want_ck" ]]; then
+        VERIFY[$1]="BYTES LOST/CORRUPT: got cksum '${R_CK:-none}', want '$want_ck'"; status=1
+    else
+        VERIFY[$1]="ok"
+    fi
+}
+
+# reap_listener T0 SRC [SIDE]: waits for $cur_lpid (clearing it); R_SECS = now - T0; when SRC or the
+# listener's status is non-zero, R_OK=0, R_MSG="exit status sender[SIDE]=.. receiver[SIDE]=.. (..)", returns 1.
+reap_listener() {
+    local lrc t1
+    wait "$cur_lpid"; lrc=$?
+    t1=$EPOCHREALTIME
+    cur_lpid=""
+    R_SECS=$(elapsed "$1" "$t1")
+    (($2 != 0 || lrc != 0)) || return 0
+    R_OK=0 R_MSG="exit status sender${3:-}=$2 receiver${3:-}=$lrc (124 = timeout after ${TIMEOUT}s)"
+    return 1
+}
+
+# wait_gone PID TRIES: polls every 0.05 s, at most TRIES times, until PID is gone; 1 if still alive.
+wait_gone() {
+    local i
+    for ((i = 0; i < $2; i++)); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.05
+    done
+    ! kill -0 "$1" 2>/dev/null
+}
+
+# term_server TPID PID: TERM to timeout(1) TPID; PID gets SIGKILL if alive 3 s later (returns 1
+# then); TPID is SIGKILLed if not gone 5 s on, and reaped.
+term_server() {
+    local rc=0
+    kill -TERM "$1" 2>/dev/null
+    if ! wait_gone "$2" 60; then
+        rc=1
+        kill -KILL "$2" 2>/dev/null
+    fi
+    wait_gone "$1" 100
+    kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+    return $rc
 }
