@@ -111,6 +111,10 @@ pub struct RelayArgs {
     /// Only receive: the peer to stdout; stdin is never read.
     #[arg(long)]
     pub recv_only: bool,
+    /// Stop sending at the peer's EOF (Ncat >= 7.96's habit). The cost: input stdin delivers
+    /// after that EOF is never sent, even if the peer only half-closed and still reads.
+    #[arg(long)]
+    pub end_at_peer_eof: bool,
     /// Send each bare LF of stdin as CRLF (for SMTP, HTTP and other line protocols).
     #[arg(short = 'C', long = "crlf")]
     pub crlf: bool,
@@ -147,6 +151,7 @@ impl RelayArgs {
             receive_only: self.recv_only,
             send_only: self.send_only,
             crlf: self.crlf,
+            end_at_peer_eof: self.end_at_peer_eof,
             hexdump,
             counters: Arc::default(),
         })

@@ -2,8 +2,8 @@
 //!
 //! The binary is a thin `main`; everything it runs lives here so that integration tests,
 //! benchmarks and fuzz targets reach the same code: `cmd/` (one module per subcommand), `net/`
-//! (socket machinery), `wire/` (pure protocol encoding), and the shared `cli`, `exit`, `log`
-//! and `signals` pieces.
+//! (socket machinery), `wire/` (pure protocol encoding), and the shared `cli`, `exit`, `log`,
+//! `signals` and `stdio` pieces.
 
 pub mod cli;
 pub mod cmd;
@@ -11,4 +11,5 @@ pub mod exit;
 pub mod log;
 pub mod net;
 pub mod signals;
+pub mod stdio;
 pub mod wire;

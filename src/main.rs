@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Err(err) => return report_usage(&err),
     };
     log::set_verbosity(cli.verbose);
+    netkit::stdio::prepare();
     let result = match cli.command {
         Command::Dial(args) => cmd::dial::run(args),
         Command::Listen(args) => cmd::listen::run(args),
@@ -42,9 +43,9 @@ fn main() -> ExitCode {
         Ok(()) => Status::Success.into(),
         Err(err) => {
             if !exit::is_silent(&err) {
-                eprintln!("nk: {err:#}");
+                netkit::eprintln_safe!("nk: {err:#}");
                 if let Some(hint) = exit::hint(&err) {
-                    eprintln!("hint: {hint}");
+                    netkit::eprintln_safe!("hint: {hint}");
                 }
             }
             exit::classify(&err).into()
@@ -81,12 +82,12 @@ fn report_usage(err: &clap::Error) -> ExitCode {
             .collect();
         message = format!("{message} {}", missing.join(" "));
     }
-    eprintln!("nk: {message}");
+    netkit::eprintln_safe!("nk: {message}");
     let tip = lines.find_map(|l| l.strip_prefix("tip: "));
     let help = lines_for_help(&rendered);
     match tip {
-        Some(tip) => eprintln!("hint: {tip}; see '{help}'"),
-        None => eprintln!("hint: see '{help}'"),
+        Some(tip) => netkit::eprintln_safe!("hint: {tip}; see '{help}'"),
+        None => netkit::eprintln_safe!("hint: see '{help}'"),
     }
     Status::Usage.into()
 }

@@ -14,6 +14,7 @@ use crate::net::addr::{self, display_addr};
 use crate::net::connect::{connect, ConnectOptions};
 use crate::net::deadline::parse_duration;
 use crate::net::exec::{self, ConnInfo};
+use crate::net::relay::AfterPeerEof;
 use crate::net::services::Proto;
 
 /// Connect to a TCP server and relay stdin/stdout.
@@ -96,7 +97,7 @@ fn relay<S: crate::net::relay::SplitStream>(
 ) -> Result<()> {
     match exec {
         Some(spec) => exec::relay_child(stream, peer, &spec, info, relay_opts, |_| {}),
-        None => relay_stdio(stream, peer, relay_opts),
+        None => relay_stdio(stream, peer, relay_opts, AfterPeerEof::UntilEnd),
     }
 }
 

@@ -207,7 +207,8 @@ pub fn serve_connections(
             let opts = relay_template;
             server.run(listener, move |conn| {
                 let conn = configure(conn)?;
-                let result = relay_stdio(conn.stream, &display_sockaddr(&conn.peer), &opts);
+                let peer = display_sockaddr(&conn.peer);
+                let result = relay_stdio(conn.stream, &peer, &opts, AfterPeerEof::WhenIdle);
                 info!("{}", opts.counters.summary());
                 result
             })
@@ -290,7 +291,7 @@ fn serve_hub_client(hub: &Arc<Hub>, conn: Connection, template: &RelayOptions) -
     };
     let readiness: Arc<dyn relay::Readiness> = queue.clone();
     let source = Source::from_queue(QueueReader(Arc::clone(&queue)), readiness, "read stdin")
-        .after_peer_eof(AfterPeerEof::Grace(Duration::ZERO));
+        .after_peer_eof(AfterPeerEof::WhenIdle);
     let mut sink = Sink::from_writer(
         hub.writer_for(id),
         if hub.is_broadcast() {

@@ -83,7 +83,7 @@ fn from_stdin(out: &mut impl Write, args: &MaskArgs) -> Result<()> {
             }
             Err(err) => {
                 bad += 1;
-                eprintln!("nk: line {number}: {err}");
+                crate::eprintln_safe!("nk: line {number}: {err}");
             }
         }
         Ok(())

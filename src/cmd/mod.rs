@@ -27,16 +27,25 @@ use anyhow::{Context, Result};
 use crate::exit::{usage, StdoutClosed};
 
 use crate::info;
-use crate::net::relay::{self, Counters, RelayOptions, Remote, Sink, Source, SplitStream};
+use crate::net::relay::{
+    self, AfterPeerEof, Counters, RelayOptions, Remote, Sink, Source, SplitStream,
+};
 use crate::signals;
 
 /// Relays a connected stream with stdin/stdout under the relay options; `peer` names it.
-pub fn relay_stdio<S: SplitStream>(stream: Arc<S>, peer: &str, opts: &RelayOptions) -> Result<()> {
+/// `after_peer_eof` is the side's habit: a client sends until stdin ends (nc), a listener
+/// ends at the client's EOF once stdin has nothing waiting (`nc -l`).
+pub fn relay_stdio<S: SplitStream>(
+    stream: Arc<S>,
+    peer: &str,
+    opts: &RelayOptions,
+    after_peer_eof: AfterPeerEof,
+) -> Result<()> {
     let remote = Remote::from_shared(stream, peer)?;
     let source = if opts.receive_only {
         None
     } else {
-        Some(Source::stdin()?)
+        Some(Source::stdin()?.after_peer_eof(after_peer_eof))
     };
     relay::relay(source, Sink::stdout()?, remote, opts)
 }

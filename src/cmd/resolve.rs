@@ -172,7 +172,7 @@ pub fn run(args: ResolveArgs) -> Result<()> {
                 Ok(()) => session.query(text, &port_numbers),
                 Err(err) => {
                     session.bad_lines += 1;
-                    eprintln!("nk: line {number}: {err}");
+                    crate::eprintln_safe!("nk: line {number}: {err}");
                     Ok(())
                 }
             })?;
@@ -330,7 +330,7 @@ impl Session<'_> {
     fn fail(&mut self, what: &str, err: impl std::fmt::Display) {
         self.failures += 1;
         let _ = self.out.flush();
-        eprintln!("nk: resolve {what}: {err}");
+        crate::eprintln_safe!("nk: resolve {what}: {err}");
     }
 
     /// The system path: getaddrinfo / getnameinfo, or the literal itself.

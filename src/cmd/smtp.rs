@@ -495,7 +495,7 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         }
     }
     for refusal in &refusals {
-        eprintln!("nk: {refusal}");
+        crate::eprintln_safe!("nk: {refusal}");
     }
     if args.quit_after == Some(Stage::Rcpt) {
         session.quit();

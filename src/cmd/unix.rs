@@ -19,6 +19,7 @@ use crate::net::addr::display_sockaddr;
 use crate::net::datagram::{self, DatagramOptions, DatagramStats};
 use crate::net::deadline::parse_duration;
 use crate::net::exec::{self, ConnInfo};
+use crate::net::relay::AfterPeerEof;
 use crate::net::server::{Server, ServerOptions};
 use crate::net::unix::{self, parse_mode, UnixAddr};
 use crate::signals;
@@ -119,7 +120,12 @@ pub fn run(args: UnixArgs) -> Result<()> {
                     |_| {},
                 )
             }
-            None => relay_stdio(Arc::new(socket), &peer, &relay_template),
+            None => relay_stdio(
+                Arc::new(socket),
+                &peer,
+                &relay_template,
+                AfterPeerEof::UntilEnd,
+            ),
         };
         info!("{}", relay_template.counters.summary());
         return result;

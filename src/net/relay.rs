@@ -70,14 +70,22 @@ pub trait Readiness: Send + Sync {
     fn pending(&self) -> bool;
 }
 
-/// What happens to the sending side once the peer has sent its EOF.
+/// What happens to the sending side once the peer has sent its EOF. A FIN only says "the
+/// peer sends no more", not "the peer reads no more", so no policy drops a byte already read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterPeerEof {
-    /// Keep sending while input flows; stop once it has been idle this long (unless the peer
-    /// has proved it still reads). Terminals use zero.
-    Grace(Duration),
-    /// Keep sending until the input ends (a child's output: the child decides when it is done).
+    /// Keep sending until the input ends (OpenBSD nc's client; a child's output: the child
+    /// decides when it is done). A peer that has really gone answers with a reset, which is
+    /// reported with the bytes it cost.
     UntilEnd,
+    /// Stop at once if, when the peer's EOF arrives, nothing read is in flight and no input
+    /// is waiting (OpenBSD `nc -l`: a listener's stdin is often an idle pipe or a service
+    /// manager's, which may never end); input that is still flowing then is sent until it
+    /// ends, as with [`AfterPeerEof::UntilEnd`] (a producer such as `tar` is never cut).
+    WhenIdle,
+    /// Stop as soon as nothing read is in flight (a terminal; `--end-at-peer-eof`, Ncat 7.96's
+    /// habit).
+    AtOnce,
 }
 
 /// Something the relay writes to: stdout, a socket's write side, a child's stdin.
@@ -98,6 +106,9 @@ pub enum AtEof {
     Shutdown(Box<dyn Fn() -> io::Result<()> + Send>),
     /// Close the writer (a child's stdin pipe).
     Close,
+    /// Close the process's stdout for good (fd 1 and our duplicate), so a reader downstream
+    /// sees the end of the data at the peer's EOF, not when nk exits.
+    CloseStdout,
 }
 
 impl fmt::Debug for AtEof {
@@ -106,6 +117,7 @@ impl fmt::Debug for AtEof {
             AtEof::Nothing => "Nothing",
             AtEof::Shutdown(_) => "Shutdown",
             AtEof::Close => "Close",
+            AtEof::CloseStdout => "CloseStdout",
         })
     }
 }
@@ -137,7 +149,7 @@ impl Source {
             fd: Some(fd),
             what: what.into(),
             readiness: None,
-            after_peer_eof: AfterPeerEof::Grace(PEER_CLOSED_GRACE),
+            after_peer_eof: AfterPeerEof::UntilEnd,
         }
     }
 
@@ -148,7 +160,7 @@ impl Source {
             fd: None,
             what: what.into(),
             readiness: None,
-            after_peer_eof: AfterPeerEof::Grace(PEER_CLOSED_GRACE),
+            after_peer_eof: AfterPeerEof::UntilEnd,
         }
     }
 
@@ -203,7 +215,7 @@ impl Sink {
     /// Standard output, unbuffered: every byte is written through before the relay ends.
     pub fn stdout() -> io::Result<Sink> {
         let fd = io::stdout().as_fd().try_clone_to_owned()?;
-        let mut sink = Sink::from_fd(File::from(fd), "write stdout");
+        let mut sink = Sink::from_fd(File::from(fd), "write stdout").at_eof(AtEof::CloseStdout);
         sink.is_stdout = true;
         Ok(sink)
     }
@@ -239,6 +251,12 @@ impl Sink {
                 self.fd = None;
                 Ok(())
             }
+            AtEof::CloseStdout => {
+                self.writer = None;
+                self.fd = None;
+                crate::stdio::close_stdout();
+                Ok(())
+            }
         }
     }
 
@@ -259,7 +277,71 @@ pub trait SplitStream: AsFd + Send + Sync + 'static {
     fn shutdown_stream(&self, how: Shutdown) -> io::Result<()>;
     /// SO_ERROR: a reset the kernel has recorded for the socket, if any.
     fn pending_error(&self) -> io::Result<Option<io::Error>>;
+    /// Whether what was written has reached the peer (TCP: acknowledged), for the end of a
+    /// relay that sent after the peer's EOF.
+    fn delivery(&self) -> Delivery {
+        tcp_delivery(self.as_fd().as_raw_fd())
+    }
 }
+
+/// Where the bytes written to a stream stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// All acknowledged by the peer.
+    Done,
+    /// This many bytes (and perhaps our FIN) not acknowledged yet.
+    Pending(usize),
+    /// The peer reset the connection.
+    Reset,
+    /// Not a stream that can tell (a Unix socket refuses writes at once when its peer is gone).
+    Unknown,
+}
+
+/// [`Delivery`] of a TCP socket, from TCP_INFO's state and SIOCOUTQ.
+fn tcp_delivery(fd: RawFd) -> Delivery {
+    let mut protocol: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: SO_PROTOCOL writes one int into `protocol`, whose size `len` states.
+    let ok = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PROTOCOL,
+            (&mut protocol as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    } == 0;
+    if !ok || protocol != libc::IPPROTO_TCP {
+        return Delivery::Unknown;
+    }
+    // SAFETY: tcp_info is plain data the kernel fills in; zeroed is a valid start.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: TCP_INFO writes at most `len` bytes into `info`.
+    let ok = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    } == 0;
+    let mut queued: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one int: bytes (and FIN) not yet acknowledged.
+    if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) } != 0 {
+        return Delivery::Unknown;
+    }
+    match queued {
+        0 => Delivery::Done,
+        // Closed with bytes never acknowledged: the peer reset the connection.
+        _ if ok && info.tcpi_state == TCP_CLOSE => Delivery::Reset,
+        n => Delivery::Pending(n.max(0) as usize),
+    }
+}
+
+/// TCP_CLOSE in `tcp_info.tcpi_state` (include/net/tcp_states.h).
+const TCP_CLOSE: u8 = 7;
 
 macro_rules! split_stream {
     ($stream:ty) => {
@@ -313,8 +395,8 @@ pub struct Remote {
     source: Source,
     sink: Sink,
     close: Box<dyn Fn() + Send>,
-    /// Whether the peer has reset the connection (SO_ERROR), without reading or writing.
-    reset_seen: Box<dyn Fn() -> bool + Send>,
+    /// Where the bytes written stand (acknowledged, pending, reset).
+    delivery: Box<dyn Fn() -> Delivery + Send>,
 }
 
 impl fmt::Debug for Remote {
@@ -331,7 +413,7 @@ impl Remote {
     pub fn from_shared<S: SplitStream>(stream: Arc<S>, peer: &str) -> io::Result<Remote> {
         let shutdown_handle = Arc::clone(&stream);
         let close_handle = Arc::clone(&stream);
-        let error_handle = Arc::clone(&stream);
+        let delivery_handle = Arc::clone(&stream);
         let sink = Sink::from_fd(Shared(Arc::clone(&stream)), format!("send to {peer}")).at_eof(
             AtEof::Shutdown(Box::new(move || {
                 shutdown_handle.shutdown_stream(Shutdown::Write)
@@ -343,7 +425,10 @@ impl Remote {
             close: Box::new(move || {
                 let _ = close_handle.shutdown_stream(Shutdown::Both);
             }),
-            reset_seen: Box::new(move || !matches!(error_handle.pending_error(), Ok(None))),
+            delivery: Box::new(move || match delivery_handle.pending_error() {
+                Ok(Some(_)) => Delivery::Reset,
+                _ => delivery_handle.delivery(),
+            }),
         })
     }
 }
@@ -363,6 +448,8 @@ pub struct RelayOptions {
     pub send_only: bool,
     /// `-C`: send bare LF as CRLF.
     pub crlf: bool,
+    /// `--end-at-peer-eof`: stop sending at the peer's EOF (input still to come is not read).
+    pub end_at_peer_eof: bool,
     /// `-x`: where the hex dump of both directions goes.
     pub hexdump: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
     /// Counters the caller can read at any time (for a summary on SIGINT).
@@ -378,6 +465,7 @@ impl fmt::Debug for RelayOptions {
             .field("receive_only", &self.receive_only)
             .field("send_only", &self.send_only)
             .field("crlf", &self.crlf)
+            .field("end_at_peer_eof", &self.end_at_peer_eof)
             .field("hexdump", &self.hexdump.is_some())
             .finish()
     }
@@ -390,6 +478,8 @@ pub struct Counters {
     pub sent: AtomicU64,
     /// Bytes received from the remote (and written locally, or dropped with `--send-only`).
     pub received: AtomicU64,
+    /// Bytes the sender had taken from its input when a write to the remote failed.
+    unwritten: AtomicU64,
     started: Mutex<Instant>,
     /// Milliseconds since `started` at which a byte last moved either way.
     last_activity_ms: AtomicU64,
@@ -400,6 +490,7 @@ impl Default for Counters {
         Counters {
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            unwritten: AtomicU64::new(0),
             started: Mutex::new(Instant::now()),
             last_activity_ms: AtomicU64::new(0),
         }
@@ -468,7 +559,7 @@ pub fn relay(
         source: remote_source,
         sink: mut remote_sink,
         close,
-        reset_seen,
+        delivery,
     } = remote;
     if !opts.half_close {
         remote_sink.at_eof = AtEof::Nothing;
@@ -494,24 +585,62 @@ pub fn relay(
             (None, Some(fd)) => dup(fd).map(Probe::Fd).unwrap_or(Probe::Finite),
             (None, None) => Probe::Finite,
         };
-        let grace = match (source.after_peer_eof, &probe) {
-            (AfterPeerEof::UntilEnd, _) => None,
-            (AfterPeerEof::Grace(_), Probe::Fd(fd)) if is_tty(fd.as_raw_fd()) => {
-                Some(Duration::ZERO)
-            }
-            (AfterPeerEof::Grace(grace), _) => Some(grace),
+        let policy = match (source.after_peer_eof, &probe) {
+            _ if opts.end_at_peer_eof => AfterPeerEof::AtOnce,
+            // Nobody will type more for a peer that sends no more.
+            (_, Probe::Fd(fd)) if is_tty(fd.as_raw_fd()) => AfterPeerEof::AtOnce,
+            (policy, _) => policy,
         };
         let mut pump = Pump::new(Direction::Send, opts, &counters);
         pump.gate = Some(Arc::clone(&gate));
         spawn_direction(pump, source, remote_sink, events.clone())?;
-        sender = Some(SenderWatch { gate, probe, grace });
+        sender = Some(SenderWatch {
+            gate,
+            probe,
+            policy,
+        });
     }
     let pump = Pump::new(Direction::Receive, opts, &counters);
     spawn_direction(pump, remote_source, local_sink, events)?;
 
-    let result = supervise(&ended, sender.as_ref(), &*reset_seen, opts, &counters);
+    let result = supervise(&ended, sender.as_ref(), opts, &counters).and_then(|sent_since| {
+        if sent_since == 0 {
+            return Ok(());
+        }
+        // Bytes went out after the peer's EOF: a peer that closed for good answers them with
+        // a reset, maybe after the input ended. The end waits for the acknowledgement (or
+        // the reset), so exit 0 means they were delivered.
+        confirm_delivery(&*delivery, sent_since, opts.quit_after_eof.unwrap_or(CONFIRM_LIMIT))
+    });
     close();
     result
+}
+
+/// How long the end of a relay waits for the peer to acknowledge bytes sent after its EOF.
+pub const CONFIRM_LIMIT: Duration = Duration::from_secs(10);
+
+/// The error for input the peer refused after its EOF (it had closed, not half-closed).
+fn reset_after_eof(not_delivered: u64) -> anyhow::Error {
+    anyhow!("the peer reset the connection after its EOF: {not_delivered} bytes of input not delivered")
+}
+
+/// Waits until the peer has acknowledged everything sent (or reset, or `limit` passed).
+fn confirm_delivery(delivery: &dyn Fn() -> Delivery, sent_since: u64, limit: Duration) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match delivery() {
+            Delivery::Done | Delivery::Unknown => return Ok(()),
+            Delivery::Reset => return Err(reset_after_eof(sent_since)),
+            Delivery::Pending(left) if Instant::now() >= deadline => {
+                return Err(anyhow!(
+                    "the peer closed its side and has not acknowledged the last {left} bytes \
+                     within {}: they may not have been delivered",
+                    format_duration(limit)
+                ))
+            }
+            Delivery::Pending(_) => thread::sleep(Duration::from_millis(2)),
+        }
+    }
 }
 
 fn spawn_direction(
@@ -532,16 +661,15 @@ fn spawn_direction(
     Ok(())
 }
 
-/// What the supervisor needs to tell whether the sending side is idle.
+/// What the supervisor needs to tell whether the sending side may stop.
 struct SenderWatch {
     /// Held by the sender from the moment it takes bytes from its input until they are
     /// written: while it is free, no byte is in flight.
     gate: Arc<Mutex<()>>,
     /// How to see whether bytes are waiting in the input.
     probe: Probe,
-    /// How long the input may stay idle after the peer closed before the relay ends; `None`:
-    /// until the input ends.
-    grace: Option<Duration>,
+    /// What the peer's EOF means for the sending side.
+    policy: AfterPeerEof,
 }
 
 /// Ways to ask an input whether it has bytes pending.
@@ -555,12 +683,17 @@ enum Probe {
 }
 
 impl SenderWatch {
-    /// True when the sender holds no bytes and its input has none ready: stopping now loses
-    /// nothing that was read. An input without a descriptor is finite and never "idle".
-    fn idle(&self) -> bool {
+    /// After the peer's EOF: whether the sender may stop now without losing a byte it read.
+    fn may_stop(&self) -> bool {
+        if self.policy == AfterPeerEof::UntilEnd {
+            return false;
+        }
         let Ok(_held) = self.gate.try_lock() else {
             return false;
         };
+        if self.policy == AfterPeerEof::AtOnce {
+            return true;
+        }
         match &self.probe {
             Probe::Fd(fd) => !readable_now(fd.as_raw_fd()),
             Probe::Queue(queue) => !queue.pending(),
@@ -569,72 +702,30 @@ impl SenderWatch {
     }
 }
 
-/// How often a relay whose peer has closed checks whether its sender went idle.
-const IDLE_CHECK: Duration = Duration::from_millis(20);
-
-/// After the peer's EOF, how long local input (a pipe, a socket) may stay idle before the
-/// relay ends. A peer that only half-closed still reads, and a producer such as `tar` may
-/// pause between writes, so ending at the first empty moment would cut the stream; a peer
-/// that closed for good is noticed within this time. On a terminal there is no producer to
-/// wait for, so the relay ends at once.
-pub const PEER_CLOSED_GRACE: Duration = Duration::from_secs(1);
+/// How often a relay whose peer has closed checks whether its sender may stop.
+const IDLE_CHECK: Duration = Duration::from_millis(5);
 
 /// Waits for the directions to end and applies the end-of-relay rules, `-q` and `-i`.
+/// Returns how many bytes were sent after the peer's EOF (for [`confirm_delivery`]).
 ///
-/// When the remote closes its side first, the relay does not stop at once: a peer may
-/// half-close and still read (as `nc -N` and `nk` itself do), and a FIN alone cannot tell that
-/// from a full close. What can: a peer that closed for good answers any further data with a
-/// reset, which the kernel records in SO_ERROR. So input keeps flowing after the peer's EOF,
-/// and:
-/// - once bytes sent after that EOF have drawn no reset, the peer is known to be reading, and
-///   the relay runs until local input ends (as nc does);
-/// - until then, the relay ends when the sender holds nothing and no input has been pending
-///   for [`PEER_CLOSED_GRACE`], so `sleep 100 | nk dial ...` ends a second after the peer
-///   closes instead of a hundred;
-/// - a reset ends it with an error: input could not be delivered.
+/// Nothing is lost: every byte read is delivered, or the relay fails saying what was not.
+/// When the remote closes its side first, the sender's [`AfterPeerEof`] policy decides when
+/// to stop: never while it holds bytes it has read. A reset after that EOF is an error naming
+/// the bytes it cost.
 fn supervise(
     ended: &mpsc::Receiver<Event>,
     sender: Option<&SenderWatch>,
-    reset_seen: &dyn Fn() -> bool,
     opts: &RelayOptions,
     counters: &Counters,
-) -> Result<()> {
+) -> Result<u64> {
     let mut send_running = sender.is_some();
     let mut send_done_at: Option<Instant> = None;
     let mut send_failure: Option<anyhow::Error> = None;
     let mut peer_closed = false;
     let mut sent_at_peer_eof = 0;
-    let mut peer_still_reads = false;
-    let mut idle_since: Option<Instant> = None;
-    // After the peer closed: whether to stop waiting for more input.
-    let mut sender_done_waiting =
-        |watch: Option<&SenderWatch>, sent_at_eof: u64, still_reads: &mut bool| {
-            let Some(watch) = watch else { return true };
-            let Some(grace) = watch.grace else {
-                return false;
-            };
-            if *still_reads {
-                return false;
-            }
-            if !watch.idle() {
-                idle_since = None;
-                return false;
-            }
-            let since = *idle_since.get_or_insert_with(Instant::now);
-            if since.elapsed() < grace {
-                return false;
-            }
-            if counters.sent.load(Ordering::Relaxed) > sent_at_eof && !reset_seen() {
-                crate::debug!("the peer half-closed and still reads: relaying until input ends");
-                *still_reads = true;
-                return false;
-            }
-            crate::info!(
-                "the peer closed and input was idle for {}: stopping",
-                format_duration(grace)
-            );
-            true
-        };
+    // The input was flowing at the peer's EOF: it is sent until it ends.
+    let mut until_input_ends = false;
+    let sent_since = |at: u64| counters.sent.load(Ordering::Relaxed).saturating_sub(at);
     loop {
         let mut wait = Duration::MAX;
         if let Some(idle) = opts.idle_timeout {
@@ -657,12 +748,16 @@ fn supervise(
                     return Err(err);
                 }
                 if !send_running {
-                    return Ok(());
+                    return Ok(0);
                 }
                 peer_closed = true;
                 sent_at_peer_eof = counters.sent.load(Ordering::Relaxed);
-                if sender_done_waiting(sender, sent_at_peer_eof, &mut peer_still_reads) {
-                    return Ok(());
+                crate::debug!("the peer sent its EOF");
+                match sender {
+                    Some(watch) if !watch.may_stop() => {
+                        until_input_ends = watch.policy != AfterPeerEof::AtOnce;
+                    }
+                    _ => return Ok(0),
                 }
             }
             Ok(Event::Ended(Direction::Receive, Err(err))) => {
@@ -676,11 +771,16 @@ fn supervise(
                 send_running = false;
                 send_done_at = Some(Instant::now());
                 if peer_closed || opts.send_only || opts.quit_after_eof == Some(Duration::ZERO) {
-                    return Ok(());
+                    return Ok(sent_since(sent_at_peer_eof) * u64::from(peer_closed));
                 }
             }
             Ok(Event::Ended(Direction::Send, Err(err))) => {
                 send_running = false;
+                if peer_closed && is_peer_gone(&err) {
+                    let lost = sent_since(sent_at_peer_eof)
+                        + counters.unwritten.load(Ordering::Relaxed);
+                    return Err(reset_after_eof(lost));
+                }
                 if peer_closed || !is_peer_gone(&err) {
                     return Err(err);
                 }
@@ -700,13 +800,11 @@ fn supervise(
                 }
                 if let (Some(quit), Some(done)) = (opts.quit_after_eof, send_done_at) {
                     if done.elapsed() >= quit {
-                        return Ok(());
+                        return Ok(0);
                     }
                 }
-                if peer_closed
-                    && sender_done_waiting(sender, sent_at_peer_eof, &mut peer_still_reads)
-                {
-                    return Ok(());
+                if peer_closed && !until_input_ends && sender.is_none_or(SenderWatch::may_stop) {
+                    return Ok(sent_since(sent_at_peer_eof));
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {
@@ -868,7 +966,13 @@ impl Pump {
                 let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
             }
             let fd = sink.fd;
-            write_all_retrying(sink.writer(), fd, chunk).map_err(|e| (Side::Write, e))?;
+            if let Err(e) = write_all_retrying(sink.writer(), fd, chunk) {
+                if self.direction == Direction::Send {
+                    let lost = &self.counters.unwritten;
+                    lost.store(chunk.len() as u64, Ordering::Relaxed);
+                }
+                return Err((Side::Write, e));
+            }
             let len = chunk.len();
             self.account(len);
             if filled && buf.len() < COPY_BUFFER {

@@ -149,7 +149,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                         .unwrap_or_else(|e| e.into_inner())
                         .stats
                         .status();
-                    eprintln!("\r{line}");
+                    crate::eprintln_safe!("\r{line}");
                 }
             });
     }

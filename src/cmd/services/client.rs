@@ -390,7 +390,7 @@ pub fn echo_lines(config: &Config) -> Result<()> {
                 print_reply(config, peer, rtt, &reply)?;
                 if let Some(diff) = difference(request, &reply) {
                     failures += 1;
-                    eprintln!("nk: {} line {number}: {diff}", config.describe(peer));
+                    crate::eprintln_safe!("nk: {} line {number}: {diff}", config.describe(peer));
                     if !config.udp {
                         // The stream is out of step with what we sent: later lines cannot be
                         // matched to their replies.
@@ -400,7 +400,7 @@ pub fn echo_lines(config: &Config) -> Result<()> {
             }
             None if config.udp => {
                 failures += 1;
-                eprintln!("nk: line {number}: {:#}", no_reply(config, peer));
+                crate::eprintln_safe!("nk: line {number}: {:#}", no_reply(config, peer));
             }
             None => return Err(no_reply(config, peer)),
         }

@@ -371,7 +371,7 @@ fn serve(
                 .name("udp".into())
                 .spawn(move || {
                     if let Err(err) = service::serve_udp(udp, &behaviour2, &opts2, &stats2) {
-                        eprintln!("nk: {err:#}");
+                        crate::eprintln_safe!("nk: {err:#}");
                         signals::exit(Status::Failure);
                     }
                 })

@@ -120,11 +120,13 @@ pub fn run(config: &Config, count: u64, size: usize, interval: Option<Duration>)
         })?;
     }
     if !config.json {
-        println!(
+        writeln!(
+            io::stdout().lock(),
             "ECHO {} ({}): {size} bytes per probe.",
             display_addr(peer),
             config.proto()
-        );
+        )
+        .map_err(stdout_error)?;
     }
     let mut records = Records::default();
     for seq in 1..=count {
