@@ -158,6 +158,32 @@ impl RelayArgs {
     }
 }
 
+/// How a multi-client listener (`-k` without `-e`, `--broker`, `--chat`) treats clients that
+/// fall behind and long lines (listen and unix -l).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Many clients")]
+pub struct HubArgs {
+    /// Drop a client that falls more than 4 MiB behind (it gets a reset, stderr says so),
+    /// instead of the default back-pressure: stdin (or the other clients) waiting for it.
+    #[arg(long)]
+    pub drop_slow: bool,
+    /// With -k: the longest line held back so that clients' lines never interleave on
+    /// stdout; a longer one is written in pieces, and stderr says so.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::net::hub::MAX_HELD_LINE,
+          value_parser = clap::value_parser!(usize))]
+    pub max_line: usize,
+}
+
+impl HubArgs {
+    /// The hub options these flags ask for.
+    pub fn options(&self) -> crate::net::hub::HubOptions {
+        crate::net::hub::HubOptions {
+            drop_slow: self.drop_slow,
+            max_line: self.max_line,
+        }
+    }
+}
+
 /// `--allow` / `--deny` and their files: whom a server serves (listen, the services).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Access")]

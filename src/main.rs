@@ -35,8 +35,16 @@ fn main() -> ExitCode {
         Command::Completions(args) => cmd::completions::run_completions(args),
         Command::Man(args) => cmd::completions::run_man(args),
     };
-    // TLS bridges deliver what the command gave them before the process goes.
-    netkit::net::tls::finish(netkit::net::tls::FINISH_TIMEOUT);
+    // TLS bridges deliver what the command gave them before the process goes; what they
+    // could not deliver is a failure (lossless or loud), even after a command that succeeded.
+    let undelivered = netkit::net::tls::finish(netkit::net::tls::FINISH_TIMEOUT);
+    for line in &undelivered {
+        netkit::eprintln_safe!("nk: {line}");
+    }
+    let result = match result {
+        Ok(()) if !undelivered.is_empty() => Err(exit::Reported(Status::Failure).into()),
+        other => other,
+    };
     // Socket files nk bound are removed on every way out (signals do it in signals::exit).
     netkit::net::unix::remove_bound_paths();
     match result {

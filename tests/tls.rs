@@ -156,6 +156,14 @@ fn s_server_with(cert: &Path, key: &Path, greeting: &[u8]) -> (Proc, u16) {
     (server, port)
 }
 
+/// Writes `data` to `p`'s stdin pipe from a thread (it blocks while nk is not reading), then
+/// closes it (EOF).
+fn feed_stdin(p: &mut Proc, data: &[u8]) -> thread::JoinHandle<std::io::Result<()>> {
+    let mut stdin = p.stdin.take().expect("stdin is a pipe");
+    let input = data.to_vec();
+    thread::spawn(move || stdin.write_all(&input))
+}
+
 /// Writes `data` to `p`'s stdin pipe, then closes it (EOF).
 fn finish_input(p: &mut Proc, data: &[u8]) {
     let mut stdin = p.stdin.take().expect("stdin is a pipe");
@@ -323,7 +331,7 @@ fn ncat(args: &[&str], stdin: In, stdout: Out) -> Proc {
 
 /// After a peer's close_notify/FIN has been seen on the wire, the time given nk to act on it
 /// before input is written: an nk that closed the whole connection on the peer's EOF has done
-/// so by then (nk itself keeps sending for a second of idle input after a peer's EOF).
+/// so by then (nk dial keeps sending until its stdin ends).
 const AFTER_PEER_EOF: Duration = Duration::from_millis(200);
 
 /// Waits for the peer's `peer_sent` bytes on `nk`'s stdout (the peer's EOF follows them),
@@ -388,6 +396,9 @@ fn ncat_ssl_verify_client_to_nk_listen_tls_both_ways_after_its_half_close() {
     let (mut server, port) = nk_listen_with_leaf(&pki);
     let port = port.to_string();
     let got_by_ncat = pki.path("ncat.out");
+    // nk's input is flowing when ncat's EOF arrives (a listener whose stdin is idle then ends
+    // at the client's EOF, as `nc -l` does): all of it must still reach ncat.
+    let writer = feed_stdin(&mut server, &from_server);
     // ncat verifies nk's certificate (CA and the name localhost), sends its stdin, then (at
     // its stdin's EOF) ends its side with a bare TCP shutdown (no close_notify: ncat 7.93),
     // and keeps reading.
@@ -404,9 +415,9 @@ fn ncat_ssl_verify_client_to_nk_listen_tls_both_ways_after_its_half_close() {
         In::Bytes(from_client.clone()),
         Out::File(got_by_ncat.clone()),
     );
-    input_after_peer_eof(&mut server, from_client.len(), &from_server);
     let client = client.wait(10.0);
     let server = server.wait(10.0);
+    let _ = writer.join();
     assert_same_bytes(
         &format!(
             "ncat's output (nk's stdin, sent after ncat's EOF)\n{}\n{}",
@@ -463,15 +474,13 @@ fn nk_listen_tls_delivers_all_input_after_the_peers_eof_to_a_slow_reader() {
     let conn =
         rustls::ClientConnection::new(rustls_client_config(&pki), name).expect("client connection");
     let mut c = StreamOwned::new(conn, tcp);
+    // nk's input is flowing when the client's EOF arrives, so the listener sends all of it.
+    let writer = feed_stdin(&mut server, &from_server);
     c.write_all(b"hello from a slow reader\n")
         .expect("send over TLS");
     c.flush().expect("flush");
     c.sock.shutdown(Shutdown::Write).expect("shutdown");
     server.wait_stdout_len(25, 10.0);
-    thread::sleep(AFTER_PEER_EOF);
-    let mut stdin = server.stdin.take().expect("stdin");
-    let input = from_server.clone();
-    let writer = thread::spawn(move || stdin.write_all(&input));
     // About 16 MB/s at most.
     let mut got = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];

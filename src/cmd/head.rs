@@ -233,7 +233,8 @@ fn fetch(
         Some(config) => {
             let name = args.trust.server_name(&url.host);
             let peer = display_addr(connected.peer);
-            let plain = tls::connect(connected.stream, config, &name, &peer, timeout)?;
+            let plain =
+                tls::connect(connected.stream, config, &name, &peer, timeout)?.into_socket();
             timing.tls = Some(started.elapsed());
             plain
         }

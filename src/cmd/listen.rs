@@ -16,11 +16,12 @@ use crate::info;
 use crate::net::addr::{self, display_addr, display_sockaddr, ListenSpec};
 use crate::net::deadline::parse_duration;
 use crate::net::exec::{self, ConnInfo, ExecSpec};
-use crate::net::hub::{self, Hub, QueueReader};
+use crate::net::hub::{self, Hub, HubOptions, QueueReader};
 use crate::net::relay::{self, AfterPeerEof, RelayOptions, Remote, Sink, Source};
 use crate::net::server::{bind_tcp, Connection, Server, ServerOptions};
 use crate::net::services::Proto;
 use crate::net::sockopt::SockOpts;
+use crate::net::tls::MaybeTls;
 use crate::signals;
 
 /// Listen for TCP connections and relay them with stdin/stdout, a program, or each other.
@@ -90,6 +91,8 @@ pub struct ListenArgs {
     pub reuseport: bool,
 
     #[command(flatten)]
+    pub hub: crate::cli::HubArgs,
+    #[command(flatten)]
     pub exec: ExecArgs,
     #[command(flatten)]
     pub relay: RelayArgs,
@@ -130,12 +133,18 @@ pub enum Serve {
 
 impl Serve {
     /// The mode the flags ask for; `keep` is `-k` (implied by broker and chat).
-    pub fn choose(exec: Option<ExecSpec>, chat: bool, broker: bool, keep: bool) -> Result<Serve> {
+    pub fn choose(
+        exec: Option<ExecSpec>,
+        chat: bool,
+        broker: bool,
+        keep: bool,
+        hub: HubOptions,
+    ) -> Result<Serve> {
         Ok(match (exec, chat, broker, keep) {
             (Some(spec), ..) => Serve::Exec(spec),
-            (None, true, ..) => Serve::Hub(Hub::new(hub::Mode::Chat)?),
-            (None, false, true, _) => Serve::Hub(Hub::new(hub::Mode::Broker)?),
-            (None, false, false, true) => Serve::Hub(Hub::new(hub::Mode::Broadcast)?),
+            (None, true, ..) => Serve::Hub(Hub::new(hub::Mode::Chat, hub)?),
+            (None, false, true, _) => Serve::Hub(Hub::new(hub::Mode::Broker, hub)?),
+            (None, false, false, true) => Serve::Hub(Hub::new(hub::Mode::Broadcast, hub)?),
             (None, false, false, false) => Serve::Stdio,
         })
     }
@@ -146,7 +155,13 @@ pub fn run(args: ListenArgs) -> Result<()> {
     let spec = args.spec()?;
     let relay_template = args.relay.options()?;
     let keep = args.keep_open || args.broker || args.chat;
-    let serve = Serve::choose(args.exec.spec()?, args.chat, args.broker, keep)?;
+    let serve = Serve::choose(
+        args.exec.spec()?,
+        args.chat,
+        args.broker,
+        keep,
+        args.hub.options(),
+    )?;
     let access = args.access.list()?;
     let tls = args.tls.config()?;
     let mut sockopts = args.sock.options();
@@ -186,29 +201,35 @@ pub fn serve_connections(
     tls: Option<Arc<rustls::ServerConfig>>,
     proto: &'static str,
 ) -> Result<()> {
-    // Socket options on the TCP connection, then (with --tls) the handshake: from here on
-    // the connection's stream is the plaintext side of the TLS bridge.
-    let configure = move |mut conn: Connection| -> Result<Connection> {
+    // Socket options on the TCP connection, then (with --tls) the handshake: the stream
+    // served is the connection itself or the plaintext side of its TLS bridge.
+    let configure = move |conn: Connection| -> Result<(Connection, Arc<MaybeTls>)> {
         if let (Some(opts), Some(peer)) = (&sockopts, conn.peer.as_socket()) {
             opts.apply(&conn.stream, peer.is_ipv6())
                 .with_context(|| format!("configure connection from {}", display_addr(peer)))?;
         }
-        if let Some(config) = &tls {
-            let tcp = conn.stream.try_clone().context("clone the socket")?;
-            let peer = display_sockaddr(&conn.peer);
-            let plain = crate::net::tls::accept(tcp.into(), Arc::clone(config), &peer)?;
-            conn.stream = Arc::new(plain);
-        }
-        Ok(conn)
+        let stream = match &tls {
+            Some(config) => {
+                let tcp = conn.stream.try_clone().context("clone the socket")?;
+                let peer = display_sockaddr(&conn.peer);
+                MaybeTls::Tls(crate::net::tls::accept(
+                    tcp.into(),
+                    Arc::clone(config),
+                    &peer,
+                )?)
+            }
+            None => MaybeTls::Plain(Arc::clone(&conn.stream)),
+        };
+        Ok((conn, Arc::new(stream)))
     };
     match serve {
         Serve::Stdio => {
             summary_on_interrupt(&relay_template.counters)?;
             let opts = relay_template;
             server.run(listener, move |conn| {
-                let conn = configure(conn)?;
+                let (conn, stream) = configure(conn)?;
                 let peer = display_sockaddr(&conn.peer);
-                let result = relay_stdio(conn.stream, &peer, &opts, AfterPeerEof::WhenIdle);
+                let result = relay_stdio(stream, &peer, &opts, AfterPeerEof::WhenIdle);
                 info!("{}", opts.counters.summary());
                 result
             })
@@ -217,13 +238,13 @@ pub fn serve_connections(
             stop_on_interrupt(server)?;
             let template = relay_template;
             server.run(listener, move |conn| {
-                let conn = configure(conn)?;
+                let (conn, stream) = configure(conn)?;
                 let info = ConnInfo::new(&conn.peer, &conn.local, proto, conn.seq);
                 let mut opts = template.clone();
                 opts.counters = Arc::clone(&conn.live.counters);
                 let live = Arc::clone(&conn.live);
                 let peer = display_sockaddr(&conn.peer);
-                exec::relay_child(conn.stream, &peer, &spec, &info, &opts, |pid| {
+                exec::relay_child(stream, &peer, &spec, &info, &opts, |pid| {
                     live.set_child(pid)
                 })
             })
@@ -251,8 +272,8 @@ pub fn serve_connections(
                 listener,
                 move |conn| join_hub(&joining, conn),
                 move |conn| {
-                    let conn = configure(conn)?;
-                    serve_hub_client(&hub, conn, &template)
+                    let (conn, stream) = configure(conn)?;
+                    serve_hub_client(&hub, conn, stream, &template)
                 },
             )
         }
@@ -269,20 +290,24 @@ fn stop_on_interrupt(server: &Arc<Server>) -> Result<()> {
     })
 }
 
-/// Makes a just-accepted client a member of the hub; dropping it shuts its socket down.
+/// Makes a just-accepted client a member of the hub; dropping it resets its connection, so
+/// the client cannot mistake the cut for the end of the data.
 fn join_hub(hub: &Hub, conn: &Connection) {
     let kick = Arc::clone(&conn.stream);
     hub.join(
         conn.seq,
         &display_sockaddr(&conn.peer),
-        Box::new(move || {
-            let _ = kick.shutdown(std::net::Shutdown::Both);
-        }),
+        Box::new(move || crate::net::sockopt::abort(&kick)),
     );
 }
 
 /// One client of a hub: its queue is its input, the hub (stdout or the others) its output.
-fn serve_hub_client(hub: &Arc<Hub>, conn: Connection, template: &RelayOptions) -> Result<()> {
+fn serve_hub_client(
+    hub: &Arc<Hub>,
+    conn: Connection,
+    stream: Arc<MaybeTls>,
+    template: &RelayOptions,
+) -> Result<()> {
     let id = conn.seq;
     let peer = display_sockaddr(&conn.peer);
     let Some(queue) = hub.queue(id) else {
@@ -305,7 +330,7 @@ fn serve_hub_client(hub: &Arc<Hub>, conn: Connection, template: &RelayOptions) -
     }
     let mut opts = template.clone();
     opts.counters = Arc::clone(&conn.live.counters);
-    let result = Remote::from_shared(conn.stream, &peer)
+    let result = Remote::from_shared(stream, &peer)
         .map_err(anyhow::Error::from)
         .and_then(|remote| relay::relay(Some(source), sink, remote, &opts));
     hub.leave(id);

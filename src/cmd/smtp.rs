@@ -283,6 +283,7 @@ impl Tls {
     fn connect(&self, tcp: TcpStream, server: &str, timeout: Option<Duration>) -> Result<Socket> {
         let limit = timeout.unwrap_or(tls::HANDSHAKE_TIMEOUT);
         tls::connect(tcp, Arc::clone(&self.config), &self.name, server, limit)
+            .map(tls::Bridge::into_socket)
     }
 }
 

@@ -81,6 +81,8 @@ pub struct UnixArgs {
     /// With -l: like --broker, with `<user N>` prefixes and join/leave notices.
     #[arg(long, requires = "listen", conflicts_with_all = ["exec", "shell", "broker"])]
     pub chat: bool,
+    #[command(flatten)]
+    pub hub: crate::cli::HubArgs,
     /// With -l: give up when no client has connected within DUR (exit 1; without -k).
     #[arg(short = 'w', long = "accept-timeout", value_name = "DUR", value_parser = parse_duration)]
     pub accept_timeout: Option<Duration>,
@@ -131,7 +133,7 @@ pub fn run(args: UnixArgs) -> Result<()> {
         return result;
     }
     let keep = args.keep_open || args.broker || args.chat;
-    let serve = Serve::choose(exec, args.chat, args.broker, keep)?;
+    let serve = Serve::choose(exec, args.chat, args.broker, keep, args.hub.options())?;
     let (listener, bound) = unix::listen(&addr, ty, args.mode, BACKLOG)?;
     let local = listener.local_addr().context("getsockname")?;
     info!("listening on {} (unix)", display_sockaddr(&local));

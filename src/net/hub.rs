@@ -1,12 +1,16 @@
 //! The hub of a multi-client listener without `-e`: stdin to every client, every client to
 //! stdout (`listen -k`), or clients to each other (`--broker`, `--chat`).
 //!
-//! Each client has a bounded queue of shared chunks, drained into its socket by its own relay,
-//! so one slow client never stalls the others: when its queue holds more than
-//! [`QUEUE_LIMIT`] bytes it is dropped (its socket shut down), with a `-v` note. Output to
-//! stdout is written whole lines at a time under one lock, so lines from different clients
-//! never interleave; a partial line is held (up to [`MAX_HELD_LINE`]) until its newline
-//! arrives or its client ends.
+//! Each client has a queue of shared chunks, drained into its socket by its own relay. Nothing
+//! given to the hub is lost: by default a queue holding more than [`QUEUE_LIMIT`] bytes makes
+//! its sender wait (back-pressure, as ncat does: stdin is read no faster than the slowest
+//! client takes it, and a client's bytes to the others no faster than they read), and stdin
+//! is not read at all while no client is connected to receive it. With `--drop-slow` such a
+//! client is dropped instead, with a reset (so it cannot mistake the cut for the end) and a
+//! stderr line. Output to stdout is written whole lines at a time under one lock, so lines
+//! from different clients never interleave; a partial line is held (up to `--max-line`,
+//! [`MAX_HELD_LINE`] by default) until its newline arrives or its client ends, and a longer
+//! line is written in pieces with a stderr line saying so.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
@@ -15,12 +19,12 @@ use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use crate::info;
 use crate::net::relay::Readiness;
 
 /// Bytes a client may have waiting before it is dropped as too slow.
 pub const QUEUE_LIMIT: usize = 4 << 20;
-/// The longest partial line held back from stdout; a longer one is written as it is.
+/// The longest partial line held back from stdout by default (`--max-line`); a longer one is
+/// written in pieces, and stderr says so.
 pub const MAX_HELD_LINE: usize = 64 * 1024;
 /// Read size for stdin in broadcast mode.
 const STDIN_CHUNK: usize = 64 * 1024;
@@ -39,6 +43,8 @@ struct QueueState {
 pub struct ClientQueue {
     state: Mutex<QueueState>,
     ready: Condvar,
+    /// Signalled when the reader takes bytes (a sender waiting for room) or the queue closes.
+    room: Condvar,
 }
 
 impl ClientQueue {
@@ -46,13 +52,14 @@ impl ClientQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a chunk; `false` when the client is over its limit (it must be dropped).
-    fn push(&self, chunk: &Arc<[u8]>) -> bool {
+    /// Queues a chunk. `false` when the queue was already over [`QUEUE_LIMIT`] and
+    /// `refuse_when_full` (the client is too slow and is to be dropped).
+    fn push(&self, chunk: &Arc<[u8]>, refuse_when_full: bool) -> bool {
         let mut state = self.lock();
         if state.closed {
             return true;
         }
-        if state.bytes + chunk.len() > QUEUE_LIMIT {
+        if refuse_when_full && state.bytes + chunk.len() > QUEUE_LIMIT {
             return false;
         }
         state.bytes += chunk.len();
@@ -61,10 +68,20 @@ impl ClientQueue {
         true
     }
 
+    /// Back-pressure: waits while the queue holds more than [`QUEUE_LIMIT`] bytes (and is
+    /// open).
+    fn wait_for_room(&self) {
+        let mut state = self.lock();
+        while state.bytes > QUEUE_LIMIT && !state.closed {
+            state = self.room.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
     /// No more data: the reader sees EOF once the queue is drained.
     pub fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_all();
+        self.room.notify_all();
     }
 }
 
@@ -101,6 +118,9 @@ impl Read for QueueReader {
                     state.chunks.pop_front();
                     state.offset = 0;
                 }
+                if state.bytes <= QUEUE_LIMIT {
+                    queue.room.notify_all();
+                }
                 return Ok(n);
             }
             if state.closed {
@@ -124,15 +144,37 @@ pub enum Mode {
 
 struct Member {
     queue: Arc<ClientQueue>,
-    /// Drops the client: shuts its socket down.
+    /// Drops the client: resets its connection.
     kick: Box<dyn Fn() + Send + Sync>,
     peer: String,
+}
+
+/// How a hub treats clients that fall behind and long lines.
+#[derive(Debug, Clone, Copy)]
+pub struct HubOptions {
+    /// `--drop-slow`: drop (reset) a client more than [`QUEUE_LIMIT`] behind instead of
+    /// making its senders wait.
+    pub drop_slow: bool,
+    /// `--max-line`: the longest partial line held back so lines never interleave.
+    pub max_line: usize,
+}
+
+impl Default for HubOptions {
+    fn default() -> HubOptions {
+        HubOptions {
+            drop_slow: false,
+            max_line: MAX_HELD_LINE,
+        }
+    }
 }
 
 /// The clients of one listener and what connects them.
 pub struct Hub {
     mode: Mode,
+    options: HubOptions,
     members: Mutex<BTreeMap<u64, Member>>,
+    /// Signalled when a client joins (stdin waits for one before it is read).
+    joined: Condvar,
     stdin_done: AtomicBool,
     stdout: Mutex<Option<File>>,
 }
@@ -145,14 +187,16 @@ impl std::fmt::Debug for Hub {
 
 impl Hub {
     /// A hub; in broadcast mode it writes to (a duplicate of) stdout.
-    pub fn new(mode: Mode) -> io::Result<Arc<Hub>> {
+    pub fn new(mode: Mode, options: HubOptions) -> io::Result<Arc<Hub>> {
         let stdout = match mode {
             Mode::Broadcast => Some(File::from(io::stdout().as_fd().try_clone_to_owned()?)),
             _ => None,
         };
         Ok(Arc::new(Hub {
             mode,
+            options,
             members: Mutex::new(BTreeMap::new()),
+            joined: Condvar::new(),
             stdin_done: AtomicBool::new(false),
             stdout: Mutex::new(stdout),
         }))
@@ -183,11 +227,8 @@ impl Hub {
                 format!("<announce> you are <user {id}>; already connected: {present}.\n")
                     .into_bytes()
                     .into();
-            queue.push(&welcome);
-            self.send(
-                format!("<announce> {peer} is connected as <user {id}>.\n").as_bytes(),
-                None,
-            );
+            queue.push(&welcome, false);
+            self.announce(format!("<announce> {peer} is connected as <user {id}>.\n").as_bytes());
         }
         self.members().insert(
             id,
@@ -197,6 +238,7 @@ impl Hub {
                 peer: peer.to_string(),
             },
         );
+        self.joined.notify_all();
         queue
     }
 
@@ -210,36 +252,74 @@ impl Hub {
         let left = self.members().remove(&id);
         if let (Some(member), Mode::Chat) = (left, self.mode) {
             member.queue.close();
-            self.send(
-                format!("<announce> <user {id}> is disconnected.\n").as_bytes(),
-                None,
-            );
+            self.announce(format!("<announce> <user {id}> is disconnected.\n").as_bytes());
         }
     }
 
-    /// Queues `data` for every client but `except`; clients over their limit are dropped.
+    /// Queues `data` for every client but `except`. Then, by default, waits until each of
+    /// them is back within [`QUEUE_LIMIT`] (back-pressure on whoever called); with
+    /// `--drop-slow`, a client already over the limit is dropped instead.
     pub fn send(&self, data: &[u8], except: Option<u64>) {
+        let receivers = self.queue_for_all(data, except, self.options.drop_slow);
+        if !self.options.drop_slow {
+            for queue in receivers {
+                queue.wait_for_room();
+            }
+        }
+    }
+
+    /// Chat notices, queued from the accept loop, which must never wait for a slow client:
+    /// they are small, and a client over its limit is dropped (said on stderr) either way.
+    fn announce(&self, data: &[u8]) {
+        self.queue_for_all(data, None, true);
+    }
+
+    /// Queues `data` for every member but `except`; returns their queues. With `drop_full`,
+    /// a member over its limit is dropped (reset, and said on stderr) instead.
+    fn queue_for_all(
+        &self,
+        data: &[u8],
+        except: Option<u64>,
+        drop_full: bool,
+    ) -> Vec<Arc<ClientQueue>> {
         if data.is_empty() {
-            return;
+            return Vec::new();
         }
         let chunk: Arc<[u8]> = Arc::from(data);
         let mut members = self.members();
-        let slow: Vec<u64> = members
-            .iter()
-            .filter(|(id, _)| Some(**id) != except)
-            .filter(|(_, member)| !member.queue.push(&chunk))
-            .map(|(id, _)| *id)
-            .collect();
+        let mut receivers = Vec::with_capacity(members.len());
+        let mut slow = Vec::new();
+        for (id, member) in members.iter() {
+            if Some(*id) == except {
+                continue;
+            }
+            if member.queue.push(&chunk, drop_full) {
+                receivers.push(Arc::clone(&member.queue));
+            } else {
+                slow.push(*id);
+            }
+        }
         for id in slow {
             if let Some(member) = members.remove(&id) {
-                info!(
-                    "dropping {} (client {id}): it could not keep up ({} MiB queued)",
+                crate::log::warn(format_args!(
+                    "dropped {} (client {id}) with a reset: it fell more than {} MiB behind \
+                     (--drop-slow); the bytes queued for it were not delivered",
                     member.peer,
                     QUEUE_LIMIT >> 20
-                );
+                ));
                 member.queue.close();
                 (member.kick)();
             }
+        }
+        receivers
+    }
+
+    /// Blocks until at least one client is connected (or stdin's reader should give up
+    /// because input is closed): stdin is not read while nobody can receive it.
+    fn wait_for_a_member(&self) {
+        let mut members = self.members();
+        while members.is_empty() {
+            members = self.joined.wait(members).unwrap_or_else(|e| e.into_inner());
         }
     }
 
@@ -264,11 +344,13 @@ impl Hub {
         }
     }
 
-    /// Broadcast mode: reads stdin until EOF and queues it for every client.
+    /// Broadcast mode: reads stdin until EOF and queues it for every client, never while no
+    /// client is connected (what it read would have nowhere to go).
     pub fn pump_stdin(self: &Arc<Hub>) -> io::Result<()> {
         let mut stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
         let mut buf = vec![0u8; STDIN_CHUNK];
         loop {
+            self.wait_for_a_member();
             match stdin.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => self.send(&buf[..n], None),
@@ -285,10 +367,13 @@ impl Hub {
 
     /// The writer a client's received bytes go to.
     pub fn writer_for(self: &Arc<Hub>, id: u64) -> HubWriter {
+        let peer = self.members().get(&id).map(|m| m.peer.clone());
         HubWriter {
             hub: Arc::clone(self),
             id,
+            peer: peer.unwrap_or_default(),
             held: Vec::new(),
+            cut_reported: false,
         }
     }
 
@@ -306,8 +391,12 @@ impl Hub {
 pub struct HubWriter {
     hub: Arc<Hub>,
     id: u64,
+    /// The client's address, for the stderr line about a cut line.
+    peer: String,
     /// A partial line not yet written (broadcast and chat).
     held: Vec<u8>,
+    /// A line of this client's was already said to be cut (said once per client).
+    cut_reported: bool,
 }
 
 impl HubWriter {
@@ -317,8 +406,19 @@ impl HubWriter {
         let cut = match last_newline {
             _ if everything => self.held.len(),
             Some(i) => i + 1,
-            // One line longer than the cap: written as it is rather than held without bound.
-            None if self.held.len() > MAX_HELD_LINE => self.held.len(),
+            // One line longer than the cap: written in pieces rather than held without bound,
+            // and said, since another client's line may now fall inside it.
+            None if self.held.len() > self.hub.options.max_line => {
+                if !self.cut_reported {
+                    self.cut_reported = true;
+                    crate::log::warn(format_args!(
+                        "{} (client {}): a line longer than {} bytes is written in pieces; other \
+                         clients' lines may fall between them (--max-line)",
+                        self.peer, self.id, self.hub.options.max_line
+                    ));
+                }
+                self.held.len()
+            }
             None => 0,
         };
         self.held.drain(..cut).collect()
@@ -408,8 +508,8 @@ mod tests {
     fn queues_deliver_in_order_and_end_when_closed() {
         let queue = Arc::new(ClientQueue::default());
         assert!(!queue.pending());
-        queue.push(&Arc::from(&b"hello "[..]));
-        queue.push(&Arc::from(&b"world"[..]));
+        queue.push(&Arc::from(&b"hello "[..]), false);
+        queue.push(&Arc::from(&b"world"[..]), false);
         assert!(queue.pending());
         queue.close();
         assert_eq!(drain(&mut QueueReader(Arc::clone(&queue))), b"hello world");
@@ -419,13 +519,19 @@ mod tests {
     fn a_full_queue_refuses_more() {
         let queue = ClientQueue::default();
         let big: Arc<[u8]> = vec![0u8; QUEUE_LIMIT].into();
-        assert!(queue.push(&big));
-        assert!(!queue.push(&Arc::from(&b"x"[..])));
+        assert!(queue.push(&big, true));
+        assert!(!queue.push(&Arc::from(&b"x"[..]), true));
+        // Without dropping, the queue takes it (its sender then waits for room).
+        assert!(queue.push(&Arc::from(&b"x"[..]), false));
     }
 
     #[test]
     fn broker_sends_to_others_only_and_drops_the_slow() {
-        let hub = Hub::new(Mode::Broker).unwrap();
+        let dropping = HubOptions {
+            drop_slow: true,
+            ..HubOptions::default()
+        };
+        let hub = Hub::new(Mode::Broker, dropping).unwrap();
         let kicked = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&kicked);
         let a = hub.join(1, "a", Box::new(|| {}));
@@ -443,7 +549,7 @@ mod tests {
 
     #[test]
     fn chat_prefixes_escapes_and_announces() {
-        let hub = Hub::new(Mode::Chat).unwrap();
+        let hub = Hub::new(Mode::Chat, HubOptions::default()).unwrap();
         let first = hub.join(1, "127.0.0.1:1000", Box::new(|| {}));
         let second = hub.join(2, "127.0.0.1:2000", Box::new(|| {}));
         {
@@ -471,11 +577,13 @@ mod tests {
 
     #[test]
     fn broadcast_holds_partial_lines() {
-        let hub = Hub::new(Mode::Broker).unwrap();
+        let hub = Hub::new(Mode::Broker, HubOptions::default()).unwrap();
         let mut writer = HubWriter {
             hub,
             id: 9,
+            peer: "peer".into(),
             held: Vec::new(),
+            cut_reported: false,
         };
         writer.held.extend_from_slice(b"one\ntw");
         assert_eq!(writer.complete_lines(false), b"one\n");
@@ -487,5 +595,33 @@ mod tests {
         assert_eq!(writer.held, b"b");
         writer.held = vec![b'x'; MAX_HELD_LINE + 1];
         assert_eq!(writer.complete_lines(false).len(), MAX_HELD_LINE + 1);
+        assert!(writer.cut_reported, "a cut line is said on stderr");
+    }
+
+    #[test]
+    fn a_sender_waits_for_a_slow_reader_and_loses_nothing() {
+        let hub = Hub::new(Mode::Broker, HubOptions::default()).unwrap();
+        let slow = hub.join(2, "slow", Box::new(|| {}));
+        hub.join(1, "sender", Box::new(|| {}));
+        let total = 3 * QUEUE_LIMIT;
+        let sender = {
+            let hub = Arc::clone(&hub);
+            std::thread::spawn(move || {
+                let mut writer = hub.writer_for(1);
+                for _ in 0..total / 65536 {
+                    writer.write_all(&[7u8; 65536]).unwrap();
+                }
+            })
+        };
+        let mut reader = QueueReader(Arc::clone(&slow));
+        let mut got = 0;
+        let mut buf = vec![0u8; 65536];
+        while got < total {
+            got += reader.read(&mut buf).unwrap();
+            // The sender never runs more than one chunk past the limit.
+            assert!(slow.lock().bytes <= QUEUE_LIMIT + 65536);
+        }
+        sender.join().unwrap();
+        assert_eq!(got, total);
     }
 }

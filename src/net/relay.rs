@@ -78,10 +78,11 @@ pub enum AfterPeerEof {
     /// decides when it is done). A peer that has really gone answers with a reset, which is
     /// reported with the bytes it cost.
     UntilEnd,
-    /// Stop at once if, when the peer's EOF arrives, nothing read is in flight and no input
-    /// is waiting (OpenBSD `nc -l`: a listener's stdin is often an idle pipe or a service
-    /// manager's, which may never end); input that is still flowing then is sent until it
-    /// ends, as with [`AfterPeerEof::UntilEnd`] (a producer such as `tar` is never cut).
+    /// Stop at once if, when the peer's EOF arrives, the input has delivered nothing yet and
+    /// has nothing waiting (`nc -l`: a listener's stdin is often an idle pipe or a service
+    /// manager's, which may never end); an input that has delivered something is sent until
+    /// it ends, as with [`AfterPeerEof::UntilEnd`] (a producer such as `tar` is never cut at
+    /// a pause).
     WhenIdle,
     /// Stop as soon as nothing read is in flight (a terminal; `--end-at-peer-eof`, Ncat 7.96's
     /// habit).
@@ -282,6 +283,11 @@ pub trait SplitStream: AsFd + Send + Sync + 'static {
     fn delivery(&self) -> Delivery {
         tcp_delivery(self.as_fd().as_raw_fd())
     }
+    /// A failure behind the stream that its EOF would hide (a TLS bridge whose connection
+    /// was reset): the relay asks before calling an EOF clean.
+    fn failure(&self) -> Option<io::Error> {
+        None
+    }
 }
 
 /// Where the bytes written to a stream stand.
@@ -397,6 +403,8 @@ pub struct Remote {
     close: Box<dyn Fn() + Send>,
     /// Where the bytes written stand (acknowledged, pending, reset).
     delivery: Box<dyn Fn() -> Delivery + Send>,
+    /// A failure behind the stream that its EOF would hide ([`SplitStream::failure`]).
+    failure: Box<dyn Fn() -> Option<io::Error> + Send>,
 }
 
 impl fmt::Debug for Remote {
@@ -414,6 +422,7 @@ impl Remote {
         let shutdown_handle = Arc::clone(&stream);
         let close_handle = Arc::clone(&stream);
         let delivery_handle = Arc::clone(&stream);
+        let failure_handle = Arc::clone(&stream);
         let sink = Sink::from_fd(Shared(Arc::clone(&stream)), format!("send to {peer}")).at_eof(
             AtEof::Shutdown(Box::new(move || {
                 shutdown_handle.shutdown_stream(Shutdown::Write)
@@ -429,6 +438,7 @@ impl Remote {
                 Ok(Some(_)) => Delivery::Reset,
                 _ => delivery_handle.delivery(),
             }),
+            failure: Box::new(move || failure_handle.failure()),
         })
     }
 }
@@ -560,6 +570,7 @@ pub fn relay(
         sink: mut remote_sink,
         close,
         delivery,
+        failure,
     } = remote;
     if !opts.half_close {
         remote_sink.at_eof = AtEof::Nothing;
@@ -603,14 +614,15 @@ pub fn relay(
     let pump = Pump::new(Direction::Receive, opts, &counters);
     spawn_direction(pump, remote_source, local_sink, events)?;
 
-    let result = supervise(&ended, sender.as_ref(), opts, &counters).and_then(|sent_since| {
+    let result = supervise(&ended, sender.as_ref(), &*failure, opts, &counters);
+    let result = result.and_then(|sent_since| {
         if sent_since == 0 {
             return Ok(());
         }
         // Bytes went out after the peer's EOF: a peer that closed for good answers them with
         // a reset, maybe after the input ended. The end waits for the acknowledgement (or
         // the reset), so exit 0 means they were delivered.
-        confirm_delivery(&*delivery, sent_since, opts.quit_after_eof.unwrap_or(CONFIRM_LIMIT))
+        confirm_delivery(&*delivery, sent_since, CONFIRM_LIMIT)
     });
     close();
     result
@@ -621,11 +633,17 @@ pub const CONFIRM_LIMIT: Duration = Duration::from_secs(10);
 
 /// The error for input the peer refused after its EOF (it had closed, not half-closed).
 fn reset_after_eof(not_delivered: u64) -> anyhow::Error {
-    anyhow!("the peer reset the connection after its EOF: {not_delivered} bytes of input not delivered")
+    anyhow!(
+        "the peer reset the connection after its EOF: {not_delivered} bytes of input not delivered"
+    )
 }
 
 /// Waits until the peer has acknowledged everything sent (or reset, or `limit` passed).
-fn confirm_delivery(delivery: &dyn Fn() -> Delivery, sent_since: u64, limit: Duration) -> Result<()> {
+fn confirm_delivery(
+    delivery: &dyn Fn() -> Delivery,
+    sent_since: u64,
+    limit: Duration,
+) -> Result<()> {
     let deadline = Instant::now() + limit;
     loop {
         match delivery() {
@@ -715,6 +733,7 @@ const IDLE_CHECK: Duration = Duration::from_millis(5);
 fn supervise(
     ended: &mpsc::Receiver<Event>,
     sender: Option<&SenderWatch>,
+    failure: &dyn Fn() -> Option<io::Error>,
     opts: &RelayOptions,
     counters: &Counters,
 ) -> Result<u64> {
@@ -744,6 +763,9 @@ fn supervise(
         };
         match event {
             Ok(Event::Ended(Direction::Receive, Ok(_))) => {
+                if let Some(err) = failure() {
+                    return Err(anyhow::Error::new(err));
+                }
                 if let Some(err) = send_failure {
                     return Err(err);
                 }
@@ -754,10 +776,15 @@ fn supervise(
                 sent_at_peer_eof = counters.sent.load(Ordering::Relaxed);
                 crate::debug!("the peer sent its EOF");
                 match sender {
-                    Some(watch) if !watch.may_stop() => {
-                        until_input_ends = watch.policy != AfterPeerEof::AtOnce;
+                    None => return Ok(0),
+                    Some(watch) if watch.policy == AfterPeerEof::WhenIdle => {
+                        if sent_at_peer_eof == 0 && watch.may_stop() {
+                            return Ok(0);
+                        }
+                        until_input_ends = true;
                     }
-                    _ => return Ok(0),
+                    Some(watch) if watch.may_stop() => return Ok(0),
+                    Some(_) => {}
                 }
             }
             Ok(Event::Ended(Direction::Receive, Err(err))) => {
@@ -776,9 +803,12 @@ fn supervise(
             }
             Ok(Event::Ended(Direction::Send, Err(err))) => {
                 send_running = false;
+                if let Some(behind) = failure() {
+                    return Err(anyhow::Error::new(behind));
+                }
                 if peer_closed && is_peer_gone(&err) {
-                    let lost = sent_since(sent_at_peer_eof)
-                        + counters.unwritten.load(Ordering::Relaxed);
+                    let lost =
+                        sent_since(sent_at_peer_eof) + counters.unwritten.load(Ordering::Relaxed);
                     return Err(reset_after_eof(lost));
                 }
                 if peer_closed || !is_peer_gone(&err) {

@@ -71,6 +71,26 @@ impl SockOpts {
     }
 }
 
+/// Ends a connection with a reset rather than a FIN (a client dropped for falling behind
+/// must not take the cut for the end of the data), and wakes every thread blocked on it.
+/// `connect(AF_UNSPEC)` disconnects a TCP socket with an RST while the descriptor stays
+/// open for those threads; a Unix socket, which has no reset, is shut down.
+pub fn abort(socket: &Socket) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a zeroed sockaddr with family AF_UNSPEC is a valid argument to connect, which
+    // reads at most `size_of::<sockaddr>()` bytes of it.
+    let unspec: libc::sockaddr = unsafe { std::mem::zeroed() };
+    // SAFETY: the descriptor is open for the call; the address is valid as above.
+    unsafe {
+        libc::connect(
+            socket.as_raw_fd(),
+            &unspec,
+            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+        )
+    };
+    let _ = socket.shutdown(std::net::Shutdown::Both);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::exit::{usage, Hinted};
 use crate::net::deadline::Deadline;
+use crate::net::relay::{Delivery, SplitStream};
 
 /// The most decrypted bytes held for the plaintext side.
 pub const PLAINTEXT_CAP: usize = 256 * 1024;
@@ -208,6 +209,9 @@ pub fn server_config(
         .with_single_cert(chain, key)
         .map_err(|e| usage(format!("the certificate and key: {e}")))?;
     config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    // nk never resumes sessions, and a TLS 1.3 ticket a send-only client never reads turns
+    // its close into a reset that destroys data still in flight toward us.
+    config.send_tls13_tickets = 0;
     Ok((Arc::new(config), fingerprint))
 }
 
@@ -376,7 +380,7 @@ pub fn connect(
     host: &str,
     peer: &str,
     limit: Duration,
-) -> Result<Socket> {
+) -> Result<Bridge> {
     let name = ServerName::try_from(host.to_string()).map_err(|_| {
         usage(format!(
             "\"{host}\" is not a name TLS can verify (give --sni NAME)"
@@ -388,7 +392,7 @@ pub fn connect(
 
 /// Server side: handshake with a client over `tcp` (within [`HANDSHAKE_TIMEOUT`]), then the
 /// plaintext end of the bridge.
-pub fn accept(tcp: TcpStream, config: Arc<ServerConfig>, peer: &str) -> Result<Socket> {
+pub fn accept(tcp: TcpStream, config: Arc<ServerConfig>, peer: &str) -> Result<Bridge> {
     let conn = ServerConnection::new(config).context("start TLS")?;
     start(Connection::Server(conn), tcp, peer, peer, HANDSHAKE_TIMEOUT)
 }
@@ -397,7 +401,9 @@ pub fn accept(tcp: TcpStream, config: Arc<ServerConfig>, peer: &str) -> Result<S
 struct Pump {
     peer: String,
     handle: JoinHandle<()>,
-    finish: UnixStream,
+    /// Dropped when the command is over.
+    finish: Option<UnixStream>,
+    failure: Arc<Failure>,
 }
 
 /// Every pump not known to have ended, for [`finish`].
@@ -412,17 +418,26 @@ fn start(
     peer: &str,
     name: &str,
     limit: Duration,
-) -> Result<Socket> {
+) -> Result<Bridge> {
     handshake(&mut conn, &mut tcp, peer, name, limit)?;
-    let (ours, theirs) = Socket::pair(Domain::UNIX, Type::STREAM, None).context("socketpair")?;
+    let (ours, mut theirs) =
+        Socket::pair(Domain::UNIX, Type::STREAM, None).context("socketpair")?;
     let (finish, finish_rx) = UnixStream::pair().context("socketpair")?;
+    let failure = Arc::new(Failure::default());
+    let pump_failure = Arc::clone(&failure);
     let thread_peer = peer.to_string();
     let handle = thread::Builder::new()
         .name("tls".into())
         .spawn(move || {
-            if let Err(err) = pump(conn, tcp, theirs, finish_rx) {
-                crate::info!("TLS with {thread_peer}: {err}");
+            if let Err(err) = pump(conn, tcp, &mut theirs, finish_rx) {
+                // Recorded before the plaintext end closes, so whoever sees that EOF can
+                // ask whether it was a failure.
+                pump_failure.set(format!(
+                    "TLS with {thread_peer}: {}",
+                    describe_failure(&err)
+                ));
             }
+            drop(theirs);
         })
         .context("start the TLS thread")?;
     let mut pumps = PUMPS.lock().unwrap_or_else(|e| e.into_inner());
@@ -430,34 +445,201 @@ fn start(
     pumps.push(Pump {
         peer: peer.to_string(),
         handle,
-        finish,
+        finish: Some(finish),
+        failure: Arc::clone(&failure),
     });
-    Ok(ours)
+    Ok(Bridge {
+        socket: ours,
+        failure,
+    })
+}
+
+/// A pump's failure (a reset, a fatal alert), kept until someone reports it.
+#[derive(Debug, Default)]
+struct Failure {
+    message: Mutex<Option<String>>,
+    /// Already reported through the relay: [`finish`] need not say it again.
+    reported: std::sync::atomic::AtomicBool,
+}
+
+impl Failure {
+    fn set(&self, message: String) {
+        *self.message.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+    }
+
+    /// The failure as an I/O error (a reset, for the relay's rules), marking it reported.
+    fn take(&self) -> Option<io::Error> {
+        let message = self
+            .message
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        self.reported
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Some(io::Error::new(io::ErrorKind::ConnectionReset, message))
+    }
+
+    /// The failure nobody has reported yet.
+    fn unreported(&self) -> Option<String> {
+        if self.reported.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        self.message
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// What the pump's error means to the user: a reset, an alert, or the error itself.
+fn describe_failure(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
+            format!("the peer reset the connection; data in flight was lost ({err})")
+        }
+        _ => err.to_string(),
+    }
+}
+
+/// A served connection's stream: the accepted socket itself, or the plaintext side of its
+/// TLS bridge (`listen --tls`), so one relay serves both.
+#[derive(Debug)]
+pub enum MaybeTls {
+    /// A connection without TLS.
+    Plain(Arc<Socket>),
+    /// The plaintext side of a TLS connection.
+    Tls(Bridge),
+}
+
+impl std::os::fd::AsFd for MaybeTls {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            MaybeTls::Plain(socket) => socket.as_fd(),
+            MaybeTls::Tls(bridge) => bridge.as_fd(),
+        }
+    }
+}
+
+impl SplitStream for MaybeTls {
+    fn read_shared(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            MaybeTls::Plain(socket) => socket.read_shared(buf),
+            MaybeTls::Tls(bridge) => bridge.read_shared(buf),
+        }
+    }
+    fn write_shared(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            MaybeTls::Plain(socket) => socket.write_shared(buf),
+            MaybeTls::Tls(bridge) => bridge.write_shared(buf),
+        }
+    }
+    fn shutdown_stream(&self, how: std::net::Shutdown) -> io::Result<()> {
+        match self {
+            MaybeTls::Plain(socket) => socket.shutdown_stream(how),
+            MaybeTls::Tls(bridge) => bridge.shutdown_stream(how),
+        }
+    }
+    fn pending_error(&self) -> io::Result<Option<io::Error>> {
+        match self {
+            MaybeTls::Plain(socket) => socket.pending_error(),
+            MaybeTls::Tls(bridge) => bridge.pending_error(),
+        }
+    }
+    fn failure(&self) -> Option<io::Error> {
+        match self {
+            MaybeTls::Plain(socket) => socket.failure(),
+            MaybeTls::Tls(bridge) => bridge.failure(),
+        }
+    }
+    fn delivery(&self) -> Delivery {
+        match self {
+            MaybeTls::Plain(socket) => socket.delivery(),
+            MaybeTls::Tls(bridge) => bridge.delivery(),
+        }
+    }
+}
+
+/// The plaintext side of a TLS connection: a socket the relay, head and smtp use as they
+/// would a TCP connection, plus what the pump behind it reports. A reset or a fatal alert
+/// on the TLS side reaches the plaintext side as an EOF (a socketpair has no reset), so the
+/// relay asks [`SplitStream::failure`] before calling an EOF clean.
+#[derive(Debug)]
+pub struct Bridge {
+    socket: Socket,
+    failure: Arc<Failure>,
+}
+
+impl Bridge {
+    /// The plaintext socket alone (head and smtp check their own replies for completeness).
+    pub fn into_socket(self) -> Socket {
+        self.socket
+    }
+}
+
+impl std::os::fd::AsFd for Bridge {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+impl SplitStream for Bridge {
+    fn read_shared(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match (&self.socket).read(buf)? {
+            0 => self.failure.take().map_or(Ok(0), Err),
+            n => Ok(n),
+        }
+    }
+    fn write_shared(&self, buf: &[u8]) -> io::Result<usize> {
+        (&self.socket)
+            .write(buf)
+            .map_err(|e| self.failure.take().unwrap_or(e))
+    }
+    fn shutdown_stream(&self, how: std::net::Shutdown) -> io::Result<()> {
+        self.socket.shutdown(how)
+    }
+    fn pending_error(&self) -> io::Result<Option<io::Error>> {
+        self.socket.take_error()
+    }
+    fn failure(&self) -> Option<io::Error> {
+        self.failure.take()
+    }
+    fn delivery(&self) -> Delivery {
+        // The pump confirms delivery itself ([`finish`]); a socketpair cannot tell.
+        Delivery::Unknown
+    }
 }
 
 /// Called once the command is over (nothing more will be written to a plaintext side):
-/// each bridge sends what it still holds, then close_notify, within `limit` in all. A peer
-/// that stopped reading is named in a warning and given up on.
-pub fn finish(limit: Duration) {
+/// each bridge sends what it still holds, then close_notify, within `limit` in all. Returns
+/// what was not delivered, one line per bridge: a peer that stopped reading (given up on),
+/// or a failure (reset, fatal alert) the command has not already reported.
+pub fn finish(limit: Duration) -> Vec<String> {
     let pumps = std::mem::take(&mut *PUMPS.lock().unwrap_or_else(|e| e.into_inner()));
     let deadline = Instant::now() + limit;
-    let mut waiting: Vec<(String, JoinHandle<()>)> = pumps
-        .into_iter()
-        .map(|p| {
-            drop(p.finish);
-            (p.peer, p.handle)
-        })
-        .collect();
-    while !waiting.is_empty() && Instant::now() < deadline {
-        waiting.retain(|(_, handle)| !handle.is_finished());
+    let mut waiting: Vec<Pump> = pumps;
+    let mut failures = Vec::new();
+    for pump in &mut waiting {
+        // Dropping our end of the finish pair tells the pump the command is over.
+        pump.finish.take();
+    }
+    loop {
+        let (done, left): (Vec<Pump>, Vec<Pump>) =
+            waiting.into_iter().partition(|p| p.handle.is_finished());
+        failures.extend(done.iter().filter_map(|p| p.failure.unreported()));
+        waiting = left;
+        if waiting.is_empty() || Instant::now() >= deadline {
+            break;
+        }
         thread::sleep(Duration::from_millis(2));
     }
-    for (peer, _) in waiting {
-        crate::log::warn(format_args!(
-            "TLS with {peer}: gave up after {} delivering what was sent (the peer stopped reading)",
+    for pump in waiting {
+        failures.push(format!(
+            "TLS with {}: gave up after {} delivering what was sent (the peer stopped reading)",
+            pump.peer,
             crate::net::deadline::format_duration(limit)
         ));
     }
+    failures
 }
 
 /// Moves bytes between the TLS connection and the plaintext socket until both directions
@@ -466,12 +648,11 @@ pub fn finish(limit: Duration) {
 fn pump(
     mut conn: Connection,
     mut tcp: TcpStream,
-    plain: Socket,
+    plain: &mut Socket,
     finish: UnixStream,
 ) -> io::Result<()> {
     tcp.set_nonblocking(true)?;
     plain.set_nonblocking(true)?;
-    let mut plain = plain;
     let mut to_plain: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut peer_done = false; // the peer sent close_notify or FIN, and all data is drained
@@ -594,7 +775,7 @@ fn pump(
         // While finishing, the plaintext side is read without waiting: nothing more is
         // coming, so an empty read means all of it has been taken.
         if !local_done && (plain_readable || (finishing && !conn.wants_write())) {
-            local_done = take_plaintext(&mut conn, &mut plain, &mut buf, finishing)?;
+            local_done = take_plaintext(&mut conn, plain, &mut buf, finishing)?;
         }
     }
 }
@@ -655,7 +836,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let server = thread::spawn(move || {
             let (tcp, _) = listener.accept().unwrap();
-            let mut plain = accept(tcp, server_config, "client").unwrap();
+            let mut plain = accept(tcp, server_config, "client").unwrap().into_socket();
             let mut got = Vec::new();
             (&plain).read_to_end(&mut got).unwrap();
             plain.write_all(&got).unwrap();
@@ -667,8 +848,9 @@ mod tests {
         })
         .unwrap();
         let tcp = TcpStream::connect(addr).unwrap();
-        let mut plain =
-            connect(tcp, client_config, "localhost", "server", HANDSHAKE_TIMEOUT).unwrap();
+        let mut plain = connect(tcp, client_config, "localhost", "server", HANDSHAKE_TIMEOUT)
+            .unwrap()
+            .into_socket();
         plain.write_all(b"hello over tls").unwrap();
         plain.shutdown(std::net::Shutdown::Write).unwrap();
         let mut echoed = Vec::new();
