@@ -48,7 +48,9 @@ pub enum Command {
     Dial(cmd::dial::DialArgs),
     /// Accept one TCP connection and relay it with stdin/stdout (like nc -l PORT).
     Listen(cmd::listen::ListenArgs),
-    /// Send and receive UDP datagrams, or serve them with -l (like nc -u).
+    // No doc comment here: a variant's one-paragraph doc comment replaces the long_about of
+    // UdpArgs (clap then resets it), which `nk udp --help` must show. The short about comes
+    // from UdpArgs's own doc comment.
     Udp(cmd::udp::UdpArgs),
     /// Connect to or listen on a Unix domain socket (like nc -U).
     Unix(cmd::unix::UnixArgs),

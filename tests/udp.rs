@@ -389,6 +389,57 @@ fn exec_cat_echoes_each_datagram_of_each_peer() {
     signal_and_wait(nk, "TERM", 143).expect_stdout(b"");
 }
 
+#[test]
+fn exec_answers_100_peers_at_once_queueing_beyond_64_programs() {
+    // Issue 16 item 5: 64 programs run at once; the 36 datagrams beyond must wait for a free
+    // slot, not vanish (socat answers all 100). The program outlives the burst, so the
+    // 65th datagram arrives while 64 programs are running.
+    const PEERS: usize = 100;
+    let (nk, port) = nk_listen(
+        &["-k", "-c", "sleep 0.3; cat", "127.0.0.1:0"],
+        In::Null,
+        Out::Pipe,
+    );
+    let clients: Vec<UdpSocket> = (0..PEERS).map(|_| udp("127.0.0.1")).collect();
+    for (i, c) in clients.iter().enumerate() {
+        c.send_to(format!("peer {i}\n").as_bytes(), ("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("peer {i}: send: {e}"));
+    }
+    // One deadline for all: the replies come in waves of 64, whatever the machine's speed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut missing = Vec::new();
+    for (i, c) in clients.iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        c.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        match c.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                assert_eq!(from.port(), port, "peer {i}: reply from another port");
+                assert_eq!(
+                    String::from_utf8_lossy(&buf[..n]),
+                    format!("peer {i}\n"),
+                    "peer {i}: its own datagram back"
+                );
+            }
+            Err(_) => missing.push(i),
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {PEERS} peers got no reply: {missing:?}\n{}",
+        missing.len(),
+        nk.stderr_so_far()
+    );
+    let out = signal_and_wait(nk, "TERM", 143);
+    out.expect_stdout(b"");
+    assert!(
+        !out.stderr.contains("warning"),
+        "nothing was lost, yet stderr warns:\n{}",
+        out.stderr
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 5. peers: first only without -k, every one with -k, stdin to the last heard
 // ---------------------------------------------------------------------------

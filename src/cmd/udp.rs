@@ -39,7 +39,12 @@ const DEFAULT_QUIT_AFTER_EOF: Duration = Duration::from_secs(1);
         Server (-l): prints every datagram; without -k only the first peer is served; stdin \
         goes to the last peer heard (held until one is heard). -e/-c run a program per \
         datagram: the datagram is its stdin, its stdout (at most one datagram) is the reply; \
-        NK_PROTO=udp, at most 64 at once. Runs until SIGINT/SIGTERM or -i idle.",
+        NK_PROTO=udp, 10s each at most. At most 64 programs run at once; up to 1024 more \
+        datagrams wait in a queue and get theirs in arrival order as programs end. Datagrams \
+        dropped because the queue is full, and replies lost (a program that cannot start, \
+        runs too long or writes more than a datagram; a reply the socket refuses), are \
+        reported on stderr without -v: at most one line a second per cause, with the count \
+        and the peers. Runs until SIGINT/SIGTERM or -i idle.",
     after_long_help = "Examples:\n  \
         echo hello | nk udp 127.0.0.1 7            # seed 000's echo client\n  \
         nk udp -l -v 127.0.0.1:5353 > datagrams.bin\n  \
@@ -118,7 +123,10 @@ pub fn run(args: UdpArgs) -> Result<()> {
     let stats = Arc::new(DatagramStats::default());
     let started = Instant::now();
     let summary_stats = Arc::clone(&stats);
-    signals::on_interrupt(move || info!("{}", summary_stats.summary(started.elapsed())))?;
+    signals::on_interrupt(move || {
+        summary_stats.report_losses_at_end();
+        info!("{}", summary_stats.summary(started.elapsed()));
+    })?;
     let result = if args.listen {
         let spec = addr::listen_spec(
             args.address.as_deref(),

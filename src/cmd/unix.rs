@@ -162,7 +162,10 @@ fn run_datagrams(args: &UnixArgs, addr: &UnixAddr, exec: Option<exec::ExecSpec>)
     let stats = Arc::new(DatagramStats::default());
     let started = std::time::Instant::now();
     let summary_stats = Arc::clone(&stats);
-    signals::on_interrupt(move || info!("{}", summary_stats.summary(started.elapsed())))?;
+    signals::on_interrupt(move || {
+        summary_stats.report_losses_at_end();
+        info!("{}", summary_stats.summary(started.elapsed()));
+    })?;
     let opts = DatagramOptions {
         buffer: args.buffer.unwrap_or(datagram::DEFAULT_BUFFER),
         max_payload: MAX_UNIX_DATAGRAM,

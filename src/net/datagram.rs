@@ -7,13 +7,19 @@
 //! back as ECONNREFUSED; after stdin EOF it keeps printing replies until `-q` of silence. The
 //! server prints every datagram, sends stdin to the last peer heard (holding it, one datagram,
 //! until a peer is heard), and with `-e/-c` runs a program per datagram whose output is the
-//! reply. Everything here works on `socket2::Socket`, whatever the address family.
+//! reply (`programs`: how many at once, and the queue for the rest). What a server loses
+//! (a full queue, a program that fails, a datagram the socket refuses) is reported on stderr
+//! without `-v` (`losses`), since nothing tells the peer. Everything here works on
+//! `socket2::Socket`, whatever the address family.
+
+mod losses;
+mod programs;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,9 +30,11 @@ use socket2::{SockAddr, Socket};
 use crate::exit::StdoutClosed;
 use crate::net::addr::display_sockaddr;
 use crate::net::deadline::format_duration;
-use crate::net::exec::{self, ConnInfo, ExecSpec};
+use crate::net::exec::ExecSpec;
 use crate::wire::hexdump::{self, Mark};
 use crate::{debug, info};
+use losses::{Loss, LossLog};
+use programs::Programs;
 
 /// Largest UDP payload over IPv4 (65535 − 20 − 8); over IPv6 it is 65527.
 pub const MAX_UDP_PAYLOAD_V4: usize = 65507;
@@ -34,10 +42,6 @@ pub const MAX_UDP_PAYLOAD_V4: usize = 65507;
 pub const MAX_UDP_PAYLOAD_V6: usize = 65527;
 /// Default receive buffer: holds any UDP datagram.
 pub const DEFAULT_BUFFER: usize = 65536;
-/// Programs (`-e/-c`) running at once; datagrams beyond are dropped, with a `-v` note.
-const MAX_CHILDREN: usize = 64;
-/// How long a per-datagram program may run before it is stopped and its reply dropped.
-const CHILD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often blocking receives wake to look at stdin's state and the clocks.
 const TICK: Duration = Duration::from_millis(50);
 /// Receive buffer asked of the kernel for servers: bursts are queued, not dropped.
@@ -77,7 +81,9 @@ impl std::fmt::Debug for DatagramOptions {
     }
 }
 
-/// Datagrams and bytes each way, for the `-v` summary.
+/// What became of the datagrams: counts each way for the `-v` summary, and the losses that
+/// stderr reports without `-v`. Shared with the SIGINT/SIGTERM handler, which reports what
+/// the end of the server leaves unanswered.
 #[derive(Debug, Default)]
 pub struct DatagramStats {
     sent: AtomicU64,
@@ -85,7 +91,13 @@ pub struct DatagramStats {
     received: AtomicU64,
     received_bytes: AtomicU64,
     truncated: AtomicU64,
+    /// Received, never given to a program.
     dropped: AtomicU64,
+    /// Given to a program (running or queued) whose reply is not settled yet.
+    unanswered: AtomicU64,
+    losses: LossLog,
+    /// The end's report is written once, whether by the server or by a signal.
+    end_reported: AtomicBool,
 }
 
 impl DatagramStats {
@@ -111,6 +123,24 @@ impl DatagramStats {
     fn count_sent(&self, n: usize) {
         self.sent.fetch_add(1, Ordering::Relaxed);
         self.sent_bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// At the end (of the server, or on SIGINT/SIGTERM): reports on stderr the losses not
+    /// reported yet, and the datagrams whose programs were still running or queued.
+    pub fn report_losses_at_end(&self) {
+        if self.end_reported.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.losses.flush_all();
+        match self.unanswered.load(Ordering::SeqCst) {
+            0 => {}
+            1 => crate::log::warn(format_args!(
+                "no reply to a datagram: nk ended with its program running or queued"
+            )),
+            n => crate::log::warn(format_args!(
+                "no reply to {n} datagrams: nk ended with their programs running or queued"
+            )),
+        }
     }
 }
 
@@ -398,8 +428,13 @@ pub fn server(socket: Socket, opts: &DatagramOptions, stats: &Arc<DatagramStats>
     let socket = Arc::new(socket);
     let local = socket.local_addr().context("getsockname")?;
     let last_peer = Arc::new(LastPeer::default());
-    if opts.exec.is_none() {
+    let programs = opts
+        .exec
+        .clone()
+        .map(|spec| Programs::new(spec, Arc::clone(&socket), local, opts, stats));
+    if programs.is_none() {
         let (socket, last_peer) = (Arc::clone(&socket), Arc::clone(&last_peer));
+        let counts = Arc::clone(stats);
         // One datagram is held until a peer is heard; stdin is not read further meanwhile.
         send_stdin(
             opts,
@@ -409,7 +444,7 @@ pub fn server(socket: Socket, opts: &DatagramOptions, stats: &Arc<DatagramStats>
                 match socket.send_to(datagram, &peer) {
                     Ok(_) => Ok(true),
                     Err(e) => {
-                        debug!("send to {}: {e}", display_sockaddr(&peer));
+                        counts.losses.record(Loss::unsent(e.to_string()), &peer);
                         Ok(false)
                     }
                 }
@@ -417,19 +452,33 @@ pub fn server(socket: Socket, opts: &DatagramOptions, stats: &Arc<DatagramStats>
             || {},
         )?;
     }
+    let result = receive_loop(&socket, opts, stats, &last_peer, programs.as_ref());
+    stats.report_losses_at_end();
+    result
+}
+
+/// The server's receiving side: every datagram to stdout or to a program, until `-i` idle
+/// or an error.
+fn receive_loop(
+    socket: &Socket,
+    opts: &DatagramOptions,
+    stats: &Arc<DatagramStats>,
+    last_peer: &LastPeer,
+    programs: Option<&Programs>,
+) -> Result<()> {
     let mut out = File::from(io::stdout().as_fd().try_clone_to_owned()?);
     let mut buf = vec![0u8; opts.buffer];
     let mut first_peer: Option<SockAddr> = None;
-    let children = Arc::new(AtomicUsize::new(0));
     let mut seq = 0u64;
     let mut last_activity = Instant::now();
-    if opts.idle.is_some() {
-        socket
-            .set_read_timeout(Some(TICK))
-            .context("set receive timeout")?;
-    }
+    // Woken every tick, even with no traffic, to end on -i and to report the losses counted
+    // whose interval is over.
+    socket
+        .set_read_timeout(Some(TICK))
+        .context("set receive timeout")?;
     loop {
-        let (kept, real, from) = match receive(&socket, &mut buf) {
+        stats.losses.flush_due();
+        let (kept, real, from) = match receive(socket, &mut buf) {
             Ok(got) => got,
             Err(e) if crate::net::deadline::is_retry(&e) => {
                 if let Some(idle) = opts.idle {
@@ -448,7 +497,7 @@ pub fn server(socket: Socket, opts: &DatagramOptions, stats: &Arc<DatagramStats>
         };
         // Formatting the sender costs more than receiving: only when something will show it.
         let verbose = crate::log::verbosity() >= 1;
-        let from_text = if verbose || real > kept || opts.exec.is_some() {
+        let from_text = if verbose || real > kept {
             display_sockaddr(&from)
         } else {
             String::new()
@@ -480,111 +529,14 @@ pub fn server(socket: Socket, opts: &DatagramOptions, stats: &Arc<DatagramStats>
             info!("datagram from {from_text} ({real} bytes)");
         }
         dump(opts, Mark::Received, &buf[..kept]);
-        match &opts.exec {
-            Some(spec) => {
-                if children.load(Ordering::SeqCst) >= MAX_CHILDREN {
-                    stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    info!("dropping a datagram from {from_text}: {MAX_CHILDREN} programs already running");
-                    continue;
-                }
-                children.fetch_add(1, Ordering::SeqCst);
-                let info = ConnInfo::new(&from, &local, opts.proto, seq);
-                let (socket, running, counts, spec) = (
-                    Arc::clone(&socket),
-                    Arc::clone(&children),
-                    Arc::clone(stats),
-                    spec.clone(),
-                );
-                let (datagram, max) = (buf[..kept].to_vec(), opts.max_payload);
-                let hexdump = opts.hexdump.clone();
-                let spawned =
-                    thread::Builder::new()
-                        .name(format!("dgram-{seq}"))
-                        .spawn(move || {
-                            match run_child(&spec, &info, &datagram, max) {
-                                Ok(reply) if !reply.is_empty() => {
-                                    if let Some(out) = &hexdump {
-                                        let text = hexdump::format(Mark::Sent, 0, &reply);
-                                        let _ = out
-                                            .lock()
-                                            .unwrap_or_else(|e| e.into_inner())
-                                            .write_all(text.as_bytes());
-                                    }
-                                    match socket.send_to(&reply, &from) {
-                                        Ok(_) => counts.count_sent(reply.len()),
-                                        Err(e) => {
-                                            debug!("reply to {}: {e}", display_sockaddr(&from))
-                                        }
-                                    }
-                                }
-                                Ok(_) => {}
-                                Err(err) => info!(
-                                    "{} for {}: {err:#}",
-                                    spec.name(),
-                                    display_sockaddr(&from)
-                                ),
-                            }
-                            running.fetch_sub(1, Ordering::SeqCst);
-                        });
-                if spawned.is_err() {
-                    children.fetch_sub(1, Ordering::SeqCst);
-                    stats.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+        match programs {
+            Some(programs) => programs.submit(&buf[..kept], &from, seq),
             None => {
                 last_peer.set(&from);
                 write_datagram(&mut out, &buf[..kept])?;
             }
         }
     }
-}
-
-/// Runs the program for one datagram: the datagram on its stdin, its stdout (at most `max`
-/// bytes, else no reply) returned; stopped after [`CHILD_TIMEOUT`].
-fn run_child(spec: &ExecSpec, info: &ConnInfo, datagram: &[u8], max: usize) -> Result<Vec<u8>> {
-    let mut child = exec::spawn(spec, info)?;
-    let mut stdin = child.stdin.take().context("child stdin")?;
-    let mut stdout = child.stdout.take().context("child stdout")?;
-    let input = datagram.to_vec();
-    let writer = thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let pid = child.id();
-    let started = Instant::now();
-    let watchdog_done = Arc::new(AtomicBool::new(false));
-    let watchdog = {
-        let done = Arc::clone(&watchdog_done);
-        thread::spawn(move || {
-            while !done.load(Ordering::SeqCst) {
-                if started.elapsed() >= CHILD_TIMEOUT {
-                    exec::signal_group(pid, libc::SIGKILL);
-                    return true;
-                }
-                thread::sleep(TICK);
-            }
-            false
-        })
-    };
-    let mut reply = Vec::new();
-    let read = (&mut stdout).take(max as u64 + 1).read_to_end(&mut reply);
-    drop(stdout);
-    let _ = writer.join();
-    exec::reap(&mut child, &spec.name());
-    watchdog_done.store(true, Ordering::SeqCst);
-    let timed_out = watchdog.join().unwrap_or(false);
-    read.context("read the program's output")?;
-    if timed_out {
-        return Err(anyhow!(
-            "stopped after {}: no reply",
-            format_duration(CHILD_TIMEOUT)
-        ));
-    }
-    if reply.len() > max {
-        return Err(anyhow!(
-            "output is larger than one datagram ({max} bytes): no reply"
-        ));
-    }
-    Ok(reply)
 }
 
 #[cfg(test)]
