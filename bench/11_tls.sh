@@ -54,7 +54,7 @@ BAR=1.0
 bytes=$((SIZE_MB * 1024 * 1024))
 out_md=$here/results/11_tls.md
 
-. "$here/lib.sh" # log, free_port, wait_listen, TO, stats, ratio, bulk_file, nk_lacks, finish, need_tools, nk_rows, work_dir, listener_failed
+. "$here/lib.sh" # log, free_port, wait_listen, TO, stats, ratio, bulk_file, nk_lacks, finish, need_tools, nk_rows, work_dir, listener_failed, make_pki
 
 cur_lpid="" # the listener (sub)shell of the run in progress, if any
 work_dir 11 stop_cur_listener
@@ -72,23 +72,7 @@ fi
 nk_rows 11_tls
 
 # ---------------------------------------------------------------- certificates
-# ECDSA P-256 CA, and a leaf for localhost signed by it (PKCS#8 key: every tool reads it).
-mkpki() {
-    mkdir -p "$pki" && cd "$pki" || return 1
-    openssl ecparam -name prime256v1 -genkey -noout -out ca.key &&
-        openssl req -x509 -new -key ca.key -sha256 -days 2 -subj "/CN=nk bench CA" \
-            -addext "basicConstraints=critical,CA:TRUE" \
-            -addext "keyUsage=critical,keyCertSign,cRLSign" -out ca.pem &&
-        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out leaf.key &&
-        openssl req -new -key leaf.key -subj "/CN=localhost" -out leaf.csr &&
-        printf '%s\n' "basicConstraints=critical,CA:FALSE" \
-            "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" \
-            "subjectAltName=DNS:localhost,IP:127.0.0.1" >leaf.ext &&
-        openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -set_serial 2 -days 2 \
-            -sha256 -extfile leaf.ext -out leaf.pem &&
-        openssl verify -CAfile ca.pem -verify_hostname localhost leaf.pem
-}
-if ! (mkpki) >"$work/pki.log" 2>&1; then
+if ! make_pki "$pki" >"$work/pki.log" 2>&1; then
     log "11_tls: could not make the certificates: $(tail -c 300 "$work/pki.log" | tr '\n' ' ')"
     exit 1
 fi

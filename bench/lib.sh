@@ -2,7 +2,7 @@
 # TIMEOUT (seconds, used by TO). Defines: log, lo_eph, free_port, wait_listen, TO, stats,
 # bulk_file, wait_listen_unix, free_port_udp, wait_bound_udp, ratio, nk_lacks, the proc_* harness,
 # fmt_range, elapsed, need_tools, nk_rows, work_dir, stop_pidvar, stop_proc_tree, listener_failed,
-# ck_verdict, reap_listener, wait_gone, term_server.
+# ck_verdict, reap_listener, wait_gone, term_server, make_pki.
 # shellcheck shell=bash
 
 log() { printf '%s\n' "$*" >&2; }
@@ -342,3 +342,22 @@ term_server() {
     wait "$1" 2>/dev/null
     return $rc
 }
+
+# make_pki DIR: an ECDSA P-256 CA (DIR/ca.pem, ca.key) and a leaf for localhost signed by it
+# (DIR/leaf.pem, PKCS#8 key DIR/leaf.key: every tool reads it; SAN DNS:localhost, IP:127.0.0.1),
+# made with the openssl CLI; the leaf is checked against the CA. Runs in a subshell (it cds).
+make_pki() (
+    mkdir -p "$1" && cd "$1" || exit 1
+    openssl ecparam -name prime256v1 -genkey -noout -out ca.key &&
+        openssl req -x509 -new -key ca.key -sha256 -days 2 -subj "/CN=nk bench CA" \
+            -addext "basicConstraints=critical,CA:TRUE" \
+            -addext "keyUsage=critical,keyCertSign,cRLSign" -out ca.pem &&
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out leaf.key &&
+        openssl req -new -key leaf.key -subj "/CN=localhost" -out leaf.csr &&
+        printf '%s\n' "basicConstraints=critical,CA:FALSE" \
+            "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" \
+            "subjectAltName=DNS:localhost,IP:127.0.0.1" >leaf.ext &&
+        openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -set_serial 2 -days 2 \
+            -sha256 -extfile leaf.ext -out leaf.pem &&
+        openssl verify -CAfile ca.pem -verify_hostname localhost leaf.pem
+)
