@@ -41,38 +41,46 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// The subcommands. Each short line is an `about` attribute, not a doc comment: a variant's
+/// doc comment would replace the command's own long help (its `long_about`), which
+/// `nk <command> --help` must show.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Connect to a TCP server and relay stdin/stdout (like nc HOST PORT).
+    #[command(about = "Connect to a TCP server and relay stdin/stdout (like nc HOST PORT).")]
     Dial(cmd::dial::DialArgs),
-    /// Accept one TCP connection and relay it with stdin/stdout (like nc -l PORT).
+    #[command(
+        about = "Accept one TCP connection and relay it with stdin/stdout (like nc -l PORT)."
+    )]
     Listen(cmd::listen::ListenArgs),
-    // No doc comment here: a variant's one-paragraph doc comment replaces the long_about of
-    // UdpArgs (clap then resets it), which `nk udp --help` must show. The short about comes
-    // from UdpArgs's own doc comment.
+    #[command(about = "Send and receive UDP datagrams (like nc -u), or serve them with -l.")]
     Udp(cmd::udp::UdpArgs),
-    /// Connect to or listen on a Unix domain socket (like nc -U).
+    #[command(about = "Connect to or listen on a Unix domain socket (like nc -U).")]
     Unix(cmd::unix::UnixArgs),
-    /// Resolve names and addresses, query DNS records (like dig), look up service ports.
+    #[command(
+        about = "Resolve names and addresses, query DNS records (like dig), look up service ports."
+    )]
     Resolve(cmd::resolve::ResolveArgs),
-    /// Address and netmask arithmetic, IPv4 and IPv6 (like ipcalc).
+    #[command(about = "Address and netmask arithmetic, IPv4 and IPv6 (like ipcalc).")]
     Mask(cmd::mask::MaskArgs),
-    /// Send ICMP echo requests, IPv4 and IPv6 (like iputils ping).
+    #[command(about = "Send ICMP echo requests, IPv4 and IPv6 (like iputils ping).")]
     Ping(cmd::ping::PingArgs),
-    /// Ask an HTTP server for its response head (like curl -sI), or the body with --get.
+    #[command(
+        about = "Ask an HTTP server for its response head (like curl -sI), or the body with --get."
+    )]
     Head(cmd::head::HeadArgs),
-    /// Send a mail through an SMTP server, checking every reply (like swaks).
+    #[command(about = "Send a mail through an SMTP server, checking every reply (like swaks).")]
     Smtp(cmd::smtp::SmtpArgs),
-    /// RFC 862 echo: check a server's echo, probe its round-trip time, or serve (-l).
+    #[command(
+        about = "RFC 862 echo: check a server's echo, probe its round-trip time, or serve (-l)."
+    )]
     Echo(cmd::services::EchoArgs),
-    /// RFC 867 daytime: ask a server the time, or serve it (-l).
+    #[command(about = "RFC 867 daytime: ask a server the time, or serve it (-l).")]
     Daytime(cmd::services::DaytimeArgs),
-    /// RFC 865 quote of the day: ask a server for a quote, or serve them (-l).
+    #[command(about = "RFC 865 quote of the day: ask a server for a quote, or serve them (-l).")]
     Qotd(cmd::services::QotdArgs),
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(about = "Print a shell completion script (bash, zsh, fish, elvish, powershell).")]
     Completions(cmd::completions::CompletionsArgs),
-    /// Print the man page (roff) of nk or of one of its commands.
+    #[command(about = "Print the man page (roff) of nk or of one of its commands.")]
     Man(cmd::completions::ManArgs),
 }
 

@@ -22,9 +22,15 @@ use crate::net::services::Proto;
 #[command(
     long_about = "Connect to a TCP server and relay stdin to it and its replies to stdout.\n\n\
         At stdin EOF the connection is half-closed (the peer sees EOF) and nk keeps printing \
-        until the peer closes, then exits 0. When the peer closes first, nk writes out what it \
-        received and ends; input still flowing is sent first (the peer may only have \
-        half-closed), and nk stops once stdin has been idle for 1 s (at once on a terminal). \
+        until the peer closes, then exits 0. When the peer closes first, nk closes its stdout at \
+        once (a reader downstream sees the end) and, as OpenBSD nc does, keeps sending what \
+        stdin delivers until stdin's EOF: a FIN only says the peer sends no more. On a \
+        terminal the peer's EOF ends the session at once; --end-at-peer-eof does so whatever \
+        stdin is (Ncat 7.96's habit). A peer that had really gone answers with a reset: nk \
+        exits 1 saying how many bytes of input were not delivered. Nothing is lost silently: \
+        exit 0 means every byte read was delivered (bytes sent after the peer's EOF are \
+        confirmed acknowledged first); otherwise stderr says what was not, and nk exits 1. \
+        An unreadable stdin (closed, write-only) is an empty one. \
         A name with several addresses is dialled with Happy Eyeballs (RFC 8305): IPv6 first, \
         a new attempt every 250 ms, first success wins. Received data is the only thing on \
         stdout; -v diagnostics and -x - dumps go to stderr. With -e/-c a program takes the place of \

@@ -28,13 +28,20 @@ use crate::signals;
 #[derive(Debug, Args)]
 #[command(
     long_about = "Listen on a TCP port. By default: accept one connection, relay it with \
-        stdin/stdout exactly as `nk dial` does (half-close at stdin EOF, exit when the client \
-        closes), then exit; later clients are refused.\n\n\
+        stdin/stdout as `nk dial` does (half-close at stdin EOF, exit when the client closes), \
+        then exit; later clients are refused. When the client closes its side first, stdout is \
+        closed at once; if stdin has delivered nothing by then, the session ends there (as \
+        `nc -l` does: a listener's stdin is often an idle pipe), otherwise what stdin delivers \
+        is sent until its EOF, and a client that had really gone (a reset) is an error naming \
+        the bytes lost.\n\n\
         -k keeps accepting and serves clients concurrently: every client's data goes to stdout \
-        in whole lines (a line is never split by another client's bytes), stdin goes to every \
-        connected client. Each client has a queue of 4 MiB; a client that falls further behind \
-        is dropped (-v says so), so one slow client never stalls the others. At stdin EOF every \
-        client is half-closed (unless --no-shutdown) and may go on sending.\n\n\
+        in whole lines (a line up to --max-line bytes, 64 KiB by default, is never split by \
+        another client's bytes; a longer one is written in pieces and stderr says so), stdin \
+        goes to every connected client. Stdin is not read while no client is connected, and \
+        it is read no faster than the slowest client takes it (back-pressure, as ncat does); \
+        --drop-slow instead drops a client more than 4 MiB behind, with a reset and a stderr \
+        line. At stdin EOF every client is half-closed (unless --no-shutdown) and may go on \
+        sending.\n\n\
         -e/-c run a program per connection with the socket as its stdin/stdout (environment \
         NK_REMOTE_ADDR, NK_REMOTE_PORT, NK_LOCAL_ADDR, NK_LOCAL_PORT, NK_PROTO, NK_CONN_SEQ). \
         --broker passes each client's data to every other client; --chat does the same with \

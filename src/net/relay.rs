@@ -614,7 +614,13 @@ pub fn relay(
     let pump = Pump::new(Direction::Receive, opts, &counters);
     spawn_direction(pump, remote_source, local_sink, events)?;
 
-    let result = supervise(&ended, sender.as_ref(), &*failure, opts, &counters);
+    let result = supervise(
+        &ended,
+        sender.as_ref(),
+        (&*failure, &*delivery),
+        opts,
+        &counters,
+    );
     let result = result.and_then(|sent_since| {
         if sent_since == 0 {
             return Ok(());
@@ -720,8 +726,11 @@ impl SenderWatch {
     }
 }
 
-/// How often a relay whose peer has closed checks whether its sender may stop.
+/// How often a relay whose peer has closed first checks whether its sender may stop, or the
+/// peer has reset the connection; the interval doubles up to [`IDLE_CHECK_MAX`], so a long
+/// wait for stdin costs few wake-ups.
 const IDLE_CHECK: Duration = Duration::from_millis(5);
+const IDLE_CHECK_MAX: Duration = Duration::from_millis(100);
 
 /// Waits for the directions to end and applies the end-of-relay rules, `-q` and `-i`.
 /// Returns how many bytes were sent after the peer's EOF (for [`confirm_delivery`]).
@@ -733,7 +742,7 @@ const IDLE_CHECK: Duration = Duration::from_millis(5);
 fn supervise(
     ended: &mpsc::Receiver<Event>,
     sender: Option<&SenderWatch>,
-    failure: &dyn Fn() -> Option<io::Error>,
+    (failure, delivery): (&dyn Fn() -> Option<io::Error>, &dyn Fn() -> Delivery),
     opts: &RelayOptions,
     counters: &Counters,
 ) -> Result<u64> {
@@ -744,6 +753,7 @@ fn supervise(
     let mut sent_at_peer_eof = 0;
     // The input was flowing at the peer's EOF: it is sent until it ends.
     let mut until_input_ends = false;
+    let mut check_every = IDLE_CHECK;
     let sent_since = |at: u64| counters.sent.load(Ordering::Relaxed).saturating_sub(at);
     loop {
         let mut wait = Duration::MAX;
@@ -754,7 +764,8 @@ fn supervise(
             wait = wait.min(quit.saturating_sub(done.elapsed()));
         }
         if peer_closed {
-            wait = wait.min(IDLE_CHECK);
+            wait = wait.min(check_every);
+            check_every = (check_every * 2).min(IDLE_CHECK_MAX);
         }
         let event = if wait == Duration::MAX {
             ended.recv().map_err(|_| RecvTimeoutError::Disconnected)
@@ -835,6 +846,12 @@ fn supervise(
                 }
                 if peer_closed && !until_input_ends && sender.is_none_or(SenderWatch::may_stop) {
                     return Ok(sent_since(sent_at_peer_eof));
+                }
+                // Input sent after the peer's EOF drew a reset: the peer had closed for good,
+                // and nk need not wait for stdin to find out (OpenBSD nc does not either).
+                if peer_closed && sent_since(sent_at_peer_eof) > 0 && delivery() == Delivery::Reset
+                {
+                    return Err(reset_after_eof(sent_since(sent_at_peer_eof)));
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {
