@@ -418,9 +418,10 @@ fn a_line_over_max_line_is_cut_and_stderr_says_so() {
     assert_eq!(out.stdout.len(), 5001);
 }
 
-/// A pipe whose reading end is already closed: writing to it fails with EPIPE.
+/// A stream whose reading end is already closed: writing to it fails with EPIPE, as a pipe
+/// whose reader has gone does.
 fn broken_pipe() -> OwnedFd {
-    let (reader, writer) = std::io::pipe().expect("pipe");
+    let (reader, writer) = std::os::unix::net::UnixStream::pair().expect("socketpair");
     drop(reader);
     writer.into()
 }

@@ -1386,3 +1386,131 @@ fn tls_client_usage_errors_exit_2_without_connecting() {
         nobody.expect_none(0.1, &args.join(" "));
     }
 }
+
+// ---------------------------------------------------------------------------
+// lossless or loud over TLS: a reset, a fatal alert, a send-only upload
+// ---------------------------------------------------------------------------
+
+/// A TLS peer that sends 100 KB, then resets the connection: nk dial --tls exits 1 naming the
+/// reset (it used to exit 0 without a word, as if the stream had ended).
+#[test]
+fn a_tls_peer_that_resets_is_an_error_not_an_end() {
+    let pki = Pki::new();
+    let config = rustls_server_config(&pki);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().expect("accept");
+        let raw = tcp.try_clone().expect("clone");
+        let mut s = tls_accept(tcp, config);
+        s.write_all(&vec![b'x'; 100_000]).expect("send");
+        flush_tls(&mut s);
+        thread::sleep(Duration::from_millis(100));
+        // SO_LINGER 0: close() sends a reset instead of a FIN.
+        socket2::SockRef::from(&raw)
+            .set_linger(Some(Duration::ZERO))
+            .expect("SO_LINGER");
+        drop(raw);
+        drop(s);
+    });
+    let mut nk = Proc::nk(
+        [
+            "dial",
+            "--tls",
+            "--ca",
+            &pki.ca(),
+            "localhost",
+            &port.to_string(),
+        ],
+        In::Pipe,
+        Out::Null,
+    );
+    server.join().expect("server");
+    nk.wait_stderr_contains("reset", 10.0);
+    let out = nk.wait(10.0);
+    out.expect_code(1);
+}
+
+/// A server that wants a client certificate sends a fatal alert after the TLS 1.3 handshake
+/// (certificate_required): nk dial --tls without one exits 1 (it used to print it and exit 0).
+#[test]
+fn a_fatal_alert_after_the_handshake_is_an_error() {
+    let pki = Pki::new();
+    let port = free_port("127.0.0.1");
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "s_server", "-naccept", "1", "-tls1_3", "-Verify", "1", "-accept",
+    ])
+    .arg(format!("127.0.0.1:{port}"))
+    .args(["-cert", &pki.leaf().0, "-key", &pki.leaf().1])
+    .args(["-CAfile", &pki.ca()]);
+    let mut server = Proc::spawn("openssl s_server -Verify 1", cmd, In::Pipe, Out::Pipe);
+    server.wait_stdout_line(10.0, |l| l.contains("ACCEPT"));
+    let out = Proc::nk(
+        [
+            "dial",
+            "--tls",
+            "--ca",
+            &pki.ca(),
+            "localhost",
+            &port.to_string(),
+        ],
+        In::Pipe,
+        Out::Pipe,
+    )
+    .wait(10.0);
+    out.expect_code(1)
+        .expect_stderr_contains("CertificateRequired");
+    server.stdin.take();
+    let _ = server.wait(10.0);
+}
+
+/// `socat -u FILE OPENSSL:...`, a client that only sends and closes: every byte reaches
+/// `nk listen --tls` (nk's TLS 1.3 session tickets, which such a client never reads, used to
+/// turn its close into a reset that lost up to 250 KB of 20 MB).
+#[test]
+fn a_send_only_tls_upload_arrives_whole() {
+    require_tool("socat", "socat");
+    let pki = Pki::new();
+    let input = pki.path("upload.bin");
+    let data = write_random_file(&input, 20 << 20, 0x71c4);
+    for run in 0..2 {
+        let output = pki.path(&format!("got-{run}.bin"));
+        let (cert, key) = pki.leaf();
+        let mut server = Proc::nk(
+            [
+                "-v",
+                "listen",
+                "--tls",
+                "--cert",
+                &cert,
+                "--key",
+                &key,
+                "127.0.0.1:0",
+            ],
+            In::Null,
+            Out::File(output.clone()),
+        );
+        let port = server.nk_listening_port();
+        let client = socat(
+            &[
+                "-u",
+                &format!("FILE:{}", input.display()),
+                &format!(
+                    "OPENSSL:127.0.0.1:{port},cafile={},commonname=localhost",
+                    pki.ca()
+                ),
+            ],
+            In::Null,
+            Out::Null,
+        );
+        let client = client.wait(20.0);
+        let server = server.wait(20.0);
+        server.expect_code(0);
+        assert_same_bytes(
+            &format!("upload {run}\n{}\n{}", client.describe(), server.describe()),
+            &read_file(&output),
+            &data,
+        );
+    }
+}

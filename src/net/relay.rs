@@ -1,14 +1,18 @@
 //! The bidirectional relay: local source → remote, remote → local sink, until the work is done.
 //!
-//! Every stream command ends here (dial, listen, unix, and later `-e` children), so the rules of
-//! cli.md live in one place:
+//! Every stream command ends here (dial, listen, unix, `-e` children, TLS through its bridge),
+//! so the rules of cli.md live in one place. The first of them: nothing is lost. A relay ends
+//! in one of two ways: every byte it read was delivered (`Ok`), or it fails saying what was not
+//! delivered and why. A FIN is not a reset, a reset is never a clean end, and bytes sent after
+//! the peer's EOF count as delivered only once the peer has acknowledged them. Then:
 //! - each direction runs on its own thread with blocking I/O, so a direction that is stuck
 //!   (the peer not reading) never stops the other from draining: two sides that both write more
 //!   than the socket buffers hold cannot deadlock, as they can with a single poll loop that
 //!   blocks in `write`;
 //! - local EOF half-closes the remote (`shutdown(SHUT_WR)`) unless `--no-shutdown`, and the
-//!   relay keeps receiving; the remote's EOF ends the relay once everything received has been
-//!   written; `-q` bounds the wait after local EOF, `-i` ends a relay where no byte moved
+//!   relay keeps receiving; the remote's EOF closes the local sink at once, and the sending
+//!   side follows its [`AfterPeerEof`] policy (a client sends until its input ends, as nc
+//!   does); `-q` bounds the wait after local EOF, `-i` ends a relay where no byte moved
 //!   either way for that long;
 //! - bytes move with splice(2) when an end is a pipe (through a private pipe when neither is),
 //!   sendfile(2) from a regular file, and read/write otherwise (ttys, `-C`, `-x`). Whatever path,
