@@ -89,10 +89,9 @@ fn unix_client_keeps_sending_after_the_listeners_eof() {
         .expect_stdout(b"first\nsecond\n");
 }
 
-/// A peer that closed for good answers input sent after its EOF with a reset: nk says what it
-/// cost and exits 1 (OpenBSD nc exits 0 and says nothing).
-#[test]
-fn input_refused_after_the_peers_eof_is_reported() {
+/// `nk dial` (stdin a pipe the test holds) to a server that sends `bye` and closes for good;
+/// returns once nk has printed `bye` and the server is gone.
+fn dial_a_peer_that_closed_for_good() -> Proc {
     let server = Server::start(|mut s, _| {
         s.write_all(b"bye\n").unwrap();
         // dropped: a full close
@@ -104,6 +103,14 @@ fn input_refused_after_the_peers_eof_is_reported() {
     );
     dial.wait_stdout_len(4, 10.0);
     server.join();
+    dial
+}
+
+/// A peer that closed for good answers input sent after its EOF with a reset: nk says what it
+/// cost and exits 1 (OpenBSD nc exits 0 and says nothing).
+#[test]
+fn input_refused_after_the_peers_eof_is_reported() {
+    let mut dial = dial_a_peer_that_closed_for_good();
     write_stdin(&mut dial, b"nobody reads this\n");
     let out = dial.wait(10.0);
     out.expect_code(1)
@@ -116,16 +123,7 @@ fn input_refused_after_the_peers_eof_is_reported() {
 /// after stdin's EOF, and nk still waits for it (exit 0 means acknowledged).
 #[test]
 fn a_reset_after_stdins_eof_is_still_reported() {
-    let server = Server::start(|mut s, _| {
-        s.write_all(b"bye\n").unwrap();
-    });
-    let mut dial = Proc::nk(
-        ["dial", "127.0.0.1", &server.port().to_string()],
-        In::Pipe,
-        Out::Pipe,
-    );
-    dial.wait_stdout_len(4, 10.0);
-    server.join();
+    let mut dial = dial_a_peer_that_closed_for_good();
     write_stdin(&mut dial, b"last words\n");
     dial.stdin.take();
     dial.wait(10.0)

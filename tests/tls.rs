@@ -183,6 +183,11 @@ fn dial_tls(opts: &[&str], host: &str, port: u16, stdin: In) -> Finished {
 
 /// `nk -v listen --tls` with the Pki's leaf on a kernel-chosen port, stdin and stdout piped.
 fn nk_listen_with_leaf(pki: &Pki) -> (Proc, u16) {
+    nk_listen_tls(pki, In::Pipe, Out::Pipe)
+}
+
+/// `nk -v listen --tls` with the Pki's leaf on a kernel-chosen port.
+fn nk_listen_tls(pki: &Pki, stdin: In, stdout: Out) -> (Proc, u16) {
     let (cert, key) = pki.leaf();
     let mut server = Proc::nk(
         [
@@ -195,8 +200,8 @@ fn nk_listen_with_leaf(pki: &Pki) -> (Proc, u16) {
             &key,
             "127.0.0.1:0",
         ],
-        In::Pipe,
-        Out::Pipe,
+        stdin,
+        stdout,
     );
     let port = server.nk_listening_port();
     (server, port)
@@ -1391,6 +1396,13 @@ fn tls_client_usage_errors_exit_2_without_connecting() {
 // lossless or loud over TLS: a reset, a fatal alert, a send-only upload
 // ---------------------------------------------------------------------------
 
+/// `nk dial --tls --ca CA localhost PORT`, its stdin a pipe the test holds.
+fn dial_tls_trusting(pki: &Pki, port: u16) -> Proc {
+    let port = port.to_string();
+    let args = ["dial", "--tls", "--ca", &pki.ca(), "localhost", &port];
+    Proc::nk(args, In::Pipe, Out::Pipe)
+}
+
 /// A TLS peer that sends 100 KB, then resets the connection: nk dial --tls exits 1 naming the
 /// reset (it used to exit 0 without a word, as if the stream had ended).
 #[test]
@@ -1413,18 +1425,7 @@ fn a_tls_peer_that_resets_is_an_error_not_an_end() {
         drop(raw);
         drop(s);
     });
-    let mut nk = Proc::nk(
-        [
-            "dial",
-            "--tls",
-            "--ca",
-            &pki.ca(),
-            "localhost",
-            &port.to_string(),
-        ],
-        In::Pipe,
-        Out::Null,
-    );
+    let mut nk = dial_tls_trusting(&pki, port);
     server.join().expect("server");
     nk.wait_stderr_contains("reset", 10.0);
     let out = nk.wait(10.0);
@@ -1446,19 +1447,7 @@ fn a_fatal_alert_after_the_handshake_is_an_error() {
     .args(["-CAfile", &pki.ca()]);
     let mut server = Proc::spawn("openssl s_server -Verify 1", cmd, In::Pipe, Out::Pipe);
     server.wait_stdout_line(10.0, |l| l.contains("ACCEPT"));
-    let out = Proc::nk(
-        [
-            "dial",
-            "--tls",
-            "--ca",
-            &pki.ca(),
-            "localhost",
-            &port.to_string(),
-        ],
-        In::Pipe,
-        Out::Pipe,
-    )
-    .wait(10.0);
+    let out = dial_tls_trusting(&pki, port).wait(10.0);
     out.expect_code(1)
         .expect_stderr_contains("CertificateRequired");
     server.stdin.take();
@@ -1476,22 +1465,7 @@ fn a_send_only_tls_upload_arrives_whole() {
     let data = write_random_file(&input, 20 << 20, 0x71c4);
     for run in 0..2 {
         let output = pki.path(&format!("got-{run}.bin"));
-        let (cert, key) = pki.leaf();
-        let mut server = Proc::nk(
-            [
-                "-v",
-                "listen",
-                "--tls",
-                "--cert",
-                &cert,
-                "--key",
-                &key,
-                "127.0.0.1:0",
-            ],
-            In::Null,
-            Out::File(output.clone()),
-        );
-        let port = server.nk_listening_port();
+        let (server, port) = nk_listen_tls(&pki, In::Null, Out::File(output.clone()));
         let client = socat(
             &[
                 "-u",
