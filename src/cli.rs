@@ -233,7 +233,9 @@ impl AccessArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "TLS")]
 pub struct TlsTrustArgs {
-    /// Trust only the CA certificates in FILE (PEM) instead of the system store.
+    /// Trust only the certificates in FILE (PEM) instead of the system store: CAs, or the
+    /// server's own certificate (even a CA:TRUE one from `openssl req -x509`, as curl accepts
+    /// it); the host name and the dates are still checked.
     #[arg(long, value_name = "FILE")]
     pub ca: Option<String>,
     /// Do not check the server's certificate at all (a warning is printed).

@@ -1449,7 +1449,8 @@ fn a_fatal_alert_after_the_handshake_is_an_error() {
     server.wait_stdout_line(10.0, |l| l.contains("ACCEPT"));
     let out = dial_tls_trusting(&pki, port).wait(10.0);
     out.expect_code(1)
-        .expect_stderr_contains("CertificateRequired");
+        .expect_stderr_contains("the peer sent a fatal alert: certificate required")
+        .expect_stderr_contains("--cert FILE --key FILE");
     server.stdin.take();
     let _ = server.wait(10.0);
 }
@@ -1487,4 +1488,104 @@ fn a_send_only_tls_upload_arrives_whole() {
             &data,
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// --ca with the very certificate the server uses (`openssl req -x509`: CA:TRUE)
+// ---------------------------------------------------------------------------
+
+/// A self-signed certificate as `openssl req -x509` makes it (CA:TRUE) for localhost and
+/// 127.0.0.1, in the Pki's directory: (certificate, key).
+fn self_signed_ca_true(pki: &Pki) -> (PathBuf, PathBuf) {
+    let (cert, key) = (pki.path("self.pem"), pki.path("self.key"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=localhost", "-addext"])
+        .arg("subjectAltName=DNS:localhost,IP:127.0.0.1")
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl req");
+    assert!(out.status.success(), "{}", lossy(&out.stderr));
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&cert)
+        .output()
+        .expect("openssl x509");
+    assert!(
+        lossy(&text.stdout).contains("CA:TRUE"),
+        "the test needs a CA:TRUE certificate"
+    );
+    (cert, key)
+}
+
+/// curl and swaks accept the certificate `openssl req -x509` makes when it is the file given
+/// with --ca; nk refused it (`Other(OtherError(CaUsedAsEndEntity))`). The name is still
+/// checked, and the refusal reads as words.
+#[test]
+fn dial_tls_trusts_the_very_certificate_given_with_ca_and_still_checks_the_name() {
+    let pki = Pki::new();
+    let (cert, key) = self_signed_ca_true(&pki);
+    let (server, port) = s_server_with(&cert, &key, b"hello from a CA:TRUE leaf\n");
+    let port = port.to_string();
+    let ca = text(&cert);
+    let mut nk = Proc::nk(
+        ["dial", "--tls", "--ca", &ca, "localhost", &port],
+        In::Pipe,
+        Out::Pipe,
+    );
+    nk.wait_stdout_line(10.0, |l| l == "hello from a CA:TRUE leaf");
+    nk.stdin.take();
+    drop(server);
+    let (server, port) = s_server_with(&cert, &key, b"");
+    let out = run_nk(
+        [
+            "dial",
+            "--tls",
+            "--ca",
+            &ca,
+            "--sni",
+            "other.example",
+            "127.0.0.1",
+            &port.to_string(),
+        ],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(1)
+        .expect_stderr_contains("name mismatch")
+        .expect_stderr_contains("hint: ");
+    assert!(!out.stderr.contains("Other("), "{}", out.stderr);
+    drop(server);
+}
+
+#[test]
+fn head_trusts_the_very_certificate_given_with_ca() {
+    let pki = Pki::new();
+    let (cert, key) = self_signed_ca_true(&pki);
+    let site = NginxSite {
+        tls: Some((&cert, &key)),
+        http_extra: "",
+        https_extra: "",
+    };
+    let nginx = nginx_with(
+        |www| std::fs::write(www.join("index.html"), INDEX_HTML).expect("write index.html"),
+        &site,
+    );
+    let url = format!("https://localhost:{}/", nginx.https_port());
+    let out = run_nk(["head", "--ca", &text(&cert), &url], In::Null, 10.0);
+    out.expect_code(0).expect_stdout_contains("200 OK");
+}
+
+#[test]
+fn smtp_trusts_the_very_certificate_given_with_ca() {
+    let pki = Pki::new();
+    let (cert, key) = self_signed_ca_true(&pki);
+    let srv = Aiosmtpd::start_tls(SmtpTls::Implicit, &cert, &key);
+    let out = smtp(&["--tls", "--ca", &text(&cert)], &srv.server());
+    out.expect_code(0);
+    assert_eq!(srv.count(), 1);
 }

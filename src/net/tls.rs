@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -100,20 +101,30 @@ pub fn client_config(opts: &ClientOptions) -> Result<Arc<ClientConfig>> {
         let mut roots = RootCertStore::empty();
         match &opts.ca {
             Some(path) => {
-                for cert in load_certs(path)? {
+                let given = load_certs(path)?;
+                for cert in &given {
                     roots
-                        .add(cert)
+                        .add(cert.clone())
                         .map_err(|e| usage(format!("--ca {path}: {e}")))?;
                 }
+                let webpki = WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    Arc::clone(&provider),
+                )
+                .build()
+                .map_err(|e| usage(format!("--ca {path}: {e}")))?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(CaFileVerifier { webpki, given }))
             }
             None => {
                 let native = rustls_native_certs::load_native_certs();
                 let (added, _) = roots.add_parsable_certificates(native.certs);
                 crate::debug!("{added} certificates from the system store");
                 roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                builder.with_root_certificates(roots)
             }
         }
-        builder.with_root_certificates(roots)
     };
     let mut config = match (&opts.cert, &opts.key) {
         (Some(cert), Some(key)) => builder
@@ -124,6 +135,84 @@ pub fn client_config(opts: &ClientOptions) -> Result<Arc<ClientConfig>> {
     };
     config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     Ok(Arc::new(config))
+}
+
+/// `--ca FILE`: the usual chain check against the file's certificates, and one thing more, as
+/// curl and swaks (OpenSSL) do: a server certificate that is byte for byte one of those given
+/// is trusted as itself, even when it is a CA certificate (`openssl req -x509` makes those) that
+/// webpki refuses as an end entity. Its name and its validity dates are still checked.
+#[derive(Debug)]
+struct CaFileVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+    given: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for CaFileVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        if verdict.is_ok() || !self.given.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            return verdict;
+        }
+        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_name(&parsed, server_name)?;
+        check_dates(end_entity, now)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// The validity dates of a certificate trusted as itself, read by our own DER reader.
+fn check_dates(cert: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls::Error> {
+    let bad = |e: CertificateError| rustls::Error::InvalidCertificate(e);
+    let summary = crate::wire::x509::summarize(cert.as_ref())
+        .map_err(|_| bad(CertificateError::BadEncoding))?;
+    let seconds = |text: &str| {
+        chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S UTC")
+            .map(|t| t.and_utc().timestamp())
+            .map_err(|_| bad(CertificateError::BadEncoding))
+    };
+    let now = now.as_secs() as i64;
+    if now < seconds(&summary.not_before)? {
+        return Err(bad(CertificateError::NotValidYet));
+    }
+    if now > seconds(&summary.not_after)? {
+        return Err(bad(CertificateError::Expired));
+    }
+    Ok(())
 }
 
 /// `--insecure`: signatures are still checked (the handshake needs them), the certificate
@@ -249,43 +338,130 @@ fn explain(err: io::Error, peer: &str, name: &str) -> anyhow::Error {
         }
         return anyhow::Error::new(err).context(format!("TLS handshake with {peer}"));
     };
-    let (reason, hint) = match &tls {
-        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => (
-            "certificate verify failed: unknown issuer (not signed by a trusted CA)".to_string(),
-            "trust its CA with --ca FILE, or skip the check with --insecure".to_string(),
-        ),
-        rustls::Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        ) => (
-            format!("certificate verify failed: name mismatch (the certificate is not for {name})"),
-            "connect by the name the certificate carries, or give it with --sni NAME".to_string(),
-        ),
-        rustls::Error::InvalidCertificate(
-            CertificateError::Expired | CertificateError::ExpiredContext { .. },
-        ) => (
-            "certificate verify failed: the certificate has expired".to_string(),
-            "check the server's certificate (and this machine's clock); --insecure skips the check"
-                .to_string(),
-        ),
-        rustls::Error::InvalidCertificate(
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. },
-        ) => (
-            "certificate verify failed: the certificate is not valid yet".to_string(),
-            "check this machine's clock; --insecure skips the check".to_string(),
-        ),
-        rustls::Error::InvalidMessage(_) => (
-            "the answer is not TLS".to_string(),
-            "the service on this port may speak plain text (try without TLS, or http://)"
-                .to_string(),
-        ),
-        other => (format!("{other}"), String::new()),
-    };
+    let (reason, hint) = in_words(&tls, name);
     let message = format!("TLS handshake with {peer}: {reason}");
     if hint.is_empty() {
         anyhow!(message)
     } else {
         anyhow::Error::new(Hinted { message, hint })
     }
+}
+
+/// A rustls error in words, with a hint where the user can fix it: never a Rust debug value.
+fn in_words(err: &rustls::Error, name: &str) -> (String, String) {
+    let (reason, hint): (String, &str) = match err {
+        rustls::Error::InvalidCertificate(cert) => {
+            let (what, hint) = certificate_in_words(cert, name);
+            (format!("certificate verify failed: {what}"), hint)
+        }
+        rustls::Error::InvalidMessage(_) => (
+            "the answer is not TLS".into(),
+            "the service on this port may speak plain text (try without TLS, or http://)",
+        ),
+        rustls::Error::AlertReceived(alert) => {
+            let hint = match alert {
+                rustls::AlertDescription::CertificateRequired => {
+                    "the server wants a client certificate: give --cert FILE --key FILE"
+                }
+                rustls::AlertDescription::HandshakeFailure
+                | rustls::AlertDescription::ProtocolVersion
+                | rustls::AlertDescription::InsufficientSecurity => {
+                    "the server may only accept TLS versions or cipher suites nk does not offer"
+                }
+                rustls::AlertDescription::UnknownCA
+                | rustls::AlertDescription::BadCertificate
+                | rustls::AlertDescription::CertificateUnknown => {
+                    "the server refused our client certificate (--cert)"
+                }
+                rustls::AlertDescription::NoApplicationProtocol => {
+                    "the server speaks none of the --alpn protocols offered"
+                }
+                _ => "",
+            };
+            (
+                format!("the peer sent a fatal alert: {}", debug_in_words(alert)),
+                hint,
+            )
+        }
+        rustls::Error::NoApplicationProtocol => (
+            "no application protocol (ALPN) in common".into(),
+            "change or drop --alpn",
+        ),
+        rustls::Error::PeerIncompatible(why) => (
+            format!("the peer is incompatible: {}", debug_in_words(why)),
+            "",
+        ),
+        rustls::Error::PeerMisbehaved(why) => (
+            format!("the peer broke the TLS protocol: {}", debug_in_words(why)),
+            "",
+        ),
+        other => (debug_in_words(other), ""),
+    };
+    (reason, hint.to_string())
+}
+
+/// Why a certificate was refused, in words, and the hint.
+fn certificate_in_words(err: &CertificateError, name: &str) -> (String, &'static str) {
+    let skip = "--insecure skips the check";
+    match err {
+        CertificateError::UnknownIssuer => (
+            "unknown issuer (not signed by a trusted CA)".into(),
+            "trust its CA with --ca FILE, or skip the check with --insecure",
+        ),
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => (
+            format!("name mismatch (the certificate is not for {name})"),
+            "connect by the name the certificate carries, or give it with --sni NAME",
+        ),
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => (
+            "the certificate has expired".into(),
+            "check the server's certificate (and this machine's clock); --insecure skips the check",
+        ),
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => (
+            "the certificate is not valid yet".into(),
+            "check this machine's clock; --insecure skips the check",
+        ),
+        CertificateError::BadSignature => ("a signature in the chain is wrong".into(), skip),
+        CertificateError::Revoked => ("the certificate has been revoked".into(), skip),
+        CertificateError::BadEncoding => ("the certificate cannot be parsed".into(), skip),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => (
+            "the certificate is not meant for a TLS server (extended key usage)".into(),
+            skip,
+        ),
+        CertificateError::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => (
+            "the server's certificate is a CA certificate, not a server's".into(),
+            "give that very certificate with --ca FILE to trust it as itself, or --insecure",
+        ),
+        other => (debug_in_words(other), skip),
+    }
+}
+
+/// A Rust debug value (`Other(OtherError(CaUsedAsEndEntity))`) as lower-case words
+/// (`ca used as end entity`): the fallback for the errors no arm above names.
+fn debug_in_words(value: &dyn std::fmt::Debug) -> String {
+    let text = format!("{value:?}");
+    // The innermost name says the most: `Other(OtherError(X))` -> `X`.
+    let inner = text
+        .rsplit('(')
+        .next()
+        .unwrap_or(&text)
+        .trim_end_matches(')');
+    let inner = if inner.chars().any(char::is_alphabetic) {
+        inner
+    } else {
+        &text
+    };
+    let mut words = String::new();
+    for (i, c) in inner.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            words.push(' ');
+        }
+        if c.is_alphanumeric() || c == ' ' {
+            words.extend(c.to_lowercase());
+        } else if !words.ends_with(' ') {
+            words.push(' ');
+        }
+    }
+    words.trim().to_string()
 }
 
 /// Runs the handshake to its end, within `limit` in all (a peer dripping bytes cannot stretch
@@ -493,6 +669,16 @@ impl Failure {
 
 /// What the pump's error means to the user: a reset, an alert, or the error itself.
 fn describe_failure(err: &io::Error) -> String {
+    if let Some(tls) = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        let (reason, hint) = in_words(tls, "the server");
+        return match hint.is_empty() {
+            true => reason,
+            false => format!("{reason} ({hint})"),
+        };
+    }
     match err.kind() {
         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
             format!("the peer reset the connection; data in flight was lost ({err})")
@@ -827,6 +1013,36 @@ fn take_plaintext(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_values_read_as_words() {
+        let err = rustls::Error::InvalidCertificate(CertificateError::BadSignature);
+        assert_eq!(
+            in_words(&err, "x").0,
+            "certificate verify failed: a signature in the chain is wrong"
+        );
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired);
+        let (reason, hint) = in_words(&alert, "x");
+        assert_eq!(reason, "the peer sent a fatal alert: certificate required");
+        assert!(hint.contains("--cert"), "{hint}");
+        assert_eq!(
+            debug_in_words(&rustls::AlertDescription::UnknownPSKIdentity),
+            "unknown p s k identity"
+        );
+        for err in [
+            rustls::Error::DecryptError,
+            rustls::Error::HandshakeNotComplete,
+            rustls::Error::InvalidCertificate(CertificateError::UnhandledCriticalExtension),
+        ] {
+            let (reason, _) = in_words(&err, "x");
+            assert!(
+                !reason.contains(['(', ')', ':'])
+                    || reason.starts_with("certificate verify failed: "),
+                "{reason}"
+            );
+            assert!(reason.chars().all(|c| !c.is_uppercase()), "{reason}");
+        }
+    }
 
     #[test]
     fn a_self_signed_server_and_a_client_that_trusts_it_exchange_bytes_both_ways() {
