@@ -1502,3 +1502,40 @@ fn usage_errors_exit_2_before_any_query() {
         got.len()
     );
 }
+
+/// dig's positional forms: `@SERVER#PORT`, a bare type keyword, `IN`, and `-p PORT` mean what
+/// they mean to dig (nk used to ask the system resolver for a host called `MX`).
+#[test]
+fn digs_positional_forms_mean_what_they_mean_to_dig() {
+    let d = Dnsmasq::start();
+    let port = d.port.to_string();
+    let at_server = format!("@127.0.0.1#{port}");
+    let want = d.nk(&["-t", "MX", "example.test", "--short"]);
+    want.expect_code(0);
+    assert_eq!(want.stdout_text(), "10 mail.example.test.\n");
+    for args in [
+        vec![&at_server[..], "example.test", "MX", "--short"],
+        vec!["example.test", "mx", "IN", &at_server[..], "--short"],
+        vec![
+            "@127.0.0.1",
+            "-p",
+            &port[..],
+            "example.test",
+            "MX",
+            "--short",
+        ],
+    ] {
+        let mut all = vec!["resolve"];
+        all.extend_from_slice(&args);
+        let out = run_nk(&all, In::Null, RUN_SECS);
+        out.expect_code(0);
+        assert_eq!(out.stdout, want.stdout, "nk {all:?}\n{}", out.describe());
+    }
+    // With -t given, a type keyword among the names is a name (here: one that does not exist).
+    let out = resolve(&["-t", "A", "mx", &at_server, "--no-search"]);
+    out.expect_code(1).expect_stderr_contains("mx");
+    // A positional server on its own still needs a name.
+    let out = resolve(&["@", "example.test"]);
+    out.expect_code(2)
+        .expect_stderr_contains("'@' needs a server");
+}

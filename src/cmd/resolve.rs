@@ -52,6 +52,11 @@ const MAX_LINE: usize = 1024;
         an IP literal without -t asks for its PTR record.\n\n\
         --port SERVICE[/PROTO] or NUMBER[/PROTO] looks up /etc/services both ways (a built-in \
         table when the file is missing); with names too, prints ADDR:PORT socket addresses.\n\n\
+        dig's forms work too: `nk resolve @127.0.0.1#5353 example.com MX` is `--server \
+        127.0.0.1:5353 -t MX example.com`. Among the names, `@SERVER[#PORT]` is a server, a \
+        record type keyword (MX, aaaa, TYPE65280...) is a type and `IN` is ignored, unless -t \
+        is given: then every name is a name (`nk resolve -t A mx` asks for the host mx; so \
+        does `nk resolve mx.`). -p PORT is the port of servers given without one.\n\n\
         With no NAME, reads one per line from stdin (blank lines and # comments skipped). Each \
         failed query is one stderr line naming the cause (NXDOMAIN, no data, SERVFAIL, REFUSED, \
         timed out after how long); the others are still answered, and the exit status is 1.",
@@ -59,6 +64,7 @@ const MAX_LINE: usize = 1024;
         nk resolve localhost                         # ::1 and 127.0.0.1 from /etc/hosts\n  \
         nk resolve -x 127.0.0.1                      # localhost\n  \
         nk resolve -t MX -t TXT example.com --short\n  \
+        nk resolve @127.0.0.1 -p 5353 example.test MX    # dig's way\n  \
         nk resolve -t A www.example.test --server 127.0.0.1:5353 --json\n  \
         nk resolve --port telnet/tcp --port 443      # 23, https\n  \
         cut -d' ' -f1 hosts.txt | nk resolve -4"
@@ -81,9 +87,14 @@ pub struct ResolveArgs {
           value_parser = parse_type)]
     pub types: Vec<RecordType>,
 
-    /// Nameserver to ask, ADDR[:PORT] (port 53); repeatable, asked in order.
+    /// Nameserver to ask, ADDR[:PORT] (port 53); repeatable, asked in order. dig's
+    /// `@ADDR` / `@ADDR#PORT` among the names means the same.
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub server: Vec<String>,
+
+    /// The port of the servers given without one (dig's -p).
+    #[arg(short = 'p', value_name = "PORT")]
+    pub server_port: Option<u16>,
 
     /// Ask over TCP only (default: UDP, and TCP when a reply is truncated).
     #[arg(long)]
@@ -116,8 +127,60 @@ pub struct ResolveArgs {
     pub port: Vec<String>,
 }
 
+/// dig's positional forms, turned into the options they mean: `@SERVER[#PORT]` is `--server`,
+/// a record type keyword (`MX`, `aaaa`) is `-t` unless `-t` was given (then every positional
+/// is a name: `nk resolve -t A mx` asks for the host called mx), `IN` (the only class) is
+/// dropped, and `-p PORT` is the port of every server given without one. Without this,
+/// `nk resolve example.com MX` would quietly ask the system resolver for a host called MX.
+fn dig_forms(mut args: ResolveArgs) -> Result<ResolveArgs> {
+    let types_given = !args.types.is_empty();
+    let mut names = Vec::with_capacity(args.queries.len());
+    for word in std::mem::take(&mut args.queries) {
+        if let Some(server) = word.strip_prefix('@') {
+            args.server.push(dig_server(server).map_err(usage)?);
+        } else if !types_given && word.eq_ignore_ascii_case("IN") {
+            continue;
+        } else if !types_given && is_type_keyword(&word) {
+            args.types.push(parse_type(&word).map_err(usage)?);
+        } else {
+            names.push(word);
+        }
+    }
+    args.queries = names;
+    if let Some(port) = args.server_port {
+        for server in &mut args.server {
+            if addr::parse_target(server, None, Proto::Udp).is_err() {
+                *server = match server.parse::<std::net::Ipv6Addr>() {
+                    Ok(_) => format!("[{server}]:{port}"),
+                    Err(_) => format!("{server}:{port}"),
+                };
+            }
+        }
+    }
+    Ok(args)
+}
+
+/// dig's `SERVER[#PORT]` (the part after `@`) as `--server` takes it.
+fn dig_server(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("'@' needs a server: @ADDR or @ADDR#PORT".into());
+    }
+    Ok(match text.split_once('#') {
+        Some((host, port)) if host.contains(':') => format!("[{host}]:{port}"),
+        Some((host, port)) => format!("{host}:{port}"),
+        None => text.to_string(),
+    })
+}
+
+/// Whether a positional is a record type keyword (as dig reads it): a name ending in a dot
+/// (`mx.`) never is.
+fn is_type_keyword(word: &str) -> bool {
+    word.bytes().all(|b| b.is_ascii_alphanumeric()) && parse_type(word).is_ok()
+}
+
 /// Runs `nk resolve`.
 pub fn run(args: ResolveArgs) -> Result<()> {
+    let args = dig_forms(args)?;
     let ports = args
         .port
         .iter()
