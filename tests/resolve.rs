@@ -1539,3 +1539,63 @@ fn digs_positional_forms_mean_what_they_mean_to_dig() {
     out.expect_code(2)
         .expect_stderr_contains("'@' needs a server");
 }
+
+/// A reply whose name is a compression pointer to later data (hickory: "label points to data
+/// not prior to idx") is reported in words with -v at once, and the wait for a good reply goes
+/// on; the parser's own words never reach the user.
+#[test]
+fn a_malformed_reply_is_said_in_words_at_once_and_the_wait_goes_on() {
+    let fake = FakeDns::start(
+        "127.0.0.1",
+        Box::new(move |s, from, q| {
+            // Right ID and header, but the answer's owner name points forward (0xc0 0xff).
+            let mut bad = response(q.id, q.flags, &q.question, 0, &[]);
+            bad[7] = 1; // ANCOUNT = 1
+            bad.extend_from_slice(&[0xc0, 0xff, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
+            let _ = s.send_to(&bad, from);
+            thread::sleep(Duration::from_millis(100));
+            let _ = s.send_to(&answer_a(q, [192, 0, 2, 77]), from);
+        }),
+    );
+    let server = fake.server();
+    let out = ask("A", "www.example.test", &[&server], &["-v", "--no-search"]);
+    out.expect_code(0)
+        .expect_stdout_contains("192.0.2.77")
+        .expect_stderr_contains("ignored a malformed reply")
+        .expect_stderr_contains("do not decode as a DNS message");
+    assert!(!out.stderr.contains("prior to idx"), "{}", out.stderr);
+}
+
+/// `--json` failures have the fields of an answer (`rcode`, empty `answers`) plus `error`;
+/// an address with `-t A` and `--timeout 0` are usage errors.
+#[test]
+fn json_failures_carry_rcode_and_answers_and_bad_asks_are_usage_errors() {
+    let d = Dnsmasq::start();
+    let out = d.nk(&["-t", "A", "nope.example.test", "--json", "--no-search"]);
+    out.expect_code(1);
+    let objects = json_lines(&out);
+    assert_eq!(objects.len(), 1, "{}", out.describe());
+    assert_eq!(objects[0]["rcode"], "NXDOMAIN");
+    assert_eq!(objects[0]["answers"], serde_json::json!([]));
+    assert!(objects[0]["error"].as_str().unwrap().contains("NXDOMAIN"));
+    let out = d.nk(&["-t", "MX", "www.example.test", "--json", "--no-search"]);
+    out.expect_code(1);
+    assert_eq!(json_lines(&out)[0]["rcode"], "NOERROR");
+    let server = d.server();
+    for args in [
+        vec!["-t", "A", "2001:db8::10", "--server", &server[..]],
+        vec![
+            "--timeout",
+            "0",
+            "-t",
+            "A",
+            "x.test",
+            "--server",
+            &server[..],
+        ],
+    ] {
+        let out = resolve(&args);
+        out.expect_code(2);
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -102,7 +102,7 @@ pub struct ResolveArgs {
 
     /// How long one try waits for one server (default: resolv.conf's timeout, 5s); on the
     /// system path, the limit for each lookup.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = positive_duration)]
     pub timeout: Option<Duration>,
 
     /// Rounds over the servers that have not answered (default: resolv.conf's attempts, 2).
@@ -300,12 +300,30 @@ impl Plan {
             ));
         }
         if self.direct {
-            if literal.is_none() {
-                parse_name(text)?;
+            match literal {
+                None => {
+                    parse_name(text)?;
+                }
+                Some(_) if self.types_given && self.types.iter().any(|t| *t != RecordType::PTR) => {
+                    return Err(format!(
+                        "'{text}' is an address, not a name: -t {} asks about names (without \
+                         -t, or with -x, an address asks for its PTR record)",
+                        self.types[0]
+                    ));
+                }
+                Some(_) => {}
             }
             return Ok(());
         }
         addr::parse_host(text).map(drop).map_err(|e| e.to_string())
+    }
+}
+
+/// `--timeout`: a duration above zero (zero would give up before asking).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be more than 0".into()),
+        d => Ok(d),
     }
 }
 
@@ -476,11 +494,28 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// The JSON object of a failed query: the same fields as an answer (`rcode` when a server
+    /// gave one, `answers` empty), plus `error`.
     fn json_error(&mut self, query: &str, rtype: Option<RecordType>, error: &str) -> Result<()> {
+        self.json_failure(query, rtype, error, None)
+    }
+
+    fn json_failure(
+        &mut self,
+        query: &str,
+        rtype: Option<RecordType>,
+        error: &str,
+        rcode: Option<&str>,
+    ) -> Result<()> {
         if !self.plan.json {
             return Ok(());
         }
-        let mut object = serde_json::json!({ "query": query, "error": error });
+        let mut object = serde_json::json!({
+            "query": query,
+            "error": error,
+            "rcode": rcode,
+            "answers": [],
+        });
         if let Some(rtype) = rtype {
             object["type"] = rtype.to_string().into();
         }
@@ -512,7 +547,8 @@ impl Session<'_> {
                 Ok(answer) => self.show_answer(text, rtype, &answer)?,
                 Err(err) => {
                     let message = format!("{err:#}");
-                    self.json_error(text, Some(rtype), &message)?;
+                    let rcode = err.downcast_ref::<Unanswered>().map(|u| u.rcode);
+                    self.json_failure(text, Some(rtype), &message, rcode)?;
                     self.fail(&format!("{text} {rtype}"), message);
                 }
             }
@@ -645,13 +681,35 @@ fn ask_candidates(transport: &Transport, candidates: &[Name], rtype: RecordType)
             _ => return Ok(answer),
         }
     }
-    Err(anyhow!(
-        "{}",
-        nodata
-            .or(nxdomain)
-            .unwrap_or_else(|| "no name to ask".into())
-    ))
+    let failure = match (nodata, nxdomain) {
+        (Some(message), _) => Unanswered {
+            rcode: "NOERROR",
+            message,
+        },
+        (None, Some(message)) => Unanswered {
+            rcode: "NXDOMAIN",
+            message,
+        },
+        (None, None) => return Err(anyhow!("no name to ask")),
+    };
+    Err(anyhow::Error::new(failure))
 }
+
+/// A final answer without the records asked for (NXDOMAIN, or NOERROR with no data), with
+/// its rcode for `--json`.
+#[derive(Debug)]
+struct Unanswered {
+    rcode: &'static str,
+    message: String,
+}
+
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Unanswered {}
 
 /// A `--port` query: a service name or a port number, and the protocol if given.
 #[derive(Debug)]

@@ -353,7 +353,9 @@ fn ask_udp(exchange: Exchange<'_>, edns: bool) -> Result<Answer, Problem> {
                 ignored = Some(format!("a reply with {why}"));
             }
             Verdict::Malformed(why) => {
-                debug!("{server}: ignored a malformed datagram: {why}");
+                // Said at once with -v: a server that answers garbage is worth knowing about
+                // while nk goes on waiting for a good reply.
+                crate::info!("{server}: ignored a malformed reply: {why}");
                 ignored = Some(format!("a malformed reply ({why})"));
             }
         }

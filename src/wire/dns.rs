@@ -102,7 +102,15 @@ pub fn judge(bytes: &[u8], id: u16, name: &Name, rtype: RecordType) -> Verdict {
     }
     let message = match Message::from_vec(bytes) {
         Ok(message) => message,
-        Err(err) => return Verdict::Malformed(err.to_string()),
+        // hickory's reasons speak of its own internals ("label points to data not prior to
+        // idx"); the user is told what the bytes are, in words.
+        Err(_) => {
+            return Verdict::Malformed(format!(
+                "{} bytes that do not decode as a DNS message (a length, a name or a record \
+                 runs past the end or points where it may not)",
+                bytes.len()
+            ))
+        }
     };
     if message.message_type() != MessageType::Response {
         return Verdict::Foreign("not a response");
