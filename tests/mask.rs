@@ -52,6 +52,8 @@ for text, line in zip(nets, lines):
     else:
         want.update(first=str(net.network_address), last=str(net.broadcast_address),
                     count=str(net.num_addresses), expanded=iface.ip.exploded)
+    want["addresses"] = str(net.num_addresses)
+    want["hosts"] = want["count"]
     for key, value in want.items():
         if got.get(key) != value:
             bad += 1
@@ -123,4 +125,48 @@ fn stdin_lines_split_and_json() {
         "{}",
         out.describe()
     );
+}
+
+/// ipcalc's and sipcalc's mask forms: a wildcard mask and a hex mask mean the same network as
+/// the netmask; `/08` says what is wrong; a zone is kept; a network wider than a special block
+/// is that block "in part" (ipcalc: "In Part Private Internet").
+#[test]
+fn wildcard_and_hex_masks_zones_and_kinds_in_part() {
+    let field = |args: &[&str], key: &str| {
+        let mut all = vec!["mask", "--json"];
+        all.extend_from_slice(args);
+        let out = run_nk(&all, In::Null, 10.0);
+        out.expect_code(0);
+        let value: serde_json::Value =
+            serde_json::from_str(out.stdout_text().trim()).expect("one JSON object");
+        value[key].clone()
+    };
+    for form in [
+        vec!["10.0.0.1/24"],
+        vec!["10.0.0.1", "255.255.255.0"],
+        vec!["10.0.0.1", "0.0.0.255"],
+        vec!["10.0.0.1/0.0.0.255"],
+        vec!["10.0.0.1/0xffffff00"],
+    ] {
+        assert_eq!(field(&form, "prefix"), 24, "{form:?}");
+        assert_eq!(field(&form, "network"), "10.0.0.0", "{form:?}");
+    }
+    let out = run_nk(["mask", "10.0.0.1/08"], In::Null, 10.0);
+    out.expect_code(2).expect_stderr_contains("a leading zero");
+    assert_eq!(field(&["fe80::1%eth0/64"], "zone"), "eth0");
+    let text = run_nk(["mask", "fe80::1%eth0/64"], In::Null, 10.0);
+    text.expect_code(0).expect_stdout_contains("fe80::1%eth0");
+    let out = run_nk(["mask", "fe80::1%e]x"], In::Null, 10.0);
+    out.expect_code(2).expect_stderr_contains("invalid zone");
+    assert_eq!(
+        field(&["10.0.0.0/7"], "kind"),
+        "global unicast, in part private (RFC 1918)"
+    );
+    assert_eq!(field(&["10.1.0.0/16"], "kind"), "private (RFC 1918)");
+    assert_eq!(
+        field(&["2001:db8::/32"], "addresses"),
+        "79228162514264337593543950336"
+    );
+    assert_eq!(field(&["192.168.1.0/30"], "hosts"), "2");
+    assert_eq!(field(&["192.168.1.0/30"], "addresses"), "4");
 }

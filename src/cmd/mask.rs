@@ -13,7 +13,7 @@ use clap::Args;
 
 use crate::cmd::{stdin_items, stdout_error};
 use crate::exit::usage;
-use crate::wire::ipnet::{class_of, expanded_v6, kind, mask_text, Network};
+use crate::wire::ipnet::{class_of, expanded_v6, kind, mask_text, network_kind, Network};
 
 /// The most subnets `--split` prints.
 const MAX_SPLIT: u128 = 1 << 24;
@@ -31,12 +31,20 @@ const MAX_LINE: usize = 4096;
         default (A /8, B /16, C /24), and says so. /31 and /32 follow RFC 3021 (no broadcast; \
         every address usable). IPv6 shows the compressed and expanded forms and the exact \
         address count (up to 2^128).\n\n\
-        With no arguments, reads one network per line from stdin. Leading zeros (010.1.2.3), \
-        non-contiguous masks and out-of-range prefixes are usage errors (exit 2).",
+        The mask may be a prefix (/24), a netmask (255.255.255.0), a wildcard mask \
+        (0.0.0.255, as ipcalc and ACLs write it: zeros first) or a hex mask (0xffffff00, as \
+        sipcalc takes it). An IPv6 zone (fe80::1%eth0) is kept in the output. Kind is the \
+        address's when no mask is given; otherwise the network's, with the special blocks it \
+        only partly covers named \"in part\" (10.0.0.0/7: global unicast, in part private). \
+        --json: count and hosts are the usable hosts (all addresses in IPv6, which has no \
+        broadcast), addresses every address.\n\n\
+        With no arguments, reads one network per line from stdin. Leading zeros (010.1.2.3, \
+        /08), non-contiguous masks and out-of-range prefixes are usage errors (exit 2).",
     after_long_help = "Examples:\n  \
         nk mask 127.0.0.1                  # classful default: /8, ff000000, 127.0.0.0\n  \
         nk mask 192.168.1.77/26\n  \
         nk mask 10.0.0.0 255.255.252.0 --split 24\n  \
+        nk mask 10.20.0.0 0.0.255.255              # a wildcard mask: /16\n  \
         printf '2001:db8::/48\\n10.0.0.0/8\\n' | nk mask --json"
 )]
 pub struct MaskArgs {
@@ -59,7 +67,7 @@ pub fn run(args: MaskArgs) -> Result<()> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let result = match &args.network {
         Some(first) => {
-            let network = Network::parse(first, args.netmask.as_deref()).map_err(usage)?;
+            let network = Zoned::parse(first, args.netmask.as_deref()).map_err(usage)?;
             show(&mut out, &network, &args)
         }
         None => from_stdin(&mut out, &args),
@@ -73,7 +81,7 @@ fn from_stdin(out: &mut impl Write, args: &MaskArgs) -> Result<()> {
     stdin_items(MAX_LINE, |number, text| {
         let mut words = text.split_whitespace();
         let (network, mask) = (words.next().unwrap_or_default(), words.next());
-        match Network::parse(network, mask) {
+        match Zoned::parse(network, mask) {
             Ok(network) => {
                 if !first && !args.json && args.split.is_none() {
                     writeln!(out).map_err(stdout_error)?;
@@ -94,28 +102,99 @@ fn from_stdin(out: &mut impl Write, args: &MaskArgs) -> Result<()> {
     Ok(())
 }
 
-fn show(out: &mut impl Write, network: &Network, args: &MaskArgs) -> Result<()> {
+/// A network and the IPv6 zone (`%eth0`) it was given with, kept for the output.
+struct Zoned {
+    network: Network,
+    zone: Option<String>,
+}
+
+impl Zoned {
+    /// `Network::parse`, after taking a `%ZONE` off the address (an interface name or number,
+    /// as `ip` prints them: up to 15 bytes of letters, digits, `_`, `-`, `.`).
+    fn parse(text: &str, second: Option<&str>) -> Result<Zoned, String> {
+        let (addr, rest) = match text.split_once('/') {
+            Some((addr, rest)) => (addr, Some(rest)),
+            None => (text, None),
+        };
+        let Some((addr, zone)) = addr.split_once('%') else {
+            return Network::parse(text, second).map(|network| Zoned {
+                network,
+                zone: None,
+            });
+        };
+        let valid = !zone.is_empty()
+            && zone.len() <= 15
+            && zone
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+        if !valid {
+            return Err(format!(
+                "invalid zone \"%{}\": an interface name or number (up to 15 letters, digits, _ - .)",
+                zone.escape_debug()
+            ));
+        }
+        let bare = match rest {
+            Some(rest) => format!("{addr}/{rest}"),
+            None => addr.to_string(),
+        };
+        let network = Network::parse(&bare, second)?;
+        if network.addr.is_ipv4() {
+            return Err(format!(
+                "invalid address \"{text}\": a %zone is for IPv6 addresses"
+            ));
+        }
+        Ok(Zoned {
+            network,
+            zone: Some(zone.to_string()),
+        })
+    }
+
+    /// The address as typed back: with its zone.
+    fn address(&self) -> String {
+        match &self.zone {
+            Some(zone) => format!("{}%{zone}", self.network.addr),
+            None => self.network.addr.to_string(),
+        }
+    }
+
+    /// What the network is: the address's kind when no mask was given (the classful default
+    /// is a display aid), the network's otherwise ("in part" when it is wider than a block).
+    fn kind(&self) -> String {
+        match self.network.classful {
+            true => kind(self.network.addr).to_string(),
+            false => network_kind(&self.network),
+        }
+    }
+}
+
+fn show(out: &mut impl Write, zoned: &Zoned, args: &MaskArgs) -> Result<()> {
+    let network = &zoned.network;
     if let Some(prefix) = args.split {
         for subnet in network.split(prefix, MAX_SPLIT).map_err(usage)? {
+            let subnet = Zoned {
+                network: subnet,
+                zone: zoned.zone.clone(),
+            };
             let line = if args.json {
                 describe_json(&subnet).to_string()
             } else {
-                format!("{}/{}", subnet.network(), subnet.prefix)
+                format!("{}/{}", subnet.network.network(), subnet.network.prefix)
             };
             writeln!(out, "{line}").map_err(stdout_error)?;
         }
         return Ok(());
     }
     let text = if args.json {
-        describe_json(network).to_string() + "\n"
+        describe_json(zoned).to_string() + "\n"
     } else {
-        describe(network)
+        describe(zoned)
     };
     out.write_all(text.as_bytes()).map_err(stdout_error)
 }
 
 /// The human form: one `Name: value` line per fact.
-fn describe(n: &Network) -> String {
+fn describe(zoned: &Zoned) -> String {
+    let n = &zoned.network;
     let mut lines: Vec<(&str, String)> = Vec::new();
     let (first, last) = n.host_range();
     match n.addr {
@@ -154,7 +233,7 @@ fn describe(n: &Network) -> String {
             lines.push(("Class", class.to_string()));
         }
         IpAddr::V6(v6) => {
-            lines.push(("Address", v6.to_string()));
+            lines.push(("Address", zoned.address()));
             lines.push(("Expanded", expanded_v6(v6)));
             lines.push((
                 "Prefix",
@@ -166,7 +245,7 @@ fn describe(n: &Network) -> String {
             lines.push(("Addresses", n.count()));
         }
     }
-    lines.push(("Kind", kind(n.addr).to_string()));
+    lines.push(("Kind", zoned.kind()));
     lines.push(("Reverse", n.reverse_pointer()));
     lines.push(("ReverseZone", n.reverse_zone()));
     let mut text = String::new();
@@ -177,18 +256,24 @@ fn describe(n: &Network) -> String {
 }
 
 /// The machine form.
-fn describe_json(n: &Network) -> serde_json::Value {
+fn describe_json(zoned: &Zoned) -> serde_json::Value {
+    let n = &zoned.network;
     let (first, last) = n.host_range();
     let mut value = serde_json::json!({
         "address": n.addr.to_string(),
+        "zone": zoned.zone,
         "prefix": n.prefix,
         "netmask": mask_text(n.netmask()),
         "hostmask": mask_text(n.hostmask()),
         "network": n.network().to_string(),
         "first": first.to_string(),
         "last": last.to_string(),
+        // `count` is the usable hosts in both families (IPv6 has no broadcast, so all of its
+        // addresses); `hosts` says the same by name, `addresses` counts every address.
         "count": n.count(),
-        "kind": kind(n.addr),
+        "hosts": n.count(),
+        "addresses": n.addresses(),
+        "kind": zoned.kind(),
         "reverse": n.reverse_pointer(),
         "reverse_zone": n.reverse_zone(),
     });

@@ -96,13 +96,20 @@ fn parse_addr(text: &str) -> Result<IpAddr, ParseError> {
     parse_ipv4(text).map(IpAddr::V4)
 }
 
-/// A prefix from `/N` or a dotted netmask; non-contiguous masks and out-of-range prefixes are
-/// errors.
+/// A prefix from `/N`, a dotted netmask, a wildcard mask (`0.0.0.255`, as ipcalc and Cisco
+/// ACLs write it) or a hex mask (`0xffffff00`, as sipcalc takes it); non-contiguous masks and
+/// out-of-range prefixes are errors.
 fn parse_mask(text: &str, addr: IpAddr) -> Result<u8, ParseError> {
     let width = bits(addr);
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        if text.len() > 1 && text.starts_with('0') {
+            return Err(format!(
+                "invalid prefix \"/{text}\": a leading zero (write /{})",
+                text.trim_start_matches('0').max("0")
+            ));
+        }
         return match text.parse::<u32>() {
-            Ok(n) if n <= width && !(text.len() > 1 && text.starts_with('0')) => Ok(n as u8),
+            Ok(n) if n <= width => Ok(n as u8),
             _ => Err(format!("invalid prefix \"/{text}\": must be 0-{width}")),
         };
     }
@@ -111,14 +118,35 @@ fn parse_mask(text: &str, addr: IpAddr) -> Result<u8, ParseError> {
             "invalid prefix \"/{text}\": IPv6 takes a prefix length 0-128"
         ));
     }
-    let mask = u32::from(parse_ipv4(text).map_err(|_| format!("invalid netmask \"{text}\""))?);
+    let hex = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"));
+    let mask = match hex {
+        Some(digits)
+            if !digits.is_empty()
+                && digits.len() <= 8
+                && digits.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            u32::from_str_radix(digits, 16).map_err(|_| format!("invalid netmask \"{text}\""))?
+        }
+        Some(_) => {
+            return Err(format!(
+                "invalid netmask \"{text}\": a hex mask is 0x and up to 8 hex digits"
+            ))
+        }
+        None => u32::from(parse_ipv4(text).map_err(|_| format!("invalid netmask \"{text}\""))?),
+    };
     let ones = mask.leading_ones();
-    if mask.checked_shl(ones).unwrap_or(0) != 0 {
-        return Err(format!(
-            "invalid netmask \"{text}\": not contiguous (the ones must all come first, e.g. 255.255.255.0)"
-        ));
+    if mask.checked_shl(ones).unwrap_or(0) == 0 {
+        return Ok(ones as u8);
     }
-    Ok(ones as u8)
+    // Not a netmask; a wildcard mask is one turned around: zeros first, then ones.
+    let zeros = mask.leading_zeros();
+    if (!mask).checked_shl(zeros).unwrap_or(0) == 0 {
+        return Ok(zeros as u8);
+    }
+    Err(format!(
+        "invalid netmask \"{text}\": not contiguous (a netmask has its ones first, e.g. \
+         255.255.255.0; a wildcard mask its zeros first, e.g. 0.0.0.255)"
+    ))
 }
 
 /// The IPv4 class letter and classful default prefix (A /8, B /16, C /24; D and E have none,
@@ -219,7 +247,17 @@ impl Network {
         }
     }
 
-    /// The number of usable hosts (IPv4) or of addresses (IPv6), exactly, in decimal.
+    /// Every address in the network, exactly, in decimal.
+    pub fn addresses(&self) -> String {
+        let host_bits = self.width() - u32::from(self.prefix);
+        if host_bits == 128 {
+            return "340282366920938463463374607431768211456".to_string();
+        }
+        (1u128 << host_bits).to_string()
+    }
+
+    /// The number of usable hosts, exactly, in decimal: every address but the network and
+    /// broadcast ones in IPv4 below /31; every address in IPv6 (it has no broadcast).
     pub fn count(&self) -> String {
         let host_bits = self.width() - u32::from(self.prefix);
         if host_bits == 128 {
@@ -423,19 +461,57 @@ const KINDS: &[(&str, &str)] = &[
     ("ff00::/8", "multicast (RFC 4291)"),
 ];
 
-/// What an address is: the most specific special-purpose block containing it, or global
-/// unicast (IPv6 only within 2000::/3; other IPv6 space is reserved by the IETF).
-pub fn kind(addr: IpAddr) -> &'static str {
+/// What a network is: the most specific special-purpose block that holds all of it (or what
+/// is outside every block), and, when it is wider than blocks it overlaps, those blocks as
+/// "in part" (ipcalc's "In Part Private Internet"): `10.0.0.0/7` is global unicast, in part
+/// private.
+pub fn network_kind(net: &Network) -> String {
+    let whole = kind_within(net.network(), net.prefix);
+    let table = kinds_table();
+    let mut parts: Vec<&str> = Vec::new();
+    for &(block, name) in table {
+        if block.addr.is_ipv4() != net.addr.is_ipv4() || block.prefix <= net.prefix {
+            continue;
+        }
+        let mask = mask_int(net.prefix, net.width());
+        if to_int(block.addr) & mask == to_int(net.network()) && !parts.contains(&name) {
+            parts.push(name);
+        }
+    }
+    if parts.is_empty() {
+        return whole.to_string();
+    }
+    const SHOWN: usize = 3;
+    let more = parts.len().saturating_sub(SHOWN);
+    parts.truncate(SHOWN);
+    let mut text = format!("{whole}, in part {}", parts.join("; "));
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
+}
+
+fn kinds_table() -> &'static [(Network, &'static str)] {
     static TABLE: std::sync::OnceLock<Vec<(Network, &'static str)>> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
+    TABLE.get_or_init(|| {
         KINDS
             .iter()
             .filter_map(|(block, name)| Network::parse(block, None).ok().map(|n| (n, *name)))
             .collect()
-    });
+    })
+}
+
+/// What an address is: the most specific special-purpose block containing it, or global
+/// unicast (IPv6 only within 2000::/3; other IPv6 space is reserved by the IETF).
+pub fn kind(addr: IpAddr) -> &'static str {
+    kind_within(addr, if addr.is_ipv4() { 32 } else { 128 })
+}
+
+/// The kind of the `prefix`-long network at `addr`: the most specific block holding all of it.
+fn kind_within(addr: IpAddr, prefix: u8) -> &'static str {
     let mut best: Option<(u8, &'static str)> = None;
-    for &(net, name) in table {
-        if net.addr.is_ipv4() != addr.is_ipv4() {
+    for &(net, name) in kinds_table() {
+        if net.addr.is_ipv4() != addr.is_ipv4() || net.prefix > prefix {
             continue;
         }
         let mask = mask_int(net.prefix, net.width());
@@ -565,7 +641,10 @@ mod tests {
             ("256.1.1.1", "not 0-255"),
             ("garbage", "invalid"),
             ("/24", "missing address"),
-            ("10.0.0.0/08", "0-32"),
+            ("10.0.0.0/08", "a leading zero (write /8)"),
+            ("10.0.0.0/00", "(write /0)"),
+            ("10.0.0.0/0x1ffffff00", "up to 8 hex digits"),
+            ("10.0.0.0/0xff00ff00", "not contiguous"),
         ] {
             let err = Network::parse(bad, None).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");
