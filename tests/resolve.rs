@@ -1599,3 +1599,26 @@ fn json_failures_carry_rcode_and_answers_and_bad_asks_are_usage_errors() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// Records print in presentation form as dig prints them: an unnamed type as `TYPE65280` with
+/// RFC 3597's `\# LEN HEX`, HINFO's strings quoted (nk printed `Unknown`, and `\# ...` for
+/// every type past the common ones).
+#[test]
+fn records_print_in_presentation_form_with_rfc_3597_for_the_rest() {
+    let fake = FakeDns::start(
+        "127.0.0.1",
+        Box::new(move |s, from, q| {
+            let hinfo = [&[8u8][..], b"DEC-2060", &[7], b"TOPS 20"].concat();
+            let answers = vec![(65280u16, vec![1, 2, 0xab]), (13u16, hinfo)];
+            let _ = s.send_to(&response(q.id, q.flags, &q.question, 0, &answers), from);
+        }),
+    );
+    let server = fake.server();
+    let out = ask("A", "odd.example.test", &[&server], &["--no-search"]);
+    out.expect_code(0);
+    assert_eq!(
+        out.stdout_text(),
+        "odd.example.test.\t60\tIN\tTYPE65280\t\\# 3 0102ab\n\
+         odd.example.test.\t60\tIN\tHINFO\t\"DEC-2060\" \"TOPS 20\"\n"
+    );
+}

@@ -151,9 +151,53 @@ pub fn rcode_name(code: ResponseCode) -> String {
     }
 }
 
-/// A name in ASCII presentation form (IDNs as punycode, odd bytes escaped), as dig prints it.
+/// A name in ASCII presentation form, as dig prints it (RFC 1035 §5.1): IDNs as the punycode
+/// they are on the wire, `. \ " ( ) ; @ $` escaped with a backslash, other bytes outside
+/// printable ASCII as decimal `\DDD` (hickory's own form is octal, which no zone file means).
 pub fn name_text(name: &Name) -> String {
-    name.to_ascii()
+    if name.is_root() {
+        return ".".into();
+    }
+    let mut text = String::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        for &byte in label {
+            match byte {
+                b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'$' => {
+                    text.push('\\');
+                    text.push(byte as char);
+                }
+                0x21..=0x7e => text.push(byte as char),
+                _ => {
+                    let _ = write!(text, "\\{byte:03}");
+                }
+            }
+        }
+        text.push('.');
+    }
+    if !name.is_fqdn() {
+        text.pop();
+    }
+    text
+}
+
+/// A record type's mnemonic, or RFC 3597's `TYPEnnn` for one hickory has no name for.
+pub fn type_text(rtype: RecordType) -> String {
+    match rtype {
+        RecordType::Unknown(code) => format!("TYPE{code}"),
+        known => known.to_string(),
+    }
+}
+
+/// A class's mnemonic, or RFC 3597's `CLASSnnn`.
+pub fn class_text(class: DNSClass) -> String {
+    match class {
+        DNSClass::IN => "IN".into(),
+        DNSClass::CH => "CH".into(),
+        DNSClass::HS => "HS".into(),
+        DNSClass::NONE => "NONE".into(),
+        DNSClass::ANY => "ANY".into(),
+        other => format!("CLASS{}", u16::from(other)),
+    }
 }
 
 /// The data column of a record in presentation form, as `dig +short` prints it.
@@ -192,6 +236,45 @@ pub fn rdata_text(record: &Record) -> String {
             caa.tag().as_str(),
             quoted(caa.raw_value())
         ),
+        RData::HINFO(hinfo) => format!("{} {}", quoted(hinfo.cpu()), quoted(hinfo.os())),
+        RData::NAPTR(naptr) => format!(
+            "{} {} {} {} {} {}",
+            naptr.order(),
+            naptr.preference(),
+            quoted(naptr.flags()),
+            quoted(naptr.services()),
+            quoted(naptr.regexp()),
+            name_text(naptr.replacement())
+        ),
+        RData::ANAME(target) => name_text(&target.0),
+        // Serial, flags and type mnemonics (hickory's form; an unnamed type would read
+        // "Unknown", so those fall back to the generic form).
+        RData::CSYNC(csync)
+            if csync
+                .type_bit_maps()
+                .all(|t| !matches!(t, RecordType::Unknown(_))) =>
+        {
+            csync.to_string()
+        }
+        // Numbers and upper-case hex, as dig prints them (hickory's hex is lower case).
+        RData::SSHFP(sshfp) => format!(
+            "{} {} {}",
+            u8::from(sshfp.algorithm()),
+            u8::from(sshfp.fingerprint_type()),
+            upper_hex(sshfp.fingerprint())
+        ),
+        RData::TLSA(tlsa) => format!(
+            "{} {} {} {}",
+            u8::from(tlsa.cert_usage()),
+            u8::from(tlsa.selector()),
+            u8::from(tlsa.matching()),
+            upper_hex(tlsa.cert_data())
+        ),
+        // Base64 (OPENPGPKEY) and the key=value parameters of SVCB/HTTPS (RFC 9460):
+        // hickory's presentation is the standard one for these, and cannot fail.
+        RData::OPENPGPKEY(key) => key.to_string(),
+        RData::SVCB(svcb) => svcb.to_string(),
+        RData::HTTPS(https) => https.to_string(),
         other => generic(other),
     }
 }
@@ -217,6 +300,15 @@ fn quoted(bytes: &[u8]) -> String {
     text
 }
 
+/// Bytes as upper-case hex, dig's form for SSHFP fingerprints and TLSA data.
+fn upper_hex(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(text, "{byte:02X}");
+    }
+    text
+}
+
 /// RFC 3597's form for data we do not present specially: `\# LENGTH HEX`.
 fn generic(rdata: &RData) -> String {
     match rdata.to_bytes() {
@@ -238,8 +330,8 @@ pub fn record_line(record: &Record) -> String {
         "{}\t{}\t{}\t{}\t{}",
         name_text(record.name()),
         record.ttl(),
-        record.dns_class(),
-        record.record_type(),
+        class_text(record.dns_class()),
+        type_text(record.record_type()),
         rdata_text(record)
     )
 }
@@ -249,8 +341,8 @@ pub fn record_json(record: &Record) -> serde_json::Value {
     serde_json::json!({
         "name": name_text(record.name()),
         "ttl": record.ttl(),
-        "class": record.dns_class().to_string(),
-        "type": record.record_type().to_string(),
+        "class": class_text(record.dns_class()),
+        "type": type_text(record.record_type()),
         "data": rdata_text(record),
     })
 }
@@ -263,6 +355,83 @@ mod tests {
 
     fn name(text: &str) -> Name {
         Name::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn names_escape_as_dig_does_in_decimal() {
+        let odd = Name::from_labels(vec![
+            &b"a b"[..],
+            &b"x.y"[..],
+            &b"q\"\xff"[..],
+            &b"test"[..],
+        ])
+        .unwrap();
+        let mut fqdn = odd.clone();
+        fqdn.set_fqdn(true);
+        assert_eq!(name_text(&fqdn), "a\\032b.x\\.y.q\\\"\\255.test.");
+        assert_eq!(name_text(&Name::root()), ".");
+        assert_eq!(name_text(&name("www.example.test.")), "www.example.test.");
+    }
+
+    #[test]
+    fn unknown_types_and_classes_read_as_rfc_3597_says() {
+        assert_eq!(type_text(RecordType::Unknown(65280)), "TYPE65280");
+        assert_eq!(type_text(RecordType::SSHFP), "SSHFP");
+        assert_eq!(class_text(DNSClass::CH), "CH");
+        assert_eq!(class_text(DNSClass::Unknown(99)), "CLASS99");
+        let record = Record::from_rdata(
+            name("odd.test."),
+            60,
+            RData::Unknown {
+                code: RecordType::Unknown(65280),
+                rdata: hickory_proto::rr::rdata::NULL::with(vec![1, 2, 0xab]),
+            },
+        );
+        assert_eq!(
+            record_line(&record),
+            "odd.test.\t60\tIN\tTYPE65280\t\\# 3 0102ab"
+        );
+    }
+
+    #[test]
+    fn decodable_types_print_in_presentation_form() {
+        use hickory_proto::rr::rdata::{sshfp, tlsa, HINFO, NAPTR, SSHFP, TLSA};
+        let show = |data: RData| rdata_text(&Record::from_rdata(name("x.test."), 60, data));
+        assert_eq!(
+            show(RData::HINFO(HINFO::new(
+                "DEC-2060".into(),
+                "TOPS 20".into()
+            ))),
+            "\"DEC-2060\" \"TOPS 20\""
+        );
+        assert_eq!(
+            show(RData::SSHFP(SSHFP::new(
+                sshfp::Algorithm::Ed25519,
+                sshfp::FingerprintType::SHA256,
+                vec![0xab, 0xcd]
+            ))),
+            "4 2 ABCD"
+        );
+        assert_eq!(
+            show(RData::TLSA(TLSA::new(
+                tlsa::CertUsage::DaneEe,
+                tlsa::Selector::Spki,
+                tlsa::Matching::Sha256,
+                vec![0x01, 0xfe]
+            ))),
+            "3 1 1 01FE"
+        );
+        assert_eq!(
+            show(RData::NAPTR(NAPTR::new(
+                100,
+                10,
+                b"U".to_vec().into_boxed_slice(),
+                b"E2U+sip".to_vec().into_boxed_slice(),
+                b"!^.*$!sip:info@example.test!".to_vec().into_boxed_slice(),
+                Name::root(),
+            ))),
+            "100 10 \"U\" \"E2U+sip\" \"!^.*$!sip:info@example.test!\" ."
+        );
     }
 
     fn reply_to(query: &[u8], answers: Vec<Record>) -> Message {
