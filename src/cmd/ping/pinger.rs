@@ -6,7 +6,9 @@
 //! identifier; on a datagram socket the kernel already delivers only ours. Either way the
 //! sequence must be one we sent, and a payload long enough to carry a send time must carry a
 //! plausible one (not before the run, not in the future). A sequence answered twice is a
-//! duplicate, as iputils' 65536-bit table decides.
+//! duplicate, as iputils' 65536-bit table decides. Replies must come from the destination,
+//! except for `-b` (every host on the link answers a broadcast) and `::` (the local host
+//! answers from its own address).
 //!
 //! Stopping: `-c N` stops at N replies (plus errors), or after the N-th request and a final
 //! wait (twice the longest round trip, at least the interval, or `-W` when nothing came
