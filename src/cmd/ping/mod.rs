@@ -7,7 +7,10 @@
 //! Where nk differs from iputils it is for nk's shared rules: usage errors exit 2 before any
 //! traffic (iputils exits 1 for some), `-s` beyond what fits in one IP packet is refused
 //! instead of failing silently, `-W 0` is refused instead of waiting forever, durations take
-//! nk's syntax, and SIGINT exits 130 after the summary.
+//! nk's syntax as well as iputils' (a `-i 1x` iputils only warns about is refused), and
+//! SIGINT exits 130 after the summary. A destination the kernel will not route ends the run
+//! before the first request, as in iputils, because the same error would otherwise come back
+//! on every packet, forever without -c.
 
 pub mod pinger;
 pub mod stats;
