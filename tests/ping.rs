@@ -1556,3 +1556,217 @@ fn flood_prints_dots_and_backspaces_then_the_summary() {
     expect_counts(&out, lines[0], 100, 100, 0);
     expect_rtt(&out, lines[1], &[], true);
 }
+
+// ---------------------------------------------------------------------------
+// 11. destinations the kernel will not route, broadcast, unspecified (issue 17)
+// ---------------------------------------------------------------------------
+
+/// Panics unless nk failed as iputils did: the same exit status, the same stdout (none, when
+/// iputils refuses at once), and the same first stderr line once each tool's own `ping: ` /
+/// `nk: ` prefix is removed.
+fn expect_same_failure(nk: &Finished, reference: &Finished) {
+    let ours = nk.stderr_first_line();
+    let theirs = reference.stderr_first_line();
+    let same = nk.status.code() == reference.status.code()
+        && nk.stdout == reference.stdout
+        && ours.strip_prefix("nk: ").is_some()
+        && ours.strip_prefix("nk: ") == theirs.strip_prefix("ping: ");
+    assert!(
+        same,
+        "nk should fail as iputils does (same status, stdout, first stderr line)\n{}\n{}",
+        nk.describe(),
+        reference.describe()
+    );
+}
+
+/// Runs iputils and nk with `args` in a namespace set up by `setup` (5 s each: without the
+/// fix nk never stops, as no -c is given) and expects the same failure.
+fn same_failure_in_netns(setup: &str, args: &[&str]) {
+    require_iputils();
+    let mut theirs = vec!["ping"];
+    theirs.extend_from_slice(args);
+    let mut ours = vec![NK, "ping"];
+    ours.extend_from_slice(args);
+    let reference = in_netns(setup, &theirs, 5.0);
+    assert_eq!(
+        reference.status.code(),
+        Some(2),
+        "iputils should refuse at once\n{}",
+        reference.describe()
+    );
+    let out = in_netns(setup, &ours, 5.0);
+    expect_same_failure(&out, &reference);
+}
+
+#[test]
+fn unroutable_destinations_fail_at_once_as_in_iputils() {
+    // No -c: a run that keeps sending would be killed at the 5 s bound.
+    let unreachable = "ip route add unreachable 10.99.0.0/24 && \
+                       ip -6 route add unreachable 2001:db8::/32";
+    let blackhole = "ip route add blackhole 10.99.0.0/24 && \
+                     ip -6 route add blackhole 2001:db8::/32";
+    let prohibit6 = "ip -6 route add prohibit 2001:db8::/32";
+    let cases: &[(&str, &[&str])] = &[
+        ("true", &["10.99.0.2"]),      // no route: Network is unreachable
+        ("true", &["2001:db8::1"]),    // likewise for IPv6
+        (unreachable, &["10.99.0.2"]), // No route to host
+        (unreachable, &["2001:db8::1"]),
+        (blackhole, &["10.99.0.2"]), // Invalid argument
+        (blackhole, &["2001:db8::1"]),
+        (prohibit6, &["2001:db8::1"]),     // Permission denied
+        ("ip link set lo down", &["::1"]), // Cannot assign requested address
+        ("true", &["-c", "3", "-q", "10.99.0.2"]),
+    ];
+    for (setup, args) in cases {
+        same_failure_in_netns(setup, args);
+    }
+}
+
+/// A veth pair inside the namespace: 10.7.0.1/24 on v0, 10.7.0.2/24 on v1, broadcast
+/// 10.7.0.255, and the kernel answering broadcast pings (off by default).
+const VETH_PAIR: &str = "ip link add v0 type veth peer name v1 && \
+                         ip link set v0 up && ip link set v1 up && \
+                         ip addr add 10.7.0.1/24 dev v0 && ip addr add 10.7.0.2/24 dev v1 && \
+                         echo 0 > /proc/sys/net/ipv4/icmp_echo_ignore_broadcasts";
+
+#[test]
+fn broadcast_and_prohibited_destinations_ask_about_broadcast() {
+    // EACCES from the kernel: iputils asks whether a broadcast was meant, exit 2.
+    same_failure_in_netns("ip route add prohibit 10.99.0.0/24", &["10.99.0.2"]);
+    same_failure_in_netns(VETH_PAIR, &["10.7.0.255"]);
+    same_failure_in_netns(VETH_PAIR, &["-c", "2", "-i", "0.2", "10.7.0.255"]);
+    // -b does not make an unroutable destination routable.
+    same_failure_in_netns("true", &["-b", "255.255.255.255"]);
+}
+
+#[test]
+fn broadcast_ping_with_b_gets_replies_as_in_iputils() {
+    let cases: &[&[&str]] = &[&["-b", "-c", "3", "-i", "0.2", "10.7.0.255"]];
+    compare_cases(cases, |argv| in_netns(VETH_PAIR, argv, 15.0));
+    for argv in [vec!["ping"], vec![NK, "ping"]] {
+        let mut argv = argv;
+        argv.extend_from_slice(cases[0]);
+        let out = in_netns(VETH_PAIR, &argv, 15.0);
+        assert!(
+            out.stderr
+                .to_lowercase()
+                .contains("warning: pinging broadcast address"),
+            "both warn on stderr\n{}",
+            out.describe()
+        );
+    }
+    // -b to an ordinary address changes nothing.
+    compare_cases(&[&["-b", "-c", "2", "-i", "0.2", "127.0.0.1"]], |argv| {
+        in_netns("", argv, 15.0)
+    });
+}
+
+#[test]
+fn unspecified_addresses_are_the_local_host_as_in_iputils() {
+    compare_cases(
+        &[
+            &["-c", "2", "-i", "0.2", "0.0.0.0"],
+            &["-c", "2", "-i", "0.2", "0"],
+            &["-c", "2", "-i", "0.2", "::"],
+            &["-c", "2", "-i", "0.2", "-q", "0"],
+        ],
+        |argv| in_netns("", argv, 15.0),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 12. iputils habits (issue 17, item 26)
+// ---------------------------------------------------------------------------
+
+/// Neighbour discovery for an address nobody has on the link fails after about 3 s, and
+/// the kernel reports every request queued meanwhile as unreachable at once: several
+/// requests are in flight when the errors come.
+const NOBODY_ON_LINK: &str = "ip link add v0 type veth peer name v1 && \
+                              ip link set v0 up && ip link set v1 up && \
+                              ip addr add 2001:db8:1::1/64 dev v0 nodad && \
+                              ip addr add 10.6.0.1/24 dev v0";
+
+#[test]
+fn late_icmp_errors_give_a_pipe_line_only_where_iputils_prints_one() {
+    compare_cases(
+        &[
+            &["-c", "5", "-i", "0.3", "2001:db8:1::9"], // ICMPv6: no pipe line
+            &["-c", "5", "-i", "0.3", "10.6.0.9"],      // IPv4: pipe 5 or so
+        ],
+        |argv| in_netns(NOBODY_ON_LINK, argv, 20.0),
+    );
+}
+
+/// Two link-local addresses on a veth pair in the namespace.
+const LINK_LOCAL: &str = "ip link add v0 type veth peer name v1 && \
+                          ip link set v0 up && ip link set v1 up && \
+                          ip addr add fe80::1/64 dev v0 nodad && \
+                          ip addr add fe80::2/64 dev v1 nodad";
+
+#[test]
+fn link_local_targets_keep_their_interface_as_in_iputils() {
+    compare_cases(
+        &[
+            &["-c", "2", "-i", "0.2", "fe80::2%v0"],
+            &["-c", "2", "-i", "0.2", "fe80::2"],
+            &["-c", "2", "-i", "0.2", "-D", "fe80::1%v1"],
+        ],
+        |argv| in_netns(LINK_LOCAL, argv, 15.0),
+    );
+}
+
+#[test]
+fn interval_forms_iputils_accepts_are_accepted() {
+    compare_cases(
+        &[
+            &["-c", "2", "-i", "2e-1", "127.0.0.1"],
+            &["-c", "2", "-i", ".2", "127.0.0.1"],
+            &["-c", "2", "-i", "0x1p-2", "127.0.0.1"],
+            &["-c", "2", "-i", "+0.2", "127.0.0.1"],
+            &["-c", "1", "-i", "1e3", "127.0.0.1"],
+            &["-c", "1", "-W", "1e0", "127.0.0.1"],
+        ],
+        |argv| in_netns("", argv, 15.0),
+    );
+    // What iputils refuses stays refused (nk: a usage error, exit 2).
+    for bad in ["inf", "nan", "1x", "-1"] {
+        let out = ping(&["-c", "1", "-i", bad, "127.0.0.1"], 10.0);
+        out.expect_code(2).expect_stdout(b"");
+    }
+}
+
+#[test]
+fn json_with_quiet_prints_the_summary_object_only() {
+    let out = ping(&["-c", "2", "-i", "0.2", "-q", "--json", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    let objs = json_lines(&out);
+    assert_eq!(objs.len(), 1, "only the summary\n{}", out.describe());
+    expect_fields(
+        &out,
+        "summary",
+        &objs[0],
+        &[
+            ("type", Value::from("summary")),
+            ("transmitted", Value::from(2)),
+            ("received", Value::from(2)),
+        ],
+    );
+    // ICMP errors are not printed either.
+    require_tool("nft", "nftables");
+    let args = [
+        NK,
+        "ping",
+        "-c",
+        "2",
+        "-i",
+        "0.2",
+        "-q",
+        "--json",
+        "127.0.0.1",
+    ];
+    let out = in_netns(&rejecting("input"), &args, 15.0);
+    out.expect_code(1);
+    let objs = json_lines(&out);
+    assert_eq!(objs.len(), 1, "only the summary\n{}", out.describe());
+    expect_fields(&out, "summary", &objs[0], &[("errors", Value::from(2))]);
+}

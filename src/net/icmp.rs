@@ -16,7 +16,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
 use socket2::{Domain, MaybeUninitSlice, MsgHdrMut, Protocol, SockAddr, Socket, Type};
@@ -40,6 +40,9 @@ pub enum SocketKind {
 pub struct Received {
     /// The sender (the destination for replies, a router for errors).
     pub from: IpAddr,
+    /// The sender's IPv6 scope (interface index; 0 when none): a link-local address means
+    /// nothing without it, and iputils prints it as `%iface`.
+    pub scope_id: u32,
     /// TTL / hop limit of the packet, when the socket could tell.
     pub ttl: Option<u8>,
     /// What the message is.
@@ -65,6 +68,10 @@ pub struct IcmpOptions {
     pub ttl: Option<u32>,
     /// The identifier a raw socket puts in requests.
     pub identifier: u16,
+    /// `-b`: SO_BROADCAST, without which the kernel refuses to send to a broadcast address.
+    pub broadcast: bool,
+    /// The IPv6 scope (interface index) of a link-local destination, 0 for none.
+    pub scope_id: u32,
 }
 
 /// An open ICMP socket towards one destination.
@@ -134,6 +141,11 @@ pub fn open(destination: IpAddr, opts: IcmpOptions) -> anyhow::Result<IcmpSocket
         set_int(fd, libc::IPPROTO_IP, libc::IP_RECVTTL, 1)?;
         set_int(fd, libc::IPPROTO_IP, libc::IP_RECVERR, 1)?;
     }
+    if opts.broadcast {
+        socket
+            .set_broadcast(true)
+            .map_err(|e| anyhow::Error::new(e).context("cannot set broadcasting"))?;
+    }
     let _ = socket.set_recv_buffer_size(RCVBUF);
     if kind == SocketKind::Raw {
         // Best effort: without the filter the parser still rejects what is not ours.
@@ -155,9 +167,13 @@ pub fn open(destination: IpAddr, opts: IcmpOptions) -> anyhow::Result<IcmpSocket
                 .map_or(0, |addr| addr.port())
         }
     };
+    let destination = match destination {
+        IpAddr::V6(ip) => SocketAddr::V6(SocketAddrV6::new(ip, 0, 0, opts.scope_id)),
+        IpAddr::V4(_) => SocketAddr::new(destination, 0),
+    };
     Ok(IcmpSocket {
         socket,
-        destination: SocketAddr::new(destination, 0).into(),
+        destination: destination.into(),
         v6,
         kind,
         identifier,
@@ -199,6 +215,31 @@ fn raw_filter(v6: bool, identifier: u16) -> Vec<libc::sock_filter> {
         op(libc::BPF_RET | libc::BPF_K, 0, 0, 0xffff),
         op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
     ]
+}
+
+/// Asks the kernel which source address it would use towards `destination`, by connecting a
+/// UDP socket (no packet is sent), as iputils does before its first request. A destination
+/// the kernel will not route (no route; an unreachable, blackhole or prohibit route; a
+/// broadcast address without SO_BROADCAST; ::1 with lo down) fails here with the errno every
+/// request would get, so the caller can stop at once instead of failing once per packet.
+pub fn route_source(destination: SocketAddr, broadcast: bool) -> io::Result<SocketAddr> {
+    let domain = if destination.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let probe = Socket::new(domain, Type::DGRAM, None)?;
+    if broadcast {
+        probe.set_broadcast(true)?;
+    }
+    // Any port will do; iputils uses 1025.
+    let mut target = destination;
+    target.set_port(1025);
+    probe.connect(&target.into())?;
+    probe
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "getsockname: not an IP address"))
 }
 
 fn is_permission(err: &io::Error) -> bool {
@@ -256,13 +297,14 @@ impl EchoSocket for IcmpSocket {
 
 impl IcmpSocket {
     fn receive_message(&mut self) -> io::Result<Option<Received>> {
-        let (len, from, control) = self.recvmsg(libc::MSG_DONTWAIT)?;
+        let (len, (from, scope_id), control) = self.recvmsg(libc::MSG_DONTWAIT)?;
         let bytes = assume_init(&self.buf[..len]);
         let mut ttl = control_ttl(&self.control[..control]);
         let message = if self.kind == SocketKind::Raw && !self.v6 {
             let Some((header_ttl, icmp_bytes)) = icmp::strip_ipv4(bytes) else {
                 return Ok(Some(Received {
                     from,
+                    scope_id,
                     ttl,
                     message: Incoming::Other,
                 }));
@@ -274,6 +316,7 @@ impl IcmpSocket {
         };
         Ok(Some(Received {
             from,
+            scope_id,
             ttl,
             message: icmp::parse(self.v6, message),
         }))
@@ -302,6 +345,7 @@ impl IcmpSocket {
             from: extended
                 .offender
                 .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            scope_id: extended.offender_scope,
             ttl: None,
             message: Incoming::Error(ErrorReport {
                 identifier: u16::from_be_bytes([request[4], request[5]]),
@@ -311,8 +355,8 @@ impl IcmpSocket {
         }))
     }
 
-    /// recvmsg into our buffers: (data length, sender, control length).
-    fn recvmsg(&mut self, flags: libc::c_int) -> io::Result<(usize, IpAddr, usize)> {
+    /// recvmsg into our buffers: (data length, (sender, its IPv6 scope), control length).
+    fn recvmsg(&mut self, flags: libc::c_int) -> io::Result<(usize, (IpAddr, u32), usize)> {
         // SAFETY: an all-zero sockaddr_storage is a valid (unspecified) address buffer.
         let mut from = unsafe { SockAddr::try_init(|_, _| Ok(())) }?.1;
         let mut bufs = [MaybeUninitSlice::new(&mut self.buf)];
@@ -322,9 +366,11 @@ impl IcmpSocket {
             .with_control(&mut self.control);
         let len = self.socket.recvmsg(&mut msg, flags)?;
         let control = msg.control_len();
-        let sender = from
-            .as_socket()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        let sender = match from.as_socket() {
+            Some(SocketAddr::V6(a)) => (IpAddr::V6(*a.ip()), a.scope_id()),
+            Some(a) => (a.ip(), 0),
+            None => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        };
         Ok((len, sender, control))
     }
 }
@@ -349,6 +395,8 @@ struct ExtendedError {
     code: u8,
     info: u32,
     offender: Option<IpAddr>,
+    /// The offender's IPv6 scope (sin6_scope_id), 0 when none.
+    offender_scope: u32,
 }
 
 /// Parses `struct sock_extended_err` and the offender address after it (SO_EE_OFFENDER).
@@ -369,12 +417,24 @@ fn control_error(control: &[MaybeUninit<u8>]) -> Option<ExtendedError> {
     }
     let info = u32::from_ne_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]);
     let offender = data.get(16..).and_then(sockaddr_ip);
+    let offender_scope = data.get(16..).and_then(sockaddr_scope).unwrap_or(0);
     Some(ExtendedError {
         kind: fixed[5],
         code: fixed[6],
         info,
         offender,
+        offender_scope,
     })
+}
+
+/// The sin6_scope_id of a raw sockaddr_in6.
+fn sockaddr_scope(raw: &[u8]) -> Option<u32> {
+    let family = u16::from_ne_bytes([*raw.first()?, *raw.get(1)?]);
+    if i32::from(family) != libc::AF_INET6 {
+        return None;
+    }
+    let bytes: [u8; 4] = raw.get(24..28)?.try_into().ok()?;
+    Some(u32::from_ne_bytes(bytes))
 }
 
 /// The IP of a raw sockaddr_in / sockaddr_in6.

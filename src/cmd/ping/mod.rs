@@ -7,12 +7,15 @@
 //! Where nk differs from iputils it is for nk's shared rules: usage errors exit 2 before any
 //! traffic (iputils exits 1 for some), `-s` beyond what fits in one IP packet is refused
 //! instead of failing silently, `-W 0` is refused instead of waiting forever, durations take
-//! nk's syntax, and SIGINT exits 130 after the summary.
+//! nk's syntax as well as iputils' (a `-i 1x` iputils only warns about is refused), and
+//! SIGINT exits 130 after the summary. A destination the kernel will not route ends the run
+//! before the first request, as in iputils, because the same error would otherwise come back
+//! on every packet, forever without -c.
 
 pub mod pinger;
 pub mod stats;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -46,12 +49,23 @@ const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
         last request plus twice the longest round trip (-W when nothing came back); -w DUR ends \
         the run at DUR whatever -c says. SIGQUIT prints the figures so far on stderr; SIGINT \
         prints the summary and exits 130.\n\n\
+        Before the first request nk asks the kernel for a route to HOST, as iputils does: a \
+        destination it will not route (no route; an unreachable, blackhole or prohibit route; \
+        ::1 with lo down) ends the run at once with the kernel's reason (`connect: Network is \
+        unreachable`), and a broadcast address (or a prohibit route, which the kernel reports \
+        the same way) asks `Do you want to ping broadcast? Then -b.` unless -b is given. With \
+        -b every host that answers a broadcast is counted, later answers marked (DUP!). \
+        0.0.0.0, 0 and :: are the local host, as in iputils (PING 0.0.0.0 (127.0.0.1)); a \
+        HOST may be written as inet_aton takes it (127.1, 0x7f000001). A link-local HOST keeps \
+        its %iface in the header and the reply lines.\n\n\
         Exit status: 0 if a reply came (with -c and -w together: N replies), 1 if none, 2 for \
-        usage errors and a missing privilege.",
+        usage errors, a missing privilege and a destination the kernel will not route.",
     after_long_help = "Examples:\n  \
         nk ping -c 3 127.0.0.1\n  \
         nk ping -6 -c 5 -i 0.2 localhost\n  \
         nk ping -w 10 -q 192.0.2.1        # 10 seconds, summary only\n  \
+        nk ping -b -c 3 192.168.1.255     # who answers on the LAN\n  \
+        nk ping -c 2 fe80::1%eth0         # link-local, through eth0\n  \
         sudo nk ping -f -c 10000 ::1      # flood: a dot per request, erased per reply"
 )]
 pub struct PingArgs {
@@ -66,12 +80,14 @@ pub struct PingArgs {
     #[arg(short = 'c', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 
-    /// Time between requests (default 1s; below 2ms only for root).
-    #[arg(short = 'i', value_name = "DUR", value_parser = parse_duration)]
+    /// Time between requests (default 1s; below 2ms only for root). Seconds as iputils
+    /// takes them (0.2, .5, 1e-1, 0x1p-2) or nk durations (200ms).
+    #[arg(short = 'i', value_name = "DUR", value_parser = parse_seconds)]
     pub interval: Option<Duration>,
 
     /// Time to wait for a reply after the last request, when none has come (default 10s).
-    #[arg(short = 'W', value_name = "DUR", value_parser = parse_duration)]
+    /// Same forms as -i.
+    #[arg(short = 'W', value_name = "DUR", value_parser = parse_seconds)]
     pub linger: Option<Duration>,
 
     /// End the run after DUR, whatever -c says (0: no deadline).
@@ -104,8 +120,13 @@ pub struct PingArgs {
     #[arg(short = 'n')]
     pub numeric: bool,
 
-    /// One JSON object per reply or error, and one for the summary.
-    #[arg(long, conflicts_with_all = ["flood", "quiet"])]
+    /// Allow pinging a broadcast address (SO_BROADCAST); every host that answers is counted,
+    /// the second and later answers to a request as (DUP!). Below 1s interval root only.
+    #[arg(short = 'b')]
+    pub broadcast: bool,
+
+    /// One JSON object per reply or error, and one for the summary (with -q: the summary only).
+    #[arg(long, conflicts_with_all = ["flood"])]
     pub json: bool,
 }
 
@@ -127,8 +148,15 @@ pub fn run(args: PingArgs) -> Result<()> {
             "-W 0 would wait forever for a reply; give a duration above 0",
         ));
     }
+    if args.broadcast && interval < Duration::from_secs(1) && !is_root() {
+        // iputils' rule: a broadcast at a short interval is a flood of the whole link.
+        return Err(usage(format!(
+            "broadcast ping with too short interval: {}",
+            interval.as_millis()
+        )));
+    }
     let family = args.family.family();
-    let host = addr::parse_host(&args.host)?;
+    let (host, scope_id) = parse_target(&args.host)?;
     let mut hostname = args.host.clone();
     let (destination, numeric_target) = match &host {
         Host::Ip(ip) => {
@@ -162,11 +190,21 @@ pub fn run(args: PingArgs) -> Result<()> {
             if destination.is_ipv6() { 6 } else { 4 }
         )));
     }
+    let source = route_source(destination, scope_id, args.broadcast)?;
+    // The kernel sends what is addressed to 0.0.0.0 to itself; iputils then names the
+    // source address as the destination (PING 0.0.0.0 (127.0.0.1)), and the replies come
+    // from it. It leaves `::` as it is and takes the replies from ::1.
+    let destination = match destination {
+        IpAddr::V4(ip) if ip.is_unspecified() => source,
+        other => other,
+    };
     let socket = icmp::open(
         destination,
         IcmpOptions {
             ttl: args.ttl,
             identifier: std::process::id() as u16,
+            broadcast: args.broadcast,
+            scope_id,
         },
     )?;
     let config = Config {
@@ -183,6 +221,8 @@ pub fn run(args: PingArgs) -> Result<()> {
         // iputils prints addresses only for literal targets and floods.
         numeric: args.numeric || args.flood || numeric_target,
         json: args.json,
+        scope_id,
+        any_source: args.broadcast || destination.is_unspecified(),
     };
     let mut pinger = Pinger::new(socket, std::io::stdout(), config);
     let last_words = pinger.summary_printer();
@@ -194,6 +234,163 @@ pub fn run(args: PingArgs) -> Result<()> {
     } else {
         Err(crate::exit::Reported(crate::exit::Status::Failure).into())
     }
+}
+
+/// HOST as iputils takes it: an IPv4 address in any form inet_aton accepts (`0`, `127.1`,
+/// `0x7f.1`, which getaddrinfo gives iputils), an IPv6 literal with `%iface` (its scope, kept
+/// for the socket and the output), or what every nk command accepts. Returns the IPv6 scope
+/// (interface index) too, 0 for none.
+fn parse_target(text: &str) -> Result<(Host, u32)> {
+    if let Some(ip) = inet_aton(text) {
+        return Ok((Host::Ip(IpAddr::V4(ip)), 0));
+    }
+    if let Some((ip, scope)) = text.split_once('%') {
+        if let Ok(ip) = ip.parse::<Ipv6Addr>() {
+            return Ok((Host::Ip(IpAddr::V6(ip)), interface_index(scope)?));
+        }
+    }
+    Ok((addr::parse_host(text)?, 0))
+}
+
+/// inet_aton(3): one to four parts, each decimal, octal (leading 0) or hex (0x); the last
+/// part fills the bytes the earlier ones leave (`127.1` is 127.0.0.1, `0` is 0.0.0.0).
+fn inet_aton(text: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = text.split('.').collect();
+    if parts.len() > 4 {
+        return None;
+    }
+    let mut values = Vec::with_capacity(parts.len());
+    for part in &parts {
+        let (digits, radix) =
+            if let Some(hex) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+                (hex, 16)
+            } else if part.len() > 1 && part.starts_with('0') {
+                (&part[1..], 8)
+            } else {
+                (*part, 10)
+            };
+        // inet_aton takes "0x" alone as 0; digits must otherwise be there and all valid.
+        if digits.is_empty() && radix != 16 || !digits.chars().all(|c| c.is_digit(radix)) {
+            return None;
+        }
+        let value = if digits.is_empty() {
+            0
+        } else {
+            u32::from_str_radix(digits, radix).ok()?
+        };
+        values.push(value);
+    }
+    let (last, leading) = values.split_last()?;
+    if leading.iter().any(|&v| v > 255) {
+        return None;
+    }
+    let room = 32 - 8 * leading.len() as u32;
+    if room < 32 && *last >> room != 0 {
+        return None;
+    }
+    let mut address = *last;
+    for (i, &v) in leading.iter().enumerate() {
+        address |= v << (24 - 8 * i as u32);
+    }
+    Some(Ipv4Addr::from(address))
+}
+
+/// The index of interface `scope` (a name, or an index as a number), for `fe80::1%eth0`.
+fn interface_index(scope: &str) -> Result<u32> {
+    let Ok(name) = std::ffi::CString::new(scope) else {
+        return Err(usage(format!(
+            "unknown interface \"{}\"",
+            scope.escape_debug()
+        )));
+    };
+    // SAFETY: name is a valid NUL-terminated string; if_nametoindex only reads it.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index != 0 {
+        return Ok(index);
+    }
+    match scope.parse::<u32>() {
+        Ok(index) if index != 0 => Ok(index),
+        _ => Err(usage(format!(
+            "unknown interface \"{}\"",
+            scope.escape_debug()
+        ))),
+    }
+}
+
+/// The source address the kernel would use towards `destination`, or the reason it will not
+/// route there, found before the first request as iputils does, so that an error every
+/// request would meet ends the run at once (exit 2) instead of once per packet forever.
+fn route_source(destination: IpAddr, scope_id: u32, broadcast: bool) -> Result<IpAddr> {
+    let target = match destination {
+        // A link-local address without a scope cannot be connected to (EINVAL), yet iputils
+        // pings it (its probe does not connect then) and the kernel picks the interface for
+        // each request: do the same.
+        IpAddr::V6(ip) if scope_id == 0 && ip.segments()[0] & 0xffc0 == 0xfe80 => {
+            return Ok(destination)
+        }
+        IpAddr::V6(ip) => SocketAddr::V6(SocketAddrV6::new(ip, 0, 0, scope_id)),
+        IpAddr::V4(_) => SocketAddr::new(destination, 0),
+    };
+    let refused = |err: std::io::Error| {
+        anyhow::Error::new(
+            UsageError::new(format!("connect: {}", os_text(&err))).with_hint(format!(
+                "`ip route get {destination}` shows the route the kernel has"
+            )),
+        )
+    };
+    match icmp::route_source(target, false) {
+        Ok(source) => Ok(source.ip()),
+        // EACCES: a broadcast address without SO_BROADCAST, or a prohibit route; iputils
+        // cannot tell them apart either, and asks (IPv6 has no broadcast: the errno it is).
+        Err(err) if err.raw_os_error() == Some(libc::EACCES) && destination.is_ipv4() => {
+            if !broadcast {
+                return Err(usage(
+                    "Do you want to ping broadcast? Then -b. If not, check your local firewall rules",
+                ));
+            }
+            crate::log::warn(format_args!("pinging broadcast address"));
+            icmp::route_source(target, true)
+                .map(|source| source.ip())
+                .map_err(refused)
+        }
+        Err(err) => Err(refused(err)),
+    }
+}
+
+/// The system's words for an OS error, without Rust's ` (os error N)`, as iputils prints it.
+fn os_text(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    match text.find(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// `-i` and `-W` as iputils reads them: a number of seconds in any form strtod(3) accepts
+/// (`1e3`, `.5`, `0x1p-2`, `+0.2`), finite and not negative; nk's durations (`200ms`) too.
+/// What iputils only warns about (`1x`: "garbage") is refused, before any traffic.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let nk_error = match parse_duration(text) {
+        Ok(duration) => return Ok(duration),
+        Err(err) => err,
+    };
+    let Ok(c_text) = std::ffi::CString::new(text) else {
+        return Err(nk_error);
+    };
+    let mut end: *mut libc::c_char = std::ptr::null_mut();
+    // SAFETY: c_text is NUL-terminated and outlives the call; strtod sets end to a pointer
+    // into it. nk never calls setlocale, so the decimal point is '.' as in iputils' C locale.
+    let value = unsafe { libc::strtod(c_text.as_ptr(), &mut end) };
+    // SAFETY: end points into c_text (at most at its NUL), so both are in one allocation.
+    let used = unsafe { end.offset_from(c_text.as_ptr()) };
+    let whole = usize::try_from(used).is_ok_and(|used| used == text.len() && used > 0);
+    if !whole || !value.is_finite() || value < 0.0 {
+        return Err(nk_error);
+    }
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| d.as_secs() < 365 * 24 * 3600)
+        .ok_or_else(|| format!("invalid duration \"{text}\": longer than a year"))
 }
 
 /// The first address of a name in the resolver's order, and its canonical name. An unknown
@@ -214,4 +411,46 @@ fn resolve_first(name: &str, family: Family) -> Result<(IpAddr, Option<String>)>
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inet_aton_forms() {
+        let v4 = |s: &str| inet_aton(s).map(|ip| ip.to_string());
+        assert_eq!(v4("0").as_deref(), Some("0.0.0.0"));
+        assert_eq!(v4("127.1").as_deref(), Some("127.0.0.1"));
+        assert_eq!(v4("2130706433").as_deref(), Some("127.0.0.1"));
+        assert_eq!(v4("0x7f.1").as_deref(), Some("127.0.0.1"));
+        assert_eq!(v4("010.0.0.1").as_deref(), Some("8.0.0.1"));
+        assert_eq!(v4("10.1.65535").as_deref(), Some("10.1.255.255"));
+        for bad in [
+            "",
+            ".",
+            "1.",
+            "256.1",
+            "10.1.65536",
+            "1.2.3.4.5",
+            "08",
+            "x",
+            "1e3",
+        ] {
+            assert_eq!(inet_aton(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn seconds_in_iputils_forms() {
+        let ms = |s: &str| parse_seconds(s).map(|d| d.as_millis());
+        assert_eq!(ms("1e3"), Ok(1_000_000));
+        assert_eq!(ms(".5"), Ok(500));
+        assert_eq!(ms("0x1p-2"), Ok(250));
+        assert_eq!(ms("+0.2"), Ok(200));
+        assert_eq!(ms("200ms"), Ok(200));
+        for bad in ["inf", "nan", "-1", "1x", "", "1e30"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -6,7 +6,9 @@
 //! identifier; on a datagram socket the kernel already delivers only ours. Either way the
 //! sequence must be one we sent, and a payload long enough to carry a send time must carry a
 //! plausible one (not before the run, not in the future). A sequence answered twice is a
-//! duplicate, as iputils' 65536-bit table decides.
+//! duplicate, as iputils' 65536-bit table decides. Replies must come from the destination,
+//! except for `-b` (every host on the link answers a broadcast) and `::` (the local host
+//! answers from its own address).
 //!
 //! Stopping: `-c N` stops at N replies (plus errors), or after the N-th request and a final
 //! wait (twice the longest round trip, at least the interval, or `-W` when nothing came
@@ -55,6 +57,12 @@ pub struct Config {
     pub numeric: bool,
     /// `--json`.
     pub json: bool,
+    /// The IPv6 scope (interface index) of a link-local destination, 0 for none; shown as
+    /// `%iface` in the header, as iputils does.
+    pub scope_id: u32,
+    /// Take replies from any sender: a broadcast (`-b`) is answered by every host on the
+    /// link, and a request to `::` by the local host from its own address.
+    pub any_source: bool,
 }
 
 /// How a run ended.
@@ -245,7 +253,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
             ),
             // iputils shows the IPv6 address as it shows repliers: `name (address)` for names.
             IpAddr::V6(ip) => {
-                let shown = self.display_name(IpAddr::V6(ip));
+                let shown = self.display_name(IpAddr::V6(ip), self.config.scope_id);
                 format!(
                     "PING {}({shown}) {} data bytes\n",
                     self.config.hostname, self.config.size
@@ -290,6 +298,10 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                 if self.config.flood {
                     self.write(b"E")?;
                 } else if self.config.json {
+                    if self.config.quiet {
+                        // -q --json: the summary object only.
+                        return Ok(());
+                    }
                     let object = serde_json::json!({
                         "type": "error", "seq": sequence, "error": err.to_string()
                     });
@@ -323,7 +335,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                 payload,
             } => {
                 if (raw && identifier != our_id)
-                    || message.from != self.config.destination
+                    || (message.from != self.config.destination && !self.config.any_source)
                     || !self.was_sent(sequence)
                 {
                     return Ok(false);
@@ -340,7 +352,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                     }
                     _ => None,
                 };
-                self.acknowledge(sequence);
+                self.acknowledge(sequence, true);
                 let bit = 1u64 << (sequence % 64);
                 let slot = usize::from(sequence / 64);
                 let duplicate = checksum_ok && self.answered[slot] & bit != 0;
@@ -366,6 +378,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                 let len = HEADER_LEN + payload.len();
                 self.print_reply(
                     &message.from,
+                    message.scope_id,
                     sequence,
                     message.ttl,
                     len,
@@ -379,7 +392,10 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                 if (raw && report.identifier != our_id) || !self.was_sent(report.sequence) {
                     return Ok(false);
                 }
-                self.acknowledge(report.sequence);
+                // iputils counts an ICMPv6 error towards the in-flight figure but not towards
+                // `pipe`: its summary has no pipe line for them.
+                let v4 = !self.config.destination.is_ipv6();
+                self.acknowledge(report.sequence, v4);
                 self.shared().stats.errors += 1;
                 if self.config.quiet {
                     return Ok(true);
@@ -395,7 +411,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                     });
                     self.write(format!("{object}\n").as_bytes())?;
                 } else {
-                    let from = self.display_name(message.from);
+                    let from = self.display_name(message.from, message.scope_id);
                     let line = format!(
                         "{}From {from} icmp_seq={} {}\n",
                         self.timestamp(),
@@ -410,10 +426,11 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
         }
     }
 
-    fn acknowledge(&mut self, sequence: u16) {
+    /// Marks `sequence` answered; `pipe` says whether it counts towards iputils' `pipe`.
+    fn acknowledge(&mut self, sequence: u16, pipe: bool) {
         let transmitted = self.shared().stats.transmitted as u16;
         let outstanding = transmitted.wrapping_sub(sequence);
-        let pipe = u32::from(outstanding) + 1;
+        let pipe = if pipe { u32::from(outstanding) + 1 } else { 0 };
         {
             let mut shared = self.shared();
             shared.pipe = shared.pipe.max(pipe);
@@ -428,6 +445,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
     fn print_reply(
         &mut self,
         from: &IpAddr,
+        scope_id: u32,
         sequence: u16,
         ttl: Option<u8>,
         len: usize,
@@ -459,7 +477,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
         let mut line = format!(
             "{}{len} bytes from {}: icmp_seq={sequence}",
             self.timestamp(),
-            self.display_name(*from)
+            self.display_name(*from, scope_id)
         );
         if let Some(ttl) = ttl {
             line.push_str(&format!(" ttl={ttl}"));
@@ -495,17 +513,19 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
     }
 
     /// `name (address)` for a name target, as iputils prints repliers; the address alone with
-    /// -n, floods and literal targets. Looked up once per address.
-    fn display_name(&mut self, ip: IpAddr) -> String {
+    /// -n, floods and literal targets. Looked up once per address. A link-local IPv6 address
+    /// carries its `%iface`, as getnameinfo (and so iputils) prints it.
+    fn display_name(&mut self, ip: IpAddr, scope_id: u32) -> String {
         if self.config.numeric {
-            return ip.to_string();
+            return addr_with_scope(ip, scope_id);
         }
+        let shown = addr_with_scope(ip, scope_id);
         self.names
             .entry(ip)
             .or_insert_with(|| {
                 match addr::lookup_name(ip, Deadline::after(Some(Duration::from_secs(2)))) {
-                    Ok(name) if name != ip.to_string() => format!("{name} ({ip})"),
-                    _ => ip.to_string(),
+                    Ok(name) if name != ip.to_string() => format!("{name} ({shown})"),
+                    _ => shown,
                 }
             })
             .clone()
@@ -519,6 +539,35 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
             Err(err) => Err(anyhow::Error::new(err).context("write stdout")),
         }
     }
+}
+
+/// `ip`, with `%iface` for a link-local IPv6 address that came with a scope (the interface
+/// index when it has no name), as glibc's getnameinfo writes it.
+fn addr_with_scope(ip: IpAddr, scope_id: u32) -> String {
+    let IpAddr::V6(v6) = ip else {
+        return ip.to_string();
+    };
+    let segments = v6.segments();
+    let link_local = segments[0] & 0xffc0 == 0xfe80 || segments[0] & 0xff0f == 0xff02;
+    if scope_id == 0 || !link_local {
+        return ip.to_string();
+    }
+    format!("{v6}%{}", interface_name(scope_id))
+}
+
+/// The name of interface `index`, or the number when it has none (any more).
+pub fn interface_name(index: u32) -> String {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: buf has the IF_NAMESIZE bytes if_indextoname may write; the result is either
+    // null or buf, NUL-terminated.
+    let name = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if name.is_null() {
+        return index.to_string();
+    }
+    // SAFETY: if_indextoname returned buf, which now holds a NUL-terminated name.
+    unsafe { std::ffi::CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The summary: iputils' text, or one JSON object.
@@ -634,6 +683,7 @@ mod tests {
     fn received(bytes: &[u8]) -> Received {
         Received {
             from: LOCAL,
+            scope_id: 0,
             ttl: Some(64),
             message: icmp::parse(false, bytes),
         }
@@ -653,6 +703,8 @@ mod tests {
             timestamps: false,
             numeric: true,
             json: false,
+            scope_id: 0,
+            any_source: false,
         }
     }
 
