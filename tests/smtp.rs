@@ -1578,3 +1578,28 @@ fn a_silent_banner_on_port_465_hints_at_tls() {
         );
     }
 }
+
+#[test]
+fn server_and_port_as_two_arguments() {
+    let srv = scripted(Replies::default());
+    let port = srv.port().to_string();
+    let out = run_nk(
+        [
+            "smtp",
+            "--from",
+            "a@example.test",
+            "--to",
+            "b@example.test",
+            "--body",
+            "two args\n",
+            "127.0.0.1",
+            &port,
+        ],
+        In::Null,
+        15.0,
+    );
+    let t = srv.join();
+    out.expect_code(0);
+    expect_final_reply(&out, QUEUED);
+    assert!(t.message.is_some(), "{}", t.describe());
+}

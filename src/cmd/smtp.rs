@@ -103,6 +103,9 @@ pub struct SmtpArgs {
     /// SERVER[:PORT] (port 25 by default, 465 with --tls).
     #[arg(value_name = "SERVER[:PORT]")]
     pub server: String,
+    /// The port, when not given with the server (SERVER PORT as two arguments).
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
     /// The sender (`user@domain` or `'Name <user@domain>'`; `<>` for the null sender).
     #[arg(long, value_name = "ADDR")]
     pub from: String,
@@ -443,7 +446,10 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         return Err(usage("--quit-after tls needs --tls or --starttls"));
     }
     let default_port = if args.tls { 465 } else { 25 };
-    let target = addr::parse_target_or(&args.server, default_port, Proto::Tcp)?;
+    let target = match &args.port {
+        Some(port) => addr::parse_target(&args.server, Some(port), Proto::Tcp)?,
+        None => addr::parse_target_or(&args.server, default_port, Proto::Tcp)?,
+    };
     let tls = if args.tls || args.starttls {
         Some(Tls {
             config: args.trust.config(&[])?,
