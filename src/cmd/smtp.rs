@@ -247,9 +247,34 @@ impl Session {
     /// Sends one command line (CRLF added) and shows it with -v.
     fn send(&mut self, line: &str) -> Result<()> {
         crate::info!("-> {line}");
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .with_context(|| format!("smtp {}: send {}", self.server, first_word(line)))
+        let what = first_word(line).to_string();
+        self.write_all(format!("{line}\r\n").as_bytes(), line, &what)
+    }
+
+    /// Writes `bytes` within the timeout of `command`'s reply, for all the writes together: a
+    /// server that stops reading (a full window) cannot hold nk, nor one that reads a byte
+    /// at a time stretch the wait, as a per-write SO_SNDTIMEO would let it.
+    fn write_all(&mut self, mut bytes: &[u8], command: &str, what: &str) -> Result<()> {
+        let wait = self.wait_for(command);
+        let deadline = Deadline::after(Some(wait));
+        let context = || format!("smtp {}: send {what}", self.server);
+        while !bytes.is_empty() {
+            let left = deadline.remaining().map_err(|_| {
+                anyhow!(
+                    "smtp {}: could not send {what} within {} (the server does not read)",
+                    self.server,
+                    format_duration(wait)
+                )
+            })?;
+            self.writer.set_write_timeout(left).with_context(context)?;
+            match self.writer.write(bytes) {
+                Ok(0) => return Err(anyhow!("{}: the connection is closed", context())),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if crate::net::deadline::is_retry(&e) => {}
+                Err(e) => return Err(e).with_context(context),
+            }
+        }
+        Ok(())
     }
 
     /// How long the reply to `command` may take, all its lines together.
@@ -601,10 +626,7 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         return Err(session.refused("DATA", &reply));
     }
     crate::info!("-> <message: {} bytes>", data.len());
-    session
-        .writer
-        .write_all(&data)
-        .with_context(|| format!("smtp {}: send the message", session.server))?;
+    session.write_all(&data, ".", "the message")?;
     let reply = session.reply(".")?;
     if !reply.is_success() {
         return Err(session.refused("message", &reply));
