@@ -1598,3 +1598,202 @@ fn usage_errors_exit_2() {
     .expect_code(2);
     expect_silence(&silent, 0.2, "nk echo -c 0 sent a datagram");
 }
+
+// ---------------------------------------------------------------------------
+// issue 17: whole-reply bounds, echo's reports, each command's help, HOST PORT
+// ---------------------------------------------------------------------------
+
+/// Accepts, then writes `text` one byte every 300 ms (never closing early); stops when a
+/// write fails and says whether it did (nk went away).
+fn trickle(mut s: TcpStream, text: &'static [u8]) -> bool {
+    for byte in text {
+        if s.write_all(&[*byte]).is_err() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(300));
+    }
+    // Written out without nk leaving: nk waited for the whole 30-odd seconds.
+    false
+}
+
+const SLOW_LINE: &[u8] =
+    b"Saturday, November 21, 2026 11:32:12-UTC, said very very very slowly\r\n";
+
+#[test]
+fn daytime_and_qotd_trickle_is_bounded_by_w_in_all() {
+    for service in ["daytime", "qotd"] {
+        let srv = Server::start(|s, _| trickle(s, SLOW_LINE));
+        let out = run_nk(
+            [service, "-W", "1s", &format!("127.0.0.1:{}", srv.port())],
+            In::Null,
+            10.0,
+        );
+        out.expect_code(1);
+        let first = out.stderr_first_line();
+        assert!(
+            first.starts_with(&format!("nk: {service} 127.0.0.1:{} (tcp): ", srv.port()))
+                && first.contains("-W 1s for the whole reply"),
+            "{service}: {}",
+            out.describe()
+        );
+        assert!(
+            !out.stdout.is_empty() && SLOW_LINE.starts_with(out.stdout.trim_ascii_end()),
+            "{service}: what came should be printed\n{}",
+            out.describe()
+        );
+        assert!(
+            srv.join(),
+            "{service}: the server kept writing after nk gave up"
+        );
+    }
+}
+
+#[test]
+fn echo_client_server_that_closes_at_once_is_closed_without_a_reply() {
+    // Reads the request (so the close is a FIN, not a reset) and closes.
+    let srv = Server::start(|mut s, _| {
+        let mut buf = [0u8; 2];
+        let _ = s.read_exact(&mut buf);
+    });
+    let port = srv.port();
+    let out = run_nk(
+        ["echo", "-W", "5s", &format!("127.0.0.1:{port}"), "hi"],
+        In::Null,
+        10.0,
+    );
+    srv.join();
+    out.expect_code(1).expect_stdout(b"");
+    assert_eq!(
+        out.stderr_first_line(),
+        format!("nk: echo 127.0.0.1:{port} (tcp): the server closed without a reply"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn echo_client_shows_a_different_reply_whole_and_quotes_it_escaped() {
+    const ANSWER: &[u8] = b"500 5.5.2 this is no echo server, go away\r\n";
+    let srv = Server::start(|mut s, _| {
+        let mut buf = [0u8; 2];
+        let _ = s.read_exact(&mut buf);
+        let _ = s.write_all(ANSWER);
+        read_until_eof(&mut s, 10.0).1
+    });
+    let port = srv.port();
+    let out = run_nk(
+        ["echo", "-W", "5s", &format!("127.0.0.1:{port}"), "hi"],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(1).expect_stdout(ANSWER);
+    let first = out.stderr_first_line();
+    assert!(
+        first.starts_with(&format!(
+            "nk: echo 127.0.0.1:{port} (tcp): the reply differs"
+        )) && first.contains(r#"the reply: "500 5.5.2 this is no echo server, go away\r\n""#),
+        "{}",
+        out.describe()
+    );
+    assert!(srv.join(), "nk did not close the connection");
+}
+
+#[test]
+fn echo_client_every_error_carries_the_echo_prefix() {
+    let port = free_port("127.0.0.1");
+    let out = run_nk(["echo", &format!("127.0.0.1:{port}"), "hi"], In::Null, 10.0);
+    out.expect_code(1);
+    assert!(
+        out.stderr_first_line()
+            .starts_with(&format!("nk: echo 127.0.0.1:{port} (tcp): ")),
+        "{}",
+        out.describe()
+    );
+    for service in ["daytime", "qotd"] {
+        let out = run_nk([service, &format!("127.0.0.1:{port}")], In::Null, 10.0);
+        out.expect_code(1);
+        assert!(
+            out.stderr_first_line()
+                .starts_with(&format!("nk: {service} 127.0.0.1:{port} (tcp): ")),
+            "{}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn daytime_and_qotd_help_describe_their_own_i() {
+    for service in ["daytime", "qotd"] {
+        let out = run_nk([service, "--help"], In::Null, 5.0);
+        out.expect_code(0);
+        let text = out.stdout_text();
+        let i_help: String = text
+            .split("\n  -i <DUR>")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{service} --help has no -i\n{text}"))
+            .split("\n  -")
+            .next()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            !i_help.contains("probe") && !i_help.contains("echo") && !i_help.contains("-c"),
+            "{service} --help describes echo's -i: {i_help}"
+        );
+        assert!(i_help.contains("silence"), "{service}: {i_help}");
+    }
+}
+
+#[test]
+fn host_port_as_two_arguments_on_every_service_client() {
+    let echo = serve("echo", &["--tcp"]);
+    let port = echo.tcp().to_string();
+    // The word after a HOST without a port is the port: the message is what follows.
+    let out = run_nk(["echo", "127.0.0.1", &port, "hi", "there"], In::Null, 10.0);
+    out.expect_code(0).expect_stdout(b"hi there\n");
+    // -M sends a message that reads as a port.
+    let out = run_nk(["echo", "-M", &port, "127.0.0.1", &port], In::Null, 10.0);
+    out.expect_code(0)
+        .expect_stdout(format!("{port}\n").as_bytes());
+    // With the port in HOST:PORT, a number is the message.
+    let out = run_nk(
+        ["echo", &format!("127.0.0.1:{port}"), "7007"],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(0).expect_stdout(b"7007\n");
+    // Without a message, stdin lines.
+    let out = run_nk(
+        ["echo", "127.0.0.1", &port],
+        In::Bytes(b"a line\n".to_vec()),
+        10.0,
+    );
+    out.expect_code(0).expect_stdout(b"a line\n");
+
+    let daytime = serve("daytime", &["--tcp", "--utc", "--format", "rfc3339"]);
+    let out = run_nk(
+        ["daytime", "127.0.0.1", &daytime.tcp().to_string()],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(0);
+    assert!(
+        DateTime::parse_from_rfc3339(out.stdout_text().trim()).is_ok(),
+        "{}",
+        out.describe()
+    );
+    let qotd = serve("qotd", &["--tcp"]);
+    let out = run_nk(
+        ["qotd", "127.0.0.1", &qotd.tcp().to_string()],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(0);
+    assert!(out.stdout.len() > 10, "{}", out.describe());
+    // The port twice is a usage error.
+    let out = run_nk(
+        ["daytime", &format!("127.0.0.1:{}", daytime.tcp()), "13"],
+        In::Null,
+        5.0,
+    );
+    out.expect_code(2);
+}

@@ -1394,3 +1394,212 @@ fn aiosmtpd_a_bare_cr_in_the_body_never_goes_out_bare() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// replies that never end, the banner wait (issue 17: items 2 and 20)
+// ---------------------------------------------------------------------------
+
+/// A server that sends `first` and then one continuation line of `code` every 200 ms, up to
+/// 200 lines (40 s), answering nothing; it stops when a write fails (nk went away) and says
+/// whether it did.
+fn drip_lines(s: TcpStream, code: &str, first: Option<&str>) -> bool {
+    let mut s = s;
+    if let Some(first) = first {
+        if send(&mut s, first).is_err() {
+            return true;
+        }
+        // Wait for the client's command before the endless reply starts.
+        let mut r = BufReader::new(s.try_clone().expect("clone"));
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        if read_line(&mut r).is_none() {
+            return true;
+        }
+    }
+    for i in 0..200 {
+        if send(
+            &mut s,
+            &format!("{code}-line {i} of a reply that never ends"),
+        )
+        .is_err()
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+#[test]
+fn a_reply_that_never_ends_is_bounded_by_timeout_in_all() {
+    // The banner itself, then an EHLO reply: each line comes well within --timeout, the whole
+    // reply never does. nk must give up after --timeout (bounded here by the 10 s kill).
+    for (stage, code, first) in [
+        ("banner", "220", None),
+        ("EHLO", "250", Some("220 scripted.test ESMTP ready")),
+    ] {
+        let srv = Server::start(move |s, _| drip_lines(s, code, first));
+        let out = run_nk(
+            [
+                "smtp",
+                "--timeout",
+                "1s",
+                "--from",
+                "a@example.test",
+                "--to",
+                "b@example.test",
+                "--body",
+                "x\n",
+                &format!("127.0.0.1:{}", srv.port()),
+            ],
+            In::Null,
+            10.0,
+        );
+        out.expect_code(1).expect_stdout(b"");
+        let first_line = out.stderr_first_line();
+        assert!(
+            first_line.starts_with("nk: smtp 127.0.0.1:")
+                && first_line.contains(&format!("the reply to {stage} was not complete within 1s")),
+            "{stage}: {}",
+            out.describe()
+        );
+        assert!(
+            srv.join(),
+            "{stage}: the server kept writing after nk gave up"
+        );
+    }
+}
+
+#[test]
+fn a_flood_of_continuation_lines_stops_at_the_line_cap() {
+    let srv = Server::start(|mut s, _| {
+        for i in 0..100_000 {
+            if send(&mut s, &format!("220-flood {i}")).is_err() {
+                return true;
+            }
+        }
+        false
+    });
+    let out = a_to_b(
+        &format!("127.0.0.1:{}", srv.port()),
+        &["--body", "x\n"],
+        In::Null,
+    );
+    out.expect_code(1)
+        .expect_stderr_contains("a reply has more than 256 lines");
+    assert!(srv.join(), "nk read 100,000 lines of one reply");
+}
+
+#[test]
+fn quit_after_connect_waits_for_the_banner() {
+    // The banner comes late: whatever nk sends before it is recorded, then the dialogue goes
+    // on as the scripted server's.
+    let srv = Server::start(|s, _| {
+        s.set_nonblocking(true).expect("nonblocking");
+        std::thread::sleep(Duration::from_millis(300));
+        let mut early = [0u8; 512];
+        let n = io::Read::read(&mut &s, &mut early).unwrap_or(0);
+        s.set_nonblocking(false).expect("blocking");
+        (early[..n].to_vec(), scripted_session(s, Replies::default()))
+    });
+    let out = send_a_to_b(
+        srv.port(),
+        &["--body", "x\n", "--quit-after", "connect", "-v"],
+        In::Null,
+    );
+    let (early, t) = srv.join();
+    assert!(
+        early.is_empty(),
+        "nk sent {:?} before the banner\n{}",
+        lossy(&early),
+        out.describe()
+    );
+    out.expect_code(0);
+    assert_eq!(t.verbs(), ["QUIT"], "{}", t.describe());
+    assert!(
+        out.stderr_lines_unprefixed()
+            .iter()
+            .any(|l| l.starts_with("<- 221")),
+        "QUIT's own reply (221) was not read\n{}",
+        out.describe()
+    );
+}
+
+/// Listens on 127.0.0.1:ARGV[1] and never accepts (the kernel completes the handshake; nobody
+/// speaks), then runs the rest of argv and exits with its status: readiness by construction.
+const SILENT_THEN_EXEC_PY: &str = r#"
+import socket, subprocess, sys
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(4)
+sys.exit(subprocess.call(sys.argv[2:]))
+"#;
+
+#[test]
+fn a_silent_banner_on_port_465_hints_at_tls() {
+    require_netns();
+    require_python3();
+    for (port, hinted) in [("465", true), ("2465", false)] {
+        let server = format!("127.0.0.1:{port}");
+        let argv = [
+            "python3",
+            "-c",
+            SILENT_THEN_EXEC_PY,
+            port,
+            NK,
+            "smtp",
+            "--timeout",
+            "500ms",
+            "--from",
+            "a@example.test",
+            "--to",
+            "b@example.test",
+            "--body",
+            "x\n",
+            &server,
+        ];
+        let out = Proc::spawn(
+            &format!("nk smtp {server} (netns)"),
+            netns_command("", &argv),
+            In::Null,
+            Out::Pipe,
+        )
+        .wait(10.0);
+        out.expect_code(1)
+            .expect_stderr_contains("no reply to banner within 500ms");
+        let hint = out
+            .stderr
+            .lines()
+            .any(|l| l.starts_with("hint:") && l.contains("--tls"));
+        assert_eq!(
+            hint,
+            hinted,
+            "port {port}: hint at --tls\n{}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn server_and_port_as_two_arguments() {
+    let srv = scripted(Replies::default());
+    let port = srv.port().to_string();
+    let out = run_nk(
+        [
+            "smtp",
+            "--from",
+            "a@example.test",
+            "--to",
+            "b@example.test",
+            "--body",
+            "two args\n",
+            "127.0.0.1",
+            &port,
+        ],
+        In::Null,
+        15.0,
+    );
+    let t = srv.join();
+    out.expect_code(0);
+    expect_final_reply(&out, QUEUED);
+    assert!(t.message.is_some(), "{}", t.describe());
+}

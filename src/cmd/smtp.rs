@@ -4,7 +4,9 @@
 //! follows RFC 5321 step by step: it waits for the 220 banner, says EHLO (HELO when EHLO is
 //! refused), keeps the capabilities it needs (SIZE, 8BITMIME), and stops at the first reply
 //! that refuses a stage, with that reply and the stage in the error, after a polite QUIT.
-//! Each wait has RFC 5321 §4.5.3.2's timeout unless `--timeout` says otherwise. All user
+//! Each reply, all its lines together, must come within its timeout: 30 s for the banner
+//! (swaks'), RFC 5321 §4.5.3.2's after it, or `--timeout`; a deadline fixed when the reply is
+//! awaited bounds every read of it, so a server dripping lines cannot stretch it. All user
 //! input is checked before connecting (`wire::smtp`), so nothing is sent for a bad argument.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -17,10 +19,11 @@ use clap::{Args, ValueEnum};
 use socket2::Socket;
 
 use crate::cli::{FamilyArgs, TlsTrustArgs};
+use crate::exit::Hinted;
 use crate::exit::{usage, Reported, Status};
 use crate::net::addr::{self, display_addr};
 use crate::net::connect::{self, ConnectOptions};
-use crate::net::deadline::parse_duration;
+use crate::net::deadline::{format_duration, is_timeout, parse_duration, read_before, Deadline};
 use crate::net::services::Proto;
 use crate::net::tls;
 use crate::wire::http::parse_header;
@@ -28,13 +31,22 @@ use crate::wire::smtp::{self, Address, Message, Reply, ReplyParser, Transfer};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The longest wait for the banner unless --timeout says otherwise: swaks' 30 s. RFC 5321's
+/// 5 minutes suit a relay that queues mail; a person at a terminal, or a script probing a
+/// server that will never speak (a TLS port, a tarpit), should hear sooner.
+const BANNER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The port of SMTP over implicit TLS (RFC 8314): a server there says nothing in clear.
+const SMTPS_PORT: u16 = 465;
+
 /// The largest message body read from a file or stdin.
 const MAX_BODY: u64 = 64 << 20;
 
 /// Where to stop early (swaks' --quit-after).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum Stage {
-    /// Right after connecting.
+    /// Right after connecting: the same as banner (nk waits for the banner before QUIT, as
+    /// swaks does).
     Connect,
     /// After the 220 banner.
     Banner,
@@ -66,8 +78,11 @@ pub enum Stage {
         it, as quoted-printable otherwise. A message larger than the server's SIZE is refused \
         before MAIL FROM. A CR or LF in any address or header value, or a body line over 998 \
         octets, is a usage error (exit 2) and nothing is sent.\n\n\
-        Timeouts are RFC 5321's unless --timeout is given: 5 minutes for the banner, MAIL and \
-        RCPT, 2 for DATA, 10 for the final `.`.\n\n\
+        Timeouts: each bounds a whole reply, all its lines together (a reply may have at most \
+        256 lines of 512 octets). The banner may take 30 s (swaks' default); then RFC 5321's \
+        timeouts apply: 5 minutes for EHLO, MAIL and RCPT, 2 for DATA, 10 for the final `.`. \
+        --timeout DUR replaces them all. When nothing at all comes on port 465, a hint says \
+        to try --tls. --quit-after connect, like banner, waits for the banner before QUIT.\n\n\
         TLS: --starttls says STARTTLS after EHLO, and after the server's 220 runs the \
         handshake and says EHLO again; a server that does not offer STARTTLS ends the \
         dialogue (nothing is sent in clear). Bytes the server sent after its 220 to STARTTLS \
@@ -88,6 +103,9 @@ pub struct SmtpArgs {
     /// SERVER[:PORT] (port 25 by default, 465 with --tls).
     #[arg(value_name = "SERVER[:PORT]")]
     pub server: String,
+    /// The port, when not given with the server (SERVER PORT as two arguments).
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
     /// The sender (`user@domain` or `'Name <user@domain>'`; `<>` for the null sender).
     #[arg(long, value_name = "ADDR")]
     pub from: String,
@@ -115,7 +133,8 @@ pub struct SmtpArgs {
     /// Connection timeout (also bounds the name lookup). Default 30s.
     #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_duration)]
     pub connect_timeout: Option<Duration>,
-    /// Wait at most DUR for each reply (instead of RFC 5321's per-stage timeouts).
+    /// Wait at most DUR for each whole reply, the banner included (instead of 30s for the
+    /// banner and RFC 5321's per-stage timeouts after it).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     #[command(flatten)]
@@ -139,24 +158,56 @@ fn rfc_timeout(command: &str) -> Duration {
     }
 }
 
+/// The socket replies are read from, with the deadline of the reply being read. Every read
+/// waits only for what is left of that deadline, so a server that drips a line at a time (or
+/// a byte at a time) cannot stretch one reply beyond its timeout, as SO_RCVTIMEO set once
+/// would let it: that timer restarts on every read.
+struct Timed {
+    socket: Socket,
+    deadline: Deadline,
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_before(&self.socket, self.deadline, |mut s| s.read(buf))?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))
+    }
+}
+
+/// The wait for the reply to `command`: --timeout, or 30 s for the banner, or RFC 5321's.
+fn reply_timeout(timeout: Option<Duration>, command: &str) -> Duration {
+    match (timeout, command) {
+        (Some(timeout), _) => timeout,
+        (None, "banner") => BANNER_TIMEOUT,
+        (None, _) => rfc_timeout(command),
+    }
+}
+
 /// The connection and the dialogue's state.
 struct Session {
     /// Replies come through here: the TCP connection, or the plaintext side of its TLS bridge.
-    reader: BufReader<Socket>,
+    reader: BufReader<Timed>,
     /// The same connection, for commands.
     writer: Socket,
     server: String,
     timeout: Option<Duration>,
+    /// The server is on port 465 and nk speaks plain SMTP to it: a silent banner there most
+    /// likely means it waits for a TLS handshake.
+    hint_tls: bool,
 }
 
 impl Session {
     fn new(stream: Socket, server: String, timeout: Option<Duration>) -> Result<Session> {
         let writer = stream.try_clone().context("clone the socket")?;
         Ok(Session {
-            reader: BufReader::new(stream),
+            reader: BufReader::new(Timed {
+                socket: stream,
+                deadline: Deadline::NEVER,
+            }),
             writer,
             server,
             timeout,
+            hint_tls: false,
         })
     }
 
@@ -169,10 +220,11 @@ impl Session {
             writer,
             server,
             timeout,
+            hint_tls: _,
         } = self;
         let discarded = reader.buffer().len();
         drop(writer);
-        let tcp = TcpStream::from(reader.into_inner());
+        let tcp = TcpStream::from(reader.into_inner().socket);
         let plain = tls.connect(tcp, &server, timeout)?;
         Ok((Session::new(plain, server, timeout)?, discarded))
     }
@@ -195,20 +247,49 @@ impl Session {
     /// Sends one command line (CRLF added) and shows it with -v.
     fn send(&mut self, line: &str) -> Result<()> {
         crate::info!("-> {line}");
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .with_context(|| format!("smtp {}: send {}", self.server, first_word(line)))
+        let what = first_word(line).to_string();
+        self.write_all(format!("{line}\r\n").as_bytes(), line, &what)
     }
 
-    /// Reads one reply, waiting at most the stage's timeout.
+    /// Writes `bytes` within the timeout of `command`'s reply, for all the writes together: a
+    /// server that stops reading (a full window) cannot hold nk, nor one that reads a byte
+    /// at a time stretch the wait, as a per-write SO_SNDTIMEO would let it.
+    fn write_all(&mut self, mut bytes: &[u8], command: &str, what: &str) -> Result<()> {
+        let wait = self.wait_for(command);
+        let deadline = Deadline::after(Some(wait));
+        let context = || format!("smtp {}: send {what}", self.server);
+        while !bytes.is_empty() {
+            let left = deadline.remaining().map_err(|_| {
+                anyhow!(
+                    "smtp {}: could not send {what} within {} (the server does not read)",
+                    self.server,
+                    format_duration(wait)
+                )
+            })?;
+            self.writer.set_write_timeout(left).with_context(context)?;
+            match self.writer.write(bytes) {
+                Ok(0) => return Err(anyhow!("{}: the connection is closed", context())),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if crate::net::deadline::is_retry(&e) => {}
+                Err(e) => return Err(e).with_context(context),
+            }
+        }
+        Ok(())
+    }
+
+    /// How long the reply to `command` may take, all its lines together.
+    fn wait_for(&self, command: &str) -> Duration {
+        reply_timeout(self.timeout, command)
+    }
+
+    /// Reads one reply, all its lines within the stage's timeout (at most
+    /// [`smtp::MAX_REPLY_LINES`] lines of [`smtp::MAX_REPLY_LINE`] octets).
     fn reply(&mut self, command: &str) -> Result<Reply> {
-        let wait = self.timeout.unwrap_or_else(|| rfc_timeout(command));
-        self.reader
-            .get_ref()
-            .set_read_timeout(Some(wait))
-            .context("set the read timeout")?;
+        let wait = self.wait_for(command);
+        self.reader.get_mut().deadline = Deadline::after(Some(wait));
         let mut parser = ReplyParser::default();
         let mut line = Vec::new();
+        let mut lines = 0usize;
         loop {
             line.clear();
             let got = (&mut self.reader)
@@ -216,14 +297,7 @@ impl Session {
                 .read_until(b'\n', &mut line);
             let got = match got {
                 Ok(n) => n,
-                Err(e) if crate::net::deadline::is_timeout(&e) => {
-                    return Err(anyhow!(
-                        "smtp {}: no reply to {} within {}",
-                        self.server,
-                        first_word(command),
-                        crate::net::deadline::format_duration(wait)
-                    ))
-                }
+                Err(e) if is_timeout(&e) => return Err(self.timed_out(command, wait, lines, &line)),
                 Err(e) => {
                     return Err(e).with_context(|| format!("smtp {}: read the reply", self.server))
                 }
@@ -235,6 +309,7 @@ impl Session {
                     first_word(command)
                 ));
             }
+            lines += 1;
             let text = line.strip_suffix(b"\n").unwrap_or(&line);
             let text = text.strip_suffix(b"\r").unwrap_or(text);
             crate::info!("<- {}", String::from_utf8_lossy(text));
@@ -245,6 +320,37 @@ impl Session {
                 return Ok(reply);
             }
         }
+    }
+
+    /// The error for a reply that was not complete within `wait`: how much of it came, and
+    /// on port 465 a hint when nothing at all came.
+    fn timed_out(
+        &self,
+        command: &str,
+        wait: Duration,
+        lines: usize,
+        partial: &[u8],
+    ) -> anyhow::Error {
+        let verb = first_word(command);
+        let within = format_duration(wait);
+        if lines == 0 && partial.is_empty() {
+            let message = format!("smtp {}: no reply to {verb} within {within}", self.server);
+            if self.hint_tls && command == "banner" {
+                return anyhow::Error::new(Hinted {
+                    message: format!("{message} (nothing at all came)"),
+                    hint: format!(
+                        "port {SMTPS_PORT} usually speaks TLS from the first byte (SMTPS): try --tls"
+                    ),
+                });
+            }
+            return anyhow!(message);
+        }
+        anyhow!(
+            "smtp {}: the reply to {verb} was not complete within {within} ({lines} {} came; \
+             --timeout bounds the whole reply)",
+            self.server,
+            if lines == 1 { "line" } else { "lines" }
+        )
     }
 
     /// Sends a command and reads its reply.
@@ -365,7 +471,10 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         return Err(usage("--quit-after tls needs --tls or --starttls"));
     }
     let default_port = if args.tls { 465 } else { 25 };
-    let target = addr::parse_target_or(&args.server, default_port, Proto::Tcp)?;
+    let target = match &args.port {
+        Some(port) => addr::parse_target(&args.server, Some(port), Proto::Tcp)?,
+        None => addr::parse_target_or(&args.server, default_port, Proto::Tcp)?,
+    };
     let tls = if args.tls || args.starttls {
         Some(Tls {
             config: args.trust.config(&[])?,
@@ -396,15 +505,14 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         _ => Socket::from(connected.stream),
     };
     let mut session = Session::new(stream, server, args.timeout)?;
-    if args.quit_after == Some(Stage::Connect) {
-        session.quit();
-        return Ok(());
-    }
+    session.hint_tls = connected.peer.port() == SMTPS_PORT && !args.tls;
+    // Even --quit-after connect waits for the banner (as swaks does): a QUIT sent before it
+    // would get the banner for its reply, and RFC 5321 §3.1 has the client wait for it.
     let banner = session.reply("banner")?;
     if banner.code != 220 {
         return Err(session.refused("banner", &banner));
     }
-    if args.quit_after == Some(Stage::Banner) {
+    if matches!(args.quit_after, Some(Stage::Connect | Stage::Banner)) {
         session.quit();
         return Ok(());
     }
@@ -518,10 +626,7 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         return Err(session.refused("DATA", &reply));
     }
     crate::info!("-> <message: {} bytes>", data.len());
-    session
-        .writer
-        .write_all(&data)
-        .with_context(|| format!("smtp {}: send the message", session.server))?;
+    session.write_all(&data, ".", "the message")?;
     let reply = session.reply(".")?;
     if !reply.is_success() {
         return Err(session.refused("message", &reply));
@@ -559,5 +664,15 @@ mod tests {
         assert_eq!(first_word("EHLO host"), "EHLO");
         assert_eq!(rfc_timeout("."), Duration::from_secs(600));
         assert_eq!(rfc_timeout("MAIL FROM:<a@b>"), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn the_banner_waits_30s_unless_timeout_says_otherwise() {
+        assert_eq!(reply_timeout(None, "banner"), Duration::from_secs(30));
+        assert_eq!(reply_timeout(None, "EHLO x"), Duration::from_secs(300));
+        assert_eq!(reply_timeout(None, "."), Duration::from_secs(600));
+        let given = Some(Duration::from_millis(1500));
+        assert_eq!(reply_timeout(given, "banner"), Duration::from_millis(1500));
+        assert_eq!(reply_timeout(given, "."), Duration::from_millis(1500));
     }
 }

@@ -2,8 +2,11 @@
 //!
 //! UDP requests are retried (`--tries`, `-W` apart) on a connected socket, so the kernel
 //! drops datagrams from anyone but the server and a refused port is reported as refused
-//! instead of timing out. TCP replies are read under `-W` per read and a 64 KiB cap: a server
-//! that never closes or never stops talking cannot hold the client.
+//! instead of timing out. A TCP reply is read under one deadline, `-W` from the request (each
+//! read waits only for what is left of it: a server that trickles a byte at a time cannot
+//! stretch the wait), an optional idle limit between bytes (`-i`), and a 64 KiB cap: a server
+//! that never closes or never stops talking cannot hold the client. Every error names the
+//! service, the server and the protocol first (`echo 127.0.0.1:7 (tcp): ...`).
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -13,7 +16,7 @@ use anyhow::{anyhow, Context, Result};
 
 use super::ServiceArgs;
 use crate::cmd::stdout_error;
-use crate::exit::{usage, Reported, Status};
+use crate::exit::{usage, Reported, Status, StdoutClosed, UsageError};
 use crate::net::addr::{self, display_addr, Family, Target};
 use crate::net::connect::{self, ConnectOptions};
 use crate::net::datagram::{MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6};
@@ -36,8 +39,10 @@ pub struct Config {
     pub family: Family,
     /// `-w`.
     pub connect_timeout: Duration,
-    /// `-W`: the wait for each reply (each UDP try).
+    /// `-W`: the wait for each whole reply (each UDP try).
     pub timeout: Duration,
+    /// `-i` outside probe mode: the longest silence between two bytes of a TCP reply.
+    pub idle: Option<Duration>,
     /// `--tries`.
     pub tries: u32,
     /// `--json`.
@@ -69,16 +74,20 @@ impl Config {
             json: common.json,
             service,
             explicit_timeout: common.timeout.is_some(),
+            idle: None,
         })
     }
 
     /// `-i` outside probe mode: cli.md's idle timeout, which for a request and its reply is
-    /// the wait for the server's next byte, so it stands in for `-W` unless `-W` was given.
+    /// the longest wait for the server's next byte. `-W` still bounds the whole reply; when
+    /// `-W` is not given it is at least `-i`, so that `-i 10s` alone waits for a slow server.
     pub fn use_idle_timeout(&mut self, idle: Option<Duration>) {
-        if let (Some(idle), false) = (idle, self.explicit_timeout) {
-            if !idle.is_zero() {
-                self.timeout = idle;
-            }
+        let Some(idle) = idle.filter(|i| !i.is_zero()) else {
+            return;
+        };
+        self.idle = Some(idle);
+        if !self.explicit_timeout {
+            self.timeout = self.timeout.max(idle);
         }
     }
 
@@ -94,6 +103,24 @@ impl Config {
     /// What errors name: `echo 127.0.0.1:7 (udp)`.
     pub fn describe(&self, peer: SocketAddr) -> String {
         format!("{} {} ({})", self.service, display_addr(peer), self.proto())
+    }
+
+    /// What errors name before an address is known: the target as typed.
+    pub fn describe_target(&self) -> String {
+        format!("{} {} ({})", self.service, self.target, self.proto())
+    }
+
+    /// `err` with cli.md's `SERVICE HOST:PORT (PROTO): ` in front, unless it has it already
+    /// (errors made once the peer is known name its address) or is no error of the exchange
+    /// (a usage error, a failure already reported, stdout closed).
+    pub fn prefixed(&self, err: anyhow::Error) -> anyhow::Error {
+        let not_ours = err
+            .chain()
+            .any(|c| c.is::<Reported>() || c.is::<UsageError>() || c.is::<StdoutClosed>());
+        if not_ours || err.to_string().starts_with(&format!("{} ", self.service)) {
+            return err;
+        }
+        err.context(self.describe_target())
     }
 }
 
@@ -188,43 +215,75 @@ pub fn refused_or(err: io::Error, what: &str) -> anyhow::Error {
     }
 }
 
-/// The error when every try went unanswered.
-pub fn no_reply(config: &Config, peer: SocketAddr) -> anyhow::Error {
+/// Why no reply came, in words (without the `SERVICE HOST (PROTO): ` prefix).
+fn no_reply_text(config: &Config) -> String {
     if config.udp {
-        anyhow!(
-            "{}: no reply after {} {} of {}",
-            config.describe(peer),
+        format!(
+            "no reply after {} {} of {}",
             config.tries,
             if config.tries == 1 { "try" } else { "tries" },
             format_duration(config.timeout)
         )
     } else {
-        anyhow!(
-            "{}: no reply within {}",
-            config.describe(peer),
-            format_duration(config.timeout)
-        )
+        format!("no reply within {}", format_duration(config.timeout))
     }
 }
 
-/// Reads up to `want` bytes from a TCP stream, each read waiting at most `-W`: fewer when
-/// the server closed or went silent (`closed` tells which).
-pub fn read_up_to(stream: &TcpStream, want: usize, timeout: Duration) -> Result<(Vec<u8>, bool)> {
+/// The error when every try went unanswered.
+pub fn no_reply(config: &Config, peer: SocketAddr) -> anyhow::Error {
+    anyhow!("{}: {}", config.describe(peer), no_reply_text(config))
+}
+
+/// The error when the server closed the connection before a byte of its reply.
+fn closed_without_reply(config: &Config, peer: SocketAddr) -> anyhow::Error {
+    anyhow!(
+        "{}: the server closed without a reply",
+        config.describe(peer)
+    )
+}
+
+/// Why [`read_up_to`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// It had the bytes it wanted.
+    Full,
+    /// The server closed the connection (or reset it).
+    Closed,
+    /// The whole-reply deadline (`-W`) passed.
+    Deadline,
+    /// The server said nothing for the idle limit (`-i`).
+    Idle,
+}
+
+/// Reads up to `want` bytes from a TCP stream before `deadline`, and with no silence longer
+/// than `idle` between reads: fewer when the server closed or went quiet (`End` tells why).
+/// The deadline is the caller's, fixed once: it bounds the whole reply, not each read.
+pub fn read_up_to(
+    stream: &TcpStream,
+    want: usize,
+    deadline: Deadline,
+    idle: Option<Duration>,
+) -> Result<(Vec<u8>, End)> {
     let mut got = Vec::with_capacity(want.min(MAX_REPLY));
     let mut chunk = [0u8; 16 * 1024];
     while got.len() < want {
         let room = (want - got.len()).min(chunk.len());
-        let read = read_before(stream, Deadline::after(Some(timeout)), |mut s| {
-            s.read(&mut chunk[..room])
-        })
-        .context("read the reply")?;
+        let this_read = match idle {
+            Some(idle) => deadline.min(Deadline::after(Some(idle))),
+            None => deadline,
+        };
+        let read = read_before(stream, this_read, |mut s| s.read(&mut chunk[..room]));
         match read {
-            None => return Ok((got, false)),
-            Some(0) => return Ok((got, true)),
-            Some(n) => got.extend_from_slice(&chunk[..n]),
+            Ok(None) if deadline.expired() => return Ok((got, End::Deadline)),
+            Ok(None) => return Ok((got, End::Idle)),
+            Ok(Some(0)) => return Ok((got, End::Closed)),
+            Ok(Some(n)) => got.extend_from_slice(&chunk[..n]),
+            // A reset after the server's last byte is a close as far as the reply goes.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok((got, End::Closed)),
+            Err(e) => return Err(anyhow::Error::new(e).context("read the reply")),
         }
     }
-    Ok((got, false))
+    Ok((got, End::Full))
 }
 
 /// Prints one reply: as received (a newline added if it lacks one), or as a JSON object.
@@ -307,26 +366,58 @@ fn show_byte(byte: u8) -> String {
     }
 }
 
+/// The most of a reply an error message quotes (escaped); stdout has all of it.
+const QUOTED_REPLY: usize = 120;
+
+/// A reply as an error message quotes it: escaped, and cut at [`QUOTED_REPLY`] characters
+/// with the full length said.
+fn quote_reply(reply: &[u8]) -> String {
+    let text = String::from_utf8_lossy(reply);
+    let escaped: String = text.escape_debug().collect();
+    if escaped.chars().count() <= QUOTED_REPLY {
+        return format!("\"{escaped}\"");
+    }
+    let cut: String = escaped.chars().take(QUOTED_REPLY).collect();
+    format!("\"{cut}...\" ({} bytes)", reply.len())
+}
+
 /// `nk echo HOST MESSAGE`: send it, print the reply, fail if it differs.
 pub fn echo_message(config: &Config, message: &[u8]) -> Result<()> {
+    echo_message_inner(config, message).map_err(|e| config.prefixed(e))
+}
+
+fn echo_message_inner(config: &Config, message: &[u8]) -> Result<()> {
     let channel = Channel::open(config)?;
     let peer = channel.peer();
-    let (reply, rtt) =
-        exchange_echo(config, &channel, message)?.ok_or_else(|| no_reply(config, peer))?;
+    let (reply, rtt) = match exchange_echo(config, &channel, message)? {
+        Exchange::Reply(reply, rtt) => (reply, rtt),
+        Exchange::Silent => return Err(no_reply(config, peer)),
+        Exchange::Closed => return Err(closed_without_reply(config, peer)),
+    };
     print_reply(config, peer, rtt, &reply)?;
     match difference(message, &reply) {
         None => Ok(()),
-        Some(diff) => Err(anyhow!("{}: {diff}", config.describe(peer))),
+        Some(diff) => Err(anyhow!(
+            "{}: {diff}; the reply: {}",
+            config.describe(peer),
+            quote_reply(&reply)
+        )),
     }
 }
 
-/// One echo round trip on the channel: the reply (complete, short or long) and its time, or
-/// `None` when nothing came back.
-fn exchange_echo(
-    config: &Config,
-    channel: &Channel,
-    message: &[u8],
-) -> Result<Option<(Vec<u8>, Duration)>> {
+/// What one echo round trip gave.
+#[derive(Debug)]
+enum Exchange {
+    /// A reply (complete, short, long or different) and its round-trip time.
+    Reply(Vec<u8>, Duration),
+    /// Nothing came back in time.
+    Silent,
+    /// The server closed the connection before a byte came back.
+    Closed,
+}
+
+/// One echo round trip on the channel.
+fn exchange_echo(config: &Config, channel: &Channel, message: &[u8]) -> Result<Exchange> {
     match channel {
         Channel::Udp(socket, peer) => {
             if message.len() > max_datagram(*peer) {
@@ -336,19 +427,43 @@ fn exchange_echo(
                     max_datagram(*peer)
                 )));
             }
-            udp_exchange(socket, config, *peer, message, |_| true)
+            Ok(
+                match udp_exchange(socket, config, *peer, message, |_| true)? {
+                    Some((reply, rtt)) => Exchange::Reply(reply, rtt),
+                    None => Exchange::Silent,
+                },
+            )
         }
         Channel::Tcp(stream, peer) => {
             let mut stream = stream;
             let started = Instant::now();
+            // -W bounds the whole reply, from the request on.
+            let deadline = Deadline::after(Some(config.timeout));
             stream
                 .write_all(message)
-                .with_context(|| format!("send to {}", config.describe(*peer)))?;
-            let (reply, _) = read_up_to(stream, message.len(), config.timeout)?;
-            if reply.is_empty() && !message.is_empty() {
-                return Ok(None);
+                .with_context(|| format!("{}: send", config.describe(*peer)))?;
+            let read = |want, reply: &mut Vec<u8>| -> Result<End> {
+                let (got, end) = read_up_to(stream, want, deadline, config.idle)
+                    .with_context(|| config.describe(*peer))?;
+                reply.extend_from_slice(&got);
+                Ok(end)
+            };
+            let mut reply = Vec::new();
+            let mut end = read(message.len(), &mut reply)?;
+            // A reply that already differs is read on (to the server's close, -W or the cap)
+            // so that it is shown whole, not cut at the length sent.
+            let room = MAX_REPLY.saturating_sub(reply.len());
+            if end == End::Full && reply != message && room > 0 {
+                end = read(room, &mut reply)?;
             }
-            Ok(Some((reply, started.elapsed())))
+            if reply.is_empty() && !message.is_empty() {
+                return Ok(if end == End::Closed {
+                    Exchange::Closed
+                } else {
+                    Exchange::Silent
+                });
+            }
+            Ok(Exchange::Reply(reply, started.elapsed()))
         }
     }
 }
@@ -356,8 +471,13 @@ fn exchange_echo(
 /// `nk echo HOST` with no MESSAGE: each stdin line is one request (UDP: without its newline),
 /// and each reply is printed; mismatches and lost replies are reported and the rest go on.
 pub fn echo_lines(config: &Config) -> Result<()> {
+    echo_lines_inner(config).map_err(|e| config.prefixed(e))
+}
+
+fn echo_lines_inner(config: &Config) -> Result<()> {
     let channel = Channel::open(config)?;
     let peer = channel.peer();
+    let what = config.describe(peer);
     let cap = if config.udp {
         max_datagram(peer)
     } else {
@@ -371,13 +491,13 @@ pub fn echo_lines(config: &Config) -> Result<()> {
         let got = (&mut stdin)
             .take(cap as u64 + 1)
             .read_until(b'\n', &mut line)
-            .context("read stdin")?;
+            .with_context(|| format!("{what}: read stdin"))?;
         if got == 0 {
             break;
         }
         if got > cap {
             return Err(usage(format!(
-                "stdin line {number} is longer than {cap} bytes"
+                "{what}: stdin line {number} is longer than {cap} bytes"
             )));
         }
         let request: &[u8] = if config.udp && line.last() == Some(&b'\n') {
@@ -386,11 +506,14 @@ pub fn echo_lines(config: &Config) -> Result<()> {
             &line
         };
         match exchange_echo(config, &channel, request)? {
-            Some((reply, rtt)) => {
+            Exchange::Reply(reply, rtt) => {
                 print_reply(config, peer, rtt, &reply)?;
                 if let Some(diff) = difference(request, &reply) {
                     failures += 1;
-                    crate::eprintln_safe!("nk: {} line {number}: {diff}", config.describe(peer));
+                    crate::eprintln_safe!(
+                        "nk: {what}: line {number}: {diff}; the reply: {}",
+                        quote_reply(&reply)
+                    );
                     if !config.udp {
                         // The stream is out of step with what we sent: later lines cannot be
                         // matched to their replies.
@@ -398,11 +521,18 @@ pub fn echo_lines(config: &Config) -> Result<()> {
                     }
                 }
             }
-            None if config.udp => {
+            Exchange::Silent if config.udp => {
                 failures += 1;
-                crate::eprintln_safe!("nk: line {number}: {:#}", no_reply(config, peer));
+                crate::eprintln_safe!("nk: {what}: line {number}: {}", no_reply_text(config));
             }
-            None => return Err(no_reply(config, peer)),
+            Exchange::Silent => {
+                return Err(anyhow!("{what}: line {number}: {}", no_reply_text(config)))
+            }
+            Exchange::Closed => {
+                return Err(anyhow!(
+                    "{what}: line {number}: the server closed without a reply"
+                ))
+            }
         }
     }
     if failures > 0 {
@@ -411,9 +541,13 @@ pub fn echo_lines(config: &Config) -> Result<()> {
     Ok(())
 }
 
-/// daytime / qotd: ask and print what the server says (TCP: until it closes, at most 64 KiB;
-/// UDP: one datagram).
+/// daytime / qotd: ask and print what the server says (TCP: until it closes, at most 64 KiB,
+/// all within -W; UDP: one datagram).
 pub fn announcement(config: &Config) -> Result<()> {
+    announcement_inner(config).map_err(|e| config.prefixed(e))
+}
+
+fn announcement_inner(config: &Config) -> Result<()> {
     let channel = Channel::open(config)?;
     let peer = channel.peer();
     let (reply, rtt) = match &channel {
@@ -421,14 +555,16 @@ pub fn announcement(config: &Config) -> Result<()> {
         Channel::Udp(socket, peer) => udp_exchange(socket, config, *peer, b"", |_| true)?
             .ok_or_else(|| no_reply(config, *peer))?,
         Channel::Tcp(stream, peer) => {
+            let what = config.describe(*peer);
             let started = Instant::now();
-            let (reply, closed) = read_up_to(stream, MAX_REPLY + 1, config.timeout)?;
+            // One deadline for the whole reply: a server that trickles a byte at a time
+            // cannot hold the client past -W.
+            let deadline = Deadline::after(Some(config.timeout));
+            let (reply, end) = read_up_to(stream, MAX_REPLY + 1, deadline, config.idle)
+                .with_context(|| what.clone())?;
             if reply.is_empty() {
-                return Err(if closed {
-                    anyhow!(
-                        "{}: the server closed without a reply",
-                        config.describe(*peer)
-                    )
+                return Err(if end == End::Closed {
+                    closed_without_reply(config, *peer)
                 } else {
                     no_reply(config, *peer)
                 });
@@ -437,19 +573,37 @@ pub fn announcement(config: &Config) -> Result<()> {
                 let text = crlf_to_lf(&reply[..MAX_REPLY]);
                 print_reply(config, *peer, started.elapsed(), &text)?;
                 return Err(anyhow!(
-                    "{}: the reply is longer than {} KiB; stopped reading",
-                    config.describe(*peer),
+                    "{what}: the reply is longer than {} KiB; stopped reading",
                     MAX_REPLY / 1024
                 ));
             }
-            if !closed {
-                crate::info!(
-                    "{}: the server did not close within {}; printing what came",
-                    config.describe(*peer),
+            let rtt = started.elapsed();
+            match end {
+                End::Closed | End::Full => {}
+                // A whole line came and the server kept the connection: that is the answer.
+                _ if reply.ends_with(b"\n") => crate::info!(
+                    "{what}: the server did not close within {}; printing what came",
                     format_duration(config.timeout)
-                );
+                ),
+                // Cut in the middle of a line: print it, but do not pass it off as the answer.
+                _ => {
+                    print_reply(config, *peer, rtt, &crlf_to_lf(&reply))?;
+                    let limit = if end == End::Idle {
+                        format!(
+                            "-i {} of silence",
+                            format_duration(config.idle.unwrap_or_default())
+                        )
+                    } else {
+                        format!("-W {} for the whole reply", format_duration(config.timeout))
+                    };
+                    return Err(anyhow!(
+                        "{what}: the reply was still incomplete (no line end, no close) after \
+                         {limit}; printed the {} bytes that came",
+                        reply.len()
+                    ));
+                }
             }
-            (reply, started.elapsed())
+            (reply, rtt)
         }
     };
     // Text services end their lines with CRLF; a terminal and a pipeline want LF.
@@ -482,6 +636,14 @@ mod tests {
     #[test]
     fn crlf_becomes_lf_and_lone_cr_stays() {
         assert_eq!(crlf_to_lf(b"a\r\nb\rc\r\n"), b"a\nb\rc\n");
+    }
+
+    #[test]
+    fn quoted_replies_are_escaped_and_capped() {
+        assert_eq!(quote_reply(b"ERR\r\n"), "\"ERR\\r\\n\"");
+        let long = quote_reply(&[b'x'; 1000]);
+        assert!(long.ends_with("...\" (1000 bytes)"), "{long}");
+        assert!(long.len() < QUOTED_REPLY + 30);
     }
 
     #[test]

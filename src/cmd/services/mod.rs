@@ -61,16 +61,16 @@ pub struct ServiceArgs {
     pub tcp: bool,
     #[command(flatten)]
     pub family: FamilyArgs,
-    /// Client: with echo -c, the interval between probes (default 1s); otherwise the idle
-    /// timeout, the longest wait for the server's next byte (as -W). Server: close a TCP
-    /// client idle for DUR (default 5m; 0 = never).
+    // Each command describes -i in its own words (`mut_arg` on EchoArgs, DaytimeArgs,
+    // QotdArgs): echo's probe interval means nothing to daytime and qotd.
     #[arg(short = 'i', value_name = "DUR", value_parser = parse_duration)]
     pub interval_or_idle: Option<Duration>,
 
     /// Connection timeout (TCP; also bounds the name lookup). Default 5s.
     #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_duration, conflicts_with = "listen", help_heading = "Client")]
     pub connect_timeout: Option<Duration>,
-    /// How long to wait for each reply (each UDP try, each probe). Default 2s.
+    /// How long to wait for each whole reply, however slowly it trickles in (each UDP try,
+    /// each probe). Default 2s.
     #[arg(short = 'W', long = "timeout", value_name = "DUR", value_parser = parse_duration, conflicts_with = "listen", help_heading = "Client")]
     pub timeout: Option<Duration>,
     /// UDP: send a request this many times before giving up on a reply.
@@ -113,9 +113,21 @@ macro_rules! server_help {
     };
 }
 
+/// `-i` as the client of a one-reply service reads it (daytime, qotd), and as the server.
+const IDLE_HELP: &str = "Client: the longest silence between two bytes of the reply (-W still \
+    bounds the whole reply, and is at least DUR when not given). Server: close a TCP client \
+    idle for DUR (default 5m; 0 = never).";
+
+/// `-i` for echo: the probe interval with -c, otherwise as [`IDLE_HELP`].
+const ECHO_INTERVAL_HELP: &str = "Client: with -c, the interval between probes (default 1s); \
+    otherwise the longest silence between two bytes of a reply (-W still bounds the whole \
+    reply, and is at least DUR when not given). Server: close a TCP client idle for DUR \
+    (default 5m; 0 = never).";
+
 /// Echo: RFC 862.
 #[derive(Debug, Args)]
 #[command(
+    mut_arg("interval_or_idle", |a| a.help(ECHO_INTERVAL_HELP)),
     long_about = concat!("RFC 862 echo. As a client, send MESSAGE (the words joined by spaces, sent \
         as typed with no newline added) to HOST (TCP port 7 by default, -u for UDP), print \
         the reply, and exit 1 saying where the reply differs if it is not what was sent. \
@@ -124,24 +136,44 @@ macro_rules! server_help {
         per reply with its round-trip time, and ping's summary (min/avg/max/mdev, loss); exit \
         0 when a probe came back intact, as ping does.\n\n\
         UDP requests are sent --tries times, -W apart, before giving up; the socket is \
-        connected, so only the server's replies are accepted.", server_help!()),
+        connected, so only the server's replies are accepted. Over TCP, -W bounds the whole \
+        reply, however slowly it trickles in; a reply that differs is read on (to the \
+        server's close, -W, or 64 KiB) and printed whole, and the error quotes it (escaped, \
+        cut at 120 characters). A server that closes before replying is reported as such. \
+        Every error starts `nk: echo HOST:PORT (tcp|udp):`.\n\n\
+        HOST PORT as two arguments: the word after a HOST without a port is the port when it \
+        reads as one (a number 1-65535 or a service name of /etc/services, such as echo), and \
+        the message follows; otherwise it starts the message. -M TEXT sends TEXT whatever it \
+        looks like (`nk echo -M 7007 HOST`).", server_help!()),
     after_long_help = "Examples:\n  \
         nk echo -u 127.0.0.1:7 cau                  # prints cau\n  \
         nk echo -c 10 -i 200ms 127.0.0.1:7007       # RTT probes over one TCP connection\n  \
         printf 'a\\nb\\n' | nk echo 127.0.0.1:7007    # one reply per line\n  \
+        nk echo 127.0.0.1 7007 hello                # HOST PORT MESSAGE\n  \
         nk echo -l -v 7007                          # serve TCP and UDP 7007"
 )]
 pub struct EchoArgs {
     /// Client: HOST[:PORT] (port 7 by default). Server (-l): [HOST:]PORT.
     #[arg(value_name = "ADDRESS")]
     pub address: Option<String>,
-    /// The text to send (without it: the lines of stdin).
-    #[arg(value_name = "MESSAGE", conflicts_with = "listen")]
+    /// The port, when ADDRESS has none and the word reads as one (1-65535, or a service name
+    /// such as echo); then the text to send (without it: the lines of stdin). Use -M to send
+    /// a text that would read as a port.
+    #[arg(value_name = "[PORT] MESSAGE")]
     pub message: Vec<String>,
+    /// The text to send, whatever it looks like (the other arguments are then HOST [PORT]).
+    #[arg(
+        short = 'M',
+        long = "message",
+        value_name = "TEXT",
+        conflicts_with = "listen",
+        help_heading = "Client"
+    )]
+    pub text: Option<String>,
     #[command(flatten)]
     pub common: ServiceArgs,
     /// Probe mode: send N probes and print round-trip statistics.
-    #[arg(short = 'c', long = "count", value_name = "N", conflicts_with_all = ["listen", "message"], value_parser = clap::value_parser!(u64).range(1..=10_000_000), help_heading = "Client")]
+    #[arg(short = 'c', long = "count", value_name = "N", conflicts_with_all = ["listen", "text"], value_parser = clap::value_parser!(u64).range(1..=10_000_000), help_heading = "Client")]
     pub count: Option<u64>,
     /// Probe size in bytes (with -c; default 64, at least 8).
     #[arg(short = 's', long = "size", value_name = "BYTES", requires = "count", value_parser = clap::value_parser!(u32).range(8..=1_048_576), help_heading = "Client")]
@@ -151,8 +183,11 @@ pub struct EchoArgs {
 /// Daytime: RFC 867.
 #[derive(Debug, Args)]
 #[command(
+    mut_arg("interval_or_idle", |a| a.help(IDLE_HELP)),
     long_about = concat!("RFC 867 daytime. As a client, print the line HOST sends (TCP port 13 by \
-        default, read until the server closes; -u: one datagram). As a server (-l), send each \
+        default, or HOST PORT as two arguments; read until the server closes, all within -W; \
+        a line still incomplete then is printed and nk exits 1; -u: one datagram). As a \
+        server (-l), send each \
         client the current time as one line ending in CRLF, then close; over UDP, any \
         datagram gets the line back.\n\n\
         --format chooses the line: rfc867 (the default, after RFC 867's example: `Saturday, \
@@ -169,6 +204,9 @@ pub struct DaytimeArgs {
     /// Client: HOST[:PORT] (port 13 by default). Server (-l): [HOST:]PORT.
     #[arg(value_name = "ADDRESS")]
     pub address: Option<String>,
+    /// The port, when not given with the host (HOST PORT as two arguments).
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
     #[command(flatten)]
     pub common: ServiceArgs,
     /// The line's format: rfc867, rfc3339, rfc2822, ctime, or a strftime pattern.
@@ -182,8 +220,11 @@ pub struct DaytimeArgs {
 /// Quote of the day: RFC 865.
 #[derive(Debug, Args)]
 #[command(
+    mut_arg("interval_or_idle", |a| a.help(IDLE_HELP)),
     long_about = concat!("RFC 865 quote of the day. As a client, print the quote HOST sends (TCP port \
-        17 by default, read until the server closes, at most 64 KiB; -u: one datagram). As a \
+        17 by default, or HOST PORT as two arguments; read until the server closes, at most \
+        64 KiB, all within -W; a line still incomplete then is printed and nk exits 1; -u: \
+        one datagram). As a \
         server (-l), send each client (each datagram) a quote chosen at random, with CRLF \
         line ends, then close.\n\n\
         Quotes come from --quotes FILE (fortune's format: entries separated by lines holding \
@@ -200,6 +241,9 @@ pub struct QotdArgs {
     /// Client: HOST[:PORT] (port 17 by default). Server (-l): [HOST:]PORT.
     #[arg(value_name = "ADDRESS")]
     pub address: Option<String>,
+    /// The port, when not given with the host (HOST PORT as two arguments).
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
     #[command(flatten)]
     pub common: ServiceArgs,
     /// Serve the quotes of FILE (fortune `%` format or blank-line paragraphs).
@@ -215,19 +259,59 @@ pub struct QotdArgs {
 /// Runs `nk echo`.
 pub fn run_echo(args: EchoArgs) -> Result<()> {
     if args.common.listen {
-        return serve(&args.common, args.address.as_deref(), 7, Behaviour::Echo);
+        let port = match args.message.as_slice() {
+            [] => None,
+            [port] => Some(port.as_str()),
+            [_, extra, ..] => {
+                return Err(usage(format!("a server takes no MESSAGE (\"{extra}\")")))
+            }
+        };
+        return serve(
+            &args.common,
+            args.address.as_deref(),
+            port,
+            7,
+            Behaviour::Echo,
+        );
     }
-    let target = client_target(args.address.as_deref(), 7, "echo", "[MESSAGE...]")?;
+    let proto = client_proto(&args.common);
+    let address = required_address(args.address.as_deref(), "echo", "[PORT] [MESSAGE...]")?;
+    // HOST PORT MESSAGE...: the word after a HOST without a port is the port when it reads as
+    // one (a number 1-65535 or a service name); otherwise it starts the message. -M sends a
+    // message that would read as a port.
+    let (target, words) = match args.message.split_first() {
+        Some((second, rest)) if addr::parse_target(address, Some(second), proto).is_ok() => {
+            (addr::parse_target(address, Some(second), proto)?, rest)
+        }
+        _ => (
+            addr::parse_target_or(address, 7, proto)?,
+            args.message.as_slice(),
+        ),
+    };
+    let message = match (&args.text, words) {
+        (Some(text), []) => Some(text.clone()),
+        (Some(_), [extra, ..]) => {
+            return Err(usage(format!(
+                "-M gives the message: \"{extra}\" is one argument too many (HOST [PORT] only)"
+            )))
+        }
+        (None, []) => None,
+        (None, words) => Some(words.join(" ")),
+    };
     let mut config = client::Config::new(&args.common, target, "echo")?;
     if let Some(count) = args.count {
+        if let Some(message) = message {
+            return Err(usage(format!(
+                "-c sends probes, not a MESSAGE (\"{message}\")"
+            )));
+        }
         let size = args.size.unwrap_or(64) as usize;
         return probe::run(&config, count, size, args.common.interval_or_idle);
     }
     config.use_idle_timeout(args.common.interval_or_idle);
-    if args.message.is_empty() {
-        client::echo_lines(&config)
-    } else {
-        client::echo_message(&config, args.message.join(" ").as_bytes())
+    match message {
+        None => client::echo_lines(&config),
+        Some(message) => client::echo_message(&config, message.as_bytes()),
     }
 }
 
@@ -240,9 +324,21 @@ pub fn run_daytime(args: DaytimeArgs) -> Result<()> {
             line.extend_from_slice(b"\r\n");
             line
         }));
-        return serve(&args.common, args.address.as_deref(), 13, behaviour);
+        return serve(
+            &args.common,
+            args.address.as_deref(),
+            args.port.as_deref(),
+            13,
+            behaviour,
+        );
     }
-    let target = client_target(args.address.as_deref(), 13, "daytime", "")?;
+    let target = client_target(
+        &args.common,
+        args.address.as_deref(),
+        args.port.as_deref(),
+        13,
+        "daytime",
+    )?;
     let mut config = client::Config::new(&args.common, target, "daytime")?;
     config.use_idle_timeout(args.common.interval_or_idle);
     client::announcement(&config)
@@ -260,9 +356,21 @@ pub fn run_qotd(args: QotdArgs) -> Result<()> {
             let pick = rand::rng().random_range(0..wire.len());
             wire[pick].clone()
         }));
-        return serve(&args.common, args.address.as_deref(), 17, behaviour);
+        return serve(
+            &args.common,
+            args.address.as_deref(),
+            args.port.as_deref(),
+            17,
+            behaviour,
+        );
     }
-    let target = client_target(args.address.as_deref(), 17, "qotd", "")?;
+    let target = client_target(
+        &args.common,
+        args.address.as_deref(),
+        args.port.as_deref(),
+        17,
+        "qotd",
+    )?;
     let mut config = client::Config::new(&args.common, target, "qotd")?;
     config.use_idle_timeout(args.common.interval_or_idle);
     client::announcement(&config)
@@ -307,32 +415,52 @@ fn load_quotes(path: &str) -> Result<Vec<String>> {
     Ok(kept)
 }
 
-/// The server's address for a client command, which needs one.
-fn client_target(
-    address: Option<&str>,
-    default_port: u16,
-    command: &str,
-    rest: &str,
-) -> Result<addr::Target> {
-    let Some(address) = address else {
-        return Err(anyhow::Error::new(
+/// The protocol a client's port names are looked up for.
+fn client_proto(common: &ServiceArgs) -> Proto {
+    if common.udp {
+        Proto::Udp
+    } else {
+        Proto::Tcp
+    }
+}
+
+/// The server's address, which a client command needs.
+fn required_address<'a>(address: Option<&'a str>, command: &str, rest: &str) -> Result<&'a str> {
+    address.ok_or_else(|| {
+        anyhow::Error::new(
             crate::exit::UsageError::new("a server address is required").with_hint(format!(
                 "nk {command} HOST[:PORT] {rest} to ask a server, or nk {command} -l [PORT] to be one"
             )),
-        ));
-    };
-    addr::parse_target_or(address, default_port, Proto::Tcp)
+        )
+    })
+}
+
+/// The server for daytime and qotd: HOST[:PORT], or HOST and PORT as two arguments.
+fn client_target(
+    common: &ServiceArgs,
+    address: Option<&str>,
+    port: Option<&str>,
+    default_port: u16,
+    command: &str,
+) -> Result<addr::Target> {
+    let address = required_address(address, command, "")?;
+    let proto = client_proto(common);
+    match port {
+        Some(port) => addr::parse_target(address, Some(port), proto),
+        None => addr::parse_target_or(address, default_port, proto),
+    }
 }
 
 /// Runs the server: binds TCP and/or UDP on one port and serves until interrupted.
 fn serve(
     common: &ServiceArgs,
     address: Option<&str>,
+    port: Option<&str>,
     default_port: u16,
     behaviour: Behaviour,
 ) -> Result<()> {
     let spec = match address {
-        Some(text) => addr::parse_listen(text, None, Proto::Tcp)?,
+        Some(text) => addr::parse_listen(text, port, Proto::Tcp)?,
         None => ListenSpec {
             host: None,
             port: default_port,

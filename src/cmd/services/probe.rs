@@ -97,6 +97,10 @@ impl Records {
 
 /// Runs `count` probes of `size` bytes, `interval` apart, and prints the summary.
 pub fn run(config: &Config, count: u64, size: usize, interval: Option<Duration>) -> Result<()> {
+    run_inner(config, count, size, interval).map_err(|e| config.prefixed(e))
+}
+
+fn run_inner(config: &Config, count: u64, size: usize, interval: Option<Duration>) -> Result<()> {
     let interval = interval.unwrap_or(DEFAULT_INTERVAL);
     let channel = Channel::open(config)?;
     let peer = channel.peer();
@@ -141,7 +145,7 @@ pub fn run(config: &Config, count: u64, size: usize, interval: Option<Duration>)
                 let mut writer = stream;
                 writer
                     .write_all(&probe)
-                    .with_context(|| format!("send to {}", config.describe(peer)))?;
+                    .with_context(|| format!("{}: send", config.describe(peer)))?;
                 loop {
                     match records.next(stream, size, deadline)? {
                         None => break Outcome::Lost,
