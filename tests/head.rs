@@ -1392,3 +1392,172 @@ fn header_without_colon_is_a_usage_error() {
     assert!(out.stdout.is_empty(), "{}", out.describe());
     assert_no_connection(&l, "nk head -H NoColon");
 }
+
+// ---------------------------------------------------------------------------
+// issue 17: redirects across origins, Location forms, folds, TLS options, JSON bodies
+// ---------------------------------------------------------------------------
+
+/// A recording server that answers each request by its target: `answer(target, own_port)`,
+/// then holds the connection as `respond_hold` does. Returns every byte each client sent.
+fn routed(answer: impl Fn(&str, u16) -> Vec<u8> + Send + Sync + 'static) -> HttpServer<Vec<u8>> {
+    let cell = Arc::new(std::sync::OnceLock::<u16>::new());
+    let c = Arc::clone(&cell);
+    let srv = HttpServer::start(move |mut s: TcpStream| {
+        let mut got = read_head(&mut s);
+        let port = *c.get().expect("port set before nk runs");
+        let _ = s.write_all(&answer(&request_target(&got), port));
+        let (more, _) = read_until_eof(&mut s, 20.0);
+        got.extend_from_slice(&more);
+        got
+    });
+    cell.set(srv.port()).expect("set once");
+    srv
+}
+
+#[test]
+fn relative_location_with_a_url_in_its_query_is_followed() {
+    let srv = routed(|target, _| match target {
+        "/start" => {
+            b"HTTP/1.1 302 Found\r\nLocation: /login?next=https://x/\r\nContent-Length: 0\r\n\r\n"
+                .to_vec()
+        }
+        "/login?next=https://x/" => OK_EMPTY.to_vec(),
+        _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    });
+    let out = head(&["-L", &format!("http://127.0.0.1:{}/start", srv.port())]);
+    out.expect_code(0);
+    let heads = split_heads(&out.stdout);
+    assert_eq!(
+        heads.last().map(|h| status_line(h)).as_deref(),
+        Some("HTTP/1.1 200 OK"),
+        "{}",
+        out.describe()
+    );
+    let targets: Vec<String> = srv.finish().iter().map(|r| request_target(r)).collect();
+    assert_eq!(targets, ["/start", "/login?next=https://x/"]);
+}
+
+#[test]
+fn url_without_scheme_with_a_url_in_its_query() {
+    let (req, p) = sent_by(|p| vec![format!("127.0.0.1:{p}/ok?x=http://y")]);
+    expect_default_request(&req, "HEAD", "/ok?x=http://y", &format!("127.0.0.1:{p}"));
+}
+
+#[test]
+fn empty_location_is_reported_and_not_followed() {
+    // An empty reference is the current URL (RFC 3986 §5.2): curl does not follow it, nor does nk.
+    let hd = b"HTTP/1.1 301 Moved Permanently\r\nLocation:\r\nContent-Length: 0\r\n\r\n";
+    let srv = HttpServer::start(respond_hold(hd.to_vec()));
+    let out = head(&["-L", &format!("http://127.0.0.1:{}/same", srv.port())]);
+    out.expect_code(0);
+    out.expect_stdout(hd);
+    out.expect_stderr_contains("empty Location");
+    only_request(srv.finish());
+}
+
+#[test]
+fn folded_header_is_accepted_printed_as_received_and_unfolded_in_json() {
+    let hd =
+        b"HTTP/1.1 200 OK\r\nX-Folded: first\r\n   second\r\n\tthird\r\nContent-Length: 0\r\n\r\n";
+    let srv = HttpServer::start(respond_hold(hd.to_vec()));
+    let out = head(&[&format!("127.0.0.1:{}/", srv.port())]);
+    out.expect_code(0);
+    out.expect_stdout(hd);
+    srv.finish();
+
+    let srv = HttpServer::start(respond_hold(hd.to_vec()));
+    let out = head(&["--json", &format!("127.0.0.1:{}/", srv.port())]);
+    out.expect_code(0);
+    let v = &json_values(&out)[0];
+    assert_eq!(
+        v["headers"],
+        serde_json::json!([["X-Folded", "first second third"], ["Content-Length", "0"]]),
+        "RFC 9112 §5.2: each fold becomes a space\n{}",
+        out.describe()
+    );
+    srv.finish();
+}
+
+#[test]
+fn malformed_head_errors_quote_the_line_at_fault() {
+    let long = format!(
+        "HTTP/1.1 200 OK\r\nServer: t\r\n{}\r\n\r\n",
+        "x".repeat(5000)
+    );
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            b"HTTP/1.1 200 OK\r\nServer: t\r\nthis line has no colon\r\n\r\n".to_vec(),
+            "\"this line has no colon\"",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nServer: t\r\nBad Name: v\r\n\r\n".to_vec(),
+            "\"Bad Name: v\"",
+        ),
+        (
+            b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            "\"HTTP/1.1 2000 OK\"",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n".to_vec(),
+            "\"X: a\\u{1}b\"",
+        ),
+        (long.into_bytes(), "\"xxxxxxxx"),
+    ];
+    for (resp, quoted) in cases {
+        let srv = HttpServer::start(respond_close(resp.clone()));
+        let out = head(&[&format!("127.0.0.1:{}/", srv.port())]);
+        out.expect_code(1);
+        out.expect_stderr_contains(quoted);
+        assert!(
+            out.stderr.len() < 400,
+            "the quoted line is bounded in length\n{}",
+            out.describe()
+        );
+        if !quoted.starts_with("\"HTTP/") {
+            assert!(
+                !out.stderr.contains("HTTP/1.1 200 OK"),
+                "the error quotes the bad line, not the status line\n{}",
+                out.describe()
+            );
+        }
+        srv.finish();
+    }
+}
+
+#[test]
+fn url_syntax_errors_are_usage_errors_without_traffic() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let p = l.local_addr().unwrap().port();
+    for (url, said) in [
+        (format!("http://127.0.0.1:+{p}/"), "port"),
+        (format!("127.0.0.1:+{p}/"), "port"),
+        (format!("http:/127.0.0.1:{p}/"), "\"//\""),
+        (format!("http://127.0.0.1:{p}x/"), "port"),
+    ] {
+        let out = head(&[&url]);
+        out.expect_code(2);
+        out.expect_stderr_contains(said);
+        assert!(out.stdout.is_empty(), "{}", out.describe());
+        assert_no_connection(&l, &format!("nk head {url}"));
+    }
+}
+
+#[test]
+fn location_with_spaces_and_raw_bytes_is_percent_encoded_and_followed() {
+    let srv = routed(|target, _| match target {
+        "/start" => {
+            b"HTTP/1.1 302 Found\r\nLocation: /a b/caf\xe9?q=x y\r\nContent-Length: 0\r\n\r\n"
+                .to_vec()
+        }
+        "/a%20b/caf%E9?q=x%20y" => OK_EMPTY.to_vec(),
+        _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    });
+    let out = head(&[
+        "-L",
+        "--fail",
+        &format!("http://127.0.0.1:{}/start", srv.port()),
+    ]);
+    out.expect_code(0);
+    let targets: Vec<String> = srv.finish().iter().map(|r| request_target(r)).collect();
+    assert_eq!(targets, ["/start", "/a%20b/caf%E9?q=x%20y"]);
+}

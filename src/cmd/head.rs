@@ -46,12 +46,24 @@ const HTTP_ALPN: &[&str] = &["http/1.1"];
         certificate is checked against the system store (SSL_CERT_FILE and SSL_CERT_DIR \
         honoured), then webpki-roots, or --ca FILE; -k skips the check. ALPN offers \
         http/1.1. A server that closes without close_notify after a complete response is \
-        not an error. -L follows redirects (301, 302, 303, 307, 308; relative Locations \
-        resolved) and prints every head in the chain. --http1.0 sends the seed programs' \
+        not an error. -L follows redirects (301, 302, 303, 307, 308) and prints every head in \
+        the chain. A Location is resolved as RFC 3986 says (a scheme is letters, digits, + - . \
+        up to the first colon, before any / ? or #: /login?next=https://x/ is relative); \
+        spaces, control characters and non-ASCII bytes in its path and query are \
+        percent-encoded as curl does (a space as %20, in the query too, where curl writes +), \
+        and an empty port is the scheme's. An empty Location is this same URL (RFC 3986 \
+        §5.2.2): like curl, nk does not follow it; it prints that head as the final one, says \
+        `warning: ... empty Location ... not followed` on stderr and exits as for any final \
+        response (0, or 1 with --fail for 400 and above). --http1.0 sends the seed programs' \
         requests: `HEAD / HTTP/1.0` with no header, or GET with Host and User-Agent. -H adds \
         a header or replaces a default one (an empty value removes it).\n\n\
-        A CR, LF or other control character in the host, path or a header is refused before \
-        anything is sent (exit 2). Exit status: 0 a response came (any status, unless --fail: \
+        The URL you type is checked strictly, before anything is sent (exit 2): a CR, LF, \
+        space or other control character in the host, path or a header; a port that is not \
+        1-65535 in digits (+80, 80x); an empty port (host:); anything but :PORT after [IPv6]; \
+        http:/host (the // is missing). A response head with an obsolete folded field (a line \
+        starting with a space or tab, RFC 9112 §5.2) is accepted: it is printed as received, \
+        and --json gives the value with each fold replaced by a space. A malformed head is \
+        refused (exit 1) with the line at fault quoted, escaped, at most 80 bytes of it. Exit status: 0 a response came (any status, unless --fail: \
         then 1 for 400 and above), 1 refused, timed out, a certificate that fails the check \
         (the reason is named) or a malformed response, 2 usage.\n\n\
         -v prints the timing (resolve, connect, TLS handshake, first byte, total) and, for \
@@ -65,7 +77,8 @@ const HTTP_ALPN: &[&str] = &["http/1.1"];
         nk head --json -v example.com | jq .status"
 )]
 pub struct HeadArgs {
-    /// http[s]://HOST[:PORT]/PATH?QUERY, or HOST[:PORT][/PATH] (http).
+    /// http[s]://HOST[:PORT]/PATH?QUERY, or HOST[:PORT][/PATH] (http; a `://` later on, as in
+    /// `HOST:PORT/ok?x=http://y`, is part of the query).
     #[arg(value_name = "URL")]
     pub url: String,
     /// Send GET and print the body after the head.
@@ -151,10 +164,20 @@ pub fn run(args: HeadArgs) -> Result<()> {
         }
         let config = if url.tls { tls_config.clone() } else { None };
         let mut response = fetch(&url, &request, &args, config)?;
-        let location = response.head.header("location").map(str::to_string);
-        let redirect = args.follow
-            && matches!(response.head.status, 301 | 302 | 303 | 307 | 308)
-            && location.is_some();
+        let location = response.head.location.clone();
+        let redirect_status = matches!(response.head.status, 301 | 302 | 303 | 307 | 308);
+        // An empty Location is a reference to this very URL (RFC 3986 §5.2.2): following it
+        // would ask again for what was just answered. curl ignores it; nk says so and stops.
+        let empty = location
+            .as_deref()
+            .is_some_and(|l| l.trim_ascii().is_empty());
+        if args.follow && redirect_status && empty {
+            crate::log::warn(format_args!(
+                "head {url}: the {} response has an empty Location (this same URL): not followed",
+                response.head.status
+            ));
+        }
+        let redirect = args.follow && redirect_status && location.is_some() && !empty;
         if !redirect && method == Method::Get {
             print_head(&args, &url, &response)?;
             read_body(&mut response, &args)?;
