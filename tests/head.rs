@@ -1561,3 +1561,140 @@ fn location_with_spaces_and_raw_bytes_is_percent_encoded_and_followed() {
     let targets: Vec<String> = srv.finish().iter().map(|r| request_target(r)).collect();
     assert_eq!(targets, ["/start", "/a%20b/caf%E9?q=x%20y"]);
 }
+
+/// The value of the first request header `name` (case-insensitive) in `req`, if any.
+fn request_header(req: &[u8], name: &str) -> Option<String> {
+    let text = lossy(req);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    head.split("\r\n").skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// The user's credentials for a host, as -H gives them.
+const CREDENTIALS: [&str; 3] = [
+    "Authorization: Bearer s3cret",
+    "Cookie: session=abc",
+    "Proxy-Authorization: Basic cHJveHk6cHc=",
+];
+
+#[test]
+fn redirect_to_another_origin_drops_credentials_and_the_user_host() {
+    // A (127.0.0.1:ap) redirects to B (127.0.0.1:bp): another port is another origin, as
+    // curl sees it. B must not get the Authorization, Cookie, Proxy-Authorization nor the
+    // Host meant for A; other user headers follow.
+    let b = HttpServer::start(respond_hold(OK_EMPTY.to_vec()));
+    let bp = b.port();
+    let a = HttpServer::start(respond_hold(
+        format!("HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{bp}/there\r\nContent-Length: 0\r\n\r\n")
+            .into_bytes(),
+    ));
+    let ap = a.port();
+    let url = format!("http://127.0.0.1:{ap}/here");
+    let mut args = vec!["-L", "-H", "Host: vhost.test", "-H", "X-Keep: 1"];
+    for c in CREDENTIALS {
+        args.extend(["-H", c]);
+    }
+    args.push(&url);
+    let out = head(&args);
+    out.expect_code(0);
+    let ra = only_request(a.finish());
+    let rb = only_request(b.finish());
+    for (name, want) in [
+        ("Authorization", "Bearer s3cret"),
+        ("Cookie", "session=abc"),
+        ("Proxy-Authorization", "Basic cHJveHk6cHc="),
+        ("Host", "vhost.test"),
+    ] {
+        assert_eq!(
+            request_header(&ra, name).as_deref(),
+            Some(want),
+            "A: {}",
+            lossy(&ra)
+        );
+    }
+    for name in ["Authorization", "Cookie", "Proxy-Authorization"] {
+        assert_eq!(
+            request_header(&rb, name),
+            None,
+            "{name} leaked to another origin: {}",
+            lossy(&rb)
+        );
+    }
+    assert_eq!(
+        request_header(&rb, "Host").as_deref(),
+        Some(format!("127.0.0.1:{bp}").as_str()),
+        "Host follows the new URL: {}",
+        lossy(&rb)
+    );
+    assert_eq!(
+        request_header(&rb, "X-Keep").as_deref(),
+        Some("1"),
+        "{}",
+        lossy(&rb)
+    );
+}
+
+#[test]
+fn redirect_within_the_origin_keeps_credentials_and_the_user_host() {
+    let srv = routed(|target, port| {
+        match target {
+        "/here" => format!(
+            "HTTP/1.1 301 Moved Permanently\r\nLocation: http://127.0.0.1:{port}/there\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes(),
+        _ => OK_EMPTY.to_vec(),
+    }
+    });
+    let url = format!("http://127.0.0.1:{}/here", srv.port());
+    let mut args = vec!["-L", "-H", "Host: vhost.test"];
+    for c in CREDENTIALS {
+        args.extend(["-H", c]);
+    }
+    args.push(&url);
+    head(&args).expect_code(0);
+    let reqs = srv.finish();
+    assert_eq!(reqs.len(), 2);
+    for req in &reqs {
+        assert_eq!(request_header(req, "Host").as_deref(), Some("vhost.test"));
+        assert_eq!(
+            request_header(req, "Authorization").as_deref(),
+            Some("Bearer s3cret"),
+            "{}",
+            lossy(req)
+        );
+        assert_eq!(
+            request_header(req, "Cookie").as_deref(),
+            Some("session=abc")
+        );
+    }
+}
+
+#[test]
+fn tls_options_on_http_without_l_are_a_usage_error() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let p = l.local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{p}/");
+    for flags in [
+        &["-k"][..],
+        &["--ca", "/nonexistent/ca.pem"][..],
+        &["--sni", "example.test"][..],
+        &["--alpn", "h2"][..],
+    ] {
+        let mut args = flags.to_vec();
+        args.push(&url);
+        let out = head(&args);
+        out.expect_code(2);
+        out.expect_stderr_contains("https://");
+        assert!(out.stdout.is_empty(), "{}", out.describe());
+        assert_no_connection(&l, &format!("nk head {args:?}"));
+    }
+}
+
+#[test]
+fn tls_options_on_http_with_l_are_allowed() {
+    // The chain may reach https://: the options are kept for it.
+    let (req, _) = sent_by(|p| vec!["-L".into(), "-k".into(), format!("http://127.0.0.1:{p}/")]);
+    assert_eq!(request_target(&req), "/");
+}

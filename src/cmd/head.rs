@@ -57,6 +57,15 @@ const HTTP_ALPN: &[&str] = &["http/1.1"];
         response (0, or 1 with --fail for 400 and above). --http1.0 sends the seed programs' \
         requests: `HEAD / HTTP/1.0` with no header, or GET with Host and User-Agent. -H adds \
         a header or replaces a default one (an empty value removes it).\n\n\
+        Redirects and credentials, as curl: the -H headers Authorization, Cookie and \
+        Proxy-Authorization, and a -H Host, are sent only to the origin of the URL given \
+        (scheme, host and port). A redirect to another host, another port or another scheme \
+        (https to http above all) gets none of them, and its Host header is the new URL's \
+        (-v names what was withheld); other -H headers follow every redirect. A redirect back \
+        to the first origin gets them again.\n\n\
+        The TLS options (--ca, -k, --sni, --alpn, --cert/--key) need an https:// URL: with \
+        an http:// URL they are a usage error (exit 2, nothing sent), unless -L is given, \
+        since a redirect may lead to https:// where they then apply.\n\n\
         The URL you type is checked strictly, before anything is sent (exit 2): a CR, LF, \
         space or other control character in the host, path or a header; a port that is not \
         1-65535 in digits (+80, 80x); an empty port (host:); anything but :PORT after [IPv6]; \
@@ -151,6 +160,17 @@ pub fn run(args: HeadArgs) -> Result<()> {
         .map(|h| http::parse_header(h).map_err(usage))
         .collect::<Result<Vec<_>>>()?;
     let method = if args.get { Method::Get } else { Method::Head };
+    // Trust options with an http:// URL do nothing, unless -L may reach https:// on the way.
+    if !url.tls && !args.follow {
+        if let Some(flag) = args.trust.given() {
+            return Err(usage(format!(
+                "{flag} needs an https:// URL (or -L, whose redirects may reach https://)"
+            )));
+        }
+    }
+    // Credentials and a Host header were meant for the origin the user typed (scheme, host,
+    // port): a redirect elsewhere, an https -> http downgrade included, must not carry them.
+    let first_origin = origin(&url);
     // Made at once for an https:// URL or a TLS option (a bad --ca file is a usage error
     // before any traffic), otherwise on first need: an http:// URL may redirect to https://.
     let mut tls_config = (url.tls || args.trust.given().is_some())
@@ -158,7 +178,8 @@ pub fn run(args: HeadArgs) -> Result<()> {
         .transpose()?;
     let mut redirects = 0;
     loop {
-        let request = http::build_request(method, &url, args.http10, &extra);
+        let hop_extra = headers_for(&url, &first_origin, &extra);
+        let request = http::build_request(method, &url, args.http10, &hop_extra);
         if url.tls && tls_config.is_none() {
             tls_config = Some(args.trust.config(HTTP_ALPN)?);
         }
@@ -221,6 +242,48 @@ pub fn run(args: HeadArgs) -> Result<()> {
         }
         return Ok(());
     }
+}
+
+/// The user's headers that only the origin they typed may see, as curl drops them.
+const CREDENTIAL_HEADERS: [&str; 3] = ["Authorization", "Cookie", "Proxy-Authorization"];
+
+/// A URL's origin (RFC 6454: scheme, host, port); host names compare without case.
+fn origin(url: &Url) -> (bool, String, u16) {
+    (url.tls, url.host.to_ascii_lowercase(), url.port)
+}
+
+/// The user's `-H` headers for a request to `url`: all of them within the first origin;
+/// elsewhere, no credential and no Host (the Host is then the new URL's own).
+fn headers_for(
+    url: &Url,
+    first: &(bool, String, u16),
+    extra: &[(String, String)],
+) -> Vec<(String, String)> {
+    if origin(url) == *first {
+        return extra.to_vec();
+    }
+    let withheld = |name: &str| {
+        name.eq_ignore_ascii_case("host")
+            || CREDENTIAL_HEADERS
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(name))
+    };
+    let dropped: Vec<&str> = extra
+        .iter()
+        .filter(|(n, _)| withheld(n))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !dropped.is_empty() {
+        info!(
+            "not sending {} to {url}: another origin than the URL given",
+            dropped.join(", ")
+        );
+    }
+    extra
+        .iter()
+        .filter(|(n, _)| !withheld(n))
+        .cloned()
+        .collect()
 }
 
 /// Connects (with TLS when `tls` is given), sends the request and reads the response head
