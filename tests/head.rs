@@ -1698,3 +1698,66 @@ fn tls_options_on_http_with_l_are_allowed() {
     let (req, _) = sent_by(|p| vec!["-L".into(), "-k".into(), format!("http://127.0.0.1:{p}/")]);
     assert_eq!(request_target(&req), "/");
 }
+
+/// `nk head --get --json ARGS URL` against a server that answers `response` once.
+fn get_json(response: &[u8], args: &[&str]) -> (Finished, Value) {
+    let srv = HttpServer::start(respond_hold(response.to_vec()));
+    let url = format!("http://127.0.0.1:{}/b", srv.port());
+    let mut all = vec!["--get", "--json"];
+    all.extend_from_slice(args);
+    all.push(&url);
+    let out = head(&all);
+    srv.finish();
+    let vals = json_values(&out);
+    assert_eq!(vals.len(), 1, "one object\n{}", out.describe());
+    let v = vals[0].clone();
+    (out, v)
+}
+
+#[test]
+fn get_json_carries_the_body() {
+    let (out, v) = get_json(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nh\xc3\xa9llo",
+        &[],
+    );
+    out.expect_code(0);
+    assert_eq!(v["body"], "héllo", "{v}");
+    assert_eq!(v["body_encoding"], "utf-8", "{v}");
+    assert_eq!(v["body_truncated"], false, "{v}");
+
+    let (out, v) = get_json(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n\xff\x00\x01\r\n0\r\n\r\n",
+        &[],
+    );
+    out.expect_code(0);
+    assert_eq!(v["body"], "/wAB", "{v}");
+    assert_eq!(v["body_encoding"], "base64", "{v}");
+}
+
+#[test]
+fn get_json_body_over_max_body_is_truncated_and_said() {
+    let body = "0123456789".repeat(10);
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (out, v) = get_json(resp.as_bytes(), &["--max-body", "15"]);
+    out.expect_code(0);
+    assert_eq!(v["body"], "012345678901234", "{v}");
+    assert_eq!(v["body_truncated"], true, "{v}");
+    out.expect_stderr_contains("--max-body");
+}
+
+#[test]
+fn max_body_needs_get_and_json() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://127.0.0.1:{}/", l.local_addr().unwrap().port());
+    for args in [
+        vec!["--max-body", "10", &url],
+        vec!["--get", "--max-body", "10", &url],
+    ] {
+        let out = head(&args);
+        out.expect_code(2);
+        assert_no_connection(&l, &format!("nk head {args:?}"));
+    }
+}

@@ -75,6 +75,11 @@ const HTTP_ALPN: &[&str] = &["http/1.1"];
         refused (exit 1) with the line at fault quoted, escaped, at most 80 bytes of it. Exit status: 0 a response came (any status, unless --fail: \
         then 1 for 400 and above), 1 refused, timed out, a certificate that fails the check \
         (the reason is named) or a malformed response, 2 usage.\n\n\
+        --get --json puts the final body in the JSON object: \"body\" is the text when it is \
+        UTF-8, otherwise its base64 (\"body_encoding\": \"utf-8\" or \"base64\"). At most \
+        --max-body bytes (1M by default) are kept: a longer body is cut there (a UTF-8 text \
+        at a character boundary), \"body_truncated\": true, a warning on stderr, exit 0; \
+        nk stops reading at the cap.\n\n\
         -v prints the timing (resolve, connect, TLS handshake, first byte, total) and, for \
         https, the TLS version, cipher suite, ALPN and the server certificate's subject, \
         issuer, validity and SHA-256.",
@@ -115,9 +120,15 @@ pub struct HeadArgs {
     #[arg(long)]
     pub fail: bool,
     /// One JSON object per response instead of the raw head:
-    /// {url, version, status, reason, headers, timing}.
+    /// {url, version, status, reason, headers, timing}; with --get the final one also has
+    /// body, body_encoding ("utf-8" or "base64") and body_truncated (see --max-body).
     #[arg(long)]
     pub json: bool,
+    /// With --get --json: keep at most SIZE bytes of the body in the JSON (65536, 64k, 4M; at
+    /// most 1 GiB). A longer body is cut there, "body_truncated": true, and a warning.
+    #[arg(long = "max-body", value_name = "SIZE", value_parser = crate::cli::parse_size,
+          default_value = "1M", requires_all = ["get", "json"])]
+    pub max_body: usize,
     #[command(flatten)]
     pub family: FamilyArgs,
     #[command(flatten)]
@@ -200,12 +211,22 @@ pub fn run(args: HeadArgs) -> Result<()> {
         }
         let redirect = args.follow && redirect_status && location.is_some() && !empty;
         if !redirect && method == Method::Get {
-            print_head(&args, &url, &response)?;
-            read_body(&mut response, &args)?;
+            if args.json {
+                let body = collect_body(&mut response, &args, &url)?;
+                print_head(&args, &url, &response, Some(&body))?;
+            } else {
+                print_head(&args, &url, &response, None)?;
+                let mut out = io::stdout().lock();
+                read_body(&mut response, &args, &mut |data| {
+                    out.write_all(data).map_err(stdout_error)?;
+                    Ok(true)
+                })?;
+                out.flush().map_err(stdout_error)?;
+            }
         }
         response.timing.total = response.started.elapsed();
         if redirect || method == Method::Head {
-            print_head(&args, &url, &response)?;
+            print_head(&args, &url, &response, None)?;
         }
         let t = response.timing;
         let handshake = t
@@ -381,12 +402,58 @@ fn fetch(
     }
 }
 
-fn print_head(args: &HeadArgs, url: &Url, response: &Response) -> Result<()> {
+/// A GET body kept for `--json`: at most `--max-body` bytes of it.
+#[derive(Debug, Default)]
+struct Body {
+    bytes: Vec<u8>,
+    /// The server sent more than `--max-body`: `bytes` is its start.
+    truncated: bool,
+}
+
+/// Reads a GET body into memory for `--json`, up to `--max-body` bytes; a longer body is cut
+/// there (a warning says so) rather than refused: the head and the start are still worth
+/// having, and `body_truncated` marks it for a script.
+fn collect_body(response: &mut Response, args: &HeadArgs, url: &Url) -> Result<Body> {
+    let cap = args.max_body;
+    let mut body = Body::default();
+    read_body(response, args, &mut |data| {
+        let room = cap - body.bytes.len();
+        body.bytes.extend_from_slice(&data[..data.len().min(room)]);
+        body.truncated = data.len() > room;
+        Ok(!body.truncated)
+    })?;
+    if body.truncated {
+        crate::log::warn(format_args!(
+            "head {url}: the body is longer than --max-body {cap} bytes: the JSON has its start \
+             (\"body_truncated\": true)"
+        ));
+    }
+    Ok(body)
+}
+
+/// The JSON fields of a body: UTF-8 text as a string, anything else in base64 (RFC 4648).
+/// A truncated body cut inside a UTF-8 character loses that character's start rather than
+/// turn the whole body to base64.
+fn body_fields(body: &Body) -> (String, &'static str) {
+    let text = match std::str::from_utf8(&body.bytes) {
+        Ok(text) => Some(text),
+        Err(e) if body.truncated && e.error_len().is_none() => {
+            std::str::from_utf8(&body.bytes[..e.valid_up_to()]).ok()
+        }
+        Err(_) => None,
+    };
+    match text {
+        Some(text) => (text.to_string(), "utf-8"),
+        None => (crate::wire::smtp::base64(&body.bytes), "base64"),
+    }
+}
+
+fn print_head(args: &HeadArgs, url: &Url, response: &Response, body: Option<&Body>) -> Result<()> {
     let mut out = io::stdout().lock();
     let written = if args.json {
         let head = &response.head;
         let t = response.timing;
-        let object = serde_json::json!({
+        let mut object = serde_json::json!({
             "url": url.to_string(),
             "version": head.version,
             "status": head.status,
@@ -400,6 +467,12 @@ fn print_head(args: &HeadArgs, url: &Url, response: &Response) -> Result<()> {
                 "total_ms": ms(response.started.elapsed()),
             },
         });
+        if let Some(body) = body {
+            let (text, encoding) = body_fields(body);
+            object["body"] = text.into();
+            object["body_encoding"] = encoding.into();
+            object["body_truncated"] = body.truncated.into();
+        }
         writeln!(out, "{object}")
     } else {
         out.write_all(&response.raw_head)
@@ -407,14 +480,13 @@ fn print_head(args: &HeadArgs, url: &Url, response: &Response) -> Result<()> {
     written.and_then(|()| out.flush()).map_err(stdout_error)
 }
 
-/// Streams the body of a GET response to stdout, as its framing says.
-fn read_body(response: &mut Response, args: &HeadArgs) -> Result<()> {
-    if args.json {
-        return Ok(());
-    }
+/// What receives the body, piece by piece: `Ok(false)` stops reading (enough was kept).
+type BodySink<'a> = dyn FnMut(&[u8]) -> Result<bool> + 'a;
+
+/// Reads the body of a GET response, as its framing says, into `sink`.
+fn read_body(response: &mut Response, args: &HeadArgs, sink: &mut BodySink<'_>) -> Result<()> {
     let framing = http::framing(Method::Get, &response.head).map_err(|e| anyhow!("{e}"))?;
     let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let mut out = io::stdout().lock();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut pending = std::mem::take(&mut response.leftover);
     let stream = &mut response.stream;
@@ -430,21 +502,25 @@ fn read_body(response: &mut Response, args: &HeadArgs) -> Result<()> {
     match framing {
         Framing::None => Ok(()),
         Framing::UntilClose => loop {
-            out.write_all(&pending).map_err(stdout_error)?;
+            if !sink(&pending)? {
+                return Ok(());
+            }
             pending.clear();
             if read_more(&mut pending)? == 0 {
-                return out.flush().map_err(stdout_error);
+                return Ok(());
             }
         },
         Framing::Length(total) => {
             let mut left = total;
             loop {
                 let take = (left.min(pending.len() as u64)) as usize;
-                out.write_all(&pending[..take]).map_err(stdout_error)?;
+                if !sink(&pending[..take])? {
+                    return Ok(());
+                }
                 pending.clear();
                 left -= take as u64;
                 if left == 0 {
-                    return out.flush().map_err(stdout_error);
+                    return Ok(());
                 }
                 if read_more(&mut pending)? == 0 {
                     return Err(anyhow!(
@@ -469,13 +545,15 @@ fn read_body(response: &mut Response, args: &HeadArgs) -> Result<()> {
                         }
                     }
                     Chunk::Data { start, end } => {
-                        out.write_all(&pending[start..end]).map_err(stdout_error)?;
+                        if !sink(&pending[start..end])? {
+                            return Ok(());
+                        }
                         pending.drain(..end);
                     }
                     Chunk::Framing(n) => {
                         pending.drain(..n);
                     }
-                    Chunk::Done(_) => return out.flush().map_err(stdout_error),
+                    Chunk::Done(_) => return Ok(()),
                 }
             }
         }
