@@ -1392,3 +1392,372 @@ fn header_without_colon_is_a_usage_error() {
     assert!(out.stdout.is_empty(), "{}", out.describe());
     assert_no_connection(&l, "nk head -H NoColon");
 }
+
+// ---------------------------------------------------------------------------
+// issue 17: redirects across origins, Location forms, folds, TLS options, JSON bodies
+// ---------------------------------------------------------------------------
+
+/// A recording server that answers each request by its target: `answer(target, own_port)`,
+/// then holds the connection as `respond_hold` does. Returns every byte each client sent.
+fn routed(answer: impl Fn(&str, u16) -> Vec<u8> + Send + Sync + 'static) -> HttpServer<Vec<u8>> {
+    let cell = Arc::new(std::sync::OnceLock::<u16>::new());
+    let c = Arc::clone(&cell);
+    let srv = HttpServer::start(move |mut s: TcpStream| {
+        let mut got = read_head(&mut s);
+        let port = *c.get().expect("port set before nk runs");
+        let _ = s.write_all(&answer(&request_target(&got), port));
+        let (more, _) = read_until_eof(&mut s, 20.0);
+        got.extend_from_slice(&more);
+        got
+    });
+    cell.set(srv.port()).expect("set once");
+    srv
+}
+
+#[test]
+fn relative_location_with_a_url_in_its_query_is_followed() {
+    let srv = routed(|target, _| match target {
+        "/start" => {
+            b"HTTP/1.1 302 Found\r\nLocation: /login?next=https://x/\r\nContent-Length: 0\r\n\r\n"
+                .to_vec()
+        }
+        "/login?next=https://x/" => OK_EMPTY.to_vec(),
+        _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    });
+    let out = head(&["-L", &format!("http://127.0.0.1:{}/start", srv.port())]);
+    out.expect_code(0);
+    let heads = split_heads(&out.stdout);
+    assert_eq!(
+        heads.last().map(|h| status_line(h)).as_deref(),
+        Some("HTTP/1.1 200 OK"),
+        "{}",
+        out.describe()
+    );
+    let targets: Vec<String> = srv.finish().iter().map(|r| request_target(r)).collect();
+    assert_eq!(targets, ["/start", "/login?next=https://x/"]);
+}
+
+#[test]
+fn url_without_scheme_with_a_url_in_its_query() {
+    let (req, p) = sent_by(|p| vec![format!("127.0.0.1:{p}/ok?x=http://y")]);
+    expect_default_request(&req, "HEAD", "/ok?x=http://y", &format!("127.0.0.1:{p}"));
+}
+
+#[test]
+fn empty_location_is_reported_and_not_followed() {
+    // An empty reference is the current URL (RFC 3986 §5.2): curl does not follow it, nor does nk.
+    let hd = b"HTTP/1.1 301 Moved Permanently\r\nLocation:\r\nContent-Length: 0\r\n\r\n";
+    let srv = HttpServer::start(respond_hold(hd.to_vec()));
+    let out = head(&["-L", &format!("http://127.0.0.1:{}/same", srv.port())]);
+    out.expect_code(0);
+    out.expect_stdout(hd);
+    out.expect_stderr_contains("empty Location");
+    only_request(srv.finish());
+}
+
+#[test]
+fn folded_header_is_accepted_printed_as_received_and_unfolded_in_json() {
+    let hd =
+        b"HTTP/1.1 200 OK\r\nX-Folded: first\r\n   second\r\n\tthird\r\nContent-Length: 0\r\n\r\n";
+    let srv = HttpServer::start(respond_hold(hd.to_vec()));
+    let out = head(&[&format!("127.0.0.1:{}/", srv.port())]);
+    out.expect_code(0);
+    out.expect_stdout(hd);
+    srv.finish();
+
+    let srv = HttpServer::start(respond_hold(hd.to_vec()));
+    let out = head(&["--json", &format!("127.0.0.1:{}/", srv.port())]);
+    out.expect_code(0);
+    let v = &json_values(&out)[0];
+    assert_eq!(
+        v["headers"],
+        serde_json::json!([["X-Folded", "first second third"], ["Content-Length", "0"]]),
+        "RFC 9112 §5.2: each fold becomes a space\n{}",
+        out.describe()
+    );
+    srv.finish();
+}
+
+#[test]
+fn malformed_head_errors_quote_the_line_at_fault() {
+    let long = format!(
+        "HTTP/1.1 200 OK\r\nServer: t\r\n{}\r\n\r\n",
+        "x".repeat(5000)
+    );
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            b"HTTP/1.1 200 OK\r\nServer: t\r\nthis line has no colon\r\n\r\n".to_vec(),
+            "\"this line has no colon\"",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nServer: t\r\nBad Name: v\r\n\r\n".to_vec(),
+            "\"Bad Name: v\"",
+        ),
+        (
+            b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            "\"HTTP/1.1 2000 OK\"",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n".to_vec(),
+            "\"X: a\\u{1}b\"",
+        ),
+        (long.into_bytes(), "\"xxxxxxxx"),
+    ];
+    for (resp, quoted) in cases {
+        let srv = HttpServer::start(respond_close(resp.clone()));
+        let out = head(&[&format!("127.0.0.1:{}/", srv.port())]);
+        out.expect_code(1);
+        out.expect_stderr_contains(quoted);
+        assert!(
+            out.stderr.len() < 400,
+            "the quoted line is bounded in length\n{}",
+            out.describe()
+        );
+        if !quoted.starts_with("\"HTTP/") {
+            assert!(
+                !out.stderr.contains("HTTP/1.1 200 OK"),
+                "the error quotes the bad line, not the status line\n{}",
+                out.describe()
+            );
+        }
+        srv.finish();
+    }
+}
+
+#[test]
+fn url_syntax_errors_are_usage_errors_without_traffic() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let p = l.local_addr().unwrap().port();
+    for (url, said) in [
+        (format!("http://127.0.0.1:+{p}/"), "port"),
+        (format!("127.0.0.1:+{p}/"), "port"),
+        (format!("http:/127.0.0.1:{p}/"), "\"//\""),
+        (format!("http://127.0.0.1:{p}x/"), "port"),
+    ] {
+        let out = head(&[&url]);
+        out.expect_code(2);
+        out.expect_stderr_contains(said);
+        assert!(out.stdout.is_empty(), "{}", out.describe());
+        assert_no_connection(&l, &format!("nk head {url}"));
+    }
+}
+
+#[test]
+fn location_with_spaces_and_raw_bytes_is_percent_encoded_and_followed() {
+    let srv = routed(|target, _| match target {
+        "/start" => {
+            b"HTTP/1.1 302 Found\r\nLocation: /a b/caf\xe9?q=x y\r\nContent-Length: 0\r\n\r\n"
+                .to_vec()
+        }
+        "/a%20b/caf%E9?q=x%20y" => OK_EMPTY.to_vec(),
+        _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    });
+    let out = head(&[
+        "-L",
+        "--fail",
+        &format!("http://127.0.0.1:{}/start", srv.port()),
+    ]);
+    out.expect_code(0);
+    let targets: Vec<String> = srv.finish().iter().map(|r| request_target(r)).collect();
+    assert_eq!(targets, ["/start", "/a%20b/caf%E9?q=x%20y"]);
+}
+
+/// The value of the first request header `name` (case-insensitive) in `req`, if any.
+fn request_header(req: &[u8], name: &str) -> Option<String> {
+    let text = lossy(req);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    head.split("\r\n").skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// The user's credentials for a host, as -H gives them.
+const CREDENTIALS: [&str; 3] = [
+    "Authorization: Bearer s3cret",
+    "Cookie: session=abc",
+    "Proxy-Authorization: Basic cHJveHk6cHc=",
+];
+
+#[test]
+fn redirect_to_another_origin_drops_credentials_and_the_user_host() {
+    // A (127.0.0.1:ap) redirects to B (127.0.0.1:bp): another port is another origin, as
+    // curl sees it. B must not get the Authorization, Cookie, Proxy-Authorization nor the
+    // Host meant for A; other user headers follow.
+    let b = HttpServer::start(respond_hold(OK_EMPTY.to_vec()));
+    let bp = b.port();
+    let a = HttpServer::start(respond_hold(
+        format!("HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{bp}/there\r\nContent-Length: 0\r\n\r\n")
+            .into_bytes(),
+    ));
+    let ap = a.port();
+    let url = format!("http://127.0.0.1:{ap}/here");
+    let mut args = vec!["-L", "-H", "Host: vhost.test", "-H", "X-Keep: 1"];
+    for c in CREDENTIALS {
+        args.extend(["-H", c]);
+    }
+    args.push(&url);
+    let out = head(&args);
+    out.expect_code(0);
+    let ra = only_request(a.finish());
+    let rb = only_request(b.finish());
+    for (name, want) in [
+        ("Authorization", "Bearer s3cret"),
+        ("Cookie", "session=abc"),
+        ("Proxy-Authorization", "Basic cHJveHk6cHc="),
+        ("Host", "vhost.test"),
+    ] {
+        assert_eq!(
+            request_header(&ra, name).as_deref(),
+            Some(want),
+            "A: {}",
+            lossy(&ra)
+        );
+    }
+    for name in ["Authorization", "Cookie", "Proxy-Authorization"] {
+        assert_eq!(
+            request_header(&rb, name),
+            None,
+            "{name} leaked to another origin: {}",
+            lossy(&rb)
+        );
+    }
+    assert_eq!(
+        request_header(&rb, "Host").as_deref(),
+        Some(format!("127.0.0.1:{bp}").as_str()),
+        "Host follows the new URL: {}",
+        lossy(&rb)
+    );
+    assert_eq!(
+        request_header(&rb, "X-Keep").as_deref(),
+        Some("1"),
+        "{}",
+        lossy(&rb)
+    );
+}
+
+#[test]
+fn redirect_within_the_origin_keeps_credentials_and_the_user_host() {
+    let srv = routed(|target, port| {
+        match target {
+        "/here" => format!(
+            "HTTP/1.1 301 Moved Permanently\r\nLocation: http://127.0.0.1:{port}/there\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes(),
+        _ => OK_EMPTY.to_vec(),
+    }
+    });
+    let url = format!("http://127.0.0.1:{}/here", srv.port());
+    let mut args = vec!["-L", "-H", "Host: vhost.test"];
+    for c in CREDENTIALS {
+        args.extend(["-H", c]);
+    }
+    args.push(&url);
+    head(&args).expect_code(0);
+    let reqs = srv.finish();
+    assert_eq!(reqs.len(), 2);
+    for req in &reqs {
+        assert_eq!(request_header(req, "Host").as_deref(), Some("vhost.test"));
+        assert_eq!(
+            request_header(req, "Authorization").as_deref(),
+            Some("Bearer s3cret"),
+            "{}",
+            lossy(req)
+        );
+        assert_eq!(
+            request_header(req, "Cookie").as_deref(),
+            Some("session=abc")
+        );
+    }
+}
+
+#[test]
+fn tls_options_on_http_without_l_are_a_usage_error() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let p = l.local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{p}/");
+    for flags in [
+        &["-k"][..],
+        &["--ca", "/nonexistent/ca.pem"][..],
+        &["--sni", "example.test"][..],
+        &["--alpn", "h2"][..],
+    ] {
+        let mut args = flags.to_vec();
+        args.push(&url);
+        let out = head(&args);
+        out.expect_code(2);
+        out.expect_stderr_contains("https://");
+        assert!(out.stdout.is_empty(), "{}", out.describe());
+        assert_no_connection(&l, &format!("nk head {args:?}"));
+    }
+}
+
+#[test]
+fn tls_options_on_http_with_l_are_allowed() {
+    // The chain may reach https://: the options are kept for it.
+    let (req, _) = sent_by(|p| vec!["-L".into(), "-k".into(), format!("http://127.0.0.1:{p}/")]);
+    assert_eq!(request_target(&req), "/");
+}
+
+/// `nk head --get --json ARGS URL` against a server that answers `response` once.
+fn get_json(response: &[u8], args: &[&str]) -> (Finished, Value) {
+    let srv = HttpServer::start(respond_hold(response.to_vec()));
+    let url = format!("http://127.0.0.1:{}/b", srv.port());
+    let mut all = vec!["--get", "--json"];
+    all.extend_from_slice(args);
+    all.push(&url);
+    let out = head(&all);
+    srv.finish();
+    let vals = json_values(&out);
+    assert_eq!(vals.len(), 1, "one object\n{}", out.describe());
+    let v = vals[0].clone();
+    (out, v)
+}
+
+#[test]
+fn get_json_carries_the_body() {
+    let (out, v) = get_json(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nh\xc3\xa9llo",
+        &[],
+    );
+    out.expect_code(0);
+    assert_eq!(v["body"], "héllo", "{v}");
+    assert_eq!(v["body_encoding"], "utf-8", "{v}");
+    assert_eq!(v["body_truncated"], false, "{v}");
+
+    let (out, v) = get_json(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n\xff\x00\x01\r\n0\r\n\r\n",
+        &[],
+    );
+    out.expect_code(0);
+    assert_eq!(v["body"], "/wAB", "{v}");
+    assert_eq!(v["body_encoding"], "base64", "{v}");
+}
+
+#[test]
+fn get_json_body_over_max_body_is_truncated_and_said() {
+    let body = "0123456789".repeat(10);
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (out, v) = get_json(resp.as_bytes(), &["--max-body", "15"]);
+    out.expect_code(0);
+    assert_eq!(v["body"], "012345678901234", "{v}");
+    assert_eq!(v["body_truncated"], true, "{v}");
+    out.expect_stderr_contains("--max-body");
+}
+
+#[test]
+fn max_body_needs_get_and_json() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://127.0.0.1:{}/", l.local_addr().unwrap().port());
+    for args in [
+        vec!["--max-body", "10", &url],
+        vec!["--get", "--max-body", "10", &url],
+    ] {
+        let out = head(&args);
+        out.expect_code(2);
+        assert_no_connection(&l, &format!("nk head {args:?}"));
+    }
+}

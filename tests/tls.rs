@@ -970,6 +970,60 @@ fn head_follows_redirects_from_http_to_https_and_back() {
     );
 }
 
+/// An https -> http redirect (a downgrade, and another origin) carries none of the user's
+/// credentials: the https server gets Authorization and Cookie, the http one neither.
+#[test]
+fn head_https_to_http_redirect_never_carries_credentials() {
+    let pki = Pki::new();
+    let plain = Server::start(|mut tcp, _| {
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("set_read_timeout");
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        while find(&req, b"\r\n\r\n").is_none() {
+            match tcp.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => req.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let _ = read_until_eof(&mut tcp, 5.0);
+        req
+    });
+    let redirect = format!(
+        "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{}/plain\r\nContent-Length: 0\r\n\r\n",
+        plain.port()
+    );
+    let secure = https_once(&pki, redirect.as_bytes(), true);
+    let url = https_url(secure.port(), "/");
+    let ca = pki.ca();
+    let out = head(&[
+        "-L",
+        "--ca",
+        &ca,
+        "-H",
+        "Authorization: Bearer s3cret",
+        "-H",
+        "Cookie: session=abc",
+        &url,
+    ]);
+    out.expect_code(0);
+    let sent_secure = lossy(&secure.join());
+    let sent_plain = lossy(&plain.join());
+    assert!(
+        sent_secure.contains("\r\nAuthorization: Bearer s3cret\r\n")
+            && sent_secure.contains("\r\nCookie: session=abc\r\n"),
+        "the https origin gets the credentials: {sent_secure:?}"
+    );
+    let lower = sent_plain.to_ascii_lowercase();
+    assert!(
+        sent_plain.starts_with("HEAD /plain HTTP/1.1\r\n")
+            && !lower.contains("authorization")
+            && !lower.contains("cookie"),
+        "the http hop must not carry them: {sent_plain:?}"
+    );
+}
+
 /// A one-connection HTTPS server (rustls): reads the request head, sends `response`, then
 /// closes the TCP connection, with or without close_notify first. Returns the request.
 fn https_once(pki: &Pki, response: &[u8], close_notify: bool) -> Server<Vec<u8>> {

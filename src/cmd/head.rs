@@ -46,14 +46,40 @@ const HTTP_ALPN: &[&str] = &["http/1.1"];
         certificate is checked against the system store (SSL_CERT_FILE and SSL_CERT_DIR \
         honoured), then webpki-roots, or --ca FILE; -k skips the check. ALPN offers \
         http/1.1. A server that closes without close_notify after a complete response is \
-        not an error. -L follows redirects (301, 302, 303, 307, 308; relative Locations \
-        resolved) and prints every head in the chain. --http1.0 sends the seed programs' \
+        not an error. -L follows redirects (301, 302, 303, 307, 308) and prints every head in \
+        the chain. A Location is resolved as RFC 3986 says (a scheme is letters, digits, + - . \
+        up to the first colon, before any / ? or #: /login?next=https://x/ is relative); \
+        spaces, control characters and non-ASCII bytes in its path and query are \
+        percent-encoded as curl does (a space as %20, in the query too, where curl writes +), \
+        and an empty port is the scheme's. An empty Location is this same URL (RFC 3986 \
+        §5.2.2): like curl, nk does not follow it; it prints that head as the final one, says \
+        `warning: ... empty Location ... not followed` on stderr and exits as for any final \
+        response (0, or 1 with --fail for 400 and above). --http1.0 sends the seed programs' \
         requests: `HEAD / HTTP/1.0` with no header, or GET with Host and User-Agent. -H adds \
         a header or replaces a default one (an empty value removes it).\n\n\
-        A CR, LF or other control character in the host, path or a header is refused before \
-        anything is sent (exit 2). Exit status: 0 a response came (any status, unless --fail: \
+        Redirects and credentials, as curl: the -H headers Authorization, Cookie and \
+        Proxy-Authorization, and a -H Host, are sent only to the origin of the URL given \
+        (scheme, host and port). A redirect to another host, another port or another scheme \
+        (https to http above all) gets none of them, and its Host header is the new URL's \
+        (-v names what was withheld); other -H headers follow every redirect. A redirect back \
+        to the first origin gets them again.\n\n\
+        The TLS options (--ca, -k, --sni, --alpn, --cert/--key) need an https:// URL: with \
+        an http:// URL they are a usage error (exit 2, nothing sent), unless -L is given, \
+        since a redirect may lead to https:// where they then apply.\n\n\
+        The URL you type is checked strictly, before anything is sent (exit 2): a CR, LF, \
+        space or other control character in the host, path or a header; a port that is not \
+        1-65535 in digits (+80, 80x); an empty port (host:); anything but :PORT after [IPv6]; \
+        http:/host (the // is missing). A response head with an obsolete folded field (a line \
+        starting with a space or tab, RFC 9112 §5.2) is accepted: it is printed as received, \
+        and --json gives the value with each fold replaced by a space. A malformed head is \
+        refused (exit 1) with the line at fault quoted, escaped, at most 80 bytes of it. Exit status: 0 a response came (any status, unless --fail: \
         then 1 for 400 and above), 1 refused, timed out, a certificate that fails the check \
         (the reason is named) or a malformed response, 2 usage.\n\n\
+        --get --json puts the final body in the JSON object: \"body\" is the text when it is \
+        UTF-8, otherwise its base64 (\"body_encoding\": \"utf-8\" or \"base64\"). At most \
+        --max-body bytes (1M by default) are kept: a longer body is cut there (a UTF-8 text \
+        at a character boundary), \"body_truncated\": true, a warning on stderr, exit 0; \
+        nk stops reading at the cap.\n\n\
         -v prints the timing (resolve, connect, TLS handshake, first byte, total) and, for \
         https, the TLS version, cipher suite, ALPN and the server certificate's subject, \
         issuer, validity and SHA-256.",
@@ -65,7 +91,8 @@ const HTTP_ALPN: &[&str] = &["http/1.1"];
         nk head --json -v example.com | jq .status"
 )]
 pub struct HeadArgs {
-    /// http[s]://HOST[:PORT]/PATH?QUERY, or HOST[:PORT][/PATH] (http).
+    /// http[s]://HOST[:PORT]/PATH?QUERY, or HOST[:PORT][/PATH] (http; a `://` later on, as in
+    /// `HOST:PORT/ok?x=http://y`, is part of the query).
     #[arg(value_name = "URL")]
     pub url: String,
     /// Send GET and print the body after the head.
@@ -93,9 +120,15 @@ pub struct HeadArgs {
     #[arg(long)]
     pub fail: bool,
     /// One JSON object per response instead of the raw head:
-    /// {url, version, status, reason, headers, timing}.
+    /// {url, version, status, reason, headers, timing}; with --get the final one also has
+    /// body, body_encoding ("utf-8" or "base64") and body_truncated (see --max-body).
     #[arg(long)]
     pub json: bool,
+    /// With --get --json: keep at most SIZE bytes of the body in the JSON (65536, 64k, 4M; at
+    /// most 1 GiB). A longer body is cut there, "body_truncated": true, and a warning.
+    #[arg(long = "max-body", value_name = "SIZE", value_parser = crate::cli::parse_size,
+          default_value = "1M", requires_all = ["get", "json"])]
+    pub max_body: usize,
     #[command(flatten)]
     pub family: FamilyArgs,
     #[command(flatten)]
@@ -138,6 +171,17 @@ pub fn run(args: HeadArgs) -> Result<()> {
         .map(|h| http::parse_header(h).map_err(usage))
         .collect::<Result<Vec<_>>>()?;
     let method = if args.get { Method::Get } else { Method::Head };
+    // Trust options with an http:// URL do nothing, unless -L may reach https:// on the way.
+    if !url.tls && !args.follow {
+        if let Some(flag) = args.trust.given() {
+            return Err(usage(format!(
+                "{flag} needs an https:// URL (or -L, whose redirects may reach https://)"
+            )));
+        }
+    }
+    // Credentials and a Host header were meant for the origin the user typed (scheme, host,
+    // port): a redirect elsewhere, an https -> http downgrade included, must not carry them.
+    let first_origin = origin(&url);
     // Made at once for an https:// URL or a TLS option (a bad --ca file is a usage error
     // before any traffic), otherwise on first need: an http:// URL may redirect to https://.
     let mut tls_config = (url.tls || args.trust.given().is_some())
@@ -145,23 +189,44 @@ pub fn run(args: HeadArgs) -> Result<()> {
         .transpose()?;
     let mut redirects = 0;
     loop {
-        let request = http::build_request(method, &url, args.http10, &extra);
+        let hop_extra = headers_for(&url, &first_origin, &extra);
+        let request = http::build_request(method, &url, args.http10, &hop_extra);
         if url.tls && tls_config.is_none() {
             tls_config = Some(args.trust.config(HTTP_ALPN)?);
         }
         let config = if url.tls { tls_config.clone() } else { None };
         let mut response = fetch(&url, &request, &args, config)?;
-        let location = response.head.header("location").map(str::to_string);
-        let redirect = args.follow
-            && matches!(response.head.status, 301 | 302 | 303 | 307 | 308)
-            && location.is_some();
+        let location = response.head.location.clone();
+        let redirect_status = matches!(response.head.status, 301 | 302 | 303 | 307 | 308);
+        // An empty Location is a reference to this very URL (RFC 3986 §5.2.2): following it
+        // would ask again for what was just answered. curl ignores it; nk says so and stops.
+        let empty = location
+            .as_deref()
+            .is_some_and(|l| l.trim_ascii().is_empty());
+        if args.follow && redirect_status && empty {
+            crate::log::warn(format_args!(
+                "head {url}: the {} response has an empty Location (this same URL): not followed",
+                response.head.status
+            ));
+        }
+        let redirect = args.follow && redirect_status && location.is_some() && !empty;
         if !redirect && method == Method::Get {
-            print_head(&args, &url, &response)?;
-            read_body(&mut response, &args)?;
+            if args.json {
+                let body = collect_body(&mut response, &args, &url)?;
+                print_head(&args, &url, &response, Some(&body))?;
+            } else {
+                print_head(&args, &url, &response, None)?;
+                let mut out = io::stdout().lock();
+                read_body(&mut response, &args, &mut |data| {
+                    out.write_all(data).map_err(stdout_error)?;
+                    Ok(true)
+                })?;
+                out.flush().map_err(stdout_error)?;
+            }
         }
         response.timing.total = response.started.elapsed();
         if redirect || method == Method::Head {
-            print_head(&args, &url, &response)?;
+            print_head(&args, &url, &response, None)?;
         }
         let t = response.timing;
         let handshake = t
@@ -198,6 +263,48 @@ pub fn run(args: HeadArgs) -> Result<()> {
         }
         return Ok(());
     }
+}
+
+/// The user's headers that only the origin they typed may see, as curl drops them.
+const CREDENTIAL_HEADERS: [&str; 3] = ["Authorization", "Cookie", "Proxy-Authorization"];
+
+/// A URL's origin (RFC 6454: scheme, host, port); host names compare without case.
+fn origin(url: &Url) -> (bool, String, u16) {
+    (url.tls, url.host.to_ascii_lowercase(), url.port)
+}
+
+/// The user's `-H` headers for a request to `url`: all of them within the first origin;
+/// elsewhere, no credential and no Host (the Host is then the new URL's own).
+fn headers_for(
+    url: &Url,
+    first: &(bool, String, u16),
+    extra: &[(String, String)],
+) -> Vec<(String, String)> {
+    if origin(url) == *first {
+        return extra.to_vec();
+    }
+    let withheld = |name: &str| {
+        name.eq_ignore_ascii_case("host")
+            || CREDENTIAL_HEADERS
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(name))
+    };
+    let dropped: Vec<&str> = extra
+        .iter()
+        .filter(|(n, _)| withheld(n))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !dropped.is_empty() {
+        info!(
+            "not sending {} to {url}: another origin than the URL given",
+            dropped.join(", ")
+        );
+    }
+    extra
+        .iter()
+        .filter(|(n, _)| !withheld(n))
+        .cloned()
+        .collect()
 }
 
 /// Connects (with TLS when `tls` is given), sends the request and reads the response head
@@ -295,12 +402,58 @@ fn fetch(
     }
 }
 
-fn print_head(args: &HeadArgs, url: &Url, response: &Response) -> Result<()> {
+/// A GET body kept for `--json`: at most `--max-body` bytes of it.
+#[derive(Debug, Default)]
+struct Body {
+    bytes: Vec<u8>,
+    /// The server sent more than `--max-body`: `bytes` is its start.
+    truncated: bool,
+}
+
+/// Reads a GET body into memory for `--json`, up to `--max-body` bytes; a longer body is cut
+/// there (a warning says so) rather than refused: the head and the start are still worth
+/// having, and `body_truncated` marks it for a script.
+fn collect_body(response: &mut Response, args: &HeadArgs, url: &Url) -> Result<Body> {
+    let cap = args.max_body;
+    let mut body = Body::default();
+    read_body(response, args, &mut |data| {
+        let room = cap - body.bytes.len();
+        body.bytes.extend_from_slice(&data[..data.len().min(room)]);
+        body.truncated = data.len() > room;
+        Ok(!body.truncated)
+    })?;
+    if body.truncated {
+        crate::log::warn(format_args!(
+            "head {url}: the body is longer than --max-body {cap} bytes: the JSON has its start \
+             (\"body_truncated\": true)"
+        ));
+    }
+    Ok(body)
+}
+
+/// The JSON fields of a body: UTF-8 text as a string, anything else in base64 (RFC 4648).
+/// A truncated body cut inside a UTF-8 character loses that character's start rather than
+/// turn the whole body to base64.
+fn body_fields(body: &Body) -> (String, &'static str) {
+    let text = match std::str::from_utf8(&body.bytes) {
+        Ok(text) => Some(text),
+        Err(e) if body.truncated && e.error_len().is_none() => {
+            std::str::from_utf8(&body.bytes[..e.valid_up_to()]).ok()
+        }
+        Err(_) => None,
+    };
+    match text {
+        Some(text) => (text.to_string(), "utf-8"),
+        None => (crate::wire::smtp::base64(&body.bytes), "base64"),
+    }
+}
+
+fn print_head(args: &HeadArgs, url: &Url, response: &Response, body: Option<&Body>) -> Result<()> {
     let mut out = io::stdout().lock();
     let written = if args.json {
         let head = &response.head;
         let t = response.timing;
-        let object = serde_json::json!({
+        let mut object = serde_json::json!({
             "url": url.to_string(),
             "version": head.version,
             "status": head.status,
@@ -314,6 +467,12 @@ fn print_head(args: &HeadArgs, url: &Url, response: &Response) -> Result<()> {
                 "total_ms": ms(response.started.elapsed()),
             },
         });
+        if let Some(body) = body {
+            let (text, encoding) = body_fields(body);
+            object["body"] = text.into();
+            object["body_encoding"] = encoding.into();
+            object["body_truncated"] = body.truncated.into();
+        }
         writeln!(out, "{object}")
     } else {
         out.write_all(&response.raw_head)
@@ -321,14 +480,13 @@ fn print_head(args: &HeadArgs, url: &Url, response: &Response) -> Result<()> {
     written.and_then(|()| out.flush()).map_err(stdout_error)
 }
 
-/// Streams the body of a GET response to stdout, as its framing says.
-fn read_body(response: &mut Response, args: &HeadArgs) -> Result<()> {
-    if args.json {
-        return Ok(());
-    }
+/// What receives the body, piece by piece: `Ok(false)` stops reading (enough was kept).
+type BodySink<'a> = dyn FnMut(&[u8]) -> Result<bool> + 'a;
+
+/// Reads the body of a GET response, as its framing says, into `sink`.
+fn read_body(response: &mut Response, args: &HeadArgs, sink: &mut BodySink<'_>) -> Result<()> {
     let framing = http::framing(Method::Get, &response.head).map_err(|e| anyhow!("{e}"))?;
     let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let mut out = io::stdout().lock();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut pending = std::mem::take(&mut response.leftover);
     let stream = &mut response.stream;
@@ -344,21 +502,25 @@ fn read_body(response: &mut Response, args: &HeadArgs) -> Result<()> {
     match framing {
         Framing::None => Ok(()),
         Framing::UntilClose => loop {
-            out.write_all(&pending).map_err(stdout_error)?;
+            if !sink(&pending)? {
+                return Ok(());
+            }
             pending.clear();
             if read_more(&mut pending)? == 0 {
-                return out.flush().map_err(stdout_error);
+                return Ok(());
             }
         },
         Framing::Length(total) => {
             let mut left = total;
             loop {
                 let take = (left.min(pending.len() as u64)) as usize;
-                out.write_all(&pending[..take]).map_err(stdout_error)?;
+                if !sink(&pending[..take])? {
+                    return Ok(());
+                }
                 pending.clear();
                 left -= take as u64;
                 if left == 0 {
-                    return out.flush().map_err(stdout_error);
+                    return Ok(());
                 }
                 if read_more(&mut pending)? == 0 {
                     return Err(anyhow!(
@@ -383,13 +545,15 @@ fn read_body(response: &mut Response, args: &HeadArgs) -> Result<()> {
                         }
                     }
                     Chunk::Data { start, end } => {
-                        out.write_all(&pending[start..end]).map_err(stdout_error)?;
+                        if !sink(&pending[start..end])? {
+                            return Ok(());
+                        }
                         pending.drain(..end);
                     }
                     Chunk::Framing(n) => {
                         pending.drain(..n);
                     }
-                    Chunk::Done(_) => return out.flush().map_err(stdout_error),
+                    Chunk::Done(_) => return Ok(()),
                 }
             }
         }

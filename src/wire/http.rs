@@ -89,18 +89,65 @@ fn check_clean(what: &str, text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The scheme of `text` if it begins with one (RFC 3986 §3.1): a letter, then letters, digits,
+/// `+`, `-` or `.`, up to the first `:`, which comes before any `/`, `?` or `#`. A `://`
+/// further on (`/login?next=https://x/`) is data, not a scheme.
+fn scheme_of(text: &str) -> Option<&str> {
+    let end = text.find([':', '/', '?', '#'])?;
+    if !text[end..].starts_with(':') {
+        return None;
+    }
+    let scheme = &text[..end];
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
+/// Whose URL is parsed: the user's is checked strictly (an empty port, a space, a control
+/// character is refused: fix it and retry), a server's `Location` tolerantly (an empty port is
+/// the scheme's, as RFC 3986 §3.2.3 allows; spaces and raw bytes were percent-encoded before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    User,
+    Location,
+}
+
 /// Parses `http[s]://host[:port][/path][?query]` or `host[:port][/path]` (http).
 pub fn parse_url(text: &str) -> Result<Url, String> {
-    let (tls, rest) = match text.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (false, rest),
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (true, rest),
-        Some((scheme, _)) => {
+    parse_from(text, Source::User)
+}
+
+fn parse_from(text: &str, source: Source) -> Result<Url, String> {
+    let scheme = scheme_of(text);
+    let after_colon = scheme.map(|s| &text[s.len() + 1..]);
+    let (tls, rest) = match (scheme, after_colon) {
+        (Some(s), Some(after))
+            if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") =>
+        {
+            let tls = s.eq_ignore_ascii_case("https");
+            match after.strip_prefix("//") {
+                Some(rest) => (tls, rest),
+                None => {
+                    return Err(format!(
+                        "\"{}\": \"{s}:\" must be followed by \"//\" (write {}://HOST[:PORT]/PATH)",
+                        text.escape_debug(),
+                        s.to_ascii_lowercase()
+                    ))
+                }
+            }
+        }
+        // A user's `localhost:8080/x` has the shape of a scheme too: only a `/` after the colon
+        // makes it one. In a Location, RFC 3986 decides.
+        (Some(s), Some(after)) if source == Source::Location || after.starts_with('/') => {
             return Err(format!(
-                "unsupported scheme \"{scheme}://\": nk head speaks http:// and https:// (give \
-                 http[s]://HOST[:PORT]/PATH or HOST[:PORT]/PATH)"
+                "unsupported scheme \"{}:\": nk head speaks http:// and https:// (give \
+                 http[s]://HOST[:PORT]/PATH or HOST[:PORT]/PATH)",
+                s.escape_debug()
             ))
         }
-        None => (false, text),
+        _ => (false, text),
     };
     let rest = rest.split('#').next().unwrap_or_default();
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -110,39 +157,66 @@ pub fn parse_url(text: &str) -> Result<Url, String> {
         Some('?') => format!("/{path}"),
         Some(_) => path.to_string(),
     };
+    let shown = text.escape_debug();
     if authority.contains('@') {
         return Err(format!(
-            "\"{text}\": user names in URLs are not supported; send credentials with -H 'Authorization: ...'"
+            "\"{shown}\": user names in URLs are not supported; send credentials with -H 'Authorization: ...'"
         ));
     }
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
         let (host, after) = bracketed
             .split_once(']')
-            .ok_or_else(|| format!("\"{text}\": unclosed [ in the host"))?;
-        (host, after.strip_prefix(':'))
+            .ok_or_else(|| format!("\"{shown}\": unclosed [ in the host"))?;
+        let ip = host.split('%').next().unwrap_or_default();
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!(
+                "\"{shown}\": \"[{}]\" is not an IPv6 address",
+                host.escape_debug()
+            ));
+        }
+        let port = match after.strip_prefix(':') {
+            Some(port) => Some(port),
+            None if after.is_empty() => None,
+            None => {
+                return Err(format!(
+                    "\"{shown}\": \"{}\" after \"[{}]\": only \":PORT\" may follow an IPv6 address",
+                    after.escape_debug(),
+                    host.escape_debug()
+                ))
+            }
+        };
+        (host, port)
     } else {
         match authority.rsplit_once(':') {
             Some((host, port)) if !host.contains(':') => (host, Some(port)),
             Some(_) => {
                 return Err(format!(
-                    "\"{text}\": write an IPv6 host in brackets, e.g. http://[::1]:8080/"
+                    "\"{shown}\": write an IPv6 host in brackets, e.g. http://[::1]:8080/"
                 ))
             }
             None => (authority, None),
         }
     };
     if host.is_empty() {
-        return Err(format!("\"{text}\": missing host"));
+        return Err(format!("\"{shown}\": missing host"));
     }
     check_clean("the host", host)?;
     check_clean("the path", &path)?;
+    let default = if tls { 443 } else { 80 };
     let port = match port {
-        None if tls => 443,
-        None => 80,
-        Some(p) => match p.parse::<u16>() {
-            Ok(port) if port > 0 => port,
-            _ => return Err(format!("\"{text}\": invalid port \"{p}\" (1-65535)")),
-        },
+        None => default,
+        Some("") if source == Source::Location => default,
+        Some("") => {
+            return Err(format!(
+                "\"{shown}\": empty port after \":\" (give 1-65535, or no colon for port {default})"
+            ))
+        }
+        Some(p) => parse_port(p).ok_or_else(|| {
+            format!(
+                "\"{shown}\": invalid port \"{}\" (digits only, 1-65535)",
+                p.escape_debug()
+            )
+        })?,
     };
     Ok(Url {
         tls,
@@ -152,15 +226,75 @@ pub fn parse_url(text: &str) -> Result<Url, String> {
     })
 }
 
-/// The URL a `Location` value points to, relative to `base` (RFC 3986 §5.2).
-pub fn resolve_location(base: &Url, location: &str) -> Result<Url, String> {
-    let location = location.trim();
-    if location.contains("://") {
-        return parse_url(location);
+/// A port as RFC 3986 writes it: digits only (`u16::from_str` would take `+80`), 1-65535.
+fn parse_port(text: &str) -> Option<u16> {
+    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u16>().ok().filter(|p| *p > 0)
+}
+
+/// The longest `Location` value followed (far above any real one; the head cap bounds it too).
+const MAX_LOCATION: usize = 16 * 1024;
+
+/// A `Location` value with what curl percent-encodes before following it: spaces and bytes
+/// outside printable ASCII (controls, and the octets of non-ASCII text). nk writes a space as
+/// `%20` everywhere, where curl writes `+` in the query: `+` is a space only in form encoding,
+/// `%20` is one in every part of a URL. Everything else is kept exactly as the server sent it.
+pub fn encode_location(location: &[u8]) -> String {
+    let mut out = String::with_capacity(location.len());
+    for &b in location {
+        if b <= b' ' || b >= 0x7f {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    out
+}
+
+/// The URL a `Location` value points to, relative to `base` (RFC 3986 §5.2). An empty value
+/// is `base` itself (§5.2.2 with an empty reference); the caller decides not to follow it.
+pub fn resolve_location(base: &Url, location: &[u8]) -> Result<Url, String> {
+    let trimmed = location.trim_ascii();
+    if trimmed.len() > MAX_LOCATION {
+        return Err(format!(
+            "the Location is longer than {} KiB",
+            MAX_LOCATION / 1024
+        ));
+    }
+    // The authority (`scheme://host:port` or `//host:port`) is kept as sent, so that a space
+    // or a raw byte in a host name is refused by name rather than encoded into a name that
+    // cannot resolve; the path, query and fragment are encoded.
+    // A scheme is ASCII: its length in the lossy text is its length in bytes.
+    let lossy = String::from_utf8_lossy(trimmed);
+    let authority_start = match scheme_of(&lossy) {
+        Some(s) if trimmed[s.len() + 1..].starts_with(b"//") => Some(s.len() + 3),
+        Some(_) => None,
+        None => trimmed.starts_with(b"//").then_some(2),
+    };
+    let split = authority_start.map_or(0, |start| {
+        start
+            + trimmed[start..]
+                .iter()
+                .position(|b| matches!(b, b'/' | b'?' | b'#'))
+                .unwrap_or(trimmed.len() - start)
+    });
+    let (authority, rest) = trimmed.split_at(split);
+    let authority = std::str::from_utf8(authority)
+        .map_err(|_| "the host in the Location is not UTF-8".to_string())?;
+    let encoded = format!("{authority}{}", encode_location(rest));
+    // The fragment is the client's own (§5.2.2): it is never sent.
+    let location = encoded.split('#').next().unwrap_or_default();
+    if location.is_empty() {
+        return Ok(base.clone());
+    }
+    if scheme_of(location).is_some() {
+        return parse_from(location, Source::Location);
     }
     if let Some(rest) = location.strip_prefix("//") {
         let scheme = if base.tls { "https" } else { "http" };
-        return parse_url(&format!("{scheme}://{rest}"));
+        return parse_from(&format!("{scheme}://{rest}"), Source::Location);
     }
     let path = if location.starts_with('/') {
         location.to_string()
@@ -310,8 +444,12 @@ pub struct Head {
     pub status: u16,
     /// The reason phrase.
     pub reason: String,
-    /// The fields in order, values as received (lossy UTF-8).
+    /// The fields in order, values as received (lossy UTF-8) but for obsolete folds, each
+    /// replaced by a space (RFC 9112 §5.2).
     pub headers: Vec<(String, String)>,
+    /// The first Location field's value, unfolded, as bytes: a redirect is followed to the
+    /// exact bytes the server sent (percent-encoded where needed), not their lossy UTF-8.
+    pub location: Option<Vec<u8>>,
     /// The head's length in bytes, blank line included.
     pub len: usize,
 }
@@ -331,11 +469,40 @@ impl Head {
     }
 }
 
+/// httparse as nk uses it: obsolete line folding accepted in responses, as RFC 9112 §5.2 asks
+/// of a client (the fold is replaced by a space in [`Head::headers`]).
+fn parser() -> httparse::ParserConfig {
+    let mut config = httparse::ParserConfig::default();
+    config.allow_obsolete_multiline_headers_in_responses(true);
+    config
+}
+
+/// A field value with every obs-fold (OWS CRLF RWS, RFC 9112 §5.2) replaced by one space.
+fn unfold(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        if matches!(value[i], b'\r' | b'\n') {
+            while out.last().is_some_and(|b| matches!(b, b' ' | b'\t')) {
+                out.pop();
+            }
+            while i < value.len() && matches!(value[i], b'\r' | b'\n' | b' ' | b'\t') {
+                i += 1;
+            }
+            out.push(b' ');
+        } else {
+            out.push(value[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 /// Parses a response head from the start of `bytes`: `Ok(None)` when more bytes are needed.
 pub fn parse_head(bytes: &[u8]) -> Result<Option<Head>, String> {
     let mut fields = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut fields);
-    match response.parse(bytes) {
+    match parser().parse_response(&mut response, bytes) {
         Ok(httparse::Status::Partial) => {
             if bytes.len() >= MAX_HEAD {
                 Err(format!(
@@ -346,38 +513,92 @@ pub fn parse_head(bytes: &[u8]) -> Result<Option<Head>, String> {
                 Ok(None)
             }
         }
-        Ok(httparse::Status::Complete(len)) => Ok(Some(Head {
-            version: if response.version == Some(0) {
-                "HTTP/1.0"
-            } else {
-                "HTTP/1.1"
-            },
-            status: response.code.unwrap_or(0),
-            reason: response.reason.unwrap_or("").to_string(),
-            headers: response
+        Ok(httparse::Status::Complete(len)) => {
+            let values: Vec<(String, Vec<u8>)> = response
                 .headers
                 .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect(),
-            len,
-        })),
+                .map(|h| (h.name.to_string(), unfold(h.value)))
+                .collect();
+            let location = values
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("location"))
+                .map(|(_, v)| v.clone());
+            Ok(Some(Head {
+                version: if response.version == Some(0) {
+                    "HTTP/1.0"
+                } else {
+                    "HTTP/1.1"
+                },
+                status: response.code.unwrap_or(0),
+                reason: response.reason.unwrap_or("").to_string(),
+                headers: values
+                    .into_iter()
+                    .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
+                    .collect(),
+                location,
+                len,
+            }))
+        }
         Err(httparse::Error::TooManyHeaders) => Err(format!(
             "the response has more than {MAX_HEADERS} header fields"
         )),
-        Err(err) => {
-            let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-            let shown: String = String::from_utf8_lossy(&first[..first.len().min(60)])
-                .trim_end()
-                .escape_debug()
-                .collect();
-            Err(format!("malformed response ({err}): \"{shown}\""))
+        Err(err) => Err(match line_at_fault(bytes) {
+            Some((number, line)) => {
+                format!(
+                    "malformed response ({err}) at line {number}: {}",
+                    quote_line(line)
+                )
+            }
+            None => format!("malformed response ({err})"),
+        }),
+    }
+}
+
+/// The most bytes of a faulty line quoted in an error.
+const MAX_QUOTED: usize = 80;
+
+/// `line` for an error message: escaped (no control character reaches the terminal), at
+/// most [`MAX_QUOTED`] bytes of it, and its length when it was cut.
+fn quote_line(line: &[u8]) -> String {
+    let shown = &line[..line.len().min(MAX_QUOTED)];
+    let text: String = String::from_utf8_lossy(shown).escape_debug().collect();
+    if shown.len() < line.len() {
+        format!("\"{text}...\" ({} bytes)", line.len())
+    } else {
+        format!("\"{text}\"")
+    }
+}
+
+/// Which line (1 = the status line) of a head httparse refused is at fault, and its bytes:
+/// each line is checked alone, by httparse too, so that the error quotes the line at fault
+/// rather than the status line. `None` when no single line is (the caller says so).
+fn line_at_fault(bytes: &[u8]) -> Option<(usize, &[u8])> {
+    let config = parser();
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        let line = trim_cr(line);
+        let alone = [line, b"\r\n\r\n"].concat();
+        let ok = if i == 0 {
+            let mut none: [httparse::Header<'_>; 0] = [];
+            config
+                .parse_response(&mut httparse::Response::new(&mut none), &alone)
+                .is_ok()
+        } else if line.is_empty() {
+            return None;
+        } else if matches!(line[0], b' ' | b'\t') {
+            // A fold continues the field above; there is none above the first.
+            i > 1
+                && line
+                    .iter()
+                    .all(|b| *b == b'\t' || (*b >= b' ' && *b != 0x7f))
+        } else {
+            let mut one = [httparse::EMPTY_HEADER; 1];
+            httparse::parse_headers(&alone, &mut one).is_ok()
+        };
+        if !ok {
+            return Some((i + 1, line));
         }
     }
+    None
 }
 
 /// How a response body is delimited (RFC 9112 §6.3).
@@ -582,7 +803,7 @@ mod tests {
     #[test]
     fn locations_resolve_against_the_base() {
         let base = url("http://h:81/a/b/c?q");
-        let at = |l: &str| resolve_location(&base, l).unwrap().to_string();
+        let at = |l: &str| resolve_location(&base, l.as_bytes()).unwrap().to_string();
         assert_eq!(at("/x"), "http://h:81/x");
         assert_eq!(at("d"), "http://h:81/a/b/d");
         assert_eq!(at("../d"), "http://h:81/a/d");
@@ -594,13 +815,131 @@ mod tests {
         assert_eq!(at("https://h/"), "https://h/");
         let secure = url("https://h/a");
         assert_eq!(
-            resolve_location(&secure, "//other/p").unwrap().to_string(),
+            resolve_location(&secure, b"//other/p").unwrap().to_string(),
             "https://other/p"
         );
         assert_eq!(
-            resolve_location(&secure, "b").unwrap().to_string(),
+            resolve_location(&secure, b"b").unwrap().to_string(),
             "https://h/b"
         );
+    }
+
+    #[test]
+    fn a_scheme_ends_at_the_first_colon_before_any_slash_query_or_fragment() {
+        assert_eq!(scheme_of("http://h/"), Some("http"));
+        assert_eq!(scheme_of("svn+ssh://h/"), Some("svn+ssh"));
+        assert_eq!(scheme_of("/login?next=https://x/"), None);
+        assert_eq!(scheme_of("127.0.0.1:8080/ok?x=http://y"), None);
+        assert_eq!(scheme_of("a/b:c"), None);
+        assert_eq!(scheme_of("?x=a:b"), None);
+        assert_eq!(scheme_of("#a:b"), None);
+        assert_eq!(scheme_of(":x"), None);
+        assert_eq!(scheme_of("1a:x"), None);
+        assert_eq!(scheme_of("a_b:x"), None);
+    }
+
+    #[test]
+    fn user_urls_are_checked_strictly() {
+        let u = url("127.0.0.1:8080/ok?x=http://y");
+        assert_eq!((u.host.as_str(), u.port), ("127.0.0.1", 8080));
+        assert_eq!(u.path, "/ok?x=http://y");
+        assert_eq!(url("localhost:8080/").port, 8080);
+        assert_eq!(url("http://h/a?u=ftp://x").path, "/a?u=ftp://x");
+        let err = |t: &str| parse_url(t).unwrap_err();
+        assert!(
+            err("http://[::1]x/").contains("only \":PORT\""),
+            "{}",
+            err("http://[::1]x/")
+        );
+        assert!(err("http://[::1]x:80/").contains("after \"[::1]\""));
+        assert!(err("http://[example.com]/").contains("not an IPv6 address"));
+        assert_eq!(url("http://[::1]/").port, 80);
+        assert!(err("http://h:+80/").contains("invalid port \"+80\""));
+        assert!(err("h:+80").contains("invalid port"));
+        assert!(err("http://h:080x/").contains("invalid port"));
+        assert!(err("http://h:000080/").contains("invalid port"));
+        assert_eq!(url("http://h:08080/").port, 8080);
+        assert!(err("http://h:/").contains("empty port"));
+        assert!(err("h:").contains("empty port"));
+        let e = err("http:/host/");
+        assert!(e.contains("\"http:\" must be followed by \"//\""), "{e}");
+        assert!(err("HTTPS:host").contains("\"//\""));
+        assert!(err("ftp:/x").contains("unsupported scheme \"ftp:\""));
+    }
+
+    #[test]
+    fn locations_are_parsed_tolerantly_and_exactly() {
+        let base = url("http://h:81/a/b?q");
+        let at = |l: &[u8]| resolve_location(&base, l).map(|u| u.to_string());
+        assert_eq!(
+            at(b"/login?next=https://x/").unwrap(),
+            "http://h:81/login?next=https://x/"
+        );
+        assert_eq!(at(b"c?u=http://y").unwrap(), "http://h:81/a/c?u=http://y");
+        assert_eq!(at(b"/a b?c d").unwrap(), "http://h:81/a%20b?c%20d");
+        assert_eq!(at(b"/caf\xc3\xa9\xff").unwrap(), "http://h:81/caf%C3%A9%FF");
+        assert_eq!(at(b"/t\tu\x01").unwrap(), "http://h:81/t%09u%01");
+        assert_eq!(
+            at(b"/already%20encoded").unwrap(),
+            "http://h:81/already%20encoded"
+        );
+        assert_eq!(at(b"  /trimmed  ").unwrap(), "http://h:81/trimmed");
+        assert_eq!(at(b"/x#frag ment").unwrap(), "http://h:81/x");
+        assert_eq!(at(b"http://o:/p q").unwrap(), "http://o/p%20q");
+        // An empty reference is the base itself (RFC 3986 §5.2.2).
+        assert_eq!(at(b"").unwrap(), base.to_string());
+        assert_eq!(at(b"  ").unwrap(), base.to_string());
+        assert!(at(b"ftp://o/").unwrap_err().contains("unsupported scheme"));
+        assert!(at(b"mailto:a@b")
+            .unwrap_err()
+            .contains("unsupported scheme"));
+        assert!(at(b"http://o:+1/").unwrap_err().contains("invalid port"));
+        assert!(at(b"http://[::1]x/").is_err());
+        assert!(
+            at(b"http://h o/").is_err(),
+            "a space in the host is not followed"
+        );
+        assert!(at(&vec![b'a'; MAX_LOCATION + 1])
+            .unwrap_err()
+            .contains("longer"));
+    }
+
+    #[test]
+    fn folded_fields_are_unfolded_and_bad_lines_quoted() {
+        let head =
+            parse_head(b"HTTP/1.1 200 OK\r\nX-F: a \r\n  b\r\n\tc\r\nLocation: /x\r\n y\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!(head.header("x-f"), Some("a b c"));
+        assert_eq!(head.location.as_deref(), Some(&b"/x y"[..]));
+        let bare_lf = parse_head(b"HTTP/1.1 200 OK\nX-F: a\n b\n\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(bare_lf.header("x-f"), Some("a b"));
+        let err = |b: &[u8]| parse_head(b).unwrap_err();
+        let e = err(b"HTTP/1.1 200 OK\r\nServer: t\r\nno colon here\r\n\r\n");
+        assert!(e.ends_with("at line 3: \"no colon here\""), "{e}");
+        let e = err(b"HTTP/1.1 200 OK\r\n folded first\r\n\r\n");
+        assert!(e.contains("at line 2: \" folded first\""), "{e}");
+        let e = err(b"HTTP/1.1 2000 OK\r\n\r\n");
+        assert!(e.contains("at line 1: \"HTTP/1.1 2000 OK\""), "{e}");
+        let e = err(b"HTTP/1.1 200 OK\r\nX: a\x1b[31mb\r\n\r\n");
+        assert!(e.contains("\"X: a\\u{1b}[31mb\""), "{e}");
+        let mut long = b"HTTP/1.1 200 OK\r\n".to_vec();
+        long.extend_from_slice(&[b'x'; 5000]);
+        long.extend_from_slice(b"\r\n\r\n");
+        let e = err(&long);
+        assert!(e.len() < 200 && e.contains("(5000 bytes)"), "{e}");
+        // Never a panic, whatever the bytes.
+        for bytes in [
+            &b"\n\n\n"[..],
+            b"\r",
+            b" \r\n",
+            b"HTTP/1.1 200 OK\r\n\t\r\n\r\n",
+            b"\xff\xfe",
+        ] {
+            let _ = parse_head(bytes);
+        }
     }
 
     #[test]
