@@ -1643,3 +1643,27 @@ fn smtp_trusts_the_very_certificate_given_with_ca() {
     out.expect_code(0);
     assert_eq!(srv.count(), 1);
 }
+
+/// A server that drips its TLS handshake a byte at a time: `--timeout` bounds the handshake
+/// as a whole (rustls's complete_io gave every byte a fresh socket timeout).
+#[test]
+fn a_handshake_dripped_a_byte_at_a_time_is_bounded_as_a_whole() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().expect("accept");
+        // A handshake record header announcing 16 KiB, then its body one byte every 200 ms:
+        // never complete within the test's bounds.
+        let _ = tcp.write_all(&[0x16, 0x03, 0x03, 0x40, 0x00]);
+        for _ in 0..100 {
+            thread::sleep(Duration::from_millis(200));
+            if tcp.write_all(&[0x02]).is_err() {
+                break;
+            }
+        }
+    });
+    let url = format!("https://127.0.0.1:{port}/");
+    let out = run_nk(["head", "-k", "--timeout", "1s", &url], In::Null, 10.0);
+    out.expect_code(1).expect_stderr_contains("timed out");
+    let _ = server.join();
+}

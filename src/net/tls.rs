@@ -480,20 +480,36 @@ fn handshake(
         tcp.set_read_timeout(left).context("set the read timeout")?;
         tcp.set_write_timeout(left).context("set the write timeout")
     };
+    // One read or write at a time, each given only what is left of the deadline: rustls's
+    // complete_io loops over many reads under one socket timeout, which a peer dripping a
+    // byte at a time could stretch far past the limit.
     while conn.is_handshaking() {
+        while conn.wants_write() {
+            bound(tcp)?;
+            conn.write_tls(tcp).map_err(|e| explain(e, peer, name))?;
+        }
+        if !conn.is_handshaking() {
+            break;
+        }
+        if !conn.wants_read() {
+            return Err(anyhow!("TLS handshake with {peer}: stalled"));
+        }
         bound(tcp)?;
-        match conn.complete_io(tcp) {
-            Ok((0, 0)) if conn.is_handshaking() => {
+        match conn.read_tls(tcp) {
+            Ok(0) => {
                 return Err(anyhow!(
                     "TLS handshake with {peer}: the peer closed the connection"
                 ))
             }
-            Ok(_) => {}
-            Err(err) => {
-                // Let the peer know why, when there is an alert to send.
-                let _ = conn.write_tls(tcp);
-                return Err(explain(err, peer, name));
+            Ok(_) => {
+                if let Err(err) = conn.process_new_packets() {
+                    // Let the peer know why, when there is an alert to send.
+                    let _ = conn.write_tls(tcp);
+                    let err = io::Error::new(io::ErrorKind::InvalidData, err);
+                    return Err(explain(err, peer, name));
+                }
             }
+            Err(err) => return Err(explain(err, peer, name)),
         }
     }
     while conn.wants_write() {
