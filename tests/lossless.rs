@@ -65,7 +65,7 @@ fn dial_keeps_sending_after_a_keep_open_listeners_eof() {
 
 #[test]
 fn dial_tls_keeps_sending_after_a_tls_listeners_eof() {
-    dial_delivers_input_sent_after_the_listeners_eof(&["--tls"], &["--tls", "-k"]);
+    dial_delivers_input_sent_after_the_listeners_eof(&["--tls"], &["--tls", "--insecure"]);
 }
 
 /// The same rule for Unix sockets: the connecting side sends until its stdin ends.

@@ -316,6 +316,8 @@ fn tls_usage_errors_exit_2() {
         vec!["dial", "--ca", "/nonexistent", "127.0.0.1", "1"],
         vec!["dial", "--tls", "--ca", "/nonexistent", "127.0.0.1", "1"],
         vec!["listen", "--tls", "--cert", "/nonexistent", "0"],
+        // -k is listen's keep-open to an nc user: dial takes only --insecure.
+        vec!["dial", "--tls", "-k", "127.0.0.1", "1"],
     ] {
         let out = run_nk(&args, In::Null, 10.0);
         out.expect_code(2);
@@ -1665,5 +1667,30 @@ fn a_handshake_dripped_a_byte_at_a_time_is_bounded_as_a_whole() {
     let url = format!("https://127.0.0.1:{port}/");
     let out = run_nk(["head", "-k", "--timeout", "1s", &url], In::Null, 10.0);
     out.expect_code(1).expect_stderr_contains("timed out");
+    let _ = server.join();
+}
+
+/// `-w` bounds connecting as a whole, the TLS handshake included: a server that accepts and
+/// says nothing costs `-w`, not the 30 s handshake limit (ncat -w: the same), and the message
+/// says how long.
+#[test]
+fn dial_w_bounds_the_handshake_of_a_silent_server() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port().to_string();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().expect("accept");
+        // Silent until nk gives up and closes.
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let _ = (&tcp)
+            .read(&mut [0u8; 4096])
+            .and_then(|_| (&tcp).read(&mut [0u8; 1]));
+    });
+    let out = run_nk(
+        ["dial", "--tls", "--insecure", "-w", "1", "127.0.0.1", &port],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(1)
+        .expect_stderr_contains("timed out after 1s");
     let _ = server.join();
 }

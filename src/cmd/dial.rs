@@ -20,6 +20,9 @@ use crate::net::services::Proto;
 /// Connect to a TCP server and relay stdin/stdout.
 #[derive(Debug, Args)]
 #[command(
+    // nc users read -k as "keep open" (listen's); on dial, --insecure has no short form
+    // (curl's -k stays on head and smtp).
+    mut_arg("insecure", |arg| arg.short(None)),
     long_about = "Connect to a TCP server and relay stdin to it and its replies to stdout.\n\n\
         At stdin EOF the connection is half-closed (the peer sees EOF) and nk keeps printing \
         until the peer closes, then exits 0. When the peer closes first, nk closes its stdout at \
@@ -61,8 +64,8 @@ pub struct DialArgs {
 
     #[command(flatten)]
     pub family: FamilyArgs,
-    /// Give up connecting after DUR, resolution and every address included (exit 1); with -z,
-    /// the time each port may take (default 1s).
+    /// Give up connecting after DUR, resolution, every address and the TLS handshake included
+    /// (exit 1); with -z, the time each port may take (default 1s).
     #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_duration)]
     pub connect_timeout: Option<Duration>,
     /// Local source address to connect from.
@@ -129,6 +132,7 @@ pub fn run(args: DialArgs) -> Result<()> {
         source_port,
         sockopts: args.sock.options(),
     };
+    let started = std::time::Instant::now();
     let connected = connect(&target, &opts)?;
     let peer = display_addr(connected.peer);
     summary_on_interrupt(&relay_opts.counters)?;
@@ -141,7 +145,14 @@ pub fn run(args: DialArgs) -> Result<()> {
                 config,
                 &name,
                 &peer,
-                crate::net::tls::HANDSHAKE_TIMEOUT,
+                // -w bounds connecting as a whole, the handshake included (as ncat's -w).
+                match args.connect_timeout {
+                    Some(w) => crate::net::tls::HandshakeLimit {
+                        until: started + w,
+                        stated: w,
+                    },
+                    None => crate::net::tls::HANDSHAKE_TIMEOUT.into(),
+                },
             )?;
             relay(Arc::new(plain), exec, &peer, &info, &relay_opts)
         }

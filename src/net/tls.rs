@@ -471,10 +471,19 @@ fn handshake(
     tcp: &mut TcpStream,
     peer: &str,
     name: &str,
-    limit: Duration,
+    limit: HandshakeLimit,
 ) -> Result<()> {
-    let deadline = Deadline::after(Some(limit));
-    let timed_out = || anyhow!("TLS handshake with {peer}: timed out");
+    let deadline = Deadline::at(limit.until);
+    let timed_out = || {
+        anyhow!(
+            "TLS handshake with {peer}: timed out after {}",
+            crate::net::deadline::format_duration(limit.stated)
+        )
+    };
+    let fail = |err: io::Error| match crate::net::deadline::is_timeout(&err) {
+        true => timed_out(),
+        false => explain(err, peer, name),
+    };
     let bound = |tcp: &TcpStream| -> Result<()> {
         let left = deadline.remaining().map_err(|_| timed_out())?;
         tcp.set_read_timeout(left).context("set the read timeout")?;
@@ -486,7 +495,7 @@ fn handshake(
     while conn.is_handshaking() {
         while conn.wants_write() {
             bound(tcp)?;
-            conn.write_tls(tcp).map_err(|e| explain(e, peer, name))?;
+            conn.write_tls(tcp).map_err(fail)?;
         }
         if !conn.is_handshaking() {
             break;
@@ -509,12 +518,12 @@ fn handshake(
                     return Err(explain(err, peer, name));
                 }
             }
-            Err(err) => return Err(explain(err, peer, name)),
+            Err(err) => return Err(fail(err)),
         }
     }
     while conn.wants_write() {
         bound(tcp)?;
-        conn.write_tls(tcp).map_err(|e| explain(e, peer, name))?;
+        conn.write_tls(tcp).map_err(fail)?;
     }
     tcp.set_read_timeout(None)
         .context("clear the read timeout")?;
@@ -571,7 +580,7 @@ pub fn connect(
     config: Arc<ClientConfig>,
     host: &str,
     peer: &str,
-    limit: Duration,
+    limit: impl Into<HandshakeLimit>,
 ) -> Result<Bridge> {
     let name = ServerName::try_from(host.to_string()).map_err(|_| {
         usage(format!(
@@ -579,14 +588,39 @@ pub fn connect(
         ))
     })?;
     let conn = ClientConnection::new(config, name).context("start TLS")?;
-    start(Connection::Client(conn), tcp, peer, host, limit)
+    start(Connection::Client(conn), tcp, peer, host, limit.into())
+}
+
+/// When a handshake must be over, and the duration to name when it is not (a `-w` that also
+/// covered connecting names the whole `-w`).
+#[derive(Debug, Clone, Copy)]
+pub struct HandshakeLimit {
+    /// The instant the handshake must be over by.
+    pub until: Instant,
+    /// The bound the user was promised, for the timeout message.
+    pub stated: Duration,
+}
+
+impl From<Duration> for HandshakeLimit {
+    fn from(limit: Duration) -> HandshakeLimit {
+        HandshakeLimit {
+            until: Instant::now() + limit,
+            stated: limit,
+        }
+    }
 }
 
 /// Server side: handshake with a client over `tcp` (within [`HANDSHAKE_TIMEOUT`]), then the
 /// plaintext end of the bridge.
 pub fn accept(tcp: TcpStream, config: Arc<ServerConfig>, peer: &str) -> Result<Bridge> {
     let conn = ServerConnection::new(config).context("start TLS")?;
-    start(Connection::Server(conn), tcp, peer, peer, HANDSHAKE_TIMEOUT)
+    start(
+        Connection::Server(conn),
+        tcp,
+        peer,
+        peer,
+        HANDSHAKE_TIMEOUT.into(),
+    )
 }
 
 /// A running pump: dropping `finish` tells it the command is over.
@@ -609,7 +643,7 @@ fn start(
     mut tcp: TcpStream,
     peer: &str,
     name: &str,
-    limit: Duration,
+    limit: HandshakeLimit,
 ) -> Result<Bridge> {
     handshake(&mut conn, &mut tcp, peer, name, limit)?;
     let (ours, mut theirs) =
