@@ -253,6 +253,47 @@ pub struct TlsTrustArgs {
     /// The client certificate's private key (PEM), with --cert.
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<String>,
+    #[command(flatten)]
+    pub protocol: TlsProtocolArgs,
+}
+
+/// `--tls-min` and `--ciphers`, on every TLS client and server.
+#[derive(Debug, Clone, Args)]
+pub struct TlsProtocolArgs {
+    /// The oldest TLS version to accept: 1.2 (the default) or 1.3 (socat's min-proto-version).
+    #[arg(long = "tls-min", value_name = "VERSION", value_parser = ["1.2", "1.3"])]
+    pub tls_min: Option<String>,
+    /// Only these cipher suites (comma- or colon-separated; IANA names such as
+    /// TLS_AES_256_GCM_SHA384, rustls names, or OpenSSL names such as
+    /// ECDHE-ECDSA-AES128-GCM-SHA256), like ncat's --ssl-ciphers.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub ciphers: Vec<String>,
+}
+
+impl TlsProtocolArgs {
+    /// The first of these options given, for "needs --tls" errors.
+    pub fn given(&self) -> Option<&'static str> {
+        match (self.tls_min.is_some(), self.ciphers.is_empty()) {
+            (true, _) => Some("--tls-min"),
+            (false, false) => Some("--ciphers"),
+            (false, true) => None,
+        }
+    }
+
+    /// What these flags ask of rustls.
+    pub fn options(&self) -> crate::net::tls::ProtocolOptions {
+        crate::net::tls::ProtocolOptions {
+            tls13_only: self.tls_min.as_deref() == Some("1.3"),
+            ciphers: self
+                .ciphers
+                .iter()
+                .flat_map(|c| c.split(':'))
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
 }
 
 impl TlsTrustArgs {
@@ -267,6 +308,7 @@ impl TlsTrustArgs {
         ]
         .into_iter()
         .find_map(|(given, flag)| given.then_some(flag))
+        .or_else(|| self.protocol.given())
     }
 
     /// The client configuration (files are read now: a bad one is a usage error before any
@@ -286,6 +328,7 @@ impl TlsTrustArgs {
             alpn,
             cert: self.cert.clone(),
             key: self.key.clone(),
+            protocol: self.protocol.options(),
         })
     }
 
@@ -344,16 +387,31 @@ pub struct TlsServerArgs {
     /// Accept these ALPN protocols (comma-separated).
     #[arg(long, value_name = "LIST", requires = "tls", value_delimiter = ',')]
     pub alpn: Vec<String>,
+    /// Require a client certificate signed by a CA in FILE (PEM); clients without one are
+    /// refused in the handshake. -v prints each client's subject; -e/-c programs get it in
+    /// NK_TLS_PEER_SUBJECT.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<String>,
+    #[command(flatten)]
+    pub protocol: TlsProtocolArgs,
 }
 
 impl TlsServerArgs {
     /// The TLS server configuration, or `None` without --tls.
     pub fn config(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
         if !self.tls {
+            if let Some(flag) = self.protocol.given() {
+                return Err(crate::exit::usage(format!("{flag} needs --tls")));
+            }
             return Ok(None);
         }
-        let (config, fingerprint) =
-            crate::net::tls::server_config(self.cert.as_deref(), self.key.as_deref(), &self.alpn)?;
+        let (config, fingerprint) = crate::net::tls::server_config(
+            self.cert.as_deref(),
+            self.key.as_deref(),
+            &self.alpn,
+            self.ca.as_deref(),
+            &self.protocol.options(),
+        )?;
         if self.cert.is_none() {
             crate::info!("TLS certificate SHA-256 {fingerprint} (self-signed, made for this run)");
         } else {

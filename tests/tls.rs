@@ -1694,3 +1694,140 @@ fn dial_w_bounds_the_handshake_of_a_silent_server() {
         .expect_stderr_contains("timed out after 1s");
     let _ = server.join();
 }
+
+// ---------------------------------------------------------------------------
+// listen --tls --ca (client certificates), --tls-min, --ciphers
+// ---------------------------------------------------------------------------
+
+/// `listen --tls --ca CA`: a client with a certificate from CA is served, and a program gets
+/// its subject in NK_TLS_PEER_SUBJECT (-v prints it too); a client without one is refused and
+/// told so (ncat --ssl-verify on a listener, socat's verify with cafile).
+#[test]
+fn listen_tls_ca_requires_client_certificates_and_names_the_subject() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf();
+    let ca = pki.ca();
+    let mut server = Proc::nk(
+        [
+            "-v",
+            "listen",
+            "-k",
+            "--tls",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--ca",
+            &ca,
+            "-c",
+            "echo \"subject=$NK_TLS_PEER_SUBJECT\"",
+            "127.0.0.1:0",
+        ],
+        In::Null,
+        Out::Pipe,
+    );
+    let port = server.nk_listening_port().to_string();
+    let with_cert = run_nk(
+        [
+            "dial",
+            "--tls",
+            "--ca",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "localhost",
+            &port,
+        ],
+        In::Null,
+        10.0,
+    );
+    with_cert
+        .expect_code(0)
+        .expect_stdout(b"subject=CN=localhost\n");
+    server.wait_stderr_contains("subject CN=localhost", 10.0);
+    let without = run_nk(
+        ["dial", "--tls", "--ca", &ca, "localhost", &port],
+        In::Pipe,
+        10.0,
+    );
+    without
+        .expect_code(1)
+        .expect_stderr_contains("certificate required")
+        .expect_stderr_contains("--cert FILE --key FILE");
+    signal_and_wait(server, "TERM", 143);
+}
+
+/// `--tls-min 1.3` refuses a TLS 1.2-only server, in words; `--ciphers` picks the suite (IANA
+/// or OpenSSL names); an unknown suite is a usage error naming the known ones.
+#[test]
+fn tls_min_and_ciphers_choose_what_is_offered() {
+    let pki = Pki::new();
+    let (leaf, key) = (pki.path("leaf.pem"), pki.path("leaf.key"));
+    let port = free_port("127.0.0.1");
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_server", "-naccept", "1", "-tls1_2", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-cert", &text(&leaf), "-key", &text(&key)]);
+    let mut old = Proc::spawn("openssl s_server -tls1_2", cmd, In::Pipe, Out::Pipe);
+    old.wait_stdout_line(10.0, |l| l.contains("ACCEPT"));
+    let port = port.to_string();
+    let out = run_nk(
+        [
+            "dial",
+            "--tls",
+            "--tls-min",
+            "1.3",
+            "--ca",
+            &pki.ca(),
+            "localhost",
+            &port,
+        ],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(1)
+        .expect_stderr_contains("TLS handshake with");
+    assert!(
+        !out.stderr.contains("Debug") && !out.stderr.contains("("),
+        "{}",
+        out.stderr
+    );
+    old.stdin.take();
+    let _ = old.wait(10.0);
+
+    for (asked, seen) in [
+        ("TLS_AES_128_GCM_SHA256", "TLS13_AES_128_GCM_SHA256"),
+        (
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        ),
+    ] {
+        let (server, port) = s_server(&pki, b"hello\n");
+        let out = run_nk(
+            [
+                "-v",
+                "dial",
+                "--tls",
+                "--ciphers",
+                asked,
+                "--ca",
+                &pki.ca(),
+                "localhost",
+                &port.to_string(),
+            ],
+            In::Null,
+            10.0,
+        );
+        out.expect_code(0).expect_stderr_contains(seen);
+        drop(server);
+    }
+    let out = run_nk(
+        ["dial", "--tls", "--ciphers", "RC4-MD5", "127.0.0.1", "1"],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(2)
+        .expect_stderr_contains("unknown cipher suite \"RC4-MD5\"");
+}

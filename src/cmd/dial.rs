@@ -136,7 +136,7 @@ pub fn run(args: DialArgs) -> Result<()> {
     let connected = connect(&target, &opts)?;
     let peer = display_addr(connected.peer);
     summary_on_interrupt(&relay_opts.counters)?;
-    let info = ConnInfo::new(&connected.peer.into(), &connected.local.into(), "tcp", 1);
+    let mut info = ConnInfo::new(&connected.peer.into(), &connected.local.into(), "tcp", 1);
     let result = match tls {
         Some(config) => {
             let name = args.tls.trust.server_name(&target.host.to_string());
@@ -154,6 +154,7 @@ pub fn run(args: DialArgs) -> Result<()> {
                     None => crate::net::tls::HANDSHAKE_TIMEOUT.into(),
                 },
             )?;
+            info.tls_peer_subject = plain.peer_subject().map(str::to_string);
             relay(Arc::new(plain), exec, &peer, &info, &relay_opts)
         }
         None => relay(Arc::new(connected.stream), exec, &peer, &info, &relay_opts),

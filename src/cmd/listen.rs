@@ -246,7 +246,8 @@ pub fn serve_connections(
             let template = relay_template;
             server.run(listener, move |conn| {
                 let (conn, stream) = configure(conn)?;
-                let info = ConnInfo::new(&conn.peer, &conn.local, proto, conn.seq);
+                let mut info = ConnInfo::new(&conn.peer, &conn.local, proto, conn.seq);
+                info.tls_peer_subject = stream.peer_subject().map(str::to_string);
                 let mut opts = template.clone();
                 opts.counters = Arc::clone(&conn.live.counters);
                 let live = Arc::clone(&conn.live);

@@ -94,6 +94,8 @@ pub struct ConnInfo {
     pub proto: &'static str,
     /// NK_CONN_SEQ: 1 for the first connection accepted, 2 for the next...
     pub seq: u64,
+    /// NK_TLS_PEER_SUBJECT: the subject of the certificate the TLS peer presented, if any.
+    pub tls_peer_subject: Option<String>,
 }
 
 impl ConnInfo {
@@ -108,6 +110,7 @@ impl ConnInfo {
             local_port,
             proto,
             seq,
+            tls_peer_subject: None,
         }
     }
 }
@@ -134,6 +137,10 @@ pub fn spawn(spec: &ExecSpec, info: &ConnInfo) -> Result<Child> {
         .env("NK_LOCAL_PORT", &info.local_port)
         .env("NK_PROTO", info.proto)
         .env("NK_CONN_SEQ", info.seq.to_string())
+        .env(
+            "NK_TLS_PEER_SUBJECT",
+            info.tls_peer_subject.as_deref().unwrap_or_default(),
+        )
         // Its own process group, so that stopping it also stops what it started (a shell's
         // children), and a terminal's Ctrl-C reaches nk, which stops it in turn.
         .process_group(0);

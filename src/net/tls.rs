@@ -49,8 +49,75 @@ pub const PLAINTEXT_CAP: usize = 256 * 1024;
 /// How long a handshake may take unless the command says otherwise.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// `--tls-min` and `--ciphers`: what either side offers (ncat's --ssl-ciphers, socat's
+/// min-proto-version).
+#[derive(Debug, Clone, Default)]
+pub struct ProtocolOptions {
+    /// `--tls-min 1.3`: refuse TLS 1.2.
+    pub tls13_only: bool,
+    /// `--ciphers LIST`: only these cipher suites, by IANA, rustls or OpenSSL name.
+    pub ciphers: Vec<String>,
+}
+
+impl ProtocolOptions {
+    /// The ring provider with only the cipher suites asked for (a usage error names the ones
+    /// there are when a name matches none).
+    fn provider(&self) -> Result<Arc<CryptoProvider>> {
+        let mut provider = rustls::crypto::ring::default_provider();
+        if self.ciphers.is_empty() {
+            return Ok(Arc::new(provider));
+        }
+        let mut chosen: Vec<rustls::SupportedCipherSuite> = Vec::new();
+        for name in &self.ciphers {
+            let Some(suite) = provider
+                .cipher_suites
+                .iter()
+                .find(|s| suite_is_named(&format!("{:?}", s.suite()), name))
+            else {
+                let known: Vec<String> = provider
+                    .cipher_suites
+                    .iter()
+                    .map(|s| format!("{:?}", s.suite()))
+                    .collect();
+                return Err(usage(format!(
+                    "--ciphers: unknown cipher suite \"{name}\" (nk has {})",
+                    known.join(", ")
+                )));
+            };
+            if !chosen.iter().any(|c| c.suite() == suite.suite()) {
+                chosen.push(*suite);
+            }
+        }
+        provider.cipher_suites = chosen;
+        Ok(Arc::new(provider))
+    }
+
+    /// The protocol versions offered.
+    fn versions(&self) -> &'static [&'static rustls::SupportedProtocolVersion] {
+        static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+        if self.tls13_only {
+            TLS13_ONLY
+        } else {
+            rustls::DEFAULT_VERSIONS
+        }
+    }
+}
+
+/// Whether `name` (as a user writes it: IANA `TLS_AES_128_GCM_SHA256`, rustls
+/// `TLS13_AES_128_GCM_SHA256`, OpenSSL `ECDHE-RSA-AES128-GCM-SHA256`, any case) names the suite
+/// rustls calls `rustls_name`. Both are reduced to their algorithms, joined.
+fn suite_is_named(rustls_name: &str, name: &str) -> bool {
+    fn reduce(text: &str) -> String {
+        let upper = text.to_ascii_uppercase().replace('-', "_");
+        let bare = upper
+            .strip_prefix("TLS13_")
+            .or_else(|| upper.strip_prefix("TLS_"))
+            .unwrap_or(&upper);
+        bare.replace("_WITH_", "_").replace('_', "")
+    }
+    let (ours, theirs) = (reduce(rustls_name), reduce(name));
+    // OpenSSL leaves the hash out of its CHACHA20 names (ECDHE-RSA-CHACHA20-POLY1305).
+    !theirs.is_empty() && (ours == theirs || ours == format!("{theirs}SHA256"))
 }
 
 /// What `dial --tls` asks for.
@@ -66,6 +133,8 @@ pub struct ClientOptions {
     pub cert: Option<String>,
     /// See `cert`.
     pub key: Option<String>,
+    /// `--tls-min`, `--ciphers`.
+    pub protocol: ProtocolOptions,
 }
 
 fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>> {
@@ -86,10 +155,10 @@ fn load_key(path: &str) -> Result<PrivateKeyDer<'static>> {
 /// The client configuration the options ask for (files are read now: a bad one is a usage
 /// error before any traffic).
 pub fn client_config(opts: &ClientOptions) -> Result<Arc<ClientConfig>> {
-    let provider = provider();
+    let provider = opts.protocol.provider()?;
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .context("TLS versions")?;
+        .with_protocol_versions(opts.protocol.versions())
+        .map_err(|e| usage(format!("--tls-min / --ciphers: {e}")))?;
     let builder = if opts.insecure {
         crate::log::warn(format_args!(
             "--insecure: the server's certificate is not checked; anyone on the path can read and change this connection"
@@ -272,6 +341,8 @@ pub fn server_config(
     cert: Option<&str>,
     key: Option<&str>,
     alpn: &[String],
+    client_ca: Option<&str>,
+    protocol: &ProtocolOptions,
 ) -> Result<(Arc<ServerConfig>, String)> {
     let (chain, key) = match (cert, key) {
         (Some(cert), Some(key)) => (load_certs(cert)?, load_key(key)?),
@@ -291,10 +362,31 @@ pub fn server_config(
         _ => return Err(usage("--cert and --key go together")),
     };
     let fingerprint = fingerprint(&chain[0]);
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .context("TLS versions")?
-        .with_no_client_auth()
+    let provider = protocol.provider()?;
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(protocol.versions())
+        .map_err(|e| usage(format!("--tls-min / --ciphers: {e}")))?;
+    let builder = match client_ca {
+        // Every client must present a certificate signed by one of these (ncat
+        // --ssl-verify on a listener; socat's verify=1 with cafile).
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for cert in load_certs(path)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| usage(format!("--ca {path}: {e}")))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| usage(format!("--ca {path}: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| usage(format!("the certificate and key: {e}")))?;
     config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
@@ -333,10 +425,12 @@ fn explain(err: io::Error, peer: &str, name: &str) -> anyhow::Error {
         if crate::net::deadline::is_timeout(&err) {
             return anyhow!("TLS handshake with {peer}: timed out");
         }
-        if err.kind() == io::ErrorKind::UnexpectedEof {
-            return anyhow!("TLS handshake with {peer}: the peer closed the connection");
-        }
-        return anyhow::Error::new(err).context(format!("TLS handshake with {peer}"));
+        let how = match err.kind() {
+            io::ErrorKind::UnexpectedEof => "closed",
+            io::ErrorKind::ConnectionReset => "reset",
+            _ => return anyhow::Error::new(err).context(format!("TLS handshake with {peer}")),
+        };
+        return cut_short(peer, how);
     };
     let (reason, hint) = in_words(&tls, name);
     let message = format!("TLS handshake with {peer}: {reason}");
@@ -345,6 +439,17 @@ fn explain(err: io::Error, peer: &str, name: &str) -> anyhow::Error {
     } else {
         anyhow::Error::new(Hinted { message, hint })
     }
+}
+
+/// The peer `how` ("closed", "reset") the connection during the handshake: most often it
+/// refused what was offered without saying so in an alert.
+fn cut_short(peer: &str, how: &str) -> anyhow::Error {
+    anyhow::Error::new(Hinted {
+        message: format!("TLS handshake with {peer}: the peer {how} the connection"),
+        hint: "it may refuse the TLS versions or cipher suites offered (--tls-min, --ciphers, \
+               a client certificate), or not speak TLS on this port"
+            .into(),
+    })
 }
 
 /// A rustls error in words, with a hint where the user can fix it: never a Rust debug value.
@@ -505,11 +610,7 @@ fn handshake(
         }
         bound(tcp)?;
         match conn.read_tls(tcp) {
-            Ok(0) => {
-                return Err(anyhow!(
-                    "TLS handshake with {peer}: the peer closed the connection"
-                ))
-            }
+            Ok(0) => return Err(cut_short(peer, "closed")),
             Ok(_) => {
                 if let Err(err) = conn.process_new_packets() {
                     // Let the peer know why, when there is an alert to send.
@@ -646,6 +747,11 @@ fn start(
     limit: HandshakeLimit,
 ) -> Result<Bridge> {
     handshake(&mut conn, &mut tcp, peer, name, limit)?;
+    let peer_subject = conn
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|cert| crate::wire::x509::summarize(cert.as_ref()).ok())
+        .map(|summary| summary.subject);
     let (ours, mut theirs) =
         Socket::pair(Domain::UNIX, Type::STREAM, None).context("socketpair")?;
     let (finish, finish_rx) = UnixStream::pair().context("socketpair")?;
@@ -677,6 +783,7 @@ fn start(
     Ok(Bridge {
         socket: ours,
         failure,
+        peer_subject,
     })
 }
 
@@ -747,6 +854,16 @@ pub enum MaybeTls {
     Tls(Bridge),
 }
 
+impl MaybeTls {
+    /// The subject of the TLS peer's certificate, if there is TLS and it presented one.
+    pub fn peer_subject(&self) -> Option<&str> {
+        match self {
+            MaybeTls::Plain(_) => None,
+            MaybeTls::Tls(bridge) => bridge.peer_subject(),
+        }
+    }
+}
+
 impl std::os::fd::AsFd for MaybeTls {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         match self {
@@ -803,9 +920,16 @@ impl SplitStream for MaybeTls {
 pub struct Bridge {
     socket: Socket,
     failure: Arc<Failure>,
+    /// The subject of the certificate the peer presented (a client's with `listen --ca`).
+    peer_subject: Option<String>,
 }
 
 impl Bridge {
+    /// The subject of the peer's certificate, if it presented one (NK_TLS_PEER_SUBJECT).
+    pub fn peer_subject(&self) -> Option<&str> {
+        self.peer_subject.as_deref()
+    }
+
     /// The plaintext socket alone (head and smtp check their own replies for completeness).
     pub fn into_socket(self) -> Socket {
         self.socket
@@ -1065,6 +1189,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cipher_suites_answer_to_iana_rustls_and_openssl_names() {
+        let tls13 = "TLS13_AES_128_GCM_SHA256";
+        assert!(suite_is_named(tls13, "TLS_AES_128_GCM_SHA256"));
+        assert!(suite_is_named(tls13, "tls13_aes_128_gcm_sha256"));
+        assert!(!suite_is_named(tls13, "TLS_AES_256_GCM_SHA384"));
+        let tls12 = "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256";
+        assert!(suite_is_named(tls12, "ECDHE-RSA-CHACHA20-POLY1305"));
+        assert!(suite_is_named(tls12, tls12));
+        assert!(!suite_is_named(tls12, "ECDHE-ECDSA-CHACHA20-POLY1305"));
+        assert!(!suite_is_named(tls12, ""));
+    }
+
+    #[test]
     fn debug_values_read_as_words() {
         let err = rustls::Error::InvalidCertificate(CertificateError::BadSignature);
         assert_eq!(
@@ -1096,7 +1233,8 @@ mod tests {
 
     #[test]
     fn a_self_signed_server_and_a_client_that_trusts_it_exchange_bytes_both_ways() {
-        let (server_config, fingerprint) = server_config(None, None, &[]).unwrap();
+        let (server_config, fingerprint) =
+            server_config(None, None, &[], None, &ProtocolOptions::default()).unwrap();
         assert_eq!(fingerprint.len(), 32 * 3 - 1);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -1143,7 +1281,8 @@ mod tests {
 
     #[test]
     fn an_unknown_issuer_is_named() {
-        let (server_config, _) = server_config(None, None, &[]).unwrap();
+        let (server_config, _) =
+            server_config(None, None, &[], None, &ProtocolOptions::default()).unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         thread::spawn(move || {
