@@ -138,12 +138,13 @@ pub type HexDump = Option<std::sync::Arc<std::sync::Mutex<Box<dyn std::io::Write
 
 /// Opens the `-x FILE|-` destination (created now: an error before any traffic if it cannot).
 pub fn open_hexdump(target: Option<&str>) -> anyhow::Result<HexDump> {
-    use anyhow::Context;
     let writer: Box<dyn std::io::Write + Send> = match target {
         None => return Ok(None),
         Some("-") => Box::new(std::io::stderr()),
+        // A file that cannot be made is a usage error, found before any traffic.
         Some(path) => Box::new(
-            std::fs::File::create(path).with_context(|| format!("create hex dump file {path}"))?,
+            std::fs::File::create(path)
+                .map_err(|e| crate::exit::usage(format!("create hex dump file {path}: {e}")))?,
         ),
     };
     Ok(Some(std::sync::Arc::new(std::sync::Mutex::new(writer))))
@@ -198,7 +199,8 @@ impl HubArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Access")]
 pub struct AccessArgs {
-    /// Serve only clients in this address or CIDR block (repeatable).
+    /// Serve only clients in these addresses or CIDR blocks (repeatable, or comma-separated);
+    /// an allow list that comes out empty (a file of comments) admits nobody.
     #[arg(long, value_name = "SPEC")]
     pub allow: Vec<String>,
     /// Never serve clients in this address or CIDR block; close them at once (repeatable;

@@ -735,6 +735,46 @@ fn denyfile_and_allowfile_with_comments() {
     check_only_127_0_0_2_allowed(&["--allowfile", allow.to_str().unwrap()]);
 }
 
+/// An allow list that came out empty (a file of comments) admits nobody, as ncat's does, and
+/// -v says so at start; `--allow A,B` is a list; `--deny ::ffff:127.0.0.1` denies the IPv4
+/// client 127.0.0.1; an unreadable list file is a usage error before any traffic.
+#[test]
+fn an_empty_allowfile_fails_closed_and_lists_take_commas() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("allow.txt");
+    std::fs::write(&empty, "# nobody yet\n\n").unwrap();
+    check_all_denied(&["--allowfile", empty.to_str().unwrap()]);
+    let (nk, _) = listen(
+        &["--allowfile", empty.to_str().unwrap(), "127.0.0.1:0"],
+        In::Null,
+        Out::Null,
+    );
+    let said = nk.stderr_so_far();
+    terminate(nk);
+    assert!(said.contains("the allow list is empty"), "{said}");
+
+    check_only_127_0_0_2_allowed(&["--allow", "10.0.0.0/8,127.0.0.2"]);
+    check_all_denied(&["--deny", "::ffff:127.0.0.1"]);
+    let out = run_nk(
+        [
+            "listen",
+            "--allowfile",
+            "/nonexistent/allow.txt",
+            "127.0.0.1:0",
+        ],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(2)
+        .expect_stderr_contains("/nonexistent/allow.txt");
+    let out = run_nk(
+        ["listen", "-x", "/nonexistent/dir/dump", "127.0.0.1:0"],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(2).expect_stderr_contains("hex dump file");
+}
+
 // ---------------------------------------------------------------------------
 // 6. --broker and --chat
 // ---------------------------------------------------------------------------

@@ -1,10 +1,13 @@
 //! `--allow` / `--deny`: which peers a listener serves, by address or CIDR block.
 //!
 //! A denied peer is closed before a byte moves, so the check runs on the accepted address
-//! alone. Rules: a peer matching any deny entry is refused; when allow entries exist, a peer
-//! must match one of them. IPv4-mapped IPv6 peers (seen on dual-stack listeners) are checked
-//! as the IPv4 addresses they are. Lists also come from files (`--allowfile`, one entry per
-//! line, `#` comments), read with a size cap.
+//! alone. Rules: a peer matching any deny entry is refused; when an allow list was given, a
+//! peer must match one of its entries, so an allow list that came out empty (a file of
+//! comments) admits nobody: it fails closed, as ncat does. IPv4-mapped IPv6 addresses
+//! (`::ffff:127.0.0.1`), in specs and in peers seen on dual-stack listeners alike, are the IPv4
+//! addresses they stand for, normalised in this one place. Entries may be comma-separated;
+//! lists also come from files (`--allowfile`, one or more entries per line, `#` comments), read
+//! with a size cap; a file that cannot be read is a usage error, before any traffic.
 
 use std::fmt;
 use std::io::Read;
@@ -38,7 +41,7 @@ impl Cidr {
             ))
         })?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix_text {
+        let mut prefix = match prefix_text {
             None => max,
             Some(p) => match p.parse::<u8>() {
                 Ok(n) if n <= max && !p.starts_with('+') => n,
@@ -49,6 +52,15 @@ impl Cidr {
                 }
             },
         };
+        // `::ffff:a.b.c.d/N` (N >= 96) is the IPv4 block a.b.c.d/(N-96): compared as IPv4,
+        // like the peers it must match.
+        let mut addr = addr;
+        if let (IpAddr::V6(v6), true) = (addr, prefix >= 96) {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                addr = IpAddr::V4(v4);
+                prefix -= 96;
+            }
+        }
         let cidr = Cidr {
             network: addr,
             prefix,
@@ -97,6 +109,8 @@ impl fmt::Display for Cidr {
 pub struct AccessList {
     allow: Vec<Cidr>,
     deny: Vec<Cidr>,
+    /// An allow list was given (possibly empty: then nobody is allowed).
+    allow_given: bool,
 }
 
 impl AccessList {
@@ -107,18 +121,24 @@ impl AccessList {
         allow_files: &[String],
         deny_files: &[String],
     ) -> Result<AccessList> {
-        let mut list = AccessList::default();
+        let mut list = AccessList {
+            allow_given: !allow.is_empty() || !allow_files.is_empty(),
+            ..AccessList::default()
+        };
         for entry in allow {
-            list.allow.push(Cidr::parse(entry)?);
+            list.allow.extend(parse_entries(entry)?);
         }
         for entry in deny {
-            list.deny.push(Cidr::parse(entry)?);
+            list.deny.extend(parse_entries(entry)?);
         }
         for path in allow_files {
             list.allow.extend(read_list(path)?);
         }
         for path in deny_files {
             list.deny.extend(read_list(path)?);
+        }
+        if list.allow_given && list.allow.is_empty() {
+            crate::info!("the allow list is empty: no client will be served");
         }
         Ok(list)
     }
@@ -128,17 +148,25 @@ impl AccessList {
         if self.deny.iter().any(|c| c.contains(ip)) {
             return false;
         }
-        self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip))
+        !self.allow_given || self.allow.iter().any(|c| c.contains(ip))
     }
+}
+
+/// One `--allow`/`--deny` value: an entry, or several separated by commas.
+fn parse_entries(text: &str) -> Result<Vec<Cidr>> {
+    text.split(',')
+        .map(|entry| Cidr::parse(entry.trim()))
+        .collect()
 }
 
 /// Reads one entry per line; `#` starts a comment; blank lines are skipped.
 fn read_list(path: &str) -> Result<Vec<Cidr>> {
-    let file = std::fs::File::open(path).with_context(|| format!("open {path}"))?;
+    let unreadable = |e: std::io::Error| usage(format!("read {path}: {e}"));
+    let file = std::fs::File::open(path).map_err(unreadable)?;
     let mut text = String::new();
     file.take(MAX_LIST_FILE)
         .read_to_string(&mut text)
-        .with_context(|| format!("read {path}"))?;
+        .map_err(unreadable)?;
     parse_list(&text).with_context(|| format!("in {path}"))
 }
 
@@ -148,9 +176,10 @@ fn parse_list(text: &str) -> Result<Vec<Cidr>> {
         .filter_map(|(n, line)| {
             let entry = line.split('#').next().unwrap_or("").trim();
             (!entry.is_empty())
-                .then(|| Cidr::parse(entry).with_context(|| format!("line {}", n + 1)))
+                .then(|| parse_entries(entry).with_context(|| format!("line {}", n + 1)))
         })
-        .collect()
+        .collect::<Result<Vec<Vec<Cidr>>>>()
+        .map(|lists| lists.concat())
 }
 
 #[cfg(test)]
@@ -202,6 +231,29 @@ mod tests {
         assert!(!list.permits(ip("127.0.0.9")));
         assert!(!list.permits(ip("10.0.0.1")));
         assert!(AccessList::default().permits(ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn an_empty_allow_list_admits_nobody() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("allow");
+        std::fs::write(&path, "# nobody yet\n\n").unwrap();
+        let path = path.to_str().unwrap().to_string();
+        let list = AccessList::new(&[], &[], &[path], &[]).unwrap();
+        assert!(!list.permits(ip("127.0.0.1")));
+    }
+
+    #[test]
+    fn commas_separate_entries_and_mapped_specs_are_ipv4() {
+        let list = AccessList::new(&["10.0.0.0/8,127.0.0.1".into()], &[], &[], &[]).unwrap();
+        assert!(list.permits(ip("10.1.2.3")) && list.permits(ip("127.0.0.1")));
+        let deny = AccessList::new(&[], &["::ffff:127.0.0.1".into()], &[], &[]).unwrap();
+        assert!(!deny.permits(ip("127.0.0.1")));
+        assert!(!deny.permits(ip("::ffff:127.0.0.1")));
+        let allow = AccessList::new(&["::ffff:127.0.0.0/104".into()], &[], &[], &[]).unwrap();
+        assert!(allow.permits(ip("127.0.0.1")));
+        let err = AccessList::new(&[], &[], &["/nonexistent/allow".into()], &[]).unwrap_err();
+        assert_eq!(classify(&err), Status::Usage, "{err:#}");
     }
 
     #[test]
