@@ -20,6 +20,8 @@ declare -A peers=(
   [nginx]=nginx-light
   [curl]=curl
   [openssl]=openssl
+  [ss]=iproute2
+  [script]=util-linux
 )
 missing=()
 for cmd in "${!peers[@]}"; do

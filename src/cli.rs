@@ -115,6 +115,9 @@ pub struct RelayArgs {
     /// Do not half-close the connection at stdin EOF; keep reading until the peer closes.
     #[arg(long)]
     pub no_shutdown: bool,
+    /// Half-close the connection at stdin EOF: nk's default, accepted for nc's -N.
+    #[arg(short = 'N', conflicts_with = "no_shutdown")]
+    pub shutdown_at_eof: bool,
     /// Only send: stdin to the peer; received data is read and dropped.
     #[arg(long, conflicts_with = "recv_only")]
     pub send_only: bool,
@@ -448,6 +451,57 @@ impl ExecArgs {
     }
 }
 
+/// A TOS byte as OpenBSD nc's -T takes it: a number (decimal or 0x hex, 0-255), a DSCP
+/// codepoint name, or a precedence/TOS keyword (RFC 791, RFC 1349, RFC 2474/2597/3246).
+pub fn parse_tos(text: &str) -> Result<u32, String> {
+    const NAMES: &[(&str, u32)] = &[
+        ("af11", 0x28),
+        ("af12", 0x30),
+        ("af13", 0x38),
+        ("af21", 0x48),
+        ("af22", 0x50),
+        ("af23", 0x58),
+        ("af31", 0x68),
+        ("af32", 0x70),
+        ("af33", 0x78),
+        ("af41", 0x88),
+        ("af42", 0x90),
+        ("af43", 0x98),
+        ("cs0", 0x00),
+        ("cs1", 0x20),
+        ("cs2", 0x40),
+        ("cs3", 0x60),
+        ("cs4", 0x80),
+        ("cs5", 0xa0),
+        ("cs6", 0xc0),
+        ("cs7", 0xe0),
+        ("ef", 0xb8),
+        ("critical", 0xa0),
+        ("inetcontrol", 0xc0),
+        ("netcontrol", 0xe0),
+        ("lowdelay", 0x10),
+        ("throughput", 0x08),
+        ("reliability", 0x04),
+        ("lowcost", 0x02),
+    ];
+    let lower = text.trim().to_ascii_lowercase();
+    if let Some((_, value)) = NAMES.iter().find(|(name, _)| *name == lower) {
+        return Ok(*value);
+    }
+    let number = match lower.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => lower.parse::<u32>().ok(),
+    };
+    match number {
+        Some(n) if n <= 255 => Ok(n),
+        _ => Err(
+            "expected 0-255, 0xNN, a DSCP name (af11-af43, cs0-cs7, ef) or one of \
+                  lowdelay, throughput, reliability, lowcost, critical, inetcontrol, netcontrol"
+                .into(),
+        ),
+    }
+}
+
 /// Socket options.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Socket options")]
@@ -458,8 +512,10 @@ pub struct SockArgs {
     /// Enable TCP keepalive probes (SO_KEEPALIVE).
     #[arg(long)]
     pub keepalive: bool,
-    /// Type of service / traffic class byte, 0-255 (IP_TOS, IPV6_TCLASS).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=255))]
+    /// Type of service / traffic class byte (IP_TOS, IPV6_TCLASS): 0-255, hex (0x10), a DSCP
+    /// name (af11-af43, cs0-cs7, ef) or nc's keywords (lowdelay, throughput, reliability,
+    /// lowcost, critical, inetcontrol, netcontrol).
+    #[arg(short = 'T', long, value_name = "TOS", value_parser = parse_tos)]
     pub tos: Option<u32>,
     /// Time to live / hop limit of outgoing packets, 1-255.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=255))]

@@ -773,3 +773,39 @@ fn dial_keeps_sending_across_a_pause_to_a_peer_that_half_closed() {
     assert_eq!(String::from_utf8_lossy(&got), "first second");
     assert!(eof, "the server never saw EOF");
 }
+
+/// nc's spellings: `-N` (nk half-closes at stdin EOF anyway) and `-T` with nc's keywords, DSCP
+/// names and hex as well as numbers; the byte is on the socket (`ss --tos` shows it).
+#[test]
+fn nc_n_and_t_keywords_are_accepted() {
+    require_tool("ss", "iproute2");
+    for (tos, want) in [
+        ("lowdelay", "tos:0x10"),
+        ("af21", "tos:0x48"),
+        ("0x20", "tos:0x20"),
+    ] {
+        let server = serve_read_then_reply(10.0, b"ok\n");
+        let port = server.port().to_string();
+        let mut nk = Proc::nk(
+            ["dial", "-N", "-T", tos, "127.0.0.1", &port],
+            In::Pipe,
+            Out::Pipe,
+        );
+        let filter = format!("dport = :{port}");
+        let mut seen = String::new();
+        wait_until(5.0, || {
+            let out = Command::new("ss")
+                .args(["-tn", "--tos", &filter])
+                .output()
+                .expect("run ss");
+            seen = String::from_utf8_lossy(&out.stdout).into_owned();
+            seen.contains("ESTAB")
+        });
+        assert!(seen.contains(want), "-T {tos}: want {want} in\n{seen}");
+        nk.stdin.take();
+        nk.wait(10.0).expect_code(0).expect_stdout(b"ok\n");
+        server.join();
+    }
+    let out = run_nk(["dial", "-T", "fastest", "127.0.0.1", "1"], In::Null, 10.0);
+    out.expect_code(2).expect_stderr_contains("DSCP name");
+}
