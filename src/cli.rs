@@ -106,7 +106,7 @@ impl FamilyArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Relay")]
 pub struct RelayArgs {
-    /// Close the connection when no byte moved either way for DUR (exit 1).
+    /// Close the connection when no byte moved either way for DUR (exit 1); 0 means never.
     #[arg(short = 'i', long = "idle-timeout", value_name = "DUR", value_parser = parse_duration)]
     pub idle: Option<Duration>,
     /// After stdin EOF, exit at the latest DUR later (0: at once).
@@ -161,7 +161,7 @@ impl RelayArgs {
         Ok(RelayOptions {
             half_close: !self.no_shutdown,
             quit_after_eof: self.quit_after_eof,
-            idle_timeout: self.idle,
+            idle_timeout: crate::net::deadline::idle_limit(self.idle),
             receive_only: self.recv_only,
             send_only: self.send_only,
             crlf: self.crlf,

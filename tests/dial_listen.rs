@@ -809,3 +809,42 @@ fn nc_n_and_t_keywords_are_accepted() {
     let out = run_nk(["dial", "-T", "fastest", "127.0.0.1", "1"], In::Null, 10.0);
     out.expect_code(2).expect_stderr_contains("DSCP name");
 }
+
+/// Durations mean one thing everywhere: `-i 0` is "never" (dial used to time out at once),
+/// and `-w 0`, `--timeout 0` are usage errors (0 would give up before trying).
+#[test]
+fn i_zero_is_never_and_w_zero_is_a_usage_error() {
+    let server = Server::start(|mut s, _| {
+        // Silent for a while: an idle timeout of 0 taken literally would end nk at once.
+        std::thread::sleep(Duration::from_millis(500));
+        s.write_all(b"late\n").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        read_until_eof(&mut s, 10.0)
+    });
+    let port = server.port().to_string();
+    let mut nk = Proc::nk(["dial", "-i", "0", "127.0.0.1", &port], In::Pipe, Out::Pipe);
+    nk.wait_stdout_len(5, 10.0);
+    nk.stdin.take();
+    nk.wait(10.0).expect_code(0).expect_stdout(b"late\n");
+    server.join();
+    for args in [
+        vec!["dial", "-w", "0", "127.0.0.1", "1"],
+        vec!["listen", "-w", "0", "127.0.0.1:0"],
+        vec!["head", "--timeout", "0", "http://127.0.0.1:1/"],
+        vec![
+            "smtp",
+            "-w",
+            "0",
+            "--from",
+            "a@b.c",
+            "--to",
+            "d@e.f",
+            "127.0.0.1:1",
+        ],
+        vec!["daytime", "-w", "0", "127.0.0.1:1"],
+    ] {
+        let out = run_nk(&args, In::Null, 10.0);
+        out.expect_code(2)
+            .expect_stderr_contains("0 would give up before trying");
+    }
+}

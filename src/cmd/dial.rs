@@ -12,7 +12,7 @@ use crate::cmd::{relay_stdio, summary_on_interrupt};
 use crate::info;
 use crate::net::addr::{self, display_addr};
 use crate::net::connect::{connect, ConnectOptions};
-use crate::net::deadline::parse_duration;
+use crate::net::deadline::parse_timeout;
 use crate::net::exec::{self, ConnInfo};
 use crate::net::relay::AfterPeerEof;
 use crate::net::services::Proto;
@@ -66,7 +66,7 @@ pub struct DialArgs {
     pub family: FamilyArgs,
     /// Give up connecting after DUR, resolution, every address and the TLS handshake included
     /// (exit 1); with -z, the time each port may take (default 1s).
-    #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_duration)]
+    #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_timeout)]
     pub connect_timeout: Option<Duration>,
     /// Local source address to connect from.
     #[arg(short = 's', long = "source", value_name = "ADDR")]

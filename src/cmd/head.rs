@@ -23,7 +23,7 @@ use crate::info;
 use crate::net::addr::display_addr;
 use crate::net::addr::{self, Target};
 use crate::net::connect::{self, ConnectOptions};
-use crate::net::deadline::{format_duration, parse_duration, read_before, Deadline};
+use crate::net::deadline::{format_duration, parse_timeout, read_before, Deadline};
 use crate::net::tls;
 use crate::wire::http::{self, Chunk, ChunkedDecoder, Framing, Head, Method, Url};
 
@@ -111,10 +111,10 @@ pub struct HeadArgs {
     #[arg(long = "max-redirs", value_name = "N", default_value_t = 10)]
     pub max_redirs: u32,
     /// Connection timeout (also bounds the name lookup). Default 10s.
-    #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_duration)]
+    #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_timeout)]
     pub connect_timeout: Option<Duration>,
     /// The longest wait for the response head, and for each piece of the body. Default 30s.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
     /// Exit 1 when the final status is 400 or above (the head is still printed).
     #[arg(long)]

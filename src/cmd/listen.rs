@@ -14,7 +14,7 @@ use crate::cli::{ExecArgs, FamilyArgs, RelayArgs, SockArgs};
 use crate::cmd::{relay_stdio, summary_on_interrupt};
 use crate::info;
 use crate::net::addr::{self, display_addr, display_sockaddr, ListenSpec};
-use crate::net::deadline::parse_duration;
+use crate::net::deadline::parse_timeout;
 use crate::net::exec::{self, ConnInfo, ExecSpec};
 use crate::net::hub::{self, Hub, HubOptions, QueueReader};
 use crate::net::relay::{self, AfterPeerEof, RelayOptions, Remote, Sink, Source};
@@ -91,7 +91,7 @@ pub struct ListenArgs {
     #[arg(long, conflicts_with_all = ["exec", "shell", "broker"])]
     pub chat: bool,
     /// Give up when no client has connected within DUR (exit 1; without -k).
-    #[arg(short = 'w', long = "accept-timeout", value_name = "DUR", value_parser = parse_duration)]
+    #[arg(short = 'w', long = "accept-timeout", value_name = "DUR", value_parser = parse_timeout)]
     pub accept_timeout: Option<Duration>,
     /// Set SO_REUSEPORT, so several listeners can share the port.
     #[arg(long)]

@@ -24,7 +24,7 @@ use crate::cmd::{stdin_items, stdout_error};
 use crate::exit::{usage, Reported, Status};
 use crate::info;
 use crate::net::addr::{self, Family, Host};
-use crate::net::deadline::{parse_duration, Deadline};
+use crate::net::deadline::{parse_timeout, Deadline};
 use crate::net::dns::{self, Answer, ResolvConf, Transport};
 use crate::net::services::{self, Proto};
 use crate::wire::dns::{
@@ -102,7 +102,7 @@ pub struct ResolveArgs {
 
     /// How long one try waits for one server (default: resolv.conf's timeout, 5s); on the
     /// system path, the limit for each lookup.
-    #[arg(long, value_name = "DUR", value_parser = positive_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
 
     /// Rounds over the servers that have not answered (default: resolv.conf's attempts, 2).
@@ -316,14 +316,6 @@ impl Plan {
             return Ok(());
         }
         addr::parse_host(text).map(drop).map_err(|e| e.to_string())
-    }
-}
-
-/// `--timeout`: a duration above zero (zero would give up before asking).
-fn positive_duration(text: &str) -> Result<Duration, String> {
-    match parse_duration(text)? {
-        d if d.is_zero() => Err("must be more than 0".into()),
-        d => Ok(d),
     }
 }
 

@@ -23,7 +23,7 @@ use crate::exit::Hinted;
 use crate::exit::{usage, Reported, Status};
 use crate::net::addr::{self, display_addr};
 use crate::net::connect::{self, ConnectOptions};
-use crate::net::deadline::{format_duration, is_timeout, parse_duration, read_before, Deadline};
+use crate::net::deadline::{format_duration, is_timeout, parse_timeout, read_before, Deadline};
 use crate::net::services::Proto;
 use crate::net::tls;
 use crate::wire::http::parse_header;
@@ -131,11 +131,11 @@ pub struct SmtpArgs {
     #[arg(long, value_name = "STAGE")]
     pub quit_after: Option<Stage>,
     /// Connection timeout (also bounds the name lookup). Default 30s.
-    #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_duration)]
+    #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_timeout)]
     pub connect_timeout: Option<Duration>,
     /// Wait at most DUR for each whole reply, the banner included (instead of 30s for the
     /// banner and RFC 5321's per-stage timeouts after it).
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
     #[command(flatten)]
     pub family: FamilyArgs,

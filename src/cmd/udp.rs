@@ -203,7 +203,7 @@ fn options(
         max_payload,
         lines: args.lines,
         quit_after_eof: args.quit_after_eof.unwrap_or(DEFAULT_QUIT_AFTER_EOF),
-        idle: args.idle,
+        idle: crate::net::deadline::idle_limit(args.idle),
         keep: args.keep_open,
         exec,
         proto: "udp",

@@ -17,7 +17,7 @@ use crate::cmd::{relay_stdio, summary_on_interrupt};
 use crate::info;
 use crate::net::addr::display_sockaddr;
 use crate::net::datagram::{self, DatagramOptions, DatagramStats};
-use crate::net::deadline::parse_duration;
+use crate::net::deadline::parse_timeout;
 use crate::net::exec::{self, ConnInfo};
 use crate::net::relay::AfterPeerEof;
 use crate::net::server::{Server, ServerOptions};
@@ -84,7 +84,7 @@ pub struct UnixArgs {
     #[command(flatten)]
     pub hub: crate::cli::HubArgs,
     /// With -l: give up when no client has connected within DUR (exit 1; without -k).
-    #[arg(short = 'w', long = "accept-timeout", value_name = "DUR", value_parser = parse_duration)]
+    #[arg(short = 'w', long = "accept-timeout", value_name = "DUR", value_parser = parse_timeout)]
     pub accept_timeout: Option<Duration>,
 
     #[command(flatten)]

@@ -171,6 +171,23 @@ pub fn format_duration(d: Duration) -> String {
 /// that `Instant + d` can never overflow.
 const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// `-w DUR` and the other bounds on a wait for a peer: a duration above zero (0 would give up
+/// before trying; leaving the option out is how to wait as long as it takes).
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!(
+            "invalid timeout \"{text}\": 0 would give up before trying (leave the option out \
+             to wait as long as it takes)"
+        )),
+        d => Ok(d),
+    }
+}
+
+/// `-i DUR`, an idle timeout, on every command: 0 means never.
+pub fn idle_limit(idle: Option<Duration>) -> Option<Duration> {
+    idle.filter(|d| !d.is_zero())
+}
+
 /// Parses `5`, `1.5`, `500ms`, `2s`, `3m`, `1h` (a bare number is seconds, as in nc and ping).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();

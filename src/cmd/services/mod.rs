@@ -67,7 +67,7 @@ pub struct ServiceArgs {
     pub interval_or_idle: Option<Duration>,
 
     /// Connection timeout (TCP; also bounds the name lookup). Default 5s.
-    #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_duration, conflicts_with = "listen", help_heading = "Client")]
+    #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = crate::net::deadline::parse_timeout, conflicts_with = "listen", help_heading = "Client")]
     pub connect_timeout: Option<Duration>,
     /// How long to wait for each whole reply, however slowly it trickles in (each UDP try,
     /// each probe). Default 2s.
