@@ -771,3 +771,25 @@ wait_for "$dir/out" 'with flag' || echo "broadcast datagram not received" >&2
         out.describe()
     );
 }
+
+/// `-i` on a server is "no datagram either way" (cli.md): datagrams it sends (stdin to the
+/// last peer) keep it alive, not only those it receives.
+#[test]
+fn server_idle_timeout_counts_datagrams_sent_too() {
+    let (mut nk, port) = nk_listen(&["-i", "700ms", "127.0.0.1:0"], In::Pipe, Out::Pipe);
+    let peer = udp("127.0.0.1");
+    peer.send_to(b"hello\n", ("127.0.0.1", port)).unwrap();
+    nk.wait_stdout_line(10.0, |l| l == "hello");
+    // Six replies 250 ms apart: 1.5 s in all, twice the idle timeout, never 700 ms idle.
+    for n in 0..6 {
+        std::thread::sleep(Duration::from_millis(250));
+        write_stdin(&mut nk, format!("reply {n}\n").as_bytes());
+    }
+    for n in 0..6 {
+        let (got, _) = recv(&peer, "a reply from stdin");
+        assert_eq!(got, format!("reply {n}\n").as_bytes());
+    }
+    let out = nk.wait(10.0);
+    out.expect_code(1)
+        .expect_stderr_contains("no datagram either way");
+}

@@ -75,7 +75,7 @@ pub struct UdpArgs {
     /// Client: after stdin EOF, keep printing replies until DUR of silence (default 1s).
     #[arg(short = 'q', value_name = "DUR", value_parser = parse_duration)]
     pub quit_after_eof: Option<Duration>,
-    /// End when no datagram moved either way for DUR (exit 1).
+    /// End when no datagram moved either way for DUR (exit 1), sent or received; 0 means never.
     #[arg(short = 'i', long = "idle-timeout", value_name = "DUR", value_parser = parse_duration)]
     pub idle: Option<Duration>,
     /// One datagram per line of stdin (newline included) instead of one per read.

@@ -471,6 +471,9 @@ fn receive_loop(
     let mut first_peer: Option<SockAddr> = None;
     let mut seq = 0u64;
     let mut last_activity = Instant::now();
+    // -i is "no datagram either way" (cli.md): a datagram sent (stdin to the last peer, a
+    // program's reply) is activity too, seen as a change of the sent count.
+    let mut sent_seen = stats.sent.load(Ordering::Relaxed);
     // Woken every tick, even with no traffic, to end on -i and to report the losses counted
     // whose interval is over.
     socket
@@ -481,10 +484,15 @@ fn receive_loop(
         let (kept, real, from) = match receive(socket, &mut buf) {
             Ok(got) => got,
             Err(e) if crate::net::deadline::is_retry(&e) => {
+                let sent = stats.sent.load(Ordering::Relaxed);
+                if sent != sent_seen {
+                    sent_seen = sent;
+                    last_activity = Instant::now();
+                }
                 if let Some(idle) = opts.idle {
                     if last_activity.elapsed() >= idle {
                         return Err(anyhow!(
-                            "idle timeout: no datagram for {}",
+                            "idle timeout: no datagram either way for {}",
                             format_duration(idle)
                         ));
                     }
