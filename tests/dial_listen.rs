@@ -848,3 +848,24 @@ fn i_zero_is_never_and_w_zero_is_a_usage_error() {
             .expect_stderr_contains("0 would give up before trying");
     }
 }
+
+/// `nk listen '[::]:P'` takes IPv4 clients too, as `nc -l :: P` and socat's TCP6-LISTEN do
+/// on Linux (the kernel's default), and `-v` says so; with `-6` it is IPv6 only.
+#[test]
+fn listen_on_the_ipv6_wildcard_is_dual_stack_unless_6() {
+    let mut nk = Proc::nk(["-v", "listen", "[::]:0"], In::Null, Out::Pipe);
+    let line = nk.wait_stderr_line(10.0, |l| l.starts_with("nk: listening on "));
+    assert!(line.ends_with("(tcp); IPv6 and IPv4"), "{line}");
+    let port = parse_listening_port(&line).unwrap();
+    let mut s = connect_local(port);
+    s.write_all(b"over IPv4\n").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    nk.wait(10.0).expect_code(0).expect_stdout(b"over IPv4\n");
+
+    let mut nk = Proc::nk(["-v", "listen", "-6", "[::]:0"], In::Null, Out::Null);
+    let line = nk.wait_stderr_line(10.0, |l| l.starts_with("nk: listening on "));
+    assert!(line.ends_with("(tcp); IPv6 only"), "{line}");
+    let port = parse_listening_port(&line).unwrap();
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    signal_and_wait(nk, "TERM", 143);
+}

@@ -176,7 +176,11 @@ pub fn run(args: ListenArgs) -> Result<()> {
 
     let listener = bind_tcp(&spec, args.family.family(), &sockopts)?;
     let local = listener.local_addr().context("getsockname")?;
-    info!("listening on {} (tcp)", display_sockaddr(&local));
+    info!(
+        "listening on {} (tcp){}",
+        display_sockaddr(&local),
+        crate::net::server::stack_note(&listener)
+    );
     let server = Server::new(ServerOptions {
         keep_accepting: keep,
         max_conns: args.max_conns.map(|n| n as usize),

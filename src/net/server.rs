@@ -52,16 +52,22 @@ fn bind(spec: &ListenSpec, family: Family, sockopts: &SockOpts, kind: Type) -> R
                 port: spec.port,
             };
             let addrs = addr::resolve(&target, family, Deadline::NEVER)?;
-            addrs
+            let addr = addrs
                 .into_iter()
                 .next()
-                .ok_or_else(|| anyhow!("resolve {host}: no address"))?
+                .ok_or_else(|| anyhow!("resolve {host}: no address"))?;
+            // `[::]:P` as `nc -l :: P` and socat's TCP6-LISTEN on Linux take it: the kernel's
+            // default (net.ipv6.bindv6only, dual stack unless changed), IPv6 only with -6.
+            if addr.ip().is_unspecified() && addr.is_ipv6() {
+                return bind_one(addr, (family == Family::V6).then_some(true), &opts, kind);
+            }
+            addr
         }
         None => {
             if family != Family::V4 {
                 match bind_one(
                     SocketAddr::new(addr::unspecified(true), spec.port),
-                    family == Family::V6,
+                    Some(family == Family::V6),
                     &opts,
                     kind,
                 ) {
@@ -73,7 +79,21 @@ fn bind(spec: &ListenSpec, family: Family, sockopts: &SockOpts, kind: Type) -> R
             SocketAddr::new(addr::unspecified(false), spec.port)
         }
     };
-    bind_one(addr, true, &opts, kind)
+    bind_one(addr, Some(true), &opts, kind)
+}
+
+/// How an IPv6 wildcard listener takes clients, for the `-v` listening line: "" for any other.
+pub fn stack_note(listener: &Socket) -> &'static str {
+    let wildcard_v6 = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .is_some_and(|a| a.is_ipv6() && a.ip().is_unspecified());
+    match (wildcard_v6, listener.only_v6()) {
+        (true, Ok(true)) => "; IPv6 only",
+        (true, Ok(false)) => "; IPv6 and IPv4",
+        _ => "",
+    }
 }
 
 fn ipv6_unavailable(err: &anyhow::Error) -> bool {
@@ -87,7 +107,13 @@ fn ipv6_unavailable(err: &anyhow::Error) -> bool {
         })
 }
 
-fn bind_one(addr: SocketAddr, v6_only: bool, opts: &SockOpts, kind: Type) -> Result<Socket> {
+/// Binds one socket; `v6_only` is IPV6_V6ONLY to set, or `None` for the kernel's default.
+fn bind_one(
+    addr: SocketAddr,
+    v6_only: Option<bool>,
+    opts: &SockOpts,
+    kind: Type,
+) -> Result<Socket> {
     let stream = kind == Type::STREAM;
     let context = || {
         let proto = if stream { "" } else { " (udp)" };
@@ -96,7 +122,7 @@ fn bind_one(addr: SocketAddr, v6_only: bool, opts: &SockOpts, kind: Type) -> Res
     let protocol = if stream { Protocol::TCP } else { Protocol::UDP };
     let socket =
         Socket::new(Domain::for_address(addr), kind, Some(protocol)).with_context(context)?;
-    if addr.is_ipv6() {
+    if let (true, Some(v6_only)) = (addr.is_ipv6(), v6_only) {
         socket.set_only_v6(v6_only).with_context(context)?;
     }
     opts.apply(&socket, addr.is_ipv6()).with_context(context)?;
