@@ -187,6 +187,9 @@ pub fn parse_address(what: &str, text: &str) -> Result<Address, String> {
         Some(phrase) => format!("{phrase} <{envelope}>"),
         None => envelope.clone(),
     };
+    // Folding breaks only at white space: a name or address with no room for a break would
+    // make a header line over the 998-octet limit.
+    check_header_words(what, &header)?;
     Ok(Address {
         envelope,
         phrase,
@@ -838,6 +841,12 @@ mod tests {
         // An unterminated quote is just a character.
         assert_eq!(header(r#""abc <x@y>"#), r#""\"abc" <x@y>"#);
         assert!(parse_address("--to", "Jane <x@y> extra").is_err());
+        let long = format!("{}, X <x@y>", "a".repeat(2000));
+        assert!(parse_address("--to", &long)
+            .unwrap_err()
+            .contains("octet word"));
+        let long = format!("{} <x@y>", "é".repeat(2000));
+        assert!(parse_address("--to", &long).is_ok(), "encoded-words fold");
         assert!(parse_address("--to", "Jane <x@y\t z>").is_err());
     }
 
@@ -955,5 +964,32 @@ mod tests {
         let text = String::from_utf8(data).unwrap();
         assert!(text.contains("Content-Transfer-Encoding: quoted-printable\r\n"));
         assert!(text.ends_with("\r\n\r\nx=00y\r\n.\r\n"), "{text}");
+    }
+
+    #[test]
+    fn odd_addresses_never_panic() {
+        let alphabet = ['"', '\\', '<', '>', ' ', 'é', 'a', '@', ',', '(', '𝄞', '\t'];
+        let mut texts = vec![String::new()];
+        // Every string of up to 4 of these characters (28,561 of them; repeats are cheap).
+        for _ in 0..4 {
+            let longer: Vec<String> = texts
+                .iter()
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            texts.extend(longer);
+        }
+        for text in &texts {
+            for arg in [text.clone(), format!("{text} <x@y>"), format!("{text}<>")] {
+                if let Ok(a) = parse_address("--to", &arg) {
+                    let _ = a.null_sender_header("h");
+                    for line in fold(&format!("To: {}", a.header)).split("\r\n") {
+                        assert!(
+                            line.len() <= 76 || !line.contains("=?"),
+                            "{arg:?}: {line:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
