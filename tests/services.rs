@@ -1,7 +1,8 @@
 //! `nk echo`, `nk daytime` and `nk qotd` (RFC 862, 867, 865), both roles, on loopback:
 //! nk's clients against xinetd's internal services, socat and nk's own servers; nk's servers
 //! against OpenBSD `nc`, `socat`, nk's own clients and the test's `std::net` sockets (where a
-//! source address or port, or a count of datagrams, has to be controlled or observed).
+//! source address or port, or a count of datagrams, has to be controlled or observed). The
+//! daytime server's local zone is compared with date(1)'s under the same TZ.
 //!
 //! Ports come from the kernel: nk's servers report theirs with `-v`, socat TCP-LISTEN and
 //! UDP-LISTEN report theirs; xinetd and socat UDP-RECVFROM, which cannot, get ports that were
@@ -709,25 +710,80 @@ fn daytime_client_against_nk_server_tcp_and_udp_utc() {
     }
 }
 
+/// `date +FORMAT` with `TZ=tz`: date(1)'s own line, the reference for the zone.
+fn date_with_tz(tz: &str, format: &str) -> String {
+    let out = Command::new("date")
+        .arg(format!("+{format}"))
+        .env("TZ", tz)
+        .output()
+        .expect("run date(1)");
+    assert!(out.status.success(), "date +{format} with TZ={tz}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+/// The zones compared with date(1): the tz database's when it is installed, and POSIX TZ
+/// strings, which need no database (one with DST rules, one fixed, one with a numeric
+/// abbreviation as the database gives zones that have no name).
+fn zones_to_compare() -> Vec<&'static str> {
+    let mut zones = vec!["UTC"];
+    if Path::new("/usr/share/zoneinfo/Europe/Paris").exists() {
+        zones.extend(["Europe/Paris", "America/New_York", "Asia/Dubai"]);
+    }
+    zones.extend(["CET-1CEST,M3.5.0,M10.5.0/3", "NKT-3", "<+0330>-3:30"]);
+    zones
+}
+
 #[test]
-fn daytime_server_local_time_shows_a_numeric_offset() {
-    // A POSIX TZ string needs no zone database: three hours east of UTC, no DST.
-    let svc = serve_with("daytime", &["--tcp"], "127.0.0.1:0", &[("TZ", "NKT-3")]);
-    let (raw, eof) = ask_tcp(svc.tcp(), b"");
-    assert!(eof, "daytime did not close");
-    let line = only_line("daytime in local time", &raw);
-    let (t, offset) = parse_rfc867(&line).unwrap_or_else(|| {
-        panic!(
-            "local time: not an RFC 867 line with a numeric offset: {line:?}\n{}",
-            svc.nk.stderr_so_far()
-        )
-    });
-    assert_eq!(offset, 3 * 3600, "TZ=NKT-3 is UTC+03:00: {line:?}");
-    assert!(
-        !line.contains("UTC"),
-        "local time should not say UTC: {line:?}"
-    );
-    assert_near_now("daytime in local time", t);
+fn daytime_server_local_zone_matches_date() {
+    for tz in zones_to_compare() {
+        // %Z and %z side by side with date(1) under the same TZ.
+        let svc = serve_with(
+            "daytime",
+            &["--tcp", "--format", "zone %Z offset %z"],
+            "127.0.0.1:0",
+            &[("TZ", tz)],
+        );
+        let (raw, eof) = ask_tcp(svc.tcp(), b"");
+        assert!(eof, "daytime did not close");
+        let got = only_line(&format!("TZ={tz} --format '%Z %z'"), &raw);
+        let want = date_with_tz(tz, "zone %Z offset %z");
+        assert_eq!(got, want, "TZ={tz}: nk's %Z/%z against date(1)'s");
+
+        // The default line: RFC 867's `-ZONE` with date's abbreviation when it is a name,
+        // the numeric offset when the zone has none (`+04`).
+        let svc = serve_with("daytime", &["--tcp"], "127.0.0.1:0", &[("TZ", tz)]);
+        let (raw, eof) = ask_tcp(svc.tcp(), b"");
+        assert!(eof, "daytime did not close");
+        let line = only_line(&format!("TZ={tz} rfc867"), &raw);
+        let (head, zone) = split_after_time(&line)
+            .unwrap_or_else(|| panic!("TZ={tz}: not an RFC 867 line: {line:?}"));
+        let naive = NaiveDateTime::parse_from_str(head, "%A, %B %d, %Y %H:%M:%S")
+            .unwrap_or_else(|e| panic!("TZ={tz}: {line:?}: {e}"));
+        let (name, offset) = (date_with_tz(tz, "%Z"), date_with_tz(tz, "%z"));
+        if name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            assert_eq!(zone, format!("-{name}"), "TZ={tz}: {line:?}");
+        } else {
+            assert_eq!(zone, offset, "TZ={tz}: {line:?}");
+        }
+        let seconds = parse_offset(&offset).expect("date +%z");
+        let t = naive
+            .and_local_timezone(FixedOffset::east_opt(seconds).unwrap())
+            .unwrap();
+        assert_near_now(&format!("TZ={tz} rfc867"), t.with_timezone(&Utc));
+    }
+}
+
+#[test]
+fn daytime_patterns_with_control_characters_or_line_breaks_are_refused() {
+    for pattern in ["%Y%n%m", "%Y\x07%m", "%Y\x1b[2J", "%Y\u{85}"] {
+        let out = run_nk(["daytime", "-l", "--format", pattern, "0"], In::Null, 10.0);
+        out.expect_code(2);
+    }
+    // A tab is white space, as in a mail header: allowed.
+    let svc = serve("daytime", &["--tcp", "--utc", "--format", "%Y%t%m"]);
+    let (raw, _) = ask_tcp(svc.tcp(), b"");
+    let line = only_line("--format %Y%t%m", &raw);
+    assert_eq!(line, Utc::now().format("%Y\t%m").to_string());
 }
 
 #[test]

@@ -1603,3 +1603,213 @@ fn server_and_port_as_two_arguments() {
     expect_final_reply(&out, QUEUED);
     assert!(t.message.is_some(), "{}", t.describe());
 }
+
+// ---------------------------------------------------------------------------
+// display names, encoded-word lines, NUL bytes, the null sender (issue 17 item 14)
+// ---------------------------------------------------------------------------
+
+/// Python's own reading of a header value as an address list, with
+/// `email.utils.getaddresses` (strict, the default since 3.13 and in patched releases):
+/// (display name, addr-spec) pairs.
+fn python_getaddresses(value: &str) -> Vec<(String, String)> {
+    let py = common::aiosmtpd::aiosmtpd_python();
+    let out = std::process::Command::new(py)
+        .args([
+            "-c",
+            "import email.utils, json, sys; \
+             print(json.dumps(email.utils.getaddresses([sys.argv[1]])))",
+            value,
+        ])
+        .output()
+        .expect("run python3");
+    assert!(out.status.success(), "python3: {:?}", out);
+    let pairs: Vec<(String, String)> = serde_json::from_slice(&out.stdout).expect("json");
+    pairs
+}
+
+#[test]
+fn aiosmtpd_display_names_with_specials_are_quoted() {
+    let srv = Aiosmtpd::start();
+    let to = [
+        "Doe, Jane <jane@example.test>",
+        "\"Already, Quoted\" <q@example.test>",
+        "Jane \"JJ\" Doe <jj@example.test>",
+        "back\\slash (x) <b@example.test>",
+        "Q. Public <p@example.test>",
+        "Plain Name <n@example.test>",
+    ];
+    let out = mail(
+        &srv.server(),
+        "Smith, John <john@example.test>",
+        &to,
+        &["--body", "x\n"],
+        In::Null,
+    );
+    out.expect_code(0);
+    let m = srv.message(1);
+    let addrs = [
+        "jane@example.test",
+        "q@example.test",
+        "jj@example.test",
+        "b@example.test",
+        "p@example.test",
+        "n@example.test",
+    ];
+    let names = [
+        "Doe, Jane",
+        "Already, Quoted",
+        "Jane \"JJ\" Doe",
+        "back\\slash (x)",
+        "Q. Public",
+        "Plain Name",
+    ];
+    assert_eq!(m.strings(m.view("to")), addrs, "{:#}", m.meta);
+    assert_eq!(m.strings(m.view("to_names")), names, "{:#}", m.meta);
+    assert_eq!(m.strings(m.view("from")), ["john@example.test"]);
+    assert_eq!(m.strings(m.view("from_names")), ["Smith, John"]);
+    assert_eq!(m.view("defects"), &serde_json::json!([]), "{:#}", m.meta);
+    let hs = headers("message", &m.content);
+    let got = python_getaddresses(&header(&hs, "To").expect("a To header"));
+    let want: Vec<(String, String)> = names
+        .iter()
+        .zip(addrs)
+        .map(|(n, a)| (n.to_string(), a.to_string()))
+        .collect();
+    assert_eq!(got, want, "getaddresses(To)");
+    // A name that needs no quotes is left as it is; a quoted one is kept as given.
+    let to_value = header(&hs, "To").unwrap();
+    assert!(
+        to_value.contains("Plain Name <n@example.test>"),
+        "{to_value}"
+    );
+    assert!(
+        to_value.contains("\"Already, Quoted\" <q@example.test>"),
+        "{to_value}"
+    );
+}
+
+/// Panics unless every header line holding an encoded-word is at most 76 characters and
+/// every encoded-word at most 75 (RFC 2047 2).
+fn expect_rfc2047_lengths(what: &str, content: &[u8]) {
+    let (head, _) = split_message(what, content);
+    let text = String::from_utf8_lossy(head);
+    for line in text.split("\r\n").filter(|l| l.contains("=?")) {
+        assert!(
+            line.len() <= 76,
+            "{what}: a {}-character line with an encoded-word (RFC 2047 2 allows 76): {line:?}\n{text}",
+            line.len()
+        );
+        for word in line.split([' ', '\t']).filter(|w| w.contains("=?")) {
+            assert!(word.len() <= 75, "{what}: encoded-word over 75: {word:?}");
+        }
+    }
+}
+
+#[test]
+fn aiosmtpd_encoded_words_keep_lines_within_76() {
+    let srv = Aiosmtpd::start();
+    let subject = "Grüße ☃ — ".repeat(12);
+    let comment = "Käse ".repeat(30);
+    let long_name =
+        "Jörg-Friedrich Müller-Lüdenscheidt von und zu Großbärenstädt-Überlänge und Sühne";
+    let from = format!("{long_name} <joerg@example.test>");
+    let out = mail(
+        &srv.server(),
+        &from,
+        &[
+            "b@example.test",
+            "Zoë Ünal-Ørsted, Ph.D. <zoe@example.test>",
+        ],
+        &[
+            "--subject",
+            &subject,
+            "--header",
+            &format!("X-A-Rather-Long-Header-Name-For-Comments: {comment}"),
+            "--body",
+            "x\n",
+        ],
+        In::Null,
+    );
+    out.expect_code(0);
+    let m = srv.message(1);
+    expect_rfc2047_lengths("message", &m.content);
+    assert_eq!(m.view_str("subject"), subject, "{:#}", m.meta);
+    assert_eq!(m.strings(m.view("from_names")), [long_name], "{:#}", m.meta);
+    assert_eq!(
+        m.strings(m.view("to_names")),
+        ["", "Zoë Ünal-Ørsted, Ph.D."],
+        "{:#}",
+        m.meta
+    );
+    assert_eq!(m.view("defects"), &serde_json::json!([]), "{:#}", m.meta);
+}
+
+#[test]
+fn nul_bytes_in_the_body_never_go_out_raw() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = Aiosmtpd::start();
+    for (n, body) in [
+        (1, b"ascii\0with a NUL\n\0\n".to_vec()),
+        (2, "Grüße\0☃\n".as_bytes().to_vec()),
+    ] {
+        let file = write_tmp(dir.path(), &format!("body{n}"), &body);
+        let out = a_to_b(
+            &srv.server(),
+            &["--body-file", file.to_str().unwrap()],
+            In::Null,
+        );
+        out.expect_code(0);
+        let m = srv.message(n);
+        assert!(
+            !m.content.contains(&0),
+            "a NUL byte reached the server (RFC 2045 2.7, RFC 5322 4.1):\n{:?}",
+            String::from_utf8_lossy(&m.content)
+        );
+        let opts = m.strings(&m.meta["mail_options"]);
+        assert!(
+            !opts.iter().any(|o| o.eq_ignore_ascii_case("BODY=8BITMIME")),
+            "BODY=8BITMIME for an encoded body: {opts:?}"
+        );
+        assert_eq!(m.view_str("cte"), "quoted-printable", "{:#}", m.meta);
+        assert_eq!(
+            m.view_str("body").replace("\r\n", "\n").into_bytes(),
+            body,
+            "{:#}",
+            m.meta
+        );
+    }
+}
+
+#[test]
+fn aiosmtpd_null_sender_gets_a_valid_from_header() {
+    let srv = Aiosmtpd::start();
+    for (n, from, want_name) in [(1, "<>", ""), (2, "Bounce Handler <>", "Bounce Handler")] {
+        let out = mail(
+            &srv.server(),
+            from,
+            &["b@example.test"],
+            &["--helo", "client.example.test", "--body", "x\n"],
+            In::Null,
+        );
+        out.expect_code(0);
+        let m = srv.message(n);
+        assert_eq!(m.meta["mail_from"], "<>", "the envelope: {:#}", m.meta);
+        assert_eq!(
+            m.strings(m.view("from")),
+            ["MAILER-DAEMON@client.example.test"],
+            "{:#}",
+            m.meta
+        );
+        assert_eq!(m.strings(m.view("from_names")), [want_name]);
+        assert_eq!(m.view("defects"), &serde_json::json!([]), "{:#}", m.meta);
+        let hs = headers("message", &m.content);
+        let got = python_getaddresses(&header(&hs, "From").expect("a From header"));
+        assert_eq!(
+            got,
+            [(
+                want_name.to_string(),
+                "MAILER-DAEMON@client.example.test".to_string()
+            )]
+        );
+    }
+}

@@ -75,9 +75,21 @@ pub enum Stage {
         (<random@HELO-NAME>), MIME-Version and Content-Type (text/plain; UTF-8), then the \
         --header fields. The body (--body, --body-file, or stdin) is sent with CRLF line ends \
         and dot-stuffed; 8-bit bodies go as 8bit with BODY=8BITMIME where the server offers \
-        it, as quoted-printable otherwise. A message larger than the server's SIZE is refused \
-        before MAIL FROM. A CR or LF in any address or header value, or a body line over 998 \
-        octets, is a usage error (exit 2) and nothing is sent.\n\n\
+        it, as quoted-printable otherwise. A body with a NUL byte always goes quoted-printable \
+        (=00): 7bit and 8bit data may not hold NULs (RFC 2045), and encoding keeps the bytes \
+        exact where refusing would leave no way to send them (swaks sends them raw). A \
+        message larger than the server's SIZE is refused before MAIL FROM. A CR or LF in any \
+        address or header value, or a body line over 998 octets, is a usage error (exit 2) \
+        and nothing is sent.\n\n\
+        Addresses: 'Name <user@domain>' or user@domain. A display name with anything but \
+        atoms and spaces is written as an RFC 5322 quoted-string (`Doe, Jane` -> \
+        `\"Doe, Jane\"`, with \\ and \" escaped); a name already quoted is kept as given; a \
+        non-ASCII name becomes RFC 2047 encoded-words. Encoded-words are at most 75 \
+        characters, each line holding one at most 76, split between whole UTF-8 characters. \
+        --from '<>' sends the null reverse-path (MAIL FROM:<>) and writes From: \
+        MAILER-DAEMON@HELO-NAME (after the display name, if one was given), as Postfix's \
+        bounces do: a From header must hold a mailbox, and <> is none. A HELO name that is \
+        not a valid mail domain gives `localhost` there and in the Message-ID.\n\n\
         Timeouts: each bounds a whole reply, all its lines together (a reply may have at most \
         256 lines of 512 octets). The banner may take 30 s (swaks' default); then RFC 5321's \
         timeouts apply: 5 minutes for EHLO, MAIL and RCPT, 2 for DATA, 10 for the final `.`. \
@@ -106,7 +118,8 @@ pub struct SmtpArgs {
     /// The port, when not given with the server (SERVER PORT as two arguments).
     #[arg(value_name = "PORT")]
     pub port: Option<String>,
-    /// The sender (`user@domain` or `'Name <user@domain>'`; `<>` for the null sender).
+    /// The sender (`user@domain` or `'Name <user@domain>'`; `<>` for the null sender, with
+    /// `From: MAILER-DAEMON@HELO-NAME` in the header).
     #[arg(long, value_name = "ADDR")]
     pub from: String,
     /// A recipient (repeatable).
@@ -439,7 +452,7 @@ fn read_body(args: &SmtpArgs) -> Result<Vec<u8>> {
 /// Runs `nk smtp`.
 pub fn run(args: SmtpArgs) -> Result<()> {
     // Everything the user gave is checked before a connection is made.
-    let from = smtp::parse_address("--from", &args.from).map_err(usage)?;
+    let mut from = smtp::parse_address("--from", &args.from).map_err(usage)?;
     let to = args
         .to
         .iter()
@@ -466,6 +479,10 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         return Err(usage(format!(
             "--helo \"{helo}\" must be one word (a host name)"
         )));
+    }
+    let domain = smtp::header_domain(&helo);
+    if from.envelope.is_empty() {
+        from.header = from.null_sender_header(domain);
     }
     if args.quit_after == Some(Stage::Tls) && !args.tls && !args.starttls {
         return Err(usage("--quit-after tls needs --tls or --starttls"));
@@ -563,7 +580,7 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         extra: &extra,
         date: chrono::Local::now().to_rfc2822(),
         message_id: format!(
-            "<{:016x}.{}@{helo}>",
+            "<{:016x}.{}@{domain}>",
             rand::random::<u64>(),
             chrono::Utc::now().timestamp()
         ),

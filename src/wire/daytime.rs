@@ -2,13 +2,50 @@
 //! default), RFC 3339, RFC 2822, ctime(3), or a strftime pattern of the user's.
 //!
 //! The pattern is checked once when the server starts (a usage error, exit 2), so rendering
-//! for a client can never fail; its output is capped so a pattern cannot make a reply large.
+//! for a client can never fail; its output is capped so a pattern cannot make a reply large,
+//! and it may hold no control character nor `%n`, so a reply is always one line.
+//!
+//! Local time is told as date(1) tells it: the caller passes the C library's view of the zone
+//! (localtime_r's offset and abbreviation, from TZ or /etc/localtime), so `%Z` is `CET` where
+//! `date +%Z` says `CET`, not chrono's `+01:00`; no clock or environment is read here.
 
-use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, Local, Utc};
+use std::fmt::Write as _;
+
+use chrono::format::{Fixed, Item, StrftimeItems};
+use chrono::{DateTime, FixedOffset, Utc};
 
 /// The longest line a pattern may produce (RFC 867 names no limit; qotd's 512 is a fair one).
 pub const MAX_LINE: usize = 511;
+
+/// The longest zone abbreviation taken from the C library (POSIX TZ names are 3 or more;
+/// the tz database's are at most 6).
+pub const MAX_ZONE_NAME: usize = 16;
+
+/// The zone a line is told in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Zone {
+    /// UTC (`--utc`).
+    Utc,
+    /// Local time as the C library gives it, as date(1) prints it.
+    Local {
+        /// Seconds east of UTC (tm_gmtoff).
+        offset: i32,
+        /// The abbreviation (tm_zone: `CET`, `EDT`, or `+04` for a zone with no name), when
+        /// [`zone_name`] accepted it.
+        name: Option<String>,
+    },
+}
+
+/// A zone abbreviation from the C library, when it is one: 1 to [`MAX_ZONE_NAME`] letters,
+/// digits, `+` or `-` (what POSIX TZ and the tz database allow). Anything else (bytes from a
+/// damaged zone file) is dropped for the numeric offset, so it can never reach a reply.
+pub fn zone_name(raw: &[u8]) -> Option<String> {
+    let ok = (1..=MAX_ZONE_NAME).contains(&raw.len())
+        && raw
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-'));
+    ok.then(|| String::from_utf8_lossy(raw).into_owned())
+}
 
 /// `--format`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,11 +70,21 @@ pub fn parse_format(text: &str) -> Result<DaytimeFormat, String> {
         "rfc2822" | "rfc5322" => DaytimeFormat::Rfc2822,
         "ctime" => DaytimeFormat::Ctime,
         _ if text.contains('%') => {
+            // The line goes to clients that read one line of text: no control character
+            // (a tab is white space, as in a mail header) and no `%n` line break.
+            if text.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(format!(
+                    "the pattern \"{}\" holds a control character (only a tab is allowed)",
+                    text.escape_debug()
+                ));
+            }
             if StrftimeItems::new(text).any(|item| matches!(item, Item::Error)) {
                 return Err(format!("\"{text}\" is not a valid strftime pattern"));
             }
-            if text.contains(['\r', '\n']) {
-                return Err("the pattern must stay on one line".into());
+            if StrftimeItems::new(text)
+                .any(|item| matches!(item, Item::Space(s) if s.contains(['\r', '\n'])))
+            {
+                return Err("the pattern must stay on one line (%n is a line break)".into());
             }
             DaytimeFormat::Pattern(text.to_string())
         }
@@ -50,12 +97,27 @@ pub fn parse_format(text: &str) -> Result<DaytimeFormat, String> {
     })
 }
 
-/// The daytime line for `now` (no line end), in UTC or the local zone.
-pub fn render(format: &DaytimeFormat, utc: bool, now: DateTime<Utc>) -> String {
-    let mut line = if utc {
-        render_in(format, &now, "-UTC")
-    } else {
-        render_in(format, &now.with_timezone(&Local), "%z")
+/// The daytime line for `now` (no line end) in `zone`.
+pub fn render(format: &DaytimeFormat, zone: &Zone, now: DateTime<Utc>) -> String {
+    let local = match zone {
+        Zone::Utc => None,
+        Zone::Local { offset, name } => FixedOffset::east_opt(*offset).map(|o| (o, name)),
+    };
+    let mut line = match local {
+        // An offset of a day or more cannot come from localtime_r; UTC is the safe reading.
+        None => render_in(format, &now, Some("UTC"), "-UTC".to_string()),
+        Some((offset, name)) => {
+            let now = now.with_timezone(&offset);
+            // RFC 867's example ends `17:37:43-PST`: a named zone goes after a `-`; a zone
+            // with no name (`+04`) would read `-+04`, so it keeps the numeric offset.
+            let suffix = match name {
+                Some(name) if name.starts_with(|c: char| c.is_ascii_alphabetic()) => {
+                    format!("-{name}")
+                }
+                _ => now.format("%z").to_string(),
+            };
+            render_in(format, &now, name.as_deref(), suffix)
+        }
     };
     if line.len() > MAX_LINE {
         let mut end = MAX_LINE;
@@ -67,20 +129,36 @@ pub fn render(format: &DaytimeFormat, utc: bool, now: DateTime<Utc>) -> String {
     line
 }
 
-fn render_in<Tz: chrono::TimeZone>(format: &DaytimeFormat, now: &DateTime<Tz>, zone: &str) -> String
+/// `now` in `format`; `zone_name` is what `%Z` prints (chrono's own `%Z` is the numeric
+/// offset for a fixed offset, where date(1) prints the abbreviation); `rfc867_zone` ends the
+/// RFC 867 line.
+fn render_in<Tz: chrono::TimeZone>(
+    format: &DaytimeFormat,
+    now: &DateTime<Tz>,
+    zone_name: Option<&str>,
+    rfc867_zone: String,
+) -> String
 where
     Tz::Offset: std::fmt::Display,
 {
     match format {
-        DaytimeFormat::Rfc867 => format!(
-            "{}{}",
-            now.format("%A, %B %-d, %Y %H:%M:%S"),
-            now.format(zone)
-        ),
+        DaytimeFormat::Rfc867 => format!("{}{rfc867_zone}", now.format("%A, %B %-d, %Y %H:%M:%S")),
         DaytimeFormat::Rfc3339 => now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         DaytimeFormat::Rfc2822 => now.to_rfc2822(),
         DaytimeFormat::Ctime => now.format("%a %b %e %H:%M:%S %Y").to_string(),
-        DaytimeFormat::Pattern(pattern) => now.format(pattern).to_string(),
+        DaytimeFormat::Pattern(pattern) => {
+            let items = StrftimeItems::new(pattern).map(|item| match (item, zone_name) {
+                (Item::Fixed(Fixed::TimezoneName), Some(name)) => Item::Literal(name),
+                (item, _) => item,
+            });
+            // Written, not `to_string()`: a formatting error (none is known for a checked
+            // pattern) must not panic the server; the client then gets RFC 3339.
+            let mut line = String::new();
+            match write!(line, "{}", now.format_with_items(items)) {
+                Ok(()) => line,
+                Err(_) => now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            }
+        }
     }
 }
 
@@ -104,24 +182,68 @@ mod tests {
         ];
         for (name, expected) in cases {
             let format = parse_format(name).unwrap();
-            assert_eq!(render(&format, true, moment()), expected, "{name}");
+            assert_eq!(render(&format, &Zone::Utc, moment()), expected, "{name}");
         }
         let early = Utc.with_ymd_and_hms(2026, 3, 5, 1, 2, 3).unwrap();
         assert_eq!(
-            render(&DaytimeFormat::Rfc867, true, early),
+            render(&DaytimeFormat::Rfc867, &Zone::Utc, early),
             "Thursday, March 5, 2026 01:02:03-UTC"
         );
         assert_eq!(
-            render(&DaytimeFormat::Ctime, true, early),
+            render(&DaytimeFormat::Ctime, &Zone::Utc, early),
             "Thu Mar  5 01:02:03 2026"
         );
     }
 
+    fn local(offset: i32, name: Option<&str>) -> Zone {
+        Zone::Local {
+            offset,
+            name: name.map(str::to_string),
+        }
+    }
+
     #[test]
-    fn local_time_carries_its_offset() {
-        let line = render(&DaytimeFormat::Rfc867, false, moment());
-        let offset = &line[line.len() - 5..];
-        assert!(offset.starts_with(['+', '-']), "{line}");
+    fn local_time_carries_the_zone_name_as_date_does() {
+        let cet = local(3600, Some("CET"));
+        let pattern = parse_format("%H:%M %Z %z").unwrap();
+        assert_eq!(render(&pattern, &cet, moment()), "12:32 CET +0100");
+        assert_eq!(
+            render(&DaytimeFormat::Rfc867, &cet, moment()),
+            "Saturday, November 21, 2026 12:32:12-CET"
+        );
+        assert_eq!(
+            render(&DaytimeFormat::Rfc2822, &cet, moment()),
+            "Sat, 21 Nov 2026 12:32:12 +0100"
+        );
+        // date(1)'s %Z in UTC.
+        assert_eq!(render(&pattern, &Zone::Utc, moment()), "11:32 UTC +0000");
+        assert_eq!(
+            render(&pattern, &local(0, Some("UTC")), moment()),
+            "11:32 UTC +0000"
+        );
+        // A zone with no name: %Z is the tz database's `+04`, the RFC 867 line numeric.
+        let dubai = local(4 * 3600, Some("+04"));
+        assert_eq!(render(&pattern, &dubai, moment()), "15:32 +04 +0400");
+        assert_eq!(
+            render(&DaytimeFormat::Rfc867, &dubai, moment()),
+            "Saturday, November 21, 2026 15:32:12+0400"
+        );
+        // No usable name: the numeric offset everywhere.
+        let unnamed = local(-3 * 3600 - 1800, None);
+        assert!(render(&DaytimeFormat::Rfc867, &unnamed, moment()).ends_with("08:02:12-0330"));
+        // An impossible offset: UTC.
+        assert!(render(&DaytimeFormat::Rfc867, &local(90_000, None), moment()).ends_with("-UTC"));
+    }
+
+    #[test]
+    fn zone_names_are_checked() {
+        assert_eq!(zone_name(b"CEST").as_deref(), Some("CEST"));
+        assert_eq!(zone_name(b"+0330").as_deref(), Some("+0330"));
+        assert_eq!(zone_name(b""), None);
+        assert_eq!(zone_name(b"C\r\nX"), None);
+        assert_eq!(zone_name(b"A B"), None);
+        assert_eq!(zone_name(&[b'A'; MAX_ZONE_NAME + 1]), None);
+        assert_eq!(zone_name("é".as_bytes()), None);
     }
 
     #[test]
@@ -129,12 +251,18 @@ mod tests {
         assert!(parse_format("rfc999").is_err());
         assert!(parse_format("%Q %").is_err());
         assert!(parse_format("%Y\n%m").is_err());
+        assert!(parse_format("%Y%n%m").is_err());
+        assert!(parse_format("%Y\x07").is_err());
+        assert!(parse_format("%Y\x00").is_err());
+        assert!(parse_format("%Y\u{85}").is_err());
+        assert!(parse_format("%Y\t%m").is_ok());
+        assert!(parse_format("%Y%t%m").is_ok());
         assert!(parse_format("").is_err());
     }
 
     #[test]
     fn a_long_pattern_is_capped() {
         let pattern = DaytimeFormat::Pattern("%Y".repeat(400));
-        assert!(render(&pattern, true, moment()).len() <= MAX_LINE);
+        assert!(render(&pattern, &Zone::Utc, moment()).len() <= MAX_LINE);
     }
 }

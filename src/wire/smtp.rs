@@ -5,7 +5,9 @@
 //! reply must keep one code, and its length is capped. The message is built so that no
 //! argument can inject a command or a header: CR, LF and NUL are refused in every header
 //! value and address, body lines are dot-stuffed, and a body line over 998 octets (RFC 5322
-//! §2.1.1) is refused instead of being broken silently.
+//! §2.1.1) is refused instead of being broken silently. Display names are written as RFC 5322
+//! phrases (quoted or encoded as they need), so an address header parses as the addresses
+//! given; encoded-words keep to RFC 2047's 75 characters on lines of 76.
 
 use std::fmt;
 
@@ -128,20 +130,48 @@ pub fn check_header_value(what: &str, text: &str) -> Result<(), String> {
 pub struct Address {
     /// What goes between `<` and `>` in MAIL FROM / RCPT TO.
     pub envelope: String,
+    /// The display name as it goes in the header (a [`phrase`]), if one was given.
+    pub phrase: Option<String>,
     /// What goes in the From/To header.
     pub header: String,
+}
+
+impl Address {
+    /// The From header for the null reverse-path (`--from '<>'`). RFC 5322 §3.6.2 wants a
+    /// mailbox in From, and `<>` is none (Python's parser reads it as an empty address with a
+    /// defect); like Postfix's bounces, nk writes `MAILER-DAEMON@DOMAIN` (after the display
+    /// name, if one was given), DOMAIN being the HELO name. The envelope stays `<>`.
+    pub fn null_sender_header(&self, domain: &str) -> String {
+        let mailbox = format!("MAILER-DAEMON@{domain}");
+        match &self.phrase {
+            Some(phrase) => format!("{phrase} <{mailbox}>"),
+            None => mailbox,
+        }
+    }
 }
 
 /// Parses and checks an address argument.
 pub fn parse_address(what: &str, text: &str) -> Result<Address, String> {
     check_header_value(what, text)?;
     let text = text.trim();
-    let envelope = match (text.rfind('<'), text.rfind('>')) {
-        (Some(open), Some(close)) if open < close => text[open + 1..close].trim().to_string(),
-        (None, None) => text.to_string(),
+    let (name, envelope) = match (text.rfind('<'), text.rfind('>')) {
+        (Some(open), Some(close)) if open < close => {
+            // What follows the address would be lost from the header: refuse it.
+            if !text[close + 1..].trim().is_empty() {
+                return Err(format!(
+                    "{what} \"{text}\": text after the > (write 'Name <user@domain>')"
+                ));
+            }
+            (
+                text[..open].trim(),
+                text[open + 1..close].trim().to_string(),
+            )
+        }
+        (None, None) => ("", text.to_string()),
         _ => return Err(format!("{what} \"{text}\": unbalanced < >")),
     };
-    if envelope.contains([' ', '<', '>']) || (!envelope.is_empty() && !envelope.contains('@')) {
+    if envelope.contains([' ', '\t', '<', '>']) || (!envelope.is_empty() && !envelope.contains('@'))
+    {
         return Err(format!(
             "{what} \"{text}\" is not an address (write user@domain or 'Name <user@domain>')"
         ));
@@ -152,15 +182,125 @@ pub fn parse_address(what: &str, text: &str) -> Result<Address, String> {
              SMTPUTF8, which nk does not use)"
         ));
     }
-    // A display name that is not ASCII goes into the header as RFC 2047 encoded-words.
-    let header = match text.rfind('<') {
-        Some(open) if !text.is_ascii() => {
-            let name = text[..open].trim().trim_matches('"');
-            format!("{} <{envelope}>", encode_header_text(name))
-        }
-        _ => text.to_string(),
+    let phrase = (!name.is_empty()).then(|| phrase(name));
+    let header = match &phrase {
+        Some(phrase) => format!("{phrase} <{envelope}>"),
+        None => envelope.clone(),
     };
-    Ok(Address { envelope, header })
+    // Folding breaks only at white space: a name or address with no room for a break would
+    // make a header line over the 998-octet limit.
+    check_header_words(what, &header)?;
+    Ok(Address {
+        envelope,
+        phrase,
+        header,
+    })
+}
+
+/// The room for the first encoded-word of a display name: what `From: ` leaves of a 76-
+/// character line (RFC 2047 §2), the longest place a name starts a header line.
+const NAME_ROOM: usize = MAX_ENCODED_LINE - "From: ".len();
+
+/// A display name as RFC 5322 §3.2.5's `phrase`, so that an address header parses as the
+/// addresses given and no more: a name of atoms (atext and spaces) is kept as it is; one
+/// already written as a quoted-string is kept as given; any other ASCII name becomes a
+/// quoted-string with `\\` and `"` escaped (`Doe, Jane` -> `"Doe, Jane"`: the comma would
+/// otherwise split it into two addresses); a name that is not ASCII goes as RFC 2047
+/// encoded-words (see [`encode_phrase`]).
+pub fn phrase(name: &str) -> String {
+    let unquoted = unquote(name);
+    if name.is_ascii() {
+        if unquoted.is_some() || name.chars().all(|c| is_atext(c) || c == ' ' || c == '\t') {
+            return name.to_string();
+        }
+        let mut quoted = String::with_capacity(name.len() + 2);
+        quoted.push('"');
+        for c in name.chars() {
+            if c == '\\' || c == '"' {
+                quoted.push('\\');
+            }
+            quoted.push(c);
+        }
+        quoted.push('"');
+        return quoted;
+    }
+    encode_phrase(unquoted.as_deref().unwrap_or(name))
+}
+
+/// A non-ASCII display name as a phrase of plain atoms and encoded-words: each run of words
+/// that are not atoms (non-ASCII, or holding specials) becomes encoded-words, since an
+/// encoded-word may not stand inside a quoted-string (RFC 2047 §5); the atoms between runs
+/// stay plain. Keeping atoms plain means fewer adjacent encoded-words, whose separating
+/// white space RFC 2047 §6.2 has decoders drop but some (Python's address parser up to at
+/// least 3.11) keep as a space: a name with no run over 42 bytes reads the same in both.
+fn encode_phrase(name: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut run: Vec<&str> = Vec::new();
+    let flush = |run: &mut Vec<&str>, parts: &mut Vec<String>| {
+        if !run.is_empty() {
+            let room = if parts.is_empty() {
+                NAME_ROOM
+            } else {
+                MAX_ENCODED_WORD
+            };
+            parts.push(encode_words(&run.join(" "), room));
+            run.clear();
+        }
+    };
+    for word in name.split_whitespace() {
+        if word.chars().all(is_atext) {
+            flush(&mut run, &mut parts);
+            parts.push(word.to_string());
+        } else {
+            run.push(word);
+        }
+    }
+    flush(&mut run, &mut parts);
+    parts.join(" ")
+}
+
+/// RFC 5322 §3.2.3's atext: the characters of an atom.
+fn is_atext(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c)
+}
+
+/// The content of `text` when the whole of it is one quoted-string (RFC 5322 §3.2.4), its
+/// quoted-pairs undone; `None` otherwise.
+fn unquote(text: &str) -> Option<String> {
+    let inner = text.strip_prefix('"')?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?),
+            '"' => return chars.as_str().is_empty().then_some(out),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// The domain nk names itself by in headers (the null sender's From, the Message-ID): the
+/// HELO name when it is a dot-atom or a domain literal (RFC 5322 §3.4.1), which any host
+/// name or `[address]` is; `localhost` otherwise, so the header still parses.
+pub fn header_domain(helo: &str) -> &str {
+    let dot_atom = !helo.is_empty()
+        && helo
+            .split('.')
+            .all(|atom| !atom.is_empty() && atom.chars().all(is_atext));
+    let literal = helo
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .is_some_and(|inner| {
+            inner
+                .chars()
+                .all(|c| c.is_ascii_graphic() && !matches!(c, '[' | ']' | '\\'))
+        });
+    if dot_atom || literal {
+        helo
+    } else {
+        "localhost"
+    }
 }
 
 /// How the body goes on the wire.
@@ -170,13 +310,20 @@ pub enum Transfer {
     SevenBit,
     /// 8-bit bytes, for a server with 8BITMIME (sent with BODY=8BITMIME).
     EightBit,
-    /// 8-bit bytes encoded for a server without 8BITMIME.
+    /// 8-bit bytes encoded for a server without 8BITMIME, and any body with a NUL byte.
     QuotedPrintable,
 }
 
 impl Transfer {
-    /// The one the body and the server's capabilities call for.
+    /// The one the body and the server's capabilities call for. A NUL byte is not allowed in
+    /// 7bit or 8bit data (RFC 2045 §2.7, §2.8; RFC 5322 §4.1 has it only in the obsolete
+    /// syntax a sender must not generate), so a body holding one goes quoted-printable
+    /// (`=00`): the bytes arrive exact and the text stays readable, where refusing would
+    /// leave the user no way to send it. (swaks sends NULs raw.)
     pub fn choose(body: &[u8], eight_bit_mime: bool) -> Transfer {
+        if body.contains(&0) {
+            return Transfer::QuotedPrintable;
+        }
         match (body.is_ascii(), eight_bit_mime) {
             (true, _) => Transfer::SevenBit,
             (false, true) => Transfer::EightBit,
@@ -216,29 +363,65 @@ pub fn body_lines(body: &[u8]) -> Result<Vec<&[u8]>, String> {
     Ok(lines)
 }
 
-/// A header value as RFC 2047 encoded-words when it is not plain ASCII.
-pub fn encode_header_text(text: &str) -> String {
+/// The longest encoded-word, and the longest line holding one (RFC 2047 §2).
+pub const MAX_ENCODED_WORD: usize = 75;
+const MAX_ENCODED_LINE: usize = 76;
+
+/// The room an encoded-word has on the first line of a field `name: `: the line may hold 76.
+pub fn first_line_room(name: &str) -> usize {
+    MAX_ENCODED_LINE.saturating_sub(name.len() + 2)
+}
+
+/// A header value as RFC 2047 encoded-words when it is not plain ASCII; `first_room` is what
+/// the field's first line leaves for the first word (see [`first_line_room`]).
+pub fn encode_header_text(text: &str, first_room: usize) -> String {
     if text
         .chars()
         .all(|c| c.is_ascii() && (!c.is_control() || c == '\t'))
     {
         return text.to_string();
     }
-    // Each encoded-word at most 75 characters: `=?UTF-8?B?` + base64 + `?=` leaves 63 for the
-    // base64 of at most 45 bytes; split on character boundaries.
-    let mut words = Vec::new();
+    encode_words(text, first_room)
+}
+
+/// `text` as `=?UTF-8?B?...?=` encoded-words, one per folded line (joined by CRLF SP), each
+/// split on a character boundary so that every word decodes to whole UTF-8 characters (RFC
+/// 2047 §5) and no word exceeds 75 characters nor its line 76 (RFC 2047 §2): the first word
+/// fits in `first_room`, each following one in a continuation line of SP and 75. When the
+/// first line has no room even for one character, the value starts on a continuation line.
+fn encode_words(text: &str, first_room: usize) -> String {
+    // `=?UTF-8?B?` and `?=` take 12; base64 gives 4 characters for each 3 bytes.
+    const OVERHEAD: usize = "=?UTF-8?B?".len() + "?=".len();
+    let bytes_for = |room: usize| room.min(MAX_ENCODED_WORD).saturating_sub(OVERHEAD) / 4 * 3;
+    let mut out = String::new();
+    let mut budget = bytes_for(first_room);
+    // The widest character (4 bytes) needs 8 base64 characters: a first line with less room
+    // than that gets no word.
+    if budget < 4 {
+        out.push_str("\r\n ");
+        budget = bytes_for(MAX_ENCODED_WORD);
+    }
     let mut piece = String::new();
+    fn flush(piece: &mut String, out: &mut String) {
+        if !out.is_empty() && !out.ends_with("\r\n ") {
+            out.push_str("\r\n ");
+        }
+        out.push_str("=?UTF-8?B?");
+        out.push_str(&base64(piece.as_bytes()));
+        out.push_str("?=");
+        piece.clear();
+    }
     for c in text.chars() {
-        if piece.len() + c.len_utf8() > 45 {
-            words.push(format!("=?UTF-8?B?{}?=", base64(piece.as_bytes())));
-            piece.clear();
+        if !piece.is_empty() && piece.len() + c.len_utf8() > budget {
+            flush(&mut piece, &mut out);
+            budget = bytes_for(MAX_ENCODED_WORD);
         }
         piece.push(c);
     }
     if !piece.is_empty() {
-        words.push(format!("=?UTF-8?B?{}?=", base64(piece.as_bytes())));
+        flush(&mut piece, &mut out);
     }
-    words.join("\r\n ")
+    out
 }
 
 /// Standard base64 with padding (RFC 4648).
@@ -284,10 +467,11 @@ fn quoted_printable(line: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-/// The line length RFC 5322 §2.1.1 asks headers to keep to.
-const FOLD_AT: usize = 78;
+/// The line length headers are folded to: RFC 5322 §2.1.1 asks for 78, RFC 2047 §2 for 76 on
+/// a line holding an encoded-word; 76 serves both, whatever the line holds.
+const FOLD_AT: usize = MAX_ENCODED_LINE;
 
-/// Folds a header field (RFC 5322 §2.2.3): each line over 78 characters is broken before the
+/// Folds a header field (RFC 5322 §2.2.3): each line over 76 characters is broken before the
 /// last space or tab that keeps it under, so no line reaches the 998-octet limit unless one
 /// word is that long (checked by [`check_header_words`]).
 pub fn fold(field: &str) -> String {
@@ -384,14 +568,15 @@ pub fn build_data(message: &Message<'_>, body_lines: &[&[u8]], transfer: Transfe
         ("To".into(), to),
     ];
     if let Some(subject) = message.subject {
-        headers.push(("Subject".into(), encode_header_text(subject)));
+        let room = first_line_room("Subject");
+        headers.push(("Subject".into(), encode_header_text(subject, room)));
     }
     headers.push(("Message-ID".into(), message.message_id.clone()));
     headers.push(("MIME-Version".into(), "1.0".into()));
     headers.push(("Content-Type".into(), "text/plain; charset=UTF-8".into()));
     headers.push(("Content-Transfer-Encoding".into(), transfer.header().into()));
     for (name, value) in message.extra {
-        let value = encode_header_text(value);
+        let value = encode_header_text(value, first_line_room(name));
         match headers
             .iter()
             .position(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -402,7 +587,10 @@ pub fn build_data(message: &Message<'_>, body_lines: &[&[u8]], transfer: Transfe
     }
     let mut data = Vec::new();
     for (name, value) in &headers {
-        data.extend_from_slice(fold(&format!("{name}: {value}")).as_bytes());
+        // A value that starts on a continuation line (no room for an encoded-word after a
+        // long name) follows the colon directly: no white space before the line end.
+        let gap = if value.starts_with("\r\n") { "" } else { " " };
+        data.extend_from_slice(fold(&format!("{name}:{gap}{value}")).as_bytes());
         data.extend_from_slice(b"\r\n");
     }
     data.extend_from_slice(b"\r\n");
@@ -533,9 +721,9 @@ mod tests {
 
     #[test]
     fn non_ascii_subjects_become_encoded_words() {
-        assert_eq!(encode_header_text("plain"), "plain");
-        assert_eq!(encode_header_text("Grüße"), "=?UTF-8?B?R3LDvMOfZQ==?=");
-        let long = encode_header_text(&"é".repeat(40));
+        assert_eq!(encode_header_text("plain", 67), "plain");
+        assert_eq!(encode_header_text("Grüße", 67), "=?UTF-8?B?R3LDvMOfZQ==?=");
+        let long = encode_header_text(&"é".repeat(40), 75);
         for word in long.split("\r\n ") {
             assert!(word.len() <= 75, "{word}");
         }
@@ -586,5 +774,222 @@ mod tests {
             Transfer::choose("é".as_bytes(), false),
             Transfer::QuotedPrintable
         );
+    }
+
+    /// Decodes standard base64 (test helper).
+    fn unbase64(text: &str) -> Vec<u8> {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = Vec::new();
+        let (mut acc, mut bits) = (0u32, 0);
+        for b in text.bytes().filter(|&b| b != b'=') {
+            let v = ALPHABET.iter().position(|&a| a == b).expect("base64") as u32;
+            acc = (acc << 6) | v;
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((acc >> bits) as u8);
+            }
+        }
+        out
+    }
+
+    /// The encoded-words of a header value, each decoded on its own (so each must hold
+    /// whole UTF-8 characters).
+    fn decode_words(value: &str) -> Vec<String> {
+        value
+            .split([' ', '\r', '\n'])
+            .filter(|w| w.starts_with("=?"))
+            .map(|w| {
+                let b64 = w
+                    .strip_prefix("=?UTF-8?B?")
+                    .and_then(|w| w.strip_suffix("?="))
+                    .expect("a B encoded-word");
+                String::from_utf8(unbase64(b64)).expect("whole UTF-8 characters in one word")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn display_names_with_specials_are_quoted() {
+        let header = |text: &str| parse_address("--to", text).unwrap().header;
+        assert_eq!(
+            header("Doe, Jane <jane@y.test>"),
+            "\"Doe, Jane\" <jane@y.test>"
+        );
+        assert_eq!(header("Jane Doe <jane@y.test>"), "Jane Doe <jane@y.test>");
+        assert_eq!(
+            header("\"Doe, Jane\" <jane@y.test>"),
+            "\"Doe, Jane\" <jane@y.test>"
+        );
+        assert_eq!(
+            header(r#""a \"b\"" <x@y>"#),
+            r#""a \"b\"" <x@y>"#,
+            "an already quoted name is kept as given"
+        );
+        assert_eq!(
+            header(r#"Jane "JJ" Doe <x@y>"#),
+            r#""Jane \"JJ\" Doe" <x@y>"#
+        );
+        assert_eq!(header(r"back\slash <x@y>"), r#""back\\slash" <x@y>"#);
+        assert_eq!(header("J. Q. Public <x@y>"), "\"J. Q. Public\" <x@y>");
+        assert_eq!(header("a@b <x@y>"), "\"a@b\" <x@y>");
+        assert_eq!(header("<x@y>"), "x@y");
+        assert_eq!(header("x@y"), "x@y");
+        // Two quoted-strings are not one: the whole is quoted again.
+        assert_eq!(header(r#""a" "b" <x@y>"#), r#""\"a\" \"b\"" <x@y>"#);
+        // An unterminated quote is just a character.
+        assert_eq!(header(r#""abc <x@y>"#), r#""\"abc" <x@y>"#);
+        assert!(parse_address("--to", "Jane <x@y> extra").is_err());
+        let long = format!("{}, X <x@y>", "a".repeat(2000));
+        assert!(parse_address("--to", &long)
+            .unwrap_err()
+            .contains("octet word"));
+        let long = format!("{} <x@y>", "é".repeat(2000));
+        assert!(parse_address("--to", &long).is_ok(), "encoded-words fold");
+        assert!(parse_address("--to", "Jane <x@y\t z>").is_err());
+    }
+
+    #[test]
+    fn non_ascii_display_names_keep_atoms_plain_and_words_short() {
+        let a = parse_address("--to", "\"Müller, Jörg\" <j@x.test>").unwrap();
+        assert_eq!(decode_words(&a.header), ["Müller, Jörg"], "{}", a.header);
+        assert!(a.header.ends_with("?= <j@x.test>"), "{}", a.header);
+        let a = parse_address("--to", "Jörg von Müller <j@x.test>").unwrap();
+        let words: Vec<&str> = a.header.split(' ').collect();
+        assert_eq!(
+            words[1..3],
+            ["von", "=?UTF-8?B?TcO8bGxlcg==?="],
+            "{}",
+            a.header
+        );
+        assert_eq!(decode_words(&a.header), ["Jörg", "Müller"]);
+        // A long run: several words, none over 75, the first within what `From: ` leaves.
+        let name = "Ünïcödé ".repeat(12);
+        let a = parse_address("--from", &format!("{name}<j@x.test>")).unwrap();
+        let from = format!("From: {}", a.header);
+        for line in fold(&from).split("\r\n") {
+            assert!(line.len() <= 76, "{line:?}");
+        }
+        assert_eq!(decode_words(&a.header).concat(), name.trim_end());
+    }
+
+    #[test]
+    fn encoded_words_keep_their_lines_within_76() {
+        for name in ["Subject", "X", "X-A-Rather-Long-Header-Name-For-Comments"] {
+            for text in [
+                "Grüße ☃ — ".repeat(12),
+                "𝄞".repeat(50),
+                "aé".repeat(100),
+                "é".to_string(),
+            ] {
+                let value = encode_header_text(&text, first_line_room(name));
+                let field = fold(&format!("{name}: {value}"));
+                for (i, line) in field.split("\r\n").enumerate() {
+                    assert!(line.len() <= 76, "{name}: line {i} {line:?}");
+                }
+                for word in field
+                    .split([' ', '\r', '\n'])
+                    .filter(|w| w.starts_with("=?"))
+                {
+                    assert!(word.len() <= MAX_ENCODED_WORD, "{word}");
+                }
+                assert_eq!(decode_words(&value).concat(), text);
+            }
+        }
+        // No room after a very long name: the value starts on the next line.
+        let name = "X-".repeat(30);
+        let value = encode_header_text("é", first_line_room(&name));
+        assert!(value.starts_with("\r\n =?UTF-8?B?"), "{value:?}");
+        let from = parse_address("--from", "a@x").unwrap();
+        let extra = [(name.clone(), "é".to_string())];
+        let message = Message {
+            from: &from,
+            to: std::slice::from_ref(&from),
+            subject: Some(&"ö".repeat(60)),
+            extra: &extra,
+            date: "Sat, 21 Nov 2026 11:32:12 +0000".into(),
+            message_id: "<1@h>".into(),
+        };
+        let data = String::from_utf8(build_data(&message, &[], Transfer::SevenBit)).unwrap();
+        for line in data.split("\r\n").filter(|l| l.contains("=?")) {
+            assert!(line.len() <= 76, "{line:?}");
+        }
+        assert!(
+            data.contains(&format!("\r\n{name}:\r\n =?UTF-8?B?w6k=?=\r\n")),
+            "{data}"
+        );
+    }
+
+    #[test]
+    fn the_null_sender_gets_a_mailbox_in_from() {
+        let a = parse_address("--from", "<>").unwrap();
+        assert_eq!(a.envelope, "");
+        assert_eq!(a.null_sender_header("mx.test"), "MAILER-DAEMON@mx.test");
+        let a = parse_address("--from", "Mail Delivery System <>").unwrap();
+        assert_eq!(
+            a.null_sender_header("mx.test"),
+            "Mail Delivery System <MAILER-DAEMON@mx.test>"
+        );
+        assert_eq!(header_domain("mx.example.test"), "mx.example.test");
+        assert_eq!(header_domain("[127.0.0.1]"), "[127.0.0.1]");
+        assert_eq!(header_domain("a..b"), "localhost");
+        assert_eq!(header_domain("a,b"), "localhost");
+        assert_eq!(header_domain("[a]b]"), "localhost");
+        assert_eq!(header_domain(""), "localhost");
+    }
+
+    #[test]
+    fn a_body_with_nul_goes_quoted_printable() {
+        assert_eq!(Transfer::choose(b"a\0b", false), Transfer::QuotedPrintable);
+        assert_eq!(Transfer::choose(b"a\0b", true), Transfer::QuotedPrintable);
+        assert_eq!(
+            Transfer::choose("é\0".as_bytes(), true),
+            Transfer::QuotedPrintable
+        );
+        assert_eq!(quoted_printable(b"a\0b"), [b"a=00b".to_vec()]);
+        let from = parse_address("--from", "a@x").unwrap();
+        let message = Message {
+            from: &from,
+            to: std::slice::from_ref(&from),
+            subject: None,
+            extra: &[],
+            date: "Sat, 21 Nov 2026 11:32:12 +0000".into(),
+            message_id: "<1@h>".into(),
+        };
+        let body = b"x\0y\n";
+        let lines = body_lines(body).unwrap();
+        let data = build_data(&message, &lines, Transfer::choose(body, true));
+        assert!(!data.contains(&0));
+        let text = String::from_utf8(data).unwrap();
+        assert!(text.contains("Content-Transfer-Encoding: quoted-printable\r\n"));
+        assert!(text.ends_with("\r\n\r\nx=00y\r\n.\r\n"), "{text}");
+    }
+
+    #[test]
+    fn odd_addresses_never_panic() {
+        let alphabet = ['"', '\\', '<', '>', ' ', 'é', 'a', '@', ',', '(', '𝄞', '\t'];
+        let mut texts = vec![String::new()];
+        // Every string of up to 4 of these characters (28,561 of them; repeats are cheap).
+        for _ in 0..4 {
+            let longer: Vec<String> = texts
+                .iter()
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            texts.extend(longer);
+        }
+        for text in &texts {
+            for arg in [text.clone(), format!("{text} <x@y>"), format!("{text}<>")] {
+                if let Ok(a) = parse_address("--to", &arg) {
+                    let _ = a.null_sender_header("h");
+                    for line in fold(&format!("To: {}", a.header)).split("\r\n") {
+                        assert!(
+                            line.len() <= 76 || !line.contains("=?"),
+                            "{arg:?}: {line:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -29,7 +29,7 @@ use crate::net::services::Proto;
 use crate::net::sockopt::SockOpts;
 use crate::net::udp_guard::{self, parse_rate};
 use crate::signals;
-use crate::wire::daytime::{self, DaytimeFormat};
+use crate::wire::daytime::{self, DaytimeFormat, Zone};
 use crate::wire::quotes;
 
 /// A UDP rate, parsed (`None` = `off`).
@@ -191,9 +191,12 @@ pub struct EchoArgs {
         client the current time as one line ending in CRLF, then close; over UDP, any \
         datagram gets the line back.\n\n\
         --format chooses the line: rfc867 (the default, after RFC 867's example: `Saturday, \
-        November 21, 2026 11:32:12-UTC`; in local time the zone is a numeric offset), \
-        rfc3339, rfc2822, ctime, or a strftime pattern (it must contain %). Local time unless \
-        --utc.", server_help!()),
+        November 21, 2026 11:32:12-UTC`), rfc3339, rfc2822, ctime, or a strftime pattern (it \
+        must contain %; no control character but a tab, no %n: the reply is one line). Local \
+        time unless --utc. The local zone is the C library's, as date(1) shows it (TZ, or \
+        /etc/localtime): %Z prints what `date +%Z` prints (`CET`, `UTC`, `+04`), %z the \
+        numeric offset; the rfc867 line ends `-CET` after RFC 867's `-PST`, or with the \
+        numeric offset (`+0400`) for a zone that has no name.", server_help!()),
     after_long_help = "Examples:\n  \
         nk daytime 127.0.0.1:1313\n  \
         nk daytime -u --json 127.0.0.1:1313\n  \
@@ -315,12 +318,49 @@ pub fn run_echo(args: EchoArgs) -> Result<()> {
     }
 }
 
+/// The local zone at `now` as date(1) sees it: localtime_r's offset and abbreviation (from
+/// TZ, or /etc/localtime, through the tz database). chrono's Local knows the offset but not
+/// the name, which is why `%Z` used to print `+00:00` where `date +%Z` prints `UTC`.
+fn local_zone(now: chrono::DateTime<chrono::Utc>) -> Zone {
+    let fallback = || Zone::Local {
+        offset: now.with_timezone(&chrono::Local).offset().local_minus_utc(),
+        name: None,
+    };
+    // time_t is 32 bits on some targets: a time it cannot hold gets the fallback.
+    let Some(t) = libc::time_t::try_from(now.timestamp()).ok() else {
+        return fallback();
+    };
+    let mut tm = std::mem::MaybeUninit::<libc::tm>::zeroed();
+    // SAFETY: `t` and `tm` are valid for the call; localtime_r writes only into `tm`.
+    let result = unsafe { libc::localtime_r(&t, tm.as_mut_ptr()) };
+    if result.is_null() {
+        return fallback();
+    }
+    // SAFETY: localtime_r succeeded, so it filled `tm` (which was zeroed before anyway).
+    let tm = unsafe { tm.assume_init() };
+    let Ok(offset) = i32::try_from(tm.tm_gmtoff) else {
+        return fallback();
+    };
+    let name = if tm.tm_zone.is_null() {
+        None
+    } else {
+        // SAFETY: a non-null tm_zone points to a NUL-terminated string that the C library
+        // keeps for the life of the process (glibc and musl keep their zone names); it is
+        // copied at once and checked by zone_name before use.
+        let raw = unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) };
+        daytime::zone_name(raw.to_bytes())
+    };
+    Zone::Local { offset, name }
+}
+
 /// Runs `nk daytime`.
 pub fn run_daytime(args: DaytimeArgs) -> Result<()> {
     if args.common.listen {
         let (format, utc) = (args.format, args.utc);
         let behaviour = Behaviour::Announce(Arc::new(move || {
-            let mut line = daytime::render(&format, utc, chrono::Utc::now()).into_bytes();
+            let now = chrono::Utc::now();
+            let zone = if utc { Zone::Utc } else { local_zone(now) };
+            let mut line = daytime::render(&format, &zone, now).into_bytes();
             line.extend_from_slice(b"\r\n");
             line
         }));
