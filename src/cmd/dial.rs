@@ -66,7 +66,7 @@ pub struct DialArgs {
     #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_duration)]
     pub connect_timeout: Option<Duration>,
     /// Local source address to connect from.
-    #[arg(short = 's', long = "source", value_name = "ADDR")]
+    #[arg(short = 's', long = "source", value_name = "ADDR", value_parser = addr::parse_ip_arg)]
     pub source_addr: Option<std::net::IpAddr>,
     /// Local source port to connect from.
     #[arg(short = 'p', long = "source-port", value_name = "PORT")]
