@@ -40,7 +40,10 @@ const HTTP_ALPN: &[&str] = &["http/1.1"];
         Connection: close) and print the response head exactly as received, up to and \
         including its blank line, like curl -sI. Reading stops there: no body is read after \
         HEAD, whatever the server's headers or keep-alive say. 1xx interim responses are \
-        skipped; HTTP/1.0 servers work.\n\n\
+        skipped; HTTP/1.0 servers work. The URL's host is read as by every nk command, as \
+        curl reads it: http://127.1:8000/ sends Host: 127.0.0.1:8000 (IPv4 in inet_aton's \
+        forms), http://bücher.test/ sends Host: xn--bcher-kva.test and that SNI (UTS 46); \
+        -v shows the conversion.\n\n\
         --get sends GET and streams the body after the head (Content-Length, chunked, or until \
         the server closes). https:// URLs (port 443 by default) go over TLS: the server's \
         certificate is checked against the system store (SSL_CERT_FILE and SSL_CERT_DIR \

@@ -40,7 +40,10 @@ const MAX_LINE: usize = 4096;
         --json: count and hosts are the usable hosts (all addresses in IPv6, which has no \
         broadcast), addresses every address.\n\n\
         With no arguments, reads one network per line from stdin. Leading zeros (010.1.2.3, \
-        /08), non-contiguous masks and out-of-range prefixes are usage errors (exit 2).",
+        /08), non-contiguous masks and out-of-range prefixes are usage errors (exit 2). So are \
+        the short and hex forms other nk commands take for a HOST (127.1, 0x7f.1, as inet_aton \
+        reads them): in network notation they are ambiguous (010 is 8 to inet_aton, 10 to \
+        ipcalc), so the error says what inet_aton reads and the hint gives the four numbers.",
     after_long_help = "Examples:\n  \
         nk mask 127.0.0.1                  # classful default: /8, ff000000, 127.0.0.0\n  \
         nk mask 192.168.1.77/26\n  \

@@ -40,7 +40,10 @@ const MAX_LINE: usize = 1024;
     long_about = "Resolve names and addresses, query DNS records, and look up service ports.\n\n\
         By default, asks the system resolver (getaddrinfo: /etc/hosts, NSS) and prints every \
         address, one per line, in the resolver's order, without duplicates. An IP literal is \
-        printed in canonical form (0:0:0:0:0:0:0:1 is ::1); -x prints its name instead. With \
+        printed in canonical form (0:0:0:0:0:0:0:1 is ::1; IPv4 in any form inet_aton takes, as \
+        every nk command reads it: 127.1, 2130706433 and 0x7f.1 are 127.0.0.1); -x prints its \
+        name instead. A name with non-ASCII characters is converted to its ASCII form by UTS 46 \
+        on both paths (bücher.example is xn--bcher-kva.example); -v shows both forms. With \
         several queries each line starts with its query.\n\n\
         With -t TYPE or --server, asks a nameserver directly, as dig does: the servers of \
         /etc/resolv.conf (its timeout, attempts, search and ndots options apply) or --server. \
