@@ -1072,6 +1072,33 @@ mod tests {
     }
 
     #[test]
+    fn no_host_text_makes_the_parsers_panic() {
+        // A cheap fuzz: texts drawn from the characters each branch cares about.
+        const PALETTE: [&str; 24] = [
+            "0", "1", "7", "8", "9", "x", "X", "f", ".", ":", "%", "[", "]", "-", "_", " ", "ü",
+            "ß", "\u{ff0e}", "\u{ff11}", "\u{200d}", "\u{0}", "xn--", "\u{5d0}",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 24) as usize;
+            for i in 0..len {
+                let pick = (state.rotate_left(i as u32 * 5) % PALETTE.len() as u64) as usize;
+                text.push_str(PALETTE[pick]);
+            }
+            let _ = host_of(&text);
+            let _ = ip_literal(&text);
+            let _ = parse_ip_arg(&text);
+            let _ = dns_name_to_ascii(&text);
+            let _ = display_name(&text);
+            let _ = parse_target(&text, Some("80"), Proto::Tcp);
+        }
+    }
+
+    #[test]
     fn every_listener_form_parses() {
         let spec = |first, second| parse_listen(first, second, Proto::Tcp).unwrap();
         assert_eq!(
