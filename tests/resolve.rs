@@ -1622,3 +1622,65 @@ fn records_print_in_presentation_form_with_rfc_3597_for_the_rest() {
          odd.example.test.\t60\tIN\tHINFO\t\"DEC-2060\" \"TOPS 20\"\n"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Issue 17 items 18 and 19: the shared host parser on the direct path
+// ---------------------------------------------------------------------------
+
+#[test]
+fn an_idn_is_asked_for_in_its_punycode_form_and_short_ipv4_forms_ask_for_ptr() {
+    let fake = FakeDns::answering("127.0.0.1", [192, 0, 2, 7]);
+    let server = fake.server();
+    let out = resolve(&[
+        "-v",
+        "-t",
+        "A",
+        "bücher.test",
+        "--server",
+        &server,
+        "--timeout",
+        "2s",
+        "--tries",
+        "1",
+        "--short",
+    ]);
+    // An address given as 127.1 asks for the PTR of 127.0.0.1, as `nk resolve -x 127.1` does.
+    let ptr = resolve(&[
+        "--server",
+        &server,
+        "--timeout",
+        "2s",
+        "--tries",
+        "1",
+        "--no-search",
+        "127.1",
+    ]);
+    let got = fake.finish();
+    out.expect_code(0)
+        .expect_stdout(b"192.0.2.7\n")
+        .expect_stderr_contains("nk: bücher.test is xn--bcher-kva.test");
+    let names: Vec<String> = got
+        .iter()
+        .filter_map(|d| parse_query(d))
+        .map(|q| q.name)
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case("xn--bcher-kva.test")),
+        "questions asked: {names:?}\n{}",
+        out.describe()
+    );
+    ptr.expect_code(1);
+    assert!(
+        names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case("1.0.0.127.in-addr.arpa")),
+        "questions asked: {names:?}\n{}",
+        ptr.describe()
+    );
+    // A type for names with an address is refused before any traffic, whatever its form.
+    resolve(&["-t", "A", "127.1", "--server", "127.0.0.1:9"])
+        .expect_code(2)
+        .expect_stderr_contains("is an address, not a name");
+}

@@ -34,6 +34,9 @@ use crate::net::services::Proto;
         exit 0 means every byte read was delivered (bytes sent after the peer's EOF are \
         confirmed acknowledged first); otherwise stderr says what was not, and nk exits 1. \
         An unreadable stdin (closed, write-only) is an empty one. \
+        HOST is read as by every nk command: IPv4 in any form inet_aton takes (127.1, \
+        2130706433, 0x7f.1 are 127.0.0.1), a name with non-ASCII characters in its UTS 46 ASCII \
+        form (bücher.example is xn--bcher-kva.example); -v shows what it was read as. \
         A name with several addresses is dialled with Happy Eyeballs (RFC 8305): IPv6 first, \
         a new attempt every 250 ms, first success wins. Received data is the only thing on \
         stdout; -v diagnostics and -x - dumps go to stderr. With -e/-c a program takes the place of \
@@ -69,7 +72,7 @@ pub struct DialArgs {
     #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_timeout)]
     pub connect_timeout: Option<Duration>,
     /// Local source address to connect from.
-    #[arg(short = 's', long = "source", value_name = "ADDR")]
+    #[arg(short = 's', long = "source", value_name = "ADDR", value_parser = addr::parse_ip_arg)]
     pub source_addr: Option<std::net::IpAddr>,
     /// Local source port to connect from.
     #[arg(short = 'p', long = "source-port", value_name = "PORT")]

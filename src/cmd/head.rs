@@ -21,7 +21,7 @@ use crate::cmd::stdout_error;
 use crate::exit::usage;
 use crate::info;
 use crate::net::addr::display_addr;
-use crate::net::addr::{self, Target};
+use crate::net::addr::{self, Host, Target};
 use crate::net::connect::{self, ConnectOptions};
 use crate::net::deadline::{format_duration, parse_timeout, read_before, Deadline};
 use crate::net::tls;
@@ -40,7 +40,10 @@ const HTTP_ALPN: &[&str] = &["http/1.1"];
         Connection: close) and print the response head exactly as received, up to and \
         including its blank line, like curl -sI. Reading stops there: no body is read after \
         HEAD, whatever the server's headers or keep-alive say. 1xx interim responses are \
-        skipped; HTTP/1.0 servers work.\n\n\
+        skipped; HTTP/1.0 servers work. The URL's host is read as by every nk command, as \
+        curl reads it: http://127.1:8000/ sends Host: 127.0.0.1:8000 (IPv4 in inet_aton's \
+        forms), http://bücher.test/ sends Host: xn--bcher-kva.test and that SNI (UTS 46); \
+        -v shows the conversion.\n\n\
         --get sends GET and streams the body after the head (Content-Length, chunked, or until \
         the server closes). https:// URLs (port 443 by default) go over TLS: the server's \
         certificate is checked against the system store (SSL_CERT_FILE and SSL_CERT_DIR \
@@ -164,7 +167,7 @@ struct Response {
 
 /// Runs `nk head`.
 pub fn run(args: HeadArgs) -> Result<()> {
-    let mut url = http::parse_url(&args.url).map_err(usage)?;
+    let mut url = canonical_host(http::parse_url(&args.url).map_err(usage)?)?;
     let extra = args
         .headers
         .iter()
@@ -250,6 +253,8 @@ pub fn run(args: HeadArgs) -> Result<()> {
             redirects += 1;
             let next = http::resolve_location(&url, location.as_deref().unwrap_or_default())
                 .map_err(|e| anyhow!("head {url}: cannot follow the redirect: {e}"))?;
+            let next = canonical_host(next)
+                .map_err(|e| anyhow!("head {url}: cannot follow the redirect: {e:#}"))?;
             info!("following {} to {next}", response.head.status);
             url = next;
             continue;
@@ -263,6 +268,18 @@ pub fn run(args: HeadArgs) -> Result<()> {
         }
         return Ok(());
     }
+}
+
+/// The URL with its host as every nk command reads it (`addr::parse_host`): an IPv4 literal
+/// in inet_aton's forms written as four numbers (`http://127.1/` asks for Host: 127.0.0.1, as
+/// curl does), an IDN in its ASCII form (Host, SNI and the resolver all need the punycode).
+/// A host that is no host is refused here, before any traffic.
+fn canonical_host(mut url: Url) -> Result<Url> {
+    url.host = match addr::parse_host(&url.host)? {
+        Host::Ip(ip) => ip.to_string(),
+        Host::Name(name) => name,
+    };
+    Ok(url)
 }
 
 /// The user's headers that only the origin they typed may see, as curl drops them.

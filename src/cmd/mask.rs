@@ -12,7 +12,8 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::cmd::{stdin_items, stdout_error};
-use crate::exit::usage;
+use crate::exit::{usage, UsageError};
+use crate::net::addr;
 use crate::wire::ipnet::{class_of, expanded_v6, kind, mask_text, network_kind, Network};
 
 /// The most subnets `--split` prints.
@@ -39,7 +40,10 @@ const MAX_LINE: usize = 4096;
         --json: count and hosts are the usable hosts (all addresses in IPv6, which has no \
         broadcast), addresses every address.\n\n\
         With no arguments, reads one network per line from stdin. Leading zeros (010.1.2.3, \
-        /08), non-contiguous masks and out-of-range prefixes are usage errors (exit 2).",
+        /08), non-contiguous masks and out-of-range prefixes are usage errors (exit 2). So are \
+        the short and hex forms other nk commands take for a HOST (127.1, 0x7f.1, as inet_aton \
+        reads them): in network notation they are ambiguous (010 is 8 to inet_aton, 10 to \
+        ipcalc), so the error says what inet_aton reads and the hint gives the four numbers.",
     after_long_help = "Examples:\n  \
         nk mask 127.0.0.1                  # classful default: /8, ff000000, 127.0.0.0\n  \
         nk mask 192.168.1.77/26\n  \
@@ -67,7 +71,13 @@ pub fn run(args: MaskArgs) -> Result<()> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let result = match &args.network {
         Some(first) => {
-            let network = Zoned::parse(first, args.netmask.as_deref()).map_err(usage)?;
+            let network = Zoned::parse(first, args.netmask.as_deref()).map_err(|err| {
+                let (message, hint) = short_form_note(first, err);
+                match hint {
+                    Some(hint) => anyhow::Error::new(UsageError::new(message).with_hint(hint)),
+                    None => usage(message),
+                }
+            })?;
             show(&mut out, &network, &args)
         }
         None => from_stdin(&mut out, &args),
@@ -91,7 +101,12 @@ fn from_stdin(out: &mut impl Write, args: &MaskArgs) -> Result<()> {
             }
             Err(err) => {
                 bad += 1;
-                crate::eprintln_safe!("nk: line {number}: {err}");
+                match short_form_note(network, err) {
+                    (message, Some(hint)) => {
+                        crate::eprintln_safe!("nk: line {number}: {message} ({hint})")
+                    }
+                    (message, None) => crate::eprintln_safe!("nk: line {number}: {message}"),
+                }
             }
         }
         Ok(())
@@ -100,6 +115,60 @@ fn from_stdin(out: &mut impl Write, args: &MaskArgs) -> Result<()> {
         return Err(usage(format!("{bad} line(s) of stdin were not networks")));
     }
     Ok(())
+}
+
+/// The other commands take an IPv4 HOST in inet_aton's forms (`127.1`, `010.1.2.3`,
+/// `0x7f.1`): mask does not, because in network notation they are ambiguous (`010` is octal 8
+/// to inet_aton and decimal 10 to ipcalc and most people). When the address of `text` is one
+/// of those forms, the error says what inet_aton makes of it, and the hint gives the four
+/// numbers; other errors pass through unchanged (no hint).
+fn short_form_note(text: &str, err: String) -> (String, Option<String>) {
+    let address = text.split(['/', '%']).next().unwrap_or(text);
+    let Some(ip) = addr::inet_aton(address) else {
+        return (err, None);
+    };
+    if crate::wire::ipnet::parse_ipv4(address).is_ok() {
+        return (err, None);
+    }
+    let parts: Vec<&str> = address.split('.').collect();
+    // The reading ipcalc gives `010.1.2.3` (10.1.2.3), when there is one.
+    let decimal = parts.len() == 4
+        && parts
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u8>().is_ok());
+    let shown = address.escape_debug();
+    let (what, why) = if parts.len() < 4 {
+        (
+            "a short form",
+            "inet_aton fills the middle, 10.1 is 10.0.0.1; route tables fill the end, 10.1/16 is 10.1.0.0/16",
+        )
+    } else if address.contains(['x', 'X']) {
+        (
+            "a hex part",
+            "few network tools read 0x in a dotted address",
+        )
+    } else {
+        ("a leading zero", "010 is 8 to inet_aton, 10 to ipcalc")
+    };
+    let message = format!(
+        "invalid IPv4 address \"{shown}\": {what} is ambiguous in network notation ({why}), \
+         so nk mask refuses it; inet_aton, as ping, curl and the other nk commands use it, \
+         reads it as {ip}"
+    );
+    let hint = match decimal {
+        true => {
+            let plain: Vec<String> = parts
+                .iter()
+                .map(|p| p.trim_start_matches('0').max("0").to_string())
+                .collect();
+            format!(
+                "write {ip} (inet_aton's reading) or {} (decimal)",
+                plain.join(".")
+            )
+        }
+        false => format!("write {ip}"),
+    };
+    (message, Some(hint))
 }
 
 /// A network and the IPv6 zone (`%eth0`) it was given with, kept for the output.

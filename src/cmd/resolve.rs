@@ -11,7 +11,6 @@
 
 use std::io::{self, BufWriter, StdoutLock, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
@@ -41,7 +40,10 @@ const MAX_LINE: usize = 1024;
     long_about = "Resolve names and addresses, query DNS records, and look up service ports.\n\n\
         By default, asks the system resolver (getaddrinfo: /etc/hosts, NSS) and prints every \
         address, one per line, in the resolver's order, without duplicates. An IP literal is \
-        printed in canonical form (0:0:0:0:0:0:0:1 is ::1); -x prints its name instead. With \
+        printed in canonical form (0:0:0:0:0:0:0:1 is ::1; IPv4 in any form inet_aton takes, as \
+        every nk command reads it: 127.1, 2130706433 and 0x7f.1 are 127.0.0.1); -x prints its \
+        name instead. A name with non-ASCII characters is converted to its ASCII form by UTS 46 \
+        on both paths (bücher.example is xn--bcher-kva.example); -v shows both forms. With \
         several queries each line starts with its query.\n\n\
         With -t TYPE or --server, asks a nameserver directly, as dig does: the servers of \
         /etc/resolv.conf (its timeout, attempts, search and ndots options apply) or --server. \
@@ -302,7 +304,7 @@ impl Plan {
         if self.direct {
             match literal {
                 None => {
-                    parse_name(text)?;
+                    dns_name(text, true)?;
                 }
                 Some(_) if self.types_given && self.types.iter().any(|t| *t != RecordType::PTR) => {
                     return Err(format!(
@@ -315,17 +317,34 @@ impl Plan {
             }
             return Ok(());
         }
-        addr::parse_host(text).map(drop).map_err(|e| e.to_string())
+        let bare = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(text);
+        addr::host_of(bare).map(drop).map_err(|e| format!("{e:#}"))
     }
 }
 
-/// An IP literal, also in brackets (`[::1]`), or `None` for a name.
+/// An IP literal, also in brackets (`[::1]`), or `None` for a name: the literals every nk
+/// command takes (inet_aton's IPv4 forms: `127.1` is 127.0.0.1 here as in `nk dial`).
 fn ip_literal(text: &str) -> Option<IpAddr> {
     let bare = text
         .strip_prefix('[')
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(text);
-    IpAddr::from_str(bare).ok()
+    addr::ip_literal(bare)
+}
+
+/// A name for a direct query: in ASCII (UTS 46 for an IDN, as every nk command converts it;
+/// shown with -v unless `quiet`), then checked as a DNS name (wildcards and `_service` labels
+/// included).
+fn dns_name(text: &str, quiet: bool) -> Result<Name, String> {
+    let ascii = addr::dns_name_to_ascii(text).map_err(|e| format!("{e:#}"))?;
+    let name = parse_name(&ascii)?;
+    if !quiet {
+        addr::explain(text, &Host::Name(ascii));
+    }
+    Ok(name)
 }
 
 fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
@@ -409,9 +428,8 @@ impl Session<'_> {
     /// The system path: getaddrinfo / getnameinfo, or the literal itself.
     fn system(&mut self, text: &str, ports: &[u16]) -> Result<()> {
         let deadline = Deadline::after(self.plan.timeout);
-        let literal = ip_literal(text);
         if self.plan.reverse {
-            let Some(ip) = literal else {
+            let Some(ip) = ip_literal(text) else {
                 return Ok(());
             };
             return match addr::lookup_name(ip, deadline) {
@@ -423,40 +441,28 @@ impl Session<'_> {
                 }
             };
         }
-        let ips: Vec<IpAddr> = match literal {
-            Some(ip) if self.plan.family.allows(ip) => vec![ip],
-            Some(ip) => {
+        // Checked by Plan::check: the error arm is for the impossible, never a panic.
+        let bare = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(text);
+        let ips: Vec<IpAddr> = match addr::parse_host(bare) {
+            Ok(Host::Ip(ip)) if self.plan.family.allows(ip) => vec![ip],
+            Ok(Host::Ip(ip)) => {
                 let why = format!("{ip} is an IPv{} address", if ip.is_ipv4() { 4 } else { 6 });
                 self.json_error(text, None, &why)?;
                 self.fail(text, why);
                 return Ok(());
             }
-            None => match addr::lookup(text, 0, deadline) {
-                Ok(addrs) => {
-                    let ips = dedup(addrs.iter().map(|a| a.ip()).collect());
-                    let wanted: Vec<IpAddr> = ips
-                        .into_iter()
-                        .filter(|ip| self.plan.family.allows(*ip))
-                        .collect();
-                    if wanted.is_empty() {
-                        let which = if self.plan.family == Family::V4 {
-                            "IPv4"
-                        } else {
-                            "IPv6"
-                        };
-                        let why = format!("no {which} address");
-                        self.json_error(text, None, &why)?;
-                        self.fail(text, why);
-                        return Ok(());
-                    }
-                    wanted
-                }
-                Err(err) => {
-                    self.json_error(text, None, &err.to_string())?;
-                    self.fail(text, err);
-                    return Ok(());
-                }
+            Ok(Host::Name(name)) => match self.lookup(text, &name, deadline)? {
+                Some(ips) => ips,
+                None => return Ok(()),
             },
+            Err(err) => {
+                self.json_error(text, None, &format!("{err:#}"))?;
+                self.fail(text, format!("{err:#}"));
+                return Ok(());
+            }
         };
         let shown: Vec<String> = if ports.is_empty() {
             ips.iter().map(IpAddr::to_string).collect()
@@ -468,6 +474,40 @@ impl Session<'_> {
                 .collect()
         };
         self.emit(text, "addresses", &shown)
+    }
+
+    /// The system resolver's addresses for `name` (the ASCII form of the query `text`) within
+    /// the family, or `None` when the failure has been reported.
+    fn lookup(
+        &mut self,
+        text: &str,
+        name: &str,
+        deadline: Deadline,
+    ) -> Result<Option<Vec<IpAddr>>> {
+        let addrs = match addr::lookup(name, 0, deadline) {
+            Ok(addrs) => addrs,
+            Err(err) => {
+                self.json_error(text, None, &err.to_string())?;
+                self.fail(text, err);
+                return Ok(None);
+            }
+        };
+        let wanted: Vec<IpAddr> = dedup(addrs.iter().map(|a| a.ip()).collect())
+            .into_iter()
+            .filter(|ip| self.plan.family.allows(*ip))
+            .collect();
+        if wanted.is_empty() {
+            let which = if self.plan.family == Family::V4 {
+                "IPv4"
+            } else {
+                "IPv6"
+            };
+            let why = format!("no {which} address");
+            self.json_error(text, None, &why)?;
+            self.fail(text, why);
+            return Ok(None);
+        }
+        Ok(Some(wanted))
     }
 
     /// Prints the answers of a system lookup: plain, labelled, or one JSON object.
@@ -526,7 +566,7 @@ impl Session<'_> {
             // about the text as a name, as dig does.
             let candidates = match literal {
                 Some(ip) if rtype == RecordType::PTR => vec![reverse_name(ip)],
-                _ => match parse_name(text) {
+                _ => match dns_name(text, false) {
                     Ok(name) => self.conf.candidates(&name, self.plan.search),
                     Err(err) => {
                         self.json_error(text, Some(rtype), &err)?;

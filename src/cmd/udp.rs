@@ -67,7 +67,7 @@ pub struct UdpArgs {
     #[command(flatten)]
     pub family: FamilyArgs,
     /// Client: the source address; server: the address to listen on.
-    #[arg(short = 's', long = "source", value_name = "ADDR")]
+    #[arg(short = 's', long = "source", value_name = "ADDR", value_parser = addr::parse_ip_arg)]
     pub source: Option<IpAddr>,
     /// Client: the source port; server: the port to listen on (netcat's `nc -u -l -p PORT`).
     #[arg(short = 'p', long = "port", value_name = "PORT")]
@@ -88,7 +88,7 @@ pub struct UdpArgs {
     #[arg(long)]
     pub broadcast: bool,
     /// Join a multicast group (IPv4 or IPv6) to receive its datagrams.
-    #[arg(long, value_name = "GROUP")]
+    #[arg(long, value_name = "GROUP", value_parser = addr::parse_ip_arg)]
     pub join: Vec<IpAddr>,
     /// The network interface for --join and for sending to multicast groups (e.g. eth0).
     #[arg(long, value_name = "NAME")]

@@ -35,10 +35,23 @@ impl Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
         };
-        let addr: IpAddr = addr_text.parse().map_err(|_| {
-            usage(format!(
+        // Network notation, as in `nk mask`: the short and leading-zero forms every HOST
+        // takes (127.1, 010.0.0.1) are ambiguous here (10.1/16 reads as 10.1.0.0/16 in a
+        // route, 10.0.0.1 to inet_aton), so they are refused with inet_aton's reading.
+        let addr: IpAddr = addr_text.parse().map_err(|_| match crate::net::addr::inet_aton(addr_text) {
+            Some(ip) => anyhow::Error::new(
+                crate::exit::UsageError::new(format!(
+                    "invalid address \"{text}\": a CIDR takes four decimal numbers; \"{addr_text}\" \
+                     is ambiguous in network notation (inet_aton reads it as {ip})"
+                ))
+                .with_hint(match prefix_text {
+                    Some(prefix) => format!("write {ip}/{prefix}"),
+                    None => format!("write {ip}"),
+                }),
+            ),
+            None => usage(format!(
                 "invalid address \"{text}\": expected an IP address or CIDR such as 10.0.0.0/8"
-            ))
+            )),
         })?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let mut prefix = match prefix_text {
@@ -220,6 +233,22 @@ mod tests {
         ] {
             let err = Cidr::parse(bad).unwrap_err();
             assert_eq!(classify(&err), Status::Usage, "{bad}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn short_forms_are_refused_with_inet_atons_reading() {
+        for (bad, hint) in [
+            ("127.1/8", "write 127.0.0.1/8"),
+            ("010.0.0.1", "write 8.0.0.1"),
+        ] {
+            let err = Cidr::parse(bad).unwrap_err();
+            assert_eq!(classify(&err), Status::Usage, "{bad}: {err:#}");
+            assert!(
+                format!("{err:#}").contains("inet_aton reads it as"),
+                "{err:#}"
+            );
+            assert_eq!(crate::exit::hint(&err), Some(hint));
         }
     }
 

@@ -96,10 +96,28 @@ pub struct ListenSpec {
     pub port: u16,
 }
 
-/// Parses a host: an IP literal, a scoped IPv6 literal, or a syntactically valid name.
+/// The most bytes of host text looked at: a name in Unicode may be longer than its ASCII form
+/// (at most [`MAX_NAME_LEN`]), but not by more than a few bytes per character; anything longer
+/// is refused before UTS 46 processing spends time on it.
+const MAX_HOST_INPUT: usize = 4 * MAX_NAME_LEN;
+
+/// Parses a host: an IP literal (IPv6, or IPv4 in any form inet_aton(3) takes: `127.1`,
+/// `2130706433`, `0x7f.1`, `0`), a scoped IPv6 literal, or a host name, converted to its ASCII
+/// form by UTS 46 (IDNA) when it has non-ASCII characters (`bücher.example` is
+/// `xn--bcher-kva.example`). Every command takes hosts through here, so a literal means the
+/// same thing to each, whatever the resolver would make of it. With `-v`, a host that is not
+/// used as typed is shown in both forms (`127.1 is 127.0.0.1`).
 pub fn parse_host(text: &str) -> Result<Host> {
-    if let Ok(ip) = text.parse::<IpAddr>() {
-        return Ok(Host::Ip(ip));
+    let host = host_of(text)?;
+    explain(text, &host);
+    Ok(host)
+}
+
+/// [`parse_host`] without the `-v` line: for checking every argument before the run, when
+/// each is parsed again (and shown) as its turn comes.
+pub fn host_of(text: &str) -> Result<Host> {
+    if let Ok(ip) = text.parse::<Ipv6Addr>() {
+        return Ok(Host::Ip(IpAddr::V6(ip)));
     }
     if let Some((ip, scope)) = text.split_once('%') {
         if ip.parse::<Ipv6Addr>().is_ok() && !scope.is_empty() && scope.len() <= 16 {
@@ -109,17 +127,192 @@ pub fn parse_host(text: &str) -> Result<Host> {
     if text.is_empty() {
         return Err(usage("invalid host \"\": empty"));
     }
+    if text.len() > MAX_HOST_INPUT {
+        return Err(usage(format!(
+            "invalid host name: longer than {MAX_HOST_INPUT} bytes"
+        )));
+    }
+    if looks_like_ipv4(text) {
+        return ipv4_literal(text).map(|ip| Host::Ip(IpAddr::V4(ip)));
+    }
     if text.contains(':') {
         return Err(usage(format!(
-            "invalid address \"{text}\": not an IPv6 address"
+            "invalid address \"{}\": not an IPv6 address",
+            text.escape_debug()
         )));
     }
-    if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return Err(usage(format!(
-            "invalid IPv4 address \"{text}\": expected four numbers 0-255 without leading zeros"
-        )));
+    let ascii = name_to_ascii(text)?;
+    // UTS 46 maps full-width digits and dots to ASCII ones: `１２７.１` is then the number
+    // it reads as, as in a browser's address bar.
+    if !text.is_ascii() && looks_like_ipv4(&ascii) {
+        return ipv4_literal(&ascii).map(|ip| Host::Ip(IpAddr::V4(ip)));
     }
-    let name = text.strip_suffix('.').unwrap_or(text);
+    check_ascii_name(text, &ascii)?;
+    Ok(Host::Name(ascii))
+}
+
+/// An IP literal in the one syntax every command shares: an IPv6 address, or an IPv4 address
+/// in any form inet_aton(3) takes. `None` for anything else (a name, a typo).
+pub fn ip_literal(text: &str) -> Option<IpAddr> {
+    if let Ok(ip) = text.parse::<Ipv6Addr>() {
+        return Some(IpAddr::V6(ip));
+    }
+    inet_aton(text).map(IpAddr::V4)
+}
+
+/// An address option (`-s ADDR`, `--join GROUP`) as clap's value parser: the literals
+/// [`ip_literal`] takes, shown canonically with `-v`.
+pub fn parse_ip_arg(text: &str) -> Result<IpAddr, String> {
+    match ip_literal(text) {
+        Some(ip) => {
+            explain(text, &Host::Ip(ip));
+            Ok(ip)
+        }
+        None if looks_like_ipv4(text) => match ipv4_literal(text) {
+            Ok(ip) => Ok(IpAddr::V4(ip)),
+            Err(err) => Err(format!("{err:#}")),
+        },
+        None => Err(format!(
+            "\"{}\" is not an IP address (IPv4 such as 127.0.0.1 or 127.1, or IPv6 such as ::1)",
+            text.escape_debug()
+        )),
+    }
+}
+
+/// inet_aton(3), strictly: one to four parts separated by dots, each decimal, octal (a leading
+/// `0`) or hex (`0x`); the last part fills the bytes the earlier ones leave (`127.1` is
+/// 127.0.0.1, `10.1.65535` is 10.1.255.255, `2130706433` is 127.0.0.1, `0` is 0.0.0.0).
+/// glibc also takes whatever follows a space (`127.1 junk`); nk takes the whole text or
+/// nothing, because an argument with trailing junk is a mistake, not an address.
+pub fn inet_aton(text: &str) -> Option<Ipv4Addr> {
+    inet_aton_why(text).ok()
+}
+
+/// [`inet_aton`] with the reason a text that looks like an IPv4 address is not one.
+fn inet_aton_why(text: &str) -> std::result::Result<Ipv4Addr, String> {
+    // Five parts are already too many: no need to look at more (a long input costs nothing).
+    let parts: Vec<&str> = text.splitn(5, '.').collect();
+    if parts.len() > 4 {
+        return Err("more than four parts".into());
+    }
+    let mut values = Vec::with_capacity(parts.len());
+    for part in &parts {
+        if part.is_empty() {
+            return Err(if text.ends_with('.') {
+                "a trailing dot".into()
+            } else {
+                "an empty part".into()
+            });
+        }
+        let (digits, radix, kind) =
+            if let Some(hex) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+                (hex, 16, "a hex")
+            } else if part.len() > 1 && part.starts_with('0') {
+                (&part[1..], 8, "an octal (a leading 0)")
+            } else {
+                (*part, 10, "a decimal")
+            };
+        if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+            return Err(format!("\"{}\" is not {kind} number", part.escape_debug()));
+        }
+        // Leading zeros are allowed in any number of (inet_aton reads 000001 as 1); the value
+        // is what overflows.
+        let value = u32::from_str_radix(digits, radix)
+            .map_err(|_| format!("\"{part}\" is larger than 32 bits"))?;
+        values.push((part, value));
+    }
+    let Some(((last_text, last), leading)) = values.split_last() else {
+        return Err("empty".into());
+    };
+    // "0x100" is 256: the value is worth saying when it is not what was typed.
+    let quoted = |part: &str, value: u32| match part == value.to_string() {
+        true => format!("\"{part}\""),
+        false => format!("\"{part}\" ({value})"),
+    };
+    if let Some((part, value)) = leading.iter().find(|(_, v)| *v > 255) {
+        return Err(format!(
+            "{} is over 255 (each part before the last is one byte)",
+            quoted(part, *value)
+        ));
+    }
+    let room = 32 - 8 * leading.len() as u32;
+    if room < 32 && *last >> room != 0 {
+        return Err(format!(
+            "{} is over {} (after {}, the last part fills {})",
+            quoted(last_text, *last),
+            (1u64 << room) - 1,
+            ["", "one part", "two parts", "three parts"][leading.len()],
+            ["", "one byte", "two bytes", "three bytes"][(room / 8) as usize]
+        ));
+    }
+    let mut address = *last;
+    for (i, (_, v)) in leading.iter().enumerate() {
+        address |= v << (24 - 8 * i as u32);
+    }
+    Ok(Ipv4Addr::from(address))
+}
+
+/// Whether a text is meant as an IPv4 address: every dot-separated part is a number in one of
+/// inet_aton's syntaxes (or empty, a typo). Such a text is an address or an error, never a
+/// name handed to the resolver (getaddrinfo would read `0x7f.1` as an address too, and a
+/// name with numeric labels only cannot be registered).
+fn looks_like_ipv4(text: &str) -> bool {
+    let numeric = |part: &str| match part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+        Some(hex) => hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => part.bytes().all(|b| b.is_ascii_digit()),
+    };
+    !text.is_empty() && text.split('.').all(numeric) && text.bytes().any(|b| b.is_ascii_digit())
+}
+
+/// An IPv4 literal in inet_aton's forms, or a usage error saying what is wrong with it.
+fn ipv4_literal(text: &str) -> Result<Ipv4Addr> {
+    inet_aton_why(text).map_err(|why| {
+        anyhow::Error::new(
+            UsageError::new(format!(
+                "invalid IPv4 address \"{}\": {why}",
+                text.escape_debug()
+            ))
+            .with_hint("write four numbers 0-255 (127.0.0.1), or a short form such as 127.1"),
+        )
+    })
+}
+
+/// A host name in ASCII: names with non-ASCII characters go through UTS 46 (IDNA 2008 with
+/// the Unicode mappings, non-transitional, as browsers, curl and the `url` crate do: `ß` stays
+/// `ß`, `BÜCHER` is `bücher`); ASCII names are kept as typed (case included), as curl does.
+fn name_to_ascii(text: &str) -> Result<String> {
+    if text.is_ascii() {
+        return Ok(text.to_string());
+    }
+    idna::uts46::Uts46::new()
+        .to_ascii(
+            text.as_bytes(),
+            idna::uts46::AsciiDenyList::URL,
+            // As for ASCII labels: no '-' first (nor last, which UTS 46 ties to it); the
+            // third and fourth positions are free (real names have them).
+            idna::uts46::Hyphens::CheckFirstLast,
+            // The lengths are checked on the result by check_ascii_name, with a clearer message.
+            idna::uts46::DnsLength::Ignore,
+        )
+        .map(|ascii| ascii.into_owned())
+        .map_err(|_| {
+            anyhow::Error::new(
+                UsageError::new(format!(
+                    "invalid host name \"{}\": not a valid internationalised name (UTS 46)",
+                    text.escape_debug()
+                ))
+                .with_hint(
+                    "each label is letters, digits and '-'; a symbol, a space, a mixed-direction \
+                     label or an over-long label is not allowed",
+                ),
+            )
+        })
+}
+
+/// The label rules for the ASCII form of a name (letters, digits, `-`, `_`; 1-63 bytes a
+/// label, [`MAX_NAME_LEN`] in all); `typed` is what the error quotes.
+fn check_ascii_name(typed: &str, ascii: &str) -> Result<()> {
+    let name = ascii.strip_suffix('.').unwrap_or(ascii);
     if name.len() > MAX_NAME_LEN {
         return Err(usage(format!(
             "invalid host name: longer than {MAX_NAME_LEN} characters"
@@ -132,11 +325,58 @@ pub fn parse_host(text: &str) -> Result<Host> {
         if label.is_empty() || label.len() > 63 || !valid_chars || label.starts_with('-') {
             return Err(usage(format!(
                 "invalid host name \"{}\": each dot-separated label must be 1-63 letters, digits, '-' or '_'",
-                text.escape_debug()
+                typed.escape_debug()
             )));
         }
     }
-    Ok(Host::Name(text.to_string()))
+    Ok(())
+}
+
+/// Says with `-v` what a host typed one way is used as (`127.1 is 127.0.0.1`, `bücher.example
+/// is xn--bcher-kva.example`), once: parsers may be called twice for one argument (a try,
+/// then the real parse), and the line would only repeat.
+pub fn explain(typed: &str, host: &Host) {
+    let used = match host {
+        Host::Ip(ip) => ip.to_string(),
+        Host::Name(name) => name.clone(),
+    };
+    let bare = typed
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(typed);
+    if used == bare || crate::log::verbosity() == 0 {
+        return;
+    }
+    static LAST: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+    let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if *last != typed {
+        typed.clone_into(&mut last);
+        crate::info!("{typed} is {used}");
+    }
+}
+
+/// A name from the resolver as people read it: `xn--` labels decoded (UTS 46 ToUnicode), as
+/// iputils shows names (AI_CANONIDN). A name that does not decode cleanly is shown as it is.
+pub fn display_name(ascii: &str) -> String {
+    if !ascii.to_ascii_lowercase().contains("xn--") || ascii.len() > MAX_HOST_INPUT {
+        return ascii.to_string();
+    }
+    match idna::domain_to_unicode(ascii) {
+        (unicode, Ok(())) => unicode,
+        (_, Err(_)) => ascii.to_string(),
+    }
+}
+
+/// Converts a name to the ASCII form the DNS carries (UTS 46, as [`parse_host`] does), for
+/// the paths that take names [`parse_host`] would refuse (`nk resolve -t SRV _sip._tcp.x`,
+/// `*.example`); the name's own syntax is checked by the caller, and [`explain`] shows it.
+pub fn dns_name_to_ascii(text: &str) -> Result<String> {
+    if text.len() > MAX_HOST_INPUT {
+        return Err(usage(format!(
+            "invalid name: longer than {MAX_HOST_INPUT} bytes"
+        )));
+    }
+    name_to_ascii(text)
 }
 
 /// Parses a port: a number (1-65535, or 0-65535 when `allow_zero`) or a service name.
@@ -648,7 +888,8 @@ mod tests {
         assert!(usage_message(target("[host]:80", None)).contains("only for IPv6"));
         assert!(usage_message(target("a:80", Some("81"))).contains("given twice"));
         assert!(usage_message(target("256.1.1.1", Some("80"))).contains("invalid IPv4"));
-        assert!(usage_message(target("010.1.2.3", Some("80"))).contains("invalid IPv4"));
+        assert!(usage_message(target("1.16777216", Some("80"))).contains("invalid IPv4"));
+        assert!(usage_message(target("127.1.", Some("80"))).contains("a trailing dot"));
         assert!(usage_message(target("a b", Some("80"))).contains("invalid host name"));
         assert!(usage_message(target("a..b", Some("80"))).contains("invalid host name"));
         assert!(usage_message(target("", Some("80"))).contains("missing host"));
@@ -659,6 +900,202 @@ mod tests {
         assert!(usage_message(target(&long, Some("80"))).contains("invalid host name"));
         let huge = ["a"; 130].join(".");
         assert!(usage_message(target(&huge, Some("80"))).contains("longer than"));
+    }
+
+    #[test]
+    fn ipv4_literals_in_every_inet_aton_form() {
+        // What glibc 2.36's inet_aton makes of each (checked with Python's socket.inet_aton).
+        let v4 = |s: &str| inet_aton(s).map(|ip| ip.to_string());
+        for (text, want) in [
+            ("0", "0.0.0.0"),
+            ("00", "0.0.0.0"),
+            ("127.1", "127.0.0.1"),
+            ("2130706433", "127.0.0.1"),
+            ("0x7f.1", "127.0.0.1"),
+            ("0X7F.0.0.1", "127.0.0.1"),
+            ("0x7f000001", "127.0.0.1"),
+            ("017700000001", "127.0.0.1"),
+            ("010.0.0.1", "8.0.0.1"),
+            ("10.1.65535", "10.1.255.255"),
+            ("1.16777215", "1.255.255.255"),
+            ("4294967295", "255.255.255.255"),
+            ("037777777777", "255.255.255.255"),
+            ("0x1.0x1.0x1.0x1", "1.1.1.1"),
+            ("000000000000000000001", "0.0.0.1"),
+            ("0x00000000000000000001", "0.0.0.1"),
+            ("192.168.0.1", "192.168.0.1"),
+        ] {
+            assert_eq!(v4(text).as_deref(), Some(want), "{text}");
+        }
+        for bad in [
+            "",
+            ".",
+            ".1",
+            "1.",
+            "127.1.",
+            "1..1",
+            "256.1",
+            "0x100.1",
+            "1.16777216",
+            "10.1.65536",
+            "1.2.3.256",
+            "4294967296",
+            "0x100000000",
+            "040000000000",
+            "99999999999",
+            "1.2.3.4.5",
+            "08",
+            "09.1",
+            "0x",
+            "0x.1",
+            "x",
+            "1e3",
+            "+1",
+            "-1",
+            " 1",
+            // glibc stops at a space and takes the rest as junk: nk wants the whole text.
+            "127.1 ",
+            "127.1 x",
+            "1.2.3.4\n",
+            "١٢٧.١",
+        ] {
+            assert_eq!(inet_aton(bad), None, "{bad:?}");
+        }
+        // Far too many parts, or a huge number, costs nothing and is refused.
+        assert_eq!(inet_aton(&"1.".repeat(100_000)), None);
+        assert_eq!(inet_aton(&"9".repeat(100_000)), None);
+    }
+
+    #[test]
+    fn every_host_parser_reads_literals_the_same_way() {
+        let lo = Host::Ip("127.0.0.1".parse().unwrap());
+        for text in ["127.1", "2130706433", "0x7f.1", "127.0.0.1", "0177.0.0.1"] {
+            assert_eq!(parse_host(text).unwrap(), lo, "{text}");
+            assert_eq!(target(text, Some("80")).unwrap().host, lo, "{text}");
+            assert_eq!(
+                parse_target(&format!("{text}:80"), None, Proto::Udp)
+                    .unwrap()
+                    .host,
+                lo
+            );
+            assert_eq!(parse_target_or(text, 7, Proto::Tcp).unwrap().host, lo);
+            let spec = parse_listen(&format!("{text}:0"), None, Proto::Tcp).unwrap();
+            assert_eq!(spec.host, Some(lo.clone()), "{text}");
+            assert_eq!(ip_literal(text), Some("127.0.0.1".parse().unwrap()));
+            assert_eq!(parse_ip_arg(text), Ok("127.0.0.1".parse().unwrap()));
+        }
+        assert_eq!(
+            parse_host("0").unwrap(),
+            Host::Ip(Ipv4Addr::UNSPECIFIED.into())
+        );
+        // Canonical text: what every command prints and sends.
+        assert_eq!(
+            target("127.1", Some("80")).unwrap().to_string(),
+            "127.0.0.1:80"
+        );
+        // A text made of numbers is an address or an error, never a name for the resolver.
+        for bad in [
+            "256.1",
+            "1.16777216",
+            "4294967296",
+            "1..1",
+            "127.1.",
+            "08",
+            "1.2.3.4.5",
+        ] {
+            assert!(
+                usage_message(parse_host(bad)).contains("invalid IPv4 address"),
+                "{bad}"
+            );
+            assert!(parse_ip_arg(bad)
+                .unwrap_err()
+                .contains("invalid IPv4 address"));
+        }
+        assert!(parse_ip_arg("localhost")
+            .unwrap_err()
+            .contains("not an IP address"));
+        // Names that only start like numbers stay names.
+        for name in ["1e3", "0xfoo.example", "123.example", "1.0xg"] {
+            assert_eq!(parse_host(name).unwrap(), Host::Name(name.into()), "{name}");
+        }
+    }
+
+    #[test]
+    fn idn_names_are_converted_by_uts46() {
+        let name = |s: &str| match parse_host(s) {
+            Ok(Host::Name(n)) => n,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(name("bücher.example"), "xn--bcher-kva.example");
+        assert_eq!(name("BÜCHER.example"), "xn--bcher-kva.example");
+        assert_eq!(name("ä.test"), "xn--4ca.test");
+        assert_eq!(name("bücher.example."), "xn--bcher-kva.example.");
+        // Non-transitional (IDNA 2008, as browsers and curl): ß is kept, not made "ss".
+        assert_eq!(name("faß.de"), "xn--fa-hia.de");
+        // Full-width dots are dots; labels with '_' keep their ASCII rules.
+        assert_eq!(name("bücher\u{ff0e}example"), "xn--bcher-kva.example");
+        assert_eq!(name("_srv.ü.test"), "_srv.xn--tda.test");
+        // ASCII names are used as typed, case included.
+        assert_eq!(name("LocalHost"), "LocalHost");
+        assert_eq!(name("xn--bcher-kva.example"), "xn--bcher-kva.example");
+        // Full-width digits are digits: the text is then an address.
+        assert_eq!(
+            parse_host("\u{ff11}\u{ff12}\u{ff17}.\u{ff11}").unwrap(),
+            Host::Ip("127.0.0.1".parse().unwrap())
+        );
+        for bad in [
+            "a b.ü",
+            "ü/x.test",
+            "ü\u{0}.test",
+            "ü..test",
+            "-ü.test",
+            "ü.te st",
+            "\u{200e}ü.test",
+        ] {
+            assert!(
+                usage_message(parse_host(bad)).contains("invalid host"),
+                "{bad:?}"
+            );
+        }
+        // Caps: a name is at most 253 ASCII bytes after conversion; the input is capped too.
+        let long = ["bücher"; 40].join(".");
+        assert!(usage_message(parse_host(&long)).contains("longer than"));
+        let huge = "ü".repeat(100_000);
+        assert!(usage_message(parse_host(&huge)).contains("longer than"));
+        assert_eq!(
+            dns_name_to_ascii("*.bücher.example").unwrap(),
+            "*.xn--bcher-kva.example"
+        );
+        assert_eq!(display_name("xn--bcher-kva.example"), "bücher.example");
+        assert_eq!(display_name("xn--a.example"), "xn--a.example");
+        assert_eq!(display_name("localhost"), "localhost");
+    }
+
+    #[test]
+    fn no_host_text_makes_the_parsers_panic() {
+        // A cheap fuzz: texts drawn from the characters each branch cares about.
+        const PALETTE: [&str; 24] = [
+            "0", "1", "7", "8", "9", "x", "X", "f", ".", ":", "%", "[", "]", "-", "_", " ", "ü",
+            "ß", "\u{ff0e}", "\u{ff11}", "\u{200d}", "\u{0}", "xn--", "\u{5d0}",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 24) as usize;
+            for i in 0..len {
+                let pick = (state.rotate_left(i as u32 * 5) % PALETTE.len() as u64) as usize;
+                text.push_str(PALETTE[pick]);
+            }
+            let _ = host_of(&text);
+            let _ = ip_literal(&text);
+            let _ = parse_ip_arg(&text);
+            let _ = dns_name_to_ascii(&text);
+            let _ = display_name(&text);
+            let _ = parse_target(&text, Some("80"), Proto::Tcp);
+        }
     }
 
     #[test]

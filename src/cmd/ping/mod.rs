@@ -15,7 +15,7 @@
 pub mod pinger;
 pub mod stats;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -173,7 +173,7 @@ pub fn run(args: PingArgs) -> Result<()> {
             // iputils names an IPv4 target by its canonical name (myalias → myhost,
             // LOCALHOST → localhost), an IPv6 one as typed.
             if ip.is_ipv4() {
-                hostname = canonical.unwrap_or(hostname);
+                hostname = canonical.map_or(hostname, |name| addr::display_name(&name));
             }
             (ip, false)
         }
@@ -236,63 +236,17 @@ pub fn run(args: PingArgs) -> Result<()> {
     }
 }
 
-/// HOST as iputils takes it: an IPv4 address in any form inet_aton accepts (`0`, `127.1`,
-/// `0x7f.1`, which getaddrinfo gives iputils), an IPv6 literal with `%iface` (its scope, kept
-/// for the socket and the output), or what every nk command accepts. Returns the IPv6 scope
-/// (interface index) too, 0 for none.
+/// HOST as iputils takes it: an IPv6 literal with `%iface` (its scope, kept for the socket
+/// and the output), or what every nk command takes ([`addr::parse_host`]: inet_aton's IPv4
+/// forms such as `0`, `127.1` and `0x7f.1`, which getaddrinfo gives iputils, and IDN names).
+/// Returns the IPv6 scope (interface index) too, 0 for none.
 fn parse_target(text: &str) -> Result<(Host, u32)> {
-    if let Some(ip) = inet_aton(text) {
-        return Ok((Host::Ip(IpAddr::V4(ip)), 0));
-    }
     if let Some((ip, scope)) = text.split_once('%') {
         if let Ok(ip) = ip.parse::<Ipv6Addr>() {
             return Ok((Host::Ip(IpAddr::V6(ip)), interface_index(scope)?));
         }
     }
     Ok((addr::parse_host(text)?, 0))
-}
-
-/// inet_aton(3): one to four parts, each decimal, octal (leading 0) or hex (0x); the last
-/// part fills the bytes the earlier ones leave (`127.1` is 127.0.0.1, `0` is 0.0.0.0).
-fn inet_aton(text: &str) -> Option<Ipv4Addr> {
-    let parts: Vec<&str> = text.split('.').collect();
-    if parts.len() > 4 {
-        return None;
-    }
-    let mut values = Vec::with_capacity(parts.len());
-    for part in &parts {
-        let (digits, radix) =
-            if let Some(hex) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
-                (hex, 16)
-            } else if part.len() > 1 && part.starts_with('0') {
-                (&part[1..], 8)
-            } else {
-                (*part, 10)
-            };
-        // inet_aton takes "0x" alone as 0; digits must otherwise be there and all valid.
-        if digits.is_empty() && radix != 16 || !digits.chars().all(|c| c.is_digit(radix)) {
-            return None;
-        }
-        let value = if digits.is_empty() {
-            0
-        } else {
-            u32::from_str_radix(digits, radix).ok()?
-        };
-        values.push(value);
-    }
-    let (last, leading) = values.split_last()?;
-    if leading.iter().any(|&v| v > 255) {
-        return None;
-    }
-    let room = 32 - 8 * leading.len() as u32;
-    if room < 32 && *last >> room != 0 {
-        return None;
-    }
-    let mut address = *last;
-    for (i, &v) in leading.iter().enumerate() {
-        address |= v << (24 - 8 * i as u32);
-    }
-    Some(Ipv4Addr::from(address))
 }
 
 /// The index of interface `scope` (a name, or an index as a number), for `fe80::1%eth0`.
@@ -418,27 +372,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn inet_aton_forms() {
-        let v4 = |s: &str| inet_aton(s).map(|ip| ip.to_string());
-        assert_eq!(v4("0").as_deref(), Some("0.0.0.0"));
-        assert_eq!(v4("127.1").as_deref(), Some("127.0.0.1"));
-        assert_eq!(v4("2130706433").as_deref(), Some("127.0.0.1"));
-        assert_eq!(v4("0x7f.1").as_deref(), Some("127.0.0.1"));
-        assert_eq!(v4("010.0.0.1").as_deref(), Some("8.0.0.1"));
-        assert_eq!(v4("10.1.65535").as_deref(), Some("10.1.255.255"));
-        for bad in [
-            "",
-            ".",
-            "1.",
-            "256.1",
-            "10.1.65536",
-            "1.2.3.4.5",
-            "08",
-            "x",
-            "1e3",
-        ] {
-            assert_eq!(inet_aton(bad), None, "{bad}");
-        }
+    fn targets_take_the_shared_literal_forms() {
+        let v4 = |s: &str| match parse_target(s).unwrap() {
+            (Host::Ip(ip), 0) => ip.to_string(),
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(v4("0"), "0.0.0.0");
+        assert_eq!(v4("127.1"), "127.0.0.1");
+        assert_eq!(v4("0x7f.1"), "127.0.0.1");
+        assert!(parse_target("256.1").is_err());
     }
 
     #[test]
