@@ -869,3 +869,30 @@ fn listen_on_the_ipv6_wildcard_is_dual_stack_unless_6() {
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
     signal_and_wait(nk, "TERM", 143);
 }
+
+/// What the kernel says in one word gets a hint: a link-local address without its interface
+/// ("Invalid argument"), a port below 1024 without privilege ("Permission denied"); and a
+/// scoped address keeps its %iface wherever nk prints it.
+#[test]
+fn kernel_refusals_get_hints_and_scopes_are_kept() {
+    let out = run_nk(["dial", "fe80::1", "9"], In::Null, 10.0);
+    out.expect_code(1)
+        .expect_stderr_contains("hint: a link-local address needs its interface: fe80::1%");
+    let out = run_nk(["dial", "-w", "1", "fe80::1%lo", "9"], In::Null, 10.0);
+    out.expect_code(1).expect_stderr_contains("[fe80::1%lo]:9");
+    require_tool("setpriv", "util-linux");
+    let out = Proc::spawn(
+        "setpriv nk listen 127.0.0.1:80",
+        {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", NK])
+                .args(["listen", "127.0.0.1:80"]);
+            cmd
+        },
+        In::Null,
+        Out::Pipe,
+    )
+    .wait(10.0);
+    out.expect_code(1)
+        .expect_stderr_contains("hint: ports below 1024 need privilege");
+}

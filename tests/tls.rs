@@ -1831,3 +1831,82 @@ fn tls_min_and_ciphers_choose_what_is_offered() {
     out.expect_code(2)
         .expect_stderr_contains("unknown cipher suite \"RC4-MD5\"");
 }
+
+/// Library words never reach the user: a key that is not the certificate's, an encrypted key
+/// (rustls-pki-types says "no items found"), and a plain-text client on a TLS listener (told
+/// from the server's side).
+#[test]
+fn tls_errors_read_as_words_with_hints() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf();
+    let other = pki.path("other.key");
+    let made = Command::new("openssl")
+        .args([
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ])
+        .arg(&other)
+        .status()
+        .expect("openssl ecparam");
+    assert!(made.success());
+    let out = run_nk(
+        [
+            "listen",
+            "--tls",
+            "--cert",
+            &cert,
+            "--key",
+            &text(&other),
+            "0",
+        ],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(2).expect_stderr_contains("do not match");
+    assert!(!out.stderr.contains("KeyMismatch"), "{}", out.stderr);
+
+    let encrypted = pki.path("encrypted.key");
+    let made = Command::new("openssl")
+        .args([
+            "pkey",
+            "-aes256",
+            "-passout",
+            "pass:secret",
+            "-in",
+            &key,
+            "-out",
+        ])
+        .arg(&encrypted)
+        .status()
+        .expect("openssl pkey");
+    assert!(made.success());
+    let out = run_nk(
+        [
+            "listen",
+            "--tls",
+            "--cert",
+            &cert,
+            "--key",
+            &text(&encrypted),
+            "0",
+        ],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(2)
+        .expect_stderr_contains("encrypted private key")
+        .expect_stderr_contains("hint: decrypt it once: openssl pkey");
+
+    let (mut server, port) = nk_listen_with_leaf(&pki);
+    let mut plain = connect_local(port);
+    plain.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    server.wait_stderr_contains("the client does not speak TLS", 10.0);
+    server.stdin.take();
+    let out = server.wait(10.0);
+    out.expect_code(1)
+        .expect_stderr_contains("hint: the client must use TLS");
+}

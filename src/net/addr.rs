@@ -796,7 +796,26 @@ pub fn unspecified(v6: bool) -> IpAddr {
 /// Shows an address the way users expect: IPv4-mapped IPv6 (`::ffff:127.0.0.1`, seen on
 /// dual-stack listeners) as plain IPv4, IPv6 in brackets.
 pub fn display_addr(addr: SocketAddr) -> String {
+    // A scoped IPv6 address keeps its interface, by name as `ip` shows it (fe80::1%eth0).
+    if let SocketAddr::V6(v6) = addr {
+        if v6.scope_id() != 0 && v6.ip().to_ipv4_mapped().is_none() {
+            return format!("[{}%{}]:{}", v6.ip(), scope_name(v6.scope_id()), v6.port());
+        }
+    }
     SocketAddr::new(addr.ip().to_canonical(), addr.port()).to_string()
+}
+
+/// An interface index as its name (if_indextoname), or the number when it has none.
+pub fn scope_name(index: u32) -> String {
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname may write; it returns null or
+    // a pointer into `buf`, which holds a NUL-terminated name.
+    let named = unsafe { libc::if_indextoname(index, buf.as_mut_ptr().cast()) };
+    if named.is_null() {
+        return index.to_string();
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..len]).into_owned()
 }
 
 /// Shows any socket address: IP as [`display_addr`] does, a Unix path as itself, an abstract

@@ -245,6 +245,14 @@ fn finish(socket: Socket, addr: SocketAddr) -> Result<Connected> {
     })
 }
 
+/// An IPv6 link-local address (fe80::/10) given without a scope.
+fn is_unscoped_link_local(addr: SocketAddr) -> bool {
+    match addr {
+        SocketAddr::V6(v6) => v6.scope_id() == 0 && v6.ip().segments()[0] & 0xffc0 == 0xfe80,
+        SocketAddr::V4(_) => false,
+    }
+}
+
 /// One error for the whole attempt, naming each address and its cause.
 fn all_failed(
     target: &Target,
@@ -258,6 +266,15 @@ fn all_failed(
             Some(after) if err.kind() == io::ErrorKind::TimedOut => {
                 anyhow!("connect {}: timed out after {after}", display_addr(addr))
             }
+            // A link-local IPv6 address means nothing without its interface: the kernel says
+            // only "Invalid argument".
+            _ if is_unscoped_link_local(addr) => anyhow::Error::new(crate::exit::Hinted {
+                message: format!("connect {}: {err}", display_addr(addr)),
+                hint: format!(
+                    "a link-local address needs its interface: {}%eth0 (ip -6 addr shows which)",
+                    addr.ip()
+                ),
+            }),
             _ => anyhow::Error::new(err).context(format!("connect {}", display_addr(addr))),
         };
     }

@@ -126,7 +126,20 @@ fn bind_one(
         socket.set_only_v6(v6_only).with_context(context)?;
     }
     opts.apply(&socket, addr.is_ipv6()).with_context(context)?;
-    socket.bind(&SockAddr::from(addr)).with_context(context)?;
+    if let Err(err) = socket.bind(&SockAddr::from(addr)) {
+        if err.kind() == io::ErrorKind::PermissionDenied && addr.port() < 1024 {
+            return Err(anyhow::Error::new(crate::exit::Hinted {
+                message: format!("{}: {err}", context()),
+                hint: format!(
+                    "ports below 1024 need privilege: run as root, give nk \
+                     CAP_NET_BIND_SERVICE (setcap cap_net_bind_service+ep), lower \
+                     net.ipv4.ip_unprivileged_port_start, or use a port above 1023 (not {})",
+                    addr.port()
+                ),
+            }));
+        }
+        return Err(err).with_context(context);
+    }
     if stream {
         socket.listen(BACKLOG).with_context(context)?;
     }

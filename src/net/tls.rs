@@ -148,8 +148,35 @@ fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>> {
 }
 
 fn load_key(path: &str) -> Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| usage(format!("read a private key from {path}: {e}")))
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        // rustls-pki-types skips encrypted keys and then finds "no items": say what it is.
+        let text = std::fs::read(path).unwrap_or_default();
+        let encrypted = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
+        if encrypted(b"ENCRYPTED PRIVATE KEY") || encrypted(b"Proc-Type: 4,ENCRYPTED") {
+            return anyhow::Error::new(
+                crate::exit::UsageError::new(format!(
+                    "{path} holds an encrypted private key, and nk cannot ask for its passphrase"
+                ))
+                .with_hint(format!(
+                    "decrypt it once: openssl pkey -in {path} -out key.pem"
+                )),
+            );
+        }
+        usage(format!("read a private key from {path}: {e}"))
+    })
+}
+
+/// A certificate/key pair rustls refused, in words.
+fn pair_refused(cert: &str, key: &str, err: rustls::Error) -> anyhow::Error {
+    match err {
+        rustls::Error::InconsistentKeys(_) => usage(format!(
+            "--cert {cert} and --key {key} do not match: the key is not the certificate's"
+        )),
+        other => usage(format!(
+            "--cert {cert} / --key {key}: {}",
+            in_words(&other, "").0
+        )),
+    }
 }
 
 /// The client configuration the options ask for (files are read now: a bad one is a usage
@@ -198,7 +225,7 @@ pub fn client_config(opts: &ClientOptions) -> Result<Arc<ClientConfig>> {
     let mut config = match (&opts.cert, &opts.key) {
         (Some(cert), Some(key)) => builder
             .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
-            .map_err(|e| usage(format!("--cert {cert} / --key {key}: {e}")))?,
+            .map_err(|e| pair_refused(cert, key, e))?,
         (None, None) => builder.with_no_client_auth(),
         _ => return Err(usage("--cert and --key go together")),
     };
@@ -344,6 +371,7 @@ pub fn server_config(
     client_ca: Option<&str>,
     protocol: &ProtocolOptions,
 ) -> Result<(Arc<ServerConfig>, String)> {
+    let key_path = key;
     let (chain, key) = match (cert, key) {
         (Some(cert), Some(key)) => (load_certs(cert)?, load_key(key)?),
         (None, None) => {
@@ -386,9 +414,13 @@ pub fn server_config(
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| usage(format!("the certificate and key: {e}")))?;
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+        pair_refused(
+            cert.unwrap_or("(generated)"),
+            key_path.unwrap_or("(generated)"),
+            e,
+        )
+    })?;
     config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     // nk never resumes sessions, and a TLS 1.3 ticket a send-only client never reads turns
     // its close into a reset that destroys data still in flight toward us.
@@ -416,7 +448,7 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
 }
 
 /// The TLS error behind an I/O error, in words, with a hint for the fixable ones.
-fn explain(err: io::Error, peer: &str, name: &str) -> anyhow::Error {
+fn explain(err: io::Error, peer: &str, name: &str, server: bool) -> anyhow::Error {
     let tls = err
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
@@ -432,7 +464,14 @@ fn explain(err: io::Error, peer: &str, name: &str) -> anyhow::Error {
         };
         return cut_short(peer, how);
     };
-    let (reason, hint) = in_words(&tls, name);
+    let (reason, hint) = match (&tls, server) {
+        // We are the server: it is the client that spoke something else.
+        (rustls::Error::InvalidMessage(_), true) => (
+            "the client does not speak TLS (plain text, perhaps)".to_string(),
+            "the client must use TLS: nk dial --tls, ncat --ssl, openssl s_client".to_string(),
+        ),
+        _ => in_words(&tls, name),
+    };
     let message = format!("TLS handshake with {peer}: {reason}");
     if hint.is_empty() {
         anyhow!(message)
@@ -579,6 +618,7 @@ fn handshake(
     limit: HandshakeLimit,
 ) -> Result<()> {
     let deadline = Deadline::at(limit.until);
+    let server = matches!(conn, Connection::Server(_));
     let timed_out = || {
         anyhow!(
             "TLS handshake with {peer}: timed out after {}",
@@ -587,7 +627,7 @@ fn handshake(
     };
     let fail = |err: io::Error| match crate::net::deadline::is_timeout(&err) {
         true => timed_out(),
-        false => explain(err, peer, name),
+        false => explain(err, peer, name, server),
     };
     let bound = |tcp: &TcpStream| -> Result<()> {
         let left = deadline.remaining().map_err(|_| timed_out())?;
@@ -616,7 +656,7 @@ fn handshake(
                     // Let the peer know why, when there is an alert to send.
                     let _ = conn.write_tls(tcp);
                     let err = io::Error::new(io::ErrorKind::InvalidData, err);
-                    return Err(explain(err, peer, name));
+                    return Err(explain(err, peer, name, server));
                 }
             }
             Err(err) => return Err(fail(err)),
