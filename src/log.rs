@@ -38,6 +38,15 @@ pub fn at(level: u8, message: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// `1 datagram`, `3 datagrams`: a count with its noun, singular or plural as English wants.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Unconditional warning (shown without `-v`): something the user should know.
 pub fn warn(message: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr()
@@ -55,4 +64,14 @@ macro_rules! info {
 #[macro_export]
 macro_rules! debug {
     ($($arg:tt)*) => { $crate::log::at(2, format_args!($($arg)*)) };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(super::count(1, "datagram"), "1 datagram");
+        assert_eq!(super::count(0, "datagram"), "0 datagrams");
+        assert_eq!(super::count(3, "byte"), "3 bytes");
+    }
 }

@@ -862,12 +862,15 @@ fn listen_on_the_ipv6_wildcard_is_dual_stack_unless_6() {
     s.shutdown(Shutdown::Write).unwrap();
     nk.wait(10.0).expect_code(0).expect_stdout(b"over IPv4\n");
 
-    let mut nk = Proc::nk(["-v", "listen", "-6", "[::]:0"], In::Null, Out::Null);
+    let mut nk = Proc::nk(["-v", "listen", "-6", "[::]:0"], In::Null, Out::Pipe);
     let line = nk.wait_stderr_line(10.0, |l| l.starts_with("nk: listening on "));
     assert!(line.ends_with("(tcp); IPv6 only"), "{line}");
     let port = parse_listening_port(&line).unwrap();
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
-    signal_and_wait(nk, "TERM", 143);
+    let mut s = TcpStream::connect(("::1", port)).expect("connect over IPv6");
+    s.write_all(b"over IPv6\n").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    nk.wait(10.0).expect_code(0).expect_stdout(b"over IPv6\n");
 }
 
 /// What the kernel says in one word gets a hint: a link-local address without its interface

@@ -57,8 +57,9 @@ const HTTP_ALPN: &[&str] = &["http/1.1"];
         and an empty port is the scheme's. An empty Location is this same URL (RFC 3986 \
         §5.2.2): like curl, nk does not follow it; it prints that head as the final one, says \
         `warning: ... empty Location ... not followed` on stderr and exits as for any final \
-        response (0, or 1 with --fail for 400 and above). --http1.0 sends the seed programs' \
-        requests: `HEAD / HTTP/1.0` with no header, or GET with Host and User-Agent. -H adds \
+        response (0, or 1 with --fail for 400 and above). --http1.0 sends the bare requests \
+        of early HTTP/1.0 clients: `HEAD / HTTP/1.0` with no header, or GET with Host and \
+        User-Agent. -H adds \
         a header or replaces a default one (an empty value removes it).\n\n\
         Redirects and credentials, as curl: the -H headers Authorization, Cookie and \
         Proxy-Authorization, and a -H Host, are sent only to the origin of the URL given \

@@ -46,7 +46,7 @@ const DEFAULT_QUIT_AFTER_EOF: Duration = Duration::from_secs(1);
         reported on stderr without -v: at most one line a second per cause, with the count \
         and the peers. Runs until SIGINT/SIGTERM or -i idle.",
     after_long_help = "Examples:\n  \
-        echo hello | nk udp 127.0.0.1 7            # seed 000's echo client\n  \
+        echo hello | nk udp 127.0.0.1 7            # what an echo server answers\n  \
         nk udp -l -v 127.0.0.1:5353 > datagrams.bin\n  \
         nk udp -l -k 9999 -c 'shuf -i 1-1000 -n 1'  # a random number per datagram\n  \
         nk udp -l --join 239.1.2.3 --iface lo 5000  # listen to a multicast group"

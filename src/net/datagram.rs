@@ -109,12 +109,13 @@ impl DatagramStats {
         } else {
             String::new()
         };
+        let count = |c: &AtomicU64, noun| crate::log::count(c.load(Ordering::Relaxed), noun);
         format!(
-            "sent {} datagrams ({} bytes), received {} datagrams ({} bytes), {} truncated{dropped} in {}",
-            self.sent.load(Ordering::Relaxed),
-            self.sent_bytes.load(Ordering::Relaxed),
-            self.received.load(Ordering::Relaxed),
-            self.received_bytes.load(Ordering::Relaxed),
+            "sent {} ({}), received {} ({}), {} truncated{dropped} in {}",
+            count(&self.sent, "datagram"),
+            count(&self.sent_bytes, "byte"),
+            count(&self.received, "datagram"),
+            count(&self.received_bytes, "byte"),
             self.truncated.load(Ordering::Relaxed),
             format_duration(elapsed)
         )
@@ -577,7 +578,7 @@ mod tests {
         let text = stats.summary(Duration::from_millis(20));
         assert!(
             text.starts_with(
-                "sent 1 datagrams (5 bytes), received 0 datagrams (0 bytes), 1 truncated"
+                "sent 1 datagram (5 bytes), received 0 datagrams (0 bytes), 1 truncated"
             ),
             "{text}"
         );

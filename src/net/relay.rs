@@ -538,7 +538,9 @@ impl Counters {
         let elapsed = self.started().elapsed();
         let rate = (sent + received) as f64 / elapsed.as_secs_f64().max(1e-6) / 1e6;
         format!(
-            "sent {sent} bytes, received {received} bytes in {} ({rate:.1} MB/s)",
+            "sent {}, received {} in {} ({rate:.1} MB/s)",
+            crate::log::count(sent, "byte"),
+            crate::log::count(received, "byte"),
             format_duration(elapsed)
         )
     }

@@ -527,9 +527,11 @@ impl Server {
             .map(|t| t.elapsed())
             .unwrap_or_default();
         format!(
-            "served {} connections ({} open); sent {sent} bytes, received {received} bytes in {}",
-            self.served.load(Ordering::Relaxed),
+            "served {} ({} open); sent {}, received {} in {}",
+            crate::log::count(self.served.load(Ordering::Relaxed), "connection"),
             live.len(),
+            crate::log::count(sent, "byte"),
+            crate::log::count(received, "byte"),
             format_duration(elapsed)
         )
     }

@@ -106,15 +106,16 @@ impl ServiceStats {
     pub fn summary(&self) -> String {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let elapsed = self.started.get().map(|t| t.elapsed()).unwrap_or_default();
+        let count = |c: &AtomicU64, noun| crate::log::count(load(c), noun);
         format!(
-            "tcp: {} connections ({} open, {} turned away), {} bytes in, {} bytes out; \
-             udp: {} datagrams, {} answered, {} refused, {} over the rate; in {}",
-            load(&self.connections),
+            "tcp: {} ({} open, {} turned away), {} in, {} out; \
+             udp: {}, {} answered, {} refused, {} over the rate; in {}",
+            count(&self.connections, "connection"),
             load(&self.open),
             load(&self.turned_away),
-            load(&self.bytes_in),
-            load(&self.bytes_out),
-            load(&self.datagrams),
+            count(&self.bytes_in, "byte"),
+            count(&self.bytes_out, "byte"),
+            count(&self.datagrams, "datagram"),
             load(&self.answered),
             load(&self.refused),
             load(&self.limited),
