@@ -176,6 +176,9 @@ pub fn run(args: ListenArgs) -> Result<()> {
 
     let listener = bind_tcp(&spec, args.family.family(), &sockopts)?;
     let local = listener.local_addr().context("getsockname")?;
+    // Signals are handled before the port is announced: whoever acts on the listening line
+    // (a script, a test) may send SIGTERM at once, and must get the 143 cli.md promises.
+    signals::install();
     info!(
         "listening on {} (tcp){}",
         display_sockaddr(&local),
