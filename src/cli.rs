@@ -182,19 +182,28 @@ pub struct HubArgs {
     #[arg(long)]
     pub drop_slow: bool,
     /// With -k: the longest line held back so that clients' lines never interleave on
-    /// stdout; a longer one is written in pieces, and stderr says so.
-    #[arg(long, value_name = "BYTES", default_value_t = crate::net::hub::MAX_HELD_LINE,
-          value_parser = clap::value_parser!(usize))]
-    pub max_line: usize,
+    /// stdout (default 65536); a longer one is written in pieces, and stderr says so.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(usize))]
+    pub max_line: Option<usize>,
 }
 
 impl HubArgs {
-    /// The hub options these flags ask for.
-    pub fn options(&self) -> crate::net::hub::HubOptions {
-        crate::net::hub::HubOptions {
-            drop_slow: self.drop_slow,
-            max_line: self.max_line,
+    /// The hub options these flags ask for; a usage error when the listener serves one client
+    /// (`many` false), where they would have no effect.
+    pub fn options(&self, many: bool) -> anyhow::Result<crate::net::hub::HubOptions> {
+        let given = [
+            (self.drop_slow, "--drop-slow"),
+            (self.max_line.is_some(), "--max-line"),
+        ];
+        if let (false, Some((_, flag))) = (many, given.iter().find(|(on, _)| *on)) {
+            return Err(crate::exit::usage(format!(
+                "{flag} is for a listener with many clients (-k without -e/-c, --broker, --chat)"
+            )));
         }
+        Ok(crate::net::hub::HubOptions {
+            drop_slow: self.drop_slow,
+            max_line: self.max_line.unwrap_or(crate::net::hub::MAX_HELD_LINE),
+        })
     }
 }
 

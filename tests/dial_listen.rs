@@ -899,3 +899,39 @@ fn kernel_refusals_get_hints_and_scopes_are_kept() {
     out.expect_code(1)
         .expect_stderr_contains("hint: ports below 1024 need privilege");
 }
+
+/// A flag that would have no effect is a usage error (exit 2, nothing sent), never silently
+/// ignored.
+#[test]
+fn flags_without_effect_are_usage_errors() {
+    let guard = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = guard.local_addr().unwrap().port().to_string();
+    let cases: Vec<Vec<String>> = vec![
+        words(&["listen", "-k", "-w", "1", "127.0.0.1:0"]),
+        words(&["listen", "--broker", "-w", "1", "127.0.0.1:0"]),
+        words(&["listen", "--drop-slow", "127.0.0.1:0"]),
+        words(&[
+            "listen",
+            "-k",
+            "-e",
+            "/bin/cat",
+            "--max-line",
+            "10",
+            "127.0.0.1:0",
+        ]),
+        words(&["dial", "-z", "--tls", "127.0.0.1", &port]),
+        words(&["dial", "-z", "-C", "127.0.0.1", &port]),
+        words(&["dial", "-z", "-x", "-", "127.0.0.1", &port]),
+        words(&["dial", "-z", "--nodelay", "127.0.0.1", &port]),
+        words(&["udp", "--join", "239.1.2.3", "127.0.0.1", &port]),
+        words(&["unix", "--drop-slow", "/tmp/nk-no-such.sock"]),
+    ];
+    for args in &cases {
+        let out = run_nk(args, In::Null, 10.0);
+        out.expect_code(2);
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // Nothing reached the guard: a scan refused before connecting leaves no connection.
+    guard.set_nonblocking(true).unwrap();
+    assert!(guard.accept().is_err(), "a refused command connected");
+}

@@ -113,9 +113,46 @@ fn relay<S: crate::net::relay::SplitStream>(
     }
 }
 
+/// A flag that would have no effect on a scan is a usage error, not silently ignored: a scan
+/// connects and closes, moving no data, without TLS or socket options.
+fn refuse_what_a_scan_ignores(args: &DialArgs) -> Result<()> {
+    let relay = &args.relay;
+    let sock = &args.sock;
+    let ignored = [
+        (args.tls.tls, "--tls"),
+        (args.tls.trust.given().is_some(), "TLS options"),
+        (relay.idle.is_some(), "-i"),
+        (relay.quit_after_eof.is_some(), "-q"),
+        (
+            relay.no_shutdown || relay.shutdown_at_eof,
+            "--no-shutdown/-N",
+        ),
+        (
+            relay.send_only || relay.recv_only,
+            "--send-only/--recv-only",
+        ),
+        (relay.crlf, "-C"),
+        (relay.hexdump.is_some(), "-x"),
+        (relay.end_at_peer_eof, "--end-at-peer-eof"),
+        (sock.nodelay || sock.keepalive, "--nodelay/--keepalive"),
+        (sock.tos.is_some() || sock.ttl.is_some(), "-T/--tos/--ttl"),
+        (
+            sock.sndbuf.is_some() || sock.rcvbuf.is_some(),
+            "--sndbuf/--rcvbuf",
+        ),
+    ];
+    match ignored.iter().find(|(given, _)| *given) {
+        Some((_, flag)) => Err(crate::exit::usage(format!(
+            "{flag} has no effect with -z: a scan only connects and closes"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Runs `nk dial`.
 pub fn run(args: DialArgs) -> Result<()> {
     if args.scan {
+        refuse_what_a_scan_ignores(&args)?;
         return crate::cmd::scan::run(&args);
     }
     let target = addr::parse_target(&args.target, args.port.as_deref(), Proto::Tcp)?;

@@ -90,8 +90,9 @@ pub struct ListenArgs {
     /// Like --broker, with `<user N>` prefixes, join/leave notices, control bytes escaped.
     #[arg(long, conflicts_with_all = ["exec", "shell", "broker"])]
     pub chat: bool,
-    /// Give up when no client has connected within DUR (exit 1; without -k).
-    #[arg(short = 'w', long = "accept-timeout", value_name = "DUR", value_parser = parse_timeout)]
+    /// Give up when no client has connected within DUR (exit 1; a one-shot listener only).
+    #[arg(short = 'w', long = "accept-timeout", value_name = "DUR", value_parser = parse_timeout,
+          conflicts_with_all = ["keep_open", "broker", "chat"])]
     pub accept_timeout: Option<Duration>,
     /// Set SO_REUSEPORT, so several listeners can share the port.
     #[arg(long)]
@@ -162,13 +163,9 @@ pub fn run(args: ListenArgs) -> Result<()> {
     let spec = args.spec()?;
     let relay_template = args.relay.options()?;
     let keep = args.keep_open || args.broker || args.chat;
-    let serve = Serve::choose(
-        args.exec.spec()?,
-        args.chat,
-        args.broker,
-        keep,
-        args.hub.options(),
-    )?;
+    let exec = args.exec.spec()?;
+    let hub = args.hub.options(keep && exec.is_none())?;
+    let serve = Serve::choose(exec, args.chat, args.broker, keep, hub)?;
     let access = args.access.list()?;
     let tls = args.tls.config()?;
     let mut sockopts = args.sock.options();

@@ -87,8 +87,8 @@ pub struct UdpArgs {
     /// Allow sending to broadcast addresses (SO_BROADCAST).
     #[arg(long)]
     pub broadcast: bool,
-    /// Join a multicast group (IPv4 or IPv6) to receive its datagrams.
-    #[arg(long, value_name = "GROUP", value_parser = addr::parse_ip_arg)]
+    /// Join a multicast group (IPv4 or IPv6) to receive its datagrams (a server: with -l).
+    #[arg(long, value_name = "GROUP", value_parser = addr::parse_ip_arg, requires = "listen")]
     pub join: Vec<IpAddr>,
     /// The network interface for --join and for sending to multicast groups (e.g. eth0).
     #[arg(long, value_name = "NAME")]

@@ -84,7 +84,8 @@ pub struct UnixArgs {
     #[command(flatten)]
     pub hub: crate::cli::HubArgs,
     /// With -l: give up when no client has connected within DUR (exit 1; without -k).
-    #[arg(short = 'w', long = "accept-timeout", value_name = "DUR", value_parser = parse_timeout)]
+    #[arg(short = 'w', long = "accept-timeout", value_name = "DUR", value_parser = parse_timeout,
+          requires = "listen", conflicts_with_all = ["keep_open", "broker", "chat"])]
     pub accept_timeout: Option<Duration>,
 
     #[command(flatten)]
@@ -98,6 +99,10 @@ pub fn run(args: UnixArgs) -> Result<()> {
     let addr = UnixAddr::parse(&args.path)?;
     let relay_template = args.relay.options()?;
     let exec = args.exec.spec()?;
+    let many = args.listen && !args.dgram && exec.is_none();
+    let hub = args
+        .hub
+        .options(many && (args.keep_open || args.broker || args.chat))?;
     let ty = unix::socket_type(args.dgram, args.seqpacket);
     // From here on, SIGINT/SIGTERM remove the socket file before exiting.
     signals::install();
@@ -133,7 +138,7 @@ pub fn run(args: UnixArgs) -> Result<()> {
         return result;
     }
     let keep = args.keep_open || args.broker || args.chat;
-    let serve = Serve::choose(exec, args.chat, args.broker, keep, args.hub.options())?;
+    let serve = Serve::choose(exec, args.chat, args.broker, keep, hub)?;
     let (listener, bound) = unix::listen(&addr, ty, args.mode, BACKLOG)?;
     let local = listener.local_addr().context("getsockname")?;
     info!("listening on {} (unix)", display_sockaddr(&local));
