@@ -1,9 +1,12 @@
-//! SIGINT and SIGTERM: print what the user would want to know, clean up, exit 130 / 143.
+//! SIGINT, SIGTERM, SIGHUP, SIGQUIT: print what the user would want to know, clean up, exit
+//! 128 + the signal's number (130, 143, 129, 131).
 //!
-//! cli.md asks for the command's summary on SIGINT before exiting 130. The default action would
-//! kill the process mid-relay without a word (and leave a Unix socket file behind), so one
-//! helper thread waits for the signals (signal-hook's self-pipe, nothing unsafe in a handler),
-//! runs the command's current last words, removes what nk created, and exits.
+//! cli.md asks for the command's summary on SIGINT before exiting 130, and for the Unix socket
+//! file to go on every exit. The default action of any of these four signals would kill the
+//! process mid-relay without a word and leave the socket file behind (a closed terminal sends
+//! SIGHUP, ^\ SIGQUIT), so one helper thread waits for them all (signal-hook's self-pipe,
+//! nothing unsafe in a handler), runs the command's current last words (which also end the
+//! connections and programs of a server), removes what nk created, and exits.
 //! Commands replace the last words as they go (a listener first, then its connection).
 
 use std::process;
@@ -11,7 +14,7 @@ use std::sync::{Mutex, Once};
 use std::thread;
 
 use anyhow::Result;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::exit::Status;
@@ -21,20 +24,29 @@ type LastWords = Box<dyn Fn() + Send>;
 static LAST_WORDS: Mutex<Option<LastWords>> = Mutex::new(None);
 static INSTALL: Once = Once::new();
 
-/// On SIGINT or SIGTERM, runs `last_words` (replacing any earlier ones), removes the files nk
-/// created, and exits with 130 or 143. A signal the parent set to be ignored (a background
-/// job's SIGINT, `nohup`) stays ignored.
+/// The signals that end nk after cleaning up, and the status each one exits with.
+const ENDING: [(i32, Status); 4] = [
+    (SIGINT, Status::Interrupted),
+    (SIGTERM, Status::Terminated),
+    (SIGHUP, Status::HungUp),
+    (SIGQUIT, Status::Quit),
+];
+
+/// On SIGINT, SIGTERM, SIGHUP or SIGQUIT, runs `last_words` (replacing any earlier ones),
+/// removes the files nk created, and exits with 128 + the signal's number. A signal the
+/// parent set to be ignored (a background job's SIGINT, `nohup`'s SIGHUP) stays ignored.
 pub fn on_interrupt(last_words: impl Fn() + Send + 'static) -> Result<()> {
     *LAST_WORDS.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(last_words));
     install();
     Ok(())
 }
 
-/// Makes sure SIGINT/SIGTERM clean up before exiting, even with nothing to say.
+/// Makes sure the ending signals clean up before exiting, even with nothing to say.
 pub fn install() {
     INSTALL.call_once(|| {
-        let wanted: Vec<i32> = [SIGINT, SIGTERM]
-            .into_iter()
+        let wanted: Vec<i32> = ENDING
+            .iter()
+            .map(|&(signal, _)| signal)
             .filter(|&s| !is_ignored(s))
             .collect();
         if wanted.is_empty() {
@@ -57,11 +69,11 @@ pub fn install() {
                     {
                         words();
                     }
-                    exit(if signal == SIGTERM {
-                        Status::Terminated
-                    } else {
-                        Status::Interrupted
-                    });
+                    let status = ENDING
+                        .iter()
+                        .find(|&&(s, _)| s == signal)
+                        .map_or(Status::Terminated, |&(_, status)| status);
+                    exit(status);
                 }
             });
         if spawned.is_err() {

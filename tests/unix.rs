@@ -764,6 +764,64 @@ fn socket_file_removed_after_sigterm_dgram_and_seqpacket() {
 }
 
 #[test]
+fn socket_file_removed_after_sighup_and_sigquit() {
+    // cli.md: removed on every exit; a closed terminal sends SIGHUP, ^\ SIGQUIT.
+    for (sig, code) in [("HUP", 129), ("QUIT", 131)] {
+        for kind in [None, Some("--dgram")] {
+            let (_dir, path) = sock_path("hup.sock");
+            let args: Vec<&str> = kind.into_iter().collect();
+            let nk = nk_listen(&args, &s(&path), In::Pipe, Out::Pipe);
+            assert!(is_socket(&path));
+            signal_and_wait(nk, sig, code);
+            assert!(
+                !exists(&path),
+                "{kind:?}: socket file left behind after SIG{sig}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_server_leaves_alone_the_socket_that_replaced_its_own() {
+    // Ended by a signal.
+    let (_dir, path) = sock_path("taken.sock");
+    let first = nk_listen(&["-k"], &s(&path), In::Pipe, Out::Pipe);
+    // Someone removes the first server's file and binds a new server at the same path.
+    fs::remove_file(&path).unwrap();
+    let second = nk_listen(&[], &s(&path), In::Bytes(b"second\n".to_vec()), Out::Pipe);
+    let out = signal_and_wait(first, "TERM", 143);
+    assert!(
+        is_socket(&path),
+        "the first server removed the second one's socket on SIGTERM\n{}",
+        out.describe()
+    );
+    // The second server still answers there, and removes its own file when it ends.
+    let (back, eof) = exchange(connect(&path), b"hi\n".to_vec());
+    assert!(eof && back == b"second\n", "{}", lossy(&back));
+    second.wait(10.0).expect_code(0).expect_stdout(b"hi\n");
+    assert!(!exists(&path), "the second server left its socket file");
+
+    // Ended normally: its one client was connected before the path was taken over.
+    let first = nk_listen(&[], &s(&path), In::Bytes(b"first\n".to_vec()), Out::Pipe);
+    let client = connect(&path);
+    fs::remove_file(&path).unwrap();
+    let second = nk_listen(&[], &s(&path), In::Null, Out::Pipe);
+    let (back, eof) = exchange(client, b"1\n".to_vec());
+    assert!(eof && back == b"first\n", "{}", lossy(&back));
+    let out = first.wait(10.0);
+    out.expect_code(0).expect_stdout(b"1\n");
+    assert!(
+        is_socket(&path),
+        "the first server removed the second one's socket at its end\n{}",
+        out.describe()
+    );
+    let (_, eof) = exchange(connect(&path), b"2\n".to_vec());
+    assert!(eof);
+    second.wait(10.0).expect_code(0).expect_stdout(b"2\n");
+    assert!(!exists(&path));
+}
+
+#[test]
 fn listening_report_is_addr_unix_for_every_socket_type() {
     // cli.md: every listener prints `listening on ADDR (tcp|udp|unix)` with -v.
     let mut wrong = Vec::new();

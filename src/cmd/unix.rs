@@ -36,7 +36,9 @@ const BACKLOG: i32 = 1024;
         or @NAME for the Linux abstract namespace (no file). Paths are limited to 107 bytes.\n\n\
         Listening on a path that exists: a socket something still listens on is \"in use\" \
         (exit 1); a stale socket is replaced; anything that is not a socket is never touched \
-        (exit 1). The socket file is removed on every exit, SIGINT and SIGTERM included. \
+        (exit 1). The socket file is removed on every exit, signals included (SIGINT, SIGTERM, \
+        SIGHUP, SIGQUIT), but only while it is still the socket this server bound (same device \
+        and inode): another server's socket that took over the path is left alone. \
         --mode sets its permissions through the umask at bind time, so it never exists with \
         wider ones.\n\n\
         --seqpacket keeps message boundaries (one stdin read = one message). --dgram sends \
@@ -99,7 +101,7 @@ pub fn run(args: UnixArgs) -> Result<()> {
     let relay_template = args.relay.options()?;
     let exec = args.exec.spec()?;
     let ty = unix::socket_type(args.dgram, args.seqpacket);
-    // From here on, SIGINT/SIGTERM remove the socket file before exiting.
+    // From here on, every signal that ends nk removes the socket file before exiting.
     signals::install();
     if args.dgram {
         return run_datagrams(&args, &addr, exec);

@@ -5,11 +5,14 @@
 //! listens on is "in use" (exit 1); a socket nobody answers on is stale and replaced; anything
 //! else is never touched. `--mode` is applied through the umask around bind(2), so the file is
 //! born with the asked permissions and never exists with wider ones (no bind-then-chmod
-//! window). Paths nk binds are recorded, and removed at exit, on SIGINT and on SIGTERM.
+//! window). The socket file nk binds is removed at exit and on every signal that ends nk
+//! (signals.rs), but only while it is still the file nk bound: its device and inode are
+//! recorded right after bind(2) and compared with lstat(2) at removal, so a server whose path
+//! was taken over (unlinked, then bound by another server) leaves the newcomer's socket alone.
 
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -21,8 +24,48 @@ use crate::exit::{usage, UsageError};
 /// The kernel's limit on a socket path (sun_path is 108 bytes with its terminating NUL).
 pub const MAX_PATH: usize = 107;
 
-/// Paths nk has bound, to remove on exit.
-static BOUND: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Socket files nk has bound, to remove on exit.
+static BOUND: Mutex<Vec<BoundFile>> = Mutex::new(Vec::new());
+
+/// A socket file nk bound, and how to tell it from another one later bound at its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BoundFile {
+    path: PathBuf,
+    /// (st_dev, st_ino) right after bind; `None` if lstat failed then, in which case the file
+    /// cannot be told apart from a newcomer's and is never removed.
+    identity: Option<(u64, u64)>,
+}
+
+impl BoundFile {
+    /// Records `path` as just bound.
+    fn just_bound(path: &Path) -> BoundFile {
+        BoundFile {
+            path: path.to_path_buf(),
+            identity: std::fs::symlink_metadata(path)
+                .ok()
+                .map(|m| (m.dev(), m.ino())),
+        }
+    }
+
+    /// Removes the file if it is still the socket nk bound. The lstat and the unlink are two
+    /// steps (there is no unlink-by-inode), so a path replaced in between is the one case
+    /// left; it needs another process to race a server's very exit.
+    fn remove(&self) {
+        let Some(identity) = self.identity else {
+            return;
+        };
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if (meta.dev(), meta.ino()) == identity => {
+                let _ = std::fs::remove_file(&self.path);
+            }
+            Ok(_) => crate::info!(
+                "leaving {}: it is no longer the socket this server bound",
+                self.path.display()
+            ),
+            Err(_) => {}
+        }
+    }
+}
 
 /// A Unix socket address: a filesystem path or a Linux abstract name (`@name`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,26 +148,34 @@ pub fn connect(addr: &UnixAddr, ty: Type) -> Result<Socket> {
     Ok(socket)
 }
 
-/// A bound path, removed when dropped (and at exit, on SIGINT and SIGTERM).
+/// A bound socket file, removed when dropped (and at exit, on every signal that ends nk) if it
+/// is still the one bound.
 #[derive(Debug)]
-pub struct BoundPath(Option<PathBuf>);
+pub struct BoundPath(Option<BoundFile>);
 
 impl Drop for BoundPath {
     fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = std::fs::remove_file(&path);
+        if let Some(file) = self.0.take() {
+            // Out of the list first, so a signal arriving meanwhile does not look at it twice.
             BOUND
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .retain(|p| p != &path);
+                .retain(|f| f != &file);
+            file.remove();
         }
     }
 }
 
-/// Removes every socket file nk bound (called on every way out of the process).
+/// Removes every socket file nk bound that is still the one it bound (called on every way
+/// out of the process).
 pub fn remove_bound_paths() {
-    for path in BOUND.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-        let _ = std::fs::remove_file(path);
+    let files: Vec<BoundFile> = BOUND
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+        .collect();
+    for file in files {
+        file.remove();
     }
 }
 
@@ -142,11 +193,12 @@ pub fn listen(
         UnixAddr::Path(path) => {
             clear_stale(path, ty).with_context(context)?;
             bind_with_mode(&socket, &sockaddr, mode).with_context(context)?;
+            let file = BoundFile::just_bound(path);
             BOUND
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(path.clone());
-            BoundPath(Some(path.clone()))
+                .push(file.clone());
+            BoundPath(Some(file))
         }
         UnixAddr::Abstract(_) => {
             socket
