@@ -873,6 +873,123 @@ fn mode_sets_the_socket_file_permissions() {
 }
 
 #[test]
+fn mode_on_an_abstract_name_is_a_usage_error() {
+    // An abstract socket has no permissions: --mode would be silently ignored.
+    let name = abstract_name("abs-mode");
+    for extra in [None, Some("--dgram"), Some("--seqpacket")] {
+        let mut args = vec!["unix", "-l", "-k", "--mode", "600"];
+        args.extend(extra);
+        let addr = format!("@{name}");
+        args.push(&addr);
+        let out = run_nk(&args, In::Null, 5.0);
+        out.expect_code(2)
+            .expect_stderr_contains("--mode")
+            .expect_stderr_contains("--allow-uid")
+            .expect_stdout(b"");
+        assert!(out.stderr.starts_with("nk: "), "{}", out.describe());
+    }
+    // Nothing was bound: the name is free.
+    let _free = UnixListener::bind_addr(&UnixAddr::from_abstract_name(name.as_bytes()).unwrap())
+        .expect("nk left something bound to the name");
+}
+
+/// `nk unix ARGS` as uid and gid 65534 (nobody) with no supplementary groups.
+fn nk_as_nobody(args: &[&str], stdin: In) -> Finished {
+    let setpriv = require_tool("setpriv", "util-linux");
+    let mut cmd = Command::new(setpriv);
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_nk"))
+        .arg("unix")
+        .args(args)
+        .env("NO_COLOR", "1");
+    Proc::spawn("nk unix as uid 65534", cmd, stdin, Out::Pipe).wait(10.0)
+}
+
+#[test]
+fn allow_uid_serves_root_and_closes_other_uids_before_a_byte_moves() {
+    // Stream and seqpacket, on abstract names (which have no other access control) and on a
+    // path that everyone may open (so only --allow-uid stands in the way).
+    let (dir, path) = sock_path("uid.sock");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let cases = [
+        (None, format!("@{}", abstract_name("uid")), "0"),
+        (
+            Some("--seqpacket"),
+            format!("@{}", abstract_name("uid-sp")),
+            "root",
+        ),
+        (None, s(&path), "0"),
+    ];
+    for (kind, addr, uid) in cases {
+        let mut server_args = vec!["-k", "--allow-uid", "4242", "--allow-uid", uid];
+        if !addr.starts_with('@') {
+            server_args.extend(["--mode", "666"]);
+        }
+        server_args.extend(kind);
+        server_args.extend(["-e", "/bin/cat"]);
+        let mut nk = nk_listen(&server_args, &addr, In::Null, Out::Pipe);
+        let mut client_args: Vec<&str> = kind.into_iter().collect();
+        client_args.push(&addr);
+
+        let nobody = nk_as_nobody(&client_args, In::Bytes(b"from nobody\n".to_vec()));
+        assert!(
+            nobody.stdout.is_empty(),
+            "{kind:?} {addr}: uid 65534 was served\n{}",
+            nobody.describe()
+        );
+        let said = nk.wait_stderr_contains("uid 65534", 10.0);
+        let line = said.lines().find(|l| l.contains("uid 65534")).unwrap_or("");
+        assert!(
+            line.starts_with("nk: denied") && line.contains("--allow-uid"),
+            "{kind:?} {addr}: -v line {line:?}"
+        );
+
+        let mut root_args = vec!["unix"];
+        root_args.extend(&client_args);
+        run_nk(&root_args, In::Bytes(b"from root\n".to_vec()), 10.0)
+            .expect_code(0)
+            .expect_stdout(b"from root\n");
+
+        let out = signal_and_wait(nk, "TERM", 143);
+        assert!(
+            !out.stderr.contains("#2"),
+            "{kind:?} {addr}: more than the root client was served\n{}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn allow_uid_on_a_datagram_server_drops_other_uids_unread() {
+    let addr = format!("@{}", abstract_name("uid-dg"));
+    let mut nk = nk_listen(
+        &["--dgram", "-k", "--allow-uid", "0"],
+        &addr,
+        In::Null,
+        Out::Pipe,
+    );
+    nk_as_nobody(
+        &["--dgram", "-q", "0.2", &addr],
+        In::Bytes(b"from nobody\n".to_vec()),
+    );
+    let said = nk.wait_stderr_contains("uid 65534", 10.0);
+    let line = said.lines().find(|l| l.contains("uid 65534")).unwrap_or("");
+    assert!(
+        line.starts_with("nk: denied") && line.contains("--allow-uid"),
+        "-v line {line:?}"
+    );
+    run_nk(
+        ["unix", "--dgram", "-q", "0.2", &addr],
+        In::Bytes(b"from root\n".to_vec()),
+        10.0,
+    )
+    .expect_code(0);
+    let got = nk.wait_stdout_len(10, 10.0);
+    assert_eq!(lossy(&got), "from root\n", "only root's datagram is served");
+    signal_and_wait(nk, "TERM", 143);
+}
+
+#[test]
 fn bad_mode_is_a_usage_error() {
     for bad in ["9x", "800", "rw-"] {
         let (_dir, path) = sock_path("badmode.sock");

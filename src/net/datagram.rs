@@ -31,6 +31,7 @@ use crate::exit::StdoutClosed;
 use crate::net::addr::display_sockaddr;
 use crate::net::deadline::format_duration;
 use crate::net::exec::ExecSpec;
+use crate::net::unix::AllowUids;
 use crate::wire::hexdump::{self, Mark};
 use crate::{debug, info};
 use losses::{Loss, LossLog};
@@ -68,6 +69,9 @@ pub struct DatagramOptions {
     pub proto: &'static str,
     /// `-x`: hex dump of every datagram.
     pub hexdump: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
+    /// Unix server `--allow-uid`: datagrams from other uids are dropped unread (the socket
+    /// must have SO_PASSCRED set before bind, so that every datagram carries credentials).
+    pub allow_uids: Option<AllowUids>,
 }
 
 impl std::fmt::Debug for DatagramOptions {
@@ -214,6 +218,65 @@ fn receive(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, usize, SockAdd
     let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
     let (len, from) = socket.recv_from_with_flags(uninit, libc::MSG_TRUNC)?;
     Ok((len.min(buf.len()), len, from))
+}
+
+/// [`receive`] through recvmsg(2), with the sender's SCM_CREDENTIALS (on a socket with
+/// SO_PASSCRED): `None` when the datagram carried none.
+fn receive_with_cred(
+    socket: &Socket,
+    buf: &mut [u8],
+) -> io::Result<(usize, usize, SockAddr, Option<libc::ucred>)> {
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_raw_fd();
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for the credentials and a few passed descriptors, aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    // SAFETY: recvmsg writes at most `*addrlen` bytes of address into `storage`, at most
+    // `iov_len` bytes into `buf` and at most `msg_controllen` bytes into `control`; the
+    // CMSG_* walk stays within `msg_controllen` as the kernel set it; ucred is read
+    // unaligned; every descriptor received (SCM_RIGHTS, which nk never wants) is closed.
+    let ((len, cred), from) = unsafe {
+        SockAddr::try_init(|storage, addrlen| {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_name = storage.cast();
+            msg.msg_namelen = *addrlen;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&control) as _;
+            let n = libc::recvmsg(fd, &mut msg, libc::MSG_TRUNC | libc::MSG_CMSG_CLOEXEC);
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            *addrlen = msg.msg_namelen;
+            let mut cred = None;
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                let data = libc::CMSG_DATA(cmsg);
+                let data_len = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
+                match ((*cmsg).cmsg_level, (*cmsg).cmsg_type) {
+                    (libc::SOL_SOCKET, libc::SCM_CREDENTIALS)
+                        if data_len >= std::mem::size_of::<libc::ucred>() =>
+                    {
+                        cred = Some(std::ptr::read_unaligned(data.cast::<libc::ucred>()));
+                    }
+                    (libc::SOL_SOCKET, libc::SCM_RIGHTS) => {
+                        for i in 0..data_len / std::mem::size_of::<libc::c_int>() {
+                            let fd = std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i));
+                            libc::close(fd);
+                        }
+                    }
+                    _ => {}
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+            Ok((n as usize, cred))
+        })
+    }?;
+    Ok((len.min(buf.len()), len, from, cred))
 }
 
 /// Writes one datagram to stdout in one write (boundaries are the point).
@@ -481,7 +544,30 @@ fn receive_loop(
         .context("set receive timeout")?;
     loop {
         stats.losses.flush_due();
-        let (kept, real, from) = match receive(socket, &mut buf) {
+        let received = match &opts.allow_uids {
+            None => receive(socket, &mut buf),
+            Some(allow) => match receive_with_cred(socket, &mut buf) {
+                Ok((kept, real, from, cred)) => match cred {
+                    Some(cred) if allow.permits(cred.uid) => Ok((kept, real, from)),
+                    // Dropped unread, as a denied connection is closed before a byte moves.
+                    _ => {
+                        if crate::log::verbosity() >= 1 {
+                            let who = cred.map_or_else(
+                                || "no credentials".to_string(),
+                                |c| format!("uid {}, pid {}", c.uid, c.pid),
+                            );
+                            info!(
+                                "denied a datagram from {} ({who}): uid not in --allow-uid",
+                                display_sockaddr(&from)
+                            );
+                        }
+                        continue;
+                    }
+                },
+                Err(e) => Err(e),
+            },
+        };
+        let (kept, real, from) = match received {
             Ok(got) => got,
             Err(e) if crate::net::deadline::is_retry(&e) => {
                 let sent = stats.sent.load(Ordering::Relaxed);
