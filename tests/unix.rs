@@ -630,6 +630,83 @@ fn dgram_server_reports_a_datagram_larger_than_the_buffer() {
     assert!(!exists(&path));
 }
 
+/// Sends `count` datagrams `dN\n` to `path` from a Python socket that never binds an
+/// address (an unnamed sender, as `socat UNIX-SENDTO` without `bind=`).
+fn send_unnamed(path: &Path, count: usize) {
+    require_python3();
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-c",
+        "import socket, sys\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         for i in range(int(sys.argv[2])):\n    s.sendto(b'd%d\\n' % i, sys.argv[1])\n",
+    ])
+    .arg(path)
+    .arg(count.to_string());
+    let out = Proc::spawn("python3 unnamed sender", cmd, In::Null, Out::Pipe).wait(10.0);
+    out.expect_code(0);
+}
+
+/// The lines of `stderr` that warn about unnamed senders.
+fn unnamed_warnings(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("nk: warning:") && l.contains("unnamed"))
+        .collect()
+}
+
+#[test]
+fn dgram_server_says_once_that_replies_to_an_unnamed_sender_are_dropped() {
+    // stdin goes to the last peer heard: here an unnamed one, for every datagram.
+    let (dir, path) = sock_path("unnamed.sock");
+    let hex = dir.path().join("dump.hex");
+    let mut nk = nk_listen(
+        &["--dgram", "-k", "-x", &s(&hex)],
+        &s(&path),
+        In::Pipe,
+        Out::Pipe,
+    );
+    send_unnamed(&path, 5);
+    nk.wait_stdout_len(15, 10.0);
+    for i in 1..=4 {
+        write_stdin(&mut nk, format!("reply-{i}\n").as_bytes());
+        // The hex dump shows each stdin datagram just before nk tries to send it, so once
+        // reply-N is there, replies 1 to N-1 have met their fate: one read at a time.
+        let mark = format!("|reply-{i}.|");
+        assert!(
+            wait_until(10.0, || lossy(&fs::read(&hex).unwrap_or_default())
+                .contains(&mark)),
+            "reply-{i} never reached the socket\n{}",
+            nk.stderr_so_far()
+        );
+    }
+    let out = signal_and_wait(nk, "TERM", 143);
+    let warned = unnamed_warnings(&out.stderr);
+    assert_eq!(warned.len(), 1, "one warning wanted\n{}", out.describe());
+    assert!(
+        warned[0].contains("bind") && warned[0].contains("nk unix --dgram"),
+        "the warning should say how to fix the client: {}",
+        warned[0]
+    );
+
+    // -e: each datagram's program runs, its reply has nowhere to go.
+    let (_dir, path) = sock_path("unnamed-e.sock");
+    let mut nk = nk_listen(
+        &["--dgram", "-k", "-e", "/bin/cat"],
+        &s(&path),
+        In::Null,
+        Out::Pipe,
+    );
+    send_unnamed(&path, 5);
+    nk.wait_stderr_contains("unnamed", 10.0);
+    // Bounded: whatever is left running is reported at the end, not as another warning.
+    let pid = nk.pid();
+    wait_until(10.0, || descendants(pid).is_empty());
+    let out = signal_and_wait(nk, "TERM", 143);
+    let warned = unnamed_warnings(&out.stderr);
+    assert_eq!(warned.len(), 1, "one warning wanted\n{}", out.describe());
+}
+
 #[test]
 fn dgram_client_to_a_missing_path_fails() {
     let (_dir, path) = sock_path("nobody.sock");

@@ -49,7 +49,9 @@ const BACKLOG: i32 = 1024;
         --seqpacket keeps message boundaries (one stdin read = one message). --dgram sends \
         and receives datagrams as `nk udp` does (the client binds an autobound abstract \
         address so the server can reply; -l prints each datagram, sends stdin to the last \
-        peer heard, -k serves every peer, -e/-c run a program per datagram).",
+        peer heard, -k serves every peer, -e/-c run a program per datagram). A client that \
+        never bound an address (socat UNIX-SENDTO without bind=) cannot be replied to: the \
+        server says so once on stderr and the -v summary counts the replies dropped.",
     after_long_help = "Examples:\n  \
         nk unix -l -v /tmp/nk.sock > received.bin\n  \
         nk unix /tmp/nk.sock < file.bin\n  \

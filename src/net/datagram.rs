@@ -9,7 +9,8 @@
 //! until a peer is heard), and with `-e/-c` runs a program per datagram whose output is the
 //! reply (`programs`: how many at once, and the queue for the rest). What a server loses
 //! (a full queue, a program that fails, a datagram the socket refuses) is reported on stderr
-//! without `-v` (`losses`), since nothing tells the peer. Everything here works on
+//! without `-v` (`losses`), since nothing tells the peer. A Unix sender that never bound an
+//! address cannot be replied to at all: that is said once per run, with the fix. Everything here works on
 //! `socket2::Socket`, whatever the address family.
 
 mod losses;
@@ -102,17 +103,24 @@ pub struct DatagramStats {
     losses: LossLog,
     /// The end's report is written once, whether by the server or by a signal.
     end_reported: AtomicBool,
+    /// Datagrams (stdin's, programs' replies) not sent: their peer was an unnamed Unix socket.
+    to_unnamed: AtomicU64,
 }
 
 impl DatagramStats {
     /// `sent 3 datagrams (12 bytes), received 3 datagrams (12 bytes), 0 truncated`.
     pub fn summary(&self, elapsed: Duration) -> String {
         let dropped = self.dropped.load(Ordering::Relaxed);
-        let dropped = if dropped > 0 {
+        let mut dropped = if dropped > 0 {
             format!(", {dropped} dropped")
         } else {
             String::new()
         };
+        match self.to_unnamed.load(Ordering::Relaxed) {
+            0 => {}
+            1 => dropped.push_str(", 1 reply to an unnamed sender dropped"),
+            n => dropped.push_str(&format!(", {n} replies to unnamed senders dropped")),
+        }
         format!(
             "sent {} datagrams ({} bytes), received {} datagrams ({} bytes), {} truncated{dropped} in {}",
             self.sent.load(Ordering::Relaxed),
@@ -122,6 +130,21 @@ impl DatagramStats {
             self.truncated.load(Ordering::Relaxed),
             format_duration(elapsed)
         )
+    }
+
+    /// A datagram for an unnamed Unix socket (a client that never bound an address) is not
+    /// sent: the kernel has no address to deliver it to (sendto fails with ENOTCONN, which
+    /// says nothing useful). Said once per run, without -v, since the cause is the client's
+    /// and the same for every datagram; the -v summary counts them.
+    fn unsent_to_unnamed(&self) {
+        if self.to_unnamed.fetch_add(1, Ordering::Relaxed) == 0 {
+            crate::log::warn(format_args!(
+                "replies to an unnamed Unix datagram sender are dropped: it never bound an \
+                 address, so there is nowhere to send them (said once; -v counts them); \
+                 hint: the client must bind an address (`nk unix --dgram` binds one \
+                 automatically; socat UNIX-SENDTO needs bind=PATH)"
+            ));
+        }
     }
 
     fn count_sent(&self, n: usize) {
@@ -277,6 +300,13 @@ fn receive_with_cred(
         })
     }?;
     Ok((len.min(buf.len()), len, from, cred))
+}
+
+/// Whether `addr` is an unnamed Unix socket's. recvfrom(2) gives such a sender as an empty
+/// address (length 0, not even the family); an AF_UNIX address with no path or name after
+/// its family is the same thing. No IP address is that short.
+fn is_unnamed(addr: &SockAddr) -> bool {
+    addr.len() as usize <= std::mem::size_of::<libc::sa_family_t>()
 }
 
 /// Writes one datagram to stdout in one write (boundaries are the point).
@@ -504,6 +534,10 @@ pub fn server(socket: Socket, opts: &DatagramOptions, stats: &Arc<DatagramStats>
             stats,
             move |datagram| {
                 let peer = last_peer.wait();
+                if is_unnamed(&peer) {
+                    counts.unsent_to_unnamed();
+                    return Ok(false);
+                }
                 match socket.send_to(datagram, &peer) {
                     Ok(_) => Ok(true),
                     Err(e) => {
@@ -653,6 +687,37 @@ mod tests {
         let mut small = [0u8; 1000];
         let (kept, real, _) = receive(&a, &mut small).unwrap();
         assert_eq!((kept, real), (1000, 3000));
+    }
+
+    #[test]
+    fn unnamed_unix_senders_are_told_apart() {
+        let server = Socket::new(Domain::UNIX, Type::DGRAM, None).unwrap();
+        server
+            .bind(&SockAddr::unix("").unwrap()) // autobind: an abstract name
+            .unwrap();
+        let to = server.local_addr().unwrap();
+        let unnamed = Socket::new(Domain::UNIX, Type::DGRAM, None).unwrap();
+        unnamed.send_to(b"u", &to).unwrap();
+        let named = Socket::new(Domain::UNIX, Type::DGRAM, None).unwrap();
+        named.bind(&SockAddr::unix("").unwrap()).unwrap();
+        named.send_to(b"n", &to).unwrap();
+        let mut buf = [0u8; 8];
+        let (_, _, from_unnamed) = receive(&server, &mut buf).unwrap();
+        let (_, _, from_named) = receive(&server, &mut buf).unwrap();
+        assert!(is_unnamed(&from_unnamed));
+        assert!(!is_unnamed(&from_named));
+        assert!(!is_unnamed(
+            &"127.0.0.1:1"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into()
+        ));
+        let stats = DatagramStats::default();
+        stats.unsent_to_unnamed();
+        stats.unsent_to_unnamed();
+        assert!(stats
+            .summary(Duration::ZERO)
+            .contains(", 2 replies to unnamed senders dropped"));
     }
 
     #[test]
