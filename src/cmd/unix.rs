@@ -126,8 +126,9 @@ pub fn run(args: UnixArgs) -> Result<()> {
     let relay_template = args.relay.options()?;
     let exec = args.exec.spec()?;
     let ty = unix::socket_type(args.dgram, args.seqpacket);
-    // From here on, every signal that ends nk removes the socket file before exiting.
-    signals::install();
+    // From here on, every signal that ends nk removes the socket file before exiting; SIGQUIT
+    // too, which would otherwise leave the file behind (and a core).
+    signals::end_on_quit();
     if args.dgram {
         return run_datagrams(&args, &addr, exec, allow_uids);
     }
