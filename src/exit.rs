@@ -24,6 +24,10 @@ pub enum Status {
     Interrupted,
     /// Ended by SIGTERM (128 + 15).
     Terminated,
+    /// Ended by SIGHUP (128 + 1): the terminal went away.
+    HungUp,
+    /// Ended by SIGQUIT (128 + 3).
+    Quit,
 }
 
 impl Status {
@@ -35,6 +39,8 @@ impl Status {
             Status::Usage => 2,
             Status::Interrupted => 130,
             Status::Terminated => 143,
+            Status::HungUp => 129,
+            Status::Quit => 131,
         }
     }
 }

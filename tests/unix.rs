@@ -630,6 +630,83 @@ fn dgram_server_reports_a_datagram_larger_than_the_buffer() {
     assert!(!exists(&path));
 }
 
+/// Sends `count` datagrams `dN\n` to `path` from a Python socket that never binds an
+/// address (an unnamed sender, as `socat UNIX-SENDTO` without `bind=`).
+fn send_unnamed(path: &Path, count: usize) {
+    require_python3();
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-c",
+        "import socket, sys\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         for i in range(int(sys.argv[2])):\n    s.sendto(b'd%d\\n' % i, sys.argv[1])\n",
+    ])
+    .arg(path)
+    .arg(count.to_string());
+    let out = Proc::spawn("python3 unnamed sender", cmd, In::Null, Out::Pipe).wait(10.0);
+    out.expect_code(0);
+}
+
+/// The lines of `stderr` that warn about unnamed senders.
+fn unnamed_warnings(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("nk: warning:") && l.contains("unnamed"))
+        .collect()
+}
+
+#[test]
+fn dgram_server_says_once_that_replies_to_an_unnamed_sender_are_dropped() {
+    // stdin goes to the last peer heard: here an unnamed one, for every datagram.
+    let (dir, path) = sock_path("unnamed.sock");
+    let hex = dir.path().join("dump.hex");
+    let mut nk = nk_listen(
+        &["--dgram", "-k", "-x", &s(&hex)],
+        &s(&path),
+        In::Pipe,
+        Out::Pipe,
+    );
+    send_unnamed(&path, 5);
+    nk.wait_stdout_len(15, 10.0);
+    for i in 1..=4 {
+        write_stdin(&mut nk, format!("reply-{i}\n").as_bytes());
+        // The hex dump shows each stdin datagram just before nk tries to send it, so once
+        // reply-N is there, replies 1 to N-1 have met their fate: one read at a time.
+        let mark = format!("|reply-{i}.|");
+        assert!(
+            wait_until(10.0, || lossy(&fs::read(&hex).unwrap_or_default())
+                .contains(&mark)),
+            "reply-{i} never reached the socket\n{}",
+            nk.stderr_so_far()
+        );
+    }
+    let out = signal_and_wait(nk, "TERM", 143);
+    let warned = unnamed_warnings(&out.stderr);
+    assert_eq!(warned.len(), 1, "one warning wanted\n{}", out.describe());
+    assert!(
+        warned[0].contains("bind") && warned[0].contains("nk unix --dgram"),
+        "the warning should say how to fix the client: {}",
+        warned[0]
+    );
+
+    // -e: each datagram's program runs, its reply has nowhere to go.
+    let (_dir, path) = sock_path("unnamed-e.sock");
+    let mut nk = nk_listen(
+        &["--dgram", "-k", "-e", "/bin/cat"],
+        &s(&path),
+        In::Null,
+        Out::Pipe,
+    );
+    send_unnamed(&path, 5);
+    nk.wait_stderr_contains("unnamed", 10.0);
+    // Bounded: whatever is left running is reported at the end, not as another warning.
+    let pid = nk.pid();
+    wait_until(10.0, || descendants(pid).is_empty());
+    let out = signal_and_wait(nk, "TERM", 143);
+    let warned = unnamed_warnings(&out.stderr);
+    assert_eq!(warned.len(), 1, "one warning wanted\n{}", out.describe());
+}
+
 #[test]
 fn dgram_client_to_a_missing_path_fails() {
     let (_dir, path) = sock_path("nobody.sock");
@@ -764,6 +841,64 @@ fn socket_file_removed_after_sigterm_dgram_and_seqpacket() {
 }
 
 #[test]
+fn socket_file_removed_after_sighup_and_sigquit() {
+    // cli.md: removed on every exit; a closed terminal sends SIGHUP, ^\ SIGQUIT.
+    for (sig, code) in [("HUP", 129), ("QUIT", 131)] {
+        for kind in [None, Some("--dgram")] {
+            let (_dir, path) = sock_path("hup.sock");
+            let args: Vec<&str> = kind.into_iter().collect();
+            let nk = nk_listen(&args, &s(&path), In::Pipe, Out::Pipe);
+            assert!(is_socket(&path));
+            signal_and_wait(nk, sig, code);
+            assert!(
+                !exists(&path),
+                "{kind:?}: socket file left behind after SIG{sig}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_server_leaves_alone_the_socket_that_replaced_its_own() {
+    // Ended by a signal.
+    let (_dir, path) = sock_path("taken.sock");
+    let first = nk_listen(&["-k"], &s(&path), In::Pipe, Out::Pipe);
+    // Someone removes the first server's file and binds a new server at the same path.
+    fs::remove_file(&path).unwrap();
+    let second = nk_listen(&[], &s(&path), In::Bytes(b"second\n".to_vec()), Out::Pipe);
+    let out = signal_and_wait(first, "TERM", 143);
+    assert!(
+        is_socket(&path),
+        "the first server removed the second one's socket on SIGTERM\n{}",
+        out.describe()
+    );
+    // The second server still answers there, and removes its own file when it ends.
+    let (back, eof) = exchange(connect(&path), b"hi\n".to_vec());
+    assert!(eof && back == b"second\n", "{}", lossy(&back));
+    second.wait(10.0).expect_code(0).expect_stdout(b"hi\n");
+    assert!(!exists(&path), "the second server left its socket file");
+
+    // Ended normally: its one client was connected before the path was taken over.
+    let first = nk_listen(&[], &s(&path), In::Bytes(b"first\n".to_vec()), Out::Pipe);
+    let client = connect(&path);
+    fs::remove_file(&path).unwrap();
+    let second = nk_listen(&[], &s(&path), In::Null, Out::Pipe);
+    let (back, eof) = exchange(client, b"1\n".to_vec());
+    assert!(eof && back == b"first\n", "{}", lossy(&back));
+    let out = first.wait(10.0);
+    out.expect_code(0).expect_stdout(b"1\n");
+    assert!(
+        is_socket(&path),
+        "the first server removed the second one's socket at its end\n{}",
+        out.describe()
+    );
+    let (_, eof) = exchange(connect(&path), b"2\n".to_vec());
+    assert!(eof);
+    second.wait(10.0).expect_code(0).expect_stdout(b"2\n");
+    assert!(!exists(&path));
+}
+
+#[test]
 fn listening_report_is_addr_unix_for_every_socket_type() {
     // cli.md: every listener prints `listening on ADDR (tcp|udp|unix)` with -v.
     let mut wrong = Vec::new();
@@ -812,6 +947,123 @@ fn mode_sets_the_socket_file_permissions() {
         nk.wait(10.0).expect_code(0).expect_stdout(b"m\n");
         assert!(!exists(&path));
     }
+}
+
+#[test]
+fn mode_on_an_abstract_name_is_a_usage_error() {
+    // An abstract socket has no permissions: --mode would be silently ignored.
+    let name = abstract_name("abs-mode");
+    for extra in [None, Some("--dgram"), Some("--seqpacket")] {
+        let mut args = vec!["unix", "-l", "-k", "--mode", "600"];
+        args.extend(extra);
+        let addr = format!("@{name}");
+        args.push(&addr);
+        let out = run_nk(&args, In::Null, 5.0);
+        out.expect_code(2)
+            .expect_stderr_contains("--mode")
+            .expect_stderr_contains("--allow-uid")
+            .expect_stdout(b"");
+        assert!(out.stderr.starts_with("nk: "), "{}", out.describe());
+    }
+    // Nothing was bound: the name is free.
+    let _free = UnixListener::bind_addr(&UnixAddr::from_abstract_name(name.as_bytes()).unwrap())
+        .expect("nk left something bound to the name");
+}
+
+/// `nk unix ARGS` as uid and gid 65534 (nobody) with no supplementary groups.
+fn nk_as_nobody(args: &[&str], stdin: In) -> Finished {
+    let setpriv = require_tool("setpriv", "util-linux");
+    let mut cmd = Command::new(setpriv);
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_nk"))
+        .arg("unix")
+        .args(args)
+        .env("NO_COLOR", "1");
+    Proc::spawn("nk unix as uid 65534", cmd, stdin, Out::Pipe).wait(10.0)
+}
+
+#[test]
+fn allow_uid_serves_root_and_closes_other_uids_before_a_byte_moves() {
+    // Stream and seqpacket, on abstract names (which have no other access control) and on a
+    // path that everyone may open (so only --allow-uid stands in the way).
+    let (dir, path) = sock_path("uid.sock");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let cases = [
+        (None, format!("@{}", abstract_name("uid")), "0"),
+        (
+            Some("--seqpacket"),
+            format!("@{}", abstract_name("uid-sp")),
+            "root",
+        ),
+        (None, s(&path), "0"),
+    ];
+    for (kind, addr, uid) in cases {
+        let mut server_args = vec!["-k", "--allow-uid", "4242", "--allow-uid", uid];
+        if !addr.starts_with('@') {
+            server_args.extend(["--mode", "666"]);
+        }
+        server_args.extend(kind);
+        server_args.extend(["-e", "/bin/cat"]);
+        let mut nk = nk_listen(&server_args, &addr, In::Null, Out::Pipe);
+        let mut client_args: Vec<&str> = kind.into_iter().collect();
+        client_args.push(&addr);
+
+        let nobody = nk_as_nobody(&client_args, In::Bytes(b"from nobody\n".to_vec()));
+        assert!(
+            nobody.stdout.is_empty(),
+            "{kind:?} {addr}: uid 65534 was served\n{}",
+            nobody.describe()
+        );
+        let said = nk.wait_stderr_contains("uid 65534", 10.0);
+        let line = said.lines().find(|l| l.contains("uid 65534")).unwrap_or("");
+        assert!(
+            line.starts_with("nk: denied") && line.contains("--allow-uid"),
+            "{kind:?} {addr}: -v line {line:?}"
+        );
+
+        let mut root_args = vec!["unix"];
+        root_args.extend(&client_args);
+        run_nk(&root_args, In::Bytes(b"from root\n".to_vec()), 10.0)
+            .expect_code(0)
+            .expect_stdout(b"from root\n");
+
+        let out = signal_and_wait(nk, "TERM", 143);
+        assert!(
+            !out.stderr.contains("#2"),
+            "{kind:?} {addr}: more than the root client was served\n{}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn allow_uid_on_a_datagram_server_drops_other_uids_unread() {
+    let addr = format!("@{}", abstract_name("uid-dg"));
+    let mut nk = nk_listen(
+        &["--dgram", "-k", "--allow-uid", "0"],
+        &addr,
+        In::Null,
+        Out::Pipe,
+    );
+    nk_as_nobody(
+        &["--dgram", "-q", "0.2", &addr],
+        In::Bytes(b"from nobody\n".to_vec()),
+    );
+    let said = nk.wait_stderr_contains("uid 65534", 10.0);
+    let line = said.lines().find(|l| l.contains("uid 65534")).unwrap_or("");
+    assert!(
+        line.starts_with("nk: denied") && line.contains("--allow-uid"),
+        "-v line {line:?}"
+    );
+    run_nk(
+        ["unix", "--dgram", "-q", "0.2", &addr],
+        In::Bytes(b"from root\n".to_vec()),
+        10.0,
+    )
+    .expect_code(0);
+    let got = nk.wait_stdout_len(10, 10.0);
+    assert_eq!(lossy(&got), "from root\n", "only root's datagram is served");
+    signal_and_wait(nk, "TERM", 143);
 }
 
 #[test]

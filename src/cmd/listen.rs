@@ -185,6 +185,7 @@ pub fn run(args: ListenArgs) -> Result<()> {
         keep_accepting: keep,
         max_conns: args.max_conns.map(|n| n as usize),
         access,
+        allow_uids: None,
         accept_timeout: args.accept_timeout,
     });
     // Listener-only options were applied at bind time; the rest apply to each connection.

@@ -208,6 +208,7 @@ fn options(
         exec,
         proto: "udp",
         hexdump,
+        allow_uids: None,
     }
 }
 

@@ -21,7 +21,7 @@ use crate::net::deadline::parse_timeout;
 use crate::net::exec::{self, ConnInfo};
 use crate::net::relay::AfterPeerEof;
 use crate::net::server::{Server, ServerOptions};
-use crate::net::unix::{self, parse_mode, UnixAddr};
+use crate::net::unix::{self, parse_mode, parse_uid, AllowUids, UnixAddr};
 use crate::signals;
 use socket2::Type;
 
@@ -36,17 +36,27 @@ const BACKLOG: i32 = 1024;
         or @NAME for the Linux abstract namespace (no file). Paths are limited to 107 bytes.\n\n\
         Listening on a path that exists: a socket something still listens on is \"in use\" \
         (exit 1); a stale socket is replaced; anything that is not a socket is never touched \
-        (exit 1). The socket file is removed on every exit, SIGINT and SIGTERM included. \
+        (exit 1). The socket file is removed on every exit, signals included (SIGINT, SIGTERM, \
+        SIGHUP, SIGQUIT), but only while it is still the socket this server bound (same device \
+        and inode): another server's socket that took over the path is left alone. \
         --mode sets its permissions through the umask at bind time, so it never exists with \
-        wider ones.\n\n\
+        wider ones. An @abstract name has no file and no permissions: any local user can \
+        connect, so --mode with @NAME is a usage error. --allow-uid UID (repeatable; a number \
+        or a user name) lets in only peers of those uids, as the kernel reports them \
+        (SO_PEERCRED per connection, SCM_CREDENTIALS per datagram with --dgram), abstract or \
+        not; any other peer is closed (a datagram dropped) before a byte moves, and -v says \
+        so.\n\n\
         --seqpacket keeps message boundaries (one stdin read = one message). --dgram sends \
         and receives datagrams as `nk udp` does (the client binds an autobound abstract \
         address so the server can reply; -l prints each datagram, sends stdin to the last \
-        peer heard, -k serves every peer, -e/-c run a program per datagram).",
+        peer heard, -k serves every peer, -e/-c run a program per datagram). A client that \
+        never bound an address (socat UNIX-SENDTO without bind=) cannot be replied to: the \
+        server says so once on stderr and the -v summary counts the replies dropped.",
     after_long_help = "Examples:\n  \
         nk unix -l -v /tmp/nk.sock > received.bin\n  \
         nk unix /tmp/nk.sock < file.bin\n  \
-        nk unix -l -k --mode 600 -e /bin/cat @echo     # abstract-namespace echo server\n  \
+        nk unix -l -k --allow-uid \"$(id -u)\" -e /bin/cat @echo   # abstract echo server, yours only\n  \
+        nk unix -l -k --mode 600 -e /bin/cat /tmp/echo.sock   # the same on a path\n  \
         printf 'GET /_ping HTTP/1.0\\r\\n\\r\\n' | nk unix /var/run/docker.sock"
 )]
 pub struct UnixArgs {
@@ -65,9 +75,14 @@ pub struct UnixArgs {
     /// With --dgram: receive buffer in bytes; larger datagrams are reported as truncated.
     #[arg(short = 'b', long = "buffer", value_name = "SIZE", value_parser = crate::cli::parse_size, requires = "dgram")]
     pub buffer: Option<usize>,
-    /// With -l: permissions of the socket file, in octal (e.g. 600).
+    /// With -l: permissions of the socket file, in octal (e.g. 600); a path only (an
+    /// @abstract name has no permissions: see --allow-uid).
     #[arg(long, value_name = "OCTAL", value_parser = parse_mode, requires = "listen")]
     pub mode: Option<u32>,
+    /// With -l: serve only peers whose uid (as the kernel reports it) is UID, a number or a
+    /// user name (repeatable); others are closed before a byte moves (-v says so).
+    #[arg(long = "allow-uid", value_name = "UID", value_parser = parse_uid, requires = "listen")]
+    pub allow_uid: Vec<u32>,
     /// With -l: keep accepting, serve clients concurrently (as `nk listen -k`).
     #[arg(short = 'k', long = "keep-open", requires = "listen")]
     pub keep_open: bool,
@@ -97,6 +112,18 @@ pub struct UnixArgs {
 /// Runs `nk unix`.
 pub fn run(args: UnixArgs) -> Result<()> {
     let addr = UnixAddr::parse(&args.path)?;
+    if args.mode.is_some() && matches!(addr, UnixAddr::Abstract(_)) {
+        // Ignoring it would leave the user believing the socket is private: any local user
+        // can connect to an abstract name.
+        return Err(anyhow::Error::new(
+            crate::exit::UsageError::new(format!(
+                "--mode has no effect on {addr}: an abstract socket has no file, hence no \
+                 permissions, and any local user can connect to it"
+            ))
+            .with_hint("use --allow-uid UID to choose who may connect, or a path with --mode"),
+        ));
+    }
+    let allow_uids = AllowUids::new(&args.allow_uid);
     let relay_template = args.relay.options()?;
     let exec = args.exec.spec()?;
     let many = args.listen && !args.dgram && exec.is_none();
@@ -104,10 +131,11 @@ pub fn run(args: UnixArgs) -> Result<()> {
         .hub
         .options(many && (args.keep_open || args.broker || args.chat))?;
     let ty = unix::socket_type(args.dgram, args.seqpacket);
-    // From here on, SIGINT/SIGTERM remove the socket file before exiting.
-    signals::install();
+    // From here on, every signal that ends nk removes the socket file before exiting; SIGQUIT
+    // too, which would otherwise leave the file behind (and a core).
+    signals::end_on_quit();
     if args.dgram {
-        return run_datagrams(&args, &addr, exec);
+        return run_datagrams(&args, &addr, exec, allow_uids);
     }
     if !args.listen {
         let socket = unix::connect(&addr, ty)?;
@@ -139,13 +167,14 @@ pub fn run(args: UnixArgs) -> Result<()> {
     }
     let keep = args.keep_open || args.broker || args.chat;
     let serve = Serve::choose(exec, args.chat, args.broker, keep, hub)?;
-    let (listener, bound) = unix::listen(&addr, ty, args.mode, BACKLOG)?;
+    let (listener, bound) = unix::listen(&addr, ty, args.mode, BACKLOG, false)?;
     let local = listener.local_addr().context("getsockname")?;
     info!("listening on {} (unix)", display_sockaddr(&local));
     let server = Server::new(ServerOptions {
         keep_accepting: keep,
         max_conns: args.max_conns.map(|n| n as usize),
         access: Default::default(),
+        allow_uids,
         accept_timeout: args.accept_timeout,
     });
     let result = serve_connections(&server, listener, serve, relay_template, None, None, "unix");
@@ -158,7 +187,12 @@ pub fn run(args: UnixArgs) -> Result<()> {
 const MAX_UNIX_DATAGRAM: usize = 64 * 1024;
 
 /// `--dgram`: the datagram client or server shared with `nk udp`.
-fn run_datagrams(args: &UnixArgs, addr: &UnixAddr, exec: Option<exec::ExecSpec>) -> Result<()> {
+fn run_datagrams(
+    args: &UnixArgs,
+    addr: &UnixAddr,
+    exec: Option<exec::ExecSpec>,
+    allow_uids: Option<AllowUids>,
+) -> Result<()> {
     if exec.is_some() && !args.listen {
         return Err(crate::exit::usage(
             "-e/-c run a program per datagram received: they need -l",
@@ -181,9 +215,11 @@ fn run_datagrams(args: &UnixArgs, addr: &UnixAddr, exec: Option<exec::ExecSpec>)
         exec,
         proto: "unix",
         hexdump: crate::cli::open_hexdump(args.relay.hexdump.as_deref())?,
+        allow_uids,
     };
     let result = if args.listen {
-        let (socket, bound) = unix::listen(addr, Type::DGRAM, args.mode, BACKLOG)?;
+        let passcred = opts.allow_uids.is_some();
+        let (socket, bound) = unix::listen(addr, Type::DGRAM, args.mode, BACKLOG, passcred)?;
         info!("listening on {addr} (unix)");
         let result = datagram::server(socket, &opts, &stats);
         drop(bound);

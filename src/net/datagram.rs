@@ -9,7 +9,8 @@
 //! until a peer is heard), and with `-e/-c` runs a program per datagram whose output is the
 //! reply (`programs`: how many at once, and the queue for the rest). What a server loses
 //! (a full queue, a program that fails, a datagram the socket refuses) is reported on stderr
-//! without `-v` (`losses`), since nothing tells the peer. Everything here works on
+//! without `-v` (`losses`), since nothing tells the peer. A Unix sender that never bound an
+//! address cannot be replied to at all: that is said once per run, with the fix. Everything here works on
 //! `socket2::Socket`, whatever the address family.
 
 mod losses;
@@ -31,6 +32,7 @@ use crate::exit::StdoutClosed;
 use crate::net::addr::display_sockaddr;
 use crate::net::deadline::format_duration;
 use crate::net::exec::ExecSpec;
+use crate::net::unix::AllowUids;
 use crate::wire::hexdump::{self, Mark};
 use crate::{debug, info};
 use losses::{Loss, LossLog};
@@ -68,6 +70,9 @@ pub struct DatagramOptions {
     pub proto: &'static str,
     /// `-x`: hex dump of every datagram.
     pub hexdump: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
+    /// Unix server `--allow-uid`: datagrams from other uids are dropped unread (the socket
+    /// must have SO_PASSCRED set before bind, so that every datagram carries credentials).
+    pub allow_uids: Option<AllowUids>,
 }
 
 impl std::fmt::Debug for DatagramOptions {
@@ -98,17 +103,24 @@ pub struct DatagramStats {
     losses: LossLog,
     /// The end's report is written once, whether by the server or by a signal.
     end_reported: AtomicBool,
+    /// Datagrams (stdin's, programs' replies) not sent: their peer was an unnamed Unix socket.
+    to_unnamed: AtomicU64,
 }
 
 impl DatagramStats {
     /// `sent 3 datagrams (12 bytes), received 3 datagrams (12 bytes), 0 truncated`.
     pub fn summary(&self, elapsed: Duration) -> String {
         let dropped = self.dropped.load(Ordering::Relaxed);
-        let dropped = if dropped > 0 {
+        let mut dropped = if dropped > 0 {
             format!(", {dropped} dropped")
         } else {
             String::new()
         };
+        match self.to_unnamed.load(Ordering::Relaxed) {
+            0 => {}
+            1 => dropped.push_str(", 1 reply to an unnamed sender dropped"),
+            n => dropped.push_str(&format!(", {n} replies to unnamed senders dropped")),
+        }
         let count = |c: &AtomicU64, noun| crate::log::count(c.load(Ordering::Relaxed), noun);
         format!(
             "sent {} ({}), received {} ({}), {} truncated{dropped} in {}",
@@ -119,6 +131,21 @@ impl DatagramStats {
             self.truncated.load(Ordering::Relaxed),
             format_duration(elapsed)
         )
+    }
+
+    /// A datagram for an unnamed Unix socket (a client that never bound an address) is not
+    /// sent: the kernel has no address to deliver it to (sendto fails with ENOTCONN, which
+    /// says nothing useful). Said once per run, without -v, since the cause is the client's
+    /// and the same for every datagram; the -v summary counts them.
+    fn unsent_to_unnamed(&self) {
+        if self.to_unnamed.fetch_add(1, Ordering::Relaxed) == 0 {
+            crate::log::warn(format_args!(
+                "replies to an unnamed Unix datagram sender are dropped: it never bound an \
+                 address, so there is nowhere to send them (said once; -v counts them); \
+                 hint: the client must bind an address (`nk unix --dgram` binds one \
+                 automatically; socat UNIX-SENDTO needs bind=PATH)"
+            ));
+        }
     }
 
     fn count_sent(&self, n: usize) {
@@ -215,6 +242,72 @@ fn receive(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, usize, SockAdd
     let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
     let (len, from) = socket.recv_from_with_flags(uninit, libc::MSG_TRUNC)?;
     Ok((len.min(buf.len()), len, from))
+}
+
+/// [`receive`] through recvmsg(2), with the sender's SCM_CREDENTIALS (on a socket with
+/// SO_PASSCRED): `None` when the datagram carried none.
+fn receive_with_cred(
+    socket: &Socket,
+    buf: &mut [u8],
+) -> io::Result<(usize, usize, SockAddr, Option<libc::ucred>)> {
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_raw_fd();
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for the credentials and a few passed descriptors, aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    // SAFETY: recvmsg writes at most `*addrlen` bytes of address into `storage`, at most
+    // `iov_len` bytes into `buf` and at most `msg_controllen` bytes into `control`; the
+    // CMSG_* walk stays within `msg_controllen` as the kernel set it; ucred is read
+    // unaligned; every descriptor received (SCM_RIGHTS, which nk never wants) is closed.
+    let ((len, cred), from) = unsafe {
+        SockAddr::try_init(|storage, addrlen| {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_name = storage.cast();
+            msg.msg_namelen = *addrlen;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&control) as _;
+            let n = libc::recvmsg(fd, &mut msg, libc::MSG_TRUNC | libc::MSG_CMSG_CLOEXEC);
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            *addrlen = msg.msg_namelen;
+            let mut cred = None;
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                let data = libc::CMSG_DATA(cmsg);
+                let data_len = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
+                match ((*cmsg).cmsg_level, (*cmsg).cmsg_type) {
+                    (libc::SOL_SOCKET, libc::SCM_CREDENTIALS)
+                        if data_len >= std::mem::size_of::<libc::ucred>() =>
+                    {
+                        cred = Some(std::ptr::read_unaligned(data.cast::<libc::ucred>()));
+                    }
+                    (libc::SOL_SOCKET, libc::SCM_RIGHTS) => {
+                        for i in 0..data_len / std::mem::size_of::<libc::c_int>() {
+                            let fd = std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i));
+                            libc::close(fd);
+                        }
+                    }
+                    _ => {}
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+            Ok((n as usize, cred))
+        })
+    }?;
+    Ok((len.min(buf.len()), len, from, cred))
+}
+
+/// Whether `addr` is an unnamed Unix socket's. recvfrom(2) gives such a sender as an empty
+/// address (length 0, not even the family); an AF_UNIX address with no path or name after
+/// its family is the same thing. No IP address is that short.
+fn is_unnamed(addr: &SockAddr) -> bool {
+    addr.len() as usize <= std::mem::size_of::<libc::sa_family_t>()
 }
 
 /// Writes one datagram to stdout in one write (boundaries are the point).
@@ -442,6 +535,10 @@ pub fn server(socket: Socket, opts: &DatagramOptions, stats: &Arc<DatagramStats>
             stats,
             move |datagram| {
                 let peer = last_peer.wait();
+                if is_unnamed(&peer) {
+                    counts.unsent_to_unnamed();
+                    return Ok(false);
+                }
                 match socket.send_to(datagram, &peer) {
                     Ok(_) => Ok(true),
                     Err(e) => {
@@ -482,7 +579,30 @@ fn receive_loop(
         .context("set receive timeout")?;
     loop {
         stats.losses.flush_due();
-        let (kept, real, from) = match receive(socket, &mut buf) {
+        let received = match &opts.allow_uids {
+            None => receive(socket, &mut buf),
+            Some(allow) => match receive_with_cred(socket, &mut buf) {
+                Ok((kept, real, from, cred)) => match cred {
+                    Some(cred) if allow.permits(cred.uid) => Ok((kept, real, from)),
+                    // Dropped unread, as a denied connection is closed before a byte moves.
+                    _ => {
+                        if crate::log::verbosity() >= 1 {
+                            let who = cred.map_or_else(
+                                || "no credentials".to_string(),
+                                |c| format!("uid {}, pid {}", c.uid, c.pid),
+                            );
+                            info!(
+                                "denied a datagram from {} ({who}): uid not in --allow-uid",
+                                display_sockaddr(&from)
+                            );
+                        }
+                        continue;
+                    }
+                },
+                Err(e) => Err(e),
+            },
+        };
+        let (kept, real, from) = match received {
             Ok(got) => got,
             Err(e) if crate::net::deadline::is_retry(&e) => {
                 let sent = stats.sent.load(Ordering::Relaxed);
@@ -568,6 +688,37 @@ mod tests {
         let mut small = [0u8; 1000];
         let (kept, real, _) = receive(&a, &mut small).unwrap();
         assert_eq!((kept, real), (1000, 3000));
+    }
+
+    #[test]
+    fn unnamed_unix_senders_are_told_apart() {
+        let server = Socket::new(Domain::UNIX, Type::DGRAM, None).unwrap();
+        server
+            .bind(&SockAddr::unix("").unwrap()) // autobind: an abstract name
+            .unwrap();
+        let to = server.local_addr().unwrap();
+        let unnamed = Socket::new(Domain::UNIX, Type::DGRAM, None).unwrap();
+        unnamed.send_to(b"u", &to).unwrap();
+        let named = Socket::new(Domain::UNIX, Type::DGRAM, None).unwrap();
+        named.bind(&SockAddr::unix("").unwrap()).unwrap();
+        named.send_to(b"n", &to).unwrap();
+        let mut buf = [0u8; 8];
+        let (_, _, from_unnamed) = receive(&server, &mut buf).unwrap();
+        let (_, _, from_named) = receive(&server, &mut buf).unwrap();
+        assert!(is_unnamed(&from_unnamed));
+        assert!(!is_unnamed(&from_named));
+        assert!(!is_unnamed(
+            &"127.0.0.1:1"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into()
+        ));
+        let stats = DatagramStats::default();
+        stats.unsent_to_unnamed();
+        stats.unsent_to_unnamed();
+        assert!(stats
+            .summary(Duration::ZERO)
+            .contains(", 2 replies to unnamed senders dropped"));
     }
 
     #[test]

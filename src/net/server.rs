@@ -1,7 +1,8 @@
 //! Listening sockets and the one accept loop every stream listener runs (TCP and Unix).
 //!
 //! [`Server::run`] serves one client (`listen`) or many at once (`listen -k`), closes denied
-//! (`--allow`/`--deny`) and excess (`-m`) clients before a byte moves, survives accept errors
+//! (`--allow`/`--deny`, and `--allow-uid` on Unix) and excess (`-m`) clients before a byte
+//! moves, survives accept errors
 //! (out of descriptors: pause and retry, said once per burst, never a spin), and keeps a
 //! registry of live connections so SIGINT/SIGTERM can end them all and print a summary.
 //!
@@ -28,6 +29,7 @@ use crate::net::deadline::{format_duration, wait_readable, Deadline};
 use crate::net::exec;
 use crate::net::relay::Counters;
 use crate::net::sockopt::SockOpts;
+use crate::net::unix::{peer_cred, AllowUids};
 
 /// Backlog of pending connections: generous, so a burst of clients is queued, not dropped.
 const BACKLOG: i32 = 1024;
@@ -290,6 +292,8 @@ pub struct ServerOptions {
     pub max_conns: Option<usize>,
     /// `--allow` / `--deny`.
     pub access: AccessList,
+    /// `--allow-uid` (Unix listeners): the peer's uid (SO_PEERCRED) must be one of these.
+    pub allow_uids: Option<AllowUids>,
     /// `-w` on listen: give up when no client came within this time (one-shot only).
     pub accept_timeout: Option<Duration>,
 }
@@ -410,6 +414,27 @@ impl Server {
             if !permitted {
                 crate::info!("denied {peer_text} (--allow/--deny)");
                 continue;
+            }
+            let mut peer_text = peer_text;
+            if let Some(allow) = &self.options.allow_uids {
+                // The credentials the kernel took at connect(2): the peer cannot choose them.
+                match peer_cred(&stream) {
+                    Ok(cred) if allow.permits(cred.uid) => {
+                        peer_text = format!("{peer_text} (uid {}, pid {})", cred.uid, cred.pid);
+                    }
+                    Ok(cred) => {
+                        crate::info!(
+                            "denied {peer_text} (uid {}, pid {}): uid not in --allow-uid",
+                            cred.uid,
+                            cred.pid
+                        );
+                        continue;
+                    }
+                    Err(err) => {
+                        crate::info!("denied {peer_text}: its credentials are unknown ({err})");
+                        continue;
+                    }
+                }
             }
             if let Some(max) = self.options.max_conns {
                 let active = self.live().len();

@@ -5,11 +5,14 @@
 //! listens on is "in use" (exit 1); a socket nobody answers on is stale and replaced; anything
 //! else is never touched. `--mode` is applied through the umask around bind(2), so the file is
 //! born with the asked permissions and never exists with wider ones (no bind-then-chmod
-//! window). Paths nk binds are recorded, and removed at exit, on SIGINT and on SIGTERM.
+//! window). The socket file nk binds is removed at exit and on every signal that ends nk
+//! (signals.rs), but only while it is still the file nk bound: its device and inode are
+//! recorded right after bind(2) and compared with lstat(2) at removal, so a server whose path
+//! was taken over (unlinked, then bound by another server) leaves the newcomer's socket alone.
 
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -21,8 +24,48 @@ use crate::exit::{usage, UsageError};
 /// The kernel's limit on a socket path (sun_path is 108 bytes with its terminating NUL).
 pub const MAX_PATH: usize = 107;
 
-/// Paths nk has bound, to remove on exit.
-static BOUND: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Socket files nk has bound, to remove on exit.
+static BOUND: Mutex<Vec<BoundFile>> = Mutex::new(Vec::new());
+
+/// A socket file nk bound, and how to tell it from another one later bound at its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BoundFile {
+    path: PathBuf,
+    /// (st_dev, st_ino) right after bind; `None` if lstat failed then, in which case the file
+    /// cannot be told apart from a newcomer's and is never removed.
+    identity: Option<(u64, u64)>,
+}
+
+impl BoundFile {
+    /// Records `path` as just bound.
+    fn just_bound(path: &Path) -> BoundFile {
+        BoundFile {
+            path: path.to_path_buf(),
+            identity: std::fs::symlink_metadata(path)
+                .ok()
+                .map(|m| (m.dev(), m.ino())),
+        }
+    }
+
+    /// Removes the file if it is still the socket nk bound. The lstat and the unlink are two
+    /// steps (there is no unlink-by-inode), so a path replaced in between is the one case
+    /// left; it needs another process to race a server's very exit.
+    fn remove(&self) {
+        let Some(identity) = self.identity else {
+            return;
+        };
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if (meta.dev(), meta.ino()) == identity => {
+                let _ = std::fs::remove_file(&self.path);
+            }
+            Ok(_) => crate::info!(
+                "leaving {}: it is no longer the socket this server bound",
+                self.path.display()
+            ),
+            Err(_) => {}
+        }
+    }
+}
 
 /// A Unix socket address: a filesystem path or a Linux abstract name (`@name`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,48 +148,65 @@ pub fn connect(addr: &UnixAddr, ty: Type) -> Result<Socket> {
     Ok(socket)
 }
 
-/// A bound path, removed when dropped (and at exit, on SIGINT and SIGTERM).
+/// A bound socket file, removed when dropped (and at exit, on every signal that ends nk) if it
+/// is still the one bound.
 #[derive(Debug)]
-pub struct BoundPath(Option<PathBuf>);
+pub struct BoundPath(Option<BoundFile>);
 
 impl Drop for BoundPath {
     fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = std::fs::remove_file(&path);
+        if let Some(file) = self.0.take() {
+            // Out of the list first, so a signal arriving meanwhile does not look at it twice.
             BOUND
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .retain(|p| p != &path);
+                .retain(|f| f != &file);
+            file.remove();
         }
     }
 }
 
-/// Removes every socket file nk bound (called on every way out of the process).
+/// Removes every socket file nk bound that is still the one it bound (called on every way
+/// out of the process).
 pub fn remove_bound_paths() {
-    for path in BOUND.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-        let _ = std::fs::remove_file(path);
+    let files: Vec<BoundFile> = BOUND
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+        .collect();
+    for file in files {
+        file.remove();
     }
 }
 
-/// Binds (and for stream/seqpacket, listens on) `addr`, with `mode` for a path.
+/// Binds (and for stream/seqpacket, listens on) `addr`, with `mode` for a path. `passcred`
+/// (datagram servers with `--allow-uid`) sets SO_PASSCRED before bind, so that no datagram
+/// can arrive without its sender's credentials.
 pub fn listen(
     addr: &UnixAddr,
     ty: Type,
     mode: Option<u32>,
     backlog: i32,
+    passcred: bool,
 ) -> Result<(Socket, BoundPath)> {
     let context = || format!("listen on {addr}");
     let socket = Socket::new(Domain::UNIX, ty, None).with_context(context)?;
+    if passcred {
+        set_passcred(&socket)
+            .context("set SO_PASSCRED")
+            .with_context(context)?;
+    }
     let sockaddr = addr.sockaddr()?;
     let bound = match addr {
         UnixAddr::Path(path) => {
             clear_stale(path, ty).with_context(context)?;
             bind_with_mode(&socket, &sockaddr, mode).with_context(context)?;
+            let file = BoundFile::just_bound(path);
             BOUND
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(path.clone());
-            BoundPath(Some(path.clone()))
+                .push(file.clone());
+            BoundPath(Some(file))
         }
         UnixAddr::Abstract(_) => {
             socket
@@ -223,6 +283,117 @@ fn bind_with_mode(socket: &Socket, addr: &SockAddr, mode: Option<u32>) -> Result
     result.map_err(in_use)
 }
 
+/// Whom a Unix listener serves: `--allow-uid`, checked on the peer's credentials as the
+/// kernel recorded them (SO_PEERCRED at connect, SCM_CREDENTIALS per datagram), which the
+/// peer cannot forge without privilege. Paths have permissions (`--mode`); abstract names
+/// have none, so this is their only access control.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowUids(Vec<u32>);
+
+impl AllowUids {
+    /// The list of `--allow-uid` values; `None` when there were none (everyone is served).
+    pub fn new(uids: &[u32]) -> Option<AllowUids> {
+        (!uids.is_empty()).then(|| AllowUids(uids.to_vec()))
+    }
+
+    /// Whether a peer of `uid` is served.
+    pub fn permits(&self, uid: u32) -> bool {
+        self.0.contains(&uid)
+    }
+}
+
+/// The credentials (pid, uid, gid) of a connected peer, as the kernel recorded them at
+/// connect(2) time (SO_PEERCRED).
+pub fn peer_cred(socket: &Socket) -> std::io::Result<libc::ucred> {
+    // SAFETY: a zeroed ucred is a valid value (three integers).
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which is that large.
+    let rc = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cred)
+}
+
+/// SO_PASSCRED: every datagram received carries its sender's SCM_CREDENTIALS.
+fn set_passcred(socket: &Socket) -> std::io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: SO_PASSCRED reads one int from `on`.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Parses `--allow-uid`: a number, or a user name looked up with getpwnam_r (NSS, as `id`).
+pub fn parse_uid(text: &str) -> Result<u32, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return match text.parse::<u32>() {
+            // (uid_t)-1 is "no uid" to the kernel, never a peer's.
+            Ok(uid) if uid != u32::MAX => Ok(uid),
+            _ => Err(format!(
+                "invalid uid \"{text}\": expected a number below 4294967295 or a user name"
+            )),
+        };
+    }
+    let name = std::ffi::CString::new(text)
+        .map_err(|_| format!("invalid user name \"{text}\": contains a NUL byte"))?;
+    if text.is_empty() {
+        return Err("invalid uid \"\": expected a number or a user name".to_string());
+    }
+    let mut buf: Vec<libc::c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: a zeroed passwd is a valid value (integers and null pointers).
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: getpwnam_r writes into `pwd` and at most `buf.len()` bytes of `buf`, and
+        // sets `result` to null or to `&pwd`; only the uid (no pointer into buf) is kept.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                name.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(format!(
+                "look up user \"{text}\": {}",
+                std::io::Error::from_raw_os_error(rc)
+            ));
+        }
+        if result.is_null() {
+            return Err(format!(
+                "no user named \"{text}\" (give a uid number or a user name from getent passwd)"
+            ));
+        }
+        return Ok(pwd.pw_uid);
+    }
+}
+
 /// Parses `--mode` as octal (`600`, `0660`).
 pub fn parse_mode(text: &str) -> Result<u32, String> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
@@ -261,6 +432,36 @@ mod tests {
     }
 
     #[test]
+    fn uids_are_numbers_or_user_names() {
+        assert_eq!(parse_uid("0"), Ok(0));
+        assert_eq!(parse_uid("65534"), Ok(65534));
+        assert_eq!(parse_uid("root"), Ok(0));
+        for bad in [
+            "",
+            "-1",
+            "4294967295",
+            "99999999999",
+            "no-such-user-nk",
+            "a\0b",
+        ] {
+            assert!(parse_uid(bad).is_err(), "{bad:?}");
+        }
+        let allow = AllowUids::new(&[0, 7]).unwrap();
+        assert!(allow.permits(7) && !allow.permits(65534));
+        assert_eq!(AllowUids::new(&[]), None);
+    }
+
+    #[test]
+    fn peer_credentials_are_the_connecting_process() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let cred = peer_cred(&Socket::from(std::os::fd::OwnedFd::from(a))).unwrap();
+        drop(b);
+        // SAFETY: getuid has no preconditions.
+        assert_eq!(cred.uid, unsafe { libc::getuid() });
+        assert_eq!(cred.pid as u32, std::process::id());
+    }
+
+    #[test]
     fn modes_are_octal() {
         assert_eq!(parse_mode("600"), Ok(0o600));
         assert_eq!(parse_mode("0660"), Ok(0o660));
@@ -274,22 +475,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
         let addr = UnixAddr::Path(path.clone());
-        let (live, bound) = listen(&addr, Type::STREAM, Some(0o600), 8).unwrap();
+        let (live, bound) = listen(&addr, Type::STREAM, Some(0o600), 8, false).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(
-            format!("{:#}", listen(&addr, Type::STREAM, None, 8).unwrap_err()).contains("in use")
-        );
+        assert!(format!(
+            "{:#}",
+            listen(&addr, Type::STREAM, None, 8, false).unwrap_err()
+        )
+        .contains("in use"));
         drop(live);
         std::mem::forget(bound); // leave the file behind: a stale socket
-        let (_again, bound) = listen(&addr, Type::STREAM, None, 8).unwrap();
+        let (_again, bound) = listen(&addr, Type::STREAM, None, 8, false).unwrap();
         drop(bound);
         assert!(
             !path.exists(),
             "the socket file is removed when the listener ends"
         );
         std::fs::write(&path, b"data").unwrap();
-        let err = listen(&addr, Type::STREAM, None, 8).unwrap_err();
+        let err = listen(&addr, Type::STREAM, None, 8, false).unwrap_err();
         assert!(format!("{err:#}").contains("not a socket"));
         assert_eq!(std::fs::read(&path).unwrap(), b"data");
     }

@@ -255,6 +255,7 @@ impl Shared {
         match result {
             // The program chose not to answer.
             Ok(reply) if reply.is_empty() => {}
+            Ok(_) if super::is_unnamed(&from) => self.stats.unsent_to_unnamed(),
             Ok(reply) => {
                 dump(&self.opts, Mark::Sent, &reply);
                 match self.socket.send_to(&reply, &from) {
