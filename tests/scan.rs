@@ -741,3 +741,111 @@ fn scan_refuses_options_it_cannot_honour() {
             .expect_stderr_contains("cannot be used with -z");
     }
 }
+
+// ---------------------------------------------------------------------------
+// 9. IPv6 link-local targets keep their scope (issue 18 item 5)
+// ---------------------------------------------------------------------------
+
+/// Setup for a namespace with a link-local address: lo has no fe80 address and the
+/// kernel has no dummy driver here, so a veth pair (v0, v1) carries fe80::1 on v0
+/// (`nodad`: usable at once, no duplicate address detection to wait for).
+const LINK_LOCAL_SETUP: &str = "ip link add v0 type veth peer name v1 && ip link set v0 up \
+     && ip link set v1 up && ip addr add fe80::1/64 dev v0 nodad";
+
+/// argv: KIND CMD ARGS... Listens on [fe80::1%v0] at a kernel-chosen port (KIND tcp:
+/// a TCP listener; udp: a UDP socket that nobody reads), replaces the word PORT
+/// in ARGS with it and CLOSED with a port released again, then exec()s CMD.
+const LINK_LOCAL_LISTEN_THEN_EXEC_PY: &str = r#"
+import os, socket, sys
+kind, argv = sys.argv[1], sys.argv[2:]
+scope = socket.if_nametoindex("v0")
+def sock():
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
+    s.bind(("fe80::1", 0, 0, scope))
+    return s
+s, gone = sock(), sock()
+port, closed = s.getsockname()[1], gone.getsockname()[1]
+gone.close()
+if kind == "tcp":
+    s.listen(64)
+s.set_inheritable(True)
+argv = [a.replace("PORT", str(port)).replace("CLOSED", str(closed)) for a in argv]
+print(port, closed, flush=True)
+os.execvp(argv[0], argv)
+"#;
+
+/// Runs `nk ARGS` in a namespace with fe80::1 on v0 and a KIND listener there;
+/// returns (listening port, closed port, nk's result).
+fn scan_link_local(kind: &str, args: &[&str]) -> (u16, u16, Finished) {
+    require_netns();
+    require_python3();
+    let mut argv: Vec<&str> = vec!["python3", "-c", LINK_LOCAL_LISTEN_THEN_EXEC_PY, kind, NK];
+    argv.extend_from_slice(args);
+    let name = format!(
+        "unshare -n: [fe80::1%v0] {kind} listener, nk {}",
+        args.join(" ")
+    );
+    let out = Proc::spawn(
+        &name,
+        netns_command(LINK_LOCAL_SETUP, &argv),
+        In::Null,
+        Out::Pipe,
+    )
+    .wait(30.0);
+    let text = out.stdout_text();
+    let first = text.lines().next().unwrap_or_default().to_string();
+    let mut words = first.split_whitespace().map(|w| w.parse::<u16>().ok());
+    match (words.next().flatten(), words.next().flatten()) {
+        (Some(port), Some(closed)) => (port, closed, out),
+        _ => panic!(
+            "the namespace's listener never said its port\n{}",
+            out.describe()
+        ),
+    }
+}
+
+#[test]
+fn scan_of_a_link_local_address_keeps_its_scope() {
+    for args in [
+        vec!["dial", "-z", "-v", "fe80::1%v0", "PORT,CLOSED"],
+        vec!["dial", "-z", "-v", "[fe80::1%v0]:PORT,CLOSED"],
+    ] {
+        let (port, _, out) = scan_link_local("tcp", &args);
+        out.expect_code(0);
+        let text = out.stdout_text();
+        let got: Vec<&str> = text.lines().skip(1).collect();
+        let want = open_line("fe80::1%v0", port);
+        assert_eq!(got, [want.as_str()], "{args:?}\n{}", out.describe());
+        let s = summary(&out);
+        assert_eq!(
+            (s.ports, s.open, s.closed),
+            (2, 1, 1),
+            "{s:?}\n{}",
+            out.describe()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 10. a service name with a hyphen is a service, not a range (issue 18 item 6)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_hyphenated_service_name_is_that_service() {
+    assert_eq!(
+        tcp_service(8080).as_deref(),
+        Some("http-alt"),
+        "/etc/services does not map 8080/tcp to http-alt (package netbase)"
+    );
+    assert_eq!(tcp_service(20).as_deref(), Some("ftp-data"));
+    let (ports, out) = scan_in_netns(
+        "",
+        "20,22,8080",
+        &["dial", "-z", "127.0.0.1", "http-alt,ftp-data-ssh"],
+        30.0,
+    );
+    assert_eq!(ports, [20, 22, 8080]);
+    out.expect_code(0).expect_stdout(
+        b"127.0.0.1 20/tcp open ftp-data\n127.0.0.1 22/tcp open ssh\n127.0.0.1 8080/tcp open http-alt\n",
+    );
+}

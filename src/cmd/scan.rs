@@ -1,7 +1,7 @@
 //! `nk dial -z HOST PORTS`: resolve, scan every address, print open ports in port order.
 
 use std::io::{self, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
@@ -48,7 +48,7 @@ pub fn run(args: &DialArgs) -> Result<()> {
         let started = Instant::now();
         let (mut open, mut closed, mut timed_out, mut failed) = (0u64, 0u64, 0u64, 0u64);
         let mut write_error: Option<io::Error> = None;
-        let host_text = addr.to_string();
+        let host_text = scan::host_text(addr);
         Scan::new(addr, ports.clone()).run(&opts, |port, state| match state {
             PortState::Open => {
                 open += 1;
@@ -124,19 +124,20 @@ fn split_target<'a>(first: &'a str, second: Option<&'a str>) -> Result<(&'a str,
 }
 
 /// Every address of the host allowed by -4/-6 (and matching -s's family), resolver order.
-fn addresses(host: &Host, family: addr::Family, source: Option<IpAddr>) -> Result<Vec<IpAddr>> {
+/// Socket addresses (port ignored), so a link-local address keeps the scope typed with it.
+fn addresses(host: &Host, family: addr::Family, source: Option<IpAddr>) -> Result<Vec<SocketAddr>> {
     let target = Target {
         host: host.clone(),
         port: 1,
     };
-    let mut ips: Vec<IpAddr> = Vec::new();
+    let mut ips: Vec<SocketAddr> = Vec::new();
     for addr in addr::resolve(
         &target,
         family,
         Deadline::after(Some(Duration::from_secs(10))),
     )? {
-        if !ips.contains(&addr.ip()) && source.is_none_or(|s| s.is_ipv4() == addr.is_ipv4()) {
-            ips.push(addr.ip());
+        if !ips.contains(&addr) && source.is_none_or(|s| s.is_ipv4() == addr.is_ipv4()) {
+            ips.push(addr);
         }
     }
     if ips.is_empty() {

@@ -114,14 +114,57 @@ pub fn parallel_limit() -> usize {
 /// One scan of a list of ports on one address.
 #[derive(Debug)]
 pub struct Scan {
-    /// The address scanned.
-    pub addr: IpAddr,
+    /// The address scanned; its port is ignored. A socket address rather than an IP, so that
+    /// an IPv6 link-local target keeps its scope (`fe80::1%eth0`): without it every connect
+    /// fails with EINVAL.
+    pub addr: SocketAddr,
     ports: Arc<Vec<u16>>,
 }
 
+/// `addr` with `port`, scope and flow info kept.
+pub fn with_port(mut addr: SocketAddr, port: u16) -> SocketAddr {
+    addr.set_port(port);
+    addr
+}
+
+/// The address to bind for `-s SOURCE` toward `target`: a link-local IPv6 source takes the
+/// target's scope, as it must name the same link (binding it with no scope is EINVAL).
+pub fn source_addr(source: IpAddr, target: SocketAddr) -> SocketAddr {
+    match (source, target) {
+        (IpAddr::V6(ip), SocketAddr::V6(to)) if ip.is_unicast_link_local() => {
+            SocketAddr::V6(std::net::SocketAddrV6::new(ip, 0, 0, to.scope_id()))
+        }
+        _ => SocketAddr::new(source, 0),
+    }
+}
+
+/// How a scan shows its target: the IP, with `%IFACE` (or `%INDEX` when the interface has no
+/// name) for a scoped IPv6 address, as `ping` and `ip` show them and as the user can type it back.
+pub fn host_text(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V6(v6) if v6.scope_id() != 0 => {
+            format!("{}%{}", v6.ip(), interface_name(v6.scope_id()))
+        }
+        _ => addr.ip().to_string(),
+    }
+}
+
+/// The name of interface `index`, or the number when it has none (any more).
+fn interface_name(index: u32) -> String {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname may write, NUL included.
+    let name = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if name.is_null() {
+        return index.to_string();
+    }
+    // SAFETY: on success the kernel wrote a NUL-terminated name into `buf`.
+    let text = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    text.to_string_lossy().into_owned()
+}
+
 impl Scan {
-    /// A scan of `ports` (sorted) on `addr`.
-    pub fn new(addr: IpAddr, ports: Vec<u16>) -> Scan {
+    /// A scan of `ports` (sorted) on `addr` (its port ignored).
+    pub fn new(addr: SocketAddr, ports: Vec<u16>) -> Scan {
         Scan {
             addr,
             ports: Arc::new(ports),
@@ -181,7 +224,7 @@ struct Probe {
 
 /// A worker: takes batches of ports from the shared list, keeps `capacity` connects in flight.
 struct Worker {
-    addr: IpAddr,
+    addr: SocketAddr,
     timeout: Duration,
     source: Option<IpAddr>,
     capacity: usize,
@@ -290,14 +333,14 @@ impl Worker {
     }
 
     fn start(&self, port: u16) -> io::Result<Started> {
-        let target = SocketAddr::new(self.addr, port);
+        let target = with_port(self.addr, port);
         let socket = Socket::new(
             Domain::for_address(target),
             Type::STREAM.nonblocking(),
             Some(Protocol::TCP),
         )?;
         if let Some(source) = self.source {
-            socket.bind(&SockAddr::from(SocketAddr::new(source, 0)))?;
+            socket.bind(&SockAddr::from(source_addr(source, target)))?;
         }
         match socket.connect(&SockAddr::from(target)) {
             Ok(()) => Ok(Started::Done(verify_open(&socket, target))),
@@ -313,9 +356,9 @@ enum Started {
 }
 
 /// The state of a connect that poll says has finished.
-fn settle(socket: &Socket, addr: IpAddr, port: u16) -> PortState {
+fn settle(socket: &Socket, addr: SocketAddr, port: u16) -> PortState {
     match socket.take_error() {
-        Ok(None) => verify_open(socket, SocketAddr::new(addr, port)),
+        Ok(None) => verify_open(socket, with_port(addr, port)),
         Ok(Some(err)) | Err(err) => failed_state(&err),
     }
 }
@@ -401,7 +444,7 @@ mod tests {
             .port();
         let mut ports = vec![open, closed];
         ports.sort_unstable();
-        let scan = Scan::new("127.0.0.1".parse().unwrap(), ports.clone());
+        let scan = Scan::new("127.0.0.1:0".parse().unwrap(), ports.clone());
         let opts = ScanOptions {
             parallel: 8,
             timeout: Duration::from_secs(2),
