@@ -46,8 +46,12 @@ use crate::net::services::Proto;
         `22,80,443`, `8000-8100`, service names, any mix; `1-65535` for all), many at once, \
         and prints `HOST PORT/tcp open SERVICE` for each open port in port order; every address \
         of HOST is scanned. A connection with itself (possible on loopback when the kernel picks \
-        the target port as the source port) is never reported. Exit 0 if any port is open, 1 \
-        if none.",
+        the target port as the source port) is never reported. A link-local target keeps its \
+        scope (fe80::1%eth0). Exit 0 if any port is open, 1 if none.\n\n\
+        A piece of PORTS with a hyphen: exactly a service name is that service (`http-alt` is \
+        8080); otherwise it is LOW-HIGH, split at the one hyphen that leaves a port or service \
+        on each side (`ftp-data-ssh` is 20-22); a piece that splits more than one way is an \
+        error.",
     after_long_help = "Examples:\n  \
         nk dial 127.0.0.1 8080 < request.bin > reply.bin\n  \
         printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nk dial -v example.com:http\n  \

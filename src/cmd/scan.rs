@@ -29,7 +29,7 @@ pub fn run(args: &DialArgs) -> Result<()> {
     }
     let (host_text, spec) = split_target(&args.target, args.port.as_deref())?;
     let host = addr::parse_host(host_text)?;
-    let ports = scan::parse_ports(spec)?;
+    let ports = scan::parse_ports(spec, Proto::Tcp)?;
     let limit = scan::parallel_limit();
     let parallel = args
         .parallel

@@ -44,8 +44,14 @@ pub enum PortState {
 }
 
 /// Parses `22`, `22,80,443`, `8000-8100`, `ssh`, or any comma-separated mix, into sorted,
-/// de-duplicated ports. Each bad piece is a usage error naming it.
-pub fn parse_ports(spec: &str) -> Result<Vec<u16>> {
+/// de-duplicated ports; service names are looked up for `proto`. Each bad piece is a usage
+/// error naming it.
+///
+/// Service names may contain hyphens (`http-alt`, `ftp-data`), so a piece with a hyphen is
+/// read by one rule: a piece that is exactly a service name is that service; otherwise it is
+/// `LOW-HIGH`, split at the one hyphen that leaves a port number or service name on each side
+/// (`ftp-data-ssh` is 20-22). A piece that splits more than one way is refused as ambiguous.
+pub fn parse_ports(spec: &str, proto: Proto) -> Result<Vec<u16>> {
     if spec.trim().is_empty() {
         return Err(usage(
             "invalid port list \"\": expected ports such as 22,80,8000-8100",
@@ -59,30 +65,73 @@ pub fn parse_ports(spec: &str) -> Result<Vec<u16>> {
                 "invalid port list \"{spec}\": empty item between commas"
             )));
         }
-        match piece.split_once('-') {
-            Some((low, high)) => {
-                if low.is_empty() || high.is_empty() {
-                    return Err(usage(format!(
-                        "invalid port range \"{piece}\": expected LOW-HIGH"
-                    )));
-                }
-                let (low, high) = (
-                    parse_port(low, Proto::Tcp, false)?,
-                    parse_port(high, Proto::Tcp, false)?,
-                );
-                if low > high {
-                    return Err(usage(format!(
-                        "invalid port range \"{piece}\": {low} is above {high}"
-                    )));
-                }
-                ports.extend(low..=high);
-            }
-            None => ports.push(parse_port(piece, Proto::Tcp, false)?),
+        let (low, high) = parse_piece(piece, proto)?;
+        if low > high {
+            return Err(usage(format!(
+                "invalid port range \"{piece}\": {low} is above {high}"
+            )));
         }
+        ports.extend(low..=high);
     }
     ports.sort_unstable();
     ports.dedup();
     Ok(ports)
+}
+
+/// Hyphens looked at in one piece: no service name has more than a few, and the pieces come
+/// from the user's argument, so the ways of splitting stay few.
+const MAX_HYPHENS: usize = 8;
+
+/// One piece of a port list: a port or service (LOW == HIGH), or a range. See [`parse_ports`].
+fn parse_piece(piece: &str, proto: Proto) -> Result<(u16, u16)> {
+    let hyphens: Vec<usize> = piece.match_indices('-').map(|(at, _)| at).collect();
+    if hyphens.is_empty() {
+        let port = parse_port(piece, proto, false)?;
+        return Ok((port, port));
+    }
+    if let Some(port) = crate::net::services::system().port(piece, proto) {
+        return Ok((port, port));
+    }
+    if let [at] = hyphens[..] {
+        let (low, high) = (&piece[..at], &piece[at + 1..]);
+        if low.is_empty() || high.is_empty() {
+            return Err(usage(format!(
+                "invalid port range \"{piece}\": expected LOW-HIGH"
+            )));
+        }
+        return Ok((
+            parse_port(low, proto, false)?,
+            parse_port(high, proto, false)?,
+        ));
+    }
+    if hyphens.len() > MAX_HYPHENS {
+        return Err(usage(format!(
+            "invalid port range \"{}\": more than {MAX_HYPHENS} hyphens",
+            piece.escape_debug()
+        )));
+    }
+    let splits: Vec<(u16, u16)> = hyphens
+        .iter()
+        .filter_map(|&at| {
+            let low = parse_port(&piece[..at], proto, false).ok()?;
+            let high = parse_port(&piece[at + 1..], proto, false).ok()?;
+            Some((low, high))
+        })
+        .collect();
+    match splits[..] {
+        [one] => Ok(one),
+        [] => Err(usage(format!(
+            "invalid port range \"{}\": not a {} service, and no hyphen splits it into \
+             two ports or services",
+            piece.escape_debug(),
+            proto.as_str()
+        ))),
+        _ => Err(usage(format!(
+            "ambiguous port range \"{}\": it splits into LOW-HIGH more than one way; \
+             write the ports as numbers",
+            piece.escape_debug()
+        ))),
+    }
 }
 
 /// How to scan.
@@ -396,22 +445,67 @@ mod tests {
 
     #[test]
     fn port_lists_parse_and_sort() {
-        assert_eq!(parse_ports("22").unwrap(), vec![22]);
+        let tcp = |spec| parse_ports(spec, Proto::Tcp);
+        assert_eq!(tcp("22").unwrap(), vec![22]);
         assert_eq!(
-            parse_ports("80,22,22,8000-8002").unwrap(),
+            tcp("80,22,22,8000-8002").unwrap(),
             vec![22, 80, 8000, 8001, 8002]
         );
-        assert_eq!(parse_ports("ssh,http").unwrap(), vec![22, 80]);
-        assert_eq!(parse_ports("1-65535").unwrap().len(), 65535);
-        assert_eq!(parse_ports("5-5").unwrap(), vec![5]);
+        assert_eq!(tcp("ssh,http").unwrap(), vec![22, 80]);
+        assert_eq!(tcp("1-65535").unwrap().len(), 65535);
+        assert_eq!(tcp("5-5").unwrap(), vec![5]);
+    }
+
+    #[test]
+    fn a_service_name_with_a_hyphen_is_that_service() {
+        let services = crate::net::services::system();
+        let (Some(alt), Some(data), Some(ssh)) = (
+            services.port("http-alt", Proto::Tcp),
+            services.port("ftp-data", Proto::Tcp),
+            services.port("ssh", Proto::Tcp),
+        ) else {
+            panic!("http-alt, ftp-data and ssh must be known tcp services");
+        };
+        let tcp = |spec| parse_ports(spec, Proto::Tcp);
+        assert_eq!(tcp("http-alt").unwrap(), vec![alt]);
+        assert_eq!(tcp("http-alt-http-alt").unwrap(), vec![alt]);
+        assert_eq!(
+            tcp("ftp-data-ssh").unwrap(),
+            (data..=ssh).collect::<Vec<_>>()
+        );
+        assert_eq!(tcp("ftp-data-22").unwrap(), (data..=22).collect::<Vec<_>>());
+        assert_eq!(
+            tcp("ssh-http-alt").unwrap().len(),
+            usize::from(alt - ssh) + 1
+        );
+        // Service names are per protocol: domain is 53 for both, http-alt is tcp only.
+        assert_eq!(parse_ports("domain", Proto::Udp).unwrap(), vec![53]);
+        let err = parse_ports("http-alt", Proto::Udp).unwrap_err();
+        assert_eq!(classify(&err), Status::Usage, "{err:#}");
     }
 
     #[test]
     fn bad_port_lists_are_usage_errors() {
         for bad in [
-            "", "0", "70000", "9-3", "a-b", "1-", "-5", ",", "22,", "1-0", " ",
+            "",
+            "0",
+            "70000",
+            "9-3",
+            "a-b",
+            "1-",
+            "-5",
+            ",",
+            "22,",
+            "1-0",
+            " ",
+            "1-2-3",
+            "ssh--http",
+            "-",
+            "--",
+            "a-b-c-d-e-f-g-h-i-j-k",
+            "ssh-http-",
         ] {
-            let err = parse_ports(bad).unwrap_err();
+            let err = parse_ports(bad, Proto::Tcp).unwrap_err();
             assert_eq!(classify(&err), Status::Usage, "{bad:?}: {err:#}");
         }
     }
