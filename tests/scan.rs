@@ -849,3 +849,195 @@ fn a_hyphenated_service_name_is_that_service() {
         b"127.0.0.1 20/tcp open ftp-data\n127.0.0.1 22/tcp open ssh\n127.0.0.1 8080/tcp open http-alt\n",
     );
 }
+
+// ---------------------------------------------------------------------------
+// 11. -u: the UDP probe scan (issue 18 item 14)
+// ---------------------------------------------------------------------------
+
+/// The first name /etc/services gives `port`/udp.
+fn udp_service(port: u16) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/services")
+        .unwrap_or_else(|e| panic!("read /etc/services (package netbase): {e}"));
+    let want = format!("{port}/udp");
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split('#').next().unwrap_or("").split_whitespace();
+            Some((f.next()?, f.next()?))
+        })
+        .find(|&(_, pp)| pp == want)
+        .map(|(name, _)| name.to_string())
+}
+
+/// The line `nk dial -z -u` prints for a port in `state`.
+fn udp_line(host: &str, port: u16, state: &str) -> String {
+    match udp_service(port) {
+        Some(s) => format!("{host} {port}/udp {state} {s}"),
+        None => format!("{host} {port}/udp {state}"),
+    }
+}
+
+/// A UDP socket on `ip` that answers every datagram with "hi" until the test ends
+/// (a read timeout bounds each wait; the thread ends when the socket's owner drops
+/// the stop flag).
+struct Answering {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Answering {
+    fn start(ip: &str) -> Answering {
+        use std::sync::atomic::Ordering;
+        let s = std::net::UdpSocket::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}: {e}"));
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let port = s.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            // 100 ms reads: at most 600 of them (60 s), even if nobody stops us.
+            for _ in 0..600 {
+                if flag.load(Ordering::Relaxed) {
+                    return;
+                }
+                if let Ok((_, from)) = s.recv_from(&mut buf) {
+                    let _ = s.send_to(b"hi", from);
+                }
+            }
+        });
+        Answering { port, stop }
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn udp_scan_tells_open_open_filtered_and_closed_apart() {
+    for ip in ["127.0.0.1", "::1"] {
+        let answering = Answering::start(ip);
+        let silent = udp(ip);
+        let quiet = silent.local_addr().unwrap().port();
+        let closed = udp(ip).local_addr().unwrap().port();
+        let (open, spec) = (
+            answering.port,
+            format!("{},{quiet},{closed}", answering.port),
+        );
+        let mut lines = vec![
+            (open, udp_line(ip, open, "open")),
+            (quiet, udp_line(ip, quiet, "open|filtered")),
+        ];
+        lines.sort();
+        let want: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+        for flags in [&["-z", "-u"][..], &["-zu"], &["-u", "-z"], &["-zuv"]] {
+            let mut args = vec!["dial"];
+            args.extend_from_slice(flags);
+            args.extend_from_slice(&["-v", "-w", "300ms", ip, &spec]);
+            let out = run_nk(&args, In::Null, 20.0);
+            out.expect_code(0).expect_stdout(want.as_bytes());
+            out.expect_stderr_contains(&format!("scanned 3 ports on {ip} in "));
+            out.expect_stderr_contains(": 1 open, 1 open|filtered, 1 closed");
+        }
+        let out = run_nk(
+            ["dial", "-z", "-u", "--json", "-w", "300ms", ip, &spec],
+            In::Null,
+            20.0,
+        );
+        out.expect_code(0);
+        let mut py = Command::new("python3");
+        py.args(["-c", JSON_CHECK_PY]);
+        let checked = Proc::spawn(
+            "python3 json check",
+            py,
+            In::Bytes(out.stdout.clone()),
+            Out::Pipe,
+        )
+        .wait(10.0);
+        let mut want: Vec<(u16, String)> = [(open, "open"), (quiet, "open|filtered")]
+            .iter()
+            .map(|&(p, state)| {
+                let svc = udp_service(p).unwrap_or_else(|| "null".into());
+                (p, format!("{ip} {p} udp {state} {svc}\n"))
+            })
+            .collect();
+        want.sort();
+        let want: String = want.into_iter().map(|(_, l)| l).collect();
+        assert_eq!(
+            checked.stdout_text(),
+            want,
+            "{}\n{}",
+            checked.describe(),
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn udp_scan_exit_status_matches_nc_zu() {
+    // OpenBSD nc probes only with -v (without it, -zu "succeeds" without sending);
+    // its -zu reports success for every port that did not refuse.
+    let answering = Answering::start("127.0.0.1");
+    let silent = udp("127.0.0.1");
+    let quiet = silent.local_addr().unwrap().port();
+    let closed = free_udp_port();
+    for (port, code) in [(answering.port, 0), (quiet, 0), (closed, 1)] {
+        let ps = port.to_string();
+        let theirs = nc(&["-zuv", "-w", "1", "127.0.0.1", &ps], In::Null, Out::Pipe).wait(10.0);
+        theirs.expect_code(code);
+        let ours = run_nk(
+            ["dial", "-zu", "-w", "300ms", "127.0.0.1", &ps],
+            In::Null,
+            20.0,
+        );
+        ours.expect_code(code);
+        if code == 1 {
+            expect_nk_error(&ours, 1);
+            ours.expect_stderr_contains("no open or open|filtered port among 1 scanned");
+        }
+    }
+}
+
+#[test]
+fn udp_scan_flags_without_their_mode_are_usage_errors() {
+    let guard = udp("127.0.0.1");
+    let p = guard.local_addr().unwrap().port().to_string();
+    expect_usage_errors(
+        &[
+            words(&["dial", "--rate", "10", "-z", "127.0.0.1", &p]),
+            words(&["dial", "--udp", "127.0.0.1", &p]),
+            words(&["dial", "-zu", "--rate", "0", "127.0.0.1", &p]),
+            words(&["dial", "-zu", "127.0.0.1", "http-alt"]),
+        ],
+        || In::Null,
+        || {
+            guard.set_nonblocking(true).unwrap();
+            guard.recv_from(&mut [0u8; 16]).is_ok()
+        },
+        "a refused command still sent a probe to the test's port",
+    );
+}
+
+#[test]
+fn udp_scan_of_a_link_local_address_keeps_its_scope() {
+    let (port, _, out) = scan_link_local(
+        "udp",
+        &[
+            "dial",
+            "-zu",
+            "-v",
+            "-w",
+            "200ms",
+            "fe80::1%v0",
+            "PORT,CLOSED",
+        ],
+    );
+    out.expect_code(0);
+    let text = out.stdout_text();
+    let got: Vec<&str> = text.lines().skip(1).collect();
+    let want = udp_line("fe80::1%v0", port, "open|filtered");
+    assert_eq!(got, [want.as_str()], "{}", out.describe());
+    out.expect_stderr_contains(": 0 open, 1 open|filtered, 1 closed");
+}

@@ -92,6 +92,18 @@ pub struct DialArgs {
     /// Scan: one JSON object per open port on stdout.
     #[arg(long, requires = "scan", help_heading = "Port scan")]
     pub json: bool,
+    /// Scan with UDP probes (nc -zu): open (a reply), open|filtered (silence), closed (ICMP).
+    #[arg(
+        short = 'u',
+        long = "udp",
+        requires = "scan",
+        help_heading = "Port scan"
+    )]
+    pub udp: bool,
+    /// UDP scan: probes per second at most, retries included (default 500).
+    #[arg(long, value_name = "N", requires = "udp", help_heading = "Port scan",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate: Option<u32>,
 
     #[command(flatten)]
     pub exec: ExecArgs,
