@@ -926,7 +926,7 @@ fn udp_scan_tells_open_open_filtered_and_closed_apart() {
             answering.port,
             format!("{},{quiet},{closed}", answering.port),
         );
-        let mut lines = vec![
+        let mut lines = [
             (open, udp_line(ip, open, "open")),
             (quiet, udp_line(ip, quiet, "open|filtered")),
         ];
@@ -1040,4 +1040,68 @@ fn udp_scan_of_a_link_local_address_keeps_its_scope() {
     let want = udp_line("fe80::1%v0", port, "open|filtered");
     assert_eq!(got, [want.as_str()], "{}", out.describe());
     out.expect_stderr_contains(": 0 open, 1 open|filtered, 1 closed");
+}
+
+/// argv: CMD ARGS... In a private network namespace (this one: 10.9.0.1 on v0),
+/// makes a second one holding 10.9.0.2 on v1, the other end of a veth pair, with
+/// nothing listening; then exec()s CMD. ICMP errors for packets that arrive on a
+/// veth (not on loopback, which the kernel exempts) obey the global limit
+/// net.ipv4.icmp_msgs_per_sec / icmp_msgs_burst (1000/s, burst 50); the
+/// per-peer limit (icmp_ratelimit, one a second) is switched off in the second
+/// namespace so that the global one is what the scan meets. The second
+/// namespace is a `sleep` that ends on its own (30 s).
+const TWO_NAMESPACES_SH: &str = r#"
+set -e
+ip link set lo up
+ip link add v0 type veth peer name v1
+ip addr add 10.9.0.1/24 dev v0
+ip link set v0 up
+unshare -n sleep 30 </dev/null >/dev/null 2>&1 &
+peer=$!
+i=0
+while [ "$(readlink /proc/$peer/ns/net)" = "$(readlink /proc/$$/ns/net)" ]; do
+    i=$((i + 1)); [ $i -lt 500 ] || { echo "the second namespace never appeared" >&2; exit 1; }
+    sleep 0.01
+done
+ip link set v1 netns $peer
+nsenter -t $peer -n sh -c 'ip link set lo up && ip addr add 10.9.0.2/24 dev v1 \
+    && ip link set v1 up && echo 0 > /proc/sys/net/ipv4/icmp_ratelimit'
+exec "$@"
+"#;
+
+fn nk_toward_a_second_namespace(args: &[&str], secs: f64) -> Finished {
+    require_netns();
+    require_tool("nsenter", "util-linux");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-n", "sh", "-c", TWO_NAMESPACES_SH, "sh", NK]);
+    cmd.args(args);
+    cmd.env("NO_COLOR", "1");
+    let name = format!(
+        "unshare -n (10.9.0.1 -> 10.9.0.2 over a veth): nk {}",
+        args.join(" ")
+    );
+    Proc::spawn(&name, cmd, In::Null, Out::Pipe).wait(secs)
+}
+
+#[test]
+fn udp_scan_is_not_fooled_by_icmp_rate_limiting() {
+    // Control: probes sent far faster than the kernel answers (and the retries
+    // too) leave some closed ports silent, so they read as open|filtered. This
+    // shows the setup really rate-limits; without it the test proves nothing.
+    let control = nk_toward_a_second_namespace(
+        &[
+            "dial", "-zu", "-v", "--rate", "1000000", "-w", "300ms", "10.9.0.2", "1-600",
+        ],
+        60.0,
+    );
+    assert!(
+        control.status.code() == Some(0) && control.stdout_text().contains("open|filtered"),
+        "unpaced probes met no ICMP rate limit, so this test proves nothing\n{}",
+        control.describe()
+    );
+    // The default pace: every one of the 600 closed ports is found closed.
+    let out = nk_toward_a_second_namespace(&["dial", "-zu", "-v", "10.9.0.2", "1-600"], 60.0);
+    expect_nk_error(&out, 1);
+    out.expect_stderr_contains("scanned 600 ports on 10.9.0.2 in ");
+    out.expect_stderr_contains(": 0 open, 0 open|filtered, 600 closed");
 }
