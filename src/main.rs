@@ -139,6 +139,10 @@ fn netcat_aliases(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
         _ => return args,
     };
     let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    // `nc -zu` is a UDP scan: with -z, -u stays on dial and selects the scan's UDP probes.
+    if !listening && args[2..end].iter().any(|a| is_scan_flag(a)) {
+        return args;
+    }
     let Some(at) = args[2..end]
         .iter()
         .position(|a| a == "-u" || a == "-U")
@@ -153,4 +157,19 @@ fn netcat_aliases(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
         args.insert(2, "-l".into());
     }
     args
+}
+
+/// `-z`, `--scan`, or a cluster of short flags with z in it (`-zu`, `-vz`).
+fn is_scan_flag(arg: &std::ffi::OsStr) -> bool {
+    let Some(text) = arg.to_str() else {
+        return false;
+    };
+    if text == "--scan" {
+        return true;
+    }
+    text.strip_prefix('-').is_some_and(|flags| {
+        !flags.starts_with('-')
+            && flags.bytes().all(|b| b.is_ascii_alphabetic())
+            && flags.contains('z')
+    })
 }

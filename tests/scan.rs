@@ -741,3 +741,367 @@ fn scan_refuses_options_it_cannot_honour() {
             .expect_stderr_contains("cannot be used with -z");
     }
 }
+
+// ---------------------------------------------------------------------------
+// 9. IPv6 link-local targets keep their scope (issue 18 item 5)
+// ---------------------------------------------------------------------------
+
+/// Setup for a namespace with a link-local address: lo has no fe80 address and the
+/// kernel has no dummy driver here, so a veth pair (v0, v1) carries fe80::1 on v0
+/// (`nodad`: usable at once, no duplicate address detection to wait for).
+const LINK_LOCAL_SETUP: &str = "ip link add v0 type veth peer name v1 && ip link set v0 up \
+     && ip link set v1 up && ip addr add fe80::1/64 dev v0 nodad";
+
+/// argv: KIND CMD ARGS... Listens on [fe80::1%v0] at a kernel-chosen port (KIND tcp:
+/// a TCP listener; udp: a UDP socket that nobody reads), replaces the word PORT
+/// in ARGS with it and CLOSED with a port released again, then exec()s CMD.
+const LINK_LOCAL_LISTEN_THEN_EXEC_PY: &str = r#"
+import os, socket, sys
+kind, argv = sys.argv[1], sys.argv[2:]
+scope = socket.if_nametoindex("v0")
+def sock():
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
+    s.bind(("fe80::1", 0, 0, scope))
+    return s
+s, gone = sock(), sock()
+port, closed = s.getsockname()[1], gone.getsockname()[1]
+gone.close()
+if kind == "tcp":
+    s.listen(64)
+s.set_inheritable(True)
+argv = [a.replace("PORT", str(port)).replace("CLOSED", str(closed)) for a in argv]
+print(port, closed, flush=True)
+os.execvp(argv[0], argv)
+"#;
+
+/// Runs `nk ARGS` in a namespace with fe80::1 on v0 and a KIND listener there;
+/// returns (listening port, closed port, nk's result).
+fn scan_link_local(kind: &str, args: &[&str]) -> (u16, u16, Finished) {
+    require_netns();
+    require_python3();
+    let mut argv: Vec<&str> = vec!["python3", "-c", LINK_LOCAL_LISTEN_THEN_EXEC_PY, kind, NK];
+    argv.extend_from_slice(args);
+    let name = format!(
+        "unshare -n: [fe80::1%v0] {kind} listener, nk {}",
+        args.join(" ")
+    );
+    let out = Proc::spawn(
+        &name,
+        netns_command(LINK_LOCAL_SETUP, &argv),
+        In::Null,
+        Out::Pipe,
+    )
+    .wait(30.0);
+    let text = out.stdout_text();
+    let first = text.lines().next().unwrap_or_default().to_string();
+    let mut words = first.split_whitespace().map(|w| w.parse::<u16>().ok());
+    match (words.next().flatten(), words.next().flatten()) {
+        (Some(port), Some(closed)) => (port, closed, out),
+        _ => panic!(
+            "the namespace's listener never said its port\n{}",
+            out.describe()
+        ),
+    }
+}
+
+#[test]
+fn scan_of_a_link_local_address_keeps_its_scope() {
+    for args in [
+        vec!["dial", "-z", "-v", "fe80::1%v0", "PORT,CLOSED"],
+        vec!["dial", "-z", "-v", "[fe80::1%v0]:PORT,CLOSED"],
+    ] {
+        let (port, _, out) = scan_link_local("tcp", &args);
+        out.expect_code(0);
+        let text = out.stdout_text();
+        let got: Vec<&str> = text.lines().skip(1).collect();
+        let want = open_line("fe80::1%v0", port);
+        assert_eq!(got, [want.as_str()], "{args:?}\n{}", out.describe());
+        let s = summary(&out);
+        assert_eq!(
+            (s.ports, s.open, s.closed),
+            (2, 1, 1),
+            "{s:?}\n{}",
+            out.describe()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 10. a service name with a hyphen is a service, not a range (issue 18 item 6)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_hyphenated_service_name_is_that_service() {
+    assert_eq!(
+        tcp_service(8080).as_deref(),
+        Some("http-alt"),
+        "/etc/services does not map 8080/tcp to http-alt (package netbase)"
+    );
+    assert_eq!(tcp_service(20).as_deref(), Some("ftp-data"));
+    let (ports, out) = scan_in_netns(
+        "",
+        "20,22,8080",
+        &["dial", "-z", "127.0.0.1", "http-alt,ftp-data-ssh"],
+        30.0,
+    );
+    assert_eq!(ports, [20, 22, 8080]);
+    out.expect_code(0).expect_stdout(
+        b"127.0.0.1 20/tcp open ftp-data\n127.0.0.1 22/tcp open ssh\n127.0.0.1 8080/tcp open http-alt\n",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 11. -u: the UDP probe scan (issue 18 item 14)
+// ---------------------------------------------------------------------------
+
+/// The first name /etc/services gives `port`/udp.
+fn udp_service(port: u16) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/services")
+        .unwrap_or_else(|e| panic!("read /etc/services (package netbase): {e}"));
+    let want = format!("{port}/udp");
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split('#').next().unwrap_or("").split_whitespace();
+            Some((f.next()?, f.next()?))
+        })
+        .find(|&(_, pp)| pp == want)
+        .map(|(name, _)| name.to_string())
+}
+
+/// The line `nk dial -z -u` prints for a port in `state`.
+fn udp_line(host: &str, port: u16, state: &str) -> String {
+    match udp_service(port) {
+        Some(s) => format!("{host} {port}/udp {state} {s}"),
+        None => format!("{host} {port}/udp {state}"),
+    }
+}
+
+/// A UDP socket on `ip` that answers every datagram with "hi" until the test ends
+/// (a read timeout bounds each wait; the thread ends when the socket's owner drops
+/// the stop flag).
+struct Answering {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Answering {
+    fn start(ip: &str) -> Answering {
+        use std::sync::atomic::Ordering;
+        let s = std::net::UdpSocket::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}: {e}"));
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let port = s.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            // 100 ms reads: at most 600 of them (60 s), even if nobody stops us.
+            for _ in 0..600 {
+                if flag.load(Ordering::Relaxed) {
+                    return;
+                }
+                if let Ok((_, from)) = s.recv_from(&mut buf) {
+                    let _ = s.send_to(b"hi", from);
+                }
+            }
+        });
+        Answering { port, stop }
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn udp_scan_tells_open_open_filtered_and_closed_apart() {
+    for ip in ["127.0.0.1", "::1"] {
+        let answering = Answering::start(ip);
+        let silent = udp(ip);
+        let quiet = silent.local_addr().unwrap().port();
+        let closed = udp(ip).local_addr().unwrap().port();
+        let (open, spec) = (
+            answering.port,
+            format!("{},{quiet},{closed}", answering.port),
+        );
+        let mut lines = [
+            (open, udp_line(ip, open, "open")),
+            (quiet, udp_line(ip, quiet, "open|filtered")),
+        ];
+        lines.sort();
+        let want: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+        for flags in [&["-z", "-u"][..], &["-zu"], &["-u", "-z"], &["-zuv"]] {
+            let mut args = vec!["dial"];
+            args.extend_from_slice(flags);
+            args.extend_from_slice(&["-v", "-w", "300ms", ip, &spec]);
+            let out = run_nk(&args, In::Null, 20.0);
+            out.expect_code(0).expect_stdout(want.as_bytes());
+            out.expect_stderr_contains(&format!("scanned 3 ports on {ip} in "));
+            out.expect_stderr_contains(": 1 open, 1 open|filtered, 1 closed");
+        }
+        let out = run_nk(
+            ["dial", "-z", "-u", "--json", "-w", "300ms", ip, &spec],
+            In::Null,
+            20.0,
+        );
+        out.expect_code(0);
+        let mut py = Command::new("python3");
+        py.args(["-c", JSON_CHECK_PY]);
+        let checked = Proc::spawn(
+            "python3 json check",
+            py,
+            In::Bytes(out.stdout.clone()),
+            Out::Pipe,
+        )
+        .wait(10.0);
+        let mut want: Vec<(u16, String)> = [(open, "open"), (quiet, "open|filtered")]
+            .iter()
+            .map(|&(p, state)| {
+                let svc = udp_service(p).unwrap_or_else(|| "null".into());
+                (p, format!("{ip} {p} udp {state} {svc}\n"))
+            })
+            .collect();
+        want.sort();
+        let want: String = want.into_iter().map(|(_, l)| l).collect();
+        assert_eq!(
+            checked.stdout_text(),
+            want,
+            "{}\n{}",
+            checked.describe(),
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn udp_scan_exit_status_matches_nc_zu() {
+    // OpenBSD nc probes only with -v (without it, -zu "succeeds" without sending);
+    // its -zu reports success for every port that did not refuse.
+    let answering = Answering::start("127.0.0.1");
+    let silent = udp("127.0.0.1");
+    let quiet = silent.local_addr().unwrap().port();
+    let closed = free_udp_port();
+    for (port, code) in [(answering.port, 0), (quiet, 0), (closed, 1)] {
+        let ps = port.to_string();
+        let theirs = nc(&["-zuv", "-w", "1", "127.0.0.1", &ps], In::Null, Out::Pipe).wait(10.0);
+        theirs.expect_code(code);
+        let ours = run_nk(
+            ["dial", "-zu", "-w", "300ms", "127.0.0.1", &ps],
+            In::Null,
+            20.0,
+        );
+        ours.expect_code(code);
+        if code == 1 {
+            expect_nk_error(&ours, 1);
+            ours.expect_stderr_contains("no open or open|filtered port among 1 scanned");
+        }
+    }
+}
+
+#[test]
+fn udp_scan_flags_without_their_mode_are_usage_errors() {
+    let guard = udp("127.0.0.1");
+    let p = guard.local_addr().unwrap().port().to_string();
+    expect_usage_errors(
+        &[
+            words(&["dial", "--rate", "10", "-z", "127.0.0.1", &p]),
+            words(&["dial", "--udp", "127.0.0.1", &p]),
+            words(&["dial", "-zu", "--rate", "0", "127.0.0.1", &p]),
+            words(&["dial", "-zu", "127.0.0.1", "http-alt"]),
+        ],
+        || In::Null,
+        || {
+            guard.set_nonblocking(true).unwrap();
+            guard.recv_from(&mut [0u8; 16]).is_ok()
+        },
+        "a refused command still sent a probe to the test's port",
+    );
+}
+
+#[test]
+fn udp_scan_of_a_link_local_address_keeps_its_scope() {
+    let (port, _, out) = scan_link_local(
+        "udp",
+        &[
+            "dial",
+            "-zu",
+            "-v",
+            "-w",
+            "200ms",
+            "fe80::1%v0",
+            "PORT,CLOSED",
+        ],
+    );
+    out.expect_code(0);
+    let text = out.stdout_text();
+    let got: Vec<&str> = text.lines().skip(1).collect();
+    let want = udp_line("fe80::1%v0", port, "open|filtered");
+    assert_eq!(got, [want.as_str()], "{}", out.describe());
+    out.expect_stderr_contains(": 0 open, 1 open|filtered, 1 closed");
+}
+
+/// argv: CMD ARGS... In a private network namespace (this one: 10.9.0.1 on v0),
+/// makes a second one holding 10.9.0.2 on v1, the other end of a veth pair, with
+/// nothing listening; then exec()s CMD. ICMP errors for packets that arrive on a
+/// veth (not on loopback, which the kernel exempts) obey the global limit
+/// net.ipv4.icmp_msgs_per_sec / icmp_msgs_burst (1000/s, burst 50); the
+/// per-peer limit (icmp_ratelimit, one a second) is switched off in the second
+/// namespace so that the global one is what the scan meets. The second
+/// namespace is a `sleep` that ends on its own (30 s).
+const TWO_NAMESPACES_SH: &str = r#"
+set -e
+ip link set lo up
+ip link add v0 type veth peer name v1
+ip addr add 10.9.0.1/24 dev v0
+ip link set v0 up
+unshare -n sleep 30 </dev/null >/dev/null 2>&1 &
+peer=$!
+i=0
+while [ "$(readlink /proc/$peer/ns/net)" = "$(readlink /proc/$$/ns/net)" ]; do
+    i=$((i + 1)); [ $i -lt 500 ] || { echo "the second namespace never appeared" >&2; exit 1; }
+    sleep 0.01
+done
+ip link set v1 netns $peer
+nsenter -t $peer -n sh -c 'ip link set lo up && ip addr add 10.9.0.2/24 dev v1 \
+    && ip link set v1 up && echo 0 > /proc/sys/net/ipv4/icmp_ratelimit'
+exec "$@"
+"#;
+
+fn nk_toward_a_second_namespace(args: &[&str], secs: f64) -> Finished {
+    require_netns();
+    require_tool("nsenter", "util-linux");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-n", "sh", "-c", TWO_NAMESPACES_SH, "sh", NK]);
+    cmd.args(args);
+    cmd.env("NO_COLOR", "1");
+    let name = format!(
+        "unshare -n (10.9.0.1 -> 10.9.0.2 over a veth): nk {}",
+        args.join(" ")
+    );
+    Proc::spawn(&name, cmd, In::Null, Out::Pipe).wait(secs)
+}
+
+#[test]
+fn udp_scan_is_not_fooled_by_icmp_rate_limiting() {
+    // Control: probes sent far faster than the kernel answers (and the retries
+    // too) leave some closed ports silent, so they read as open|filtered. This
+    // shows the setup really rate-limits; without it the test proves nothing.
+    let control = nk_toward_a_second_namespace(
+        &[
+            "dial", "-zu", "-v", "--rate", "1000000", "-w", "300ms", "10.9.0.2", "1-600",
+        ],
+        60.0,
+    );
+    assert!(
+        control.status.code() == Some(0) && control.stdout_text().contains("open|filtered"),
+        "unpaced probes met no ICMP rate limit, so this test proves nothing\n{}",
+        control.describe()
+    );
+    // The default pace: every one of the 600 closed ports is found closed.
+    let out = nk_toward_a_second_namespace(&["dial", "-zu", "-v", "10.9.0.2", "1-600"], 60.0);
+    expect_nk_error(&out, 1);
+    out.expect_stderr_contains("scanned 600 ports on 10.9.0.2 in ");
+    out.expect_stderr_contains(": 0 open, 0 open|filtered, 600 closed");
+}

@@ -46,8 +46,21 @@ use crate::net::services::Proto;
         `22,80,443`, `8000-8100`, service names, any mix; `1-65535` for all), many at once, \
         and prints `HOST PORT/tcp open SERVICE` for each open port in port order; every address \
         of HOST is scanned. A connection with itself (possible on loopback when the kernel picks \
-        the target port as the source port) is never reported. Exit 0 if any port is open, 1 \
-        if none.",
+        the target port as the source port) is never reported. A link-local target keeps its \
+        scope (fe80::1%eth0). Exit 0 if any port is open, 1 if none.\n\n\
+        -z -u (nc's -zu) probes with UDP: an empty datagram per port; `open` (a reply came), \
+        `open|filtered` (silence: most services ignore an empty datagram, firewalls drop it) \
+        and `closed` (ICMP port unreachable). Open and open|filtered ports are printed, as \
+        nmap does (`HOST PORT/udp open|filtered SERVICE`); exit 0 if any was, as nc -zu \
+        succeeds for every port that did not refuse. Linux rate-limits ICMP errors (1000/s \
+        per host, 1/s per peer), and a dropped error looks like silence: probes go at --rate \
+        N per second (default 500), a silent port is tried 3 times -w apart, and an error that \
+        answers a retry halves the rate. Scanning another Linux host, use --rate 1 for an \
+        exact closed/open|filtered split.\n\n\
+        A piece of PORTS with a hyphen: exactly a service name is that service (`http-alt` is \
+        8080); otherwise it is LOW-HIGH, split at the one hyphen that leaves a port or service \
+        on each side (`ftp-data-ssh` is 20-22); a piece that splits more than one way is an \
+        error.",
     after_long_help = "Examples:\n  \
         nk dial 127.0.0.1 8080 < request.bin > reply.bin\n  \
         printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nk dial -v example.com:http\n  \
@@ -55,7 +68,8 @@ use crate::net::services::Proto;
         nk dial -w 2 -i 30 -s 127.0.0.2 -p 40000 127.0.0.1:9000\n  \
         nk dial -c 'echo hello; cat > reply.txt' 127.0.0.1 9000\n  \
         printf 'HEAD / HTTP/1.0\\r\\n\\r\\n' | nk dial --tls -v --ca ca.pem localhost 8443\n  \
-        nk dial -z -v 127.0.0.1 22,80,8000-8100   # which ports are open?"
+        nk dial -z -v 127.0.0.1 22,80,8000-8100   # which ports are open?\n  \
+        nk dial -zu -v 127.0.0.1 53,123,5353      # UDP: open, open|filtered, closed"
 )]
 pub struct DialArgs {
     /// HOST:PORT, [V6]:PORT, or HOST followed by PORT; PORT may be a service name (http).
@@ -81,13 +95,25 @@ pub struct DialArgs {
     /// Scan: report which of PORTS are open (`22,80,8000-8100`, service names); no data sent.
     #[arg(short = 'z', long = "scan", help_heading = "Port scan")]
     pub scan: bool,
-    /// Scan: connects in flight at once (default 1024, at most the descriptor limit allows).
+    /// Scan: ports probed at once (default 1024, at most the descriptor limit allows).
     #[arg(long, value_name = "N", requires = "scan", help_heading = "Port scan",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub parallel: Option<u64>,
-    /// Scan: one JSON object per open port on stdout.
+    /// Scan: one JSON object per port printed, on stdout.
     #[arg(long, requires = "scan", help_heading = "Port scan")]
     pub json: bool,
+    /// Scan with UDP probes (nc -zu): open (a reply), open|filtered (silence), closed (ICMP).
+    #[arg(
+        short = 'u',
+        long = "udp",
+        requires = "scan",
+        help_heading = "Port scan"
+    )]
+    pub udp: bool,
+    /// UDP scan: probes per second at most, retries included (default 500).
+    #[arg(long, value_name = "N", requires = "udp", help_heading = "Port scan",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate: Option<u32>,
 
     #[command(flatten)]
     pub exec: ExecArgs,

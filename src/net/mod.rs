@@ -20,4 +20,5 @@ pub mod services;
 pub mod sockopt;
 pub mod tls;
 pub mod udp_guard;
+pub mod udpscan;
 pub mod unix;

@@ -44,8 +44,14 @@ pub enum PortState {
 }
 
 /// Parses `22`, `22,80,443`, `8000-8100`, `ssh`, or any comma-separated mix, into sorted,
-/// de-duplicated ports. Each bad piece is a usage error naming it.
-pub fn parse_ports(spec: &str) -> Result<Vec<u16>> {
+/// de-duplicated ports; service names are looked up for `proto`. Each bad piece is a usage
+/// error naming it.
+///
+/// Service names may contain hyphens (`http-alt`, `ftp-data`), so a piece with a hyphen is
+/// read by one rule: a piece that is exactly a service name is that service; otherwise it is
+/// `LOW-HIGH`, split at the one hyphen that leaves a port number or service name on each side
+/// (`ftp-data-ssh` is 20-22). A piece that splits more than one way is refused as ambiguous.
+pub fn parse_ports(spec: &str, proto: Proto) -> Result<Vec<u16>> {
     if spec.trim().is_empty() {
         return Err(usage(
             "invalid port list \"\": expected ports such as 22,80,8000-8100",
@@ -59,30 +65,73 @@ pub fn parse_ports(spec: &str) -> Result<Vec<u16>> {
                 "invalid port list \"{spec}\": empty item between commas"
             )));
         }
-        match piece.split_once('-') {
-            Some((low, high)) => {
-                if low.is_empty() || high.is_empty() {
-                    return Err(usage(format!(
-                        "invalid port range \"{piece}\": expected LOW-HIGH"
-                    )));
-                }
-                let (low, high) = (
-                    parse_port(low, Proto::Tcp, false)?,
-                    parse_port(high, Proto::Tcp, false)?,
-                );
-                if low > high {
-                    return Err(usage(format!(
-                        "invalid port range \"{piece}\": {low} is above {high}"
-                    )));
-                }
-                ports.extend(low..=high);
-            }
-            None => ports.push(parse_port(piece, Proto::Tcp, false)?),
+        let (low, high) = parse_piece(piece, proto)?;
+        if low > high {
+            return Err(usage(format!(
+                "invalid port range \"{piece}\": {low} is above {high}"
+            )));
         }
+        ports.extend(low..=high);
     }
     ports.sort_unstable();
     ports.dedup();
     Ok(ports)
+}
+
+/// Hyphens looked at in one piece: no service name has more than a few, and the pieces come
+/// from the user's argument, so the ways of splitting stay few.
+const MAX_HYPHENS: usize = 8;
+
+/// One piece of a port list: a port or service (LOW == HIGH), or a range. See [`parse_ports`].
+fn parse_piece(piece: &str, proto: Proto) -> Result<(u16, u16)> {
+    let hyphens: Vec<usize> = piece.match_indices('-').map(|(at, _)| at).collect();
+    if hyphens.is_empty() {
+        let port = parse_port(piece, proto, false)?;
+        return Ok((port, port));
+    }
+    if let Some(port) = crate::net::services::system().port(piece, proto) {
+        return Ok((port, port));
+    }
+    if let [at] = hyphens[..] {
+        let (low, high) = (&piece[..at], &piece[at + 1..]);
+        if low.is_empty() || high.is_empty() {
+            return Err(usage(format!(
+                "invalid port range \"{piece}\": expected LOW-HIGH"
+            )));
+        }
+        return Ok((
+            parse_port(low, proto, false)?,
+            parse_port(high, proto, false)?,
+        ));
+    }
+    if hyphens.len() > MAX_HYPHENS {
+        return Err(usage(format!(
+            "invalid port range \"{}\": more than {MAX_HYPHENS} hyphens",
+            piece.escape_debug()
+        )));
+    }
+    let splits: Vec<(u16, u16)> = hyphens
+        .iter()
+        .filter_map(|&at| {
+            let low = parse_port(&piece[..at], proto, false).ok()?;
+            let high = parse_port(&piece[at + 1..], proto, false).ok()?;
+            Some((low, high))
+        })
+        .collect();
+    match splits[..] {
+        [one] => Ok(one),
+        [] => Err(usage(format!(
+            "invalid port range \"{}\": not a {} service, and no hyphen splits it into \
+             two ports or services",
+            piece.escape_debug(),
+            proto.as_str()
+        ))),
+        _ => Err(usage(format!(
+            "ambiguous port range \"{}\": it splits into LOW-HIGH more than one way; \
+             write the ports as numbers",
+            piece.escape_debug()
+        ))),
+    }
 }
 
 /// How to scan.
@@ -114,14 +163,57 @@ pub fn parallel_limit() -> usize {
 /// One scan of a list of ports on one address.
 #[derive(Debug)]
 pub struct Scan {
-    /// The address scanned.
-    pub addr: IpAddr,
+    /// The address scanned; its port is ignored. A socket address rather than an IP, so that
+    /// an IPv6 link-local target keeps its scope (`fe80::1%eth0`): without it every connect
+    /// fails with EINVAL.
+    pub addr: SocketAddr,
     ports: Arc<Vec<u16>>,
 }
 
+/// `addr` with `port`, scope and flow info kept.
+pub fn with_port(mut addr: SocketAddr, port: u16) -> SocketAddr {
+    addr.set_port(port);
+    addr
+}
+
+/// The address to bind for `-s SOURCE` toward `target`: a link-local IPv6 source takes the
+/// target's scope, as it must name the same link (binding it with no scope is EINVAL).
+pub fn source_addr(source: IpAddr, target: SocketAddr) -> SocketAddr {
+    match (source, target) {
+        (IpAddr::V6(ip), SocketAddr::V6(to)) if ip.is_unicast_link_local() => {
+            SocketAddr::V6(std::net::SocketAddrV6::new(ip, 0, 0, to.scope_id()))
+        }
+        _ => SocketAddr::new(source, 0),
+    }
+}
+
+/// How a scan shows its target: the IP, with `%IFACE` (or `%INDEX` when the interface has no
+/// name) for a scoped IPv6 address, as `ping` and `ip` show them and as the user can type it back.
+pub fn host_text(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V6(v6) if v6.scope_id() != 0 => {
+            format!("{}%{}", v6.ip(), interface_name(v6.scope_id()))
+        }
+        _ => addr.ip().to_string(),
+    }
+}
+
+/// The name of interface `index`, or the number when it has none (any more).
+fn interface_name(index: u32) -> String {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname may write, NUL included.
+    let name = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if name.is_null() {
+        return index.to_string();
+    }
+    // SAFETY: on success the kernel wrote a NUL-terminated name into `buf`.
+    let text = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    text.to_string_lossy().into_owned()
+}
+
 impl Scan {
-    /// A scan of `ports` (sorted) on `addr`.
-    pub fn new(addr: IpAddr, ports: Vec<u16>) -> Scan {
+    /// A scan of `ports` (sorted) on `addr` (its port ignored).
+    pub fn new(addr: SocketAddr, ports: Vec<u16>) -> Scan {
         Scan {
             addr,
             ports: Arc::new(ports),
@@ -181,7 +273,7 @@ struct Probe {
 
 /// A worker: takes batches of ports from the shared list, keeps `capacity` connects in flight.
 struct Worker {
-    addr: IpAddr,
+    addr: SocketAddr,
     timeout: Duration,
     source: Option<IpAddr>,
     capacity: usize,
@@ -290,14 +382,14 @@ impl Worker {
     }
 
     fn start(&self, port: u16) -> io::Result<Started> {
-        let target = SocketAddr::new(self.addr, port);
+        let target = with_port(self.addr, port);
         let socket = Socket::new(
             Domain::for_address(target),
             Type::STREAM.nonblocking(),
             Some(Protocol::TCP),
         )?;
         if let Some(source) = self.source {
-            socket.bind(&SockAddr::from(SocketAddr::new(source, 0)))?;
+            socket.bind(&SockAddr::from(source_addr(source, target)))?;
         }
         match socket.connect(&SockAddr::from(target)) {
             Ok(()) => Ok(Started::Done(verify_open(&socket, target))),
@@ -313,9 +405,9 @@ enum Started {
 }
 
 /// The state of a connect that poll says has finished.
-fn settle(socket: &Socket, addr: IpAddr, port: u16) -> PortState {
+fn settle(socket: &Socket, addr: SocketAddr, port: u16) -> PortState {
     match socket.take_error() {
-        Ok(None) => verify_open(socket, SocketAddr::new(addr, port)),
+        Ok(None) => verify_open(socket, with_port(addr, port)),
         Ok(Some(err)) | Err(err) => failed_state(&err),
     }
 }
@@ -353,22 +445,67 @@ mod tests {
 
     #[test]
     fn port_lists_parse_and_sort() {
-        assert_eq!(parse_ports("22").unwrap(), vec![22]);
+        let tcp = |spec| parse_ports(spec, Proto::Tcp);
+        assert_eq!(tcp("22").unwrap(), vec![22]);
         assert_eq!(
-            parse_ports("80,22,22,8000-8002").unwrap(),
+            tcp("80,22,22,8000-8002").unwrap(),
             vec![22, 80, 8000, 8001, 8002]
         );
-        assert_eq!(parse_ports("ssh,http").unwrap(), vec![22, 80]);
-        assert_eq!(parse_ports("1-65535").unwrap().len(), 65535);
-        assert_eq!(parse_ports("5-5").unwrap(), vec![5]);
+        assert_eq!(tcp("ssh,http").unwrap(), vec![22, 80]);
+        assert_eq!(tcp("1-65535").unwrap().len(), 65535);
+        assert_eq!(tcp("5-5").unwrap(), vec![5]);
+    }
+
+    #[test]
+    fn a_service_name_with_a_hyphen_is_that_service() {
+        let services = crate::net::services::system();
+        let (Some(alt), Some(data), Some(ssh)) = (
+            services.port("http-alt", Proto::Tcp),
+            services.port("ftp-data", Proto::Tcp),
+            services.port("ssh", Proto::Tcp),
+        ) else {
+            panic!("http-alt, ftp-data and ssh must be known tcp services");
+        };
+        let tcp = |spec| parse_ports(spec, Proto::Tcp);
+        assert_eq!(tcp("http-alt").unwrap(), vec![alt]);
+        assert_eq!(tcp("http-alt-http-alt").unwrap(), vec![alt]);
+        assert_eq!(
+            tcp("ftp-data-ssh").unwrap(),
+            (data..=ssh).collect::<Vec<_>>()
+        );
+        assert_eq!(tcp("ftp-data-22").unwrap(), (data..=22).collect::<Vec<_>>());
+        assert_eq!(
+            tcp("ssh-http-alt").unwrap().len(),
+            usize::from(alt - ssh) + 1
+        );
+        // Service names are per protocol: domain is 53 for both, http-alt is tcp only.
+        assert_eq!(parse_ports("domain", Proto::Udp).unwrap(), vec![53]);
+        let err = parse_ports("http-alt", Proto::Udp).unwrap_err();
+        assert_eq!(classify(&err), Status::Usage, "{err:#}");
     }
 
     #[test]
     fn bad_port_lists_are_usage_errors() {
         for bad in [
-            "", "0", "70000", "9-3", "a-b", "1-", "-5", ",", "22,", "1-0", " ",
+            "",
+            "0",
+            "70000",
+            "9-3",
+            "a-b",
+            "1-",
+            "-5",
+            ",",
+            "22,",
+            "1-0",
+            " ",
+            "1-2-3",
+            "ssh--http",
+            "-",
+            "--",
+            "a-b-c-d-e-f-g-h-i-j-k",
+            "ssh-http-",
         ] {
-            let err = parse_ports(bad).unwrap_err();
+            let err = parse_ports(bad, Proto::Tcp).unwrap_err();
             assert_eq!(classify(&err), Status::Usage, "{bad:?}: {err:#}");
         }
     }
@@ -401,7 +538,7 @@ mod tests {
             .port();
         let mut ports = vec![open, closed];
         ports.sort_unstable();
-        let scan = Scan::new("127.0.0.1".parse().unwrap(), ports.clone());
+        let scan = Scan::new("127.0.0.1:0".parse().unwrap(), ports.clone());
         let opts = ScanOptions {
             parallel: 8,
             timeout: Duration::from_secs(2),
