@@ -189,11 +189,13 @@ pub struct HubArgs {
 }
 
 impl HubArgs {
-    /// The hub options these flags ask for.
-    pub fn options(&self) -> crate::net::hub::HubOptions {
+    /// The hub options these flags ask for; `relay`'s --send-only keeps a broker's clients
+    /// off stdout (the operator only talks).
+    pub fn options(&self, relay: &RelayArgs) -> crate::net::hub::HubOptions {
         crate::net::hub::HubOptions {
             drop_slow: self.drop_slow,
             max_line: self.max_line,
+            show_on_stdout: !relay.send_only,
         }
     }
 }

@@ -45,7 +45,12 @@ use crate::signals;
         -e/-c run a program per connection with the socket as its stdin/stdout (environment \
         NK_REMOTE_ADDR, NK_REMOTE_PORT, NK_LOCAL_ADDR, NK_LOCAL_PORT, NK_PROTO, NK_CONN_SEQ). \
         --broker passes each client's data to every other client; --chat does the same with \
-        `<user N>` prefixes and join/leave notices. Denied (--allow/--deny) and excess (-m) \
+        `<user N>` prefixes and join/leave notices. The listener's own stdin and stdout take \
+        part as one more participant, as in ncat: stdin goes to every client (in chat as \
+        `<user 0>`; not read while no client is connected), and stdout shows what clients \
+        send, whole lines (ncat shows nothing there). --recv-only: the operator only watches \
+        (stdin is not read); --send-only: only talks (stdout stays empty); the clients always \
+        talk to one another (ncat's --recv-only silences the whole broker). Denied (--allow/--deny) and excess (-m) \
         clients are closed before a byte moves. SIGINT/SIGTERM close every client, stop every \
         program, and print a summary with -v.\n\n\
         With no host, nk listens on IPv6 and IPv4 both. Port 0 lets the kernel choose; -v \
@@ -84,10 +89,12 @@ pub struct ListenArgs {
     pub max_conns: Option<u64>,
     #[command(flatten)]
     pub access: crate::cli::AccessArgs,
-    /// Pass each client's data to every other client (implies -k; stdin/stdout unused).
+    /// Pass each client's data to every other client (implies -k); stdin goes to every
+    /// client and stdout shows every client's lines, as one more participant.
     #[arg(long, conflicts_with_all = ["exec", "shell"])]
     pub broker: bool,
-    /// Like --broker, with `<user N>` prefixes, join/leave notices, control bytes escaped.
+    /// Like --broker, with `<user N>` prefixes (stdin is `<user 0>`), join/leave notices,
+    /// control bytes escaped.
     #[arg(long, conflicts_with_all = ["exec", "shell", "broker"])]
     pub chat: bool,
     /// Give up when no client has connected within DUR (exit 1; without -k).
@@ -167,7 +174,7 @@ pub fn run(args: ListenArgs) -> Result<()> {
         args.chat,
         args.broker,
         keep,
-        args.hub.options(),
+        args.hub.options(&args.relay),
     )?;
     let access = args.access.list()?;
     let tls = args.tls.config()?;
@@ -262,8 +269,10 @@ pub fn serve_connections(
             })
         }
         Serve::Hub(hub) => {
-            stop_on_interrupt(server)?;
-            if hub.is_broadcast() && !relay_template.receive_only {
+            let flushing = Arc::clone(&hub);
+            stop_on_interrupt_then(server, move || flushing.flush_shown(STDOUT_GRACE))?;
+            // --recv-only: the operator only watches (listen -k: clients get no stdin).
+            if !relay_template.receive_only {
                 let pump = Arc::clone(&hub);
                 thread::Builder::new()
                     .name("stdin".into())
@@ -292,12 +301,21 @@ pub fn serve_connections(
     }
 }
 
+/// How long SIGINT/SIGTERM wait for what clients sent to reach the operator's stdout.
+const STDOUT_GRACE: Duration = Duration::from_secs(2);
+
 /// SIGINT/SIGTERM: close every client, stop every program, print the summary.
 fn stop_on_interrupt(server: &Arc<Server>) -> Result<()> {
+    stop_on_interrupt_then(server, || {})
+}
+
+/// [`stop_on_interrupt`], with `then` run once the clients are closed (before the summary).
+fn stop_on_interrupt_then(server: &Arc<Server>, then: impl Fn() + Send + 'static) -> Result<()> {
     let server = Arc::clone(server);
     signals::on_interrupt(move || {
         // Long enough for each program to get SIGTERM, then SIGKILL after its grace.
         server.shutdown_and_wait(Duration::from_secs(3));
+        then();
         info!("{}", server.summary());
     })
 }
@@ -342,6 +360,12 @@ fn serve_hub_client(
     }
     let mut opts = template.clone();
     opts.counters = Arc::clone(&conn.live.counters);
+    if !hub.is_broadcast() {
+        // Broker and chat: --send-only/--recv-only are the operator's (stdin/stdout), not
+        // the clients', who always talk to one another.
+        opts.send_only = false;
+        opts.receive_only = false;
+    }
     let result = Remote::from_shared(stream, &peer)
         .map_err(anyhow::Error::from)
         .and_then(|remote| relay::relay(Some(source), sink, remote, &opts));

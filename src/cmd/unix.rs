@@ -75,10 +75,12 @@ pub struct UnixArgs {
     #[arg(short = 'm', long = "max-conns", value_name = "N", requires = "listen",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_conns: Option<u64>,
-    /// With -l: pass each client's data to every other client (implies -k).
+    /// With -l: pass each client's data to every other client (implies -k); stdin goes to
+    /// every client, stdout shows every client's lines.
     #[arg(long, requires = "listen", conflicts_with_all = ["exec", "shell"])]
     pub broker: bool,
-    /// With -l: like --broker, with `<user N>` prefixes and join/leave notices.
+    /// With -l: like --broker, with `<user N>` prefixes (stdin is `<user 0>`) and join/leave
+    /// notices.
     #[arg(long, requires = "listen", conflicts_with_all = ["exec", "shell", "broker"])]
     pub chat: bool,
     #[command(flatten)]
@@ -133,7 +135,13 @@ pub fn run(args: UnixArgs) -> Result<()> {
         return result;
     }
     let keep = args.keep_open || args.broker || args.chat;
-    let serve = Serve::choose(exec, args.chat, args.broker, keep, args.hub.options())?;
+    let serve = Serve::choose(
+        exec,
+        args.chat,
+        args.broker,
+        keep,
+        args.hub.options(&args.relay),
+    )?;
     let (listener, bound) = unix::listen(&addr, ty, args.mode, BACKLOG)?;
     let local = listener.local_addr().context("getsockname")?;
     info!("listening on {} (unix)", display_sockaddr(&local));
