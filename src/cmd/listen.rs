@@ -33,7 +33,8 @@ use crate::signals;
         closed at once; if stdin has delivered nothing by then, the session ends there (as \
         `nc -l` does: a listener's stdin is often an idle pipe), otherwise what stdin delivers \
         is sent until its EOF, and a client that had really gone (a reset) is an error naming \
-        the bytes lost.\n\n\
+        the bytes lost. -o FILE records what clients send (with -k all of them, into the one \
+        file), --append-output adds to it.\n\n\
         -k keeps accepting and serves clients concurrently: every client's data goes to stdout \
         in whole lines (a line up to --max-line bytes, 64 KiB by default, is never split by \
         another client's bytes; a longer one is written in pieces and stderr says so), stdin \

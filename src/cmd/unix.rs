@@ -98,6 +98,12 @@ pub struct UnixArgs {
 /// Runs `nk unix`.
 pub fn run(args: UnixArgs) -> Result<()> {
     let addr = UnixAddr::parse(&args.path)?;
+    if args.dgram && args.relay.output.is_some() {
+        // Checked before options() creates the file.
+        return Err(crate::exit::usage(
+            "-o records stream sessions; with --dgram use -x for a dump of each datagram",
+        ));
+    }
     let relay_template = args.relay.options()?;
     let exec = args.exec.spec()?;
     let ty = unix::socket_type(args.dgram, args.seqpacket);
