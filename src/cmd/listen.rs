@@ -182,6 +182,9 @@ pub fn run(args: ListenArgs) -> Result<()> {
     let mut sockopts = args.sock.options();
     sockopts.reuseport = args.reuseport;
 
+    // Before `listening on` is said: from then on SIGINT/SIGTERM end nk as documented
+    // (130/143), even in the moment before the summary is armed.
+    signals::install();
     let listener = bind_tcp(&spec, args.family.family(), &sockopts)?;
     let local = listener.local_addr().context("getsockname")?;
     info!(

@@ -500,7 +500,7 @@ impl HubWriter {
         }
         match self.hub.mode {
             Mode::Broadcast => self.hub.write_stdout(&lines),
-            // The clients already have these bytes (sent as they came, in `write`).
+            // The clients get the bytes as they come, in `write`.
             Mode::Broker => {
                 self.hub.show(&lines);
                 Ok(())
@@ -511,10 +511,11 @@ impl HubWriter {
                     out.extend_from_slice(format!("<user {}> ", self.id).as_bytes());
                     escape_line(line, &mut out);
                 }
-                self.hub.send(&out, Some(self.id));
+                // Shown before it is sent: whatever a client answers comes after it on stdout.
                 if self.id != OPERATOR {
                     self.hub.show(&out);
                 }
+                self.hub.send(&out, Some(self.id));
                 Ok(())
             }
         }
@@ -524,11 +525,15 @@ impl HubWriter {
 impl Write for HubWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.hub.mode == Mode::Broker {
-            // Clients get a broker's bytes as they come; only stdout needs whole lines.
-            self.hub.send(buf, Some(self.id));
-            if self.hub.shown.is_none() || self.id == OPERATOR {
-                return Ok(buf.len());
+            // Clients get a broker's bytes as they come; only stdout needs whole lines, and
+            // they are shown first, so whatever a client answers comes after them there.
+            if self.hub.shown.is_some() && self.id != OPERATOR {
+                self.held.extend_from_slice(buf);
+                let lines = self.complete_lines(false);
+                self.deliver(lines)?;
             }
+            self.hub.send(buf, Some(self.id));
+            return Ok(buf.len());
         }
         self.held.extend_from_slice(buf);
         let lines = self.complete_lines(false);
