@@ -134,6 +134,47 @@ pub struct RelayArgs {
     /// Hex dump both directions ('>' sent, '<' received) to FILE, or to stderr with '-'.
     #[arg(short = 'x', long = "hex-dump", value_name = "FILE|-")]
     pub hexdump: Option<String>,
+    /// Record the data received to FILE ('-': stderr) while relaying, byte for byte; with -k,
+    /// every client's into the one file, a read at a time (ncat's -o records both directions
+    /// unmarked: see --output-both).
+    #[arg(short = 'o', long = "output", value_name = "FILE|-")]
+    pub output: Option<String>,
+    /// With -o: append to FILE instead of truncating it.
+    #[arg(long, requires = "output")]
+    pub append_output: bool,
+    /// With -o: record both directions, each line marked '> ' (sent) or '< ' (received).
+    #[arg(long, requires = "output")]
+    pub output_both: bool,
+}
+
+/// Opens the `-o FILE|-` recording (created or opened for appending now: an error before any
+/// traffic if it cannot be).
+pub fn open_output(
+    target: Option<&str>,
+    append: bool,
+    both: bool,
+) -> anyhow::Result<Option<std::sync::Arc<crate::net::relay::Recorder>>> {
+    let writer: Box<dyn std::io::Write + Send> = match target {
+        None => return Ok(None),
+        Some("-") => Box::new(std::io::stderr()),
+        Some(path) => {
+            let mut open = std::fs::OpenOptions::new();
+            if append {
+                open.append(true).create(true);
+            } else {
+                open.write(true).create(true).truncate(true);
+            }
+            // Unwritable is a usage error, found before any traffic (as for -x).
+            Box::new(
+                open.open(path)
+                    .map_err(|e| crate::exit::usage(format!("open output file {path}: {e}")))?,
+            )
+        }
+    };
+    let path = target.unwrap_or("-");
+    Ok(Some(std::sync::Arc::new(crate::net::relay::Recorder::new(
+        writer, path, both,
+    ))))
 }
 
 /// Where `-x` dumps go: nowhere, stderr (`-`), or a file.
@@ -158,6 +199,7 @@ impl RelayArgs {
     pub fn options(&self) -> anyhow::Result<RelayOptions> {
         use std::sync::Arc;
         let hexdump = open_hexdump(self.hexdump.as_deref())?;
+        let output = open_output(self.output.as_deref(), self.append_output, self.output_both)?;
         Ok(RelayOptions {
             half_close: !self.no_shutdown,
             quit_after_eof: self.quit_after_eof,
@@ -167,6 +209,7 @@ impl RelayArgs {
             crlf: self.crlf,
             end_at_peer_eof: self.end_at_peer_eof,
             hexdump,
+            output,
             counters: Arc::default(),
         })
     }
@@ -189,8 +232,13 @@ pub struct HubArgs {
 
 impl HubArgs {
     /// The hub options these flags ask for; a usage error when the listener serves one client
-    /// (`many` false), where they would have no effect.
-    pub fn options(&self, many: bool) -> anyhow::Result<crate::net::hub::HubOptions> {
+    /// (`many` false), where they would have no effect. `relay`'s --send-only keeps a
+    /// broker's clients off stdout (the operator only talks).
+    pub fn options(
+        &self,
+        many: bool,
+        relay: &RelayArgs,
+    ) -> anyhow::Result<crate::net::hub::HubOptions> {
         let given = [
             (self.drop_slow, "--drop-slow"),
             (self.max_line.is_some(), "--max-line"),
@@ -203,6 +251,7 @@ impl HubArgs {
         Ok(crate::net::hub::HubOptions {
             drop_slow: self.drop_slow,
             max_line: self.max_line.unwrap_or(crate::net::hub::MAX_HELD_LINE),
+            show_on_stdout: !relay.send_only,
         })
     }
 }

@@ -935,3 +935,226 @@ fn flags_without_effect_are_usage_errors() {
     guard.set_nonblocking(true).unwrap();
     assert!(guard.accept().is_err(), "a refused command connected");
 }
+
+// ---------------------------------------------------------------------------
+// 12. -o FILE / --append-output / --output-both: a recording of the session
+// ---------------------------------------------------------------------------
+
+/// A server that sends `reply` while reading until EOF (both at once, as a full-duplex
+/// peer does), then closes. Returns what it read.
+fn serve_duplex(reply: Vec<u8>) -> Server<Vec<u8>> {
+    Server::start(move |mut s, _| {
+        let mut w = s.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            w.write_all(&reply).unwrap();
+            w.shutdown(Shutdown::Write).unwrap();
+        });
+        let (got, eof) = read_until_eof(&mut s, 20.0);
+        assert!(eof, "no EOF from nk");
+        writer.join().unwrap();
+        got
+    })
+}
+
+/// `nk dial -o` against a full-duplex server: the file holds exactly what the server sent
+/// (3 MiB), stdout too, and the server got all of stdin; `--append-output` adds a second session
+/// after the first; `--output-both` marks each line with its direction.
+#[test]
+fn dial_o_records_received_bytes_exactly_and_append_output_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let record = path("session.bin");
+    let record_arg = record.to_string_lossy().into_owned();
+    let mut recorded = Vec::new();
+    for (round, extra) in [(1u64, None), (2, Some("--append-output"))] {
+        let from_server = write_random_file(&path("server.bin"), 3 * MIB, 0x0e_0000 + round);
+        let from_client = write_random_file(&path("client.bin"), MIB, 0x0e_0010 + round);
+        let server = serve_duplex(from_server.clone());
+        let mut args = vec!["dial", "-o", &record_arg];
+        args.extend(extra);
+        let port = server.port().to_string();
+        args.extend(["127.0.0.1", &port]);
+        let dial = Proc::nk(
+            &args,
+            In::File(path("client.bin")),
+            Out::File(path("out.bin")),
+        );
+        dial.wait(40.0).expect_code(0);
+        assert_same_bytes("the server received", &server.join(), &from_client);
+        assert_same_bytes("nk stdout", &read_file(&path("out.bin")), &from_server);
+        recorded.extend_from_slice(&from_server);
+        assert_same_bytes(
+            &format!("the recording after round {round}"),
+            &read_file(&record),
+            &recorded,
+        );
+    }
+
+    // Without --append-output the file starts over; --output-both marks both directions.
+    let server = serve_read_then_reply(5.0, b"HELLO\nWORLD");
+    let out = run_nk(
+        [
+            "dial",
+            "-o",
+            &record_arg,
+            "--output-both",
+            "127.0.0.1",
+            &server.port().to_string(),
+        ],
+        In::Bytes(b"GET /x\n".to_vec()),
+        10.0,
+    );
+    out.expect_code(0).expect_stdout(b"HELLO\nWORLD");
+    assert_eq!(lossy(&read_file(&record)), "> GET /x\n< HELLO\n< WORLD");
+    server.join();
+}
+
+/// `nk listen -o`: one-shot (4 MiB from nc, byte-exact), `-k` with clients at once (every
+/// client's bytes in the one file), a Unix socket, and TLS (the plaintext is recorded).
+#[test]
+fn listen_o_records_one_shot_keep_open_unix_and_tls_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let record = path("session.bin");
+    let record_arg = record.to_string_lossy().into_owned();
+
+    // One-shot, from OpenBSD nc.
+    let data = write_random_file(&path("in.bin"), 4 * MIB, 0x0e_0100);
+    let mut listen = Proc::nk(
+        ["listen", "-v", "-o", &record_arg, "127.0.0.1:0"],
+        In::Null,
+        Out::File(path("out.bin")),
+    );
+    let port = listen.nk_listening_port().to_string();
+    nc(
+        &["-N", "127.0.0.1", &port],
+        In::File(path("in.bin")),
+        Out::Null,
+    )
+    .wait(40.0)
+    .expect_code(0);
+    listen.wait(10.0).expect_code(0);
+    assert_same_bytes("nk listen stdout", &read_file(&path("out.bin")), &data);
+    assert_same_bytes("the one-shot recording", &read_file(&record), &data);
+
+    // -k: four clients at once, each its own letter in 64-byte lines.
+    const CLIENTS: u8 = 4;
+    const LINES: usize = 4096;
+    let mut listen = Proc::nk(
+        ["listen", "-v", "-k", "-o", &record_arg, "127.0.0.1:0"],
+        In::Null,
+        Out::Null,
+    );
+    let port = listen.nk_listening_port();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut s = connect_local(port);
+                let mut line = vec![b'a' + i; 63];
+                line.push(b'\n');
+                for _ in 0..LINES {
+                    s.write_all(&line).unwrap();
+                }
+                s.shutdown(Shutdown::Write).unwrap();
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let total = usize::from(CLIENTS) * LINES * 64;
+    assert!(
+        wait_until(20.0, || std::fs::metadata(&record)
+            .is_ok_and(|m| m.len() as usize >= total)),
+        "the -k recording never reached {total} bytes"
+    );
+    signal_and_wait(listen, "TERM", 143);
+    let got = read_file(&record);
+    assert_eq!(got.len(), total);
+    for i in 0..CLIENTS {
+        let count = got.iter().filter(|&&b| b == b'a' + i).count();
+        assert_eq!(count, LINES * 63, "bytes of client {i} in the recording");
+    }
+
+    // A Unix socket.
+    let sock = path("s.sock");
+    let sock_arg = sock.to_string_lossy().into_owned();
+    let listen = Proc::nk(
+        ["unix", "-l", "-o", &record_arg, &sock_arg],
+        In::Null,
+        Out::Pipe,
+    );
+    assert!(wait_until(10.0, || sock.exists()), "no socket file");
+    run_nk(
+        ["unix", &sock_arg],
+        In::Bytes(b"over unix\n".to_vec()),
+        10.0,
+    )
+    .expect_code(0);
+    listen
+        .wait(10.0)
+        .expect_code(0)
+        .expect_stdout(b"over unix\n");
+    assert_eq!(read_file(&record), b"over unix\n");
+
+    // TLS: what is recorded is the plaintext, byte for byte.
+    let data = write_random_file(&path("in.bin"), 2 * MIB, 0x0e_0200);
+    let mut listen = Proc::nk(
+        ["listen", "-v", "--tls", "-o", &record_arg, "127.0.0.1:0"],
+        In::Null,
+        Out::Null,
+    );
+    let port = listen.nk_listening_port().to_string();
+    Proc::nk(
+        ["dial", "--tls", "--insecure", "127.0.0.1", &port],
+        In::File(path("in.bin")),
+        Out::Null,
+    )
+    .wait(30.0)
+    .expect_code(0);
+    listen.wait(10.0).expect_code(0);
+    assert_same_bytes("the TLS recording", &read_file(&record), &data);
+}
+
+/// An -o path that cannot be written is a usage error before any traffic; a recording that
+/// fails mid-session (/dev/full) is said once on stderr and the payload still flows.
+#[test]
+fn o_unwritable_is_a_usage_error_and_a_failing_recording_is_said_once() {
+    let server = NoConnect::new();
+    let out = run_nk(
+        [
+            "dial",
+            "-o",
+            "/nonexistent-dir/rec",
+            "127.0.0.1",
+            &server.port.to_string(),
+        ],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(2)
+        .expect_stderr_contains("open output file /nonexistent-dir/rec");
+    server.expect_none(0.2, "nk dial -o /nonexistent-dir/rec");
+
+    let reply = prng_bytes(MIB, 0x0e_0300);
+    let sent = reply.clone();
+    let server = Server::start(move |mut s, _| {
+        let _ = s.write_all(&sent);
+    });
+    let out = run_nk(
+        [
+            "dial",
+            "-o",
+            "/dev/full",
+            "127.0.0.1",
+            &server.port().to_string(),
+        ],
+        In::Null,
+        20.0,
+    );
+    out.expect_code(0);
+    assert_same_bytes("nk stdout", out.stdout.as_slice(), &reply);
+    let said = out.stderr.matches("the recording (-o) stops").count();
+    assert_eq!(said, 1, "{}", out.describe());
+    server.join();
+}

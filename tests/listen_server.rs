@@ -848,7 +848,21 @@ fn broker_relays_each_client_to_the_others_only() {
         assert!(foreign.is_empty(), "{}: garbled lines {foreign:?}", cl.name);
     }
     drop((a, b, c));
-    terminate(nk).expect_stdout(b"");
+    let out = terminate(nk);
+    // The operator's stdout shows every client's lines, each whole, once.
+    let mut shown: Vec<String> = out.stdout_text().lines().map(String::from).collect();
+    shown.sort();
+    let mut sent: Vec<String> = ["hello from B", "hello from C"]
+        .into_iter()
+        .map(String::from)
+        .chain(
+            ["message", "end"]
+                .iter()
+                .flat_map(|kind| ["A", "B", "C"].map(move |who| format!("{kind} from {who}"))),
+        )
+        .collect();
+    sent.sort();
+    assert_eq!(shown, sent);
 }
 
 /// A notice (`<announce>`) that names `<user N>`.
@@ -897,6 +911,163 @@ fn chat_prefixes_users_announces_joins_and_escapes_control_bytes() {
         );
     }
     drop((one, two));
+    terminate(nk)
+        .expect_stdout_contains("<user 2> hi \\x1b[31mred\\x07 there\tnow\n<user 1> hello two\n");
+}
+
+/// `ncat ARGS` (nmap's ncat, the reference for --broker and --chat).
+fn ncat(args: &[&str], stdin: In, stdout: Out) -> Proc {
+    require_tool("ncat", "ncat");
+    let mut c = Command::new("ncat");
+    c.args(args);
+    Proc::spawn(&format!("ncat {}", args.join(" ")), c, stdin, stdout)
+}
+
+/// Connects a client and waits for the server's `-v` line about it (nk: `nk: connection from
+/// 127.0.0.1:P (#N)`, ncat: `Ncat: Connection from 127.0.0.1:P.`).
+fn join_any(server: &mut Proc, name: &str, port: u16) -> LineClient {
+    let c = LineClient::connect(name, port);
+    let from = format!("onnection from 127.0.0.1:{}", c.local_port());
+    server.wait_stderr_line(5.0, |l| l.contains(&from));
+    c
+}
+
+/// Writes `text` to the server's stdin (a pipe).
+fn operator_says(server: &mut Proc, text: &str) {
+    let stdin = server.stdin.as_mut().expect("stdin is a pipe");
+    stdin
+        .write_all(text.as_bytes())
+        .expect("write the server's stdin");
+    stdin.flush().expect("flush the server's stdin");
+}
+
+/// The operator of a broker (its stdin, a pipe): stdin is not read before a client is there,
+/// then goes to every client; a client's data goes to the other clients. Returns the lines
+/// clients A and B saw (`prefix` is how the server marks the operator's lines in chat).
+fn broker_operator_round(server: &mut Proc, port: u16, chat: bool) -> (Vec<String>, Vec<String>) {
+    let mine = |l: &str| !l.starts_with("<announce>");
+    // Written while nobody is connected: it waits in the pipe for the first client.
+    operator_says(server, "early line\n");
+    let mut a = join_any(server, "A", port);
+    a.wait_line(5.0, "the early line", |l| l.ends_with("early line"));
+    let mut b = join_any(server, "B", port);
+    operator_says(server, "operator says hi\n");
+    a.wait_line(5.0, "the operator's line", |l| {
+        l.ends_with("operator says hi")
+    });
+    b.wait_line(5.0, "the operator's line", |l| {
+        l.ends_with("operator says hi")
+    });
+    a.send("from A\n");
+    b.wait_line(5.0, "A's line", |l| l.ends_with("from A"));
+    // A sees nothing of its own; a last line from B closes the round.
+    b.send("from B\n");
+    a.wait_line(5.0, "B's line", |l| l.ends_with("from B"));
+    let keep = |c: &LineClient| -> Vec<String> {
+        c.seen
+            .iter()
+            .filter(|l| !chat || mine(l))
+            .cloned()
+            .collect()
+    };
+    (keep(&a), keep(&b))
+}
+
+#[test]
+fn broker_operator_stdin_reaches_clients_and_stdout_shows_them_as_ncat() {
+    let (mut nk, port) = listen(&["--broker", "127.0.0.1:0"], In::Pipe, Out::Pipe);
+    let (a, b) = broker_operator_round(&mut nk, port, false);
+    assert_eq!(a, ["early line", "operator says hi", "from B"]);
+    assert_eq!(b, ["operator says hi", "from A"]);
+    // The operator watches: both clients' lines, whole (ncat shows nothing there).
+    nk.wait_stdout_line(5.0, |l| l == "from B");
+    assert_eq!(nk.stdout_so_far(), b"from A\nfrom B\n");
+    terminate(nk);
+
+    // ncat --broker: the clients see the same.
+    let port = free_port("127.0.0.1");
+    let mut reference = ncat(
+        &["-v", "--broker", "-l", "127.0.0.1", &port.to_string()],
+        In::Pipe,
+        Out::Pipe,
+    );
+    reference.wait_stderr_line(10.0, |l| l.contains("Listening on"));
+    let (ncat_a, ncat_b) = broker_operator_round(&mut reference, port, false);
+    assert_eq!((ncat_a, ncat_b), (a, b), "nk and ncat --broker differ");
+}
+
+#[test]
+fn chat_operator_speaks_as_user_0_and_watches_as_ncat() {
+    let (mut nk, port) = listen(&["--chat", "127.0.0.1:0"], In::Pipe, Out::Pipe);
+    let (a, b) = broker_operator_round(&mut nk, port, true);
+    assert_eq!(
+        a,
+        [
+            "<user 0> early line",
+            "<user 0> operator says hi",
+            "<user 2> from B"
+        ]
+    );
+    assert_eq!(b, ["<user 0> operator says hi", "<user 1> from A"]);
+    nk.wait_stdout_line(5.0, |l| l == "<user 2> from B");
+    let shown = String::from_utf8(nk.stdout_so_far()).unwrap();
+    let said: Vec<&str> = shown
+        .lines()
+        .filter(|l| !l.starts_with("<announce>"))
+        .collect();
+    assert_eq!(said, ["<user 1> from A", "<user 2> from B"], "{shown}");
+    assert!(shown.contains("is connected as <user 2>."), "{shown}");
+    terminate(nk);
+
+    // ncat --chat: the operator is <user0> (its stdin's descriptor), clients likewise.
+    let port = free_port("127.0.0.1");
+    let mut reference = ncat(
+        &["-v", "--chat", "-l", "127.0.0.1", &port.to_string()],
+        In::Pipe,
+        Out::Pipe,
+    );
+    reference.wait_stderr_line(10.0, |l| l.contains("Listening on"));
+    let (ncat_a, _) = broker_operator_round(&mut reference, port, true);
+    assert_eq!(
+        ncat_a[..2],
+        ["<user0> early line", "<user0> operator says hi"]
+    );
+}
+
+#[test]
+fn broker_recv_only_operator_watches_send_only_operator_talks() {
+    // --recv-only: stdin is never read; clients still talk, and stdout shows them.
+    let (mut nk, port) = listen(
+        &["--broker", "--recv-only", "127.0.0.1:0"],
+        In::Pipe,
+        Out::Pipe,
+    );
+    operator_says(&mut nk, "not to be sent\n");
+    let mut a = join(&mut nk, "A", port);
+    let mut b = join(&mut nk, "B", port);
+    a.send("from A\n");
+    b.wait_line(5.0, "A's line", |l| l == "from A");
+    b.send("from B\n");
+    a.wait_line(5.0, "B's line", |l| l == "from B");
+    nk.wait_stdout_line(5.0, |l| l == "from B");
+    assert_eq!(a.seen, ["from B"]);
+    assert_eq!(b.seen, ["from A"]);
+    assert_eq!(nk.stdout_so_far(), b"from A\nfrom B\n");
+    terminate(nk);
+
+    // --send-only: stdin goes to the clients; stdout stays empty; clients still talk.
+    let (mut nk, port) = listen(
+        &["--broker", "--send-only", "127.0.0.1:0"],
+        In::Pipe,
+        Out::Pipe,
+    );
+    let mut a = join(&mut nk, "A", port);
+    let mut b = join(&mut nk, "B", port);
+    operator_says(&mut nk, "operator line\n");
+    a.wait_line(5.0, "the operator's line", |l| l == "operator line");
+    b.wait_line(5.0, "the operator's line", |l| l == "operator line");
+    a.send("from A\n");
+    b.wait_line(5.0, "A's line", |l| l == "from A");
     terminate(nk).expect_stdout(b"");
 }
 

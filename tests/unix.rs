@@ -1269,7 +1269,15 @@ fn broker_relays_between_unix_clients() {
     );
     drop((a, b));
     let out = signal_and_wait(nk, "TERM", 143);
-    out.expect_stdout(b"");
+    // The operator's stdout shows the clients' lines, whole.
+    let shown = out.stdout_text();
+    assert!(shown.ends_with("reply from A\n"), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .all(|l| l == "reply from A" || (l.starts_with("hello ") && l.ends_with(" from B"))),
+        "{shown}"
+    );
 }
 
 // ---------------------------------------------------------------------------

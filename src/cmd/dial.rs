@@ -159,6 +159,7 @@ fn refuse_what_a_scan_ignores(args: &DialArgs) -> Result<()> {
         ),
         (relay.crlf, "-C"),
         (relay.hexdump.is_some(), "-x"),
+        (relay.output.is_some(), "-o"),
         (relay.end_at_peer_eof, "--end-at-peer-eof"),
         (sock.nodelay || sock.keepalive, "--nodelay/--keepalive"),
         (sock.tos.is_some() || sock.ttl.is_some(), "-T/--tos/--ttl"),

@@ -33,7 +33,8 @@ use crate::signals;
         closed at once; if stdin has delivered nothing by then, the session ends there (as \
         `nc -l` does: a listener's stdin is often an idle pipe), otherwise what stdin delivers \
         is sent until its EOF, and a client that had really gone (a reset) is an error naming \
-        the bytes lost.\n\n\
+        the bytes lost. -o FILE records what clients send (with -k all of them, into the one \
+        file), --append-output adds to it.\n\n\
         -k keeps accepting and serves clients concurrently: every client's data goes to stdout \
         in whole lines (a line up to --max-line bytes, 64 KiB by default, is never split by \
         another client's bytes; a longer one is written in pieces and stderr says so), stdin \
@@ -45,7 +46,12 @@ use crate::signals;
         -e/-c run a program per connection with the socket as its stdin/stdout (environment \
         NK_REMOTE_ADDR, NK_REMOTE_PORT, NK_LOCAL_ADDR, NK_LOCAL_PORT, NK_PROTO, NK_CONN_SEQ). \
         --broker passes each client's data to every other client; --chat does the same with \
-        `<user N>` prefixes and join/leave notices. Denied (--allow/--deny) and excess (-m) \
+        `<user N>` prefixes and join/leave notices. The listener's own stdin and stdout take \
+        part as one more participant, as in ncat: stdin goes to every client (in chat as \
+        `<user 0>`; not read while no client is connected), and stdout shows what clients \
+        send, whole lines (ncat shows nothing there). --recv-only: the operator only watches \
+        (stdin is not read); --send-only: only talks (stdout stays empty); the clients always \
+        talk to one another (ncat's --recv-only silences the whole broker). Denied (--allow/--deny) and excess (-m) \
         clients are closed before a byte moves. SIGINT/SIGTERM close every client, stop every \
         program, and print a summary with -v.\n\n\
         With no host, nk listens on IPv6 and IPv4 both. Port 0 lets the kernel choose; -v \
@@ -84,10 +90,12 @@ pub struct ListenArgs {
     pub max_conns: Option<u64>,
     #[command(flatten)]
     pub access: crate::cli::AccessArgs,
-    /// Pass each client's data to every other client (implies -k; stdin/stdout unused).
+    /// Pass each client's data to every other client (implies -k); stdin goes to every
+    /// client and stdout shows every client's lines, as one more participant.
     #[arg(long, conflicts_with_all = ["exec", "shell"])]
     pub broker: bool,
-    /// Like --broker, with `<user N>` prefixes, join/leave notices, control bytes escaped.
+    /// Like --broker, with `<user N>` prefixes (stdin is `<user 0>`), join/leave notices,
+    /// control bytes escaped.
     #[arg(long, conflicts_with_all = ["exec", "shell", "broker"])]
     pub chat: bool,
     /// Give up when no client has connected within DUR (exit 1; a one-shot listener only).
@@ -164,13 +172,16 @@ pub fn run(args: ListenArgs) -> Result<()> {
     let relay_template = args.relay.options()?;
     let keep = args.keep_open || args.broker || args.chat;
     let exec = args.exec.spec()?;
-    let hub = args.hub.options(keep && exec.is_none())?;
+    let hub = args.hub.options(keep && exec.is_none(), &args.relay)?;
     let serve = Serve::choose(exec, args.chat, args.broker, keep, hub)?;
     let access = args.access.list()?;
     let tls = args.tls.config()?;
     let mut sockopts = args.sock.options();
     sockopts.reuseport = args.reuseport;
 
+    // Before `listening on` is said: from then on SIGINT/SIGTERM end nk as documented
+    // (130/143), even in the moment before the summary is armed.
+    signals::install();
     let listener = bind_tcp(&spec, args.family.family(), &sockopts)?;
     let local = listener.local_addr().context("getsockname")?;
     // Signals are handled before the port is announced: whoever acts on the listening line
@@ -263,8 +274,10 @@ pub fn serve_connections(
             })
         }
         Serve::Hub(hub) => {
-            stop_on_interrupt(server)?;
-            if hub.is_broadcast() && !relay_template.receive_only {
+            let flushing = Arc::clone(&hub);
+            stop_on_interrupt_then(server, move || flushing.flush_shown(STDOUT_GRACE))?;
+            // --recv-only: the operator only watches (listen -k: clients get no stdin).
+            if !relay_template.receive_only {
                 let pump = Arc::clone(&hub);
                 thread::Builder::new()
                     .name("stdin".into())
@@ -293,12 +306,21 @@ pub fn serve_connections(
     }
 }
 
+/// How long SIGINT/SIGTERM wait for what clients sent to reach the operator's stdout.
+const STDOUT_GRACE: Duration = Duration::from_secs(2);
+
 /// SIGINT/SIGTERM: close every client, stop every program, print the summary.
 fn stop_on_interrupt(server: &Arc<Server>) -> Result<()> {
+    stop_on_interrupt_then(server, || {})
+}
+
+/// [`stop_on_interrupt`], with `then` run once the clients are closed (before the summary).
+fn stop_on_interrupt_then(server: &Arc<Server>, then: impl Fn() + Send + 'static) -> Result<()> {
     let server = Arc::clone(server);
     signals::on_interrupt(move || {
         // Long enough for each program to get SIGTERM, then SIGKILL after its grace.
         server.shutdown_and_wait(Duration::from_secs(3));
+        then();
         info!("{}", server.summary());
     })
 }
@@ -343,6 +365,12 @@ fn serve_hub_client(
     }
     let mut opts = template.clone();
     opts.counters = Arc::clone(&conn.live.counters);
+    if !hub.is_broadcast() {
+        // Broker and chat: --send-only/--recv-only are the operator's (stdin/stdout), not
+        // the clients', who always talk to one another.
+        opts.send_only = false;
+        opts.receive_only = false;
+    }
     let result = Remote::from_shared(stream, &peer)
         .map_err(anyhow::Error::from)
         .and_then(|remote| relay::relay(Some(source), sink, remote, &opts));

@@ -90,10 +90,12 @@ pub struct UnixArgs {
     #[arg(short = 'm', long = "max-conns", value_name = "N", requires = "listen",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_conns: Option<u64>,
-    /// With -l: pass each client's data to every other client (implies -k).
+    /// With -l: pass each client's data to every other client (implies -k); stdin goes to
+    /// every client, stdout shows every client's lines.
     #[arg(long, requires = "listen", conflicts_with_all = ["exec", "shell"])]
     pub broker: bool,
-    /// With -l: like --broker, with `<user N>` prefixes and join/leave notices.
+    /// With -l: like --broker, with `<user N>` prefixes (stdin is `<user 0>`) and join/leave
+    /// notices.
     #[arg(long, requires = "listen", conflicts_with_all = ["exec", "shell", "broker"])]
     pub chat: bool,
     #[command(flatten)]
@@ -124,12 +126,19 @@ pub fn run(args: UnixArgs) -> Result<()> {
         ));
     }
     let allow_uids = AllowUids::new(&args.allow_uid);
+    if args.dgram && args.relay.output.is_some() {
+        // Checked before options() creates the file.
+        return Err(crate::exit::usage(
+            "-o records stream sessions; with --dgram use -x for a dump of each datagram",
+        ));
+    }
     let relay_template = args.relay.options()?;
     let exec = args.exec.spec()?;
     let many = args.listen && !args.dgram && exec.is_none();
-    let hub = args
-        .hub
-        .options(many && (args.keep_open || args.broker || args.chat))?;
+    let hub = args.hub.options(
+        many && (args.keep_open || args.broker || args.chat),
+        &args.relay,
+    )?;
     let ty = unix::socket_type(args.dgram, args.seqpacket);
     // From here on, every signal that ends nk removes the socket file before exiting; SIGQUIT
     // too, which would otherwise leave the file behind (and a core).

@@ -1,6 +1,14 @@
 //! The hub of a multi-client listener without `-e`: stdin to every client, every client to
 //! stdout (`listen -k`), or clients to each other (`--broker`, `--chat`).
 //!
+//! In broker and chat mode the operator (the listener's own stdin and stdout) is one more
+//! participant, as in ncat: what stdin delivers goes to every client (in chat as `<user 0>`,
+//! ncat's `<user0>`), and what clients send to one another is shown on stdout, whole lines at
+//! a time (ncat shows nothing there; nk does so the operator can watch). The operator's
+//! stdout has a queue like a client's, drained by its own thread, so the accept loop never
+//! waits on it; it is never dropped, even with `--drop-slow`: a stdout that does not keep up
+//! slows the room down, as any reader does by default.
+//!
 //! Each client has a queue of shared chunks, drained into its socket by its own relay. Nothing
 //! given to the hub is lost: by default a queue holding more than [`QUEUE_LIMIT`] bytes makes
 //! its sender wait (back-pressure, as ncat does: stdin is read no faster than the slowest
@@ -26,8 +34,10 @@ pub const QUEUE_LIMIT: usize = 4 << 20;
 /// The longest partial line held back from stdout by default (`--max-line`); a longer one is
 /// written in pieces, and stderr says so.
 pub const MAX_HELD_LINE: usize = 64 * 1024;
-/// Read size for stdin in broadcast mode.
+/// Read size for stdin.
 const STDIN_CHUNK: usize = 64 * 1024;
+/// The member id of the operator (stdin/stdout) in broker and chat mode; clients count from 1.
+pub const OPERATOR: u64 = 0;
 
 #[derive(Debug, Default)]
 struct QueueState {
@@ -157,6 +167,9 @@ pub struct HubOptions {
     pub drop_slow: bool,
     /// `--max-line`: the longest partial line held back so lines never interleave.
     pub max_line: usize,
+    /// Broker and chat: show what clients send on stdout (off with `--send-only`: the
+    /// operator only talks).
+    pub show_on_stdout: bool,
 }
 
 impl Default for HubOptions {
@@ -164,6 +177,7 @@ impl Default for HubOptions {
         HubOptions {
             drop_slow: false,
             max_line: MAX_HELD_LINE,
+            show_on_stdout: false,
         }
     }
 }
@@ -177,6 +191,8 @@ pub struct Hub {
     joined: Condvar,
     stdin_done: AtomicBool,
     stdout: Mutex<Option<File>>,
+    /// Broker and chat: what the operator's stdout is to show, drained by the stdout thread.
+    shown: Option<Arc<ClientQueue>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -186,11 +202,22 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    /// A hub; in broadcast mode it writes to (a duplicate of) stdout.
+    /// A hub; in broadcast mode it writes to (a duplicate of) stdout, in broker and chat mode
+    /// (with `show_on_stdout`) a thread of its own does.
     pub fn new(mode: Mode, options: HubOptions) -> io::Result<Arc<Hub>> {
-        let stdout = match mode {
-            Mode::Broadcast => Some(File::from(io::stdout().as_fd().try_clone_to_owned()?)),
-            _ => None,
+        let duplicate = || io::stdout().as_fd().try_clone_to_owned().map(File::from);
+        let (stdout, shown) = match mode {
+            Mode::Broadcast => (Some(duplicate()?), None),
+            _ if options.show_on_stdout => {
+                let queue = Arc::new(ClientQueue::default());
+                let out = duplicate()?;
+                let reader = QueueReader(Arc::clone(&queue));
+                std::thread::Builder::new()
+                    .name("stdout".into())
+                    .spawn(move || show_until_closed(reader, out))?;
+                (None, Some(queue))
+            }
+            _ => (None, None),
         };
         Ok(Arc::new(Hub {
             mode,
@@ -199,6 +226,7 @@ impl Hub {
             joined: Condvar::new(),
             stdin_done: AtomicBool::new(false),
             stdout: Mutex::new(stdout),
+            shown,
         }))
     }
 
@@ -272,6 +300,35 @@ impl Hub {
     /// they are small, and a client over its limit is dropped (said on stderr) either way.
     fn announce(&self, data: &[u8]) {
         self.queue_for_all(data, None, true);
+        if let Some(shown) = &self.shown {
+            shown.push(&Arc::from(data), false);
+        }
+    }
+
+    /// Broker and chat: whole lines for the operator's stdout. Waits while more than
+    /// [`QUEUE_LIMIT`] is waiting there (the operator is never dropped, so a stuck stdout
+    /// holds its senders back, as a slow client does by default).
+    fn show(&self, lines: &[u8]) {
+        if let (Some(shown), false) = (&self.shown, lines.is_empty()) {
+            shown.push(&Arc::from(lines), false);
+            shown.wait_for_room();
+        }
+    }
+
+    /// At SIGINT/SIGTERM: gives the stdout thread up to `limit` to write what it was given.
+    pub fn flush_shown(&self, limit: std::time::Duration) {
+        let Some(shown) = &self.shown else { return };
+        let deadline = std::time::Instant::now() + limit;
+        while shown.lock().bytes > 0 && !shown.lock().closed {
+            if std::time::Instant::now() >= deadline {
+                crate::log::warn(format_args!(
+                    "{} bytes for stdout were not written before the end",
+                    shown.lock().bytes
+                ));
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Queues `data` for every member but `except`; returns their queues. With `drop_full`,
@@ -344,30 +401,43 @@ impl Hub {
         }
     }
 
-    /// Broadcast mode: reads stdin until EOF and queues it for every client, never while no
-    /// client is connected (what it read would have nowhere to go).
+    /// Reads stdin until EOF and queues it for every client, never while no client is
+    /// connected (what it read would have nowhere to go). In broadcast mode stdin's EOF ends
+    /// every client's input; in broker and chat mode the operator just falls silent (the
+    /// clients still talk to one another), its last partial line delivered.
     pub fn pump_stdin(self: &Arc<Hub>) -> io::Result<()> {
         let mut stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
         let mut buf = vec![0u8; STDIN_CHUNK];
-        loop {
+        // Broker and chat: the operator speaks through a writer like a client's, so chat
+        // lines are held whole, prefixed and escaped the same way.
+        let mut operator = (!self.is_broadcast()).then(|| self.writer_for(OPERATOR));
+        let result = loop {
             self.wait_for_a_member();
             match stdin.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => self.send(&buf[..n], None),
+                Ok(0) => break Ok(()),
+                Ok(n) => match &mut operator {
+                    Some(writer) => {
+                        if let Err(e) = writer.write_all(&buf[..n]) {
+                            break Err(e);
+                        }
+                    }
+                    None => self.send(&buf[..n], None),
+                },
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.close_input();
-                    return Err(e);
-                }
+                Err(e) => break Err(e),
             }
-        }
-        self.close_input();
-        Ok(())
+        };
+        drop(operator);
+        self.close_input_if_broadcast();
+        result
     }
 
     /// The writer a client's received bytes go to.
     pub fn writer_for(self: &Arc<Hub>, id: u64) -> HubWriter {
-        let peer = self.members().get(&id).map(|m| m.peer.clone());
+        let peer = match id {
+            OPERATOR => Some("stdin".to_string()),
+            _ => self.members().get(&id).map(|m| m.peer.clone()),
+        };
         HubWriter {
             hub: Arc::clone(self),
             id,
@@ -430,8 +500,9 @@ impl HubWriter {
         }
         match self.hub.mode {
             Mode::Broadcast => self.hub.write_stdout(&lines),
+            // The clients get the bytes as they come, in `write`.
             Mode::Broker => {
-                self.hub.send(&lines, Some(self.id));
+                self.hub.show(&lines);
                 Ok(())
             }
             Mode::Chat => {
@@ -439,6 +510,10 @@ impl HubWriter {
                 for line in lines.split_inclusive(|&b| b == b'\n') {
                     out.extend_from_slice(format!("<user {}> ", self.id).as_bytes());
                     escape_line(line, &mut out);
+                }
+                // Shown before it is sent: whatever a client answers comes after it on stdout.
+                if self.id != OPERATOR {
+                    self.hub.show(&out);
                 }
                 self.hub.send(&out, Some(self.id));
                 Ok(())
@@ -450,6 +525,13 @@ impl HubWriter {
 impl Write for HubWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.hub.mode == Mode::Broker {
+            // Clients get a broker's bytes as they come; only stdout needs whole lines, and
+            // they are shown first, so whatever a client answers comes after them there.
+            if self.hub.shown.is_some() && self.id != OPERATOR {
+                self.held.extend_from_slice(buf);
+                let lines = self.complete_lines(false);
+                self.deliver(lines)?;
+            }
             self.hub.send(buf, Some(self.id));
             return Ok(buf.len());
         }
@@ -470,6 +552,35 @@ impl Drop for HubWriter {
     fn drop(&mut self) {
         let rest = self.complete_lines(true);
         let _ = self.deliver(rest);
+    }
+}
+
+/// The stdout thread of broker and chat mode: writes what the hub shows until the hub ends.
+/// A stdout that fails (its reader gone, a full disk) is said once on stderr; the clients go
+/// on talking, and what would have been shown is dropped (it reached the clients).
+fn show_until_closed(mut reader: QueueReader, mut out: File) {
+    let queue = Arc::clone(&reader.0);
+    let mut buf = vec![0u8; STDIN_CHUNK];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if let Err(e) = out.write_all(&buf[..n]) {
+            let left = queue.lock().bytes;
+            crate::log::warn(format_args!(
+                "write stdout: {e}; clients' data is no longer shown there ({} bytes not \
+                 shown; the clients still get everything)",
+                n + left
+            ));
+            queue.close();
+            // Nothing will read what is left: free it.
+            let mut state = queue.lock();
+            state.chunks.clear();
+            state.bytes = 0;
+            state.offset = 0;
+            return;
+        }
     }
 }
 

@@ -466,6 +466,8 @@ pub struct RelayOptions {
     pub end_at_peer_eof: bool,
     /// `-x`: where the hex dump of both directions goes.
     pub hexdump: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
+    /// `-o`: the recording of the session's data.
+    pub output: Option<Arc<Recorder>>,
     /// Counters the caller can read at any time (for a summary on SIGINT).
     pub counters: Arc<Counters>,
 }
@@ -481,7 +483,112 @@ impl fmt::Debug for RelayOptions {
             .field("crlf", &self.crlf)
             .field("end_at_peer_eof", &self.end_at_peer_eof)
             .field("hexdump", &self.hexdump.is_some())
+            .field("output", &self.output.is_some())
             .finish()
+    }
+}
+
+/// `-o FILE`: a recording of the session, taken while relaying (ncat's `-o`). By default it
+/// holds what was received, byte for byte; with `--output-both`, what was sent too, each line
+/// marked `> ` (sent) or `< ` (received), a line cut by other data ended there and its rest
+/// marked anew (a record to read, not to replay). Connections of a server share one
+/// recorder: each chunk is written whole, under its lock. Like `-x` it is a diagnostic: a
+/// write that fails is said once on stderr, the recording stops, the payload flows on.
+pub struct Recorder {
+    state: Mutex<RecorderState>,
+    both: bool,
+    /// The file's name, for the stderr line.
+    path: String,
+}
+
+struct RecorderState {
+    out: Box<dyn Write + Send>,
+    /// A write failed (and was said): record nothing more.
+    failed: bool,
+    /// Bytes recorded so far, for the stderr line.
+    written: u64,
+    /// `--output-both`: the next byte starts a line.
+    at_line_start: bool,
+    /// `--output-both`: the pump whose bytes were recorded last.
+    last: Option<u64>,
+}
+
+/// Numbers each pump, so a recording knows when another one's bytes cut a line.
+static NEXT_PUMP: AtomicU64 = AtomicU64::new(1);
+
+impl fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recorder")
+            .field("path", &self.path)
+            .field("both", &self.both)
+            .finish()
+    }
+}
+
+impl Recorder {
+    /// A recorder writing to `out` (named `path` in messages); `both` is `--output-both`.
+    pub fn new(out: Box<dyn Write + Send>, path: &str, both: bool) -> Recorder {
+        Recorder {
+            state: Mutex::new(RecorderState {
+                out,
+                failed: false,
+                written: 0,
+                at_line_start: true,
+                last: None,
+            }),
+            both,
+            path: path.to_string(),
+        }
+    }
+
+    /// Whether bytes going `direction` are recorded.
+    fn records(&self, direction: Direction) -> bool {
+        self.both || direction == Direction::Receive
+    }
+
+    /// Records `data`, which pump `pump` moved `direction`.
+    fn record(&self, pump: u64, direction: Direction, data: &[u8]) {
+        if data.is_empty() || !self.records(direction) {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.failed {
+            return;
+        }
+        let marked;
+        let bytes = if self.both {
+            let mark: &[u8] = match direction {
+                Direction::Send => b"> ",
+                Direction::Receive => b"< ",
+            };
+            let mut text = Vec::with_capacity(data.len() + 16);
+            if !state.at_line_start && state.last != Some(pump) {
+                text.push(b'\n');
+                state.at_line_start = true;
+            }
+            for &byte in data {
+                if state.at_line_start {
+                    text.extend_from_slice(mark);
+                }
+                text.push(byte);
+                state.at_line_start = byte == b'\n';
+            }
+            state.last = Some(pump);
+            marked = text;
+            &marked[..]
+        } else {
+            data
+        };
+        match state.out.write_all(bytes).and_then(|()| state.out.flush()) {
+            Ok(()) => state.written += bytes.len() as u64,
+            Err(e) => {
+                state.failed = true;
+                crate::log::warn(format_args!(
+                    "write output file {}: {e}; the recording (-o) stops after {} bytes, the session goes on",
+                    self.path, state.written
+                ));
+            }
+        }
     }
 }
 
@@ -893,6 +1000,10 @@ struct Pump {
     counters: Arc<Counters>,
     crlf: Option<CrlfEncoder>,
     hexdump: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
+    /// `-o`, when it records this direction.
+    output: Option<Arc<Recorder>>,
+    /// This pump's number, for the recording.
+    id: u64,
     /// Sending side only: held while bytes taken from the input are not yet written.
     gate: Option<Arc<Mutex<()>>>,
     total: u64,
@@ -905,6 +1016,11 @@ impl Pump {
             counters: Arc::clone(counters),
             crlf: (opts.crlf && direction == Direction::Send).then(CrlfEncoder::default),
             hexdump: opts.hexdump.clone(),
+            output: opts
+                .output
+                .clone()
+                .filter(|recorder| recorder.records(direction)),
+            id: NEXT_PUMP.fetch_add(1, Ordering::Relaxed),
             gate: None,
             total: 0,
         }
@@ -955,7 +1071,8 @@ impl Pump {
     }
 
     fn transfer(&mut self, source: &mut Source, sink: &mut Sink) -> Result<(), (Side, io::Error)> {
-        let plain = self.crlf.is_none() && self.hexdump.is_none();
+        // -C, -x and -o need to see the bytes: they take the read/write path.
+        let plain = self.crlf.is_none() && self.hexdump.is_none() && self.output.is_none();
         if let (true, Some(from), Some(to)) = (plain, source.fd, sink.fd) {
             match choose_path(from, to) {
                 Path::Splice => {
@@ -979,7 +1096,7 @@ impl Pump {
         self.copy(source, sink)
     }
 
-    /// The read/write path, with `-C` and `-x` applied.
+    /// The read/write path, with `-C`, `-x` and `-o` applied.
     fn copy(&mut self, source: &mut Source, sink: &mut Sink) -> Result<(), (Side, io::Error)> {
         // Start small and grow while reads fill the buffer: a thousand idle connections then
         // cost a thousand small buffers, a bulk transfer soon gets the large one.
@@ -1017,6 +1134,9 @@ impl Pump {
                 let mut out = dump.lock().unwrap_or_else(|e| e.into_inner());
                 // The dump is a diagnostic: failing to write it must not stop the payload.
                 let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            }
+            if let Some(recorder) = &self.output {
+                recorder.record(self.id, self.direction, chunk);
             }
             let fd = sink.fd;
             if let Err(e) = write_all_retrying(sink.writer(), fd, chunk) {
@@ -1458,6 +1578,45 @@ mod tests {
         assert_eq!(peer.join().unwrap(), b"a\r\nb\r\n");
         let text = String::from_utf8(dump.0.lock().unwrap().clone()).unwrap();
         assert!(text.starts_with("> 00000000  61 0d 0a 62 0d 0a"), "{text}");
+    }
+
+    #[test]
+    fn recordings_keep_received_bytes_or_mark_both_directions() {
+        let file = Shared::default();
+        let plain = Recorder::new(Box::new(file.clone()), "plain", false);
+        plain.record(1, Direction::Receive, b"ab");
+        plain.record(2, Direction::Send, b"not recorded");
+        plain.record(1, Direction::Receive, b"\x00c\n");
+        assert_eq!(&*file.0.lock().unwrap(), b"ab\x00c\n");
+
+        let file = Shared::default();
+        let both = Recorder::new(Box::new(file.clone()), "both", true);
+        both.record(1, Direction::Receive, b"ab");
+        both.record(1, Direction::Receive, b"c\nd");
+        // Another pump's bytes cut the line: it ends there, the rest is marked anew.
+        both.record(2, Direction::Send, b"x\ny\n");
+        both.record(1, Direction::Receive, b"e\n");
+        let text = String::from_utf8(file.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, "< abc\n< d\n> x\n> y\n< e\n");
+    }
+
+    #[test]
+    fn a_failing_recording_stops_and_the_rest_is_not_tried() {
+        struct Full(Arc<AtomicU64>);
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                self.0.fetch_add(1, Ordering::Relaxed);
+                Err(io::Error::from_raw_os_error(libc::ENOSPC))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let tries = Arc::new(AtomicU64::new(0));
+        let recorder = Recorder::new(Box::new(Full(Arc::clone(&tries))), "full", false);
+        recorder.record(1, Direction::Receive, b"a");
+        recorder.record(1, Direction::Receive, b"b");
+        assert_eq!(tries.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -451,7 +451,6 @@ impl Server {
                 child: Mutex::new(None),
             });
             self.live().insert(seq, Arc::clone(&live));
-            crate::info!("connection from {peer_text} (#{seq})");
             let connection = Connection {
                 stream,
                 peer,
@@ -460,6 +459,9 @@ impl Server {
                 live,
             };
             admit(&connection);
+            // Said once admitted: whoever reads `-v` (a test, an operator typing to a broker)
+            // knows the client now receives what is sent.
+            crate::info!("connection from {peer_text} (#{seq})");
             if !self.options.keep_accepting {
                 drop(listener);
                 let result = handler(connection);
