@@ -430,7 +430,9 @@ fn failed_state(err: &io::Error) -> PortState {
     }
 }
 
-fn is_out_of_descriptors(err: &io::Error) -> bool {
+/// Out of descriptors or buffers: the scan waits for probes in flight to end, then goes on
+/// (shared with the UDP scan).
+pub(crate) fn is_out_of_descriptors(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
         Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS)

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::net::scan::{source_addr, with_port};
+use crate::net::scan::{is_out_of_descriptors, source_addr, with_port};
 
 /// Probes per second (first tries and retries together) when `--rate` is not given: half the
 /// kernel's default global ICMP error rate, so that its bucket never runs dry on our account.
@@ -294,13 +294,6 @@ fn error_state(err: &io::Error) -> UdpState {
         Some(libc::ECONNREFUSED) => UdpState::Closed,
         _ => UdpState::Failed(err.to_string()),
     }
-}
-
-fn is_out_of_descriptors(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS)
-    )
 }
 
 #[cfg(test)]
