@@ -46,3 +46,8 @@ fi
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets
+
+# Every fuzz target for 10 s (fuzz/README.md): a crash, leak or hang fails the run. run.sh
+# installs cargo-fuzz with `cargo install --locked` when missing; the stable toolchain builds
+# the targets with RUSTC_BOOTSTRAP=1.
+fuzz/run.sh 10

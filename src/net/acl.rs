@@ -183,7 +183,8 @@ fn read_list(path: &str) -> Result<Vec<Cidr>> {
     parse_list(&text).with_context(|| format!("in {path}"))
 }
 
-fn parse_list(text: &str) -> Result<Vec<Cidr>> {
+/// Parses the text of an allow/deny file (public for the fuzz target).
+pub fn parse_list(text: &str) -> Result<Vec<Cidr>> {
     text.lines()
         .enumerate()
         .filter_map(|(n, line)| {

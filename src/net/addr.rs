@@ -120,7 +120,14 @@ pub fn host_of(text: &str) -> Result<Host> {
         return Ok(Host::Ip(IpAddr::V6(ip)));
     }
     if let Some((ip, scope)) = text.split_once('%') {
-        if ip.parse::<Ipv6Addr>().is_ok() && !scope.is_empty() && scope.len() <= 16 {
+        if ip.parse::<Ipv6Addr>().is_ok() {
+            if !is_scope_id(scope) {
+                return Err(usage(format!(
+                    "invalid address \"{}\": the scope after % must be an interface name \
+                     (up to 15 letters, digits, _ - .) or a number",
+                    text.escape_debug()
+                )));
+            }
             return Ok(Host::Name(text.to_string()));
         }
     }
@@ -149,6 +156,19 @@ pub fn host_of(text: &str) -> Result<Host> {
     }
     check_ascii_name(text, &ascii)?;
     Ok(Host::Name(ascii))
+}
+
+/// Whether `scope` can follow `%` in a scoped IPv6 literal: an interface name as Linux allows
+/// it (1 to 15 bytes; letters, digits, `_`, `-`, `.`: no `]`, `%`, `/`, space or control, so
+/// the address prints back as typed) or an interface index (a number that fits 32 bits).
+pub fn is_scope_id(scope: &str) -> bool {
+    if !scope.is_empty() && scope.bytes().all(|b| b.is_ascii_digit()) {
+        return scope.parse::<u32>().is_ok();
+    }
+    (1..=15).contains(&scope.len())
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// An IP literal in the one syntax every command shares: an IPv6 address, or an IPv4 address
@@ -837,6 +857,33 @@ pub fn display_sockaddr(addr: &socket2::SockAddr) -> String {
 mod tests {
     use super::*;
     use crate::exit::{classify, Status};
+
+    #[test]
+    fn scope_ids_are_interface_names_or_numbers() {
+        // Issue 19 item 6: a scope that is no interface name cannot be printed back.
+        for good in [
+            "fe80::1%eth0",
+            "fe80::1%2",
+            "fe80::1%br-lan.10",
+            "fe80::1%wlp0s20f3",
+        ] {
+            assert!(host_of(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "fe80::1%a]",
+            "fe80::1%]",
+            "fe80::1%",
+            "fe80::1%a b",
+            "fe80::1%a%b",
+            "fe80::1%a/b",
+            "fe80::1%\n",
+            "fe80::1%0123456789abcdef",
+            "fe80::1%4294967296",
+        ] {
+            assert!(host_of(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_target("[fe80::1%a]]:80", None, Proto::Tcp).is_err());
+    }
 
     fn target(first: &str, second: Option<&str>) -> Result<Target> {
         parse_target(first, second, Proto::Tcp)

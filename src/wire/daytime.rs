@@ -70,11 +70,11 @@ pub fn parse_format(text: &str) -> Result<DaytimeFormat, String> {
         "rfc2822" | "rfc5322" => DaytimeFormat::Rfc2822,
         "ctime" => DaytimeFormat::Ctime,
         _ if text.contains('%') => {
-            // The line goes to clients that read one line of text: no control character
-            // (a tab is white space, as in a mail header) and no `%n` line break.
-            if text.chars().any(|c| c.is_control() && c != '\t') {
+            // The line goes to clients that read one line of text: no control character,
+            // not even a tab (`%t`), and no `%n` line break.
+            if text.chars().any(char::is_control) {
                 return Err(format!(
-                    "the pattern \"{}\" holds a control character (only a tab is allowed)",
+                    "the pattern \"{}\" holds a control character",
                     text.escape_debug()
                 ));
             }
@@ -82,11 +82,32 @@ pub fn parse_format(text: &str) -> Result<DaytimeFormat, String> {
                 return Err(format!("\"{text}\" is not a valid strftime pattern"));
             }
             if StrftimeItems::new(text)
-                .any(|item| matches!(item, Item::Space(s) if s.contains(['\r', '\n'])))
+                .any(|item| matches!(item, Item::Space(s) if s.chars().any(char::is_control)))
             {
-                return Err("the pattern must stay on one line (%n is a line break)".into());
+                return Err(
+                    "the pattern must stay on one line of text (%n is a line break, %t a tab)"
+                        .into(),
+                );
             }
-            DaytimeFormat::Pattern(text.to_string())
+            // Some specifiers parse but cannot be formatted (`%#z` is parse-only): formatting
+            // once here refuses them at start, not when the first client connects.
+            let pattern = DaytimeFormat::Pattern(text.to_string());
+            let probe = DateTime::<Utc>::UNIX_EPOCH;
+            let zones = [
+                Zone::Utc,
+                Zone::Local {
+                    offset: 3600,
+                    name: Some("CET".into()),
+                },
+            ];
+            for zone in &zones {
+                if try_render(&pattern, zone, probe).is_err() {
+                    return Err(format!(
+                        "\"{text}\" cannot be formatted (a parse-only specifier such as %#z?)"
+                    ));
+                }
+            }
+            pattern
         }
         _ => {
             return Err(format!(
@@ -97,13 +118,25 @@ pub fn parse_format(text: &str) -> Result<DaytimeFormat, String> {
     })
 }
 
-/// The daytime line for `now` (no line end) in `zone`.
+/// The daytime line for `now` (no line end) in `zone`. A pattern [`parse_format`] accepted
+/// always formats; should one not, the client gets RFC 3339 rather than a panic.
 pub fn render(format: &DaytimeFormat, zone: &Zone, now: DateTime<Utc>) -> String {
+    try_render(format, zone, now).unwrap_or_else(|_| {
+        let now = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+        render_capped(now)
+    })
+}
+
+fn try_render(
+    format: &DaytimeFormat,
+    zone: &Zone,
+    now: DateTime<Utc>,
+) -> Result<String, std::fmt::Error> {
     let local = match zone {
         Zone::Utc => None,
         Zone::Local { offset, name } => FixedOffset::east_opt(*offset).map(|o| (o, name)),
     };
-    let mut line = match local {
+    let line = match local {
         // An offset of a day or more cannot come from localtime_r; UTC is the safe reading.
         None => render_in(format, &now, Some("UTC"), "-UTC".to_string()),
         Some((offset, name)) => {
@@ -118,7 +151,11 @@ pub fn render(format: &DaytimeFormat, zone: &Zone, now: DateTime<Utc>) -> String
             };
             render_in(format, &now, name.as_deref(), suffix)
         }
-    };
+    }?;
+    Ok(render_capped(line))
+}
+
+fn render_capped(mut line: String) -> String {
     if line.len() > MAX_LINE {
         let mut end = MAX_LINE;
         while !line.is_char_boundary(end) {
@@ -137,11 +174,11 @@ fn render_in<Tz: chrono::TimeZone>(
     now: &DateTime<Tz>,
     zone_name: Option<&str>,
     rfc867_zone: String,
-) -> String
+) -> Result<String, std::fmt::Error>
 where
     Tz::Offset: std::fmt::Display,
 {
-    match format {
+    Ok(match format {
         DaytimeFormat::Rfc867 => format!("{}{rfc867_zone}", now.format("%A, %B %-d, %Y %H:%M:%S")),
         DaytimeFormat::Rfc3339 => now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         DaytimeFormat::Rfc2822 => now.to_rfc2822(),
@@ -151,15 +188,12 @@ where
                 (Item::Fixed(Fixed::TimezoneName), Some(name)) => Item::Literal(name),
                 (item, _) => item,
             });
-            // Written, not `to_string()`: a formatting error (none is known for a checked
-            // pattern) must not panic the server; the client then gets RFC 3339.
+            // Written, not `to_string()`: a formatting error is an error, never a panic.
             let mut line = String::new();
-            match write!(line, "{}", now.format_with_items(items)) {
-                Ok(()) => line,
-                Err(_) => now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-            }
+            write!(line, "{}", now.format_with_items(items))?;
+            line
         }
-    }
+    })
 }
 
 #[cfg(test)]
@@ -255,8 +289,13 @@ mod tests {
         assert!(parse_format("%Y\x07").is_err());
         assert!(parse_format("%Y\x00").is_err());
         assert!(parse_format("%Y\u{85}").is_err());
-        assert!(parse_format("%Y\t%m").is_ok());
-        assert!(parse_format("%Y%t%m").is_ok());
+        // The output is one line of text: no tab either (issue 19 item 2).
+        assert!(parse_format("%Y\t%m").is_err());
+        assert!(parse_format("%Y%t%m").is_err());
+        // Parse-only specifiers are refused at start, not when a client connects (item 1).
+        assert!(parse_format("%#z").is_err());
+        assert!(parse_format("%Y %#z").is_err());
+        assert!(parse_format("%Y %z %:z %Z").is_ok());
         assert!(parse_format("").is_err());
     }
 

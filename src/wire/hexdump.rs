@@ -29,7 +29,8 @@ impl Mark {
 pub fn format(mark: Mark, offset: u64, bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(16) * 80);
     for (index, row) in bytes.chunks(16).enumerate() {
-        let row_offset = offset + (index as u64) * 16;
+        // A stream offset cannot reach 2^64, but a caller's value must never panic here.
+        let row_offset = offset.wrapping_add((index as u64).wrapping_mul(16));
         let _ = write!(out, "{} {:08x}  ", mark.symbol(), row_offset);
         for column in 0..16 {
             match row.get(column) {
@@ -58,6 +59,14 @@ pub fn format(mark: Mark, offset: u64, bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offset_near_the_end_of_u64_wraps_instead_of_panicking() {
+        // Found by fuzz/ (hexdump): `offset + 16` overflowed.
+        let text = format(Mark::Received, u64::MAX - 3, &[0u8; 20]);
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.lines().nth(1).unwrap().starts_with("< 0000000c "));
+    }
 
     #[test]
     fn a_full_row_and_a_partial_row() {

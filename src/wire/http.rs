@@ -167,8 +167,8 @@ fn parse_from(text: &str, source: Source) -> Result<Url, String> {
         let (host, after) = bracketed
             .split_once(']')
             .ok_or_else(|| format!("\"{shown}\": unclosed [ in the host"))?;
-        let ip = host.split('%').next().unwrap_or_default();
-        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+        let (ip, scope) = host.split_once('%').unwrap_or((host, ""));
+        if ip.parse::<std::net::Ipv6Addr>().is_err() || (host.contains('%') && !is_scope(scope)) {
             return Err(format!(
                 "\"{shown}\": \"[{}]\" is not an IPv6 address",
                 host.escape_debug()
@@ -224,6 +224,18 @@ fn parse_from(text: &str, source: Source) -> Result<Url, String> {
         port,
         path,
     })
+}
+
+/// A zone after `%` in a bracketed host: an interface name (letters, digits, `_ - .`, at most
+/// 15) or an index, as `net::addr::is_scope_id` takes it (wire/ does not reach into net/).
+fn is_scope(scope: &str) -> bool {
+    if !scope.is_empty() && scope.bytes().all(|b| b.is_ascii_digit()) {
+        return scope.parse::<u32>().is_ok();
+    }
+    (1..=15).contains(&scope.len())
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// A port as RFC 3986 writes it: digits only (`u16::from_str` would take `+80`), 1-65535.
@@ -758,6 +770,25 @@ fn trim_cr(line: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bracketed_hosts_hold_an_address_and_a_scope_only() {
+        // Issue 19 items 5 and 6.
+        for bad in [
+            "http://[127.0.0.1]junk:99/",
+            "http://[::1]junk/",
+            "http://[::1[]/",
+            "http://[fe80::1%[x]/",
+            "http://[fe80::1%a b]/",
+            "http://[fe80::1%]/",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+        let url = parse_url("http://[fe80::1%eth0]:8080/x").unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("fe80::1%eth0", 8080));
+        let base = parse_url("http://h/a/b").unwrap();
+        assert_eq!(resolve_location(&base, b"c#frag").unwrap().path, "/a/c");
+    }
 
     fn url(text: &str) -> Url {
         parse_url(text).unwrap()

@@ -291,11 +291,11 @@ impl Network {
             ));
         }
         let count = 1u128 << shift;
-        let step = if u32::from(new_prefix) == width {
-            1
-        } else {
-            1u128 << (width - u32::from(new_prefix))
-        };
+        // `::/0` split into /0 is one subnet of 2^128 addresses: the step is never used, and
+        // `1 << 128` would overflow.
+        let step = 1u128
+            .checked_shl(width - u32::from(new_prefix))
+            .unwrap_or(0);
         let (start, v4) = (to_int(self.network()), self.v4());
         Ok((0..count).map(move |i| Network {
             addr: from_int(start + i * step, v4),
@@ -531,6 +531,18 @@ fn kind_within(addr: IpAddr, prefix: u8) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_whole_space_split_into_itself_is_one_network() {
+        // Issue 19 item 7: `nk mask ::/0 --split 0` shifted a u128 by 128.
+        let all = Network::parse("::/0", None).unwrap();
+        let nets: Vec<_> = all.split(0, 1024).unwrap().collect();
+        assert_eq!(nets.len(), 1);
+        assert_eq!(nets[0].network().to_string(), "::");
+        let v4 = Network::parse("0.0.0.0/0", None).unwrap();
+        assert_eq!(v4.split(0, 1024).unwrap().count(), 1);
+        assert_eq!(all.split(1, 1024).unwrap().count(), 2);
+    }
 
     fn net(text: &str) -> Network {
         Network::parse(text, None).unwrap()

@@ -492,7 +492,9 @@ pub fn fold(field: &str) -> String {
             let found = window.rfind([' ', '\t']).filter(|&at| at >= earliest);
             let Some(at) = found else {
                 // No room to break before 78: break at the next space, if any.
-                match rest[earliest.min(rest.len())..].find([' ', '\t']) {
+                let earliest_at = ceil_char_boundary(rest, earliest.min(rest.len()));
+                earliest = earliest_at;
+                match rest[earliest_at..].find([' ', '\t']) {
                     Some(offset) => {
                         let at = earliest + offset;
                         out.push_str(&rest[..at]);
@@ -512,6 +514,13 @@ pub fn fold(field: &str) -> String {
         out.push_str(rest);
     }
     out
+}
+
+fn ceil_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
 }
 
 fn floor_char_boundary(text: &str, mut at: usize) -> usize {
@@ -614,6 +623,21 @@ pub fn build_data(message: &Message<'_>, body_lines: &[&[u8]], transfer: Transfe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folding_never_cuts_a_character() {
+        // Issue 19 item 8: no space in the first 76 bytes and a multi-byte character at a
+        // break point.
+        for text in [
+            "é".repeat(60),
+            format!("Subject: {}", "é".repeat(60)),
+            format!("Subject: {} tail", "€".repeat(40)),
+            format!("X: a\r\n{}", "ü".repeat(50)),
+        ] {
+            let folded = fold(&text);
+            assert_eq!(folded.replace("\r\n ", " ").replace("\r\n\t", "\t"), text);
+        }
+    }
 
     fn feed(lines: &[&str]) -> Result<Option<Reply>, String> {
         let mut parser = ReplyParser::default();

@@ -192,7 +192,7 @@ pub struct EchoArgs {
         datagram gets the line back.\n\n\
         --format chooses the line: rfc867 (the default, after RFC 867's example: `Saturday, \
         November 21, 2026 11:32:12-UTC`), rfc3339, rfc2822, ctime, or a strftime pattern (it \
-        must contain %; no control character but a tab, no %n: the reply is one line). Local \
+        must contain %; no control character, no %n nor %t: the reply is one line). Local \
         time unless --utc. The local zone is the C library's, as date(1) shows it (TZ, or \
         /etc/localtime): %Z prints what `date +%Z` prints (`CET`, `UTC`, `+04`), %z the \
         numeric offset; the rfc867 line ends `-CET` after RFC 867's `-PST`, or with the \

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS each (default 10), after its committed seeds, and prints
+# the executions per target. Any crash, leak or timeout fails the run (exit 1); the input that
+# found it is left in fuzz/artifacts/TARGET/. Only the stable toolchain is needed:
+# RUSTC_BOOTSTRAP=1 lets it build with the nightly flags cargo-fuzz passes (sanitizers).
+#   fuzz/run.sh 10            # every target, 10 s each (CI)
+#   fuzz/run.sh 600 dns x509  # named targets only
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds="${1:-10}"
+shift || true
+export RUSTC_BOOTSTRAP=1
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install --locked cargo-fuzz
+fi
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(cargo fuzz list)
+fi
+cargo fuzz build
+failed=()
+printf '%-14s %12s %8s %s\n' target executions exec/s result
+for target in "${targets[@]}"; do
+  mkdir -p "corpus/$target" "seeds/$target"
+  log="$(mktemp)"
+  # -rss_limit_mb and -timeout: a leak or a hang is a failure too.
+  if cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- \
+      -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+      >"$log" 2>&1; then
+    result=ok
+  else
+    result=FAILED
+    failed+=("$target")
+    tail -n 40 "$log" >&2
+  fi
+  runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
+  rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)"
+  printf '%-14s %12s %8s %s\n' "$target" "${runs:-?}" "${rate:-?}" "$result"
+  rm -f "$log"
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzzing found a problem in: ${failed[*]} (inputs in fuzz/artifacts/)" >&2
+  exit 1
+fi
