@@ -22,6 +22,8 @@ declare -A peers=(
   [openssl]=openssl
   [ss]=iproute2
   [script]=util-linux
+  [setpriv]=util-linux
+  [ip]=iproute2
 )
 missing=()
 for cmd in "${!peers[@]}"; do
