@@ -22,7 +22,7 @@ use socket2::Socket;
 pub const BUFFER: usize = 64 * 1024;
 /// Pipe capacity asked for: fewer, larger splices. A refusal (pipe-user-pages limits) leaves
 /// the default 64 KiB, which only costs speed.
-const PIPE_CAPACITY: libc::c_int = 256 * 1024;
+const PIPE_CAPACITY: libc::c_int = 1024 * 1024;
 /// Chunks moved per flow per wake-up: one busy connection must not starve the others.
 const ROUNDS: usize = 8;
 
