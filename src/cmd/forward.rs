@@ -77,8 +77,6 @@ pub struct ForwardArgs {
     #[arg(short = 'm', long = "max-conns", value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_conns: Option<u64>,
-    #[command(flatten)]
-    pub access: AccessArgs,
     /// Set SO_REUSEPORT on a TCP listener, so several forwarders can share the port.
     #[arg(long)]
     pub reuseport: bool,
@@ -86,6 +84,9 @@ pub struct ForwardArgs {
     /// bytes_down, duration_s, end, detail).
     #[arg(long)]
     pub json: bool,
+    // Last: its help heading ("Access") would otherwise take the flags after it.
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 enum ListenOn {
