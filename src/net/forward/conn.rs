@@ -167,6 +167,12 @@ impl Flow {
                 Err(e) => return Err(Broken::Source(e)),
             }
         }
+        if self.eof && !self.pending() && !self.shut {
+            // The EOF came in the last round: pass it on now. Left for later, the flow would
+            // wait for neither reading nor writing, and nothing would wake it again.
+            to.shutdown(Shutdown::Write).map_err(Broken::Destination)?;
+            self.shut = true;
+        }
         Ok(moved)
     }
 
