@@ -57,6 +57,10 @@ pub enum Command {
     #[command(about = "Connect to or listen on a Unix domain socket (like nc -U).")]
     Unix(cmd::unix::UnixArgs),
     #[command(
+        about = "Forward every client of a port or Unix socket to a target (socat TCP-LISTEN,fork)."
+    )]
+    Forward(cmd::forward::ForwardArgs),
+    #[command(
         about = "Resolve names and addresses, query DNS records (like dig), look up service ports."
     )]
     Resolve(cmd::resolve::ResolveArgs),

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => cmd::listen::run(args),
         Command::Unix(args) => cmd::unix::run(args),
         Command::Udp(args) => cmd::udp::run(args),
+        Command::Forward(args) => cmd::forward::run(args),
         Command::Mask(args) => cmd::mask::run(args),
         Command::Resolve(args) => cmd::resolve::run(args),
         Command::Ping(args) => cmd::ping::run(args),

@@ -198,6 +198,7 @@ pub fn run(args: DialArgs) -> Result<()> {
         source_addr: args.source_addr,
         source_port,
         sockopts: args.sock.options(),
+        quiet: false,
     };
     let started = std::time::Instant::now();
     let connected = connect(&target, &opts)?;

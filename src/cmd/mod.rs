@@ -8,6 +8,7 @@
 
 pub mod completions;
 pub mod dial;
+pub mod forward;
 pub mod head;
 pub mod listen;
 pub mod mask;

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use crate::debug;
 use crate::exit::Hinted;
 use crate::net::addr::{self, display_addr, Family, Target};
 use crate::net::deadline::{format_duration, Deadline};
 use crate::net::sockopt::SockOpts;
-use crate::{debug, info};
 
 /// RFC 8305 §5 "Connection Attempt Delay": the recommended 250 ms.
 pub const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
@@ -37,6 +37,9 @@ pub struct ConnectOptions {
     pub source_port: Option<u16>,
     /// Options applied to each socket before it connects.
     pub sockopts: SockOpts,
+    /// Say "connected to" only at -vv: for callers that report each connection their own
+    /// way (the forwarder's one line per connection).
+    pub quiet: bool,
 }
 
 /// A connected stream and both of its ends.
@@ -103,7 +106,7 @@ pub fn happy_eyeballs(
             next_start = Instant::now() + ATTEMPT_DELAY;
             debug!("trying {addr}");
             match start_attempt(addr, opts) {
-                Ok((socket, true)) => return finish(socket, addr),
+                Ok((socket, true)) => return finish(socket, addr, opts.quiet),
                 Ok((socket, false)) => in_flight.push(Attempt { socket, addr }),
                 Err(err) => {
                     debug!("{addr}: {err}");
@@ -137,7 +140,7 @@ pub fn happy_eyeballs(
                 AttemptState::Pending => still.push(attempt),
                 AttemptState::Connected => {
                     // Dropping `still` and the rest of the drain closes the losers.
-                    return finish(attempt.socket, attempt.addr);
+                    return finish(attempt.socket, attempt.addr, opts.quiet);
                 }
                 AttemptState::Failed(err) => {
                     debug!("{}: {err}", attempt.addr);
@@ -227,16 +230,19 @@ fn wait_writable(attempts: &[Attempt], until: Deadline) -> Result<()> {
     }
 }
 
-fn finish(socket: Socket, addr: SocketAddr) -> Result<Connected> {
+fn finish(socket: Socket, addr: SocketAddr, quiet: bool) -> Result<Connected> {
     socket
         .set_nonblocking(false)
         .context("set socket blocking")?;
     let stream: TcpStream = socket.into();
     let local = stream.local_addr().context("getsockname")?;
-    info!(
-        "connected to {} (tcp) from {}",
-        display_addr(addr),
-        display_addr(local)
+    crate::log::at(
+        if quiet { 2 } else { 1 },
+        format_args!(
+            "connected to {} (tcp) from {}",
+            display_addr(addr),
+            display_addr(local)
+        ),
     );
     Ok(Connected {
         stream,

@@ -9,6 +9,7 @@ pub mod datagram;
 pub mod deadline;
 pub mod dns;
 pub mod exec;
+pub mod forward;
 pub mod hub;
 pub mod icmp;
 pub mod poller;

@@ -18,14 +18,21 @@ pub enum Interest {
     Read,
     /// Room to write (or an error).
     Write,
+    /// Either (the forwarder's sockets carry a direction each way).
+    Both,
 }
 
 impl Interest {
     fn bits(self) -> u32 {
-        let base = (libc::EPOLLRDHUP | libc::EPOLLERR | libc::EPOLLHUP) as u32;
+        // EPOLLRDHUP only with reading: it stays reported once the peer has sent its FIN, so a
+        // handler that only waits for room to write (a half-closed peer that reads slowly)
+        // would otherwise be woken again and again for nothing.
+        let base = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+        let read = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
         match self {
-            Interest::Read => base | libc::EPOLLIN as u32,
+            Interest::Read => base | read,
             Interest::Write => base | libc::EPOLLOUT as u32,
+            Interest::Both => base | read | libc::EPOLLOUT as u32,
         }
     }
 }

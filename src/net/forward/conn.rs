@@ -1,0 +1,396 @@
+//! One forwarded connection's state: its two sockets and a [`Flow`] each way.
+//!
+//! A flow moves bytes from one socket to the other. Its bytes in flight sit in a pipe taken
+//! from the [`PipePool`] (splice(2): socket → pipe → socket, no copy through user space), or,
+//! when splice is refused for this pair of sockets or no pipe can be made (out of
+//! descriptors), in a buffer of [`BUFFER`] bytes. Either carrier is held only while it has
+//! bytes in it: an idle connection costs its two sockets and a few words, nothing more.
+//!
+//! A flow reads only when its carrier is empty, so it never holds more than one carrier's
+//! worth: a destination that does not read leaves the bytes in the source's socket buffer,
+//! and TCP flow control pushes back on the sender. At the source's EOF, once every byte has
+//! been written, the destination is half-closed (shutdown(SHUT_WR)); the other flow goes on.
+
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use socket2::Socket;
+
+/// Size of the fallback buffer (and what one read asks for).
+pub const BUFFER: usize = 64 * 1024;
+/// Pipe capacity asked for: fewer, larger splices. A refusal (pipe-user-pages limits) leaves
+/// the default 64 KiB, which only costs speed.
+const PIPE_CAPACITY: libc::c_int = 1024 * 1024;
+/// Chunks moved per flow per wake-up: one busy connection must not starve the others.
+const ROUNDS: usize = 8;
+
+/// A non-blocking pipe: (read end, write end).
+#[derive(Debug)]
+pub struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Pipe> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 succeeded: both descriptors are open and owned by nobody else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: F_SETPIPE_SZ takes an int and only resizes the pipe's buffer.
+        unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_CAPACITY) };
+        Ok(Pipe { read, write })
+    }
+}
+
+/// Empty pipes kept for the next busy connection, so a burst of transfers does not cost two
+/// syscalls per chunk to make and close pipes. Capped: the pool never holds more than
+/// [`PipePool::KEEP`] idle pipes (two descriptors each).
+#[derive(Debug, Default)]
+pub struct PipePool {
+    free: Vec<Pipe>,
+}
+
+impl PipePool {
+    const KEEP: usize = 32;
+
+    fn take(&mut self) -> io::Result<Pipe> {
+        match self.free.pop() {
+            Some(pipe) => Ok(pipe),
+            None => Pipe::new(),
+        }
+    }
+
+    /// Only empty pipes come back: a pipe with bytes in it belongs to its flow.
+    fn give(&mut self, pipe: Pipe) {
+        if self.free.len() < Self::KEEP {
+            self.free.push(pipe);
+        }
+    }
+}
+
+/// Where a flow's bytes in flight are.
+#[derive(Debug, Default)]
+enum Carrier {
+    /// Nothing in flight.
+    #[default]
+    Empty,
+    /// `len` bytes in a pipe.
+    Pipe { pipe: Pipe, len: usize },
+    /// `buf[start..end]` still to write.
+    Buffer {
+        buf: Box<[u8]>,
+        start: usize,
+        end: usize,
+    },
+}
+
+/// What stopped a flow: the source broke, or the destination did.
+#[derive(Debug)]
+pub enum Broken {
+    /// Reading the source failed (a reset, most often).
+    Source(io::Error),
+    /// Writing the destination failed (a reset, or it closed while bytes were in flight).
+    Destination(io::Error),
+}
+
+/// One direction of a connection.
+#[derive(Debug, Default)]
+pub struct Flow {
+    carrier: Carrier,
+    /// splice(2) was refused for this source (EINVAL and the like): use the buffer.
+    no_splice: bool,
+    /// The source's EOF was read.
+    eof: bool,
+    /// The destination was half-closed after the EOF: this flow is done.
+    pub shut: bool,
+    /// Bytes written to the destination.
+    pub bytes: u64,
+}
+
+impl Flow {
+    fn pending(&self) -> bool {
+        !matches!(self.carrier, Carrier::Empty)
+    }
+
+    /// Whether the flow waits for its source to be readable.
+    pub fn wants_read(&self) -> bool {
+        !self.pending() && !self.eof
+    }
+
+    /// Whether the flow waits for its destination to be writable.
+    pub fn wants_write(&self) -> bool {
+        self.pending()
+    }
+
+    /// Moves bytes until a socket would block, the flow is done, or [`ROUNDS`] chunks moved.
+    /// Returns whether any byte moved.
+    pub fn pump(
+        &mut self,
+        from: &Socket,
+        to: &Socket,
+        pool: &mut PipePool,
+    ) -> Result<bool, Broken> {
+        let mut moved = false;
+        for _ in 0..ROUNDS {
+            if self.pending() {
+                match self.write_out(to.as_raw_fd(), pool) {
+                    Ok(0) => return Ok(moved),
+                    Ok(n) => {
+                        moved = true;
+                        self.bytes += n as u64;
+                        if self.pending() {
+                            continue;
+                        }
+                    }
+                    Err(e) => return Err(Broken::Destination(e)),
+                }
+            }
+            if self.eof {
+                if !self.shut {
+                    // Every byte of this direction is out: pass the FIN on, the other
+                    // direction keeps flowing.
+                    to.shutdown(Shutdown::Write).map_err(Broken::Destination)?;
+                    self.shut = true;
+                }
+                return Ok(moved);
+            }
+            match self.read_in(from.as_raw_fd(), pool) {
+                Ok(Some(0)) => self.eof = true,
+                Ok(Some(_)) => moved = true,
+                Ok(None) => return Ok(moved),
+                Err(e) => return Err(Broken::Source(e)),
+            }
+        }
+        if self.eof && !self.pending() && !self.shut {
+            // The EOF came in the last round: pass it on now. Left for later, the flow would
+            // wait for neither reading nor writing, and nothing would wake it again.
+            to.shutdown(Shutdown::Write).map_err(Broken::Destination)?;
+            self.shut = true;
+        }
+        Ok(moved)
+    }
+
+    /// Fills the empty carrier from `from`: `Some(0)` at EOF, `None` when nothing is there.
+    fn read_in(&mut self, from: RawFd, pool: &mut PipePool) -> io::Result<Option<usize>> {
+        if !self.no_splice {
+            // Out of descriptors for a pipe: this chunk goes through the buffer instead.
+            if let Ok(pipe) = pool.take() {
+                match splice(from, pipe.write.as_raw_fd(), PIPE_CAPACITY as usize) {
+                    Ok(0) => {
+                        pool.give(pipe);
+                        return Ok(Some(0));
+                    }
+                    Ok(len) => {
+                        self.carrier = Carrier::Pipe { pipe, len };
+                        return Ok(Some(len));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        pool.give(pipe);
+                        return Ok(None);
+                    }
+                    Err(e) if splice_refused(&e) => {
+                        pool.give(pipe);
+                        self.no_splice = true;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let mut buf = vec![0u8; BUFFER].into_boxed_slice();
+        loop {
+            // SAFETY: `buf` is valid for BUFFER bytes of writing for the call.
+            let n = unsafe { libc::read(from, buf.as_mut_ptr().cast(), buf.len()) };
+            if n >= 0 {
+                let end = n as usize;
+                if end > 0 {
+                    self.carrier = Carrier::Buffer { buf, start: 0, end };
+                }
+                return Ok(Some(end));
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock => return Ok(None),
+                _ => return Err(err),
+            }
+        }
+    }
+
+    /// Writes from the carrier to `to`: the bytes written, 0 when `to` would block.
+    fn write_out(&mut self, to: RawFd, pool: &mut PipePool) -> io::Result<usize> {
+        let (written, emptied) = match &mut self.carrier {
+            Carrier::Empty => return Ok(0),
+            Carrier::Pipe { pipe, len } => match splice(pipe.read.as_raw_fd(), to, *len) {
+                Ok(n) => {
+                    *len -= n;
+                    (n, *len == 0)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                Err(e) => return Err(e),
+            },
+            Carrier::Buffer { buf, start, end } => match send(to, &buf[*start..*end]) {
+                Ok(n) => {
+                    *start += n;
+                    (n, start == end)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                Err(e) => return Err(e),
+            },
+        };
+        if emptied {
+            // The carrier goes back (a pipe to the pool, a buffer freed): an idle flow holds
+            // neither.
+            if let Carrier::Pipe { pipe, .. } = std::mem::take(&mut self.carrier) {
+                pool.give(pipe);
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// splice(2), non-blocking, restarted on EINTR.
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    loop {
+        // SAFETY: both descriptors are open for the call; null offsets: pipes and sockets
+        // have no file position.
+        let n = unsafe {
+            libc::splice(
+                from,
+                std::ptr::null_mut(),
+                to,
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// send(2) with MSG_NOSIGNAL: a vanished peer is an error to report, not SIGPIPE.
+fn send(to: RawFd, data: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `data` is valid for reading for its length during the call.
+        let n = unsafe { libc::send(to, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Errors by which splice says "not for this kind of descriptor" rather than "broken".
+fn splice_refused(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+    )
+}
+
+/// Closes a socket with a reset (SO_LINGER 0): the peer must see that the stream was cut,
+/// not take it for a clean end. A Unix socket has no reset: it is closed (its peer sees a
+/// reset only if this end had bytes it never read).
+pub fn reset(socket: Socket) {
+    let _ = socket.set_linger(Some(Duration::ZERO));
+    drop(socket);
+}
+
+/// How a connection ended, for its `-v` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// Both sides sent their FIN and every byte was delivered.
+    Fin,
+    /// One side reset (or failed); the other was reset in turn.
+    Reset(String),
+    /// `-i`: no byte moved for that long; both sides were reset.
+    Timeout,
+    /// The target refused, did not answer within `-w`, or could not be reached.
+    Refused(String),
+    /// SIGINT/SIGTERM: both sides were reset.
+    Interrupted,
+}
+
+impl End {
+    /// The word for JSON and the line: fin, reset, timeout, refused, interrupted.
+    pub fn word(&self) -> &'static str {
+        match self {
+            End::Fin => "fin",
+            End::Reset(_) => "reset",
+            End::Timeout => "timeout",
+            End::Refused(_) => "refused",
+            End::Interrupted => "interrupted",
+        }
+    }
+
+    /// What happened, in words (empty when the word says it all).
+    pub fn detail(&self) -> &str {
+        match self {
+            End::Reset(why) | End::Refused(why) => why,
+            _ => "",
+        }
+    }
+}
+
+/// A client and, once connected, its target.
+#[derive(Debug)]
+pub struct Conn {
+    /// 1 for the first client accepted, 2 for the next...
+    pub id: u64,
+    /// The client's address, as shown.
+    pub client_name: String,
+    /// The target's address once connected (the one that answered), or as given.
+    pub target_name: String,
+    /// The accepted socket.
+    pub client: Socket,
+    /// The target, once the connector has reached it.
+    pub target: Option<Socket>,
+    /// Client → target.
+    pub up: Flow,
+    /// Target → client.
+    pub down: Flow,
+    /// What each socket is registered for in epoll (`None`: not registered).
+    pub registered: [Option<crate::net::poller::Interest>; 2],
+    /// When it was accepted.
+    pub opened: Instant,
+    /// When a byte last moved (for `-i`).
+    pub last_active: Instant,
+}
+
+impl Conn {
+    /// A client waiting for its target.
+    pub fn new(id: u64, client: Socket, client_name: String, target_name: String) -> Conn {
+        let now = Instant::now();
+        Conn {
+            id,
+            client_name,
+            target_name,
+            client,
+            target: None,
+            up: Flow::default(),
+            down: Flow::default(),
+            registered: [None, None],
+            opened: now,
+            last_active: now,
+        }
+    }
+
+    /// Both directions have passed their FIN on: the connection is over, cleanly.
+    pub fn finished(&self) -> bool {
+        self.up.shut && self.down.shut
+    }
+}

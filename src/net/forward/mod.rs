@@ -1,0 +1,527 @@
+//! The forwarding engine behind `nk forward`: accept clients on one endpoint, give each its
+//! own connection to the target, relay both ways.
+//!
+//! Where things are:
+//! - the event loop is [`run`] in this file: one thread, one epoll instance
+//!   (`net::poller`, level-triggered, so a flow that stops after [`conn`]'s round limit is
+//!   simply reported again), the listener, the connector's wake-up pipe and every socket of
+//!   every connection in it. Tokens are `slot * 2 + side` (0 client, 1 target).
+//! - a connection's state is [`conn::Conn`]: its two sockets and a [`conn::Flow`] each way;
+//!   the bytes in flight live in the flow (a pooled pipe for splice, or a bounded buffer).
+//! - reaching the target is [`connector`]: a small thread pool running `net::connect` (names,
+//!   Happy Eyeballs, `-w`), so the loop never blocks on a resolver.
+//! - a protocol plugs in at [`conn::Flow`]: TLS, a PROXY header or a pcap/hex-dump tap are
+//!   flows that must see the bytes, so they would take the buffer carrier (not splice) and
+//!   transform or record each chunk between `read_in` and `write_out`; a PROXY header is a
+//!   first chunk put in the up flow's buffer when the target connects.
+//!
+//! Rules (README, "Nothing is lost"): a FIN from one side becomes shutdown(SHUT_WR) on the
+//! other once its bytes are written, and the other direction keeps flowing; a reset or an
+//! error on one side resets the other (SO_LINGER 0), so nobody takes a cut stream for a clean
+//! end; a target that refuses or stays silent past `-w` resets its client at once, with a
+//! stderr line. Nothing is buffered beyond one carrier per direction. `-i` and SIGINT/SIGTERM
+//! also end connections with resets, for the same reason.
+
+pub mod conn;
+pub mod connector;
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use socket2::Socket;
+
+use crate::net::acl::AccessList;
+use crate::net::addr::display_sockaddr;
+use crate::net::connect::ConnectOptions;
+use crate::net::deadline::{format_duration, Deadline};
+use crate::net::poller::{Interest, Poller};
+use crate::net::server::{accept_nonblocking, Accepted, Backoff};
+
+use conn::{Broken, Conn, End, PipePool};
+use connector::{Connector, Outcome, TargetSpec, Waker};
+
+const LISTENER: u64 = u64::MAX;
+const WAKE: u64 = u64::MAX - 1;
+/// Clients accepted per readiness report of the listener: a burst is taken in a few rounds,
+/// interleaved with the traffic of connections already served.
+const ACCEPTS_PER_WAKE: usize = 16;
+/// How often idle connections are looked for (at most; less when `-i` is longer).
+const SWEEP: Duration = Duration::from_millis(250);
+/// How long the signal thread waits for the loop to close everything and report.
+const STOP_WAIT: Duration = Duration::from_secs(3);
+
+/// What the forwarder does.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where every client goes.
+    pub target: TargetSpec,
+    /// How to reach it (`-4`/`-6`, `-w`).
+    pub connect: ConnectOptions,
+    /// `-m`: clients at once (connecting or relaying); more are reset at once.
+    pub max_conns: Option<usize>,
+    /// `--allow` / `--deny`, checked before the target is contacted.
+    pub access: AccessList,
+    /// `-i`: a connection where no byte moved for this long is reset both ways.
+    pub idle: Option<Duration>,
+    /// `--json`: the per-connection reports as JSON objects on stdout.
+    pub json: bool,
+}
+
+/// Set by SIGINT/SIGTERM; the loop answers by closing everything and reporting.
+#[derive(Debug, Default)]
+pub struct Stop {
+    requested: AtomicBool,
+    done: Mutex<bool>,
+    finished: Condvar,
+}
+
+impl Stop {
+    /// Asks the loop to stop (from the signal thread) and waits, bounded, until it has.
+    pub fn request_and_wait(&self, waker: &Waker) {
+        self.requested.store(true, Ordering::Release);
+        waker.wake();
+        let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .finished
+            .wait_timeout_while(done, STOP_WAIT, |done| !*done);
+    }
+
+    fn finish(&self) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.finished.notify_all();
+    }
+}
+
+/// Totals for the `-v` summary.
+#[derive(Debug, Default)]
+struct Totals {
+    accepted: u64,
+    turned_away: u64,
+    up: u64,
+    down: u64,
+}
+
+/// The connections of the loop, by slot.
+#[derive(Debug, Default)]
+struct Table {
+    slots: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    live: usize,
+}
+
+impl Table {
+    fn insert(&mut self, conn: Conn) -> usize {
+        self.live += 1;
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(conn);
+                slot
+            }
+            None => {
+                self.slots.push(Some(conn));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn take(&mut self, slot: usize) -> Option<Conn> {
+        let conn = self.slots.get_mut(slot)?.take()?;
+        self.free.push(slot);
+        self.live -= 1;
+        Some(conn)
+    }
+
+    fn get(&mut self, slot: usize) -> Option<&mut Conn> {
+        self.slots.get_mut(slot).and_then(Option::as_mut)
+    }
+}
+
+/// The event loop and everything it owns.
+struct Engine {
+    poller: Poller,
+    table: Table,
+    pool: PipePool,
+    connector: Connector,
+    outcomes: Receiver<Outcome>,
+    waker: Arc<Waker>,
+    opts: Options,
+    totals: Totals,
+    next_id: u64,
+    started: Instant,
+}
+
+/// Runs the forwarder on `listener` (bound, listening) until SIGINT/SIGTERM, which `stop`
+/// reports; `waker` is the one `stop` wakes. Returns only on an unrecoverable listener error.
+pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) -> Result<()> {
+    listener
+        .set_nonblocking(true)
+        .context("set the listener non-blocking")?;
+    let poller = Poller::new(256).context("epoll_create")?;
+    poller
+        .add(listener.as_raw_fd(), Interest::Read, LISTENER)
+        .context("epoll_ctl")?;
+    poller
+        .add(waker.fd(), Interest::Read, WAKE)
+        .context("epoll_ctl")?;
+    let (connector, outcomes) = Connector::new(
+        opts.target.clone(),
+        opts.connect.clone(),
+        Arc::clone(&waker),
+    );
+    let mut engine = Engine {
+        poller,
+        table: Table::default(),
+        pool: PipePool::default(),
+        connector,
+        outcomes,
+        waker,
+        opts,
+        totals: Totals::default(),
+        next_id: 0,
+        started: Instant::now(),
+    };
+    let mut backoff = Backoff::default();
+    let mut paused_until: Option<Instant> = None;
+    let idle = engine.opts.idle;
+    let sweep_every = idle.map_or(SWEEP, |i| (i / 4).clamp(Duration::from_millis(10), SWEEP));
+    let mut next_sweep = Instant::now() + sweep_every;
+    let mut ready = Vec::with_capacity(256);
+    loop {
+        let mut deadline = Deadline::NEVER;
+        if let Some(at) = paused_until {
+            deadline = deadline.min(Deadline::at(at));
+        }
+        if idle.is_some() && engine.table.live > 0 {
+            deadline = deadline.min(Deadline::at(next_sweep));
+        }
+        ready.clear();
+        ready.extend(engine.poller.wait(deadline).context("epoll_wait")?);
+        let now = Instant::now();
+        if paused_until.is_some_and(|at| now >= at) {
+            paused_until = None;
+            engine
+                .poller
+                .add(listener.as_raw_fd(), Interest::Read, LISTENER)
+                .context("epoll_ctl")?;
+        }
+        for event in &ready {
+            match event.token {
+                LISTENER => match engine.accept(&listener) {
+                    Ok(()) => backoff.reset(),
+                    Err(AcceptStop::Exhausted(err)) => {
+                        // Out of descriptors: stop watching the listener for a while (the
+                        // clients wait in its backlog) instead of spinning on it.
+                        let pause = backoff.next_pause(&listener, &err);
+                        engine
+                            .poller
+                            .remove(listener.as_raw_fd())
+                            .context("epoll_ctl")?;
+                        paused_until = Some(now + pause);
+                    }
+                    Err(AcceptStop::Fatal(err)) => return Err(err),
+                },
+                WAKE => {
+                    engine.waker.drain();
+                    if stop.requested.load(Ordering::Acquire) {
+                        engine.stop_all();
+                        stop.finish();
+                        // The signal thread exits the process with the signal's status.
+                        loop {
+                            std::thread::park();
+                        }
+                    }
+                    engine.connected();
+                }
+                token => engine.step((token / 2) as usize),
+            }
+        }
+        if idle.is_some() && now >= next_sweep {
+            engine.sweep(now);
+            next_sweep = now + sweep_every;
+        }
+    }
+}
+
+enum AcceptStop {
+    Exhausted(io::Error),
+    Fatal(anyhow::Error),
+}
+
+impl Engine {
+    /// Accepts what the listener has queued (up to a batch), applying the admission rules
+    /// before the target hears of the client.
+    fn accept(&mut self, listener: &Socket) -> std::result::Result<(), AcceptStop> {
+        for _ in 0..ACCEPTS_PER_WAKE {
+            let (socket, peer) = match accept_nonblocking(listener) {
+                Ok(Accepted::Client(socket, peer)) => (socket, peer),
+                Ok(Accepted::Retry) => return Ok(()),
+                Ok(Accepted::Exhausted(err)) => return Err(AcceptStop::Exhausted(err)),
+                Err(err) => return Err(AcceptStop::Fatal(err)),
+            };
+            let name = match peer.as_socket() {
+                Some(_) => display_sockaddr(&peer),
+                None => "unix client".to_string(),
+            };
+            if !peer
+                .as_socket()
+                .is_none_or(|p| self.opts.access.permits(p.ip()))
+            {
+                self.totals.turned_away += 1;
+                crate::info!("denied {name} (--allow/--deny)");
+                conn::reset(socket);
+                continue;
+            }
+            if let Some(max) = self.opts.max_conns {
+                if self.table.live >= max {
+                    self.totals.turned_away += 1;
+                    crate::info!(
+                        "refused {name}: {} connections already (-m {max})",
+                        self.table.live
+                    );
+                    conn::reset(socket);
+                    continue;
+                }
+            }
+            if peer.as_socket().is_some() {
+                let _ = socket.set_nodelay(true);
+            }
+            self.next_id += 1;
+            self.totals.accepted += 1;
+            let id = self.next_id;
+            crate::debug!("#{id} {name} accepted; connecting to {}", self.opts.target);
+            let conn = Conn::new(id, socket, name, self.opts.target.to_string());
+            let slot = self.table.insert(conn);
+            self.connector.start(slot, id);
+        }
+        Ok(())
+    }
+
+    /// Takes the connector's outcomes: a reached target starts relaying; a failure resets
+    /// the client at once.
+    fn connected(&mut self) {
+        while let Ok(outcome) = self.outcomes.try_recv() {
+            let slot = outcome.slot;
+            let ours = self
+                .table
+                .get(slot)
+                .is_some_and(|c| c.id == outcome.id && c.target.is_none());
+            if !ours {
+                // The client went (interrupted, -i) while its target was being reached.
+                continue;
+            }
+            match outcome.result {
+                Ok((socket, name)) => {
+                    if let Some(conn) = self.table.get(slot) {
+                        conn.target = Some(socket);
+                        conn.target_name = name;
+                        conn.last_active = Instant::now();
+                    }
+                    self.step(slot);
+                }
+                Err(failure) => {
+                    if let Some(conn) = self.table.take(slot) {
+                        crate::log::warn(format_args!(
+                            "#{} {}: {}; client reset",
+                            conn.id, conn.client_name, failure.text
+                        ));
+                        let end = if failure.timed_out {
+                            End::Refused(format!("no answer within -w: {}", failure.text))
+                        } else {
+                            End::Refused(failure.text)
+                        };
+                        self.close(conn, end);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lets both flows of the connection in `slot` move what they can, then registers what
+    /// each socket waits for, or ends the connection.
+    fn step(&mut self, slot: usize) {
+        let Some(conn) = self.table.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(target) = conn.target.as_ref() else {
+            return;
+        };
+        let mut moved = false;
+        let mut broken = None;
+        match conn.up.pump(&conn.client, target, &mut self.pool) {
+            Ok(m) => moved |= m,
+            Err(Broken::Source(e)) => broken = Some(("client", e)),
+            Err(Broken::Destination(e)) => broken = Some(("target", e)),
+        }
+        if broken.is_none() {
+            match conn.down.pump(target, &conn.client, &mut self.pool) {
+                Ok(m) => moved |= m,
+                Err(Broken::Source(e)) => broken = Some(("target", e)),
+                Err(Broken::Destination(e)) => broken = Some(("client", e)),
+            }
+        }
+        if moved {
+            conn.last_active = Instant::now();
+        }
+        if let Some((side, err)) = broken {
+            let why = if err.raw_os_error() == Some(libc::ECONNRESET) {
+                format!("reset by the {side}")
+            } else {
+                format!("{side}: {err}")
+            };
+            if let Some(conn) = self.table.take(slot) {
+                self.close(conn, End::Reset(why));
+            }
+            return;
+        }
+        if conn.finished() {
+            if let Some(conn) = self.table.take(slot) {
+                self.close(conn, End::Fin);
+            }
+            return;
+        }
+        let wants = [
+            interest(conn.up.wants_read(), conn.down.wants_write()),
+            interest(conn.down.wants_read(), conn.up.wants_write()),
+        ];
+        let fds = [conn.client.as_raw_fd(), target.as_raw_fd()];
+        for side in 0..2 {
+            if wants[side] == conn.registered[side] {
+                continue;
+            }
+            let token = (slot * 2 + side) as u64;
+            // A socket with nothing to wait for leaves epoll: a half-closed socket would
+            // otherwise be reported (HUP) again and again while the other side works.
+            let result = match (conn.registered[side], wants[side]) {
+                (None, Some(want)) => self.poller.add(fds[side], want, token),
+                (Some(_), Some(want)) => self.poller.modify(fds[side], want, token),
+                (Some(_), None) => self.poller.remove(fds[side]),
+                (None, None) => Ok(()),
+            };
+            if let Err(err) = result {
+                if let Some(conn) = self.table.take(slot) {
+                    self.close(conn, End::Reset(format!("epoll_ctl: {err}")));
+                }
+                return;
+            }
+            conn.registered[side] = wants[side];
+        }
+    }
+
+    /// Ends a connection: a clean one is simply closed (both FINs already passed on); any
+    /// other is reset both ways. Then its report.
+    fn close(&mut self, conn: Conn, end: End) {
+        for (side, registered) in conn.registered.iter().enumerate() {
+            if registered.is_some() {
+                let fd = if side == 0 {
+                    conn.client.as_raw_fd()
+                } else {
+                    conn.target.as_ref().map_or(-1, |t| t.as_raw_fd())
+                };
+                let _ = self.poller.remove(fd);
+            }
+        }
+        self.totals.up += conn.up.bytes;
+        self.totals.down += conn.down.bytes;
+        self.report(&conn, &end);
+        let Conn { client, target, .. } = conn;
+        if end == End::Fin {
+            drop(client);
+            drop(target);
+        } else {
+            conn::reset(client);
+            if let Some(target) = target {
+                conn::reset(target);
+            }
+        }
+    }
+
+    /// The `-v` line (or `--json` object) of a connection that ended.
+    fn report(&self, conn: &Conn, end: &End) {
+        let elapsed = conn.opened.elapsed();
+        if self.opts.json {
+            let object = serde_json::json!({
+                "conn": conn.id,
+                "client": conn.client_name,
+                "target": conn.target_name,
+                "bytes_up": conn.up.bytes,
+                "bytes_down": conn.down.bytes,
+                "duration_s": elapsed.as_secs_f64(),
+                "end": end.word(),
+                "detail": end.detail(),
+            });
+            json_line(&object.to_string());
+            return;
+        }
+        if crate::log::verbosity() == 0 {
+            return;
+        }
+        let detail = match end.detail() {
+            "" => String::new(),
+            why => format!(" ({why})"),
+        };
+        crate::info!(
+            "#{} {} -> {}: {} up, {} down in {}; {}{detail}",
+            conn.id,
+            conn.client_name,
+            conn.target_name,
+            crate::log::count(conn.up.bytes, "byte"),
+            crate::log::count(conn.down.bytes, "byte"),
+            format_duration(elapsed),
+            end.word()
+        );
+    }
+
+    /// `-i`: resets the connections where no byte moved for the limit.
+    fn sweep(&mut self, now: Instant) {
+        let Some(limit) = self.opts.idle else { return };
+        for slot in 0..self.table.slots.len() {
+            let expired = self.table.slots[slot]
+                .as_ref()
+                .is_some_and(|c| now.saturating_duration_since(c.last_active) >= limit);
+            if expired {
+                if let Some(conn) = self.table.take(slot) {
+                    self.close(conn, End::Timeout);
+                }
+            }
+        }
+    }
+
+    /// SIGINT/SIGTERM: every connection reset and reported, then the summary.
+    fn stop_all(&mut self) {
+        for slot in 0..self.table.slots.len() {
+            if let Some(conn) = self.table.take(slot) {
+                self.close(conn, End::Interrupted);
+            }
+        }
+        crate::info!(
+            "forwarded {} ({} turned away); {} up, {} down in {}",
+            crate::log::count(self.totals.accepted, "connection"),
+            self.totals.turned_away,
+            crate::log::count(self.totals.up, "byte"),
+            crate::log::count(self.totals.down, "byte"),
+            format_duration(self.started.elapsed())
+        );
+    }
+}
+
+/// One JSON object per line on stdout, flushed at once so `| jq` sees each connection as it
+/// ends. A reader that went away costs the reports, not the forwarding.
+fn json_line(line: &str) {
+    use std::io::Write;
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+fn interest(read: bool, write: bool) -> Option<Interest> {
+    match (read, write) {
+        (true, true) => Some(Interest::Both),
+        (true, false) => Some(Interest::Read),
+        (false, true) => Some(Interest::Write),
+        (false, false) => None,
+    }
+}

@@ -1,0 +1,450 @@
+//! `nk forward` against real peers on loopback: socat and OpenBSD nc as targets and clients,
+//! and plain sockets where a test must control a peer's FIN or reset to the byte.
+//!
+//! Every wait is bounded (read timeouts, `Proc::wait`), and nothing asserts on timing: a
+//! reset or an idle timeout is checked by what the client sees, not by when.
+
+mod common;
+
+use common::*;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+const MIB: usize = 1024 * 1024;
+
+/// `nk forward -v ARGS` and the port it listens on.
+fn forward(args: &[&str]) -> (Proc, u16) {
+    let mut full = vec!["forward", "-v"];
+    full.extend_from_slice(args);
+    let mut p = Proc::nk(&full, In::Null, Out::Pipe);
+    let port = p.nk_listening_port();
+    (p, port)
+}
+
+/// A socat echo server (a `cat` per connection) on 127.0.0.1 and its port.
+fn socat_echo() -> (Proc, u16) {
+    require_tool("socat", "socat");
+    let port = free_port("127.0.0.1");
+    let mut cmd = Command::new("socat");
+    cmd.args([
+        &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,backlog=512"),
+        "EXEC:cat",
+    ]);
+    let p = Proc::spawn("socat echo", cmd, In::Null, Out::Null);
+    assert!(
+        wait_until(5.0, || TcpStream::connect(("127.0.0.1", port)).is_ok()),
+        "socat did not listen on {port}"
+    );
+    (p, port)
+}
+
+/// Sends SIGTERM; nk must exit 143.
+fn terminate(p: Proc) -> Finished {
+    send_signal(p.pid(), "TERM");
+    let done = p.wait(10.0);
+    done.expect_code(143);
+    done
+}
+
+/// Reads until EOF or an error within 10 s: the bytes and the error, if any.
+fn read_all(s: &mut impl Read) -> (Vec<u8>, Option<io::Error>) {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, None),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (got, Some(e)),
+        }
+    }
+}
+
+fn client(port: u16) -> TcpStream {
+    let s = connect_local(port);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// The client's read ends in a reset (not EOF, not a timeout).
+fn expect_reset(s: &mut TcpStream, what: &str) {
+    let (_, err) = read_all(s);
+    let kind = err.as_ref().map(|e| e.kind());
+    assert_eq!(
+        kind,
+        Some(io::ErrorKind::ConnectionReset),
+        "{what}: the client saw {err:?}, not a reset"
+    );
+}
+
+/// A client the forwarder must turn away or reset: it gets no byte, and its connection ends in
+/// a reset (or EOF, for a turned-away client). The reset can beat the connect's own report
+/// (the forwarder resets at once), so a connect that fails with ECONNRESET counts too.
+fn expect_no_service(port: u16, what: &str, reset_required: bool) {
+    let mut s = match TcpStream::connect(("127.0.0.1", port)) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
+        Err(e) => panic!("{what}: connect: {e}"),
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (got, err) = read_all(&mut s);
+    assert!(got.is_empty(), "{what}: the client got {got:?}");
+    let kind = err.as_ref().map(|e| e.kind());
+    if reset_required {
+        assert_eq!(
+            kind,
+            Some(io::ErrorKind::ConnectionReset),
+            "{what}: {err:?}"
+        );
+    } else {
+        assert!(
+            kind.is_none() || kind == Some(io::ErrorKind::ConnectionReset),
+            "{what}: {err:?}"
+        );
+    }
+}
+
+/// Writes `data` and half-closes from one thread while this one reads everything back.
+fn round_trip(mut s: TcpStream, data: Arc<Vec<u8>>) -> Vec<u8> {
+    let mut writer = s.try_clone().unwrap();
+    let feed = thread::spawn(move || {
+        writer.write_all(&data).unwrap();
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let (got, err) = read_all(&mut s);
+    assert!(err.is_none(), "read: {err:?}");
+    feed.join().unwrap();
+    got
+}
+
+#[test]
+fn sixty_four_mib_both_ways_through_socat_byte_exact() {
+    let (target, tport) = socat_echo();
+    let (fwd, port) = forward(&["--json", "127.0.0.1:0", &format!("127.0.0.1:{tport}")]);
+    let data = Arc::new(prng_bytes(64 * MIB, 20));
+    let got = round_trip(client(port), Arc::clone(&data));
+    assert_same_bytes("64 MiB echoed through nk forward", &got, &data);
+    let mut fwd = fwd;
+    let line = fwd.wait_stdout_line(10.0, |l| l.contains("\"end\""));
+    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON object");
+    assert_eq!(v["bytes_up"], 64 * MIB as u64, "{line}");
+    assert_eq!(v["bytes_down"], 64 * MIB as u64, "{line}");
+    assert_eq!(v["end"], "fin", "{line}");
+    terminate(fwd);
+    drop(target);
+}
+
+#[test]
+fn client_fin_reaches_the_target_and_its_answer_comes_back() {
+    require_openbsd_nc();
+    let target = Server::start(|mut s, _| {
+        let (got, _) = read_all(&mut s);
+        // The client's FIN arrived (read_all ended at EOF): now answer on the other direction.
+        s.write_all(b"answer\n").unwrap();
+        got
+    });
+    let (fwd, port) = forward(&["127.0.0.1:0", &format!("127.0.0.1:{}", target.port())]);
+    let mut nc = Command::new("nc");
+    nc.args(["-N", "127.0.0.1", &port.to_string()]);
+    let out = Proc::spawn("nc -N", nc, In::Bytes(b"question\n".to_vec()), Out::Pipe).wait(10.0);
+    out.expect_code(0).expect_stdout(b"answer\n");
+    assert_eq!(target.join(), b"question\n");
+    let mut fwd = fwd;
+    fwd.wait_stderr_line(10.0, |l| {
+        l.contains("9 bytes up, 7 bytes down") && l.ends_with("fin")
+    });
+    terminate(fwd);
+}
+
+#[test]
+fn target_fin_first_then_the_client_keeps_sending() {
+    let target = Server::start(|mut s, _| {
+        s.write_all(b"banner\n").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        read_all(&mut s).0
+    });
+    let (fwd, port) = forward(&["127.0.0.1:0", &format!("127.0.0.1:{}", target.port())]);
+    let mut c = client(port);
+    let (banner, err) = read_all(&mut c);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(banner, b"banner\n");
+    // The target's FIN came through; the other direction still flows.
+    let data = prng_bytes(MIB, 3);
+    c.write_all(&data).unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_same_bytes("sent after the target's FIN", &target.join(), &data);
+    terminate(fwd);
+}
+
+#[test]
+fn a_target_reset_mid_stream_resets_the_client() {
+    let target = Server::start(|mut s, _| {
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).unwrap();
+        s.write_all(b"partial").unwrap();
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(s);
+    });
+    let (fwd, port) = forward(&["127.0.0.1:0", &format!("127.0.0.1:{}", target.port())]);
+    let mut c = client(port);
+    c.write_all(b"hello").unwrap();
+    target.join();
+    expect_reset(&mut c, "target reset");
+    let mut fwd = fwd;
+    fwd.wait_stderr_line(10.0, |l| l.contains("reset (reset by the target)"));
+    terminate(fwd);
+}
+
+#[test]
+fn a_client_reset_resets_the_target() {
+    let (arrived, seen) = std::sync::mpsc::channel();
+    let target = Server::start(move |mut s, _| {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut first = [0u8; 10];
+        s.read_exact(&mut first).unwrap();
+        let _ = arrived.send(());
+        read_all(&mut s)
+    });
+    let (mut fwd, port) = forward(&["127.0.0.1:0", &format!("127.0.0.1:{}", target.port())]);
+    let c = client(port);
+    (&c).write_all(b"some bytes").unwrap();
+    // The bytes are through, so the reset comes mid-stream.
+    seen.recv_timeout(Duration::from_secs(10)).unwrap();
+    socket2::SockRef::from(&c)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(c);
+    let (_, err) = target.join();
+    assert_eq!(
+        err.map(|e| e.kind()),
+        Some(io::ErrorKind::ConnectionReset),
+        "the target must see a reset, not a FIN"
+    );
+    fwd.wait_stderr_line(10.0, |l| l.contains("reset by the client"));
+    terminate(fwd);
+}
+
+#[test]
+fn a_refused_target_resets_the_client_and_is_logged() {
+    let dead = free_port("127.0.0.1");
+    let (fwd, port) = forward(&["127.0.0.1:0", &format!("127.0.0.1:{dead}")]);
+    expect_no_service(port, "refused target", true);
+    let mut fwd = fwd;
+    fwd.wait_stderr_line(10.0, |l| {
+        l.contains("Connection refused") && l.contains("client reset")
+    });
+    // The forwarder keeps serving.
+    expect_no_service(port, "refused target, second client", true);
+    terminate(fwd);
+}
+
+#[test]
+fn a_silent_target_resets_the_client_after_w() {
+    let (_py, silent) = full_queue_listener();
+    let (fwd, port) = forward(&["-w", "1", "127.0.0.1:0", &format!("127.0.0.1:{silent}")]);
+    expect_no_service(port, "silent target", true);
+    let mut fwd = fwd;
+    fwd.wait_stderr_line(10.0, |l| {
+        l.contains("timed out") && l.contains("client reset")
+    });
+    terminate(fwd);
+}
+
+#[test]
+fn two_hundred_concurrent_connections_each_echo() {
+    const N: usize = 200;
+    let (target, tport) = socat_echo();
+    let (fwd, port) = forward(&["127.0.0.1:0", &format!("127.0.0.1:{tport}")]);
+    let barrier = Arc::new(Barrier::new(N));
+    let clients: Vec<_> = (0..N)
+        .map(|i| {
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                let mut c = client(port);
+                // All connected at once before any byte moves.
+                barrier.wait();
+                let data = prng_bytes(1024, i as u64);
+                c.write_all(&data).unwrap();
+                let mut back = vec![0u8; data.len()];
+                c.read_exact(&mut back).unwrap();
+                assert_eq!(back, data, "client {i}");
+                c.shutdown(Shutdown::Write).unwrap();
+                let (rest, err) = read_all(&mut c);
+                assert!(rest.is_empty() && err.is_none(), "client {i}: {err:?}");
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    terminate(fwd);
+    drop(target);
+}
+
+#[test]
+fn deny_and_allow_are_checked_before_the_target() {
+    let nobody = NoConnect::new();
+    let (fwd, port) = forward(&["--deny", "127.0.0.1", "127.0.0.1:0", &nobody.server()]);
+    expect_no_service(port, "a denied client", false);
+    nobody.expect_none(0.3, "a denied client");
+    let mut fwd = fwd;
+    fwd.wait_stderr_line(10.0, |l| l.contains("denied 127.0.0.1"));
+    terminate(fwd);
+
+    let (fwd, port) = forward(&["--allow", "10.0.0.0/8", "127.0.0.1:0", &nobody.server()]);
+    expect_no_service(port, "a client outside --allow", false);
+    nobody.expect_none(0.3, "a client outside --allow");
+    terminate(fwd);
+
+    let (target, tport) = socat_echo();
+    let (fwd, port) = forward(&[
+        "--allow",
+        "127.0.0.0/8",
+        "127.0.0.1:0",
+        &format!("127.0.0.1:{tport}"),
+    ]);
+    let got = round_trip(client(port), Arc::new(b"allowed\n".to_vec()));
+    assert_eq!(got, b"allowed\n");
+    terminate(fwd);
+    drop(target);
+}
+
+#[test]
+fn max_conns_turns_away_the_extra_client() {
+    let (target, tport) = socat_echo();
+    let (fwd, port) = forward(&["-m", "1", "127.0.0.1:0", &format!("127.0.0.1:{tport}")]);
+    let mut first = client(port);
+    first.write_all(b"one\n").unwrap();
+    let mut back = [0u8; 4];
+    first.read_exact(&mut back).unwrap();
+    expect_no_service(port, "the client over -m 1", false);
+    let mut fwd = fwd;
+    fwd.wait_stderr_line(10.0, |l| l.contains("(-m 1)"));
+    // The first is still served.
+    let got = round_trip(first, Arc::new(b"still\n".to_vec()));
+    assert_eq!(got, b"still\n");
+    terminate(fwd);
+    drop(target);
+}
+
+#[test]
+fn idle_timeout_resets_a_quiet_connection() {
+    let (target, tport) = socat_echo();
+    let (fwd, port) = forward(&["-i", "300ms", "127.0.0.1:0", &format!("127.0.0.1:{tport}")]);
+    let mut c = client(port);
+    c.write_all(b"x").unwrap();
+    let mut one = [0u8; 1];
+    c.read_exact(&mut one).unwrap();
+    expect_reset(&mut c, "idle connection");
+    let mut fwd = fwd;
+    fwd.wait_stderr_line(10.0, |l| {
+        l.contains("1 byte up, 1 byte down") && l.ends_with("timeout")
+    });
+    terminate(fwd);
+    drop(target);
+}
+
+#[test]
+fn sigterm_resets_open_connections_prints_the_summary_and_exits_143() {
+    let (target, tport) = socat_echo();
+    let (fwd, port) = forward(&["127.0.0.1:0", &format!("127.0.0.1:{tport}")]);
+    let mut c = client(port);
+    c.write_all(b"x").unwrap();
+    let mut one = [0u8; 1];
+    c.read_exact(&mut one).unwrap();
+    let done = terminate(fwd);
+    done.expect_stderr_contains("interrupted")
+        .expect_stderr_contains("forwarded 1 connection");
+    expect_reset(&mut c, "after SIGTERM");
+    drop(target);
+}
+
+#[test]
+fn unix_listener_to_tcp_target() {
+    let (target, tport) = socat_echo();
+    let dir = std::env::temp_dir().join(unique_name("nk-fwd-unix"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("in.sock");
+    let listen = format!("unix:{}", path.display());
+    let mut fwd = Proc::nk(
+        ["forward", "-v", &listen, &format!("127.0.0.1:{tport}")],
+        In::Null,
+        Out::Pipe,
+    );
+    fwd.wait_stderr_line(10.0, |l| l.contains("listening on"));
+    let mut c = UnixStream::connect(&path).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let data = prng_bytes(4 * MIB, 9);
+    let mut w = c.try_clone().unwrap();
+    let sent = data.clone();
+    let feed = thread::spawn(move || {
+        w.write_all(&sent).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let (got, err) = read_all(&mut c);
+    feed.join().unwrap();
+    assert!(err.is_none(), "{err:?}");
+    assert_same_bytes("unix -> tcp", &got, &data);
+    terminate(fwd);
+    assert!(!path.exists(), "the socket file must go at exit");
+    drop(target);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn tcp_listener_to_unix_target() {
+    let name = unique_name("nk-fwd-target");
+    let dir = std::env::temp_dir().join(&name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("target.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let (got, _) = read_all(&mut s);
+        s.write_all(&got).unwrap();
+        got.len()
+    });
+    let (fwd, port) = forward(&["127.0.0.1:0", &format!("unix:{}", path.display())]);
+    let data = prng_bytes(4 * MIB, 10);
+    let got = round_trip(client(port), Arc::new(data.clone()));
+    assert_same_bytes("tcp -> unix", &got, &data);
+    assert_eq!(server.join().unwrap(), data.len());
+    terminate(fwd);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn nc_client_through_the_forwarder_to_an_nc_target() {
+    require_openbsd_nc();
+    let tport = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut cmd = Command::new("nc");
+    cmd.args(["-l", "127.0.0.1", &tport.to_string()]);
+    let mut target = Proc::spawn("nc -l", cmd, In::Null, Out::Pipe);
+    assert!(wait_until(5.0, || {
+        std::fs::read_to_string("/proc/net/tcp")
+            .map(|t| t.contains(&format!("0100007F:{tport:04X} 00000000:0000 0A")))
+            .unwrap_or(false)
+    }));
+    let (fwd, port) = forward(&["127.0.0.1:0", &format!("127.0.0.1:{tport}")]);
+    let data = prng_bytes(8 * MIB, 11);
+    let mut nc = Command::new("nc");
+    nc.args(["-N", "127.0.0.1", &port.to_string()]);
+    Proc::spawn("nc -N", nc, In::Bytes(data.clone()), Out::Null)
+        .wait(20.0)
+        .expect_code(0);
+    let got = target.wait_stdout_len(data.len(), 20.0);
+    assert_same_bytes("nc -> nk forward -> nc -l", &got, &data);
+    let _ = target.wait(10.0);
+    terminate(fwd);
+}
