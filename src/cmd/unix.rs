@@ -178,6 +178,8 @@ pub fn run(args: UnixArgs) -> Result<()> {
     let serve = Serve::choose(exec, args.chat, args.broker, keep, hub)?;
     let (listener, bound) = unix::listen(&addr, ty, args.mode, BACKLOG, false)?;
     let local = listener.local_addr().context("getsockname")?;
+    // As `nk listen`: signals are handled before the listening line is said.
+    signals::install();
     info!("listening on {} (unix)", display_sockaddr(&local));
     let server = Server::new(ServerOptions {
         keep_accepting: keep,

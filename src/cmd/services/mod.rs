@@ -523,15 +523,17 @@ fn serve(
     let (want_tcp, want_udp) = (!common.udp, !common.tcp);
     service::raise_descriptor_limit();
     let (tcp, udp) = bind_both(&spec, common, want_tcp, want_udp)?;
+    // Signals are handled before the port is announced: whoever acts on the listening line
+    // may send SIGTERM at once, and must get the 143 cli.md promises.
+    let stats = Arc::new(ServiceStats::default());
+    let summary = Arc::clone(&stats);
+    signals::on_interrupt(move || info!("{}", summary.summary()))?;
     for (socket, proto) in [(&tcp, "tcp"), (&udp, "udp")] {
         if let Some(socket) = socket {
             let local = socket.local_addr().context("getsockname")?;
             info!("listening on {} ({proto})", display_sockaddr(&local));
         }
     }
-    let stats = Arc::new(ServiceStats::default());
-    let summary = Arc::clone(&stats);
-    signals::on_interrupt(move || info!("{}", summary.summary()))?;
     match (tcp, udp) {
         (Some(tcp), Some(udp)) => {
             let (behaviour2, opts2, stats2) = (behaviour.clone(), opts.clone(), Arc::clone(&stats));
