@@ -145,6 +145,58 @@ impl Poller {
     }
 }
 
+/// The connections of an event loop, by slot: a slot's index is its epoll token, and freed
+/// slots are reused, so tokens stay small and a lookup is an index. Shared by the services'
+/// loop and the forwarder's.
+#[derive(Debug)]
+pub struct SlotTable<T> {
+    /// The slots; `None` is free.
+    pub slots: Vec<Option<T>>,
+    free: Vec<usize>,
+    /// How many slots are taken.
+    pub live: usize,
+}
+
+impl<T> Default for SlotTable<T> {
+    fn default() -> SlotTable<T> {
+        SlotTable {
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        }
+    }
+}
+
+impl<T> SlotTable<T> {
+    /// Stores `item` in a free slot (or a new one) and returns its index.
+    pub fn insert(&mut self, item: T) -> usize {
+        self.live += 1;
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(item);
+                slot
+            }
+            None => {
+                self.slots.push(Some(item));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Takes the item out of `slot`, freeing it.
+    pub fn take(&mut self, slot: usize) -> Option<T> {
+        let item = self.slots.get_mut(slot)?.take()?;
+        self.free.push(slot);
+        self.live -= 1;
+        Some(item)
+    }
+
+    /// The item in `slot`, if any.
+    pub fn get(&mut self, slot: usize) -> Option<&mut T> {
+        self.slots.get_mut(slot).and_then(Option::as_mut)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

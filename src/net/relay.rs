@@ -1176,7 +1176,7 @@ impl Pump {
                     first = false;
                     self.account(n);
                 }
-                Err(e) if first && refused(&e) => return Ok(false),
+                Err(e) if first && splice_refused(&e) => return Ok(false),
                 // Input drained (polled again at the top) or output full: wait for room.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     wait_ready(to, libc::POLLOUT).map_err(|e| (Side::Write, e))?;
@@ -1201,7 +1201,7 @@ impl Pump {
             let n = match splice(from, pipe_in.as_raw_fd(), ZERO_COPY_CHUNK, 0) {
                 Ok(0) => return Ok(true),
                 Ok(n) => n,
-                Err(e) if first && refused(&e) => return Ok(false),
+                Err(e) if first && splice_refused(&e) => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     wait_ready(from, libc::POLLIN).map_err(|e| (Side::Read, e))?;
                     continue;
@@ -1216,7 +1216,7 @@ impl Pump {
                         left -= moved;
                         self.account(moved);
                     }
-                    Err(e) if first && refused(&e) => {
+                    Err(e) if first && splice_refused(&e) => {
                         // The sink cannot take splice: hand over the bytes already in the pipe.
                         let mut stranded = vec![0u8; left];
                         let mut pipe = File::from(pipe_out);
@@ -1261,7 +1261,7 @@ impl Pump {
                 io::ErrorKind::WouldBlock => {
                     wait_ready(to, libc::POLLOUT).map_err(|e| (Side::Write, e))?;
                 }
-                _ if first && refused(&e) => return Ok(false),
+                _ if first && splice_refused(&e) => return Ok(false),
                 _ => return Err((attribute(&e), e)),
             }
         }
@@ -1291,7 +1291,7 @@ fn attribute(err: &io::Error) -> Side {
 }
 
 /// An errno meaning "this kind of descriptor does not do that": fall back to read/write.
-fn refused(err: &io::Error) -> bool {
+pub(crate) fn splice_refused(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
         Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)
@@ -1370,7 +1370,8 @@ fn choose_path(from: RawFd, to: RawFd) -> Path {
     }
 }
 
-fn splice(from: RawFd, to: RawFd, len: usize, flags: libc::c_uint) -> io::Result<usize> {
+/// splice(2) with `flags` (and SPLICE_F_MOVE), restarted on EINTR; shared with the forwarder.
+pub(crate) fn splice(from: RawFd, to: RawFd, len: usize, flags: libc::c_uint) -> io::Result<usize> {
     loop {
         // SAFETY: both descriptors are open for the call; null offsets make the kernel use
         // the descriptors' own positions (pipes and sockets have none).

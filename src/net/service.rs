@@ -286,36 +286,8 @@ impl Conn {
     }
 }
 
-/// The connections of the loop, by slot; a slot's index is its epoll token.
-#[derive(Debug, Default)]
-struct Table {
-    slots: Vec<Option<Conn>>,
-    free: Vec<usize>,
-    live: usize,
-}
-
-impl Table {
-    fn insert(&mut self, conn: Conn) -> usize {
-        self.live += 1;
-        match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot] = Some(conn);
-                slot
-            }
-            None => {
-                self.slots.push(Some(conn));
-                self.slots.len() - 1
-            }
-        }
-    }
-
-    fn take(&mut self, slot: usize) -> Option<Conn> {
-        let conn = self.slots.get_mut(slot)?.take()?;
-        self.free.push(slot);
-        self.live -= 1;
-        Some(conn)
-    }
-}
+/// The connections of the loop, by slot (its epoll token).
+type Table = crate::net::poller::SlotTable<Conn>;
 
 /// The TCP side: runs until an unrecoverable listener error.
 pub fn serve_tcp(

@@ -194,7 +194,7 @@ impl Flow {
                         pool.give(pipe);
                         return Ok(None);
                     }
-                    Err(e) if splice_refused(&e) => {
+                    Err(e) if crate::net::relay::splice_refused(&e) => {
                         pool.give(pipe);
                         self.no_splice = true;
                     }
@@ -254,29 +254,9 @@ impl Flow {
     }
 }
 
-/// splice(2), non-blocking, restarted on EINTR.
+/// splice(2) without blocking, through the relay's one wrapper (EINTR restarted there).
 fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
-    loop {
-        // SAFETY: both descriptors are open for the call; null offsets: pipes and sockets
-        // have no file position.
-        let n = unsafe {
-            libc::splice(
-                from,
-                std::ptr::null_mut(),
-                to,
-                std::ptr::null_mut(),
-                len,
-                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-            )
-        };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+    crate::net::relay::splice(from, to, len, libc::SPLICE_F_NONBLOCK)
 }
 
 /// send(2) with MSG_NOSIGNAL: a vanished peer is an error to report, not SIGPIPE.
@@ -292,14 +272,6 @@ fn send(to: RawFd, data: &[u8]) -> io::Result<usize> {
             return Err(err);
         }
     }
-}
-
-/// Errors by which splice says "not for this kind of descriptor" rather than "broken".
-fn splice_refused(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
-    )
 }
 
 /// Closes a socket with a reset (SO_LINGER 0): the peer must see that the stream was cut,

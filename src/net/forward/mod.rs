@@ -106,40 +106,8 @@ struct Totals {
     down: u64,
 }
 
-/// The connections of the loop, by slot.
-#[derive(Debug, Default)]
-struct Table {
-    slots: Vec<Option<Conn>>,
-    free: Vec<usize>,
-    live: usize,
-}
-
-impl Table {
-    fn insert(&mut self, conn: Conn) -> usize {
-        self.live += 1;
-        match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot] = Some(conn);
-                slot
-            }
-            None => {
-                self.slots.push(Some(conn));
-                self.slots.len() - 1
-            }
-        }
-    }
-
-    fn take(&mut self, slot: usize) -> Option<Conn> {
-        let conn = self.slots.get_mut(slot)?.take()?;
-        self.free.push(slot);
-        self.live -= 1;
-        Some(conn)
-    }
-
-    fn get(&mut self, slot: usize) -> Option<&mut Conn> {
-        self.slots.get_mut(slot).and_then(Option::as_mut)
-    }
-}
+/// The connections of the loop, by slot (its epoll token).
+type Table = crate::net::poller::SlotTable<Conn>;
 
 /// The event loop and everything it owns.
 struct Engine {
