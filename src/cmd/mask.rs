@@ -179,7 +179,7 @@ struct Zoned {
 
 impl Zoned {
     /// `Network::parse`, after taking a `%ZONE` off the address (an interface name or number,
-    /// as `ip` prints them: up to 15 bytes of letters, digits, `_`, `-`, `.`).
+    /// as every nk command takes it: `wire::ipnet::is_scope_id`).
     fn parse(text: &str, second: Option<&str>) -> Result<Zoned, String> {
         let (addr, rest) = match text.split_once('/') {
             Some((addr, rest)) => (addr, Some(rest)),
@@ -191,12 +191,7 @@ impl Zoned {
                 zone: None,
             });
         };
-        let valid = !zone.is_empty()
-            && zone.len() <= 15
-            && zone
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
-        if !valid {
+        if !crate::wire::ipnet::is_scope_id(zone) {
             return Err(format!(
                 "invalid zone \"%{}\": an interface name or number (up to 15 letters, digits, _ - .)",
                 zone.escape_debug()

@@ -121,7 +121,7 @@ pub fn host_of(text: &str) -> Result<Host> {
     }
     if let Some((ip, scope)) = text.split_once('%') {
         if ip.parse::<Ipv6Addr>().is_ok() {
-            if !is_scope_id(scope) {
+            if !crate::wire::ipnet::is_scope_id(scope) {
                 return Err(usage(format!(
                     "invalid address \"{}\": the scope after % must be an interface name \
                      (up to 15 letters, digits, _ - .) or a number",
@@ -156,19 +156,6 @@ pub fn host_of(text: &str) -> Result<Host> {
     }
     check_ascii_name(text, &ascii)?;
     Ok(Host::Name(ascii))
-}
-
-/// Whether `scope` can follow `%` in a scoped IPv6 literal: an interface name as Linux allows
-/// it (1 to 15 bytes; letters, digits, `_`, `-`, `.`: no `]`, `%`, `/`, space or control, so
-/// the address prints back as typed) or an interface index (a number that fits 32 bits).
-pub fn is_scope_id(scope: &str) -> bool {
-    if !scope.is_empty() && scope.bytes().all(|b| b.is_ascii_digit()) {
-        return scope.parse::<u32>().is_ok();
-    }
-    (1..=15).contains(&scope.len())
-        && scope
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// An IP literal in the one syntax every command shares: an IPv6 address, or an IPv4 address

@@ -168,7 +168,9 @@ fn parse_from(text: &str, source: Source) -> Result<Url, String> {
             .split_once(']')
             .ok_or_else(|| format!("\"{shown}\": unclosed [ in the host"))?;
         let (ip, scope) = host.split_once('%').unwrap_or((host, ""));
-        if ip.parse::<std::net::Ipv6Addr>().is_err() || (host.contains('%') && !is_scope(scope)) {
+        if ip.parse::<std::net::Ipv6Addr>().is_err()
+            || (host.contains('%') && !crate::wire::ipnet::is_scope_id(scope))
+        {
             return Err(format!(
                 "\"{shown}\": \"[{}]\" is not an IPv6 address",
                 host.escape_debug()
@@ -224,18 +226,6 @@ fn parse_from(text: &str, source: Source) -> Result<Url, String> {
         port,
         path,
     })
-}
-
-/// A zone after `%` in a bracketed host: an interface name (letters, digits, `_ - .`, at most
-/// 15) or an index, as `net::addr::is_scope_id` takes it (wire/ does not reach into net/).
-fn is_scope(scope: &str) -> bool {
-    if !scope.is_empty() && scope.bytes().all(|b| b.is_ascii_digit()) {
-        return scope.parse::<u32>().is_ok();
-    }
-    (1..=15).contains(&scope.len())
-        && scope
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// A port as RFC 3986 writes it: digits only (`u16::from_str` would take `+80`), 1-65535.

@@ -61,6 +61,19 @@ fn mask_int(prefix: u8, width: u32) -> u128 {
     }
 }
 
+/// Whether `scope` can follow `%` in a scoped IPv6 literal: an interface name as Linux allows
+/// it (1 to 15 bytes; letters, digits, `_`, `-`, `.`: no `]`, `%`, `/`, space or control, so
+/// the address prints back as typed) or an interface index (a number that fits 32 bits).
+pub fn is_scope_id(scope: &str) -> bool {
+    if !scope.is_empty() && scope.bytes().all(|b| b.is_ascii_digit()) {
+        return scope.parse::<u32>().is_ok();
+    }
+    (1..=15).contains(&scope.len())
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
 /// Parses an IPv4 address strictly: four decimal octets, no leading zeros (they mean octal
 /// to inet_aton, decimal to others: ambiguous, so refused).
 pub fn parse_ipv4(text: &str) -> Result<Ipv4Addr, ParseError> {
