@@ -29,6 +29,9 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use crate::net::relay::Readiness;
 
+/// How far past [`QUEUE_LIMIT`] chat's join/leave notices may take a queue when slow clients
+/// are waited for rather than dropped.
+const ANNOUNCE_SLACK: usize = 1 << 20;
 /// Bytes a client may have waiting before it is dropped as too slow.
 pub const QUEUE_LIMIT: usize = 4 << 20;
 /// The longest partial line held back from stdout by default (`--max-line`); a longer one is
@@ -62,14 +65,14 @@ impl ClientQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a chunk. `false` when the queue was already over [`QUEUE_LIMIT`] and
-    /// `refuse_when_full` (the client is too slow and is to be dropped).
-    fn push(&self, chunk: &Arc<[u8]>, refuse_when_full: bool) -> bool {
+    /// Queues a chunk. `false` when it would take the queue past `limit` (the client is too
+    /// slow and is to be dropped); `None`: no limit here (the sender waits for room after).
+    fn push(&self, chunk: &Arc<[u8]>, limit: Option<usize>) -> bool {
         let mut state = self.lock();
         if state.closed {
             return true;
         }
-        if refuse_when_full && state.bytes + chunk.len() > QUEUE_LIMIT {
+        if limit.is_some_and(|limit| state.bytes + chunk.len() > limit) {
             return false;
         }
         state.bytes += chunk.len();
@@ -255,7 +258,7 @@ impl Hub {
                 format!("<announce> you are <user {id}>; already connected: {present}.\n")
                     .into_bytes()
                     .into();
-            queue.push(&welcome, false);
+            queue.push(&welcome, None);
             self.announce(format!("<announce> {peer} is connected as <user {id}>.\n").as_bytes());
         }
         self.members().insert(
@@ -288,7 +291,8 @@ impl Hub {
     /// them is back within [`QUEUE_LIMIT`] (back-pressure on whoever called); with
     /// `--drop-slow`, a client already over the limit is dropped instead.
     pub fn send(&self, data: &[u8], except: Option<u64>) {
-        let receivers = self.queue_for_all(data, except, self.options.drop_slow);
+        let limit = self.options.drop_slow.then_some(QUEUE_LIMIT);
+        let receivers = self.queue_for_all(data, except, limit);
         if !self.options.drop_slow {
             for queue in receivers {
                 queue.wait_for_room();
@@ -296,12 +300,18 @@ impl Hub {
         }
     }
 
-    /// Chat notices, queued from the accept loop, which must never wait for a slow client:
-    /// they are small, and a client over its limit is dropped (said on stderr) either way.
+    /// Chat notices, queued from the accept loop, which must never wait for a slow client.
+    /// They may take a queue [`ANNOUNCE_SLACK`] past its limit (by default a slow client is
+    /// waited for, not dropped); a client that is further behind still is dropped, with a
+    /// reset and a stderr line, so that memory stays bounded.
     fn announce(&self, data: &[u8]) {
-        self.queue_for_all(data, None, true);
+        let limit = match self.options.drop_slow {
+            true => QUEUE_LIMIT,
+            false => QUEUE_LIMIT + ANNOUNCE_SLACK,
+        };
+        self.queue_for_all(data, None, Some(limit));
         if let Some(shown) = &self.shown {
-            shown.push(&Arc::from(data), false);
+            shown.push(&Arc::from(data), Some(QUEUE_LIMIT + ANNOUNCE_SLACK));
         }
     }
 
@@ -310,7 +320,7 @@ impl Hub {
     /// holds its senders back, as a slow client does by default).
     fn show(&self, lines: &[u8]) {
         if let (Some(shown), false) = (&self.shown, lines.is_empty()) {
-            shown.push(&Arc::from(lines), false);
+            shown.push(&Arc::from(lines), None);
             shown.wait_for_room();
         }
     }
@@ -331,13 +341,13 @@ impl Hub {
         }
     }
 
-    /// Queues `data` for every member but `except`; returns their queues. With `drop_full`,
-    /// a member over its limit is dropped (reset, and said on stderr) instead.
+    /// Queues `data` for every member but `except`; returns their queues. A member that it
+    /// would take past `limit` is dropped (reset, and said on stderr) instead.
     fn queue_for_all(
         &self,
         data: &[u8],
         except: Option<u64>,
-        drop_full: bool,
+        limit: Option<usize>,
     ) -> Vec<Arc<ClientQueue>> {
         if data.is_empty() {
             return Vec::new();
@@ -350,7 +360,7 @@ impl Hub {
             if Some(*id) == except {
                 continue;
             }
-            if member.queue.push(&chunk, drop_full) {
+            if member.queue.push(&chunk, limit) {
                 receivers.push(Arc::clone(&member.queue));
             } else {
                 slow.push(*id);
@@ -358,9 +368,13 @@ impl Hub {
         }
         for id in slow {
             if let Some(member) = members.remove(&id) {
+                let why = match self.options.drop_slow {
+                    true => "--drop-slow",
+                    false => "even the room's notices no longer fit",
+                };
                 crate::log::warn(format_args!(
                     "dropped {} (client {id}) with a reset: it fell more than {} MiB behind \
-                     (--drop-slow); the bytes queued for it were not delivered",
+                     ({why}); the bytes queued for it were not delivered",
                     member.peer,
                     QUEUE_LIMIT >> 20
                 ));
@@ -619,8 +633,8 @@ mod tests {
     fn queues_deliver_in_order_and_end_when_closed() {
         let queue = Arc::new(ClientQueue::default());
         assert!(!queue.pending());
-        queue.push(&Arc::from(&b"hello "[..]), false);
-        queue.push(&Arc::from(&b"world"[..]), false);
+        queue.push(&Arc::from(&b"hello "[..]), None);
+        queue.push(&Arc::from(&b"world"[..]), None);
         assert!(queue.pending());
         queue.close();
         assert_eq!(drain(&mut QueueReader(Arc::clone(&queue))), b"hello world");
@@ -630,10 +644,10 @@ mod tests {
     fn a_full_queue_refuses_more() {
         let queue = ClientQueue::default();
         let big: Arc<[u8]> = vec![0u8; QUEUE_LIMIT].into();
-        assert!(queue.push(&big, true));
-        assert!(!queue.push(&Arc::from(&b"x"[..]), true));
+        assert!(queue.push(&big, Some(QUEUE_LIMIT)));
+        assert!(!queue.push(&Arc::from(&b"x"[..]), Some(QUEUE_LIMIT)));
         // Without dropping, the queue takes it (its sender then waits for room).
-        assert!(queue.push(&Arc::from(&b"x"[..]), false));
+        assert!(queue.push(&Arc::from(&b"x"[..]), None));
     }
 
     #[test]
@@ -707,6 +721,21 @@ mod tests {
         writer.held = vec![b'x'; MAX_HELD_LINE + 1];
         assert_eq!(writer.complete_lines(false).len(), MAX_HELD_LINE + 1);
         assert!(writer.cut_reported, "a cut line is said on stderr");
+    }
+
+    #[test]
+    fn a_join_notice_does_not_drop_a_slow_chat_client_by_default() {
+        let hub = Hub::new(Mode::Chat, HubOptions::default()).unwrap();
+        let kicked = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&kicked);
+        let slow = hub.join(1, "slow", Box::new(move || flag.store(true, Ordering::SeqCst)));
+        let full: Arc<[u8]> = vec![b'x'; QUEUE_LIMIT].into();
+        assert!(slow.push(&full, None));
+        hub.join(2, "newcomer", Box::new(|| {}));
+        assert!(
+            !kicked.load(Ordering::SeqCst),
+            "back-pressure is the default: a notice may not drop a client"
+        );
     }
 
     #[test]
