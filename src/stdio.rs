@@ -72,11 +72,3 @@ pub fn stderr_line(text: std::fmt::Arguments<'_>) {
 macro_rules! eprintln_safe {
     ($($arg:tt)*) => { $crate::stdio::stderr_line(format_args!($($arg)*)) };
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_line_to_stderr_never_panics() {
-        super::stderr_line(format_args!("nk: test line"));
-    }
-}
