@@ -728,7 +728,11 @@ mod tests {
         let hub = Hub::new(Mode::Chat, HubOptions::default()).unwrap();
         let kicked = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&kicked);
-        let slow = hub.join(1, "slow", Box::new(move || flag.store(true, Ordering::SeqCst)));
+        let slow = hub.join(
+            1,
+            "slow",
+            Box::new(move || flag.store(true, Ordering::SeqCst)),
+        );
         let full: Arc<[u8]> = vec![b'x'; QUEUE_LIMIT].into();
         assert!(slow.push(&full, None));
         hub.join(2, "newcomer", Box::new(|| {}));
