@@ -5,6 +5,7 @@
 # RUSTC_BOOTSTRAP=1 lets it build with the nightly flags cargo-fuzz passes (sanitizers).
 #   fuzz/run.sh 10            # every target, 10 s each (CI)
 #   fuzz/run.sh 600 dns x509  # named targets only
+#   RUNS=10000000 fuzz/run.sh # every target for that many executions instead of a time
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-10}"
@@ -24,8 +25,12 @@ for target in "${targets[@]}"; do
   mkdir -p "corpus/$target" "seeds/$target"
   log="$(mktemp)"
   # -rss_limit_mb and -timeout: a leak or a hang is a failure too.
+  limit=(-max_total_time="$seconds")
+  [ -n "${RUNS:-}" ] && limit=(-runs="$RUNS")
+  dict=()
+  [ -f "dicts/$target.dict" ] && dict=(-dict="dicts/$target.dict")
   if cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- \
-      -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+      "${limit[@]}" "${dict[@]}" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
       >"$log" 2>&1; then
     result=ok
   else
