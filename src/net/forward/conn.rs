@@ -329,8 +329,11 @@ pub struct Conn {
     pub target_name: String,
     /// The accepted socket.
     pub client: Socket,
-    /// The target, once the connector has reached it.
+    /// The target: once the connector has reached it, or while the loop's own non-blocking
+    /// connect is under way (`connecting`).
     pub target: Option<Socket>,
+    /// The address the loop is connecting `target` to, until the connection is made.
+    pub connecting: Option<std::net::SocketAddr>,
     /// Client → target.
     pub up: Flow,
     /// Target → client.
@@ -353,6 +356,7 @@ impl Conn {
             target_name,
             client,
             target: None,
+            connecting: None,
             up: Flow::default(),
             down: Flow::default(),
             registered: [None, None],

@@ -9,7 +9,10 @@
 //! - a connection's state is [`conn::Conn`]: its two sockets and a [`conn::Flow`] each way;
 //!   the bytes in flight live in the flow (a pooled pipe for splice, or a bounded buffer).
 //! - reaching the target is [`connector`]: a small thread pool running `net::connect` (names,
-//!   Happy Eyeballs, `-w`), so the loop never blocks on a resolver.
+//!   Happy Eyeballs, `-w`), so the loop never blocks on a resolver. A target given as an IP
+//!   literal needs neither: the loop connects it itself, non-blocking (no thread hand-off
+//!   and wake-up per client, which is most of a short connection's cost), and `-w` is
+//!   checked by the sweep.
 //! - a protocol plugs in at [`conn::Flow`]: TLS, a PROXY header or a pcap/hex-dump tap are
 //!   flows that must see the bytes, so they would take the buffer carrier (not splice) and
 //!   transform or record each chunk between `read_in` and `write_out`; a PROXY header is a
@@ -36,8 +39,8 @@ use anyhow::{Context, Result};
 use socket2::Socket;
 
 use crate::net::acl::AccessList;
-use crate::net::addr::display_sockaddr;
-use crate::net::connect::ConnectOptions;
+use crate::net::addr::{display_addr, display_sockaddr};
+use crate::net::connect::{self, AttemptState, ConnectOptions};
 use crate::net::deadline::{format_duration, Deadline};
 use crate::net::poller::{Interest, Poller};
 use crate::net::server::{accept_nonblocking, Accepted, Backoff};
@@ -118,6 +121,8 @@ struct Engine {
     outcomes: Receiver<Outcome>,
     waker: Arc<Waker>,
     opts: Options,
+    /// The target's one address when it is an IP literal: connected by the loop itself.
+    direct: Option<std::net::SocketAddr>,
     totals: Totals,
     next_id: u64,
     started: Instant,
@@ -141,7 +146,12 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
         opts.connect.clone(),
         Arc::clone(&waker),
     );
+    let direct = match &opts.target {
+        TargetSpec::Tcp(target) => connect::literal_addr(target, &opts.connect),
+        TargetSpec::Unix(_) => None,
+    };
     let mut engine = Engine {
+        direct,
         poller,
         table: Table::default(),
         pool: PipePool::default(),
@@ -156,7 +166,15 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
     let mut backoff = Backoff::default();
     let mut paused_until: Option<Instant> = None;
     let idle = engine.opts.idle;
-    let sweep_every = idle.map_or(SWEEP, |i| (i / 4).clamp(Duration::from_millis(10), SWEEP));
+    // The sweep also bounds the loop's own connects by -w.
+    let connect_limit = engine.direct.and(engine.opts.connect.timeout);
+    let sweeps = idle.is_some() || connect_limit.is_some();
+    let sweep_every = [idle, connect_limit]
+        .into_iter()
+        .flatten()
+        .map(|d| (d / 4).clamp(Duration::from_millis(10), SWEEP))
+        .min()
+        .unwrap_or(SWEEP);
     let mut next_sweep = Instant::now() + sweep_every;
     let mut ready = Vec::with_capacity(256);
     loop {
@@ -164,7 +182,7 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
         if let Some(at) = paused_until {
             deadline = deadline.min(Deadline::at(at));
         }
-        if idle.is_some() && engine.table.live > 0 {
+        if sweeps && engine.table.live > 0 {
             deadline = deadline.min(Deadline::at(next_sweep));
         }
         ready.clear();
@@ -208,7 +226,7 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
                 token => engine.step((token / 2) as usize),
             }
         }
-        if idle.is_some() && now >= next_sweep {
+        if sweeps && now >= next_sweep {
             engine.sweep(now);
             next_sweep = now + sweep_every;
         }
@@ -264,9 +282,48 @@ impl Engine {
             crate::debug!("#{id} {name} accepted; connecting to {}", self.opts.target);
             let conn = Conn::new(id, socket, name, self.opts.target.to_string());
             let slot = self.table.insert(conn);
-            self.connector.start(slot, id);
+            self.dial(slot, id);
         }
         Ok(())
+    }
+
+    /// Starts reaching the target for the client in `slot`: by the loop itself for an IP
+    /// literal, by the connector's threads otherwise.
+    fn dial(&mut self, slot: usize, id: u64) {
+        let (Some(addr), TargetSpec::Tcp(target)) = (self.direct, &self.opts.target) else {
+            self.connector.start(slot, id);
+            return;
+        };
+        match connect::start_attempt(addr, &self.opts.connect) {
+            Ok((socket, done)) => {
+                if let Some(conn) = self.table.get(slot) {
+                    conn.target = Some(socket);
+                    conn.target_name = display_addr(addr);
+                    conn.connecting = (!done).then_some(addr);
+                }
+                self.step(slot);
+            }
+            Err(err) => {
+                let text = format!("{:#}", connect::literal_failed(target, addr, err, None));
+                self.target_failed(slot, text, false);
+            }
+        }
+    }
+
+    /// The target could not be reached: the client is reset at once, with a stderr line.
+    fn target_failed(&mut self, slot: usize, text: String, timed_out: bool) {
+        if let Some(conn) = self.table.take(slot) {
+            crate::log::warn(format_args!(
+                "#{} {}: {}; client reset",
+                conn.id, conn.client_name, text
+            ));
+            let end = if timed_out {
+                End::Refused(format!("no answer within -w: {text}"))
+            } else {
+                End::Refused(text)
+            };
+            self.close(conn, end);
+        }
     }
 
     /// Takes the connector's outcomes: a reached target starts relaying; a failure resets
@@ -291,20 +348,7 @@ impl Engine {
                     }
                     self.step(slot);
                 }
-                Err(failure) => {
-                    if let Some(conn) = self.table.take(slot) {
-                        crate::log::warn(format_args!(
-                            "#{} {}: {}; client reset",
-                            conn.id, conn.client_name, failure.text
-                        ));
-                        let end = if failure.timed_out {
-                            End::Refused(format!("no answer within -w: {}", failure.text))
-                        } else {
-                            End::Refused(failure.text)
-                        };
-                        self.close(conn, end);
-                    }
-                }
+                Err(failure) => self.target_failed(slot, failure.text, failure.timed_out),
             }
         }
     }
@@ -318,6 +362,37 @@ impl Engine {
         let Some(target) = conn.target.as_ref() else {
             return;
         };
+        if let Some(addr) = conn.connecting {
+            match connect::attempt_state(target) {
+                AttemptState::Pending => {
+                    if conn.registered[1].is_none() {
+                        let token = (slot * 2 + 1) as u64;
+                        if let Err(err) =
+                            self.poller.add(target.as_raw_fd(), Interest::Write, token)
+                        {
+                            let text = format!("epoll_ctl: {err}");
+                            self.target_failed(slot, text, false);
+                            return;
+                        }
+                        conn.registered[1] = Some(Interest::Write);
+                    }
+                    return;
+                }
+                AttemptState::Connected => {
+                    conn.connecting = None;
+                    // As the connector does: the forwarder must not add latency.
+                    let _ = target.set_nodelay(true);
+                }
+                AttemptState::Failed(err) => {
+                    let TargetSpec::Tcp(spec) = &self.opts.target else {
+                        return;
+                    };
+                    let text = format!("{:#}", connect::literal_failed(spec, addr, err, None));
+                    self.target_failed(slot, text, false);
+                    return;
+                }
+            }
+        }
         let mut moved = false;
         let mut broken = None;
         match conn.up.pump(&conn.client, target, &mut self.pool) {
@@ -444,8 +519,28 @@ impl Engine {
         );
     }
 
-    /// `-i`: resets the connections where no byte moved for the limit.
+    /// `-i`: resets the connections where no byte moved for the limit; `-w`: resets the
+    /// clients whose target (connected by the loop) did not answer in time.
     fn sweep(&mut self, now: Instant) {
+        if let (Some(limit), TargetSpec::Tcp(target)) =
+            (self.opts.connect.timeout, self.opts.target.clone())
+        {
+            for slot in 0..self.table.slots.len() {
+                let late = self.table.slots[slot].as_ref().and_then(|c| {
+                    c.connecting
+                        .filter(|_| now.saturating_duration_since(c.opened) >= limit)
+                });
+                if let Some(addr) = late {
+                    let timed_out = io::Error::new(io::ErrorKind::TimedOut, "timed out");
+                    let waited = Some(format_duration(limit));
+                    let text = format!(
+                        "{:#}",
+                        connect::literal_failed(&target, addr, timed_out, waited)
+                    );
+                    self.target_failed(slot, text, true);
+                }
+            }
+        }
         let Some(limit) = self.opts.idle else { return };
         for slot in 0..self.table.slots.len() {
             let expired = self.table.slots[slot]
