@@ -474,3 +474,29 @@ fn named_and_literal_targets_both_carry_bytes_and_name_the_address_that_answered
     }
     drop(target);
 }
+
+/// One event loop per core: the forwarder runs a `forward-N` thread for each CPU it may use.
+#[test]
+fn one_event_loop_thread_per_core() {
+    let (fwd, _port) = forward(&["127.0.0.1:0", "127.0.0.1:9"]);
+    let cores = thread::available_parallelism().map_or(1, |n| n.get().min(64));
+    let loops = || {
+        std::fs::read_dir(format!("/proc/{}/task", fwd.pid()))
+            .map(|tasks| {
+                tasks
+                    .flatten()
+                    .filter(|t| {
+                        std::fs::read_to_string(t.path().join("comm"))
+                            .is_ok_and(|c| c.trim_end().starts_with("forward-"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(5.0, || loops() == cores),
+        "{} forward-N threads, {cores} cores",
+        loops()
+    );
+    terminate(fwd);
+}

@@ -2,10 +2,13 @@
 //! own connection to the target, relay both ways.
 //!
 //! Where things are:
-//! - the event loop is [`run`] in this file: one thread, one epoll instance
-//!   (`net::poller`, level-triggered, so a flow that stops after [`conn`]'s round limit is
-//!   simply reported again), the listener, the connector's wake-up pipe and every socket of
-//!   every connection in it. Tokens are `slot * 2 + side` (0 client, 1 target).
+//! - the event loops are started by [`run`] in this file: one per core, each a thread with
+//!   its own epoll instance (`net::poller`, level-triggered, so a flow that stops after
+//!   [`conn`]'s round limit is simply reported again), its own connections, pipe pool and
+//!   connector, and the one listener registered in every loop with EPOLLEXCLUSIVE (the
+//!   kernel wakes one loop per incoming client, not all). A connection stays in the loop
+//!   that accepted it. Tokens are `slot * 2 + side` (0 client, 1 target). What the loops
+//!   share is [`Shared`]: the `-m` count, connection numbers and the summary's totals.
 //! - a connection's state is [`conn::Conn`]: its two sockets and a [`conn::Flow`] each way;
 //!   the bytes in flight live in the flow (a pooled pipe for splice, or a bounded buffer).
 //! - reaching the target is [`connector`]: a small thread pool running `net::connect` (names,
@@ -30,8 +33,8 @@ pub mod connector;
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -75,38 +78,59 @@ pub struct Options {
     pub json: bool,
 }
 
-/// Set by SIGINT/SIGTERM; the loop answers by closing everything and reporting.
+/// Set by SIGINT/SIGTERM; every loop answers by closing its connections, and the last one
+/// to finish prints the summary.
 #[derive(Debug, Default)]
 pub struct Stop {
     requested: AtomicBool,
-    done: Mutex<bool>,
+    /// The wake-up pipe of every loop.
+    wakers: Mutex<Vec<Arc<Waker>>>,
+    /// Loops still running.
+    running: Mutex<usize>,
     finished: Condvar,
 }
 
 impl Stop {
-    /// Asks the loop to stop (from the signal thread) and waits, bounded, until it has.
-    pub fn request_and_wait(&self, waker: &Waker) {
+    /// Asks every loop to stop (from the signal thread) and waits, bounded, until they have.
+    pub fn request_and_wait(&self) {
         self.requested.store(true, Ordering::Release);
-        waker.wake();
-        let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        for waker in self.wakers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            waker.wake();
+        }
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let _ = self
             .finished
-            .wait_timeout_while(done, STOP_WAIT, |done| !*done);
+            .wait_timeout_while(running, STOP_WAIT, |running| *running > 0);
     }
 
-    fn finish(&self) {
-        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    fn enlist(&self, waker: Arc<Waker>) {
+        self.wakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(waker);
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    }
+
+    /// A loop is done; true for the last one.
+    fn finish(&self) -> bool {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        *running = running.saturating_sub(1);
         self.finished.notify_all();
+        *running == 0
     }
 }
 
-/// Totals for the `-v` summary.
-#[derive(Debug, Default)]
-struct Totals {
-    accepted: u64,
-    turned_away: u64,
-    up: u64,
-    down: u64,
+/// What every loop shares: the `-m` count, connection numbers, the summary's totals.
+#[derive(Debug)]
+struct Shared {
+    /// Connections at once, across the loops (connecting or relaying).
+    live: AtomicUsize,
+    next_id: AtomicU64,
+    accepted: AtomicU64,
+    turned_away: AtomicU64,
+    up: AtomicU64,
+    down: AtomicU64,
+    started: Instant,
 }
 
 /// The connections of the loop, by slot (its epoll token).
@@ -123,20 +147,69 @@ struct Engine {
     opts: Options,
     /// The target's one address when it is an IP literal: connected by the loop itself.
     direct: Option<std::net::SocketAddr>,
-    totals: Totals,
-    next_id: u64,
-    started: Instant,
+    shared: Arc<Shared>,
+}
+
+/// How many event loops: one per core the process may run on.
+fn loop_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(64))
 }
 
 /// Runs the forwarder on `listener` (bound, listening) until SIGINT/SIGTERM, which `stop`
-/// reports; `waker` is the one `stop` wakes. Returns only on an unrecoverable listener error.
-pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) -> Result<()> {
+/// reports: one event loop per core, each on its own thread. Returns only on an
+/// unrecoverable error of one of them.
+pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>) -> Result<()> {
     listener
         .set_nonblocking(true)
         .context("set the listener non-blocking")?;
+    let listener = Arc::new(listener);
+    let shared = Arc::new(Shared {
+        live: AtomicUsize::new(0),
+        next_id: AtomicU64::new(0),
+        accepted: AtomicU64::new(0),
+        turned_away: AtomicU64::new(0),
+        up: AtomicU64::new(0),
+        down: AtomicU64::new(0),
+        started: Instant::now(),
+    });
+    let (failed, failure) = mpsc::channel();
+    for n in 0..loop_count() {
+        let waker = Arc::new(Waker::new().context("create a wake-up pipe")?);
+        stop.enlist(Arc::clone(&waker));
+        let (listener, opts, stop, shared) = (
+            Arc::clone(&listener),
+            opts.clone(),
+            Arc::clone(&stop),
+            Arc::clone(&shared),
+        );
+        let failed = failed.clone();
+        std::thread::Builder::new()
+            .name(format!("forward-{n}"))
+            .spawn(move || {
+                let err = run_loop(&listener, opts, &stop, waker, shared);
+                let _ = failed.send(err);
+            })
+            .context("start an event loop thread")?;
+    }
+    drop(failed);
+    // The loops run until the signal thread ends the process; one that fails ends it here.
+    match failure.recv() {
+        Ok(Err(err)) => Err(err),
+        Ok(Ok(())) | Err(_) => Err(anyhow::anyhow!("the event loops stopped")),
+    }
+}
+
+/// One event loop: accepts its share of the clients and carries their connections.
+fn run_loop(
+    listener: &Socket,
+    opts: Options,
+    stop: &Stop,
+    waker: Arc<Waker>,
+    shared: Arc<Shared>,
+) -> Result<()> {
     let poller = Poller::new(256).context("epoll_create")?;
     poller
-        .add(listener.as_raw_fd(), Interest::Read, LISTENER)
+        .add_exclusive(listener.as_raw_fd(), LISTENER)
         .context("epoll_ctl")?;
     poller
         .add(waker.fd(), Interest::Read, WAKE)
@@ -159,9 +232,7 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
         outcomes,
         waker,
         opts,
-        totals: Totals::default(),
-        next_id: 0,
-        started: Instant::now(),
+        shared,
     };
     let mut backoff = Backoff::default();
     let mut paused_until: Option<Instant> = None;
@@ -192,17 +263,17 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
             paused_until = None;
             engine
                 .poller
-                .add(listener.as_raw_fd(), Interest::Read, LISTENER)
+                .add_exclusive(listener.as_raw_fd(), LISTENER)
                 .context("epoll_ctl")?;
         }
         for event in &ready {
             match event.token {
-                LISTENER => match engine.accept(&listener) {
+                LISTENER => match engine.accept(listener) {
                     Ok(()) => backoff.reset(),
                     Err(AcceptStop::Exhausted(err)) => {
                         // Out of descriptors: stop watching the listener for a while (the
                         // clients wait in its backlog) instead of spinning on it.
-                        let pause = backoff.next_pause(&listener, &err);
+                        let pause = backoff.next_pause(listener, &err);
                         engine
                             .poller
                             .remove(listener.as_raw_fd())
@@ -215,7 +286,9 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
                     engine.waker.drain();
                     if stop.requested.load(Ordering::Acquire) {
                         engine.stop_all();
-                        stop.finish();
+                        if stop.finish() {
+                            engine.summary();
+                        }
                         // The signal thread exits the process with the signal's status.
                         loop {
                             std::thread::park();
@@ -257,18 +330,17 @@ impl Engine {
                 .as_socket()
                 .is_none_or(|p| self.opts.access.permits(p.ip()))
             {
-                self.totals.turned_away += 1;
+                self.shared.turned_away.fetch_add(1, Ordering::Relaxed);
                 crate::info!("denied {name} (--allow/--deny)");
                 conn::reset(socket);
                 continue;
             }
+            let live = self.shared.live.fetch_add(1, Ordering::AcqRel);
             if let Some(max) = self.opts.max_conns {
-                if self.table.live >= max {
-                    self.totals.turned_away += 1;
-                    crate::info!(
-                        "refused {name}: {} connections already (-m {max})",
-                        self.table.live
-                    );
+                if live >= max {
+                    self.shared.live.fetch_sub(1, Ordering::AcqRel);
+                    self.shared.turned_away.fetch_add(1, Ordering::Relaxed);
+                    crate::info!("refused {name}: {live} connections already (-m {max})");
                     conn::reset(socket);
                     continue;
                 }
@@ -276,9 +348,8 @@ impl Engine {
             if peer.as_socket().is_some() {
                 let _ = socket.set_nodelay(true);
             }
-            self.next_id += 1;
-            self.totals.accepted += 1;
-            let id = self.next_id;
+            let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+            self.shared.accepted.fetch_add(1, Ordering::Relaxed);
             crate::debug!("#{id} {name} accepted; connecting to {}", self.opts.target);
             let conn = Conn::new(id, socket, name, self.opts.target.to_string());
             let slot = self.table.insert(conn);
@@ -468,8 +539,11 @@ impl Engine {
                 let _ = self.poller.remove(fd);
             }
         }
-        self.totals.up += conn.up.bytes;
-        self.totals.down += conn.down.bytes;
+        self.shared.live.fetch_sub(1, Ordering::AcqRel);
+        self.shared.up.fetch_add(conn.up.bytes, Ordering::Relaxed);
+        self.shared
+            .down
+            .fetch_add(conn.down.bytes, Ordering::Relaxed);
         self.report(&conn, &end);
         let Conn { client, target, .. } = conn;
         if end == End::Fin {
@@ -554,20 +628,25 @@ impl Engine {
         }
     }
 
-    /// SIGINT/SIGTERM: every connection reset and reported, then the summary.
+    /// SIGINT/SIGTERM: every connection of this loop reset and reported.
     fn stop_all(&mut self) {
         for slot in 0..self.table.slots.len() {
             if let Some(conn) = self.table.take(slot) {
                 self.close(conn, End::Interrupted);
             }
         }
+    }
+
+    /// The `-v` summary, by the last loop to stop.
+    fn summary(&self) {
+        let total = |n: &AtomicU64| n.load(Ordering::Relaxed);
         crate::info!(
             "forwarded {} ({} turned away); {} up, {} down in {}",
-            crate::log::count(self.totals.accepted, "connection"),
-            self.totals.turned_away,
-            crate::log::count(self.totals.up, "byte"),
-            crate::log::count(self.totals.down, "byte"),
-            format_duration(self.started.elapsed())
+            crate::log::count(total(&self.shared.accepted), "connection"),
+            total(&self.shared.turned_away),
+            crate::log::count(total(&self.shared.up), "byte"),
+            crate::log::count(total(&self.shared.down), "byte"),
+            format_duration(self.shared.started.elapsed())
         );
     }
 }
