@@ -57,8 +57,12 @@ fn family(addr: IpAddr) -> &'static str {
 }
 
 /// Splits `START-END` written as one word (IPv6 addresses hold no `-`, so the first one is the
-/// separator); None when there is no `-`.
+/// separator); None when there is no `-`, or a `/` says it is a network (`10.0.0.0/-1` is a
+/// bad prefix, not a range).
 pub fn split_range_word(text: &str) -> Option<(&str, &str)> {
+    if text.contains('/') {
+        return None;
+    }
     text.split_once('-')
         .map(|(start, end)| (start.trim(), end.trim()))
 }
