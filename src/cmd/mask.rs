@@ -84,7 +84,7 @@ const MAX_LINE: usize = 65536;
         nk mask 10.0.0.0 255.255.252.0 --split 24\n  \
         nk mask 10.0.0.0/24 --split-hosts 100,50,20   # VLSM\n  \
         nk mask 10.0.0.5 - 10.0.1.20               # the CIDR blocks of a range\n  \
-        sort blocklist.txt | nk mask --merge       # aggregate\n  \
+        nk mask --merge < blocklist.txt            # aggregate\n  \
         nk mask 10.0.0.0/8 --contains 10.1.2.3 && echo inside\n  \
         eval \"$(nk mask --shell 192.168.1.77/26)\"; echo $NETWORK/$PREFIX\n  \
         nk mask --random-private 24; nk mask -6 --random-private 48\n  \
