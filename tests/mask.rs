@@ -63,13 +63,18 @@ print(f"{len(nets)} networks, {bad} mismatches")
 sys.exit(1 if bad else 0)
 "#;
 
-#[test]
-fn mask_agrees_with_python_ipaddress_on_10000_networks() {
+/// Runs an oracle script (one python3 process that runs nk itself) and expects it to pass.
+fn run_oracle(script: &str, secs: f64) {
     require_python3();
     let mut cmd = std::process::Command::new("python3");
-    cmd.args(["-c", ORACLE_PY, env!("CARGO_BIN_EXE_nk")]);
-    let out = Proc::spawn("python3 oracle", cmd, In::Null, Out::Pipe).wait(120.0);
+    cmd.args(["-c", script, env!("CARGO_BIN_EXE_nk")]);
+    let out = Proc::spawn("python3 oracle", cmd, In::Null, Out::Pipe).wait(secs);
     out.expect_code(0);
+}
+
+#[test]
+fn mask_agrees_with_python_ipaddress_on_10000_networks() {
+    run_oracle(ORACLE_PY, 120.0);
 }
 
 #[test]
@@ -320,11 +325,7 @@ sys.exit(1 if bad else 0)
 
 #[test]
 fn ranges_merge_and_splits_agree_with_python_ipaddress_on_10000_cases() {
-    require_python3();
-    let mut cmd = std::process::Command::new("python3");
-    cmd.args(["-c", RANGES_ORACLE_PY, env!("CARGO_BIN_EXE_nk")]);
-    let out = Proc::spawn("python3 ranges oracle", cmd, In::Null, Out::Pipe).wait(300.0);
-    out.expect_code(0);
+    run_oracle(RANGES_ORACLE_PY, 300.0);
 }
 
 /// The sample networks the side-by-side tests run through nk and the reference tool.
@@ -462,20 +463,27 @@ fn contains_answers_with_the_exit_status() {
         out.expect_code(code).expect_stdout(b"");
         assert_eq!(out.stderr, "", "{net} {addr}: {}", out.describe());
     }
-    let out = run_nk(
-        ["mask", "-v", "10.0.0.0/8", "--contains", "11.0.0.1"],
-        In::Null,
-        10.0,
-    );
-    out.expect_code(1)
-        .expect_stdout(b"10.0.0.0/8 does not contain 11.0.0.1\n");
-    let out = run_nk(
-        ["mask", "10.0.0.0/8", "--contains", "10.0.0.1", "--json"],
-        In::Null,
-        10.0,
-    );
-    out.expect_code(0)
-        .expect_stdout(b"{\"contains\":\"10.0.0.1\",\"network\":\"10.0.0.0/8\",\"result\":true}\n");
+    for (flag, addr, code, said) in [
+        (
+            "-v",
+            "11.0.0.1",
+            1,
+            "10.0.0.0/8 does not contain 11.0.0.1\n",
+        ),
+        (
+            "--json",
+            "10.0.0.1",
+            0,
+            "{\"contains\":\"10.0.0.1\",\"network\":\"10.0.0.0/8\",\"result\":true}\n",
+        ),
+    ] {
+        let out = run_nk(
+            ["mask", flag, "10.0.0.0/8", "--contains", addr],
+            In::Null,
+            10.0,
+        );
+        out.expect_code(code).expect_stdout(said.as_bytes());
+    }
     let out = run_nk(["mask", "10.0.0.0/8", "--contains", "10.1"], In::Null, 10.0);
     out.expect_code(2)
         .expect_stderr_contains("nk: --contains: ");
