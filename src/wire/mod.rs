@@ -7,6 +7,7 @@ pub mod frame;
 pub mod hexdump;
 pub mod http;
 pub mod icmp;
+pub mod ipblocks;
 pub mod ipnet;
 pub mod quotes;
 pub mod smtp;
