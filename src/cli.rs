@@ -78,7 +78,9 @@ pub enum Command {
         about = "RFC 862 echo: check a server's echo, probe its round-trip time, or serve (-l)."
     )]
     Echo(cmd::services::EchoArgs),
-    #[command(about = "RFC 863 discard: send stdin to a server and confirm delivery, or serve (-l).")]
+    #[command(
+        about = "RFC 863 discard: send stdin to a server and confirm delivery, or serve (-l)."
+    )]
     Discard(cmd::services::DiscardArgs),
     #[command(
         about = "RFC 864 chargen: read (and check) a server's character stream, or serve it (-l)."

@@ -32,7 +32,11 @@ fn printed_time(out: &Finished) -> DateTime<Utc> {
         .unwrap_or_else(|e| panic!("not an RFC 3339 time ({e})\n{}", out.describe()))
         .with_timezone(&Utc);
     let off = (Utc::now() - t).num_seconds().abs();
-    assert!(off <= 5, "{t} is {off} s from the test's clock\n{}", out.describe());
+    assert!(
+        off <= 5,
+        "{t} is {off} s from the test's clock\n{}",
+        out.describe()
+    );
     t
 }
 
@@ -81,7 +85,11 @@ fn discard_client_delivers_64_mib_to_xinetd_tcp_and_sends_udp() {
 fn chargen_client_reads_and_checks_xinetds_stream_and_datagram() {
     let x = Xinetd::start("chargen");
     let target = format!("127.0.0.1:{}", x.port);
-    let out = run_nk(["chargen", "-c", "100000", "--check", &target], In::Null, 20.0);
+    let out = run_nk(
+        ["chargen", "-c", "100000", "--check", &target],
+        In::Null,
+        20.0,
+    );
     out.expect_code(0);
     assert_eq!(out.stdout.len(), 100_000, "{}", out.describe());
     assert_eq!(
@@ -107,7 +115,11 @@ fn time_client_tcp_and_udp_against_xinetd() {
         printed_time(&run_nk(&args, In::Null, 10.0).expect_code(0));
         args.insert(1, "--utc");
         let out = run_nk(&args, In::Null, 10.0);
-        assert!(out.stdout_text().trim_end().ends_with('Z'), "{}", out.describe());
+        assert!(
+            out.stdout_text().trim_end().ends_with('Z'),
+            "{}",
+            out.describe()
+        );
         printed_time(&out);
     }
     // -v: the offset; --json: its fields.
@@ -136,7 +148,10 @@ fn chargen_server_first_lines_match_xinetds_through_nc() {
     );
     // And nk's stream is RFC 864's, across the cycle boundary.
     Checker::new(Shape::Stream).feed(&ours).unwrap();
-    assert_eq!(ours[..chargen::CYCLE], ours[chargen::CYCLE..2 * chargen::CYCLE]);
+    assert_eq!(
+        ours[..chargen::CYCLE],
+        ours[chargen::CYCLE..2 * chargen::CYCLE]
+    );
 }
 
 #[test]
@@ -152,7 +167,10 @@ fn time_server_agrees_with_xinetd_through_socat_and_udp() {
         .wait(10.0);
         out.expect_code(0);
         assert_eq!(out.stdout.len(), 4, "{}", out.describe());
-        netkit::wire::time::decode(&out.stdout).unwrap().1.timestamp()
+        netkit::wire::time::decode(&out.stdout)
+            .unwrap()
+            .1
+            .timestamp()
     };
     let (ours, theirs) = (read_time(svc.tcp()), read_time(x.port));
     assert!((ours - theirs).abs() <= 2, "nk {ours}, xinetd {theirs}");
@@ -178,16 +196,20 @@ fn discard_server_takes_64_mib_from_nc_as_xinetd_does_and_counts_them() {
         .wait(60.0);
         out.expect_code(0).expect_stdout(b"");
     }
-    let line = svc.nk.wait_stderr_line(10.0, |l| l.contains(" closed (#1)"));
+    let line = svc
+        .nk
+        .wait_stderr_line(10.0, |l| l.contains(" closed (#1)"));
     assert!(
         line.contains("67108864 bytes in, 0 bytes out") && line.contains("MB/s"),
         "{line}"
     );
     // UDP: dropped, never answered.
     let s = udp("127.0.0.1");
-    s.send_to(b"into the void", ("127.0.0.1", svc.udp())).unwrap();
+    s.send_to(b"into the void", ("127.0.0.1", svc.udp()))
+        .unwrap();
     expect_silence(&s, 0.5, "nk discard answered a datagram");
-    svc.nk.wait_stderr_line(10.0, |l| l.contains("13 bytes discarded"));
+    svc.nk
+        .wait_stderr_line(10.0, |l| l.contains("13 bytes discarded"));
 }
 
 // ---------------------------------------------------------------------------
@@ -201,7 +223,8 @@ fn chargen_udp_reply_is_never_longer_than_its_request() {
     let mut longest = 0;
     for size in [0usize, 1, 5, 100, 512, 600, 2000] {
         for _ in 0..10 {
-            s.send_to(&vec![b'x'; size], ("127.0.0.1", svc.udp())).unwrap();
+            s.send_to(&vec![b'x'; size], ("127.0.0.1", svc.udp()))
+                .unwrap();
             let (got, _) = recv(&s, "chargen reply");
             assert!(
                 got.len() <= size.min(512),
@@ -212,7 +235,10 @@ fn chargen_udp_reply_is_never_longer_than_its_request() {
             longest = longest.max(got.len());
         }
     }
-    assert!(longest > 100, "no reply over 100 bytes in 70 tries: {longest}");
+    assert!(
+        longest > 100,
+        "no reply over 100 bytes in 70 tries: {longest}"
+    );
 }
 
 #[test]
@@ -232,16 +258,23 @@ fn chargen_and_time_udp_refuse_loop_ports_and_keep_the_rate() {
                 }
             })
             .unwrap_or_else(|| panic!("cannot bind a loop port (needs root): {errors:?}"));
-        looped.send_to(&[0u8; 512], ("127.0.0.1", svc.udp())).unwrap();
+        looped
+            .send_to(&[0u8; 512], ("127.0.0.1", svc.udp()))
+            .unwrap();
         // An ordinary source, after it, is answered: the first was surely judged.
         ask_udp(svc.udp(), &[0u8; 512], "ordinary source");
-        expect_silence(&looped, 0.3, &format!("{service} answered source port {port}"));
+        expect_silence(
+            &looped,
+            0.3,
+            &format!("{service} answered source port {port}"),
+        );
         // One source sending 500 at once gets about the burst, not 500.
         let a = udp("127.0.0.2");
         for _ in 0..500 {
             let _ = a.send_to(&[0u8; 64], ("127.0.0.1", svc.udp()));
         }
-        a.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        a.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let mut answers = 0;
         let mut buf = [0u8; 2048];
         while answers < 500 && a.recv_from(&mut buf).is_ok() {
@@ -290,7 +323,14 @@ fn chargen_clients_that_never_read_do_not_stall_others_or_grow_memory() {
     let before = rss_kb(svc.nk.pid());
     // A reading client gets 8 MiB of a correct stream all the same.
     let out = run_nk(
-        ["chargen", "-c", "8M", "--check", "--json", &format!("127.0.0.1:{port}")],
+        [
+            "chargen",
+            "-c",
+            "8M",
+            "--check",
+            "--json",
+            &format!("127.0.0.1:{port}"),
+        ],
         In::Null,
         60.0,
     );
@@ -423,7 +463,8 @@ fn usage_errors_and_generated_docs() {
     }
     for command in ["discard", "chargen", "time"] {
         let out = run_nk(["man", command], In::Null, 10.0);
-        out.expect_code(0).expect_stdout_contains(&format!("nk-{command}"));
+        out.expect_code(0)
+            .expect_stdout_contains(&format!("nk-{command}"));
         run_nk([command, "--help"], In::Null, 10.0)
             .expect_code(0)
             .expect_stdout_contains("Examples:");

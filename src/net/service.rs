@@ -750,9 +750,7 @@ pub fn serve_udp(
 /// first cycle: one copy for every connection.
 fn chargen_text() -> &'static [u8] {
     static TEXT: OnceLock<Vec<u8>> = OnceLock::new();
-    TEXT.get_or_init(|| {
-        chargen::repeated(CHARGEN_SEND.div_ceil(chargen::CYCLE) + 1, 0)
-    })
+    TEXT.get_or_init(|| chargen::repeated(CHARGEN_SEND.div_ceil(chargen::CYCLE) + 1, 0))
 }
 
 /// A chargen UDP reply to a request of `request_len` bytes: RFC 864's random 0-512 characters,

@@ -245,7 +245,9 @@ mod tests {
 
     /// xinetd's stream (as captured from xinetd 2.3.15): its 93-character ring.
     fn xinetd_stream(len: usize) -> Vec<u8> {
-        (0..len as u64).map(|o| Ring::Xinetd.byte_at(0, o)).collect()
+        (0..len as u64)
+            .map(|o| Ring::Xinetd.byte_at(0, o))
+            .collect()
     }
 
     #[test]
@@ -255,7 +257,10 @@ mod tests {
         let xinetd = xinetd_stream(CYCLE + LINE_BYTES);
         let same = 22 * LINE_BYTES;
         assert_eq!(repeated(1, 0)[..same], xinetd[..same]);
-        assert_ne!(repeated(1, 0)[..same + LINE_BYTES], xinetd[..same + LINE_BYTES]);
+        assert_ne!(
+            repeated(1, 0)[..same + LINE_BYTES],
+            xinetd[..same + LINE_BYTES]
+        );
         // xinetd's lines 91-95 start with '|', '}', '!', '"', '!'.
         let starts: Vec<u8> = (91..96).map(|l| xinetd[l * LINE_BYTES]).collect();
         assert_eq!(starts, b"|}!\"!");
@@ -310,7 +315,10 @@ mod tests {
         assert_eq!(err.offset, 100);
         assert_eq!(err.line, 2);
         assert_eq!(err.got, b'X');
-        assert!(err.to_string().starts_with("byte 101 (line 2) is 'X'"), "{err}");
+        assert!(
+            err.to_string().starts_with("byte 101 (line 2) is 'X'"),
+            "{err}"
+        );
         // A lost byte: everything after it is one off.
         let mut lost = repeated(1, 0);
         lost.remove(10);
@@ -327,7 +335,10 @@ mod tests {
         let mut bare = repeated(1, 0);
         bare[LINE_CHARS] = b'\n';
         assert_eq!(
-            Checker::new(Shape::Stream).feed(&bare).unwrap_err().expected,
+            Checker::new(Shape::Stream)
+                .feed(&bare)
+                .unwrap_err()
+                .expected,
             "CR"
         );
     }
@@ -348,9 +359,7 @@ mod tests {
         text.push(b'!');
         assert!(Checker::new(Shape::Datagram).feed(&text).is_err());
         // A stream never has a short line.
-        assert!(Checker::new(Shape::Stream)
-            .feed(b" !\"#\r\n!\"")
-            .is_err());
+        assert!(Checker::new(Shape::Stream).feed(b" !\"#\r\n!\"").is_err());
     }
 
     #[test]

@@ -315,7 +315,10 @@ fn chargen_tcp(
         let what = what.clone();
         signals::on_interrupt(move || {
             let bytes = received.load(Ordering::Relaxed);
-            crate::info!("{what}: received {bytes} bytes {}", rate(bytes, started.elapsed()))
+            crate::info!(
+                "{what}: received {bytes} bytes {}",
+                rate(bytes, started.elapsed())
+            )
         })?;
     }
     let silence = config.idle.unwrap_or(config.timeout);

@@ -650,8 +650,7 @@ fn time_inner(config: &Config, utc: bool) -> Result<()> {
             (reply, started.elapsed())
         }
     };
-    let (value, when) =
-        crate::wire::time::decode(&reply).map_err(|e| anyhow!("{what}: {e}"))?;
+    let (value, when) = crate::wire::time::decode(&reply).map_err(|e| anyhow!("{what}: {e}"))?;
     let local_then = asked + chrono::Duration::from_std(rtt / 2).unwrap_or_default();
     // The server counts whole seconds: its clock read somewhere in [when, when + 1 s).
     let offset = (when - local_then).num_milliseconds() as f64 / 1000.0 + 0.5;

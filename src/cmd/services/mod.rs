@@ -526,7 +526,13 @@ pub fn run_qotd(args: QotdArgs) -> Result<()> {
 /// Runs `nk discard`.
 pub fn run_discard(args: DiscardArgs) -> Result<()> {
     if args.common.listen {
-        return serve_args(&args.common, &args.address, &args.port, 9, Behaviour::Discard);
+        return serve_args(
+            &args.common,
+            &args.address,
+            &args.port,
+            9,
+            Behaviour::Discard,
+        );
     }
     if args.common.interval_or_idle.is_some() {
         return Err(usage(
@@ -540,7 +546,13 @@ pub fn run_discard(args: DiscardArgs) -> Result<()> {
 /// Runs `nk chargen`.
 pub fn run_chargen(args: ChargenArgs) -> Result<()> {
     if args.common.listen {
-        return serve_args(&args.common, &args.address, &args.port, 19, Behaviour::Chargen);
+        return serve_args(
+            &args.common,
+            &args.address,
+            &args.port,
+            19,
+            Behaviour::Chargen,
+        );
     }
     let mut config = client_config(&args.common, &args.address, &args.port, 19, "chargen")?;
     config.use_idle_timeout(args.common.interval_or_idle);
