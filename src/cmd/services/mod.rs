@@ -188,8 +188,8 @@ fn parse_chargen_count(text: &str) -> Result<u64, String> {
         the stream before -c, a reset, or a silence of -i (default -W) is exit 1. --check \
         verifies every byte against RFC 864's pattern (72 printable characters a line, each \
         line one character further along, CRLF) and stops at the first that differs, naming \
-        its offset: for a user testing a link for corrupted, lost or reordered bytes. --json \
-        prints no stream, only {\"server\",\"proto\",\"bytes\",\"seconds\",\"checked\"} \
+        its offset: for a user testing a link for corrupted, lost or reordered bytes (xinetd's \
+        variant, whose ring leaves out the space and ~, passes too). --json prints no stream, only {\"server\",\"proto\",\"bytes\",\"seconds\",\"checked\"} \
         at the end. -v adds the bytes and rate.\n\n\
         With -u, one datagram of 512 bytes is sent (RFC 864 ignores its content; its size \
         lets a careful server answer in full) and the reply printed (--check: a reply's last \
