@@ -45,6 +45,19 @@ fn rate(bytes: u64, elapsed: Duration) -> String {
     )
 }
 
+/// On SIGINT/SIGTERM, the `-v` line: `WHAT: interrupted: N bytes DONE in T (R MB/s)`.
+fn summary_on_interrupt(bytes: &Arc<AtomicU64>, what: String, done: &'static str) -> Result<()> {
+    let bytes = Arc::clone(bytes);
+    let started = Instant::now();
+    signals::on_interrupt(move || {
+        let bytes = bytes.load(Ordering::Relaxed);
+        crate::info!(
+            "{what}: interrupted: {bytes} bytes {done} {}",
+            rate(bytes, started.elapsed())
+        )
+    })
+}
+
 /// The result line on stdout, or its JSON form.
 fn print_result(config: &Config, line: String, json: serde_json::Value) -> Result<()> {
     let mut out = io::stdout().lock();
@@ -77,17 +90,11 @@ fn discard_inner(config: &Config) -> Result<()> {
     let channel = Channel::open(config)?;
     let sent = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    {
-        let sent = Arc::clone(&sent);
-        let what = config.describe(channel.peer());
-        signals::on_interrupt(move || {
-            let bytes = sent.load(Ordering::Relaxed);
-            crate::info!(
-                "{what}: interrupted: {bytes} bytes sent {}, the last ones unconfirmed",
-                rate(bytes, started.elapsed())
-            )
-        })?;
-    }
+    summary_on_interrupt(
+        &sent,
+        config.describe(channel.peer()),
+        "sent (the last ones unconfirmed)",
+    )?;
     match &channel {
         Channel::Tcp(stream, peer) => discard_tcp(config, stream, *peer, &sent, started),
         Channel::Udp(socket, peer) => discard_udp(config, socket, *peer, &sent, started),
@@ -310,17 +317,7 @@ fn chargen_tcp(
     let what = config.describe(peer);
     let received = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    {
-        let received = Arc::clone(&received);
-        let what = what.clone();
-        signals::on_interrupt(move || {
-            let bytes = received.load(Ordering::Relaxed);
-            crate::info!(
-                "{what}: received {bytes} bytes {}",
-                rate(bytes, started.elapsed())
-            )
-        })?;
-    }
+    summary_on_interrupt(&received, what.clone(), "received")?;
     let silence = config.idle.unwrap_or(config.timeout);
     let mut checker = check.then(|| Checker::new(Shape::Stream));
     let mut buf = vec![0u8; CHUNK];

@@ -541,6 +541,28 @@ fn echo_lines_inner(config: &Config) -> Result<()> {
     Ok(())
 }
 
+/// Reads a TCP reply of at most `cap` bytes, all within -W (one deadline for the whole reply:
+/// a server that trickles a byte at a time cannot hold the client past it) and with no
+/// silence over -i; nothing at all is an error (closed without a reply, or no reply).
+fn read_reply(
+    config: &Config,
+    stream: &TcpStream,
+    peer: SocketAddr,
+    cap: usize,
+) -> Result<(Vec<u8>, End)> {
+    let deadline = Deadline::after(Some(config.timeout));
+    let (reply, end) =
+        read_up_to(stream, cap, deadline, config.idle).with_context(|| config.describe(peer))?;
+    if reply.is_empty() {
+        return Err(if end == End::Closed {
+            closed_without_reply(config, peer)
+        } else {
+            no_reply(config, peer)
+        });
+    }
+    Ok((reply, end))
+}
+
 /// daytime / qotd: ask and print what the server says (TCP: until it closes, at most 64 KiB,
 /// all within -W; UDP: one datagram).
 pub fn announcement(config: &Config) -> Result<()> {
@@ -557,18 +579,7 @@ fn announcement_inner(config: &Config) -> Result<()> {
         Channel::Tcp(stream, peer) => {
             let what = config.describe(*peer);
             let started = Instant::now();
-            // One deadline for the whole reply: a server that trickles a byte at a time
-            // cannot hold the client past -W.
-            let deadline = Deadline::after(Some(config.timeout));
-            let (reply, end) = read_up_to(stream, MAX_REPLY + 1, deadline, config.idle)
-                .with_context(|| what.clone())?;
-            if reply.is_empty() {
-                return Err(if end == End::Closed {
-                    closed_without_reply(config, *peer)
-                } else {
-                    no_reply(config, *peer)
-                });
-            }
+            let (reply, end) = read_reply(config, stream, *peer, MAX_REPLY + 1)?;
             if reply.len() > MAX_REPLY {
                 let text = crlf_to_lf(&reply[..MAX_REPLY]);
                 print_reply(config, *peer, started.elapsed(), &text)?;
@@ -631,16 +642,7 @@ fn time_inner(config: &Config, utc: bool) -> Result<()> {
             .ok_or_else(|| no_reply(config, *peer))?,
         Channel::Tcp(stream, peer) => {
             let started = Instant::now();
-            let deadline = Deadline::after(Some(config.timeout));
-            let (reply, end) = read_up_to(stream, MAX_TIME_REPLY + 1, deadline, config.idle)
-                .with_context(|| what.clone())?;
-            if reply.is_empty() {
-                return Err(if end == End::Closed {
-                    closed_without_reply(config, *peer)
-                } else {
-                    no_reply(config, *peer)
-                });
-            }
+            let (reply, end) = read_reply(config, stream, *peer, MAX_TIME_REPLY + 1)?;
             if reply.len() == crate::wire::time::LEN && end != End::Closed {
                 crate::info!(
                     "{what}: the server did not close within {}; using the 4 bytes that came",

@@ -161,12 +161,8 @@ const CHARGEN_IDLE_HELP: &str = "Client: the longest silence in the stream befor
         nk discard -l -v 909                         # serve; -v shows bytes per client"
 )]
 pub struct DiscardArgs {
-    /// Client: HOST[:PORT] (port 9 by default). Server (-l): [HOST:]PORT.
-    #[arg(value_name = "ADDRESS")]
-    pub address: Option<String>,
-    /// The port, when not given with the host (HOST PORT as two arguments).
-    #[arg(value_name = "PORT")]
-    pub port: Option<String>,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
     #[command(flatten)]
     pub common: ServiceArgs,
 }
@@ -206,12 +202,8 @@ fn parse_chargen_count(text: &str) -> Result<u64, String> {
         nk chargen -l -v 1919"
 )]
 pub struct ChargenArgs {
-    /// Client: HOST[:PORT] (port 19 by default). Server (-l): [HOST:]PORT.
-    #[arg(value_name = "ADDRESS")]
-    pub address: Option<String>,
-    /// The port, when not given with the host (HOST PORT as two arguments).
-    #[arg(value_name = "PORT")]
-    pub port: Option<String>,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
     #[command(flatten)]
     pub common: ServiceArgs,
     /// Stop after BYTES (k, M, G: binary multiples).
@@ -244,17 +236,25 @@ pub struct ChargenArgs {
         nk time -l -v 3737"
 )]
 pub struct TimeArgs {
-    /// Client: HOST[:PORT] (port 37 by default). Server (-l): [HOST:]PORT.
-    #[arg(value_name = "ADDRESS")]
-    pub address: Option<String>,
-    /// The port, when not given with the host (HOST PORT as two arguments).
-    #[arg(value_name = "PORT")]
-    pub port: Option<String>,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
     #[command(flatten)]
     pub common: ServiceArgs,
     /// Print the time in UTC instead of the local zone.
     #[arg(long, conflicts_with = "listen", help_heading = "Client")]
     pub utc: bool,
+}
+
+/// ADDRESS [PORT]: the positional arguments of every service but echo (whose second word may
+/// start its message).
+#[derive(Debug, Args)]
+pub struct Endpoint {
+    /// Client: HOST[:PORT] (the service's port by default). Server (-l): [HOST:]PORT.
+    #[arg(value_name = "ADDRESS")]
+    pub address: Option<String>,
+    /// The port, when not given with the host (HOST PORT as two arguments).
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
 }
 
 /// Echo: RFC 862.
@@ -337,12 +337,8 @@ pub struct EchoArgs {
         nk daytime -l --format '%Y-%m-%d %H:%M:%S %Z' 1313"
 )]
 pub struct DaytimeArgs {
-    /// Client: HOST[:PORT] (port 13 by default). Server (-l): [HOST:]PORT.
-    #[arg(value_name = "ADDRESS")]
-    pub address: Option<String>,
-    /// The port, when not given with the host (HOST PORT as two arguments).
-    #[arg(value_name = "PORT")]
-    pub port: Option<String>,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
     #[command(flatten)]
     pub common: ServiceArgs,
     /// The line's format: rfc867, rfc3339, rfc2822, ctime, or a strftime pattern.
@@ -374,12 +370,8 @@ pub struct DaytimeArgs {
         nk qotd -l --quotes /usr/share/games/fortunes/fortunes 1717"
 )]
 pub struct QotdArgs {
-    /// Client: HOST[:PORT] (port 17 by default). Server (-l): [HOST:]PORT.
-    #[arg(value_name = "ADDRESS")]
-    pub address: Option<String>,
-    /// The port, when not given with the host (HOST PORT as two arguments).
-    #[arg(value_name = "PORT")]
-    pub port: Option<String>,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
     #[command(flatten)]
     pub common: ServiceArgs,
     /// Serve the quotes of FILE (fortune `%` format or blank-line paragraphs).
@@ -497,9 +489,9 @@ pub fn run_daytime(args: DaytimeArgs) -> Result<()> {
             line.extend_from_slice(b"\r\n");
             line
         }));
-        return serve_args(&args.common, &args.address, &args.port, 13, behaviour);
+        return serve_args(&args.common, &args.endpoint, 13, behaviour);
     }
-    let mut config = client_config(&args.common, &args.address, &args.port, 13, "daytime")?;
+    let mut config = client_config(&args.common, &args.endpoint, 13, "daytime")?;
     config.use_idle_timeout(args.common.interval_or_idle);
     client::announcement(&config)
 }
@@ -516,9 +508,9 @@ pub fn run_qotd(args: QotdArgs) -> Result<()> {
             let pick = rand::rng().random_range(0..wire.len());
             wire[pick].clone()
         }));
-        return serve_args(&args.common, &args.address, &args.port, 17, behaviour);
+        return serve_args(&args.common, &args.endpoint, 17, behaviour);
     }
-    let mut config = client_config(&args.common, &args.address, &args.port, 17, "qotd")?;
+    let mut config = client_config(&args.common, &args.endpoint, 17, "qotd")?;
     config.use_idle_timeout(args.common.interval_or_idle);
     client::announcement(&config)
 }
@@ -526,35 +518,23 @@ pub fn run_qotd(args: QotdArgs) -> Result<()> {
 /// Runs `nk discard`.
 pub fn run_discard(args: DiscardArgs) -> Result<()> {
     if args.common.listen {
-        return serve_args(
-            &args.common,
-            &args.address,
-            &args.port,
-            9,
-            Behaviour::Discard,
-        );
+        return serve_args(&args.common, &args.endpoint, 9, Behaviour::Discard);
     }
     if args.common.interval_or_idle.is_some() {
         return Err(usage(
             "-i closes idle clients of a server (-l); the client sends as long as stdin gives",
         ));
     }
-    let config = client_config(&args.common, &args.address, &args.port, 9, "discard")?;
+    let config = client_config(&args.common, &args.endpoint, 9, "discard")?;
     bulk::discard(&config)
 }
 
 /// Runs `nk chargen`.
 pub fn run_chargen(args: ChargenArgs) -> Result<()> {
     if args.common.listen {
-        return serve_args(
-            &args.common,
-            &args.address,
-            &args.port,
-            19,
-            Behaviour::Chargen,
-        );
+        return serve_args(&args.common, &args.endpoint, 19, Behaviour::Chargen);
     }
-    let mut config = client_config(&args.common, &args.address, &args.port, 19, "chargen")?;
+    let mut config = client_config(&args.common, &args.endpoint, 19, "chargen")?;
     config.use_idle_timeout(args.common.interval_or_idle);
     bulk::chargen(&config, args.count, args.check)
 }
@@ -565,9 +545,9 @@ pub fn run_time(args: TimeArgs) -> Result<()> {
         let behaviour = Behaviour::Announce(Arc::new(|| {
             crate::wire::time::encode(chrono::Utc::now()).to_vec()
         }));
-        return serve_args(&args.common, &args.address, &args.port, 37, behaviour);
+        return serve_args(&args.common, &args.endpoint, 37, behaviour);
     }
-    let mut config = client_config(&args.common, &args.address, &args.port, 37, "time")?;
+    let mut config = client_config(&args.common, &args.endpoint, 37, "time")?;
     config.use_idle_timeout(args.common.interval_or_idle);
     client::time(&config, args.utc)
 }
@@ -575,15 +555,14 @@ pub fn run_time(args: TimeArgs) -> Result<()> {
 /// The server of a command whose positional arguments are ADDRESS and PORT.
 fn serve_args(
     common: &ServiceArgs,
-    address: &Option<String>,
-    port: &Option<String>,
+    endpoint: &Endpoint,
     default_port: u16,
     behaviour: Behaviour,
 ) -> Result<()> {
     serve(
         common,
-        address.as_deref(),
-        port.as_deref(),
+        endpoint.address.as_deref(),
+        endpoint.port.as_deref(),
         default_port,
         behaviour,
     )
@@ -592,15 +571,14 @@ fn serve_args(
 /// The client configuration of a command whose positional arguments are ADDRESS and PORT.
 fn client_config(
     common: &ServiceArgs,
-    address: &Option<String>,
-    port: &Option<String>,
+    endpoint: &Endpoint,
     default_port: u16,
     service: &'static str,
 ) -> Result<client::Config> {
     let target = client_target(
         common,
-        address.as_deref(),
-        port.as_deref(),
+        endpoint.address.as_deref(),
+        endpoint.port.as_deref(),
         default_port,
         service,
     )?;
