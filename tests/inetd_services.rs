@@ -112,7 +112,7 @@ fn time_client_tcp_and_udp_against_xinetd() {
         let mut args = vec!["time"];
         args.extend_from_slice(proto);
         args.push(&target);
-        printed_time(&run_nk(&args, In::Null, 10.0).expect_code(0));
+        printed_time(run_nk(&args, In::Null, 10.0).expect_code(0));
         args.insert(1, "--utc");
         let out = run_nk(&args, In::Null, 10.0);
         assert!(
