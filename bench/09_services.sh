@@ -80,6 +80,7 @@ TIMEOUT=${TIMEOUT:-60}
 NK=${NK:-$root/target/release/nk}
 XINETD=${XINETD:-/usr/sbin/xinetd}
 out_md=$here/results/09_services.md
+[[ $PARTS == "1 2 3 4" ]] || out_md=$here/results/09_services.parts-${PARTS// /}.md # a partial run keeps the full one
 BAR_SOCAT=20 BAR_XINETD=1.0 BAR_UDP=1.0 BAR_HELD_SECS=30 BAR_RSS_MB=150 BAR_BULK=1.0
 want() { [[ " $PARTS " == *" $1 "* ]]; } # want N: part N is to run
 
@@ -552,7 +553,7 @@ tcp_table=$(
 held_table=$(
     echo "| server | echoed (echo phase; opening) | idle RSS / PSS MB | held RSS / HWM / PSS MB | procs / fds | bar | problems |"
     echo "| --- | --- | --- | --- | --- | --- | --- |"
-    if ((have_nk)); then echo "${HELD_ROW[nk]}"; else echo "| nk echo -l | $nk_why | | | | | |"; fi
+    if ((have_nk)); then echo "${HELD_ROW[nk]:-}"; else echo "| nk echo -l | $nk_why | | | | | |"; fi
     [[ -n ${HELD_ROW[xinetd]:-} ]] && echo "${HELD_ROW[xinetd]}"
 )
 declare -A R_UDP=() R_RAW=()
@@ -614,6 +615,7 @@ log "09_services: CPU steal during the run: $steal_pct %"
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg), CPU steal during the run ${steal_pct} %; nk: $NK$( ((have_nk)) || echo " ($nk_why)"); xinetd $("$XINETD" -version 2>&1 | grep -o '[0-9][0-9.]*' | head -1); $(socat -V 2>/dev/null | awk '/socat version/ { print "socat " $3 }'); $(ncat --version 2>&1 | awk '/Ncat: Version/ { print "ncat " $3 }'); git $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)"
     echo
+    if want 1; then
     echo "## Sequential connect + \"ping\\n\" + echo + close: $RUNS rounds x ${SEQ_SECS} s per server"
     echo
     echo "$tcp_table"
@@ -628,7 +630,9 @@ log "09_services: CPU steal during the run: $steal_pct %"
     echo "protocol = tcp; wait = no; user = root; bind = 127.0.0.1; port = P; instances = UNLIMITED; cps = 100000 1 }\`."
     echo "Bars: nk >= ${BAR_SOCAT}x socat and >= ${BAR_XINETD}x xinetd conn/s (medians; \"per round\" = the same"
     echo "ratio within each round, where both ran back to back)."
+    fi
     echo
+    if want 2; then
     echo "## $HELD held connections"
     echo
     echo "$held_table"
@@ -641,7 +645,9 @@ log "09_services: CPU steal during the run: $steal_pct %"
     echo "shared pages once per process: read PSS for it); MB = 10^6 bytes. Server"
     echo "\`nk echo -l --tcp 127.0.0.1:P --rate off\`, fd limit $(ulimit -n) (\`ulimit -n\`, raised to the hard limit)."
     echo "Bars: all $HELD echoed within ${BAR_HELD_SECS} s, nk VmHWM <= $BAR_RSS_MB MB."
+    fi
     echo
+    if want 3; then
     echo "## UDP round trips: $RUNS rounds x ${UDP_SECS} s per server, one client"
     echo
     echo "$udp_table"
@@ -667,7 +673,9 @@ log "09_services: CPU steal during the run: $steal_pct %"
     echo "client and server on one CPU (fast hand-off) or two moves the figures 3-4x from run to run;"
     echo "a spinning client sharing a CPU with the server also delays it by whole time slices."
     echo "Bar: nk >= ${BAR_UDP}x xinetd net rtt/s (medians), shown for each client mode."
+    fi
     echo
+    if want 4; then
     echo "## Bulk streams: chargen read, discard written, $BULK_MIB MiB through OpenBSD nc, $RUNS rounds"
     echo
     echo "$bulk_table"
@@ -680,5 +688,6 @@ log "09_services: CPU steal during the run: $steal_pct %"
     echo "nc must exit 0, and nk's -v close line must count every byte. The client and the server"
     echo "share the machine's CPUs: the figures are the pair's, the ratio compares the servers."
     echo "Bar: nk >= ${BAR_BULK}x xinetd MB/s (medians), for each service."
+    fi
 } >"$work/out.md"
 finish "$out_md"

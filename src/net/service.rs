@@ -12,8 +12,8 @@
 //! client instead of memory growing. Half-closes are honoured: after the client's FIN the
 //! rest of its echo is written, then the connection closes. Daytime, qotd and time write their
 //! text, half-close, and read (and drop) whatever the client sends until it closes, so closing
-//! never turns into a reset that could destroy the reply in flight. Discard reads and drops
-//! (64 KiB a read) until the client's FIN, then closes: that close tells the client every
+//! never turns into a reset that could destroy the reply in flight. Discard drops what comes
+//! in the kernel (MSG_TRUNC, up to 256 KiB a call) until the client's FIN, then closes: that close tells the client every
 //! byte was read. Chargen writes only when the socket has room, from one shared copy of the
 //! pattern (no buffer per client, so a client that never reads costs nothing but its socket),
 //! reads and drops what the client sends, and after the client's FIN goes on writing (a
@@ -50,8 +50,9 @@ use crate::wire::chargen;
 /// The most echo bytes held for one connection (what one read may take ahead of the client).
 pub const CHUNK: usize = 16 * 1024;
 
-/// Bytes a discard or chargen connection reads at once (they keep none of it).
-const DRAIN_CHUNK: usize = 64 * 1024;
+/// Bytes a discard or chargen connection reads at once (they keep none of it; discard's
+/// never even reach the buffer, so its pages are never touched).
+const DRAIN_CHUNK: usize = 256 * 1024;
 
 /// The most one chargen send offers the kernel (it takes what its buffer has room for).
 const CHARGEN_SEND: usize = 64 * 1024;
@@ -257,7 +258,17 @@ impl Conn {
             if self.peer_closed {
                 return Ok(Next::Close);
             }
-            match (&self.socket).read(buf) {
+            let read = if self.phase == Phase::Discarding {
+                // SAFETY: u8 and MaybeUninit<u8> have the same layout, and recv only ever
+                // stores initialised bytes into the buffer (with MSG_TRUNC on TCP, none).
+                let view = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+                // MSG_TRUNC on a TCP socket drops the bytes in the kernel without copying
+                // them out (tcp(7)): discard reads at the speed of the socket, not memcpy.
+                self.socket.recv_with_flags(view, libc::MSG_TRUNC)
+            } else {
+                (&self.socket).read(buf)
+            };
+            match read {
                 Ok(0) => self.peer_closed = true,
                 Ok(n) => {
                     let drained = n < buf.len();
