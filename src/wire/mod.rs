@@ -1,6 +1,7 @@
 //! Pure encode/decode of what crosses the wire: no sockets, no clocks, caps on every length.
 //! Unit-tested with byte literals.
 
+pub mod chargen;
 pub mod daytime;
 pub mod dns;
 pub mod frame;
@@ -11,4 +12,5 @@ pub mod ipblocks;
 pub mod ipnet;
 pub mod quotes;
 pub mod smtp;
+pub mod time;
 pub mod x509;

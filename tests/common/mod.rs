@@ -15,6 +15,8 @@
 pub mod aiosmtpd;
 /// `nk head` helpers and nginx, its real peer (optionally with a TLS server block).
 pub mod http;
+/// nk's service servers and xinetd's internal services (echo, chargen, time ...).
+pub mod inetd;
 
 use std::ffi::OsStr;
 use std::fs::File;
