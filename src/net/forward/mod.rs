@@ -24,6 +24,7 @@
 
 pub mod conn;
 pub mod connector;
+pub mod udp;
 
 use std::io;
 use std::os::fd::AsRawFd;
