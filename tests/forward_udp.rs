@@ -151,11 +151,21 @@ fn a_hundred_source_ports_each_get_their_own_replies() {
     }
     let mut buf = [0u8; 64];
     for (i, c) in clients.iter().enumerate() {
-        let n = c.recv(&mut buf).unwrap_or_else(|e| panic!("client {i}: {e}"));
-        assert_eq!(lossy(&buf[..n]), format!("client {i}"), "client {i}'s reply");
+        let n = c
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("client {i}: {e}"));
+        assert_eq!(
+            lossy(&buf[..n]),
+            format!("client {i}"),
+            "client {i}'s reply"
+        );
         // A second round on the same session: still its own.
         let back = exchange(c, format!("again {i}").as_bytes());
-        assert_eq!(lossy(&back), format!("again {i}"), "client {i}'s second reply");
+        assert_eq!(
+            lossy(&back),
+            format!("again {i}"),
+            "client {i}'s second reply"
+        );
     }
     let sources: HashSet<SocketAddr> = (0..2 * N)
         .map(|_| seen.recv_timeout(Duration::from_secs(5)).unwrap().0)
@@ -348,7 +358,10 @@ fn sigterm_ends_every_session_with_the_summary_and_json() {
     assert_eq!(v["end"], "interrupted", "{line}");
     assert_eq!(v["datagrams_up"], 1, "{line}");
     assert_eq!(v["bytes_down"], 4, "{line}");
-    assert_eq!(v["client"], format!("[::1]:{}", c.local_addr().unwrap().port()));
+    assert_eq!(
+        v["client"],
+        format!("[::1]:{}", c.local_addr().unwrap().port())
+    );
     let done = p.wait(10.0);
     done.expect_code(143).expect_stderr_contains(
         "forwarded 1 UDP session; 1 datagram (4 bytes) up, 1 datagram (4 bytes) down",
@@ -360,8 +373,23 @@ fn flags_without_effect_on_udp_are_usage_errors() {
     for args in [
         vec!["forward", "-u", "unix:/tmp/nk-x.sock", "127.0.0.1:9"],
         vec!["forward", "-u", "127.0.0.1:0", "unix:@nk-x"],
-        vec!["forward", "--session-timeout", "5", "127.0.0.1:0", "127.0.0.1:9"],
-        vec!["forward", "-u", "-i", "5", "--session-timeout", "5", "0", "127.0.0.1:9"],
+        vec![
+            "forward",
+            "--session-timeout",
+            "5",
+            "127.0.0.1:0",
+            "127.0.0.1:9",
+        ],
+        vec![
+            "forward",
+            "-u",
+            "-i",
+            "5",
+            "--session-timeout",
+            "5",
+            "0",
+            "127.0.0.1:9",
+        ],
     ] {
         let done = run_nk(&args, In::Null, 10.0);
         done.expect_code(2);

@@ -223,7 +223,9 @@ fn run_udp(args: ForwardArgs) -> Result<()> {
     let target = addr::parse_target(&args.target, None, Proto::Udp)?;
     let access = args.access.list()?;
     let family = args.family.family();
-    let lookup = Deadline::after(Some(args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)));
+    let lookup = Deadline::after(Some(
+        args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+    ));
     let resolved = addr::resolve(&target, family, lookup)?
         .into_iter()
         .next()

@@ -223,7 +223,7 @@ pub fn run(listener: Socket, opts: UdpOptions, stop: Arc<Stop>, waker: Arc<Waker
         ready.extend(fwd.poller.wait(deadline).context("epoll_wait")?);
         for event in &ready {
             match event.token {
-                LISTENER => fwd.from_clients()?,
+                LISTENER => fwd.relay_up()?,
                 WAKE => {
                     waker.drain();
                     if stop.requested.load(Ordering::Acquire) {
@@ -235,7 +235,7 @@ pub fn run(listener: Socket, opts: UdpOptions, stop: Arc<Stop>, waker: Arc<Waker
                         }
                     }
                 }
-                token => fwd.from_target(token as usize),
+                token => fwd.relay_down(token as usize),
             }
         }
         fwd.losses.flush_due();
@@ -318,7 +318,7 @@ fn send_failure(err: &io::Error, largest: usize) -> String {
 impl Forwarder {
     /// Reads what the clients sent (up to a batch) and passes each datagram to its session's
     /// upstream socket, opening sessions as new clients appear.
-    fn from_clients(&mut self) -> Result<()> {
+    fn relay_up(&mut self) -> Result<()> {
         for _ in 0..BATCH {
             let (kept, len, from) = match datagram::receive(&self.listener, &mut self.buf) {
                 Ok(got) => got,
@@ -450,7 +450,7 @@ impl Forwarder {
 
     /// Reads what the target sent to the session in `slot` (up to a batch) and passes each
     /// datagram back to its client.
-    fn from_target(&mut self, slot: usize) {
+    fn relay_down(&mut self, slot: usize) {
         for _ in 0..BATCH {
             let Some(session) = self.table.get(slot) else {
                 return;
@@ -481,7 +481,10 @@ impl Forwarder {
                 continue;
             }
             session.last_active = Instant::now();
-            match self.listener.send_to(&self.buf[..len], &session.client_addr) {
+            match self
+                .listener
+                .send_to(&self.buf[..len], &session.client_addr)
+            {
                 Ok(_) => session.down.add(len),
                 Err(e) => {
                     session.dropped += 1;
