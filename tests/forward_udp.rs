@@ -24,14 +24,6 @@ fn forward_udp(args: &[&str]) -> (Proc, u16) {
     (p, port)
 }
 
-/// Sends SIGTERM; nk must exit 143.
-fn terminate(p: Proc) -> Finished {
-    send_signal(p.pid(), "TERM");
-    let done = p.wait(10.0);
-    done.expect_code(143);
-    done
-}
-
 /// A UDP socket on `ip` connected to `port` there, with a bounded read.
 fn client_on(ip: &str, port: u16) -> UdpSocket {
     let s = UdpSocket::bind((ip, 0)).unwrap();

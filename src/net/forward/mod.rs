@@ -92,10 +92,28 @@ impl Stop {
             .wait_timeout_while(done, STOP_WAIT, |done| !*done);
     }
 
-    fn finish(&self) {
+    /// Tells the signal thread that the loop has closed everything and reported; that thread
+    /// exits the process with the signal's status, so this thread waits for that.
+    fn finish(&self) -> ! {
         *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.finished.notify_all();
+        loop {
+            std::thread::park();
+        }
     }
+}
+
+/// A loop's epoll instance, watching the listening socket and the wake-up pipe (tokens
+/// [`LISTENER`] and [`WAKE`]).
+fn watching(listener: &Socket, waker: &Waker) -> Result<Poller> {
+    let poller = Poller::new(256).context("epoll_create")?;
+    poller
+        .add(listener.as_raw_fd(), Interest::Read, LISTENER)
+        .context("epoll_ctl")?;
+    poller
+        .add(waker.fd(), Interest::Read, WAKE)
+        .context("epoll_ctl")?;
+    Ok(poller)
 }
 
 /// Totals for the `-v` summary.
@@ -130,13 +148,7 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
     listener
         .set_nonblocking(true)
         .context("set the listener non-blocking")?;
-    let poller = Poller::new(256).context("epoll_create")?;
-    poller
-        .add(listener.as_raw_fd(), Interest::Read, LISTENER)
-        .context("epoll_ctl")?;
-    poller
-        .add(waker.fd(), Interest::Read, WAKE)
-        .context("epoll_ctl")?;
+    let poller = watching(&listener, &waker)?;
     let (connector, outcomes) = Connector::new(
         opts.target.clone(),
         opts.connect.clone(),
@@ -199,10 +211,6 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
                     if stop.requested.load(Ordering::Acquire) {
                         engine.stop_all();
                         stop.finish();
-                        // The signal thread exits the process with the signal's status.
-                        loop {
-                            std::thread::park();
-                        }
                     }
                     engine.connected();
                 }
@@ -412,36 +420,33 @@ impl Engine {
     /// The `-v` line (or `--json` object) of a connection that ended.
     fn report(&self, conn: &Conn, end: &End) {
         let elapsed = conn.opened.elapsed();
-        if self.opts.json {
-            let object = serde_json::json!({
-                "conn": conn.id,
-                "client": conn.client_name,
-                "target": conn.target_name,
-                "bytes_up": conn.up.bytes,
-                "bytes_down": conn.down.bytes,
-                "duration_s": elapsed.as_secs_f64(),
-                "end": end.word(),
-                "detail": end.detail(),
-            });
-            json_line(&object.to_string());
-            return;
-        }
-        if crate::log::verbosity() == 0 {
-            return;
-        }
-        let detail = match end.detail() {
-            "" => String::new(),
-            why => format!(" ({why})"),
-        };
-        crate::info!(
-            "#{} {} -> {}: {} up, {} down in {}; {}{detail}",
-            conn.id,
-            conn.client_name,
-            conn.target_name,
-            crate::log::count(conn.up.bytes, "byte"),
-            crate::log::count(conn.down.bytes, "byte"),
-            format_duration(elapsed),
-            end.word()
+        report_end(
+            self.opts.json,
+            || {
+                serde_json::json!({
+                    "conn": conn.id,
+                    "client": conn.client_name,
+                    "target": conn.target_name,
+                    "bytes_up": conn.up.bytes,
+                    "bytes_down": conn.down.bytes,
+                    "duration_s": elapsed.as_secs_f64(),
+                    "end": end.word(),
+                    "detail": end.detail(),
+                })
+            },
+            || {
+                format!(
+                    "#{} {} -> {}: {} up, {} down in {}; {}",
+                    conn.id,
+                    conn.client_name,
+                    conn.target_name,
+                    crate::log::count(conn.up.bytes, "byte"),
+                    crate::log::count(conn.down.bytes, "byte"),
+                    format_duration(elapsed),
+                    end.word()
+                )
+            },
+            end.detail(),
         );
     }
 
@@ -475,6 +480,25 @@ impl Engine {
             crate::log::count(self.totals.down, "byte"),
             format_duration(self.started.elapsed())
         );
+    }
+}
+
+/// The end of a connection (or UDP session): with `--json` its object on stdout, else with
+/// `-v` its line on stderr, followed by `detail` in parentheses when there is one. The object
+/// and the line are only built when they are shown.
+fn report_end(
+    json: bool,
+    object: impl FnOnce() -> serde_json::Value,
+    line: impl FnOnce() -> String,
+    detail: &str,
+) {
+    if json {
+        json_line(&object().to_string());
+    } else if crate::log::verbosity() > 0 {
+        match detail {
+            "" => crate::info!("{}", line()),
+            why => crate::info!("{} ({why})", line()),
+        }
     }
 }
 

@@ -43,10 +43,8 @@ use crate::net::deadline::{format_duration, Deadline};
 use crate::net::poller::{Interest, Poller, SlotTable};
 
 use super::connector::Waker;
-use super::{json_line, Stop};
+use super::{report_end, watching, Stop, LISTENER, WAKE};
 
-const LISTENER: u64 = u64::MAX;
-const WAKE: u64 = u64::MAX - 1;
 /// Datagrams read from one socket per readiness report: a busy client or target is served
 /// in turns with the others.
 const BATCH: usize = 32;
@@ -186,13 +184,7 @@ pub fn run(listener: Socket, opts: UdpOptions, stop: Arc<Stop>, waker: Arc<Waker
     // Bursts from many clients queue in the kernel instead of being dropped there unseen.
     datagram::enlarge_receive_buffer(&listener);
     ask_for_short_slices();
-    let poller = Poller::new(256).context("epoll_create")?;
-    poller
-        .add(listener.as_raw_fd(), Interest::Read, LISTENER)
-        .context("epoll_ctl")?;
-    poller
-        .add(waker.fd(), Interest::Read, WAKE)
-        .context("epoll_ctl")?;
+    let poller = watching(&listener, &waker)?;
     let mut fwd = Forwarder {
         poller,
         listener,
@@ -229,10 +221,6 @@ pub fn run(listener: Socket, opts: UdpOptions, stop: Arc<Stop>, waker: Arc<Waker
                     if stop.requested.load(Ordering::Acquire) {
                         fwd.stop_all();
                         stop.finish();
-                        // The signal thread exits the process with the signal's status.
-                        loop {
-                            std::thread::park();
-                        }
                     }
                 }
                 token => fwd.relay_down(token as usize),
@@ -530,44 +518,41 @@ impl Forwarder {
     /// The `-v` line (or `--json` object) of a session that ended.
     fn report(&self, session: &Session, end: &End) {
         let elapsed = session.opened.elapsed();
-        if self.opts.json {
-            let object = serde_json::json!({
-                "session": session.id,
-                "proto": "udp",
-                "client": session.client_name,
-                "target": self.target_name,
-                "datagrams_up": session.up.datagrams,
-                "bytes_up": session.up.bytes,
-                "datagrams_down": session.down.datagrams,
-                "bytes_down": session.down.bytes,
-                "dropped": session.dropped,
-                "duration_s": elapsed.as_secs_f64(),
-                "end": end.word(),
-                "detail": end.detail(),
-            });
-            json_line(&object.to_string());
-            return;
-        }
-        if crate::log::verbosity() == 0 {
-            return;
-        }
-        let dropped = match session.dropped {
-            0 => String::new(),
-            n => format!(", {n} dropped"),
-        };
-        let detail = match end.detail() {
-            "" => String::new(),
-            why => format!(" ({why})"),
-        };
-        crate::info!(
-            "#{} {} -> {}: {} up, {} down{dropped} in {}; {}{detail}",
-            session.id,
-            session.client_name,
-            self.target_name,
-            session.up.words(),
-            session.down.words(),
-            format_duration(elapsed),
-            end.word()
+        report_end(
+            self.opts.json,
+            || {
+                serde_json::json!({
+                    "session": session.id,
+                    "proto": "udp",
+                    "client": session.client_name,
+                    "target": self.target_name,
+                    "datagrams_up": session.up.datagrams,
+                    "bytes_up": session.up.bytes,
+                    "datagrams_down": session.down.datagrams,
+                    "bytes_down": session.down.bytes,
+                    "dropped": session.dropped,
+                    "duration_s": elapsed.as_secs_f64(),
+                    "end": end.word(),
+                    "detail": end.detail(),
+                })
+            },
+            || {
+                let dropped = match session.dropped {
+                    0 => String::new(),
+                    n => format!(", {n} dropped"),
+                };
+                format!(
+                    "#{} {} -> {}: {} up, {} down{dropped} in {}; {}",
+                    session.id,
+                    session.client_name,
+                    self.target_name,
+                    session.up.words(),
+                    session.down.words(),
+                    format_duration(elapsed),
+                    end.word()
+                )
+            },
+            end.detail(),
         );
     }
 
