@@ -59,7 +59,9 @@ const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
         sessions: a datagram from a new client beyond is dropped. A datagram that is not \
         forwarded (over -m, larger than the other side carries: 65507 bytes over IPv4, 65527 \
         over IPv6, a full send buffer) is said on stderr without -v, at most one line a \
-        second per cause with the count. Unix datagram sockets are not forwarded.\n\n\
+        second per cause with the count. -v and --json report each session as it ends: \
+        datagrams and bytes each way, those dropped, and how it ended (timeout, refused, error, \
+        interrupted). Unix datagram sockets are not forwarded.\n\n\
         -v prints one line per connection as it ends: client, target, bytes each way, duration, \
         and how it ended (fin, reset, timeout, refused, interrupted); --json prints those as \
         JSON objects on stdout instead. --allow/--deny are checked before the target is \
@@ -81,7 +83,8 @@ pub struct ForwardArgs {
     pub target: String,
     #[command(flatten)]
     pub family: FamilyArgs,
-    /// Give up on reaching the target after DUR (resolution included); the client is reset.
+    /// Give up on reaching the target after DUR (resolution included); the client is reset
+    /// (with -u: the bound on resolving TARGET at start).
     #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_timeout)]
     pub connect_timeout: Option<Duration>,
     /// Reset a connection where no byte moved either way for DUR; 0 means never (with -u:
