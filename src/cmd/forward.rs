@@ -13,10 +13,11 @@ use crate::cli::{AccessArgs, FamilyArgs};
 use crate::info;
 use crate::net::addr::{self, display_sockaddr};
 use crate::net::connect::ConnectOptions;
-use crate::net::deadline::{idle_limit, parse_duration, parse_timeout};
+use crate::net::deadline::{idle_limit, parse_duration, parse_timeout, Deadline};
 use crate::net::forward::connector::TargetSpec;
+use crate::net::forward::udp::{self, UdpOptions};
 use crate::net::forward::{self, Options, Stop};
-use crate::net::server::bind_tcp;
+use crate::net::server::{bind_tcp, bind_udp};
 use crate::net::services::Proto;
 use crate::net::sockopt::SockOpts;
 use crate::net::unix::{self, UnixAddr};
@@ -26,6 +27,8 @@ use crate::signals;
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Backlog of a Unix listener (a TCP one gets `net::server`'s).
 const UNIX_BACKLOG: i32 = 1024;
+/// `-u`: how long a session with no datagram either way lasts, when not given.
+const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Forward every client of LISTEN to its own connection to TARGET.
 #[derive(Debug, Args)]
@@ -47,16 +50,29 @@ const UNIX_BACKLOG: i32 = 1024;
         with a line on stderr; the forwarder keeps serving. -i resets a connection where no \
         byte moved for that long; SIGINT/SIGTERM stop accepting, reset every connection, print \
         the summary with -v and exit 130/143.\n\n\
+        -u (--udp): UDP, a session per client address, each with its own socket connected to \
+        TARGET, so replies go back to the client they answer; datagrams pass whole, one for \
+        one. TARGET is resolved once, at start (its first address; -4/-6 choose the family; \
+        -w bounds the lookup). A session ends after --session-timeout (-i is the same; \
+        default 60s, 0 never) with no datagram either way, or when the target answers with \
+        ICMP port unreachable (the client's next datagram opens a new session). -m caps the \
+        sessions: a datagram from a new client beyond is dropped. A datagram that is not \
+        forwarded (over -m, larger than the other side carries: 65507 bytes over IPv4, 65527 \
+        over IPv6, a full send buffer) is said on stderr without -v, at most one line a \
+        second per cause with the count. -v and --json report each session as it ends: \
+        datagrams and bytes each way, those dropped, and how it ended (timeout, refused, error, \
+        interrupted). Unix datagram sockets are not forwarded.\n\n\
         -v prints one line per connection as it ends: client, target, bytes each way, duration, \
         and how it ended (fin, reset, timeout, refused, interrupted); --json prints those as \
         JSON objects on stdout instead. --allow/--deny are checked before the target is \
         contacted; -m caps the connections at once (more are reset at once).\n\n\
-        Not yet: TLS on either side, UDP, -x/--pcap and the PROXY protocol.",
+        Not yet: TLS on either side, -x/--pcap and the PROXY protocol.",
     after_long_help = "Examples:\n  \
         nk forward 8080 10.0.0.5:80                   # every client its own upstream connection\n  \
         nk forward -v 127.0.0.1:5433 db.lan:postgresql # local only, a line per connection\n  \
         nk forward unix:/run/app-debug.sock 127.0.0.1:9000   # Unix -> TCP (and the other way)\n  \
-        nk forward --json -m 100 --allow 10.0.0.0/8 2222 git.lan:22 | jq ."
+        nk forward --json -m 100 --allow 10.0.0.0/8 2222 git.lan:22 | jq .\n  \
+        nk forward -u -v 5353 10.0.0.1:53             # UDP: a session per client"
 )]
 pub struct ForwardArgs {
     /// Where to accept clients: PORT, HOST:PORT, [V6]:PORT, unix:PATH or unix:@name.
@@ -67,13 +83,15 @@ pub struct ForwardArgs {
     pub target: String,
     #[command(flatten)]
     pub family: FamilyArgs,
-    /// Give up on reaching the target after DUR (resolution included); the client is reset.
+    /// Give up on reaching the target after DUR (resolution included); the client is reset
+    /// (with -u: the bound on resolving TARGET at start).
     #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_timeout)]
     pub connect_timeout: Option<Duration>,
-    /// Reset a connection where no byte moved either way for DUR; 0 means never.
+    /// Reset a connection where no byte moved either way for DUR; 0 means never (with -u:
+    /// the session timeout).
     #[arg(short = 'i', long = "idle-timeout", value_name = "DUR", value_parser = parse_duration)]
     pub idle: Option<Duration>,
-    /// Forward at most N connections at once; more are reset at once.
+    /// Forward at most N connections at once; more are reset at once (-u: N sessions).
     #[arg(short = 'm', long = "max-conns", value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_conns: Option<u64>,
@@ -84,6 +102,13 @@ pub struct ForwardArgs {
     /// bytes_down, duration_s, end, detail).
     #[arg(long)]
     pub json: bool,
+    /// UDP: a session per client address, each with its own socket toward TARGET.
+    #[arg(short = 'u', long = "udp")]
+    pub udp: bool,
+    /// With -u: end a session where no datagram moved either way for DUR (default 60s; 0
+    /// means never).
+    #[arg(long = "session-timeout", value_name = "DUR", value_parser = parse_duration)]
+    pub session_timeout: Option<Duration>,
     // Last: its help heading ("Access") would otherwise take the flags after it.
     #[command(flatten)]
     pub access: AccessArgs,
@@ -110,6 +135,14 @@ fn parse_target(text: &str) -> Result<TargetSpec> {
 
 /// Runs `nk forward`.
 pub fn run(args: ForwardArgs) -> Result<()> {
+    if args.udp {
+        return run_udp(args);
+    }
+    if args.session_timeout.is_some() {
+        return Err(crate::exit::usage(
+            "--session-timeout is for UDP sessions (-u); a TCP connection's is -i",
+        ));
+    }
     let listen = parse_listen(&args.listen)?;
     let target = parse_target(&args.target)?;
     if args.reuseport && matches!(listen, ListenOn::Unix(_)) {
@@ -153,14 +186,79 @@ pub fn run(args: ForwardArgs) -> Result<()> {
         ListenOn::Tcp(_) => ("tcp", crate::net::server::stack_note(&listener)),
         ListenOn::Unix(_) => ("unix", ""),
     };
-    let stop = Arc::new(Stop::default());
-    {
-        let stop = Arc::clone(&stop);
-        signals::on_interrupt(move || stop.request_and_wait())?;
-    }
+    let stop = stop_on_signals()?;
     info!(
         "listening on {} ({kind}){stack}; forwarding to {target}",
         display_sockaddr(&local)
     );
     forward::run(listener, opts, stop)
+}
+
+/// SIGINT/SIGTERM ask the loops to end every connection and say the summary; each loop
+/// enlists its wake-up pipe in the returned [`Stop`].
+fn stop_on_signals() -> Result<Arc<Stop>> {
+    let stop = Arc::new(Stop::default());
+    {
+        let stop = Arc::clone(&stop);
+        signals::on_interrupt(move || stop.request_and_wait())?;
+    }
+    Ok(stop)
+}
+
+/// `nk forward -u`: the target resolved once, the UDP socket bound, then `net::forward::udp`.
+fn run_udp(args: ForwardArgs) -> Result<()> {
+    if args.listen.starts_with("unix:") || args.target.starts_with("unix:") {
+        return Err(crate::exit::usage(
+            "unix: with -u: Unix datagram sockets are not forwarded (-u is UDP)",
+        ));
+    }
+    let session_timeout = match (args.session_timeout, args.idle) {
+        (Some(_), Some(_)) => {
+            return Err(crate::exit::usage(
+                "-i and --session-timeout are the same with -u: give one",
+            ))
+        }
+        (Some(limit), None) | (None, Some(limit)) => idle_limit(Some(limit)),
+        (None, None) => Some(DEFAULT_SESSION_TIMEOUT),
+    };
+    let spec = addr::parse_listen(&args.listen, None, Proto::Udp)?;
+    let target = addr::parse_target(&args.target, None, Proto::Udp)?;
+    let access = args.access.list()?;
+    let family = args.family.family();
+    let lookup = Deadline::after(Some(
+        args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+    ));
+    let resolved = addr::resolve(&target, family, lookup)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("resolve {target}: no address"))?;
+    crate::net::service::raise_descriptor_limit();
+    // Before `listening on` is said: whoever acts on that line may send SIGTERM at once.
+    signals::install();
+    let sockopts = SockOpts {
+        reuseport: args.reuseport,
+        ..SockOpts::default()
+    };
+    let listener = bind_udp(&spec, family, &sockopts)?;
+    let local = listener.local_addr().context("getsockname")?;
+    let stack = crate::net::server::stack_note(&listener);
+    let stop = stop_on_signals()?;
+    let shown = addr::display_addr(resolved);
+    let target_note = if shown == target.to_string() {
+        shown
+    } else {
+        format!("{target} ({shown})")
+    };
+    info!(
+        "listening on {} (udp){stack}; forwarding to {target_note}, a session per client",
+        display_sockaddr(&local)
+    );
+    let opts = UdpOptions {
+        target: resolved,
+        session_timeout,
+        max_sessions: args.max_conns.map(|n| n as usize),
+        access,
+        json: args.json,
+    };
+    udp::run(listener, opts, stop)
 }

@@ -13,7 +13,7 @@
 //! address cannot be replied to at all: that is said once per run, with the fix. Everything here works on
 //! `socket2::Socket`, whatever the address family.
 
-mod losses;
+pub mod losses;
 mod programs;
 
 use std::fs::File;
@@ -236,7 +236,7 @@ impl StdinDatagrams {
 
 /// Receives one datagram with MSG_TRUNC: the bytes that fit, the datagram's real length, and
 /// the sender.
-fn receive(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, usize, SockAddr)> {
+pub fn receive(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, usize, SockAddr)> {
     // SAFETY: `u8` and `MaybeUninit<u8>` have the same layout, and recv only writes bytes into
     // the buffer, so viewing initialised bytes as possibly-uninitialised is sound.
     let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };

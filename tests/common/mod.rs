@@ -497,6 +497,14 @@ impl Drop for Proc {
     }
 }
 
+/// Sends SIGTERM to a server that must end with its summary: it must exit 143.
+pub fn terminate(p: Proc) -> Finished {
+    send_signal(p.pid(), "TERM");
+    let done = p.wait(10.0);
+    done.expect_code(143);
+    done
+}
+
 /// Port of an `nk: listening on ADDR:PORT (tcp)` line.
 pub fn parse_listening_port(line: &str) -> Option<u16> {
     let rest = line.strip_prefix("nk: listening on ")?;

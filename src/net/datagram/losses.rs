@@ -134,6 +134,12 @@ impl LossLog {
         }
     }
 
+    /// Whether some loss is counted and not yet reported: a loop that sleeps must wake in
+    /// time to call [`LossLog::flush_due`].
+    pub fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::Relaxed)
+    }
+
     /// Reports every loss counted and not yet reported (at the end).
     pub fn flush_all(&self) {
         self.flush(true);

@@ -30,6 +30,7 @@
 
 pub mod conn;
 pub mod connector;
+pub mod udp;
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -111,7 +112,8 @@ impl Stop {
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) += 1;
     }
 
-    /// A loop is done; true for the last one.
+    /// A loop is done; true for the last one. The signal thread exits the process once
+    /// every loop is done, so the caller says what it must and then waits with [`park`].
     fn finish(&self) -> bool {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         *running = running.saturating_sub(1);
@@ -131,6 +133,28 @@ struct Shared {
     up: AtomicU64,
     down: AtomicU64,
     started: Instant,
+}
+
+/// A loop that has finished waits here for the signal thread to exit the process with the
+/// signal's status.
+fn park() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// A loop's epoll instance, watching the listening socket (shared by every loop, so with
+/// EPOLLEXCLUSIVE: one loop is woken per client) and its wake-up pipe (tokens [`LISTENER`]
+/// and [`WAKE`]).
+fn watching(listener: &Socket, waker: &Waker) -> Result<Poller> {
+    let poller = Poller::new(256).context("epoll_create")?;
+    poller
+        .add_exclusive(listener.as_raw_fd(), LISTENER)
+        .context("epoll_ctl")?;
+    poller
+        .add(waker.fd(), Interest::Read, WAKE)
+        .context("epoll_ctl")?;
+    Ok(poller)
 }
 
 /// The connections of the loop, by slot (its epoll token).
@@ -207,13 +231,7 @@ fn run_loop(
     waker: Arc<Waker>,
     shared: Arc<Shared>,
 ) -> Result<()> {
-    let poller = Poller::new(256).context("epoll_create")?;
-    poller
-        .add_exclusive(listener.as_raw_fd(), LISTENER)
-        .context("epoll_ctl")?;
-    poller
-        .add(waker.fd(), Interest::Read, WAKE)
-        .context("epoll_ctl")?;
+    let poller = watching(listener, &waker)?;
     let (connector, outcomes) = Connector::new(
         opts.target.clone(),
         opts.connect.clone(),
@@ -289,10 +307,7 @@ fn run_loop(
                         if stop.finish() {
                             engine.summary();
                         }
-                        // The signal thread exits the process with the signal's status.
-                        loop {
-                            std::thread::park();
-                        }
+                        park();
                     }
                     engine.connected();
                 }
@@ -560,36 +575,33 @@ impl Engine {
     /// The `-v` line (or `--json` object) of a connection that ended.
     fn report(&self, conn: &Conn, end: &End) {
         let elapsed = conn.opened.elapsed();
-        if self.opts.json {
-            let object = serde_json::json!({
-                "conn": conn.id,
-                "client": conn.client_name,
-                "target": conn.target_name,
-                "bytes_up": conn.up.bytes,
-                "bytes_down": conn.down.bytes,
-                "duration_s": elapsed.as_secs_f64(),
-                "end": end.word(),
-                "detail": end.detail(),
-            });
-            json_line(&object.to_string());
-            return;
-        }
-        if crate::log::verbosity() == 0 {
-            return;
-        }
-        let detail = match end.detail() {
-            "" => String::new(),
-            why => format!(" ({why})"),
-        };
-        crate::info!(
-            "#{} {} -> {}: {} up, {} down in {}; {}{detail}",
-            conn.id,
-            conn.client_name,
-            conn.target_name,
-            crate::log::count(conn.up.bytes, "byte"),
-            crate::log::count(conn.down.bytes, "byte"),
-            format_duration(elapsed),
-            end.word()
+        report_end(
+            self.opts.json,
+            || {
+                serde_json::json!({
+                    "conn": conn.id,
+                    "client": conn.client_name,
+                    "target": conn.target_name,
+                    "bytes_up": conn.up.bytes,
+                    "bytes_down": conn.down.bytes,
+                    "duration_s": elapsed.as_secs_f64(),
+                    "end": end.word(),
+                    "detail": end.detail(),
+                })
+            },
+            || {
+                format!(
+                    "#{} {} -> {}: {} up, {} down in {}; {}",
+                    conn.id,
+                    conn.client_name,
+                    conn.target_name,
+                    crate::log::count(conn.up.bytes, "byte"),
+                    crate::log::count(conn.down.bytes, "byte"),
+                    format_duration(elapsed),
+                    end.word()
+                )
+            },
+            end.detail(),
         );
     }
 
@@ -648,6 +660,25 @@ impl Engine {
             crate::log::count(total(&self.shared.down), "byte"),
             format_duration(self.shared.started.elapsed())
         );
+    }
+}
+
+/// The end of a connection (or UDP session): with `--json` its object on stdout, else with
+/// `-v` its line on stderr, followed by `detail` in parentheses when there is one. The object
+/// and the line are only built when they are shown.
+fn report_end(
+    json: bool,
+    object: impl FnOnce() -> serde_json::Value,
+    line: impl FnOnce() -> String,
+    detail: &str,
+) {
+    if json {
+        json_line(&object().to_string());
+    } else if crate::log::verbosity() > 0 {
+        match detail {
+            "" => crate::info!("{}", line()),
+            why => crate::info!("{} ({why})", line()),
+        }
     }
 }
 
