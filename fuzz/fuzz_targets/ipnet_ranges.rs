@@ -75,8 +75,12 @@ fuzz_target!(|data: &[u8]| {
                 assert!(a.v6 < b.v6 || (a.v6 == b.v6 && a.last.checked_add(1).unwrap() < b.first));
             }
             for interval in &merged {
-                assert!(inputs.iter().any(|i| i.v6 == interval.v6 && i.first == interval.first));
-                assert!(inputs.iter().any(|i| i.v6 == interval.v6 && i.last == interval.last));
+                assert!(inputs
+                    .iter()
+                    .any(|i| i.v6 == interval.v6 && i.first == interval.first));
+                assert!(inputs
+                    .iter()
+                    .any(|i| i.v6 == interval.v6 && i.last == interval.last));
                 check_cover(interval, &interval.blocks());
             }
             for input in &inputs {
@@ -112,7 +116,10 @@ fuzz_target!(|data: &[u8]| {
             let mut pieces: Vec<Interval> = Vec::new();
             for (allocation, &hosts) in plan.allocations.iter().zip(&counts) {
                 assert_eq!(allocation.hosts, hosts);
-                assert_eq!(Some(allocation.subnet.prefix), prefix_for_hosts(hosts, whole.v6));
+                assert_eq!(
+                    Some(allocation.subnet.prefix),
+                    prefix_for_hosts(hosts, whole.v6)
+                );
                 assert_eq!(allocation.subnet.network(), allocation.subnet.addr);
                 pieces.push(span(&allocation.subnet));
             }
@@ -121,7 +128,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(pieces.first().map(|p| p.first), Some(whole.first));
             assert_eq!(pieces.last().map(|p| p.last), Some(whole.last));
             for pair in pieces.windows(2) {
-                assert_eq!(pair[0].last.checked_add(1), Some(pair[1].first), "not a tiling");
+                assert_eq!(
+                    pair[0].last.checked_add(1),
+                    Some(pair[1].first),
+                    "not a tiling"
+                );
             }
         }
         _ => {

@@ -307,7 +307,8 @@ fn looks_like_netmask(token: &str) -> bool {
 fn merge(out: &mut impl Write, args: &MaskArgs) -> Result<()> {
     let mut set = Aggregator::new();
     let mut bad = 0usize;
-    let mut add = |place: &str, tokens: &[&str]| -> Result<()> {
+    // Where an item came from ("line", 3): the text is only made for an error.
+    let mut add = |(source, number): (&str, usize), tokens: &[&str]| -> Result<()> {
         for (i, token) in tokens.iter().enumerate() {
             let refused = match Interval::parse_item(token) {
                 Ok(_)
@@ -328,18 +329,18 @@ fn merge(out: &mut impl Write, args: &MaskArgs) -> Result<()> {
                 Err(err) => err,
             };
             bad += 1;
-            crate::eprintln_safe!("nk: {place}: {refused}");
+            crate::eprintln_safe!("nk: {source} {number}: {refused}");
         }
         Ok(())
     };
     if args.words.is_empty() {
         stdin_items(MAX_LINE, |number, text| {
             let tokens: Vec<&str> = before_comment(text).split_whitespace().collect();
-            add(&format!("line {number}"), &tokens)
+            add(("line", number), &tokens)
         })?;
     } else {
         for (i, word) in args.words.iter().enumerate() {
-            add(&format!("argument {}", i + 1), &[word.as_str()])?;
+            add(("argument", i + 1), &[word.as_str()])?;
         }
     }
     if bad > 0 {
