@@ -8,6 +8,7 @@ pub mod hexdump;
 pub mod http;
 pub mod icmp;
 pub mod ipnet;
+pub mod proxy_protocol;
 pub mod quotes;
 pub mod smtp;
 pub mod x509;
