@@ -197,7 +197,8 @@ fn decode_v1(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         };
     };
     let len = end + 2;
-    let line = std::str::from_utf8(&bytes[..end]).map_err(|_| DecodeError::Invalid("v1 not ASCII"))?;
+    let line =
+        std::str::from_utf8(&bytes[..end]).map_err(|_| DecodeError::Invalid("v1 not ASCII"))?;
     let fields: Vec<&str> = line.split(' ').collect();
     let proxied = match fields.get(1).copied() {
         // The spec: whatever follows UNKNOWN up to the CRLF is ignored.
@@ -386,7 +387,14 @@ mod tests {
                 let len = bytes.len();
                 bytes.extend_from_slice(b"GET / HTTP/1.0\r\n");
                 let got = decode(&bytes).unwrap();
-                assert_eq!(got, Decoded { version, proxied, len });
+                assert_eq!(
+                    got,
+                    Decoded {
+                        version,
+                        proxied,
+                        len
+                    }
+                );
                 for cut in 0..len {
                     assert_eq!(decode(&bytes[..cut]), Err(DecodeError::Incomplete), "{cut}");
                 }

@@ -10,10 +10,15 @@
 //!   the bytes in flight live in the flow (a pooled pipe for splice, or a bounded buffer).
 //! - reaching the target is [`connector`]: a small thread pool running `net::connect` (names,
 //!   Happy Eyeballs, `-w`), so the loop never blocks on a resolver.
-//! - a protocol plugs in at [`conn::Flow`]: TLS, a PROXY header or a pcap/hex-dump tap are
-//!   flows that must see the bytes, so they would take the buffer carrier (not splice) and
-//!   transform or record each chunk between `read_in` and `write_out`; a PROXY header is a
-//!   first chunk put in the up flow's buffer when the target connects.
+//! - a protocol plugs in at [`side::Side`] (one end of a connection) or [`conn::Flow`]: TLS
+//!   is a side (a rustls connection over the non-blocking socket, its handshake stepped by
+//!   this loop, its flows on the buffer carrier); the PROXY header is a side's preface, the
+//!   first bytes written to the target (before its TLS handshake, if any); a pcap/hex-dump tap
+//!   records each chunk a flow moves.
+//! - the order on a connection: accept, the client's TLS handshake (`--tls-listen`; within
+//!   [`CLIENT_HANDSHAKE`], a client that fails it never costs the target a connection), the
+//!   connector reaches the target, the PROXY header and the target's TLS handshake
+//!   (`--tls-connect`; within what is left of `-w`), then the flows.
 //!
 //! Rules (README, "Nothing is lost"): a FIN from one side becomes shutdown(SHUT_WR) on the
 //! other once its bytes are written, and the other direction keeps flowing; a reset or an
@@ -24,6 +29,7 @@
 
 pub mod conn;
 pub mod connector;
+pub mod side;
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -41,9 +47,15 @@ use crate::net::connect::ConnectOptions;
 use crate::net::deadline::{format_duration, Deadline};
 use crate::net::poller::{Interest, Poller};
 use crate::net::server::{accept_nonblocking, Accepted, Backoff};
+use crate::wire::proxy_protocol::Proxied;
 
 use conn::{Broken, Conn, End, PipePool};
 use connector::{Connector, Outcome, TargetSpec, Waker};
+use side::Side;
+
+/// How long a client has to finish its TLS handshake (`--tls-listen`); `-i`, if shorter,
+/// applies too.
+pub const CLIENT_HANDSHAKE: Duration = Duration::from_secs(10);
 
 const LISTENER: u64 = u64::MAX;
 const WAKE: u64 = u64::MAX - 1;
@@ -70,6 +82,22 @@ pub struct Options {
     pub idle: Option<Duration>,
     /// `--json`: the per-connection reports as JSON objects on stdout.
     pub json: bool,
+    /// `--tls-listen`: TLS with every client.
+    pub tls_listen: Option<Arc<rustls::ServerConfig>>,
+    /// `--tls-connect`: TLS toward the target.
+    pub tls_connect: Option<TlsConnect>,
+    /// `--proxy-protocol`: the PROXY header to send the target first.
+    pub proxy_protocol: Option<crate::wire::proxy_protocol::Version>,
+}
+
+/// `--tls-connect`: the client configuration and the name the target's certificate must
+/// carry (sent as SNI).
+#[derive(Debug, Clone)]
+pub struct TlsConnect {
+    /// Trust, client certificate, versions and suites.
+    pub config: Arc<rustls::ClientConfig>,
+    /// The target's name (or `--sni`).
+    pub server_name: rustls::pki_types::ServerName<'static>,
 }
 
 /// Set by SIGINT/SIGTERM; the loop answers by closing everything and reporting.
@@ -156,6 +184,9 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
     let mut backoff = Backoff::default();
     let mut paused_until: Option<Instant> = None;
     let idle = engine.opts.idle;
+    // Handshakes have deadlines too: the sweep looks for those past theirs.
+    let timers =
+        idle.is_some() || engine.opts.tls_listen.is_some() || engine.opts.tls_connect.is_some();
     let sweep_every = idle.map_or(SWEEP, |i| (i / 4).clamp(Duration::from_millis(10), SWEEP));
     let mut next_sweep = Instant::now() + sweep_every;
     let mut ready = Vec::with_capacity(256);
@@ -164,7 +195,7 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
         if let Some(at) = paused_until {
             deadline = deadline.min(Deadline::at(at));
         }
-        if idle.is_some() && engine.table.live > 0 {
+        if timers && engine.table.live > 0 {
             deadline = deadline.min(Deadline::at(next_sweep));
         }
         ready.clear();
@@ -208,7 +239,7 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
                 token => engine.step((token / 2) as usize),
             }
         }
-        if idle.is_some() && now >= next_sweep {
+        if timers && now >= next_sweep {
             engine.sweep(now);
             next_sweep = now + sweep_every;
         }
@@ -258,15 +289,72 @@ impl Engine {
             if peer.as_socket().is_some() {
                 let _ = socket.set_nodelay(true);
             }
+            // The client's address and the one it reached (the listener's), for the target.
+            let preface = self.opts.proxy_protocol.map(|version| {
+                let local = socket.local_addr().ok().and_then(|a| a.as_socket());
+                let proxied = Proxied::from_addresses(peer.as_socket(), local);
+                crate::wire::proxy_protocol::encode(version, &proxied)
+            });
+            let client = match &self.opts.tls_listen {
+                Some(config) => match rustls::ServerConnection::new(Arc::clone(config)) {
+                    Ok(tls) => Side::tls(
+                        socket,
+                        rustls::Connection::Server(tls),
+                        Instant::now() + CLIENT_HANDSHAKE,
+                    ),
+                    Err(err) => {
+                        crate::log::warn(format_args!("{name}: start TLS: {err}; reset"));
+                        conn::reset(socket);
+                        continue;
+                    }
+                },
+                None => Side::plain(socket),
+            };
             self.next_id += 1;
             self.totals.accepted += 1;
             let id = self.next_id;
-            crate::debug!("#{id} {name} accepted; connecting to {}", self.opts.target);
-            let conn = Conn::new(id, socket, name, self.opts.target.to_string());
+            let mut conn = Conn::new(id, client, name, self.opts.target.to_string());
+            conn.preface = preface.unwrap_or_default();
+            let handshake_first = conn.client.is_tls();
             let slot = self.table.insert(conn);
-            self.connector.start(slot, id);
+            if handshake_first {
+                crate::debug!("#{id} accepted; TLS handshake with the client");
+                self.step(slot);
+            } else {
+                self.start_connect(slot);
+            }
         }
         Ok(())
+    }
+
+    /// Asks the connector for the target of the connection in `slot`.
+    fn start_connect(&mut self, slot: usize) {
+        let Some(conn) = self.table.get(slot) else {
+            return;
+        };
+        conn.connect_started = Some(Instant::now());
+        let id = conn.id;
+        crate::debug!(
+            "#{id} {} accepted; connecting to {}",
+            conn.client_name,
+            self.opts.target
+        );
+        self.connector.start(slot, id);
+    }
+
+    /// The target could not be reached (or refused TLS): the client is reset at once, and
+    /// stderr says why.
+    fn refuse(&mut self, conn: Conn, text: String, timed_out: bool) {
+        crate::log::warn(format_args!(
+            "#{} {}: {text}; client reset",
+            conn.id, conn.client_name
+        ));
+        let end = if timed_out {
+            End::Refused(format!("no answer within -w: {text}"))
+        } else {
+            End::Refused(text)
+        };
+        self.close(conn, end);
     }
 
     /// Takes the connector's outcomes: a reached target starts relaying; a failure resets
@@ -284,8 +372,34 @@ impl Engine {
             }
             match outcome.result {
                 Ok((socket, name)) => {
+                    // The handshake with the target counts in -w, from the connect's start.
+                    let limit = self.opts.connect.timeout.unwrap_or(Duration::MAX);
+                    let side = match &self.opts.tls_connect {
+                        Some(tls) => {
+                            let started = self
+                                .table
+                                .get(slot)
+                                .and_then(|c| c.connect_started)
+                                .unwrap_or_else(Instant::now);
+                            let deadline = started.checked_add(limit).unwrap_or(started + SWEEP);
+                            match rustls::ClientConnection::new(
+                                Arc::clone(&tls.config),
+                                tls.server_name.clone(),
+                            ) {
+                                Ok(c) => Side::tls(socket, rustls::Connection::Client(c), deadline),
+                                Err(err) => {
+                                    if let Some(conn) = self.table.take(slot) {
+                                        self.refuse(conn, format!("start TLS: {err}"), false);
+                                    }
+                                    continue;
+                                }
+                            }
+                        }
+                        None => Side::plain(socket),
+                    };
                     if let Some(conn) = self.table.get(slot) {
-                        conn.target = Some(socket);
+                        let side = side.with_preface(std::mem::take(&mut conn.preface));
+                        conn.attach(side);
                         conn.target_name = name;
                         conn.last_active = Instant::now();
                     }
@@ -293,47 +407,103 @@ impl Engine {
                 }
                 Err(failure) => {
                     if let Some(conn) = self.table.take(slot) {
-                        crate::log::warn(format_args!(
-                            "#{} {}: {}; client reset",
-                            conn.id, conn.client_name, failure.text
-                        ));
-                        let end = if failure.timed_out {
-                            End::Refused(format!("no answer within -w: {}", failure.text))
-                        } else {
-                            End::Refused(failure.text)
-                        };
-                        self.close(conn, end);
+                        self.refuse(conn, failure.text, failure.timed_out);
                     }
                 }
             }
         }
     }
 
-    /// Lets both flows of the connection in `slot` move what they can, then registers what
-    /// each socket waits for, or ends the connection.
+    /// Moves the connection in `slot` on as far as its sockets allow: the openings (TLS
+    /// handshakes, the PROXY header), then both flows; then registers what each socket waits
+    /// for, or ends the connection.
     fn step(&mut self, slot: usize) {
         let Some(conn) = self.table.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        let Some(target) = conn.target.as_ref() else {
+        if !conn.client.is_open() {
+            match conn.client.open("the client", true) {
+                Ok(true) => {
+                    crate::debug!(
+                        "#{} {}: {}",
+                        conn.id,
+                        conn.client_name,
+                        conn.client.tls_summary().unwrap_or_default()
+                    );
+                    // The client is read again once the target is there.
+                    if self.register(slot, [None, None]) {
+                        self.start_connect(slot);
+                    }
+                }
+                Ok(false) => {
+                    let want = conn.client.opening_interest();
+                    self.register(slot, [Some(want), None]);
+                }
+                Err(failure) => {
+                    if let Some(conn) = self.table.take(slot) {
+                        crate::log::warn(format_args!(
+                            "#{} {}: {}; reset",
+                            conn.id, conn.client_name, failure.text
+                        ));
+                        self.close(conn, End::Reset(failure.text));
+                    }
+                }
+            }
+            return;
+        }
+        let Some(target) = conn.target.as_mut() else {
+            return;
+        };
+        if !target.is_open() {
+            match target.open(&conn.target_name, false) {
+                Ok(true) => {
+                    if let Some(summary) = target.tls_summary() {
+                        crate::debug!("#{} {}: {summary}", conn.id, conn.target_name);
+                    }
+                }
+                Ok(false) => {
+                    let want = target.opening_interest();
+                    self.register(slot, [None, Some(want)]);
+                    return;
+                }
+                Err(failure) => {
+                    if let Some(conn) = self.table.take(slot) {
+                        match failure.reset {
+                            true => self.close(conn, End::Reset(failure.text)),
+                            false => self.refuse(conn, failure.text, false),
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        let Conn {
+            client,
+            target: Some(target),
+            up,
+            down,
+            last_active,
+            ..
+        } = conn
+        else {
             return;
         };
         let mut moved = false;
         let mut broken = None;
-        match conn.up.pump(&conn.client, target, &mut self.pool) {
+        match up.pump(client, target, &mut self.pool) {
             Ok(m) => moved |= m,
             Err(Broken::Source(e)) => broken = Some(("client", e)),
             Err(Broken::Destination(e)) => broken = Some(("target", e)),
         }
         if broken.is_none() {
-            match conn.down.pump(target, &conn.client, &mut self.pool) {
+            match down.pump(target, client, &mut self.pool) {
                 Ok(m) => moved |= m,
                 Err(Broken::Source(e)) => broken = Some(("target", e)),
                 Err(Broken::Destination(e)) => broken = Some(("client", e)),
             }
         }
         if moved {
-            conn.last_active = Instant::now();
+            *last_active = Instant::now();
         }
         if let Some((side, err)) = broken {
             let why = if err.raw_os_error() == Some(libc::ECONNRESET) {
@@ -353,10 +523,28 @@ impl Engine {
             return;
         }
         let wants = [
-            interest(conn.up.wants_read(), conn.down.wants_write()),
-            interest(conn.down.wants_read(), conn.up.wants_write()),
+            interest(
+                conn.up.wants_read(),
+                conn.down.wants_write() || conn.client.wants_flush(),
+            ),
+            interest(
+                conn.down.wants_read(),
+                conn.up.wants_write() || conn.target.as_ref().is_some_and(Side::wants_flush),
+            ),
         ];
-        let fds = [conn.client.as_raw_fd(), target.as_raw_fd()];
+        self.register(slot, wants);
+    }
+
+    /// Registers each socket of the connection in `slot` for what it waits for (`None`: out
+    /// of epoll). Returns false when that failed and the connection was ended.
+    fn register(&mut self, slot: usize, wants: [Option<Interest>; 2]) -> bool {
+        let Some(conn) = self.table.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return false;
+        };
+        let fds = [
+            conn.client.socket.as_raw_fd(),
+            conn.target.as_ref().map_or(-1, |t| t.socket.as_raw_fd()),
+        ];
         for side in 0..2 {
             if wants[side] == conn.registered[side] {
                 continue;
@@ -374,21 +562,22 @@ impl Engine {
                 if let Some(conn) = self.table.take(slot) {
                     self.close(conn, End::Reset(format!("epoll_ctl: {err}")));
                 }
-                return;
+                return false;
             }
             conn.registered[side] = wants[side];
         }
+        true
     }
 
     /// Ends a connection: a clean one is simply closed (both FINs already passed on); any
-    /// other is reset both ways. Then its report.
+    /// other is reset both ways (after any TLS alert waiting to go). Then its report.
     fn close(&mut self, conn: Conn, end: End) {
         for (side, registered) in conn.registered.iter().enumerate() {
             if registered.is_some() {
                 let fd = if side == 0 {
-                    conn.client.as_raw_fd()
+                    conn.client.socket.as_raw_fd()
                 } else {
-                    conn.target.as_ref().map_or(-1, |t| t.as_raw_fd())
+                    conn.target.as_ref().map_or(-1, |t| t.socket.as_raw_fd())
                 };
                 let _ = self.poller.remove(fd);
             }
@@ -396,14 +585,18 @@ impl Engine {
         self.totals.up += conn.up.bytes;
         self.totals.down += conn.down.bytes;
         self.report(&conn, &end);
-        let Conn { client, target, .. } = conn;
+        let Conn {
+            mut client, target, ..
+        } = conn;
         if end == End::Fin {
             drop(client);
             drop(target);
         } else {
-            conn::reset(client);
-            if let Some(target) = target {
-                conn::reset(target);
+            client.flush_quietly();
+            conn::reset(client.socket);
+            if let Some(mut target) = target {
+                target.flush_quietly();
+                conn::reset(target.socket);
             }
         }
     }
@@ -411,6 +604,8 @@ impl Engine {
     /// The `-v` line (or `--json` object) of a connection that ended.
     fn report(&self, conn: &Conn, end: &End) {
         let elapsed = conn.opened.elapsed();
+        let client_tls = conn.client.tls_summary();
+        let target_tls = conn.target.as_ref().and_then(Side::tls_summary);
         if self.opts.json {
             let object = serde_json::json!({
                 "conn": conn.id,
@@ -421,6 +616,8 @@ impl Engine {
                 "duration_s": elapsed.as_secs_f64(),
                 "end": end.word(),
                 "detail": end.detail(),
+                "client_tls": client_tls,
+                "target_tls": target_tls,
             });
             json_line(&object.to_string());
             return;
@@ -432,11 +629,14 @@ impl Engine {
             "" => String::new(),
             why => format!(" ({why})"),
         };
+        let tls = |summary: Option<&str>| summary.map(|s| format!(" [{s}]")).unwrap_or_default();
         crate::info!(
-            "#{} {} -> {}: {} up, {} down in {}; {}{detail}",
+            "#{} {}{} -> {}{}: {} up, {} down in {}; {}{detail}",
             conn.id,
             conn.client_name,
+            tls(client_tls),
             conn.target_name,
+            tls(target_tls),
             crate::log::count(conn.up.bytes, "byte"),
             crate::log::count(conn.down.bytes, "byte"),
             format_duration(elapsed),
@@ -444,14 +644,40 @@ impl Engine {
         );
     }
 
-    /// `-i`: resets the connections where no byte moved for the limit.
+    /// `-i`: resets the connections where no byte moved for the limit; and the TLS
+    /// handshakes past their deadline (the client's: [`CLIENT_HANDSHAKE`]; the target's: `-w`).
     fn sweep(&mut self, now: Instant) {
-        let Some(limit) = self.opts.idle else { return };
+        let idle = self.opts.idle;
+        let wait = self.opts.connect.timeout.unwrap_or_default();
         for slot in 0..self.table.slots.len() {
-            let expired = self.table.slots[slot]
-                .as_ref()
-                .is_some_and(|c| now.saturating_duration_since(c.last_active) >= limit);
-            if expired {
+            let Some(conn) = self.table.slots[slot].as_ref() else {
+                continue;
+            };
+            let past = |deadline: Option<Instant>| deadline.is_some_and(|d| now >= d);
+            if past(conn.client.handshake_deadline()) {
+                if let Some(conn) = self.table.take(slot) {
+                    let text = format!(
+                        "the client's TLS handshake did not finish within {}",
+                        format_duration(CLIENT_HANDSHAKE)
+                    );
+                    crate::log::warn(format_args!(
+                        "#{} {}: {text}; reset",
+                        conn.id, conn.client_name
+                    ));
+                    self.close(conn, End::Reset(text));
+                }
+            } else if past(conn.target.as_ref().and_then(Side::handshake_deadline)) {
+                if let Some(conn) = self.table.take(slot) {
+                    let text = format!(
+                        "TLS handshake with {}: timed out after {}",
+                        conn.target_name,
+                        format_duration(wait)
+                    );
+                    self.refuse(conn, text, true);
+                }
+            } else if idle
+                .is_some_and(|limit| now.saturating_duration_since(conn.last_active) >= limit)
+            {
                 if let Some(conn) = self.table.take(slot) {
                     self.close(conn, End::Timeout);
                 }
