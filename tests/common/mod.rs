@@ -15,6 +15,8 @@
 pub mod aiosmtpd;
 /// `nk head` helpers and nginx, its real peer (optionally with a TLS server block).
 pub mod http;
+/// A CA and a leaf certificate made by openssl for a test.
+pub mod pki;
 
 use std::ffi::OsStr;
 use std::fs::File;
