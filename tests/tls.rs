@@ -680,6 +680,7 @@ fn nginx_tls(pki: &Pki) -> (Nginx, Vec<u8>) {
         http_extra: "location / { return 301 https://localhost:{https_port}$request_uri; }\n\
                      location = /plain { return 200 \"plain\\n\"; }",
         https_extra: "location = /back { return 302 http://127.0.0.1:{http_port}/plain; }",
+        ..NginxSite::default()
     };
     (nginx_with(www, &site), big)
 }
@@ -1525,8 +1526,7 @@ fn head_trusts_the_very_certificate_given_with_ca() {
     let (cert, key) = self_signed_ca_true(&pki);
     let site = NginxSite {
         tls: Some((&cert, &key)),
-        http_extra: "",
-        https_extra: "",
+        ..NginxSite::default()
     };
     let nginx = nginx_with(
         |www| std::fs::write(www.join("index.html"), INDEX_HTML).expect("write index.html"),
