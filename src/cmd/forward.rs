@@ -52,12 +52,25 @@ const UNIX_BACKLOG: i32 = 1024;
         and how it ended (fin, reset, timeout, refused, interrupted); --json prints those as \
         JSON objects on stdout instead. --allow/--deny are checked before the target is \
         contacted; -m caps the connections at once (more are reset at once).\n\n\
-        Not yet: TLS on either side, UDP, -x/--pcap and the PROXY protocol.",
+        TLS: --tls-listen terminates TLS from clients (--cert/--key, --ca to require client \
+        certificates; a client has 10 s for its handshake, and the target is reached only \
+        after it), --tls-connect originates TLS to the target (--ca or the system store, \
+        --sni, --insecure; the handshake counts in -w); both at once, the target's \
+        certificate options are --connect-ca/--connect-cert/--connect-key. The handshakes run \
+        in the event loop. A plaintext EOF becomes close_notify then a FIN (the other way \
+        keeps flowing); a FIN without close_notify, or a fatal alert, resets the other side. \
+        --proxy-protocol v1|v2 sends the target HAProxy's PROXY header first (before its TLS \
+        handshake too): the client's address and the listener's (a Unix client: v1 UNKNOWN, \
+        v2 LOCAL).\n\n\
+        Not yet: UDP and -x/--pcap.",
     after_long_help = "Examples:\n  \
         nk forward 8080 10.0.0.5:80                   # every client its own upstream connection\n  \
         nk forward -v 127.0.0.1:5433 db.lan:postgresql # local only, a line per connection\n  \
         nk forward unix:/run/app-debug.sock 127.0.0.1:9000   # Unix -> TCP (and the other way)\n  \
-        nk forward --json -m 100 --allow 10.0.0.0/8 2222 git.lan:22 | jq ."
+        nk forward --json -m 100 --allow 10.0.0.0/8 2222 git.lan:22 | jq .\n  \
+        nk forward --tls-listen --cert c.pem --key k.pem 8443 127.0.0.1:8080   # TLS termination\n  \
+        nk forward 6380 --tls-connect --ca ca.pem redis.lan:6380   # TLS origination\n  \
+        nk forward --proxy-protocol v2 443 10.0.0.5:443   # the backend sees the client's address"
 )]
 pub struct ForwardArgs {
     /// Where to accept clients: PORT, HOST:PORT, [V6]:PORT, unix:PATH or unix:@name.
@@ -68,7 +81,8 @@ pub struct ForwardArgs {
     pub target: String,
     #[command(flatten)]
     pub family: FamilyArgs,
-    /// Give up on reaching the target after DUR (resolution included); the client is reset.
+    /// Give up on reaching the target after DUR (resolution and, with --tls-connect, the TLS
+    /// handshake included); the client is reset.
     #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_timeout)]
     pub connect_timeout: Option<Duration>,
     /// Reset a connection where no byte moved either way for DUR; 0 means never.
