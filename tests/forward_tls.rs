@@ -8,92 +8,18 @@
 
 mod common;
 
+use common::forwarder::*;
 use common::http::{nginx_with, NginxSite};
 use common::pki::{text, Pki};
 use common::*;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::process::Command;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
-
-/// `nk forward -v ARGS` and the port it listens on.
-fn forward(args: &[&str]) -> (Proc, u16) {
-    let mut full = vec!["forward", "-v"];
-    full.extend_from_slice(args);
-    let mut p = Proc::nk(&full, In::Null, Out::Pipe);
-    let port = p.nk_listening_port();
-    (p, port)
-}
-
-/// Sends SIGTERM; nk must exit 143.
-fn terminate(p: Proc) -> Finished {
-    send_signal(p.pid(), "TERM");
-    let done = p.wait(10.0);
-    done.expect_code(143);
-    done
-}
-
-/// Reads until EOF or an error: the bytes and the error, if any.
-fn read_all(s: &mut impl Read) -> (Vec<u8>, Option<io::Error>) {
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return (got, None),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (got, Some(e)),
-        }
-    }
-}
-
-fn client(port: u16) -> TcpStream {
-    let s = connect_local(port);
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s
-}
-
-/// Writes `data` and half-closes from one thread while this one reads everything back.
-fn round_trip(mut s: TcpStream, data: Arc<Vec<u8>>) -> Vec<u8> {
-    let mut writer = s.try_clone().unwrap();
-    let feed = thread::spawn(move || {
-        writer.write_all(&data).unwrap();
-        writer.shutdown(Shutdown::Write).unwrap();
-    });
-    let (got, err) = read_all(&mut s);
-    assert!(err.is_none(), "read: {err:?}");
-    feed.join().unwrap();
-    got
-}
-
-/// A socat echo server (`cat` per connection) on 127.0.0.1, in clear or with TLS (the PKI's
-/// leaf), and its port.
-fn socat_echo(tls: Option<&Pki>) -> (Proc, u16) {
-    require_tool("socat", "socat");
-    let port = free_port("127.0.0.1");
-    let listen = match tls {
-        None => format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
-        Some(pki) => {
-            let (cert, key) = pki.leaf();
-            format!(
-                "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={cert},key={key},verify=0"
-            )
-        }
-    };
-    let mut cmd = Command::new("socat");
-    cmd.args([&listen, "EXEC:cat"]);
-    let p = Proc::spawn("socat echo", cmd, In::Null, Out::Null);
-    assert!(
-        wait_until(5.0, || TcpStream::connect(("127.0.0.1", port)).is_ok()),
-        "socat did not listen on {port}"
-    );
-    (p, port)
-}
 
 /// `nk dial --tls --ca CA EXTRA localhost PORT` with `input` on stdin.
 fn dial_tls(pki: &Pki, extra: &[&str], port: u16, input: Vec<u8>) -> Finished {
@@ -115,7 +41,7 @@ fn json_line(fwd: &mut Proc) -> serde_json::Value {
 fn sixty_four_mib_both_ways_through_tls_listen() {
     let pki = Pki::new();
     let (cert, key) = pki.leaf();
-    let (_echo, eport) = socat_echo(None);
+    let (_echo, eport) = socat_echo();
     let target = format!("127.0.0.1:{eport}");
     let (mut fwd, port) = forward(&[
         "--json",
@@ -146,7 +72,7 @@ fn sixty_four_mib_both_ways_through_tls_listen() {
 #[test]
 fn sixty_four_mib_both_ways_through_tls_connect() {
     let pki = Pki::new();
-    let (_echo, eport) = socat_echo(Some(&pki));
+    let (_echo, eport) = socat_tls_echo(&pki);
     let target = format!("localhost:{eport}");
     let (fwd, port) = forward(&["--tls-connect", "--ca", &pki.ca(), "127.0.0.1:0", &target]);
     let data = Arc::new(prng_bytes(64 * MIB, 32));
@@ -165,7 +91,7 @@ fn sixty_four_mib_both_ways_through_tls_connect() {
 fn tls_on_both_sides_at_once() {
     let pki = Pki::new();
     let (cert, key) = pki.leaf();
-    let (_echo, eport) = socat_echo(Some(&pki));
+    let (_echo, eport) = socat_tls_echo(&pki);
     let target = format!("localhost:{eport}");
     let (mut fwd, port) = forward(&[
         "--json",
@@ -298,7 +224,7 @@ fn a_client_certificate_is_required_refused_without_one_and_logged() {
     terminate(fwd);
 
     // With the certificate, the same forwarder lets the client through.
-    let (_echo, eport) = socat_echo(None);
+    let (_echo, eport) = socat_echo();
     let mut args = tls.to_vec();
     let target = format!("127.0.0.1:{eport}");
     args.extend_from_slice(&["127.0.0.1:0", &target]);
@@ -316,7 +242,7 @@ fn a_client_certificate_is_required_refused_without_one_and_logged() {
 #[test]
 fn a_target_with_an_untrusted_certificate_is_refused_and_the_client_reset() {
     let pki = Pki::new();
-    let (_echo, eport) = socat_echo(Some(&pki));
+    let (_echo, eport) = socat_tls_echo(&pki);
     // No --ca: the system store does not know the test's CA.
     let (fwd, port) = forward(&[
         "--tls-connect",
@@ -335,20 +261,8 @@ fn a_target_with_an_untrusted_certificate_is_refused_and_the_client_reset() {
 
 /// A rustls client of the test's own, trusting the PKI's CA, handshaken with `port`.
 fn rustls_client(pki: &Pki, port: u16) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(pki.path("ca.pem")).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let conn = rustls::ClientConnection::new(pki.rustls_client_config(), name).unwrap();
     let mut stream = rustls::StreamOwned::new(conn, client(port));
     while stream.conn.is_handshaking() {
         stream.conn.complete_io(&mut stream.sock).unwrap();
@@ -543,23 +457,7 @@ fn proxy_header_for_a_unix_client_is_v1_unknown_and_v2_local() {
 #[test]
 fn proxy_header_goes_in_clear_before_the_tls_handshake_with_the_target() {
     let pki = Pki::new();
-    let (cert, key) = pki.leaf();
-    let config = {
-        use rustls::pki_types::pem::PemObject;
-        let chain = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).unwrap();
-        rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap()
-    };
+    let config = pki.rustls_server_config();
     let target = Server::start(move |mut s, _| {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut line = Vec::new();
@@ -568,7 +466,7 @@ fn proxy_header_goes_in_clear_before_the_tls_handshake_with_the_target() {
             s.read_exact(&mut byte).unwrap();
             line.push(byte[0]);
         }
-        let conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+        let conn = rustls::ServerConnection::new(config).unwrap();
         let mut tls = rustls::StreamOwned::new(conn, s);
         let (plain, err) = read_all(&mut tls);
         (line, plain, err.map(|e| e.kind()))

@@ -3,6 +3,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::require_tool;
 
@@ -99,6 +103,39 @@ impl Pki {
     /// The leaf's certificate and key paths, as arguments.
     pub fn leaf(&self) -> (String, String) {
         (text(&self.path("leaf.pem")), text(&self.path("leaf.key")))
+    }
+
+    /// A rustls client configuration trusting the CA only.
+    pub fn rustls_client_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(self.path("ca.pem")).expect("read ca.pem") {
+            roots.add(cert.expect("ca.pem")).expect("add the CA");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Arc::new(config)
+    }
+
+    /// A rustls server configuration with the leaf.
+    pub fn rustls_server_config(&self) -> Arc<rustls::ServerConfig> {
+        let certs = CertificateDer::pem_file_iter(self.path("leaf.pem"))
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .expect("read leaf.pem");
+        let key = PrivateKeyDer::from_pem_file(self.path("leaf.key")).expect("read leaf.key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("leaf certificate and key");
+        Arc::new(config)
     }
 }
 
