@@ -563,3 +563,36 @@ fn tls_and_proxy_usage_errors_exit_2() {
     .expect_code(2)
     .expect_stderr_contains("--sni");
 }
+
+#[test]
+fn a_target_that_never_answers_the_tls_handshake_resets_the_client_within_w() {
+    // Accepts, then says nothing: the TCP connect succeeds, the handshake never ends.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tport = silent.local_addr().unwrap().port();
+    let holder = thread::spawn(move || {
+        let (s, _) = silent.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // The ClientHello arrives; then the forwarder gives up and resets.
+        read_all(&mut &s).1.map(|e| e.kind())
+    });
+    let (fwd, port) = forward(&[
+        "--tls-connect",
+        "--insecure",
+        "-w",
+        "1",
+        "127.0.0.1:0",
+        &format!("localhost:{tport}"),
+    ]);
+    let mut c = client(port);
+    let (got, err) = read_all(&mut c);
+    assert!(got.is_empty(), "{got:?}");
+    assert_eq!(err.map(|e| e.kind()), Some(io::ErrorKind::ConnectionReset));
+    assert_eq!(holder.join().unwrap(), Some(io::ErrorKind::ConnectionReset));
+    let mut fwd = fwd;
+    let line = fwd.wait_stderr_line(10.0, |l| l.contains("client reset"));
+    assert!(
+        line.contains("TLS handshake") && line.contains("timed out"),
+        "{line}"
+    );
+    terminate(fwd);
+}

@@ -51,7 +51,7 @@ use crate::wire::proxy_protocol::Proxied;
 
 use conn::{Broken, Conn, End, PipePool};
 use connector::{Connector, Outcome, TargetSpec, Waker};
-use side::Side;
+use side::{OpenFailure, Side};
 
 /// How long a client has to finish its TLS handshake (`--tls-listen`); `-i`, if shorter,
 /// applies too.
@@ -439,13 +439,13 @@ impl Engine {
                     let want = conn.client.opening_interest();
                     self.register(slot, [Some(want), None]);
                 }
-                Err(failure) => {
+                Err(OpenFailure(text)) => {
                     if let Some(conn) = self.table.take(slot) {
                         crate::log::warn(format_args!(
-                            "#{} {}: {}; reset",
-                            conn.id, conn.client_name, failure.text
+                            "#{} {}: {text}; reset",
+                            conn.id, conn.client_name
                         ));
-                        self.close(conn, End::Reset(failure.text));
+                        self.close(conn, End::Reset(text));
                     }
                 }
             }
@@ -466,12 +466,10 @@ impl Engine {
                     self.register(slot, [None, Some(want)]);
                     return;
                 }
-                Err(failure) => {
+                Err(OpenFailure(text)) => {
+                    // The client has not been relayed a byte: as for a refused connect.
                     if let Some(conn) = self.table.take(slot) {
-                        match failure.reset {
-                            true => self.close(conn, End::Reset(failure.text)),
-                            false => self.refuse(conn, failure.text, false),
-                        }
+                        self.refuse(conn, text, false);
                     }
                     return;
                 }

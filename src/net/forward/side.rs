@@ -52,14 +52,9 @@ struct Tls {
     summary: Option<String>,
 }
 
-/// Why a side could not be opened: its words, and whether it was the TLS handshake.
+/// Why a side could not be opened (the preface or the handshake failed), in words.
 #[derive(Debug)]
-pub struct OpenFailure {
-    /// What happened, in words.
-    pub text: String,
-    /// The peer reset the connection (rather than a TLS refusal).
-    pub reset: bool,
-}
+pub struct OpenFailure(pub String);
 
 impl Side {
     /// A side without TLS.
@@ -120,12 +115,11 @@ impl Side {
     /// once open; `Ok(false)` to be called again when [`Side::opening_interest`] is ready.
     /// `peer` names the other end for the failure's words; `server`: we are the TLS server.
     pub fn open(&mut self, peer: &str, server: bool) -> Result<bool, OpenFailure> {
-        let io_failure = |err: io::Error| OpenFailure {
-            reset: err.kind() == io::ErrorKind::ConnectionReset,
-            text: match err.kind() {
+        let io_failure = |err: io::Error| {
+            OpenFailure(match err.kind() {
                 io::ErrorKind::ConnectionReset => format!("{peer} reset the connection"),
                 _ => format!("{peer}: {err}"),
-            },
+            })
         };
         while !self.preface.is_empty() {
             match send(&self.socket, &self.preface) {
@@ -140,9 +134,11 @@ impl Side {
         if tls.summary.is_some() {
             return Ok(true);
         }
-        let words = |err: io::Error| OpenFailure {
-            reset: false,
-            text: format!("{:#}", crate::net::tls::explain(err, peer, peer, server)),
+        let words = |err: io::Error| {
+            OpenFailure(format!(
+                "{:#}",
+                crate::net::tls::explain(err, peer, peer, server)
+            ))
         };
         loop {
             flush(&mut tls.conn, &self.socket).map_err(io_failure)?;
@@ -159,10 +155,8 @@ impl Side {
             }
             match tls.conn.read_tls(&mut Wire(&self.socket)) {
                 Ok(0) => {
-                    return Err(OpenFailure {
-                        reset: false,
-                        text: format!("{:#}", crate::net::tls::cut_short(peer, "closed")),
-                    })
+                    let cut = crate::net::tls::cut_short(peer, "closed");
+                    return Err(OpenFailure(format!("{cut:#}")));
                 }
                 Ok(_) => {
                     if let Err(err) = tls.conn.process_new_packets() {
