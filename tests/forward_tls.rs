@@ -596,3 +596,66 @@ fn a_target_that_never_answers_the_tls_handshake_resets_the_client_within_w() {
     );
     terminate(fwd);
 }
+
+#[test]
+fn a_client_that_never_finishes_its_handshake_is_reset_after_ten_seconds() {
+    let nobody = NoConnect::new();
+    let (fwd, port) = forward(&["--tls-listen", "127.0.0.1:0", &nobody.server()]);
+    let mut c = connect_local(port);
+    // Half a ClientHello's record header, then nothing.
+    c.write_all(&[0x16, 0x03]).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let (got, err) = read_all(&mut c);
+    assert!(got.is_empty(), "{got:?}");
+    assert_eq!(err.map(|e| e.kind()), Some(io::ErrorKind::ConnectionReset));
+    let mut fwd = fwd;
+    fwd.wait_stderr_line(10.0, |l| {
+        l.contains("TLS handshake did not finish within 10s") && l.ends_with("; reset")
+    });
+    nobody.expect_none(0.1, "a client that never finished its handshake");
+    terminate(fwd);
+}
+
+#[test]
+fn tls_over_a_unix_socket_between_two_forwarders() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf();
+    let (_echo, eport) = socat_echo();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = format!("unix:{}", text(&dir.path().join("tls.sock")));
+    // Terminates TLS on a Unix socket ...
+    let mut inner = Proc::nk(
+        [
+            "forward",
+            "-v",
+            "--tls-listen",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            &sock,
+            &format!("127.0.0.1:{eport}"),
+        ],
+        In::Null,
+        Out::Pipe,
+    );
+    inner.wait_stderr_line(10.0, |l| l.contains("listening on"));
+    // ... which this one reaches with TLS (a Unix target's name comes from --sni).
+    let (outer, port) = forward(&[
+        "--tls-connect",
+        "--ca",
+        &pki.ca(),
+        "--sni",
+        "localhost",
+        "127.0.0.1:0",
+        &sock,
+    ]);
+    let data = Arc::new(prng_bytes(4 * MIB, 35));
+    let got = round_trip(client(port), Arc::clone(&data));
+    assert_same_bytes("TLS over a Unix socket", &got, &data);
+    inner.wait_stderr_line(10.0, |l| {
+        l.contains("unix client [TLS 1.3") && l.ends_with("fin")
+    });
+    terminate(outer);
+    terminate(inner);
+}
