@@ -382,3 +382,55 @@ fn nc_client_through_the_forwarder_to_an_nc_target() {
     let _ = target.wait(10.0);
     terminate(fwd);
 }
+
+/// A target given by name goes through the connector threads (resolution, Happy Eyeballs);
+/// an IP literal is connected by the loop itself. Both carry the bytes and the report
+/// names the address that answered.
+#[test]
+fn named_and_literal_targets_both_carry_bytes_and_name_the_address_that_answered() {
+    let (target, tport) = socat_echo();
+    for spec in [format!("localhost:{tport}"), format!("127.0.0.1:{tport}")] {
+        let (fwd, port) = forward(&["-4", "127.0.0.1:0", &spec]);
+        let mut c = client(port);
+        let data = prng_bytes(64 * 1024, 7);
+        c.write_all(&data).unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let (back, err) = read_all(&mut c);
+        assert!(err.is_none(), "{spec}: {err:?}");
+        assert_eq!(back, data, "{spec}");
+        let mut fwd = fwd;
+        fwd.wait_stderr_line(10.0, |l| {
+            l.contains(&format!(
+                "-> 127.0.0.1:{tport}: 65536 bytes up, 65536 bytes down"
+            )) && l.ends_with("; fin")
+        });
+        terminate(fwd);
+    }
+    drop(target);
+}
+
+/// One event loop per core: the forwarder runs a `forward-N` thread for each CPU it may use.
+#[test]
+fn one_event_loop_thread_per_core() {
+    let (fwd, _port) = forward(&["127.0.0.1:0", "127.0.0.1:9"]);
+    let cores = thread::available_parallelism().map_or(1, |n| n.get().min(64));
+    let loops = || {
+        std::fs::read_dir(format!("/proc/{}/task", fwd.pid()))
+            .map(|tasks| {
+                tasks
+                    .flatten()
+                    .filter(|t| {
+                        std::fs::read_to_string(t.path().join("comm"))
+                            .is_ok_and(|c| c.trim_end().starts_with("forward-"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(5.0, || loops() == cores),
+        "{} forward-N threads, {cores} cores",
+        loops()
+    );
+    terminate(fwd);
+}

@@ -92,7 +92,8 @@ fn tls_on_both_sides_at_once() {
     let pki = Pki::new();
     let (cert, key) = pki.leaf();
     let (_echo, eport) = socat_tls_echo(&pki);
-    let target = format!("localhost:{eport}");
+    // An IP literal: the loop connects it itself; the leaf carries IP:127.0.0.1.
+    let target = format!("127.0.0.1:{eport}");
     let (mut fwd, port) = forward(&[
         "--json",
         "--tls-listen",

@@ -14,7 +14,7 @@ use crate::info;
 use crate::net::addr::{self, display_sockaddr, Host};
 use crate::net::connect::ConnectOptions;
 use crate::net::deadline::{idle_limit, parse_duration, parse_timeout};
-use crate::net::forward::connector::{TargetSpec, Waker};
+use crate::net::forward::connector::TargetSpec;
 use crate::net::forward::{self, Options, Stop};
 use crate::net::server::bind_tcp;
 use crate::net::services::Proto;
@@ -38,7 +38,7 @@ const UNIX_BACKLOG: i32 = 1024;
         unix:@name (a stale socket file is replaced, a live one or any other file is refused, \
         as with `nk unix -l`). TARGET: HOST:PORT (names and service names resolved for each \
         client, Happy Eyeballs across addresses) or unix:PATH / unix:@name.\n\n\
-        One event loop (epoll) carries every connection; bytes move socket to socket through \
+        One event loop (epoll) per core carries the connections; bytes move socket to socket through \
         splice(2) and a pipe held only while bytes are in flight, or a 64 KiB buffer where \
         splice is refused. Nothing is buffered beyond that: a side that does not read pushes \
         back on the other through TCP flow control. A FIN from one side is passed on as a \
@@ -336,15 +336,14 @@ pub fn run(args: ForwardArgs) -> Result<()> {
         ListenOn::Tcp(_) => ("tcp", crate::net::server::stack_note(&listener)),
         ListenOn::Unix(_) => ("unix", ""),
     };
-    let waker = Arc::new(Waker::new().context("create the wake-up pipe")?);
     let stop = Arc::new(Stop::default());
     {
-        let (stop, waker) = (Arc::clone(&stop), Arc::clone(&waker));
-        signals::on_interrupt(move || stop.request_and_wait(&waker))?;
+        let stop = Arc::clone(&stop);
+        signals::on_interrupt(move || stop.request_and_wait())?;
     }
     info!(
         "listening on {} ({kind}){stack}; forwarding to {target}",
         display_sockaddr(&local)
     );
-    forward::run(listener, opts, stop, waker)
+    forward::run(listener, opts, stop)
 }

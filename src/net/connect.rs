@@ -152,6 +152,26 @@ pub fn happy_eyeballs(
     }
 }
 
+/// The one address of a target given as an IP literal (no resolution, no race), allowed by
+/// `-4`/`-6`: an event loop may then connect it without blocking ([`start_attempt`],
+/// [`attempt_state`]) instead of handing it to a thread. `None` for names.
+pub fn literal_addr(target: &Target, opts: &ConnectOptions) -> Option<SocketAddr> {
+    match target.host {
+        addr::Host::Ip(ip) if opts.family.allows(ip) => Some(SocketAddr::new(ip, target.port)),
+        _ => None,
+    }
+}
+
+/// The error of a failed attempt on a [`literal_addr`], worded as [`connect`] words it.
+pub fn literal_failed(
+    target: &Target,
+    addr: SocketAddr,
+    err: io::Error,
+    timed_out: Option<String>,
+) -> anyhow::Error {
+    all_failed(target, vec![(addr, err)], timed_out)
+}
+
 fn remaining_until(at: Instant) -> Duration {
     at.saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1))
@@ -159,7 +179,7 @@ fn remaining_until(at: Instant) -> Duration {
 
 /// Creates, configures, binds and starts connecting one socket. `true` when the connection
 /// completed at once.
-fn start_attempt(addr: SocketAddr, opts: &ConnectOptions) -> io::Result<(Socket, bool)> {
+pub fn start_attempt(addr: SocketAddr, opts: &ConnectOptions) -> io::Result<(Socket, bool)> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     let mut sockopts = opts.sockopts.clone();
     // Several attempts of one family may bind the same source port at once.
@@ -184,13 +204,19 @@ fn start_attempt(addr: SocketAddr, opts: &ConnectOptions) -> io::Result<(Socket,
     }
 }
 
-enum AttemptState {
+/// Where a non-blocking connection attempt stands.
+#[derive(Debug)]
+pub enum AttemptState {
+    /// Still connecting.
     Pending,
+    /// Connected: the socket is ready for bytes.
     Connected,
+    /// Refused, unreachable, or another error.
     Failed(io::Error),
 }
 
-fn attempt_state(socket: &Socket) -> AttemptState {
+/// Asks a non-blocking attempt (once writable, or at any time) where it stands.
+pub fn attempt_state(socket: &Socket) -> AttemptState {
     match socket.take_error() {
         Ok(Some(err)) | Err(err) => AttemptState::Failed(err),
         Ok(None) => match socket.peer_addr() {

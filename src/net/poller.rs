@@ -94,6 +94,23 @@ impl Poller {
         self.control(libc::EPOLL_CTL_ADD, fd, interest, token)
     }
 
+    /// Starts watching a listener shared by several pollers (one per event loop) for
+    /// readability, with EPOLLEXCLUSIVE: a new client wakes one of them, not every one.
+    /// Such a registration cannot be modified, only removed.
+    pub fn add_exclusive(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32,
+            u64: token,
+        };
+        // SAFETY: `event` is a valid epoll_event for the duration of the call.
+        let status =
+            unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
+        if status < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Changes what `fd` is watched for.
     pub fn modify(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
         self.control(libc::EPOLL_CTL_MOD, fd, interest, token)

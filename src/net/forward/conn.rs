@@ -318,8 +318,11 @@ pub struct Conn {
     pub target_name: String,
     /// The accepted socket (with TLS on it for `--tls-listen`).
     pub client: Side,
-    /// The target, once the connector has reached it.
+    /// The target: once reached, or (a plain side) while the loop's own non-blocking connect
+    /// is under way (`connecting`).
     pub target: Option<Side>,
+    /// The address the loop is connecting `target` to, until the connection is made.
+    pub connecting: Option<std::net::SocketAddr>,
     /// When the connector was asked for the target (`-w` counts from here, TLS included).
     pub connect_started: Option<Instant>,
     /// What goes to the target first, raw (the PROXY header).
@@ -346,6 +349,7 @@ impl Conn {
             target_name,
             client,
             target: None,
+            connecting: None,
             connect_started: None,
             preface: Vec::new(),
             up: Flow::default(),

@@ -2,14 +2,20 @@
 //! own connection to the target, relay both ways.
 //!
 //! Where things are:
-//! - the event loop is [`run`] in this file: one thread, one epoll instance
-//!   (`net::poller`, level-triggered, so a flow that stops after [`conn`]'s round limit is
-//!   simply reported again), the listener, the connector's wake-up pipe and every socket of
-//!   every connection in it. Tokens are `slot * 2 + side` (0 client, 1 target).
+//! - the event loops are started by [`run`] in this file: one per core, each a thread with
+//!   its own epoll instance (`net::poller`, level-triggered, so a flow that stops after
+//!   [`conn`]'s round limit is simply reported again), its own connections, pipe pool and
+//!   connector, and the one listener registered in every loop with EPOLLEXCLUSIVE (the
+//!   kernel wakes one loop per incoming client, not all). A connection stays in the loop
+//!   that accepted it. Tokens are `slot * 2 + side` (0 client, 1 target). What the loops
+//!   share is [`Shared`]: the `-m` count, connection numbers and the summary's totals.
 //! - a connection's state is [`conn::Conn`]: its two sockets and a [`conn::Flow`] each way;
 //!   the bytes in flight live in the flow (a pooled pipe for splice, or a bounded buffer).
 //! - reaching the target is [`connector`]: a small thread pool running `net::connect` (names,
-//!   Happy Eyeballs, `-w`), so the loop never blocks on a resolver.
+//!   Happy Eyeballs, `-w`), so the loop never blocks on a resolver. A target given as an IP
+//!   literal needs neither: the loop connects it itself, non-blocking (no thread hand-off
+//!   and wake-up per client, which is most of a short connection's cost), and `-w` is
+//!   checked by the sweep.
 //! - a protocol plugs in at [`side::Side`] (one end of a connection) or [`conn::Flow`]: TLS
 //!   is a side (a rustls connection over the non-blocking socket, its handshake stepped by
 //!   this loop, its flows on the buffer carrier); the PROXY header is a side's preface, the
@@ -17,8 +23,8 @@
 //!   records each chunk a flow moves.
 //! - the order on a connection: accept, the client's TLS handshake (`--tls-listen`; within
 //!   [`CLIENT_HANDSHAKE`], a client that fails it never costs the target a connection), the
-//!   connector reaches the target, the PROXY header and the target's TLS handshake
-//!   (`--tls-connect`; within what is left of `-w`), then the flows.
+//!   target is reached, the PROXY header and the target's TLS handshake (`--tls-connect`;
+//!   within what is left of `-w`), then the flows.
 //!
 //! Rules (README, "Nothing is lost"): a FIN from one side becomes shutdown(SHUT_WR) on the
 //! other once its bytes are written, and the other direction keeps flowing; a reset or an
@@ -33,8 +39,8 @@ pub mod side;
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,8 +48,8 @@ use anyhow::{Context, Result};
 use socket2::Socket;
 
 use crate::net::acl::AccessList;
-use crate::net::addr::display_sockaddr;
-use crate::net::connect::ConnectOptions;
+use crate::net::addr::{display_addr, display_sockaddr};
+use crate::net::connect::{self, AttemptState, ConnectOptions};
 use crate::net::deadline::{format_duration, Deadline};
 use crate::net::poller::{Interest, Poller};
 use crate::net::server::{accept_nonblocking, Accepted, Backoff};
@@ -100,38 +106,59 @@ pub struct TlsConnect {
     pub server_name: rustls::pki_types::ServerName<'static>,
 }
 
-/// Set by SIGINT/SIGTERM; the loop answers by closing everything and reporting.
+/// Set by SIGINT/SIGTERM; every loop answers by closing its connections, and the last one
+/// to finish prints the summary.
 #[derive(Debug, Default)]
 pub struct Stop {
     requested: AtomicBool,
-    done: Mutex<bool>,
+    /// The wake-up pipe of every loop.
+    wakers: Mutex<Vec<Arc<Waker>>>,
+    /// Loops still running.
+    running: Mutex<usize>,
     finished: Condvar,
 }
 
 impl Stop {
-    /// Asks the loop to stop (from the signal thread) and waits, bounded, until it has.
-    pub fn request_and_wait(&self, waker: &Waker) {
+    /// Asks every loop to stop (from the signal thread) and waits, bounded, until they have.
+    pub fn request_and_wait(&self) {
         self.requested.store(true, Ordering::Release);
-        waker.wake();
-        let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        for waker in self.wakers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            waker.wake();
+        }
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let _ = self
             .finished
-            .wait_timeout_while(done, STOP_WAIT, |done| !*done);
+            .wait_timeout_while(running, STOP_WAIT, |running| *running > 0);
     }
 
-    fn finish(&self) {
-        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    fn enlist(&self, waker: Arc<Waker>) {
+        self.wakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(waker);
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    }
+
+    /// A loop is done; true for the last one.
+    fn finish(&self) -> bool {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        *running = running.saturating_sub(1);
         self.finished.notify_all();
+        *running == 0
     }
 }
 
-/// Totals for the `-v` summary.
-#[derive(Debug, Default)]
-struct Totals {
-    accepted: u64,
-    turned_away: u64,
-    up: u64,
-    down: u64,
+/// What every loop shares: the `-m` count, connection numbers, the summary's totals.
+#[derive(Debug)]
+struct Shared {
+    /// Connections at once, across the loops (connecting or relaying).
+    live: AtomicUsize,
+    next_id: AtomicU64,
+    accepted: AtomicU64,
+    turned_away: AtomicU64,
+    up: AtomicU64,
+    down: AtomicU64,
+    started: Instant,
 }
 
 /// The connections of the loop, by slot (its epoll token).
@@ -146,20 +173,71 @@ struct Engine {
     outcomes: Receiver<Outcome>,
     waker: Arc<Waker>,
     opts: Options,
-    totals: Totals,
-    next_id: u64,
-    started: Instant,
+    /// The target's one address when it is an IP literal: connected by the loop itself.
+    direct: Option<std::net::SocketAddr>,
+    shared: Arc<Shared>,
+}
+
+/// How many event loops: one per core the process may run on.
+fn loop_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(64))
 }
 
 /// Runs the forwarder on `listener` (bound, listening) until SIGINT/SIGTERM, which `stop`
-/// reports; `waker` is the one `stop` wakes. Returns only on an unrecoverable listener error.
-pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) -> Result<()> {
+/// reports: one event loop per core, each on its own thread. Returns only on an
+/// unrecoverable error of one of them.
+pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>) -> Result<()> {
     listener
         .set_nonblocking(true)
         .context("set the listener non-blocking")?;
+    let listener = Arc::new(listener);
+    let shared = Arc::new(Shared {
+        live: AtomicUsize::new(0),
+        next_id: AtomicU64::new(0),
+        accepted: AtomicU64::new(0),
+        turned_away: AtomicU64::new(0),
+        up: AtomicU64::new(0),
+        down: AtomicU64::new(0),
+        started: Instant::now(),
+    });
+    let (failed, failure) = mpsc::channel();
+    for n in 0..loop_count() {
+        let waker = Arc::new(Waker::new().context("create a wake-up pipe")?);
+        stop.enlist(Arc::clone(&waker));
+        let (listener, opts, stop, shared) = (
+            Arc::clone(&listener),
+            opts.clone(),
+            Arc::clone(&stop),
+            Arc::clone(&shared),
+        );
+        let failed = failed.clone();
+        std::thread::Builder::new()
+            .name(format!("forward-{n}"))
+            .spawn(move || {
+                let err = run_loop(&listener, opts, &stop, waker, shared);
+                let _ = failed.send(err);
+            })
+            .context("start an event loop thread")?;
+    }
+    drop(failed);
+    // The loops run until the signal thread ends the process; one that fails ends it here.
+    match failure.recv() {
+        Ok(Err(err)) => Err(err),
+        Ok(Ok(())) | Err(_) => Err(anyhow::anyhow!("the event loops stopped")),
+    }
+}
+
+/// One event loop: accepts its share of the clients and carries their connections.
+fn run_loop(
+    listener: &Socket,
+    opts: Options,
+    stop: &Stop,
+    waker: Arc<Waker>,
+    shared: Arc<Shared>,
+) -> Result<()> {
     let poller = Poller::new(256).context("epoll_create")?;
     poller
-        .add(listener.as_raw_fd(), Interest::Read, LISTENER)
+        .add_exclusive(listener.as_raw_fd(), LISTENER)
         .context("epoll_ctl")?;
     poller
         .add(waker.fd(), Interest::Read, WAKE)
@@ -169,7 +247,12 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
         opts.connect.clone(),
         Arc::clone(&waker),
     );
+    let direct = match &opts.target {
+        TargetSpec::Tcp(target) => connect::literal_addr(target, &opts.connect),
+        TargetSpec::Unix(_) => None,
+    };
     let mut engine = Engine {
+        direct,
         poller,
         table: Table::default(),
         pool: PipePool::default(),
@@ -177,17 +260,21 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
         outcomes,
         waker,
         opts,
-        totals: Totals::default(),
-        next_id: 0,
-        started: Instant::now(),
+        shared,
     };
     let mut backoff = Backoff::default();
     let mut paused_until: Option<Instant> = None;
     let idle = engine.opts.idle;
-    // Handshakes have deadlines too: the sweep looks for those past theirs.
-    let timers =
-        idle.is_some() || engine.opts.tls_listen.is_some() || engine.opts.tls_connect.is_some();
-    let sweep_every = idle.map_or(SWEEP, |i| (i / 4).clamp(Duration::from_millis(10), SWEEP));
+    // The sweep also bounds the loop's own connects by -w, and the TLS handshakes.
+    let connect_limit = engine.direct.and(engine.opts.connect.timeout);
+    let tls = engine.opts.tls_listen.is_some() || engine.opts.tls_connect.is_some();
+    let sweeps = idle.is_some() || connect_limit.is_some() || tls;
+    let sweep_every = [idle, connect_limit]
+        .into_iter()
+        .flatten()
+        .map(|d| (d / 4).clamp(Duration::from_millis(10), SWEEP))
+        .min()
+        .unwrap_or(SWEEP);
     let mut next_sweep = Instant::now() + sweep_every;
     let mut ready = Vec::with_capacity(256);
     loop {
@@ -195,7 +282,7 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
         if let Some(at) = paused_until {
             deadline = deadline.min(Deadline::at(at));
         }
-        if timers && engine.table.live > 0 {
+        if sweeps && engine.table.live > 0 {
             deadline = deadline.min(Deadline::at(next_sweep));
         }
         ready.clear();
@@ -205,17 +292,17 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
             paused_until = None;
             engine
                 .poller
-                .add(listener.as_raw_fd(), Interest::Read, LISTENER)
+                .add_exclusive(listener.as_raw_fd(), LISTENER)
                 .context("epoll_ctl")?;
         }
         for event in &ready {
             match event.token {
-                LISTENER => match engine.accept(&listener) {
+                LISTENER => match engine.accept(listener) {
                     Ok(()) => backoff.reset(),
                     Err(AcceptStop::Exhausted(err)) => {
                         // Out of descriptors: stop watching the listener for a while (the
                         // clients wait in its backlog) instead of spinning on it.
-                        let pause = backoff.next_pause(&listener, &err);
+                        let pause = backoff.next_pause(listener, &err);
                         engine
                             .poller
                             .remove(listener.as_raw_fd())
@@ -228,7 +315,9 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
                     engine.waker.drain();
                     if stop.requested.load(Ordering::Acquire) {
                         engine.stop_all();
-                        stop.finish();
+                        if stop.finish() {
+                            engine.summary();
+                        }
                         // The signal thread exits the process with the signal's status.
                         loop {
                             std::thread::park();
@@ -239,7 +328,7 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>, waker: Arc<Waker>) 
                 token => engine.step((token / 2) as usize),
             }
         }
-        if timers && now >= next_sweep {
+        if sweeps && now >= next_sweep {
             engine.sweep(now);
             next_sweep = now + sweep_every;
         }
@@ -270,18 +359,17 @@ impl Engine {
                 .as_socket()
                 .is_none_or(|p| self.opts.access.permits(p.ip()))
             {
-                self.totals.turned_away += 1;
+                self.shared.turned_away.fetch_add(1, Ordering::Relaxed);
                 crate::info!("denied {name} (--allow/--deny)");
                 conn::reset(socket);
                 continue;
             }
+            let live = self.shared.live.fetch_add(1, Ordering::AcqRel);
             if let Some(max) = self.opts.max_conns {
-                if self.table.live >= max {
-                    self.totals.turned_away += 1;
-                    crate::info!(
-                        "refused {name}: {} connections already (-m {max})",
-                        self.table.live
-                    );
+                if live >= max {
+                    self.shared.live.fetch_sub(1, Ordering::AcqRel);
+                    self.shared.turned_away.fetch_add(1, Ordering::Relaxed);
+                    crate::info!("refused {name}: {live} connections already (-m {max})");
                     conn::reset(socket);
                     continue;
                 }
@@ -303,6 +391,7 @@ impl Engine {
                         Instant::now() + CLIENT_HANDSHAKE,
                     ),
                     Err(err) => {
+                        self.shared.live.fetch_sub(1, Ordering::AcqRel);
                         crate::log::warn(format_args!("{name}: start TLS: {err}; reset"));
                         conn::reset(socket);
                         continue;
@@ -310,9 +399,8 @@ impl Engine {
                 },
                 None => Side::plain(socket),
             };
-            self.next_id += 1;
-            self.totals.accepted += 1;
-            let id = self.next_id;
+            let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+            self.shared.accepted.fetch_add(1, Ordering::Relaxed);
             let mut conn = Conn::new(id, client, name, self.opts.target.to_string());
             conn.preface = preface.unwrap_or_default();
             let handshake_first = conn.client.is_tls();
@@ -321,40 +409,93 @@ impl Engine {
                 crate::debug!("#{id} accepted; TLS handshake with the client");
                 self.step(slot);
             } else {
-                self.start_connect(slot);
+                self.dial(slot, id);
             }
         }
         Ok(())
     }
 
-    /// Asks the connector for the target of the connection in `slot`.
-    fn start_connect(&mut self, slot: usize) {
+    /// Starts reaching the target for the client in `slot`: by the loop itself for an IP
+    /// literal, by the connector's threads otherwise.
+    fn dial(&mut self, slot: usize, id: u64) {
+        if let Some(conn) = self.table.get(slot) {
+            conn.connect_started = Some(Instant::now());
+            crate::debug!(
+                "#{id} {} accepted; connecting to {}",
+                conn.client_name,
+                self.opts.target
+            );
+        }
+        let (Some(addr), TargetSpec::Tcp(target)) = (self.direct, &self.opts.target) else {
+            self.connector.start(slot, id);
+            return;
+        };
+        match connect::start_attempt(addr, &self.opts.connect) {
+            Ok((socket, done)) => {
+                if let Some(conn) = self.table.get(slot) {
+                    conn.target_name = display_addr(addr);
+                    if done {
+                        self.reached(slot, socket);
+                    } else {
+                        // A plain side while the connect is under way; TLS and the preface
+                        // come with the connection.
+                        conn.target = Some(Side::plain(socket));
+                        conn.connecting = Some(addr);
+                    }
+                }
+                self.step(slot);
+            }
+            Err(err) => {
+                let text = format!("{:#}", connect::literal_failed(target, addr, err, None));
+                self.target_failed(slot, text, false);
+            }
+        }
+    }
+
+    /// The target could not be reached: the client is reset at once, with a stderr line.
+    fn target_failed(&mut self, slot: usize, text: String, timed_out: bool) {
+        if let Some(conn) = self.table.take(slot) {
+            crate::log::warn(format_args!(
+                "#{} {}: {}; client reset",
+                conn.id, conn.client_name, text
+            ));
+            let end = if timed_out {
+                End::Refused(format!("no answer within -w: {text}"))
+            } else {
+                End::Refused(text)
+            };
+            self.close(conn, end);
+        }
+    }
+
+    /// The target of the connection in `slot` is connected: its side (TLS with
+    /// `--tls-connect`, its handshake within what is left of `-w`; the PROXY header first)
+    /// and the flows between it and the client.
+    fn reached(&mut self, slot: usize, socket: Socket) {
+        let limit = self.opts.connect.timeout.unwrap_or(Duration::MAX);
         let Some(conn) = self.table.get(slot) else {
             return;
         };
-        conn.connect_started = Some(Instant::now());
-        let id = conn.id;
-        crate::debug!(
-            "#{id} {} accepted; connecting to {}",
-            conn.client_name,
-            self.opts.target
-        );
-        self.connector.start(slot, id);
-    }
-
-    /// The target could not be reached (or refused TLS): the client is reset at once, and
-    /// stderr says why.
-    fn refuse(&mut self, conn: Conn, text: String, timed_out: bool) {
-        crate::log::warn(format_args!(
-            "#{} {}: {text}; client reset",
-            conn.id, conn.client_name
-        ));
-        let end = if timed_out {
-            End::Refused(format!("no answer within -w: {text}"))
-        } else {
-            End::Refused(text)
+        let side = match &self.opts.tls_connect {
+            Some(tls) => {
+                let started = conn.connect_started.unwrap_or(conn.opened);
+                let deadline = started.checked_add(limit).unwrap_or(started + SWEEP);
+                match rustls::ClientConnection::new(
+                    Arc::clone(&tls.config),
+                    tls.server_name.clone(),
+                ) {
+                    Ok(c) => Side::tls(socket, rustls::Connection::Client(c), deadline),
+                    Err(err) => {
+                        self.target_failed(slot, format!("start TLS: {err}"), false);
+                        return;
+                    }
+                }
+            }
+            None => Side::plain(socket),
         };
-        self.close(conn, end);
+        let preface = std::mem::take(&mut conn.preface);
+        conn.attach(side.with_preface(preface));
+        conn.last_active = Instant::now();
     }
 
     /// Takes the connector's outcomes: a reached target starts relaying; a failure resets
@@ -372,51 +513,20 @@ impl Engine {
             }
             match outcome.result {
                 Ok((socket, name)) => {
-                    // The handshake with the target counts in -w, from the connect's start.
-                    let limit = self.opts.connect.timeout.unwrap_or(Duration::MAX);
-                    let side = match &self.opts.tls_connect {
-                        Some(tls) => {
-                            let started = self
-                                .table
-                                .get(slot)
-                                .and_then(|c| c.connect_started)
-                                .unwrap_or_else(Instant::now);
-                            let deadline = started.checked_add(limit).unwrap_or(started + SWEEP);
-                            match rustls::ClientConnection::new(
-                                Arc::clone(&tls.config),
-                                tls.server_name.clone(),
-                            ) {
-                                Ok(c) => Side::tls(socket, rustls::Connection::Client(c), deadline),
-                                Err(err) => {
-                                    if let Some(conn) = self.table.take(slot) {
-                                        self.refuse(conn, format!("start TLS: {err}"), false);
-                                    }
-                                    continue;
-                                }
-                            }
-                        }
-                        None => Side::plain(socket),
-                    };
                     if let Some(conn) = self.table.get(slot) {
-                        let side = side.with_preface(std::mem::take(&mut conn.preface));
-                        conn.attach(side);
                         conn.target_name = name;
-                        conn.last_active = Instant::now();
                     }
+                    self.reached(slot, socket);
                     self.step(slot);
                 }
-                Err(failure) => {
-                    if let Some(conn) = self.table.take(slot) {
-                        self.refuse(conn, failure.text, failure.timed_out);
-                    }
-                }
+                Err(failure) => self.target_failed(slot, failure.text, failure.timed_out),
             }
         }
     }
 
-    /// Moves the connection in `slot` on as far as its sockets allow: the openings (TLS
-    /// handshakes, the PROXY header), then both flows; then registers what each socket waits
-    /// for, or ends the connection.
+    /// Moves the connection in `slot` on as far as its sockets allow: the openings (the
+    /// client's TLS handshake; the connect, the PROXY header and the target's TLS handshake),
+    /// then both flows; then registers what each socket waits for, or ends the connection.
     fn step(&mut self, slot: usize) {
         let Some(conn) = self.table.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
@@ -424,15 +534,15 @@ impl Engine {
         if !conn.client.is_open() {
             match conn.client.open("the client", true) {
                 Ok(true) => {
+                    let id = conn.id;
                     crate::debug!(
-                        "#{} {}: {}",
-                        conn.id,
+                        "#{id} {}: {}",
                         conn.client_name,
                         conn.client.tls_summary().unwrap_or_default()
                     );
                     // The client is read again once the target is there.
                     if self.register(slot, [None, None]) {
-                        self.start_connect(slot);
+                        self.dial(slot, id);
                     }
                 }
                 Ok(false) => {
@@ -451,6 +561,34 @@ impl Engine {
             }
             return;
         }
+        let Some(target) = conn.target.as_ref() else {
+            return;
+        };
+        if let Some(addr) = conn.connecting {
+            match connect::attempt_state(&target.socket) {
+                AttemptState::Pending => {
+                    self.register(slot, [None, Some(Interest::Write)]);
+                    return;
+                }
+                AttemptState::Connected => {
+                    conn.connecting = None;
+                    // As the connector does: the forwarder must not add latency.
+                    let _ = target.socket.set_nodelay(true);
+                    if let Some(plain) = conn.target.take() {
+                        self.reached(slot, plain.into_socket());
+                    }
+                    return self.step(slot);
+                }
+                AttemptState::Failed(err) => {
+                    let TargetSpec::Tcp(spec) = &self.opts.target else {
+                        return;
+                    };
+                    let text = format!("{:#}", connect::literal_failed(spec, addr, err, None));
+                    self.target_failed(slot, text, false);
+                    return;
+                }
+            }
+        }
         let Some(target) = conn.target.as_mut() else {
             return;
         };
@@ -468,9 +606,7 @@ impl Engine {
                 }
                 Err(OpenFailure(text)) => {
                     // The client has not been relayed a byte: as for a refused connect.
-                    if let Some(conn) = self.table.take(slot) {
-                        self.refuse(conn, text, false);
-                    }
+                    self.target_failed(slot, text, false);
                     return;
                 }
             }
@@ -580,8 +716,11 @@ impl Engine {
                 let _ = self.poller.remove(fd);
             }
         }
-        self.totals.up += conn.up.bytes;
-        self.totals.down += conn.down.bytes;
+        self.shared.live.fetch_sub(1, Ordering::AcqRel);
+        self.shared.up.fetch_add(conn.up.bytes, Ordering::Relaxed);
+        self.shared
+            .down
+            .fetch_add(conn.down.bytes, Ordering::Relaxed);
         self.report(&conn, &end);
         let Conn {
             mut client, target, ..
@@ -642,9 +781,31 @@ impl Engine {
         );
     }
 
-    /// `-i`: resets the connections where no byte moved for the limit; and the TLS
-    /// handshakes past their deadline (the client's: [`CLIENT_HANDSHAKE`]; the target's: `-w`).
+    /// `-i`: resets the connections where no byte moved for the limit; `-w`: resets the
+    /// clients whose target (connected by the loop) did not answer in time, or whose TLS
+    /// handshake with the target is not over by then; and the clients that have not finished
+    /// their own TLS handshake within [`CLIENT_HANDSHAKE`].
     fn sweep(&mut self, now: Instant) {
+        if let (Some(limit), TargetSpec::Tcp(target)) =
+            (self.opts.connect.timeout, self.opts.target.clone())
+        {
+            for slot in 0..self.table.slots.len() {
+                let late = self.table.slots[slot].as_ref().and_then(|c| {
+                    let started = c.connect_started.unwrap_or(c.opened);
+                    c.connecting
+                        .filter(|_| now.saturating_duration_since(started) >= limit)
+                });
+                if let Some(addr) = late {
+                    let timed_out = io::Error::new(io::ErrorKind::TimedOut, "timed out");
+                    let waited = Some(format_duration(limit));
+                    let text = format!(
+                        "{:#}",
+                        connect::literal_failed(&target, addr, timed_out, waited)
+                    );
+                    self.target_failed(slot, text, true);
+                }
+            }
+        }
         let idle = self.opts.idle;
         let wait = self.opts.connect.timeout.unwrap_or_default();
         for slot in 0..self.table.slots.len() {
@@ -665,14 +826,12 @@ impl Engine {
                     self.close(conn, End::Reset(text));
                 }
             } else if past(conn.target.as_ref().and_then(Side::handshake_deadline)) {
-                if let Some(conn) = self.table.take(slot) {
-                    let text = format!(
-                        "TLS handshake with {}: timed out after {}",
-                        conn.target_name,
-                        format_duration(wait)
-                    );
-                    self.refuse(conn, text, true);
-                }
+                let text = format!(
+                    "TLS handshake with {}: timed out after {}",
+                    conn.target_name,
+                    format_duration(wait)
+                );
+                self.target_failed(slot, text, true);
             } else if idle
                 .is_some_and(|limit| now.saturating_duration_since(conn.last_active) >= limit)
             {
@@ -683,20 +842,25 @@ impl Engine {
         }
     }
 
-    /// SIGINT/SIGTERM: every connection reset and reported, then the summary.
+    /// SIGINT/SIGTERM: every connection of this loop reset and reported.
     fn stop_all(&mut self) {
         for slot in 0..self.table.slots.len() {
             if let Some(conn) = self.table.take(slot) {
                 self.close(conn, End::Interrupted);
             }
         }
+    }
+
+    /// The `-v` summary, by the last loop to stop.
+    fn summary(&self) {
+        let total = |n: &AtomicU64| n.load(Ordering::Relaxed);
         crate::info!(
             "forwarded {} ({} turned away); {} up, {} down in {}",
-            crate::log::count(self.totals.accepted, "connection"),
-            self.totals.turned_away,
-            crate::log::count(self.totals.up, "byte"),
-            crate::log::count(self.totals.down, "byte"),
-            format_duration(self.started.elapsed())
+            crate::log::count(total(&self.shared.accepted), "connection"),
+            total(&self.shared.turned_away),
+            crate::log::count(total(&self.shared.up), "byte"),
+            crate::log::count(total(&self.shared.down), "byte"),
+            format_duration(self.shared.started.elapsed())
         );
     }
 }

@@ -88,6 +88,11 @@ impl Side {
         self
     }
 
+    /// The socket alone (a plain side whose connect was under way, to be opened anew).
+    pub fn into_socket(self) -> Socket {
+        self.socket
+    }
+
     /// Whether bytes through this side must pass through user space (TLS): no splice.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
