@@ -30,12 +30,23 @@
 #   queued), from a few per thousand to every other one, so its raw rtt/s can measure the
 #   client's timeout. "net rtt/s" leaves out the time spent waiting for replies that timed out;
 #   the bar uses net rtt/s for both. nk must answer every datagram (a late reply is fine).
+# Part 4, bulk streams (RFC 864 chargen, RFC 863 discard), one client through OpenBSD nc:
+#   chargen: `nc -d 127.0.0.1 P | head -c BULK_MIB MiB | wc -c`, timed: MB/s read; bytes
+#     counted, and the first 22 lines (where xinetd's pattern and RFC 864's agree) compared
+#     between the servers;
+#   discard: `nc -N 127.0.0.1 P < FILE` (BULK_MIB MiB of random bytes, bulk_file), timed until
+#     the server's close: MB/s sent; nc must exit 0, and nk's -v line must count every byte;
+#     against
+#     nk      nk chargen|discard -l --tcp 127.0.0.1:P [-v]
+#     xinetd  INTERNAL UNLISTED chargen-stream / discard-stream, wait = no
+#   RUNS rounds, fresh server and port each, order rotated.
 # Parts 1 and 3 also give the server's CPU time per exchange (/proc/PID/stat, reaped children
 # included); the header gives the CPU steal share of the run (/proc/stat).
 #
 # Env: RUNS=3 SEQ_SECS=3 SRCS=1 (source addresses 127.0.0.1..127.0.0.SRCS for part 1's client)
 #      HELD=10000 HELD_WAIT=30 HELD_REF=1000 (0: no xinetd row in part 2)
 #      UDP_SECS=2 UDP_TIMEOUT=0.002 UDP_MODES="spin sleep" UDP_PIN=1 (0: part 3 unpinned)
+#      BULK_MIB=256 (part 4)  PARTS="1 2 3 4" (the parts to run)
 #      TIMEOUT=60 (seconds, per process)
 #      NK=<nk binary> (default <repo>/target/release/nk)  LOAD=<echo_load binary>
 #      XINETD=/usr/sbin/xinetd
@@ -46,7 +57,8 @@
 #       Shown, not failed: a reference server slow to stop on SIGTERM, xinetd's lost UDP
 #       replies, anything nk writes to stderr (it should write nothing without -v).
 # Bars (printed): part 1 nk >= 20x socat and >= 1.0x xinetd conn/s; part 2 all HELD echoed
-# within 30 s and nk RSS <= 150 MB; part 3 nk >= 1.0x xinetd rtt/s.
+# within 30 s and nk RSS <= 150 MB; part 3 nk >= 1.0x xinetd rtt/s; part 4 nk >= 1.0x xinetd
+# MB/s, chargen and discard.
 set -uo pipefail
 export LC_ALL=C
 
@@ -62,15 +74,19 @@ UDP_SECS=${UDP_SECS:-2}
 UDP_TIMEOUT=${UDP_TIMEOUT:-0.002}
 UDP_MODES=${UDP_MODES:-spin sleep}
 UDP_PIN=${UDP_PIN:-1}
+BULK_MIB=${BULK_MIB:-256}
+PARTS=${PARTS:-1 2 3 4}
 TIMEOUT=${TIMEOUT:-60}
 NK=${NK:-$root/target/release/nk}
 XINETD=${XINETD:-/usr/sbin/xinetd}
 out_md=$here/results/09_services.md
-BAR_SOCAT=20 BAR_XINETD=1.0 BAR_UDP=1.0 BAR_HELD_SECS=30 BAR_RSS_MB=150
+[[ $PARTS == "1 2 3 4" ]] || out_md=$here/results/09_services.parts-${PARTS// /}.md # a partial run keeps the full one
+BAR_SOCAT=20 BAR_XINETD=1.0 BAR_UDP=1.0 BAR_HELD_SECS=30 BAR_RSS_MB=150 BAR_BULK=1.0
+want() { [[ " $PARTS " == *" $1 "* ]]; } # want N: part N is to run
 
 . "$here/lib.sh" # log, free_port, free_port_udp, wait_listen, wait_bound_udp, stats, ratio, nk_lacks, need_tools, nk_rows, work_dir, term_server
 
-for v in RUNS HELD HELD_REF SRCS; do
+for v in RUNS HELD HELD_REF SRCS BULK_MIB; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { log "09_services: $v must be a whole number"; exit 1; }
 done
 ((RUNS >= 1 && SRCS >= 1 && SRCS <= 254)) || { log "09_services: RUNS >= 1, 1 <= SRCS <= 254"; exit 1; }
@@ -126,12 +142,13 @@ forget() { # pid: drop it from $live
 }
 
 # ---------------------------------------------------------------- servers
-# xinetd_conf PROTO PORT -> path of a config with one internal echo service
+SVC=echo # the service the servers run (part 4: chargen, discard)
+# xinetd_conf PROTO PORT -> path of a config with one internal $SVC service
 xinetd_conf() {
-    local f=$work/xinetd.$1.$2.conf id=echo-stream st=stream w=no
-    [[ $1 == udp ]] && id=echo-dgram st=dgram w=yes
+    local f=$work/xinetd.$SVC.$1.$2.conf id=$SVC-stream st=stream w=no
+    [[ $1 == udp ]] && id=$SVC-dgram st=dgram w=yes
     cat >"$f" <<EOF
-service echo
+service $SVC
 {
     type        = INTERNAL UNLISTED
     id          = $id
@@ -148,14 +165,15 @@ EOF
     echo "$f"
 }
 PFX=() # command prefix of the servers (part 3: taskset)
+NK_V=() # extra nk server flags (part 4: -v for discard's byte count)
 # start_server TOOL PROTO PORT -> S_TPID (timeout pid), S_PID (the server), S_ERR; 0 if ready.
 start_server() {
     local tool=$1 proto=$2 port=$3 i conf=""
-    S_ERR=$work/err.$tool.$proto.$port
+    S_ERR=$work/err.$SVC.$tool.$proto.$port
     [[ $tool == xinetd ]] && conf=$(xinetd_conf "$proto" "$port")
     case $tool/$proto in
-    nk/tcp) exec timeout -k 5 "$TIMEOUT" "${PFX[@]}" "$NK" echo -l --tcp "127.0.0.1:$port" --rate off ;;
-    nk/udp) exec timeout -k 5 "$TIMEOUT" "${PFX[@]}" "$NK" echo -l --udp "127.0.0.1:$port" --rate off ;;
+    nk/tcp) exec timeout -k 5 "$TIMEOUT" "${PFX[@]}" "$NK" "$SVC" -l --tcp "127.0.0.1:$port" --rate off "${NK_V[@]}" ;;
+    nk/udp) exec timeout -k 5 "$TIMEOUT" "${PFX[@]}" "$NK" "$SVC" -l --udp "127.0.0.1:$port" --rate off ;;
     xinetd/*) exec timeout -k 5 "$TIMEOUT" "${PFX[@]}" "$XINETD" -dontfork -f "$conf" -pidfile "$work/xinetd.pid" ;;
     socat/tcp) exec timeout -k 5 "$TIMEOUT" "${PFX[@]}" socat "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr,backlog=4096" EXEC:cat ;;
     ncat/tcp) exec timeout -k 5 "$TIMEOUT" "${PFX[@]}" ncat -lk --exec /bin/cat 127.0.0.1 "$port" ;;
@@ -232,7 +250,8 @@ seq_tools=()
 ((have_nk)) && seq_tools+=(nk)
 for t in xinetd socat ncat; do [[ -z ${MISSING[$t]:-} ]] && seq_tools+=("$t"); done
 nt=${#seq_tools[@]}
-for ((r = 0; r < RUNS; r++)); do
+want 1 || nt=0
+for ((r = 0; r < RUNS && nt > 0; r++)); do
     line="09_services: tcp round $((r + 1))/$RUNS:"
     for ((k = 0; k < nt; k++)); do
         t=${seq_tools[$(((k + r) % nt))]}
@@ -340,14 +359,14 @@ label() {
     ncat) echo "ncat -lk --exec /bin/cat" ;;
     esac
 }
-if ((have_nk)); then
+if want 2 && ((have_nk)); then
     log "09_services: held: $HELD connections to nk (fd limit $(ulimit -n))"
     held_run nk "$HELD"
     [[ -n $H_PROB ]] && status=1
     HELD_ROW[nk]=$(held_row nk)
     log "09_services: held nk: ${H_OK:-0}/$HELD echoed in ${H_ECHO:--} s (open ${H_OPEN:--} s), mem ${H_MEM:-not read}${H_PROB:+; $H_PROB}"
 fi
-if ((HELD_REF > 0)) && [[ -z ${MISSING[xinetd]:-} ]]; then
+if want 2 && ((HELD_REF > 0)) && [[ -z ${MISSING[xinetd]:-} ]]; then
     log "09_services: held: $HELD_REF connections to xinetd"
     held_run xinetd "$HELD_REF"
     [[ -n $H_PROB && $H_PROB != "server "* ]] && status=1
@@ -370,7 +389,8 @@ if [[ $UDP_PIN == 1 ]] && (($(nproc) >= 2)) && command -v taskset >/dev/null; th
     PFX=(taskset -c 1) CPFX=(taskset -c 0) pin_note="server on CPU 1, client on CPU 0 (taskset)"
 fi
 nt=${#udp_runs[@]}
-for ((r = 0; r < RUNS; r++)); do
+want 3 || nt=0
+for ((r = 0; r < RUNS && nt > 0; r++)); do
     line="09_services: udp round $((r + 1))/$RUNS:"
     for ((k = 0; k < nt; k++)); do
         read -r m t <<<"${udp_runs[$(((k + r) % nt))]}"
@@ -411,6 +431,71 @@ for ((r = 0; r < RUNS; r++)); do
     done
     log "$line"
 done
+
+# ---------------------------------------------------------------- part 4
+PFX=() CPFX=()
+bulk_bytes=$((BULK_MIB * 1024 * 1024))
+bulk_tools=()
+if want 4; then
+    if ((have_nk)) && [[ -z $(nk_lacks chargen) && -z $(nk_lacks discard) ]]; then
+        bulk_tools+=(nk)
+    elif ((have_nk)); then
+        PROB[chargen/nk]="no \`chargen\`/\`discard\` command; " PROB[discard/nk]=${PROB[chargen/nk]}
+    fi
+    [[ -z ${MISSING[xinetd]:-} ]] && bulk_tools+=(xinetd)
+    command -v nc >/dev/null || { log "09_services: part 4 needs nc (netcat-openbsd)"; bulk_tools=(); }
+    ((${#bulk_tools[@]})) && bulk_in=$(bulk_file "$BULK_MIB")
+fi
+nt=${#bulk_tools[@]}
+for ((r = 0; r < RUNS && nt > 0; r++)); do
+    for SVC in chargen discard; do
+        line="09_services: $SVC round $((r + 1))/$RUNS:"
+        for ((k = 0; k < nt; k++)); do
+            t=${bulk_tools[$(((k + r) % nt))]} key=$SVC/${bulk_tools[$(((k + r) % nt))]}
+            NK_V=()
+            [[ $SVC == discard ]] && NK_V=(-v)
+            port=$(port_for tcp) || { PROB[$key]+="no free port; "; status=1; continue; }
+            if ! start_server "$t" tcp "$port"; then
+                PROB[$key]+="round $((r + 1)): server did not start: $(err_tail "$S_ERR"); "; status=1
+                stop_server; continue
+            fi
+            o=$work/bulk.$SVC.$t.$r
+            if [[ $SVC == chargen ]]; then
+                # The first lines, for the comparison between the servers (not timed).
+                timeout -k 5 "$TIMEOUT" nc -d 127.0.0.1 "$port" 2>/dev/null | head -c $((22 * 74)) >"$work/first.$t"
+                t0=$EPOCHREALTIME
+                got=$(timeout -k 5 "$TIMEOUT" nc -d 127.0.0.1 "$port" 2>"$o.err" | head -c "$bulk_bytes" | wc -c)
+                t1=$EPOCHREALTIME
+                [[ $got == "$bulk_bytes" ]] || { PROB[$key]+="round $((r + 1)): read $got of $bulk_bytes bytes: $(err_tail "$o.err"); "; status=1; }
+            else
+                t0=$EPOCHREALTIME
+                timeout -k 5 "$TIMEOUT" nc -N 127.0.0.1 "$port" <"$bulk_in" >"$o" 2>"$o.err"
+                rc=$?
+                t1=$EPOCHREALTIME
+                got=$bulk_bytes
+                ((rc == 0)) || { PROB[$key]+="round $((r + 1)): nc exit $rc: $(err_tail "$o.err"); "; status=1; got=0; }
+                if [[ $t == nk ]]; then
+                    for ((i = 0; i < 200; i++)); do grep -q ' closed (#1)' "$S_ERR" && break; sleep 0.01; done
+                    grep -q " closed (#1): $bulk_bytes bytes in" "$S_ERR" ||
+                        { PROB[$key]+="round $((r + 1)): nk did not count $bulk_bytes bytes: $(err_tail "$S_ERR"); "; status=1; }
+                fi
+            fi
+            stop_server
+            if [[ -n $S_STOP ]]; then
+                PROB[$key]+="round $((r + 1)): server $S_STOP; "; [[ $t == nk ]] && status=1
+            fi
+            rate=$(awk -v b="$got" -v s="$(elapsed "$t0" "$t1")" 'BEGIN { if (s > 0 && b > 0) printf "%.0f", b / s / 1e6 }')
+            [[ -n $rate ]] && RATES[$key]+="$rate " RR[$SVC/$t/$r]=$rate
+            line+=" $t=${rate:-FAIL} MB/s"
+        done
+        log "$line"
+    done
+done
+SVC=echo
+first_same="-"
+if [[ -s $work/first.nk && -s $work/first.xinetd ]]; then
+    if cmp -s "$work/first.nk" "$work/first.xinetd"; then first_same="identical"; else first_same="DIFFERENT"; status=1; fi
+fi
 
 # ---------------------------------------------------------------- tables
 med() { read -r m _ _ <<<"$(stats "${1:-}" "${2:-%.0f}")"; echo "$m"; }
@@ -468,7 +553,7 @@ tcp_table=$(
 held_table=$(
     echo "| server | echoed (echo phase; opening) | idle RSS / PSS MB | held RSS / HWM / PSS MB | procs / fds | bar | problems |"
     echo "| --- | --- | --- | --- | --- | --- | --- |"
-    if ((have_nk)); then echo "${HELD_ROW[nk]}"; else echo "| nk echo -l | $nk_why | | | | | |"; fi
+    if ((have_nk)); then echo "${HELD_ROW[nk]:-}"; else echo "| nk echo -l | $nk_why | | | | | |"; fi
     [[ -n ${HELD_ROW[xinetd]:-} ]] && echo "${HELD_ROW[xinetd]}"
 )
 declare -A R_UDP=() R_RAW=()
@@ -501,14 +586,36 @@ udp_table=$(
     done
 )
 
+bulk_table=$(
+    echo "| service | server | MB/s median (min-max) | nk/xinetd (bar) | problems |"
+    echo "| --- | --- | --- | --- | --- |"
+    for v in chargen discard; do
+        r_b="-"
+        if [[ -n ${RATES[$v/nk]:-} && -n ${RATES[$v/xinetd]:-} ]]; then
+            if clean "$v/nk"; then
+                r_b="$(ratio "$(med "${RATES[$v/nk]}")" "$(med "${RATES[$v/xinetd]}")" "$BAR_BULK")$(round_ratio "$v" nk xinetd)"
+            else
+                r_b=INVALID
+            fi
+        fi
+        for t in nk xinetd; do
+            a=""
+            [[ $t == nk ]] && a=$r_b
+            p=${PROB[$v/$t]:-ok}
+            echo "| $v | $([[ $t == nk ]] && echo "\`nk $v -l --tcp\`" || echo "xinetd internal $v-stream") | $(fmt_range "${RATES[$v/$t]:-}") | $a | ${p%; } |"
+        done
+    done
+)
+
 read -r steal1 total1 <<<"$(cpu_stat)"
 steal_pct=$(awk -v a="$steal0" -v b="$steal1" -v c="$total0" -v d="$total1" 'BEGIN { printf "%.1f", (d > c) ? (b - a) * 100 / (d - c) : 0 }')
 log "09_services: CPU steal during the run: $steal_pct %"
 {
-    echo "# 09_services: \`nk echo -l\` vs xinetd, socat, ncat over 127.0.0.1"
+    echo "# 09_services: \`nk echo -l\` (and chargen, discard) vs xinetd, socat, ncat over 127.0.0.1"
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg), CPU steal during the run ${steal_pct} %; nk: $NK$( ((have_nk)) || echo " ($nk_why)"); xinetd $("$XINETD" -version 2>&1 | grep -o '[0-9][0-9.]*' | head -1); $(socat -V 2>/dev/null | awk '/socat version/ { print "socat " $3 }'); $(ncat --version 2>&1 | awk '/Ncat: Version/ { print "ncat " $3 }'); git $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)"
     echo
+    if want 1; then
     echo "## Sequential connect + \"ping\\n\" + echo + close: $RUNS rounds x ${SEQ_SECS} s per server"
     echo
     echo "$tcp_table"
@@ -523,7 +630,9 @@ log "09_services: CPU steal during the run: $steal_pct %"
     echo "protocol = tcp; wait = no; user = root; bind = 127.0.0.1; port = P; instances = UNLIMITED; cps = 100000 1 }\`."
     echo "Bars: nk >= ${BAR_SOCAT}x socat and >= ${BAR_XINETD}x xinetd conn/s (medians; \"per round\" = the same"
     echo "ratio within each round, where both ran back to back)."
+    fi
     echo
+    if want 2; then
     echo "## $HELD held connections"
     echo
     echo "$held_table"
@@ -536,7 +645,9 @@ log "09_services: CPU steal during the run: $steal_pct %"
     echo "shared pages once per process: read PSS for it); MB = 10^6 bytes. Server"
     echo "\`nk echo -l --tcp 127.0.0.1:P --rate off\`, fd limit $(ulimit -n) (\`ulimit -n\`, raised to the hard limit)."
     echo "Bars: all $HELD echoed within ${BAR_HELD_SECS} s, nk VmHWM <= $BAR_RSS_MB MB."
+    fi
     echo
+    if want 3; then
     echo "## UDP round trips: $RUNS rounds x ${UDP_SECS} s per server, one client"
     echo
     echo "$udp_table"
@@ -562,5 +673,21 @@ log "09_services: CPU steal during the run: $steal_pct %"
     echo "client and server on one CPU (fast hand-off) or two moves the figures 3-4x from run to run;"
     echo "a spinning client sharing a CPU with the server also delays it by whole time slices."
     echo "Bar: nk >= ${BAR_UDP}x xinetd net rtt/s (medians), shown for each client mode."
+    fi
+    echo
+    if want 4; then
+    echo "## Bulk streams: chargen read, discard written, $BULK_MIB MiB through OpenBSD nc, $RUNS rounds"
+    echo
+    echo "$bulk_table"
+    echo
+    echo "chargen: \`nc -d 127.0.0.1 P | head -c $bulk_bytes | wc -c\`, timed from start to end; MB/s ="
+    echo "bytes / wall time (10^6 bytes); the byte count is checked. First 22 lines (1628 bytes) of the"
+    echo "two servers' streams: $first_same (xinetd's ring leaves out the space and ~, so later"
+    echo "lines differ from RFC 864's by design). discard: \`nc -N 127.0.0.1 P < FILE\` ($BULK_MIB MiB"
+    echo "of random bytes, page-cached), timed until nc exits, which is after the server's close;"
+    echo "nc must exit 0, and nk's -v close line must count every byte. The client and the server"
+    echo "share the machine's CPUs: the figures are the pair's, the ratio compares the servers."
+    echo "Bar: nk >= ${BAR_BULK}x xinetd MB/s (medians), for each service."
+    fi
 } >"$work/out.md"
 finish "$out_md"

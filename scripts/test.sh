@@ -24,6 +24,8 @@ declare -A peers=(
   [script]=util-linux
   [setpriv]=util-linux
   [ip]=iproute2
+  [ipcalc]=ipcalc
+  [ipcalc-ng]=ipcalc-ng
 )
 missing=()
 for cmd in "${!peers[@]}"; do

@@ -78,10 +78,20 @@ pub enum Command {
         about = "RFC 862 echo: check a server's echo, probe its round-trip time, or serve (-l)."
     )]
     Echo(cmd::services::EchoArgs),
+    #[command(
+        about = "RFC 863 discard: send stdin to a server and confirm delivery, or serve (-l)."
+    )]
+    Discard(cmd::services::DiscardArgs),
+    #[command(
+        about = "RFC 864 chargen: read (and check) a server's character stream, or serve it (-l)."
+    )]
+    Chargen(cmd::services::ChargenArgs),
     #[command(about = "RFC 867 daytime: ask a server the time, or serve it (-l).")]
     Daytime(cmd::services::DaytimeArgs),
     #[command(about = "RFC 865 quote of the day: ask a server for a quote, or serve them (-l).")]
     Qotd(cmd::services::QotdArgs),
+    #[command(about = "RFC 868 time: ask a server its clock (and its offset), or serve it (-l).")]
+    Time(cmd::services::TimeArgs),
     #[command(about = "Print a shell completion script (bash, zsh, fish, elvish, powershell).")]
     Completions(cmd::completions::CompletionsArgs),
     #[command(about = "Print the man page (roff) of nk or of one of its commands.")]
@@ -611,15 +621,21 @@ const MAX_BUFFER_SIZE: u64 = 1 << 30;
 
 /// Parses a byte size: `65536`, `64k`, `4M` (binary multiples).
 pub fn parse_size(text: &str) -> Result<usize, String> {
+    parse_bytes(text, MAX_BUFFER_SIZE).map(|bytes| bytes as usize)
+}
+
+/// Parses a count of bytes from 1 to `max`: `65536`, `64k`, `4M`, `2G` (binary multiples).
+pub fn parse_bytes(text: &str, max: u64) -> Result<u64, String> {
     let (digits, scale) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         None => (text, 1u64),
         Some((at, _)) => {
             let scale = match &text[at..] {
                 "k" | "K" | "KiB" => 1 << 10,
                 "m" | "M" | "MiB" => 1 << 20,
+                "g" | "G" | "GiB" => 1 << 30,
                 unit => {
                     return Err(format!(
-                        "invalid size \"{text}\": unknown unit \"{unit}\" (use k or M)"
+                        "invalid size \"{text}\": unknown unit \"{unit}\" (use k, M or G)"
                     ))
                 }
             };
@@ -630,8 +646,15 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         .parse()
         .map_err(|_| format!("invalid size \"{text}\": expected a number such as 65536 or 64k"))?;
     match value.checked_mul(scale) {
-        Some(bytes) if bytes > 0 && bytes <= MAX_BUFFER_SIZE => Ok(bytes as usize),
-        _ => Err(format!("invalid size \"{text}\": must be 1 byte to 1 GiB")),
+        Some(bytes) if bytes > 0 && bytes <= max => Ok(bytes),
+        _ => Err(format!(
+            "invalid size \"{text}\": must be 1 byte to {}",
+            if max % (1 << 30) == 0 {
+                format!("{} GiB", max >> 30)
+            } else {
+                crate::log::count(max, "byte")
+            }
+        )),
     }
 }
 

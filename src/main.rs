@@ -33,6 +33,9 @@ fn main() -> ExitCode {
         Command::Echo(args) => cmd::services::run_echo(args),
         Command::Daytime(args) => cmd::services::run_daytime(args),
         Command::Qotd(args) => cmd::services::run_qotd(args),
+        Command::Discard(args) => cmd::services::run_discard(args),
+        Command::Chargen(args) => cmd::services::run_chargen(args),
+        Command::Time(args) => cmd::services::run_time(args),
         Command::Completions(args) => cmd::completions::run_completions(args),
         Command::Man(args) => cmd::completions::run_man(args),
     };

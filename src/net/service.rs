@@ -1,5 +1,6 @@
-//! The servers behind `nk echo -l`, `nk daytime -l` and `nk qotd -l`: RFC 862/867/865 over
-//! TCP and UDP, built to be left running on a LAN.
+//! The servers behind `nk echo -l`, `nk discard -l`, `nk chargen -l`, `nk daytime -l`,
+//! `nk qotd -l` and `nk time -l`: RFC 862/863/864/867/865/868 over TCP and UDP, built to be
+//! left running on a LAN.
 //!
 //! TCP runs as one epoll loop (see `net::poller`): a connection is a few words of state plus
 //! a buffer only while its echo cannot be written, so 10,000 idle clients cost little, and a
@@ -9,11 +10,18 @@
 //! Echo reads at most [`CHUNK`] bytes ahead of what the client has taken back: when its echo
 //! cannot be written the connection stops being read, and TCP flow control pushes back on the
 //! client instead of memory growing. Half-closes are honoured: after the client's FIN the
-//! rest of its echo is written, then the connection closes. Daytime and qotd write their text,
-//! half-close, and read (and drop) whatever the client sends until it closes, so closing
-//! never turns into a reset that could destroy the reply in flight.
+//! rest of its echo is written, then the connection closes. Daytime, qotd and time write their
+//! text, half-close, and read (and drop) whatever the client sends until it closes, so closing
+//! never turns into a reset that could destroy the reply in flight. Discard drops what comes
+//! in the kernel (MSG_TRUNC, up to 256 KiB a call) until the client's FIN, then closes: that close tells the client every
+//! byte was read. Chargen writes only when the socket has room, from one shared copy of the
+//! pattern (no buffer per client, so a client that never reads costs nothing but its socket),
+//! reads and drops what the client sends, and after the client's FIN goes on writing (a
+//! half-closed client may still read) until a write fails, as inetd's chargen does.
 //!
-//! UDP runs as a plain receive/answer loop on its own thread, behind `net::udp_guard`. On a
+//! UDP runs as a plain receive/answer loop on its own thread, behind `net::udp_guard`. Discard
+//! never answers. Chargen answers with RFC 864's random 0-512 characters, but never more than
+//! the request's own length: a forged request cannot draw more bytes than it sent. On a
 //! wildcard address each reply leaves from the address its request was sent to (IP_PKTINFO,
 //! see `net::cmsg`), so clients with connected sockets accept it on multi-address hosts.
 
@@ -22,10 +30,11 @@ use std::mem::MaybeUninit;
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use rand::Rng;
 use socket2::{MaybeUninitSlice, MsgHdr, MsgHdrMut, SockAddr, Socket};
 
 use crate::net::acl::AccessList;
@@ -36,11 +45,19 @@ use crate::net::deadline::{format_duration, Deadline};
 use crate::net::poller::{Event, Interest, Poller};
 use crate::net::server::{accept_nonblocking, Accepted, Backoff};
 use crate::net::udp_guard::{Guard, RateLimit, Verdict};
+use crate::wire::chargen;
 
 /// The most echo bytes held for one connection (what one read may take ahead of the client).
 pub const CHUNK: usize = 16 * 1024;
 
-/// How long a daytime/qotd client may keep its connection open after the reply.
+/// Bytes a discard or chargen connection reads at once (they keep none of it; discard's
+/// never even reach the buffer, so its pages are never touched).
+const DRAIN_CHUNK: usize = 256 * 1024;
+
+/// The most one chargen send offers the kernel (it takes what its buffer has room for).
+const CHARGEN_SEND: usize = 64 * 1024;
+
+/// How long a daytime/qotd/time client may keep its connection open after the reply.
 const LINGER: Duration = Duration::from_secs(5);
 
 /// How often idle connections are looked for (at most; less when `-i` is longer).
@@ -60,8 +77,12 @@ const ROUNDS_PER_WAKE: usize = 16;
 pub enum Behaviour {
     /// RFC 862: every byte back.
     Echo,
-    /// RFC 867 / 865: a text made per client (or per datagram), whatever was sent.
+    /// RFC 867 / 865 / 868: a text made per client (or per datagram), whatever was sent.
     Announce(Arc<dyn Fn() -> Vec<u8> + Send + Sync>),
+    /// RFC 863: everything read and dropped, nothing ever sent.
+    Discard,
+    /// RFC 864: the character stream (TCP) or 0-512 characters per datagram (UDP).
+    Chargen,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -69,6 +90,8 @@ impl std::fmt::Debug for Behaviour {
         match self {
             Behaviour::Echo => f.write_str("Echo"),
             Behaviour::Announce(_) => f.write_str("Announce"),
+            Behaviour::Discard => f.write_str("Discard"),
+            Behaviour::Chargen => f.write_str("Chargen"),
         }
     }
 }
@@ -170,6 +193,11 @@ enum Phase {
     Replying,
     /// Daytime/qotd: the text is out and our side shut; reading until the client closes.
     Lingering,
+    /// Discard: reading and dropping until the client closes.
+    Discarding,
+    /// Chargen: writing the pattern while there is room; `offset` is where the next byte
+    /// is in the pattern's cycle.
+    Generating { offset: usize },
 }
 
 #[derive(Debug)]
@@ -198,6 +226,9 @@ impl Conn {
     /// Moves bytes until the socket would block, the client is done, or the round limit
     /// (fairness: one busy client cannot starve the others of the loop).
     fn progress(&mut self, buf: &mut [u8]) -> io::Result<Next> {
+        if let Phase::Generating { offset } = self.phase {
+            return self.generate(offset, buf);
+        }
         // socket2's send passes MSG_NOSIGNAL: a vanished client is an error, not SIGPIPE.
         for _ in 0..ROUNDS_PER_WAKE {
             while self.written < self.pending.len() {
@@ -227,16 +258,30 @@ impl Conn {
             if self.peer_closed {
                 return Ok(Next::Close);
             }
-            match (&self.socket).read(buf) {
+            let read = if self.phase == Phase::Discarding {
+                // SAFETY: u8 and MaybeUninit<u8> have the same layout, and recv only ever
+                // stores initialised bytes into the buffer (with MSG_TRUNC on TCP, none).
+                let view = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+                // MSG_TRUNC on a TCP socket drops the bytes in the kernel without copying
+                // them out (tcp(7)): discard reads at the speed of the socket, not memcpy.
+                self.socket.recv_with_flags(view, libc::MSG_TRUNC)
+            } else {
+                (&self.socket).read(buf)
+            };
+            match read {
                 Ok(0) => self.peer_closed = true,
                 Ok(n) => {
                     let drained = n < buf.len();
                     self.received += n as u64;
                     // A lingering client's bytes are dropped and do not extend its time: the
                     // linger limit counts from the reply.
-                    if self.phase == Phase::Echoing {
-                        self.last_active = Instant::now();
-                        self.echo(&buf[..n])?;
+                    match self.phase {
+                        Phase::Echoing => {
+                            self.last_active = Instant::now();
+                            self.echo(&buf[..n])?;
+                        }
+                        Phase::Discarding => self.last_active = Instant::now(),
+                        _ => {}
                     }
                     if drained && self.pending.is_empty() {
                         // A short read emptied the socket: wait instead of reading again for
@@ -256,6 +301,47 @@ impl Conn {
         } else {
             Interest::Write
         }))
+    }
+
+    /// Chargen: drops what the client sent, then writes the pattern until the socket is full
+    /// (flow control: a client that does not read stops the writing, never grows a buffer),
+    /// the client is gone, or the round limit.
+    fn generate(&mut self, mut offset: usize, buf: &mut [u8]) -> io::Result<Next> {
+        if !self.peer_closed {
+            match (&self.socket).read(buf) {
+                Ok(0) => self.peer_closed = true,
+                Ok(n) => {
+                    self.received += n as u64;
+                    self.last_active = Instant::now();
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // After the client's FIN only room to write matters (a half-closed client may still
+        // read); EPOLLRDHUP would otherwise keep waking the loop.
+        let interest = if self.peer_closed {
+            Interest::Write
+        } else {
+            Interest::Both
+        };
+        let text = chargen_text();
+        for _ in 0..ROUNDS_PER_WAKE {
+            match self.socket.send(&text[offset..offset + CHARGEN_SEND]) {
+                Ok(n) => {
+                    offset = (offset + n) % chargen::CYCLE;
+                    self.phase = Phase::Generating { offset };
+                    self.sent += n as u64;
+                    self.last_active = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Next::Wait(interest))
     }
 
     /// Writes `data` back at once, keeping what does not fit.
@@ -280,7 +366,7 @@ impl Conn {
 
     fn idle_limit(&self, idle: Option<Duration>) -> Option<Duration> {
         match self.phase {
-            Phase::Echoing => idle,
+            Phase::Echoing | Phase::Discarding | Phase::Generating { .. } => idle,
             Phase::Replying | Phase::Lingering => Some(idle.map_or(LINGER, |i| i.min(LINGER))),
         }
     }
@@ -310,7 +396,14 @@ pub fn serve_tcp(
         .add(listener.as_raw_fd(), Interest::Read, LISTENER)
         .context("epoll_ctl")?;
     let mut table = Table::default();
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![
+        0u8;
+        match behaviour {
+            // Echo holds back at most what one read took.
+            Behaviour::Echo => CHUNK,
+            _ => DRAIN_CHUNK,
+        }
+    ];
     let mut backoff = Backoff::default();
     let mut paused_until: Option<Instant> = None;
     let mut next_sweep = Instant::now() + SWEEP;
@@ -438,6 +531,8 @@ fn accept_clients(
         let (phase, pending) = match behaviour {
             Behaviour::Echo => (Phase::Echoing, Vec::new()),
             Behaviour::Announce(text) => (Phase::Replying, text()),
+            Behaviour::Discard => (Phase::Discarding, Vec::new()),
+            Behaviour::Chargen => (Phase::Generating { offset: 0 }, Vec::new()),
         };
         stats.connections.fetch_add(1, Ordering::Relaxed);
         stats.open.fetch_add(1, Ordering::Relaxed);
@@ -511,13 +606,22 @@ fn close(conn: Conn, stats: &ServiceStats, reason: &str) {
     } else {
         format!(" ({reason})")
     };
+    let elapsed = conn.opened.elapsed();
+    // The bulk services are used to measure links: their clients get a rate.
+    let rate = match conn.phase {
+        Phase::Discarding | Phase::Generating { .. } => format!(
+            " ({:.1} MB/s)",
+            (conn.received + conn.sent) as f64 / elapsed.as_secs_f64().max(1e-6) / 1e6
+        ),
+        _ => String::new(),
+    };
     event!(
-        "tcp {} closed (#{}): {} bytes in, {} bytes out in {}{why}",
+        "tcp {} closed (#{}): {} bytes in, {} bytes out in {}{rate}{why}",
         display_addr(conn.peer),
         conn.seq,
         conn.received,
         conn.sent,
-        format_duration(conn.opened.elapsed())
+        format_duration(elapsed)
     );
 }
 
@@ -557,6 +661,8 @@ pub fn serve_udp(
     let mut buf = vec![MaybeUninit::<u8>::uninit(); datagram::MAX_UDP_PAYLOAD_V6 + 1];
     let mut control = [MaybeUninit::<u8>::uninit(); 128];
     let mut answered_at: Option<Instant> = None;
+    // Chargen: each datagram starts one line further along the pattern.
+    let mut next_line = chargen::FIRST_LINE;
     loop {
         // Right after an answer the next request is likely microseconds away: poll for it
         // (up to SPIN) before sleeping, as the TCP loop does.
@@ -589,6 +695,10 @@ pub fn serve_udp(
             crate::debug!("udp {} denied (--allow/--deny)", display_addr(source));
             continue;
         }
+        if matches!(behaviour, Behaviour::Discard) {
+            event!("udp {} {len} bytes discarded", display_addr(source));
+            continue;
+        }
         match guard.check(source, destination, Instant::now()) {
             Verdict::Answer => {}
             Verdict::Refused(reason) => {
@@ -614,6 +724,12 @@ pub fn serve_udp(
                 text = make();
                 &text
             }
+            Behaviour::Chargen => {
+                text = chargen_datagram(len, next_line);
+                next_line = (next_line + 1) % chargen::RING;
+                &text
+            }
+            Behaviour::Discard => continue,
         };
         let sent = match destination.filter(|_| wildcard) {
             // Answer from the address the client wrote to: a connected client drops anything else.
@@ -639,6 +755,25 @@ pub fn serve_udp(
             Err(e) => crate::debug!("udp reply to {}: {e}", display_addr(source)),
         }
     }
+}
+
+/// The pattern, long enough that a send of [`CHARGEN_SEND`] bytes may start anywhere in its
+/// first cycle: one copy for every connection.
+fn chargen_text() -> &'static [u8] {
+    static TEXT: OnceLock<Vec<u8>> = OnceLock::new();
+    TEXT.get_or_init(|| chargen::repeated(CHARGEN_SEND.div_ceil(chargen::CYCLE) + 1, 0))
+}
+
+/// A chargen UDP reply to a request of `request_len` bytes: RFC 864's random 0-512 characters,
+/// cut to the request's length (no amplification: the reply is never larger than the
+/// request), starting at line `first_line` of the pattern.
+fn chargen_datagram(request_len: usize, first_line: usize) -> Vec<u8> {
+    let len = rand::rng()
+        .random_range(0..=chargen::MAX_DATAGRAM)
+        .min(request_len);
+    let mut text = vec![0u8; len];
+    chargen::fill(first_line, &mut text);
+    text
 }
 
 /// recvmsg: the datagram's length, its sender, and where it was sent (with IP_PKTINFO on).

@@ -1,4 +1,5 @@
-//! Who a UDP service may answer, and how often: the rules that keep `nk echo/daytime/qotd -l`
+//! Who a UDP service may answer, and how often: the rules that keep `nk echo/chargen/daytime/
+//! qotd/time -l`
 //! from becoming a reflector or one end of a packet loop.
 //!
 //! UDP sources are not authenticated, so every reply may be aimed at a victim chosen by
@@ -10,8 +11,10 @@
 //!   multicast and unspecified addresses;
 //! - a token bucket per source (an IPv4 address; an IPv6 /64, what one host owns), so one
 //!   forged source draws at most `rate` replies a second after a `burst`;
-//! - a reply is never larger than the service needs (echo returns the request, no more):
-//!   the callers' business, stated here because it completes the argument.
+//! - a reply is never larger than the service needs (echo returns the request, no more;
+//!   chargen's random 0-512 characters are cut to the request's length; time is 4 bytes;
+//!   discard never answers): the callers' business (`net::service`), stated here because it
+//!   completes the argument.
 //!
 //! The bucket table is capped: buckets that have refilled carry no information and are
 //! dropped when the table is full; if it is still full, a new source waits.

@@ -32,14 +32,14 @@ fn bits(addr: IpAddr) -> u32 {
     }
 }
 
-fn to_int(addr: IpAddr) -> u128 {
+pub(crate) fn to_int(addr: IpAddr) -> u128 {
     match addr {
         IpAddr::V4(a) => u32::from(a).into(),
         IpAddr::V6(a) => a.into(),
     }
 }
 
-fn from_int(value: u128, v4: bool) -> IpAddr {
+pub(crate) fn from_int(value: u128, v4: bool) -> IpAddr {
     if v4 {
         IpAddr::V4(Ipv4Addr::from(value as u32))
     } else {
@@ -48,7 +48,7 @@ fn from_int(value: u128, v4: bool) -> IpAddr {
 }
 
 /// The mask of `prefix` ones in a `width`-bit address, as an integer.
-fn mask_int(prefix: u8, width: u32) -> u128 {
+pub(crate) fn mask_int(prefix: u8, width: u32) -> u128 {
     let all = if width == 128 {
         u128::MAX
     } else {
@@ -99,7 +99,8 @@ pub fn parse_ipv4(text: &str) -> Result<Ipv4Addr, ParseError> {
         .map_err(|_| format!("invalid IPv4 address \"{text}\": expected four numbers 0-255"))
 }
 
-fn parse_addr(text: &str) -> Result<IpAddr, ParseError> {
+/// Parses an IPv4 (strictly, as [`parse_ipv4`]) or IPv6 address.
+pub fn parse_addr(text: &str) -> Result<IpAddr, ParseError> {
     if text.contains(':') {
         return text
             .parse::<Ipv6Addr>()
@@ -398,6 +399,34 @@ pub fn expanded_v6(addr: Ipv6Addr) -> String {
         .join(":")
 }
 
+/// ipcalc's bit view of `addr`: IPv4 as four dotted octets of bits, IPv6 as eight
+/// colon-separated groups of 16, with a space where the `prefix` network bits end (after the
+/// dot or colon when the boundary falls on one, as ipcalc prints it; none at /0 or a full
+/// prefix, where one side is empty).
+pub fn binary_text(addr: IpAddr, prefix: u8) -> String {
+    let (width, group, separator) = if addr.is_ipv4() {
+        (32, 8, '.')
+    } else {
+        (128, 16, ':')
+    };
+    let value = to_int(addr);
+    let mut out = String::with_capacity(160);
+    for bit in 0..width {
+        if bit > 0 && bit % group == 0 {
+            out.push(separator);
+        }
+        if bit > 0 && bit == u32::from(prefix) {
+            out.push(' ');
+        }
+        out.push(if (value >> (width - 1 - bit)) & 1 == 1 {
+            '1'
+        } else {
+            '0'
+        });
+    }
+    out
+}
+
 /// Special-purpose blocks (IANA IPv4 and IPv6 Special-Purpose Address Registries, and the
 /// multicast and documentation ranges), most specific first when looked up.
 const KINDS: &[(&str, &str)] = &[
@@ -645,6 +674,33 @@ mod tests {
             "0:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
         );
         assert_eq!(mask_text(net("10.0.0.0/8").netmask()), "255.0.0.0");
+    }
+
+    #[test]
+    fn bit_view_as_ipcalc_prints_it() {
+        let n = net("192.168.1.77/26");
+        assert_eq!(
+            binary_text(n.addr, n.prefix),
+            "11000000.10101000.00000001.01 001101"
+        );
+        assert_eq!(
+            binary_text(n.netmask(), 24),
+            "11111111.11111111.11111111. 11000000"
+        );
+        assert_eq!(
+            binary_text(n.addr, 0),
+            "11000000.10101000.00000001.01001101"
+        );
+        assert_eq!(
+            binary_text(n.addr, 32),
+            "11000000.10101000.00000001.01001101"
+        );
+        let v6 = binary_text("2001:db8::1".parse().unwrap(), 20);
+        assert!(
+            v6.starts_with("0010000000000001:0000 110110111000:"),
+            "{v6}"
+        );
+        assert_eq!(v6.len(), 128 + 7 + 1);
     }
 
     #[test]

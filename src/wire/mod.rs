@@ -1,14 +1,17 @@
 //! Pure encode/decode of what crosses the wire: no sockets, no clocks, caps on every length.
 //! Unit-tested with byte literals.
 
+pub mod chargen;
 pub mod daytime;
 pub mod dns;
 pub mod frame;
 pub mod hexdump;
 pub mod http;
 pub mod icmp;
+pub mod ipblocks;
 pub mod ipnet;
 pub mod proxy_protocol;
 pub mod quotes;
 pub mod smtp;
+pub mod time;
 pub mod x509;

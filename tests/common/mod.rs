@@ -17,6 +17,8 @@ pub mod aiosmtpd;
 pub mod forwarder;
 /// `nk head` helpers and nginx, its real peer (optionally with a TLS server block).
 pub mod http;
+/// nk's service servers and xinetd's internal services (echo, chargen, time ...).
+pub mod inetd;
 /// A CA and a leaf certificate made by openssl for a test.
 pub mod pki;
 

@@ -1,4 +1,4 @@
-//! The client side of echo, daytime and qotd: one request, one reply, checked.
+//! The client side of echo, daytime, qotd and time: one request, one reply, checked.
 //!
 //! UDP requests are retried (`--tries`, `-W` apart) on a connected socket, so the kernel
 //! drops datagrams from anyone but the server and a refused port is reported as refused
@@ -541,6 +541,28 @@ fn echo_lines_inner(config: &Config) -> Result<()> {
     Ok(())
 }
 
+/// Reads a TCP reply of at most `cap` bytes, all within -W (one deadline for the whole reply:
+/// a server that trickles a byte at a time cannot hold the client past it) and with no
+/// silence over -i; nothing at all is an error (closed without a reply, or no reply).
+fn read_reply(
+    config: &Config,
+    stream: &TcpStream,
+    peer: SocketAddr,
+    cap: usize,
+) -> Result<(Vec<u8>, End)> {
+    let deadline = Deadline::after(Some(config.timeout));
+    let (reply, end) =
+        read_up_to(stream, cap, deadline, config.idle).with_context(|| config.describe(peer))?;
+    if reply.is_empty() {
+        return Err(if end == End::Closed {
+            closed_without_reply(config, peer)
+        } else {
+            no_reply(config, peer)
+        });
+    }
+    Ok((reply, end))
+}
+
 /// daytime / qotd: ask and print what the server says (TCP: until it closes, at most 64 KiB,
 /// all within -W; UDP: one datagram).
 pub fn announcement(config: &Config) -> Result<()> {
@@ -557,18 +579,7 @@ fn announcement_inner(config: &Config) -> Result<()> {
         Channel::Tcp(stream, peer) => {
             let what = config.describe(*peer);
             let started = Instant::now();
-            // One deadline for the whole reply: a server that trickles a byte at a time
-            // cannot hold the client past -W.
-            let deadline = Deadline::after(Some(config.timeout));
-            let (reply, end) = read_up_to(stream, MAX_REPLY + 1, deadline, config.idle)
-                .with_context(|| what.clone())?;
-            if reply.is_empty() {
-                return Err(if end == End::Closed {
-                    closed_without_reply(config, *peer)
-                } else {
-                    no_reply(config, *peer)
-                });
-            }
+            let (reply, end) = read_reply(config, stream, *peer, MAX_REPLY + 1)?;
             if reply.len() > MAX_REPLY {
                 let text = crlf_to_lf(&reply[..MAX_REPLY]);
                 print_reply(config, *peer, started.elapsed(), &text)?;
@@ -608,6 +619,78 @@ fn announcement_inner(config: &Config) -> Result<()> {
     };
     // Text services end their lines with CRLF; a terminal and a pipeline want LF.
     print_reply(config, peer, rtt, &crlf_to_lf(&reply))
+}
+
+/// The most of a TCP time reply read: enough to tell a 4-byte answer from a text one.
+const MAX_TIME_REPLY: usize = 64;
+
+/// `nk time`: ask, print the server's time (RFC 3339), and with -v its offset from ours.
+pub fn time(config: &Config, utc: bool) -> Result<()> {
+    time_inner(config, utc).map_err(|e| config.prefixed(e))
+}
+
+fn time_inner(config: &Config, utc: bool) -> Result<()> {
+    let channel = Channel::open(config)?;
+    let peer = channel.peer();
+    let what = config.describe(peer);
+    // The local clock when the question left: the server's answer is compared with it plus
+    // half the round trip.
+    let asked = chrono::Utc::now();
+    let (reply, rtt) = match &channel {
+        // RFC 868: an empty datagram asks.
+        Channel::Udp(socket, peer) => udp_exchange(socket, config, *peer, b"", |_| true)?
+            .ok_or_else(|| no_reply(config, *peer))?,
+        Channel::Tcp(stream, peer) => {
+            let started = Instant::now();
+            let (reply, end) = read_reply(config, stream, *peer, MAX_TIME_REPLY + 1)?;
+            if reply.len() == crate::wire::time::LEN && end != End::Closed {
+                crate::info!(
+                    "{what}: the server did not close within {}; using the 4 bytes that came",
+                    format_duration(config.timeout)
+                );
+            }
+            (reply, started.elapsed())
+        }
+    };
+    let (value, when) = crate::wire::time::decode(&reply).map_err(|e| anyhow!("{what}: {e}"))?;
+    let local_then = asked + chrono::Duration::from_std(rtt / 2).unwrap_or_default();
+    // The server counts whole seconds: its clock read somewhere in [when, when + 1 s).
+    let offset = (when - local_then).num_milliseconds() as f64 / 1000.0 + 0.5;
+    crate::info!(
+        "reply from {} ({}): {value} ({} bytes) in {:.3} ms",
+        display_addr(peer),
+        config.proto(),
+        reply.len(),
+        rtt.as_secs_f64() * 1000.0
+    );
+    crate::info!(
+        "offset: the server's clock is {:.1} s {} this host's (+/- {:.1} s: RFC 868 counts \
+         whole seconds)",
+        offset.abs(),
+        if offset >= 0.0 { "ahead of" } else { "behind" },
+        0.5 + rtt.as_secs_f64() / 2.0
+    );
+    let text = if utc {
+        when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    } else {
+        when.with_timezone(&chrono::Local)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    };
+    let mut out = io::stdout().lock();
+    let written = if config.json {
+        let object = serde_json::json!({
+            "server": display_addr(peer),
+            "proto": config.proto(),
+            "rtt_ms": rtt_ms(rtt),
+            "time": text,
+            "value": value,
+            "offset_s": (offset * 10.0).round() / 10.0,
+        });
+        writeln!(out, "{object}")
+    } else {
+        writeln!(out, "{text}")
+    };
+    written.and_then(|()| out.flush()).map_err(stdout_error)
 }
 
 #[cfg(test)]

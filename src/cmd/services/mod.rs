@@ -1,12 +1,16 @@
-//! `nk echo`, `nk daytime`, `nk qotd`: the RFC 862, 867 and 865 services, as clients and
-//! (with `-l`) as servers.
+//! `nk echo`, `nk discard`, `nk chargen`, `nk daytime`, `nk qotd`, `nk time`: the RFC 862,
+//! 863, 864, 867, 865 and 868 services (inetd's internal services), as clients and (with `-l`)
+//! as servers.
 //!
-//! The three commands share one set of options ([`ServiceArgs`]), one server
-//! (`net::service`, TCP and UDP on one port) and one client ([`client`]); what differs is the
-//! text: the echo itself, the time ([`wire::daytime`](crate::wire::daytime)), or a quote
-//! ([`wire::quotes`](crate::wire::quotes)). Echo adds a probe mode ([`probe`]) that reports
-//! round-trip times the way ping does.
+//! The commands share one set of options ([`ServiceArgs`]), one server (`net::service`, TCP
+//! and UDP on one port, behind one UDP guard) and one client ([`client`]); what differs is the
+//! text: the echo itself, the time ([`wire::daytime`](crate::wire::daytime),
+//! [`wire::time`](crate::wire::time)), a quote ([`wire::quotes`](crate::wire::quotes)), the
+//! character pattern ([`wire::chargen`](crate::wire::chargen)), or nothing (discard). Echo
+//! adds a probe mode ([`probe`]) that reports round-trip times the way ping does; discard and
+//! chargen, which move bulk bytes, have their own clients ([`bulk`]).
 
+pub mod bulk;
 pub mod client;
 pub mod probe;
 
@@ -109,7 +113,8 @@ macro_rules! server_help {
     gets --rate replies a second after a --burst; the default, 50/s, is far above what a \
     person or a probe (`nk echo -u -c N -i 20ms`) needs, and holds what a forged source can \
     draw to 50 replies a second (25 KB/s even for qotd's longest quote). Replies are never \
-    larger than the service needs: echo returns the request byte for byte."
+    larger than the service needs: echo returns the request byte for byte, chargen's reply \
+    is never longer than its request, time's is 4 bytes, discard never answers."
     };
 }
 
@@ -123,6 +128,134 @@ const ECHO_INTERVAL_HELP: &str = "Client: with -c, the interval between probes (
     otherwise the longest silence between two bytes of a reply (-W still bounds the whole \
     reply, and is at least DUR when not given). Server: close a TCP client idle for DUR \
     (default 5m; 0 = never).";
+
+/// `-i` for discard: the client sends as long as stdin gives, so only the server has an idle
+/// limit.
+const DISCARD_IDLE_HELP: &str = "Server: close a TCP client idle for DUR (default 5m; 0 = \
+    never).";
+
+/// `-i` for chargen.
+const CHARGEN_IDLE_HELP: &str = "Client: the longest silence in the stream before nk gives up \
+    (default: -W). Server: close a TCP client that has read nothing for DUR (default 5m; 0 = \
+    never).";
+
+/// Discard: RFC 863.
+#[derive(Debug, Args)]
+#[command(
+    mut_arg("interval_or_idle", |a| a.help(DISCARD_IDLE_HELP)),
+    long_about = concat!("RFC 863 discard. As a client, send stdin to HOST (TCP port 9 by default, \
+        or HOST PORT as two arguments) and print how many bytes were delivered and how fast. \
+        Lossless or loud: at the end of stdin nk half-closes and waits for the server's \
+        close, which a discard server sends only once it has read every byte; exit 0 then. \
+        A reset, or no close within -W of the last acknowledged byte, is exit 1 saying how \
+        many bytes went out unconfirmed. --json prints {\"server\",\"proto\",\"bytes\",\
+        \"seconds\"} instead of the line. With -u each read of stdin is one datagram: UDP \
+        confirms nothing, so the line says sent, not delivered (a refusal from the host, ICMP \
+        port unreachable, is still exit 1).\n\n\
+        As a server (-l), read and drop everything each client sends, as fast as it comes; \
+        -v prints each client with the bytes it sent and the rate.", server_help!()),
+    after_long_help = "Examples:\n  \
+        nk discard 127.0.0.1:9 < big.iso             # bytes delivered, MB/s\n  \
+        head -c 64M /dev/zero | nk discard 127.0.0.1 909\n  \
+        nk discard -u 127.0.0.1:909 < datagrams.txt\n  \
+        nk discard -l -v 909                         # serve; -v shows bytes per client"
+)]
+pub struct DiscardArgs {
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+    #[command(flatten)]
+    pub common: ServiceArgs,
+}
+
+/// The most `-c` may ask of a chargen stream (1 PiB: no test of a link needs more).
+const MAX_CHARGEN_COUNT: u64 = 1 << 50;
+
+fn parse_chargen_count(text: &str) -> Result<u64, String> {
+    crate::cli::parse_bytes(text, MAX_CHARGEN_COUNT)
+}
+
+/// Chargen: RFC 864.
+#[derive(Debug, Args)]
+#[command(
+    mut_arg("interval_or_idle", |a| a.help(CHARGEN_IDLE_HELP)),
+    long_about = concat!("RFC 864 character generator. As a client, print the stream HOST sends \
+        (TCP port 19 by default, or HOST PORT as two arguments) as it comes, byte for byte \
+        (CRLF line ends kept), until -c BYTES have come, the server closes, or ^C. The end of \
+        the stream before -c, a reset, or a silence of -i (default -W) is exit 1. --check \
+        verifies every byte against RFC 864's pattern (72 printable characters a line, each \
+        line one character further along, CRLF) and stops at the first that differs, naming \
+        its offset: for a user testing a link for corrupted, lost or reordered bytes (xinetd's \
+        variant, whose ring leaves out the space and ~, passes too). --json prints no stream, only {\"server\",\"proto\",\"bytes\",\"seconds\",\"checked\"} \
+        at the end. -v adds the bytes and rate.\n\n\
+        With -u, one datagram of 512 bytes is sent (RFC 864 ignores its content; its size \
+        lets a careful server answer in full) and the reply printed (--check: a reply's last \
+        line may be short).\n\n\
+        As a server (-l), send each TCP client the pattern from its first line, for as long \
+        as it reads (writing only when its socket has room: a client that never reads costs \
+        nothing but its socket, and never slows the others), dropping what it sends. Over \
+        UDP each datagram gets RFC 864's random 0-512 characters, but never more than the \
+        request's length: no amplification.", server_help!()),
+    after_long_help = "Examples:\n  \
+        nk chargen 127.0.0.1:19 | head -3\n  \
+        nk chargen -c 100M --check 127.0.0.1 1919 > /dev/null   # test a link\n  \
+        nk chargen -u 127.0.0.1:1919\n  \
+        nk chargen -l -v 1919"
+)]
+pub struct ChargenArgs {
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+    #[command(flatten)]
+    pub common: ServiceArgs,
+    /// Stop after BYTES (k, M, G: binary multiples).
+    #[arg(short = 'c', long = "count", value_name = "BYTES", conflicts_with_all = ["listen", "udp"], value_parser = parse_chargen_count, help_heading = "Client")]
+    pub count: Option<u64>,
+    /// Verify that every byte received follows the RFC 864 pattern (exit 1 at the first
+    /// that does not).
+    #[arg(long, conflicts_with = "listen", help_heading = "Client")]
+    pub check: bool,
+}
+
+/// Time: RFC 868.
+#[derive(Debug, Args)]
+#[command(
+    mut_arg("interval_or_idle", |a| a.help(IDLE_HELP)),
+    long_about = concat!("RFC 868 time. As a client, ask HOST (TCP port 37 by default, or HOST \
+        PORT as two arguments; -u: one empty datagram) for its time, 4 bytes: seconds since \
+        1900-01-01 UTC, and print it in RFC 3339 form in the local zone (--utc: in UTC). -v \
+        adds the server's offset from this host's clock (RFC 868 counts whole seconds, so \
+        it is good to about half a second). A reply that is not 4 bytes is exit 1 (is it a \
+        time server?). The count wraps on 2036-02-07: values below 2^31 are read as after \
+        the wrap, so every time from 1968 to 2104 reads right. --json prints \
+        {\"server\",\"proto\",\"rtt_ms\",\"time\",\"value\",\"offset_s\"}.\n\n\
+        As a server (-l), send each client (each datagram) the current time, 4 bytes, then \
+        close.", server_help!()),
+    after_long_help = "Examples:\n  \
+        nk time 127.0.0.1:37\n  \
+        nk time -v -u 127.0.0.1 3737     # with the offset from the local clock\n  \
+        nk time --json 127.0.0.1:3737\n  \
+        nk time -l -v 3737"
+)]
+pub struct TimeArgs {
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+    #[command(flatten)]
+    pub common: ServiceArgs,
+    /// Print the time in UTC instead of the local zone.
+    #[arg(long, conflicts_with = "listen", help_heading = "Client")]
+    pub utc: bool,
+}
+
+/// ADDRESS [PORT]: the positional arguments of every service but echo (whose second word may
+/// start its message).
+#[derive(Debug, Args)]
+pub struct Endpoint {
+    /// Client: HOST[:PORT] (the service's port by default). Server (-l): [HOST:]PORT.
+    #[arg(value_name = "ADDRESS")]
+    pub address: Option<String>,
+    /// The port, when not given with the host (HOST PORT as two arguments).
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
+}
 
 /// Echo: RFC 862.
 #[derive(Debug, Args)]
@@ -204,12 +337,8 @@ pub struct EchoArgs {
         nk daytime -l --format '%Y-%m-%d %H:%M:%S %Z' 1313"
 )]
 pub struct DaytimeArgs {
-    /// Client: HOST[:PORT] (port 13 by default). Server (-l): [HOST:]PORT.
-    #[arg(value_name = "ADDRESS")]
-    pub address: Option<String>,
-    /// The port, when not given with the host (HOST PORT as two arguments).
-    #[arg(value_name = "PORT")]
-    pub port: Option<String>,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
     #[command(flatten)]
     pub common: ServiceArgs,
     /// The line's format: rfc867, rfc3339, rfc2822, ctime, or a strftime pattern.
@@ -241,12 +370,8 @@ pub struct DaytimeArgs {
         nk qotd -l --quotes /usr/share/games/fortunes/fortunes 1717"
 )]
 pub struct QotdArgs {
-    /// Client: HOST[:PORT] (port 17 by default). Server (-l): [HOST:]PORT.
-    #[arg(value_name = "ADDRESS")]
-    pub address: Option<String>,
-    /// The port, when not given with the host (HOST PORT as two arguments).
-    #[arg(value_name = "PORT")]
-    pub port: Option<String>,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
     #[command(flatten)]
     pub common: ServiceArgs,
     /// Serve the quotes of FILE (fortune `%` format or blank-line paragraphs).
@@ -364,22 +489,9 @@ pub fn run_daytime(args: DaytimeArgs) -> Result<()> {
             line.extend_from_slice(b"\r\n");
             line
         }));
-        return serve(
-            &args.common,
-            args.address.as_deref(),
-            args.port.as_deref(),
-            13,
-            behaviour,
-        );
+        return serve_args(&args.common, &args.endpoint, 13, behaviour);
     }
-    let target = client_target(
-        &args.common,
-        args.address.as_deref(),
-        args.port.as_deref(),
-        13,
-        "daytime",
-    )?;
-    let mut config = client::Config::new(&args.common, target, "daytime")?;
+    let mut config = client_config(&args.common, &args.endpoint, 13, "daytime")?;
     config.use_idle_timeout(args.common.interval_or_idle);
     client::announcement(&config)
 }
@@ -396,24 +508,81 @@ pub fn run_qotd(args: QotdArgs) -> Result<()> {
             let pick = rand::rng().random_range(0..wire.len());
             wire[pick].clone()
         }));
-        return serve(
-            &args.common,
-            args.address.as_deref(),
-            args.port.as_deref(),
-            17,
-            behaviour,
-        );
+        return serve_args(&args.common, &args.endpoint, 17, behaviour);
     }
-    let target = client_target(
-        &args.common,
-        args.address.as_deref(),
-        args.port.as_deref(),
-        17,
-        "qotd",
-    )?;
-    let mut config = client::Config::new(&args.common, target, "qotd")?;
+    let mut config = client_config(&args.common, &args.endpoint, 17, "qotd")?;
     config.use_idle_timeout(args.common.interval_or_idle);
     client::announcement(&config)
+}
+
+/// Runs `nk discard`.
+pub fn run_discard(args: DiscardArgs) -> Result<()> {
+    if args.common.listen {
+        return serve_args(&args.common, &args.endpoint, 9, Behaviour::Discard);
+    }
+    if args.common.interval_or_idle.is_some() {
+        return Err(usage(
+            "-i closes idle clients of a server (-l); the client sends as long as stdin gives",
+        ));
+    }
+    let config = client_config(&args.common, &args.endpoint, 9, "discard")?;
+    bulk::discard(&config)
+}
+
+/// Runs `nk chargen`.
+pub fn run_chargen(args: ChargenArgs) -> Result<()> {
+    if args.common.listen {
+        return serve_args(&args.common, &args.endpoint, 19, Behaviour::Chargen);
+    }
+    let mut config = client_config(&args.common, &args.endpoint, 19, "chargen")?;
+    config.use_idle_timeout(args.common.interval_or_idle);
+    bulk::chargen(&config, args.count, args.check)
+}
+
+/// Runs `nk time`.
+pub fn run_time(args: TimeArgs) -> Result<()> {
+    if args.common.listen {
+        let behaviour = Behaviour::Announce(Arc::new(|| {
+            crate::wire::time::encode(chrono::Utc::now()).to_vec()
+        }));
+        return serve_args(&args.common, &args.endpoint, 37, behaviour);
+    }
+    let mut config = client_config(&args.common, &args.endpoint, 37, "time")?;
+    config.use_idle_timeout(args.common.interval_or_idle);
+    client::time(&config, args.utc)
+}
+
+/// The server of a command whose positional arguments are ADDRESS and PORT.
+fn serve_args(
+    common: &ServiceArgs,
+    endpoint: &Endpoint,
+    default_port: u16,
+    behaviour: Behaviour,
+) -> Result<()> {
+    serve(
+        common,
+        endpoint.address.as_deref(),
+        endpoint.port.as_deref(),
+        default_port,
+        behaviour,
+    )
+}
+
+/// The client configuration of a command whose positional arguments are ADDRESS and PORT.
+fn client_config(
+    common: &ServiceArgs,
+    endpoint: &Endpoint,
+    default_port: u16,
+    service: &'static str,
+) -> Result<client::Config> {
+    let target = client_target(
+        common,
+        endpoint.address.as_deref(),
+        endpoint.port.as_deref(),
+        default_port,
+        service,
+    )?;
+    client::Config::new(common, target, service)
 }
 
 /// The largest quotes file read (a fortune database is well under this).
