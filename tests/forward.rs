@@ -9,7 +9,7 @@ mod common;
 use common::forwarder::*;
 use common::*;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
@@ -17,44 +17,6 @@ use std::thread;
 use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
-
-/// The client's read ends in a reset (not EOF, not a timeout).
-fn expect_reset(s: &mut TcpStream, what: &str) {
-    let (_, err) = read_all(s);
-    let kind = err.as_ref().map(|e| e.kind());
-    assert_eq!(
-        kind,
-        Some(io::ErrorKind::ConnectionReset),
-        "{what}: the client saw {err:?}, not a reset"
-    );
-}
-
-/// A client the forwarder must turn away or reset: it gets no byte, and its connection ends in
-/// a reset (or EOF, for a turned-away client). The reset can beat the connect's own report
-/// (the forwarder resets at once), so a connect that fails with ECONNRESET counts too.
-fn expect_no_service(port: u16, what: &str, reset_required: bool) {
-    let mut s = match TcpStream::connect(("127.0.0.1", port)) {
-        Ok(s) => s,
-        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
-        Err(e) => panic!("{what}: connect: {e}"),
-    };
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let (got, err) = read_all(&mut s);
-    assert!(got.is_empty(), "{what}: the client got {got:?}");
-    let kind = err.as_ref().map(|e| e.kind());
-    if reset_required {
-        assert_eq!(
-            kind,
-            Some(io::ErrorKind::ConnectionReset),
-            "{what}: {err:?}"
-        );
-    } else {
-        assert!(
-            kind.is_none() || kind == Some(io::ErrorKind::ConnectionReset),
-            "{what}: {err:?}"
-        );
-    }
-}
 
 #[test]
 fn sixty_four_mib_both_ways_through_socat_byte_exact() {

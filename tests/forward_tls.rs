@@ -250,10 +250,7 @@ fn a_target_with_an_untrusted_certificate_is_refused_and_the_client_reset() {
         "127.0.0.1:0",
         &format!("localhost:{eport}"),
     ]);
-    let mut c = client(port);
-    let (got, err) = read_all(&mut c);
-    assert!(got.is_empty(), "{got:?}");
-    assert_eq!(err.map(|e| e.kind()), Some(io::ErrorKind::ConnectionReset));
+    expect_no_service(port, "a target with an untrusted certificate", true);
     let mut fwd = fwd;
     let line = fwd.wait_stderr_line(10.0, |l| l.contains("client reset"));
     assert!(line.contains("unknown issuer"), "{line}");
@@ -584,10 +581,7 @@ fn a_target_that_never_answers_the_tls_handshake_resets_the_client_within_w() {
         "127.0.0.1:0",
         &format!("localhost:{tport}"),
     ]);
-    let mut c = client(port);
-    let (got, err) = read_all(&mut c);
-    assert!(got.is_empty(), "{got:?}");
-    assert_eq!(err.map(|e| e.kind()), Some(io::ErrorKind::ConnectionReset));
+    expect_no_service(port, "a silent TLS target", true);
     assert_eq!(holder.join().unwrap(), Some(io::ErrorKind::ConnectionReset));
     let mut fwd = fwd;
     let line = fwd.wait_stderr_line(10.0, |l| l.contains("client reset"));

@@ -92,3 +92,41 @@ pub fn round_trip(mut s: TcpStream, data: Arc<Vec<u8>>) -> Vec<u8> {
     feed.join().unwrap();
     got
 }
+
+/// The client's read ends in a reset (not EOF, not a timeout).
+pub fn expect_reset(s: &mut TcpStream, what: &str) {
+    let (_, err) = read_all(s);
+    let kind = err.as_ref().map(|e| e.kind());
+    assert_eq!(
+        kind,
+        Some(io::ErrorKind::ConnectionReset),
+        "{what}: the client saw {err:?}, not a reset"
+    );
+}
+
+/// A client the forwarder must turn away or reset: it gets no byte, and its connection ends in
+/// a reset (or EOF, for a turned-away client). The reset can beat the connect's own report
+/// (the forwarder resets at once), so a connect that fails with ECONNRESET counts too.
+pub fn expect_no_service(port: u16, what: &str, reset_required: bool) {
+    let mut s = match TcpStream::connect(("127.0.0.1", port)) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
+        Err(e) => panic!("{what}: connect: {e}"),
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (got, err) = read_all(&mut s);
+    assert!(got.is_empty(), "{what}: the client got {got:?}");
+    let kind = err.as_ref().map(|e| e.kind());
+    if reset_required {
+        assert_eq!(
+            kind,
+            Some(io::ErrorKind::ConnectionReset),
+            "{what}: {err:?}"
+        );
+    } else {
+        assert!(
+            kind.is_none() || kind == Some(io::ErrorKind::ConnectionReset),
+            "{what}: {err:?}"
+        );
+    }
+}
