@@ -6,9 +6,10 @@
 
 mod common;
 
+use common::forwarder::*;
 use common::*;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
@@ -16,111 +17,6 @@ use std::thread;
 use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
-
-/// `nk forward -v ARGS` and the port it listens on.
-fn forward(args: &[&str]) -> (Proc, u16) {
-    let mut full = vec!["forward", "-v"];
-    full.extend_from_slice(args);
-    let mut p = Proc::nk(&full, In::Null, Out::Pipe);
-    let port = p.nk_listening_port();
-    (p, port)
-}
-
-/// A socat echo server (a `cat` per connection) on 127.0.0.1 and its port.
-fn socat_echo() -> (Proc, u16) {
-    require_tool("socat", "socat");
-    let port = free_port("127.0.0.1");
-    let mut cmd = Command::new("socat");
-    cmd.args([
-        &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,backlog=512"),
-        "EXEC:cat",
-    ]);
-    let p = Proc::spawn("socat echo", cmd, In::Null, Out::Null);
-    assert!(
-        wait_until(5.0, || TcpStream::connect(("127.0.0.1", port)).is_ok()),
-        "socat did not listen on {port}"
-    );
-    (p, port)
-}
-
-/// Sends SIGTERM; nk must exit 143.
-fn terminate(p: Proc) -> Finished {
-    send_signal(p.pid(), "TERM");
-    let done = p.wait(10.0);
-    done.expect_code(143);
-    done
-}
-
-/// Reads until EOF or an error within 10 s: the bytes and the error, if any.
-fn read_all(s: &mut impl Read) -> (Vec<u8>, Option<io::Error>) {
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return (got, None),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (got, Some(e)),
-        }
-    }
-}
-
-fn client(port: u16) -> TcpStream {
-    let s = connect_local(port);
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
-
-/// The client's read ends in a reset (not EOF, not a timeout).
-fn expect_reset(s: &mut TcpStream, what: &str) {
-    let (_, err) = read_all(s);
-    let kind = err.as_ref().map(|e| e.kind());
-    assert_eq!(
-        kind,
-        Some(io::ErrorKind::ConnectionReset),
-        "{what}: the client saw {err:?}, not a reset"
-    );
-}
-
-/// A client the forwarder must turn away or reset: it gets no byte, and its connection ends in
-/// a reset (or EOF, for a turned-away client). The reset can beat the connect's own report
-/// (the forwarder resets at once), so a connect that fails with ECONNRESET counts too.
-fn expect_no_service(port: u16, what: &str, reset_required: bool) {
-    let mut s = match TcpStream::connect(("127.0.0.1", port)) {
-        Ok(s) => s,
-        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
-        Err(e) => panic!("{what}: connect: {e}"),
-    };
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let (got, err) = read_all(&mut s);
-    assert!(got.is_empty(), "{what}: the client got {got:?}");
-    let kind = err.as_ref().map(|e| e.kind());
-    if reset_required {
-        assert_eq!(
-            kind,
-            Some(io::ErrorKind::ConnectionReset),
-            "{what}: {err:?}"
-        );
-    } else {
-        assert!(
-            kind.is_none() || kind == Some(io::ErrorKind::ConnectionReset),
-            "{what}: {err:?}"
-        );
-    }
-}
-
-/// Writes `data` and half-closes from one thread while this one reads everything back.
-fn round_trip(mut s: TcpStream, data: Arc<Vec<u8>>) -> Vec<u8> {
-    let mut writer = s.try_clone().unwrap();
-    let feed = thread::spawn(move || {
-        writer.write_all(&data).unwrap();
-        writer.shutdown(Shutdown::Write).unwrap();
-    });
-    let (got, err) = read_all(&mut s);
-    assert!(err.is_none(), "read: {err:?}");
-    feed.join().unwrap();
-    got
-}
 
 #[test]
 fn sixty_four_mib_both_ways_through_socat_byte_exact() {

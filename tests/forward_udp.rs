@@ -382,6 +382,29 @@ fn flags_without_effect_on_udp_are_usage_errors() {
             "0",
             "127.0.0.1:9",
         ],
+        vec![
+            "forward",
+            "-u",
+            "--tls-connect",
+            "127.0.0.1:0",
+            "127.0.0.1:9",
+        ],
+        vec![
+            "forward",
+            "-u",
+            "--tls-min",
+            "1.3",
+            "127.0.0.1:0",
+            "127.0.0.1:9",
+        ],
+        vec![
+            "forward",
+            "-u",
+            "--proxy-protocol",
+            "v1",
+            "127.0.0.1:0",
+            "127.0.0.1:9",
+        ],
     ] {
         let done = run_nk(&args, In::Null, 10.0);
         done.expect_code(2);

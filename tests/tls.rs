@@ -20,8 +20,6 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConnection, StreamOwned};
 use serde_json::Value;
 
@@ -29,107 +27,8 @@ use common::aiosmtpd::{Aiosmtpd, SmtpTls, Stored};
 use common::http::{
     expect_ok_head, expect_timing_line, head, nginx_with, split_heads, Nginx, NginxSite,
 };
+use common::pki::{text, Pki};
 use common::*;
-
-/// A CA, and a leaf for localhost / 127.0.0.1 signed by it, in a temporary directory.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        require_tool("openssl", "openssl");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(dir.path())
-                .output()
-                .expect("run openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        run(&[
-            &["req", "-x509"],
-            &ec[..],
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=nk test CA",
-            ],
-        ]
-        .concat());
-        run(&[
-            &["req"],
-            &ec[..],
-            &[
-                "-keyout",
-                "leaf.key",
-                "-out",
-                "leaf.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        ]
-        .concat());
-        std::fs::write(
-            dir.path().join("ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        )
-        .expect("write ext");
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "leaf.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext",
-        ]);
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// The CA certificate's path, as an argument.
-    fn ca(&self) -> String {
-        text(&self.path("ca.pem"))
-    }
-
-    /// The leaf's certificate and key paths, as arguments.
-    fn leaf(&self) -> (String, String) {
-        (text(&self.path("leaf.pem")), text(&self.path("leaf.key")))
-    }
-}
-
-fn text(path: &Path) -> String {
-    path.to_str().expect("utf-8 path").to_string()
-}
 
 /// `openssl s_server` on a kernel-chosen port with the leaf; its stdin is `greeting`.
 fn s_server(pki: &Pki, greeting: &[u8]) -> (Proc, u16) {
@@ -439,22 +338,6 @@ fn ncat_ssl_verify_client_to_nk_listen_tls_both_ways_after_its_half_close() {
     assert_same_bytes("nk's stdout (ncat's stdin)", &server.stdout, &from_client);
 }
 
-/// A rustls client configuration trusting the Pki's CA only.
-fn rustls_client_config(pki: &Pki) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(pki.path("ca.pem")).expect("read ca.pem") {
-        roots.add(cert.expect("ca.pem")).expect("add the CA");
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Arc::new(config)
-}
-
 /// The ncat case with a client of the test's own: it ends its side with a bare TCP FIN (as
 /// ncat does at its stdin's EOF), then reads slowly through a small receive buffer, so that
 /// nk's input is still on its way inside nk (in the TLS bridge) when that input ends. All of
@@ -479,7 +362,7 @@ fn nk_listen_tls_delivers_all_input_after_the_peers_eof_to_a_slow_reader() {
         .expect("set_read_timeout");
     let name = "localhost".try_into().expect("server name");
     let conn =
-        rustls::ClientConnection::new(rustls_client_config(&pki), name).expect("client connection");
+        rustls::ClientConnection::new(pki.rustls_client_config(), name).expect("client connection");
     let mut c = StreamOwned::new(conn, tcp);
     // nk's input is flowing when the client's EOF arrives, so the listener sends all of it.
     let writer = feed_stdin(&mut server, &from_server);
@@ -685,23 +568,6 @@ fn a_not_yet_valid_certificate_fails_with_the_reason_and_insecure_passes() {
 // do on demand (close without close_notify, inject bytes before a STARTTLS handshake)
 // ---------------------------------------------------------------------------
 
-/// A rustls server configuration with the Pki's leaf.
-fn rustls_server_config(pki: &Pki) -> Arc<rustls::ServerConfig> {
-    let certs = CertificateDer::pem_file_iter(pki.path("leaf.pem"))
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .expect("read leaf.pem");
-    let key = PrivateKeyDer::from_pem_file(pki.path("leaf.key")).expect("read leaf.key");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .expect("leaf certificate and key");
-    Arc::new(config)
-}
-
 type TlsStream = StreamOwned<ServerConnection, TcpStream>;
 
 /// The server side of a handshake over `tcp` (10 s read and write timeouts).
@@ -779,6 +645,7 @@ fn nginx_tls(pki: &Pki) -> (Nginx, Vec<u8>) {
         http_extra: "location / { return 301 https://localhost:{https_port}$request_uri; }\n\
                      location = /plain { return 200 \"plain\\n\"; }",
         https_extra: "location = /back { return 302 http://127.0.0.1:{http_port}/plain; }",
+        ..NginxSite::default()
     };
     (nginx_with(www, &site), big)
 }
@@ -1029,7 +896,7 @@ fn head_https_to_http_redirect_never_carries_credentials() {
 /// A one-connection HTTPS server (rustls): reads the request head, sends `response`, then
 /// closes the TCP connection, with or without close_notify first. Returns the request.
 fn https_once(pki: &Pki, response: &[u8], close_notify: bool) -> Server<Vec<u8>> {
-    let config = rustls_server_config(pki);
+    let config = pki.rustls_server_config();
     let response = response.to_vec();
     Server::start(move |tcp, _| {
         let mut s = tls_accept(tcp, config);
@@ -1254,7 +1121,7 @@ fn next_command(r: &mut impl Read, log: &mut Vec<String>) -> Option<String> {
 /// gets `220 go ahead` followed, in the same write, by `inject`; anything else but QUIT gets
 /// 530. Over TLS (leaf of `pki`) it serves EHLO/MAIL/RCPT/DATA/QUIT honestly.
 fn starttls_server(pki: &Pki, offer: bool, inject: &'static [u8]) -> Server<Seen> {
-    let config = rustls_server_config(pki);
+    let config = pki.rustls_server_config();
     Server::start(move |mut tcp, _| {
         let mut seen = Seen::default();
         tcp.set_read_timeout(Some(Duration::from_secs(10)))
@@ -1464,7 +1331,7 @@ fn dial_tls_trusting(pki: &Pki, port: u16) -> Proc {
 #[test]
 fn a_tls_peer_that_resets_is_an_error_not_an_end() {
     let pki = Pki::new();
-    let config = rustls_server_config(&pki);
+    let config = pki.rustls_server_config();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().unwrap().port();
     let server = thread::spawn(move || {
@@ -1624,8 +1491,7 @@ fn head_trusts_the_very_certificate_given_with_ca() {
     let (cert, key) = self_signed_ca_true(&pki);
     let site = NginxSite {
         tls: Some((&cert, &key)),
-        http_extra: "",
-        https_extra: "",
+        ..NginxSite::default()
     };
     let nginx = nginx_with(
         |www| std::fs::write(www.join("index.html"), INDEX_HTML).expect("write index.html"),

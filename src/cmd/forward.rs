@@ -11,7 +11,7 @@ use socket2::Type;
 
 use crate::cli::{AccessArgs, FamilyArgs};
 use crate::info;
-use crate::net::addr::{self, display_sockaddr};
+use crate::net::addr::{self, display_sockaddr, Host};
 use crate::net::connect::ConnectOptions;
 use crate::net::deadline::{idle_limit, parse_duration, parse_timeout, Deadline};
 use crate::net::forward::connector::TargetSpec;
@@ -22,6 +22,7 @@ use crate::net::services::Proto;
 use crate::net::sockopt::SockOpts;
 use crate::net::unix::{self, UnixAddr};
 use crate::signals;
+use crate::wire::proxy_protocol::Version;
 
 /// Connect timeout when `-w` is not given.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,13 +67,26 @@ const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
         and how it ended (fin, reset, timeout, refused, interrupted); --json prints those as \
         JSON objects on stdout instead. --allow/--deny are checked before the target is \
         contacted; -m caps the connections at once (more are reset at once).\n\n\
-        Not yet: TLS on either side, -x/--pcap and the PROXY protocol.",
+        TLS: --tls-listen terminates TLS from clients (--cert/--key, --ca to require client \
+        certificates; a client has 10 s for its handshake, and the target is reached only \
+        after it), --tls-connect originates TLS to the target (--ca or the system store, \
+        --sni, --insecure; the handshake counts in -w); both at once, the target's \
+        certificate options are --connect-ca/--connect-cert/--connect-key. The handshakes run \
+        in the event loop. A plaintext EOF becomes close_notify then a FIN (the other way \
+        keeps flowing); a FIN without close_notify, or a fatal alert, resets the other side. \
+        --proxy-protocol v1|v2 sends the target HAProxy's PROXY header first (before its TLS \
+        handshake too): the client's address and the listener's (a Unix client: v1 UNKNOWN, \
+        v2 LOCAL).\n\n\
+        Not yet: -x/--pcap.",
     after_long_help = "Examples:\n  \
         nk forward 8080 10.0.0.5:80                   # every client its own upstream connection\n  \
         nk forward -v 127.0.0.1:5433 db.lan:postgresql # local only, a line per connection\n  \
         nk forward unix:/run/app-debug.sock 127.0.0.1:9000   # Unix -> TCP (and the other way)\n  \
         nk forward --json -m 100 --allow 10.0.0.0/8 2222 git.lan:22 | jq .\n  \
-        nk forward -u -v 5353 10.0.0.1:53             # UDP: a session per client"
+        nk forward -u -v 5353 10.0.0.1:53             # UDP: a session per client\n  \
+        nk forward --tls-listen --cert c.pem --key k.pem 8443 127.0.0.1:8080   # TLS termination\n  \
+        nk forward 6380 --tls-connect --ca ca.pem redis.lan:6380   # TLS origination\n  \
+        nk forward --proxy-protocol v2 443 10.0.0.5:443   # the backend sees the client's address"
 )]
 pub struct ForwardArgs {
     /// Where to accept clients: PORT, HOST:PORT, [V6]:PORT, unix:PATH or unix:@name.
@@ -83,8 +97,9 @@ pub struct ForwardArgs {
     pub target: String,
     #[command(flatten)]
     pub family: FamilyArgs,
-    /// Give up on reaching the target after DUR (resolution included); the client is reset
-    /// (with -u: the bound on resolving TARGET at start).
+    /// Give up on reaching the target after DUR (resolution and, with --tls-connect, the TLS
+    /// handshake included); the client is reset (with -u: the bound on resolving TARGET at
+    /// start).
     #[arg(short = 'w', long = "connect-timeout", value_name = "DUR", value_parser = parse_timeout)]
     pub connect_timeout: Option<Duration>,
     /// Reset a connection where no byte moved either way for DUR; 0 means never (with -u:
@@ -99,7 +114,7 @@ pub struct ForwardArgs {
     #[arg(long)]
     pub reuseport: bool,
     /// One JSON object per connection on stdout as it ends (client, target, bytes_up,
-    /// bytes_down, duration_s, end, detail).
+    /// bytes_down, duration_s, end, detail, client_tls, target_tls).
     #[arg(long)]
     pub json: bool,
     /// UDP: a session per client address, each with its own socket toward TARGET.
@@ -109,9 +124,169 @@ pub struct ForwardArgs {
     /// means never).
     #[arg(long = "session-timeout", value_name = "DUR", value_parser = parse_duration)]
     pub session_timeout: Option<Duration>,
+    /// Send the target HAProxy's PROXY header first (v1: the text line, v2: the binary
+    /// block), carrying the client's address and the one it reached; a Unix client is sent
+    /// as v1 UNKNOWN / v2 LOCAL.
+    #[arg(long = "proxy-protocol", value_name = "VERSION", value_parser = ["v1", "v2"])]
+    pub proxy_protocol: Option<String>,
+    #[command(flatten)]
+    pub tls: ForwardTlsArgs,
     // Last: its help heading ("Access") would otherwise take the flags after it.
     #[command(flatten)]
     pub access: AccessArgs,
+}
+
+/// TLS on either side. The certificate options keep the names `nk listen --tls` and `nk
+/// dial --tls` give them; with TLS on both sides the plain ones are the listener's and the
+/// target's take a `--connect-` prefix.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct ForwardTlsArgs {
+    /// Speak TLS with each client (terminate TLS), with --cert/--key (without them an
+    /// ephemeral self-signed certificate for localhost is made); --ca FILE requires client
+    /// certificates signed by a CA in FILE. A client has 10 s to finish its handshake.
+    #[arg(long = "tls-listen")]
+    pub tls_listen: bool,
+    /// Speak TLS to the target (originate TLS): its certificate is checked against the
+    /// system store, or --ca FILE (--connect-ca with --tls-listen too), for the target's host
+    /// or --sni NAME; the handshake counts in -w.
+    #[arg(long = "tls-connect")]
+    pub tls_connect: bool,
+    /// A certificate chain (PEM), with --key: the one shown to clients with --tls-listen, or
+    /// presented to the target with --tls-connect alone.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<String>,
+    /// The private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<String>,
+    /// CA certificates (PEM): with --tls-listen, clients must present a certificate they
+    /// signed; with --tls-connect alone, the only ones the target's certificate is checked
+    /// against.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<String>,
+    /// With both --tls-listen and --tls-connect: trust only these certificates (PEM) for the
+    /// target.
+    #[arg(long = "connect-ca", value_name = "FILE")]
+    pub connect_ca: Option<String>,
+    /// With both: a client certificate (PEM) presented to the target, with --connect-key.
+    #[arg(long = "connect-cert", value_name = "FILE", requires = "connect_key")]
+    pub connect_cert: Option<String>,
+    /// The private key (PEM) of --connect-cert.
+    #[arg(long = "connect-key", value_name = "FILE", requires = "connect_cert")]
+    pub connect_key: Option<String>,
+    /// Do not check the target's certificate at all (a warning is printed).
+    #[arg(long)]
+    pub insecure: bool,
+    /// The name to send the target (SNI) and verify its certificate by, instead of its host
+    /// (needed for a Unix target).
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    #[command(flatten)]
+    pub protocol: crate::cli::TlsProtocolArgs,
+}
+
+/// The TLS configurations `ForwardTlsArgs` asks for, built by the code `nk listen --tls` and
+/// `nk dial --tls` use.
+fn tls_configs(
+    args: &ForwardTlsArgs,
+    target: &TargetSpec,
+) -> Result<(
+    Option<Arc<rustls::ServerConfig>>,
+    Option<forward::TlsConnect>,
+)> {
+    use crate::exit::usage;
+    let either = "--tls-listen or --tls-connect";
+    let given = [
+        (args.cert.is_some(), "--cert", either),
+        (args.ca.is_some(), "--ca", either),
+        (
+            args.protocol.given().is_some(),
+            args.protocol.given().unwrap_or(""),
+            either,
+        ),
+        (args.insecure, "--insecure", "--tls-connect"),
+        (args.sni.is_some(), "--sni", "--tls-connect"),
+        (args.connect_ca.is_some(), "--connect-ca", "--tls-connect"),
+        (
+            args.connect_cert.is_some(),
+            "--connect-cert",
+            "--tls-connect",
+        ),
+    ];
+    for (present, flag, needs) in given {
+        let missing = match needs {
+            "--tls-connect" => !args.tls_connect,
+            _ => !args.tls_listen && !args.tls_connect,
+        };
+        if present && missing {
+            return Err(usage(format!("{flag} needs {needs}")));
+        }
+    }
+    let listen = if args.tls_listen {
+        let server = crate::cli::TlsServerArgs {
+            tls: true,
+            cert: args.cert.clone(),
+            key: args.key.clone(),
+            alpn: Vec::new(),
+            ca: args.ca.clone(),
+            protocol: args.protocol.clone(),
+        };
+        server.config()?
+    } else {
+        None
+    };
+    if !args.tls_connect {
+        return Ok((listen, None));
+    }
+    // The plain names belong to the target when the listener has no TLS.
+    let pick = |prefixed: &Option<String>, plain: &Option<String>, flag: &str| match (
+        prefixed,
+        plain,
+        args.tls_listen,
+    ) {
+        (Some(_), Some(_), false) => Err(usage(format!("--{flag} and --connect-{flag}: give one"))),
+        (Some(p), _, _) => Ok(Some(p.clone())),
+        (None, Some(p), false) => Ok(Some(p.clone())),
+        (None, _, _) => Ok(None),
+    };
+    let ca = pick(&args.connect_ca, &args.ca, "ca")?;
+    if ca.is_some() && args.insecure {
+        return Err(usage("--insecure and a CA file for the target: give one"));
+    }
+    let trust = crate::cli::TlsTrustArgs {
+        ca,
+        insecure: args.insecure,
+        sni: args.sni.clone(),
+        alpn: Vec::new(),
+        cert: pick(&args.connect_cert, &args.cert, "cert")?,
+        key: pick(&args.connect_key, &args.key, "key")?,
+        protocol: args.protocol.clone(),
+    };
+    let host = match target {
+        TargetSpec::Tcp(target) => match &target.host {
+            Host::Ip(ip) => ip.to_string(),
+            Host::Name(name) => name.clone(),
+        },
+        // Nothing to check a certificate against but --sni (any name does with --insecure).
+        TargetSpec::Unix(_) if args.sni.is_none() && !args.insecure => return Err(usage(
+            "--tls-connect to a Unix target needs --sni NAME (the name its certificate carries)",
+        )),
+        TargetSpec::Unix(_) => "localhost".to_string(),
+    };
+    let name = trust.server_name(&host);
+    let server_name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(|_| {
+        usage(format!(
+            "\"{name}\" is not a name TLS can verify (give --sni NAME)"
+        ))
+    })?;
+    let config = trust.config(&[])?;
+    Ok((
+        listen,
+        Some(forward::TlsConnect {
+            config,
+            server_name,
+        }),
+    ))
 }
 
 enum ListenOn {
@@ -150,6 +325,11 @@ pub fn run(args: ForwardArgs) -> Result<()> {
     }
     let access = args.access.list()?;
     let family = args.family.family();
+    let (tls_listen, tls_connect) = tls_configs(&args.tls, &target)?;
+    let proxy_protocol = args.proxy_protocol.as_deref().map(|v| match v {
+        "v1" => Version::V1,
+        _ => Version::V2,
+    });
     let opts = Options {
         target: target.clone(),
         connect: ConnectOptions {
@@ -162,6 +342,9 @@ pub fn run(args: ForwardArgs) -> Result<()> {
         access,
         idle: idle_limit(args.idle),
         json: args.json,
+        tls_listen,
+        tls_connect,
+        proxy_protocol,
     };
     crate::net::service::raise_descriptor_limit();
     // Before `listening on` is said: whoever acts on that line may send SIGTERM at once.
@@ -207,6 +390,21 @@ fn stop_on_signals() -> Result<Arc<Stop>> {
 
 /// `nk forward -u`: the target resolved once, the UDP socket bound, then `net::forward::udp`.
 fn run_udp(args: ForwardArgs) -> Result<()> {
+    let tls = &args.tls;
+    let tls_given = tls.tls_listen
+        || tls.tls_connect
+        || tls.cert.is_some()
+        || tls.ca.is_some()
+        || tls.connect_ca.is_some()
+        || tls.connect_cert.is_some()
+        || tls.insecure
+        || tls.sni.is_some()
+        || tls.protocol.given().is_some();
+    if tls_given || args.proxy_protocol.is_some() {
+        return Err(crate::exit::usage(
+            "TLS and --proxy-protocol are for TCP and Unix streams, not -u (UDP)",
+        ));
+    }
     if args.listen.starts_with("unix:") || args.target.starts_with("unix:") {
         return Err(crate::exit::usage(
             "unix: with -u: Unix datagram sockets are not forwarded (-u is UDP)",

@@ -447,8 +447,9 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
         .join(":")
 }
 
-/// The TLS error behind an I/O error, in words, with a hint for the fixable ones.
-fn explain(err: io::Error, peer: &str, name: &str, server: bool) -> anyhow::Error {
+/// The TLS error behind an I/O error, in words, with a hint for the fixable ones. `server`:
+/// we are the server, so the peer is a client.
+pub fn explain(err: io::Error, peer: &str, name: &str, server: bool) -> anyhow::Error {
     let tls = err
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
@@ -482,7 +483,7 @@ fn explain(err: io::Error, peer: &str, name: &str, server: bool) -> anyhow::Erro
 
 /// The peer `how` ("closed", "reset") the connection during the handshake: most often it
 /// refused what was offered without saying so in an alert.
-fn cut_short(peer: &str, how: &str) -> anyhow::Error {
+pub fn cut_short(peer: &str, how: &str) -> anyhow::Error {
     anyhow::Error::new(Hinted {
         message: format!("TLS handshake with {peer}: the peer {how} the connection"),
         hint: "it may refuse the TLS versions or cipher suites offered (--tls-min, --ciphers, \
@@ -678,6 +679,16 @@ fn handshake(
 
 /// `TLS 1.3, TLS13_AES_256_GCM_SHA384, ALPN h2`, and a line on the peer's certificate.
 fn describe(conn: &Connection) -> String {
+    let peer = conn
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|cert| format!("\n{}", describe_certificate(cert)))
+        .unwrap_or_default();
+    format!("{}{peer}", summary(conn))
+}
+
+/// `TLS 1.3, TLS13_AES_256_GCM_SHA384, ALPN h2`: what the handshake settled on.
+pub fn summary(conn: &Connection) -> String {
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_string(),
@@ -692,12 +703,7 @@ fn describe(conn: &Connection) -> String {
         .alpn_protocol()
         .map(|p| format!(", ALPN {}", String::from_utf8_lossy(p)))
         .unwrap_or_default();
-    let peer = conn
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|cert| format!("\n{}", describe_certificate(cert)))
-        .unwrap_or_default();
-    format!("{version}, {suite}{alpn}{peer}")
+    format!("{version}, {suite}{alpn}")
 }
 
 /// `peer certificate: subject CN=..., issuer CN=..., valid FROM to UNTIL, SHA-256 AB:...`.
@@ -870,17 +876,23 @@ fn describe_failure(err: &io::Error) -> String {
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
     {
-        let (reason, hint) = in_words(tls, "the server");
-        return match hint.is_empty() {
-            true => reason,
-            false => format!("{reason} ({hint})"),
-        };
+        return failure_in_words(tls);
     }
     match err.kind() {
         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
             format!("the peer reset the connection; data in flight was lost ({err})")
         }
         _ => err.to_string(),
+    }
+}
+
+/// A TLS failure after the handshake (a fatal alert, a bad record), in words, with its hint
+/// in brackets.
+pub fn failure_in_words(err: &rustls::Error) -> String {
+    let (reason, hint) = in_words(err, "the server");
+    match hint.is_empty() {
+        true => reason,
+        false => format!("{reason} ({hint})"),
     }
 }
 

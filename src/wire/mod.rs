@@ -10,6 +10,7 @@ pub mod http;
 pub mod icmp;
 pub mod ipblocks;
 pub mod ipnet;
+pub mod proxy_protocol;
 pub mod quotes;
 pub mod smtp;
 pub mod time;

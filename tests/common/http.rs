@@ -79,6 +79,8 @@ pub struct NginxSite<'a> {
     pub tls: Option<(&'a Path, &'a Path)>,
     /// Extra directives of the plain server block (e.g. `location`s).
     pub http_extra: &'a str,
+    /// Extra parameters of the plain server block's `listen` (e.g. `proxy_protocol`).
+    pub listen_options: &'a str,
     /// Extra directives of the TLS server block.
     pub https_extra: &'a str,
 }
@@ -130,7 +132,8 @@ pub fn nginx_with(www: impl FnOnce(&Path), site: &NginxSite) -> Nginx {
         };
         let root = format!("root {}/www; index index.html;", d.display());
         let mut servers = format!(
-            "server {{ listen 127.0.0.1:{port}; {root} {} }}\n",
+            "server {{ listen 127.0.0.1:{port} {}; {root} {} }}\n",
+            site.listen_options,
             extra(site.http_extra)
         );
         if let (Some((cert, key)), Some(tls_port)) = (site.tls, tls_port) {

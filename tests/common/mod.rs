@@ -13,10 +13,14 @@
 
 /// aiosmtpd, the real peer of `nk smtp` (in clear, STARTTLS, implicit TLS).
 pub mod aiosmtpd;
+/// `nk forward` and its peers (tests/forward.rs, tests/forward_tls.rs).
+pub mod forwarder;
 /// `nk head` helpers and nginx, its real peer (optionally with a TLS server block).
 pub mod http;
 /// nk's service servers and xinetd's internal services (echo, chargen, time ...).
 pub mod inetd;
+/// A CA and a leaf certificate made by openssl for a test.
+pub mod pki;
 
 use std::ffi::OsStr;
 use std::fs::File;

@@ -10,13 +10,18 @@
 //! worth: a destination that does not read leaves the bytes in the source's socket buffer,
 //! and TCP flow control pushes back on the sender. At the source's EOF, once every byte has
 //! been written, the destination is half-closed (shutdown(SHUT_WR)); the other flow goes on.
+//!
+//! Each end is a [`Side`]: a socket, or a TLS connection over one. A flow with TLS at either
+//! end takes the buffer (the bytes must pass through rustls); the side reads and writes
+//! plaintext and passes the EOF on (close_notify, then the FIN).
 
 use std::io;
-use std::net::Shutdown;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use socket2::Socket;
+
+use super::side::Side;
 
 /// Size of the fallback buffer (and what one read asks for).
 pub const BUFFER: usize = 64 * 1024;
@@ -114,6 +119,14 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// A flow between these two sides: one with TLS at either end never splices.
+    pub fn between(from: &Side, to: &Side) -> Flow {
+        Flow {
+            no_splice: from.is_tls() || to.is_tls(),
+            ..Flow::default()
+        }
+    }
+
     fn pending(&self) -> bool {
         !matches!(self.carrier, Carrier::Empty)
     }
@@ -123,23 +136,24 @@ impl Flow {
         !self.pending() && !self.eof
     }
 
-    /// Whether the flow waits for its destination to be writable.
+    /// Whether the flow waits for its destination to be writable (bytes to write, or the EOF
+    /// still to pass on: a TLS close_notify waiting for room).
     pub fn wants_write(&self) -> bool {
-        self.pending()
+        self.pending() || (self.eof && !self.shut)
     }
 
     /// Moves bytes until a socket would block, the flow is done, or [`ROUNDS`] chunks moved.
     /// Returns whether any byte moved.
     pub fn pump(
         &mut self,
-        from: &Socket,
-        to: &Socket,
+        from: &mut Side,
+        to: &mut Side,
         pool: &mut PipePool,
     ) -> Result<bool, Broken> {
         let mut moved = false;
         for _ in 0..ROUNDS {
             if self.pending() {
-                match self.write_out(to.as_raw_fd(), pool) {
+                match self.write_out(to, pool) {
                     Ok(0) => return Ok(moved),
                     Ok(n) => {
                         moved = true;
@@ -155,12 +169,11 @@ impl Flow {
                 if !self.shut {
                     // Every byte of this direction is out: pass the FIN on, the other
                     // direction keeps flowing.
-                    to.shutdown(Shutdown::Write).map_err(Broken::Destination)?;
-                    self.shut = true;
+                    self.shut = to.close_write().map_err(Broken::Destination)?;
                 }
                 return Ok(moved);
             }
-            match self.read_in(from.as_raw_fd(), pool) {
+            match self.read_in(from, pool) {
                 Ok(Some(0)) => self.eof = true,
                 Ok(Some(_)) => moved = true,
                 Ok(None) => return Ok(moved),
@@ -170,15 +183,15 @@ impl Flow {
         if self.eof && !self.pending() && !self.shut {
             // The EOF came in the last round: pass it on now. Left for later, the flow would
             // wait for neither reading nor writing, and nothing would wake it again.
-            to.shutdown(Shutdown::Write).map_err(Broken::Destination)?;
-            self.shut = true;
+            self.shut = to.close_write().map_err(Broken::Destination)?;
         }
         Ok(moved)
     }
 
     /// Fills the empty carrier from `from`: `Some(0)` at EOF, `None` when nothing is there.
-    fn read_in(&mut self, from: RawFd, pool: &mut PipePool) -> io::Result<Option<usize>> {
+    fn read_in(&mut self, from: &mut Side, pool: &mut PipePool) -> io::Result<Option<usize>> {
         if !self.no_splice {
+            let from = from.socket.as_raw_fd();
             // Out of descriptors for a pipe: this chunk goes through the buffer instead.
             if let Ok(pipe) = pool.take() {
                 match splice(from, pipe.write.as_raw_fd(), PIPE_CAPACITY as usize) {
@@ -203,44 +216,35 @@ impl Flow {
             }
         }
         let mut buf = vec![0u8; BUFFER].into_boxed_slice();
-        loop {
-            // SAFETY: `buf` is valid for BUFFER bytes of writing for the call.
-            let n = unsafe { libc::read(from, buf.as_mut_ptr().cast(), buf.len()) };
-            if n >= 0 {
-                let end = n as usize;
-                if end > 0 {
-                    self.carrier = Carrier::Buffer { buf, start: 0, end };
-                }
-                return Ok(Some(end));
-            }
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::Interrupted => {}
-                io::ErrorKind::WouldBlock => return Ok(None),
-                _ => return Err(err),
-            }
+        let Some(end) = from.read_into(&mut buf)? else {
+            return Ok(None);
+        };
+        if end > 0 {
+            self.carrier = Carrier::Buffer { buf, start: 0, end };
         }
+        Ok(Some(end))
     }
 
     /// Writes from the carrier to `to`: the bytes written, 0 when `to` would block.
-    fn write_out(&mut self, to: RawFd, pool: &mut PipePool) -> io::Result<usize> {
+    fn write_out(&mut self, to: &mut Side, pool: &mut PipePool) -> io::Result<usize> {
         let (written, emptied) = match &mut self.carrier {
             Carrier::Empty => return Ok(0),
-            Carrier::Pipe { pipe, len } => match splice(pipe.read.as_raw_fd(), to, *len) {
-                Ok(n) => {
-                    *len -= n;
-                    (n, *len == 0)
+            Carrier::Pipe { pipe, len } => {
+                match splice(pipe.read.as_raw_fd(), to.socket.as_raw_fd(), *len) {
+                    Ok(n) => {
+                        *len -= n;
+                        (n, *len == 0)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                    Err(e) => return Err(e),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
-                Err(e) => return Err(e),
-            },
-            Carrier::Buffer { buf, start, end } => match send(to, &buf[*start..*end]) {
-                Ok(n) => {
+            }
+            Carrier::Buffer { buf, start, end } => match to.write_from(&buf[*start..*end])? {
+                0 => return Ok(0),
+                n => {
                     *start += n;
                     (n, start == end)
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
-                Err(e) => return Err(e),
             },
         };
         if emptied {
@@ -257,21 +261,6 @@ impl Flow {
 /// splice(2) without blocking, through the relay's one wrapper (EINTR restarted there).
 fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     crate::net::relay::splice(from, to, len, libc::SPLICE_F_NONBLOCK)
-}
-
-/// send(2) with MSG_NOSIGNAL: a vanished peer is an error to report, not SIGPIPE.
-fn send(to: RawFd, data: &[u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: `data` is valid for reading for its length during the call.
-        let n = unsafe { libc::send(to, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
 }
 
 /// Closes a socket with a reset (SO_LINGER 0): the peer must see that the stream was cut,
@@ -327,13 +316,17 @@ pub struct Conn {
     pub client_name: String,
     /// The target's address once connected (the one that answered), or as given.
     pub target_name: String,
-    /// The accepted socket.
-    pub client: Socket,
-    /// The target: once the connector has reached it, or while the loop's own non-blocking
-    /// connect is under way (`connecting`).
-    pub target: Option<Socket>,
+    /// The accepted socket (with TLS on it for `--tls-listen`).
+    pub client: Side,
+    /// The target: once reached, or (a plain side) while the loop's own non-blocking connect
+    /// is under way (`connecting`).
+    pub target: Option<Side>,
     /// The address the loop is connecting `target` to, until the connection is made.
     pub connecting: Option<std::net::SocketAddr>,
+    /// When the connector was asked for the target (`-w` counts from here, TLS included).
+    pub connect_started: Option<Instant>,
+    /// What goes to the target first, raw (the PROXY header).
+    pub preface: Vec<u8>,
     /// Client → target.
     pub up: Flow,
     /// Target → client.
@@ -348,7 +341,7 @@ pub struct Conn {
 
 impl Conn {
     /// A client waiting for its target.
-    pub fn new(id: u64, client: Socket, client_name: String, target_name: String) -> Conn {
+    pub fn new(id: u64, client: Side, client_name: String, target_name: String) -> Conn {
         let now = Instant::now();
         Conn {
             id,
@@ -357,6 +350,8 @@ impl Conn {
             client,
             target: None,
             connecting: None,
+            connect_started: None,
+            preface: Vec::new(),
             up: Flow::default(),
             down: Flow::default(),
             registered: [None, None],
@@ -368,5 +363,12 @@ impl Conn {
     /// Both directions have passed their FIN on: the connection is over, cleanly.
     pub fn finished(&self) -> bool {
         self.up.shut && self.down.shut
+    }
+
+    /// The target is reached: the flows between it and the client can be set up.
+    pub fn attach(&mut self, target: Side) {
+        self.up = Flow::between(&self.client, &target);
+        self.down = Flow::between(&target, &self.client);
+        self.target = Some(target);
     }
 }

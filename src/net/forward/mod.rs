@@ -16,10 +16,15 @@
 //!   literal needs neither: the loop connects it itself, non-blocking (no thread hand-off
 //!   and wake-up per client, which is most of a short connection's cost), and `-w` is
 //!   checked by the sweep.
-//! - a protocol plugs in at [`conn::Flow`]: TLS, a PROXY header or a pcap/hex-dump tap are
-//!   flows that must see the bytes, so they would take the buffer carrier (not splice) and
-//!   transform or record each chunk between `read_in` and `write_out`; a PROXY header is a
-//!   first chunk put in the up flow's buffer when the target connects.
+//! - a protocol plugs in at [`side::Side`] (one end of a connection) or [`conn::Flow`]: TLS
+//!   is a side (a rustls connection over the non-blocking socket, its handshake stepped by
+//!   this loop, its flows on the buffer carrier); the PROXY header is a side's preface, the
+//!   first bytes written to the target (before its TLS handshake, if any); a pcap/hex-dump tap
+//!   records each chunk a flow moves.
+//! - the order on a connection: accept, the client's TLS handshake (`--tls-listen`; within
+//!   [`CLIENT_HANDSHAKE`], a client that fails it never costs the target a connection), the
+//!   target is reached, the PROXY header and the target's TLS handshake (`--tls-connect`;
+//!   within what is left of `-w`), then the flows.
 //!
 //! Rules (README, "Nothing is lost"): a FIN from one side becomes shutdown(SHUT_WR) on the
 //! other once its bytes are written, and the other direction keeps flowing; a reset or an
@@ -30,6 +35,7 @@
 
 pub mod conn;
 pub mod connector;
+pub mod side;
 pub mod udp;
 
 use std::io;
@@ -48,9 +54,15 @@ use crate::net::connect::{self, AttemptState, ConnectOptions};
 use crate::net::deadline::{format_duration, Deadline};
 use crate::net::poller::{Interest, Poller};
 use crate::net::server::{accept_nonblocking, Accepted, Backoff};
+use crate::wire::proxy_protocol::Proxied;
 
 use conn::{Broken, Conn, End, PipePool};
 use connector::{Connector, Outcome, TargetSpec, Waker};
+use side::{OpenFailure, Side};
+
+/// How long a client has to finish its TLS handshake (`--tls-listen`); `-i`, if shorter,
+/// applies too.
+pub const CLIENT_HANDSHAKE: Duration = Duration::from_secs(10);
 
 const LISTENER: u64 = u64::MAX;
 const WAKE: u64 = u64::MAX - 1;
@@ -77,6 +89,22 @@ pub struct Options {
     pub idle: Option<Duration>,
     /// `--json`: the per-connection reports as JSON objects on stdout.
     pub json: bool,
+    /// `--tls-listen`: TLS with every client.
+    pub tls_listen: Option<Arc<rustls::ServerConfig>>,
+    /// `--tls-connect`: TLS toward the target.
+    pub tls_connect: Option<TlsConnect>,
+    /// `--proxy-protocol`: the PROXY header to send the target first.
+    pub proxy_protocol: Option<crate::wire::proxy_protocol::Version>,
+}
+
+/// `--tls-connect`: the client configuration and the name the target's certificate must
+/// carry (sent as SNI).
+#[derive(Debug, Clone)]
+pub struct TlsConnect {
+    /// Trust, client certificate, versions and suites.
+    pub config: Arc<rustls::ClientConfig>,
+    /// The target's name (or `--sni`).
+    pub server_name: rustls::pki_types::ServerName<'static>,
 }
 
 /// Set by SIGINT/SIGTERM; every loop answers by closing its connections, and the last one
@@ -255,9 +283,10 @@ fn run_loop(
     let mut backoff = Backoff::default();
     let mut paused_until: Option<Instant> = None;
     let idle = engine.opts.idle;
-    // The sweep also bounds the loop's own connects by -w.
+    // The sweep also bounds the loop's own connects by -w, and the TLS handshakes.
     let connect_limit = engine.direct.and(engine.opts.connect.timeout);
-    let sweeps = idle.is_some() || connect_limit.is_some();
+    let tls = engine.opts.tls_listen.is_some() || engine.opts.tls_connect.is_some();
+    let sweeps = idle.is_some() || connect_limit.is_some() || tls;
     let sweep_every = [idle, connect_limit]
         .into_iter()
         .flatten()
@@ -363,12 +392,40 @@ impl Engine {
             if peer.as_socket().is_some() {
                 let _ = socket.set_nodelay(true);
             }
+            // The client's address and the one it reached (the listener's), for the target.
+            let preface = self.opts.proxy_protocol.map(|version| {
+                let local = socket.local_addr().ok().and_then(|a| a.as_socket());
+                let proxied = Proxied::from_addresses(peer.as_socket(), local);
+                crate::wire::proxy_protocol::encode(version, &proxied)
+            });
+            let client = match &self.opts.tls_listen {
+                Some(config) => match rustls::ServerConnection::new(Arc::clone(config)) {
+                    Ok(tls) => Side::tls(
+                        socket,
+                        rustls::Connection::Server(tls),
+                        Instant::now() + CLIENT_HANDSHAKE,
+                    ),
+                    Err(err) => {
+                        self.shared.live.fetch_sub(1, Ordering::AcqRel);
+                        crate::log::warn(format_args!("{name}: start TLS: {err}; reset"));
+                        conn::reset(socket);
+                        continue;
+                    }
+                },
+                None => Side::plain(socket),
+            };
             let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
             self.shared.accepted.fetch_add(1, Ordering::Relaxed);
-            crate::debug!("#{id} {name} accepted; connecting to {}", self.opts.target);
-            let conn = Conn::new(id, socket, name, self.opts.target.to_string());
+            let mut conn = Conn::new(id, client, name, self.opts.target.to_string());
+            conn.preface = preface.unwrap_or_default();
+            let handshake_first = conn.client.is_tls();
             let slot = self.table.insert(conn);
-            self.dial(slot, id);
+            if handshake_first {
+                crate::debug!("#{id} accepted; TLS handshake with the client");
+                self.step(slot);
+            } else {
+                self.dial(slot, id);
+            }
         }
         Ok(())
     }
@@ -376,6 +433,14 @@ impl Engine {
     /// Starts reaching the target for the client in `slot`: by the loop itself for an IP
     /// literal, by the connector's threads otherwise.
     fn dial(&mut self, slot: usize, id: u64) {
+        if let Some(conn) = self.table.get(slot) {
+            conn.connect_started = Some(Instant::now());
+            crate::debug!(
+                "#{id} {} accepted; connecting to {}",
+                conn.client_name,
+                self.opts.target
+            );
+        }
         let (Some(addr), TargetSpec::Tcp(target)) = (self.direct, &self.opts.target) else {
             self.connector.start(slot, id);
             return;
@@ -383,9 +448,15 @@ impl Engine {
         match connect::start_attempt(addr, &self.opts.connect) {
             Ok((socket, done)) => {
                 if let Some(conn) = self.table.get(slot) {
-                    conn.target = Some(socket);
                     conn.target_name = display_addr(addr);
-                    conn.connecting = (!done).then_some(addr);
+                    if done {
+                        self.reached(slot, socket);
+                    } else {
+                        // A plain side while the connect is under way; TLS and the preface
+                        // come with the connection.
+                        conn.target = Some(Side::plain(socket));
+                        conn.connecting = Some(addr);
+                    }
                 }
                 self.step(slot);
             }
@@ -412,6 +483,36 @@ impl Engine {
         }
     }
 
+    /// The target of the connection in `slot` is connected: its side (TLS with
+    /// `--tls-connect`, its handshake within what is left of `-w`; the PROXY header first)
+    /// and the flows between it and the client.
+    fn reached(&mut self, slot: usize, socket: Socket) {
+        let limit = self.opts.connect.timeout.unwrap_or(Duration::MAX);
+        let Some(conn) = self.table.get(slot) else {
+            return;
+        };
+        let side = match &self.opts.tls_connect {
+            Some(tls) => {
+                let started = conn.connect_started.unwrap_or(conn.opened);
+                let deadline = started.checked_add(limit).unwrap_or(started + SWEEP);
+                match rustls::ClientConnection::new(
+                    Arc::clone(&tls.config),
+                    tls.server_name.clone(),
+                ) {
+                    Ok(c) => Side::tls(socket, rustls::Connection::Client(c), deadline),
+                    Err(err) => {
+                        self.target_failed(slot, format!("start TLS: {err}"), false);
+                        return;
+                    }
+                }
+            }
+            None => Side::plain(socket),
+        };
+        let preface = std::mem::take(&mut conn.preface);
+        conn.attach(side.with_preface(preface));
+        conn.last_active = Instant::now();
+    }
+
     /// Takes the connector's outcomes: a reached target starts relaying; a failure resets
     /// the client at once.
     fn connected(&mut self) {
@@ -428,10 +529,9 @@ impl Engine {
             match outcome.result {
                 Ok((socket, name)) => {
                     if let Some(conn) = self.table.get(slot) {
-                        conn.target = Some(socket);
                         conn.target_name = name;
-                        conn.last_active = Instant::now();
                     }
+                    self.reached(slot, socket);
                     self.step(slot);
                 }
                 Err(failure) => self.target_failed(slot, failure.text, failure.timed_out),
@@ -439,35 +539,60 @@ impl Engine {
         }
     }
 
-    /// Lets both flows of the connection in `slot` move what they can, then registers what
-    /// each socket waits for, or ends the connection.
+    /// Moves the connection in `slot` on as far as its sockets allow: the openings (the
+    /// client's TLS handshake; the connect, the PROXY header and the target's TLS handshake),
+    /// then both flows; then registers what each socket waits for, or ends the connection.
     fn step(&mut self, slot: usize) {
         let Some(conn) = self.table.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
+        if !conn.client.is_open() {
+            match conn.client.open("the client", true) {
+                Ok(true) => {
+                    let id = conn.id;
+                    crate::debug!(
+                        "#{id} {}: {}",
+                        conn.client_name,
+                        conn.client.tls_summary().unwrap_or_default()
+                    );
+                    // The client is read again once the target is there.
+                    if self.register(slot, [None, None]) {
+                        self.dial(slot, id);
+                    }
+                }
+                Ok(false) => {
+                    let want = conn.client.opening_interest();
+                    self.register(slot, [Some(want), None]);
+                }
+                Err(OpenFailure(text)) => {
+                    if let Some(conn) = self.table.take(slot) {
+                        crate::log::warn(format_args!(
+                            "#{} {}: {text}; reset",
+                            conn.id, conn.client_name
+                        ));
+                        self.close(conn, End::Reset(text));
+                    }
+                }
+            }
+            return;
+        }
         let Some(target) = conn.target.as_ref() else {
             return;
         };
         if let Some(addr) = conn.connecting {
-            match connect::attempt_state(target) {
+            match connect::attempt_state(&target.socket) {
                 AttemptState::Pending => {
-                    if conn.registered[1].is_none() {
-                        let token = (slot * 2 + 1) as u64;
-                        if let Err(err) =
-                            self.poller.add(target.as_raw_fd(), Interest::Write, token)
-                        {
-                            let text = format!("epoll_ctl: {err}");
-                            self.target_failed(slot, text, false);
-                            return;
-                        }
-                        conn.registered[1] = Some(Interest::Write);
-                    }
+                    self.register(slot, [None, Some(Interest::Write)]);
                     return;
                 }
                 AttemptState::Connected => {
                     conn.connecting = None;
                     // As the connector does: the forwarder must not add latency.
-                    let _ = target.set_nodelay(true);
+                    let _ = target.socket.set_nodelay(true);
+                    if let Some(plain) = conn.target.take() {
+                        self.reached(slot, plain.into_socket());
+                    }
+                    return self.step(slot);
                 }
                 AttemptState::Failed(err) => {
                     let TargetSpec::Tcp(spec) = &self.opts.target else {
@@ -479,22 +604,55 @@ impl Engine {
                 }
             }
         }
+        let Some(target) = conn.target.as_mut() else {
+            return;
+        };
+        if !target.is_open() {
+            match target.open(&conn.target_name, false) {
+                Ok(true) => {
+                    if let Some(summary) = target.tls_summary() {
+                        crate::debug!("#{} {}: {summary}", conn.id, conn.target_name);
+                    }
+                }
+                Ok(false) => {
+                    let want = target.opening_interest();
+                    self.register(slot, [None, Some(want)]);
+                    return;
+                }
+                Err(OpenFailure(text)) => {
+                    // The client has not been relayed a byte: as for a refused connect.
+                    self.target_failed(slot, text, false);
+                    return;
+                }
+            }
+        }
+        let Conn {
+            client,
+            target: Some(target),
+            up,
+            down,
+            last_active,
+            ..
+        } = conn
+        else {
+            return;
+        };
         let mut moved = false;
         let mut broken = None;
-        match conn.up.pump(&conn.client, target, &mut self.pool) {
+        match up.pump(client, target, &mut self.pool) {
             Ok(m) => moved |= m,
             Err(Broken::Source(e)) => broken = Some(("client", e)),
             Err(Broken::Destination(e)) => broken = Some(("target", e)),
         }
         if broken.is_none() {
-            match conn.down.pump(target, &conn.client, &mut self.pool) {
+            match down.pump(target, client, &mut self.pool) {
                 Ok(m) => moved |= m,
                 Err(Broken::Source(e)) => broken = Some(("target", e)),
                 Err(Broken::Destination(e)) => broken = Some(("client", e)),
             }
         }
         if moved {
-            conn.last_active = Instant::now();
+            *last_active = Instant::now();
         }
         if let Some((side, err)) = broken {
             let why = if err.raw_os_error() == Some(libc::ECONNRESET) {
@@ -514,10 +672,28 @@ impl Engine {
             return;
         }
         let wants = [
-            interest(conn.up.wants_read(), conn.down.wants_write()),
-            interest(conn.down.wants_read(), conn.up.wants_write()),
+            interest(
+                conn.up.wants_read(),
+                conn.down.wants_write() || conn.client.wants_flush(),
+            ),
+            interest(
+                conn.down.wants_read(),
+                conn.up.wants_write() || conn.target.as_ref().is_some_and(Side::wants_flush),
+            ),
         ];
-        let fds = [conn.client.as_raw_fd(), target.as_raw_fd()];
+        self.register(slot, wants);
+    }
+
+    /// Registers each socket of the connection in `slot` for what it waits for (`None`: out
+    /// of epoll). Returns false when that failed and the connection was ended.
+    fn register(&mut self, slot: usize, wants: [Option<Interest>; 2]) -> bool {
+        let Some(conn) = self.table.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return false;
+        };
+        let fds = [
+            conn.client.socket.as_raw_fd(),
+            conn.target.as_ref().map_or(-1, |t| t.socket.as_raw_fd()),
+        ];
         for side in 0..2 {
             if wants[side] == conn.registered[side] {
                 continue;
@@ -535,21 +711,22 @@ impl Engine {
                 if let Some(conn) = self.table.take(slot) {
                     self.close(conn, End::Reset(format!("epoll_ctl: {err}")));
                 }
-                return;
+                return false;
             }
             conn.registered[side] = wants[side];
         }
+        true
     }
 
     /// Ends a connection: a clean one is simply closed (both FINs already passed on); any
-    /// other is reset both ways. Then its report.
+    /// other is reset both ways (after any TLS alert waiting to go). Then its report.
     fn close(&mut self, conn: Conn, end: End) {
         for (side, registered) in conn.registered.iter().enumerate() {
             if registered.is_some() {
                 let fd = if side == 0 {
-                    conn.client.as_raw_fd()
+                    conn.client.socket.as_raw_fd()
                 } else {
-                    conn.target.as_ref().map_or(-1, |t| t.as_raw_fd())
+                    conn.target.as_ref().map_or(-1, |t| t.socket.as_raw_fd())
                 };
                 let _ = self.poller.remove(fd);
             }
@@ -560,14 +737,18 @@ impl Engine {
             .down
             .fetch_add(conn.down.bytes, Ordering::Relaxed);
         self.report(&conn, &end);
-        let Conn { client, target, .. } = conn;
+        let Conn {
+            mut client, target, ..
+        } = conn;
         if end == End::Fin {
             drop(client);
             drop(target);
         } else {
-            conn::reset(client);
-            if let Some(target) = target {
-                conn::reset(target);
+            client.flush_quietly();
+            conn::reset(client.socket);
+            if let Some(mut target) = target {
+                target.flush_quietly();
+                conn::reset(target.socket);
             }
         }
     }
@@ -575,6 +756,9 @@ impl Engine {
     /// The `-v` line (or `--json` object) of a connection that ended.
     fn report(&self, conn: &Conn, end: &End) {
         let elapsed = conn.opened.elapsed();
+        let client_tls = conn.client.tls_summary();
+        let target_tls = conn.target.as_ref().and_then(Side::tls_summary);
+        let tls = |summary: Option<&str>| summary.map(|s| format!(" [{s}]")).unwrap_or_default();
         report_end(
             self.opts.json,
             || {
@@ -587,14 +771,18 @@ impl Engine {
                     "duration_s": elapsed.as_secs_f64(),
                     "end": end.word(),
                     "detail": end.detail(),
+                    "client_tls": client_tls,
+                    "target_tls": target_tls,
                 })
             },
             || {
                 format!(
-                    "#{} {} -> {}: {} up, {} down in {}; {}",
+                    "#{} {}{} -> {}{}: {} up, {} down in {}; {}",
                     conn.id,
                     conn.client_name,
+                    tls(client_tls),
                     conn.target_name,
+                    tls(target_tls),
                     crate::log::count(conn.up.bytes, "byte"),
                     crate::log::count(conn.down.bytes, "byte"),
                     format_duration(elapsed),
@@ -606,15 +794,18 @@ impl Engine {
     }
 
     /// `-i`: resets the connections where no byte moved for the limit; `-w`: resets the
-    /// clients whose target (connected by the loop) did not answer in time.
+    /// clients whose target (connected by the loop) did not answer in time, or whose TLS
+    /// handshake with the target is not over by then; and the clients that have not finished
+    /// their own TLS handshake within [`CLIENT_HANDSHAKE`].
     fn sweep(&mut self, now: Instant) {
         if let (Some(limit), TargetSpec::Tcp(target)) =
             (self.opts.connect.timeout, self.opts.target.clone())
         {
             for slot in 0..self.table.slots.len() {
                 let late = self.table.slots[slot].as_ref().and_then(|c| {
+                    let started = c.connect_started.unwrap_or(c.opened);
                     c.connecting
-                        .filter(|_| now.saturating_duration_since(c.opened) >= limit)
+                        .filter(|_| now.saturating_duration_since(started) >= limit)
                 });
                 if let Some(addr) = late {
                     let timed_out = io::Error::new(io::ErrorKind::TimedOut, "timed out");
@@ -627,12 +818,35 @@ impl Engine {
                 }
             }
         }
-        let Some(limit) = self.opts.idle else { return };
+        let idle = self.opts.idle;
+        let wait = self.opts.connect.timeout.unwrap_or_default();
         for slot in 0..self.table.slots.len() {
-            let expired = self.table.slots[slot]
-                .as_ref()
-                .is_some_and(|c| now.saturating_duration_since(c.last_active) >= limit);
-            if expired {
+            let Some(conn) = self.table.slots[slot].as_ref() else {
+                continue;
+            };
+            let past = |deadline: Option<Instant>| deadline.is_some_and(|d| now >= d);
+            if past(conn.client.handshake_deadline()) {
+                if let Some(conn) = self.table.take(slot) {
+                    let text = format!(
+                        "the client's TLS handshake did not finish within {}",
+                        format_duration(CLIENT_HANDSHAKE)
+                    );
+                    crate::log::warn(format_args!(
+                        "#{} {}: {text}; reset",
+                        conn.id, conn.client_name
+                    ));
+                    self.close(conn, End::Reset(text));
+                }
+            } else if past(conn.target.as_ref().and_then(Side::handshake_deadline)) {
+                let text = format!(
+                    "TLS handshake with {}: timed out after {}",
+                    conn.target_name,
+                    format_duration(wait)
+                );
+                self.target_failed(slot, text, true);
+            } else if idle
+                .is_some_and(|limit| now.saturating_duration_since(conn.last_active) >= limit)
+            {
                 if let Some(conn) = self.table.take(slot) {
                     self.close(conn, End::Timeout);
                 }
