@@ -24,6 +24,9 @@ declare -A peers=(
   [script]=util-linux
   [setpriv]=util-linux
   [ip]=iproute2
+  [tinyproxy]=tinyproxy
+  [danted]=dante-server
+  [microsocks]=microsocks
 )
 missing=()
 for cmd in "${!peers[@]}"; do

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 
-use crate::cli::{ExecArgs, FamilyArgs, RelayArgs, SockArgs};
+use crate::cli::{ExecArgs, FamilyArgs, ProxyArgs, RelayArgs, SockArgs};
 use crate::cmd::{relay_stdio, summary_on_interrupt};
 use crate::info;
 use crate::net::addr::{self, display_addr};
@@ -123,6 +123,13 @@ pub struct DialArgs {
     pub tls: crate::cli::TlsClientArgs,
     #[command(flatten)]
     pub sock: SockArgs,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+    /// nc's proxy protocol: 4 (SOCKS4), 5 (SOCKS5, names resolved by the proxy) or connect
+    /// (HTTP CONNECT); -x then gives the proxy's HOST:PORT instead of a hex dump file.
+    #[arg(short = 'X', value_name = "4|5|connect", value_parser = ["4", "5", "connect"],
+          conflicts_with = "proxy_type", help_heading = "Proxy")]
+    pub nc_proxy: Option<String>,
 }
 
 /// Relays the connection (or the plaintext side of its TLS bridge) with stdin/stdout or a program.
@@ -176,9 +183,34 @@ fn refuse_what_a_scan_ignores(args: &DialArgs) -> Result<()> {
     }
 }
 
+/// nc's `-X 4|5|connect -x HOST:PORT`: with -X, -x is the proxy address (it is taken out of
+/// the hex dump option and added to the front of the --proxy chain).
+fn take_nc_proxy(args: &mut DialArgs) -> Result<()> {
+    let Some(kind) = args.nc_proxy.as_deref() else {
+        return Ok(());
+    };
+    let scheme = match kind {
+        "4" => "socks4",
+        "5" => "socks5h",
+        _ => "http",
+    };
+    let address = args.relay.hexdump.take().ok_or_else(|| {
+        crate::exit::usage(format!("-X {kind} needs -x HOST:PORT, the proxy's address"))
+    })?;
+    args.proxy.proxy.insert(0, format!("{scheme}://{address}"));
+    Ok(())
+}
+
 /// Runs `nk dial`.
-pub fn run(args: DialArgs) -> Result<()> {
+pub fn run(mut args: DialArgs) -> Result<()> {
+    take_nc_proxy(&mut args)?;
     if args.scan {
+        if args.proxy.given() {
+            return Err(crate::exit::usage(
+                "--proxy cannot be used with -z: a scan probes every port with its own direct \
+                 connection, and a proxy would only say what it can reach, one tunnel at a time",
+            ));
+        }
         refuse_what_a_scan_ignores(&args)?;
         return crate::cmd::scan::run(&args);
     }
@@ -192,6 +224,7 @@ pub fn run(args: DialArgs) -> Result<()> {
     let relay_opts = args.relay.options()?;
     let exec = args.exec.spec()?;
     let tls = args.tls.config()?;
+    let proxies = args.proxy.chain()?;
     let opts = ConnectOptions {
         family: args.family.family(),
         timeout: args.connect_timeout,
@@ -199,6 +232,7 @@ pub fn run(args: DialArgs) -> Result<()> {
         source_port,
         sockopts: args.sock.options(),
         quiet: false,
+        proxies,
     };
     let started = std::time::Instant::now();
     let connected = connect(&target, &opts)?;

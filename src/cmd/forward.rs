@@ -87,6 +87,9 @@ pub struct ForwardArgs {
     // Last: its help heading ("Access") would otherwise take the flags after it.
     #[command(flatten)]
     pub access: AccessArgs,
+    /// A TCP target through proxies (--proxy URL, repeatable): each client's connection.
+    #[command(flatten)]
+    pub proxy: crate::cli::ProxyArgs,
 }
 
 enum ListenOn {
@@ -112,6 +115,9 @@ fn parse_target(text: &str) -> Result<TargetSpec> {
 pub fn run(args: ForwardArgs) -> Result<()> {
     let listen = parse_listen(&args.listen)?;
     let target = parse_target(&args.target)?;
+    if args.proxy.given() && matches!(target, TargetSpec::Unix(_)) {
+        return Err(crate::exit::usage("--proxy is for a TCP target"));
+    }
     if args.reuseport && matches!(listen, ListenOn::Unix(_)) {
         return Err(crate::exit::usage("--reuseport is for a TCP listener"));
     }
@@ -123,6 +129,7 @@ pub fn run(args: ForwardArgs) -> Result<()> {
             family,
             timeout: Some(args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
             quiet: true,
+            proxies: args.proxy.chain()?,
             ..ConnectOptions::default()
         },
         max_conns: args.max_conns.map(|n| n as usize),

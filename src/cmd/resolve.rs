@@ -102,6 +102,10 @@ pub struct ResolveArgs {
     #[arg(long)]
     pub tcp: bool,
 
+    /// With --tcp: ask through proxies (--proxy URL, repeatable).
+    #[command(flatten)]
+    pub proxy: crate::cli::ProxyArgs,
+
     /// How long one try waits for one server (default: resolv.conf's timeout, 5s); on the
     /// system path, the limit for each lookup.
     #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
@@ -188,6 +192,11 @@ pub fn run(args: ResolveArgs) -> Result<()> {
         .iter()
         .map(|text| PortQuery::parse(text).map_err(usage))
         .collect::<Result<Vec<_>>>()?;
+    if (args.proxy.given() || args.proxy.companion().is_some()) && !args.tcp {
+        return Err(usage(
+            "--proxy needs --tcp: a proxy carries TCP, and DNS goes over UDP unless --tcp",
+        ));
+    }
     let direct = !args.types.is_empty() || !args.server.is_empty() || args.tcp;
     if direct && !ports.is_empty() && !args.queries.is_empty() {
         return Err(usage(
@@ -385,6 +394,7 @@ fn transport(args: &ResolveArgs, conf: &ResolvConf) -> Result<Transport> {
         timeout: args.timeout.unwrap_or(conf.timeout),
         tries: args.tries.unwrap_or(conf.attempts),
         tcp_only: args.tcp,
+        proxies: args.proxy.chain()?,
     })
 }
 

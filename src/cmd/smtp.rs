@@ -160,6 +160,8 @@ pub struct SmtpArgs {
     pub tls: bool,
     #[command(flatten)]
     pub trust: TlsTrustArgs,
+    #[command(flatten)]
+    pub proxy: crate::cli::ProxyArgs,
 }
 
 /// RFC 5321 §4.5.3.2's minimum timeouts.
@@ -513,6 +515,7 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         &ConnectOptions {
             family: args.family.family(),
             timeout: Some(args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
+            proxies: args.proxy.chain()?,
             ..ConnectOptions::default()
         },
     )?;

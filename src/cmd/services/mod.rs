@@ -93,6 +93,9 @@ pub struct ServiceArgs {
     /// UDP replies a quiet source may get at once (default: one second's worth of --rate).
     #[arg(long, value_name = "N", requires = "listen", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Server")]
     pub burst: Option<u32>,
+    /// Client over TCP: through proxies (--proxy URL, repeatable).
+    #[command(flatten)]
+    pub proxy: crate::cli::ProxyArgs,
 }
 
 /// The text of the shared long help: what the server does and how it protects itself.
@@ -506,6 +509,11 @@ fn serve(
             port: default_port,
         },
     };
+    if common.proxy.given() {
+        return Err(crate::exit::usage(
+            "--proxy is for the client: a server with -l accepts connections, it dials none",
+        ));
+    }
     let access = common.access.list()?;
     let opts = ServiceOptions {
         max_conns: common.max_conns.map(|n| n as usize),
