@@ -661,28 +661,34 @@ mod tests {
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Proxy")]
 pub struct ProxyArgs {
-    /// Connect through this proxy: socks4://, socks4a://, socks5:// (names resolved here),
-    /// socks5h:// (names resolved by the proxy), http:// or https:// (CONNECT; https:// speaks
-    /// TLS to the proxy), with USER:PASS@ when it asks for them. HOST:PORT alone is of
-    /// --proxy-type (http by default). Repeat for a chain: each proxy is reached through the
-    /// one before, the target through the last. `env` reads $all_proxy.
+    /// Connect through this proxy (repeat for a chain): socks4/4a/5/5h://, http(s)://.
+    ///
+    /// socks4:// and socks5:// resolve the target's name here, socks4a:// and socks5h:// let
+    /// the proxy resolve it; http:// asks for a CONNECT tunnel, https:// does so over TLS to
+    /// the proxy. USER:PASS@ before the host gives credentials. HOST:PORT alone is of
+    /// --proxy-type (http by default). Default ports: 1080 SOCKS, 3128 http, 443 https.
+    /// Repeated: each proxy is reached through the one before, the target through the last.
+    /// `env` reads $all_proxy.
     #[arg(long = "proxy", value_name = "URL")]
     pub proxy: Vec<String>,
-    /// The kind of a --proxy given without a scheme (ncat's --proxy-type): socks4, socks5 or
-    /// http. Names go to the proxy unless --proxy-dns says otherwise, as in ncat.
+    /// The kind of a --proxy given as HOST:PORT (ncat's): socks4, socks5 or http.
+    ///
+    /// Names go to the proxy unless --proxy-dns says otherwise, as in ncat.
     #[arg(long = "proxy-type", value_name = "TYPE", value_parser = ["socks4", "socks5", "http"])]
     pub proxy_type: Option<String>,
-    /// Credentials for every proxy whose URL has none: SOCKS5 username/password (RFC 1929),
-    /// HTTP Basic, the SOCKS4 user id (USER alone).
+    /// Credentials for every proxy whose URL has none.
+    ///
+    /// SOCKS5 username/password (RFC 1929), HTTP Basic, the SOCKS4 user id (USER alone).
     #[arg(long = "proxy-auth", value_name = "USER:PASS")]
     pub proxy_auth: Option<String>,
-    /// Where the target's name (and the next proxy's) is resolved (ncat's --proxy-dns):
-    /// local (here), remote (by the proxy), both (here, else by the proxy), none (addresses
-    /// only). Default: here for socks4:// and socks5://, by the proxy for the others.
+    /// Where names are resolved (ncat's): local, remote, both or none.
+    ///
+    /// The target's name and the next proxy's: local (here), remote (by the proxy), both
+    /// (here, else by the proxy), none (addresses only). Default: here for socks4:// and
+    /// socks5://, by the proxy for the others.
     #[arg(long = "proxy-dns", value_name = "WHERE", value_parser = crate::net::proxy::DnsMode::parse)]
     pub proxy_dns: Option<crate::net::proxy::DnsMode>,
-    /// Verify https:// proxies against the certificates in FILE (PEM) instead of the system
-    /// store.
+    /// Verify https:// proxies with the certificates in FILE (PEM), not the system store.
     #[arg(long = "proxy-ca", value_name = "FILE")]
     pub proxy_ca: Option<String>,
     /// Do not check an https:// proxy's certificate (a warning is printed).

@@ -60,7 +60,15 @@ use crate::net::services::Proto;
         A piece of PORTS with a hyphen: exactly a service name is that service (`http-alt` is \
         8080); otherwise it is LOW-HIGH, split at the one hyphen that leaves a port or service \
         on each side (`ftp-data-ssh` is 20-22); a piece that splits more than one way is an \
-        error.",
+        error.\n\n\
+        --proxy URL connects through a proxy (socks4, socks4a, socks5, socks5h, http and https \
+        CONNECT; repeat it for a chain, each proxy reached through the one before); -w bounds \
+        the whole chain, -v prints each hop as it opens, and a failure names the hop and the \
+        cause (the SOCKS reply in words, the proxy's HTTP status line). Bytes the proxy sends \
+        right after its reply are the target's and are kept. nc's -X 4|5|connect makes -x the \
+        proxy's HOST:PORT (without -X, -x is the hex dump); ncat's --proxy HOST:PORT \
+        --proxy-type --proxy-auth --proxy-dns work too. $all_proxy is read only with \
+        --proxy env. A scan (-z) cannot go through a proxy.",
     after_long_help = "Examples:\n  \
         nk dial 127.0.0.1 8080 < request.bin > reply.bin\n  \
         printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nk dial -v example.com:http\n  \
@@ -69,7 +77,10 @@ use crate::net::services::Proto;
         nk dial -c 'echo hello; cat > reply.txt' 127.0.0.1 9000\n  \
         printf 'HEAD / HTTP/1.0\\r\\n\\r\\n' | nk dial --tls -v --ca ca.pem localhost 8443\n  \
         nk dial -z -v 127.0.0.1 22,80,8000-8100   # which ports are open?\n  \
-        nk dial -zu -v 127.0.0.1 53,123,5353      # UDP: open, open|filtered, closed"
+        nk dial -zu -v 127.0.0.1 53,123,5353      # UDP: open, open|filtered, closed\n  \
+        nk dial --proxy socks5h://127.0.0.1:1080 db.internal 5432\n  \
+        nk dial -X connect -x proxy.lan:3128 git.example 22         # nc's spelling\n  \
+        nk dial -v --proxy http://bastion:3128 --proxy socks5://u:p@10.1.0.9 10.2.0.7 22  # a chain"
 )]
 pub struct DialArgs {
     /// HOST:PORT, [V6]:PORT, or HOST followed by PORT; PORT may be a service name (http).

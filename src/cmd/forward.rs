@@ -56,7 +56,8 @@ const UNIX_BACKLOG: i32 = 1024;
         nk forward 8080 10.0.0.5:80                   # every client its own upstream connection\n  \
         nk forward -v 127.0.0.1:5433 db.lan:postgresql # local only, a line per connection\n  \
         nk forward unix:/run/app-debug.sock 127.0.0.1:9000   # Unix -> TCP (and the other way)\n  \
-        nk forward --json -m 100 --allow 10.0.0.0/8 2222 git.lan:22 | jq ."
+        nk forward --json -m 100 --allow 10.0.0.0/8 2222 git.lan:22 | jq .\n  \
+        nk forward --proxy socks5h://127.0.0.1:1080 8022 git.lan:22   # each client via SOCKS5"
 )]
 pub struct ForwardArgs {
     /// Where to accept clients: PORT, HOST:PORT, [V6]:PORT, unix:PATH or unix:@name.

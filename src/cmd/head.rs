@@ -152,8 +152,10 @@ pub struct HeadArgs {
     pub trust: TlsTrustArgs,
     #[command(flatten)]
     pub proxy: crate::cli::ProxyArgs,
-    /// Hosts to reach directly, not through a proxy (curl's --noproxy): a comma-separated
-    /// list of domains, addresses, CIDR blocks, or * for all; replaces $no_proxy.
+    /// Hosts reached directly, not through a proxy (curl's); replaces $no_proxy.
+    ///
+    /// A comma-separated list of domains (with their subdomains), addresses, CIDR blocks, or
+    /// * for all.
     #[arg(long = "noproxy", value_name = "LIST", help_heading = "Proxy")]
     pub noproxy: Option<String>,
 }

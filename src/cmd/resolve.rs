@@ -69,7 +69,8 @@ const MAX_LINE: usize = 1024;
         nk resolve @127.0.0.1 -p 5353 example.test MX    # dig's way\n  \
         nk resolve -t A www.example.test --server 127.0.0.1:5353 --json\n  \
         nk resolve --port telnet/tcp --port 443      # 23, https\n  \
-        cut -d' ' -f1 hosts.txt | nk resolve -4"
+        cut -d' ' -f1 hosts.txt | nk resolve -4\n  \
+        nk resolve --tcp --proxy socks5://127.0.0.1:1080 --server 9.9.9.9 -t A example.com"
 )]
 pub struct ResolveArgs {
     /// Names or addresses (none: one per line from stdin).

@@ -109,7 +109,8 @@ pub enum Stage {
         echo 'the body' | nk smtp -v --from a@x.test --to b@y.test --to c@z.test mail.example.test\n  \
         nk smtp --quit-after rcpt --from a@x.test --to b@y.test mx.example.test   # test a recipient\n  \
         nk smtp --starttls --ca ca.pem --from a@x.test --to b@y.test --body hi localhost:587\n  \
-        nk smtp --tls --quit-after tls -v --from a@x.test --to b@y.test smtp.example.test"
+        nk smtp --tls --quit-after tls -v --from a@x.test --to b@y.test smtp.example.test\n  \
+        nk smtp --proxy socks5h://127.0.0.1:1080 --from a@x.test --to b@y.test mail.example.test"
 )]
 pub struct SmtpArgs {
     /// SERVER[:PORT] (port 25 by default, 465 with --tls).

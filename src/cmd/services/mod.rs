@@ -153,7 +153,8 @@ const ECHO_INTERVAL_HELP: &str = "Client: with -c, the interval between probes (
         nk echo -c 10 -i 200ms 127.0.0.1:7007       # RTT probes over one TCP connection\n  \
         printf 'a\\nb\\n' | nk echo 127.0.0.1:7007    # one reply per line\n  \
         nk echo 127.0.0.1 7007 hello                # HOST PORT MESSAGE\n  \
-        nk echo -l -v 7007                          # serve TCP and UDP 7007"
+        nk echo -l -v 7007                          # serve TCP and UDP 7007\n  \
+        nk echo --proxy socks5://127.0.0.1:1080 10.0.0.5 hello   # over TCP, through SOCKS5"
 )]
 pub struct EchoArgs {
     /// Client: HOST[:PORT] (port 7 by default). Server (-l): [HOST:]PORT.

@@ -334,7 +334,7 @@ impl Step<'_> {
             io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
                 anyhow!("the proxy reset the connection during its {what} ({err})")
             }
-            _ => anyhow::Error::new(err).context(format!("{what}")),
+            _ => anyhow::Error::new(err).context(what.to_string()),
         }
     }
 }
