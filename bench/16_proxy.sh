@@ -85,33 +85,15 @@ one_run() {
     esac
     wait "$rpid" || { echo FAIL; return 1; }
     t1=$(date +%s.%N)
-    if [[ $check == 1 ]]; then
-        local got
-        got=$(cat "$work/ck")
-        if [[ $got != "$want_ck" ]]; then
-            log "16_proxy: $tool: bytes differ (cksum $got, want $want_ck)"
-            echo FAIL
-            return 1
-        fi
+    if [[ $check == 1 ]] && ! ck_matches 16_proxy "$tool"; then
+        echo FAIL
+        return 1
     fi
-    awk -v b="$bytes" -v a="$t0" -v z="$t1" 'BEGIN { printf "%.0f\n", b / 1e6 / (z - a) }'
+    mbps "$bytes" "$t0" "$t1"
 }
 
 declare -A RES OK
-for tool in "${tools[@]}"; do
-    log "16_proxy: $tool: checking the bytes (untimed run)"
-    v=$(one_run "$tool" 1)
-    if [[ $v == FAIL ]]; then OK[$tool]=no; status=1; else OK[$tool]=yes; fi
-done
-n=${#tools[@]}
-for ((run = 0; run < RUNS; run++)); do
-    for ((i = 0; i < n; i++)); do
-        tool=${tools[$(((i + run) % n))]}
-        v=$(one_run "$tool" 0)
-        log "16_proxy: run $((run + 1)) $tool: $v MB/s"
-        if [[ $v == FAIL ]]; then status=1; else RES[$tool]+="$v "; fi
-    done
-done
+checked_rounds 16_proxy
 
 med() { stats "${RES[$1]:-}" | awk '{print $1}'; }
 {

@@ -2,7 +2,7 @@
 # TIMEOUT (seconds, used by TO). Defines: log, lo_eph, free_port, wait_listen, TO, stats,
 # bulk_file, wait_listen_unix, free_port_udp, wait_bound_udp, ratio, nk_lacks, the proc_* harness,
 # fmt_range, elapsed, need_tools, nk_rows, work_dir, stop_pidvar, stop_proc_tree, listener_failed,
-# ck_verdict, reap_listener, wait_gone, term_server, make_pki.
+# ck_verdict, reap_listener, wait_gone, term_server, make_pki, ck_matches, mbps, checked_rounds.
 # shellcheck shell=bash
 
 log() { printf '%s\n' "$*" >&2; }
@@ -361,3 +361,36 @@ make_pki() (
             -sha256 -extfile leaf.ext -out leaf.pem &&
         openssl verify -CAfile ca.pem -verify_hostname localhost leaf.pem
 )
+
+# ck_matches NAME TOOL: whether $work/ck (a receiver's cksum) is $want_ck; says so when not.
+ck_matches() {
+    local got
+    got=$(cat "$work/ck")
+    [[ $got == "$want_ck" ]] && return 0
+    log "$1: $2: bytes differ (cksum $got, want $want_ck)"
+    return 1
+}
+
+# mbps BYTES T0 T1 -> whole MB/s (1e6 bytes) for date +%s.%N stamps.
+mbps() { awk -v b="$1" -v a="$2" -v z="$3" 'BEGIN { printf "%.0f\n", b / 1e6 / (z - a) }'; }
+
+# checked_rounds NAME: with the caller's one_run TOOL CHECK, tools=(...), RUNS and the
+# associative arrays RES and OK declared: one checked, untimed run per tool (OK[tool]=yes|no),
+# then RUNS timed rounds over the tools, the order rotating each round (RES[tool]+="MB/s ").
+# Sets status=1 when a run fails.
+checked_rounds() {
+    local name=$1 tool v run i n=${#tools[@]}
+    for tool in "${tools[@]}"; do
+        log "$name: $tool: checking the bytes (untimed run)"
+        v=$(one_run "$tool" 1)
+        if [[ $v == FAIL ]]; then OK[$tool]=no; status=1; else OK[$tool]=yes; fi
+    done
+    for ((run = 0; run < RUNS; run++)); do
+        for ((i = 0; i < n; i++)); do
+            tool=${tools[$(((i + run) % n))]}
+            v=$(one_run "$tool" 0)
+            log "$name: run $((run + 1)) $tool: $v MB/s"
+            if [[ $v == FAIL ]]; then status=1; else RES[$tool]+="$v "; fi
+        done
+    done
+}

@@ -200,7 +200,8 @@ fn echo_target() -> Server<()> {
     })
 }
 
-fn dial_via(proxies: &[&str], extra: &[&str], port: u16, stdin: In) -> Finished {
+/// `nk dial -v --proxy P... EXTRA... 127.0.0.1 PORT`.
+fn dial_args(proxies: &[&str], extra: &[&str], port: u16) -> Vec<String> {
     let mut args = vec!["dial".to_string(), "-v".into()];
     for p in proxies {
         args.push("--proxy".into());
@@ -209,21 +210,18 @@ fn dial_via(proxies: &[&str], extra: &[&str], port: u16, stdin: In) -> Finished 
     args.extend(extra.iter().map(|s| s.to_string()));
     args.push("127.0.0.1".into());
     args.push(port.to_string());
-    run_nk(&args, stdin, 20.0)
+    args
+}
+
+fn dial_via(proxies: &[&str], extra: &[&str], port: u16, stdin: In) -> Finished {
+    run_nk(dial_args(proxies, extra, port), stdin, 20.0)
 }
 
 /// One byte-exact exchange with a greeting target through `proxies`. stdin ends only once
 /// the greeting has arrived: tinyproxy and microsocks end the whole tunnel at a half-close.
 fn exchange_through(proxies: &[&str], extra: &[&str]) -> Finished {
     let target = greeting_target(b"hello from the target\n");
-    let mut args = vec!["dial".to_string(), "-v".into()];
-    for p in proxies {
-        args.push("--proxy".into());
-        args.push(p.to_string());
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.push("127.0.0.1".into());
-    args.push(target.port().to_string());
+    let args = dial_args(proxies, extra, target.port());
     let mut p = Proc::nk(&args, In::Pipe, Out::Pipe);
     p.stdin
         .as_mut()
@@ -841,7 +839,8 @@ fn usage_errors_say_why_before_any_traffic() {
 
 #[test]
 fn dial_reads_all_proxy_only_with_proxy_env() {
-    let proxy = tinyproxy(None);
+    // dante, which passes a half-close on (nk's stdin is empty: it half-closes at once).
+    let proxy = danted();
     let target = greeting_target(b"env\n");
     let mut cmd = common::nk([
         "dial",
@@ -851,7 +850,7 @@ fn dial_reads_all_proxy_only_with_proxy_env() {
         "127.0.0.1",
         &target.port().to_string(),
     ]);
-    cmd.env("all_proxy", proxy.url("http"));
+    cmd.env("all_proxy", proxy.url("socks5"));
     let out = Proc::spawn("nk dial --proxy env", cmd, In::Null, Out::Pipe).wait(20.0);
     out.expect_code(0)
         .expect_stdout(b"env\n")
