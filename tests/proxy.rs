@@ -1018,3 +1018,54 @@ fn head_reaches_https_through_connect() {
         .expect_stdout_contains("HTTP/1.1 204 No Content")
         .expect_stderr_contains(&format!("tunnel to 127.0.0.1:{port} open"));
 }
+
+#[test]
+fn head_follows_redirects_through_the_same_proxy() {
+    // A recording HTTP proxy serving two requests: a redirect, then the page.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let proxy = thread::spawn(move || {
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut seen = Vec::new();
+        while seen.len() < 2 && Instant::now() < deadline {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    let head = String::from_utf8_lossy(&read_head(&mut s)).into_owned();
+                    let answer: &[u8] = if seen.is_empty() {
+                        b"HTTP/1.1 301 Moved\r\nLocation: http://next.test/two\r\nContent-Length: 0\r\n\r\n"
+                    } else {
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+                    };
+                    s.write_all(answer).unwrap();
+                    seen.push(head);
+                }
+                Err(_) => thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        seen
+    });
+    let out = run_nk(
+        [
+            "head",
+            "-L",
+            "-x",
+            &format!("127.0.0.1:{port}"),
+            "http://first.test/one",
+        ],
+        In::Null,
+        15.0,
+    );
+    out.expect_code(0).expect_stdout_contains("HTTP/1.1 200 OK");
+    let seen = proxy.join().expect("proxy thread");
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen[0].starts_with("HEAD http://first.test/one HTTP/1.1\r\n"),
+        "{seen:?}"
+    );
+    assert!(
+        seen[1].starts_with("HEAD http://next.test/two HTTP/1.1\r\n"),
+        "{seen:?}"
+    );
+}
