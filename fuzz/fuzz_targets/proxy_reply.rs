@@ -9,7 +9,7 @@ use netkit::net::proxy::{self, Kind};
 
 /// Feeds `data` to `decode` as the handshake does: a growing prefix, as long as each `Need`
 /// asks for more than it has (otherwise the handshake would never end).
-fn walk<T>(data: &[u8], decode: impl Fn(&[u8]) -> anyhow::Result<Progress<T>>) {
+fn walk<T, E>(data: &[u8], decode: impl Fn(&[u8]) -> Result<Progress<T>, E>) {
     let mut have = 0;
     loop {
         match decode(&data[..have]) {

@@ -152,14 +152,19 @@ pub fn connect(stream: &mut TcpStream, step: &mut Step, target: &HopTarget) -> R
     stream
         .write_all(&request)
         .map_err(|e| step.io_failure(e, "CONNECT request"))?;
-    loop {
+    // 1xx interim responses may precede the real one; a proxy that sends nothing else is
+    // not waited on for ever.
+    for _ in 0..INTERIM_MAX {
         let reply = read_head(stream, step)?;
-        // 1xx interim responses precede the real one.
         if !(100..200).contains(&reply.status) {
             return judge(&reply, step.credentials);
         }
     }
+    bail!("the proxy sent {INTERIM_MAX} interim (1xx) responses and no answer")
 }
+
+/// Interim responses accepted before the final one.
+const INTERIM_MAX: usize = 10;
 
 /// Reads one response head, consuming exactly its bytes: peeks, and takes from the socket
 /// only what is known to be head.
