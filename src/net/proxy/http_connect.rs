@@ -88,12 +88,15 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<Reply>> {
     let status = response
         .code
         .ok_or_else(|| anyhow!("the proxy's response has no status"))?;
-    let line_end = buf
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .or_else(|| buf.iter().position(|&b| b == b'\n'))
-        .unwrap_or(head_len);
-    let status_line = String::from_utf8_lossy(&buf[..line_end.min(200)]).into_owned();
+    // The first line of the head (httparse takes a bare LF as a line end too), shown as
+    // printable text: it goes into an error message.
+    let head = &buf[..head_len];
+    let line = &head[..head.iter().position(|&b| b == b'\n').unwrap_or(head_len)];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let status_line: String = String::from_utf8_lossy(&line[..line.len().min(200)])
+        .chars()
+        .map(|c| if c.is_control() { '.' } else { c })
+        .collect();
     let auth_schemes = response
         .headers
         .iter()
@@ -212,6 +215,12 @@ mod tests {
         assert_eq!(reply.status, 200);
         assert_eq!(&buf[reply.head_len..], b"SSH-2.0");
         assert_eq!(reply.status_line, "HTTP/1.1 200 Connection established");
+    }
+
+    #[test]
+    fn the_status_line_ends_at_the_first_line_end() {
+        let reply = parse_reply(b"HTTP/1.1 407 No\tway\n\n").unwrap().unwrap();
+        assert_eq!(reply.status_line, "HTTP/1.1 407 No.way");
     }
 
     #[test]
