@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # 16_proxy.sh - 1 GiB through one HTTP CONNECT hop (tinyproxy), on loopback: the client is
-# nk dial --proxy http://P or ncat --proxy P --proxy-type http.
+# nk dial --proxy http://P, ncat --proxy P --proxy-type http, or OpenBSD nc -X connect -x P
+# (nc's row shows how fast tinyproxy itself relays: the ceiling for every client).
 #
 # Receiver: nc -l 127.0.0.1 R > /dev/null; tinyproxy on 127.0.0.1:P (foreground, as nobody
 # when run as root, config in the work dir). Sender: the client, stdin the page-cached file.
@@ -42,7 +43,7 @@ status=0
 
 tools=()
 [[ $have_nk == 1 ]] && tools+=(nk)
-tools+=(ncat)
+tools+=(ncat nc)
 
 file=$(bulk_file "$SIZE_MB") || { log "16_proxy: cannot create the test file"; exit 1; }
 want_ck=$(cksum <"$file")
@@ -82,6 +83,7 @@ one_run() {
     case $tool in
     nk) TO "$NK" dial --proxy "http://127.0.0.1:$pport" 127.0.0.1 "$r" <"$file" >/dev/null 2>>"$work/err" ;;
     ncat) TO ncat --proxy "127.0.0.1:$pport" --proxy-type http 127.0.0.1 "$r" <"$file" >/dev/null 2>>"$work/err" ;;
+    nc) TO "$NC" -N -X connect -x "127.0.0.1:$pport" 127.0.0.1 "$r" <"$file" >/dev/null 2>>"$work/err" ;;
     esac
     wait "$rpid" || { echo FAIL; return 1; }
     t1=$(date +%s.%N)
@@ -106,6 +108,6 @@ med() { stats "${RES[$1]:-}" | awk '{print $1}'; }
         echo "| $tool | $m | $lo | $hi | ${OK[$tool]} |"
     done
     echo
-    [[ $have_nk == 1 ]] && echo "nk vs ncat: $(ratio "$(med nk)" "$(med ncat)" 1.2)"
+    [[ $have_nk == 1 ]] && echo "nk vs ncat: $(ratio "$(med nk)" "$(med ncat)" 1.2); nk vs nc: $(ratio "$(med nk)" "$(med nc)")"
 } | tee "$out_md"
 exit "$status"
