@@ -112,16 +112,15 @@ one_run() {
     wait "$rpid" || { echo FAIL; stop_fwd; return 1; }
     t1=$(date +%s.%N)
     stop_fwd
-    if [[ $check == 1 ]] && ! fwd_ck_ok "$tool"; then
+    if [[ $check == 1 ]] && ! ck_matches 13_forward "$tool"; then
         echo FAIL
         return 1
     fi
-    mb_per_s "$bytes" "$t0" "$t1"
+    mbps "$bytes" "$t0" "$t1"
 }
 
-NAME=13_forward
 declare -A RES OK
-fwd_rounds
+checked_rounds 13_forward
 
 med() { stats "${RES[$1]:-}" | awk '{print $1}'; }
 {

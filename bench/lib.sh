@@ -2,7 +2,7 @@
 # TIMEOUT (seconds, used by TO). Defines: log, lo_eph, free_port, wait_listen, TO, stats,
 # bulk_file, wait_listen_unix, free_port_udp, wait_bound_udp, ratio, nk_lacks, the proc_* harness,
 # fmt_range, elapsed, need_tools, nk_rows, work_dir, stop_pidvar, stop_proc_tree, listener_failed,
-# ck_verdict, reap_listener, wait_gone, term_server, make_pki, fwd_ck_ok, mb_per_s, fwd_rounds.
+# ck_verdict, reap_listener, wait_gone, term_server, make_pki, ck_matches, mbps, checked_rounds.
 # shellcheck shell=bash
 
 log() { printf '%s\n' "$*" >&2; }
@@ -362,29 +362,26 @@ make_pki() (
         openssl verify -CAfile ca.pem -verify_hostname localhost leaf.pem
 )
 
-# ------------------------------------------------------------ forwarder benches (13, 15)
-# For benches timing a transfer through each forwarder in $tools: the caller defines
-# one_run TOOL CHECK (prints MB/s or FAIL; with CHECK=1 the receiver's output went through
-# cksum into $work/ck), sets NAME, RUNS, want_ck and status, and declares `declare -A RES OK`.
-
-# fwd_ck_ok TOOL: whether $work/ck matches $want_ck (logs the difference when not).
-fwd_ck_ok() {
+# ck_matches NAME TOOL: whether $work/ck (a receiver's cksum) is $want_ck; says so when not.
+ck_matches() {
     local got
     got=$(cat "$work/ck")
     [[ $got == "$want_ck" ]] && return 0
-    log "$NAME: $1: bytes differ (cksum $got, want $want_ck)"
+    log "$1: $2: bytes differ (cksum $got, want $want_ck)"
     return 1
 }
 
-# mb_per_s BYTES T0 T1 -> MB/s (1e6 bytes), rounded.
-mb_per_s() { awk -v b="$1" -v a="$2" -v z="$3" 'BEGIN { printf "%.0f\n", b / 1e6 / (z - a) }'; }
+# mbps BYTES T0 T1 -> whole MB/s (1e6 bytes) for date +%s.%N stamps.
+mbps() { awk -v b="$1" -v a="$2" -v z="$3" 'BEGIN { printf "%.0f\n", b / 1e6 / (z - a) }'; }
 
-# fwd_rounds: one untimed checked run per tool (OK[tool] = yes|no), then RUNS rounds of one
-# timed run per tool in rotating order (RES[tool] += "MB/s "); status=1 on a failure.
-fwd_rounds() {
-    local tool v run i n=${#tools[@]}
+# checked_rounds NAME: with the caller's one_run TOOL CHECK, tools=(...), RUNS and the
+# associative arrays RES and OK declared: one checked, untimed run per tool (OK[tool]=yes|no),
+# then RUNS timed rounds over the tools, the order rotating each round (RES[tool]+="MB/s ").
+# Sets status=1 when a run fails.
+checked_rounds() {
+    local name=$1 tool v run i n=${#tools[@]}
     for tool in "${tools[@]}"; do
-        log "$NAME: $tool: checking the bytes (untimed run)"
+        log "$name: $tool: checking the bytes (untimed run)"
         v=$(one_run "$tool" 1)
         if [[ $v == FAIL ]]; then OK[$tool]=no; status=1; else OK[$tool]=yes; fi
     done
@@ -392,7 +389,7 @@ fwd_rounds() {
         for ((i = 0; i < n; i++)); do
             tool=${tools[$(((i + run) % n))]}
             v=$(one_run "$tool" 0)
-            log "$NAME: run $((run + 1)) $tool: $v MB/s"
+            log "$name: run $((run + 1)) $tool: $v MB/s"
             if [[ $v == FAIL ]]; then status=1; else RES[$tool]+="$v "; fi
         done
     done

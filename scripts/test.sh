@@ -26,6 +26,9 @@ declare -A peers=(
   [ip]=iproute2
   [ipcalc]=ipcalc
   [ipcalc-ng]=ipcalc-ng
+  [tinyproxy]=tinyproxy
+  [danted]=dante-server
+  [microsocks]=microsocks
 )
 missing=()
 for cmd in "${!peers[@]}"; do

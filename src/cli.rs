@@ -678,3 +678,109 @@ mod tests {
         }
     }
 }
+
+/// `--proxy` and its companions, the same on every command that dials TCP (dial, head, smtp,
+/// the echo/daytime/qotd clients, resolve --tcp, forward's target).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Proxy")]
+pub struct ProxyArgs {
+    /// Connect through this proxy (repeat for a chain): socks4/4a/5/5h://, http(s)://.
+    ///
+    /// socks4:// and socks5:// resolve the target's name here, socks4a:// and socks5h:// let
+    /// the proxy resolve it; http:// asks for a CONNECT tunnel, https:// does so over TLS to
+    /// the proxy. USER:PASS@ before the host gives credentials. HOST:PORT alone is of
+    /// --proxy-type (http by default). Default ports: 1080 SOCKS, 3128 http, 443 https.
+    /// Repeated: each proxy is reached through the one before, the target through the last.
+    /// `env` reads $all_proxy.
+    #[arg(long = "proxy", value_name = "URL")]
+    pub proxy: Vec<String>,
+    /// The kind of a --proxy given as HOST:PORT (ncat's): socks4, socks5 or http.
+    ///
+    /// Names go to the proxy unless --proxy-dns says otherwise, as in ncat.
+    #[arg(long = "proxy-type", value_name = "TYPE", value_parser = ["socks4", "socks5", "http"])]
+    pub proxy_type: Option<String>,
+    /// Credentials for every proxy whose URL has none.
+    ///
+    /// SOCKS5 username/password (RFC 1929), HTTP Basic, the SOCKS4 user id (USER alone).
+    #[arg(long = "proxy-auth", value_name = "USER:PASS")]
+    pub proxy_auth: Option<String>,
+    /// Where names are resolved (ncat's): local, remote, both or none.
+    ///
+    /// The target's name and the next proxy's: local (here), remote (by the proxy), both
+    /// (here, else by the proxy), none (addresses only). Default: here for socks4:// and
+    /// socks5://, by the proxy for the others.
+    #[arg(long = "proxy-dns", value_name = "WHERE", value_parser = crate::net::proxy::DnsMode::parse)]
+    pub proxy_dns: Option<crate::net::proxy::DnsMode>,
+    /// Verify https:// proxies with the certificates in FILE (PEM), not the system store.
+    #[arg(long = "proxy-ca", value_name = "FILE")]
+    pub proxy_ca: Option<String>,
+    /// Do not check an https:// proxy's certificate (a warning is printed).
+    #[arg(long = "proxy-insecure", conflicts_with = "proxy_ca")]
+    pub proxy_insecure: bool,
+}
+
+impl ProxyArgs {
+    /// Whether a proxy was asked for.
+    pub fn given(&self) -> bool {
+        !self.proxy.is_empty()
+    }
+
+    /// The chain of the --proxy options (`env`: $all_proxy). Companions without --proxy are a
+    /// usage error: they would silently do nothing.
+    pub fn chain(&self) -> anyhow::Result<crate::net::proxy::Chain> {
+        if !self.given() {
+            if let Some(flag) = self.companion() {
+                return Err(crate::exit::usage(format!("{flag} needs --proxy")));
+            }
+        }
+        self.chain_of(&self.proxy)
+    }
+
+    /// The first companion option given (for "needs --proxy").
+    pub fn companion(&self) -> Option<&'static str> {
+        [
+            (self.proxy_type.is_some(), "--proxy-type"),
+            (self.proxy_auth.is_some(), "--proxy-auth"),
+            (self.proxy_dns.is_some(), "--proxy-dns"),
+            (self.proxy_ca.is_some(), "--proxy-ca"),
+            (self.proxy_insecure, "--proxy-insecure"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+
+    /// The chain of `urls`, with these options (head passes the proxy it took from the
+    /// environment).
+    pub fn chain_of(&self, urls: &[String]) -> anyhow::Result<crate::net::proxy::Chain> {
+        use crate::net::proxy::{self, Credentials, Kind};
+        // ncat's default is to let the proxy resolve names: its socks4 is 4a, its socks5 5h.
+        let default_kind = match self.proxy_type.as_deref() {
+            Some("socks4") => Kind::Socks4a,
+            Some("socks5") => Kind::Socks5h,
+            _ => Kind::Http,
+        };
+        let auth = self.proxy_auth.as_deref().map(Credentials::parse);
+        let mut hops = Vec::with_capacity(urls.len());
+        for url in urls {
+            let text = match url.as_str() {
+                "env" => proxy::all_proxy().map(|(v, _)| v).ok_or_else(|| {
+                    crate::exit::usage("--proxy env: neither all_proxy nor ALL_PROXY is set")
+                })?,
+                other => other.to_string(),
+            };
+            let mut hop = proxy::parse_url(&text, default_kind)?;
+            if hop.credentials.is_none() {
+                hop.credentials = auth.clone();
+            }
+            hops.push(hop);
+        }
+        proxy::Chain::new(
+            hops,
+            self.proxy_dns,
+            &proxy::ProxyTrust {
+                ca: self.proxy_ca.clone(),
+                insecure: self.proxy_insecure,
+            },
+        )
+    }
+}

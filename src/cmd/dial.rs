@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 
-use crate::cli::{ExecArgs, FamilyArgs, RelayArgs, SockArgs};
+use crate::cli::{ExecArgs, FamilyArgs, ProxyArgs, RelayArgs, SockArgs};
 use crate::cmd::{relay_stdio, summary_on_interrupt};
 use crate::info;
 use crate::net::addr::{self, display_addr};
@@ -60,7 +60,15 @@ use crate::net::services::Proto;
         A piece of PORTS with a hyphen: exactly a service name is that service (`http-alt` is \
         8080); otherwise it is LOW-HIGH, split at the one hyphen that leaves a port or service \
         on each side (`ftp-data-ssh` is 20-22); a piece that splits more than one way is an \
-        error.",
+        error.\n\n\
+        --proxy URL connects through a proxy (socks4, socks4a, socks5, socks5h, http and https \
+        CONNECT; repeat it for a chain, each proxy reached through the one before); -w bounds \
+        the whole chain, -v prints each hop as it opens, and a failure names the hop and the \
+        cause (the SOCKS reply in words, the proxy's HTTP status line). Bytes the proxy sends \
+        right after its reply are the target's and are kept. nc's -X 4|5|connect makes -x the \
+        proxy's HOST:PORT (without -X, -x is the hex dump); ncat's --proxy HOST:PORT \
+        --proxy-type --proxy-auth --proxy-dns work too. $all_proxy is read only with \
+        --proxy env. A scan (-z) cannot go through a proxy.",
     after_long_help = "Examples:\n  \
         nk dial 127.0.0.1 8080 < request.bin > reply.bin\n  \
         printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nk dial -v example.com:http\n  \
@@ -69,7 +77,10 @@ use crate::net::services::Proto;
         nk dial -c 'echo hello; cat > reply.txt' 127.0.0.1 9000\n  \
         printf 'HEAD / HTTP/1.0\\r\\n\\r\\n' | nk dial --tls -v --ca ca.pem localhost 8443\n  \
         nk dial -z -v 127.0.0.1 22,80,8000-8100   # which ports are open?\n  \
-        nk dial -zu -v 127.0.0.1 53,123,5353      # UDP: open, open|filtered, closed"
+        nk dial -zu -v 127.0.0.1 53,123,5353      # UDP: open, open|filtered, closed\n  \
+        nk dial --proxy socks5h://127.0.0.1:1080 db.internal 5432\n  \
+        nk dial -X connect -x proxy.lan:3128 git.example 22         # nc's spelling\n  \
+        nk dial -v --proxy http://bastion:3128 --proxy socks5://u:p@10.1.0.9 10.2.0.7 22  # a chain"
 )]
 pub struct DialArgs {
     /// HOST:PORT, [V6]:PORT, or HOST followed by PORT; PORT may be a service name (http).
@@ -123,6 +134,13 @@ pub struct DialArgs {
     pub tls: crate::cli::TlsClientArgs,
     #[command(flatten)]
     pub sock: SockArgs,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+    /// nc's proxy protocol: 4 (SOCKS4), 5 (SOCKS5, names resolved by the proxy) or connect
+    /// (HTTP CONNECT); -x then gives the proxy's HOST:PORT instead of a hex dump file.
+    #[arg(short = 'X', value_name = "4|5|connect", value_parser = ["4", "5", "connect"],
+          conflicts_with = "proxy_type", help_heading = "Proxy")]
+    pub nc_proxy: Option<String>,
 }
 
 /// Relays the connection (or the plaintext side of its TLS bridge) with stdin/stdout or a program.
@@ -176,9 +194,34 @@ fn refuse_what_a_scan_ignores(args: &DialArgs) -> Result<()> {
     }
 }
 
+/// nc's `-X 4|5|connect -x HOST:PORT`: with -X, -x is the proxy address (it is taken out of
+/// the hex dump option and added to the front of the --proxy chain).
+fn take_nc_proxy(args: &mut DialArgs) -> Result<()> {
+    let Some(kind) = args.nc_proxy.as_deref() else {
+        return Ok(());
+    };
+    let scheme = match kind {
+        "4" => "socks4",
+        "5" => "socks5h",
+        _ => "http",
+    };
+    let address = args.relay.hexdump.take().ok_or_else(|| {
+        crate::exit::usage(format!("-X {kind} needs -x HOST:PORT, the proxy's address"))
+    })?;
+    args.proxy.proxy.insert(0, format!("{scheme}://{address}"));
+    Ok(())
+}
+
 /// Runs `nk dial`.
-pub fn run(args: DialArgs) -> Result<()> {
+pub fn run(mut args: DialArgs) -> Result<()> {
+    take_nc_proxy(&mut args)?;
     if args.scan {
+        if args.proxy.given() {
+            return Err(crate::exit::usage(
+                "--proxy cannot be used with -z: a scan probes every port with its own direct \
+                 connection, and a proxy would only say what it can reach, one tunnel at a time",
+            ));
+        }
         refuse_what_a_scan_ignores(&args)?;
         return crate::cmd::scan::run(&args);
     }
@@ -192,6 +235,7 @@ pub fn run(args: DialArgs) -> Result<()> {
     let relay_opts = args.relay.options()?;
     let exec = args.exec.spec()?;
     let tls = args.tls.config()?;
+    let proxies = args.proxy.chain()?;
     let opts = ConnectOptions {
         family: args.family.family(),
         timeout: args.connect_timeout,
@@ -199,6 +243,7 @@ pub fn run(args: DialArgs) -> Result<()> {
         source_port,
         sockopts: args.sock.options(),
         quiet: false,
+        proxies,
     };
     let started = std::time::Instant::now();
     let connected = connect(&target, &opts)?;

@@ -86,7 +86,8 @@ const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
         nk forward -u -v 5353 10.0.0.1:53             # UDP: a session per client\n  \
         nk forward --tls-listen --cert c.pem --key k.pem 8443 127.0.0.1:8080   # TLS termination\n  \
         nk forward 6380 --tls-connect --ca ca.pem redis.lan:6380   # TLS origination\n  \
-        nk forward --proxy-protocol v2 443 10.0.0.5:443   # the backend sees the client's address"
+        nk forward --proxy-protocol v2 443 10.0.0.5:443   # the backend sees the client's address\n  \
+        nk forward --proxy socks5h://127.0.0.1:1080 8022 git.lan:22   # each client via SOCKS5"
 )]
 pub struct ForwardArgs {
     /// Where to accept clients: PORT, HOST:PORT, [V6]:PORT, unix:PATH or unix:@name.
@@ -134,6 +135,9 @@ pub struct ForwardArgs {
     // Last: its help heading ("Access") would otherwise take the flags after it.
     #[command(flatten)]
     pub access: AccessArgs,
+    /// A TCP target through proxies (--proxy URL, repeatable): each client's connection.
+    #[command(flatten)]
+    pub proxy: crate::cli::ProxyArgs,
 }
 
 /// TLS on either side. The certificate options keep the names `nk listen --tls` and `nk
@@ -320,6 +324,9 @@ pub fn run(args: ForwardArgs) -> Result<()> {
     }
     let listen = parse_listen(&args.listen)?;
     let target = parse_target(&args.target)?;
+    if args.proxy.given() && matches!(target, TargetSpec::Unix(_)) {
+        return Err(crate::exit::usage("--proxy is for a TCP target"));
+    }
     if args.reuseport && matches!(listen, ListenOn::Unix(_)) {
         return Err(crate::exit::usage("--reuseport is for a TCP listener"));
     }
@@ -336,6 +343,7 @@ pub fn run(args: ForwardArgs) -> Result<()> {
             family,
             timeout: Some(args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
             quiet: true,
+            proxies: args.proxy.chain()?,
             ..ConnectOptions::default()
         },
         max_conns: args.max_conns.map(|n| n as usize),
@@ -400,9 +408,9 @@ fn run_udp(args: ForwardArgs) -> Result<()> {
         || tls.insecure
         || tls.sni.is_some()
         || tls.protocol.given().is_some();
-    if tls_given || args.proxy_protocol.is_some() {
+    if tls_given || args.proxy_protocol.is_some() || args.proxy.given() {
         return Err(crate::exit::usage(
-            "TLS and --proxy-protocol are for TCP and Unix streams, not -u (UDP)",
+            "TLS, --proxy-protocol and --proxy are for TCP and Unix streams, not -u (UDP)",
         ));
     }
     if args.listen.starts_with("unix:") || args.target.starts_with("unix:") {

@@ -86,13 +86,26 @@ const HTTP_ALPN: &[&str] = &["http/1.1"];
         nk stops reading at the cap.\n\n\
         -v prints the timing (resolve, connect, TLS handshake, first byte, total) and, for \
         https, the TLS version, cipher suite, ALPN and the server certificate's subject, \
-        issuer, validity and SHA-256.",
+        issuer, validity and SHA-256.\n\n\
+        Proxies, as curl: -x/--proxy URL (socks4://, socks4a://, socks5://, socks5h://, \
+        http://, https://; repeat for a chain). Through an HTTP proxy an http:// URL is asked \
+        for in absolute form (`HEAD http://host/path HTTP/1.1` sent to the proxy, with \
+        Proxy-Authorization from --proxy-auth or the proxy URL), an https:// URL through a \
+        CONNECT tunnel; SOCKS proxies tunnel both. Without -x, the environment is read as \
+        curl reads it: http_proxy (lower case only) for http:// URLs, https_proxy or \
+        HTTPS_PROXY for https://, then all_proxy or ALL_PROXY; hosts in no_proxy or NO_PROXY \
+        (a comma-separated list of domains, which match their subdomains, addresses, CIDR \
+        blocks, or * for all) go direct, and --noproxy LIST replaces that list (for -x too). \
+        -L follows redirects through the same proxy, chosen again for each URL.",
     after_long_help = "Examples:\n  \
         nk head 127.0.0.1:8080/\n  \
         nk head -L --fail http://localhost:8080/old-path\n  \
         nk head --get -H 'Accept: application/json' http://127.0.0.1:8080/api\n  \
         nk head -v --ca ./ca.pem https://localhost:8443/\n  \
-        nk head --json -v example.com | jq .status"
+        nk head --json -v example.com | jq .status\n  \
+        nk head -x http://proxy.example:3128 http://example.com/    # absolute form\n  \
+        https_proxy=socks5h://127.0.0.1:1080 nk head -v https://example.com/",
+    mut_arg("proxy", |arg| arg.short('x'))
 )]
 pub struct HeadArgs {
     /// http[s]://HOST[:PORT]/PATH?QUERY, or HOST[:PORT][/PATH] (http; a `://` later on, as in
@@ -137,6 +150,14 @@ pub struct HeadArgs {
     pub family: FamilyArgs,
     #[command(flatten)]
     pub trust: TlsTrustArgs,
+    #[command(flatten)]
+    pub proxy: crate::cli::ProxyArgs,
+    /// Hosts reached directly, not through a proxy (curl's); replaces $no_proxy.
+    ///
+    /// A comma-separated list of domains (with their subdomains), addresses, CIDR blocks, or
+    /// * for all.
+    #[arg(long = "noproxy", value_name = "LIST", help_heading = "Proxy")]
+    pub noproxy: Option<String>,
 }
 
 /// When each step finished, from the start of the request.
@@ -192,14 +213,34 @@ pub fn run(args: HeadArgs) -> Result<()> {
         .then(|| args.trust.config(HTTP_ALPN))
         .transpose()?;
     let mut redirects = 0;
+    if !args.proxy.given() && proxies_for(&args, &url)?.is_empty() {
+        if let Some(flag) = args.proxy.companion() {
+            return Err(usage(format!(
+                "{flag} needs a proxy: -x/--proxy, or one from the environment"
+            )));
+        }
+    }
     loop {
-        let hop_extra = headers_for(&url, &first_origin, &extra);
-        let request = http::build_request(method, &url, args.http10, &hop_extra);
+        let proxies = proxies_for(&args, &url)?;
+        // An HTTP proxy gets an http:// URL itself, in absolute form, as curl sends it.
+        let absolute = !url.tls && proxies.hops.last().is_some_and(|p| p.kind.is_http());
+        let mut hop_extra = headers_for(&url, &first_origin, &extra);
+        let mut request_url = url.clone();
+        if absolute {
+            request_url.path = format!("http://{}{}", url.authority(), url.path);
+            if let Some(credentials) = proxies.hops.last().and_then(|p| p.credentials.as_ref()) {
+                hop_extra.push((
+                    "Proxy-Authorization".into(),
+                    crate::net::proxy::http_connect::basic_authorization(credentials),
+                ));
+            }
+        }
+        let request = http::build_request(method, &request_url, args.http10, &hop_extra);
         if url.tls && tls_config.is_none() {
             tls_config = Some(args.trust.config(HTTP_ALPN)?);
         }
         let config = if url.tls { tls_config.clone() } else { None };
-        let mut response = fetch(&url, &request, &args, config)?;
+        let mut response = fetch(&url, &request, &args, config, proxies, absolute)?;
         let location = response.head.location.clone();
         let redirect_status = matches!(response.head.status, 301 | 302 | 303 | 307 | 308);
         // An empty Location is a reference to this very URL (RFC 3986 §5.2.2): following it
@@ -271,6 +312,32 @@ pub fn run(args: HeadArgs) -> Result<()> {
     }
 }
 
+/// The proxies for `url`: -x/--proxy, or the environment's as curl reads it; none for a
+/// host --noproxy or $no_proxy lists.
+fn proxies_for(args: &HeadArgs, url: &Url) -> Result<crate::net::proxy::Chain> {
+    use crate::net::proxy;
+    if args.proxy.given() {
+        let bypass = args.noproxy.clone().unwrap_or_default();
+        return match proxy::no_proxy_matches(&bypass, &url.host) {
+            true => Ok(proxy::Chain::default()),
+            false => args.proxy.chain(),
+        };
+    }
+    let scheme = if url.tls { "https" } else { "http" };
+    match proxy::for_url(scheme, &url.host, args.noproxy.as_deref()) {
+        Some((text, variable)) => {
+            let chain = args.proxy.chain_of(&[text]).map_err(|e| {
+                anyhow::Error::new(crate::exit::UsageError::new(format!("${variable}: {e:#}")))
+            })?;
+            if let Some(hop) = chain.hops.first() {
+                info!("proxy {hop} from ${variable}");
+            }
+            Ok(chain)
+        }
+        None => Ok(proxy::Chain::default()),
+    }
+}
+
 /// The URL with its host as every nk command reads it (`addr::parse_host`): an IPv4 literal
 /// in inet_aton's forms written as four numbers (`http://127.1/` asks for Host: 127.0.0.1, as
 /// curl does), an IDN in its ASCII form (Host, SNI and the resolver all need the punycode).
@@ -332,27 +399,53 @@ fn fetch(
     request: &[u8],
     args: &HeadArgs,
     tls: Option<Arc<rustls::ClientConfig>>,
+    mut proxies: crate::net::proxy::Chain,
+    absolute: bool,
 ) -> Result<Response> {
     let started = Instant::now();
     let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let connect_timeout = args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     let host = addr::parse_host(&url.host)?;
-    let target = Target {
+    let mut target = Target {
         host,
         port: url.port,
     };
-    let connect_deadline = Deadline::after(Some(connect_timeout));
-    let addrs = addr::resolve(&target, args.family.family(), connect_deadline)?;
-    let mut timing = Timing {
-        resolve: started.elapsed(),
-        ..Timing::default()
+    // Absolute form: the last proxy is the server this request goes to.
+    let http_proxy = match absolute {
+        true => proxies.hops.pop(),
+        false => None,
     };
-    let opts = ConnectOptions {
+    if let Some(proxy) = &http_proxy {
+        target = proxy.target.clone();
+    }
+    let connect_deadline = Deadline::after(Some(connect_timeout));
+    let mut timing = Timing::default();
+    let mut opts = ConnectOptions {
         family: args.family.family(),
         timeout: Some(connect_timeout),
         ..ConnectOptions::default()
     };
-    let connected = connect::happy_eyeballs(&target, &addrs, &opts, connect_deadline)?;
+    let tls_to_proxy = proxies.tls.clone();
+    let mut connected = match proxies.is_empty() {
+        true => {
+            let addrs = addr::resolve(&target, args.family.family(), connect_deadline)?;
+            timing.resolve = started.elapsed();
+            connect::happy_eyeballs(&target, &addrs, &opts, connect_deadline)?
+        }
+        // The proxies resolve what they are asked to; the chain reports its own timing.
+        false => {
+            opts.proxies = proxies;
+            connect::connect(&target, &opts)?
+        }
+    };
+    if let Some(proxy) = http_proxy
+        .as_ref()
+        .filter(|p| p.kind == crate::net::proxy::Kind::Https)
+    {
+        let config = tls_to_proxy.ok_or_else(|| anyhow!("no TLS configuration for {proxy}"))?;
+        connected.stream =
+            crate::net::proxy::open_tls(connected.stream, proxy, config, connect_timeout.into())?;
+    }
     timing.connect = started.elapsed();
     let stream = match tls {
         Some(config) => {

@@ -69,7 +69,8 @@ const MAX_LINE: usize = 1024;
         nk resolve @127.0.0.1 -p 5353 example.test MX    # dig's way\n  \
         nk resolve -t A www.example.test --server 127.0.0.1:5353 --json\n  \
         nk resolve --port telnet/tcp --port 443      # 23, https\n  \
-        cut -d' ' -f1 hosts.txt | nk resolve -4"
+        cut -d' ' -f1 hosts.txt | nk resolve -4\n  \
+        nk resolve --tcp --proxy socks5://127.0.0.1:1080 --server 9.9.9.9 -t A example.com"
 )]
 pub struct ResolveArgs {
     /// Names or addresses (none: one per line from stdin).
@@ -101,6 +102,10 @@ pub struct ResolveArgs {
     /// Ask over TCP only (default: UDP, and TCP when a reply is truncated).
     #[arg(long)]
     pub tcp: bool,
+
+    /// With --tcp: ask through proxies (--proxy URL, repeatable).
+    #[command(flatten)]
+    pub proxy: crate::cli::ProxyArgs,
 
     /// How long one try waits for one server (default: resolv.conf's timeout, 5s); on the
     /// system path, the limit for each lookup.
@@ -188,6 +193,11 @@ pub fn run(args: ResolveArgs) -> Result<()> {
         .iter()
         .map(|text| PortQuery::parse(text).map_err(usage))
         .collect::<Result<Vec<_>>>()?;
+    if (args.proxy.given() || args.proxy.companion().is_some()) && !args.tcp {
+        return Err(usage(
+            "--proxy needs --tcp: a proxy carries TCP, and DNS goes over UDP unless --tcp",
+        ));
+    }
     let direct = !args.types.is_empty() || !args.server.is_empty() || args.tcp;
     if direct && !ports.is_empty() && !args.queries.is_empty() {
         return Err(usage(
@@ -385,6 +395,7 @@ fn transport(args: &ResolveArgs, conf: &ResolvConf) -> Result<Transport> {
         timeout: args.timeout.unwrap_or(conf.timeout),
         tries: args.tries.unwrap_or(conf.attempts),
         tcp_only: args.tcp,
+        proxies: args.proxy.chain()?,
     })
 }
 

@@ -109,7 +109,8 @@ pub enum Stage {
         echo 'the body' | nk smtp -v --from a@x.test --to b@y.test --to c@z.test mail.example.test\n  \
         nk smtp --quit-after rcpt --from a@x.test --to b@y.test mx.example.test   # test a recipient\n  \
         nk smtp --starttls --ca ca.pem --from a@x.test --to b@y.test --body hi localhost:587\n  \
-        nk smtp --tls --quit-after tls -v --from a@x.test --to b@y.test smtp.example.test"
+        nk smtp --tls --quit-after tls -v --from a@x.test --to b@y.test smtp.example.test\n  \
+        nk smtp --proxy socks5h://127.0.0.1:1080 --from a@x.test --to b@y.test mail.example.test"
 )]
 pub struct SmtpArgs {
     /// SERVER[:PORT] (port 25 by default, 465 with --tls).
@@ -160,6 +161,8 @@ pub struct SmtpArgs {
     pub tls: bool,
     #[command(flatten)]
     pub trust: TlsTrustArgs,
+    #[command(flatten)]
+    pub proxy: crate::cli::ProxyArgs,
 }
 
 /// RFC 5321 §4.5.3.2's minimum timeouts.
@@ -513,6 +516,7 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         &ConnectOptions {
             family: args.family.family(),
             timeout: Some(args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
+            proxies: args.proxy.chain()?,
             ..ConnectOptions::default()
         },
     )?;

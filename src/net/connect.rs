@@ -6,6 +6,9 @@
 //! 250 ms after the previous one, or at once when it fails, keeps every attempt in flight, and
 //! takes the first that completes. `-w` bounds the whole thing, resolution included. When
 //! every address fails, the error names each address with its own cause.
+//!
+//! With proxies ([`crate::net::proxy`]), the first hop is what gets dialled this way; the
+//! chain is then walked under the same deadline, and the stream returned is the tunnel.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -40,6 +43,8 @@ pub struct ConnectOptions {
     /// Say "connected to" only at -vv: for callers that report each connection their own
     /// way (the forwarder's one line per connection).
     pub quiet: bool,
+    /// `--proxy`: the proxies to go through (none: a direct connection).
+    pub proxies: crate::net::proxy::Chain,
 }
 
 /// A connected stream and both of its ends.
@@ -56,6 +61,30 @@ pub struct Connected {
 /// Resolves `target` and connects to the first of its addresses that answers.
 pub fn connect(target: &Target, opts: &ConnectOptions) -> Result<Connected> {
     let deadline = Deadline::after(opts.timeout);
+    let Some(first) = opts.proxies.hops.first() else {
+        return connect_direct(target, opts, deadline);
+    };
+    let mut connected =
+        connect_direct(&first.target, opts, deadline).with_context(|| {
+            match opts.proxies.hops.len() {
+                1 => format!("connect {target} through proxy {first}"),
+                n => format!("connect {target} through proxy 1 of {n} ({first})"),
+            }
+        })?;
+    connected.stream = crate::net::proxy::walk(
+        connected.stream,
+        &opts.proxies,
+        target,
+        opts.family,
+        opts.timeout,
+        deadline,
+        if opts.quiet { 2 } else { 1 },
+    )?;
+    Ok(connected)
+}
+
+/// Resolves `target` and races its addresses, under `deadline`.
+fn connect_direct(target: &Target, opts: &ConnectOptions, deadline: Deadline) -> Result<Connected> {
     let mut addrs = addr::resolve(target, opts.family, deadline)?;
     if let Some(source) = opts.source_addr {
         addrs.retain(|a| a.is_ipv4() == source.is_ipv4());
@@ -154,8 +183,13 @@ pub fn happy_eyeballs(
 
 /// The one address of a target given as an IP literal (no resolution, no race), allowed by
 /// `-4`/`-6`: an event loop may then connect it without blocking ([`start_attempt`],
-/// [`attempt_state`]) instead of handing it to a thread. `None` for names.
+/// [`attempt_state`]) instead of handing it to a thread. `None` for names, and when the
+/// connection goes through proxies (the first hop is then what is dialed, and the chain is
+/// walked with blocking reads).
 pub fn literal_addr(target: &Target, opts: &ConnectOptions) -> Option<SocketAddr> {
+    if !opts.proxies.is_empty() {
+        return None;
+    }
     match target.host {
         addr::Host::Ip(ip) if opts.family.allows(ip) => Some(SocketAddr::new(ip, target.port)),
         _ => None,

@@ -161,6 +161,8 @@ pub struct Transport {
     pub tries: u32,
     /// TCP only (`--tcp`); otherwise UDP, with TCP after a truncated reply.
     pub tcp_only: bool,
+    /// `--proxy` (with `--tcp`): the TCP connections go through these proxies.
+    pub proxies: crate::net::proxy::Chain,
 }
 
 /// A reply we accepted, and where and how it came.
@@ -305,12 +307,12 @@ fn ask(
         timeout: transport.timeout,
     };
     if transport.tcp_only {
-        return ask_tcp(exchange);
+        return ask_tcp(exchange, &transport.proxies);
     }
     let answer = ask_udp(exchange, true)?;
     if answer.message.truncated() {
         debug!("{server}: truncated reply for {name} {rtype}, asking again over TCP");
-        return ask_tcp(exchange);
+        return ask_tcp(exchange, &transport.proxies);
     }
     // A server that does not know EDNS may answer FORMERR without an OPT record: ask again
     // without one (RFC 6891 §7).
@@ -362,7 +364,7 @@ fn ask_udp(exchange: Exchange<'_>, edns: bool) -> Result<Answer, Problem> {
     }
 }
 
-fn ask_tcp(exchange: Exchange<'_>) -> Result<Answer, Problem> {
+fn ask_tcp(exchange: Exchange<'_>, proxies: &crate::net::proxy::Chain) -> Result<Answer, Problem> {
     let Exchange {
         server,
         name,
@@ -378,7 +380,24 @@ fn ask_tcp(exchange: Exchange<'_>) -> Result<Answer, Problem> {
     };
     let started = Instant::now();
     let deadline = Deadline::after(Some(timeout));
-    let stream = TcpStream::connect_timeout(&server, timeout).map_err(io_problem)?;
+    let stream = match proxies.is_empty() {
+        true => TcpStream::connect_timeout(&server, timeout).map_err(io_problem)?,
+        false => {
+            let target = crate::net::addr::Target {
+                host: crate::net::addr::Host::Ip(server.ip()),
+                port: server.port(),
+            };
+            let opts = crate::net::connect::ConnectOptions {
+                timeout: Some(timeout),
+                quiet: true,
+                proxies: proxies.clone(),
+                ..Default::default()
+            };
+            crate::net::connect::connect(&target, &opts)
+                .map_err(|e| Problem::Bad(format!("{e:#}")))?
+                .stream
+        }
+    };
     let _ = stream.set_nodelay(true);
     let id: u16 = rand::random();
     let query = build_query(id, name, rtype, true).map_err(Problem::Bad)?;

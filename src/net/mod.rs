@@ -13,6 +13,7 @@ pub mod forward;
 pub mod hub;
 pub mod icmp;
 pub mod poller;
+pub mod proxy;
 pub mod relay;
 pub mod scan;
 pub mod server;

@@ -47,6 +47,18 @@ where
     // Diagnostics must be plain text whatever the environment says.
     cmd.env("NO_COLOR", "1");
     cmd.env_remove("RUST_BACKTRACE");
+    // `nk head` reads proxies from the environment as curl does: a test sets them itself.
+    for var in [
+        "http_proxy",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+        "no_proxy",
+        "NO_PROXY",
+    ] {
+        cmd.env_remove(var);
+    }
     cmd
 }
 

@@ -50,6 +50,8 @@ pub struct Config {
     /// "echo", "daytime", "qotd": for messages.
     pub service: &'static str,
     explicit_timeout: bool,
+    /// `--proxy`: the TCP client's proxies.
+    pub proxies: crate::net::proxy::Chain,
 }
 
 impl Config {
@@ -60,6 +62,12 @@ impl Config {
                 "--allow/--deny choose whom a server serves: use them with -l",
             ));
         }
+        if common.udp && common.proxy.given() {
+            return Err(usage(
+                "--proxy carries TCP only: drop -u to ask the service over TCP through the proxy",
+            ));
+        }
+        let proxies = common.proxy.chain()?;
         let timeout = common.timeout.unwrap_or(DEFAULT_REPLY_TIMEOUT);
         if timeout.is_zero() {
             return Err(usage("-W 0 would never wait for a reply"));
@@ -75,6 +83,7 @@ impl Config {
             service,
             explicit_timeout: common.timeout.is_some(),
             idle: None,
+            proxies,
         })
     }
 
@@ -142,6 +151,7 @@ impl Channel {
                 &ConnectOptions {
                     family: config.family,
                     timeout: Some(config.connect_timeout),
+                    proxies: config.proxies.clone(),
                     ..ConnectOptions::default()
                 },
             )?;

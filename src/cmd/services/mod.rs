@@ -97,6 +97,9 @@ pub struct ServiceArgs {
     /// UDP replies a quiet source may get at once (default: one second's worth of --rate).
     #[arg(long, value_name = "N", requires = "listen", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Server")]
     pub burst: Option<u32>,
+    /// Client over TCP: through proxies (--proxy URL, repeatable).
+    #[command(flatten)]
+    pub proxy: crate::cli::ProxyArgs,
 }
 
 /// The text of the shared long help: what the server does and how it protects itself.
@@ -283,7 +286,8 @@ pub struct Endpoint {
         nk echo -c 10 -i 200ms 127.0.0.1:7007       # RTT probes over one TCP connection\n  \
         printf 'a\\nb\\n' | nk echo 127.0.0.1:7007    # one reply per line\n  \
         nk echo 127.0.0.1 7007 hello                # HOST PORT MESSAGE\n  \
-        nk echo -l -v 7007                          # serve TCP and UDP 7007"
+        nk echo -l -v 7007                          # serve TCP and UDP 7007\n  \
+        nk echo --proxy socks5://127.0.0.1:1080 10.0.0.5 hello   # over TCP, through SOCKS5"
 )]
 pub struct EchoArgs {
     /// Client: HOST[:PORT] (port 7 by default). Server (-l): [HOST:]PORT.
@@ -675,6 +679,11 @@ fn serve(
             port: default_port,
         },
     };
+    if common.proxy.given() {
+        return Err(crate::exit::usage(
+            "--proxy is for the client: a server with -l accepts connections, it dials none",
+        ));
+    }
     let access = common.access.list()?;
     let opts = ServiceOptions {
         max_conns: common.max_conns.map(|n| n as usize),

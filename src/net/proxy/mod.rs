@@ -1,0 +1,639 @@
+//! Proxies as a way of dialing: SOCKS4/4a/5/5h and HTTP(S) CONNECT, alone or in a chain.
+//!
+//! Behind a corporate proxy or a bastion, the only way to a target is through one or more
+//! proxies. This lives below the commands, with [`crate::net::connect`]: `connect()` dials the
+//! first hop (Happy Eyeballs, as for any target), then asks each hop in turn for a tunnel to
+//! the next one and the last for the target, all under the one `-w` deadline. Every command
+//! that dials TCP gets proxies from this one place.
+//!
+//! What comes back is the same `TcpStream` a direct connection gives, holding exactly the
+//! tunnel: the handshakes read no byte past a proxy's reply (SOCKS replies have lengths the
+//! decoder knows; an HTTP head is peeked at, then consumed to its blank line), so target bytes
+//! a proxy pipelines after its reply stay in the socket. An `https://` hop speaks TLS to the
+//! proxy through [`crate::net::tls`]'s bridge; its plaintext end (a socket pair) carries the
+//! rest of the chain and is what the command gets.
+//!
+//! Errors name the hop and what failed: `connect T through proxy 2 of 3 (socks5://P): the
+//! proxy could not connect: connection refused by the target (SOCKS5 reply 5)`.
+
+pub mod http_connect;
+pub mod socks;
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, TcpStream};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::exit::usage;
+use crate::net::addr::{self, Family, Host, Target};
+use crate::net::deadline::{format_duration, is_timeout, Deadline};
+use crate::net::services::Proto;
+use socks::HostOrName;
+
+/// The kinds of proxy, by URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `socks4://`: SOCKS4, names resolved here (IPv4 only).
+    Socks4,
+    /// `socks4a://`: SOCKS4 with names resolved by the proxy.
+    Socks4a,
+    /// `socks5://`: SOCKS5, names resolved here.
+    Socks5,
+    /// `socks5h://`: SOCKS5, names resolved by the proxy.
+    Socks5h,
+    /// `http://`: HTTP CONNECT.
+    Http,
+    /// `https://`: HTTP CONNECT over TLS to the proxy.
+    Https,
+}
+
+impl Kind {
+    /// The URL schemes, for messages.
+    pub const SCHEMES: &'static str = "socks4, socks4a, socks5, socks5h, http, https";
+
+    fn from_scheme(scheme: &str) -> Option<Kind> {
+        Some(match scheme.to_ascii_lowercase().as_str() {
+            "socks4" => Kind::Socks4,
+            "socks4a" => Kind::Socks4a,
+            "socks5" => Kind::Socks5,
+            "socks5h" => Kind::Socks5h,
+            "http" => Kind::Http,
+            "https" => Kind::Https,
+            _ => return None,
+        })
+    }
+
+    /// The scheme, as in a URL.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Kind::Socks4 => "socks4",
+            Kind::Socks4a => "socks4a",
+            Kind::Socks5 => "socks5",
+            Kind::Socks5h => "socks5h",
+            Kind::Http => "http",
+            Kind::Https => "https",
+        }
+    }
+
+    /// ncat's well-known ports (1080 for SOCKS, 3128 for HTTP); curl's 443 for HTTPS.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Kind::Http => 3128,
+            Kind::Https => 443,
+            _ => 1080,
+        }
+    }
+
+    /// Whether the proxy resolves target names unless `--proxy-dns` says otherwise.
+    fn resolves_names(self) -> bool {
+        !matches!(self, Kind::Socks4 | Kind::Socks5)
+    }
+
+    /// Whether this is an HTTP CONNECT proxy (`http://` or `https://`).
+    pub fn is_http(self) -> bool {
+        matches!(self, Kind::Http | Kind::Https)
+    }
+}
+
+/// A username and password (SOCKS5 RFC 1929, HTTP Basic; the SOCKS4 user id is the name).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The username.
+    pub user: String,
+    /// The password.
+    pub pass: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credentials({}:***)", self.user)
+    }
+}
+
+impl Credentials {
+    /// `USER:PASS` (`--proxy-auth`); `USER` alone has an empty password (a SOCKS4 user id).
+    pub fn parse(text: &str) -> Credentials {
+        let (user, pass) = text.split_once(':').unwrap_or((text, ""));
+        Credentials {
+            user: user.to_string(),
+            pass: pass.to_string(),
+        }
+    }
+}
+
+/// One proxy of a chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    /// Its protocol.
+    pub kind: Kind,
+    /// Where it listens.
+    pub target: Target,
+    /// Credentials for it, if any.
+    pub credentials: Option<Credentials>,
+}
+
+/// `socks5://user@host:port`: never the password.
+impl fmt::Display for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let user = match &self.credentials {
+            Some(c) => format!("{}@", c.user),
+            None => String::new(),
+        };
+        write!(f, "{}://{user}{}", self.kind.scheme(), self.target)
+    }
+}
+
+/// Parses `SCHEME://[USER[:PASS]@]HOST[:PORT][/]`, or `HOST[:PORT]` with `default_kind`
+/// (ncat's `--proxy HOST:PORT --proxy-type`, curl's scheme-less `-x`). A bad URL is a usage
+/// error that never repeats the password.
+pub fn parse_url(text: &str, default_kind: Kind) -> Result<Proxy> {
+    let (kind, rest) = match text.split_once("://") {
+        Some((scheme, rest)) => match Kind::from_scheme(scheme) {
+            Some(kind) => (kind, rest),
+            None => {
+                return Err(usage(format!(
+                    "proxy \"{scheme}://...\": unknown scheme (use {})",
+                    Kind::SCHEMES
+                )))
+            }
+        },
+        None => (default_kind, text),
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (userinfo, hostport) = match rest.rsplit_once('@') {
+        Some((userinfo, hostport)) => (Some(userinfo), hostport),
+        None => (None, rest),
+    };
+    let shown = format!("{}://{hostport}", kind.scheme());
+    if hostport.contains(['/', '?', '#']) {
+        return Err(usage(format!(
+            "proxy {shown}: a proxy URL has no path, query or fragment"
+        )));
+    }
+    let credentials = match userinfo {
+        Some(userinfo) => {
+            let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            Some(Credentials {
+                user: percent_decode(user).map_err(|e| usage(format!("proxy {shown}: {e}")))?,
+                pass: percent_decode(pass).map_err(|e| usage(format!("proxy {shown}: {e}")))?,
+            })
+        }
+        None => None,
+    };
+    let target = addr::parse_target_or(hostport, kind.default_port(), Proto::Tcp)
+        .map_err(|e| usage(format!("proxy {shown}: {e:#}")))?;
+    Ok(Proxy {
+        kind,
+        target,
+        credentials,
+    })
+}
+
+/// `%XX` escapes of a URL's user and password (RFC 3986), to UTF-8.
+fn percent_decode(text: &str) -> Result<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| anyhow!("a % in the credentials must start a %XX escape"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| anyhow!("the credentials are not UTF-8 once unescaped"))
+}
+
+/// ncat's `--proxy-dns`: where the names of the hops after the first and of the target are
+/// resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsMode {
+    /// Here; a name that does not resolve is an error.
+    Local,
+    /// By the proxy.
+    Remote,
+    /// Here when it resolves, by the proxy otherwise.
+    Both,
+    /// Nowhere: only addresses.
+    None,
+}
+
+impl DnsMode {
+    /// The `--proxy-dns` value parser.
+    pub fn parse(text: &str) -> Result<DnsMode, String> {
+        match text {
+            "local" => Ok(DnsMode::Local),
+            "remote" => Ok(DnsMode::Remote),
+            "both" => Ok(DnsMode::Both),
+            "none" => Ok(DnsMode::None),
+            _ => Err("expected local, remote, both or none".into()),
+        }
+    }
+}
+
+/// The proxies to go through, in order, and how.
+#[derive(Debug, Clone, Default)]
+pub struct Chain {
+    /// The hops: the first is dialled, each next one reached through the one before.
+    pub hops: Vec<Proxy>,
+    /// `--proxy-dns`, overriding each scheme's habit.
+    pub dns: Option<DnsMode>,
+    /// The TLS client configuration for `https://` hops.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// How `https://` proxies are verified: `--proxy-ca FILE`, `--proxy-insecure`.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyTrust {
+    /// Trust only these certificates.
+    pub ca: Option<String>,
+    /// Check nothing.
+    pub insecure: bool,
+}
+
+impl Chain {
+    /// A chain of `hops`, with the TLS configuration its `https://` hops need (the CA file is
+    /// read now: a bad one is a usage error before any traffic).
+    pub fn new(hops: Vec<Proxy>, dns: Option<DnsMode>, trust: &ProxyTrust) -> Result<Chain> {
+        let tls = match hops.iter().any(|h| h.kind == Kind::Https) {
+            true => Some(crate::net::tls::client_config(
+                &crate::net::tls::ClientOptions {
+                    ca: trust.ca.clone(),
+                    insecure: trust.insecure,
+                    ..Default::default()
+                },
+            )?),
+            false => None,
+        };
+        Ok(Chain { hops, dns, tls })
+    }
+
+    /// Whether there is no proxy: a direct connection.
+    pub fn is_empty(&self) -> bool {
+        self.hops.is_empty()
+    }
+}
+
+/// The next hop or the target, as a request carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HopTarget {
+    /// Address or name.
+    pub host: HostOrName,
+    /// Port.
+    pub port: u16,
+}
+
+/// What one handshake needs: the chain's deadline and the hop's credentials.
+#[derive(Debug)]
+pub struct Step<'a> {
+    deadline: Deadline,
+    stated: Option<Duration>,
+    /// The hop's credentials.
+    pub credentials: Option<&'a Credentials>,
+}
+
+impl Step<'_> {
+    /// Gives the next read or write on `stream` only what is left of the deadline.
+    pub fn bound(&self, stream: &TcpStream) -> Result<()> {
+        let left = self.deadline.remaining().map_err(|_| self.timed_out())?;
+        stream
+            .set_read_timeout(left)
+            .context("set the read timeout")?;
+        stream
+            .set_write_timeout(left)
+            .context("set the write timeout")
+    }
+
+    fn timed_out(&self) -> anyhow::Error {
+        match self.stated {
+            Some(w) => anyhow!(
+                "timed out after {} (-w bounds the whole chain)",
+                format_duration(w)
+            ),
+            None => anyhow!("timed out"),
+        }
+    }
+
+    /// An I/O error during the handshake, in words: a timeout says the bound.
+    pub fn io_failure(&self, err: io::Error, what: &str) -> anyhow::Error {
+        if is_timeout(&err) {
+            return anyhow!("{} waiting for the {what}", self.timed_out());
+        }
+        match err.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
+                anyhow!("the proxy reset the connection during its {what} ({err})")
+            }
+            _ => anyhow::Error::new(err).context(what.to_string()),
+        }
+    }
+}
+
+/// "the proxy does not speak SOCKS5: it answered 48 54 54 50 ("HTTP")": what a proxy of
+/// another kind (an HTTP proxy, a web server, TLS) sent instead.
+pub fn foreign_reply(what: &str, buf: &[u8]) -> String {
+    let shown = &buf[..buf.len().min(8)];
+    let hex: Vec<String> = shown.iter().map(|b| format!("{b:02x}")).collect();
+    let text: String = shown
+        .iter()
+        .map(|&b| match b {
+            0x20..=0x7e => b as char,
+            _ => '.',
+        })
+        .collect();
+    format!(
+        "the proxy does not speak {what}: it answered {} (\"{text}\")",
+        hex.join(" ")
+    )
+}
+
+/// Walks the chain over `stream`, already connected to its first hop: each hop is asked for
+/// a tunnel to the next, the last for `target`. Returns the stream that carries the tunnel,
+/// in blocking mode with no timeouts, holding every byte past the last reply.
+pub fn walk(
+    mut stream: TcpStream,
+    chain: &Chain,
+    target: &Target,
+    family: Family,
+    stated: Option<Duration>,
+    deadline: Deadline,
+    log_level: u8,
+) -> Result<TcpStream> {
+    let n = chain.hops.len();
+    let started = Instant::now();
+    for (i, hop) in chain.hops.iter().enumerate() {
+        let next = chain.hops.get(i + 1).map_or(target, |h| &h.target);
+        let which = match n {
+            1 => format!("proxy {hop}"),
+            _ => format!("proxy {} of {n} ({hop})", i + 1),
+        };
+        let mut step = Step {
+            deadline,
+            stated,
+            credentials: hop.credentials.as_ref(),
+        };
+        stream = through(stream, hop, next, chain, family, &mut step)
+            .with_context(|| format!("connect {target} through {which}"))?;
+        crate::log::at(
+            log_level,
+            format_args!(
+                "{which}: tunnel to {next} open ({:.1} ms)",
+                started.elapsed().as_secs_f64() * 1000.0
+            ),
+        );
+    }
+    stream
+        .set_read_timeout(None)
+        .context("clear the read timeout")?;
+    stream
+        .set_write_timeout(None)
+        .context("clear the write timeout")?;
+    Ok(stream)
+}
+
+/// One hop: TLS first for `https://`, then the handshake that opens the tunnel to `next`.
+fn through(
+    stream: TcpStream,
+    hop: &Proxy,
+    next: &Target,
+    chain: &Chain,
+    family: Family,
+    step: &mut Step,
+) -> Result<TcpStream> {
+    let mut stream = match hop.kind {
+        Kind::Https => tls_to(stream, hop, chain, step)?,
+        _ => stream,
+    };
+    let wanted = hop_target(hop.kind, next, chain.dns, family, step.deadline)?;
+    match hop.kind {
+        Kind::Socks4 | Kind::Socks4a => socks::socks4(&mut stream, step, &wanted)?,
+        Kind::Socks5 | Kind::Socks5h => {
+            let bound = socks::socks5(&mut stream, step, &wanted)?;
+            crate::debug!("the proxy's end of the tunnel: {bound:?}");
+        }
+        Kind::Http | Kind::Https => http_connect::connect(&mut stream, step, &wanted)?,
+    }
+    Ok(stream)
+}
+
+/// TLS with an `https://` proxy, under the chain's deadline.
+fn tls_to(stream: TcpStream, hop: &Proxy, chain: &Chain, step: &Step) -> Result<TcpStream> {
+    let config = chain
+        .tls
+        .clone()
+        .ok_or_else(|| anyhow!("no TLS configuration for an https:// proxy"))?;
+    let limit = match step.deadline.remaining().map_err(|_| step.timed_out())? {
+        Some(left) => crate::net::tls::HandshakeLimit {
+            until: Instant::now() + left,
+            stated: step.stated.unwrap_or(left),
+        },
+        None => crate::net::tls::HANDSHAKE_TIMEOUT.into(),
+    };
+    open_tls(stream, hop, config, limit)
+}
+
+/// TLS with the `https://` proxy `hop` over `stream`: the plaintext end of the bridge,
+/// which carries the rest (a CONNECT, or `head`'s absolute-form request).
+pub fn open_tls(
+    stream: TcpStream,
+    hop: &Proxy,
+    config: Arc<rustls::ClientConfig>,
+    limit: crate::net::tls::HandshakeLimit,
+) -> Result<TcpStream> {
+    let name = match &hop.target.host {
+        Host::Ip(ip) => ip.to_string(),
+        Host::Name(name) => name.clone(),
+    };
+    let bridge = crate::net::tls::connect(stream, config, &name, &hop.to_string(), limit)?;
+    // The plaintext end is a Unix socket pair; TcpStream is only its holder here (reads,
+    // writes, shutdown and timeouts are the same calls), so every command takes it as it
+    // takes a direct connection. A failure of the TLS side is reported by tls::finish.
+    Ok(TcpStream::from(OwnedFd::from(bridge.into_socket())))
+}
+
+/// The next hop or the target as `kind` should carry it, resolving a name here when the
+/// DNS mode says so.
+fn hop_target(
+    kind: Kind,
+    next: &Target,
+    dns: Option<DnsMode>,
+    family: Family,
+    deadline: Deadline,
+) -> Result<HopTarget> {
+    let name = match &next.host {
+        Host::Ip(ip) => {
+            return Ok(HopTarget {
+                host: HostOrName::Ip(*ip),
+                port: next.port,
+            })
+        }
+        Host::Name(name) => name,
+    };
+    let mode = dns.unwrap_or(match kind.resolves_names() {
+        true => DnsMode::Remote,
+        false => DnsMode::Local,
+    });
+    // SOCKS4 carries only IPv4 addresses.
+    let family = match kind {
+        Kind::Socks4 | Kind::Socks4a => Family::V4,
+        _ => family,
+    };
+    let local = || -> Result<IpAddr> {
+        let addrs = addr::resolve(next, family, deadline)?;
+        Ok(addrs[0].ip())
+    };
+    let host = match mode {
+        DnsMode::Remote => HostOrName::Name(name.clone()),
+        DnsMode::Local => HostOrName::Ip(local()?),
+        DnsMode::Both => local()
+            .map(HostOrName::Ip)
+            .unwrap_or_else(|_| HostOrName::Name(name.clone())),
+        DnsMode::None => bail!("{name} is a name and --proxy-dns none resolves no names"),
+    };
+    Ok(HopTarget {
+        host,
+        port: next.port,
+    })
+}
+
+// ---- the environment (head, and `--proxy env`) ---------------------------------------------
+
+/// The first of `names` set to something in the environment, with its name.
+fn env_first(names: &[&'static str]) -> Option<(String, &'static str)> {
+    names.iter().find_map(|name| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (v.trim().to_string(), *name))
+    })
+}
+
+/// `all_proxy` / `ALL_PROXY`, for `--proxy env`.
+pub fn all_proxy() -> Option<(String, &'static str)> {
+    env_first(&["all_proxy", "ALL_PROXY"])
+}
+
+/// The proxy curl would use for a URL of `scheme` to `host`: `http_proxy` (lower case only,
+/// as curl: HTTP_PROXY may come from a CGI request header), `https_proxy`/`HTTPS_PROXY`,
+/// then `all_proxy`/`ALL_PROXY`; none when `host` matches `no_proxy`/`NO_PROXY` or
+/// `noproxy` (curl's `--noproxy`, which overrides them).
+pub fn for_url(scheme: &str, host: &str, noproxy: Option<&str>) -> Option<(String, &'static str)> {
+    let bypass = match noproxy {
+        Some(list) => list.to_string(),
+        None => env_first(&["no_proxy", "NO_PROXY"])
+            .map(|(v, _)| v)
+            .unwrap_or_default(),
+    };
+    if no_proxy_matches(&bypass, host) {
+        return None;
+    }
+    let specific: &[&'static str] = match scheme {
+        "https" => &["https_proxy", "HTTPS_PROXY"],
+        _ => &["http_proxy"],
+    };
+    env_first(specific).or_else(all_proxy)
+}
+
+/// Whether `host` is in a `no_proxy` list: `*` (every host), a domain (`example.com` and
+/// `.example.com` both match it and its subdomains), an address, or a CIDR block.
+pub fn no_proxy_matches(list: &str, host: &str) -> bool {
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let host_ip: Option<IpAddr> = host.parse().ok();
+    list.split([',', ' '])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .any(|entry| {
+            if entry == "*" {
+                return true;
+            }
+            let entry = entry
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase();
+            if let (Some(ip), Some((net, bits))) = (host_ip, entry.split_once('/')) {
+                return in_block(ip, net, bits);
+            }
+            let domain = entry.trim_start_matches('.').trim_end_matches('.');
+            !domain.is_empty()
+                && (host == domain || (host_ip.is_none() && host.ends_with(&format!(".{domain}"))))
+        })
+}
+
+fn in_block(ip: IpAddr, net: &str, bits: &str) -> bool {
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_with_credentials_and_default_ports() {
+        let p = parse_url("socks5h://bob:p%40ss@proxy.example:1081/", Kind::Http).unwrap();
+        assert_eq!(p.kind, Kind::Socks5h);
+        assert_eq!(p.target.port, 1081);
+        assert_eq!(
+            p.credentials,
+            Some(Credentials {
+                user: "bob".into(),
+                pass: "p@ss".into()
+            })
+        );
+        assert_eq!(p.to_string(), "socks5h://bob@proxy.example:1081");
+        let p = parse_url("[::1]", Kind::Http).unwrap();
+        assert_eq!((p.kind, p.target.port), (Kind::Http, 3128));
+        assert_eq!(
+            parse_url("socks4://h", Kind::Http).unwrap().target.port,
+            1080
+        );
+    }
+
+    #[test]
+    fn bad_urls_never_show_the_password() {
+        let err = parse_url("ftp://u:secret@h:1", Kind::Http).unwrap_err();
+        assert!(!format!("{err:#}").contains("secret"));
+        let err = parse_url("http://u:secret@h:99999", Kind::Http).unwrap_err();
+        assert!(!format!("{err:#}").contains("secret"), "{err:#}");
+        assert!(parse_url("http://h:1/path", Kind::Http).is_err());
+        assert!(parse_url("http://u:%zz@h:1", Kind::Http).is_err());
+    }
+
+    #[test]
+    fn no_proxy_lists() {
+        assert!(no_proxy_matches("*", "anything"));
+        assert!(no_proxy_matches("example.com", "www.example.com"));
+        assert!(no_proxy_matches(".example.com", "example.com"));
+        assert!(!no_proxy_matches("example.com", "badexample.com"));
+        assert!(no_proxy_matches("localhost, 10.0.0.0/8", "10.1.2.3"));
+        assert!(no_proxy_matches("::1", "[::1]"));
+        assert!(!no_proxy_matches("10.0.0.0/8", "11.0.0.1"));
+        assert!(!no_proxy_matches("", "example.com"));
+    }
+}
