@@ -26,6 +26,8 @@ declare -A peers=(
   [ip]=iproute2
   [ipcalc]=ipcalc
   [ipcalc-ng]=ipcalc-ng
+  [tshark]=tshark
+  [capinfos]=tshark
 )
 missing=()
 for cmd in "${!peers[@]}"; do

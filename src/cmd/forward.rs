@@ -16,6 +16,7 @@ use crate::net::connect::ConnectOptions;
 use crate::net::deadline::{idle_limit, parse_duration, parse_timeout, Deadline};
 use crate::net::forward::connector::TargetSpec;
 use crate::net::forward::udp::{self, UdpOptions};
+use crate::net::forward::tap::Tap;
 use crate::net::forward::{self, Options, Stop};
 use crate::net::server::{bind_tcp, bind_udp};
 use crate::net::services::Proto;
@@ -109,6 +110,13 @@ pub struct ForwardArgs {
     /// means never).
     #[arg(long = "session-timeout", value_name = "DUR", value_parser = parse_duration)]
     pub session_timeout: Option<Duration>,
+    /// Hex dump of every connection to FILE ('-': stdout): a header line per chunk with the
+    /// connection number, time and direction ('>' client->target, '<' target->client).
+    #[arg(short = 'x', long = "hex-dump", value_name = "FILE|-")]
+    pub hexdump: Option<String>,
+    /// Record every connection as a TCP stream in a pcapng FILE, for Wireshark and tshark.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<String>,
     // Last: its help heading ("Access") would otherwise take the flags after it.
     #[command(flatten)]
     pub access: AccessArgs,
@@ -135,6 +143,12 @@ fn parse_target(text: &str) -> Result<TargetSpec> {
 
 /// Runs `nk forward`.
 pub fn run(args: ForwardArgs) -> Result<()> {
+    if args.udp && (args.hexdump.is_some() || args.pcap.is_some()) {
+        // No flag is ignored: the recordings tap stream connections only.
+        return Err(crate::exit::usage(
+            "-x and --pcap record TCP and Unix stream connections, not UDP sessions (-u)",
+        ));
+    }
     if args.udp {
         return run_udp(args);
     }
@@ -148,9 +162,17 @@ pub fn run(args: ForwardArgs) -> Result<()> {
     if args.reuseport && matches!(listen, ListenOn::Unix(_)) {
         return Err(crate::exit::usage("--reuseport is for a TCP listener"));
     }
+    if args.json && args.hexdump.as_deref() == Some("-") {
+        let clash = crate::exit::UsageError::new("-x - and --json both write to stdout")
+            .with_hint("give -x a file (-x dump.txt), or -x /dev/stderr");
+        return Err(clash.into());
+    }
+    if args.hexdump.is_some() && args.hexdump == args.pcap {
+        return Err(crate::exit::usage("-x and --pcap name the same file"));
+    }
     let access = args.access.list()?;
     let family = args.family.family();
-    let opts = Options {
+    let mut opts = Options {
         target: target.clone(),
         connect: ConnectOptions {
             family,
@@ -162,7 +184,10 @@ pub fn run(args: ForwardArgs) -> Result<()> {
         access,
         idle: idle_limit(args.idle),
         json: args.json,
+        tap: None, // opened below, once the listener's port is known
     };
+    // Created now: a file that cannot be is a usage error, before any traffic.
+    let tap = Tap::open(args.hexdump.as_deref(), args.pcap.as_deref())?;
     crate::net::service::raise_descriptor_limit();
     // Before `listening on` is said: whoever acts on that line may send SIGTERM at once.
     signals::install();
@@ -182,6 +207,11 @@ pub fn run(args: ForwardArgs) -> Result<()> {
         }
     };
     let local = listener.local_addr().context("getsockname")?;
+    opts.tap = tap.map(|mut tap| {
+        // A Unix target is shown on this port in the capture.
+        tap.set_listen_port(local.as_socket().map(|a| a.port()));
+        tap.shared()
+    });
     let (kind, stack) = match listen {
         ListenOn::Tcp(_) => ("tcp", crate::net::server::stack_note(&listener)),
         ListenOn::Unix(_) => ("unix", ""),

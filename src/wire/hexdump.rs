@@ -17,7 +17,8 @@ pub enum Mark {
 }
 
 impl Mark {
-    fn symbol(self) -> char {
+    /// `>` or `<`.
+    pub fn symbol(self) -> char {
         match self {
             Mark::Sent => '>',
             Mark::Received => '<',

@@ -111,6 +111,8 @@ pub struct Flow {
     pub shut: bool,
     /// Bytes written to the destination.
     pub bytes: u64,
+    /// `-x`/`--pcap`: what is read goes to the recordings too (so never through splice).
+    pub tap: Option<super::tap::FlowTap>,
 }
 
 impl Flow {
@@ -178,7 +180,7 @@ impl Flow {
 
     /// Fills the empty carrier from `from`: `Some(0)` at EOF, `None` when nothing is there.
     fn read_in(&mut self, from: RawFd, pool: &mut PipePool) -> io::Result<Option<usize>> {
-        if !self.no_splice {
+        if !self.no_splice && self.tap.is_none() {
             // Out of descriptors for a pipe: this chunk goes through the buffer instead.
             if let Ok(pipe) = pool.take() {
                 match splice(from, pipe.write.as_raw_fd(), PIPE_CAPACITY as usize) {
@@ -208,6 +210,9 @@ impl Flow {
             let n = unsafe { libc::read(from, buf.as_mut_ptr().cast(), buf.len()) };
             if n >= 0 {
                 let end = n as usize;
+                if let Some(tap) = &mut self.tap {
+                    tap.record(&buf[..end]);
+                }
                 if end > 0 {
                     self.carrier = Carrier::Buffer { buf, start: 0, end };
                 }

@@ -20,6 +20,8 @@
 //!   flows that must see the bytes, so they would take the buffer carrier (not splice) and
 //!   transform or record each chunk between `read_in` and `write_out`; a PROXY header is a
 //!   first chunk put in the up flow's buffer when the target connects.
+//! - `-x` and `--pcap` are [`tap`]: a tapped flow hands each chunk it reads to the recordings;
+//!   the loop tells them of openings, resets and ends.
 //!
 //! Rules (README, "Nothing is lost"): a FIN from one side becomes shutdown(SHUT_WR) on the
 //! other once its bytes are written, and the other direction keeps flowing; a reset or an
@@ -30,6 +32,7 @@
 
 pub mod conn;
 pub mod connector;
+pub mod tap;
 pub mod udp;
 
 use std::io;
@@ -77,6 +80,8 @@ pub struct Options {
     pub idle: Option<Duration>,
     /// `--json`: the per-connection reports as JSON objects on stdout.
     pub json: bool,
+    /// `-x` / `--pcap`: the recordings every connection is tapped into.
+    pub tap: Option<tap::SharedTap>,
 }
 
 /// Set by SIGINT/SIGTERM; every loop answers by closing its connections, and the last one
@@ -479,6 +484,11 @@ impl Engine {
                 }
             }
         }
+        if let (Some(tap), None) = (&self.opts.tap, &conn.up.tap) {
+            // The target just answered: record the opening, tap both flows.
+            let (up, down) = tap::attach(tap, conn, target);
+            (conn.up.tap, conn.down.tap) = (Some(up), Some(down));
+        }
         let mut moved = false;
         let mut broken = None;
         match conn.up.pump(&conn.client, target, &mut self.pool) {
@@ -497,6 +507,9 @@ impl Engine {
             conn.last_active = Instant::now();
         }
         if let Some((side, err)) = broken {
+            if let Some(tap) = &self.opts.tap {
+                tap::reset_by(tap, conn, side);
+            }
             let why = if err.raw_os_error() == Some(libc::ECONNRESET) {
                 format!("reset by the {side}")
             } else {
@@ -560,6 +573,9 @@ impl Engine {
             .down
             .fetch_add(conn.down.bytes, Ordering::Relaxed);
         self.report(&conn, &end);
+        if let Some(tap) = &self.opts.tap {
+            tap::ended(tap, &conn, &end);
+        }
         let Conn { client, target, .. } = conn;
         if end == End::Fin {
             drop(client);
