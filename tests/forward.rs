@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::forward::{client, forward, resetting_target, terminate};
 use common::*;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -16,15 +17,6 @@ use std::thread;
 use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
-
-/// `nk forward -v ARGS` and the port it listens on.
-fn forward(args: &[&str]) -> (Proc, u16) {
-    let mut full = vec!["forward", "-v"];
-    full.extend_from_slice(args);
-    let mut p = Proc::nk(&full, In::Null, Out::Pipe);
-    let port = p.nk_listening_port();
-    (p, port)
-}
 
 /// A socat echo server (a `cat` per connection) on 127.0.0.1 and its port.
 fn socat_echo() -> (Proc, u16) {
@@ -43,14 +35,6 @@ fn socat_echo() -> (Proc, u16) {
     (p, port)
 }
 
-/// Sends SIGTERM; nk must exit 143.
-fn terminate(p: Proc) -> Finished {
-    send_signal(p.pid(), "TERM");
-    let done = p.wait(10.0);
-    done.expect_code(143);
-    done
-}
-
 /// Reads until EOF or an error within 10 s: the bytes and the error, if any.
 fn read_all(s: &mut impl Read) -> (Vec<u8>, Option<io::Error>) {
     let mut got = Vec::new();
@@ -63,12 +47,6 @@ fn read_all(s: &mut impl Read) -> (Vec<u8>, Option<io::Error>) {
             Err(e) => return (got, Some(e)),
         }
     }
-}
-
-fn client(port: u16) -> TcpStream {
-    let s = connect_local(port);
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
 }
 
 /// The client's read ends in a reset (not EOF, not a timeout).
@@ -183,15 +161,7 @@ fn target_fin_first_then_the_client_keeps_sending() {
 
 #[test]
 fn a_target_reset_mid_stream_resets_the_client() {
-    let target = Server::start(|mut s, _| {
-        let mut buf = [0u8; 5];
-        s.read_exact(&mut buf).unwrap();
-        s.write_all(b"partial").unwrap();
-        socket2::SockRef::from(&s)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-        drop(s);
-    });
+    let target = resetting_target();
     let (fwd, port) = forward(&["127.0.0.1:0", &format!("127.0.0.1:{}", target.port())]);
     let mut c = client(port);
     c.write_all(b"hello").unwrap();

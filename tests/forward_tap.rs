@@ -4,10 +4,11 @@
 
 mod common;
 
+use common::forward::{client, forward, resetting_target, terminate};
 use common::*;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::process::Command;
@@ -17,27 +18,11 @@ use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
 
-/// `nk forward -v ARGS` and the port it listens on.
-fn forward(args: &[&str]) -> (Proc, u16) {
-    let mut full = vec!["forward", "-v"];
-    full.extend_from_slice(args);
-    let mut p = Proc::nk(&full, In::Null, Out::Pipe);
-    let port = p.nk_listening_port();
-    (p, port)
-}
-
-/// SIGTERM: nk resets what is open, flushes the recordings and exits 143.
-fn terminate(p: Proc) -> Finished {
-    send_signal(p.pid(), "TERM");
-    let done = p.wait(10.0);
-    done.expect_code(143);
-    done
-}
-
-fn client(port: u16) -> TcpStream {
-    let s = connect_local(port);
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
+/// `nk forward -v RECORDING... 127.0.0.1:0 TARGET` and its port.
+fn forward_recording(recording: &[&str], target: &str) -> (Proc, u16) {
+    let mut args = recording.to_vec();
+    args.extend(["127.0.0.1:0", target]);
+    forward(&args)
 }
 
 /// What the reversing target answers to `data`.
@@ -150,12 +135,10 @@ fn three_concurrent_connections_are_three_streams_with_their_own_bytes_both_ways
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("three.pcapng");
     let (tport, target) = reversing_target(3);
-    let (fwd, port) = forward(&[
-        "--pcap",
-        pcap.to_str().unwrap(),
-        "127.0.0.1:0",
+    let (fwd, port) = forward_recording(
+        &["--pcap", pcap.to_str().unwrap()],
         &format!("127.0.0.1:{tport}"),
-    ]);
+    );
     let start = Arc::new(Barrier::new(3));
     let clients: Vec<_> = [1_000, 100_000, 300_000]
         .into_iter()
@@ -233,12 +216,10 @@ fn a_mebibyte_each_way_reads_back_byte_exact() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("mib.pcapng");
     let (tport, target) = reversing_target(1);
-    let (fwd, port) = forward(&[
-        "--pcap",
-        pcap.to_str().unwrap(),
-        "127.0.0.1:0",
+    let (fwd, port) = forward_recording(
+        &["--pcap", pcap.to_str().unwrap()],
         &format!("127.0.0.1:{tport}"),
-    ]);
+    );
     let data = prng_bytes(MIB, 7);
     let (_, got) = exchange(port, &data);
     assert_same_bytes("1 MiB answer", &got, &reply_to(&data));
@@ -294,12 +275,10 @@ fn the_hex_dump_has_numbered_blocks_per_direction() {
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("dump.txt");
     let (tport, target) = reversing_target(2);
-    let (fwd, port) = forward(&[
-        "-x",
-        dump.to_str().unwrap(),
-        "127.0.0.1:0",
+    let (fwd, port) = forward_recording(
+        &["-x", dump.to_str().unwrap()],
         &format!("127.0.0.1:{tport}"),
-    ]);
+    );
     let first = b"GET / HTTP/1.0\r\n\r\n".to_vec();
     let second = prng_bytes(150_000, 3);
     let (port1, _) = exchange(port, &first);
@@ -381,24 +360,17 @@ fn a_target_reset_is_a_rst_from_the_target_in_the_capture_and_the_dump() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("rst.pcapng");
     let dump = dir.path().join("rst.txt");
-    let target = Server::start(|mut s, _| {
-        let mut buf = [0u8; 5];
-        s.read_exact(&mut buf).unwrap();
-        s.write_all(b"partial").unwrap();
-        socket2::SockRef::from(&s)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-        drop(s);
-    });
+    let target = resetting_target();
     let tport = target.port();
-    let (mut fwd, port) = forward(&[
-        "--pcap",
-        pcap.to_str().unwrap(),
-        "-x",
-        dump.to_str().unwrap(),
-        "127.0.0.1:0",
+    let (mut fwd, port) = forward_recording(
+        &[
+            "--pcap",
+            pcap.to_str().unwrap(),
+            "-x",
+            dump.to_str().unwrap(),
+        ],
         &format!("127.0.0.1:{tport}"),
-    ]);
+    );
     let mut c = client(port);
     c.write_all(b"hello").unwrap();
     target.join();
@@ -438,12 +410,10 @@ fn sigterm_leaves_a_readable_capture_with_the_open_connection_reset_both_ways() 
         let mut rest = Vec::new();
         let _ = s.read_to_end(&mut rest);
     });
-    let (fwd, port) = forward(&[
-        "--pcap",
-        pcap.to_str().unwrap(),
-        "127.0.0.1:0",
+    let (fwd, port) = forward_recording(
+        &["--pcap", pcap.to_str().unwrap()],
         &format!("127.0.0.1:{}", target.port()),
-    ]);
+    );
     let mut c = client(port);
     c.write_all(b"still open!").unwrap();
     seen.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -499,12 +469,10 @@ fn a_unix_target_is_shown_on_a_made_up_address_at_the_listeners_port() {
         s.read_to_end(&mut got).unwrap();
         s.write_all(&reply_to(&got)).unwrap();
     });
-    let (fwd, port) = forward(&[
-        "--pcap",
-        pcap.to_str().unwrap(),
-        "127.0.0.1:0",
+    let (fwd, port) = forward_recording(
+        &["--pcap", pcap.to_str().unwrap()],
         &format!("unix:{}", path.display()),
-    ]);
+    );
     let (local, got) = exchange(port, b"over unix");
     assert_eq!(got, reply_to(b"over unix"));
     server.join().unwrap();

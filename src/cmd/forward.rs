@@ -67,13 +67,27 @@ const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
         and how it ended (fin, reset, timeout, refused, interrupted); --json prints those as \
         JSON objects on stdout instead. --allow/--deny are checked before the target is \
         contacted; -m caps the connections at once (more are reset at once).\n\n\
-        Not yet: TLS on either side, -x/--pcap and the PROXY protocol.",
+        -x FILE|- writes the hex dump of `nk dial -x` for every connection ('-': stdout, not \
+        with --json): a header line per chunk with the connection number, local time and \
+        direction ('>' client->target, '<' target->client), and lines for the opening, each \
+        FIN or RST and the end. --pcap FILE writes a pcapng file with each connection as one \
+        TCP stream from the client's address to the target's (synthesised Ethernet/IP/TCP \
+        headers, sequence numbers and checksums right, FIN or RST as it really ended; a Unix \
+        side is shown as 198.18.0.1 (client, port 1024 + connection number) or 198.18.0.2 \
+        (target, on the listener's port)), for Wireshark or `tshark -z follow,tcp,raw,N`. A \
+        tapped connection goes through the buffer, not splice. Recording is lossless: a slow \
+        disk slows the forwarding; a failed write is said once on stderr and that recording \
+        stops, the forwarding goes on. The capture is flushed at every connection's end. Not \
+        with -u.\n\n\
+        Not yet: TLS on either side and the PROXY protocol.",
     after_long_help = "Examples:\n  \
         nk forward 8080 10.0.0.5:80                   # every client its own upstream connection\n  \
         nk forward -v 127.0.0.1:5433 db.lan:postgresql # local only, a line per connection\n  \
         nk forward unix:/run/app-debug.sock 127.0.0.1:9000   # Unix -> TCP (and the other way)\n  \
         nk forward --json -m 100 --allow 10.0.0.0/8 2222 git.lan:22 | jq .\n  \
-        nk forward -u -v 5353 10.0.0.1:53             # UDP: a session per client"
+        nk forward -u -v 5353 10.0.0.1:53             # UDP: a session per client\n  \
+        nk forward -x - 127.0.0.1:5433 db.lan:5432     # hex dump of both directions\n  \
+        nk forward --pcap db.pcapng 5433 db.lan:5432   # the same traffic, for Wireshark"
 )]
 pub struct ForwardArgs {
     /// Where to accept clients: PORT, HOST:PORT, [V6]:PORT, unix:PATH or unix:@name.

@@ -13,6 +13,8 @@
 
 /// aiosmtpd, the real peer of `nk smtp` (in clear, STARTTLS, implicit TLS).
 pub mod aiosmtpd;
+/// `nk forward` started, reached and stopped.
+pub mod forward;
 /// `nk head` helpers and nginx, its real peer (optionally with a TLS server block).
 pub mod http;
 /// nk's service servers and xinetd's internal services (echo, chargen, time ...).

@@ -63,22 +63,11 @@ impl Dump {
         self.say(&block);
     }
 
-    pub(super) fn fin(&mut self, conn: u64, from: Side, at: SystemTime) {
+    /// `from` sent `flag`: its FIN or its RST.
+    pub(super) fn flag(&mut self, conn: u64, from: Side, flag: &str, at: SystemTime) {
         let (mark, way) = marks(from);
-        self.say(&format!(
-            "{} {} {way} FIN\n",
-            header(conn, at),
-            mark.symbol()
-        ));
-    }
-
-    pub(super) fn reset(&mut self, conn: u64, from: Side, at: SystemTime) {
-        let (mark, way) = marks(from);
-        self.say(&format!(
-            "{} {} {way} RST\n",
-            header(conn, at),
-            mark.symbol()
-        ));
+        let line = format!("{} {} {way} {flag}\n", header(conn, at), mark.symbol());
+        self.say(&line);
     }
 
     pub(super) fn ended(&mut self, conn: u64, end: &End, up: u64, down: u64, at: SystemTime) {

@@ -108,7 +108,7 @@ pub fn reset_by(tap: &SharedTap, conn: &Conn, from: &str) {
     let now = SystemTime::now();
     let mut tap = lock(tap);
     if let Some(dump) = &mut tap.dump {
-        dump.reset(conn.id, from, now);
+        dump.flag(conn.id, from, "RST", now);
     }
     if let Some(capture) = &mut tap.capture {
         capture.reset(conn.id, from, now);
@@ -157,7 +157,7 @@ impl FlowTap {
         let mut tap = lock(&self.tap);
         if let Some(dump) = &mut tap.dump {
             if chunk.is_empty() {
-                dump.fin(self.conn, self.from, now);
+                dump.flag(self.conn, self.from, "FIN", now);
             } else {
                 dump.data(self.conn, self.from, self.offset, chunk, now);
             }
