@@ -318,7 +318,14 @@ fn the_hex_dump_has_numbered_blocks_per_direction() {
 #[test]
 fn x_dash_dumps_to_stdout_and_clashes_with_json() {
     let (tport, target) = reversing_target(1);
-    let (mut fwd, port) = forward(&["-x", "-", "127.0.0.1:0", &format!("127.0.0.1:{tport}")]);
+    // A name, not an IP literal: the connector's threads reach it, not the loop itself.
+    let (mut fwd, port) = forward(&[
+        "-x",
+        "-",
+        "-4",
+        "127.0.0.1:0",
+        &format!("localhost:{tport}"),
+    ]);
     let (_, got) = exchange(port, b"ping");
     assert_eq!(got, b"reply:gnip");
     target.join().unwrap();
