@@ -345,6 +345,13 @@ fn x_dash_dumps_to_stdout_and_clashes_with_json() {
     clash
         .expect_code(2)
         .expect_stderr_contains("-x - and --json both write to stdout");
+    run_nk(
+        ["forward", "-u", "-x", "-", "127.0.0.1:0", "127.0.0.1:9"],
+        In::Null,
+        10.0,
+    )
+    .expect_code(2)
+    .expect_stderr_contains("not UDP sessions");
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no/such/dir/f.pcapng");
     run_nk(
