@@ -6,13 +6,17 @@
 #   nk       nk forward 127.0.0.1:F 127.0.0.1:R
 #   socat    socat TCP-LISTEN:F,bind=127.0.0.1,reuseaddr,fork TCP:127.0.0.1:R
 #   haproxy  mode tcp, one frontend and one backend (only when haproxy is installed)
+# With TAP=1, the forwarders that record what they carry, each to a file in the work dir:
+#   nk-x     nk forward -x FILE        socat-x  socat -x ... 2>FILE (its hex dump on stderr)
+#   nk-pcap  nk forward --pcap FILE    (no anchor writes a capture)
+#   (use SIZE_MB=256 or less: a hex dump is ~5 bytes of text per byte carried)
 # Receiver: nc -l 127.0.0.1 R > /dev/null; sender: nc -N 127.0.0.1 F < file (page-cached).
 # Throughput = bytes / wall time from just before the sender starts until both nc have
 # exited. MB = 1e6 bytes. Rounds interleave the forwarders, rotating the order. One extra,
 # untimed run per forwarder pipes the receiver into cksum(1) and checks the length and CRC
 # against the file, so no figure is of a broken transfer.
 #
-# Env: RUNS=3 SIZE_MB=1024 NK=<nk binary> (default: <repo>/target/release/nk) TIMEOUT=60
+# Env: RUNS=3 SIZE_MB=1024 TAP=0 NK=<nk binary> (default: <repo>/target/release/nk) TIMEOUT=60
 # Exit: 0 all runs clean; 1 a run failed, hung or lost bytes; 2 nk missing (rows skipped).
 # Bars (issue 20, printed, not enforced): nk >= 1.1x haproxy, nk >= 0.7x none.
 set -uo pipefail
@@ -26,7 +30,9 @@ TIMEOUT=${TIMEOUT:-60}
 NK=${NK:-$root/target/release/nk}
 NC=${NC_BIN:-nc}
 bytes=$((SIZE_MB * 1024 * 1024))
+TAP=${TAP:-0}
 out_md=$here/results/13_forward.md
+[[ $TAP == 1 ]] && out_md=$here/results/13_forward_tap.md
 
 . "$here/lib.sh"
 
@@ -50,7 +56,10 @@ status=0
 tools=(none)
 [[ $have_nk == 1 ]] && tools+=(nk)
 tools+=(socat)
-if command -v haproxy >/dev/null; then
+if [[ $TAP == 1 ]]; then
+    [[ $have_nk == 1 ]] && tools+=(nk-x nk-pcap)
+    tools+=(socat-x)
+elif command -v haproxy >/dev/null; then
     tools+=(haproxy)
 else
     log "13_forward: haproxy not installed (apt-get install haproxy): its row is skipped"
@@ -68,6 +77,9 @@ start_fwd() {
     # $!), so stop_fwd's TERM reaches it; stdout away from the caller's $(...) pipe.
     nk) timeout -k 5 "$TIMEOUT" "$NK" forward "127.0.0.1:$f" "127.0.0.1:$r" >/dev/null 2>>"$work/err" & ;;
     socat) timeout -k 5 "$TIMEOUT" socat "TCP-LISTEN:$f,bind=127.0.0.1,reuseaddr,fork" "TCP:127.0.0.1:$r" >/dev/null 2>>"$work/err" & ;;
+    nk-x) timeout -k 5 "$TIMEOUT" "$NK" forward -x "$work/dump" "127.0.0.1:$f" "127.0.0.1:$r" >/dev/null 2>>"$work/err" & ;;
+    nk-pcap) timeout -k 5 "$TIMEOUT" "$NK" forward --pcap "$work/cap.pcapng" "127.0.0.1:$f" "127.0.0.1:$r" >/dev/null 2>>"$work/err" & ;;
+    socat-x) timeout -k 5 "$TIMEOUT" socat -x "TCP-LISTEN:$f,bind=127.0.0.1,reuseaddr,fork" "TCP:127.0.0.1:$r" >/dev/null 2>"$work/dump" & ;;
     haproxy)
         cat >"$work/haproxy.cfg" <<CFG
 global
@@ -137,6 +149,9 @@ med() { stats "${RES[$1]:-}" | awk '{print $1}'; }
     if [[ $have_nk == 1 ]]; then
         echo "nk vs none: $(ratio "$(med nk)" "$base" 0.7); nk vs socat: $(ratio "$(med nk)" "$(med socat)")"
         [[ -n ${RES[haproxy]:-} ]] && echo "nk vs haproxy: $(ratio "$(med nk)" "$(med haproxy)" 1.1)"
+        if [[ $TAP == 1 ]]; then
+            echo "nk-x vs socat-x: $(ratio "$(med nk-x)" "$(med socat-x)"); nk-pcap vs nk: $(ratio "$(med nk-pcap)" "$(med nk)")"
+        fi
     fi
 } | tee "$out_md"
 exit "$status"

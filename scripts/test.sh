@@ -29,6 +29,8 @@ declare -A peers=(
   [tinyproxy]=tinyproxy
   [danted]=dante-server
   [microsocks]=microsocks
+  [tshark]=tshark
+  [capinfos]=tshark
 )
 missing=()
 for cmd in "${!peers[@]}"; do

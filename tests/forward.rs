@@ -79,15 +79,7 @@ fn target_fin_first_then_the_client_keeps_sending() {
 
 #[test]
 fn a_target_reset_mid_stream_resets_the_client() {
-    let target = Server::start(|mut s, _| {
-        let mut buf = [0u8; 5];
-        s.read_exact(&mut buf).unwrap();
-        s.write_all(b"partial").unwrap();
-        socket2::SockRef::from(&s)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-        drop(s);
-    });
+    let target = resetting_target();
     let (fwd, port) = forward(&["127.0.0.1:0", &format!("127.0.0.1:{}", target.port())]);
     let mut c = client(port);
     c.write_all(b"hello").unwrap();

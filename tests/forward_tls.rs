@@ -654,3 +654,38 @@ fn tls_over_a_unix_socket_between_two_forwarders() {
     terminate(outer);
     terminate(inner);
 }
+
+/// `-x` and `--pcap` record what the flows carry: the plaintext, not the TLS records, on a
+/// `--tls-listen` connection.
+#[test]
+fn the_recordings_of_a_tls_connection_hold_its_plaintext() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf();
+    let (_echo, eport) = socat_echo();
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("dump.txt");
+    let dump = dump.to_str().unwrap();
+    let target = format!("127.0.0.1:{eport}");
+    let (mut fwd, port) = forward(&[
+        "--tls-listen",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "-x",
+        dump,
+        "127.0.0.1:0",
+        &target,
+    ]);
+    let out = dial_tls(&pki, &[], port, b"plaintext-marker\n".to_vec());
+    out.expect_code(0);
+    assert_eq!(out.stdout, b"plaintext-marker\n");
+    fwd.wait_stderr_line(20.0, |l| l.contains("bytes up"));
+    terminate(fwd);
+    let text = std::fs::read_to_string(dump).unwrap();
+    // The dump's ASCII column shows the bytes both ways.
+    assert!(
+        text.matches("plaintext-marke").count() >= 2,
+        "the plaintext is not in the dump:\n{text}"
+    );
+}

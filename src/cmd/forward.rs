@@ -15,6 +15,7 @@ use crate::net::addr::{self, display_sockaddr, Host};
 use crate::net::connect::ConnectOptions;
 use crate::net::deadline::{idle_limit, parse_duration, parse_timeout, Deadline};
 use crate::net::forward::connector::TargetSpec;
+use crate::net::forward::tap::Tap;
 use crate::net::forward::udp::{self, UdpOptions};
 use crate::net::forward::{self, Options, Stop};
 use crate::net::server::{bind_tcp, bind_udp};
@@ -77,7 +78,18 @@ const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
         --proxy-protocol v1|v2 sends the target HAProxy's PROXY header first (before its TLS \
         handshake too): the client's address and the listener's (a Unix client: v1 UNKNOWN, \
         v2 LOCAL).\n\n\
-        Not yet: -x/--pcap.",
+        -x FILE|- writes the hex dump of `nk dial -x` for every connection ('-': stdout, not \
+        with --json): a header line per chunk with the connection number, local time and \
+        direction ('>' client->target, '<' target->client), and lines for the opening, each \
+        FIN or RST and the end. --pcap FILE writes a pcapng file with each connection as one \
+        TCP stream from the client's address to the target's (synthesised Ethernet/IP/TCP \
+        headers, sequence numbers and checksums right, FIN or RST as it really ended; a Unix \
+        side is shown as 198.18.0.1 (client, port 1024 + connection number) or 198.18.0.2 \
+        (target, on the listener's port)), for Wireshark or `tshark -z follow,tcp,raw,N`. A \
+        tapped connection goes through the buffer, not splice. Recording is lossless: a slow \
+        disk slows the forwarding; a failed write is said once on stderr and that recording \
+        stops, the forwarding goes on. The capture is flushed at every connection's end. Not \
+        with -u.",
     after_long_help = "Examples:\n  \
         nk forward 8080 10.0.0.5:80                   # every client its own upstream connection\n  \
         nk forward -v 127.0.0.1:5433 db.lan:postgresql # local only, a line per connection\n  \
@@ -87,7 +99,9 @@ const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
         nk forward --tls-listen --cert c.pem --key k.pem 8443 127.0.0.1:8080   # TLS termination\n  \
         nk forward 6380 --tls-connect --ca ca.pem redis.lan:6380   # TLS origination\n  \
         nk forward --proxy-protocol v2 443 10.0.0.5:443   # the backend sees the client's address\n  \
-        nk forward --proxy socks5h://127.0.0.1:1080 8022 git.lan:22   # each client via SOCKS5"
+        nk forward --proxy socks5h://127.0.0.1:1080 8022 git.lan:22   # each client via SOCKS5\n  \
+        nk forward -x - 127.0.0.1:5433 db.lan:5432     # hex dump of both directions\n  \
+        nk forward --pcap db.pcapng 5433 db.lan:5432   # the same traffic, for Wireshark"
 )]
 pub struct ForwardArgs {
     /// Where to accept clients: PORT, HOST:PORT, [V6]:PORT, unix:PATH or unix:@name.
@@ -132,6 +146,13 @@ pub struct ForwardArgs {
     pub proxy_protocol: Option<String>,
     #[command(flatten)]
     pub tls: ForwardTlsArgs,
+    /// Hex dump of every connection to FILE ('-': stdout): a header line per chunk with the
+    /// connection number, time and direction ('>' client->target, '<' target->client).
+    #[arg(short = 'x', long = "hex-dump", value_name = "FILE|-")]
+    pub hexdump: Option<String>,
+    /// Record every connection as a TCP stream in a pcapng FILE, for Wireshark and tshark.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<String>,
     // Last: its help heading ("Access") would otherwise take the flags after it.
     #[command(flatten)]
     pub access: AccessArgs,
@@ -314,6 +335,12 @@ fn parse_target(text: &str) -> Result<TargetSpec> {
 
 /// Runs `nk forward`.
 pub fn run(args: ForwardArgs) -> Result<()> {
+    if args.udp && (args.hexdump.is_some() || args.pcap.is_some()) {
+        // No flag is ignored: the recordings tap stream connections only.
+        return Err(crate::exit::usage(
+            "-x and --pcap record TCP and Unix stream connections, not UDP sessions (-u)",
+        ));
+    }
     if args.udp {
         return run_udp(args);
     }
@@ -330,6 +357,14 @@ pub fn run(args: ForwardArgs) -> Result<()> {
     if args.reuseport && matches!(listen, ListenOn::Unix(_)) {
         return Err(crate::exit::usage("--reuseport is for a TCP listener"));
     }
+    if args.json && args.hexdump.as_deref() == Some("-") {
+        let clash = crate::exit::UsageError::new("-x - and --json both write to stdout")
+            .with_hint("give -x a file (-x dump.txt), or -x /dev/stderr");
+        return Err(clash.into());
+    }
+    if args.hexdump.is_some() && args.hexdump == args.pcap {
+        return Err(crate::exit::usage("-x and --pcap name the same file"));
+    }
     let access = args.access.list()?;
     let family = args.family.family();
     let (tls_listen, tls_connect) = tls_configs(&args.tls, &target)?;
@@ -337,7 +372,7 @@ pub fn run(args: ForwardArgs) -> Result<()> {
         "v1" => Version::V1,
         _ => Version::V2,
     });
-    let opts = Options {
+    let mut opts = Options {
         target: target.clone(),
         connect: ConnectOptions {
             family,
@@ -353,7 +388,10 @@ pub fn run(args: ForwardArgs) -> Result<()> {
         tls_listen,
         tls_connect,
         proxy_protocol,
+        tap: None, // opened below, once the listener's port is known
     };
+    // Created now: a file that cannot be is a usage error, before any traffic.
+    let tap = Tap::open(args.hexdump.as_deref(), args.pcap.as_deref())?;
     crate::net::service::raise_descriptor_limit();
     // Before `listening on` is said: whoever acts on that line may send SIGTERM at once.
     signals::install();
@@ -373,6 +411,11 @@ pub fn run(args: ForwardArgs) -> Result<()> {
         }
     };
     let local = listener.local_addr().context("getsockname")?;
+    opts.tap = tap.map(|mut tap| {
+        // A Unix target is shown on this port in the capture.
+        tap.set_listen_port(local.as_socket().map(|a| a.port()));
+        tap.shared()
+    });
     let (kind, stack) = match listen {
         ListenOn::Tcp(_) => ("tcp", crate::net::server::stack_note(&listener)),
         ListenOn::Unix(_) => ("unix", ""),

@@ -7,6 +7,8 @@
 
 use std::fmt::Write;
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// Which way the dumped bytes went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
@@ -17,7 +19,8 @@ pub enum Mark {
 }
 
 impl Mark {
-    fn symbol(self) -> char {
+    /// `>` or `<`.
+    pub fn symbol(self) -> char {
         match self {
             Mark::Sent => '>',
             Mark::Received => '<',
@@ -34,8 +37,11 @@ pub fn format(mark: Mark, offset: u64, bytes: &[u8]) -> String {
         let _ = write!(out, "{} {:08x}  ", mark.symbol(), row_offset);
         for column in 0..16 {
             match row.get(column) {
-                Some(byte) => {
-                    let _ = write!(out, "{byte:02x} ");
+                // By table, not `write!`: a dump of a bulk transfer formats every byte.
+                Some(&byte) => {
+                    out.push(HEX[usize::from(byte >> 4)] as char);
+                    out.push(HEX[usize::from(byte & 0xf)] as char);
+                    out.push(' ');
                 }
                 None => out.push_str("   "),
             }

@@ -1,5 +1,6 @@
-//! `nk forward` helpers shared by tests/forward.rs and tests/forward_tls.rs: the forwarder
-//! itself, socat echo targets (in clear or with TLS), clients that read to the end.
+//! `nk forward` helpers shared by tests/forward.rs, tests/forward_tls.rs and
+//! tests/forward_tap.rs: the forwarder itself, socat echo targets (in clear or with TLS), a
+//! target that resets, clients that read to the end.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -121,4 +122,17 @@ pub fn expect_no_service(port: u16, what: &str, reset_required: bool) {
             "{what}: {err:?}"
         );
     }
+}
+
+/// A target that reads 5 bytes, sends `partial` and resets the connection.
+pub fn resetting_target() -> Server<()> {
+    Server::start(|mut s, _| {
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).unwrap();
+        s.write_all(b"partial").unwrap();
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(s);
+    })
 }

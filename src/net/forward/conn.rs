@@ -116,6 +116,8 @@ pub struct Flow {
     pub shut: bool,
     /// Bytes written to the destination.
     pub bytes: u64,
+    /// `-x`/`--pcap`: what is read goes to the recordings too (so never through splice).
+    pub tap: Option<super::tap::FlowTap>,
 }
 
 impl Flow {
@@ -190,7 +192,8 @@ impl Flow {
 
     /// Fills the empty carrier from `from`: `Some(0)` at EOF, `None` when nothing is there.
     fn read_in(&mut self, from: &mut Side, pool: &mut PipePool) -> io::Result<Option<usize>> {
-        if !self.no_splice {
+        // A tapped flow must see every byte, so it never splices.
+        if !self.no_splice && self.tap.is_none() {
             let from = from.socket.as_raw_fd();
             // Out of descriptors for a pipe: this chunk goes through the buffer instead.
             if let Ok(pipe) = pool.take() {
@@ -219,6 +222,10 @@ impl Flow {
         let Some(end) = from.read_into(&mut buf)? else {
             return Ok(None);
         };
+        // The recordings get what the flow carries: the plaintext of a TLS side.
+        if let Some(tap) = &mut self.tap {
+            tap.record(&buf[..end]);
+        }
         if end > 0 {
             self.carrier = Carrier::Buffer { buf, start: 0, end };
         }

@@ -25,6 +25,8 @@
 //!   [`CLIENT_HANDSHAKE`], a client that fails it never costs the target a connection), the
 //!   target is reached, the PROXY header and the target's TLS handshake (`--tls-connect`;
 //!   within what is left of `-w`), then the flows.
+//! - `-x` and `--pcap` are [`tap`]: a tapped flow hands each chunk it reads (plaintext, on a
+//!   TLS side) to the recordings; the loop tells them of openings, resets and ends.
 //!
 //! Rules (README, "Nothing is lost"): a FIN from one side becomes shutdown(SHUT_WR) on the
 //! other once its bytes are written, and the other direction keeps flowing; a reset or an
@@ -36,6 +38,7 @@
 pub mod conn;
 pub mod connector;
 pub mod side;
+pub mod tap;
 pub mod udp;
 
 use std::io;
@@ -95,6 +98,8 @@ pub struct Options {
     pub tls_connect: Option<TlsConnect>,
     /// `--proxy-protocol`: the PROXY header to send the target first.
     pub proxy_protocol: Option<crate::wire::proxy_protocol::Version>,
+    /// `-x` / `--pcap`: the recordings every connection is tapped into.
+    pub tap: Option<tap::SharedTap>,
 }
 
 /// `--tls-connect`: the client configuration and the name the target's certificate must
@@ -626,6 +631,11 @@ impl Engine {
                 }
             }
         }
+        if let (Some(tap), None) = (&self.opts.tap, &conn.up.tap) {
+            // The target just answered: record the opening, tap both flows.
+            let (up, down) = tap::attach(tap, conn);
+            (conn.up.tap, conn.down.tap) = (Some(up), Some(down));
+        }
         let Conn {
             client,
             target: Some(target),
@@ -655,6 +665,9 @@ impl Engine {
             *last_active = Instant::now();
         }
         if let Some((side, err)) = broken {
+            if let Some(tap) = &self.opts.tap {
+                tap::reset_by(tap, conn, side);
+            }
             let why = if err.raw_os_error() == Some(libc::ECONNRESET) {
                 format!("reset by the {side}")
             } else {
@@ -737,6 +750,9 @@ impl Engine {
             .down
             .fetch_add(conn.down.bytes, Ordering::Relaxed);
         self.report(&conn, &end);
+        if let Some(tap) = &self.opts.tap {
+            tap::ended(tap, &conn, &end);
+        }
         let Conn {
             mut client, target, ..
         } = conn;
