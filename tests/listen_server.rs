@@ -647,6 +647,34 @@ fn max_conns_serves_five_and_closes_the_rest_at_once() {
     terminate(nk).expect_stdout(b"");
 }
 
+/// `ncat -lk -m 1` (Nmap's Ncat test suite, "--max-conns 1 --keep-open"): a client that
+/// closes leaves and frees its place, even after stdin has sent it something. nk used to keep
+/// such a client until stdin's EOF, so the next one was refused for as long as stdin was open.
+fn check_closed_client_frees_its_place(mode: &str) {
+    let (mut nk, port) = listen(&[mode, "-m", "1", "127.0.0.1:0"], In::Pipe, Out::Pipe);
+    let mut first = connect_local(port);
+    nk.wait_stderr_line(5.0, |l| l.contains("connection from"));
+    write_stdin(&mut nk, b"hello\n");
+    let got = read_n(&mut first, 6, 5.0);
+    assert_eq!(got, b"hello\n", "{mode}: stdin did not reach the first client");
+    drop(first);
+    nk.wait_stderr_line(5.0, |l| l.contains("connection #1 closed"));
+    let mut second = connect_local(port);
+    second.write_all(b"second\n").expect("send");
+    nk.wait_stdout_line(5.0, |l| l == "second");
+    terminate(nk);
+}
+
+#[test]
+fn keep_open_client_that_closes_frees_its_max_conns_place() {
+    check_closed_client_frees_its_place("-k");
+}
+
+#[test]
+fn broker_client_that_closes_frees_its_max_conns_place() {
+    check_closed_client_frees_its_place("--broker");
+}
+
 // ---------------------------------------------------------------------------
 // 5. --allow / --deny / --allowfile / --denyfile
 // ---------------------------------------------------------------------------
