@@ -656,7 +656,10 @@ fn check_closed_client_frees_its_place(mode: &str) {
     nk.wait_stderr_line(5.0, |l| l.contains("connection from"));
     write_stdin(&mut nk, b"hello\n");
     let got = read_n(&mut first, 6, 5.0);
-    assert_eq!(got, b"hello\n", "{mode}: stdin did not reach the first client");
+    assert_eq!(
+        got, b"hello\n",
+        "{mode}: stdin did not reach the first client"
+    );
     drop(first);
     nk.wait_stderr_line(5.0, |l| l.contains("connection #1 closed"));
     let mut second = connect_local(port);
