@@ -519,6 +519,20 @@ fn one_shot_listen_exec_cat_echoes_and_exits() {
     nk.wait(5.0).expect_code(0).expect_stdout(b"");
 }
 
+#[test]
+fn exec_line_backslash_escapes_as_ncat() {
+    // ncat --exec's splitting: `\ ` keeps a space inside a word, `\\` is a backslash. sh gets
+    // `printf '[%s]\n' "$1" "$2"` as one word, then its $0, $1 and $2.
+    let line = r#"/bin/sh -c printf\ '[%s]\\n'\ "$1"\ "$2" zero one\ word back\\slash"#;
+    let (nk, port) = listen(&["-e", line, "127.0.0.1:0"], In::Null, Out::Pipe);
+    let mut s = connect_local(port);
+    s.shutdown(Shutdown::Write).expect("half-close");
+    let (got, eof) = read_until_eof(&mut s, 5.0);
+    assert!(eof, "no EOF after the program ended");
+    assert_eq!(lossy(&got), "[one word]\n[back\\slash]\n");
+    nk.wait(5.0).expect_code(0).expect_stdout(b"");
+}
+
 /// `nk dial -c/-e` against a server that sends `data`, half-closes, and reads until EOF.
 fn check_dial_program(args: &[&str]) {
     let data = prng_bytes(MIB, 0xd1a1_0000 + args.len() as u64);
