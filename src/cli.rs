@@ -503,7 +503,7 @@ impl TlsServerArgs {
 #[command(next_help_heading = "Program per connection")]
 pub struct ExecArgs {
     /// Run PROG with its stdin/stdout connected to the peer ('PROG ARGS', split on
-    /// whitespace, no shell, like ncat --exec). Its stderr is nk's.
+    /// whitespace, `\ ` a space within a word, no shell, like ncat --exec). Its stderr is nk's.
     #[arg(
         short = 'e',
         long = "exec",

@@ -519,6 +519,20 @@ fn one_shot_listen_exec_cat_echoes_and_exits() {
     nk.wait(5.0).expect_code(0).expect_stdout(b"");
 }
 
+#[test]
+fn exec_line_backslash_escapes_as_ncat() {
+    // ncat --exec's splitting: `\ ` keeps a space inside a word, `\\` is a backslash. sh gets
+    // `printf '[%s]\n' "$1" "$2"` as one word, then its $0, $1 and $2.
+    let line = r#"/bin/sh -c printf\ '[%s]\\n'\ "$1"\ "$2" zero one\ word back\\slash"#;
+    let (nk, port) = listen(&["-e", line, "127.0.0.1:0"], In::Null, Out::Pipe);
+    let mut s = connect_local(port);
+    s.shutdown(Shutdown::Write).expect("half-close");
+    let (got, eof) = read_until_eof(&mut s, 5.0);
+    assert!(eof, "no EOF after the program ended");
+    assert_eq!(lossy(&got), "[one word]\n[back\\slash]\n");
+    nk.wait(5.0).expect_code(0).expect_stdout(b"");
+}
+
 /// `nk dial -c/-e` against a server that sends `data`, half-closes, and reads until EOF.
 fn check_dial_program(args: &[&str]) {
     let data = prng_bytes(MIB, 0xd1a1_0000 + args.len() as u64);
@@ -645,6 +659,37 @@ fn max_conns_serves_five_and_closes_the_rest_at_once() {
         nk.stderr_so_far()
     );
     terminate(nk).expect_stdout(b"");
+}
+
+/// `ncat -lk -m 1` (Nmap's Ncat test suite, "--max-conns 1 --keep-open"): a client that
+/// closes leaves and frees its place, even after stdin has sent it something. nk used to keep
+/// such a client until stdin's EOF, so the next one was refused for as long as stdin was open.
+fn check_closed_client_frees_its_place(mode: &str) {
+    let (mut nk, port) = listen(&[mode, "-m", "1", "127.0.0.1:0"], In::Pipe, Out::Pipe);
+    let mut first = connect_local(port);
+    nk.wait_stderr_line(5.0, |l| l.contains("connection from"));
+    write_stdin(&mut nk, b"hello\n");
+    let got = read_n(&mut first, 6, 5.0);
+    assert_eq!(
+        got, b"hello\n",
+        "{mode}: stdin did not reach the first client"
+    );
+    drop(first);
+    nk.wait_stderr_line(5.0, |l| l.contains("connection #1 closed"));
+    let mut second = connect_local(port);
+    second.write_all(b"second\n").expect("send");
+    nk.wait_stdout_line(5.0, |l| l == "second");
+    terminate(nk);
+}
+
+#[test]
+fn keep_open_client_that_closes_frees_its_max_conns_place() {
+    check_closed_client_frees_its_place("-k");
+}
+
+#[test]
+fn broker_client_that_closes_frees_its_max_conns_place() {
+    check_closed_client_frees_its_place("--broker");
 }
 
 // ---------------------------------------------------------------------------

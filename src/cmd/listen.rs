@@ -42,7 +42,8 @@ use crate::signals;
         it is read no faster than the slowest client takes it (back-pressure, as ncat does); \
         --drop-slow instead drops a client more than 4 MiB behind, with a reset and a stderr \
         line. At stdin EOF every client is half-closed (unless --no-shutdown) and may go on \
-        sending.\n\n\
+        sending. A client that closes first leaves once what stdin gave it is sent, freeing \
+        its -m place (as ncat drops it); later input no longer goes to it.\n\n\
         -e/-c run a program per connection with the socket as its stdin/stdout (environment \
         NK_REMOTE_ADDR, NK_REMOTE_PORT, NK_LOCAL_ADDR, NK_LOCAL_PORT, NK_PROTO, NK_CONN_SEQ). \
         --broker passes each client's data to every other client; --chat does the same with \
@@ -350,8 +351,10 @@ fn serve_hub_client(
         return Ok(());
     };
     let readiness: Arc<dyn relay::Readiness> = queue.clone();
+    // A client that has closed leaves once what it was given is sent: it frees its -m slot
+    // (as ncat drops it) instead of waiting for stdin's EOF.
     let source = Source::from_queue(QueueReader(Arc::clone(&queue)), readiness, "read stdin")
-        .after_peer_eof(AfterPeerEof::WhenIdle);
+        .after_peer_eof(AfterPeerEof::WhenDrained);
     let mut sink = Sink::from_writer(
         hub.writer_for(id),
         if hub.is_broadcast() {

@@ -30,10 +30,40 @@ const TERM_GRACE: Duration = Duration::from_secs(1);
 /// What to run for each connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecSpec {
-    /// `-e`: a program and its arguments, split on whitespace, no shell.
+    /// `-e`: a program and its arguments, split by [`split_exec_line`], no shell.
     Program(Vec<String>),
     /// `-c`: a command line for `/bin/sh -c`.
     Shell(String),
+}
+
+/// Splits `-e`'s line into the program and its arguments as ncat's `--exec` does: ASCII
+/// whitespace separates words, a backslash makes the next character literal (`\ ` keeps a
+/// space inside a word, `\\` is one backslash), a trailing backslash is dropped. No shell
+/// and no quotes. (ncat also skips whitespace right after an escaped character, joining two
+/// words; that quirk is not copied: `a\b c` is two words here.)
+pub fn split_exec_line(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            in_word = true;
+            word.extend(chars.next());
+        } else if c.is_ascii_whitespace() {
+            if in_word {
+                words.push(std::mem::take(&mut word));
+                in_word = false;
+            }
+        } else {
+            word.push(c);
+            in_word = true;
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
 }
 
 impl ExecSpec {
@@ -41,8 +71,8 @@ impl ExecSpec {
     pub fn from_args(exec: Option<&str>, shell: Option<&str>) -> Result<Option<ExecSpec>> {
         match (exec, shell) {
             (Some(line), _) => {
-                let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-                if words.is_empty() {
+                let words = split_exec_line(line);
+                if words.first().is_none_or(String::is_empty) {
                     return Err(usage("-e needs a program to run"));
                 }
                 Ok(Some(ExecSpec::Program(words)))
@@ -241,6 +271,30 @@ mod tests {
         assert!(ExecSpec::from_args(Some("  "), None).is_err());
         assert!(ExecSpec::from_args(None, Some("")).is_err());
         assert_eq!(ExecSpec::from_args(None, None).unwrap(), None);
+    }
+
+    #[test]
+    fn exec_lines_split_with_ncat_backslash_escapes() {
+        let cases: &[(&str, &[&str])] = &[
+            ("ncat -l -k", &["ncat", "-l", "-k"]),
+            (" prog  a\\tb ", &["prog", "atb"]),
+            (
+                "t\\ p\\ s hello how\\ are you?",
+                &["t p s", "hello", "how are", "you?"],
+            ),
+            ("ncat\\", &["ncat"]),
+            ("ncat\\\\ a", &["ncat\\", "a"]),
+            ("ncat\\ \\", &["ncat "]),
+            (
+                "perl -e while(<>)\\{print\\}",
+                &["perl", "-e", "while(<>){print}"],
+            ),
+            ("", &[]),
+        ];
+        for (line, want) in cases {
+            assert_eq!(split_exec_line(line), *want, "{line:?}");
+        }
+        assert!(ExecSpec::from_args(Some("\\"), None).is_err());
     }
 
     #[test]

@@ -88,6 +88,11 @@ pub enum AfterPeerEof {
     /// it ends, as with [`AfterPeerEof::UntilEnd`] (a producer such as `tar` is never cut at
     /// a pause).
     WhenIdle,
+    /// Stop once the input has nothing waiting and nothing read is in flight: what it already
+    /// holds is sent first, later input is not (a `listen -k` or broker client that has
+    /// closed leaves, freeing its `-m` slot, as ncat drops it; the bytes it was given are
+    /// still delivered).
+    WhenDrained,
     /// Stop as soon as nothing read is in flight (a terminal; `--end-at-peer-eof`, Ncat 7.96's
     /// habit).
     AtOnce,
