@@ -146,9 +146,15 @@ fn a_silent_target_resets_the_client_after_w() {
 }
 
 #[test]
-fn two_hundred_concurrent_connections_each_echo() {
-    const N: usize = 200;
-    let (target, tport) = socat_echo();
+fn five_hundred_concurrent_connections_each_echo() {
+    const N: usize = 500;
+    // The target is nk's own event-loop echo server: socat would fork 500 processes.
+    let mut target = Proc::nk(
+        ["echo", "-v", "-l", "--tcp", "-m", "2000", "127.0.0.1:0"],
+        In::Null,
+        Out::Null,
+    );
+    let tport = target.nk_listening_port();
     let (fwd, port) = forward(&["127.0.0.1:0", &format!("127.0.0.1:{tport}")]);
     let barrier = Arc::new(Barrier::new(N));
     let clients: Vec<_> = (0..N)
@@ -214,7 +220,7 @@ fn max_conns_turns_away_the_extra_client() {
     first.read_exact(&mut back).unwrap();
     expect_no_service(port, "the client over -m 1", false);
     let mut fwd = fwd;
-    fwd.wait_stderr_line(10.0, |l| l.contains("(-m 1)"));
+    fwd.wait_stderr_line(10.0, |l| l.contains("1 connection already (-m 1)"));
     // The first is still served.
     let got = round_trip(first, Arc::new(b"still\n".to_vec()));
     assert_eq!(got, b"still\n");
@@ -387,4 +393,25 @@ fn one_event_loop_thread_per_core() {
         loops()
     );
     terminate(fwd);
+}
+
+/// ncat as the client: its stdin goes up, the FIN it sends at stdin's end reaches the target
+/// and the target's answer comes back before ncat's own end.
+#[test]
+fn ncat_client_through_the_forwarder_to_a_socat_target() {
+    require_tool("ncat", "ncat");
+    let (target, tport) = socat_echo();
+    let (fwd, port) = forward(&["127.0.0.1:0", &format!("127.0.0.1:{tport}")]);
+    let data = prng_bytes(4 * MIB, 41);
+    let mut cmd = Command::new("ncat");
+    cmd.args(["127.0.0.1", &port.to_string()]);
+    let out = Proc::spawn("ncat", cmd, In::Bytes(data.clone()), Out::Pipe).wait(60.0);
+    out.expect_code(0);
+    assert_same_bytes("4 MiB echoed to ncat", &out.stdout, &data);
+    let mut fwd = fwd;
+    fwd.wait_stderr_line(10.0, |l| {
+        l.contains("4194304 bytes up, 4194304 bytes down") && l.ends_with("; fin")
+    });
+    terminate(fwd);
+    drop(target);
 }

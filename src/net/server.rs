@@ -439,7 +439,10 @@ impl Server {
             if let Some(max) = self.options.max_conns {
                 let active = self.live().len();
                 if active >= max {
-                    crate::info!("refused {peer_text}: {active} connections already (-m {max})");
+                    crate::info!(
+                        "refused {peer_text}: {} already (-m {max})",
+                        crate::log::count(active as u64, "connection")
+                    );
                     continue;
                 }
             }

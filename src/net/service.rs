@@ -520,8 +520,9 @@ fn accept_clients(
             if live + admitted.len() >= max {
                 stats.turned_away.fetch_add(1, Ordering::Relaxed);
                 event!(
-                    "tcp {} refused: {max} connections already (-m {max})",
-                    display_addr(peer)
+                    "tcp {} refused: {} already (-m {max})",
+                    display_addr(peer),
+                    crate::log::count(max as u64, "connection")
                 );
                 continue;
             }

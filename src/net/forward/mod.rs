@@ -389,7 +389,10 @@ impl Engine {
                 if live >= max {
                     self.shared.live.fetch_sub(1, Ordering::AcqRel);
                     self.shared.turned_away.fetch_add(1, Ordering::Relaxed);
-                    crate::info!("refused {name}: {live} connections already (-m {max})");
+                    crate::info!(
+                        "refused {name}: {} already (-m {max})",
+                        crate::log::count(live as u64, "connection")
+                    );
                     conn::reset(socket);
                     continue;
                 }
