@@ -145,13 +145,16 @@ impl Stop {
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) += 1;
     }
 
-    /// A loop is done; true for the last one. The signal thread exits the process once
-    /// every loop is done, so the caller says what it must and then waits with [`park`].
-    fn finish(&self) -> bool {
+    /// A loop is done; the last one runs `last` (the summary) before the signal thread may
+    /// go on: that thread exits the process as soon as no loop is running, so what must be
+    /// said is said under the lock it waits on. The caller then waits with [`park`].
+    fn finish(&self, last: impl FnOnce()) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         *running = running.saturating_sub(1);
+        if *running == 0 {
+            last();
+        }
         self.finished.notify_all();
-        *running == 0
     }
 }
 
@@ -338,9 +341,7 @@ fn run_loop(
                     engine.waker.drain();
                     if stop.requested.load(Ordering::Acquire) {
                         engine.stop_all();
-                        if stop.finish() {
-                            engine.summary();
-                        }
+                        stop.finish(|| engine.summary());
                         park();
                     }
                     engine.connected();

@@ -221,7 +221,7 @@ pub fn run(listener: Socket, opts: UdpOptions, stop: Arc<Stop>) -> Result<()> {
                     waker.drain();
                     if stop.requested.load(Ordering::Acquire) {
                         fwd.stop_all();
-                        stop.finish();
+                        stop.finish(|| {});
                         park();
                     }
                 }
