@@ -14,6 +14,7 @@
 
 pub mod pinger;
 pub mod stats;
+pub mod transport;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
@@ -69,9 +70,23 @@ const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
         sudo nk ping -f -c 10000 ::1      # flood: a dot per request, erased per reply"
 )]
 pub struct PingArgs {
-    /// Host name or address to ping.
+    /// Host name or address to ping (with --tcp/--udp: HOST:PORT, [V6]:PORT, or HOST PORT).
     #[arg(value_name = "HOST")]
     pub host: String,
+
+    /// With --tcp or --udp: the port, when HOST does not carry it.
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
+
+    /// TCP ping: time a TCP connect to HOST:PORT per probe (closed with a reset); no privilege
+    /// needed, passes firewalls that drop ICMP.
+    #[arg(long, conflicts_with_all = ["udp", "size", "flood", "broadcast", "numeric"])]
+    pub tcp: bool,
+
+    /// UDP ping: send a datagram of -s bytes to HOST:PORT per probe and time the reply; an
+    /// ICMP port unreachable is reported as `closed`.
+    #[arg(long, conflicts_with_all = ["flood", "broadcast", "numeric"])]
+    pub udp: bool,
 
     #[command(flatten)]
     pub family: FamilyArgs,
@@ -155,6 +170,14 @@ pub fn run(args: PingArgs) -> Result<()> {
             interval.as_millis()
         )));
     }
+    if args.tcp || args.udp {
+        return run_transport(args, interval);
+    }
+    if let Some(port) = &args.port {
+        return Err(usage(format!(
+            "unexpected argument \"{port}\": a PORT is taken only with --tcp or --udp"
+        )));
+    }
     let family = args.family.family();
     let (host, scope_id) = parse_target(&args.host)?;
     let mut hostname = args.host.clone();
@@ -230,6 +253,51 @@ pub fn run(args: PingArgs) -> Result<()> {
     pinger.status_on_sigquit();
     let outcome = pinger.run()?;
     if outcome.success {
+        Ok(())
+    } else {
+        Err(crate::exit::Reported(crate::exit::Status::Failure).into())
+    }
+}
+
+/// `--tcp` / `--udp`: probes of a port instead of ICMP echo (see [`transport`]).
+fn run_transport(args: PingArgs, interval: Duration) -> Result<()> {
+    use transport::{Prober, Transport};
+    let (transport, proto) = if args.tcp {
+        (Transport::Tcp, crate::net::services::Proto::Tcp)
+    } else {
+        (Transport::Udp, crate::net::services::Proto::Udp)
+    };
+    let target = addr::parse_target(&args.host, args.port.as_deref(), proto)?;
+    let destination = transport::destination(&target, args.family.family())?;
+    let max_size = if destination.is_ipv6() {
+        MAX_SIZE_V6
+    } else {
+        MAX_SIZE_V4
+    };
+    if args.size > max_size {
+        return Err(usage(format!(
+            "-s {}: a UDP datagram over IPv{} carries at most {max_size} bytes",
+            args.size,
+            if destination.is_ipv6() { 6 } else { 4 }
+        )));
+    }
+    let config = transport::Config {
+        transport,
+        target_text: target.to_string(),
+        destination,
+        count: args.count,
+        interval,
+        timeout: args.linger.unwrap_or(Duration::from_secs(10)),
+        deadline: args.deadline.filter(|d| !d.is_zero()),
+        size: args.size as usize,
+        ttl: args.ttl,
+        quiet: args.quiet,
+        timestamps: args.timestamps,
+        json: args.json,
+    };
+    let mut prober = Prober::new(config, std::io::stdout());
+    signals::on_interrupt(prober.summary_printer())?;
+    if prober.run()? {
         Ok(())
     } else {
         Err(crate::exit::Reported(crate::exit::Status::Failure).into())
