@@ -3,8 +3,11 @@
 //!
 //! TCP: each probe is a non-blocking connect, timed from the SYN to the connection's
 //! completion (poll for writability, bounded by -W and -w), then closed with a reset
-//! (SO_LINGER 0) so that probes never fill the server's accept queue nor leave TIME_WAIT
-//! sockets behind. UDP: each probe is one datagram on a fresh connected socket (so a late
+//! (SO_LINGER 0): the server's next read of an accepted probe fails at once instead of its
+//! holding an idle connection, and no TIME_WAIT socket is left behind per probe. (Linux keeps
+//! even a reset connection in the accept queue until the server accepts it: a server that never
+//! accepts sees its queue fill, as with any connect; only a half-open SYN probe, which needs
+//! privilege, avoids that.) UDP: each probe is one datagram on a fresh connected socket (so a late
 //! reply to an earlier probe is never taken for this one), timed to the first reply; the ICMP
 //! port unreachable the kernel reports as ECONNREFUSED is a `closed` port.
 //!
@@ -315,7 +318,7 @@ fn tcp_probe(config: &Config, deadline: Deadline) -> io::Result<Outcome> {
     let socket = Socket::new(Domain::for_address(dest), Type::STREAM, Some(Protocol::TCP))?;
     set_ttl(&socket, dest, config.ttl)?;
     socket.set_nonblocking(true)?;
-    // A reset on close: the server's accept queue drops the connection, and no TIME_WAIT.
+    // A reset on close: the server does not keep an idle connection, and no TIME_WAIT.
     socket.set_linger(Some(Duration::ZERO))?;
     let start = Instant::now();
     match socket.connect(&SockAddr::from(dest)) {
