@@ -77,8 +77,7 @@ fn tcp_probes_connect_and_close_with_a_reset() {
         format!("PING {target} ({target}) over TCP"),
         "{out}"
     );
-    for seq in 1..=3 {
-        let line = lines[seq];
+    for (seq, line) in lines.iter().enumerate().skip(1).take(3) {
         let want = format!("connected to {target}: seq={seq} time=");
         assert!(line.starts_with(&want), "line {seq}: {line}\n{out}");
         assert!(has_ping_time(line), "{line}");

@@ -60,14 +60,27 @@ const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
         HOST may be written as inet_aton takes it (127.1, 0x7f000001). A link-local HOST keeps \
         its %iface in the header and the reply lines.\n\n\
         Exit status: 0 if a reply came (with -c and -w together: N replies), 1 if none, 2 for \
-        usage errors, a missing privilege and a destination the kernel will not route.",
+        usage errors, a missing privilege and a destination the kernel will not route.\n\n\
+        --tcp HOST:PORT (or HOST PORT) pings a service instead, without privilege: each probe \
+        is a TCP connect timed from the SYN to its completion, bounded by -W (default 10s) and \
+        -w, then closed with a reset (SO_LINGER 0). Lines read `connected to ADDR:PORT: seq=N \
+        time=T ms`, `ADDR:PORT: seq=N Connection refused time=T ms` or `... timeout: no answer \
+        within DUR`; the summary counts probes transmitted, connected, refused and timed out, \
+        with the rtt line over the connected ones. --udp sends a datagram of -s bytes per probe \
+        (on a fresh connected socket) and times the reply; an ICMP port unreachable is \
+        `closed (port unreachable)`. -c counts probes (with -w: answers); -i, -W, -w, -q, -D, \
+        -t, -n (addresses are shown as numbers), -4, -6 and --json keep their meanings; -f and -b (and -s with --tcp) are refused. \
+        Exit 0 if a probe connected (TCP) or was answered (UDP), 1 if none: a refused port means \
+        the host is up but the service is not.",
     after_long_help = "Examples:\n  \
         nk ping -c 3 127.0.0.1\n  \
         nk ping -6 -c 5 -i 0.2 localhost\n  \
         nk ping -w 10 -q 192.0.2.1        # 10 seconds, summary only\n  \
         nk ping -b -c 3 192.168.1.255     # who answers on the LAN\n  \
         nk ping -c 2 fe80::1%eth0         # link-local, through eth0\n  \
-        sudo nk ping -f -c 10000 ::1      # flood: a dot per request, erased per reply"
+        sudo nk ping -f -c 10000 ::1      # flood: a dot per request, erased per reply\n  \
+        nk ping --tcp -c 3 127.0.0.1:443  # TCP connect times, no privilege\n  \
+        nk ping --udp -c 3 10.0.0.5 53    # a datagram per probe, its reply timed"
 )]
 pub struct PingArgs {
     /// Host name or address to ping (with --tcp/--udp: HOST:PORT, [V6]:PORT, or HOST PORT).
@@ -80,12 +93,12 @@ pub struct PingArgs {
 
     /// TCP ping: time a TCP connect to HOST:PORT per probe (closed with a reset); no privilege
     /// needed, passes firewalls that drop ICMP.
-    #[arg(long, conflicts_with_all = ["udp", "size", "flood", "broadcast", "numeric"])]
+    #[arg(long, conflicts_with_all = ["udp", "size", "flood", "broadcast"])]
     pub tcp: bool,
 
     /// UDP ping: send a datagram of -s bytes to HOST:PORT per probe and time the reply; an
     /// ICMP port unreachable is reported as `closed`.
-    #[arg(long, conflicts_with_all = ["flood", "broadcast", "numeric"])]
+    #[arg(long, conflicts_with_all = ["flood", "broadcast"])]
     pub udp: bool,
 
     #[command(flatten)]
