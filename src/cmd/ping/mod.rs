@@ -214,18 +214,7 @@ pub fn run(args: PingArgs) -> Result<()> {
             (ip, false)
         }
     };
-    let max_size = if destination.is_ipv6() {
-        MAX_SIZE_V6
-    } else {
-        MAX_SIZE_V4
-    };
-    if args.size > max_size {
-        return Err(usage(format!(
-            "-s {}: an IPv{} packet carries at most {max_size} bytes of payload",
-            args.size,
-            if destination.is_ipv6() { 6 } else { 4 }
-        )));
-    }
+    check_size(args.size, destination)?;
     let source = route_source(destination, scope_id, args.broadcast)?;
     // The kernel sends what is addressed to 0.0.0.0 to itself; iputils then names the
     // source address as the destination (PING 0.0.0.0 (127.0.0.1)), and the replies come
@@ -272,6 +261,22 @@ pub fn run(args: PingArgs) -> Result<()> {
     }
 }
 
+/// `-s` beyond what one IP packet carries is refused (ICMP echo and UDP payloads alike).
+fn check_size(size: u32, destination: IpAddr) -> Result<()> {
+    let max_size = if destination.is_ipv6() {
+        MAX_SIZE_V6
+    } else {
+        MAX_SIZE_V4
+    };
+    if size > max_size {
+        return Err(usage(format!(
+            "-s {size}: an IPv{} packet carries at most {max_size} bytes of payload",
+            if destination.is_ipv6() { 6 } else { 4 }
+        )));
+    }
+    Ok(())
+}
+
 /// `--tcp` / `--udp`: probes of a port instead of ICMP echo (see [`transport`]).
 fn run_transport(args: PingArgs, interval: Duration) -> Result<()> {
     use transport::{Prober, Transport};
@@ -282,18 +287,7 @@ fn run_transport(args: PingArgs, interval: Duration) -> Result<()> {
     };
     let target = addr::parse_target(&args.host, args.port.as_deref(), proto)?;
     let destination = transport::destination(&target, args.family.family())?;
-    let max_size = if destination.is_ipv6() {
-        MAX_SIZE_V6
-    } else {
-        MAX_SIZE_V4
-    };
-    if args.size > max_size {
-        return Err(usage(format!(
-            "-s {}: a UDP datagram over IPv{} carries at most {max_size} bytes",
-            args.size,
-            if destination.is_ipv6() { 6 } else { 4 }
-        )));
-    }
+    check_size(args.size, destination.ip())?;
     let config = transport::Config {
         transport,
         target_text: target.to_string(),

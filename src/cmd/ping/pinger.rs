@@ -499,17 +499,8 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
         self.write(line.as_bytes())
     }
 
-    /// `-D`'s `[seconds.micros] ` prefix, from the wall clock.
     fn timestamp(&self) -> String {
-        if !self.config.timestamps {
-            return String::new();
-        }
-        let now = chrono::Utc::now();
-        format!(
-            "[{}.{:06}] ",
-            now.timestamp(),
-            now.timestamp_subsec_micros()
-        )
+        timestamp_prefix(self.config.timestamps)
     }
 
     /// `name (address)` for a name target, as iputils prints repliers; the address alone with
@@ -532,12 +523,29 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        let result = self.out.write_all(bytes).and_then(|()| self.out.flush());
-        match result {
-            Ok(()) => Ok(()),
-            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
-            Err(err) => Err(anyhow::Error::new(err).context("write stdout")),
-        }
+        write_flushed(&mut self.out, bytes)
+    }
+}
+
+/// `-D`'s `[seconds.micros] ` prefix, from the wall clock (empty without -D).
+pub fn timestamp_prefix(enabled: bool) -> String {
+    if !enabled {
+        return String::new();
+    }
+    let now = chrono::Utc::now();
+    format!(
+        "[{}.{:06}] ",
+        now.timestamp(),
+        now.timestamp_subsec_micros()
+    )
+}
+
+/// Writes and flushes output: a closed stdout ends the run quietly (exit 0).
+pub fn write_flushed(out: &mut impl Write, bytes: &[u8]) -> Result<()> {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(err) => Err(anyhow::Error::new(err).context("write stdout")),
     }
 }
 

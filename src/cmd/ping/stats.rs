@@ -61,6 +61,18 @@ impl Stats {
         Some((self.tmin.unwrap_or(0), avg, self.tmax, llsqrt(var)))
     }
 
+    /// `rtt min/avg/max/mdev = ... ms` (without a line end), or `None` without replies.
+    pub fn rtt_line(&self) -> Option<String> {
+        let (min, avg, max, mdev) = self.rtt_summary()?;
+        Some(format!(
+            "rtt min/avg/max/mdev = {}/{}/{}/{} ms",
+            ms3(min),
+            ms3(avg),
+            ms3(max),
+            ms3(mdev)
+        ))
+    }
+
     /// Packet loss in percent, as iputils prints it (`%g` of a float).
     pub fn loss_text(&self) -> String {
         if self.transmitted == 0 {
@@ -96,14 +108,8 @@ impl Stats {
         }
         text.push('\n');
         let mut comma = "";
-        if let Some((min, avg, max, mdev)) = self.rtt_summary() {
-            text.push_str(&format!(
-                "rtt min/avg/max/mdev = {}/{}/{}/{} ms",
-                ms3(min),
-                ms3(avg),
-                ms3(max),
-                ms3(mdev)
-            ));
+        if let Some(line) = self.rtt_line() {
+            text.push_str(&line);
             comma = ", ";
         }
         if pipe > 1 {

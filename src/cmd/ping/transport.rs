@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::stats::{ms3, reply_time, Stats};
-use crate::exit::StdoutClosed;
+use super::pinger::{timestamp_prefix, write_flushed};
+use super::stats::{reply_time, Stats};
 use crate::net::addr::{self, Family, Target};
 use crate::net::deadline::{format_duration, wait_readable, Deadline};
 
@@ -285,30 +285,12 @@ impl<W: Write> Prober<W> {
             ),
             Outcome::Failed(err) => format!("{to}: seq={seq} {}", os_text(err)),
         };
-        let line = format!("{}{body}\n", self.timestamp());
+        let line = format!("{}{body}\n", timestamp_prefix(self.config.timestamps));
         self.write(line.as_bytes())
     }
 
-    /// `-D`'s `[seconds.micros] ` prefix, as ICMP ping prints it.
-    fn timestamp(&self) -> String {
-        if !self.config.timestamps {
-            return String::new();
-        }
-        let now = chrono::Utc::now();
-        format!(
-            "[{}.{:06}] ",
-            now.timestamp(),
-            now.timestamp_subsec_micros()
-        )
-    }
-
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        let result = self.out.write_all(bytes).and_then(|()| self.out.flush());
-        match result {
-            Ok(()) => Ok(()),
-            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
-            Err(err) => Err(anyhow::Error::new(err).context("write stdout")),
-        }
+        write_flushed(&mut self.out, bytes)
     }
 }
 
@@ -480,14 +462,9 @@ fn summary_text(config: &Config, shared: &Shared) -> String {
         stats.loss_text(),
         (shared.elapsed_us + 500) / 1000
     ));
-    if let Some((min, avg, max, mdev)) = stats.rtt_summary() {
-        text.push_str(&format!(
-            "rtt min/avg/max/mdev = {}/{}/{}/{} ms\n",
-            ms3(min),
-            ms3(avg),
-            ms3(max),
-            ms3(mdev)
-        ));
+    if let Some(line) = stats.rtt_line() {
+        text.push_str(&line);
+        text.push('\n');
     }
     text
 }
