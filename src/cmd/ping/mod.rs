@@ -235,17 +235,11 @@ pub fn run(args: PingArgs) -> Result<()> {
     let config = Config {
         hostname,
         destination,
-        count: args.count,
-        interval,
-        linger: args.linger.unwrap_or(Duration::from_secs(10)),
-        deadline: args.deadline.filter(|d| !d.is_zero()),
+        rules: rules(&args, interval),
         size: args.size as usize,
         flood: args.flood,
-        quiet: args.quiet,
-        timestamps: args.timestamps,
         // iputils prints addresses only for literal targets and floods.
         numeric: args.numeric || args.flood || numeric_target,
-        json: args.json,
         scope_id,
         any_source: args.broadcast || destination.is_unspecified(),
     };
@@ -258,6 +252,19 @@ pub fn run(args: PingArgs) -> Result<()> {
         Ok(())
     } else {
         Err(crate::exit::Reported(crate::exit::Status::Failure).into())
+    }
+}
+
+/// The options ICMP, TCP and UDP ping share, from the command line.
+fn rules(args: &PingArgs, interval: Duration) -> pinger::Rules {
+    pinger::Rules {
+        count: args.count,
+        interval,
+        linger: args.linger.unwrap_or(Duration::from_secs(10)),
+        deadline: args.deadline.filter(|d| !d.is_zero()),
+        quiet: args.quiet,
+        timestamps: args.timestamps,
+        json: args.json,
     }
 }
 
@@ -292,15 +299,9 @@ fn run_transport(args: PingArgs, interval: Duration) -> Result<()> {
         transport,
         target_text: target.to_string(),
         destination,
-        count: args.count,
-        interval,
-        timeout: args.linger.unwrap_or(Duration::from_secs(10)),
-        deadline: args.deadline.filter(|d| !d.is_zero()),
+        rules: rules(&args, interval),
         size: args.size as usize,
         ttl: args.ttl,
-        quiet: args.quiet,
-        timestamps: args.timestamps,
-        json: args.json,
     };
     let mut prober = Prober::new(config, std::io::stdout());
     signals::on_interrupt(prober.summary_printer())?;

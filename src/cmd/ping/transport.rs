@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::pinger::{timestamp_prefix, write_flushed};
+use super::pinger::{timestamp_prefix, write_flushed, Rules};
 use super::stats::{reply_time, Stats};
 use crate::net::addr::{self, Family, Target};
 use crate::net::deadline::{format_duration, wait_readable, Deadline};
@@ -59,24 +59,12 @@ pub struct Config {
     pub target_text: String,
     /// The address probed.
     pub destination: SocketAddr,
-    /// `-c`: probes (with -w: probes answered).
-    pub count: Option<u64>,
-    /// `-i`.
-    pub interval: Duration,
-    /// `-W`: the longest one probe waits.
-    pub timeout: Duration,
-    /// `-w`: the whole run.
-    pub deadline: Option<Duration>,
+    /// -c, -i, -W (the longest one probe waits), -w, -q, -D, --json, as ICMP ping has them.
+    pub rules: Rules,
     /// `-s`: UDP payload bytes.
     pub size: usize,
     /// `-t`: IP TTL / hop limit of the probes.
     pub ttl: Option<u32>,
-    /// `-q`.
-    pub quiet: bool,
-    /// `-D`.
-    pub timestamps: bool,
-    /// `--json`.
-    pub json: bool,
 }
 
 /// How one probe ended.
@@ -153,7 +141,7 @@ impl<W: Write> Prober<W> {
 
     /// Probes until -c or -w says stop; true when a probe was answered.
     pub fn run(&mut self) -> Result<bool> {
-        if !self.config.json {
+        if !self.config.rules.json {
             let line = format!(
                 "PING {} ({}) over {}\n",
                 self.config.target_text,
@@ -163,7 +151,7 @@ impl<W: Write> Prober<W> {
             self.write(line.as_bytes())?;
         }
         let start = Instant::now();
-        let run_deadline = Deadline::after(self.config.deadline);
+        let run_deadline = Deadline::after(self.config.rules.deadline);
         let mut seq: u64 = 0;
         loop {
             let (sent, answered) = {
@@ -171,7 +159,7 @@ impl<W: Write> Prober<W> {
                 (shared.stats.transmitted, shared.stats.received)
             };
             // iputils' rule: with -w, -c counts answers; without, requests.
-            let done = match (self.config.count, self.config.deadline) {
+            let done = match (self.config.rules.count, self.config.rules.deadline) {
                 (Some(count), Some(_)) => answered >= count,
                 (Some(count), None) => sent >= count,
                 (None, _) => false,
@@ -181,7 +169,7 @@ impl<W: Write> Prober<W> {
             }
             if seq > 0 {
                 // The next probe is due an interval after this one's start, at the earliest.
-                let due = start + self.config.interval.saturating_mul(seq as u32);
+                let due = start + self.config.rules.interval.saturating_mul(seq as u32);
                 let until = Deadline::at(due).min(run_deadline);
                 if let Some(wait) = until.remaining().ok().flatten() {
                     std::thread::sleep(wait);
@@ -191,7 +179,7 @@ impl<W: Write> Prober<W> {
                 }
             }
             seq += 1;
-            let probe_deadline = Deadline::after(Some(self.config.timeout)).min(run_deadline);
+            let probe_deadline = Deadline::after(Some(self.config.rules.linger)).min(run_deadline);
             let probe_start = Instant::now();
             self.shared().stats.transmitted += 1;
             let outcome = match self.config.transport {
@@ -226,12 +214,12 @@ impl<W: Write> Prober<W> {
     }
 
     fn print_probe(&mut self, seq: u64, outcome: &Outcome) -> Result<()> {
-        if self.config.quiet {
+        if self.config.rules.quiet {
             return Ok(());
         }
         let to = addr::display_addr(self.config.destination);
         let tcp = self.config.transport == Transport::Tcp;
-        if self.config.json {
+        if self.config.rules.json {
             let (result, micros, error) = match outcome {
                 Outcome::Answered { micros, .. } => {
                     (if tcp { "connected" } else { "reply" }, Some(*micros), None)
@@ -285,7 +273,7 @@ impl<W: Write> Prober<W> {
             ),
             Outcome::Failed(err) => format!("{to}: seq={seq} {}", os_text(err)),
         };
-        let line = format!("{}{body}\n", timestamp_prefix(self.config.timestamps));
+        let line = format!("{}{body}\n", timestamp_prefix(self.config.rules.timestamps));
         self.write(line.as_bytes())
     }
 
@@ -407,7 +395,7 @@ fn os_text(err: &io::Error) -> String {
 fn summary_text(config: &Config, shared: &Shared) -> String {
     let stats = &shared.stats;
     let tcp = config.transport == Transport::Tcp;
-    if config.json {
+    if config.rules.json {
         let rtt = stats.rtt_summary();
         let ms = |pick: fn((i64, i64, i64, i64)) -> i64| rtt.map(|r| pick(r) as f64 / 1000.0);
         let loss = if stats.transmitted == 0 {
