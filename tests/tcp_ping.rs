@@ -289,3 +289,23 @@ fn udp_closed_port_and_silent_port() {
     run.expect_stdout_contains(&format!("{target}: seq=1 timeout: no answer within 2"));
     run.expect_stdout_contains("1 probes transmitted, 0 received, 1 timed out, 100% loss");
 }
+
+#[test]
+fn tcp_sigint_prints_the_summary_and_exits_130() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let mut p = Proc::nk(
+        ["ping", "--tcp", "-i", "0.2", target.as_str()],
+        In::Null,
+        Out::Pipe,
+    );
+    p.wait_stdout_line(10.0, |l| l.contains(": seq=2 time="));
+    let out = signal_and_wait(p, "INT", 130);
+    let text = out.stdout_text();
+    assert!(
+        text.contains(&format!("--- {target} tcp ping statistics ---")),
+        "{text}"
+    );
+    assert!(text.contains(" connected, 0% loss, time "), "{text}");
+    assert!(text.contains("rtt min/avg/max/mdev = "), "{text}");
+}

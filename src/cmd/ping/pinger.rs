@@ -137,15 +137,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
 
     /// A closure that prints the summary from wherever the run has got to (for SIGINT).
     pub fn summary_printer(&self) -> impl Fn() + Send + 'static {
-        let shared = Arc::clone(&self.shared);
-        let config = self.config.clone();
-        move || {
-            let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
-            let text = summary_text(&config, &shared);
-            let mut stdout = std::io::stdout();
-            let _ = stdout.write_all(text.as_bytes());
-            let _ = stdout.flush();
-        }
+        summary_printer(&self.shared, &self.config, summary_text)
     }
 
     /// Prints iputils' status line on stderr at each SIGQUIT, while the run goes on.
@@ -537,6 +529,28 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         write_flushed(&mut self.out, bytes)
+    }
+}
+
+/// A closure printing `summary(config, figures so far)` on stdout, for the SIGINT handler
+/// (ICMP and TCP/UDP runs alike).
+pub fn summary_printer<C, T>(
+    shared: &Arc<Mutex<T>>,
+    config: &C,
+    summary: fn(&C, &T) -> String,
+) -> impl Fn() + Send + 'static
+where
+    C: Clone + Send + 'static,
+    T: Send + 'static,
+{
+    let shared = Arc::clone(shared);
+    let config = config.clone();
+    move || {
+        let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let text = summary(&config, &shared);
+        let mut stdout = std::io::stdout();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
     }
 }
 

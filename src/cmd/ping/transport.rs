@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::pinger::{timestamp_prefix, write_flushed, Rules};
+use super::pinger::{summary_printer, timestamp_prefix, write_flushed, Rules};
 use super::stats::{reply_time, Stats};
 use crate::net::addr::{self, Family, Target};
 use crate::net::deadline::{format_duration, wait_readable, Deadline};
@@ -130,13 +130,7 @@ impl<W: Write> Prober<W> {
 
     /// What SIGINT prints before the exit: the summary so far.
     pub fn summary_printer(&self) -> impl Fn() + Send + 'static {
-        let shared = Arc::clone(&self.shared);
-        let config = self.config.clone();
-        move || {
-            let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = io::stdout().write_all(summary_text(&config, &shared).as_bytes());
-            let _ = io::stdout().flush();
-        }
+        summary_printer(&self.shared, &self.config, summary_text)
     }
 
     /// Probes until -c or -w says stop; true when a probe was answered.
