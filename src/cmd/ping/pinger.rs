@@ -610,29 +610,12 @@ fn summary_text(config: &Config, shared: &Shared) -> String {
     let stats = &shared.stats;
     let ipg = config.rules.interval.is_zero() || config.flood;
     if config.rules.json {
-        let rtt = stats.rtt_summary();
-        let ms = |pick: fn((i64, i64, i64, i64)) -> i64| rtt.map(|r| pick(r) as f64 / 1000.0);
-        let loss = if stats.transmitted == 0 {
-            0.0
-        } else {
-            (stats.transmitted as f64 - stats.received as f64) * 100.0 / stats.transmitted as f64
-        };
-        let object = serde_json::json!({
-            "type": "summary",
-            "host": config.hostname,
-            "address": config.destination.to_string(),
-            "transmitted": stats.transmitted,
-            "received": stats.received,
-            "duplicates": stats.duplicates,
-            "corrupted": stats.corrupted,
-            "errors": stats.errors,
-            "loss_percent": loss,
-            "time_ms": (shared.elapsed_us + 500) / 1000,
-            "min_ms": ms(|r| r.0),
-            "avg_ms": ms(|r| r.1),
-            "max_ms": ms(|r| r.2),
-            "mdev_ms": ms(|r| r.3),
-        });
+        let mut object = stats.json_figures(shared.elapsed_us);
+        object["host"] = config.hostname.clone().into();
+        object["address"] = config.destination.to_string().into();
+        object["received"] = stats.received.into();
+        object["duplicates"] = stats.duplicates.into();
+        object["corrupted"] = stats.corrupted.into();
         return format!("{object}\n");
     }
     format!(

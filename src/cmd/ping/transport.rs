@@ -390,28 +390,11 @@ fn summary_text(config: &Config, shared: &Shared) -> String {
     let stats = &shared.stats;
     let tcp = config.transport == Transport::Tcp;
     if config.rules.json {
-        let rtt = stats.rtt_summary();
-        let ms = |pick: fn((i64, i64, i64, i64)) -> i64| rtt.map(|r| pick(r) as f64 / 1000.0);
-        let loss = if stats.transmitted == 0 {
-            0.0
-        } else {
-            (stats.transmitted - stats.received) as f64 * 100.0 / stats.transmitted as f64
-        };
-        let mut object = serde_json::json!({
-            "type": "summary",
-            "proto": config.transport.name(),
-            "host": config.target_text,
-            "address": addr::display_addr(config.destination),
-            "transmitted": stats.transmitted,
-            "timeouts": shared.timeouts,
-            "errors": stats.errors,
-            "loss_percent": loss,
-            "time_ms": (shared.elapsed_us + 500) / 1000,
-            "min_ms": ms(|r| r.0),
-            "avg_ms": ms(|r| r.1),
-            "max_ms": ms(|r| r.2),
-            "mdev_ms": ms(|r| r.3),
-        });
+        let mut object = stats.json_figures(shared.elapsed_us);
+        object["proto"] = config.transport.name().into();
+        object["host"] = config.target_text.clone().into();
+        object["address"] = addr::display_addr(config.destination).into();
+        object["timeouts"] = shared.timeouts.into();
         let (answered, refused) = if tcp {
             ("connected", "refused")
         } else {
