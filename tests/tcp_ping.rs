@@ -309,3 +309,21 @@ fn tcp_sigint_prints_the_summary_and_exits_130() {
     assert!(text.contains(" connected, 0% loss, time "), "{text}");
     assert!(text.contains("rtt min/avg/max/mdev = "), "{text}");
 }
+
+#[test]
+fn tcp_keeps_the_shared_options_d_n_t() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let run = ping(&["--tcp", "-D", "-n", "-t", "64", "-c", "1", &target], 20.0);
+    run.expect_code(0);
+    let out = run.stdout_text();
+    let line = out.lines().nth(1).unwrap_or_default();
+    // -D: `[seconds.micros] ` before the probe line, as ICMP ping prints it.
+    let (stamp, rest) = line.split_once("] ").unwrap_or_else(|| panic!("{out}"));
+    let (secs, micros) = stamp.trim_start_matches('[').split_once('.').unwrap();
+    assert!(secs.parse::<u64>().is_ok() && micros.len() == 6, "{line}");
+    assert!(
+        rest.starts_with(&format!("connected to {target}: seq=1 time=")),
+        "{line}"
+    );
+}
