@@ -14,6 +14,7 @@
 
 pub mod pinger;
 pub mod stats;
+pub mod transport;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
@@ -59,19 +60,46 @@ const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
         HOST may be written as inet_aton takes it (127.1, 0x7f000001). A link-local HOST keeps \
         its %iface in the header and the reply lines.\n\n\
         Exit status: 0 if a reply came (with -c and -w together: N replies), 1 if none, 2 for \
-        usage errors, a missing privilege and a destination the kernel will not route.",
+        usage errors, a missing privilege and a destination the kernel will not route.\n\n\
+        --tcp HOST:PORT (or HOST PORT) pings a service instead, without privilege: each probe \
+        is a TCP connect timed from the SYN to its completion, bounded by -W (default 10s) and \
+        -w, then closed with a reset (SO_LINGER 0). Lines read `connected to ADDR:PORT: seq=N \
+        time=T ms`, `ADDR:PORT: seq=N Connection refused time=T ms` or `... timeout: no answer \
+        within DUR`; the summary counts probes transmitted, connected, refused and timed out, \
+        with the rtt line over the connected ones. --udp sends a datagram of -s bytes per probe \
+        (on a fresh connected socket) and times the reply; an ICMP port unreachable is \
+        `closed (port unreachable)`. -c counts probes (with -w: answers); -i, -W, -w, -q, -D, \
+        -t, -n (addresses are shown as numbers), -4, -6 and --json keep their meanings; -f and -b (and -s with --tcp) are refused. \
+        Exit 0 if a probe connected (TCP) or was answered (UDP), 1 if none: a refused port means \
+        the host is up but the service is not.",
     after_long_help = "Examples:\n  \
         nk ping -c 3 127.0.0.1\n  \
         nk ping -6 -c 5 -i 0.2 localhost\n  \
         nk ping -w 10 -q 192.0.2.1        # 10 seconds, summary only\n  \
         nk ping -b -c 3 192.168.1.255     # who answers on the LAN\n  \
         nk ping -c 2 fe80::1%eth0         # link-local, through eth0\n  \
-        sudo nk ping -f -c 10000 ::1      # flood: a dot per request, erased per reply"
+        sudo nk ping -f -c 10000 ::1      # flood: a dot per request, erased per reply\n  \
+        nk ping --tcp -c 3 127.0.0.1:443  # TCP connect times, no privilege\n  \
+        nk ping --udp -c 3 10.0.0.5 53    # a datagram per probe, its reply timed"
 )]
 pub struct PingArgs {
-    /// Host name or address to ping.
+    /// Host name or address to ping (with --tcp/--udp: HOST:PORT, [V6]:PORT, or HOST PORT).
     #[arg(value_name = "HOST")]
     pub host: String,
+
+    /// With --tcp or --udp: the port, when HOST does not carry it.
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
+
+    /// TCP ping: time a TCP connect to HOST:PORT per probe (closed with a reset); no privilege
+    /// needed, passes firewalls that drop ICMP.
+    #[arg(long, conflicts_with_all = ["udp", "size", "flood", "broadcast"])]
+    pub tcp: bool,
+
+    /// UDP ping: send a datagram of -s bytes to HOST:PORT per probe and time the reply; an
+    /// ICMP port unreachable is reported as `closed`.
+    #[arg(long, conflicts_with_all = ["flood", "broadcast"])]
+    pub udp: bool,
 
     #[command(flatten)]
     pub family: FamilyArgs,
@@ -155,6 +183,14 @@ pub fn run(args: PingArgs) -> Result<()> {
             interval.as_millis()
         )));
     }
+    if args.tcp || args.udp {
+        return run_transport(args, interval);
+    }
+    if let Some(port) = &args.port {
+        return Err(usage(format!(
+            "unexpected argument \"{port}\": a PORT is taken only with --tcp or --udp"
+        )));
+    }
     let family = args.family.family();
     let (host, scope_id) = parse_target(&args.host)?;
     let mut hostname = args.host.clone();
@@ -178,18 +214,7 @@ pub fn run(args: PingArgs) -> Result<()> {
             (ip, false)
         }
     };
-    let max_size = if destination.is_ipv6() {
-        MAX_SIZE_V6
-    } else {
-        MAX_SIZE_V4
-    };
-    if args.size > max_size {
-        return Err(usage(format!(
-            "-s {}: an IPv{} packet carries at most {max_size} bytes of payload",
-            args.size,
-            if destination.is_ipv6() { 6 } else { 4 }
-        )));
-    }
+    check_size(args.size, destination)?;
     let source = route_source(destination, scope_id, args.broadcast)?;
     // The kernel sends what is addressed to 0.0.0.0 to itself; iputils then names the
     // source address as the destination (PING 0.0.0.0 (127.0.0.1)), and the replies come
@@ -210,17 +235,11 @@ pub fn run(args: PingArgs) -> Result<()> {
     let config = Config {
         hostname,
         destination,
-        count: args.count,
-        interval,
-        linger: args.linger.unwrap_or(Duration::from_secs(10)),
-        deadline: args.deadline.filter(|d| !d.is_zero()),
+        rules: rules(&args, interval),
         size: args.size as usize,
         flood: args.flood,
-        quiet: args.quiet,
-        timestamps: args.timestamps,
         // iputils prints addresses only for literal targets and floods.
         numeric: args.numeric || args.flood || numeric_target,
-        json: args.json,
         scope_id,
         any_source: args.broadcast || destination.is_unspecified(),
     };
@@ -230,6 +249,63 @@ pub fn run(args: PingArgs) -> Result<()> {
     pinger.status_on_sigquit();
     let outcome = pinger.run()?;
     if outcome.success {
+        Ok(())
+    } else {
+        Err(crate::exit::Reported(crate::exit::Status::Failure).into())
+    }
+}
+
+/// The options ICMP, TCP and UDP ping share, from the command line.
+fn rules(args: &PingArgs, interval: Duration) -> pinger::Rules {
+    pinger::Rules {
+        count: args.count,
+        interval,
+        linger: args.linger.unwrap_or(Duration::from_secs(10)),
+        deadline: args.deadline.filter(|d| !d.is_zero()),
+        quiet: args.quiet,
+        timestamps: args.timestamps,
+        json: args.json,
+    }
+}
+
+/// `-s` beyond what one IP packet carries is refused (ICMP echo and UDP payloads alike).
+fn check_size(size: u32, destination: IpAddr) -> Result<()> {
+    let max_size = if destination.is_ipv6() {
+        MAX_SIZE_V6
+    } else {
+        MAX_SIZE_V4
+    };
+    if size > max_size {
+        return Err(usage(format!(
+            "-s {size}: an IPv{} packet carries at most {max_size} bytes of payload",
+            if destination.is_ipv6() { 6 } else { 4 }
+        )));
+    }
+    Ok(())
+}
+
+/// `--tcp` / `--udp`: probes of a port instead of ICMP echo (see [`transport`]).
+fn run_transport(args: PingArgs, interval: Duration) -> Result<()> {
+    use transport::{Prober, Transport};
+    let (transport, proto) = if args.tcp {
+        (Transport::Tcp, crate::net::services::Proto::Tcp)
+    } else {
+        (Transport::Udp, crate::net::services::Proto::Udp)
+    };
+    let target = addr::parse_target(&args.host, args.port.as_deref(), proto)?;
+    let destination = transport::destination(&target, args.family.family())?;
+    check_size(args.size, destination.ip())?;
+    let config = transport::Config {
+        transport,
+        target_text: target.to_string(),
+        destination,
+        rules: rules(&args, interval),
+        size: args.size as usize,
+        ttl: args.ttl,
+    };
+    let mut prober = Prober::new(config, std::io::stdout());
+    signals::on_interrupt(prober.summary_printer())?;
+    if prober.run()? {
         Ok(())
     } else {
         Err(crate::exit::Reported(crate::exit::Status::Failure).into())

@@ -37,32 +37,39 @@ pub struct Config {
     pub hostname: String,
     /// The address pinged.
     pub destination: IpAddr,
-    /// `-c`.
-    pub count: Option<u64>,
-    /// `-i` (zero for a flood).
-    pub interval: Duration,
-    /// `-W`.
-    pub linger: Duration,
-    /// `-w`.
-    pub deadline: Option<Duration>,
+    /// When to send, wait and stop, and how to print.
+    pub rules: Rules,
     /// `-s`.
     pub size: usize,
     /// `-f`.
     pub flood: bool,
-    /// `-q`.
-    pub quiet: bool,
-    /// `-D`.
-    pub timestamps: bool,
     /// `-n` (and literal targets, and floods).
     pub numeric: bool,
-    /// `--json`.
-    pub json: bool,
     /// The IPv6 scope (interface index) of a link-local destination, 0 for none; shown as
     /// `%iface` in the header, as iputils does.
     pub scope_id: u32,
     /// Take replies from any sender: a broadcast (`-b`) is answered by every host on the
     /// link, and a request to `::` by the local host from its own address.
     pub any_source: bool,
+}
+
+/// The options ICMP ping and its TCP/UDP probes share, with the same meanings.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// `-c`: requests (with -w: replies).
+    pub count: Option<u64>,
+    /// `-i` (zero for a flood).
+    pub interval: Duration,
+    /// `-W`: how long a reply is waited for.
+    pub linger: Duration,
+    /// `-w`: the whole run.
+    pub deadline: Option<Duration>,
+    /// `-q`.
+    pub quiet: bool,
+    /// `-D`.
+    pub timestamps: bool,
+    /// `--json`.
+    pub json: bool,
 }
 
 /// How a run ended.
@@ -130,15 +137,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
 
     /// A closure that prints the summary from wherever the run has got to (for SIGINT).
     pub fn summary_printer(&self) -> impl Fn() + Send + 'static {
-        let shared = Arc::clone(&self.shared);
-        let config = self.config.clone();
-        move || {
-            let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
-            let text = summary_text(&config, &shared);
-            let mut stdout = std::io::stdout();
-            let _ = stdout.write_all(text.as_bytes());
-            let _ = stdout.flush();
-        }
+        summary_printer(&self.shared, &self.config, summary_text)
     }
 
     /// Prints iputils' status line on stderr at each SIGQUIT, while the run goes on.
@@ -166,7 +165,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
     pub fn run(&mut self) -> Result<Outcome> {
         self.header()?;
         let start = Instant::now();
-        let deadline_at = self.config.deadline.map(|d| start + d);
+        let deadline_at = self.config.rules.deadline.map(|d| start + d);
         let mut next_send = start;
         let mut exit_at: Option<Instant> = None;
         loop {
@@ -174,7 +173,12 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                 let s = &self.shared().stats;
                 (s.transmitted, s.received, s.errors, s.tmax)
             };
-            if self.config.count.is_some_and(|n| received + errors >= n) {
+            if self
+                .config
+                .rules
+                .count
+                .is_some_and(|n| received + errors >= n)
+            {
                 break;
             }
             if deadline_at.is_some() && errors > 0 {
@@ -184,23 +188,24 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
             if deadline_at.is_some_and(|d| now >= d) || exit_at.is_some_and(|e| now >= e) {
                 break;
             }
-            let may_send =
-                !(deadline_at.is_none() && self.config.count.is_some_and(|n| transmitted >= n));
+            let may_send = !(deadline_at.is_none()
+                && self.config.rules.count.is_some_and(|n| transmitted >= n));
             if may_send && now >= next_send {
                 self.send(transmitted, start)?;
-                next_send = if self.config.interval.is_zero() {
+                next_send = if self.config.rules.interval.is_zero() {
                     now + FLOOD_MIN_GAP
                 } else {
                     // Keep the cadence, but never burst to catch up after a stall.
-                    (next_send + self.config.interval).max(now)
+                    (next_send + self.config.rules.interval).max(now)
                 };
                 let sent = transmitted + 1;
-                if deadline_at.is_none() && self.config.count == Some(sent) {
+                if deadline_at.is_none() && self.config.rules.count == Some(sent) {
                     // The final wait, armed once at the last request (iputils' rule).
                     let wait = if received > 0 {
-                        Duration::from_micros(2 * tmax.max(0) as u64).max(self.config.interval)
+                        Duration::from_micros(2 * tmax.max(0) as u64)
+                            .max(self.config.rules.interval)
                     } else {
-                        self.config.linger
+                        self.config.rules.linger
                     };
                     exit_at = Some(now + wait);
                 }
@@ -220,7 +225,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
             if let Some(message) = received {
                 let answered = self.handle(message, start)?;
                 // A flood sends the next request as soon as nothing is in flight.
-                if answered && self.config.interval.is_zero() && self.in_flight() == 0 {
+                if answered && self.config.rules.interval.is_zero() && self.in_flight() == 0 {
                     next_send = Instant::now();
                 }
             }
@@ -228,8 +233,8 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
         let text = summary_text(&self.config, &self.shared());
         self.write(text.as_bytes())?;
         let stats = &self.shared().stats;
-        let short_of_count =
-            self.config.deadline.is_some() && self.config.count.is_some_and(|n| stats.received < n);
+        let short_of_count = self.config.rules.deadline.is_some()
+            && self.config.rules.count.is_some_and(|n| stats.received < n);
         Ok(Outcome {
             success: stats.received > 0 && !short_of_count,
         })
@@ -241,7 +246,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
     }
 
     fn header(&mut self) -> Result<()> {
-        if self.config.json {
+        if self.config.rules.json {
             return Ok(());
         }
         let line = match self.config.destination {
@@ -297,8 +302,8 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                 self.shared().stats.errors += 1;
                 if self.config.flood {
                     self.write(b"E")?;
-                } else if self.config.json {
-                    if self.config.quiet {
+                } else if self.config.rules.json {
+                    if self.config.rules.quiet {
                         // -q --json: the summary object only.
                         return Ok(());
                     }
@@ -397,12 +402,12 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                 let v4 = !self.config.destination.is_ipv6();
                 self.acknowledge(report.sequence, v4);
                 self.shared().stats.errors += 1;
-                if self.config.quiet {
+                if self.config.rules.quiet {
                     return Ok(true);
                 }
                 if self.config.flood {
                     self.write(b"\x08E")?;
-                } else if self.config.json {
+                } else if self.config.rules.json {
                     let object = serde_json::json!({
                         "type": "error",
                         "seq": report.sequence,
@@ -453,14 +458,14 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
         duplicate: bool,
         checksum_ok: bool,
     ) -> Result<()> {
-        if self.config.quiet {
+        if self.config.rules.quiet {
             return Ok(());
         }
         if self.config.flood {
             return self.write(if checksum_ok { b"\x08 \x08" } else { b"\x08C" });
         }
         let truncated = len < self.config.size + HEADER_LEN;
-        if self.config.json {
+        if self.config.rules.json {
             let object = serde_json::json!({
                 "type": "reply",
                 "seq": sequence,
@@ -499,17 +504,8 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
         self.write(line.as_bytes())
     }
 
-    /// `-D`'s `[seconds.micros] ` prefix, from the wall clock.
     fn timestamp(&self) -> String {
-        if !self.config.timestamps {
-            return String::new();
-        }
-        let now = chrono::Utc::now();
-        format!(
-            "[{}.{:06}] ",
-            now.timestamp(),
-            now.timestamp_subsec_micros()
-        )
+        timestamp_prefix(self.config.rules.timestamps)
     }
 
     /// `name (address)` for a name target, as iputils prints repliers; the address alone with
@@ -532,12 +528,51 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        let result = self.out.write_all(bytes).and_then(|()| self.out.flush());
-        match result {
-            Ok(()) => Ok(()),
-            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
-            Err(err) => Err(anyhow::Error::new(err).context("write stdout")),
-        }
+        write_flushed(&mut self.out, bytes)
+    }
+}
+
+/// A closure printing `summary(config, figures so far)` on stdout, for the SIGINT handler
+/// (ICMP and TCP/UDP runs alike).
+pub fn summary_printer<C, T>(
+    shared: &Arc<Mutex<T>>,
+    config: &C,
+    summary: fn(&C, &T) -> String,
+) -> impl Fn() + Send + 'static
+where
+    C: Clone + Send + 'static,
+    T: Send + 'static,
+{
+    let shared = Arc::clone(shared);
+    let config = config.clone();
+    move || {
+        let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let text = summary(&config, &shared);
+        let mut stdout = std::io::stdout();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+    }
+}
+
+/// `-D`'s `[seconds.micros] ` prefix, from the wall clock (empty without -D).
+pub fn timestamp_prefix(enabled: bool) -> String {
+    if !enabled {
+        return String::new();
+    }
+    let now = chrono::Utc::now();
+    format!(
+        "[{}.{:06}] ",
+        now.timestamp(),
+        now.timestamp_subsec_micros()
+    )
+}
+
+/// Writes and flushes output: a closed stdout ends the run quietly (exit 0).
+pub fn write_flushed(out: &mut impl Write, bytes: &[u8]) -> Result<()> {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(err) => Err(anyhow::Error::new(err).context("write stdout")),
     }
 }
 
@@ -573,31 +608,14 @@ pub fn interface_name(index: u32) -> String {
 /// The summary: iputils' text, or one JSON object.
 fn summary_text(config: &Config, shared: &Shared) -> String {
     let stats = &shared.stats;
-    let ipg = config.interval.is_zero() || config.flood;
-    if config.json {
-        let rtt = stats.rtt_summary();
-        let ms = |pick: fn((i64, i64, i64, i64)) -> i64| rtt.map(|r| pick(r) as f64 / 1000.0);
-        let loss = if stats.transmitted == 0 {
-            0.0
-        } else {
-            (stats.transmitted as f64 - stats.received as f64) * 100.0 / stats.transmitted as f64
-        };
-        let object = serde_json::json!({
-            "type": "summary",
-            "host": config.hostname,
-            "address": config.destination.to_string(),
-            "transmitted": stats.transmitted,
-            "received": stats.received,
-            "duplicates": stats.duplicates,
-            "corrupted": stats.corrupted,
-            "errors": stats.errors,
-            "loss_percent": loss,
-            "time_ms": (shared.elapsed_us + 500) / 1000,
-            "min_ms": ms(|r| r.0),
-            "avg_ms": ms(|r| r.1),
-            "max_ms": ms(|r| r.2),
-            "mdev_ms": ms(|r| r.3),
-        });
+    let ipg = config.rules.interval.is_zero() || config.flood;
+    if config.rules.json {
+        let mut object = stats.json_figures(shared.elapsed_us);
+        object["host"] = config.hostname.clone().into();
+        object["address"] = config.destination.to_string().into();
+        object["received"] = stats.received.into();
+        object["duplicates"] = stats.duplicates.into();
+        object["corrupted"] = stats.corrupted.into();
         return format!("{object}\n");
     }
     format!(
@@ -693,16 +711,18 @@ mod tests {
         Config {
             hostname: "127.0.0.1".into(),
             destination: LOCAL,
-            count: Some(count),
-            interval: Duration::from_millis(20),
-            linger: Duration::from_millis(200),
-            deadline: None,
+            rules: Rules {
+                count: Some(count),
+                interval: Duration::from_millis(20),
+                linger: Duration::from_millis(200),
+                deadline: None,
+                quiet: false,
+                timestamps: false,
+                json: false,
+            },
             size: 56,
             flood: false,
-            quiet: false,
-            timestamps: false,
             numeric: true,
-            json: false,
             scope_id: 0,
             any_source: false,
         }
@@ -771,7 +791,7 @@ mod tests {
     #[test]
     fn deadline_keeps_sending_past_the_count() {
         let mut cfg = config(2);
-        cfg.deadline = Some(Duration::from_millis(150));
+        cfg.rules.deadline = Some(Duration::from_millis(150));
         let (outcome, text) = run(scripted(&[None; 20]), cfg);
         assert!(!outcome.success);
         let sent: u64 = text

@@ -61,6 +61,41 @@ impl Stats {
         Some((self.tmin.unwrap_or(0), avg, self.tmax, llsqrt(var)))
     }
 
+    /// The summary figures every ping's JSON summary carries: transmitted, errors, loss in
+    /// percent, the run's time and the rtt figures in ms (null without replies).
+    pub fn json_figures(&self, elapsed_us: u64) -> serde_json::Value {
+        let rtt = self.rtt_summary();
+        let ms = |pick: fn((i64, i64, i64, i64)) -> i64| rtt.map(|r| pick(r) as f64 / 1000.0);
+        let loss = if self.transmitted == 0 {
+            0.0
+        } else {
+            (self.transmitted as f64 - self.received as f64) * 100.0 / self.transmitted as f64
+        };
+        serde_json::json!({
+            "type": "summary",
+            "transmitted": self.transmitted,
+            "errors": self.errors,
+            "loss_percent": loss,
+            "time_ms": (elapsed_us + 500) / 1000,
+            "min_ms": ms(|r| r.0),
+            "avg_ms": ms(|r| r.1),
+            "max_ms": ms(|r| r.2),
+            "mdev_ms": ms(|r| r.3),
+        })
+    }
+
+    /// `rtt min/avg/max/mdev = ... ms` (without a line end), or `None` without replies.
+    pub fn rtt_line(&self) -> Option<String> {
+        let (min, avg, max, mdev) = self.rtt_summary()?;
+        Some(format!(
+            "rtt min/avg/max/mdev = {}/{}/{}/{} ms",
+            ms3(min),
+            ms3(avg),
+            ms3(max),
+            ms3(mdev)
+        ))
+    }
+
     /// Packet loss in percent, as iputils prints it (`%g` of a float).
     pub fn loss_text(&self) -> String {
         if self.transmitted == 0 {
@@ -96,14 +131,8 @@ impl Stats {
         }
         text.push('\n');
         let mut comma = "";
-        if let Some((min, avg, max, mdev)) = self.rtt_summary() {
-            text.push_str(&format!(
-                "rtt min/avg/max/mdev = {}/{}/{}/{} ms",
-                ms3(min),
-                ms3(avg),
-                ms3(max),
-                ms3(mdev)
-            ));
+        if let Some(line) = self.rtt_line() {
+            text.push_str(&line);
             comma = ", ";
         }
         if pipe > 1 {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::client::{max_datagram, refused_or, rtt_ms, Channel, Config};
-use crate::cmd::ping::stats::{ms3, reply_time, Stats};
+use crate::cmd::ping::stats::{reply_time, Stats};
 use crate::cmd::stdout_error;
 use crate::exit::{usage, Reported, Status};
 use crate::net::addr::display_addr;
@@ -300,14 +300,9 @@ fn print_summary(
             stats.loss_text(),
             elapsed.as_millis()
         ));
-        if let Some((min, avg, max, mdev)) = stats.rtt_summary() {
-            text.push_str(&format!(
-                "rtt min/avg/max/mdev = {}/{}/{}/{} ms\n",
-                ms3(min),
-                ms3(avg),
-                ms3(max),
-                ms3(mdev)
-            ));
+        if let Some(line) = stats.rtt_line() {
+            text.push_str(&line);
+            text.push('\n');
         }
         text
     };
