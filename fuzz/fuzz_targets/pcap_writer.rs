@@ -43,7 +43,11 @@ fuzz_target!(|data: &[u8]| {
     while rest.len() >= 2 && !(rst[0] || rst[1]) {
         let (op, len) = (rest[0], usize::from(rest[1]));
         rest = &rest[2..];
-        let side = if op & 1 == 0 { Side::Client } else { Side::Target };
+        let side = if op & 1 == 0 {
+            Side::Client
+        } else {
+            Side::Target
+        };
         let i = usize::from(op & 1);
         stamp += 1;
         let emit = &mut |f: &[u8]| pcapng::push_packet(&mut file, stamp, f);
@@ -76,7 +80,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(packet.frame.len() as u32, packet.original_len);
         // Ethernet, then an IPv6 header and the most its payload length can say (an IPv4
         // packet's total length is checked by the reader).
-        assert!(packet.frame.len() <= 14 + 40 + 65535, "frame over an IP packet");
+        assert!(
+            packet.frame.len() <= 14 + 40 + 65535,
+            "frame over an IP packet"
+        );
     }
     let followed = tcp_read::follow(capture.packets.iter().map(|p| p.frame))
         .unwrap_or_else(|e| panic!("the written conversation follows back: {e}"));

@@ -28,14 +28,23 @@ fuzz_target!(|data: &[u8]| {
             _ => IpAddr::V4([o[0], o[1], o[2], o[3]].into()),
         };
         let proxied = Proxied::from_addresses(
-            Some(SocketAddr::new(ip(octets[0]), u16::from_be_bytes([data[32], data[33]]))),
-            Some(SocketAddr::new(ip(octets[1]), u16::from_be_bytes([data[34], data[35]]))),
+            Some(SocketAddr::new(
+                ip(octets[0]),
+                u16::from_be_bytes([data[32], data[33]]),
+            )),
+            Some(SocketAddr::new(
+                ip(octets[1]),
+                u16::from_be_bytes([data[34], data[35]]),
+            )),
         );
         for version in [Version::V1, Version::V2] {
             let bytes = encode(version, &proxied);
             assert!(version == Version::V2 || bytes.len() <= 107);
             let back = decode(&bytes).expect("an encoded header decodes");
-            assert_eq!((back.version, back.proxied, back.len), (version, proxied, bytes.len()));
+            assert_eq!(
+                (back.version, back.proxied, back.len),
+                (version, proxied, bytes.len())
+            );
         }
     }
 });
