@@ -365,11 +365,11 @@ impl Forwarder {
     fn open(&mut self, client: SocketAddr, from: &SockAddr) -> Option<usize> {
         if !self.opts.access.permits(client.ip()) {
             self.totals.turned_away += 1;
-            // The user asked for it: said with -v only (rate-limited like the losses).
-            if crate::log::verbosity() > 0 {
-                self.losses
-                    .record(Loss::dropped("denied by --allow/--deny"), from);
-            }
+            // A datagram dropped unread is said even without -v (lossless or loud): the
+            // client cannot tell, as a TCP client can from its reset. Rate-limited like the
+            // other losses.
+            self.losses
+                .record(Loss::dropped("denied by --allow/--deny"), from);
             return None;
         }
         if let Some(max) = self.opts.max_sessions {
