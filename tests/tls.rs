@@ -206,7 +206,30 @@ fn a_wrong_host_name_fails_with_the_reason() {
         port,
         In::Null,
     );
-    out.expect_code(1).expect_stderr_contains("name mismatch");
+    out.expect_code(1).expect_stderr_contains(
+        "name mismatch: the certificate is for localhost, 127.0.0.1, not wrong.example",
+    );
+}
+
+#[test]
+fn a_certificate_with_only_a_cn_is_named_as_such() {
+    let pki = Pki::new();
+    for (v3, says) in [
+        (true, "names no host in subjectAltName"),
+        (false, "the certificate is X.509 v1"),
+    ] {
+        let (cert, key) = pki.cn_only_leaf(v3);
+        let (_server, port) = s_server_with(&cert, &key, b"");
+        let out = dial_tls(
+            &["--ca", &pki.ca(), "--sni", "localhost"],
+            "127.0.0.1",
+            port,
+            In::Null,
+        );
+        out.expect_code(1)
+            .expect_stderr_contains(says)
+            .expect_stderr_contains("hint: reissue it with");
+    }
 }
 
 #[test]

@@ -553,7 +553,25 @@ fn certificate_in_words(err: &CertificateError, name: &str) -> (String, &'static
             "unknown issuer (not signed by a trusted CA)".into(),
             "trust its CA with --ca FILE, or skip the check with --insecure",
         ),
-        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => (
+        // A certificate with a CN and no subjectAltName names no host at all for a TLS
+        // client (RFC 6125, and browsers since 2017): "not for NAME" alone would send the
+        // user looking for a typo in a name that is right.
+        CertificateError::NotValidForNameContext { presented, .. } if presented.is_empty() => (
+            format!(
+                "name mismatch: the certificate names no host in subjectAltName (a CN-only \
+                 certificate; TLS clients ignore the CN), so it is not for {name}"
+            ),
+            "reissue it with a subjectAltName (openssl: -addext subjectAltName=DNS:NAME), \
+             or --insecure skips the check",
+        ),
+        CertificateError::NotValidForNameContext { presented, .. } => (
+            format!(
+                "name mismatch: the certificate is for {}, not {name}",
+                presented_names(presented)
+            ),
+            "connect by a name the certificate carries, or give it with --sni NAME",
+        ),
+        CertificateError::NotValidForName => (
             format!("name mismatch (the certificate is not for {name})"),
             "connect by the name the certificate carries, or give it with --sni NAME",
         ),
@@ -572,12 +590,45 @@ fn certificate_in_words(err: &CertificateError, name: &str) -> (String, &'static
             "the certificate is not meant for a TLS server (extended key usage)".into(),
             skip,
         ),
+        CertificateError::Other(other) if format!("{other:?}").contains("UnsupportedCertVersion") => (
+            "the certificate is X.509 v1 (no extensions, so no subjectAltName); TLS needs v3".into(),
+            "reissue it with extensions (openssl x509 -req ... -extfile with a subjectAltName), \
+             or --insecure skips the check",
+        ),
         CertificateError::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => (
             "the server's certificate is a CA certificate, not a server's".into(),
             "give that very certificate with --ca FILE to trust it as itself, or --insecure",
         ),
         other => (debug_in_words(other), skip),
     }
+}
+
+/// The names a peer's certificate carries, for an error line: at most [`NAMES_SHOWN`] of
+/// them, each escaped (they are the peer's bytes: no control character reaches the terminal)
+/// and cut at 100 characters.
+fn presented_names(names: &[String]) -> String {
+    const NAMES_SHOWN: usize = 4;
+    let mut shown: Vec<String> = names
+        .iter()
+        .take(NAMES_SHOWN)
+        .map(|name| {
+            // webpki gives them in its debug form: `DnsName("a.test")`, `IpAddress(10.0.0.1)`.
+            let bare = ["DnsName(\"", "IpAddress(", "UniformResourceIdentifier(\""]
+                .iter()
+                .find_map(|head| name.strip_prefix(head))
+                .map_or(name.as_str(), |rest| {
+                    rest.trim_end_matches(')').trim_end_matches('"')
+                });
+            bare.chars()
+                .take(100)
+                .flat_map(char::escape_debug)
+                .collect()
+        })
+        .collect();
+    if names.len() > NAMES_SHOWN {
+        shown.push(format!("{} more", names.len() - NAMES_SHOWN));
+    }
+    shown.join(", ")
 }
 
 /// A Rust debug value (`Other(OtherError(CaUsedAsEndEntity))`) as lower-case words
@@ -1238,6 +1289,25 @@ fn take_plaintext(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn presented_names_are_bare_escaped_and_few() {
+        let names: Vec<String> = [
+            r#"DnsName("a.test")"#,
+            "IpAddress(127.0.0.1)",
+            "DnsName(\"evil\u{1b}[2J\")",
+            "DirectoryName",
+            r#"DnsName("e.test")"#,
+            r#"DnsName("f.test")"#,
+        ]
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+        assert_eq!(
+            presented_names(&names),
+            r"a.test, 127.0.0.1, evil\u{1b}[2J, DirectoryName, 2 more"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -91,6 +91,45 @@ impl Pki {
         Pki { dir }
     }
 
+    /// A second leaf signed by the CA with a CN of localhost and no subjectAltName (the kind
+    /// TLS clients refuse for every name): (certificate, key) paths. `v3`: with an extension
+    /// (basicConstraints), else an X.509 v1 certificate (none at all).
+    pub fn cn_only_leaf(&self, v3: bool) -> (PathBuf, PathBuf) {
+        let ext = if v3 {
+            "basicConstraints=CA:FALSE\n"
+        } else {
+            ""
+        };
+        std::fs::write(self.path("ext-cn-only"), ext).expect("write ext");
+        let out = Command::new("openssl")
+            .args([
+                "x509",
+                "-req",
+                "-in",
+                "leaf.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "cn-only.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext-cn-only",
+            ])
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (self.path("cn-only.pem"), self.path("leaf.key"))
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
