@@ -1799,3 +1799,28 @@ fn tls_errors_read_as_words_with_hints() {
     out.expect_code(1)
         .expect_stderr_contains("hint: the client must use TLS");
 }
+
+#[test]
+fn listen_tls_says_the_client_refused_its_certificate_and_how_to_trust_it() {
+    let pki = Pki::new();
+    let (server, port) = nk_listen_tls(&pki, In::Null, Out::Pipe);
+    // No --ca: the client does not trust the test CA, refuses the certificate (unknown CA).
+    let client = run_nk(
+        ["dial", "--tls", "localhost", &port.to_string()],
+        In::Null,
+        10.0,
+    );
+    client
+        .expect_code(1)
+        .expect_stderr_contains("unknown issuer");
+    let server = server.wait(10.0);
+    server
+        .expect_code(1)
+        .expect_stderr_contains("the client refused our certificate: unknown CA")
+        .expect_stderr_contains("must trust the CA of --cert");
+    assert!(
+        !server.stderr.contains("our client certificate"),
+        "{}",
+        server.stderr
+    );
+}

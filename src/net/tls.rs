@@ -471,6 +471,23 @@ pub fn explain(err: io::Error, peer: &str, name: &str, server: bool) -> anyhow::
             "the client does not speak TLS (plain text, perhaps)".to_string(),
             "the client must use TLS: nk dial --tls, ncat --ssl, openssl s_client".to_string(),
         ),
+        // We are the server: the client refused our certificate, not its own.
+        (
+            rustls::Error::AlertReceived(
+                alert @ (rustls::AlertDescription::UnknownCA
+                | rustls::AlertDescription::BadCertificate
+                | rustls::AlertDescription::CertificateUnknown),
+            ),
+            true,
+        ) => (
+            format!(
+                "the client refused our certificate: {}",
+                debug_in_words(alert)
+            ),
+            "the client must trust the CA of --cert (curl --cacert, nk --ca, ncat --ssl-trustfile), \
+             or skip the check (curl -k, nk --insecure)"
+                .to_string(),
+        ),
         _ => in_words(&tls, name),
     };
     let message = format!("TLS handshake with {peer}: {reason}");
@@ -646,18 +663,39 @@ fn debug_in_words(value: &dyn std::fmt::Debug) -> String {
     } else {
         &text
     };
-    let mut words = String::new();
-    for (i, c) in inner.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            words.push(' ');
+    // Split the camel case into words; a run of capitals is an acronym and keeps its case
+    // (`UnknownPSKIdentity` -> `unknown PSK identity`, `UnknownCA` -> `unknown CA`).
+    let chars: Vec<char> = inner.chars().collect();
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if !c.is_alphanumeric() {
+            words.extend((!word.is_empty()).then(|| std::mem::take(&mut word)));
+            continue;
         }
-        if c.is_alphanumeric() || c == ' ' {
-            words.extend(c.to_lowercase());
-        } else if !words.ends_with(' ') {
-            words.push(' ');
+        let prev = i.checked_sub(1).map(|p| chars[p]);
+        let next = chars.get(i + 1);
+        let starts = c.is_uppercase()
+            && (prev.is_some_and(char::is_lowercase)
+                || (prev.is_some_and(char::is_uppercase)
+                    && next.is_some_and(|n| n.is_lowercase())));
+        if starts && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
         }
+        word.push(c);
     }
-    words.trim().to_string()
+    words.extend((!word.is_empty()).then_some(word));
+    words
+        .iter()
+        .map(|w| {
+            if w.chars().count() > 1 && w.chars().all(|c| !c.is_lowercase()) {
+                w.clone()
+            } else {
+                w.to_lowercase()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Runs the handshake to its end, within `limit` in all (a peer dripping bytes cannot stretch
@@ -1336,7 +1374,7 @@ mod tests {
         assert!(hint.contains("--cert"), "{hint}");
         assert_eq!(
             debug_in_words(&rustls::AlertDescription::UnknownPSKIdentity),
-            "unknown p s k identity"
+            "unknown PSK identity"
         );
         for err in [
             rustls::Error::DecryptError,
