@@ -326,6 +326,42 @@ fn deny_drops_a_client_before_any_session() {
     done.expect_stderr_contains("forwarded 0 UDP sessions");
 }
 
+/// Without -v too: the client cannot tell its datagram was dropped, so stderr must.
+#[test]
+fn a_denied_datagram_is_said_without_v() {
+    let (tport, seen) = echo_target("127.0.0.1");
+    // A port that was free a moment ago (without -v nk does not print the one it got).
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap()
+        .port();
+    let fwd = Proc::nk(
+        [
+            "forward",
+            "-u",
+            "--deny",
+            "127.0.0.1",
+            &format!("127.0.0.1:{port}"),
+            &format!("127.0.0.1:{tport}"),
+        ],
+        In::Null,
+        Out::Pipe,
+    );
+    let c = client(port);
+    // Until nk is bound, a datagram is refused or lost: send until stderr tells of one.
+    let said = wait_until(10.0, || {
+        let _ = c.send(b"let me in");
+        std::thread::sleep(Duration::from_millis(50));
+        fwd.stderr_so_far().contains("denied by --allow/--deny")
+    });
+    assert!(said, "no denial on stderr: {}", fwd.stderr_so_far());
+    assert!(
+        seen.recv_timeout(Duration::from_millis(300)).is_err(),
+        "a denied client's datagram reached the target"
+    );
+    terminate(fwd);
+}
+
 #[test]
 fn sigterm_ends_every_session_with_the_summary_and_json() {
     let (tport, _seen) = echo_target("::1");
