@@ -13,6 +13,7 @@
 //! address cannot be replied to at all: that is said once per run, with the fix. Everything here works on
 //! `socket2::Socket`, whatever the address family.
 
+pub mod batch;
 pub mod losses;
 mod programs;
 

@@ -6,6 +6,7 @@
 //! - the loop is [`run`]: one thread, one epoll instance (`net::poller`, level-triggered, so a
 //!   socket left with datagrams after [`BATCH`] reads is simply reported again), holding the
 //!   listening socket, the wake-up pipe of SIGINT/SIGTERM and every session's upstream socket.
+//!   A readable socket is read with recvmmsg (`datagram::batch`): one call for all it holds.
 //!   A session's token is its slot in the [`SlotTable`]; sessions are found by client
 //!   address through a map beside it.
 //! - a session's state is [`Session`]: its upstream socket and its counters.
@@ -37,6 +38,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::net::acl::AccessList;
 use crate::net::addr::display_addr;
+use crate::net::datagram::batch::Batch;
 use crate::net::datagram::losses::{Loss, LossLog, REPORT_EVERY};
 use crate::net::datagram::{self, MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6};
 use crate::net::deadline::{format_duration, Deadline};
@@ -45,8 +47,8 @@ use crate::net::poller::{Interest, Poller, SlotTable};
 use super::connector::Waker;
 use super::{park, report_end, watching, Stop, LISTENER, WAKE};
 
-/// Datagrams read from one socket per readiness report: a busy client or target is served
-/// in turns with the others.
+/// Datagrams read from one socket per readiness report (a multiple of [`Batch::SLOTS`]): a
+/// busy client or target is served in turns with the others.
 const BATCH: usize = 32;
 /// Receive buffer: larger than any UDP payload, so with MSG_TRUNC a datagram that did not fit
 /// (which UDP cannot send) would still be seen as cut.
@@ -170,7 +172,8 @@ struct Forwarder {
     target_max: usize,
     losses: LossLog,
     totals: Totals,
-    buf: Box<[u8]>,
+    /// Where datagrams land, both ways (one recvmmsg per wake-up and socket).
+    batch: Batch,
     started: Instant,
 }
 
@@ -196,7 +199,7 @@ pub fn run(listener: Socket, opts: UdpOptions, stop: Arc<Stop>) -> Result<()> {
         opts,
         losses: LossLog::default(),
         totals: Totals::default(),
-        buf: vec![0u8; BUFFER].into_boxed_slice(),
+        batch: Batch::new(BUFFER),
         started: Instant::now(),
     };
     let timeout = fwd.opts.session_timeout;
@@ -306,12 +309,12 @@ fn send_failure(err: &io::Error, largest: usize) -> String {
 }
 
 impl Forwarder {
-    /// Reads what the clients sent (up to a batch) and passes each datagram to its session's
-    /// upstream socket, opening sessions as new clients appear.
+    /// Reads what the clients sent (up to [`BATCH`] datagrams) and passes each datagram to its
+    /// session's upstream socket, opening sessions as new clients appear.
     fn relay_up(&mut self) -> Result<()> {
-        for _ in 0..BATCH {
-            let (kept, len, from) = match datagram::receive(&self.listener, &mut self.buf) {
-                Ok(got) => got,
+        for _ in 0..BATCH / Batch::SLOTS {
+            let count = match self.batch.receive(&self.listener) {
+                Ok(count) => count,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // ICMP errors for replies sent to clients that went away (with IP_RECVERR
@@ -319,46 +322,63 @@ impl Forwarder {
                 Err(e) if is_icmp_error(&e) => continue,
                 Err(e) => return Err(e).context("receive from clients"),
             };
-            let Some(client) = from.as_socket() else {
-                continue;
-            };
-            let slot = match self.by_client.get(&client) {
-                Some(&slot) => slot,
-                None => match self.open(client, &from) {
-                    Some(slot) => slot,
-                    None => continue,
-                },
-            };
-            let Some(session) = self.table.get(slot) else {
-                continue;
-            };
-            if kept < len {
-                session.dropped += 1;
-                self.losses.record(
-                    Loss::dropped("cut short by the receive buffer (MSG_TRUNC)"),
-                    &from,
-                );
-                continue;
+            // The datagrams stay in the batch while each is passed on.
+            let batch = std::mem::take(&mut self.batch);
+            for i in 0..count {
+                if let Some((bytes, len, from)) = batch.get(i) {
+                    self.up_one(bytes, len, &from);
+                }
             }
-            session.last_active = Instant::now();
-            match session.upstream.send(&self.buf[..len]) {
-                Ok(_) => session.up.add(len),
-                Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-                    // The ICMP answer to an earlier datagram: this one was not sent either.
-                    session.dropped += 1;
-                    self.refused(slot);
-                }
-                Err(e) => {
-                    session.dropped += 1;
-                    let why = send_failure(&e, self.target_max);
-                    self.losses.record(
-                        Loss::dropped(format!("not forwarded to {}: {why}", self.target_name)),
-                        &from,
-                    );
-                }
+            self.batch = batch;
+            if count < Batch::SLOTS {
+                // The queue was empty when the call returned: no call to learn it again.
+                return Ok(());
             }
         }
         Ok(())
+    }
+
+    /// Passes one datagram from a client (`len`: its real length, more than `bytes` when it
+    /// was cut) to its session, opening the session when the client is new.
+    fn up_one(&mut self, bytes: &[u8], len: usize, from: &SockAddr) {
+        let Some(client) = from.as_socket() else {
+            return;
+        };
+        let slot = match self.by_client.get(&client) {
+            Some(&slot) => slot,
+            None => match self.open(client, from) {
+                Some(slot) => slot,
+                None => return,
+            },
+        };
+        let Some(session) = self.table.get(slot) else {
+            return;
+        };
+        if bytes.len() < len {
+            session.dropped += 1;
+            self.losses.record(
+                Loss::dropped("cut short by the receive buffer (MSG_TRUNC)"),
+                from,
+            );
+            return;
+        }
+        session.last_active = Instant::now();
+        match session.upstream.send(bytes) {
+            Ok(_) => session.up.add(len),
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                // The ICMP answer to an earlier datagram: this one was not sent either.
+                session.dropped += 1;
+                self.refused(slot);
+            }
+            Err(e) => {
+                session.dropped += 1;
+                let why = send_failure(&e, self.target_max);
+                self.losses.record(
+                    Loss::dropped(format!("not forwarded to {}: {why}", self.target_name)),
+                    from,
+                );
+            }
+        }
     }
 
     /// A session for a new client, or `None` (said on stderr) when it may not have one.
@@ -438,15 +458,15 @@ impl Forwarder {
         Ok(socket)
     }
 
-    /// Reads what the target sent to the session in `slot` (up to a batch) and passes each
-    /// datagram back to its client.
+    /// Reads what the target sent to the session in `slot` (up to [`BATCH`] datagrams) and
+    /// passes each datagram back to its client.
     fn relay_down(&mut self, slot: usize) {
-        for _ in 0..BATCH {
+        for _ in 0..BATCH / Batch::SLOTS {
             let Some(session) = self.table.get(slot) else {
                 return;
             };
-            let (kept, len) = match datagram::receive(&session.upstream, &mut self.buf) {
-                Ok((kept, len, _)) => (kept, len),
+            let count = match self.batch.receive(&session.upstream) {
+                Ok(count) => count,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
@@ -459,31 +479,45 @@ impl Forwarder {
                     return;
                 }
             };
-            if kept < len {
+            let batch = std::mem::take(&mut self.batch);
+            for i in 0..count {
+                if let Some((bytes, len, _)) = batch.get(i) {
+                    self.down_one(slot, bytes, len);
+                }
+            }
+            self.batch = batch;
+            if count < Batch::SLOTS {
+                return;
+            }
+        }
+    }
+
+    /// Passes one datagram from the target back to the client of the session in `slot`.
+    fn down_one(&mut self, slot: usize, bytes: &[u8], len: usize) {
+        let Some(session) = self.table.get(slot) else {
+            return;
+        };
+        if bytes.len() < len {
+            session.dropped += 1;
+            self.losses.record(
+                Loss::unsent(format!(
+                    "a reply from {} was cut short by the receive buffer (MSG_TRUNC)",
+                    self.target_name
+                )),
+                &session.client_addr,
+            );
+            return;
+        }
+        session.last_active = Instant::now();
+        match self.listener.send_to(bytes, &session.client_addr) {
+            Ok(_) => session.down.add(len),
+            Err(e) => {
                 session.dropped += 1;
+                let why = send_failure(&e, max_payload(session.client));
                 self.losses.record(
-                    Loss::unsent(format!(
-                        "a reply from {} was cut short by the receive buffer (MSG_TRUNC)",
-                        self.target_name
-                    )),
+                    Loss::unsent(format!("a reply from {}: {why}", self.target_name)),
                     &session.client_addr,
                 );
-                continue;
-            }
-            session.last_active = Instant::now();
-            match self
-                .listener
-                .send_to(&self.buf[..len], &session.client_addr)
-            {
-                Ok(_) => session.down.add(len),
-                Err(e) => {
-                    session.dropped += 1;
-                    let why = send_failure(&e, max_payload(session.client));
-                    self.losses.record(
-                        Loss::unsent(format!("a reply from {}: {why}", self.target_name)),
-                        &session.client_addr,
-                    );
-                }
             }
         }
     }
