@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # 14_forward_udp.sh - UDP request/response round trips through a forwarder, on loopback.
 #
-# Client: bench/udp_rr.py client, K sockets (K source ports: K sessions through a forwarder),
+# Client: bench/udp_rr.c client (compiled here with cc -O2), K sockets (K source ports: K sessions through a forwarder),
 # each with one 64-byte request in flight; every reply is checked byte for byte against the
 # request in flight (wrong bytes, a wrong size or another client's reply count as "bad", a
 # request unanswered within 1 s as "lost"). Round trips/s = answered requests / SECS.
-# Target: bench/udp_rr.py echo on 127.0.0.1:R (one socket, the same for every row).
+# Target: bench/udp_rr.c echo on 127.0.0.1:R (one socket, the same for every row).
 # Forwarders (each listens on 127.0.0.1:F and forwards to 127.0.0.1:R):
 #   none   no forwarder: the client talks to the echo server directly (the ceiling)
 #   nk     nk forward -u 127.0.0.1:F 127.0.0.1:R
@@ -15,7 +15,7 @@
 # CLIENTS is a list: a table per K (1 = strict ping-pong, every datagram a wake-up).
 #
 # Env: RUNS=5 SECS=3 CLIENTS="1 16" SIZE=64 TIMEOUT=60 NK=<nk binary> (default:
-#      <repo>/target/release/nk) PYTHON=<python3>
+#      <repo>/target/release/nk) CC=<C compiler>
 # A bad or lost reply fails the run for nk and none; socat's are counted and shown (its
 # UDP-LISTEN,fork mixes up clients that start at once: a datagram can reach the wrong child).
 # Exit: 0 all runs clean; 1 a run failed, or nk or none had a bad or lost reply; 2 nk missing
@@ -32,8 +32,7 @@ CLIENTS=${CLIENTS:-1 16}
 SIZE=${SIZE:-64}
 TIMEOUT=${TIMEOUT:-60}
 NK=${NK:-$root/target/release/nk}
-PYTHON=${PYTHON:-python3}
-rr=$here/udp_rr.py
+CC=${CC:-cc}
 out_md=$here/results/14_forward_udp.md
 
 . "$here/lib.sh"
@@ -56,7 +55,11 @@ stop_fwd() {
 }
 work_dir 14 stop_all
 
-need_tools 14_forward_udp "$PYTHON" socat ss timeout awk
+need_tools 14_forward_udp "$CC" socat ss timeout awk
+# A C client and echo: in Python they cost ~70 us a round trip, more than any forwarder, and
+# every ratio came out near 1 (no forwarder: 13k round trips/s in Python, ~60k+ in C).
+rr=$work/udp_rr
+"$CC" -O2 -o "$rr" "$here/udp_rr.c" 2>>"$work/err" || { log "14_forward_udp: cannot compile udp_rr.c"; exit 1; }
 nk_why=$(nk_lacks forward)
 nk_rows 14_forward_udp
 status=0
@@ -71,7 +74,7 @@ tools=(none)
 tools+=(socat)
 
 rport=$(free_port_udp) || { log "14_forward_udp: no free port"; exit 1; }
-"$PYTHON" "$rr" echo 127.0.0.1 "$rport" 2>>"$work/err" &
+"$rr" echo 127.0.0.1 "$rport" 2>>"$work/err" &
 echo_pid=$!
 wait_bound_udp "$rport" "$echo_pid" || { log "14_forward_udp: the echo server did not start"; exit 1; }
 
@@ -97,7 +100,7 @@ one_run() {
         start_fwd "$tool" "$f" || { log "14_forward_udp: $tool did not start"; echo FAIL; stop_fwd; return 1; }
         port=$f
     fi
-    out=$(TO "$PYTHON" "$rr" client 127.0.0.1 "$port" --clients "$k" --size "$SIZE" --secs "$SECS" 2>>"$work/err")
+    out=$(TO "$rr" client 127.0.0.1 "$port" "$k" "$SIZE" "$SECS" 1 2>>"$work/err")
     local rc=$?
     stop_fwd
     if ((rc != 0)) && [[ $tool != socat || $out != *'"rps"'* ]]; then
@@ -105,7 +108,8 @@ one_run() {
         echo FAIL
         return 1
     fi
-    "$PYTHON" -c 'import json, sys; r = json.loads(sys.argv[1]); print(r["rps"], r["bad"], r["lost"])' "$out"
+    # {"round_trips": N, "secs": S, "rps": R, "bad": B, "lost": L, ...} -> "R B L"
+    sed -E 's/.*"rps": ([0-9]+), "bad": ([0-9]+), "lost": ([0-9]+).*/\1 \2 \3/' <<<"$out"
 }
 
 declare -A RES BAD LOST
@@ -133,7 +137,7 @@ med() { stats "${RES[$1]:-}" | awk '{print $1}'; }
 {
     echo "# 14_forward_udp: ${SIZE}-byte UDP request/response through a forwarder (loopback, round trips/s, median of $RUNS x ${SECS}s)"
     echo
-    echo "Every reply checked against its request (udp_rr.py): bad = not the request in flight, lost = no reply within 1 s."
+    echo "Every reply checked against its request (udp_rr.c): bad = not the request in flight, lost = no reply within 1 s."
     for k in $CLIENTS; do
         echo
         echo "K=$k client socket(s), one request in flight each:"
