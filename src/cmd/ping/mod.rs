@@ -12,6 +12,7 @@
 //! before the first request, as in iputils, because the same error would otherwise come back
 //! on every packet, forever without -c.
 
+pub mod options;
 pub mod pinger;
 pub mod stats;
 pub mod transport;
@@ -156,6 +157,9 @@ pub struct PingArgs {
     /// One JSON object per reply or error, and one for the summary (with -q: the summary only).
     #[arg(long, conflicts_with_all = ["flood"])]
     pub json: bool,
+
+    #[command(flatten)]
+    pub probe: options::ProbeArgs,
 }
 
 /// Runs `nk ping`.
@@ -186,6 +190,13 @@ pub fn run(args: PingArgs) -> Result<()> {
     if args.tcp || args.udp {
         return run_transport(args, interval);
     }
+    let preload = args.probe.preload.unwrap_or(1);
+    if preload > options::MAX_USER_PRELOAD && !is_root() {
+        return Err(usage(format!(
+            "cannot set preload to value greater than {}: {preload}",
+            options::MAX_USER_PRELOAD
+        )));
+    }
     if let Some(port) = &args.port {
         return Err(usage(format!(
             "unexpected argument \"{port}\": a PORT is taken only with --tcp or --udp"
@@ -215,7 +226,18 @@ pub fn run(args: PingArgs) -> Result<()> {
         }
     };
     check_size(args.size, destination)?;
-    let source = route_source(destination, scope_id, args.broadcast)?;
+    let mut tuning = args.probe.tuning();
+    if let Some(source) = tuning.source {
+        if source.is_ipv6() != destination.is_ipv6() {
+            return Err(usage(format!(
+                "-I {source}: not an address of the same family as {destination}"
+            )));
+        }
+    }
+    let source = route_source(destination, scope_id, args.broadcast, &tuning)?;
+    if args.probe.strict_source {
+        tuning.source = Some(source);
+    }
     // The kernel sends what is addressed to 0.0.0.0 to itself; iputils then names the
     // source address as the destination (PING 0.0.0.0 (127.0.0.1)), and the replies come
     // from it. It leaves `::` as it is and takes the replies from ::1.
@@ -223,6 +245,15 @@ pub fn run(args: PingArgs) -> Result<()> {
         IpAddr::V4(ip) if ip.is_unspecified() => source,
         other => other,
     };
+    let mut run_options = args.probe.run_options();
+    if !is_root() {
+        run_options.min_interval = MIN_USER_INTERVAL;
+    }
+    if args.probe.interface.is_some() || args.probe.strict_source {
+        // iputils names the source (and the device, when -I gave one) in the header.
+        let device = tuning.device.as_deref().unwrap_or("");
+        run_options.from = Some(format!("from {source} {device}: "));
+    }
     let socket = icmp::open(
         destination,
         IcmpOptions {
@@ -230,6 +261,7 @@ pub fn run(args: PingArgs) -> Result<()> {
             identifier: std::process::id() as u16,
             broadcast: args.broadcast,
             scope_id,
+            tuning: tuning.clone(),
         },
     )?;
     let config = Config {
@@ -242,6 +274,8 @@ pub fn run(args: PingArgs) -> Result<()> {
         numeric: args.numeric || args.flood || numeric_target,
         scope_id,
         any_source: args.broadcast || destination.is_unspecified(),
+        options: run_options,
+        tuning,
     };
     let mut pinger = Pinger::new(socket, std::io::stdout(), config);
     let last_words = pinger.summary_printer();
@@ -350,7 +384,12 @@ fn interface_index(scope: &str) -> Result<u32> {
 /// The source address the kernel would use towards `destination`, or the reason it will not
 /// route there, found before the first request as iputils does, so that an error every
 /// request would meet ends the run at once (exit 2) instead of once per packet forever.
-fn route_source(destination: IpAddr, scope_id: u32, broadcast: bool) -> Result<IpAddr> {
+fn route_source(
+    destination: IpAddr,
+    scope_id: u32,
+    broadcast: bool,
+    tuning: &icmp::SocketTuning,
+) -> Result<IpAddr> {
     let target = match destination {
         // A link-local address without a scope cannot be connected to (EINVAL), yet iputils
         // pings it (its probe does not connect then) and the kernel picks the interface for
@@ -362,13 +401,17 @@ fn route_source(destination: IpAddr, scope_id: u32, broadcast: bool) -> Result<I
         IpAddr::V4(_) => SocketAddr::new(destination, 0),
     };
     let refused = |err: std::io::Error| {
+        if err.raw_os_error().is_none() {
+            // A step before the connect (-I's device or address) names itself.
+            return anyhow::Error::new(UsageError::new(err.to_string()));
+        }
         anyhow::Error::new(
             UsageError::new(format!("connect: {}", os_text(&err))).with_hint(format!(
                 "`ip route get {destination}` shows the route the kernel has"
             )),
         )
     };
-    match icmp::route_source(target, false) {
+    match icmp::route_source_with(target, false, tuning) {
         Ok(source) => Ok(source.ip()),
         // EACCES: a broadcast address without SO_BROADCAST, or a prohibit route; iputils
         // cannot tell them apart either, and asks (IPv6 has no broadcast: the errno it is).
@@ -379,7 +422,7 @@ fn route_source(destination: IpAddr, scope_id: u32, broadcast: bool) -> Result<I
                 ));
             }
             crate::log::warn(format_args!("pinging broadcast address"));
-            icmp::route_source(target, true)
+            icmp::route_source_with(target, true, tuning)
                 .map(|source| source.ip())
                 .map_err(refused)
         }
