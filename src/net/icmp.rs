@@ -180,9 +180,11 @@ pub fn open(destination: IpAddr, opts: IcmpOptions) -> anyhow::Result<IcmpSocket
             .map_err(|e| anyhow::Error::new(e).context("cannot set broadcasting"))?;
     }
     let _ = socket.set_recv_buffer_size(RCVBUF);
+    // -e asks for an identifier; a raw socket writes it (and filters on it) itself.
+    let raw_identifier = opts.tuning.port.unwrap_or(opts.identifier);
     if kind == SocketKind::Raw {
         // Best effort: without the filter the parser still rejects what is not ours.
-        let _ = socket.attach_filter(&raw_filter(v6, opts.identifier));
+        let _ = socket.attach_filter(&raw_filter(v6, raw_identifier));
     }
     let source = opts.tuning.source.unwrap_or(if v6 {
         Ipv6Addr::UNSPECIFIED.into()
@@ -205,7 +207,7 @@ pub fn open(destination: IpAddr, opts: IcmpOptions) -> anyhow::Result<IcmpSocket
             if opts.tuning.source.is_some() {
                 bind(0)?;
             }
-            opts.tuning.port.unwrap_or(opts.identifier)
+            raw_identifier
         }
         // The kernel puts the socket's "port" in the identifier field; bind to learn it.
         SocketKind::Datagram => {
