@@ -8,7 +8,9 @@
 //! traffic (iputils exits 1 for some), `-s` beyond what fits in one IP packet is refused
 //! instead of failing silently, `-W 0` is refused instead of waiting forever, durations take
 //! nk's syntax as well as iputils' (a `-i 1x` iputils only warns about is refused), and
-//! SIGINT exits 130 after the summary. A destination the kernel will not route ends the run
+//! SIGINT exits 130 after the summary. iputils' socket and per-request options (-I -M -p -Q
+//! -a -l -A -O -m -r -U -B -e) are read in [`options`] and set on the socket by `net::icmp`.
+//! A destination the kernel will not route ends the run
 //! before the first request, as in iputils, because the same error would otherwise come back
 //! on every packet, forever without -c.
 
@@ -60,6 +62,17 @@ const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
         0.0.0.0, 0 and :: are the local host, as in iputils (PING 0.0.0.0 (127.0.0.1)); a \
         HOST may be written as inet_aton takes it (127.1, 0x7f000001). A link-local HOST keeps \
         its %iface in the header and the reply lines.\n\n\
+        iputils' socket and per-request options keep its meanings and lines: -I IFACE|ADDR and \
+        -B put `from SRC IFACE:` in the header; -M do|want|dont|probe sets path MTU discovery, \
+        and a router's `From R icmp_seq=N Frag needed and DF set (mtu = N)` is printed, then \
+        `local error: message too long, mtu=N` on stderr once the kernel knows the path MTU \
+        (both counted as errors); -p PATTERN (1-16 hex bytes) prints `PATTERN: 0x..` first; \
+        -Q takes 0-255, 0xNN or a DSCP name (af11, ef, cs6...); -a rings a BEL per reply; -l N \
+        sends N at once; -A adapts the interval to the round trip (the summary adds ipg/ewma); \
+        -O prints `no answer yet for icmp_seq=N`; -m sets SO_MARK, -r SO_DONTROUTE, -e the \
+        identifier; replies are timed from the kernel's receive time unless -U. These are \
+        ICMP-only. nk refuses a pattern over 16 bytes (iputils drops the rest) and takes -M \
+        probe and DSCP names, which iputils 20221126 does not.\n\n\
         Exit status: 0 if a reply came (with -c and -w together: N replies), 1 if none, 2 for \
         usage errors, a missing privilege and a destination the kernel will not route.\n\n\
         --tcp HOST:PORT (or HOST PORT) pings a service instead, without privilege: each probe \
@@ -80,6 +93,9 @@ const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
         nk ping -b -c 3 192.168.1.255     # who answers on the LAN\n  \
         nk ping -c 2 fe80::1%eth0         # link-local, through eth0\n  \
         sudo nk ping -f -c 10000 ::1      # flood: a dot per request, erased per reply\n  \
+        nk ping -M do -s 1472 -c 3 10.0.0.1   # is the path MTU 1500? DF set\n  \
+        nk ping -I eth1 -Q ef -m 42 host      # from eth1, DSCP EF, SO_MARK 42\n  \
+        nk ping -p ff00 -l 3 -O host          # pattern, preload 3, report missing replies\n  \
         nk ping --tcp -c 3 127.0.0.1:443  # TCP connect times, no privilege\n  \
         nk ping --udp -c 3 10.0.0.5 53    # a datagram per probe, its reply timed"
 )]
