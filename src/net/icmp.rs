@@ -398,6 +398,55 @@ fn probe_socket(
     Ok(probe)
 }
 
+/// Whether interface `device` holds address `ip` (getifaddrs(3)): with SO_BINDTODEVICE the
+/// kernel may still pick a source address of another interface, which iputils warns about.
+pub fn device_has_address(device: &str, ip: IpAddr) -> bool {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return true; // Cannot tell: no warning.
+    }
+    let mut found = false;
+    let mut entry = list;
+    while !entry.is_null() && !found {
+        // SAFETY: `entry` is a node of the list getifaddrs returned, not yet freed.
+        let node = unsafe { &*entry };
+        entry = node.ifa_next;
+        if node.ifa_addr.is_null() || node.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated interface name.
+        let name = unsafe { std::ffi::CStr::from_ptr(node.ifa_name) };
+        if name.to_bytes() != device.as_bytes() {
+            continue;
+        }
+        // SAFETY: a non-null ifa_addr points to a sockaddr whose family says its size.
+        let addr = unsafe {
+            SockAddr::try_init(|storage, len| {
+                let size = match i32::from((*node.ifa_addr).sa_family) {
+                    libc::AF_INET => std::mem::size_of::<libc::sockaddr_in>(),
+                    libc::AF_INET6 => std::mem::size_of::<libc::sockaddr_in6>(),
+                    _ => 0,
+                };
+                std::ptr::copy_nonoverlapping(
+                    node.ifa_addr.cast::<u8>(),
+                    storage.cast::<u8>(),
+                    size,
+                );
+                *len = size as libc::socklen_t;
+                Ok(())
+            })
+        };
+        found = addr
+            .ok()
+            .and_then(|(_, addr)| addr.as_socket())
+            .is_some_and(|addr| addr.ip() == ip);
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    found
+}
+
 /// `destination` with the port iputils' route probe uses (any port would do).
 fn with_port(destination: SocketAddr) -> SocketAddr {
     let mut target = destination;

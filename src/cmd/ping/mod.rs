@@ -254,6 +254,13 @@ pub fn run(args: PingArgs) -> Result<()> {
     if args.probe.strict_source {
         tuning.source = Some(source);
     }
+    if let Some(device) = &tuning.device {
+        if !icmp::device_has_address(device, source) {
+            crate::log::warn(format_args!(
+                "source address might be selected on device other than: {device}"
+            ));
+        }
+    }
     // The kernel sends what is addressed to 0.0.0.0 to itself; iputils then names the
     // source address as the destination (PING 0.0.0.0 (127.0.0.1)), and the replies come
     // from it. It leaves `::` as it is and takes the replies from ::1.
