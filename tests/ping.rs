@@ -1865,13 +1865,18 @@ fn pmtu_probe_sets_df_and_reports_the_router() {
         out.describe()
     );
     // A local "message too long" names the MTU on stderr.
-    let out = nk_ping_in_netns(
-        VETH,
+    veth_run_says(
         &["-c", "1", "-M", "do", "-s", "2000", "10.0.0.2"],
-        15.0,
+        1,
+        "nk: local error: message too long, mtu=1500",
     );
-    out.expect_code(1)
-        .expect_stderr_contains("nk: local error: message too long, mtu=1500");
+}
+
+/// Runs `nk ping ARGS` in the `VETH` namespaces, expects exit `code` and `said` on stderr.
+fn veth_run_says(args: &[&str], code: i32, said: &str) -> Finished {
+    let out = nk_ping_in_netns(VETH, args, 15.0);
+    out.expect_code(code).expect_stderr_contains(said);
+    out
 }
 
 #[test]
@@ -1898,37 +1903,26 @@ fn same_lines_as_iputils_for_source_and_routing_options() {
 #[test]
 fn interface_and_address_errors_name_the_step() {
     require_veth_tools();
-    let out = nk_ping_in_netns(VETH, &["-c", "1", "-I", "no-such-if", "10.0.0.2"], 15.0);
+    let no_device = "nk: SO_BINDTODEVICE no-such-if: No such device";
+    let out = veth_run_says(&["-c", "1", "-I", "no-such-if", "10.0.0.2"], 2, no_device);
     expect_nk_error(&out, 2);
-    assert_eq!(
-        out.stderr_first_line(),
-        "nk: SO_BINDTODEVICE no-such-if: No such device",
-        "{}",
-        out.describe()
-    );
+    let not_local = "nk: bind: Cannot assign requested address";
+    let out = veth_run_says(&["-c", "1", "-I", "10.9.9.9", "10.0.0.2"], 2, not_local);
+    expect_nk_error(&out, 2);
     // A device that does not hold the source address the route picks: a warning, as iputils.
-    let out = nk_ping_in_netns(
-        VETH,
+    veth_run_says(
         &["-c", "1", "-W", "0.3", "-I", "lo", "10.0.0.2"],
-        15.0,
-    );
-    out.expect_code(1).expect_stderr_contains(
+        1,
         "nk: warning: source address might be selected on device other than: lo",
     );
     // -r towards a host behind a router: the kernel refuses each send. nk says so and counts
     // it as an error (iputils 20221126 counts the request as sent and says nothing).
-    let out = nk_ping_in_netns(VETH, &["-c", "1", "-W", "0.5", "-r", "10.0.1.2"], 15.0);
-    out.expect_code(1)
-        .expect_stderr_contains("local error: Network is unreachable")
-        .expect_stdout_contains("1 packets transmitted, 0 received, +1 errors");
-    let out = nk_ping_in_netns(VETH, &["-c", "1", "-I", "10.9.9.9", "10.0.0.2"], 15.0);
-    expect_nk_error(&out, 2);
-    assert_eq!(
-        out.stderr_first_line(),
-        "nk: bind: Cannot assign requested address",
-        "{}",
-        out.describe()
-    );
+    veth_run_says(
+        &["-c", "1", "-W", "0.5", "-r", "10.0.1.2"],
+        1,
+        "local error: Network is unreachable",
+    )
+    .expect_stdout_contains("1 packets transmitted, 0 received, +1 errors");
 }
 
 #[test]
@@ -2064,20 +2058,8 @@ fn pattern_fills_the_payload_the_peer_echoes() {
 
 #[test]
 fn outstanding_replies_in_json() {
-    let args = [
-        NK,
-        "ping",
-        "-c",
-        "2",
-        "-i",
-        "0.2",
-        "-W",
-        "0.5",
-        "-O",
-        "--json",
-        SILENT_HOST,
-    ];
-    let out = in_netns(BLACKHOLE, &args, 15.0);
+    let flags = ["-c", "2", "-i", "0.2", "-W", "0.5", "-O", "--json"];
+    let out = nk_ping_in_netns(BLACKHOLE, &[&flags[..], &[SILENT_HOST]].concat(), 15.0);
     out.expect_code(1);
     let objs = json_lines(&out);
     expect_fields(
