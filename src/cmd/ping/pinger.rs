@@ -900,6 +900,36 @@ mod tests {
     }
 
     #[test]
+    fn outstanding_audible_and_preload() {
+        let mut cfg = config(3);
+        cfg.options.outstanding = true;
+        cfg.options.audible = true;
+        let (_, text) = run(scripted(&[None, Some(1), None]), cfg);
+        assert!(text.contains("\nno answer yet for icmp_seq=1\n"), "{text}");
+        assert!(!text.contains("no answer yet for icmp_seq=2"), "{text}");
+        // The last request is not reported: no request follows it.
+        assert!(!text.contains("no answer yet for icmp_seq=3"), "{text}");
+        assert!(
+            text.contains(" ms\x07\n"),
+            "-a rings at the end of the reply line: {text:?}"
+        );
+
+        // -l 3: three requests leave before the first reply comes back.
+        let mut cfg = config(3);
+        cfg.options.preload = 3;
+        cfg.rules.interval = Duration::from_millis(200);
+        let (outcome, text) = run(scripted(&[Some(30), Some(30), Some(30)]), cfg);
+        assert!(outcome.success);
+        assert!(text.contains(" ms, pipe 3\n"), "{text}");
+
+        // -p: the pattern line comes first.
+        let mut cfg = config(1);
+        cfg.options.pattern = Some(super::super::options::Pattern(vec![0xab, 0x0c]));
+        let (_, text) = run(scripted(&[Some(1)]), cfg);
+        assert!(text.starts_with("PATTERN: 0xab0c\nPING "), "{text}");
+    }
+
+    #[test]
     fn short_payloads_have_no_times() {
         let mut cfg = config(2);
         cfg.size = 8;
