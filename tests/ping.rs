@@ -2090,6 +2090,7 @@ fn bad_probe_options_are_usage_errors() {
         &["-I", "fd00::1"],
         &["--tcp", "-p", "ff"],
         &["--udp", "-M", "do"],
+        &["-a", "--json"],
     ]
     .iter()
     .map(|flags| {

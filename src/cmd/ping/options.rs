@@ -52,8 +52,9 @@ pub struct ProbeArgs {
           conflicts_with_all = ["tcp", "udp"])]
     pub tos: Option<u32>,
 
-    /// Audible: a BEL (\a) on stdout with each reply.
-    #[arg(short = 'a', conflicts_with_all = ["tcp", "udp"])]
+    /// Audible: a BEL (\a) on stdout with each reply (not with --json, whose lines it would
+    /// break).
+    #[arg(short = 'a', conflicts_with_all = ["tcp", "udp", "json"])]
     pub audible: bool,
 
     /// Send PRELOAD requests at once before the normal interval (above 3 only for root); a
