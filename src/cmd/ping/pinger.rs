@@ -96,6 +96,8 @@ struct Shared {
 
 /// Sends a flood no faster than this when replies stop coming (iputils' MININTERVAL).
 const FLOOD_MIN_GAP: Duration = Duration::from_millis(10);
+/// The most queued messages read in one go before a request is sent.
+const MAX_QUEUED_READ: usize = 64;
 /// The longest a wait lasts with nothing scheduled, so a stalled loop still looks around.
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
@@ -203,6 +205,16 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
             let may_send = !(deadline_at.is_none()
                 && self.config.rules.count.is_some_and(|n| transmitted >= n));
             if may_send && now >= next_send {
+                // Replies that came while nk was not running (a stall of the machine) are
+                // read before the next request leaves, so they count as answered in time and
+                // `pipe` stays what the network did.
+                let in_preload = transmitted < u64::from(self.config.options.preload);
+                if !self.config.rules.interval.is_zero()
+                    && !in_preload
+                    && self.read_queued(start)?
+                {
+                    continue;
+                }
                 self.send(transmitted, start)?;
                 last_send = now;
                 next_send = if burst_left > 0 {
@@ -264,6 +276,20 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
         Ok(Outcome {
             success: stats.received > 0 && !short_of_count,
         })
+    }
+
+    /// Handles the messages already queued on the socket (a bounded number, without
+    /// waiting); true if one of them answered a request.
+    fn read_queued(&mut self, start: Instant) -> Result<bool> {
+        let mut answered = false;
+        for _ in 0..MAX_QUEUED_READ {
+            let now = Deadline::at(Instant::now());
+            match self.socket.receive(now).context("receive ICMP")? {
+                Some(message) => answered |= self.handle(message, start)?,
+                None => break,
+            }
+        }
+        Ok(answered)
     }
 
     fn in_flight(&self) -> u16 {
