@@ -23,6 +23,7 @@ declare -A peers=(
   [ss]=iproute2
   [script]=util-linux
   [setpriv]=util-linux
+  [nsenter]=util-linux
   [ip]=iproute2
   [ipcalc]=ipcalc
   [ipcalc-ng]=ipcalc-ng

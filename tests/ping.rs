@@ -508,6 +508,12 @@ fn normalize(line: &str) -> String {
             line = format!("{}, time Tms", &line[..at]);
         }
     }
+    // `-l`: the rtt figures and `pipe N` (kept).
+    if let Some((rtt, pipe)) = line.split_once(", pipe ") {
+        if parse_rtt(rtt).is_some() && num(pipe).is_some() {
+            line = format!("rtt min/avg/max/mdev = R/R/R/R ms, pipe {pipe}");
+        }
+    }
     if let Some((_, ipg)) = parse_rtt(&line) {
         line = "rtt min/avg/max/mdev = R/R/R/R ms".into();
         if ipg.is_some() {
@@ -1774,4 +1780,336 @@ fn json_with_quiet_prints_the_summary_object_only() {
     let objs = json_lines(&out);
     assert_eq!(objs.len(), 1, "only the summary\n{}", out.describe());
     expect_fields(&out, "summary", &objs[0], &[("errors", Value::from(2))]);
+}
+
+// ---------------------------------------------------------------------------
+// 9. iputils' socket and per-probe options: -I -M -p -Q -a -l -A -O -m -r -U -B -e -b
+// ---------------------------------------------------------------------------
+
+/// Namespace setup with a second namespace on a veth pair: here v0 (10.0.0.1/24, fd00::1/64),
+/// there v1 (10.0.0.2, fd00::2), a router towards 10.0.1.0/24 and fd01::/64 whose next hop
+/// (10.0.0.3, fd00::3, never answering) is reached over a path of MTU 1280, so a larger
+/// request with DF gets the router's `Frag needed and DF set (mtu = 1280)` / `Packet too
+/// big`. The second namespace lives as long as the process that execs after the setup (its
+/// holder polls for it), and it answers broadcast pings.
+const VETH: &str = r#"{ ip link add v0 type veth peer name v1 &&
+    P=$$ && { unshare -n sh -c "while kill -0 $P 2>/dev/null; do sleep 0.2; done" & } &&
+    R=$! && i=0 &&
+    while [ "$(readlink /proc/$R/ns/net)" = "$(readlink /proc/$$/ns/net)" ] && [ $i -lt 500 ];
+        do sleep 0.01; i=$((i+1)); done &&
+    ip link set v1 netns $R &&
+    ip addr add 10.0.0.1/24 dev v0 && ip -6 addr add fd00::1/64 dev v0 nodad &&
+    ip link set v0 up && ip route add 10.0.1.0/24 via 10.0.0.2 &&
+    ip -6 route add fd01::/64 via fd00::2 &&
+    nsenter -t $R -n sh -c 'ip link set lo up && ip addr add 10.0.0.2/24 dev v1 &&
+        ip -6 addr add fd00::2/64 dev v1 nodad && ip link set v1 up &&
+        echo 1 > /proc/sys/net/ipv4/ip_forward &&
+        echo 1 > /proc/sys/net/ipv6/conf/all/forwarding &&
+        echo 0 > /proc/sys/net/ipv4/conf/all/send_redirects &&
+        echo 0 > /proc/sys/net/ipv4/conf/v1/send_redirects &&
+        echo 0 > /proc/sys/net/ipv4/icmp_echo_ignore_broadcasts &&
+        ip route add 10.0.1.0/24 via 10.0.0.3 dev v1 mtu lock 1280 &&
+        ip -6 route add fd01::/64 via fd00::3 dev v1 mtu 1280' &&
+    i=0 && until ping -c 1 -W 0.2 10.0.0.2 >/dev/null 2>&1 && ping -c 1 -W 0.2 fd00::2 >/dev/null 2>&1 ||
+        [ $i -ge 50 ]; do i=$((i+1)); done; }"#;
+
+/// `VETH` plus nft rules on output that drop every echo request failing `condition` (an nft
+/// expression, e.g. `meta mark != 42`): the ping gets replies only if it set what is asked.
+fn veth_requiring(condition_v4: &str, condition_v6: &str) -> String {
+    format!(
+        "{VETH} && nft add table inet nkflags && \
+         nft add chain inet nkflags c '{{ type filter hook output priority 0 ; }}' && \
+         nft add rule inet nkflags c icmp type echo-request {condition_v4} drop && \
+         nft add rule inet nkflags c icmpv6 type echo-request {condition_v6} drop"
+    )
+}
+
+fn require_veth_tools() {
+    require_tool("nsenter", "util-linux");
+    require_tool("nft", "nftables");
+}
+
+#[test]
+fn same_lines_as_iputils_for_path_mtu_discovery() {
+    // Each case runs in namespaces of its own, so no path MTU is cached before it: the first
+    // request meets the router, the next ones the MTU the kernel has learnt (a local error on
+    // stderr, counted; not compared here).
+    require_veth_tools();
+    compare_cases(
+        &[
+            &["-c", "3", "-i", "0.2", "-M", "do", "-s", "1300", "10.0.1.2"],
+            &["-c", "1", "-M", "want", "-s", "1300", "10.0.1.2"],
+            &["-c", "2", "-i", "0.2", "-M", "do", "-s", "1400", "fd01::2"],
+            &["-c", "2", "-i", "0.2", "-M", "do", "-s", "1200", "10.0.0.2"],
+            &["-c", "1", "-M", "do", "-s", "2000", "10.0.0.2"],
+        ],
+        |argv| in_netns(VETH, argv, 15.0),
+    );
+}
+
+#[test]
+fn pmtu_probe_sets_df_and_reports_the_router() {
+    // iputils 20221126 refuses `probe` (later releases take it): nk alone.
+    require_veth_tools();
+    let out = nk_ping_in_netns(
+        VETH,
+        &["-c", "1", "-M", "probe", "-s", "1300", "10.0.1.2"],
+        15.0,
+    );
+    out.expect_code(1);
+    let lines = out_lines(&out);
+    assert_eq!(
+        lines[1],
+        "From 10.0.0.2 icmp_seq=1 Frag needed and DF set (mtu = 1280)",
+        "{}",
+        out.describe()
+    );
+    // A local "message too long" names the MTU on stderr.
+    veth_run_says(
+        &["-c", "1", "-M", "do", "-s", "2000", "10.0.0.2"],
+        1,
+        "nk: local error: message too long, mtu=1500",
+    );
+}
+
+/// Runs `nk ping ARGS` in the `VETH` namespaces, expects exit `code` and `said` on stderr.
+fn veth_run_says(args: &[&str], code: i32, said: &str) -> Finished {
+    let out = nk_ping_in_netns(VETH, args, 15.0);
+    out.expect_code(code).expect_stderr_contains(said);
+    out
+}
+
+#[test]
+fn same_lines_as_iputils_for_source_and_routing_options() {
+    require_veth_tools();
+    compare_cases(
+        &[
+            &["-c", "1", "-I", "v0", "10.0.0.2"],
+            &["-c", "1", "-I", "10.0.0.1", "10.0.0.2"],
+            &["-c", "1", "-B", "10.0.0.2"],
+            &["-c", "1", "-6", "-I", "v0", "fd00::2"],
+            &["-c", "1", "-I", "fd00::1", "fd00::2"],
+            &["-c", "1", "-B", "fd00::2"],
+            &["-c", "2", "-i", "0.2", "-r", "10.0.0.2"],
+            &["-c", "2", "-i", "0.2", "-b", "10.0.0.255"],
+            &["-c", "1", "-I", "no-such-if", "10.0.0.2"],
+            &["-c", "1", "-I", "10.9.9.9", "10.0.0.2"],
+            &["-c", "1", "-W", "0.3", "-I", "lo", "10.0.0.2"],
+        ],
+        |argv| in_netns(VETH, argv, 15.0),
+    );
+}
+
+#[test]
+fn interface_and_address_errors_name_the_step() {
+    require_veth_tools();
+    let no_device = "nk: SO_BINDTODEVICE no-such-if: No such device";
+    let out = veth_run_says(&["-c", "1", "-I", "no-such-if", "10.0.0.2"], 2, no_device);
+    expect_nk_error(&out, 2);
+    let not_local = "nk: bind: Cannot assign requested address";
+    let out = veth_run_says(&["-c", "1", "-I", "10.9.9.9", "10.0.0.2"], 2, not_local);
+    expect_nk_error(&out, 2);
+    // A device that does not hold the source address the route picks: a warning, as iputils.
+    veth_run_says(
+        &["-c", "1", "-W", "0.3", "-I", "lo", "10.0.0.2"],
+        1,
+        "nk: warning: source address might be selected on device other than: lo",
+    );
+    // -r towards a host behind a router: the kernel refuses each send. nk says so and counts
+    // it as an error (iputils 20221126 counts the request as sent and says nothing).
+    veth_run_says(
+        &["-c", "1", "-W", "0.5", "-r", "10.0.1.2"],
+        1,
+        "local error: Network is unreachable",
+    )
+    .expect_stdout_contains("1 packets transmitted, 0 received, +1 errors");
+}
+
+#[test]
+fn identifier_mark_and_tos_reach_the_wire() {
+    // Requests that lack what the flag sets are dropped on output: a reply proves it was set.
+    require_veth_tools();
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("icmp id != 1234", "icmpv6 id != 1234", &["-e", "1234"]),
+        ("meta mark != 42", "meta mark != 42", &["-m", "0x2a"]),
+        ("ip dscp != af11", "ip6 dscp != af11", &["-Q", "af11"]),
+        ("ip dscp != ef", "ip6 dscp != ef", &["-Q", "EF"]),
+    ];
+    let mut failures = Vec::new();
+    for ((v4, v6, flags), host) in cases
+        .iter()
+        .flat_map(|case| ["10.0.0.2", "fd00::2"].map(|host| (case, host)))
+    {
+        let setup = veth_requiring(v4, v6);
+        let mut args = vec!["-c", "1", "-W", "2"];
+        args.extend_from_slice(flags);
+        args.push(host);
+        let out = nk_ping_in_netns(&setup, &args, 15.0);
+        if out.status.code() != Some(0) || !out.stdout_text().contains(" 1 received") {
+            failures.push(format!(
+                "nk ping {}: no reply\n{}",
+                args.join(" "),
+                out.describe()
+            ));
+        }
+        // Without the flag nothing gets through (the rule works).
+        let out = nk_ping_in_netns(&setup, &["-c", "1", "-W", "0.3", host], 15.0);
+        if out.status.code() != Some(1) {
+            failures.push(format!(
+                "without {flags:?} a reply came\n{}",
+                out.describe()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // iputils takes numbers (not DSCP names) and the same -e.
+    compare_cases(
+        &[
+            &["-c", "1", "-e", "1234", "10.0.0.2"],
+            &["-c", "1", "-Q", "0x28", "fd00::2"],
+        ],
+        |argv| {
+            let setup = veth_requiring("icmp id != 1234", "ip6 dscp != af11");
+            in_netns(&setup, argv, 15.0)
+        },
+    );
+}
+
+#[test]
+fn same_lines_as_iputils_for_payload_and_output_options() {
+    // -p (PATTERN line first, not with -q), -a (a BEL before each reply's newline), -A
+    // (ipg/ewma in the summary), -l (all at once: pipe 3), -U, -O against a silent host.
+    for args in [
+        &["-c", "2", "-i", "0.2", "-p", "abc", "127.0.0.1"][..],
+        &["-c", "2", "-i", "0.2", "-q", "-p", "ff", "127.0.0.1"],
+        &["-c", "2", "-i", "0.2", "-s", "8", "-p", "0a1b", "::1"],
+        &[
+            "-c",
+            "2",
+            "-i",
+            "0.2",
+            "-p",
+            "0123456789abcdef0123456789abcdef",
+            "127.0.0.1",
+        ],
+        &["-c", "2", "-i", "0.2", "-a", "127.0.0.1"],
+        &["-c", "3", "-A", "127.0.0.1"],
+        &["-c", "3", "-A", "::1"],
+        &["-c", "3", "-l", "3", "127.0.0.1"],
+        &["-c", "2", "-i", "0.2", "-U", "::1"],
+        &["-c", "2", "-i", "0.2", "-O", "127.0.0.1"],
+    ] {
+        same_as_iputils(args);
+    }
+    compare_cases(
+        &[
+            &["-c", "3", "-i", "0.2", "-W", "0.5", "-O", SILENT_HOST],
+            &["-c", "3", "-i", "0.2", "-W", "0.5", "-O", "-q", SILENT_HOST],
+            &["-c", "2", "-i", "0.2", "-W", "0.5", "-O", "-D", SILENT_HOST],
+        ],
+        |argv| in_netns(BLACKHOLE, argv, 15.0),
+    );
+}
+
+#[test]
+fn audible_flood_rings_after_each_erased_dot() {
+    let out = ping(&["-f", "-a", "-c", "3", "127.0.0.1"], 15.0);
+    out.expect_code(0);
+    let text = out.stdout_text();
+    assert_eq!(
+        text.matches(".\x08 \x08\x07").count(),
+        3,
+        "want `.`, `\\b \\b` and a BEL per request\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn pattern_fills_the_payload_the_peer_echoes() {
+    // A raw socket in the namespace sees the request on lo: after the 16 bytes of send time,
+    // the pattern continues at its offset (iputils' layout: repeated from the first byte).
+    let out = ping(
+        &["-c", "1", "-s", "40", "-p", "a1b2c3", "--json", "127.0.0.1"],
+        15.0,
+    );
+    out.expect_code(0);
+    let reply = &json_lines(&out)[0];
+    assert_eq!(reply["bytes"], Value::from(48), "{}", out.describe());
+    // The payload itself is checked by nft: a request whose bytes 16..19 of payload (IP
+    // header 20 + ICMP 8 + 16 = offset 44) are not a1 b2 c3 (the pattern at offset 16 = 16 % 3
+    // = 1: b2 c3 a1) is dropped.
+    require_tool("nft", "nftables");
+    let setup = "nft add table ip nkpat && \
+        nft add chain ip nkpat c '{ type filter hook output priority 0 ; }' && \
+        nft add rule ip nkpat c icmp type echo-request @nh,352,24 != 0xb2c3a1 drop";
+    let out = nk_ping_in_netns(
+        setup,
+        &["-c", "1", "-W", "1", "-p", "a1b2c3", "127.0.0.1"],
+        15.0,
+    );
+    out.expect_code(0);
+    let out = nk_ping_in_netns(
+        setup,
+        &["-c", "1", "-W", "0.3", "-p", "a1b2c4", "127.0.0.1"],
+        15.0,
+    );
+    out.expect_code(1);
+}
+
+#[test]
+fn outstanding_replies_in_json() {
+    let flags = ["-c", "2", "-i", "0.2", "-W", "0.5", "-O", "--json"];
+    let out = nk_ping_in_netns(BLACKHOLE, &[&flags[..], &[SILENT_HOST]].concat(), 15.0);
+    out.expect_code(1);
+    let objs = json_lines(&out);
+    expect_fields(
+        &out,
+        "no answer yet",
+        &objs[0],
+        &[
+            ("type", Value::from("no_answer_yet")),
+            ("seq", Value::from(1)),
+        ],
+    );
+}
+
+#[test]
+fn bad_probe_options_are_usage_errors() {
+    let cases: Vec<Vec<String>> = [
+        &["-p", "xyz"][..],
+        &["-p", ""],
+        &["-p", "0123456789abcdef0123456789abcdef0"],
+        &["-M", "bogus"],
+        &["-Q", "256"],
+        &["-Q", "af99"],
+        &["-l", "0"],
+        &["-l", "65537"],
+        &["-e", "65536"],
+        &["-m", "-1"],
+        &["-I", "a/b"],
+        &["-I", "fd00::1"],
+        &["--tcp", "-p", "ff"],
+        &["--udp", "-M", "do"],
+        &["-a", "--json"],
+    ]
+    .iter()
+    .map(|flags| {
+        let mut args = vec!["ping", "-c", "1"];
+        args.extend_from_slice(flags);
+        args.push("127.0.0.1");
+        words(&args)
+    })
+    .collect();
+    expect_usage_errors(&cases, || In::Null, || false, "");
+    // A user's preload is at most 3, as in iputils.
+    let out = nobody_ping_in_netns("0 2147483647", &["-c", "1", "-l", "4", "127.0.0.1"], 10.0);
+    expect_nk_error(&out, 2);
+    assert_eq!(
+        out.stderr_first_line(),
+        "nk: cannot set preload to value greater than 3: 4",
+        "{}",
+        out.describe()
+    );
+    let out = nobody_ping_in_netns("0 2147483647", &["-c", "3", "-l", "3", "127.0.0.1"], 10.0);
+    out.expect_code(0);
 }

@@ -18,6 +18,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::AsRawFd;
+use std::time::{Duration, SystemTime};
 
 use socket2::{Domain, MaybeUninitSlice, MsgHdrMut, Protocol, SockAddr, Socket, Type};
 
@@ -59,10 +60,15 @@ pub trait EchoSocket {
     fn send(&mut self, message: &[u8]) -> io::Result<()>;
     /// Waits until `deadline` for one message; `Ok(None)` when the deadline passes first.
     fn receive(&mut self, deadline: Deadline) -> io::Result<Option<Received>>;
+    /// How long the last message received waited in the kernel before it was read (from
+    /// its SO_TIMESTAMPNS receive time), when the socket keeps receive times.
+    fn last_queue_delay(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Options of the socket itself.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct IcmpOptions {
     /// `-t`: TTL / hop limit of our requests.
     pub ttl: Option<u32>,
@@ -72,6 +78,30 @@ pub struct IcmpOptions {
     pub broadcast: bool,
     /// The IPv6 scope (interface index) of a link-local destination, 0 for none.
     pub scope_id: u32,
+    /// The options iputils' ping sets beyond these (`-I -B -e -Q -m -M -r`, receive times).
+    pub tuning: SocketTuning,
+}
+
+/// Socket options ping takes from its command line, each set with the option named.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SocketTuning {
+    /// SO_BINDTODEVICE: send and receive through this interface only (`-I IFACE`).
+    pub device: Option<String>,
+    /// bind(2) to this source address (`-I ADDR`, `-B`).
+    pub source: Option<IpAddr>,
+    /// The identifier asked for (`-e`): a datagram socket binds it as its port (the kernel
+    /// writes the port into the identifier field); a raw one writes it itself.
+    pub port: Option<u16>,
+    /// IP_TOS / IPV6_TCLASS (`-Q`).
+    pub tos: Option<u8>,
+    /// SO_MARK (`-m`).
+    pub mark: Option<u32>,
+    /// IP_MTU_DISCOVER / IPV6_MTU_DISCOVER (`-M`).
+    pub pmtu: Option<libc::c_int>,
+    /// SO_DONTROUTE (`-r`).
+    pub dont_route: bool,
+    /// SO_TIMESTAMPNS: the kernel stamps each message's arrival (iputils' default; `-U` not).
+    pub kernel_timestamps: bool,
 }
 
 /// An open ICMP socket towards one destination.
@@ -84,6 +114,8 @@ pub struct IcmpSocket {
     identifier: u16,
     buf: Vec<MaybeUninit<u8>>,
     control: Vec<MaybeUninit<u8>>,
+    /// How long the last message read had waited since the kernel stamped it.
+    last_delay: Option<Duration>,
 }
 
 /// Large enough for any IP packet we accept, header included.
@@ -124,6 +156,7 @@ pub fn open(destination: IpAddr, opts: IcmpOptions) -> anyhow::Result<IcmpSocket
         Err(err) => return Err(anyhow::Error::new(err).context("open ICMP socket")),
     };
     let fd = socket.as_raw_fd();
+    apply_tuning(&socket, v6, &opts.tuning)?;
     if let Some(ttl) = opts.ttl {
         let result = if v6 {
             socket.set_unicast_hops_v6(ttl)
@@ -147,20 +180,38 @@ pub fn open(destination: IpAddr, opts: IcmpOptions) -> anyhow::Result<IcmpSocket
             .map_err(|e| anyhow::Error::new(e).context("cannot set broadcasting"))?;
     }
     let _ = socket.set_recv_buffer_size(RCVBUF);
+    // -e asks for an identifier; a raw socket writes it (and filters on it) itself.
+    let raw_identifier = opts.tuning.port.unwrap_or(opts.identifier);
     if kind == SocketKind::Raw {
         // Best effort: without the filter the parser still rejects what is not ours.
-        let _ = socket.attach_filter(&raw_filter(v6, opts.identifier));
+        let _ = socket.attach_filter(&raw_filter(v6, raw_identifier));
     }
+    let source = opts.tuning.source.unwrap_or(if v6 {
+        Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        Ipv4Addr::UNSPECIFIED.into()
+    });
+    let source = match source {
+        IpAddr::V6(ip) => SocketAddr::V6(SocketAddrV6::new(ip, 0, 0, opts.scope_id)),
+        IpAddr::V4(_) => SocketAddr::new(source, 0),
+    };
+    let bind = |port: u16| {
+        let mut at = source;
+        at.set_port(port);
+        socket
+            .bind(&at.into())
+            .map_err(|e| anyhow::Error::new(UsageError::new(format!("bind: {}", os_words(&e)))))
+    };
     let identifier = match kind {
-        SocketKind::Raw => opts.identifier,
+        SocketKind::Raw => {
+            if opts.tuning.source.is_some() {
+                bind(0)?;
+            }
+            raw_identifier
+        }
         // The kernel puts the socket's "port" in the identifier field; bind to learn it.
         SocketKind::Datagram => {
-            let any: IpAddr = if v6 {
-                Ipv6Addr::UNSPECIFIED.into()
-            } else {
-                Ipv4Addr::UNSPECIFIED.into()
-            };
-            socket.bind(&SocketAddr::new(any, 0).into())?;
+            bind(opts.tuning.port.unwrap_or(0))?;
             socket
                 .local_addr()?
                 .as_socket()
@@ -179,6 +230,7 @@ pub fn open(destination: IpAddr, opts: IcmpOptions) -> anyhow::Result<IcmpSocket
         identifier,
         buf: vec![MaybeUninit::uninit(); RECV_BUF],
         control: vec![MaybeUninit::uninit(); CONTROL_BUF],
+        last_delay: None,
     })
 }
 
@@ -217,12 +269,101 @@ fn raw_filter(v6: bool, identifier: u16) -> Vec<libc::sock_filter> {
     ]
 }
 
-/// Asks the kernel which source address it would use towards `destination`, by connecting a
-/// UDP socket (no packet is sent), as iputils does before its first request. A destination
-/// the kernel will not route (no route; an unreachable, blackhole or prohibit route; a
-/// broadcast address without SO_BROADCAST; ::1 with lo down) fails here with the errno every
-/// request would get, so the caller can stop at once instead of failing once per packet.
-pub fn route_source(destination: SocketAddr, broadcast: bool) -> io::Result<SocketAddr> {
+/// Sets what `tuning` asks for on a new socket. A device that does not exist and an option
+/// the kernel refuses are usage-class errors (exit 2, as iputils), except SO_MARK, which
+/// iputils only warns about (it needs CAP_NET_ADMIN).
+fn apply_tuning(socket: &Socket, v6: bool, tuning: &SocketTuning) -> anyhow::Result<()> {
+    let fd = socket.as_raw_fd();
+    let refused = |what: String| {
+        move |e: io::Error| anyhow::Error::new(UsageError::new(format!("{what}: {}", os_words(&e))))
+    };
+    if let Some(device) = &tuning.device {
+        socket
+            .bind_device(Some(device.as_bytes()))
+            .map_err(refused(format!("SO_BINDTODEVICE {device}")))?;
+    }
+    if let Some(tos) = tuning.tos {
+        let (level, name) = if v6 {
+            (libc::IPPROTO_IPV6, libc::IPV6_TCLASS)
+        } else {
+            (libc::IPPROTO_IP, libc::IP_TOS)
+        };
+        set_int(fd, level, name, libc::c_int::from(tos))
+            .map_err(refused("error setting QOS sockopts".into()))?;
+    }
+    if let Some(mark) = tuning.mark {
+        if let Err(err) = socket.set_mark(mark) {
+            crate::log::warn(format_args!(
+                "failed to set mark: {mark}: {}",
+                os_words(&err)
+            ));
+        }
+    }
+    if let Some(pmtu) = tuning.pmtu {
+        let (level, name) = if v6 {
+            (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER)
+        } else {
+            (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)
+        };
+        set_int(fd, level, name, pmtu).map_err(refused("IP_MTU_DISCOVER".into()))?;
+    }
+    if tuning.dont_route {
+        set_int(fd, libc::SOL_SOCKET, libc::SO_DONTROUTE, 1)
+            .map_err(refused("SO_DONTROUTE".into()))?;
+    }
+    if tuning.kernel_timestamps {
+        // Best effort: without it replies are timed when read (as with -U).
+        let _ = set_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1);
+    }
+    Ok(())
+}
+
+/// The system's words for an OS error, without Rust's ` (os error N)`, as iputils prints it.
+fn os_words(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.find(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// The MTU the kernel holds for the path to `destination` (IP_MTU of a connected UDP socket,
+/// with the device and mark of `tuning`): what a local `message too long` was measured
+/// against, cached path MTU included.
+pub fn path_mtu(destination: SocketAddr, tuning: &SocketTuning) -> io::Result<u32> {
+    let probe = probe_socket(destination, false, tuning)?;
+    probe.connect(&with_port(destination).into())?;
+    let (level, name) = if destination.is_ipv6() {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MTU)
+    };
+    let mut mtu: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: mtu and len are valid for writes of the sizes given; the fd is open.
+    let rc = unsafe {
+        libc::getsockopt(
+            probe.as_raw_fd(),
+            level,
+            name,
+            (&mut mtu as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u32::try_from(mtu).unwrap_or(0))
+}
+
+/// A UDP socket set up as the ICMP socket will be where it changes the route: device, mark,
+/// source address. Not SO_DONTROUTE: iputils' probe does not set it either, so `-r` towards
+/// a host that is not on a link is sent (and goes unanswered) rather than refused.
+fn probe_socket(
+    destination: SocketAddr,
+    broadcast: bool,
+    tuning: &SocketTuning,
+) -> io::Result<Socket> {
     let domain = if destination.is_ipv6() {
         Domain::IPV6
     } else {
@@ -232,10 +373,104 @@ pub fn route_source(destination: SocketAddr, broadcast: bool) -> io::Result<Sock
     if broadcast {
         probe.set_broadcast(true)?;
     }
-    // Any port will do; iputils uses 1025.
+    // Errors name the step, as iputils does (`SO_BINDTODEVICE eth9: No such device`).
+    let step = |what: String| {
+        move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {}", os_words(&e)))
+    };
+    if let Some(device) = &tuning.device {
+        probe
+            .bind_device(Some(device.as_bytes()))
+            .map_err(step(format!("SO_BINDTODEVICE {device}")))?;
+    }
+    if let Some(mark) = tuning.mark {
+        // Without CAP_NET_ADMIN the route is the unmarked one, as for the requests.
+        let _ = probe.set_mark(mark);
+    }
+    if let Some(source) = tuning.source {
+        let at = match (source, destination) {
+            (IpAddr::V6(ip), SocketAddr::V6(dest)) => {
+                SocketAddr::V6(SocketAddrV6::new(ip, 0, 0, dest.scope_id()))
+            }
+            _ => SocketAddr::new(source, 0),
+        };
+        probe.bind(&at.into()).map_err(step("bind".into()))?;
+    }
+    Ok(probe)
+}
+
+/// Whether interface `device` holds address `ip` (getifaddrs(3)): with SO_BINDTODEVICE the
+/// kernel may still pick a source address of another interface, which iputils warns about.
+pub fn device_has_address(device: &str, ip: IpAddr) -> bool {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return true; // Cannot tell: no warning.
+    }
+    let mut found = false;
+    let mut entry = list;
+    while !entry.is_null() && !found {
+        // SAFETY: `entry` is a node of the list getifaddrs returned, not yet freed.
+        let node = unsafe { &*entry };
+        entry = node.ifa_next;
+        if node.ifa_addr.is_null() || node.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated interface name.
+        let name = unsafe { std::ffi::CStr::from_ptr(node.ifa_name) };
+        if name.to_bytes() != device.as_bytes() {
+            continue;
+        }
+        // SAFETY: a non-null ifa_addr points to a sockaddr whose family says its size.
+        let addr = unsafe {
+            SockAddr::try_init(|storage, len| {
+                let size = match i32::from((*node.ifa_addr).sa_family) {
+                    libc::AF_INET => std::mem::size_of::<libc::sockaddr_in>(),
+                    libc::AF_INET6 => std::mem::size_of::<libc::sockaddr_in6>(),
+                    _ => 0,
+                };
+                std::ptr::copy_nonoverlapping(
+                    node.ifa_addr.cast::<u8>(),
+                    storage.cast::<u8>(),
+                    size,
+                );
+                *len = size as libc::socklen_t;
+                Ok(())
+            })
+        };
+        found = addr
+            .ok()
+            .and_then(|(_, addr)| addr.as_socket())
+            .is_some_and(|addr| addr.ip() == ip);
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    found
+}
+
+/// `destination` with the port iputils' route probe uses (any port would do).
+fn with_port(destination: SocketAddr) -> SocketAddr {
     let mut target = destination;
     target.set_port(1025);
-    probe.connect(&target.into())?;
+    target
+}
+
+/// Asks the kernel which source address it would use towards `destination`, by connecting a
+/// UDP socket (no packet is sent), as iputils does before its first request. A destination
+/// the kernel will not route (no route; an unreachable, blackhole or prohibit route; a
+/// broadcast address without SO_BROADCAST; ::1 with lo down) fails here with the errno every
+/// request would get, so the caller can stop at once instead of failing once per packet.
+pub fn route_source(destination: SocketAddr, broadcast: bool) -> io::Result<SocketAddr> {
+    route_source_with(destination, broadcast, &SocketTuning::default())
+}
+
+/// [`route_source`] for a socket with `tuning`'s device, mark and source.
+pub fn route_source_with(
+    destination: SocketAddr,
+    broadcast: bool,
+    tuning: &SocketTuning,
+) -> io::Result<SocketAddr> {
+    let probe = probe_socket(destination, broadcast, tuning)?;
+    probe.connect(&with_port(destination).into())?;
     probe
         .local_addr()?
         .as_socket()
@@ -253,6 +488,10 @@ impl EchoSocket for IcmpSocket {
 
     fn identifier(&self) -> u16 {
         self.identifier
+    }
+
+    fn last_queue_delay(&self) -> Option<Duration> {
+        self.last_delay
     }
 
     fn send(&mut self, message: &[u8]) -> io::Result<()> {
@@ -298,6 +537,8 @@ impl EchoSocket for IcmpSocket {
 impl IcmpSocket {
     fn receive_message(&mut self) -> io::Result<Option<Received>> {
         let (len, (from, scope_id), control) = self.recvmsg(libc::MSG_DONTWAIT)?;
+        self.last_delay = control_timestamp(&self.control[..control])
+            .and_then(|stamped| SystemTime::now().duration_since(stamped).ok());
         let bytes = assume_init(&self.buf[..len]);
         let mut ttl = control_ttl(&self.control[..control]);
         let message = if self.kind == SocketKind::Raw && !self.v6 {
@@ -386,6 +627,20 @@ fn control_ttl(control: &[MaybeUninit<u8>]) -> Option<u8> {
         .and_then(|(_, _, data)| data.get(..4))
         .map(|data| i32::from_ne_bytes([data[0], data[1], data[2], data[3]]))
         .and_then(|ttl| u8::try_from(ttl).ok())
+}
+
+/// The kernel's receive time (SO_TIMESTAMPNS: a struct timespec of CLOCK_REALTIME).
+fn control_timestamp(control: &[MaybeUninit<u8>]) -> Option<SystemTime> {
+    let (_, _, data) = control_messages(control)
+        .into_iter()
+        .find(|(level, kind, _)| *level == libc::SOL_SOCKET && *kind == libc::SO_TIMESTAMPNS)?;
+    let secs = i64::from_ne_bytes(data.get(..8)?.try_into().ok()?);
+    let nanos = i64::from_ne_bytes(data.get(8..16)?.try_into().ok()?);
+    let since_epoch = Duration::new(
+        u64::try_from(secs).ok()?,
+        u32::try_from(nanos).ok().filter(|n| *n < 1_000_000_000)?,
+    );
+    SystemTime::UNIX_EPOCH.checked_add(since_epoch)
 }
 
 /// What an IP_RECVERR / IPV6_RECVERR control message says.

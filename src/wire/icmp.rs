@@ -48,11 +48,23 @@ pub fn echo_request(
     size: usize,
     sent: (u64, u32),
 ) -> Vec<u8> {
+    let offsets: Vec<u8> = (0..size).map(|offset| offset as u8).collect();
+    echo_request_filled(v6, identifier, sequence, &offsets, sent)
+}
+
+/// [`echo_request`] with the payload `fill` (ping's `-p` pattern, repeated), the send time
+/// written over its first 16 bytes when it has room, as iputils does.
+pub fn echo_request_filled(
+    v6: bool,
+    identifier: u16,
+    sequence: u16,
+    fill: &[u8],
+    sent: (u64, u32),
+) -> Vec<u8> {
+    let size = fill.len();
     let mut packet = vec![0u8; HEADER_LEN + size];
     let payload = &mut packet[HEADER_LEN..];
-    for (offset, byte) in payload.iter_mut().enumerate() {
-        *byte = offset as u8;
-    }
+    payload.copy_from_slice(fill);
     if size >= TIMESTAMP_LEN {
         payload[..8].copy_from_slice(&sent.0.to_be_bytes());
         payload[8..16].copy_from_slice(&u64::from(sent.1).to_be_bytes());

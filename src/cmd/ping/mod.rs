@@ -8,10 +8,13 @@
 //! traffic (iputils exits 1 for some), `-s` beyond what fits in one IP packet is refused
 //! instead of failing silently, `-W 0` is refused instead of waiting forever, durations take
 //! nk's syntax as well as iputils' (a `-i 1x` iputils only warns about is refused), and
-//! SIGINT exits 130 after the summary. A destination the kernel will not route ends the run
+//! SIGINT exits 130 after the summary. iputils' socket and per-request options (-I -M -p -Q
+//! -a -l -A -O -m -r -U -B -e) are read in [`options`] and set on the socket by `net::icmp`.
+//! A destination the kernel will not route ends the run
 //! before the first request, as in iputils, because the same error would otherwise come back
 //! on every packet, forever without -c.
 
+pub mod options;
 pub mod pinger;
 pub mod stats;
 pub mod transport;
@@ -59,6 +62,17 @@ const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
         0.0.0.0, 0 and :: are the local host, as in iputils (PING 0.0.0.0 (127.0.0.1)); a \
         HOST may be written as inet_aton takes it (127.1, 0x7f000001). A link-local HOST keeps \
         its %iface in the header and the reply lines.\n\n\
+        iputils' socket and per-request options keep its meanings and lines: -I IFACE|ADDR and \
+        -B put `from SRC IFACE:` in the header; -M do|want|dont|probe sets path MTU discovery, \
+        and a router's `From R icmp_seq=N Frag needed and DF set (mtu = N)` is printed, then \
+        `local error: message too long, mtu=N` on stderr once the kernel knows the path MTU \
+        (both counted as errors); -p PATTERN (1-16 hex bytes) prints `PATTERN: 0x..` first; \
+        -Q takes 0-255, 0xNN or a DSCP name (af11, ef, cs6...); -a rings a BEL per reply; -l N \
+        sends N at once; -A adapts the interval to the round trip (the summary adds ipg/ewma); \
+        -O prints `no answer yet for icmp_seq=N`; -m sets SO_MARK, -r SO_DONTROUTE, -e the \
+        identifier; replies are timed from the kernel's receive time unless -U. These are \
+        ICMP-only. nk refuses a pattern over 16 bytes (iputils drops the rest) and takes -M \
+        probe and DSCP names, which iputils 20221126 does not.\n\n\
         Exit status: 0 if a reply came (with -c and -w together: N replies), 1 if none, 2 for \
         usage errors, a missing privilege and a destination the kernel will not route.\n\n\
         --tcp HOST:PORT (or HOST PORT) pings a service instead, without privilege: each probe \
@@ -79,6 +93,9 @@ const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
         nk ping -b -c 3 192.168.1.255     # who answers on the LAN\n  \
         nk ping -c 2 fe80::1%eth0         # link-local, through eth0\n  \
         sudo nk ping -f -c 10000 ::1      # flood: a dot per request, erased per reply\n  \
+        nk ping -M do -s 1472 -c 3 10.0.0.1   # is the path MTU 1500? DF set\n  \
+        nk ping -I eth1 -Q ef -m 42 host      # from eth1, DSCP EF, SO_MARK 42\n  \
+        nk ping -p ff00 -l 3 -O host          # pattern, preload 3, report missing replies\n  \
         nk ping --tcp -c 3 127.0.0.1:443  # TCP connect times, no privilege\n  \
         nk ping --udp -c 3 10.0.0.5 53    # a datagram per probe, its reply timed"
 )]
@@ -156,6 +173,9 @@ pub struct PingArgs {
     /// One JSON object per reply or error, and one for the summary (with -q: the summary only).
     #[arg(long, conflicts_with_all = ["flood"])]
     pub json: bool,
+
+    #[command(flatten)]
+    pub probe: options::ProbeArgs,
 }
 
 /// Runs `nk ping`.
@@ -186,6 +206,13 @@ pub fn run(args: PingArgs) -> Result<()> {
     if args.tcp || args.udp {
         return run_transport(args, interval);
     }
+    let preload = args.probe.preload.unwrap_or(1);
+    if preload > options::MAX_USER_PRELOAD && !is_root() {
+        return Err(usage(format!(
+            "cannot set preload to value greater than {}: {preload}",
+            options::MAX_USER_PRELOAD
+        )));
+    }
     if let Some(port) = &args.port {
         return Err(usage(format!(
             "unexpected argument \"{port}\": a PORT is taken only with --tcp or --udp"
@@ -215,7 +242,25 @@ pub fn run(args: PingArgs) -> Result<()> {
         }
     };
     check_size(args.size, destination)?;
-    let source = route_source(destination, scope_id, args.broadcast)?;
+    let mut tuning = args.probe.tuning();
+    if let Some(source) = tuning.source {
+        if source.is_ipv6() != destination.is_ipv6() {
+            return Err(usage(format!(
+                "-I {source}: not an address of the same family as {destination}"
+            )));
+        }
+    }
+    let source = route_source(destination, scope_id, args.broadcast, &tuning)?;
+    if args.probe.strict_source {
+        tuning.source = Some(source);
+    }
+    if let Some(device) = &tuning.device {
+        if !icmp::device_has_address(device, source) {
+            crate::log::warn(format_args!(
+                "source address might be selected on device other than: {device}"
+            ));
+        }
+    }
     // The kernel sends what is addressed to 0.0.0.0 to itself; iputils then names the
     // source address as the destination (PING 0.0.0.0 (127.0.0.1)), and the replies come
     // from it. It leaves `::` as it is and takes the replies from ::1.
@@ -223,6 +268,15 @@ pub fn run(args: PingArgs) -> Result<()> {
         IpAddr::V4(ip) if ip.is_unspecified() => source,
         other => other,
     };
+    let mut run_options = args.probe.run_options();
+    if !is_root() {
+        run_options.min_interval = MIN_USER_INTERVAL;
+    }
+    if args.probe.interface.is_some() || args.probe.strict_source {
+        // iputils names the source (and the device, when -I gave one) in the header.
+        let device = tuning.device.as_deref().unwrap_or("");
+        run_options.from = Some(format!("from {source} {device}: "));
+    }
     let socket = icmp::open(
         destination,
         IcmpOptions {
@@ -230,6 +284,7 @@ pub fn run(args: PingArgs) -> Result<()> {
             identifier: std::process::id() as u16,
             broadcast: args.broadcast,
             scope_id,
+            tuning: tuning.clone(),
         },
     )?;
     let config = Config {
@@ -242,6 +297,8 @@ pub fn run(args: PingArgs) -> Result<()> {
         numeric: args.numeric || args.flood || numeric_target,
         scope_id,
         any_source: args.broadcast || destination.is_unspecified(),
+        options: run_options,
+        tuning,
     };
     let mut pinger = Pinger::new(socket, std::io::stdout(), config);
     let last_words = pinger.summary_printer();
@@ -350,7 +407,12 @@ fn interface_index(scope: &str) -> Result<u32> {
 /// The source address the kernel would use towards `destination`, or the reason it will not
 /// route there, found before the first request as iputils does, so that an error every
 /// request would meet ends the run at once (exit 2) instead of once per packet forever.
-fn route_source(destination: IpAddr, scope_id: u32, broadcast: bool) -> Result<IpAddr> {
+fn route_source(
+    destination: IpAddr,
+    scope_id: u32,
+    broadcast: bool,
+    tuning: &icmp::SocketTuning,
+) -> Result<IpAddr> {
     let target = match destination {
         // A link-local address without a scope cannot be connected to (EINVAL), yet iputils
         // pings it (its probe does not connect then) and the kernel picks the interface for
@@ -362,13 +424,17 @@ fn route_source(destination: IpAddr, scope_id: u32, broadcast: bool) -> Result<I
         IpAddr::V4(_) => SocketAddr::new(destination, 0),
     };
     let refused = |err: std::io::Error| {
+        if err.raw_os_error().is_none() {
+            // A step before the connect (-I's device or address) names itself.
+            return anyhow::Error::new(UsageError::new(err.to_string()));
+        }
         anyhow::Error::new(
             UsageError::new(format!("connect: {}", os_text(&err))).with_hint(format!(
                 "`ip route get {destination}` shows the route the kernel has"
             )),
         )
     };
-    match icmp::route_source(target, false) {
+    match icmp::route_source_with(target, false, tuning) {
         Ok(source) => Ok(source.ip()),
         // EACCES: a broadcast address without SO_BROADCAST, or a prohibit route; iputils
         // cannot tell them apart either, and asks (IPv6 has no broadcast: the errno it is).
@@ -379,7 +445,7 @@ fn route_source(destination: IpAddr, scope_id: u32, broadcast: bool) -> Result<I
                 ));
             }
             crate::log::warn(format_args!("pinging broadcast address"));
-            icmp::route_source(target, true)
+            icmp::route_source_with(target, true, tuning)
                 .map(|source| source.ip())
                 .map_err(refused)
         }

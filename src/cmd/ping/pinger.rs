@@ -17,17 +17,18 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::options::{adaptive_interval, pattern_line, payload_fill, RunOptions};
 use super::stats::{reply_time, Stats};
 use crate::exit::StdoutClosed;
 use crate::net::addr;
 use crate::net::deadline::Deadline;
-use crate::net::icmp::{EchoSocket, Received, SocketKind};
+use crate::net::icmp::{self as icmp_socket, EchoSocket, Received, SocketKind, SocketTuning};
 use crate::wire::icmp::{self, Incoming, HEADER_LEN, TIMESTAMP_LEN};
 
 /// What the command line asked for.
@@ -51,6 +52,10 @@ pub struct Config {
     /// Take replies from any sender: a broadcast (`-b`) is answered by every host on the
     /// link, and a request to `::` by the local host from its own address.
     pub any_source: bool,
+    /// `-p -a -l -A -O -U` and the header's source (see [`super::options`]).
+    pub options: RunOptions,
+    /// The socket's options, to ask the kernel the path MTU a `message too long` met.
+    pub tuning: SocketTuning,
 }
 
 /// The options ICMP ping and its TCP/UDP probes share, with the same meanings.
@@ -91,6 +96,8 @@ struct Shared {
 
 /// Sends a flood no faster than this when replies stop coming (iputils' MININTERVAL).
 const FLOOD_MIN_GAP: Duration = Duration::from_millis(10);
+/// The most queued messages read in one go before a request is sent.
+const MAX_QUEUED_READ: usize = 64;
 /// The longest a wait lasts with nothing scheduled, so a stalled loop still looks around.
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
@@ -107,6 +114,8 @@ pub struct Pinger<S, W> {
     /// The highest sequence acknowledged (iputils' `acked`), for in-flight counting.
     acked: u16,
     names: HashMap<IpAddr, String>,
+    /// The payload of every request before its send time is written in (`-p`).
+    fill: Vec<u8>,
 }
 
 impl<S: EchoSocket, W: Write> Pinger<S, W> {
@@ -119,6 +128,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
             },
             ..Shared::default()
         };
+        let fill = payload_fill(config.options.pattern.as_ref(), config.size);
         Pinger {
             socket,
             out,
@@ -128,6 +138,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
             answered: Box::new([0; 1024]),
             acked: 0,
             names: HashMap::new(),
+            fill,
         }
     }
 
@@ -167,6 +178,9 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
         let start = Instant::now();
         let deadline_at = self.config.rules.deadline.map(|d| start + d);
         let mut next_send = start;
+        let mut last_send = start;
+        // -l: this many more requests leave at once after the first.
+        let mut burst_left = self.config.options.preload.saturating_sub(1);
         let mut exit_at: Option<Instant> = None;
         loop {
             let (transmitted, received, errors, tmax) = {
@@ -191,8 +205,22 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
             let may_send = !(deadline_at.is_none()
                 && self.config.rules.count.is_some_and(|n| transmitted >= n));
             if may_send && now >= next_send {
+                // Replies that came while nk was not running (a stall of the machine) are
+                // read before the next request leaves, so they count as answered in time and
+                // `pipe` stays what the network did.
+                let in_preload = transmitted < u64::from(self.config.options.preload);
+                if !self.config.rules.interval.is_zero()
+                    && !in_preload
+                    && self.read_queued(start)?
+                {
+                    continue;
+                }
                 self.send(transmitted, start)?;
-                next_send = if self.config.rules.interval.is_zero() {
+                last_send = now;
+                next_send = if burst_left > 0 {
+                    burst_left -= 1;
+                    now
+                } else if self.config.rules.interval.is_zero() {
                     now + FLOOD_MIN_GAP
                 } else {
                     // Keep the cadence, but never burst to catch up after a stall.
@@ -224,8 +252,18 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                 .context("receive ICMP")?;
             if let Some(message) = received {
                 let answered = self.handle(message, start)?;
-                // A flood sends the next request as soon as nothing is in flight.
-                if answered && self.config.rules.interval.is_zero() && self.in_flight() == 0 {
+                let in_flight = u32::from(self.in_flight());
+                if answered && self.config.options.adaptive {
+                    // -A: the interval has followed the round trip; the next request is due
+                    // that long after the last one (or at once, as a flood, when it is 0).
+                    next_send = last_send + self.config.rules.interval;
+                }
+                // A flood sends the next request as soon as fewer than -l are in flight.
+                if answered
+                    && self.config.rules.interval.is_zero()
+                    && in_flight < self.config.options.preload
+                    && burst_left == 0
+                {
                     next_send = Instant::now();
                 }
             }
@@ -240,6 +278,20 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
         })
     }
 
+    /// Handles the messages already queued on the socket (a bounded number, without
+    /// waiting); true if one of them answered a request.
+    fn read_queued(&mut self, start: Instant) -> Result<bool> {
+        let mut answered = false;
+        for _ in 0..MAX_QUEUED_READ {
+            let now = Deadline::at(Instant::now());
+            match self.socket.receive(now).context("receive ICMP")? {
+                Some(message) => answered |= self.handle(message, start)?,
+                None => break,
+            }
+        }
+        Ok(answered)
+    }
+
     fn in_flight(&self) -> u16 {
         let transmitted = self.shared().stats.transmitted as u16;
         transmitted.wrapping_sub(self.acked)
@@ -249,9 +301,17 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
         if self.config.rules.json {
             return Ok(());
         }
+        if let Some(pattern) = &self.config.options.pattern {
+            // iputils prints it while reading its options, before the header.
+            if !self.config.rules.quiet {
+                let line = pattern_line(pattern);
+                self.write(line.as_bytes())?;
+            }
+        }
+        let from = self.config.options.from.clone().unwrap_or_default();
         let line = match self.config.destination {
             IpAddr::V4(ip) => format!(
-                "PING {} ({ip}) {}({}) bytes of data.\n",
+                "PING {} ({ip}) {from}{}({}) bytes of data.\n",
                 self.config.hostname,
                 self.config.size,
                 self.config.size + HEADER_LEN + 20
@@ -260,7 +320,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
             IpAddr::V6(ip) => {
                 let shown = self.display_name(IpAddr::V6(ip), self.config.scope_id);
                 format!(
-                    "PING {}({shown}) {} data bytes\n",
+                    "PING {}({shown}) {from}{} data bytes\n",
                     self.config.hostname, self.config.size
                 )
             }
@@ -270,13 +330,16 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
 
     fn send(&mut self, transmitted: u64, start: Instant) -> Result<()> {
         let sequence = (transmitted + 1) as u16;
+        if self.config.options.outstanding && transmitted > 0 {
+            self.report_outstanding(transmitted as u16)?;
+        }
         self.answered[usize::from(sequence / 64)] &= !(1u64 << (sequence % 64));
         let since_base = self.base.elapsed();
-        let packet = icmp::echo_request(
+        let packet = icmp::echo_request_filled(
             self.config.destination.is_ipv6(),
             self.socket.identifier(),
             sequence,
-            self.config.size,
+            &self.fill,
             (since_base.as_secs(), since_base.subsec_nanos()),
         );
         let result = self.socket.send(&packet);
@@ -311,12 +374,44 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                         "type": "error", "seq": sequence, "error": err.to_string()
                     });
                     self.write(format!("{object}\n").as_bytes())?;
+                } else if err.raw_os_error() == Some(libc::EMSGSIZE) {
+                    // -M do: larger than the MTU of the path, as the kernel knows it.
+                    if !self.config.rules.quiet {
+                        let destination = SocketAddr::new(self.config.destination, 0);
+                        match icmp_socket::path_mtu(destination, &self.config.tuning) {
+                            Ok(mtu) => crate::eprintln_safe!(
+                                "nk: local error: message too long, mtu={mtu}"
+                            ),
+                            Err(_) => crate::eprintln_safe!("nk: local error: message too long"),
+                        }
+                    }
                 } else {
                     crate::log::warn(format_args!("local error: {err}"));
                 }
                 Ok(())
             }
         }
+    }
+
+    /// -O: says so when request `sequence` (the last one sent) has had no reply yet. iputils
+    /// prints it even with -q.
+    fn report_outstanding(&mut self, sequence: u16) -> Result<()> {
+        let answered = self.answered[usize::from(sequence / 64)] & (1u64 << (sequence % 64)) != 0;
+        if answered {
+            return Ok(());
+        }
+        if self.config.rules.json {
+            if self.config.rules.quiet {
+                return Ok(());
+            }
+            let object = serde_json::json!({"type": "no_answer_yet", "seq": sequence});
+            return self.write(format!("{object}\n").as_bytes());
+        }
+        let line = format!(
+            "{}no answer yet for icmp_seq={sequence}\n",
+            self.timestamp()
+        );
+        self.write(line.as_bytes())
     }
 
     /// Whether a sequence is one of ours that has been sent (within the last 65536).
@@ -353,7 +448,14 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                         if sent > now || sent + Duration::from_secs(1) < start {
                             return Ok(false);
                         }
-                        Some(now.duration_since(sent).as_micros() as i64)
+                        let mut trip = now.duration_since(sent);
+                        if !self.config.options.user_latency {
+                            // Not -U: the round trip ends when the kernel received the reply,
+                            // as iputils times it (SO_TIMESTAMP), not when nk read it.
+                            let queued = self.socket.last_queue_delay().unwrap_or_default();
+                            trip = trip.saturating_sub(queued);
+                        }
+                        Some(trip.as_micros() as i64)
                     }
                     _ => None,
                 };
@@ -361,6 +463,7 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                 let bit = 1u64 << (sequence % 64);
                 let slot = usize::from(sequence / 64);
                 let duplicate = checksum_ok && self.answered[slot] & bit != 0;
+                let mut ewma8 = None;
                 {
                     let mut shared = self.shared();
                     let stats = &mut shared.stats;
@@ -369,6 +472,9 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                     } else {
                         if let Some(rtt) = rtt {
                             stats.add_rtt(rtt);
+                        }
+                        if rtt.is_some() {
+                            ewma8 = Some(stats.ewma8);
                         }
                         if duplicate {
                             stats.duplicates += 1;
@@ -379,6 +485,10 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
                 }
                 if checksum_ok && !duplicate {
                     self.answered[slot] |= bit;
+                }
+                if let Some(ewma8) = ewma8.filter(|_| self.config.options.adaptive) {
+                    self.config.rules.interval =
+                        adaptive_interval(ewma8, self.config.options.min_interval);
                 }
                 let len = HEADER_LEN + payload.len();
                 self.print_reply(
@@ -461,8 +571,14 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
         if self.config.rules.quiet {
             return Ok(());
         }
+        let bell: &[u8] = if self.config.options.audible {
+            b"\x07"
+        } else {
+            b""
+        };
         if self.config.flood {
-            return self.write(if checksum_ok { b"\x08 \x08" } else { b"\x08C" });
+            let mark: &[u8] = if checksum_ok { b"\x08 \x08" } else { b"\x08C" };
+            return self.write(&[mark, bell].concat());
         }
         let truncated = len < self.config.size + HEADER_LEN;
         if self.config.rules.json {
@@ -498,6 +614,10 @@ impl<S: EchoSocket, W: Write> Pinger<S, W> {
             }
             if !checksum_ok {
                 line.push_str(" (BAD CHECKSUM!)");
+            }
+            if self.config.options.audible {
+                // -a: iputils rings before the end of the line (not for a truncated reply).
+                line.push('\x07');
             }
         }
         line.push('\n');
@@ -608,7 +728,7 @@ pub fn interface_name(index: u32) -> String {
 /// The summary: iputils' text, or one JSON object.
 fn summary_text(config: &Config, shared: &Shared) -> String {
     let stats = &shared.stats;
-    let ipg = config.rules.interval.is_zero() || config.flood;
+    let ipg = config.rules.interval.is_zero() || config.flood || config.options.adaptive;
     if config.rules.json {
         let mut object = stats.json_figures(shared.elapsed_us);
         object["host"] = config.hostname.clone().into();
@@ -725,6 +845,8 @@ mod tests {
             numeric: true,
             scope_id: 0,
             any_source: false,
+            options: RunOptions::default(),
+            tuning: SocketTuning::default(),
         }
     }
 
@@ -801,6 +923,36 @@ mod tests {
             .and_then(|n| n.parse().ok())
             .unwrap();
         assert!(sent > 2, "{text}");
+    }
+
+    #[test]
+    fn outstanding_audible_and_preload() {
+        let mut cfg = config(3);
+        cfg.options.outstanding = true;
+        cfg.options.audible = true;
+        let (_, text) = run(scripted(&[None, Some(1), None]), cfg);
+        assert!(text.contains("\nno answer yet for icmp_seq=1\n"), "{text}");
+        assert!(!text.contains("no answer yet for icmp_seq=2"), "{text}");
+        // The last request is not reported: no request follows it.
+        assert!(!text.contains("no answer yet for icmp_seq=3"), "{text}");
+        assert!(
+            text.contains(" ms\x07\n"),
+            "-a rings at the end of the reply line: {text:?}"
+        );
+
+        // -l 3: three requests leave before the first reply comes back.
+        let mut cfg = config(3);
+        cfg.options.preload = 3;
+        cfg.rules.interval = Duration::from_millis(200);
+        let (outcome, text) = run(scripted(&[Some(30), Some(30), Some(30)]), cfg);
+        assert!(outcome.success);
+        assert!(text.contains(" ms, pipe 3\n"), "{text}");
+
+        // -p: the pattern line comes first.
+        let mut cfg = config(1);
+        cfg.options.pattern = Some(super::super::options::Pattern(vec![0xab, 0x0c]));
+        let (_, text) = run(scripted(&[Some(1)]), cfg);
+        assert!(text.starts_with("PATTERN: 0xab0c\nPING "), "{text}");
     }
 
     #[test]
