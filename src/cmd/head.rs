@@ -26,6 +26,7 @@ use crate::net::connect::{self, ConnectOptions};
 use crate::net::deadline::{format_duration, parse_timeout, read_before, Deadline};
 use crate::net::tls;
 use crate::wire::http::{self, Chunk, ChunkedDecoder, Framing, Head, Method, Url};
+use crate::wire::http_route::{self, Detour, Pin};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -158,6 +159,17 @@ pub struct HeadArgs {
     /// * for all.
     #[arg(long = "noproxy", value_name = "LIST", help_heading = "Proxy")]
     pub noproxy: Option<String>,
+    /// Use ADDR (one or more, tried in order) for HOST:PORT instead of the resolver, as curl's
+    /// --resolve; HOST may be * (any). Host and SNI stay the URL's. Repeatable.
+    #[arg(long = "resolve", value_name = "HOST:PORT:ADDR[,ADDR]",
+          value_parser = http_route::parse_resolve, help_heading = "Routing")]
+    pub resolve: Vec<Pin>,
+    /// Dial HOST2:PORT2 for requests to HOST:PORT, as curl's --connect-to (an empty HOST or
+    /// PORT matches any, an empty HOST2 or PORT2 keeps the URL's). Host and SNI stay the
+    /// URL's. Repeatable; the first that matches applies, then --resolve.
+    #[arg(long = "connect-to", value_name = "HOST:PORT:HOST2:PORT2",
+          value_parser = http_route::parse_connect_to, help_heading = "Routing")]
+    pub connect_to: Vec<Detour>,
 }
 
 /// When each step finished, from the start of the request.
@@ -392,6 +404,48 @@ fn headers_for(
         .collect()
 }
 
+/// Where a request for `url` is dialled: `--connect-to`'s HOST2:PORT2 for the first entry
+/// that matches, otherwise the URL's host and port; and `--resolve`'s addresses for that
+/// host and port, if an entry gives them (only those of the -4/-6 family).
+fn route(args: &HeadArgs, url: &Url) -> Result<(Target, Option<Vec<std::net::SocketAddr>>)> {
+    let (host, port) = args
+        .connect_to
+        .iter()
+        .find_map(|d| d.apply(&url.host, url.port))
+        .unwrap_or_else(|| (url.host.clone(), url.port));
+    let target = Target {
+        host: addr::parse_host(&host)?,
+        port,
+    };
+    if (host.as_str(), port) != (url.host.as_str(), url.port) {
+        info!("--connect-to: {} is dialled at {target}", url.authority());
+    }
+    let Some(pin) = args.resolve.iter().find(|p| p.matches(&host, port)) else {
+        return Ok((target, None));
+    };
+    let family = args.family.family();
+    let addrs: Vec<std::net::SocketAddr> = pin
+        .addrs
+        .iter()
+        .filter(|ip| family.allows(**ip))
+        .map(|ip| std::net::SocketAddr::new(*ip, port))
+        .collect();
+    if addrs.is_empty() {
+        return Err(anyhow!(
+            "connect {target}: --resolve gives it no address of the family -4/-6 asks for"
+        ));
+    }
+    info!(
+        "--resolve: {target} is {}",
+        addrs
+            .iter()
+            .map(|a| a.ip().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok((target, Some(addrs)))
+}
+
 /// Connects (with TLS when `tls` is given), sends the request and reads the response head
 /// (skipping 1xx).
 fn fetch(
@@ -405,11 +459,7 @@ fn fetch(
     let started = Instant::now();
     let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let connect_timeout = args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-    let host = addr::parse_host(&url.host)?;
-    let mut target = Target {
-        host,
-        port: url.port,
-    };
+    let (mut target, pinned) = route(args, url)?;
     // Absolute form: the last proxy is the server this request goes to.
     let http_proxy = match absolute {
         true => proxies.hops.pop(),
@@ -428,12 +478,19 @@ fn fetch(
     let tls_to_proxy = proxies.tls.clone();
     let mut connected = match proxies.is_empty() {
         true => {
-            let addrs = addr::resolve(&target, args.family.family(), connect_deadline)?;
+            let addrs = match pinned {
+                Some(addrs) => addrs,
+                None => addr::resolve(&target, args.family.family(), connect_deadline)?,
+            };
             timing.resolve = started.elapsed();
             connect::happy_eyeballs(&target, &addrs, &opts, connect_deadline)?
         }
-        // The proxies resolve what they are asked to; the chain reports its own timing.
+        // The proxies resolve what they are asked to (a --resolve address is asked for as
+        // such); the chain reports its own timing.
         false => {
+            if let Some(first) = pinned.as_ref().and_then(|a| a.first()) {
+                target.host = Host::Ip(first.ip());
+            }
             opts.proxies = proxies;
             connect::connect(&target, &opts)?
         }

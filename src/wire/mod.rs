@@ -7,6 +7,7 @@ pub mod dns;
 pub mod frame;
 pub mod hexdump;
 pub mod http;
+pub mod http_route;
 pub mod icmp;
 pub mod ipblocks;
 pub mod ipnet;
