@@ -184,3 +184,193 @@ fn bad_resolve_and_connect_to_specs_are_usage_errors() {
     }
     none.expect_none(0.2, "bad specs");
 }
+
+// ---------------------------------------------------------------------------
+// item 9: credentials, methods and bodies
+// ---------------------------------------------------------------------------
+
+#[test]
+fn basic_credentials_match_curl_and_are_refused_over_http_without_the_flag() {
+    let none = NoConnect::new();
+    let url = format!("http://{}/", none.server());
+    let out = head(&["-u", "user:s3cret", &url]);
+    out.expect_code(2)
+        .expect_stderr_contains("--basic-over-http");
+    assert!(!out.stderr.contains("s3cret"), "{}", out.describe());
+    let out = head(&[&url.replace("http://", "http://user:s3cret@")]);
+    out.expect_code(2);
+    assert!(!out.stderr.contains("s3cret"), "{}", out.describe());
+    none.expect_none(0.2, "Basic over http without --basic-over-http");
+
+    for (ours, theirs) in [
+        (
+            vec!["--basic-over-http", "-u", "user:pa:ss", "http://127.0.0.1:{port}/"],
+            vec!["-u", "user:pa:ss", "http://127.0.0.1:{port}/"],
+        ),
+        (
+            vec!["--basic-over-http", "http://us%40er:p%3Ass@127.0.0.1:{port}/"],
+            vec!["http://us%40er:p%3Ass@127.0.0.1:{port}/"],
+        ),
+    ] {
+        let (request, _) = nk_request(&ours, OK_EMPTY);
+        let curl = curl_request(&theirs, OK_EMPTY);
+        let auth = field(&request, "authorization");
+        assert!(auth.as_deref().is_some_and(|a| a.starts_with("Basic ")));
+        assert_eq!(auth, field(&curl, "authorization"), "{ours:?}");
+    }
+}
+
+#[test]
+fn the_urls_password_never_shows_and_basic_auth_stays_with_its_origin() {
+    // The second server is another origin (another port): it must not get the credentials.
+    let second = serve_once(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec());
+    let location = format!("http://127.0.0.1:{}/elsewhere", second.port());
+    let first = serve_once(
+        format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n")
+            .into_bytes(),
+    );
+    let url = format!("http://user:s3cret@127.0.0.1:{}/", first.port());
+    let out = head(&["-vv", "-L", "--json", "--fail", "--basic-over-http", &url]);
+    out.expect_code(1);
+    let shown = format!("{}{}", out.stdout_text(), out.stderr);
+    assert!(!shown.contains("s3cret"), "{}", out.describe());
+    assert!(!shown.contains("user:"), "{}", out.describe());
+    let first = first.join();
+    let second = second.join();
+    assert!(field(&first, "authorization").is_some(), "{}", lossy(&first));
+    assert_eq!(field(&second, "authorization"), None, "{}", lossy(&second));
+    out.expect_stderr_contains("not sending Authorization");
+}
+
+#[test]
+fn methods_and_bodies_are_sent_as_curl_sends_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("form");
+    std::fs::write(&file, "a=1\r\nb=2\n").expect("write");
+    let at_file = format!("@{}", file.display());
+    for args in [
+        vec!["-d", "x=1", "-d", "y=2", "http://127.0.0.1:{port}/p"],
+        vec!["-X", "PUT", "-d", &at_file, "http://127.0.0.1:{port}/p"],
+        vec!["-X", "DELETE", "http://127.0.0.1:{port}/p"],
+        vec![
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            "{}",
+            "http://127.0.0.1:{port}/p",
+        ],
+    ] {
+        let (ours, _) = nk_request(&args, OK_EMPTY);
+        let theirs = curl_request(&args, OK_EMPTY);
+        let line = |r: &[u8]| lossy(r).lines().next().unwrap_or_default().to_string();
+        let body = |r: &[u8]| {
+            let i = find(r, b"\r\n\r\n").expect("a head") + 4;
+            r[i..].to_vec()
+        };
+        assert_eq!(line(&ours), line(&theirs), "{args:?}");
+        assert_eq!(body(&ours), body(&theirs), "{args:?}");
+        for name in ["content-type", "content-length"] {
+            assert_eq!(field(&ours, name), field(&theirs, name), "{name} {args:?}");
+        }
+    }
+    let out = head(&["-X", "GET /x", "http://127.0.0.1:1/"]);
+    out.expect_code(2).expect_stderr_contains("not a method name");
+}
+
+#[test]
+fn a_post_redirected_by_303_becomes_a_get_without_its_body() {
+    let second = serve_once(OK_EMPTY);
+    let first = serve_once(
+        format!(
+            "HTTP/1.1 303 See Other\r\nLocation: http://127.0.0.1:{}/done\r\nContent-Length: 0\r\n\r\n",
+            second.port()
+        )
+        .into_bytes(),
+    );
+    let url = format!("http://127.0.0.1:{}/form", first.port());
+    head(&["-L", "-d", "k=v", &url]).expect_code(0);
+    let first = first.join();
+    let second = second.join();
+    assert!(lossy(&first).starts_with("POST /form HTTP/1.1\r\n"));
+    assert!(lossy(&first).ends_with("\r\n\r\nk=v"), "{}", lossy(&first));
+    assert!(lossy(&second).starts_with("GET /done HTTP/1.1\r\n"));
+    assert_eq!(field(&second, "content-length"), None);
+}
+
+/// A server that sends a head announcing 1000 bytes, then one byte every 100 ms (for at most
+/// 10 s): only -m ends such a body, whose every read comes in time.
+fn dribbling_server() -> Server<()> {
+    Server::start(|mut s, _| {
+        let _ = read_request(&mut s);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(100));
+            if s.write_all(b"x").is_err() {
+                break;
+            }
+        }
+    })
+}
+
+#[test]
+fn max_time_bounds_a_body_that_keeps_coming_and_a_silent_server() {
+    let srv = dribbling_server();
+    let url = format!("http://127.0.0.1:{}/", srv.port());
+    let out = head(&["--get", "-m", "1s", &url]);
+    out.expect_code(1)
+        .expect_stderr_contains("-m/--max-time 1s reached");
+    srv.join();
+    let silent = Server::start(|mut s, _| {
+        let _ = read_request(&mut s);
+        let _ = read_until_eof(&mut s, 10.0);
+    });
+    let url = format!("http://127.0.0.1:{}/", silent.port());
+    let out = head(&["-m", "500ms", "--timeout", "30s", &url]);
+    out.expect_code(1)
+        .expect_stderr_contains("-m/--max-time 500ms reached");
+    silent.join();
+}
+
+#[test]
+fn output_and_dump_header_files_hold_what_curl_puts_there() {
+    let nginx = common::http::nginx(|www| {
+        std::fs::write(www.join("index.html"), "hello body\n").expect("write")
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = dir.path().join("body");
+    let heads = dir.path().join("heads");
+    let url = format!("http://127.0.0.1:{}/", nginx.port);
+    let out = head(&[
+        "--get",
+        "-o",
+        &body.display().to_string(),
+        "-D",
+        &heads.display().to_string(),
+        &url,
+    ]);
+    out.expect_code(0);
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+    assert_eq!(std::fs::read(&body).expect("the -o file"), b"hello body\n");
+    let ours = std::fs::read(&heads).expect("the -D file");
+    assert!(lossy(&ours).starts_with("HTTP/1.1 200 OK\r\n") && ours.ends_with(b"\r\n\r\n"));
+    let curl_heads = dir.path().join("curl-heads");
+    let status = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-D"])
+        .arg(&curl_heads)
+        .arg(&url)
+        .status()
+        .expect("run curl");
+    assert!(status.success());
+    let names = |h: &[u8]| -> Vec<String> {
+        lossy(h)
+            .lines()
+            .map(|l| l.split(':').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(names(&ours), names(&std::fs::read(&curl_heads).unwrap()));
+    // -D alone: the heads in the file, the body on stdout.
+    let out = head(&["--get", "-D", &heads.display().to_string(), &url]);
+    out.expect_code(0).expect_stdout(b"hello body\n");
+    let out = head(&["-o", &body.display().to_string(), &url]);
+    out.expect_code(2);
+}

@@ -26,6 +26,7 @@ use crate::net::connect::{self, ConnectOptions};
 use crate::net::deadline::{format_duration, parse_timeout, read_before, Deadline};
 use crate::net::tls;
 use crate::wire::http::{self, Chunk, ChunkedDecoder, Framing, Head, Method, Url};
+use crate::net::proxy::Credentials;
 use crate::wire::http_route::{self, Detour, Pin};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -170,6 +171,36 @@ pub struct HeadArgs {
     #[arg(long = "connect-to", value_name = "HOST:PORT:HOST2:PORT2",
           value_parser = http_route::parse_connect_to, help_heading = "Routing")]
     pub connect_to: Vec<Detour>,
+    /// Basic authentication (curl's -u), sent to the URL's origin only, never after a
+    /// redirect elsewhere; overrides user:pass@ in the URL. Refused over http:// unless
+    /// --basic-over-http.
+    #[arg(short = 'u', long = "user", value_name = "USER:PASS", help_heading = "Request")]
+    pub user: Option<String>,
+    /// Allow Basic credentials over plain http:// (they cross the network readable).
+    #[arg(long = "basic-over-http", help_heading = "Request")]
+    pub basic_over_http: bool,
+    /// The request method (any token: PUT, DELETE, OPTIONS...). Default HEAD, GET with
+    /// --get, POST with -d. A body is sent only with -d.
+    #[arg(short = 'X', long = "request", value_name = "METHOD", help_heading = "Request")]
+    pub request: Option<String>,
+    /// A request body, as curl's -d: TEXT, or @FILE (@- is stdin) with its CR and LF removed;
+    /// repeated ones are joined with &. Content-Type application/x-www-form-urlencoded
+    /// unless -H names another.
+    #[arg(short = 'd', long = "data", value_name = "@FILE|TEXT", help_heading = "Request")]
+    pub data: Vec<String>,
+    /// Bound the whole run: resolve, connect, TLS, heads, bodies, redirects and retries
+    /// together (curl's -m). Exit 1 when it is reached.
+    #[arg(short = 'm', long = "max-time", value_name = "DUR", value_parser = parse_timeout,
+          help_heading = "Request")]
+    pub max_time: Option<Duration>,
+    /// Write the body to FILE instead of stdout (needs --get; the final response's body only).
+    #[arg(short = 'o', long = "output", value_name = "FILE", requires = "get",
+          help_heading = "Output")]
+    pub output: Option<std::path::PathBuf>,
+    /// Write the heads to FILE instead of stdout ('-' is stdout), as curl's -D.
+    #[arg(short = 'D', long = "dump-header", value_name = "FILE", conflicts_with = "json",
+          help_heading = "Output")]
+    pub dump_header: Option<String>,
 }
 
 /// When each step finished, from the start of the request.
@@ -197,17 +228,183 @@ struct Response {
     leftover: Vec<u8>,
     timing: Timing,
     started: Instant,
+    /// Body bytes read from the connection (as sent: before any decoding).
+    body_bytes: u64,
+}
+
+/// What bounds a run as a whole (`-m`), besides each step's own limit.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    overall: Deadline,
+    max_time: Option<Duration>,
+}
+
+impl Limits {
+    /// `step` shortened to what `-m` leaves; an error once nothing is left.
+    fn within(&self, step: Duration) -> Result<Duration> {
+        match self.overall.remaining() {
+            Ok(None) => Ok(step),
+            Ok(Some(left)) => Ok(step.min(left)),
+            Err(_) => Err(self.reached()),
+        }
+    }
+
+    /// The deadline of a step that may last `step`.
+    fn deadline(&self, step: Duration) -> Deadline {
+        Deadline::after(Some(step)).min(self.overall)
+    }
+
+    fn reached(&self) -> anyhow::Error {
+        anyhow!(
+            "-m/--max-time {} reached",
+            format_duration(self.max_time.unwrap_or_default())
+        )
+    }
+
+    /// The error for a wait of `step` that ended with nothing: `-m` when that is what ran out.
+    fn silence(&self, step: Duration, what: &str) -> anyhow::Error {
+        match self.overall.expired() {
+            true => self.reached(),
+            false => anyhow!("{what} {}", format_duration(step)),
+        }
+    }
+}
+
+/// Basic credentials: `-u USER:PASS`, else the URL's `user:pass@` (percent-decoded).
+fn credentials(args: &HeadArgs, userinfo: Option<&str>) -> Result<Option<Credentials>> {
+    if let Some(user) = &args.user {
+        if !user.contains(':') {
+            return Err(usage(
+                "-u needs USER:PASS (nk asks for no password; an empty one is USER:)",
+            ));
+        }
+        return Ok(Some(Credentials::parse(user)));
+    }
+    let Some(userinfo) = userinfo else {
+        return Ok(None);
+    };
+    let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let decode = |t: &str| {
+        crate::net::proxy::percent_decode(t)
+            .map_err(|e| usage(format!("the URL's credentials: {e}")))
+    };
+    Ok(Some(Credentials {
+        user: decode(user)?,
+        pass: decode(pass)?,
+    }))
+}
+
+/// The `-d` body: each TEXT as given, each @FILE (@- stdin) with CR and LF removed as curl's
+/// -d does, joined with `&`.
+fn request_body(args: &HeadArgs) -> Result<Option<Vec<u8>>> {
+    if args.data.is_empty() {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    for (i, data) in args.data.iter().enumerate() {
+        if i > 0 {
+            body.push(b'&');
+        }
+        let Some(path) = data.strip_prefix('@') else {
+            body.extend_from_slice(data.as_bytes());
+            continue;
+        };
+        let mut bytes = Vec::new();
+        let read = match path {
+            "-" => io::stdin().lock().take(MAX_DATA + 1).read_to_end(&mut bytes),
+            _ => std::fs::File::open(path)
+                .and_then(|f| f.take(MAX_DATA + 1).read_to_end(&mut bytes)),
+        };
+        read.map_err(|e| usage(format!("-d @{path}: {e}")))?;
+        if bytes.len() as u64 > MAX_DATA {
+            return Err(usage(format!(
+                "-d @{path}: longer than {} MiB",
+                MAX_DATA >> 20
+            )));
+        }
+        body.extend(bytes.into_iter().filter(|b| !matches!(b, b'\r' | b'\n')));
+    }
+    Ok(Some(body))
+}
+
+/// The most bytes of one `-d @FILE` read (the body is held in memory to send it again on a
+/// redirect or a retry).
+const MAX_DATA: u64 = 256 << 20;
+
+/// Where heads go: stdout, or the `-D` file.
+fn head_writer(args: &HeadArgs) -> Result<Option<std::fs::File>> {
+    match args.dump_header.as_deref() {
+        None | Some("-") => Ok(None),
+        Some(path) => std::fs::File::create(path)
+            .map(Some)
+            .map_err(|e| usage(format!("-D {path}: {e}"))),
+    }
 }
 
 /// Runs `nk head`.
 pub fn run(args: HeadArgs) -> Result<()> {
-    let mut url = canonical_host(http::parse_url(&args.url).map_err(usage)?)?;
-    let extra = args
-        .headers
+    // The URL's password stops here: what goes on is the URL without its userinfo.
+    let (userinfo, url_text) = http::split_userinfo(&args.url);
+    let url = canonical_host(http::parse_url(&url_text).map_err(usage)?)?;
+    let credentials = credentials(&args, userinfo)?;
+    if credentials.is_some() && !url.tls && !args.basic_over_http {
+        return Err(anyhow::Error::new(
+            crate::exit::UsageError::new(format!(
+                "head {url}: Basic credentials would cross the network readable over http://"
+            ))
+            .with_hint("use https://, or add --basic-over-http if that is what you want"),
+        ));
+    }
+    let mut extra: Vec<(String, String)> = credentials
         .iter()
-        .map(|h| http::parse_header(h).map_err(usage))
-        .collect::<Result<Vec<_>>>()?;
-    let method = if args.get { Method::Get } else { Method::Head };
+        .map(|c| {
+            (
+                "Authorization".to_string(),
+                crate::net::proxy::http_connect::basic_authorization(c),
+            )
+        })
+        .collect();
+    for h in &args.headers {
+        extra.push(http::parse_header(h).map_err(usage)?);
+    }
+    if let Some(verb) = &args.request {
+        if !http::is_token(verb) {
+            return Err(usage(format!(
+                "-X \"{}\" is not a method name (letters, digits and !#$%&'*+-.^_`|~)",
+                verb.escape_debug()
+            )));
+        }
+    }
+    let body = request_body(&args)?;
+    let mut heads_file = head_writer(&args)?;
+    let limits = Limits {
+        overall: Deadline::after(args.max_time),
+        max_time: args.max_time,
+    };
+    let result = transfer(&args, url, extra, body, limits, &mut heads_file);
+    match result {
+        Err(e) if limits.overall.expired() && !format!("{e:#}").contains("--max-time") => {
+            Err(e.context(limits.reached()))
+        }
+        other => other,
+    }
+}
+
+/// The requests of one run: the URL, then each redirect.
+fn transfer(
+    args: &HeadArgs,
+    mut url: Url,
+    extra: Vec<(String, String)>,
+    mut body: Option<Vec<u8>>,
+    limits: Limits,
+    heads_file: &mut Option<std::fs::File>,
+) -> Result<()> {
+    let mut verb = match (&args.request, &body, args.get) {
+        (Some(verb), _, _) => verb.clone(),
+        (None, Some(_), _) => "POST".to_string(),
+        (None, None, true) => "GET".to_string(),
+        (None, None, false) => "HEAD".to_string(),
+    };
     // Trust options with an http:// URL do nothing, unless -L may reach https:// on the way.
     if !url.tls && !args.follow {
         if let Some(flag) = args.trust.given() {
@@ -225,7 +422,7 @@ pub fn run(args: HeadArgs) -> Result<()> {
         .then(|| args.trust.config(HTTP_ALPN))
         .transpose()?;
     let mut redirects = 0;
-    if !args.proxy.given() && proxies_for(&args, &url)?.is_empty() {
+    if !args.proxy.given() && proxies_for(args, &url)?.is_empty() {
         if let Some(flag) = args.proxy.companion() {
             return Err(usage(format!(
                 "{flag} needs a proxy: -x/--proxy, or one from the environment"
@@ -233,7 +430,7 @@ pub fn run(args: HeadArgs) -> Result<()> {
         }
     }
     loop {
-        let proxies = proxies_for(&args, &url)?;
+        let proxies = proxies_for(args, &url)?;
         // An HTTP proxy gets an http:// URL itself, in absolute form, as curl sends it.
         let absolute = !url.tls && proxies.hops.last().is_some_and(|p| p.kind.is_http());
         let mut hop_extra = headers_for(&url, &first_origin, &extra);
@@ -247,12 +444,13 @@ pub fn run(args: HeadArgs) -> Result<()> {
                 ));
             }
         }
-        let request = http::build_request(method, &request_url, args.http10, &hop_extra);
+        let request =
+            http::build_request_with(&verb, &request_url, args.http10, &hop_extra, body.as_deref());
         if url.tls && tls_config.is_none() {
             tls_config = Some(args.trust.config(HTTP_ALPN)?);
         }
         let config = if url.tls { tls_config.clone() } else { None };
-        let mut response = fetch(&url, &request, &args, config, proxies, absolute)?;
+        let mut response = fetch(&url, &request, args, config, proxies, absolute, limits)?;
         let location = response.head.location.clone();
         let redirect_status = matches!(response.head.status, 301 | 302 | 303 | 307 | 308);
         // An empty Location is a reference to this very URL (RFC 3986 §5.2.2): following it
@@ -267,23 +465,23 @@ pub fn run(args: HeadArgs) -> Result<()> {
             ));
         }
         let redirect = args.follow && redirect_status && location.is_some() && !empty;
-        if !redirect && method == Method::Get {
+        let method = if verb == "HEAD" {
+            Method::Head
+        } else {
+            Method::Get
+        };
+        if !redirect && args.get {
             if args.json {
-                let body = collect_body(&mut response, &args, &url)?;
-                print_head(&args, &url, &response, Some(&body))?;
+                let kept = collect_body(&mut response, args, &url, method, limits)?;
+                print_head(args, &url, &response, Some(&kept), heads_file)?;
             } else {
-                print_head(&args, &url, &response, None)?;
-                let mut out = io::stdout().lock();
-                read_body(&mut response, &args, &mut |data| {
-                    out.write_all(data).map_err(stdout_error)?;
-                    Ok(true)
-                })?;
-                out.flush().map_err(stdout_error)?;
+                print_head(args, &url, &response, None, heads_file)?;
+                save_body(&mut response, args, &url, method, limits)?;
             }
         }
         response.timing.total = response.started.elapsed();
-        if redirect || method == Method::Head {
-            print_head(&args, &url, &response, None)?;
+        if redirect || !args.get {
+            print_head(args, &url, &response, None, heads_file)?;
         }
         let t = response.timing;
         let handshake = t
@@ -310,6 +508,15 @@ pub fn run(args: HeadArgs) -> Result<()> {
             let next = canonical_host(next)
                 .map_err(|e| anyhow!("head {url}: cannot follow the redirect: {e:#}"))?;
             info!("following {} to {next}", response.head.status);
+            // 303 asks for a GET; a POST that -d made (not -X) becomes one after 301 and 302,
+            // as browsers and curl do. 307 and 308 keep the method and the body.
+            let status = response.head.status;
+            if (status == 303 && verb != "HEAD")
+                || (matches!(status, 301 | 302) && verb == "POST" && args.request.is_none())
+            {
+                verb = "GET".to_string();
+                body = None;
+            }
             url = next;
             continue;
         }
@@ -455,10 +662,11 @@ fn fetch(
     tls: Option<Arc<rustls::ClientConfig>>,
     mut proxies: crate::net::proxy::Chain,
     absolute: bool,
+    limits: Limits,
 ) -> Result<Response> {
     let started = Instant::now();
     let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let connect_timeout = args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let connect_timeout = limits.within(args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))?;
     let (mut target, pinned) = route(args, url)?;
     // Absolute form: the last proxy is the server this request goes to.
     let http_proxy = match absolute {
@@ -508,16 +716,16 @@ fn fetch(
         Some(config) => {
             let name = args.trust.server_name(&url.host);
             let peer = display_addr(connected.peer);
-            let plain =
-                tls::connect(connected.stream, config, &name, &peer, timeout)?.into_socket();
+            let limit = limits.within(timeout)?;
+            let plain = tls::connect(connected.stream, config, &name, &peer, limit)?.into_socket();
             timing.tls = Some(started.elapsed());
             plain
         }
         None => Socket::from(connected.stream),
     };
-    let deadline = Deadline::after(Some(timeout));
+    let deadline = limits.deadline(timeout);
     stream
-        .set_write_timeout(Some(timeout))
+        .set_write_timeout(Some(limits.within(timeout)?))
         .context("set the write timeout")?;
     (&stream)
         .write_all(request)
@@ -540,16 +748,16 @@ fn fetch(
                     leftover,
                     timing,
                     started,
+                    body_bytes: 0,
                 });
             }
             None => {
                 let n = read_before(&stream, deadline, |mut s| s.read(&mut chunk))
                     .with_context(|| format!("head {url}: read the response"))?
                     .ok_or_else(|| {
-                        anyhow!(
-                            "head {url}: no response within {}",
-                            format_duration(timeout)
-                        )
+                        limits
+                            .silence(timeout, "no response within")
+                            .context(format!("head {url}"))
                     })?;
                 if n == 0 {
                     return Err(if buf.is_empty() {
@@ -581,10 +789,16 @@ struct Body {
 /// Reads a GET body into memory for `--json`, up to `--max-body` bytes; a longer body is cut
 /// there (a warning says so) rather than refused: the head and the start are still worth
 /// having, and `body_truncated` marks it for a script.
-fn collect_body(response: &mut Response, args: &HeadArgs, url: &Url) -> Result<Body> {
+fn collect_body(
+    response: &mut Response,
+    args: &HeadArgs,
+    url: &Url,
+    method: Method,
+    limits: Limits,
+) -> Result<Body> {
     let cap = args.max_body;
     let mut body = Body::default();
-    read_body(response, args, &mut |data| {
+    read_body(response, args, method, limits, &mut |data| {
         let room = cap - body.bytes.len();
         body.bytes.extend_from_slice(&data[..data.len().min(room)]);
         body.truncated = data.len() > room;
@@ -616,7 +830,58 @@ fn body_fields(body: &Body) -> (String, &'static str) {
     }
 }
 
-fn print_head(args: &HeadArgs, url: &Url, response: &Response, body: Option<&Body>) -> Result<()> {
+/// Streams the final body to stdout, or to the `-o` file.
+fn save_body(
+    response: &mut Response,
+    args: &HeadArgs,
+    url: &Url,
+    method: Method,
+    limits: Limits,
+) -> Result<()> {
+    let Some(path) = &args.output else {
+        let mut out = io::stdout().lock();
+        read_body(response, args, method, limits, &mut |data| {
+            out.write_all(data).map_err(stdout_error)?;
+            Ok(true)
+        })?;
+        return out.flush().map_err(stdout_error);
+    };
+    let shown = path.display();
+    let file = std::fs::File::create(path).with_context(|| format!("create {shown} (-o)"))?;
+    let mut out = io::BufWriter::new(file);
+    let mut written = 0u64;
+    let read = read_body(response, args, method, limits, &mut |data| {
+        out.write_all(data)
+            .with_context(|| format!("write {shown} (-o)"))?;
+        written += data.len() as u64;
+        Ok(true)
+    });
+    let flushed = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_data())
+        .with_context(|| format!("write {shown} (-o)"));
+    match (read, flushed) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), _) | (Ok(()), Err(e)) => Err(e.context(format!(
+            "head {url}: {shown} holds only the first {written} bytes of the body"
+        ))),
+    }
+}
+
+fn print_head(
+    args: &HeadArgs,
+    url: &Url,
+    response: &Response,
+    body: Option<&Body>,
+    heads_file: &mut Option<std::fs::File>,
+) -> Result<()> {
+    if let (Some(file), false) = (heads_file.as_mut(), args.json) {
+        let path = args.dump_header.as_deref().unwrap_or_default();
+        return file
+            .write_all(&response.raw_head)
+            .with_context(|| format!("write {path} (-D)"));
+    }
     let mut out = io::stdout().lock();
     let written = if args.json {
         let head = &response.head;
@@ -652,19 +917,28 @@ fn print_head(args: &HeadArgs, url: &Url, response: &Response, body: Option<&Bod
 type BodySink<'a> = dyn FnMut(&[u8]) -> Result<bool> + 'a;
 
 /// Reads the body of a GET response, as its framing says, into `sink`.
-fn read_body(response: &mut Response, args: &HeadArgs, sink: &mut BodySink<'_>) -> Result<()> {
-    let framing = http::framing(Method::Get, &response.head).map_err(|e| anyhow!("{e}"))?;
+fn read_body(
+    response: &mut Response,
+    args: &HeadArgs,
+    method: Method,
+    limits: Limits,
+    sink: &mut BodySink<'_>,
+) -> Result<()> {
+    let framing = http::framing(method, &response.head).map_err(|e| anyhow!("{e}"))?;
     let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let mut chunk = vec![0u8; 64 * 1024];
     let mut pending = std::mem::take(&mut response.leftover);
+    response.body_bytes = pending.len() as u64;
     let stream = &mut response.stream;
+    let body_bytes = &mut response.body_bytes;
     let mut read_more = |pending: &mut Vec<u8>| -> Result<usize> {
-        let n = read_before(&*stream, Deadline::after(Some(timeout)), |mut s| {
+        let n = read_before(&*stream, limits.deadline(timeout), |mut s| {
             s.read(&mut chunk)
         })
         .context("read the body")?
-        .ok_or_else(|| anyhow!("the body stalled: nothing for {}", format_duration(timeout)))?;
+        .ok_or_else(|| limits.silence(timeout, "the body stalled: nothing for"))?;
         pending.extend_from_slice(&chunk[..n]);
+        *body_bytes += n as u64;
         Ok(n)
     };
     match framing {
