@@ -89,7 +89,11 @@ fn nk_request(args: &[&str], response: &'static [u8]) -> (Vec<u8>, Finished) {
 /// The value of the request's `name` field.
 fn field(request: &[u8], name: &str) -> Option<String> {
     let text = lossy(request);
-    let head = text.split("\r\n\r\n").next().unwrap_or_default().to_string();
+    let head = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_string();
     head.lines().skip(1).find_map(|l| {
         let (n, v) = l.split_once(':')?;
         n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
@@ -149,7 +153,14 @@ fn connect_to_an_https_backend_keeps_sni_and_the_name_check() {
     // The certificate names localhost: the check passes only if SNI and the name checked are
     // the URL's host, not the address dialled.
     let detour = format!("localhost:443:127.0.0.1:{tls_port}");
-    let out = head(&["-v", "--ca", &pki.ca(), "--connect-to", &detour, "https://localhost/"]);
+    let out = head(&[
+        "-v",
+        "--ca",
+        &pki.ca(),
+        "--connect-to",
+        &detour,
+        "https://localhost/",
+    ]);
     out.expect_code(0).expect_stdout_contains("HTTP/1.1 200 OK");
     out.expect_stderr_contains(&format!(
         "--connect-to: localhost is dialled at 127.0.0.1:{tls_port}"
@@ -204,11 +215,19 @@ fn basic_credentials_match_curl_and_are_refused_over_http_without_the_flag() {
 
     for (ours, theirs) in [
         (
-            vec!["--basic-over-http", "-u", "user:pa:ss", "http://127.0.0.1:{port}/"],
+            vec![
+                "--basic-over-http",
+                "-u",
+                "user:pa:ss",
+                "http://127.0.0.1:{port}/",
+            ],
             vec!["-u", "user:pa:ss", "http://127.0.0.1:{port}/"],
         ),
         (
-            vec!["--basic-over-http", "http://us%40er:p%3Ass@127.0.0.1:{port}/"],
+            vec![
+                "--basic-over-http",
+                "http://us%40er:p%3Ass@127.0.0.1:{port}/",
+            ],
             vec!["http://us%40er:p%3Ass@127.0.0.1:{port}/"],
         ),
     ] {
@@ -237,7 +256,11 @@ fn the_urls_password_never_shows_and_basic_auth_stays_with_its_origin() {
     assert!(!shown.contains("user:"), "{}", out.describe());
     let first = first.join();
     let second = second.join();
-    assert!(field(&first, "authorization").is_some(), "{}", lossy(&first));
+    assert!(
+        field(&first, "authorization").is_some(),
+        "{}",
+        lossy(&first)
+    );
     assert_eq!(field(&second, "authorization"), None, "{}", lossy(&second));
     out.expect_stderr_contains("not sending Authorization");
 }
@@ -274,7 +297,8 @@ fn methods_and_bodies_are_sent_as_curl_sends_them() {
         }
     }
     let out = head(&["-X", "GET /x", "http://127.0.0.1:1/"]);
-    out.expect_code(2).expect_stderr_contains("not a method name");
+    out.expect_code(2)
+        .expect_stderr_contains("not a method name");
 }
 
 #[test]
@@ -373,4 +397,313 @@ fn output_and_dump_header_files_hold_what_curl_puts_there() {
     out.expect_code(0).expect_stdout(b"hello body\n");
     let out = head(&["-o", &body.display().to_string(), &url]);
     out.expect_code(2);
+}
+
+// ---------------------------------------------------------------------------
+// item 9: --retry, --unix-socket, --compressed, --write-out
+// ---------------------------------------------------------------------------
+
+/// A server that answers each connection in turn with the next of `responses`, returning
+/// the requests (10 s bound per accept).
+fn serve_each(responses: Vec<Vec<u8>>) -> (u16, std::thread::JoinHandle<Vec<Vec<u8>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handle = std::thread::spawn(move || {
+        listener.set_nonblocking(true).expect("nonblocking");
+        let mut got = Vec::new();
+        for response in responses {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let mut s = loop {
+                match listener.accept() {
+                    Ok((s, _)) => break s,
+                    Err(_) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(_) => return got,
+                }
+            };
+            s.set_nonblocking(false).expect("blocking");
+            got.push(read_request(&mut s));
+            let _ = s.write_all(&response);
+            let _ = s.shutdown(std::net::Shutdown::Write);
+            let _ = read_until_eof(&mut s, 5.0);
+        }
+        got
+    });
+    (port, handle)
+}
+
+#[test]
+fn retry_after_503_and_a_refused_connection() {
+    let busy = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nContent-Length: 0\r\n\r\n";
+    let (port, server) = serve_each(vec![busy.to_vec(), busy.to_vec(), OK_EMPTY.to_vec()]);
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = head(&["--retry", "3", &url]);
+    out.expect_code(0).expect_stdout(OK_EMPTY);
+    assert_eq!(
+        out.stderr.matches("503 Service Unavailable: try").count(),
+        2
+    );
+    out.expect_stderr_contains("try 3 of 4 in 0ms");
+    assert_eq!(server.join().expect("server").len(), 3);
+    // Out of tries: the last answer is printed and --fail judges it.
+    let (port, server) = serve_each(vec![busy.to_vec(), busy.to_vec()]);
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = head(&["--retry", "1", "--fail", &url]);
+    out.expect_code(1).expect_stdout(busy);
+    assert_eq!(server.join().expect("server").len(), 2);
+    // A refused connection is tried again (1 s later): still refused, exit 1.
+    let none = NoConnect::new();
+    drop(none);
+    let port = free_port("127.0.0.1");
+    let out = head(&["--retry", "1", &format!("http://127.0.0.1:{port}/")]);
+    out.expect_code(1)
+        .expect_stderr_contains("try 2 of 2 in 1s");
+}
+
+#[test]
+fn unix_socket_requests_are_the_urls_and_match_curl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s");
+    let serve = |path: std::path::PathBuf| {
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while find(&got, b"\r\n\r\n").is_none() {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s.write_all(OK_EMPTY);
+            got
+        })
+    };
+    let server = serve(path.clone());
+    let sock = path.display().to_string();
+    let out = head(&["--unix-socket", &sock, "http://vhost.invalid/x"]);
+    out.expect_code(0).expect_stdout(OK_EMPTY);
+    let ours = server.join().expect("server");
+    std::fs::remove_file(&path).expect("rm");
+    let server = serve(path.clone());
+    let status = Command::new("curl")
+        .args([
+            "-sI",
+            "--max-time",
+            "10",
+            "--unix-socket",
+            &sock,
+            "http://vhost.invalid/x",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("curl");
+    assert!(status.success());
+    let theirs = server.join().expect("server");
+    assert_eq!(field(&ours, "host"), field(&theirs, "host"));
+    assert_eq!(lossy(&ours).lines().next(), lossy(&theirs).lines().next());
+    let out = head(&["--unix-socket", "/nonexistent/nk.sock", "http://h/"]);
+    out.expect_code(1).expect_stderr_contains("--unix-socket");
+}
+
+#[test]
+fn compressed_bodies_are_decoded_as_curl_decodes_them() {
+    let text: String = (0..4000).map(|i| format!("line {i}\n")).collect();
+    let nginx = nginx_with(
+        |www| std::fs::write(www.join("t.txt"), &text).expect("write"),
+        &NginxSite {
+            http_extra: "gzip on; gzip_types text/plain; gzip_min_length 1;",
+            ..NginxSite::default()
+        },
+    );
+    let url = format!("http://127.0.0.1:{}/t.txt", nginx.port);
+    let out = head(&[
+        "--compressed",
+        "--get",
+        "--write-out",
+        "%{size_download}",
+        &url,
+    ]);
+    out.expect_code(0)
+        .expect_stdout_contains("Content-Encoding: gzip");
+    let i = find(&out.stdout, b"\r\n\r\n").expect("a head") + 4;
+    let sent: usize = lossy(&out.stdout[i + text.len()..]).parse().expect("size");
+    assert_eq!(lossy(&out.stdout[i..i + text.len()]), text);
+    assert!(sent < text.len() / 2, "gzip on the wire: {sent} bytes");
+    let curl = Command::new("curl")
+        .args(["-s", "--max-time", "10", "--compressed", &url])
+        .output()
+        .expect("curl");
+    assert_eq!(lossy(&curl.stdout), text);
+    // Without --compressed, nothing is asked for and nothing is decoded.
+    let out = head(&["--get", &url]);
+    out.expect_code(0);
+    assert!(!out.stdout_text().contains("Content-Encoding"));
+
+    // br, from a server in a thread (Debian's nginx has no brotli module).
+    require_tool("brotli", "brotli");
+    let mut brotli = Command::new("brotli")
+        .args(["-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("brotli");
+    brotli
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let encoded = brotli.wait_with_output().expect("brotli").stdout;
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: {}\r\n\r\n",
+        encoded.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(&encoded);
+    let srv = serve_once(response);
+    let url = format!("http://127.0.0.1:{}/", srv.port());
+    let out = head(&["--compressed", "--get", "--json", &url]);
+    out.expect_code(0);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["body"].as_str(), Some(text.as_str()));
+    let request = srv.join();
+    assert_eq!(
+        field(&request, "accept-encoding").as_deref(),
+        Some("gzip, br")
+    );
+}
+
+#[test]
+fn a_decompression_bomb_is_refused() {
+    // 64 MiB of zeros: about 64 KiB of gzip.
+    let mut gzip = Command::new("sh")
+        .args(["-c", "head -c 67108864 /dev/zero | gzip -9"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    let mut bomb = Vec::new();
+    gzip.stdout.take().unwrap().read_to_end(&mut bomb).unwrap();
+    assert!(gzip.wait().unwrap().success());
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        bomb.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(&bomb);
+    let srv = serve_once(response);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("out");
+    let url = format!("http://127.0.0.1:{}/", srv.port());
+    let out = head(&[
+        "--compressed",
+        "--get",
+        "-o",
+        &file.display().to_string(),
+        &url,
+    ]);
+    out.expect_code(1)
+        .expect_stderr_contains("refused as a decompression bomb");
+    assert!(std::fs::metadata(&file).unwrap().len() <= 32 << 20);
+    srv.join();
+}
+
+#[test]
+fn write_out_gives_what_curl_gives() {
+    let nginx = common::http::nginx(|www| {
+        std::fs::write(www.join("index.html"), "twelve bytes").expect("write");
+        std::fs::create_dir(www.join("d")).expect("mkdir");
+        std::fs::write(www.join("d/index.html"), "x").expect("write");
+    });
+    let url = format!("http://127.0.0.1:{}/d", nginx.port);
+    let format = "%{http_code} %{size_download} %{remote_ip} %{num_redirects} %{url_effective}\\n";
+    let out = head(&[
+        "-L",
+        "--get",
+        "-o",
+        "/dev/null",
+        "-D",
+        "/dev/null",
+        "--write-out",
+        format,
+        &url,
+    ]);
+    out.expect_code(0);
+    let curl = Command::new("curl")
+        .args([
+            "-s",
+            "-L",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "10",
+            "--write-out",
+            format,
+            &url,
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(out.stdout_text(), lossy(&curl.stdout));
+    assert_eq!(out.stdout_text(), format!("200 1 127.0.0.1 1 {url}/\n"));
+    let times = "%{time_connect} %{time_starttransfer} %{time_total}";
+    let out = head(&["--write-out", times, &url]);
+    let figures: Vec<f64> = out
+        .stdout_text()
+        .rsplit("\r\n\r\n")
+        .next()
+        .unwrap()
+        .split(' ')
+        .map(|f| f.parse().expect("seconds"))
+        .collect();
+    assert!(
+        figures[0] <= figures[1] && figures[1] <= figures[2],
+        "{figures:?}"
+    );
+    // A failed run still writes out, with 000 as curl does.
+    let port = free_port("127.0.0.1");
+    let out = head(&[
+        "--write-out",
+        "[%{http_code}]",
+        &format!("http://127.0.0.1:{port}/"),
+    ]);
+    out.expect_code(1).expect_stdout(b"[000]");
+    head(&["--write-out", "%{nope}", &url])
+        .expect_code(2)
+        .expect_stderr_contains("unknown variable %{nope}");
+}
+
+// ---------------------------------------------------------------------------
+// item 11: interim heads and trailers with -v
+// ---------------------------------------------------------------------------
+
+#[test]
+fn interim_heads_and_trailers_are_shown_with_v() {
+    let response = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n\
+        HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n\
+        5\r\nhello\r\n0\r\nX-Sum: abc\r\n\r\n";
+    let srv = serve_once(response.to_vec());
+    let url = format!("http://127.0.0.1:{}/", srv.port());
+    let out = head(&["--get", "-v", &url]);
+    out.expect_code(0);
+    assert!(out.stdout_text().starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(out.stdout_text().ends_with("\r\n\r\nhello"));
+    let lines = out.stderr_lines_unprefixed();
+    for want in [
+        "< HTTP/1.1 103 Early Hints",
+        "< Link: </s.css>; rel=preload",
+        "< X-Sum: abc (trailer)",
+    ] {
+        assert!(lines.contains(&want), "{want:?}\n{}", out.describe());
+    }
+    srv.join();
+    // Without -v, neither shows.
+    let srv = serve_once(response.to_vec());
+    let url = format!("http://127.0.0.1:{}/", srv.port());
+    let out = head(&["--get", &url]);
+    out.expect_code(0);
+    assert!(out.stderr.is_empty(), "{}", out.describe());
+    srv.join();
 }

@@ -24,10 +24,12 @@ use crate::net::addr::display_addr;
 use crate::net::addr::{self, Host, Target};
 use crate::net::connect::{self, ConnectOptions};
 use crate::net::deadline::{format_duration, parse_timeout, read_before, Deadline};
-use crate::net::tls;
-use crate::wire::http::{self, Chunk, ChunkedDecoder, Framing, Head, Method, Url};
 use crate::net::proxy::Credentials;
+use crate::net::tls;
+use crate::net::unix::UnixAddr;
+use crate::wire::http::{self, Chunk, ChunkedDecoder, Framing, Head, Method, Url};
 use crate::wire::http_route::{self, Detour, Pin};
+use crate::wire::write_out;
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -174,19 +176,34 @@ pub struct HeadArgs {
     /// Basic authentication (curl's -u), sent to the URL's origin only, never after a
     /// redirect elsewhere; overrides user:pass@ in the URL. Refused over http:// unless
     /// --basic-over-http.
-    #[arg(short = 'u', long = "user", value_name = "USER:PASS", help_heading = "Request")]
+    #[arg(
+        short = 'u',
+        long = "user",
+        value_name = "USER:PASS",
+        help_heading = "Request"
+    )]
     pub user: Option<String>,
     /// Allow Basic credentials over plain http:// (they cross the network readable).
     #[arg(long = "basic-over-http", help_heading = "Request")]
     pub basic_over_http: bool,
     /// The request method (any token: PUT, DELETE, OPTIONS...). Default HEAD, GET with
     /// --get, POST with -d. A body is sent only with -d.
-    #[arg(short = 'X', long = "request", value_name = "METHOD", help_heading = "Request")]
+    #[arg(
+        short = 'X',
+        long = "request",
+        value_name = "METHOD",
+        help_heading = "Request"
+    )]
     pub request: Option<String>,
     /// A request body, as curl's -d: TEXT, or @FILE (@- is stdin) with its CR and LF removed;
     /// repeated ones are joined with &. Content-Type application/x-www-form-urlencoded
     /// unless -H names another.
-    #[arg(short = 'd', long = "data", value_name = "@FILE|TEXT", help_heading = "Request")]
+    #[arg(
+        short = 'd',
+        long = "data",
+        value_name = "@FILE|TEXT",
+        help_heading = "Request"
+    )]
     pub data: Vec<String>,
     /// Bound the whole run: resolve, connect, TLS, heads, bodies, redirects and retries
     /// together (curl's -m). Exit 1 when it is reached.
@@ -194,13 +211,48 @@ pub struct HeadArgs {
           help_heading = "Request")]
     pub max_time: Option<Duration>,
     /// Write the body to FILE instead of stdout (needs --get; the final response's body only).
-    #[arg(short = 'o', long = "output", value_name = "FILE", requires = "get",
-          help_heading = "Output")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        requires = "get",
+        help_heading = "Output"
+    )]
     pub output: Option<std::path::PathBuf>,
     /// Write the heads to FILE instead of stdout ('-' is stdout), as curl's -D.
-    #[arg(short = 'D', long = "dump-header", value_name = "FILE", conflicts_with = "json",
-          help_heading = "Output")]
+    #[arg(
+        short = 'D',
+        long = "dump-header",
+        value_name = "FILE",
+        conflicts_with = "json",
+        help_heading = "Output"
+    )]
     pub dump_header: Option<String>,
+    /// Try again up to N times after a connection failure, or a 408, 429, 500, 502, 503 or
+    /// 504 answer: after Retry-After when the server gives one (at most 10 minutes), else
+    /// 1s, 2s, 4s... as curl. -m bounds the whole.
+    #[arg(
+        long = "retry",
+        value_name = "N",
+        default_value_t = 0,
+        help_heading = "Request"
+    )]
+    pub retry: u32,
+    /// Connect to this Unix socket (PATH or @abstract) instead of the URL's host and port;
+    /// the request (Host, TLS name for https://) is the URL's, as curl's --unix-socket.
+    #[arg(long = "unix-socket", value_name = "PATH", conflicts_with_all = ["proxy", "resolve", "connect_to"],
+          help_heading = "Routing")]
+    pub unix_socket: Option<String>,
+    /// Send Accept-Encoding: gzip, br; with --get, a gzip or br body is decoded (one past
+    /// 16 MiB that grows to more than 1000 times its encoded size is refused as a bomb).
+    #[arg(long = "compressed", help_heading = "Request")]
+    pub compressed: bool,
+    /// After the run, print FORMAT with curl's variables filled in: %{http_code},
+    /// %{time_total}, %{time_connect}, %{time_starttransfer}, %{size_download},
+    /// %{remote_ip}, %{url_effective}, %{num_redirects}; \n, %% and %{stderr} as in curl;
+    /// @FILE reads the format from FILE.
+    #[arg(long = "write-out", value_name = "FORMAT", help_heading = "Output")]
+    pub write_out: Option<String>,
 }
 
 /// When each step finished, from the start of the request.
@@ -228,8 +280,16 @@ struct Response {
     leftover: Vec<u8>,
     timing: Timing,
     started: Instant,
-    /// Body bytes read from the connection (as sent: before any decoding).
+    /// Body bytes received (as sent: before any decoding, without chunk framing).
     body_bytes: u64,
+    /// The address connected to, when it was an IP one.
+    remote_ip: Option<std::net::IpAddr>,
+}
+
+/// What `--write-out` reports of a run, filled in as it goes.
+#[derive(Debug, Default)]
+struct Outcome {
+    values: write_out::Values,
 }
 
 /// What bounds a run as a whole (`-m`), besides each step's own limit.
@@ -311,9 +371,13 @@ fn request_body(args: &HeadArgs) -> Result<Option<Vec<u8>>> {
         };
         let mut bytes = Vec::new();
         let read = match path {
-            "-" => io::stdin().lock().take(MAX_DATA + 1).read_to_end(&mut bytes),
-            _ => std::fs::File::open(path)
-                .and_then(|f| f.take(MAX_DATA + 1).read_to_end(&mut bytes)),
+            "-" => io::stdin()
+                .lock()
+                .take(MAX_DATA + 1)
+                .read_to_end(&mut bytes),
+            _ => {
+                std::fs::File::open(path).and_then(|f| f.take(MAX_DATA + 1).read_to_end(&mut bytes))
+            }
         };
         read.map_err(|e| usage(format!("-d @{path}: {e}")))?;
         if bytes.len() as u64 > MAX_DATA {
@@ -375,19 +439,87 @@ pub fn run(args: HeadArgs) -> Result<()> {
             )));
         }
     }
+    if args.compressed {
+        // Before the -H headers: a -H Accept-Encoding replaces it.
+        extra.insert(0, ("Accept-Encoding".into(), "gzip, br".into()));
+    }
+    if let Some(path) = &args.unix_socket {
+        UnixAddr::parse(path)?;
+    }
+    let write_out = args
+        .write_out
+        .as_deref()
+        .map(write_out_format)
+        .transpose()?;
     let body = request_body(&args)?;
     let mut heads_file = head_writer(&args)?;
     let limits = Limits {
         overall: Deadline::after(args.max_time),
         max_time: args.max_time,
     };
-    let result = transfer(&args, url, extra, body, limits, &mut heads_file);
+    let run_started = Instant::now();
+    let mut outcome = Outcome::default();
+    let result = transfer(
+        &args,
+        url,
+        extra,
+        body,
+        limits,
+        &mut heads_file,
+        &mut outcome,
+    );
+    if let Some(pieces) = write_out {
+        outcome.values.time_total = run_started.elapsed().as_secs_f64();
+        let (out, err) = write_out::render(&pieces, &outcome.values);
+        let _ = io::stderr().lock().write_all(err.as_bytes());
+        let mut stdout = io::stdout().lock();
+        stdout
+            .write_all(out.as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(stdout_error)?;
+    }
     match result {
         Err(e) if limits.overall.expired() && !format!("{e:#}").contains("--max-time") => {
             Err(e.context(limits.reached()))
         }
         other => other,
     }
+}
+
+/// The `--write-out` format, parsed (from FILE for `@FILE`), before any traffic.
+fn write_out_format(text: &str) -> Result<Vec<write_out::Piece>> {
+    let format = match text.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| usage(format!("--write-out @{path}: {e}")))?
+        }
+        None => text.to_string(),
+    };
+    write_out::parse(&format).map_err(usage)
+}
+
+/// The statuses `--retry` tries again after, as curl's list of transient ones.
+const RETRY_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
+
+/// The longest wait between two tries (curl's longest back-off).
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(600);
+
+/// How long to wait before try `attempt + 2`: the server's Retry-After (seconds or an
+/// HTTP date), else 1s doubled each time; at most [`MAX_RETRY_WAIT`].
+fn retry_wait(attempt: u32, retry_after: Option<&str>) -> Duration {
+    let given = retry_after.and_then(|value| {
+        let value = value.trim();
+        match value.parse::<u64>() {
+            Ok(seconds) => Some(Duration::from_secs(seconds)),
+            Err(_) => chrono::DateTime::parse_from_rfc2822(value).ok().map(|at| {
+                (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or_default()
+            }),
+        }
+    });
+    given
+        .unwrap_or_else(|| Duration::from_secs(1u64 << attempt.min(10)))
+        .min(MAX_RETRY_WAIT)
 }
 
 /// The requests of one run: the URL, then each redirect.
@@ -398,7 +530,9 @@ fn transfer(
     mut body: Option<Vec<u8>>,
     limits: Limits,
     heads_file: &mut Option<std::fs::File>,
+    outcome: &mut Outcome,
 ) -> Result<()> {
+    let run_started = Instant::now();
     let mut verb = match (&args.request, &body, args.get) {
         (Some(verb), _, _) => verb.clone(),
         (None, Some(_), _) => "POST".to_string(),
@@ -430,7 +564,11 @@ fn transfer(
         }
     }
     loop {
-        let proxies = proxies_for(args, &url)?;
+        let proxies = match args.unix_socket {
+            Some(_) => crate::net::proxy::Chain::default(),
+            None => proxies_for(args, &url)?,
+        };
+        outcome.values.url_effective = url.to_string();
         // An HTTP proxy gets an http:// URL itself, in absolute form, as curl sends it.
         let absolute = !url.tls && proxies.hops.last().is_some_and(|p| p.kind.is_http());
         let mut hop_extra = headers_for(&url, &first_origin, &extra);
@@ -444,13 +582,68 @@ fn transfer(
                 ));
             }
         }
-        let request =
-            http::build_request_with(&verb, &request_url, args.http10, &hop_extra, body.as_deref());
+        let request = http::build_request_with(
+            &verb,
+            &request_url,
+            args.http10,
+            &hop_extra,
+            body.as_deref(),
+        );
         if url.tls && tls_config.is_none() {
             tls_config = Some(args.trust.config(HTTP_ALPN)?);
         }
         let config = if url.tls { tls_config.clone() } else { None };
-        let mut response = fetch(&url, &request, args, config, proxies, absolute, limits)?;
+        let mut attempt = 0;
+        let mut response = loop {
+            let hops = match attempt {
+                0 => proxies.clone(),
+                _ => proxies_for(args, &url)?,
+            };
+            let result = fetch(&url, &request, args, config.clone(), hops, absolute, limits);
+            let (why, retry_after) = match &result {
+                Err(e) if crate::exit::classify(e) != crate::exit::Status::Usage => {
+                    (format!("{e:#}"), None)
+                }
+                Ok(r) if RETRY_STATUSES.contains(&r.head.status) => (
+                    format!("the server answered {} {}", r.head.status, r.head.reason),
+                    r.head.header("retry-after"),
+                ),
+                _ => break result?,
+            };
+            if attempt >= args.retry {
+                break result?;
+            }
+            let wait = retry_wait(attempt, retry_after);
+            if limits
+                .overall
+                .remaining()
+                .ok()
+                .flatten()
+                .is_some_and(|left| left <= wait)
+            {
+                crate::log::warn(format_args!(
+                    "head {url}: not retried: waiting {} would pass -m/--max-time",
+                    format_duration(wait)
+                ));
+                break result?;
+            }
+            attempt += 1;
+            crate::log::warn(format_args!(
+                "head {url}: {why}: try {} of {} in {}",
+                attempt + 1,
+                args.retry + 1,
+                format_duration(wait)
+            ));
+            std::thread::sleep(wait);
+        };
+        let offset = response.started.duration_since(run_started);
+        outcome.values.http_code = Some(response.head.status);
+        outcome.values.remote_ip = response
+            .remote_ip
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
+        outcome.values.time_connect = (offset + response.timing.connect).as_secs_f64();
+        outcome.values.time_starttransfer = (offset + response.timing.first_byte).as_secs_f64();
         let location = response.head.location.clone();
         let redirect_status = matches!(response.head.status, 301 | 302 | 303 | 307 | 308);
         // An empty Location is a reference to this very URL (RFC 3986 §5.2.2): following it
@@ -480,6 +673,7 @@ fn transfer(
             }
         }
         response.timing.total = response.started.elapsed();
+        outcome.values.size_download = response.body_bytes;
         if redirect || !args.get {
             print_head(args, &url, &response, None, heads_file)?;
         }
@@ -503,6 +697,7 @@ fn transfer(
                 ));
             }
             redirects += 1;
+            outcome.values.num_redirects = redirects;
             let next = http::resolve_location(&url, location.as_deref().unwrap_or_default())
                 .map_err(|e| anyhow!("head {url}: cannot follow the redirect: {e}"))?;
             let next = canonical_host(next)
@@ -660,13 +855,75 @@ fn fetch(
     request: &[u8],
     args: &HeadArgs,
     tls: Option<Arc<rustls::ClientConfig>>,
-    mut proxies: crate::net::proxy::Chain,
+    proxies: crate::net::proxy::Chain,
     absolute: bool,
     limits: Limits,
 ) -> Result<Response> {
     let started = Instant::now();
     let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let connect_timeout = limits.within(args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))?;
+    let mut timing = Timing::default();
+    let (stream, peer, remote_ip) = match &args.unix_socket {
+        Some(path) => {
+            let path = UnixAddr::parse(path)?;
+            let socket = Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)
+                .context("create Unix socket")?;
+            socket
+                .connect_timeout(&path.sockaddr()?, connect_timeout)
+                .with_context(|| format!("connect {path} (--unix-socket)"))?;
+            info!("connected to {path} (--unix-socket)");
+            // A TcpStream is only a socket's descriptor to the TLS layer: reads, writes,
+            // shutdown and timeouts are the same calls on a Unix socket.
+            let stream = std::net::TcpStream::from(std::os::fd::OwnedFd::from(socket));
+            (stream, path.to_string(), None)
+        }
+        None => {
+            let connected = dial(
+                url,
+                args,
+                proxies,
+                absolute,
+                connect_timeout,
+                started,
+                &mut timing,
+            )?;
+            let peer = connected.peer;
+            (connected.stream, display_addr(peer), Some(peer.ip()))
+        }
+    };
+    timing.connect = started.elapsed();
+    let stream = match tls {
+        Some(config) => {
+            let name = args.trust.server_name(&url.host);
+            let limit = limits.within(timeout)?;
+            let plain = tls::connect(stream, config, &name, &peer, limit)?.into_socket();
+            timing.tls = Some(started.elapsed());
+            plain
+        }
+        None => Socket::from(stream),
+    };
+    let deadline = limits.deadline(timeout);
+    stream
+        .set_write_timeout(Some(limits.within(timeout)?))
+        .context("set the write timeout")?;
+    (&stream)
+        .write_all(request)
+        .with_context(|| format!("head {url}: send the request"))?;
+    read_response(
+        url, stream, timing, started, remote_ip, deadline, timeout, limits,
+    )
+}
+
+/// Connects to the URL's server (or the one --connect-to, --resolve and the proxies name).
+fn dial(
+    url: &Url,
+    args: &HeadArgs,
+    mut proxies: crate::net::proxy::Chain,
+    absolute: bool,
+    connect_timeout: Duration,
+    started: Instant,
+    timing: &mut Timing,
+) -> Result<connect::Connected> {
     let (mut target, pinned) = route(args, url)?;
     // Absolute form: the last proxy is the server this request goes to.
     let http_proxy = match absolute {
@@ -677,7 +934,6 @@ fn fetch(
         target = proxy.target.clone();
     }
     let connect_deadline = Deadline::after(Some(connect_timeout));
-    let mut timing = Timing::default();
     let mut opts = ConnectOptions {
         family: args.family.family(),
         timeout: Some(connect_timeout),
@@ -711,32 +967,28 @@ fn fetch(
         connected.stream =
             crate::net::proxy::open_tls(connected.stream, proxy, config, connect_timeout.into())?;
     }
-    timing.connect = started.elapsed();
-    let stream = match tls {
-        Some(config) => {
-            let name = args.trust.server_name(&url.host);
-            let peer = display_addr(connected.peer);
-            let limit = limits.within(timeout)?;
-            let plain = tls::connect(connected.stream, config, &name, &peer, limit)?.into_socket();
-            timing.tls = Some(started.elapsed());
-            plain
-        }
-        None => Socket::from(connected.stream),
-    };
-    let deadline = limits.deadline(timeout);
-    stream
-        .set_write_timeout(Some(limits.within(timeout)?))
-        .context("set the write timeout")?;
-    (&stream)
-        .write_all(request)
-        .with_context(|| format!("head {url}: send the request"))?;
+    Ok(connected)
+}
+
+/// Reads the response head from `stream` (skipping 1xx, shown with -v) under `deadline`.
+#[allow(clippy::too_many_arguments)]
+fn read_response(
+    url: &Url,
+    stream: Socket,
+    mut timing: Timing,
+    started: Instant,
+    remote_ip: Option<std::net::IpAddr>,
+    deadline: Deadline,
+    timeout: Duration,
+    limits: Limits,
+) -> Result<Response> {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
     loop {
         let head = http::parse_head(&buf).map_err(|e| anyhow!("head {url}: {e}"))?;
         match head {
             Some(head) if head.is_interim() => {
-                crate::debug!("skipped an interim {} {}", head.status, head.reason);
+                show_lines("", &buf[..head.len]);
                 buf.drain(..head.len);
             }
             Some(head) => {
@@ -749,6 +1001,7 @@ fn fetch(
                     timing,
                     started,
                     body_bytes: 0,
+                    remote_ip,
                 });
             }
             None => {
@@ -774,6 +1027,21 @@ fn fetch(
                 }
                 buf.extend_from_slice(&chunk[..n]);
             }
+        }
+    }
+}
+
+/// `-v`: the lines of an interim head or of trailers, as curl -v shows what it receives
+/// (`< ` first), escaped so that no control character reaches the terminal.
+fn show_lines(label: &str, bytes: &[u8]) {
+    if crate::log::verbosity() == 0 {
+        return;
+    }
+    for line in bytes.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !line.is_empty() {
+            let text: String = String::from_utf8_lossy(line).escape_debug().collect();
+            info!("< {text}{label}");
         }
     }
 }
@@ -858,8 +1126,8 @@ fn save_body(
     });
     let flushed = out
         .into_inner()
+        .map(drop)
         .map_err(|e| e.into_error())
-        .and_then(|f| f.sync_data())
         .with_context(|| format!("write {shown} (-o)"));
     match (read, flushed) {
         (Ok(()), Ok(())) => Ok(()),
@@ -916,8 +1184,149 @@ fn print_head(
 /// What receives the body, piece by piece: `Ok(false)` stops reading (enough was kept).
 type BodySink<'a> = dyn FnMut(&[u8]) -> Result<bool> + 'a;
 
-/// Reads the body of a GET response, as its framing says, into `sink`.
+/// Past this many decoded bytes, a body that grew to more than [`BOMB_RATIO`] times its
+/// encoded size is refused as a decompression bomb (gzip's own ceiling is about 1032:1; real
+/// text compresses 3-20:1).
+const BOMB_FLOOR: u64 = 16 << 20;
+
+/// See [`BOMB_FLOOR`].
+const BOMB_RATIO: u64 = 1000;
+
+/// The decoded side of `--compressed`: counts what the decoder writes, refuses a bomb, and
+/// hands the rest to the body's sink.
+struct Decoded<'a, 'b> {
+    sink: &'a mut BodySink<'b>,
+    encoded: u64,
+    decoded: u64,
+    /// The sink has enough (`--max-body`): what follows is dropped.
+    enough: bool,
+    /// Why the last write failed (an io::Error cannot carry the sink's own error).
+    failure: Option<anyhow::Error>,
+}
+
+impl Write for Decoded<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.decoded += buf.len() as u64;
+        if self.decoded > BOMB_FLOOR && self.decoded > self.encoded.saturating_mul(BOMB_RATIO) {
+            self.failure = Some(anyhow!(
+                "refused as a decompression bomb: {} bytes decoded from {} (more than {BOMB_RATIO} \
+                 times its size past {} MiB)",
+                self.decoded,
+                self.encoded,
+                BOMB_FLOOR >> 20
+            ));
+            return Err(io::Error::other("decompression bomb"));
+        }
+        if !self.enough {
+            match (self.sink)(buf) {
+                Ok(more) => self.enough = !more,
+                Err(e) => {
+                    self.failure = Some(e);
+                    return Err(io::Error::other("the body's destination failed"));
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A decoder of one content coding, writing into [`Decoded`].
+enum Decoder<'a, 'b> {
+    Gzip(Box<flate2::write::GzDecoder<Decoded<'a, 'b>>>),
+    Brotli(Box<brotli_decompressor::DecompressorWriter<Decoded<'a, 'b>>>),
+}
+
+impl<'a, 'b> Decoder<'a, 'b> {
+    fn output(&mut self) -> &mut Decoded<'a, 'b> {
+        match self {
+            Decoder::Gzip(d) => d.get_mut(),
+            Decoder::Brotli(d) => d.get_mut(),
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Decoder::Gzip(d) => d.write_all(data),
+            Decoder::Brotli(d) => d.write_all(data),
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        match self {
+            Decoder::Gzip(d) => d.try_finish(),
+            Decoder::Brotli(d) => d.close(),
+        }
+    }
+}
+
+/// Reads the body of a response into `sink`, decoded when `--compressed` asked for a coding
+/// the server used.
 fn read_body(
+    response: &mut Response,
+    args: &HeadArgs,
+    method: Method,
+    limits: Limits,
+    sink: &mut BodySink<'_>,
+) -> Result<()> {
+    let coding = match args.compressed {
+        true => response
+            .head
+            .header("content-encoding")
+            .map(|c| c.trim().to_ascii_lowercase()),
+        false => None,
+    };
+    let output = Decoded {
+        sink,
+        encoded: 0,
+        decoded: 0,
+        enough: false,
+        failure: None,
+    };
+    let mut decoder = match coding.as_deref() {
+        None | Some("" | "identity") => {
+            return read_raw_body(response, args, method, limits, output.sink)
+        }
+        Some("gzip" | "x-gzip") => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(output))),
+        Some("br") => Decoder::Brotli(Box::new(brotli_decompressor::DecompressorWriter::new(
+            output,
+            64 * 1024,
+        ))),
+        Some(other) => {
+            return Err(anyhow!(
+                "the body's Content-Encoding is \"{}\", which nk does not decode (--compressed \
+                 asks for gzip or br)",
+                other.escape_debug()
+            ))
+        }
+    };
+    let coding = coding.unwrap_or_default();
+    let why = |decoder: &mut Decoder<'_, '_>, e: io::Error| -> anyhow::Error {
+        decoder
+            .output()
+            .failure
+            .take()
+            .unwrap_or_else(|| anyhow!("the {coding} body does not decode: {e}"))
+    };
+    read_raw_body(response, args, method, limits, &mut |data| {
+        // In small pieces, so that the ratio is checked as the body comes, not per read.
+        for piece in data.chunks(4096) {
+            decoder.output().encoded += piece.len() as u64;
+            decoder.write(piece).map_err(|e| why(&mut decoder, e))?;
+        }
+        Ok(!decoder.output().enough)
+    })?;
+    if !decoder.output().enough {
+        decoder.finish().map_err(|e| why(&mut decoder, e))?;
+    }
+    Ok(())
+}
+
+/// Reads the body of a response, as its framing says, into `sink`.
+fn read_raw_body(
     response: &mut Response,
     args: &HeadArgs,
     method: Method,
@@ -928,9 +1337,13 @@ fn read_body(
     let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let mut chunk = vec![0u8; 64 * 1024];
     let mut pending = std::mem::take(&mut response.leftover);
-    response.body_bytes = pending.len() as u64;
     let stream = &mut response.stream;
     let body_bytes = &mut response.body_bytes;
+    // Counted as the sink gets it: body bytes, without chunk framing.
+    let mut sink = |data: &[u8]| {
+        *body_bytes += data.len() as u64;
+        sink(data)
+    };
     let mut read_more = |pending: &mut Vec<u8>| -> Result<usize> {
         let n = read_before(&*stream, limits.deadline(timeout), |mut s| {
             s.read(&mut chunk)
@@ -938,7 +1351,6 @@ fn read_body(
         .context("read the body")?
         .ok_or_else(|| limits.silence(timeout, "the body stalled: nothing for"))?;
         pending.extend_from_slice(&chunk[..n]);
-        *body_bytes += n as u64;
         Ok(n)
     };
     match framing {
@@ -993,6 +1405,9 @@ fn read_body(
                         pending.drain(..end);
                     }
                     Chunk::Framing(n) => {
+                        if decoder.in_trailers() {
+                            show_lines(" (trailer)", &pending[..n]);
+                        }
                         pending.drain(..n);
                     }
                     Chunk::Done(_) => return Ok(()),

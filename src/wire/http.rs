@@ -188,7 +188,7 @@ fn parse_from(text: &str, source: Source) -> Result<Url, String> {
     let shown = text.escape_debug();
     if authority.contains('@') {
         return Err(format!(
-            "\"{shown}\": user names in URLs are not supported; send credentials with -H 'Authorization: ...'"
+            "\"{shown}\": a user name in a redirect's URL is not followed (credentials go only with the URL given, or -u)"
         ));
     }
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
@@ -741,6 +741,12 @@ pub struct ChunkedDecoder {
 }
 
 impl ChunkedDecoder {
+    /// Whether the last chunk has been read: what comes now is trailer fields (each a
+    /// [`Chunk::Framing`] step) and the blank line ([`Chunk::Done`]).
+    pub fn in_trailers(&self) -> bool {
+        self.trailers.is_some()
+    }
+
     /// Looks at the start of `input` and says what it is; the caller consumes what it says
     /// and calls again.
     pub fn step(&mut self, input: &[u8]) -> Result<Chunk, String> {

@@ -17,4 +17,5 @@ pub mod quotes;
 pub mod smtp;
 pub mod synthetic_tcp;
 pub mod time;
+pub mod write_out;
 pub mod x509;
