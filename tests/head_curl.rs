@@ -707,3 +707,108 @@ fn interim_heads_and_trailers_are_shown_with_v() {
     assert!(out.stderr.is_empty(), "{}", out.describe());
     srv.join();
 }
+
+// ---------------------------------------------------------------------------
+// item 10: HTTP/2
+// ---------------------------------------------------------------------------
+
+/// The head's lines with Date's value masked, for comparing two runs.
+fn masked_lines(head: &[u8]) -> Vec<String> {
+    lossy(head)
+        .split("\r\n")
+        .map(
+            |l| match l.starts_with("date: ") || l.starts_with("Date: ") {
+                true => "date: <masked>".to_string(),
+                false => l.to_string(),
+            },
+        )
+        .collect()
+}
+
+#[test]
+fn http2_heads_and_bodies_match_curl_over_tls_and_prior_knowledge() {
+    let pki = Pki::new();
+    let (cert, key) = (pki.path("leaf.pem"), pki.path("leaf.key"));
+    let site = NginxSite {
+        tls: Some((&cert, &key)),
+        listen_options: "http2",
+        tls_listen_options: "http2",
+        http_extra: "location /r { return 301 /; }",
+        ..NginxSite::default()
+    };
+    let nginx = nginx_with(
+        |www| std::fs::write(www.join("index.html"), "hello h2\n").expect("write"),
+        &site,
+    );
+    let https = format!("https://localhost:{}/", nginx.https_port());
+    let clear = format!("http://127.0.0.1:{}/", nginx.port);
+    for (url, curl_flag) in [(&https, "--http2"), (&clear, "--http2-prior-knowledge")] {
+        let ca = pki.ca();
+        let trust: Vec<&str> = match url.starts_with("https") {
+            true => vec!["--ca", &ca],
+            false => vec![],
+        };
+        let with = |more: &[&str]| {
+            let mut args = vec!["--http2"];
+            args.extend_from_slice(&trust);
+            args.extend_from_slice(more);
+            args.push(url);
+            head(&args)
+        };
+        let out = with(&[]);
+        out.expect_code(0);
+        assert!(
+            out.stdout_text()
+                .starts_with("HTTP/2 200 \r\nserver: nginx"),
+            "{}",
+            out.describe()
+        );
+        let curl = Command::new("curl")
+            .args([
+                "-sI",
+                "--max-time",
+                "10",
+                curl_flag,
+                "--cacert",
+                &pki.ca(),
+                url,
+            ])
+            .output()
+            .expect("curl");
+        assert_eq!(
+            masked_lines(&out.stdout),
+            masked_lines(&curl.stdout),
+            "{url}"
+        );
+        let out = with(&["--get"]);
+        out.expect_code(0);
+        assert!(
+            out.stdout_text().ends_with("\r\n\r\nhello h2\n"),
+            "{}",
+            out.describe()
+        );
+    }
+    // A redirect over HTTP/2, and --json's version.
+    let out = head(&["--http2", "-L", "--json", &format!("{clear}r")]);
+    out.expect_code(0);
+    let lines: Vec<serde_json::Value> = out
+        .stdout_text()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines[0]["status"], 301);
+    assert_eq!(lines[1]["status"], 200);
+    assert_eq!(lines[1]["version"], "HTTP/2");
+    // A server that speaks only HTTP/1.1 over TLS: ALPN falls back, as curl does.
+    let plain_tls = nginx_with(
+        |www| std::fs::write(www.join("index.html"), "x").expect("write"),
+        &NginxSite {
+            tls: Some((&cert, &key)),
+            ..NginxSite::default()
+        },
+    );
+    let url = format!("https://localhost:{}/", plain_tls.https_port());
+    let out = head(&["-v", "--http2", "--ca", &pki.ca(), &url]);
+    out.expect_code(0).expect_stdout_contains("HTTP/1.1 200 OK");
+    out.expect_stderr_contains("did not choose h2");
+}

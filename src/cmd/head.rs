@@ -27,6 +27,7 @@ use crate::net::deadline::{format_duration, parse_timeout, read_before, Deadline
 use crate::net::proxy::Credentials;
 use crate::net::tls;
 use crate::net::unix::UnixAddr;
+use crate::wire::h2;
 use crate::wire::http::{self, Chunk, ChunkedDecoder, Framing, Head, Method, Url};
 use crate::wire::http_route::{self, Detour, Pin};
 use crate::wire::write_out;
@@ -36,6 +37,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What an https:// request offers in ALPN (curl's choice without HTTP/2).
 const HTTP_ALPN: &[&str] = &["http/1.1"];
+
+/// What an https:// request offers in ALPN with --http2 (curl's choice).
+const H2_ALPN: &[&str] = &["h2", "http/1.1"];
 
 /// Ask an HTTP server for its response head (like curl -sI), or the whole response.
 #[derive(Debug, Args)]
@@ -253,6 +257,11 @@ pub struct HeadArgs {
     /// @FILE reads the format from FILE.
     #[arg(long = "write-out", value_name = "FORMAT", help_heading = "Output")]
     pub write_out: Option<String>,
+    /// HTTP/2: ALPN h2 over TLS (HTTP/1.1 when the server does not choose it), prior
+    /// knowledge over clear text; the head printed as curl prints it (HTTP/2 200, fields in
+    /// lower case).
+    #[arg(long = "http2", conflicts_with_all = ["http10", "data"], help_heading = "Request")]
+    pub http2: bool,
 }
 
 /// When each step finished, from the start of the request.
@@ -284,6 +293,8 @@ struct Response {
     body_bytes: u64,
     /// The address connected to, when it was an IP one.
     remote_ip: Option<std::net::IpAddr>,
+    /// The HTTP/2 stream, when the response came that way.
+    h2: Option<H2Stream>,
 }
 
 /// What `--write-out` reports of a run, filled in as it goes.
@@ -553,7 +564,7 @@ fn transfer(
     // Made at once for an https:// URL or a TLS option (a bad --ca file is a usage error
     // before any traffic), otherwise on first need: an http:// URL may redirect to https://.
     let mut tls_config = (url.tls || args.trust.given().is_some())
-        .then(|| args.trust.config(HTTP_ALPN))
+        .then(|| args.trust.config(alpn(args)))
         .transpose()?;
     let mut redirects = 0;
     if !args.proxy.given() && proxies_for(args, &url)?.is_empty() {
@@ -582,15 +593,19 @@ fn transfer(
                 ));
             }
         }
-        let request = http::build_request_with(
-            &verb,
-            &request_url,
-            args.http10,
-            &hop_extra,
-            body.as_deref(),
-        );
+        let request = Request {
+            http1: http::build_request_with(
+                &verb,
+                &request_url,
+                args.http10,
+                &hop_extra,
+                body.as_deref(),
+            ),
+            // Through an HTTP proxy in absolute form, HTTP/1.1 to the proxy, as curl does.
+            h2: (args.http2 && !absolute).then(|| h2::request(&verb, &url, &hop_extra)),
+        };
         if url.tls && tls_config.is_none() {
-            tls_config = Some(args.trust.config(HTTP_ALPN)?);
+            tls_config = Some(args.trust.config(alpn(args))?);
         }
         let config = if url.tls { tls_config.clone() } else { None };
         let mut attempt = 0;
@@ -848,11 +863,29 @@ fn route(args: &HeadArgs, url: &Url) -> Result<(Target, Option<Vec<std::net::Soc
     Ok((target, Some(addrs)))
 }
 
+/// The ALPN protocols offered.
+fn alpn(args: &HeadArgs) -> &'static [&'static str] {
+    match args.http2 {
+        true => H2_ALPN,
+        false => HTTP_ALPN,
+    }
+}
+
+/// A request in the forms it may go in.
+#[derive(Debug)]
+struct Request {
+    /// HTTP/1.x bytes.
+    http1: Vec<u8>,
+    /// HTTP/2 bytes (preface, settings, headers), with --http2: sent in clear text (prior
+    /// knowledge), or over TLS when ALPN chose h2.
+    h2: Option<Vec<u8>>,
+}
+
 /// Connects (with TLS when `tls` is given), sends the request and reads the response head
 /// (skipping 1xx).
 fn fetch(
     url: &Url,
-    request: &[u8],
+    request: &Request,
     args: &HeadArgs,
     tls: Option<Arc<rustls::ClientConfig>>,
     proxies: crate::net::proxy::Chain,
@@ -892,13 +925,18 @@ fn fetch(
         }
     };
     timing.connect = started.elapsed();
+    let mut bytes = request.h2.as_deref();
     let stream = match tls {
         Some(config) => {
             let name = args.trust.server_name(&url.host);
             let limit = limits.within(timeout)?;
-            let plain = tls::connect(stream, config, &name, &peer, limit)?.into_socket();
+            let bridge = tls::connect(stream, config, &name, &peer, limit)?;
+            if bytes.is_some() && bridge.alpn() != Some(b"h2") {
+                info!("ALPN: the server did not choose h2: HTTP/1.1");
+                bytes = None;
+            }
             timing.tls = Some(started.elapsed());
-            plain
+            bridge.into_socket()
         }
         None => Socket::from(stream),
     };
@@ -907,11 +945,132 @@ fn fetch(
         .set_write_timeout(Some(limits.within(timeout)?))
         .context("set the write timeout")?;
     (&stream)
-        .write_all(request)
+        .write_all(bytes.unwrap_or(&request.http1))
         .with_context(|| format!("head {url}: send the request"))?;
-    read_response(
-        url, stream, timing, started, remote_ip, deadline, timeout, limits,
-    )
+    let mut response = Response {
+        stream,
+        head: Head {
+            version: "HTTP/1.1",
+            status: 0,
+            reason: String::new(),
+            headers: Vec::new(),
+            location: None,
+            len: 0,
+        },
+        raw_head: Vec::new(),
+        leftover: Vec::new(),
+        timing,
+        started,
+        body_bytes: 0,
+        remote_ip,
+        h2: bytes.map(|_| H2Stream::default()),
+    };
+    match response.h2.is_some() {
+        true => read_h2_head(url, &mut response, deadline, timeout, limits)?,
+        false => read_response(url, &mut response, deadline, timeout, limits)?,
+    }
+    Ok(response)
+}
+
+/// An HTTP/2 response's state after its head.
+#[derive(Debug, Default)]
+struct H2Stream {
+    conversation: h2::Conversation,
+    /// The response is complete (END_STREAM seen).
+    ended: bool,
+    /// Events that came with the head, for the body to take.
+    queued: Vec<h2::Event>,
+}
+
+/// The events of the next frames of an HTTP/2 response: reads until at least one frame is
+/// complete (under `deadline`), answers what needs an answer, returns the rest.
+fn h2_events(
+    response: &mut Response,
+    deadline: Deadline,
+    timeout: Duration,
+    limits: Limits,
+) -> Result<Vec<h2::Event>> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let mut events = Vec::new();
+        let state = response.h2.as_mut().ok_or_else(|| anyhow!("not HTTP/2"))?;
+        let mut used = 0;
+        while let Some((frame, n)) =
+            h2::parse_frame(&response.leftover[used..]).map_err(|e| anyhow!("HTTP/2: {e}"))?
+        {
+            events.extend(
+                state
+                    .conversation
+                    .on_frame(&frame)
+                    .map_err(|e| anyhow!("HTTP/2: {e}"))?,
+            );
+            used += n;
+        }
+        response.leftover.drain(..used);
+        let mut rest = Vec::new();
+        for event in events {
+            match event {
+                h2::Event::Send(bytes) => (&response.stream)
+                    .write_all(&bytes)
+                    .context("HTTP/2: answer the server")?,
+                other => rest.push(other),
+            }
+        }
+        if !rest.is_empty() {
+            return Ok(rest);
+        }
+        let n = read_before(&response.stream, deadline, |mut s| s.read(&mut chunk))
+            .context("read the response")?
+            .ok_or_else(|| limits.silence(timeout, "nothing from the server for"))?;
+        if n == 0 {
+            return Err(anyhow!(
+                "the server closed the connection before the end of the HTTP/2 response"
+            ));
+        }
+        if response.timing.first_byte.is_zero() {
+            response.timing.first_byte = response.started.elapsed();
+        }
+        response.leftover.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads an HTTP/2 response head (1xx ones shown with -v).
+fn read_h2_head(
+    url: &Url,
+    response: &mut Response,
+    deadline: Deadline,
+    timeout: Duration,
+    limits: Limits,
+) -> Result<()> {
+    loop {
+        let events = h2_events(response, deadline, timeout, limits)
+            .with_context(|| format!("head {url}"))?;
+        let mut events = events.into_iter();
+        while let Some(event) = events.next() {
+            match event {
+                h2::Event::Head(head) if head.is_interim() => {
+                    show_lines("", &h2::render_head(&head));
+                }
+                h2::Event::Head(mut head) => {
+                    response.raw_head = h2::render_head(&head);
+                    head.len = response.raw_head.len();
+                    response.head = head;
+                    if let Some(state) = response.h2.as_mut() {
+                        state.queued = events.collect();
+                        // A response with no body (HEAD's) ends with its head.
+                        state.ended = state.queued.first() == Some(&h2::Event::End);
+                    }
+                    return Ok(());
+                }
+                h2::Event::End => {
+                    return Err(anyhow!(
+                        "head {url}: HTTP/2: the stream ended with no response"
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Connects to the URL's server (or the one --connect-to, --resolve and the proxies name).
@@ -970,18 +1129,17 @@ fn dial(
     Ok(connected)
 }
 
-/// Reads the response head from `stream` (skipping 1xx, shown with -v) under `deadline`.
-#[allow(clippy::too_many_arguments)]
+/// Reads an HTTP/1.x response head (skipping 1xx, shown with -v) under `deadline`.
 fn read_response(
     url: &Url,
-    stream: Socket,
-    mut timing: Timing,
-    started: Instant,
-    remote_ip: Option<std::net::IpAddr>,
+    response: &mut Response,
     deadline: Deadline,
     timeout: Duration,
     limits: Limits,
-) -> Result<Response> {
+) -> Result<()> {
+    let stream = &response.stream;
+    let timing = &mut response.timing;
+    let started = response.started;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
     loop {
@@ -992,20 +1150,13 @@ fn read_response(
                 buf.drain(..head.len);
             }
             Some(head) => {
-                let leftover = buf.split_off(head.len);
-                return Ok(Response {
-                    stream,
-                    head,
-                    raw_head: buf,
-                    leftover,
-                    timing,
-                    started,
-                    body_bytes: 0,
-                    remote_ip,
-                });
+                response.leftover = buf.split_off(head.len);
+                response.head = head;
+                response.raw_head = buf;
+                return Ok(());
             }
             None => {
-                let n = read_before(&stream, deadline, |mut s| s.read(&mut chunk))
+                let n = read_before(stream, deadline, |mut s| s.read(&mut chunk))
                     .with_context(|| format!("head {url}: read the response"))?
                     .ok_or_else(|| {
                         limits
@@ -1325,6 +1476,48 @@ fn read_body(
     Ok(())
 }
 
+/// Reads the DATA of an HTTP/2 response into `sink` (trailers shown with -v).
+fn read_h2_body(
+    response: &mut Response,
+    timeout: Duration,
+    limits: Limits,
+    sink: &mut BodySink<'_>,
+) -> Result<()> {
+    let mut queued = response
+        .h2
+        .as_mut()
+        .map(|s| std::mem::take(&mut s.queued))
+        .unwrap_or_default();
+    while !response.h2.as_ref().is_some_and(|s| s.ended) {
+        let events = match queued.is_empty() {
+            true => h2_events(response, limits.deadline(timeout), timeout, limits)?,
+            false => std::mem::take(&mut queued),
+        };
+        for event in events {
+            match event {
+                h2::Event::Data(data) => {
+                    response.body_bytes += data.len() as u64;
+                    if !sink(&data)? {
+                        return Ok(());
+                    }
+                }
+                h2::Event::Trailers(fields) => {
+                    for (name, value) in fields {
+                        show_lines(" (trailer)", format!("{name}: {value}").as_bytes());
+                    }
+                }
+                h2::Event::End => {
+                    if let Some(state) = response.h2.as_mut() {
+                        state.ended = true;
+                    }
+                }
+                h2::Event::Head(_) | h2::Event::Send(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reads the body of a response, as its framing says, into `sink`.
 fn read_raw_body(
     response: &mut Response,
@@ -1333,8 +1526,11 @@ fn read_raw_body(
     limits: Limits,
     sink: &mut BodySink<'_>,
 ) -> Result<()> {
-    let framing = http::framing(method, &response.head).map_err(|e| anyhow!("{e}"))?;
     let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    if response.h2.is_some() {
+        return read_h2_body(response, timeout, limits, sink);
+    }
+    let framing = http::framing(method, &response.head).map_err(|e| anyhow!("{e}"))?;
     let mut chunk = vec![0u8; 64 * 1024];
     let mut pending = std::mem::take(&mut response.leftover);
     let stream = &mut response.stream;

@@ -5,6 +5,7 @@ pub mod chargen;
 pub mod daytime;
 pub mod dns;
 pub mod frame;
+pub mod h2;
 pub mod hexdump;
 pub mod http;
 pub mod http_route;
