@@ -48,7 +48,7 @@ const H2_ALPN: &[&str] = &["h2", "http/1.1"];
         Connection: close) and print the response head exactly as received, up to and \
         including its blank line, like curl -sI. Reading stops there: no body is read after \
         HEAD, whatever the server's headers or keep-alive say. 1xx interim responses are \
-        skipped; HTTP/1.0 servers work. The URL's host is read as by every nk command, as \
+        skipped (-v shows them); HTTP/1.0 servers work. The URL's host is read as by every nk command, as \
         curl reads it: http://127.1:8000/ sends Host: 127.0.0.1:8000 (IPv4 in inet_aton's \
         forms), http://bücher.test/ sends Host: xn--bcher-kva.test and that SNI (UTS 46); \
         -v shows the conversion.\n\n\
@@ -104,7 +104,21 @@ const H2_ALPN: &[&str] = &["h2", "http/1.1"];
         HTTPS_PROXY for https://, then all_proxy or ALL_PROXY; hosts in no_proxy or NO_PROXY \
         (a comma-separated list of domains, which match their subdomains, addresses, CIDR \
         blocks, or * for all) go direct, and --noproxy LIST replaces that list (for -x too). \
-        -L follows redirects through the same proxy, chosen again for each URL.",
+        -L follows redirects through the same proxy, chosen again for each URL.\n\n\
+        curl's options beyond -I mean what they mean in curl. --resolve and --connect-to send \
+        the request elsewhere while Host, SNI and the certificate check stay the URL's. -u \
+        USER:PASS or user:pass@ in the URL sends Basic credentials to the URL's origin only, \
+        refused over http:// unless --basic-over-http; the password never appears in -v, \
+        errors or --json. -X METHOD and -d TEXT|@FILE (POST unless -X; a 303, or a 301/302 \
+        after a -d POST, continues with GET and no body). -m bounds the whole run, retries \
+        included. -o FILE takes the final body (--get), -D FILE the heads. --retry N after \
+        connection failures and 408/429/500/502/503/504 (Retry-After honoured). --unix-socket \
+        PATH. --compressed asks for gzip or br and decodes the body with --get (a body past \
+        16 MiB that grows to 1000 times its encoded size is refused as a bomb). --write-out \
+        FORMAT after the run, failed ones too (%{http_code} is then 000). --http2: ALPN h2 \
+        over TLS (HTTP/1.1 when not chosen), prior knowledge over clear text; the head as curl \
+        prints it (HTTP/2 200, lower-case fields). -v shows 1xx interim heads and the trailers \
+        of a chunked (or HTTP/2) body on stderr, as `nk: < LINE`.",
     after_long_help = "Examples:\n  \
         nk head 127.0.0.1:8080/\n  \
         nk head -L --fail http://localhost:8080/old-path\n  \
@@ -112,7 +126,11 @@ const H2_ALPN: &[&str] = &["h2", "http/1.1"];
         nk head -v --ca ./ca.pem https://localhost:8443/\n  \
         nk head --json -v example.com | jq .status\n  \
         nk head -x http://proxy.example:3128 http://example.com/    # absolute form\n  \
-        https_proxy=socks5h://127.0.0.1:1080 nk head -v https://example.com/",
+        https_proxy=socks5h://127.0.0.1:1080 nk head -v https://example.com/\n  \
+        nk head --connect-to example.com:443:127.0.0.1:8443 https://example.com/\n  \
+        nk head --http2 -L https://example.com/\n  \
+        nk head -u user:pass -X PUT -d @body.json -H 'Content-Type: application/json' https://127.0.0.1:8443/api\n  \
+        nk head --get -m 10s --retry 3 --compressed -o page.html --write-out '%{http_code} %{time_total}\\n' https://example.com/",
     mut_arg("proxy", |arg| arg.short('x'))
 )]
 pub struct HeadArgs {
