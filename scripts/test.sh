@@ -19,6 +19,7 @@ declare -A peers=(
   [xinetd]=xinetd
   [nginx]=nginx-light
   [curl]=curl
+  [brotli]=brotli
   [openssl]=openssl
   [ss]=iproute2
   [script]=util-linux

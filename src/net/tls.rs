@@ -887,6 +887,7 @@ fn start(
         .and_then(|chain| chain.first())
         .and_then(|cert| crate::wire::x509::summarize(cert.as_ref()).ok())
         .map(|summary| summary.subject);
+    let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
     let (ours, mut theirs) =
         Socket::pair(Domain::UNIX, Type::STREAM, None).context("socketpair")?;
     let (finish, finish_rx) = UnixStream::pair().context("socketpair")?;
@@ -919,6 +920,7 @@ fn start(
         socket: ours,
         failure,
         peer_subject,
+        alpn,
     })
 }
 
@@ -1063,9 +1065,16 @@ pub struct Bridge {
     failure: Arc<Failure>,
     /// The subject of the certificate the peer presented (a client's with `listen --ca`).
     peer_subject: Option<String>,
+    /// The protocol ALPN settled on, if any (`head --http2` speaks h2 only when it is h2).
+    alpn: Option<Vec<u8>>,
 }
 
 impl Bridge {
+    /// The protocol the handshake's ALPN chose, if any.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        self.alpn.as_deref()
+    }
+
     /// The subject of the peer's certificate, if it presented one (NK_TLS_PEER_SUBJECT).
     pub fn peer_subject(&self) -> Option<&str> {
         self.peer_subject.as_deref()

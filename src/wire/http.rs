@@ -114,6 +114,34 @@ enum Source {
     Location,
 }
 
+/// Splits the user's URL into its userinfo (`user:pass` before an `@` in the authority, still
+/// percent-encoded) and the URL without it, so that the password goes no further than
+/// here: the rest is what parsing, errors, `-v` and `--json` ever see.
+pub fn split_userinfo(text: &str) -> (Option<&str>, String) {
+    let start = match scheme_of(text) {
+        Some(s) if text[s.len() + 1..].starts_with("//") => s.len() + 3,
+        _ => 0,
+    };
+    let end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
+    match text[start..end].rfind('@') {
+        Some(at) => (
+            Some(&text[start..start + at]),
+            format!("{}{}", &text[..start], &text[start + at + 1..]),
+        ),
+        None => (None, text.to_string()),
+    }
+}
+
+/// Whether `text` is a method name (RFC 9110 §9.1: a token).
+pub fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
+
 /// Parses `http[s]://host[:port][/path][?query]` or `host[:port][/path]` (http).
 pub fn parse_url(text: &str) -> Result<Url, String> {
     parse_from(text, Source::User)
@@ -160,7 +188,7 @@ fn parse_from(text: &str, source: Source) -> Result<Url, String> {
     let shown = text.escape_debug();
     if authority.contains('@') {
         return Err(format!(
-            "\"{shown}\": user names in URLs are not supported; send credentials with -H 'Authorization: ...'"
+            "\"{shown}\": a user name in a redirect's URL is not followed (credentials go only with the URL given, or -u)"
         ));
     }
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
@@ -402,6 +430,37 @@ pub fn build_request(
         Method::Head => "HEAD",
         Method::Get => "GET",
     };
+    build_request_with(verb, url, http10, extra, None)
+}
+
+/// [`build_request`] with any method (`-X`, a token the caller checked) and a body (`-d`):
+/// a body gets Content-Length, and the form type curl's `-d` sends unless `extra` names a
+/// Content-Type. HTTP/1.0 requests other than HEAD carry Host and User-Agent, as GET does.
+pub fn build_request_with(
+    verb: &str,
+    url: &Url,
+    http10: bool,
+    extra: &[(String, String)],
+    body: Option<&[u8]>,
+) -> Vec<u8> {
+    let method = if verb == "HEAD" {
+        Method::Head
+    } else {
+        Method::Get
+    };
+    let mut extra = extra.to_vec();
+    if let Some(body) = body {
+        let named = |n: &str| extra.iter().any(|(e, _)| e.eq_ignore_ascii_case(n));
+        if !named("content-type") {
+            extra.push((
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ));
+        }
+        extra.retain(|(n, _)| !n.eq_ignore_ascii_case("content-length"));
+        extra.push(("Content-Length".into(), body.len().to_string()));
+    }
+    let extra = &extra;
     let mut headers: Vec<(String, String)> = match (http10, method) {
         (false, _) => vec![
             ("Host".into(), url.authority()),
@@ -434,7 +493,9 @@ pub fn build_request(
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
-    request.into_bytes()
+    let mut request = request.into_bytes();
+    request.extend_from_slice(body.unwrap_or_default());
+    request
 }
 
 /// A parsed response head.
@@ -680,6 +741,12 @@ pub struct ChunkedDecoder {
 }
 
 impl ChunkedDecoder {
+    /// Whether the last chunk has been read: what comes now is trailer fields (each a
+    /// [`Chunk::Framing`] step) and the blank line ([`Chunk::Done`]).
+    pub fn in_trailers(&self) -> bool {
+        self.trailers.is_some()
+    }
+
     /// Looks at the start of `input` and says what it is; the caller consumes what it says
     /// and calls again.
     pub fn step(&mut self, input: &[u8]) -> Result<Chunk, String> {

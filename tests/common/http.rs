@@ -83,6 +83,8 @@ pub struct NginxSite<'a> {
     pub listen_options: &'a str,
     /// Extra directives of the TLS server block.
     pub https_extra: &'a str,
+    /// Extra parameters of the TLS server block's `listen` (e.g. `http2`).
+    pub tls_listen_options: &'a str,
 }
 
 /// nginx in the foreground, one process (`master_process off`, so killing it leaves no
@@ -139,12 +141,13 @@ pub fn nginx_with(www: impl FnOnce(&Path), site: &NginxSite) -> Nginx {
         if let (Some((cert, key)), Some(tls_port)) = (site.tls, tls_port) {
             servers += &format!(
                 "server {{\n\
-                   listen 127.0.0.1:{tls_port} ssl;\n\
+                   listen 127.0.0.1:{tls_port} ssl {};\n\
                    ssl_certificate {};\n\
                    ssl_certificate_key {};\n\
                    ssl_protocols TLSv1.2 TLSv1.3;\n\
                    {root} {}\n\
                  }}\n",
+                site.tls_listen_options,
                 cert.display(),
                 key.display(),
                 extra(site.https_extra)

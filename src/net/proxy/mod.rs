@@ -194,7 +194,7 @@ pub fn parse_url(text: &str, default_kind: Kind) -> Result<Proxy> {
 }
 
 /// `%XX` escapes of a URL's user and password (RFC 3986), to UTF-8.
-fn percent_decode(text: &str) -> Result<String> {
+pub fn percent_decode(text: &str) -> Result<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
