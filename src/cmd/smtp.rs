@@ -9,7 +9,7 @@
 //! awaited bounds every read of it, so a server dripping lines cannot stretch it. All user
 //! input is checked before connecting (`wire::smtp`), so nothing is sent for a bad argument.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,7 @@ use socket2::Socket;
 
 use crate::cli::{FamilyArgs, TlsTrustArgs};
 use crate::exit::Hinted;
-use crate::exit::{usage, Reported, Status};
+use crate::exit::{usage, Reported, Status, UsageError};
 use crate::net::addr::{self, display_addr};
 use crate::net::connect::{self, ConnectOptions};
 use crate::net::deadline::{format_duration, is_timeout, parse_timeout, read_before, Deadline};
@@ -28,6 +28,7 @@ use crate::net::services::Proto;
 use crate::net::tls;
 use crate::wire::http::parse_header;
 use crate::wire::smtp::{self, Address, Message, Reply, ReplyParser, Transfer};
+use crate::wire::smtp_auth::{self, Mechanism};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -54,6 +55,8 @@ pub enum Stage {
     Helo,
     /// After the TLS handshake (--tls or --starttls) and the EHLO that follows it.
     Tls,
+    /// After AUTH (--auth).
+    Auth,
     /// After MAIL FROM.
     Mail,
     /// After the RCPT TOs.
@@ -103,13 +106,23 @@ pub enum Stage {
         The certificate is checked against the system store (SSL_CERT_FILE and SSL_CERT_DIR \
         honoured), then webpki-roots, or --ca FILE; --insecure skips the check; a failure \
         names its reason. -v shows the dialogue, the TLS version, suite and the server \
-        certificate.",
+        certificate.\n\n\
+        AUTH (RFC 4954): --auth MECH (PLAIN, LOGIN, CRAM-MD5, XOAUTH2) or --auth-user alone \
+        (the best the server offers: CRAM-MD5, then PLAIN, then LOGIN; XOAUTH2 only when \
+        asked, its secret being a token). The password comes from --auth-password, the first \
+        line of --auth-password-file, or a prompt on the terminal that does not echo. AUTH \
+        goes after TLS; without --tls or --starttls it is refused (exit 2, nothing sent) \
+        unless --auth-plaintext. The password never appears in -v's transcript nor in an \
+        error: the AUTH lines show the user and `hidden` in its place (swaks shows base64 \
+        unless --auth-hide-password). A refusal names its code: 535 (user or password not \
+        accepted), 534 (a stronger mechanism wanted), 538, 454; exit 1, no mail sent.",
     after_long_help = "Examples:\n  \
         nk smtp --from me@example.test --to you@example.test --subject hi --body 'hello' 127.0.0.1:2525\n  \
         echo 'the body' | nk smtp -v --from a@x.test --to b@y.test --to c@z.test mail.example.test\n  \
         nk smtp --quit-after rcpt --from a@x.test --to b@y.test mx.example.test   # test a recipient\n  \
         nk smtp --starttls --ca ca.pem --from a@x.test --to b@y.test --body hi localhost:587\n  \
         nk smtp --tls --quit-after tls -v --from a@x.test --to b@y.test smtp.example.test\n  \
+        nk smtp --starttls --auth-user me --auth-password-file ~/.smtp-pw --from me@x.test --to b@y.test smtp.example.test:587\n  \
         nk smtp --proxy socks5h://127.0.0.1:1080 --from a@x.test --to b@y.test mail.example.test"
 )]
 pub struct SmtpArgs {
@@ -162,7 +175,197 @@ pub struct SmtpArgs {
     #[command(flatten)]
     pub trust: TlsTrustArgs,
     #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
     pub proxy: crate::cli::ProxyArgs,
+}
+
+/// SMTP AUTH (RFC 4954).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Authentication")]
+pub struct AuthArgs {
+    /// Authenticate before MAIL FROM with this mechanism: PLAIN, LOGIN, CRAM-MD5, XOAUTH2, or
+    /// auto (the default when only --auth-user is given): CRAM-MD5, then PLAIN, then LOGIN,
+    /// whichever the server offers first. XOAUTH2 is used only when asked (its secret is a
+    /// token).
+    #[arg(long = "auth", value_name = "MECH", value_parser = parse_mechanism)]
+    pub mechanism: Option<AuthRequest>,
+    /// The user name to authenticate as (implies --auth auto).
+    #[arg(long, value_name = "USER")]
+    pub auth_user: Option<String>,
+    /// The password (XOAUTH2: the access token). Without it and without
+    /// --auth-password-file, nk asks for it on the terminal (not echoed).
+    #[arg(long, value_name = "PASS", conflicts_with = "auth_password_file")]
+    pub auth_password: Option<String>,
+    /// Read the password from the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    pub auth_password_file: Option<String>,
+    /// Allow AUTH over a connection without TLS (the password, or for CRAM-MD5 a digest open
+    /// to offline guessing, would cross the network readable by anyone on the path).
+    #[arg(long)]
+    pub auth_plaintext: bool,
+}
+
+/// What --auth asked for: one mechanism, or the best the server offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRequest {
+    Auto,
+    Only(Mechanism),
+}
+
+fn parse_mechanism(text: &str) -> Result<AuthRequest, String> {
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(AuthRequest::Auto);
+    }
+    Mechanism::parse(text)
+        .map(AuthRequest::Only)
+        .ok_or_else(|| {
+            format!("unknown mechanism \"{text}\" (PLAIN, LOGIN, CRAM-MD5, XOAUTH2 or auto)")
+        })
+}
+
+/// The credentials, checked before connecting. The secret is never formatted by Debug.
+struct Credentials {
+    asked: Option<Mechanism>,
+    user: String,
+    secret: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("asked", &self.asked)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The longest password nk reads from a file or the terminal.
+const MAX_SECRET: usize = 16 << 10;
+
+impl AuthArgs {
+    /// The credentials when AUTH was asked for (usage errors for what is missing or unsafe).
+    fn credentials(&self, tls: bool) -> Result<Option<Credentials>> {
+        let asked = match (self.mechanism, &self.auth_user) {
+            (None, None) => {
+                if self.auth_password.is_some() || self.auth_password_file.is_some() {
+                    return Err(usage("--auth-password needs --auth-user"));
+                }
+                return Ok(None);
+            }
+            (Some(AuthRequest::Only(m)), _) => Some(m),
+            (Some(AuthRequest::Auto) | None, _) => None,
+        };
+        let Some(user) = self.auth_user.clone() else {
+            return Err(usage("--auth needs --auth-user USER"));
+        };
+        if user.chars().any(char::is_control) {
+            return Err(usage(
+                "--auth-user: the user name holds a control character",
+            ));
+        }
+        if !tls && !self.auth_plaintext {
+            return Err(anyhow::Error::new(
+                UsageError::new(
+                    "--auth over a connection without TLS would let anyone on the path read \
+                     the credentials; nothing was sent",
+                )
+                .with_hint(
+                    "add --starttls or --tls, or --auth-plaintext to send them in clear anyway",
+                ),
+            ));
+        }
+        let secret = match (&self.auth_password, &self.auth_password_file) {
+            (Some(password), _) => password.clone(),
+            (None, Some(path)) => read_secret_file(path)?,
+            (None, None) => prompt_secret(&user)?,
+        };
+        if secret.contains('\0') || (asked == Some(Mechanism::XOAuth2) && secret.contains('\x01')) {
+            return Err(usage("the password holds a byte AUTH cannot carry (NUL)"));
+        }
+        Ok(Some(Credentials {
+            asked,
+            user,
+            secret,
+        }))
+    }
+}
+
+/// The first line of FILE, its line end removed.
+fn read_secret_file(path: &str) -> Result<String> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| usage(format!("--auth-password-file {path}: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SECRET as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| usage(format!("--auth-password-file {path}: {e}")))?;
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.len() > MAX_SECRET {
+        return Err(usage(format!(
+            "--auth-password-file {path}: the first line is longer than {} KiB",
+            MAX_SECRET >> 10
+        )));
+    }
+    String::from_utf8(line.to_vec()).map_err(|_| {
+        usage(format!(
+            "--auth-password-file {path}: the password is not UTF-8"
+        ))
+    })
+}
+
+/// Asks for the password on the terminal (stdin), with echo off. A Ctrl-C while asking
+/// restores the terminal before nk ends, so the shell is not left without echo.
+fn prompt_secret(user: &str) -> Result<String> {
+    const STDIN: libc::c_int = 0;
+    if !std::io::stdin().is_terminal() {
+        return Err(usage(
+            "--auth needs a password: --auth-password, --auth-password-file, or a terminal on \
+             stdin to ask on",
+        ));
+    }
+    // SAFETY: a zeroed termios is a valid value for tcgetattr to fill.
+    let mut term: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: tcgetattr writes into the termios we own, for a descriptor that is a terminal.
+    if unsafe { libc::tcgetattr(STDIN, &mut term) } != 0 {
+        return Err(io::Error::last_os_error()).context("read the terminal's settings");
+    }
+    let saved = term;
+    term.c_lflag &= !libc::ECHO;
+    // SAFETY: the handler calls only tcsetattr (async-signal-safe) and the default action.
+    let guard = unsafe {
+        signal_hook::low_level::register(libc::SIGINT, move || {
+            libc::tcsetattr(STDIN, libc::TCSANOW, &saved);
+            signal_hook::low_level::emulate_default_handler(libc::SIGINT).ok();
+        })
+    }
+    .context("set up the password prompt")?;
+    eprint!("nk: password for {user}: ");
+    // SAFETY: tcsetattr reads the termios we own.
+    let set = unsafe { libc::tcsetattr(STDIN, libc::TCSANOW, &term) };
+    let mut line = Vec::new();
+    let read = if set == 0 {
+        io::stdin()
+            .lock()
+            .take(MAX_SECRET as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map(|_| ())
+    } else {
+        Err(io::Error::last_os_error())
+    };
+    // SAFETY: as above, with the settings saved before.
+    unsafe { libc::tcsetattr(STDIN, libc::TCSANOW, &saved) };
+    signal_hook::low_level::unregister(guard);
+    eprintln!();
+    read.context("read the password from the terminal")?;
+    if !line.ends_with(b"\n") {
+        return Err(usage("no password was typed (end of input)"));
+    }
+    line.pop();
+    if line.ends_with(b"\r") {
+        line.pop();
+    }
+    String::from_utf8(line).map_err(|_| usage("the password typed is not UTF-8"))
 }
 
 /// RFC 5321 §4.5.3.2's minimum timeouts.
@@ -369,6 +572,56 @@ impl Session {
         )
     }
 
+    /// Sends one AUTH line: the secret goes on the wire, the transcript shows it hidden.
+    fn send_step(&mut self, step: &smtp_auth::Step) -> Result<()> {
+        crate::info!("-> {}", step.shown);
+        self.write_all(format!("{}\r\n", step.line).as_bytes(), "AUTH", "AUTH")
+    }
+
+    /// RFC 4954's dialogue: AUTH, then an answer to each 334 until 235 or a refusal. A
+    /// challenge nk cannot answer is cancelled with `*`.
+    fn authenticate(&mut self, hello: &Reply, credentials: &Credentials) -> Result<()> {
+        let offered = smtp_auth::offered(hello.extension("AUTH").unwrap_or(""));
+        let mechanism = smtp_auth::choose(credentials.asked, &offered).map_err(|e| {
+            self.quit();
+            anyhow!("smtp {}: {e}", self.server)
+        })?;
+        let (user, secret) = (&credentials.user, &credentials.secret);
+        self.send_step(&smtp_auth::first_step(mechanism, user, secret))?;
+        // LOGIN needs two rounds, CRAM-MD5 one, XOAUTH2 one for its error report: a server
+        // asking for more is cancelled.
+        for round in 1..=3 {
+            let reply = self.reply("AUTH")?;
+            if reply.code == 235 {
+                return Ok(());
+            }
+            if reply.code != 334 {
+                let meaning = smtp_auth::refusal_meaning(reply.code);
+                self.quit();
+                return Err(anyhow!(
+                    "smtp {}: AUTH {mechanism} failed: {reply} ({meaning})",
+                    self.server
+                ));
+            }
+            let challenge = reply.lines.first().map_or("", String::as_str);
+            match smtp_auth::answer(mechanism, round, challenge, user, secret) {
+                Ok(Some(step)) => self.send_step(&step)?,
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = self.command("*");
+                    self.quit();
+                    return Err(anyhow!("smtp {}: AUTH {mechanism}: {e}", self.server));
+                }
+            }
+        }
+        let _ = self.command("*");
+        self.quit();
+        Err(anyhow!(
+            "smtp {}: AUTH {mechanism}: the server asked for more than the mechanism has to say; cancelled",
+            self.server
+        ))
+    }
+
     /// Sends a command and reads its reply.
     fn command(&mut self, line: &str) -> Result<Reply> {
         self.send(line)?;
@@ -504,6 +757,10 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         args.trust.refuse_without_tls("--tls or --starttls")?;
         None
     };
+    let credentials = args.auth.credentials(args.tls || args.starttls)?;
+    if args.quit_after == Some(Stage::Auth) && credentials.is_none() {
+        return Err(usage("--quit-after auth needs --auth or --auth-user"));
+    }
     let body = if args.quit_after.is_some() {
         Vec::new()
     } else {
@@ -569,6 +826,20 @@ pub fn run(args: SmtpArgs) -> Result<()> {
     if args.quit_after == Some(Stage::Tls) {
         session.quit();
         return Ok(());
+    }
+    if let Some(credentials) = &credentials {
+        if !extended {
+            session.quit();
+            return Err(anyhow!(
+                "smtp {}: the server refused EHLO, so it offers no AUTH; nothing was sent",
+                session.server
+            ));
+        }
+        session.authenticate(&hello, credentials)?;
+        if args.quit_after == Some(Stage::Auth) {
+            session.quit();
+            return Ok(());
+        }
     }
     let eight_bit_mime = extended && hello.extension("8BITMIME").is_some();
     let size_limit = if extended {

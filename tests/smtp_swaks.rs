@@ -1,0 +1,465 @@
+//! `nk smtp` for swaks users (issue 22 items 12-14): AUTH, --data, --dump-mail, --attach,
+//! --pipeline, --protocol lmtp, -vv. Peers: Python's aiosmtpd (AUTH PLAIN and LOGIN with its
+//! authenticator, in clear and over STARTTLS), and a scripted Python server for what aiosmtpd
+//! cannot do: CRAM-MD5 (checked with Python's own hmac), a PIPELINING server that answers
+//! nothing until the whole batch came (a client that waits for MAIL's reply first would time
+//! out), and LMTP with one reply per recipient after the dot (aiosmtpd's LMTP class sends the
+//! handler's one reply). Ports come from the kernel; every wait is bounded.
+
+mod common;
+
+use common::aiosmtpd::Aiosmtpd;
+use common::*;
+use serde_json::Value;
+use std::process::Command;
+
+const USER: &str = "alice";
+const PASSWORD: &str = "s3cret-pw";
+
+/// One connection of a scripted SMTP server in Python: `MODE` is `smtp`, `pipeline` (answers
+/// MAIL, RCPTs and DATA only once DATA came) or `lmtp` (LHLO, one reply per accepted
+/// recipient after the dot; `lmtp-refuse` refuses the last one there). EXTS is the EHLO
+/// extension list (comma-separated), REFUSE the recipients refused at RCPT. AUTH CRAM-MD5 is
+/// checked with hmac for alice / s3cret-pw. At the end it prints one JSON line: every line it
+/// got, the message (dot-stuffing undone), the user authenticated, whether MAIL came batched.
+const SCRIPTED_PY: &str = r#"
+import base64, hmac, json, socket, sys
+mode, exts, refuse = sys.argv[1], sys.argv[2], sys.argv[3]
+exts = [e for e in exts.split(",") if e]
+refuse = set(r for r in refuse.split(",") if r)
+user, password = "alice", "s3cret-pw"
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(1)
+print(srv.getsockname()[1], flush=True)
+srv.settimeout(10)
+log = {"lines": [], "message": None, "auth": None, "batched": None, "rcpt_ok": []}
+def send(text):
+    c.sendall((text + "\r\n").encode())
+def line():
+    raw = f.readline(4096)
+    if not raw:
+        raise EOFError
+    text = raw.decode("utf-8", "replace").rstrip("\r\n")
+    log["lines"].append(text)
+    return text
+def message():
+    body = b""
+    while True:
+        raw = f.readline(4096)
+        if not raw:
+            raise EOFError
+        if raw == b".\r\n":
+            break
+        body += raw[1:] if raw.startswith(b".") else raw
+    log["message"] = body.decode("utf-8", "replace")
+def rcpt(cmd):
+    addr = cmd[cmd.index("<") + 1:cmd.rindex(">")]
+    if addr in refuse:
+        return "550 5.1.1 no such user"
+    log["rcpt_ok"].append(addr)
+    return "250 2.1.5 ok"
+def after_dot():
+    if mode.startswith("lmtp"):
+        for i, addr in enumerate(log["rcpt_ok"]):
+            last = i + 1 == len(log["rcpt_ok"])
+            if mode == "lmtp-refuse" and last:
+                send("552 5.2.2 <%s> mailbox full" % addr)
+            else:
+                send("250 2.0.0 <%s> delivered" % addr)
+    else:
+        send("250 2.0.0 queued as PY1")
+try:
+    c, _ = srv.accept()
+    c.settimeout(10)
+    f = c.makefile("rb")
+    send("220 scripted.test ESMTP")
+    while True:
+        cmd = line()
+        up = cmd.upper()
+        if up.startswith("EHLO") or up.startswith("LHLO"):
+            if mode.startswith("lmtp") != up.startswith("LHLO"):
+                send("500 5.5.1 wrong greeting for this protocol")
+                continue
+            names = ["scripted.test"] + exts
+            for e in names[:-1]:
+                send("250-" + e)
+            send("250 " + names[-1])
+        elif up == "AUTH CRAM-MD5":
+            challenge = b"<12345.6789@scripted.test>"
+            send("334 " + base64.b64encode(challenge).decode())
+            answer = line()
+            try:
+                got_user, digest = base64.b64decode(answer).decode().rsplit(" ", 1)
+            except Exception:
+                send("501 5.5.2 cannot decode")
+                continue
+            want = hmac.new(password.encode(), challenge, "md5").hexdigest()
+            if got_user == user and hmac.compare_digest(digest, want):
+                log["auth"] = got_user
+                send("235 2.7.0 ok")
+            else:
+                send("535 5.7.8 authentication failed")
+        elif up.startswith("MAIL FROM:") and mode == "pipeline":
+            batch = [cmd]
+            while batch[-1].upper() != "DATA":
+                batch.append(line())
+            log["batched"] = True
+            send("250 2.1.0 ok")
+            for r in batch[1:-1]:
+                send(rcpt(r))
+            if log["rcpt_ok"]:
+                send("354 go ahead")
+                message()
+                after_dot()
+            else:
+                send("554 5.5.1 no valid recipients")
+        elif up.startswith("MAIL FROM:"):
+            log["batched"] = False
+            send("250 2.1.0 ok")
+        elif up.startswith("RCPT TO:"):
+            send(rcpt(cmd))
+        elif up == "DATA":
+            send("354 go ahead")
+            message()
+            after_dot()
+        elif up == "QUIT":
+            send("221 2.0.0 bye")
+            break
+        elif up == "RSET":
+            send("250 2.0.0 ok")
+        else:
+            send("502 5.5.2 not implemented")
+except (EOFError, OSError):
+    pass
+print(json.dumps(log), flush=True)
+"#;
+
+/// The scripted server, running.
+struct Scripted {
+    proc: Proc,
+    port: u16,
+}
+
+impl Scripted {
+    fn start(mode: &str, exts: &str, refuse: &str) -> Scripted {
+        let py = common::aiosmtpd::aiosmtpd_python();
+        let mut cmd = Command::new(py);
+        cmd.args(["-c", SCRIPTED_PY, mode, exts, refuse]);
+        let mut proc = Proc::spawn(&format!("scripted {mode}"), cmd, In::Null, Out::Pipe);
+        let line = proc.wait_stdout_line(10.0, |l| !l.trim().is_empty());
+        let port = line.trim().parse().expect("a port");
+        Scripted { proc, port }
+    }
+
+    fn server(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// What the server saw (its JSON line), waiting up to 10 s.
+    fn log(mut self) -> Value {
+        let line = self
+            .proc
+            .wait_stdout_line(10.0, |l| l.trim_start().starts_with('{'));
+        serde_json::from_str(&line).expect("the scripted server's JSON")
+    }
+}
+
+/// `nk smtp --from a@example.test --to b@example.test ARGS SERVER`, bounded to 15 s.
+fn send_mail(server: &str, args: &[&str], stdin: In) -> Finished {
+    let mut full = vec!["smtp", "--from", "a@example.test", "--to", "b@example.test"];
+    full.extend_from_slice(args);
+    full.push(server);
+    run_nk(&full, stdin, 15.0)
+}
+
+/// Panics if the password, or the base64 of anything holding it, appears in `text`.
+fn expect_no_secret(what: &str, text: &str) {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    for needle in [
+        PASSWORD.to_string(),
+        b64(PASSWORD),
+        b64(&format!("\0{USER}\0{PASSWORD}")),
+    ] {
+        assert!(!text.contains(&needle), "{what}: the secret shows:\n{text}");
+    }
+}
+
+fn lines_of(log: &Value) -> Vec<String> {
+    log["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| l.as_str().expect("a line").to_string())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// AUTH
+// ---------------------------------------------------------------------------
+
+#[test]
+fn auth_plain_and_login_against_aiosmtpd_never_show_the_password() {
+    let srv = Aiosmtpd::start_auth(USER, PASSWORD);
+    let auth = [
+        "--auth-user",
+        USER,
+        "--auth-password",
+        PASSWORD,
+        "--auth-plaintext",
+    ];
+    // The default: aiosmtpd offers LOGIN and PLAIN, nk prefers PLAIN.
+    let mut args = vec!["-v", "--body", "hi"];
+    args.extend(auth);
+    let out = send_mail(&srv.server(), &args, In::Null);
+    out.expect_code(0)
+        .expect_stderr_contains("-> AUTH PLAIN <user \"alice\" and password, hidden>")
+        .expect_stderr_contains("<- 235");
+    expect_no_secret("-v transcript (PLAIN)", &out.stderr);
+    let stored = srv.message(1);
+    assert_eq!(stored.meta["authenticated"], true, "{:#}", stored.meta);
+    assert_eq!(stored.meta["login"], USER, "{:#}", stored.meta);
+
+    // LOGIN, the password from a file (first line, its line end dropped).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("pw");
+    std::fs::write(&file, format!("{PASSWORD}\r\nsecond line\n")).expect("write");
+    let file = file.to_string_lossy().into_owned();
+    let args = [
+        "-v",
+        "--body",
+        "hi",
+        "--auth",
+        "login",
+        "--auth-user",
+        USER,
+        "--auth-password-file",
+        &file,
+        "--auth-plaintext",
+    ];
+    let out = send_mail(&srv.server(), &args, In::Null);
+    out.expect_code(0)
+        .expect_stderr_contains("-> AUTH LOGIN")
+        .expect_stderr_contains("-> <password, hidden>");
+    expect_no_secret("-v transcript (LOGIN)", &out.stderr);
+    assert_eq!(srv.message(2).meta["login"], USER);
+}
+
+#[test]
+fn auth_refused_with_535_names_it_and_sends_no_mail() {
+    let srv = Aiosmtpd::start_auth(USER, PASSWORD);
+    for mechanism in ["plain", "login"] {
+        let args = [
+            "-v",
+            "--body",
+            "hi",
+            "--auth",
+            mechanism,
+            "--auth-user",
+            USER,
+            "--auth-password",
+            "wrong-one",
+            "--auth-plaintext",
+        ];
+        let out = send_mail(&srv.server(), &args, In::Null);
+        out.expect_code(1)
+            .expect_stderr_contains("failed: 535")
+            .expect_stderr_contains("the user name or password was not accepted");
+        assert!(!out.stderr.contains("wrong-one"), "{}", out.describe());
+        assert!(!out.stderr.contains("-> MAIL"), "{}", out.describe());
+    }
+    assert_eq!(srv.count(), 0, "a message was stored");
+}
+
+#[test]
+fn auth_without_tls_is_a_usage_error_before_connecting() {
+    let listener = NoConnect::new();
+    let out = send_mail(
+        &listener.server(),
+        &[
+            "--auth-user",
+            USER,
+            "--auth-password",
+            PASSWORD,
+            "--body",
+            "x",
+        ],
+        In::Null,
+    );
+    out.expect_code(2)
+        .expect_stderr_contains("without TLS")
+        .expect_stderr_contains("hint: add --starttls or --tls, or --auth-plaintext");
+    expect_no_secret("the error", &out.stderr);
+    listener.expect_none(0.5, "AUTH without TLS");
+    // No password and no terminal to ask on: a usage error too.
+    let out = send_mail(
+        &listener.server(),
+        &["--auth", "plain", "--auth-user", USER, "--auth-plaintext"],
+        In::Null,
+    );
+    out.expect_code(2)
+        .expect_stderr_contains("needs a password");
+    // --auth without a user.
+    let out = send_mail(&listener.server(), &["--auth", "plain"], In::Null);
+    out.expect_code(2).expect_stderr_contains("--auth-user");
+    let out = send_mail(&listener.server(), &["--auth", "digest-md5"], In::Null);
+    out.expect_code(2)
+        .expect_stderr_contains("unknown mechanism");
+    listener.expect_none(0.5, "bad --auth arguments");
+}
+
+#[test]
+fn auth_over_starttls_needs_no_plaintext_flag() {
+    let pki = common::pki::Pki::new();
+    let (cert, key) = pki.leaf();
+    let srv = Aiosmtpd::start_tls_auth(cert.as_ref(), key.as_ref(), USER, PASSWORD);
+    let ca = pki.ca();
+    let args = [
+        "-v",
+        "--starttls",
+        "--ca",
+        &ca,
+        "--auth-user",
+        USER,
+        "--auth-password",
+        PASSWORD,
+        "--body",
+        "over tls",
+    ];
+    let out = send_mail(&format!("localhost:{}", srv.port), &args, In::Null);
+    out.expect_code(0);
+    let lines = out.stderr_lines_unprefixed();
+    let tls = lines.iter().position(|l| l.starts_with("TLS 1."));
+    let auth = lines.iter().position(|l| l.starts_with("-> AUTH"));
+    assert!(
+        tls.is_some() && auth.is_some() && tls < auth,
+        "AUTH after the handshake\n{}",
+        out.describe()
+    );
+    let stored = srv.message(1);
+    assert_eq!(stored.meta["tls"], true);
+    assert_eq!(stored.meta["login"], USER);
+}
+
+#[test]
+fn cram_md5_is_preferred_and_checked_by_a_scripted_server() {
+    let srv = Scripted::start("smtp", "AUTH LOGIN PLAIN CRAM-MD5", "");
+    let args = [
+        "-v",
+        "--auth-user",
+        USER,
+        "--auth-password",
+        PASSWORD,
+        "--auth-plaintext",
+        "--body",
+        "hi",
+    ];
+    let out = send_mail(&srv.server(), &args, In::Null);
+    out.expect_code(0)
+        .expect_stderr_contains("-> AUTH CRAM-MD5")
+        .expect_stderr_contains("-> <user \"alice\" and the HMAC-MD5 digest, hidden>");
+    expect_no_secret("-v transcript (CRAM-MD5)", &out.stderr);
+    let log = srv.log();
+    assert_eq!(log["auth"], USER, "{log:#}");
+    assert_eq!(
+        log["message"].as_str().map(|m| m.ends_with("hi\r\n")),
+        Some(true)
+    );
+
+    // A wrong password: 535, no MAIL.
+    let srv = Scripted::start("smtp", "AUTH CRAM-MD5", "");
+    let args = [
+        "--auth",
+        "CRAM-MD5",
+        "--auth-user",
+        USER,
+        "--auth-password",
+        "nope",
+        "--auth-plaintext",
+        "--body",
+        "hi",
+    ];
+    let out = send_mail(&srv.server(), &args, In::Null);
+    out.expect_code(1)
+        .expect_stderr_contains("AUTH CRAM-MD5 failed: 535");
+    let log = srv.log();
+    assert!(
+        !lines_of(&log).iter().any(|l| l.starts_with("MAIL")),
+        "{log:#}"
+    );
+}
+
+#[test]
+fn a_mechanism_the_server_does_not_offer_is_named() {
+    let srv = Scripted::start("smtp", "AUTH PLAIN LOGIN", "");
+    let args = [
+        "--auth",
+        "cram-md5",
+        "--auth-user",
+        USER,
+        "--auth-password",
+        PASSWORD,
+        "--auth-plaintext",
+        "--body",
+        "hi",
+    ];
+    let out = send_mail(&srv.server(), &args, In::Null);
+    out.expect_code(1)
+        .expect_stderr_contains("does not offer AUTH CRAM-MD5 (it offers PLAIN LOGIN)");
+    let log = srv.log();
+    assert_eq!(
+        lines_of(&log).last().map(String::as_str),
+        Some("QUIT"),
+        "{log:#}"
+    );
+}
+
+#[test]
+fn the_password_prompt_does_not_echo() {
+    // A pseudo-terminal from Python's pty module: nk asks, the "user" types the password.
+    let srv = Aiosmtpd::start_auth(USER, PASSWORD);
+    let nk = env!("CARGO_BIN_EXE_nk");
+    let script = r#"
+import os, pty, select, signal, sys, time
+nk, server, password = sys.argv[1:4]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(nk, [nk, "smtp", "--from", "a@example.test", "--to", "b@example.test",
+                  "--body", "typed", "--auth-user", "alice", "--auth-plaintext", server])
+seen = b""
+deadline = time.time() + 10
+sent = False
+while time.time() < deadline:
+    if not select.select([fd], [], [], 0.2)[0]:
+        continue
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+    if not sent and b"password for alice: " in seen:
+        os.write(fd, password.encode() + b"\n")
+        sent = True
+if time.time() >= deadline:
+    os.kill(pid, signal.SIGKILL)
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(repr(seen) + "\n")
+sys.stdout.write("exit=%d\n" % os.waitstatus_to_exitcode(status))
+"#;
+    let out = Command::new(common::aiosmtpd::aiosmtpd_python())
+        .args(["-c", script, nk, &srv.server(), PASSWORD])
+        .output()
+        .expect("run python pty");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("exit=0"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("password for alice: "), "{text}");
+    assert!(!text.contains(PASSWORD), "the password was echoed: {text}");
+    assert_eq!(srv.message(1).meta["login"], USER);
+}
