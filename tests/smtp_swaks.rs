@@ -463,3 +463,350 @@ sys.stdout.write("exit=%d\n" % os.waitstatus_to_exitcode(status))
     assert!(!text.contains(PASSWORD), "the password was echoed: {text}");
     assert_eq!(srv.message(1).meta["login"], USER);
 }
+
+// ---------------------------------------------------------------------------
+// --data, --dump-mail
+// ---------------------------------------------------------------------------
+
+/// A prepared message with LF line ends, a line starting with a dot and a lone dot line.
+const PREPARED: &str = "From: Prepared <p@example.test>\nTo: b@example.test\nSubject: as is\nX-Kept: yes\n\n.leading dot\n.\nlast line\n";
+
+fn crlf(text: &str) -> Vec<u8> {
+    text.replace('\n', "\r\n").into_bytes()
+}
+
+#[test]
+fn data_from_a_file_and_stdin_goes_as_it_is() {
+    let srv = Aiosmtpd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("msg.eml");
+    std::fs::write(&file, PREPARED).expect("write");
+    let file = file.to_string_lossy().into_owned();
+    send_mail(&srv.server(), &["--data", &file], In::Null).expect_code(0);
+    assert_same_bytes("--data FILE", &srv.message(1).content, &crlf(PREPARED));
+    send_mail(
+        &srv.server(),
+        &["--data", "-"],
+        In::Bytes(PREPARED.as_bytes().to_vec()),
+    )
+    .expect_code(0);
+    let stored = srv.message(2);
+    assert_same_bytes("--data -", &stored.content, &crlf(PREPARED));
+    assert_eq!(stored.view_str("subject"), "as is");
+    assert_eq!(stored.meta["mail_from"], "a@example.test");
+}
+
+#[test]
+fn data_from_an_empty_or_closed_stdin_is_refused_before_connecting() {
+    let listener = NoConnect::new();
+    send_mail(&listener.server(), &["--data", "-"], In::Null)
+        .expect_code(2)
+        .expect_stderr_contains("--data -: the message is empty");
+    // stdin closed altogether (fd 0 not open): the same, and no panic.
+    let nk = env!("CARGO_BIN_EXE_nk");
+    let script = format!(
+        "exec 0<&- ; exec '{nk}' smtp --from a@example.test --to b@example.test --data - {}",
+        listener.server()
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script]);
+    let out = Proc::spawn("nk with stdin closed", cmd, In::Null, Out::Pipe).wait(15.0);
+    out.expect_code(2)
+        .expect_stderr_contains("the message is empty");
+    // --data with --body: a usage error.
+    send_mail(
+        &listener.server(),
+        &["--data", "-", "--body", "x"],
+        In::Null,
+    )
+    .expect_code(2);
+    listener.expect_none(0.5, "--data with nothing to send");
+}
+
+#[test]
+fn dump_mail_prints_the_message_and_connects_nowhere() {
+    let out = run_nk(
+        [
+            "smtp",
+            "--dump-mail",
+            "--from",
+            "a@example.test",
+            "--to",
+            "b@example.test",
+            "--subject",
+            "Grüße",
+            "--body",
+            ".dot\nsecond",
+        ],
+        In::Null,
+        15.0,
+    );
+    out.expect_code(0);
+    let text = out.stdout_text();
+    assert!(text.starts_with("Date: "), "{}", out.describe());
+    assert!(
+        text.contains("\r\nSubject: =?UTF-8?B?R3LDvMOfZQ==?=\r\n"),
+        "{}",
+        out.describe()
+    );
+    // The message itself, not its dot-stuffed wire form and no terminating dot.
+    assert!(
+        text.ends_with("\r\n\r\n.dot\r\nsecond\r\n"),
+        "{}",
+        out.describe()
+    );
+    // --dump-mail with --data shows the prepared message, line ends made CRLF.
+    let out = run_nk(
+        [
+            "smtp",
+            "--dump-mail",
+            "--from",
+            "a@example.test",
+            "--to",
+            "b@example.test",
+            "--data",
+            "-",
+        ],
+        In::Bytes(PREPARED.as_bytes().to_vec()),
+        15.0,
+    );
+    out.expect_code(0).expect_stdout(&crlf(PREPARED));
+}
+
+// ---------------------------------------------------------------------------
+// --attach
+// ---------------------------------------------------------------------------
+
+#[test]
+fn attachments_arrive_typed_and_byte_exact() {
+    use base64::Engine as _;
+    let srv = Aiosmtpd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pdf = dir.path().join("report.pdf");
+    let binary = write_random_file(&pdf, 10_000, 7);
+    let notes = dir.path().join("notes.data");
+    std::fs::write(&notes, "line one\n.line two\n").expect("write");
+    let photo = dir.path().join("Фото.JPG");
+    std::fs::write(&photo, [0xff, 0xd8, 0xff, 0x00]).expect("write");
+    let (pdf, notes, photo) = (
+        pdf.to_string_lossy().into_owned(),
+        notes.to_string_lossy().into_owned(),
+        photo.to_string_lossy().into_owned(),
+    );
+    let args = [
+        "--subject",
+        "files",
+        "--body",
+        "see attached\n",
+        "--attach",
+        &pdf,
+        "--attach-type",
+        "text/x-notes",
+        "--attach",
+        &notes,
+        "--attach",
+        &photo,
+    ];
+    send_mail(&srv.server(), &args, In::Null).expect_code(0);
+    let stored = srv.message(1);
+    assert_eq!(stored.view_str("content_type"), "multipart/mixed");
+    let defects = stored.view("defects");
+    assert_eq!(
+        defects.as_array().map(Vec::len),
+        Some(0),
+        "{:#}",
+        stored.meta
+    );
+    let parts = stored.view("parts").as_array().expect("parts").clone();
+    let decode = |v: &Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("base64"))
+            .expect("base64")
+    };
+    assert_eq!(parts.len(), 4, "{:#}", stored.meta);
+    assert_eq!(parts[0][0], "text/plain");
+    assert_eq!(decode(&parts[0][2]), b"see attached\r\n");
+    assert_eq!(parts[1][0], "application/pdf");
+    assert_eq!(parts[1][1], "report.pdf");
+    assert_same_bytes("the PDF", &decode(&parts[1][2]), &binary);
+    // --attach-type applies to the --attach options after it.
+    assert_eq!(parts[2][0], "text/x-notes");
+    assert_eq!(decode(&parts[2][2]), b"line one\n.line two\n");
+    assert_eq!(parts[3][0], "text/x-notes");
+    assert_eq!(parts[3][1], "Фото.JPG");
+    assert_eq!(decode(&parts[3][2]), [0xff, 0xd8, 0xff, 0x00]);
+
+    // Without --attach-type the type comes from the extension.
+    send_mail(
+        &srv.server(),
+        &["--body", "x", "--attach", &photo],
+        In::Null,
+    )
+    .expect_code(0);
+    let parts = srv.message(2).view("parts").clone();
+    assert_eq!(parts[1][0], "image/jpeg", "{parts:#}");
+}
+
+#[test]
+fn bad_attachments_are_usage_errors_before_connecting() {
+    let listener = NoConnect::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("a.txt");
+    std::fs::write(&file, "x").expect("write");
+    let file = file.to_string_lossy().into_owned();
+    for (args, needle) in [
+        (
+            vec!["--body", "x", "--attach", "/nonexistent/file.pdf"],
+            "--attach /nonexistent/file.pdf",
+        ),
+        (
+            vec!["--body", "x", "--attach-type", "pdf", "--attach", &file],
+            "is not a MIME type",
+        ),
+        (
+            vec![
+                "--body",
+                "x",
+                "--attach",
+                &file,
+                "--header",
+                "Content-Type: text/html",
+            ],
+            "multipart structure",
+        ),
+    ] {
+        send_mail(&listener.server(), &args, In::Null)
+            .expect_code(2)
+            .expect_stderr_contains(needle);
+    }
+    listener.expect_none(0.5, "bad --attach");
+}
+
+// ---------------------------------------------------------------------------
+// --pipeline
+// ---------------------------------------------------------------------------
+
+#[test]
+fn pipeline_sends_mail_rcpts_and_data_in_one_go() {
+    // This server answers nothing until DATA came: only a pipelining client gets through.
+    let srv = Scripted::start("pipeline", "PIPELINING,8BITMIME", "nobody@example.test");
+    let out = run_nk(
+        [
+            "smtp",
+            "-v",
+            "--pipeline",
+            "--timeout",
+            "5",
+            "--from",
+            "a@example.test",
+            "--to",
+            "b@example.test",
+            "--to",
+            "nobody@example.test",
+            "--body",
+            "piped",
+            &srv.server(),
+        ],
+        In::Null,
+        15.0,
+    );
+    // One recipient refused: the mail goes to the other, exit 1 naming the refusal.
+    out.expect_code(1)
+        .expect_stderr_contains("RCPT TO:<nobody@example.test> refused: 550")
+        .expect_stderr_contains("went in one write");
+    let log = srv.log();
+    assert_eq!(log["batched"], true, "{log:#}");
+    assert_eq!(
+        log["message"]
+            .as_str()
+            .map(|m| m.ends_with("\r\n\r\npiped\r\n")),
+        Some(true),
+        "{log:#}"
+    );
+
+    // The same server without --pipeline: nk waits for MAIL's reply, which never comes.
+    let srv = Scripted::start("pipeline", "PIPELINING", "");
+    let out = send_mail(&srv.server(), &["--timeout", "1", "--body", "x"], In::Null);
+    out.expect_code(1)
+        .expect_stderr_contains("no reply to MAIL");
+}
+
+#[test]
+fn pipeline_without_the_extension_goes_one_command_at_a_time() {
+    let srv = Scripted::start("smtp", "8BITMIME", "");
+    let out = send_mail(&srv.server(), &["--pipeline", "--body", "x"], In::Null);
+    out.expect_code(0)
+        .expect_stderr_contains("does not offer PIPELINING");
+    assert_eq!(srv.log()["batched"], false);
+}
+
+// ---------------------------------------------------------------------------
+// --protocol lmtp, -vv
+// ---------------------------------------------------------------------------
+
+#[test]
+fn lmtp_reads_a_reply_per_recipient_after_the_dot() {
+    let srv = Scripted::start("lmtp", "PIPELINING,8BITMIME", "");
+    let args = [
+        "smtp",
+        "--protocol",
+        "lmtp",
+        "--from",
+        "a@example.test",
+        "--to",
+        "b@example.test",
+        "--to",
+        "c@example.test",
+        "--body",
+        "local delivery",
+    ];
+    let mut full = args.to_vec();
+    let server = srv.server();
+    full.push(&server);
+    let out = run_nk(&full, In::Null, 15.0);
+    out.expect_code(0).expect_stdout(
+        b"<b@example.test> 250 2.0.0 <b@example.test> delivered\n<c@example.test> 250 2.0.0 <c@example.test> delivered\n",
+    );
+    let log = srv.log();
+    assert!(lines_of(&log)[0].starts_with("LHLO "), "{log:#}");
+
+    // The last recipient refused after the dot: the other got it, exit 1 naming the refusal.
+    let srv = Scripted::start("lmtp-refuse", "", "");
+    let server = srv.server();
+    let mut full = args.to_vec();
+    full.push(&server);
+    let out = run_nk(&full, In::Null, 15.0);
+    out.expect_code(1)
+        .expect_stdout(b"<b@example.test> 250 2.0.0 <b@example.test> delivered\n")
+        .expect_stderr_contains("message refused for <c@example.test> 552 5.2.2");
+    assert_eq!(
+        lines_of(&srv.log()).last().map(String::as_str),
+        Some("QUIT")
+    );
+}
+
+#[test]
+fn vv_shows_the_message_as_sent_and_v_does_not() {
+    let srv = Scripted::start("smtp", "8BITMIME", "");
+    let out = send_mail(
+        &srv.server(),
+        &[
+            "-vv",
+            "--subject",
+            "shown",
+            "--body",
+            ".hidden dot\nbody text",
+        ],
+        In::Null,
+    );
+    out.expect_code(0)
+        .expect_stderr_contains("-> Subject: shown")
+        .expect_stderr_contains("-> ..hidden dot")
+        .expect_stderr_contains("-> body text");
+    drop(srv.log());
+    let srv = Scripted::start("smtp", "8BITMIME", "");
+    let out = send_mail(&srv.server(), &["-v", "--body", "body text"], In::Null);
+    out.expect_code(0);
+    assert!(!out.stderr.contains("body text"), "{}", out.describe());
+    drop(srv.log());
+}

@@ -126,9 +126,9 @@ pub enum Stage {
         nk smtp --proxy socks5h://127.0.0.1:1080 --from a@x.test --to b@y.test mail.example.test"
 )]
 pub struct SmtpArgs {
-    /// SERVER[:PORT] (port 25 by default, 465 with --tls).
-    #[arg(value_name = "SERVER[:PORT]")]
-    pub server: String,
+    /// SERVER[:PORT] (port 25 by default, 465 with --tls, 24 with --protocol lmtp).
+    #[arg(value_name = "SERVER[:PORT]", required_unless_present = "dump_mail")]
+    pub server: Option<String>,
     /// The port, when not given with the server (SERVER PORT as two arguments).
     #[arg(value_name = "PORT")]
     pub port: Option<String>,
@@ -148,6 +148,33 @@ pub struct SmtpArgs {
     /// The body text (otherwise --body-file, otherwise stdin).
     #[arg(long, value_name = "TEXT", conflicts_with = "body_file")]
     pub body: Option<String>,
+    /// Send this prepared RFC 5322 message (headers and body) as it is, from FILE or `-`
+    /// (stdin): line ends made CRLF and dot-stuffed, nothing added.
+    #[arg(
+        long,
+        value_name = "FILE|-",
+        conflicts_with_all = ["body", "body_file", "subject", "headers", "attach"]
+    )]
+    pub data: Option<String>,
+    /// Attach FILE (repeatable): the message becomes multipart/mixed, the body its first
+    /// part, each file a base64 part typed from its extension.
+    #[arg(long, value_name = "FILE")]
+    pub attach: Vec<String>,
+    /// The MIME type of every --attach that follows (as in swaks), instead of the guess.
+    #[arg(long, value_name = "TYPE/SUBTYPE", requires = "attach")]
+    pub attach_type: Vec<String>,
+    /// Print the message that would be sent (as to a server offering 8BITMIME) on stdout,
+    /// and send nothing.
+    #[arg(long, conflicts_with_all = ["quit_after", "port"])]
+    pub dump_mail: bool,
+    /// Send MAIL FROM, the RCPT TOs and DATA in one write when the server offers PIPELINING
+    /// (RFC 2920), then read their replies in order.
+    #[arg(long)]
+    pub pipeline: bool,
+    /// esmtp (EHLO, HELO when refused), smtp (HELO only) or lmtp (RFC 2033: LHLO, a reply
+    /// per recipient after the message; port 24 by default).
+    #[arg(long, value_name = "PROTO", default_value = "esmtp")]
+    pub protocol: Protocol,
     /// Read the body from FILE.
     #[arg(long, value_name = "FILE")]
     pub body_file: Option<String>,
@@ -178,6 +205,17 @@ pub struct SmtpArgs {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub proxy: crate::cli::ProxyArgs,
+}
+
+/// The dialect spoken (swaks' --protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// EHLO, and HELO when EHLO is refused.
+    Esmtp,
+    /// HELO only: no extensions.
+    Smtp,
+    /// LMTP (RFC 2033): LHLO, and one reply per accepted recipient after the message.
+    Lmtp,
 }
 
 /// SMTP AUTH (RFC 4954).
@@ -448,14 +486,24 @@ impl Session {
         Ok((Session::new(plain, server, timeout)?, discarded))
     }
 
-    /// EHLO, or HELO when EHLO is refused. Returns the reply and whether it was EHLO's.
-    fn hello(&mut self, helo: &str) -> Result<(Reply, bool)> {
-        let hello = self.command(&format!("EHLO {helo}"))?;
-        if hello.is_success() {
+    /// EHLO (or LHLO), or HELO when EHLO is refused or asked for. Returns the reply and
+    /// whether it lists extensions.
+    fn hello(&mut self, helo: &str, protocol: Protocol) -> Result<(Reply, bool)> {
+        if protocol == Protocol::Lmtp {
+            let hello = self.command(&format!("LHLO {helo}"))?;
+            if !hello.is_success() {
+                return Err(self.refused("LHLO", &hello));
+            }
             return Ok((hello, true));
         }
-        if !hello.is_permanent_failure() {
-            return Err(self.refused("EHLO", &hello));
+        if protocol == Protocol::Esmtp {
+            let hello = self.command(&format!("EHLO {helo}"))?;
+            if hello.is_success() {
+                return Ok((hello, true));
+            }
+            if !hello.is_permanent_failure() {
+                return Err(self.refused("EHLO", &hello));
+            }
         }
         let hello = self.command(&format!("HELO {helo}"))?;
         if !hello.is_success() {
@@ -463,6 +511,7 @@ impl Session {
         }
         Ok((hello, false))
     }
+
     /// Sends one command line (CRLF added) and shows it with -v.
     fn send(&mut self, line: &str) -> Result<()> {
         crate::info!("-> {line}");
@@ -572,6 +621,21 @@ impl Session {
         )
     }
 
+    /// Sends several commands in one write (PIPELINING, RFC 2920), each shown with -v.
+    fn send_batch(&mut self, lines: &[&str]) -> Result<()> {
+        let mut bytes = Vec::new();
+        for line in lines {
+            crate::info!("-> {line}");
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
+        crate::info!(
+            "   (the {} commands above went in one write: PIPELINING)",
+            lines.len()
+        );
+        self.write_all(&bytes, "MAIL", "the pipelined commands")
+    }
+
     /// Sends one AUTH line: the secret goes on the wire, the transcript shows it hidden.
     fn send_step(&mut self, step: &smtp_auth::Step) -> Result<()> {
         crate::info!("-> {}", step.shown);
@@ -678,31 +742,170 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// Reads `source` to its end, at most [`MAX_BODY`]. Stdin is read before nk connects, so no
+/// server waits on it: a closed or unreadable stdin is an empty one (cli.md), and on a
+/// terminal a note says how to end the text.
+fn read_all(source: Option<&str>, flag: &str, what: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let got = match source {
+        Some(path) => std::fs::File::open(path)
+            .map_err(|e| usage(format!("{flag} {path}: {e}")))?
+            .take(MAX_BODY + 1)
+            .read_to_end(&mut bytes),
+        None => {
+            let stdin = io::stdin();
+            if stdin.is_terminal() {
+                crate::log::warn(format_args!(
+                    "reading the {what} from the terminal; end it with Ctrl-D on a line of its own"
+                ));
+            }
+            match stdin.lock().take(MAX_BODY + 1).read_to_end(&mut bytes) {
+                Err(e) if e.raw_os_error() == Some(libc::EBADF) => Ok(0),
+                other => other,
+            }
+        }
+    };
+    let name = source.map_or_else(|| "stdin".to_string(), |p| format!("{flag} {p}"));
+    got.with_context(|| format!("read {name}"))?;
+    if bytes.len() as u64 > MAX_BODY {
+        return Err(usage(format!(
+            "{name}: the {what} is larger than {} MiB",
+            MAX_BODY >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
 fn read_body(args: &SmtpArgs) -> Result<Vec<u8>> {
     if let Some(text) = &args.body {
         return Ok(text.clone().into_bytes());
     }
-    let (mut source, name): (Box<dyn Read>, String) = match &args.body_file {
-        Some(path) => (
-            Box::new(
-                std::fs::File::open(path).map_err(|e| usage(format!("--body-file {path}: {e}")))?,
-            ),
-            format!("--body-file {path}"),
-        ),
-        None => (Box::new(io::stdin()), "stdin".to_string()),
-    };
-    let mut body = Vec::new();
-    (&mut source)
-        .take(MAX_BODY + 1)
-        .read_to_end(&mut body)
-        .with_context(|| format!("read {name}"))?;
-    if body.len() as u64 > MAX_BODY {
-        return Err(usage(format!(
-            "{name}: the body is larger than {} MiB",
-            MAX_BODY >> 20
-        )));
+    read_all(args.body_file.as_deref(), "--body-file", "body")
+}
+
+/// The types of the --attach files in order: each --attach-type applies to the --attach
+/// options after it on the command line (swaks' rule), which clap's lists cannot tell, so
+/// the order comes from the arguments themselves.
+fn attach_types(args: &SmtpArgs, argv: &[String]) -> Result<Vec<Option<String>>> {
+    for kind in &args.attach_type {
+        smtp::check_type(kind).map_err(usage)?;
     }
-    Ok(body)
+    if args.attach_type.is_empty() {
+        return Ok(vec![None; args.attach.len()]);
+    }
+    let mut current: Option<String> = None;
+    let mut types = Vec::new();
+    let mut words = argv.iter().skip_while(|w| w.as_str() != "smtp");
+    while let Some(word) = words.next() {
+        if word == "--" {
+            break;
+        }
+        if let Some(kind) = word.strip_prefix("--attach-type=") {
+            current = Some(kind.to_string());
+        } else if word == "--attach-type" {
+            current = words.next().cloned();
+        } else if word == "--attach" || word.starts_with("--attach=") {
+            if word == "--attach" {
+                words.next();
+            }
+            types.push(current.clone());
+        }
+    }
+    if types.len() != args.attach.len() {
+        return Err(usage(
+            "--attach-type: cannot tell which --attach each applies to; write each as --attach FILE and --attach-type TYPE",
+        ));
+    }
+    Ok(types)
+}
+
+/// Reads the --attach files (all together at most [`MAX_BODY`]).
+fn read_attachments(args: &SmtpArgs) -> Result<Vec<smtp::Attachment>> {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let types = attach_types(args, &argv)?;
+    let mut total = 0u64;
+    let mut attachments = Vec::new();
+    for (path, kind) in args.attach.iter().zip(types) {
+        let bytes = read_all(Some(path), "--attach", "attachment")?;
+        total += bytes.len() as u64;
+        if total > MAX_BODY {
+            return Err(usage(format!(
+                "--attach: the attachments are larger than {} MiB together",
+                MAX_BODY >> 20
+            )));
+        }
+        let name = std::path::Path::new(path)
+            .file_name()
+            .map_or_else(|| path.clone(), |n| n.to_string_lossy().into_owned());
+        smtp::check_header_value(&format!("--attach {path}: the file name"), &name)
+            .map_err(usage)?;
+        let content_type = kind.unwrap_or_else(|| smtp::guess_type(&name).to_string());
+        attachments.push(smtp::Attachment {
+            name,
+            content_type,
+            bytes,
+        });
+    }
+    Ok(attachments)
+}
+
+/// What goes after DATA, before dot-stuffing.
+enum Content {
+    /// Built by nk from the arguments.
+    Built {
+        body: Vec<u8>,
+        attachments: Vec<smtp::Attachment>,
+    },
+    /// --data: sent as it is (CRLF line ends).
+    Prepared(Vec<u8>),
+}
+
+impl Content {
+    /// The message (RFC 5322, CRLF, not dot-stuffed) and whether it needs BODY=8BITMIME.
+    fn message(
+        &self,
+        headers: &MessageHeaders<'_>,
+        eight_bit_mime: bool,
+    ) -> Result<(Vec<u8>, bool)> {
+        match self {
+            Content::Prepared(message) => Ok((message.clone(), !message.is_ascii())),
+            Content::Built { body, attachments } => {
+                let lines = smtp::body_lines(body).map_err(usage)?;
+                let transfer = Transfer::choose(body, eight_bit_mime);
+                let message = Message {
+                    from: headers.from,
+                    to: headers.to,
+                    subject: headers.subject,
+                    extra: headers.extra,
+                    date: chrono::Local::now().to_rfc2822(),
+                    message_id: format!(
+                        "<{:016x}.{}@{}>",
+                        rand::random::<u64>(),
+                        chrono::Utc::now().timestamp(),
+                        headers.domain
+                    ),
+                };
+                let boundary = format!("=_nk_{:016x}", rand::random::<u64>());
+                let mime = (!attachments.is_empty()).then_some(smtp::Mime {
+                    boundary: &boundary,
+                    attachments,
+                });
+                let built = smtp::build_message(&message, &lines, transfer, mime);
+                Ok((built, transfer == Transfer::EightBit))
+            }
+        }
+    }
+}
+
+/// What the generated headers are made of.
+struct MessageHeaders<'a> {
+    from: &'a Address,
+    to: &'a [Address],
+    subject: Option<&'a str>,
+    extra: &'a [(String, String)],
+    domain: &'a str,
 }
 
 /// Runs `nk smtp`.
@@ -728,6 +931,13 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     for (name, value) in &extra {
         smtp::check_header_words(&format!("--header {name}"), value).map_err(usage)?;
+        let mime_field = name.eq_ignore_ascii_case("Content-Type")
+            || name.eq_ignore_ascii_case("Content-Transfer-Encoding");
+        if mime_field && !args.attach.is_empty() {
+            return Err(usage(format!(
+                "--header {name} with --attach: nk writes the multipart structure itself"
+            )));
+        }
     }
     let helo = args.helo.clone().unwrap_or_else(host_name);
     smtp::check_header_value("--helo", &helo).map_err(usage)?;
@@ -743,10 +953,32 @@ pub fn run(args: SmtpArgs) -> Result<()> {
     if args.quit_after == Some(Stage::Tls) && !args.tls && !args.starttls {
         return Err(usage("--quit-after tls needs --tls or --starttls"));
     }
-    let default_port = if args.tls { 465 } else { 25 };
+    let attachments = read_attachments(&args)?;
+    let headers = MessageHeaders {
+        from: &from,
+        to: &to,
+        subject: args.subject.as_deref(),
+        extra: &extra,
+        domain,
+    };
+    if args.dump_mail {
+        let content = read_content(&args, attachments)?;
+        let (message, _) = content.message(&headers, true)?;
+        let mut out = io::stdout().lock();
+        return out
+            .write_all(&message)
+            .and_then(|()| out.flush())
+            .map_err(crate::cmd::stdout_error);
+    }
+    let server = args.server.as_deref().unwrap_or_default();
+    let default_port = match (args.tls, args.protocol) {
+        (true, _) => 465,
+        (false, Protocol::Lmtp) => 24,
+        (false, _) => 25,
+    };
     let target = match &args.port {
-        Some(port) => addr::parse_target(&args.server, Some(port), Proto::Tcp)?,
-        None => addr::parse_target_or(&args.server, default_port, Proto::Tcp)?,
+        Some(port) => addr::parse_target(server, Some(port), Proto::Tcp)?,
+        None => addr::parse_target_or(server, default_port, Proto::Tcp)?,
     };
     let tls = if args.tls || args.starttls {
         Some(Tls {
@@ -761,12 +993,14 @@ pub fn run(args: SmtpArgs) -> Result<()> {
     if args.quit_after == Some(Stage::Auth) && credentials.is_none() {
         return Err(usage("--quit-after auth needs --auth or --auth-user"));
     }
-    let body = if args.quit_after.is_some() {
-        Vec::new()
+    let content = if args.quit_after.is_some() {
+        Content::Built {
+            body: Vec::new(),
+            attachments: Vec::new(),
+        }
     } else {
-        read_body(&args)?
+        read_content(&args, attachments)?
     };
-    let lines = smtp::body_lines(&body).map_err(usage)?;
 
     let connected = connect::connect(
         &target,
@@ -794,7 +1028,7 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         session.quit();
         return Ok(());
     }
-    let (mut hello, mut extended) = session.hello(&helo)?;
+    let (mut hello, mut extended) = session.hello(&helo, args.protocol)?;
     if args.quit_after == Some(Stage::Helo) {
         session.quit();
         return Ok(());
@@ -821,7 +1055,7 @@ pub fn run(args: SmtpArgs) -> Result<()> {
             ));
         }
         // RFC 3207 §4.2: what was learnt before TLS is forgotten; the server is asked again.
-        (hello, extended) = session.hello(&helo)?;
+        (hello, extended) = session.hello(&helo, args.protocol)?;
     }
     if args.quit_after == Some(Stage::Tls) {
         session.quit();
@@ -831,7 +1065,7 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         if !extended {
             session.quit();
             return Err(anyhow!(
-                "smtp {}: the server refused EHLO, so it offers no AUTH; nothing was sent",
+                "smtp {}: the server was greeted with HELO, so it offers no AUTH; nothing was sent",
                 session.server
             ));
         }
@@ -841,26 +1075,20 @@ pub fn run(args: SmtpArgs) -> Result<()> {
             return Ok(());
         }
     }
-    let eight_bit_mime = extended && hello.extension("8BITMIME").is_some();
+    let offers = |name: &str| extended && hello.extension(name).is_some();
+    let (message, eight_bit) = content.message(&headers, offers("8BITMIME"))?;
+    if eight_bit && !offers("8BITMIME") {
+        crate::log::warn(format_args!(
+            "the message holds 8-bit bytes and {} does not offer 8BITMIME; it goes as it is",
+            session.server
+        ));
+    }
+    let data = smtp::dot_stuff(&message);
     let size_limit = if extended {
         hello.extension("SIZE").and_then(|v| v.parse::<u64>().ok())
     } else {
         None
     };
-    let transfer = Transfer::choose(&body, eight_bit_mime);
-    let message = Message {
-        from: &from,
-        to: &to,
-        subject: args.subject.as_deref(),
-        extra: &extra,
-        date: chrono::Local::now().to_rfc2822(),
-        message_id: format!(
-            "<{:016x}.{}@{domain}>",
-            rand::random::<u64>(),
-            chrono::Utc::now().timestamp()
-        ),
-    };
-    let data = smtp::build_data(&message, &lines, transfer);
     let mut mail = format!("MAIL FROM:<{}>", from.envelope);
     if let Some(limit) = size_limit {
         if limit > 0 && data.len() as u64 > limit {
@@ -873,28 +1101,70 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         }
         mail.push_str(&format!(" SIZE={}", data.len()));
     }
-    if transfer == Transfer::EightBit {
+    if eight_bit && offers("8BITMIME") {
         mail.push_str(" BODY=8BITMIME");
     }
-    let reply = session.command(&mail)?;
-    if !reply.is_success() {
-        return Err(session.refused("MAIL FROM", &reply));
+    let rcpt_lines: Vec<String> = to
+        .iter()
+        .map(|rcpt| format!("RCPT TO:<{}>", rcpt.envelope))
+        .collect();
+    let stepwise = matches!(args.quit_after, Some(Stage::Mail | Stage::Rcpt));
+    let pipelined = args.pipeline && offers("PIPELINING") && !stepwise;
+    if args.pipeline && !pipelined && !stepwise {
+        crate::log::warn(format_args!(
+            "{} does not offer PIPELINING: one command at a time",
+            session.server
+        ));
     }
-    if args.quit_after == Some(Stage::Mail) {
-        session.quit();
-        return Ok(());
-    }
-    let mut accepted = 0;
+    let mut accepted = Vec::new();
     let mut refusals = Vec::new();
-    for rcpt in &to {
-        let line = format!("RCPT TO:<{}>", rcpt.envelope);
-        let reply = session.command(&line)?;
-        if reply.is_success() {
-            accepted += 1;
-        } else {
-            refusals.push(format!("{line} refused: {reply}"));
+    let data_reply = if pipelined {
+        let mut batch = vec![mail.as_str()];
+        batch.extend(rcpt_lines.iter().map(String::as_str));
+        batch.push("DATA");
+        session.send_batch(&batch)?;
+        let mail_reply = session.reply(&mail)?;
+        let mut rcpt_replies = Vec::new();
+        for line in &rcpt_lines {
+            rcpt_replies.push(session.reply(line)?);
         }
-    }
+        let data_reply = session.reply("DATA")?;
+        for ((line, reply), rcpt) in rcpt_lines.iter().zip(rcpt_replies).zip(&to) {
+            if reply.is_success() {
+                accepted.push(rcpt);
+            } else {
+                refusals.push(format!("{line} refused: {reply}"));
+            }
+        }
+        if !mail_reply.is_success() || accepted.is_empty() {
+            // RFC 2920 §3.1: a 354 after all else was refused still wants its `.`.
+            if data_reply.code == 354 {
+                let _ = session.command(".");
+            }
+            if !mail_reply.is_success() {
+                return Err(session.refused("MAIL FROM", &mail_reply));
+            }
+        }
+        Some(data_reply)
+    } else {
+        let reply = session.command(&mail)?;
+        if !reply.is_success() {
+            return Err(session.refused("MAIL FROM", &reply));
+        }
+        if args.quit_after == Some(Stage::Mail) {
+            session.quit();
+            return Ok(());
+        }
+        for (line, rcpt) in rcpt_lines.iter().zip(&to) {
+            let reply = session.command(line)?;
+            if reply.is_success() {
+                accepted.push(rcpt);
+            } else {
+                refusals.push(format!("{line} refused: {reply}"));
+            }
+        }
+        None
+    };
     for refusal in &refusals {
         crate::eprintln_safe!("nk: {refusal}");
     }
@@ -906,34 +1176,85 @@ pub fn run(args: SmtpArgs) -> Result<()> {
             Err(Reported(Status::Failure).into())
         };
     }
-    if accepted == 0 {
+    if accepted.is_empty() {
         session.quit();
         return Err(anyhow!(
             "smtp {}: every recipient was refused; no mail sent",
             session.server
         ));
     }
-    let reply = session.command("DATA")?;
+    let reply = match data_reply {
+        Some(reply) => reply,
+        None => session.command("DATA")?,
+    };
     if reply.code != 354 {
         return Err(session.refused("DATA", &reply));
     }
     crate::info!("-> <message: {} bytes>", data.len());
-    session.write_all(&data, ".", "the message")?;
-    let reply = session.reply(".")?;
-    if !reply.is_success() {
-        return Err(session.refused("message", &reply));
+    if crate::log::verbosity() >= 2 {
+        // -vv: the message as it goes on the wire (dot-stuffed), line by line.
+        for line in data.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !line.is_empty() || !data.ends_with(b"\n") {
+                crate::debug!("-> {}", String::from_utf8_lossy(line).escape_debug());
+            }
+        }
     }
+    session.write_all(&data, ".", "the message")?;
+    let finals = if args.protocol == Protocol::Lmtp {
+        // RFC 2033 §4.2: one reply per accepted recipient, in the order of the RCPTs.
+        let mut finals = Vec::new();
+        for rcpt in &accepted {
+            finals.push((Some(*rcpt), session.reply(".")?));
+        }
+        finals
+    } else {
+        vec![(None, session.reply(".")?)]
+    };
+    let mut delivered = 0;
     {
         let mut out = io::stdout().lock();
-        writeln!(out, "{reply}")
-            .and_then(|()| out.flush())
-            .map_err(crate::cmd::stdout_error)?;
+        for (rcpt, reply) in &finals {
+            let line = match rcpt {
+                Some(rcpt) => format!("<{}> {reply}", rcpt.envelope),
+                None => reply.to_string(),
+            };
+            if reply.is_success() {
+                delivered += 1;
+                writeln!(out, "{line}").map_err(crate::cmd::stdout_error)?;
+            } else if rcpt.is_some() {
+                refusals.push(format!("message for {line}"));
+                crate::eprintln_safe!("nk: message refused for {line}");
+            }
+        }
+        out.flush().map_err(crate::cmd::stdout_error)?;
+    }
+    if delivered == 0 {
+        let (_, last) = &finals[finals.len() - 1];
+        return Err(session.refused("message", last));
     }
     session.quit();
     if refusals.is_empty() {
         Ok(())
     } else {
         Err(Reported(Status::Failure).into())
+    }
+}
+
+/// The body and attachments, or the prepared message of --data.
+fn read_content(args: &SmtpArgs, attachments: Vec<smtp::Attachment>) -> Result<Content> {
+    match args.data.as_deref() {
+        Some(source) => {
+            let raw = read_all((source != "-").then_some(source), "--data", "message")?;
+            let message =
+                smtp::prepared_message(&raw).map_err(|e| usage(format!("--data {source}: {e}")))?;
+            Ok(Content::Prepared(message))
+        }
+        None => {
+            let body = read_body(args)?;
+            smtp::body_lines(&body).map_err(usage)?;
+            Ok(Content::Built { body, attachments })
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use super::{read_file, wait_until, In, Out, Proc};
 /// before the 250 reply, which says `queued as AIO<N>` in clear and `TLS<N>` in the TLS modes.
 /// Prints its port once listening.
 const AIOSMTPD_PY: &str = r#"
-import asyncio, json, os, ssl, sys, traceback
+import asyncio, base64, json, os, ssl, sys, traceback
 from email import policy
 from email.parser import BytesParser
 from aiosmtpd.smtp import SMTP
@@ -65,7 +65,11 @@ def view(content):
     field("charset", lambda: msg.get_content_charset())
     field("cte", lambda: None if msg["content-transfer-encoding"] is None
           else str(msg["content-transfer-encoding"]))
-    field("body", lambda: msg.get_content())
+    field("body", lambda: None if msg.is_multipart() else msg.get_content())
+    # Each MIME part: its type, file name, and its decoded bytes in base64.
+    field("parts", lambda: [[p.get_content_type(), p.get_filename(),
+                             base64.b64encode(p.get_payload(decode=True) or b"").decode()]
+                            for p in msg.iter_parts()] if msg.is_multipart() else None)
     for name in msg.keys():
         for d in getattr(msg[name], "defects", ()):
             info["defects"].append(name + ": " + repr(d))
