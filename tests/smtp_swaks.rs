@@ -810,3 +810,149 @@ fn vv_shows_the_message_as_sent_and_v_does_not() {
     assert!(!out.stderr.contains("body text"), "{}", out.describe());
     drop(srv.log());
 }
+
+// ---------------------------------------------------------------------------
+// SMTPUTF8 (RFC 6531) and quoted local parts
+// ---------------------------------------------------------------------------
+
+#[test]
+fn utf8_and_quoted_addresses_go_with_smtputf8() {
+    let srv = Aiosmtpd::start_smtputf8();
+    let out = run_nk(
+        [
+            "smtp",
+            "-v",
+            "--from",
+            "Jörg <jörg@bücher.test>",
+            "--to",
+            "\"john smith\"@example.test",
+            "--to",
+            "zoë@example.test",
+            "--body",
+            "hi",
+            &srv.server(),
+        ],
+        In::Null,
+        15.0,
+    );
+    out.expect_code(0)
+        .expect_stderr_contains("-> MAIL FROM:<jörg@bücher.test> SIZE=")
+        .expect_stderr_contains("-> RCPT TO:<\"john smith\"@example.test>");
+    let stored = srv.message(1);
+    assert_eq!(
+        stored.meta["mail_from"], "jörg@bücher.test",
+        "{:#}",
+        stored.meta
+    );
+    let options = stored.strings(&stored.meta["mail_options"]);
+    assert!(options.contains(&"SMTPUTF8".to_string()), "{options:?}");
+    assert!(
+        options.contains(&"BODY=8BITMIME".to_string()),
+        "{options:?}"
+    );
+    assert_eq!(
+        stored.strings(&stored.meta["rcpt_tos"]),
+        ["\"john smith\"@example.test", "zoë@example.test"]
+    );
+    // The header holds the UTF-8 addresses as they are (RFC 6532), and parses back.
+    assert_eq!(
+        stored.strings(stored.view("to")),
+        ["\"john smith\"@example.test", "zoë@example.test"],
+        "{:#}",
+        stored.meta
+    );
+    assert_eq!(stored.strings(stored.view("from")), ["jörg@bücher.test"]);
+}
+
+#[test]
+fn a_utf8_local_part_without_smtputf8_is_refused_and_a_utf8_domain_goes_in_a_labels() {
+    let srv = Aiosmtpd::start();
+    let out = send_mail(
+        &srv.server(),
+        &["--to", "zoë@example.test", "--body", "hi"],
+        In::Null,
+    );
+    out.expect_code(1)
+        .expect_stderr_contains("needs SMTPUTF8 (RFC 6531), which the server does not offer");
+    assert_eq!(srv.count(), 0);
+    let out = run_nk(
+        [
+            "smtp",
+            "--from",
+            "a@example.test",
+            "--to",
+            "Zoe <zoe@bücher.test>",
+            "--body",
+            "hi",
+            &srv.server(),
+        ],
+        In::Null,
+        15.0,
+    );
+    out.expect_code(0);
+    let stored = srv.message(1);
+    assert_eq!(
+        stored.strings(&stored.meta["rcpt_tos"]),
+        ["zoe@xn--bcher-kva.test"]
+    );
+    let options = stored.strings(&stored.meta["mail_options"]);
+    assert!(!options.contains(&"SMTPUTF8".to_string()), "{options:?}");
+}
+
+// ---------------------------------------------------------------------------
+// side by side with swaks
+// ---------------------------------------------------------------------------
+
+#[test]
+fn swaks_and_nk_deliver_the_same_prepared_message_after_the_same_auth() {
+    require_tool("swaks", "swaks");
+    let srv = Aiosmtpd::start_auth(USER, PASSWORD);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("msg.eml");
+    std::fs::write(&file, PREPARED).expect("write");
+    let file = file.to_string_lossy().into_owned();
+    let mut swaks = Command::new("swaks");
+    swaks.args([
+        "--server",
+        &srv.server(),
+        "--from",
+        "a@example.test",
+        "--to",
+        "b@example.test",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        USER,
+        "--auth-password",
+        PASSWORD,
+        "--data",
+        &file,
+    ]);
+    let out = Proc::spawn("swaks", swaks, In::Null, Out::Pipe).wait(15.0);
+    out.expect_code(0);
+    let args = [
+        "--auth",
+        "plain",
+        "--auth-user",
+        USER,
+        "--auth-password",
+        PASSWORD,
+        "--auth-plaintext",
+        "--data",
+        &file,
+    ];
+    send_mail(&srv.server(), &args, In::Null).expect_code(0);
+    let (by_swaks, by_nk) = (srv.message(1), srv.message(2));
+    // nk sends the file exactly; swaks ends every --data with one more empty line.
+    assert_same_bytes("nk", &by_nk.content, &crlf(PREPARED));
+    let mut swaks_less_its_line = by_swaks.content.clone();
+    assert!(swaks_less_its_line.ends_with(b"\r\n\r\n"));
+    swaks_less_its_line.truncate(swaks_less_its_line.len() - 2);
+    assert_same_bytes("nk against swaks", &by_nk.content, &swaks_less_its_line);
+    assert_eq!(by_swaks.meta["login"], USER);
+    assert_eq!(by_nk.meta["login"], USER);
+    // swaks shows the password in base64 in its transcript; nk never does.
+    use base64::Engine as _;
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
+    assert!(out.stdout_text().contains(&plain), "{}", out.describe());
+}

@@ -84,7 +84,11 @@ pub enum Stage {
         message larger than the server's SIZE is refused before MAIL FROM. A CR or LF in any \
         address or header value, or a body line over 998 octets, is a usage error (exit 2) \
         and nothing is sent.\n\n\
-        Addresses: 'Name <user@domain>' or user@domain. A display name with anything but \
+        Addresses: 'Name <user@domain>' or user@domain. The local part may be quoted \
+        ('\"john smith\"@x.test') and may hold UTF-8: then the server must offer SMTPUTF8 \
+        (RFC 6531), MAIL gets SMTPUTF8 and the headers carry the addresses in UTF-8 (RFC \
+        6532); without it nothing is sent (exit 1). A UTF-8 domain after an ASCII local \
+        part goes in A-labels (xn--...), which every server takes. A display name with anything but \
         atoms and spaces is written as an RFC 5322 quoted-string (`Doe, Jane` -> \
         `\"Doe, Jane\"`, with \\ and \" escaped); a name already quoted is kept as given; a \
         non-ASCII name becomes RFC 2047 encoded-words. Encoded-words are at most 75 \
@@ -107,6 +111,24 @@ pub enum Stage {
         honoured), then webpki-roots, or --ca FILE; --insecure skips the check; a failure \
         names its reason. -v shows the dialogue, the TLS version, suite and the server \
         certificate.\n\n\
+        Other messages: --data FILE|- sends a prepared RFC 5322 message as it is (line \
+        ends made CRLF, dot-stuffed; nothing added; 8-bit with BODY=8BITMIME where offered, \
+        as it is with a warning otherwise). --attach FILE (repeatable) makes the message \
+        multipart/mixed: the body first (text/plain), then each file in base64, its type \
+        guessed from the extension (a small table: txt, html, csv, pdf, png, jpg, zip, gz, \
+        json, ...; application/octet-stream otherwise, swaks' default for all) or set by \
+        --attach-type TYPE for every --attach after it (swaks' rule); non-ASCII file names \
+        go as RFC 2231 parameters. --dump-mail prints the message on stdout (as to a server \
+        offering 8BITMIME) and sends nothing; no server is needed. Stdin (the body, or \
+        --data -) is read to its end before nk connects, so no server waits on it: a closed \
+        stdin is an empty one (an empty --data is a usage error), and on a terminal a note \
+        says to end with Ctrl-D.\n\n\
+        Dialogue: --pipeline sends MAIL FROM, every RCPT TO and DATA in one write when the \
+        server offers PIPELINING (RFC 2920) and reads their replies in order (a warning \
+        when it does not: one command at a time). --protocol lmtp says LHLO (RFC 2033; port \
+        24 by default) and reads one reply per accepted recipient after the message: stdout \
+        gets `<RCPT> REPLY` for each delivery, stderr each refusal (exit 1). --protocol smtp \
+        says HELO only. -vv shows the message in the transcript as it goes on the wire.\n\n\
         AUTH (RFC 4954): --auth MECH (PLAIN, LOGIN, CRAM-MD5, XOAUTH2) or --auth-user alone \
         (the best the server offers: CRAM-MD5, then PLAIN, then LOGIN; XOAUTH2 only when \
         asked, its secret being a token). The password comes from --auth-password, the first \
@@ -122,6 +144,9 @@ pub enum Stage {
         nk smtp --quit-after rcpt --from a@x.test --to b@y.test mx.example.test   # test a recipient\n  \
         nk smtp --starttls --ca ca.pem --from a@x.test --to b@y.test --body hi localhost:587\n  \
         nk smtp --tls --quit-after tls -v --from a@x.test --to b@y.test smtp.example.test\n  \
+        nk smtp --dump-mail --from a@x.test --to b@y.test --body 'see attached' --attach report.pdf\n  \
+        nk smtp --data message.eml --pipeline --from a@x.test --to b@y.test mail.example.test\n  \
+        nk smtp --protocol lmtp --from a@x.test --to b@y.test --to c@y.test --body hi 127.0.0.1:24\n  \
         nk smtp --starttls --auth-user me --auth-password-file ~/.smtp-pw --from me@x.test --to b@y.test smtp.example.test:587\n  \
         nk smtp --proxy socks5h://127.0.0.1:1080 --from a@x.test --to b@y.test mail.example.test"
 )]
@@ -156,8 +181,8 @@ pub struct SmtpArgs {
         conflicts_with_all = ["body", "body_file", "subject", "headers", "attach"]
     )]
     pub data: Option<String>,
-    /// Attach FILE (repeatable): the message becomes multipart/mixed, the body its first
-    /// part, each file a base64 part typed from its extension.
+    /// Attach FILE (repeatable; swaks' @FILE too): the message becomes multipart/mixed, the
+    /// body its first part, each file a base64 part typed from its extension.
     #[arg(long, value_name = "FILE")]
     pub attach: Vec<String>,
     /// The MIME type of every --attach that follows (as in swaks), instead of the guess.
@@ -828,6 +853,13 @@ fn read_attachments(args: &SmtpArgs) -> Result<Vec<smtp::Attachment>> {
     let mut total = 0u64;
     let mut attachments = Vec::new();
     for (path, kind) in args.attach.iter().zip(types) {
+        // swaks (since 2020) reads a file given as @FILE: the same here, when no file is
+        // named with the @.
+        let path = match path.strip_prefix('@') {
+            Some(rest) if !std::path::Path::new(path).exists() => rest.to_string(),
+            _ => path.clone(),
+        };
+        let path = &path;
         let bytes = read_all(Some(path), "--attach", "attachment")?;
         total += bytes.len() as u64;
         if total > MAX_BODY {
@@ -863,14 +895,10 @@ enum Content {
 }
 
 impl Content {
-    /// The message (RFC 5322, CRLF, not dot-stuffed) and whether it needs BODY=8BITMIME.
-    fn message(
-        &self,
-        headers: &MessageHeaders<'_>,
-        eight_bit_mime: bool,
-    ) -> Result<(Vec<u8>, bool)> {
+    /// The message (RFC 5322, CRLF, not dot-stuffed).
+    fn message(&self, headers: &MessageHeaders<'_>, eight_bit_mime: bool) -> Result<Vec<u8>> {
         match self {
-            Content::Prepared(message) => Ok((message.clone(), !message.is_ascii())),
+            Content::Prepared(message) => Ok(message.clone()),
             Content::Built { body, attachments } => {
                 let lines = smtp::body_lines(body).map_err(usage)?;
                 let transfer = Transfer::choose(body, eight_bit_mime);
@@ -892,8 +920,7 @@ impl Content {
                     boundary: &boundary,
                     attachments,
                 });
-                let built = smtp::build_message(&message, &lines, transfer, mime);
-                Ok((built, transfer == Transfer::EightBit))
+                Ok(smtp::build_message(&message, &lines, transfer, mime))
             }
         }
     }
@@ -963,7 +990,7 @@ pub fn run(args: SmtpArgs) -> Result<()> {
     };
     if args.dump_mail {
         let content = read_content(&args, attachments)?;
-        let (message, _) = content.message(&headers, true)?;
+        let message = content.message(&headers, true)?;
         let mut out = io::stdout().lock();
         return out
             .write_all(&message)
@@ -1076,8 +1103,23 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         }
     }
     let offers = |name: &str| extended && hello.extension(name).is_some();
-    let (message, eight_bit) = content.message(&headers, offers("8BITMIME"))?;
-    if eight_bit && !offers("8BITMIME") {
+    // RFC 6531: a UTF-8 local part needs SMTPUTF8 on MAIL; without it nothing is sent.
+    let utf8 = from.needs_smtputf8() || to.iter().any(Address::needs_smtputf8);
+    if utf8 && !offers("SMTPUTF8") {
+        let address = std::iter::once(&from)
+            .chain(&to)
+            .find(|a| a.needs_smtputf8())
+            .map_or("", |a| a.envelope.as_str());
+        session.quit();
+        return Err(anyhow!(
+            "smtp {}: the address {address} needs SMTPUTF8 (RFC 6531), which the server does not offer; no mail sent",
+            session.server
+        ));
+    }
+    let message = content.message(&headers, offers("8BITMIME"))?;
+    // 8-bit bytes anywhere (the body, or UTF-8 addresses in the header) go as 8BITMIME.
+    let eight_bit = !message.is_ascii();
+    if eight_bit && !offers("8BITMIME") && !utf8 {
         crate::log::warn(format_args!(
             "the message holds 8-bit bytes and {} does not offer 8BITMIME; it goes as it is",
             session.server
@@ -1103,6 +1145,9 @@ pub fn run(args: SmtpArgs) -> Result<()> {
     }
     if eight_bit && offers("8BITMIME") {
         mail.push_str(" BODY=8BITMIME");
+    }
+    if utf8 {
+        mail.push_str(" SMTPUTF8");
     }
     let rcpt_lines: Vec<String> = to
         .iter()

@@ -150,11 +150,25 @@ impl Address {
     }
 }
 
-/// Parses and checks an address argument.
+/// Parses and checks an address argument: `user@domain` or `Name <user@domain>`. The local
+/// part may be a quoted-string (`"john smith"@x.test`, RFC 5321 §4.1.2) and may hold UTF-8
+/// (then it needs a server offering SMTPUTF8, RFC 6531: see [`Address::needs_smtputf8`]); a
+/// UTF-8 domain after an ASCII local part is written in A-labels (`bücher.test` ->
+/// `xn--bcher-kva.test`), which every server takes.
 pub fn parse_address(what: &str, text: &str) -> Result<Address, String> {
     check_header_value(what, text)?;
     let text = text.trim();
-    let (name, envelope) = match (text.rfind('<'), text.rfind('>')) {
+    let quoted = closed_quotes(text);
+    let outside = |at: &usize| !quoted.iter().any(|(open, close)| open < at && at < close);
+    let last_open = text
+        .match_indices('<')
+        .map(|(i, _)| i)
+        .rfind(|at| outside(at));
+    let last_close = text
+        .match_indices('>')
+        .map(|(i, _)| i)
+        .rfind(|at| outside(at));
+    let (name, envelope) = match (last_open, last_close) {
         (Some(open), Some(close)) if open < close => {
             // What follows the address would be lost from the header: refuse it.
             if !text[close + 1..].trim().is_empty() {
@@ -170,18 +184,15 @@ pub fn parse_address(what: &str, text: &str) -> Result<Address, String> {
         (None, None) => ("", text.to_string()),
         _ => return Err(format!("{what} \"{text}\": unbalanced < >")),
     };
-    if envelope.contains([' ', '\t', '<', '>']) || (!envelope.is_empty() && !envelope.contains('@'))
-    {
-        return Err(format!(
-            "{what} \"{text}\" is not an address (write user@domain or 'Name <user@domain>')"
-        ));
-    }
-    if !envelope.is_ascii() {
-        return Err(format!(
-            "{what} \"{envelope}\": addresses must be ASCII (internationalised addresses need \
-             SMTPUTF8, which nk does not use)"
-        ));
-    }
+    let envelope = if envelope.is_empty() {
+        envelope
+    } else {
+        mailbox(&envelope).map_err(|why| {
+            format!(
+                "{what} \"{text}\" is not an address: {why} (write user@domain or 'Name <user@domain>')"
+            )
+        })?
+    };
     let phrase = (!name.is_empty()).then(|| phrase(name));
     let header = match &phrase {
         Some(phrase) => format!("{phrase} <{envelope}>"),
@@ -195,6 +206,87 @@ pub fn parse_address(what: &str, text: &str) -> Result<Address, String> {
         phrase,
         header,
     })
+}
+
+/// The byte ranges (opening and closing quote) of the quoted-strings in `text` that close;
+/// an unterminated quote is an ordinary character.
+fn closed_quotes(text: &str) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    let mut open: Option<usize> = None;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        match (open, c) {
+            (Some(_), _) if escaped => escaped = false,
+            (Some(_), '\\') => escaped = true,
+            (Some(start), '"') => {
+                ranges.push((start, i));
+                open = None;
+            }
+            (None, '"') => open = Some(i),
+            _ => {}
+        }
+    }
+    ranges
+}
+
+/// Checks an addr-spec for the envelope (RFC 5321 §4.1.2, with RFC 6531's UTF-8): a local
+/// part that is a dot-string or a quoted-string, `@`, a domain or an address literal. Returns
+/// it with a UTF-8 domain in A-labels when the local part is ASCII.
+pub fn mailbox(text: &str) -> Result<String, String> {
+    let (local, domain) = if let Some(rest) = text.strip_prefix('"') {
+        let mut escaped = false;
+        let mut end = None;
+        for (i, c) in rest.char_indices() {
+            if escaped {
+                if !(' '..='~').contains(&c) {
+                    return Err("a quoted-pair must escape a printable ASCII character".into());
+                }
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                end = Some(i);
+                break;
+            } else if c.is_control() {
+                return Err("a control character in the quoted local part".into());
+            }
+        }
+        let end = end.ok_or("the quoted local part does not end")?;
+        let after = &rest[end + 1..];
+        let domain = after
+            .strip_prefix('@')
+            .ok_or("the quoted local part must be followed by @")?;
+        (&text[..end + 2], domain)
+    } else {
+        let (local, domain) = text.rsplit_once('@').ok_or("no @")?;
+        let bad = |c: char| c.is_whitespace() || "<>()[]\\,;:\"@".contains(c);
+        if local.is_empty() || local.contains(bad) {
+            return Err(
+                "the local part has a space or a special character (quote it: \"john smith\"@x.test)"
+                    .into(),
+            );
+        }
+        (local, domain)
+    };
+    let literal = domain.starts_with('[') && domain.ends_with(']');
+    let bad = |c: char| c.is_whitespace() || "<>()\\,;:\"@".contains(c);
+    if domain.is_empty() || domain.contains(bad) || (!literal && domain.contains(['[', ']'])) {
+        return Err("the domain is empty or holds a space or a special character".into());
+    }
+    if local.is_ascii() && !domain.is_ascii() && !literal {
+        let ascii = idna::domain_to_ascii(domain)
+            .map_err(|_| format!("\"{domain}\" is not a valid internationalised domain"))?;
+        return Ok(format!("{local}@{ascii}"));
+    }
+    Ok(text.to_string())
+}
+
+impl Address {
+    /// Whether MAIL or RCPT needs SMTPUTF8 (RFC 6531) for this address: its local part is
+    /// UTF-8 (a UTF-8 domain alone went to A-labels).
+    pub fn needs_smtputf8(&self) -> bool {
+        !self.envelope.is_ascii()
+    }
 }
 
 /// The room for the first encoded-word of a display name: what `From: ` leaves of a 76-
@@ -965,7 +1057,11 @@ mod tests {
             "{}",
             a.header
         );
-        assert!(parse_address("--to", "zoë@example.test").is_err());
+        let zoe = parse_address("--to", "zoë@example.test").unwrap();
+        assert!(zoe.needs_smtputf8());
+        let idn = parse_address("--to", "Zoe <zoe@bücher.test>").unwrap();
+        assert_eq!(idn.envelope, "zoe@xn--bcher-kva.test");
+        assert!(!idn.needs_smtputf8());
         assert_eq!(
             body_lines(b"one\rtwo\r\n").unwrap(),
             [b"one".as_slice(), b"two"]
@@ -1252,6 +1348,25 @@ mod tests {
         );
         assert_eq!(dot_stuff(b"x"), b"x\r\n.\r\n");
         assert_eq!(dot_stuff(b""), b".\r\n");
+    }
+
+    #[test]
+    fn quoted_local_parts() {
+        let a = parse_address("--to", "\"john smith\"@x.test").unwrap();
+        assert_eq!(a.envelope, "\"john smith\"@x.test");
+        assert_eq!(a.header, "\"john smith\"@x.test");
+        let a = parse_address("--to", "\"Doe, J\" <\"a>b\\\"c\"@x.test>").unwrap();
+        assert_eq!(a.envelope, "\"a>b\\\"c\"@x.test");
+        assert_eq!(a.phrase.as_deref(), Some("\"Doe, J\""));
+        assert!(parse_address("--to", "\"open@x.test").is_err());
+        assert!(parse_address("--to", "\"a\"b@x.test").is_err());
+        assert!(parse_address("--to", "john smith@x.test").is_err());
+        assert!(parse_address("--to", "\"jöhn\"@x.test")
+            .unwrap()
+            .needs_smtputf8());
+        assert!(parse_address("--to", "a@[127.0.0.1]").is_ok());
+        assert!(parse_address("--to", "a@x y").is_err());
+        assert!(parse_address("--to", "a@").is_err());
     }
 
     #[test]

@@ -39,6 +39,9 @@ if auth_pair:
               and auth_data.password.decode() == want_password)
         return AuthResult(success=ok, handled=False, auth_data=auth_data)
     auth_kwargs = dict(authenticator=authenticator, auth_require_tls=False)
+# NK_TEST_SMTPUTF8=1 offers SMTPUTF8 (RFC 6531).
+if os.environ.get("NK_TEST_SMTPUTF8"):
+    auth_kwargs["enable_SMTPUTF8"] = True
 
 def view(content):
     info = {}
@@ -221,6 +224,11 @@ impl Aiosmtpd {
         Aiosmtpd::spawn_with(&args, Some((user, password)))
     }
 
+    /// aiosmtpd in clear offering SMTPUTF8.
+    pub fn start_smtputf8() -> Aiosmtpd {
+        Aiosmtpd::spawn_with(&["none"], Some(("", "")))
+    }
+
     /// [`AIOSMTPD_PY`] OUTDIR ARGS; ready once it prints its port.
     fn spawn<S: AsRef<OsStr>>(args: &[S]) -> Aiosmtpd {
         Aiosmtpd::spawn_with(args, None)
@@ -231,8 +239,15 @@ impl Aiosmtpd {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cmd = Command::new(py);
         cmd.args(["-c", AIOSMTPD_PY]).arg(dir.path()).args(args);
-        if let Some((user, password)) = auth {
-            cmd.env("NK_TEST_AUTH", format!("{user}:{password}"));
+        match auth {
+            // No user: the SMTPUTF8 server (see start_smtputf8).
+            Some(("", _)) => {
+                cmd.env("NK_TEST_SMTPUTF8", "1");
+            }
+            Some((user, password)) => {
+                cmd.env("NK_TEST_AUTH", format!("{user}:{password}"));
+            }
+            None => {}
         }
         let name = format!("aiosmtpd ({})", args[0].as_ref().to_string_lossy());
         let mut p = Proc::spawn(&name, cmd, In::Null, Out::Pipe);
