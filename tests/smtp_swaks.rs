@@ -20,7 +20,8 @@ const PASSWORD: &str = "s3cret-pw";
 /// MAIL, RCPTs and DATA only once DATA came) or `lmtp` (LHLO, one reply per accepted
 /// recipient after the dot; `lmtp-refuse` refuses the last one there). EXTS is the EHLO
 /// extension list (comma-separated), REFUSE the recipients refused at RCPT. AUTH CRAM-MD5 is
-/// checked with hmac for alice / s3cret-pw. At the end it prints one JSON line: every line it
+/// checked with hmac for alice / s3cret-pw, AUTH XOAUTH2 for alice and the token s3cret-pw
+/// (a wrong one gets the 334 error report, then 535 after the client's empty line). At the end it prints one JSON line: every line it
 /// got, the message (dot-stuffing undone), the user authenticated, whether MAIL came batched.
 const SCRIPTED_PY: &str = r#"
 import base64, hmac, json, socket, sys
@@ -100,6 +101,15 @@ try:
                 send("235 2.7.0 ok")
             else:
                 send("535 5.7.8 authentication failed")
+        elif up.startswith("AUTH XOAUTH2 "):
+            got = base64.b64decode(cmd.split(" ", 2)[2])
+            if got == ("user=%s\x01auth=Bearer %s\x01\x01" % (user, password)).encode():
+                log["auth"] = user
+                send("235 2.7.0 ok")
+            else:
+                send("334 " + base64.b64encode(b'{"status":"401"}').decode())
+                line()
+                send("535 5.7.8 token rejected")
         elif up.startswith("MAIL FROM:") and mode == "pipeline":
             batch = [cmd]
             while batch[-1].upper() != "DATA":
@@ -388,6 +398,36 @@ fn cram_md5_is_preferred_and_checked_by_a_scripted_server() {
         !lines_of(&log).iter().any(|l| l.starts_with("MAIL")),
         "{log:#}"
     );
+}
+
+#[test]
+fn xoauth2_sends_the_token_and_reads_the_error_report() {
+    for (token, code) in [(PASSWORD, 0), ("expired-token", 1)] {
+        let srv = Scripted::start("smtp", "AUTH PLAIN XOAUTH2", "");
+        let args = [
+            "-v",
+            "--auth",
+            "xoauth2",
+            "--auth-user",
+            USER,
+            "--auth-password",
+            token,
+            "--auth-plaintext",
+            "--body",
+            "hi",
+        ];
+        let out = send_mail(&srv.server(), &args, In::Null);
+        out.expect_code(code)
+            .expect_stderr_contains("-> AUTH XOAUTH2 <user \"alice\" and token, hidden>");
+        assert!(!out.stderr.contains(token), "{}", out.describe());
+        let log = srv.log();
+        if code == 0 {
+            assert_eq!(log["auth"], USER, "{log:#}");
+        } else {
+            out.expect_stderr_contains("AUTH XOAUTH2 failed: 535");
+            assert!(lines_of(&log).contains(&String::new()), "{log:#}");
+        }
+    }
 }
 
 #[test]

@@ -1246,36 +1246,34 @@ pub fn run(args: SmtpArgs) -> Result<()> {
         }
     }
     session.write_all(&data, ".", "the message")?;
-    let finals = if args.protocol == Protocol::Lmtp {
-        // RFC 2033 §4.2: one reply per accepted recipient, in the order of the RCPTs.
-        let mut finals = Vec::new();
-        for rcpt in &accepted {
-            finals.push((Some(*rcpt), session.reply(".")?));
-        }
-        finals
+    // LMTP (RFC 2033 §4.2): one reply per accepted recipient, in the order of the RCPTs,
+    // each told as it comes, so a reply that never comes leaves the earlier ones said.
+    let recipients: Vec<Option<&Address>> = if args.protocol == Protocol::Lmtp {
+        accepted.iter().map(|r| Some(*r)).collect()
     } else {
-        vec![(None, session.reply(".")?)]
+        vec![None]
     };
     let mut delivered = 0;
-    {
-        let mut out = io::stdout().lock();
-        for (rcpt, reply) in &finals {
-            let line = match rcpt {
-                Some(rcpt) => format!("<{}> {reply}", rcpt.envelope),
-                None => reply.to_string(),
-            };
-            if reply.is_success() {
-                delivered += 1;
-                writeln!(out, "{line}").map_err(crate::cmd::stdout_error)?;
-            } else if rcpt.is_some() {
-                refusals.push(format!("message for {line}"));
-                crate::eprintln_safe!("nk: message refused for {line}");
-            }
+    let mut last = None;
+    for rcpt in recipients {
+        let reply = session.reply(".")?;
+        let line = match rcpt {
+            Some(rcpt) => format!("<{}> {reply}", rcpt.envelope),
+            None => reply.to_string(),
+        };
+        if reply.is_success() {
+            delivered += 1;
+            let mut out = io::stdout().lock();
+            writeln!(out, "{line}")
+                .and_then(|()| out.flush())
+                .map_err(crate::cmd::stdout_error)?;
+        } else if rcpt.is_some() {
+            refusals.push(format!("message for {line}"));
+            crate::eprintln_safe!("nk: message refused for {line}");
         }
-        out.flush().map_err(crate::cmd::stdout_error)?;
+        last = Some(reply);
     }
-    if delivered == 0 {
-        let (_, last) = &finals[finals.len() - 1];
+    if let (0, Some(last)) = (delivered, &last) {
         return Err(session.refused("message", last));
     }
     session.quit();
