@@ -196,6 +196,31 @@ fn expect_no_secret(what: &str, text: &str) {
     }
 }
 
+/// `[-v] [--auth MECH] --auth-user alice --auth-password PASSWORD --auth-plaintext REST...`.
+fn auth_args<'a>(
+    verbose: bool,
+    mechanism: Option<&'a str>,
+    password: &'a str,
+    rest: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = Vec::new();
+    if verbose {
+        args.push("-v");
+    }
+    if let Some(mechanism) = mechanism {
+        args.extend(["--auth", mechanism]);
+    }
+    args.extend([
+        "--auth-user",
+        USER,
+        "--auth-password",
+        password,
+        "--auth-plaintext",
+    ]);
+    args.extend_from_slice(rest);
+    args
+}
+
 fn lines_of(log: &Value) -> Vec<String> {
     log["lines"]
         .as_array()
@@ -212,16 +237,8 @@ fn lines_of(log: &Value) -> Vec<String> {
 #[test]
 fn auth_plain_and_login_against_aiosmtpd_never_show_the_password() {
     let srv = Aiosmtpd::start_auth(USER, PASSWORD);
-    let auth = [
-        "--auth-user",
-        USER,
-        "--auth-password",
-        PASSWORD,
-        "--auth-plaintext",
-    ];
     // The default: aiosmtpd offers LOGIN and PLAIN, nk prefers PLAIN.
-    let mut args = vec!["-v", "--body", "hi"];
-    args.extend(auth);
+    let args = auth_args(true, None, PASSWORD, &["--body", "hi"]);
     let out = send_mail(&srv.server(), &args, In::Null);
     out.expect_code(0)
         .expect_stderr_contains("-> AUTH PLAIN <user \"alice\" and password, hidden>")
@@ -355,16 +372,7 @@ fn auth_over_starttls_needs_no_plaintext_flag() {
 #[test]
 fn cram_md5_is_preferred_and_checked_by_a_scripted_server() {
     let srv = Scripted::start("smtp", "AUTH LOGIN PLAIN CRAM-MD5", "");
-    let args = [
-        "-v",
-        "--auth-user",
-        USER,
-        "--auth-password",
-        PASSWORD,
-        "--auth-plaintext",
-        "--body",
-        "hi",
-    ];
+    let args = auth_args(true, None, PASSWORD, &["--body", "hi"]);
     let out = send_mail(&srv.server(), &args, In::Null);
     out.expect_code(0)
         .expect_stderr_contains("-> AUTH CRAM-MD5")
@@ -379,17 +387,7 @@ fn cram_md5_is_preferred_and_checked_by_a_scripted_server() {
 
     // A wrong password: 535, no MAIL.
     let srv = Scripted::start("smtp", "AUTH CRAM-MD5", "");
-    let args = [
-        "--auth",
-        "CRAM-MD5",
-        "--auth-user",
-        USER,
-        "--auth-password",
-        "nope",
-        "--auth-plaintext",
-        "--body",
-        "hi",
-    ];
+    let args = auth_args(false, Some("CRAM-MD5"), "nope", &["--body", "hi"]);
     let out = send_mail(&srv.server(), &args, In::Null);
     out.expect_code(1)
         .expect_stderr_contains("AUTH CRAM-MD5 failed: 535");
@@ -404,18 +402,7 @@ fn cram_md5_is_preferred_and_checked_by_a_scripted_server() {
 fn xoauth2_sends_the_token_and_reads_the_error_report() {
     for (token, code) in [(PASSWORD, 0), ("expired-token", 1)] {
         let srv = Scripted::start("smtp", "AUTH PLAIN XOAUTH2", "");
-        let args = [
-            "-v",
-            "--auth",
-            "xoauth2",
-            "--auth-user",
-            USER,
-            "--auth-password",
-            token,
-            "--auth-plaintext",
-            "--body",
-            "hi",
-        ];
+        let args = auth_args(true, Some("xoauth2"), token, &["--body", "hi"]);
         let out = send_mail(&srv.server(), &args, In::Null);
         out.expect_code(code)
             .expect_stderr_contains("-> AUTH XOAUTH2 <user \"alice\" and token, hidden>");
@@ -433,17 +420,7 @@ fn xoauth2_sends_the_token_and_reads_the_error_report() {
 #[test]
 fn a_mechanism_the_server_does_not_offer_is_named() {
     let srv = Scripted::start("smtp", "AUTH PLAIN LOGIN", "");
-    let args = [
-        "--auth",
-        "cram-md5",
-        "--auth-user",
-        USER,
-        "--auth-password",
-        PASSWORD,
-        "--auth-plaintext",
-        "--body",
-        "hi",
-    ];
+    let args = auth_args(false, Some("cram-md5"), PASSWORD, &["--body", "hi"]);
     let out = send_mail(&srv.server(), &args, In::Null);
     out.expect_code(1)
         .expect_stderr_contains("does not offer AUTH CRAM-MD5 (it offers PLAIN LOGIN)");
@@ -565,22 +542,13 @@ fn data_from_an_empty_or_closed_stdin_is_refused_before_connecting() {
 
 #[test]
 fn dump_mail_prints_the_message_and_connects_nowhere() {
-    let out = run_nk(
-        [
-            "smtp",
-            "--dump-mail",
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--subject",
-            "Grüße",
-            "--body",
-            ".dot\nsecond",
-        ],
-        In::Null,
-        15.0,
-    );
+    let dump = |args: &[&str], stdin: In| {
+        let mut full = vec!["smtp", "--dump-mail", "--from", "a@example.test"];
+        full.extend(["--to", "b@example.test"]);
+        full.extend_from_slice(args);
+        run_nk(&full, stdin, 15.0)
+    };
+    let out = dump(&["--subject", "Grüße", "--body", ".dot\nsecond"], In::Null);
     out.expect_code(0);
     let text = out.stdout_text();
     assert!(text.starts_with("Date: "), "{}", out.describe());
@@ -596,20 +564,7 @@ fn dump_mail_prints_the_message_and_connects_nowhere() {
         out.describe()
     );
     // --dump-mail with --data shows the prepared message, line ends made CRLF.
-    let out = run_nk(
-        [
-            "smtp",
-            "--dump-mail",
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--data",
-            "-",
-        ],
-        In::Bytes(PREPARED.as_bytes().to_vec()),
-        15.0,
-    );
+    let out = dump(&["--data", "-"], In::Bytes(PREPARED.as_bytes().to_vec()));
     out.expect_code(0).expect_stdout(&crlf(PREPARED));
 }
 
@@ -970,17 +925,7 @@ fn swaks_and_nk_deliver_the_same_prepared_message_after_the_same_auth() {
     ]);
     let out = Proc::spawn("swaks", swaks, In::Null, Out::Pipe).wait(15.0);
     out.expect_code(0);
-    let args = [
-        "--auth",
-        "plain",
-        "--auth-user",
-        USER,
-        "--auth-password",
-        PASSWORD,
-        "--auth-plaintext",
-        "--data",
-        &file,
-    ];
+    let args = auth_args(false, Some("plain"), PASSWORD, &["--data", &file]);
     send_mail(&srv.server(), &args, In::Null).expect_code(0);
     let (by_swaks, by_nk) = (srv.message(1), srv.message(2));
     // nk sends the file exactly; swaks ends every --data with one more empty line.

@@ -305,16 +305,7 @@ pub fn phrase(name: &str) -> String {
         if unquoted.is_some() || name.chars().all(|c| is_atext(c) || c == ' ' || c == '\t') {
             return name.to_string();
         }
-        let mut quoted = String::with_capacity(name.len() + 2);
-        quoted.push('"');
-        for c in name.chars() {
-            if c == '\\' || c == '"' {
-                quoted.push('\\');
-            }
-            quoted.push(c);
-        }
-        quoted.push('"');
-        return quoted;
+        return quote_string(name);
     }
     encode_phrase(unquoted.as_deref().unwrap_or(name))
 }
@@ -822,7 +813,7 @@ fn attachment_headers(attachment: &Attachment) -> [String; 2] {
     }
 }
 
-/// `text` as an RFC 2045 quoted-string: `"` and `\` escaped.
+/// `text` as an RFC 5322 / RFC 2045 quoted-string: `"` and `\` escaped.
 fn quote_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
@@ -1260,17 +1251,22 @@ mod tests {
         );
     }
 
-    #[test]
-    fn attachments_make_a_multipart_message() {
-        let from = parse_address("--from", "a@x").unwrap();
-        let message = Message {
-            from: &from,
-            to: std::slice::from_ref(&from),
+    /// A message from `from` to itself, no subject, a fixed date and Message-ID.
+    fn to_self(from: &Address) -> Message<'_> {
+        Message {
+            from,
+            to: std::slice::from_ref(from),
             subject: None,
             extra: &[],
             date: "Sat, 21 Nov 2026 11:32:12 +0000".into(),
             message_id: "<1@h>".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn attachments_make_a_multipart_message() {
+        let from = parse_address("--from", "a@x").unwrap();
+        let message = to_self(&from);
         let attachments = [
             Attachment {
                 name: "r\u{e9}sum\u{e9}.pdf".into(),
@@ -1397,14 +1393,7 @@ mod tests {
         );
         assert_eq!(quoted_printable(b"a\0b"), [b"a=00b".to_vec()]);
         let from = parse_address("--from", "a@x").unwrap();
-        let message = Message {
-            from: &from,
-            to: std::slice::from_ref(&from),
-            subject: None,
-            extra: &[],
-            date: "Sat, 21 Nov 2026 11:32:12 +0000".into(),
-            message_id: "<1@h>".into(),
-        };
+        let message = to_self(&from);
         let body = b"x\0y\n";
         let lines = body_lines(body).unwrap();
         let data = build_data(&message, &lines, Transfer::choose(body, true));
