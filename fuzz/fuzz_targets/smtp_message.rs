@@ -25,7 +25,9 @@ fuzz_target!(|data: &[u8]| {
     let header = encode_header_text(&text, room);
     assert!(header.is_ascii(), "{header:?}");
     if let Ok(envelope) = mailbox(&text) {
-        assert!(envelope.contains('@') && !envelope.contains(['\r', '\n', '<', '>']));
+        // No line end nor NUL ever; < and > only inside a quoted local part (RFC 5321 qtext).
+        assert!(envelope.contains('@') && !envelope.contains(['\r', '\n', '\0']));
+        assert!(envelope.starts_with('"') || !envelope.contains(['<', '>', ' ']));
     }
     let _ = guess_type(&text);
     if check_type(&text).is_ok() {

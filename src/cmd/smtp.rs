@@ -403,9 +403,11 @@ fn prompt_secret(user: &str) -> Result<String> {
         })
     }
     .context("set up the password prompt")?;
-    eprint!("nk: password for {user}: ");
+    // Echo goes off before the prompt shows: a password typed (or pasted) the moment the
+    // prompt appears must not be echoed.
     // SAFETY: tcsetattr reads the termios we own.
-    let set = unsafe { libc::tcsetattr(STDIN, libc::TCSANOW, &term) };
+    let set = unsafe { libc::tcsetattr(STDIN, libc::TCSAFLUSH, &term) };
+    eprint!("nk: password for {user}: ");
     let mut line = Vec::new();
     let read = if set == 0 {
         io::stdin()

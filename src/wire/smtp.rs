@@ -259,7 +259,7 @@ pub fn mailbox(text: &str) -> Result<String, String> {
         (&text[..end + 2], domain)
     } else {
         let (local, domain) = text.rsplit_once('@').ok_or("no @")?;
-        let bad = |c: char| c.is_whitespace() || "<>()[]\\,;:\"@".contains(c);
+        let bad = |c: char| c.is_whitespace() || c.is_control() || "<>()[]\\,;:\"@".contains(c);
         if local.is_empty() || local.contains(bad) {
             return Err(
                 "the local part has a space or a special character (quote it: \"john smith\"@x.test)"
@@ -269,7 +269,7 @@ pub fn mailbox(text: &str) -> Result<String, String> {
         (local, domain)
     };
     let literal = domain.starts_with('[') && domain.ends_with(']');
-    let bad = |c: char| c.is_whitespace() || "<>()\\,;:\"@".contains(c);
+    let bad = |c: char| c.is_whitespace() || c.is_control() || "<>()\\,;:\"@".contains(c);
     if domain.is_empty() || domain.contains(bad) || (!literal && domain.contains(['[', ']'])) {
         return Err("the domain is empty or holds a space or a special character".into());
     }
@@ -1363,6 +1363,8 @@ mod tests {
         assert!(parse_address("--to", "a@[127.0.0.1]").is_ok());
         assert!(parse_address("--to", "a@x y").is_err());
         assert!(parse_address("--to", "a@").is_err());
+        assert!(mailbox("a@b\0c").is_err());
+        assert!(mailbox("a\x01@b").is_err());
     }
 
     #[test]
