@@ -16,6 +16,7 @@ declare -A peers=(
   [dnsmasq]=dnsmasq-base
   [ping]=iputils-ping
   [nft]=nftables
+  [swaks]=swaks
   [xinetd]=xinetd
   [nginx]=nginx-light
   [curl]=curl

@@ -1,10 +1,12 @@
-//! Building a message from user text: addresses, header encoding and folding, body lines,
-//! transfer encodings, dot-stuffing.
+//! Building a message from user text: addresses (quoted and UTF-8 local parts, IDN domains),
+//! header encoding and folding, body lines, transfer encodings, dot-stuffing, --data
+//! messages, MIME attachments and their types.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use netkit::wire::smtp::{
-    base64, body_lines, build_data, check_header_words, encode_header_text, first_line_room, fold,
-    parse_address, phrase, Message, Transfer,
+    base64, body_lines, build_data, build_message, check_header_words, check_type, dot_stuff,
+    encode_header_text, first_line_room, fold, guess_type, mailbox, parse_address, phrase,
+    prepared_message, Attachment, Message, Mime, Transfer,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -22,6 +24,21 @@ fuzz_target!(|data: &[u8]| {
     let room = first_line_room("Subject");
     let header = encode_header_text(&text, room);
     assert!(header.is_ascii(), "{header:?}");
+    if let Ok(envelope) = mailbox(&text) {
+        // No line end nor NUL ever; < and > only inside a quoted local part (RFC 5321 qtext).
+        assert!(envelope.contains('@') && !envelope.contains(['\r', '\n', '\0']));
+        assert!(envelope.starts_with('"') || !envelope.contains(['<', '>', ' ']));
+    }
+    let _ = guess_type(&text);
+    if check_type(&text).is_ok() {
+        assert!(text.is_ascii() && text.contains('/') && !text.contains([' ', ';', '\n']));
+    }
+    if let Ok(message) = prepared_message(rest) {
+        let wire = dot_stuff(&message);
+        assert!(wire.ends_with(b"\r\n.\r\n"));
+        let body_end = wire.len() - 3;
+        assert!(!wire[..body_end].windows(5).any(|w| w == b"\r\n.\r\n"));
+    }
     let Ok(from) = parse_address("--from", &text) else {
         let _ = body_lines(rest);
         return;
@@ -46,5 +63,20 @@ fuzz_target!(|data: &[u8]| {
         for line in wire.split(|b| *b == b'\n') {
             assert!(line.len() <= 1000, "a line of {} octets", line.len());
         }
+        // The same body as the text part of a multipart message, the input attached.
+        let attachments = [Attachment {
+            name: text.to_string(),
+            content_type: guess_type(&text).to_string(),
+            bytes: rest.to_vec(),
+        }];
+        let mime = Mime {
+            boundary: "=_fuzz",
+            attachments: &attachments,
+        };
+        let multipart = build_message(&message, &lines, transfer, Some(mime));
+        assert!(multipart.ends_with(b"--\r\n"));
+        let wire = dot_stuff(&multipart);
+        let body_end = wire.len() - 3;
+        assert!(!wire[..body_end].windows(5).any(|w| w == b"\r\n.\r\n"));
     }
 });

@@ -16,6 +16,7 @@ pub mod pcapng;
 pub mod proxy_protocol;
 pub mod quotes;
 pub mod smtp;
+pub mod smtp_auth;
 pub mod synthetic_tcp;
 pub mod time;
 pub mod write_out;

@@ -150,11 +150,25 @@ impl Address {
     }
 }
 
-/// Parses and checks an address argument.
+/// Parses and checks an address argument: `user@domain` or `Name <user@domain>`. The local
+/// part may be a quoted-string (`"john smith"@x.test`, RFC 5321 §4.1.2) and may hold UTF-8
+/// (then it needs a server offering SMTPUTF8, RFC 6531: see [`Address::needs_smtputf8`]); a
+/// UTF-8 domain after an ASCII local part is written in A-labels (`bücher.test` ->
+/// `xn--bcher-kva.test`), which every server takes.
 pub fn parse_address(what: &str, text: &str) -> Result<Address, String> {
     check_header_value(what, text)?;
     let text = text.trim();
-    let (name, envelope) = match (text.rfind('<'), text.rfind('>')) {
+    let quoted = closed_quotes(text);
+    let outside = |at: &usize| !quoted.iter().any(|(open, close)| open < at && at < close);
+    let last_open = text
+        .match_indices('<')
+        .map(|(i, _)| i)
+        .rfind(|at| outside(at));
+    let last_close = text
+        .match_indices('>')
+        .map(|(i, _)| i)
+        .rfind(|at| outside(at));
+    let (name, envelope) = match (last_open, last_close) {
         (Some(open), Some(close)) if open < close => {
             // What follows the address would be lost from the header: refuse it.
             if !text[close + 1..].trim().is_empty() {
@@ -170,18 +184,15 @@ pub fn parse_address(what: &str, text: &str) -> Result<Address, String> {
         (None, None) => ("", text.to_string()),
         _ => return Err(format!("{what} \"{text}\": unbalanced < >")),
     };
-    if envelope.contains([' ', '\t', '<', '>']) || (!envelope.is_empty() && !envelope.contains('@'))
-    {
-        return Err(format!(
-            "{what} \"{text}\" is not an address (write user@domain or 'Name <user@domain>')"
-        ));
-    }
-    if !envelope.is_ascii() {
-        return Err(format!(
-            "{what} \"{envelope}\": addresses must be ASCII (internationalised addresses need \
-             SMTPUTF8, which nk does not use)"
-        ));
-    }
+    let envelope = if envelope.is_empty() {
+        envelope
+    } else {
+        mailbox(&envelope).map_err(|why| {
+            format!(
+                "{what} \"{text}\" is not an address: {why} (write user@domain or 'Name <user@domain>')"
+            )
+        })?
+    };
     let phrase = (!name.is_empty()).then(|| phrase(name));
     let header = match &phrase {
         Some(phrase) => format!("{phrase} <{envelope}>"),
@@ -195,6 +206,87 @@ pub fn parse_address(what: &str, text: &str) -> Result<Address, String> {
         phrase,
         header,
     })
+}
+
+/// The byte ranges (opening and closing quote) of the quoted-strings in `text` that close;
+/// an unterminated quote is an ordinary character.
+fn closed_quotes(text: &str) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    let mut open: Option<usize> = None;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        match (open, c) {
+            (Some(_), _) if escaped => escaped = false,
+            (Some(_), '\\') => escaped = true,
+            (Some(start), '"') => {
+                ranges.push((start, i));
+                open = None;
+            }
+            (None, '"') => open = Some(i),
+            _ => {}
+        }
+    }
+    ranges
+}
+
+/// Checks an addr-spec for the envelope (RFC 5321 §4.1.2, with RFC 6531's UTF-8): a local
+/// part that is a dot-string or a quoted-string, `@`, a domain or an address literal. Returns
+/// it with a UTF-8 domain in A-labels when the local part is ASCII.
+pub fn mailbox(text: &str) -> Result<String, String> {
+    let (local, domain) = if let Some(rest) = text.strip_prefix('"') {
+        let mut escaped = false;
+        let mut end = None;
+        for (i, c) in rest.char_indices() {
+            if escaped {
+                if !(' '..='~').contains(&c) {
+                    return Err("a quoted-pair must escape a printable ASCII character".into());
+                }
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                end = Some(i);
+                break;
+            } else if c.is_control() {
+                return Err("a control character in the quoted local part".into());
+            }
+        }
+        let end = end.ok_or("the quoted local part does not end")?;
+        let after = &rest[end + 1..];
+        let domain = after
+            .strip_prefix('@')
+            .ok_or("the quoted local part must be followed by @")?;
+        (&text[..end + 2], domain)
+    } else {
+        let (local, domain) = text.rsplit_once('@').ok_or("no @")?;
+        let bad = |c: char| c.is_whitespace() || c.is_control() || "<>()[]\\,;:\"@".contains(c);
+        if local.is_empty() || local.contains(bad) {
+            return Err(
+                "the local part has a space or a special character (quote it: \"john smith\"@x.test)"
+                    .into(),
+            );
+        }
+        (local, domain)
+    };
+    let literal = domain.starts_with('[') && domain.ends_with(']');
+    let bad = |c: char| c.is_whitespace() || c.is_control() || "<>()\\,;:\"@".contains(c);
+    if domain.is_empty() || domain.contains(bad) || (!literal && domain.contains(['[', ']'])) {
+        return Err("the domain is empty or holds a space or a special character".into());
+    }
+    if local.is_ascii() && !domain.is_ascii() && !literal {
+        let ascii = idna::domain_to_ascii(domain)
+            .map_err(|_| format!("\"{domain}\" is not a valid internationalised domain"))?;
+        return Ok(format!("{local}@{ascii}"));
+    }
+    Ok(text.to_string())
+}
+
+impl Address {
+    /// Whether MAIL or RCPT needs SMTPUTF8 (RFC 6531) for this address: its local part is
+    /// UTF-8 (a UTF-8 domain alone went to A-labels).
+    pub fn needs_smtputf8(&self) -> bool {
+        !self.envelope.is_ascii()
+    }
 }
 
 /// The room for the first encoded-word of a display name: what `From: ` leaves of a 76-
@@ -213,16 +305,7 @@ pub fn phrase(name: &str) -> String {
         if unquoted.is_some() || name.chars().all(|c| is_atext(c) || c == ' ' || c == '\t') {
             return name.to_string();
         }
-        let mut quoted = String::with_capacity(name.len() + 2);
-        quoted.push('"');
-        for c in name.chars() {
-            if c == '\\' || c == '"' {
-                quoted.push('\\');
-            }
-            quoted.push(c);
-        }
-        quoted.push('"');
-        return quoted;
+        return quote_string(name);
     }
     encode_phrase(unquoted.as_deref().unwrap_or(name))
 }
@@ -424,23 +507,10 @@ fn encode_words(text: &str, first_room: usize) -> String {
     out
 }
 
-/// Standard base64 with padding (RFC 4648).
+/// Standard base64 with padding (RFC 4648), by the `base64` crate.
 pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for group in bytes.chunks(3) {
-        let n = (u32::from(group[0]) << 16)
-            | (u32::from(*group.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*group.get(2).unwrap_or(&0));
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= group.len() {
-                out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Quoted-printable (RFC 2045 §6.7) of one line, with soft breaks to keep lines under 77.
@@ -565,6 +635,38 @@ pub struct Message<'a> {
 /// The DATA payload: headers, blank line, body with CRLF line ends, dot-stuffed, ending with
 /// the `.` line.
 pub fn build_data(message: &Message<'_>, body_lines: &[&[u8]], transfer: Transfer) -> Vec<u8> {
+    dot_stuff(&build_message(message, body_lines, transfer, None))
+}
+
+/// A file attached with `--attach`: its name (as it goes in the headers), MIME type and bytes.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    /// The file name, without its directories.
+    pub name: String,
+    /// `type/subtype`, checked by [`check_type`] or from [`guess_type`].
+    pub content_type: String,
+    /// The content, sent in base64.
+    pub bytes: Vec<u8>,
+}
+
+/// The parts after the text of a multipart/mixed message, and the boundary between them.
+#[derive(Debug, Clone, Copy)]
+pub struct Mime<'a> {
+    /// A boundary the caller made random; made longer here if a part holds it.
+    pub boundary: &'a str,
+    /// The attachments, in order.
+    pub attachments: &'a [Attachment],
+}
+
+/// The message as RFC 5322 text with CRLF line ends (not dot-stuffed): headers, blank line,
+/// body. With `mime`, a multipart/mixed message: the body as its text/plain first part, then
+/// each attachment in base64 (RFC 2045, 2046).
+pub fn build_message(
+    message: &Message<'_>,
+    body_lines: &[&[u8]],
+    transfer: Transfer,
+    mime: Option<Mime<'_>>,
+) -> Vec<u8> {
     let to = message
         .to
         .iter()
@@ -582,8 +684,27 @@ pub fn build_data(message: &Message<'_>, body_lines: &[&[u8]], transfer: Transfe
     }
     headers.push(("Message-ID".into(), message.message_id.clone()));
     headers.push(("MIME-Version".into(), "1.0".into()));
-    headers.push(("Content-Type".into(), "text/plain; charset=UTF-8".into()));
-    headers.push(("Content-Transfer-Encoding".into(), transfer.header().into()));
+    let text_body = encode_body(body_lines, transfer);
+    let boundary = mime.map(|m| unique_boundary(m.boundary, &text_body));
+    match &boundary {
+        Some(boundary) => {
+            headers.push((
+                "Content-Type".into(),
+                format!("multipart/mixed; boundary=\"{boundary}\""),
+            ));
+            // A multipart entity is 7bit or 8bit as its parts are (RFC 2045 §6.4).
+            let whole = if transfer == Transfer::EightBit {
+                "8bit"
+            } else {
+                "7bit"
+            };
+            headers.push(("Content-Transfer-Encoding".into(), whole.into()));
+        }
+        None => {
+            headers.push(("Content-Type".into(), "text/plain; charset=UTF-8".into()));
+            headers.push(("Content-Transfer-Encoding".into(), transfer.header().into()));
+        }
+    }
     for (name, value) in message.extra {
         let value = encode_header_text(value, first_line_room(name));
         match headers
@@ -603,18 +724,209 @@ pub fn build_data(message: &Message<'_>, body_lines: &[&[u8]], transfer: Transfe
         data.extend_from_slice(b"\r\n");
     }
     data.extend_from_slice(b"\r\n");
+    let (Some(boundary), Some(mime)) = (boundary, mime) else {
+        data.extend_from_slice(&text_body);
+        return data;
+    };
+    data.extend_from_slice(b"This is a multi-part message in MIME format.\r\n");
+    let delimiter = format!("\r\n--{boundary}\r\n");
+    data.extend_from_slice(delimiter.as_bytes());
+    data.extend_from_slice(b"Content-Type: text/plain; charset=UTF-8\r\n");
+    data.extend_from_slice(
+        format!("Content-Transfer-Encoding: {}\r\n\r\n", transfer.header()).as_bytes(),
+    );
+    data.extend_from_slice(&text_body);
+    for attachment in mime.attachments {
+        data.extend_from_slice(delimiter.as_bytes());
+        for field in attachment_headers(attachment) {
+            data.extend_from_slice(fold(&field).as_bytes());
+            data.extend_from_slice(b"\r\n");
+        }
+        data.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n\r\n");
+        let encoded = base64(&attachment.bytes);
+        for (i, line) in encoded.as_bytes().chunks(76).enumerate() {
+            if i > 0 {
+                data.extend_from_slice(b"\r\n");
+            }
+            data.extend_from_slice(line);
+        }
+    }
+    data.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    data
+}
+
+/// The body lines in their transfer encoding, each ending in CRLF.
+fn encode_body(body_lines: &[&[u8]], transfer: Transfer) -> Vec<u8> {
+    let mut out = Vec::new();
     for line in body_lines {
         let encoded = match transfer {
             Transfer::QuotedPrintable => quoted_printable(line),
             _ => vec![line.to_vec()],
         };
         for piece in encoded {
-            if piece.first() == Some(&b'.') {
-                data.push(b'.');
-            }
-            data.extend_from_slice(&piece);
-            data.extend_from_slice(b"\r\n");
+            out.extend_from_slice(&piece);
+            out.extend_from_slice(b"\r\n");
         }
+    }
+    out
+}
+
+/// `boundary`, lengthened until the text part does not hold it (base64 parts cannot: `=_`
+/// and `.` are not in their alphabet, and nk's boundaries hold `=_`).
+fn unique_boundary(boundary: &str, text: &[u8]) -> String {
+    let mut boundary = boundary.to_string();
+    while text
+        .windows(boundary.len() + 2)
+        .any(|w| w.starts_with(b"--") && &w[2..] == boundary.as_bytes())
+    {
+        boundary.push('x');
+    }
+    boundary
+}
+
+/// The Content-Type and Content-Disposition fields of an attachment. The name goes as a
+/// quoted-string when it is ASCII, and as RFC 2231's `filename*=UTF-8''...` otherwise (with
+/// an RFC 2047 `name` too, which older readers know).
+fn attachment_headers(attachment: &Attachment) -> [String; 2] {
+    let name = &attachment.name;
+    let kind = &attachment.content_type;
+    if name.is_ascii() {
+        let quoted = quote_string(name);
+        [
+            format!("Content-Type: {kind}; name={quoted}"),
+            format!("Content-Disposition: attachment; filename={quoted}"),
+        ]
+    } else {
+        let mut percent = String::new();
+        for b in name.bytes() {
+            if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                percent.push(b as char);
+            } else {
+                percent.push_str(&format!("%{b:02X}"));
+            }
+        }
+        let words = encode_words(name, MAX_ENCODED_WORD);
+        [
+            format!("Content-Type: {kind}; name=\"{words}\""),
+            format!("Content-Disposition: attachment; filename*=UTF-8''{percent}"),
+        ]
+    }
+}
+
+/// `text` as an RFC 5322 / RFC 2045 quoted-string: `"` and `\` escaped.
+fn quote_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// The MIME type for a file name, by its extension (any case), from a small table of the
+/// types people mail; `application/octet-stream` for the rest (as swaks).
+pub fn guess_type(file_name: &str) -> &'static str {
+    const TABLE: &[(&str, &str)] = &[
+        ("txt", "text/plain"),
+        ("text", "text/plain"),
+        ("log", "text/plain"),
+        ("md", "text/markdown"),
+        ("csv", "text/csv"),
+        ("html", "text/html"),
+        ("htm", "text/html"),
+        ("ics", "text/calendar"),
+        ("vcf", "text/vcard"),
+        ("xml", "application/xml"),
+        ("json", "application/json"),
+        ("pdf", "application/pdf"),
+        ("zip", "application/zip"),
+        ("gz", "application/gzip"),
+        ("tgz", "application/gzip"),
+        ("tar", "application/x-tar"),
+        ("7z", "application/x-7z-compressed"),
+        ("doc", "application/msword"),
+        (
+            "docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
+        ("xls", "application/vnd.ms-excel"),
+        (
+            "xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
+        ("odt", "application/vnd.oasis.opendocument.text"),
+        ("png", "image/png"),
+        ("jpg", "image/jpeg"),
+        ("jpeg", "image/jpeg"),
+        ("gif", "image/gif"),
+        ("webp", "image/webp"),
+        ("svg", "image/svg+xml"),
+        ("mp3", "audio/mpeg"),
+        ("wav", "audio/wav"),
+        ("mp4", "video/mp4"),
+        ("eml", "message/rfc822"),
+        ("asc", "application/pgp-signature"),
+        ("p7s", "application/pkcs7-signature"),
+    ];
+    let extension = match file_name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => ext,
+        _ => return "application/octet-stream",
+    };
+    TABLE
+        .iter()
+        .find(|(e, _)| e.eq_ignore_ascii_case(extension))
+        .map_or("application/octet-stream", |(_, t)| t)
+}
+
+/// Checks a `--attach-type`: `type/subtype`, each an RFC 2045 token (at most 127 characters
+/// each, RFC 6838 §4.2), nothing else (no parameters: nk writes `name=` itself).
+pub fn check_type(text: &str) -> Result<(), String> {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.len() <= 127
+            && t.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
+    };
+    match text.split_once('/') {
+        Some((kind, sub)) if token(kind) && token(sub) => Ok(()),
+        _ => Err(format!(
+            "--attach-type \"{}\" is not a MIME type (write type/subtype, e.g. application/pdf)",
+            text.escape_debug()
+        )),
+    }
+}
+
+/// A prepared message (`--data`) with CRLF line ends, refusing an empty one or a line over
+/// [`MAX_BODY_LINE`] octets.
+pub fn prepared_message(raw: &[u8]) -> Result<Vec<u8>, String> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Err("the message is empty".into());
+    }
+    let lines = body_lines(raw).map_err(|e| e.replacen("body line", "line", 1))?;
+    let mut out = Vec::with_capacity(raw.len() + lines.len());
+    for line in lines {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(out)
+}
+
+/// A message with CRLF line ends as it goes after DATA (RFC 5321 §4.5.2): a line starting
+/// with `.` gets one more, and the `.` line ends it. A last line without CRLF gets one.
+pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(message.len() + 16);
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        if line.first() == Some(&b'.') {
+            data.push(b'.');
+        }
+        data.extend_from_slice(line);
+    }
+    if !data.is_empty() && !data.ends_with(b"\r\n") {
+        data.extend_from_slice(b"\r\n");
     }
     data.extend_from_slice(b".\r\n");
     data
@@ -736,7 +1048,11 @@ mod tests {
             "{}",
             a.header
         );
-        assert!(parse_address("--to", "zoë@example.test").is_err());
+        let zoe = parse_address("--to", "zoë@example.test").unwrap();
+        assert!(zoe.needs_smtputf8());
+        let idn = parse_address("--to", "Zoe <zoe@bücher.test>").unwrap();
+        assert_eq!(idn.envelope, "zoe@xn--bcher-kva.test");
+        assert!(!idn.needs_smtputf8());
         assert_eq!(
             body_lines(b"one\rtwo\r\n").unwrap(),
             [b"one".as_slice(), b"two"]
@@ -802,20 +1118,10 @@ mod tests {
 
     /// Decodes standard base64 (test helper).
     fn unbase64(text: &str) -> Vec<u8> {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = Vec::new();
-        let (mut acc, mut bits) = (0u32, 0);
-        for b in text.bytes().filter(|&b| b != b'=') {
-            let v = ALPHABET.iter().position(|&a| a == b).expect("base64") as u32;
-            acc = (acc << 6) | v;
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((acc >> bits) as u8);
-            }
-        }
-        out
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .expect("base64")
     }
 
     /// The encoded-words of a header value, each decoded on its own (so each must hold
@@ -945,6 +1251,122 @@ mod tests {
         );
     }
 
+    /// A message from `from` to itself, no subject, a fixed date and Message-ID.
+    fn to_self(from: &Address) -> Message<'_> {
+        Message {
+            from,
+            to: std::slice::from_ref(from),
+            subject: None,
+            extra: &[],
+            date: "Sat, 21 Nov 2026 11:32:12 +0000".into(),
+            message_id: "<1@h>".into(),
+        }
+    }
+
+    #[test]
+    fn attachments_make_a_multipart_message() {
+        let from = parse_address("--from", "a@x").unwrap();
+        let message = to_self(&from);
+        let attachments = [
+            Attachment {
+                name: "r\u{e9}sum\u{e9}.pdf".into(),
+                content_type: guess_type("x.PDF").into(),
+                bytes: vec![0, 1, 2, 255],
+            },
+            Attachment {
+                name: "a \"b\".txt".into(),
+                content_type: "text/plain".into(),
+                bytes: b"hello".to_vec(),
+            },
+        ];
+        // The text holds the first boundary: it is made longer.
+        let lines = body_lines(b"--=_b\n.dot\n").unwrap();
+        let mime = Mime {
+            boundary: "=_b",
+            attachments: &attachments,
+        };
+        let text = String::from_utf8(build_message(
+            &message,
+            &lines,
+            Transfer::SevenBit,
+            Some(mime),
+        ))
+        .unwrap();
+        assert!(
+            text.contains("Content-Type: multipart/mixed; boundary=\"=_bx\"\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\n\r\n--=_b\r\n.dot\r\n\r\n--=_bx\r\nContent-Type: application/pdf"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Content-Type: application/pdf; name=\"=?UTF-8?B?"),
+            "{text}"
+        );
+        assert!(
+            text.contains("filename*=UTF-8''r%C3%A9sum%C3%A9.pdf\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("AAEC/w==\r\n--=_bx\r\n"), "{text}");
+        assert!(text.contains("filename=\"a \\\"b\\\".txt\""), "{text}");
+        assert!(text.ends_with("aGVsbG8=\r\n--=_bx--\r\n"), "{text}");
+        let data = dot_stuff(text.as_bytes());
+        assert!(String::from_utf8(data).unwrap().contains("\r\n..dot\r\n"));
+    }
+
+    #[test]
+    fn types_guessed_and_checked() {
+        assert_eq!(guess_type("a.JPG"), "image/jpeg");
+        assert_eq!(guess_type(".txt"), "application/octet-stream");
+        assert_eq!(guess_type("noext"), "application/octet-stream");
+        assert_eq!(guess_type("x.tar.gz"), "application/gzip");
+        assert!(check_type("application/pdf").is_ok());
+        assert!(check_type("text/plain; charset=x").is_err());
+        assert!(check_type("text").is_err());
+        assert!(check_type("/x").is_err());
+        assert!(check_type("a/b/c").is_err());
+    }
+
+    #[test]
+    fn prepared_messages_are_normalised_and_stuffed() {
+        assert_eq!(
+            prepared_message(b"A: b\n\n.x\ny").unwrap(),
+            b"A: b\r\n\r\n.x\r\ny\r\n"
+        );
+        assert!(prepared_message(b"\n \n").is_err());
+        assert!(prepared_message(&[b'x'; 999])
+            .unwrap_err()
+            .starts_with("line 1"));
+        assert_eq!(
+            dot_stuff(b"A: b\r\n\r\n.x\r\n.\r\n"),
+            b"A: b\r\n\r\n..x\r\n..\r\n.\r\n"
+        );
+        assert_eq!(dot_stuff(b"x"), b"x\r\n.\r\n");
+        assert_eq!(dot_stuff(b""), b".\r\n");
+    }
+
+    #[test]
+    fn quoted_local_parts() {
+        let a = parse_address("--to", "\"john smith\"@x.test").unwrap();
+        assert_eq!(a.envelope, "\"john smith\"@x.test");
+        assert_eq!(a.header, "\"john smith\"@x.test");
+        let a = parse_address("--to", "\"Doe, J\" <\"a>b\\\"c\"@x.test>").unwrap();
+        assert_eq!(a.envelope, "\"a>b\\\"c\"@x.test");
+        assert_eq!(a.phrase.as_deref(), Some("\"Doe, J\""));
+        assert!(parse_address("--to", "\"open@x.test").is_err());
+        assert!(parse_address("--to", "\"a\"b@x.test").is_err());
+        assert!(parse_address("--to", "john smith@x.test").is_err());
+        assert!(parse_address("--to", "\"jöhn\"@x.test")
+            .unwrap()
+            .needs_smtputf8());
+        assert!(parse_address("--to", "a@[127.0.0.1]").is_ok());
+        assert!(parse_address("--to", "a@x y").is_err());
+        assert!(parse_address("--to", "a@").is_err());
+        assert!(mailbox("a@b\0c").is_err());
+        assert!(mailbox("a\x01@b").is_err());
+    }
+
     #[test]
     fn the_null_sender_gets_a_mailbox_in_from() {
         let a = parse_address("--from", "<>").unwrap();
@@ -973,14 +1395,7 @@ mod tests {
         );
         assert_eq!(quoted_printable(b"a\0b"), [b"a=00b".to_vec()]);
         let from = parse_address("--from", "a@x").unwrap();
-        let message = Message {
-            from: &from,
-            to: std::slice::from_ref(&from),
-            subject: None,
-            extra: &[],
-            date: "Sat, 21 Nov 2026 11:32:12 +0000".into(),
-            message_id: "<1@h>".into(),
-        };
+        let message = to_self(&from);
         let body = b"x\0y\n";
         let lines = body_lines(body).unwrap();
         let data = build_data(&message, &lines, Transfer::choose(body, true));

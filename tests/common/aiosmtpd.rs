@@ -17,7 +17,7 @@ use super::{read_file, wait_until, In, Out, Proc};
 /// before the 250 reply, which says `queued as AIO<N>` in clear and `TLS<N>` in the TLS modes.
 /// Prints its port once listening.
 const AIOSMTPD_PY: &str = r#"
-import asyncio, json, os, ssl, sys, traceback
+import asyncio, base64, json, os, ssl, sys, traceback
 from email import policy
 from email.parser import BytesParser
 from aiosmtpd.smtp import SMTP
@@ -28,6 +28,20 @@ if mode != "none":
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(sys.argv[3], sys.argv[4])
 queued_as = "AIO" if mode == "none" else "TLS"
+# NK_TEST_AUTH=user:password turns on AUTH (PLAIN and LOGIN, also without TLS) for that pair.
+auth_pair = os.environ.get("NK_TEST_AUTH")
+auth_kwargs = {}
+if auth_pair:
+    from aiosmtpd.smtp import AuthResult
+    want_user, want_password = auth_pair.split(":", 1)
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = (auth_data.login.decode() == want_user
+              and auth_data.password.decode() == want_password)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
+    auth_kwargs = dict(authenticator=authenticator, auth_require_tls=False)
+# NK_TEST_SMTPUTF8=1 offers SMTPUTF8 (RFC 6531).
+if os.environ.get("NK_TEST_SMTPUTF8"):
+    auth_kwargs["enable_SMTPUTF8"] = True
 
 def view(content):
     info = {}
@@ -54,7 +68,11 @@ def view(content):
     field("charset", lambda: msg.get_content_charset())
     field("cte", lambda: None if msg["content-transfer-encoding"] is None
           else str(msg["content-transfer-encoding"]))
-    field("body", lambda: msg.get_content())
+    field("body", lambda: None if msg.is_multipart() else msg.get_content())
+    # Each MIME part: its type, file name, and its decoded bytes in base64.
+    field("parts", lambda: [[p.get_content_type(), p.get_filename(),
+                             base64.b64encode(p.get_payload(decode=True) or b"").decode()]
+                            for p in msg.iter_parts()] if msg.is_multipart() else None)
     for name in msg.keys():
         for d in getattr(msg[name], "defects", ()):
             info["defects"].append(name + ": " + repr(d))
@@ -86,6 +104,8 @@ class Store:
             "rcpt_tos": envelope.rcpt_tos,
             "mail_options": envelope.mail_options,
             "helo": session.host_name,
+            "authenticated": bool(session.authenticated),
+            "login": None if session.auth_data is None else session.auth_data.login.decode(),
             "tls": ssl_object is not None,
             "tls_version": None if ssl_object is None else ssl_object.version(),
             "view": view(envelope.original_content),
@@ -100,10 +120,10 @@ async def main():
     store = Store()
     if mode == "starttls":
         factory = lambda: SMTP(store, decode_data=False, hostname="aiosmtpd.test",
-                               tls_context=ctx, require_starttls=True)
+                               tls_context=ctx, require_starttls=True, **auth_kwargs)
         srv = await loop.create_server(factory, "127.0.0.1", 0)
     else:
-        factory = lambda: SMTP(store, decode_data=False, hostname="aiosmtpd.test")
+        factory = lambda: SMTP(store, decode_data=False, hostname="aiosmtpd.test", **auth_kwargs)
         srv = await loop.create_server(factory, "127.0.0.1", 0,
                                        ssl=ctx if mode == "implicit" else None)
     print(srv.sockets[0].getsockname()[1], flush=True)
@@ -193,12 +213,42 @@ impl Aiosmtpd {
         Aiosmtpd::spawn(&[OsStr::new(mode), cert.as_os_str(), key.as_os_str()])
     }
 
+    /// aiosmtpd in clear offering AUTH PLAIN and LOGIN, accepting only `user` and `password`.
+    pub fn start_auth(user: &str, password: &str) -> Aiosmtpd {
+        Aiosmtpd::spawn_with(&["none"], Some((user, password)))
+    }
+
+    /// aiosmtpd with STARTTLS required, offering AUTH PLAIN and LOGIN for `user`/`password`.
+    pub fn start_tls_auth(cert: &Path, key: &Path, user: &str, password: &str) -> Aiosmtpd {
+        let args = [OsStr::new("starttls"), cert.as_os_str(), key.as_os_str()];
+        Aiosmtpd::spawn_with(&args, Some((user, password)))
+    }
+
+    /// aiosmtpd in clear offering SMTPUTF8.
+    pub fn start_smtputf8() -> Aiosmtpd {
+        Aiosmtpd::spawn_with(&["none"], Some(("", "")))
+    }
+
     /// [`AIOSMTPD_PY`] OUTDIR ARGS; ready once it prints its port.
     fn spawn<S: AsRef<OsStr>>(args: &[S]) -> Aiosmtpd {
+        Aiosmtpd::spawn_with(args, None)
+    }
+
+    fn spawn_with<S: AsRef<OsStr>>(args: &[S], auth: Option<(&str, &str)>) -> Aiosmtpd {
         let py = aiosmtpd_python();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cmd = Command::new(py);
         cmd.args(["-c", AIOSMTPD_PY]).arg(dir.path()).args(args);
+        match auth {
+            // No user: the SMTPUTF8 server (see start_smtputf8).
+            Some(("", _)) => {
+                cmd.env("NK_TEST_SMTPUTF8", "1");
+            }
+            Some((user, password)) => {
+                cmd.env("NK_TEST_AUTH", format!("{user}:{password}"));
+            }
+            None => {}
+        }
         let name = format!("aiosmtpd ({})", args[0].as_ref().to_string_lossy());
         let mut p = Proc::spawn(&name, cmd, In::Null, Out::Pipe);
         let line = p.wait_stdout_line(10.0, |l| !l.trim().is_empty());
