@@ -23,7 +23,7 @@ use hickory_proto::rr::{Name, RecordType};
 
 use crate::debug;
 use crate::net::deadline::{format_duration, is_timeout, read_before, Deadline};
-use crate::wire::dns::{build_query, judge, rcode_name, Verdict, MAX_MESSAGE};
+use crate::wire::dns::{build_query, judge, rcode_name, QueryOptions, Verdict, MAX_MESSAGE};
 use crate::wire::frame::{read_frame, write_frame, FrameError, PrefixWidth};
 
 /// glibc's limits: at most 3 nameservers, timeout ≤ 30 s, attempts ≤ 5, ndots ≤ 15.
@@ -163,6 +163,8 @@ pub struct Transport {
     pub tcp_only: bool,
     /// `--proxy` (with `--tcp`): the TCP connections go through these proxies.
     pub proxies: crate::net::proxy::Chain,
+    /// Class, header bits and EDNS fields of every query.
+    pub options: QueryOptions,
 }
 
 /// A reply we accepted, and where and how it came.
@@ -176,6 +178,8 @@ pub struct Answer {
     pub transport: &'static str,
     /// From sending the query to accepting the reply (the last exchange only).
     pub rtt: Duration,
+    /// The reply's size on the wire, in bytes.
+    pub size: usize,
 }
 
 /// Why one exchange with one server produced no reply we can use.
@@ -280,15 +284,23 @@ struct Exchange<'a> {
     name: &'a Name,
     rtype: RecordType,
     timeout: Duration,
+    options: &'a QueryOptions,
 }
 
 impl Exchange<'_> {
-    fn answer(&self, message: Message, transport: &'static str, started: Instant) -> Answer {
+    fn answer(
+        &self,
+        message: Message,
+        size: usize,
+        transport: &'static str,
+        started: Instant,
+    ) -> Answer {
         Answer {
             message,
             server: self.server,
             transport,
             rtt: started.elapsed(),
+            size,
         }
     }
 }
@@ -305,6 +317,7 @@ fn ask(
         name,
         rtype,
         timeout: transport.timeout,
+        options: &transport.options,
     };
     if transport.tcp_only {
         return ask_tcp(exchange, &transport.proxies);
@@ -331,13 +344,14 @@ fn ask_udp(exchange: Exchange<'_>, edns: bool) -> Result<Answer, Problem> {
         name,
         rtype,
         timeout,
+        options,
     } = exchange;
     let socket = bind_random_port(server).map_err(Problem::Io)?;
     // Connected: the kernel delivers only datagrams from the server's address and port, and
     // reports its ICMP port-unreachable as ECONNREFUSED instead of a silent timeout.
     socket.connect(server).map_err(Problem::Io)?;
     let id: u16 = rand::random();
-    let query = build_query(id, name, rtype, edns).map_err(Problem::Bad)?;
+    let query = build_query(id, name, rtype, options, edns).map_err(Problem::Bad)?;
     let started = Instant::now();
     let deadline = Deadline::after(Some(timeout));
     socket.send(&query).map_err(Problem::Io)?;
@@ -348,8 +362,8 @@ fn ask_udp(exchange: Exchange<'_>, edns: bool) -> Result<Answer, Problem> {
         let Some(len) = received else {
             return Err(Problem::Silent { ignored });
         };
-        match judge(&buf[..len], id, name, rtype) {
-            Verdict::Reply(message) => return Ok(exchange.answer(*message, "udp", started)),
+        match judge(&buf[..len], id, name, rtype, options.class) {
+            Verdict::Reply(message) => return Ok(exchange.answer(*message, len, "udp", started)),
             Verdict::Foreign(why) => {
                 debug!("{server}: ignored a datagram: {why}");
                 ignored = Some(format!("a reply with {why}"));
@@ -370,6 +384,7 @@ fn ask_tcp(exchange: Exchange<'_>, proxies: &crate::net::proxy::Chain) -> Result
         name,
         rtype,
         timeout,
+        options,
     } = exchange;
     let io_problem = |err: io::Error| {
         if is_timeout(&err) {
@@ -400,7 +415,7 @@ fn ask_tcp(exchange: Exchange<'_>, proxies: &crate::net::proxy::Chain) -> Result
     };
     let _ = stream.set_nodelay(true);
     let id: u16 = rand::random();
-    let query = build_query(id, name, rtype, true).map_err(Problem::Bad)?;
+    let query = build_query(id, name, rtype, options, true).map_err(Problem::Bad)?;
     stream
         .set_write_timeout(Some(timeout))
         .map_err(Problem::Io)?;
@@ -420,8 +435,10 @@ fn ask_tcp(exchange: Exchange<'_>, proxies: &crate::net::proxy::Chain) -> Result
             Err(FrameError::Io(err)) => return Err(io_problem(err)),
             Err(err) => return Err(Problem::Bad(format!("TCP reply: {err}"))),
         };
-        match judge(&frame, id, name, rtype) {
-            Verdict::Reply(message) => return Ok(exchange.answer(*message, "tcp", started)),
+        match judge(&frame, id, name, rtype, options.class) {
+            Verdict::Reply(message) => {
+                return Ok(exchange.answer(*message, frame.len(), "tcp", started))
+            }
             Verdict::Foreign(why) => debug!("{server}: ignored a TCP message: {why}"),
             // A TCP stream that carries garbage will not recover its framing.
             Verdict::Malformed(why) => return Err(Problem::Bad(format!("malformed reply: {why}"))),

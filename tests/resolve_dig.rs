@@ -1,0 +1,549 @@
+//! `nk resolve` side by side with `dig` (bind9-dnsutils) against a real authoritative server,
+//! Knot DNS (`knotd`), on loopback: every record type by name, DNSSEC records from a zone
+//! knotd signs itself, the CHAOS class, the `--full` view, and the query controls (RD, DO, CD,
+//! NSID, client subnet, UDP size, no EDNS), whose bytes are compared with the bytes dig sends.
+//!
+//! Knot was picked over nsd and bind9 because one small config file gives everything these
+//! tests need: online DNSSEC signing with NSEC or NSEC3 per zone, NSID and version.bind
+//! answers, and zone transfers (AXFR and IXFR from its journal) to an ACL.
+//!
+//! Every child is bounded by a deadline; a missing knotd or dig fails with an install hint.
+
+mod common;
+
+use common::*;
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const RUN_SECS: f64 = 20.0;
+
+/// The signed zone: one record of each type hickory-proto decodes and of those nk reads
+/// itself (DNAME, URI), a delegation with its DS, a type with no name (TYPE65280).
+const EXAMPLE_ZONE: &str = r#"$ORIGIN example.test.
+$TTL 300
+@ SOA ns hostmaster 2024010101 1200 180 1209600 300
+@ NS ns
+@ MX 10 mail
+ns A 127.0.0.1
+www A 192.0.2.10
+www AAAA 2001:db8::10
+mail A 192.0.2.25
+alias CNAME www
+d DNAME www.example.test.
+u URI 10 1 "https://www.example.test/"
+h HINFO "DEC-2060" "TOPS 20"
+s SSHFP 4 2 123456789ABCDEF67890123456789ABCDEF67890123456789ABCDEF123456789
+t TLSA 3 1 1 0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789
+n NAPTR 100 10 "U" "E2U+sip" "!^.*$!sip:info@example.test!" .
+svc SVCB 1 www alpn=h2,h3 port=8443 ipv6hint=2001:db8::1
+web HTTPS 1 . alpn=h2 ipv4hint=192.0.2.10,192.0.2.11
+pgp OPENPGPKEY AQIDBAUGBwgJ
+odd TYPE65280 \# 3 0102ab
+txt TXT "hello world" "second"
+caa CAA 0 issue "ca.example.net"
+_sip._udp SRV 0 5 5060 sip
+sub NS ns.sub
+ns.sub A 192.0.2.53
+sub DS 12345 13 2 0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF
+"#;
+
+/// A zone signed with NSEC3 (salted, one iteration).
+const HASHED_ZONE: &str = "$ORIGIN nsec3.test.\n$TTL 300\n\
+    @ SOA ns hostmaster 1 1200 180 1209600 300\n@ NS ns\nns A 127.0.0.1\nwww A 192.0.2.11\n";
+
+/// knotd's path: on PATH or in the sbin directories a non-root PATH lacks.
+fn require_sbin(tool: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::env::split_paths(&path).chain(["/usr/sbin", "/sbin"].map(PathBuf::from));
+    for dir in dirs {
+        let candidate = dir.join(tool);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("required test peer `{tool}` is not installed; install it: apt-get install {package}");
+}
+
+/// A running knotd (killed on drop) serving `example.test` (NSEC) and `nsec3.test` (NSEC3),
+/// both signed at load, with NSID, version.bind, and transfers allowed from loopback.
+struct Knot {
+    port: u16,
+    _dir: tempfile::TempDir,
+    _proc: Proc,
+}
+
+/// A zone for [`Knot::start_with`]: its name, its text, whether knotd signs it.
+struct Zone<'a> {
+    pub name: &'a str,
+    pub text: &'a str,
+    pub signed: Option<&'a str>,
+}
+
+impl Knot {
+    fn start() -> Knot {
+        Knot::start_with(
+            "127.0.0.1",
+            None,
+            &[
+                Zone {
+                    name: "example.test",
+                    text: EXAMPLE_ZONE,
+                    signed: Some("plain"),
+                },
+                Zone {
+                    name: "nsec3.test",
+                    text: HASHED_ZONE,
+                    signed: Some("hashed"),
+                },
+            ],
+        )
+    }
+
+    /// knotd on `ip` at `port` (a kernel-chosen one when `None`, retried if taken meanwhile),
+    /// waiting until the first zone answers with its SOA.
+    pub fn start_with(ip: &str, port: Option<u16>, zones: &[Zone]) -> Knot {
+        let bin = require_sbin("knotd", "knot");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("db")).expect("mkdir db");
+        for zone in zones {
+            std::fs::write(dir.path().join(format!("{}.zone", zone.name)), zone.text)
+                .expect("write zone");
+        }
+        let mut last = String::new();
+        for _ in 0..10 {
+            let port = port.unwrap_or_else(|| {
+                UdpSocket::bind((ip, 0))
+                    .and_then(|s| s.local_addr())
+                    .expect("bind udp")
+                    .port()
+            });
+            let conf = knot_conf(dir.path(), ip, port, zones);
+            let conf_path = dir.path().join("knot.conf");
+            std::fs::write(&conf_path, conf).expect("write knot.conf");
+            let mut cmd = Command::new(&bin);
+            cmd.arg("-c").arg(&conf_path);
+            let mut p = Proc::spawn(&format!("knotd on {ip}@{port}"), cmd, In::Null, Out::Null);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                if !p.is_running() {
+                    last = p.wait(5.0).describe();
+                    break;
+                }
+                if soa_answers(ip, port, zones[0].name) {
+                    return Knot {
+                        port,
+                        _dir: dir,
+                        _proc: p,
+                    };
+                }
+                if Instant::now() >= deadline {
+                    panic!(
+                        "knotd: {} did not answer within 15 s; stderr:\n{}",
+                        zones[0].name,
+                        p.stderr_so_far()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("knotd did not start in 10 attempts; last:\n{last}");
+    }
+
+    fn server(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `nk resolve ARGS --server` this knotd.
+    fn nk(&self, args: &[&str]) -> Finished {
+        let server = self.server();
+        let mut all = vec!["resolve"];
+        all.extend_from_slice(args);
+        all.extend(["--server", &server]);
+        run_nk(&all, In::Null, RUN_SECS)
+    }
+
+    /// `dig @127.0.0.1 -p PORT ARGS` (bounded like nk).
+    fn dig(&self, args: &[&str]) -> Finished {
+        dig(&["@127.0.0.1", "-p", &self.port.to_string()], args)
+    }
+}
+
+/// dig with a short timeout and one try, so that it cannot outlive the test.
+fn dig(server: &[&str], args: &[&str]) -> Finished {
+    let bin = require_tool("dig", "bind9-dnsutils");
+    let mut cmd = Command::new(bin);
+    cmd.args(server).args(["+time=5", "+tries=1"]).args(args);
+    Proc::spawn(&format!("dig {}", args.join(" ")), cmd, In::Null, Out::Pipe).wait(RUN_SECS)
+}
+
+fn knot_conf(dir: &std::path::Path, ip: &str, port: u16, zones: &[Zone]) -> String {
+    let d = dir.display();
+    let user = if unsafe_is_root() {
+        "    user: root\n"
+    } else {
+        ""
+    };
+    let mut c = format!(
+        "server:\n    listen: {ip}@{port}\n    rundir: {d}\n{user}    identity: nk-test-knot\n\
+         \x20   version: nk-test-1\n    nsid: nk-test-nsid\n\
+         log:\n  - target: stderr\n    any: info\n\
+         database:\n    storage: {d}/db\n\
+         policy:\n  - id: plain\n    algorithm: ecdsap256sha256\n    nsec3: off\n\
+         \x20 - id: hashed\n    algorithm: ecdsap256sha256\n    nsec3: on\n\
+         \x20   nsec3-salt-length: 4\n    nsec3-iterations: 1\n\
+         acl:\n  - id: xfr\n    address: 127.0.0.0/8\n    action: transfer\n\
+         template:\n  - id: default\n    storage: {d}\n    acl: xfr\n\
+         \x20   zonefile-load: difference-no-serial\n    journal-content: all\n\
+         \x20   semantic-checks: off\n\
+         zone:\n"
+    );
+    for zone in zones {
+        c.push_str(&format!(
+            "  - domain: {}\n    file: {}.zone\n",
+            zone.name, zone.name
+        ));
+        if let Some(policy) = zone.signed {
+            c.push_str(&format!(
+                "    dnssec-signing: on\n    dnssec-policy: {policy}\n"
+            ));
+        }
+    }
+    c
+}
+
+/// Whether we run as root (knotd then needs `user: root`, or it drops to `knot`).
+fn unsafe_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        .unwrap_or(false)
+}
+
+/// Does `zone`'s SOA come back NOERROR, authoritative, within 200 ms?
+fn soa_answers(ip: &str, port: u16, zone: &str) -> bool {
+    let Ok(s) = UdpSocket::bind((ip, 0)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut q = vec![0x4e, 0x4b, 0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in zone.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 6, 0, 1]);
+    if s.send_to(&q, (ip, port)).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 4096];
+    match s.recv_from(&mut buf) {
+        // QR and AA set, RCODE 0, one answer.
+        Ok((n, _)) => n > 12 && buf[2] & 0x84 == 0x84 && buf[3] & 0x0f == 0 && buf[7] == 1,
+        Err(_) => false,
+    }
+}
+
+fn sorted(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+// ---------------------------------------------------------------------------
+// 1. every record type, by name, as dig +short prints it
+// ---------------------------------------------------------------------------
+
+#[test]
+fn every_record_type_reads_as_dig_short_prints_it() {
+    let k = Knot::start();
+    let cases = [
+        ("example.test", "DNSKEY"),
+        ("example.test", "CDS"),
+        ("example.test", "CDNSKEY"),
+        ("example.test", "NSEC"),
+        ("example.test", "SOA"),
+        ("example.test", "MX"),
+        ("sub.example.test", "DS"),
+        ("nsec3.test", "NSEC3PARAM"),
+        ("d.example.test", "DNAME"),
+        ("u.example.test", "URI"),
+        ("h.example.test", "HINFO"),
+        ("s.example.test", "SSHFP"),
+        ("t.example.test", "TLSA"),
+        ("n.example.test", "NAPTR"),
+        ("svc.example.test", "SVCB"),
+        ("web.example.test", "HTTPS"),
+        ("pgp.example.test", "OPENPGPKEY"),
+        ("odd.example.test", "TYPE65280"),
+        ("txt.example.test", "TXT"),
+        ("caa.example.test", "CAA"),
+        ("_sip._udp.example.test", "SRV"),
+        ("www.example.test", "RRSIG"),
+        // Lower case works as in dig.
+        ("www.example.test", "aaaa"),
+    ];
+    let mut failures = Vec::new();
+    for (name, rtype) in cases {
+        // --dnssec: the RRSIGs come too, on both sides.
+        let nk_out = k.nk(&["-t", rtype, name, "--short", "--dnssec"]);
+        let dig_out = k.dig(&[name, rtype, "+short", "+dnssec"]);
+        dig_out.expect_code(0);
+        if nk_out.status.code() != Some(0)
+            || sorted(&nk_out.stdout_text()) != sorted(&dig_out.stdout_text())
+            || dig_out.stdout_text().is_empty()
+        {
+            failures.push(format!(
+                "{name} {rtype}:\n nk:\n{}\n dig:\n{}",
+                nk_out.describe(),
+                dig_out.stdout_text()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The zone-file form names the types as dig does (DNAME, URI and TYPE65280 included).
+    let out = k.nk(&["-t", "DNAME,URI,TYPE65280", "d.example.test", "--json"]);
+    let out2 = k.nk(&["-t", "URI", "u.example.test"]);
+    out2.expect_code(0)
+        .expect_stdout(b"u.example.test.\t300\tIN\tURI\t10 1 \"https://www.example.test/\"\n");
+    let objects: Vec<serde_json::Value> = out
+        .stdout_text()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(
+        objects[0]["answers"][0]["type"],
+        "DNAME",
+        "{}",
+        out.describe()
+    );
+    assert_eq!(objects[0]["answers"][0]["data"], "www.example.test.");
+    k.nk(&["-t", "TYPE65280", "odd.example.test"])
+        .expect_code(0)
+        .expect_stdout(b"odd.example.test.\t300\tIN\tTYPE65280\t\\# 3 0102AB\n");
+}
+
+#[test]
+fn chaos_class_asks_the_server_its_version() {
+    let k = Knot::start();
+    k.nk(&["-c", "CH", "-t", "TXT", "version.bind", "--short"])
+        .expect_code(0)
+        .expect_stdout(b"\"nk-test-1\"\n");
+    // dig's positional order works too: NAME TYPE CLASS.
+    k.nk(&["version.bind", "txt", "ch"])
+        .expect_code(0)
+        .expect_stdout(b"version.bind.\t0\tCH\tTXT\t\"nk-test-1\"\n");
+    let dig_out = k.dig(&["version.bind", "TXT", "CH", "+short"]);
+    assert_eq!(dig_out.stdout_text(), "\"nk-test-1\"\n");
+    // Bad types and classes are usage errors before any query.
+    for bad in [
+        ["-t", "OPT"],
+        ["-t", "BOGUS"],
+        ["-c", "XX"],
+        ["-t", "TYPE70000"],
+    ] {
+        let out = k.nk(&[bad[0], bad[1], "example.test"]);
+        out.expect_code(2);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. --full: dig's default view
+// ---------------------------------------------------------------------------
+
+/// dig's output without its banner, with the message ID and the timing lines masked.
+fn comparable(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            !(l.starts_with("; <<>> DiG")
+                || l.starts_with("; (1 server")
+                || l.starts_with(";; global options")
+                || l.starts_with(";; Got answer")
+                || l.starts_with(";; Query time")
+                || l.starts_with(";; WHEN"))
+        })
+        .map(|l| match l.find(", id: ") {
+            Some(at) => format!("{}, id: N", &l[..at]),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn full_view_is_digs_but_for_the_banner() {
+    let k = Knot::start();
+    let cases: &[(&[&str], &[&str], i32)] = &[
+        (&["-t", "MX", "example.test"], &["example.test", "MX"], 0),
+        (
+            &["-t", "A", "www.example.test", "--dnssec"],
+            &["www.example.test", "A", "+dnssec"],
+            0,
+        ),
+        // NXDOMAIN: the SOA (and the NSEC3 proof with --dnssec) of the authority section.
+        (
+            &["-t", "A", "nope.nsec3.test", "--dnssec"],
+            &["nope.nsec3.test", "A", "+dnssec"],
+            1,
+        ),
+        (
+            &["-t", "A", "nope.example.test"],
+            &["nope.example.test", "A"],
+            1,
+        ),
+        // No data: NOERROR, the SOA in the authority section.
+        (
+            &["-t", "TXT", "www.example.test"],
+            &["www.example.test", "TXT"],
+            1,
+        ),
+        (
+            &["-c", "CH", "-t", "TXT", "version.bind", "--nsid"],
+            &["version.bind", "TXT", "CH", "+nsid"],
+            0,
+        ),
+        (
+            &["-t", "A", "www.example.test", "--noedns", "--norecurse"],
+            &["www.example.test", "A", "+noedns", "+norecurse"],
+            0,
+        ),
+        // The delegation: authority NS and the glue in the additional section.
+        (
+            &["-t", "A", "host.sub.example.test", "--norecurse"],
+            &["host.sub.example.test", "A", "+norecurse"],
+            1,
+        ),
+    ];
+    for (nk_args, dig_args, code) in cases {
+        let mut args = nk_args.to_vec();
+        args.push("--full");
+        let out = k.nk(&args);
+        out.expect_code(*code);
+        let mut dig_all = dig_args.to_vec();
+        dig_all.push("+nocookie");
+        let want = k.dig(&dig_all);
+        want.expect_code(0);
+        assert_eq!(
+            comparable(&out.stdout_text()),
+            comparable(&want.stdout_text()),
+            "nk {nk_args:?} --full vs dig {dig_args:?}\n{}",
+            out.describe()
+        );
+        let text = out.stdout_text();
+        assert!(text.contains(";; SERVER: 127.0.0.1#"), "{}", out.describe());
+        assert!(text.contains(";; MSG SIZE  rcvd: "), "{}", out.describe());
+    }
+    // An NXDOMAIN still says why on stderr.
+    k.nk(&["-t", "A", "nope.example.test", "--full"])
+        .expect_code(1)
+        .expect_stdout_contains("example.test.\t\t300\tIN\tSOA\tns.example.test.")
+        .expect_stderr_contains("NXDOMAIN");
+}
+
+#[test]
+fn json_carries_the_whole_message() {
+    let k = Knot::start();
+    let out = k.nk(&["-t", "A", "nope.example.test", "--json", "--nsid"]);
+    out.expect_code(1);
+    let object: serde_json::Value =
+        serde_json::from_str(out.stdout_text().trim()).expect("one JSON object");
+    assert_eq!(object["rcode"], "NXDOMAIN", "{}", out.describe());
+    assert_eq!(object["flags"], "qr aa rd");
+    assert_eq!(object["authority"][0]["type"], "SOA");
+    assert_eq!(
+        object["edns"]["options"]["nsid"],
+        "6e 6b 2d 74 65 73 74 2d 6e 73 69 64 (\"nk-test-nsid\")"
+    );
+    assert_eq!(object["edns"]["udp"], 1232);
+    assert!(object["error"].as_str().unwrap_or("").contains("NXDOMAIN"));
+    assert!(object["size"].as_u64().unwrap_or(0) > 12);
+}
+
+// ---------------------------------------------------------------------------
+// 3. query controls: the bytes nk sends are the bytes dig sends
+// ---------------------------------------------------------------------------
+
+/// Receives one query on `sock` within 10 s, answers it with an empty NOERROR (QR set,
+/// question echoed, OPT dropped), and returns it with its ID zeroed.
+fn capture_query(sock: &UdpSocket) -> Vec<u8> {
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    let (n, from) = sock.recv_from(&mut buf).expect("a query within 10 s");
+    let query = buf[..n].to_vec();
+    // The question ends after the name and 4 bytes; keep only it.
+    let mut end = 12;
+    while end < n && query[end] != 0 {
+        end += usize::from(query[end]) + 1;
+    }
+    end = (end + 5).min(n);
+    let mut reply = query[..end].to_vec();
+    reply[2] |= 0x80;
+    reply[3] = 0;
+    reply[10] = 0;
+    reply[11] = 0;
+    let _ = sock.send_to(&reply, from);
+    let mut zeroed = query;
+    zeroed[0] = 0;
+    zeroed[1] = 0;
+    zeroed
+}
+
+#[test]
+fn query_controls_send_the_bytes_dig_sends() {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = sock.local_addr().expect("addr").port().to_string();
+    let server = format!("127.0.0.1:{port}");
+    let cases: &[(&[&str], &[&str])] = &[
+        (&[], &[]),
+        (&["--norecurse"], &["+norecurse"]),
+        (&["--dnssec"], &["+dnssec"]),
+        (&["--cd"], &["+cd"]),
+        (&["--nsid"], &["+nsid"]),
+        (&["--subnet", "192.0.2.77/24"], &["+subnet=192.0.2.77/24"]),
+        (
+            &["--subnet", "2001:db8:1:2::9/48"],
+            &["+subnet=2001:db8:1:2::9/48"],
+        ),
+        (&["--subnet", "0/0"], &["+subnet=0/0"]),
+        (&["--bufsize", "4096"], &["+bufsize=4096"]),
+        (&["--noedns"], &["+noedns"]),
+        (&["-c", "CH", "-t", "TXT"], &["-c", "CH", "-t", "TXT"]),
+        (
+            &["-t", "DS", "--dnssec", "--cd"],
+            &["-t", "DS", "+dnssec", "+cd"],
+        ),
+    ];
+    for (nk_args, dig_args) in cases {
+        let mut args = vec!["resolve", "www.example.test", "--server", &server];
+        if !nk_args.contains(&"-t") {
+            args.extend(["-t", "A"]);
+        }
+        args.extend_from_slice(nk_args);
+        let child = Proc::nk(&args, In::Null, Out::Pipe);
+        let from_nk = capture_query(&sock);
+        child.wait(RUN_SECS);
+        // dig sets AD in queries by default and sends a cookie; nk does neither.
+        let mut dig_all = vec!["www.example.test", "+nocookie", "+noadflag"];
+        if !dig_args.contains(&"-t") {
+            dig_all.extend(["-t", "A"]);
+        }
+        dig_all.extend_from_slice(dig_args);
+        let bin = require_tool("dig", "bind9-dnsutils");
+        let mut cmd = Command::new(bin);
+        cmd.args(["@127.0.0.1", "-p", &port, "+time=5", "+tries=1"])
+            .args(&dig_all);
+        let dig_child = Proc::spawn("dig", cmd, In::Null, Out::Null);
+        let from_dig = capture_query(&sock);
+        dig_child.wait(RUN_SECS);
+        assert_eq!(
+            from_nk, from_dig,
+            "nk {nk_args:?} and dig {dig_args:?} sent different queries (IDs zeroed)"
+        );
+    }
+}
