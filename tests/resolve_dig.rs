@@ -70,15 +70,17 @@ fn require_sbin(tool: &str, package: &str) -> PathBuf {
 /// both signed at load, with NSID, version.bind, and transfers allowed from loopback.
 struct Knot {
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     _proc: Proc,
 }
 
 /// A zone for [`Knot::start_with`]: its name, its text, whether knotd signs it.
 struct Zone<'a> {
-    pub name: &'a str,
-    pub text: &'a str,
-    pub signed: Option<&'a str>,
+    name: &'a str,
+    text: &'a str,
+    signed: Option<&'a str>,
+    /// Whether loopback may transfer it.
+    transfer: bool,
 }
 
 impl Knot {
@@ -91,11 +93,13 @@ impl Knot {
                     name: "example.test",
                     text: EXAMPLE_ZONE,
                     signed: Some("plain"),
+                    transfer: true,
                 },
                 Zone {
                     name: "nsec3.test",
                     text: HASHED_ZONE,
                     signed: Some("hashed"),
+                    transfer: false,
                 },
             ],
         )
@@ -134,7 +138,7 @@ impl Knot {
                 if soa_answers(ip, port, zones[0].name) {
                     return Knot {
                         port,
-                        _dir: dir,
+                        dir,
                         _proc: p,
                     };
                 }
@@ -194,7 +198,7 @@ fn knot_conf(dir: &std::path::Path, ip: &str, port: u16, zones: &[Zone]) -> Stri
          \x20 - id: hashed\n    algorithm: ecdsap256sha256\n    nsec3: on\n\
          \x20   nsec3-salt-length: 4\n    nsec3-iterations: 1\n\
          acl:\n  - id: xfr\n    address: 127.0.0.0/8\n    action: transfer\n\
-         template:\n  - id: default\n    storage: {d}\n    acl: xfr\n\
+         template:\n  - id: default\n    storage: {d}\n\
          \x20   zonefile-load: difference-no-serial\n    journal-content: all\n\
          \x20   semantic-checks: off\n\
          zone:\n"
@@ -204,6 +208,9 @@ fn knot_conf(dir: &std::path::Path, ip: &str, port: u16, zones: &[Zone]) -> Stri
             "  - domain: {}\n    file: {}.zone\n",
             zone.name, zone.name
         ));
+        if zone.transfer {
+            c.push_str("    acl: xfr\n");
+        }
         if let Some(policy) = zone.signed {
             c.push_str(&format!(
                 "    dnssec-signing: on\n    dnssec-policy: {policy}\n"
@@ -546,4 +553,214 @@ fn query_controls_send_the_bytes_dig_sends() {
             "nk {nk_args:?} and dig {dig_args:?} sent different queries (IDs zeroed)"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// 5. zone transfers: AXFR and IXFR over TCP
+// ---------------------------------------------------------------------------
+
+impl Knot {
+    /// The zone's current SOA serial, as dig reads it.
+    fn serial(&self, zone: &str) -> u32 {
+        let out = self.dig(&[zone, "SOA", "+short"]);
+        out.stdout_text()
+            .split_whitespace()
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no SOA serial for {zone}: {}", out.describe()))
+    }
+
+    /// Adds a line to the zone file and has knotd reload it (a new serial, and the difference
+    /// in its journal); waits until the serial has moved.
+    fn change(&self, zone: &str, line: &str) -> u32 {
+        let before = self.serial(zone);
+        let path = self.dir.path().join(format!("{zone}.zone"));
+        let mut text = std::fs::read_to_string(&path).expect("read zone");
+        text.push_str(line);
+        text.push('\n');
+        std::fs::write(&path, text).expect("write zone");
+        let knotc = require_sbin("knotc", "knot");
+        let mut cmd = Command::new(knotc);
+        cmd.arg("-c")
+            .arg(self.dir.path().join("knot.conf"))
+            .args(["zone-reload", zone]);
+        Proc::spawn("knotc zone-reload", cmd, In::Null, Out::Pipe)
+            .wait(RUN_SECS)
+            .expect_code(0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = self.serial(zone);
+            if now != before {
+                return before;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{zone}: the serial stayed {before}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn axfr_and_ixfr_print_what_dig_prints() {
+    let k = Knot::start();
+    // The whole zone, record for record in the server's order.
+    let nk_out = k.nk(&["-t", "AXFR", "example.test", "--short"]);
+    nk_out.expect_code(0);
+    let dig_out = k.dig(&["example.test", "AXFR", "+short"]);
+    assert_eq!(
+        nk_out.stdout_text(),
+        dig_out.stdout_text(),
+        "{}",
+        nk_out.describe()
+    );
+    assert!(
+        nk_out.stdout_text().lines().count() > 50,
+        "{}",
+        nk_out.describe()
+    );
+    // --full: dig's layout and closing lines.
+    let full = k.nk(&["-t", "AXFR", "example.test", "--full"]);
+    let dig_full = k.dig(&["example.test", "AXFR"]);
+    assert_eq!(
+        comparable(&full.stdout_text()),
+        comparable(&dig_full.stdout_text())
+    );
+    assert!(
+        full.stdout_text().contains(";; XFR size: "),
+        "{}",
+        full.describe()
+    );
+    // JSON: one object for the transfer.
+    let json = k.nk(&["-t", "AXFR", "example.test", "--json"]);
+    json.expect_code(0);
+    let object: serde_json::Value = serde_json::from_str(json.stdout_text().trim()).expect("json");
+    assert_eq!(object["type"], "AXFR");
+    assert_eq!(
+        object["records"].as_u64(),
+        Some(nk_out.stdout_text().lines().count() as u64)
+    );
+    assert_eq!(object["answers"][0]["type"], "SOA");
+
+    // IXFR from the current serial: the lone SOA, the zone has not changed.
+    let old = k.serial("example.test");
+    let same = format!("IXFR={old}");
+    let out = k.nk(&["-t", &same, "example.test", "--short"]);
+    out.expect_code(0);
+    assert_eq!(out.stdout_text().lines().count(), 1, "{}", out.describe());
+    // After a change: the differences, exactly as dig shows them.
+    let before = k.change("example.test", "added A 192.0.2.99");
+    let since = format!("IXFR={before}");
+    let nk_out = k.nk(&["-t", &since, "example.test"]);
+    nk_out.expect_code(0);
+    assert!(
+        nk_out
+            .stdout_text()
+            .lines()
+            .any(|l| l.starts_with("added.example.test.\t") && l.ends_with("\tIN\tA\t192.0.2.99")),
+        "{}",
+        nk_out.describe()
+    );
+    let nk_short = k.nk(&["-t", &since, "example.test", "--short"]);
+    let dig_since = format!("ixfr={before}");
+    let dig_out = k.dig(&["example.test", &dig_since, "+short"]);
+    assert_eq!(nk_short.stdout_text(), dig_out.stdout_text());
+}
+
+#[test]
+fn a_refused_transfer_is_named() {
+    let k = Knot::start();
+    let out = k.nk(&["-t", "AXFR", "nsec3.test"]);
+    out.expect_code(1);
+    out.expect_stderr_contains("nsec3.test AXFR");
+    out.expect_stderr_contains("refuses to transfer this zone");
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+    // Usage errors: IXFR without a serial, two transfers, a bad serial.
+    for args in [
+        &["-t", "IXFR", "example.test"][..],
+        &["-t", "AXFR,IXFR=3", "example.test"],
+        &["-t", "IXFR=x", "example.test"],
+    ] {
+        k.nk(args).expect_code(2);
+    }
+}
+
+/// A TCP "server" that answers one transfer query with an opening SOA and an A record, then
+/// either closes (`close`) or stays silent for 30 s.
+fn half_transfer(close: bool) -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handle = std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut len = [0u8; 2];
+        if conn.read_exact(&mut len).is_err() {
+            return;
+        }
+        let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        if conn.read_exact(&mut query).is_err() {
+            return;
+        }
+        // The question: from byte 12 to the end of the name, then type and class.
+        let mut end = 12;
+        while end < query.len() && query[end] != 0 {
+            end += usize::from(query[end]) + 1;
+        }
+        let question = &query[12..(end + 5).min(query.len())];
+        let mut m = vec![query[0], query[1], 0x84, 0x00, 0, 1, 0, 2, 0, 0, 0, 0];
+        m.extend_from_slice(question);
+        // SOA: owner = the question's name, ".", ".", serial 7, zeros.
+        m.extend_from_slice(&[0xc0, 0x0c, 0, 6, 0, 1, 0, 0, 0, 60, 0, 22, 0, 0]);
+        m.extend_from_slice(&[0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        m.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
+        let mut framed = (m.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&m);
+        let _ = conn.write_all(&framed);
+        if !close {
+            std::thread::sleep(Duration::from_secs(30));
+        }
+    });
+    (port, handle)
+}
+
+#[test]
+fn an_incomplete_transfer_is_said_and_w_bounds_the_whole_transfer() {
+    let (port, handle) = half_transfer(true);
+    let server = format!("127.0.0.1:{port}");
+    let out = run_nk(
+        ["resolve", "-t", "AXFR", "cut.test", "--server", &server],
+        In::Null,
+        RUN_SECS,
+    );
+    out.expect_code(1);
+    out.expect_stderr_contains("closed the connection after 2 record(s) in 1 message(s)");
+    out.expect_stderr_contains("the zone is incomplete");
+    // The records that came are printed: nothing read is hidden.
+    assert_eq!(out.stdout_text().lines().count(), 2, "{}", out.describe());
+    let _ = handle.join();
+
+    let (port, _silent) = half_transfer(false);
+    let server = format!("127.0.0.1:{port}");
+    let out = run_nk(
+        [
+            "resolve",
+            "-t",
+            "AXFR",
+            "slow.test",
+            "--server",
+            &server,
+            "--timeout",
+            "20",
+            "-w",
+            "1",
+        ],
+        In::Null,
+        RUN_SECS,
+    );
+    out.expect_code(1);
+    out.expect_stderr_contains("the -w limit of 1s passed");
 }

@@ -6,14 +6,15 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use libfuzzer_sys::fuzz_target;
 use netkit::wire::dns::{
-    judge, message_text, parse_class, parse_subnet, parse_type, record_json, record_line,
-    Verdict,
+    judge, message_text, parse_class, parse_subnet, parse_type, parse_type_arg, record_json,
+    record_line, Transfer, Verdict,
 };
 use std::str::FromStr;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = parse_type(text);
+        let _ = parse_type_arg(text);
         let _ = parse_class(text);
         let _ = parse_subnet(text);
     }
@@ -46,6 +47,15 @@ fuzz_target!(|data: &[u8]| {
                 let _ = record_json(record).to_string();
             }
             let _ = message_text(&message);
+            for incremental in [false, true] {
+                let mut transfer = Transfer::default();
+                for record in message.answers() {
+                    if transfer.feed(record, incremental).is_err() {
+                        break;
+                    }
+                }
+                transfer.end_of_message(incremental, Some(1));
+            }
         }
     }
 });

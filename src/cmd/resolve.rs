@@ -27,9 +27,9 @@ use crate::net::deadline::{parse_timeout, Deadline};
 use crate::net::dns::{self, Answer, ResolvConf, Transport};
 use crate::net::services::{self, Proto};
 use crate::wire::dns::{
-    class_text, edns_json, flags_text, message_text, name_text, parse_class, parse_name,
-    parse_subnet, parse_type, rcode_name, rdata_text, record_json, record_line, reverse_name,
-    type_text, QueryOptions,
+    aligned_record_line, class_text, edns_json, flags_text, message_text, name_text, parse_class,
+    parse_name, parse_subnet, parse_type, parse_type_arg, rcode_name, rdata_text, record_json,
+    record_line, reverse_name, type_text, QueryOptions,
 };
 
 /// The longest stdin line read: a DNS name is at most 253 characters.
@@ -59,6 +59,10 @@ const MAX_LINE: usize = 1024;
         --bufsize, --noedns. --full prints dig's default view (header, flags, EDNS, every \
         section, server, time, size), also for NXDOMAIN (with the zone's SOA), which still \
         exits 1. --canonical (system path) prints getaddrinfo's canonical name.\n\n\
+        -t AXFR transfers a zone over TCP, -t IXFR=SERIAL its changes since SERIAL, printing \
+        each record as it comes; the transfer must end with its closing SOA, or nk says it is \
+        incomplete and exits 1. Each read waits at most --timeout, -w DUR bounds the whole \
+        transfer, and at most 5,000,000 records or 500,000 messages are taken.\n\n\
         --port SERVICE[/PROTO] or NUMBER[/PROTO] looks up /etc/services both ways (a built-in \
         table when the file is missing); with names too, prints ADDR:PORT socket addresses.\n\n\
         dig's forms work too: `nk resolve @127.0.0.1#5353 example.com MX` is `--server \
@@ -81,7 +85,8 @@ const MAX_LINE: usize = 1024;
         nk resolve --full --dnssec -t DNSKEY example.com @127.0.0.1   # dig's view, RRSIGs too\n  \
         nk resolve -c CH -t TXT version.bind --nsid --server 127.0.0.1 --json\n  \
         nk resolve --subnet 192.0.2.0/24 --norecurse -t A example.com --full\n  \
-        nk resolve --canonical www                   # getent ahosts' canonical name"
+        nk resolve --canonical www                   # getent ahosts' canonical name\n  \
+        nk resolve -t AXFR example.test @127.0.0.1 -w 30s"
 )]
 pub struct ResolveArgs {
     /// Names or addresses (none: one per line from stdin).
@@ -98,9 +103,15 @@ pub struct ResolveArgs {
     /// Ask a nameserver for these record types: any mnemonic (A, MX, DS, DNSKEY, RRSIG, NSEC,
     /// NSEC3, HTTPS, SVCB, NAPTR, TLSA, SSHFP, URI, HINFO, DNAME, OPENPGPKEY, CSYNC, ANY...) or
     /// TYPEnnn; repeatable or comma-separated.
+    /// AXFR transfers the whole zone over TCP, IXFR=SERIAL the changes since SERIAL.
     #[arg(short = 't', long = "type", value_name = "TYPE", value_delimiter = ',',
-          value_parser = parse_type)]
-    pub types: Vec<RecordType>,
+          value_parser = parse_type_arg)]
+    pub types: Vec<(RecordType, Option<u32>)>,
+
+    /// The limit for a whole zone transfer (-t AXFR, IXFR=N), however many messages it
+    /// takes (default: none; each read still waits at most --timeout).
+    #[arg(short = 'w', value_name = "DUR", value_parser = parse_timeout)]
+    pub whole: Option<Duration>,
 
     /// The class of the question: IN (default), CH (CHAOS: `-c CH -t TXT version.bind`), HS,
     /// or CLASSnnn.
@@ -210,7 +221,7 @@ fn dig_forms(mut args: ResolveArgs) -> Result<ResolveArgs> {
         } else if !types_given && args.class.is_none() && is_class_keyword(&word) {
             args.class = Some(parse_class(&word).map_err(usage)?);
         } else if !types_given && is_type_keyword(&word) {
-            args.types.push(parse_type(&word).map_err(usage)?);
+            args.types.push((parse_type(&word).map_err(usage)?, None));
         } else {
             names.push(word);
         }
@@ -263,6 +274,23 @@ pub fn run(args: ResolveArgs) -> Result<()> {
         .iter()
         .map(|text| PortQuery::parse(text).map_err(usage))
         .collect::<Result<Vec<_>>>()?;
+    let transfers = args
+        .types
+        .iter()
+        .filter(|(t, _)| matches!(t, RecordType::AXFR | RecordType::IXFR))
+        .count();
+    if args
+        .types
+        .iter()
+        .any(|(t, s)| *t == RecordType::IXFR && s.is_none())
+    {
+        return Err(usage(
+            "-t IXFR needs the serial of the version you hold: -t IXFR=SERIAL",
+        ));
+    }
+    if transfers > 1 {
+        return Err(usage("one zone transfer (-t AXFR or IXFR=N) per run"));
+    }
     if (args.proxy.given() || args.proxy.companion().is_some()) && !args.tcp {
         return Err(usage(
             "--proxy needs --tcp: a proxy carries TCP, and DNS goes over UDP unless --tcp",
@@ -290,7 +318,7 @@ pub fn run(args: ResolveArgs) -> Result<()> {
              it does not combine with -t, --server or --tcp",
         ));
     }
-    if args.reverse && args.types.iter().any(|t| *t != RecordType::PTR) {
+    if args.reverse && args.types.iter().any(|(t, _)| *t != RecordType::PTR) {
         return Err(usage(
             "-x looks up PTR records; it does not combine with other -t types",
         ));
@@ -360,13 +388,17 @@ struct Plan {
     json: bool,
     full: bool,
     canonical: bool,
+    /// `-t IXFR=SERIAL`'s serial.
+    ixfr_serial: Option<u32>,
+    /// `-w`: the limit for a whole transfer.
+    whole: Option<Duration>,
 }
 
 impl Plan {
     fn new(args: &ResolveArgs, direct: bool) -> Plan {
         let family = args.family.family();
         let types = if !args.types.is_empty() {
-            dedup(args.types.clone())
+            dedup(args.types.iter().map(|(t, _)| *t).collect())
         } else if args.reverse {
             vec![RecordType::PTR]
         } else {
@@ -388,6 +420,8 @@ impl Plan {
             json: args.json,
             full: args.full,
             canonical: args.canonical,
+            ixfr_serial: args.types.iter().find_map(|(_, serial)| *serial),
+            whole: args.whole,
         }
     }
 
@@ -713,6 +747,10 @@ impl Session<'_> {
             _ => self.plan.types.clone(),
         };
         for rtype in types {
+            if matches!(rtype, RecordType::AXFR | RecordType::IXFR) {
+                self.transfer(text, rtype, transport)?;
+                continue;
+            }
             // An address asks for its PTR under in-addr.arpa / ip6.arpa; any other type asks
             // about the text as a name, as dig does.
             let candidates = match literal {
@@ -747,6 +785,106 @@ impl Session<'_> {
                     self.fail(&format!("{text} {}", type_text(rtype)), message);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A zone transfer: every record as it arrives (zone lines, --short data, --full in
+    /// dig's layout with its closing lines), or one JSON object with them all.
+    fn transfer(&mut self, text: &str, rtype: RecordType, transport: &Transport) -> Result<()> {
+        let kind = type_text(rtype);
+        let mut zone = match dns_name(text, false) {
+            Ok(name) => name,
+            Err(err) => {
+                self.json_error(text, Some(rtype), &err)?;
+                self.fail(&format!("{text} {kind}"), err);
+                return Ok(());
+            }
+        };
+        zone.set_fqdn(true);
+        let serial = if rtype == RecordType::IXFR {
+            self.plan.ixfr_serial
+        } else {
+            None
+        };
+        let (json, short, full) = (self.plan.json, self.plan.short, self.plan.full);
+        let mut collected = Vec::new();
+        let mut stdout_failure = None;
+        let out = &mut self.out;
+        let result = dns::transfer(transport, &zone, serial, self.plan.whole, |record| {
+            if json {
+                collected.push(record_json(record));
+                return Ok(());
+            }
+            let line = if short {
+                rdata_text(record)
+            } else if full {
+                aligned_record_line(record)
+            } else {
+                record_line(record)
+            };
+            writeln!(out, "{line}").map_err(|err| {
+                // Kept apart: a closed stdout ends the run, it is not the transfer's failure.
+                stdout_failure = Some(stdout_error(err));
+                anyhow!("stdout")
+            })
+        });
+        if let Some(err) = stdout_failure {
+            return Err(err);
+        }
+        let summary = match result {
+            Ok(summary) => summary,
+            Err(err) => {
+                let message = format!("{err:#}");
+                if json {
+                    let object = serde_json::json!({
+                        "query": text, "type": kind, "error": message,
+                        "answers": collected,
+                    });
+                    self.line(&object.to_string())?;
+                }
+                self.fail(&format!("{text} {kind}"), message);
+                return Ok(());
+            }
+        };
+        info!(
+            "{text} {kind}: {} record(s) in {} message(s), {} bytes, from {} in {:.1} ms",
+            summary.records,
+            summary.messages,
+            summary.bytes,
+            summary.server,
+            summary.elapsed.as_secs_f64() * 1000.0
+        );
+        if json {
+            let object = serde_json::json!({
+                "query": text,
+                "type": kind,
+                "server": summary.server.to_string(),
+                "transport": "tcp",
+                "serial": summary.serial,
+                "records": summary.records,
+                "messages": summary.messages,
+                "size": summary.bytes,
+                "rtt_ms": (summary.elapsed.as_secs_f64() * 1e6).round() / 1e3,
+                "answers": collected,
+            });
+            return self.line(&object.to_string());
+        }
+        if full {
+            let server = summary.server;
+            let text = format!(
+                ";; Query time: {} msec\n;; SERVER: {}#{}({}) (TCP)\n;; WHEN: {}\n\
+                 ;; XFR size: {} records (messages {}, bytes {})\n",
+                summary.elapsed.as_millis(),
+                server.ip(),
+                server.port(),
+                server.ip(),
+                chrono::Utc::now().format("%a %b %d %H:%M:%S UTC %Y"),
+                summary.records,
+                summary.messages,
+                summary.bytes
+            );
+            writeln!(self.out, "{text}").map_err(stdout_error)?;
         }
         Ok(())
     }

@@ -395,25 +395,10 @@ fn ask_tcp(exchange: Exchange<'_>, proxies: &crate::net::proxy::Chain) -> Result
     };
     let started = Instant::now();
     let deadline = Deadline::after(Some(timeout));
-    let stream = match proxies.is_empty() {
-        true => TcpStream::connect_timeout(&server, timeout).map_err(io_problem)?,
-        false => {
-            let target = crate::net::addr::Target {
-                host: crate::net::addr::Host::Ip(server.ip()),
-                port: server.port(),
-            };
-            let opts = crate::net::connect::ConnectOptions {
-                timeout: Some(timeout),
-                quiet: true,
-                proxies: proxies.clone(),
-                ..Default::default()
-            };
-            crate::net::connect::connect(&target, &opts)
-                .map_err(|e| Problem::Bad(format!("{e:#}")))?
-                .stream
-        }
-    };
-    let _ = stream.set_nodelay(true);
+    let stream = connect_tcp(server, timeout, proxies).map_err(|e| match e {
+        TcpConnectError::Io(err) => io_problem(err),
+        TcpConnectError::Proxy(why) => Problem::Bad(why),
+    })?;
     let id: u16 = rand::random();
     let query = build_query(id, name, rtype, options, true).map_err(Problem::Bad)?;
     stream
@@ -443,6 +428,249 @@ fn ask_tcp(exchange: Exchange<'_>, proxies: &crate::net::proxy::Chain) -> Result
             // A TCP stream that carries garbage will not recover its framing.
             Verdict::Malformed(why) => return Err(Problem::Bad(format!("malformed reply: {why}"))),
         }
+    }
+}
+
+/// Why a TCP connection to a server was not made.
+enum TcpConnectError {
+    Io(io::Error),
+    Proxy(String),
+}
+
+/// A TCP connection to `server` within `timeout`, directly or through the proxies.
+fn connect_tcp(
+    server: SocketAddr,
+    timeout: Duration,
+    proxies: &crate::net::proxy::Chain,
+) -> Result<TcpStream, TcpConnectError> {
+    let stream = if proxies.is_empty() {
+        TcpStream::connect_timeout(&server, timeout).map_err(TcpConnectError::Io)?
+    } else {
+        let target = crate::net::addr::Target {
+            host: crate::net::addr::Host::Ip(server.ip()),
+            port: server.port(),
+        };
+        let opts = crate::net::connect::ConnectOptions {
+            timeout: Some(timeout),
+            quiet: true,
+            proxies: proxies.clone(),
+            ..Default::default()
+        };
+        crate::net::connect::connect(&target, &opts)
+            .map_err(|e| TcpConnectError::Proxy(format!("{e:#}")))?
+            .stream
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// The most records one zone transfer may bring: a cap on the time and output a hostile
+/// server can cost (the largest TLDs hold a few tens of millions; ask with -w for those).
+pub const MAX_TRANSFER_RECORDS: u64 = 5_000_000;
+
+/// The most messages one zone transfer may take (a server could send empty ones forever).
+pub const MAX_TRANSFER_MESSAGES: u64 = 500_000;
+
+/// What a finished zone transfer was.
+#[derive(Debug)]
+pub struct TransferSummary {
+    pub server: SocketAddr,
+    /// The zone's serial (the opening SOA's).
+    pub serial: Option<u32>,
+    pub messages: u64,
+    pub records: u64,
+    /// Bytes of DNS messages received (without the TCP length prefixes).
+    pub bytes: u64,
+    /// From the connection to the closing SOA.
+    pub elapsed: Duration,
+}
+
+/// A zone transfer (AXFR, or IXFR from `serial`) over TCP from the first server that takes
+/// the connection; `each` gets every record in order as it arrives. Each read waits at most
+/// the transport's timeout, and the whole transfer at most `whole` when given. A refusal
+/// (REFUSED, NOTAUTH...) is named with the server's rcode.
+pub fn transfer(
+    transport: &Transport,
+    zone: &Name,
+    serial: Option<u32>,
+    whole: Option<Duration>,
+    mut each: impl FnMut(&hickory_proto::rr::Record) -> anyhow::Result<()>,
+) -> anyhow::Result<TransferSummary> {
+    use crate::wire::dns::{ixfr_query, judge_later, Transfer};
+    let rtype = if serial.is_some() {
+        RecordType::IXFR
+    } else {
+        RecordType::AXFR
+    };
+    let kind = if serial.is_some() { "IXFR" } else { "AXFR" };
+    let overall = Deadline::after(whole);
+    let mut failures = Vec::new();
+    for &server in &transport.servers {
+        let started = Instant::now();
+        let timeout = match overall.remaining() {
+            Ok(Some(left)) => left.min(transport.timeout),
+            Ok(None) => transport.timeout,
+            Err(_) => break,
+        };
+        let stream = match connect_tcp(server, timeout, &transport.proxies) {
+            Ok(stream) => stream,
+            Err(TcpConnectError::Io(err)) => {
+                failures.push(format!("{server}: {}", describe_io(&err)));
+                continue;
+            }
+            Err(TcpConnectError::Proxy(why)) => {
+                failures.push(format!("{server}: {why}"));
+                continue;
+            }
+        };
+        let id: u16 = rand::random();
+        let options = &transport.options;
+        let query = match serial {
+            Some(serial) => ixfr_query(id, zone, serial, options),
+            None => build_query(id, zone, rtype, options, true),
+        }
+        .map_err(|e| anyhow::anyhow!(e))?;
+        stream.set_write_timeout(Some(timeout))?;
+        write_frame(&mut &stream, PrefixWidth::U16, &query)
+            .map_err(|e| anyhow::anyhow!("{kind} {zone} from {server}: sending the query: {e}"))?;
+        let mut reader = SilenceStream {
+            stream: &stream,
+            overall,
+            silence: transport.timeout,
+        };
+        let mut state = Transfer::default();
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        while !state.done {
+            let frame = match read_frame(&mut reader, PrefixWidth::U16, MAX_MESSAGE) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => {
+                    return Err(anyhow::anyhow!(
+                        "{kind} {zone} from {server}: the server closed the connection after \
+                         {} record(s) in {messages} message(s), before the closing SOA: the \
+                         zone is incomplete",
+                        state.records
+                    ))
+                }
+                Err(FrameError::Io(err)) if is_timeout(&err) => {
+                    let why = if overall.remaining().is_err() {
+                        format!(
+                            "the -w limit of {} passed",
+                            format_duration(whole.unwrap_or_default())
+                        )
+                    } else {
+                        format!("no data for {}", format_duration(transport.timeout))
+                    };
+                    return Err(anyhow::anyhow!(
+                        "{kind} {zone} from {server}: timed out ({why}) after {} record(s) \
+                         in {messages} message(s): the zone is incomplete",
+                        state.records
+                    ));
+                }
+                Err(err) => return Err(anyhow::anyhow!("{kind} {zone} from {server}: {err}")),
+            };
+            let verdict = if messages == 0 {
+                judge(&frame, id, zone, rtype, options.class)
+            } else {
+                judge_later(&frame, id, zone, rtype, options.class)
+            };
+            let message = match verdict {
+                Verdict::Reply(message) => message,
+                Verdict::Foreign(why) => {
+                    debug!("{server}: ignored a TCP message: {why}");
+                    continue;
+                }
+                Verdict::Malformed(why) => {
+                    return Err(anyhow::anyhow!(
+                        "{kind} {zone} from {server}: malformed message: {why}"
+                    ))
+                }
+            };
+            messages += 1;
+            bytes += frame.len() as u64;
+            let code = message.response_code();
+            if code != ResponseCode::NoError {
+                let why = match code {
+                    ResponseCode::Refused | ResponseCode::NotAuth => {
+                        " (the server refuses to transfer this zone to us)"
+                    }
+                    ResponseCode::NotImp => " (the server does not do zone transfers)",
+                    ResponseCode::ServFail => " (the server cannot serve this zone)",
+                    ResponseCode::NXDomain => " (no such zone)",
+                    _ => "",
+                };
+                return Err(anyhow::anyhow!(
+                    "{kind} {zone} refused: {}{why} from {server}",
+                    rcode_name(code)
+                ));
+            }
+            for record in message.answers() {
+                state
+                    .feed(record, serial.is_some())
+                    .map_err(|e| anyhow::anyhow!("{kind} {zone} from {server}: {e}"))?;
+                each(record)?;
+                if state.records >= MAX_TRANSFER_RECORDS && !state.done {
+                    return Err(anyhow::anyhow!(
+                        "{kind} {zone} from {server}: stopped at the cap of \
+                         {MAX_TRANSFER_RECORDS} records: the zone is incomplete"
+                    ));
+                }
+            }
+            state.end_of_message(serial.is_some(), serial);
+            if messages == 1 && state.records == 0 {
+                return Err(anyhow::anyhow!(
+                    "{kind} {zone} from {server}: the reply holds no records (not a zone the \
+                     server serves?)"
+                ));
+            }
+            if messages >= MAX_TRANSFER_MESSAGES && !state.done {
+                return Err(anyhow::anyhow!(
+                    "{kind} {zone} from {server}: stopped at the cap of \
+                     {MAX_TRANSFER_MESSAGES} messages: the zone is incomplete"
+                ));
+            }
+        }
+        return Ok(TransferSummary {
+            server,
+            serial: state.serial,
+            messages,
+            records: state.records,
+            bytes,
+            elapsed: started.elapsed(),
+        });
+    }
+    if failures.is_empty() {
+        failures.push(format!(
+            "the -w limit of {} passed before a connection",
+            format_duration(whole.unwrap_or_default())
+        ));
+    }
+    Err(anyhow::anyhow!("{kind} {zone}: {}", failures.join("; ")))
+}
+
+fn describe_io(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused (nothing listens there)".into(),
+        _ if is_timeout(err) => "timed out connecting".into(),
+        _ => err.to_string(),
+    }
+}
+
+/// Reads bounded twice: by a silence limit for each read and by one overall deadline.
+struct SilenceStream<'a> {
+    stream: &'a TcpStream,
+    overall: Deadline,
+    silence: Duration,
+}
+
+impl Read for SilenceStream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let limit = match self.overall.remaining()? {
+            Some(left) => left.min(self.silence),
+            None => self.silence,
+        };
+        self.stream.set_read_timeout(Some(limit))?;
+        let mut stream = self.stream;
+        stream.read(buf)
     }
 }
 

@@ -230,6 +230,124 @@ pub fn query_message(
     message
 }
 
+/// The IXFR request (RFC 1995 §3): the question, and in the authority section the SOA of the
+/// version we hold, of which only the serial counts (the other fields as dig sends them).
+pub fn ixfr_query(
+    id: u16,
+    zone: &Name,
+    serial: u32,
+    options: &QueryOptions,
+) -> Result<Vec<u8>, String> {
+    let mut message = query_message(id, zone, RecordType::IXFR, options, true);
+    let soa = hickory_proto::rr::rdata::SOA::new(Name::root(), Name::root(), serial, 0, 0, 0, 0);
+    let mut record = Record::from_rdata(zone.clone(), 0, RData::SOA(soa));
+    record.set_dns_class(options.class);
+    message.add_name_server(record);
+    message
+        .to_vec()
+        .map_err(|e| format!("encode IXFR query for {zone}: {e}"))
+}
+
+/// Parses `-t IXFR=SERIAL` (dig's form); any other `-t` value goes to [`parse_type`].
+pub fn parse_type_arg(text: &str) -> Result<(RecordType, Option<u32>), String> {
+    match text.split_once('=') {
+        Some((kind, serial)) if kind.trim().eq_ignore_ascii_case("IXFR") => serial
+            .trim()
+            .parse::<u32>()
+            .map(|serial| (RecordType::IXFR, Some(serial)))
+            .map_err(|_| format!("-t {text}: IXFR=SERIAL takes a serial number, 0-4294967295")),
+        _ => parse_type(text).map(|rtype| (rtype, None)),
+    }
+}
+
+/// Where a zone transfer stands, record by record (RFC 5936 for AXFR, RFC 1995 for IXFR): it
+/// ends at the SOA that closes it, and anything else about its shape is an error.
+#[derive(Debug, Default)]
+pub struct Transfer {
+    /// The serial of the opening SOA (the zone's current version).
+    pub serial: Option<u32>,
+    /// Records seen so far, the opening SOA included.
+    pub records: u64,
+    /// The shape once the second record told it.
+    shape: Option<Shape>,
+    /// Done: no more records may come.
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// A whole zone: it ends at the next SOA.
+    Full,
+    /// IXFR's differences: SOA(old) deletions SOA(new) additions, repeated; the next SOA
+    /// opens a deletion list unless it carries the current serial, which ends the transfer.
+    Incremental { in_deletions: bool },
+}
+
+impl Transfer {
+    /// Takes the next record; `incremental` is whether this is an IXFR (which may answer in
+    /// either shape, or with the lone SOA of a zone that has not changed).
+    pub fn feed(&mut self, record: &Record, incremental: bool) -> Result<(), String> {
+        if self.done {
+            return Err("a record after the closing SOA".into());
+        }
+        self.records += 1;
+        let soa_serial = match record.data() {
+            RData::SOA(soa) => Some(soa.serial()),
+            _ => None,
+        };
+        let Some(current) = self.serial else {
+            return match soa_serial {
+                Some(serial) => {
+                    self.serial = Some(serial);
+                    Ok(())
+                }
+                None => Err(format!(
+                    "the transfer starts with a {} record, not the zone's SOA",
+                    type_text(record.record_type())
+                )),
+            };
+        };
+        match (self.shape, soa_serial) {
+            (None, Some(serial)) if incremental && serial != current => {
+                // The first SOA of a difference sequence: the old version's.
+                self.shape = Some(Shape::Incremental { in_deletions: true });
+            }
+            (None, Some(_)) => self.done = true,
+            (None, None) => self.shape = Some(Shape::Full),
+            (Some(Shape::Full), Some(_)) => self.done = true,
+            (Some(Shape::Full), None) => {}
+            (Some(Shape::Incremental { in_deletions }), Some(serial)) => {
+                if !in_deletions && serial == current {
+                    self.done = true;
+                } else {
+                    self.shape = Some(Shape::Incremental {
+                        in_deletions: !in_deletions,
+                    });
+                }
+            }
+            (Some(Shape::Incremental { .. }), None) => {}
+        }
+        Ok(())
+    }
+
+    /// The end of a message: an IXFR whose first message holds only the current SOA says the
+    /// zone has not changed since the serial we sent (RFC 1995 §4).
+    pub fn end_of_message(&mut self, incremental: bool, our_serial: Option<u32>) {
+        if incremental && self.records == 1 && self.shape.is_none() {
+            if let (Some(current), Some(ours)) = (self.serial, our_serial) {
+                if serial_not_newer(current, ours) {
+                    self.done = true;
+                }
+            }
+        }
+    }
+}
+
+/// RFC 1982 serial arithmetic: whether `a` is not newer than `b`.
+fn serial_not_newer(a: u32, b: u32) -> bool {
+    a == b || b.wrapping_sub(a) < 0x8000_0000
+}
+
 /// What a datagram or TCP frame turned out to be, measured against the query we sent.
 #[derive(Debug)]
 pub enum Verdict {
@@ -246,6 +364,29 @@ pub enum Verdict {
 /// A FORMERR without a question section is accepted when the ID matches: servers that do not
 /// speak EDNS answer that way, and the caller retries without the OPT record.
 pub fn judge(bytes: &[u8], id: u16, name: &Name, rtype: RecordType, class: DNSClass) -> Verdict {
+    judge_message(bytes, id, name, rtype, class, false)
+}
+
+/// [`judge`] for the second and later messages of a zone transfer, which may leave the
+/// question section empty (RFC 5936 §2.2.1); one that carries a question must still carry ours.
+pub fn judge_later(
+    bytes: &[u8],
+    id: u16,
+    name: &Name,
+    rtype: RecordType,
+    class: DNSClass,
+) -> Verdict {
+    judge_message(bytes, id, name, rtype, class, true)
+}
+
+fn judge_message(
+    bytes: &[u8],
+    id: u16,
+    name: &Name,
+    rtype: RecordType,
+    class: DNSClass,
+    question_optional: bool,
+) -> Verdict {
     // Cheap checks on the raw header first, so a flood of foreign datagrams costs no decoding.
     if bytes.len() < 12 {
         return Verdict::Malformed(format!("{} bytes, shorter than a DNS header", bytes.len()));
@@ -272,7 +413,9 @@ pub fn judge(bytes: &[u8], id: u16, name: &Name, rtype: RecordType, class: DNSCl
         return Verdict::Foreign("another opcode");
     }
     let questions = message.queries();
-    if questions.is_empty() && message.response_code() == ResponseCode::FormErr {
+    if questions.is_empty()
+        && (question_optional || message.response_code() == ResponseCode::FormErr)
+    {
         return Verdict::Reply(Box::new(message));
     }
     let matches = questions.len() == 1
@@ -1227,6 +1370,59 @@ mod tests {
         assert_eq!(show(39, &[3, b'a']), None);
         assert_eq!(base64(b"any carnal pleas"), "YW55IGNhcm5hbCBwbGVhcw==");
         assert_eq!(base32hex(b"foobar"), "CPNMUOJ1E8");
+    }
+
+    #[test]
+    fn transfers_end_at_their_closing_soa() {
+        use hickory_proto::rr::rdata::SOA;
+        let soa = |serial| {
+            Record::from_rdata(
+                name("z."),
+                0,
+                RData::SOA(SOA::new(name("ns.z."), name("h.z."), serial, 0, 0, 0, 0)),
+            )
+        };
+        let a = Record::from_rdata(
+            name("a.z."),
+            0,
+            RData::A(Ipv4Addr::new(192, 0, 2, 1).into()),
+        );
+        // AXFR: SOA, records, SOA.
+        let mut t = Transfer::default();
+        for r in [&soa(5), &a, &a] {
+            t.feed(r, false).unwrap();
+            assert!(!t.done);
+        }
+        t.feed(&soa(5), false).unwrap();
+        assert!(t.done);
+        assert!(t.feed(&a, false).is_err());
+        // Not starting with an SOA.
+        assert!(Transfer::default().feed(&a, false).is_err());
+        // IXFR: SOA(9) SOA(7) del SOA(8) add SOA(8) del SOA(9) add SOA(9).
+        let mut t = Transfer::default();
+        for r in [&soa(9), &soa(7), &a, &soa(8), &a, &soa(8), &a, &soa(9), &a] {
+            t.feed(r, true).unwrap();
+            assert!(!t.done);
+        }
+        t.feed(&soa(9), true).unwrap();
+        assert!(t.done);
+        // IXFR up to date: a lone SOA not newer than ours.
+        let mut t = Transfer::default();
+        t.feed(&soa(9), true).unwrap();
+        t.end_of_message(true, Some(9));
+        assert!(t.done);
+        // IXFR answered AXFR-style.
+        let mut t = Transfer::default();
+        for r in [&soa(9), &a] {
+            t.feed(r, true).unwrap();
+        }
+        t.end_of_message(true, Some(3));
+        assert!(!t.done);
+        t.feed(&soa(9), true).unwrap();
+        assert!(t.done);
+        assert_eq!(parse_type_arg("ixfr=42"), Ok((RecordType::IXFR, Some(42))));
+        assert_eq!(parse_type_arg("AXFR"), Ok((RecordType::AXFR, None)));
+        assert!(parse_type_arg("IXFR=-1").is_err());
     }
 
     #[test]
