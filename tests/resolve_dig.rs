@@ -764,3 +764,171 @@ fn an_incomplete_transfer_is_said_and_w_bounds_the_whole_transfer() {
     out.expect_code(1);
     out.expect_stderr_contains("the -w limit of 1s passed");
 }
+
+// ---------------------------------------------------------------------------
+// 4. --trace through a private hierarchy of authoritative servers
+// ---------------------------------------------------------------------------
+
+/// The hierarchy: the root on 127.0.0.1, `test.` on 127.0.0.2, `example.test.` on 127.0.0.3
+/// (three knotd, port 53, inside a private network namespace), and `slow.test.` delegated to
+/// 127.0.0.5 where `nc -u -l` takes queries and never answers. dig +trace finds the servers'
+/// addresses through its resolver rather than the glue, so resolv.conf (bind-mounted) points at
+/// a dnsmasq on 127.0.0.9 that knows the NS names.
+const TRACE_ZONES: [(&str, &str, &str); 3] = [
+    (
+        "root",
+        ".",
+        "$TTL 300\n. SOA a.root. hostmaster.root. 1 1200 180 1209600 300\n. NS a.root.\n\
+         a.root. A 127.0.0.1\ntest. NS ns.test.\nns.test. A 127.0.0.2\n",
+    ),
+    (
+        "tld",
+        "test.",
+        "$ORIGIN test.\n$TTL 300\n@ SOA ns hostmaster 1 1200 180 1209600 300\n@ NS ns\n\
+         ns A 127.0.0.2\nexample NS ns.example\nns.example A 127.0.0.3\n\
+         slow NS ns.slow\nns.slow A 127.0.0.5\n",
+    ),
+    (
+        "zone",
+        "example.test.",
+        "$ORIGIN example.test.\n$TTL 300\n@ SOA ns hostmaster 1 1200 180 1209600 300\n\
+         @ NS ns\nns A 127.0.0.3\nwww A 192.0.2.80\n",
+    ),
+];
+
+/// Runs `commands` (shell lines) inside a private mount, network and PID namespace where the
+/// hierarchy runs; everything started there dies with it.
+fn in_hierarchy(commands: &str) -> Finished {
+    let knotd = require_sbin("knotd", "knot");
+    let dnsmasq = require_sbin("dnsmasq", "dnsmasq-base");
+    require_tool("dig", "bind9-dnsutils");
+    require_tool("nc", "netcat-openbsd");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    let mut script = format!(
+        "set -u\nip link set lo up\nmount --bind {d}/resolv.conf /etc/resolv.conf\n\
+         {} --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
+         --listen-address=127.0.0.9 --host-record=a.root,127.0.0.1 \
+         --host-record=ns.test,127.0.0.2 --host-record=ns.example.test,127.0.0.3 \
+         --host-record=ns.slow.test,127.0.0.5 --pid-file= --user=root 2>/dev/null &\n\
+         nc -u -l 127.0.0.5 53 >/dev/null &\n",
+        dnsmasq.display()
+    );
+    std::fs::write(dir.path().join("resolv.conf"), "nameserver 127.0.0.9\n").expect("write");
+    for (index, (sub, origin, text)) in TRACE_ZONES.iter().enumerate() {
+        let zone_dir = dir.path().join(sub);
+        std::fs::create_dir_all(zone_dir.join("db")).expect("mkdir");
+        std::fs::write(zone_dir.join("z.zone"), text).expect("write zone");
+        let user = if unsafe_is_root() {
+            "    user: root\n"
+        } else {
+            ""
+        };
+        let conf = format!(
+            "server:\n    listen: 127.0.0.{}@53\n    rundir: {d}/{sub}\n{user}\
+             database:\n    storage: {d}/{sub}/db\ntemplate:\n  - id: default\n\
+             \x20   storage: {d}/{sub}\nzone:\n  - domain: \"{origin}\"\n    file: z.zone\n",
+            index + 1
+        );
+        std::fs::write(zone_dir.join("knot.conf"), conf).expect("write conf");
+        script.push_str(&format!(
+            "{} -c {d}/{sub}/knot.conf >/dev/null 2>&1 &\n",
+            knotd.display()
+        ));
+    }
+    // Ready when each server answers for its own zone (bounded: 100 tries of 100 ms).
+    script.push_str(
+        "for q in '127.0.0.1 .' '127.0.0.2 test.' '127.0.0.3 example.test.' \
+         '127.0.0.9 ns.test'; do set -- $q; i=0\n\
+         until [ -n \"$(dig @$1 +time=1 +tries=1 +short $2 A $2 SOA 2>/dev/null)\" ]; do\n\
+         i=$((i+1)); [ $i -ge 100 ] && { echo \"no answer from $1\" >&2; exit 99; }; sleep 0.1\n\
+         done; done\n",
+    );
+    script.push_str(commands);
+    std::fs::write(dir.path().join("run.sh"), &script).expect("write script");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "-n", "-p", "-f", "--kill-child", "sh"])
+        .arg(dir.path().join("run.sh"))
+        .env("NK", NK);
+    let out = Proc::spawn("unshare: trace hierarchy", cmd, In::Null, Out::Pipe).wait(60.0);
+    assert_ne!(out.status.code(), Some(99), "{}", out.describe());
+    out
+}
+
+/// The output with the reply times masked (`in N ms`).
+fn without_times(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.rfind(" in ") {
+            Some(at) if l.starts_with(";; Received") => format!("{} in N ms", &l[..at]),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn trace_walks_down_from_the_root_as_dig_trace_does() {
+    let out = in_hierarchy(
+        "echo '=== nk'; \"$NK\" resolve --trace --server 127.0.0.1 -t A www.example.test; \
+         echo \"=== nk rc=$?\"\n\
+         echo '=== dig'; dig +trace +nocookie +time=5 +tries=1 @127.0.0.1 www.example.test A\n\
+         echo '=== json'; \"$NK\" resolve --trace --server 127.0.0.1 www.example.test -t A --json\n\
+         echo '=== nx'; \"$NK\" resolve --trace --server 127.0.0.1 nope.example.test -t A 2>&1; \
+         echo \"=== nx rc=$?\"\n\
+         echo '=== slow'; \"$NK\" resolve --trace --server 127.0.0.1 www.slow.test -t A \
+         --timeout 20 -w 1 2>&1; echo \"=== slow rc=$?\"\n",
+    );
+    let text = out.stdout_text();
+    let part = |from: &str, to: &str| -> String {
+        let start = text.find(from).map(|i| i + from.len()).unwrap_or(0);
+        let end = text[start..].find(to).map_or(text.len(), |i| start + i);
+        text[start..end].trim().to_string()
+    };
+    let nk = part("=== nk\n", "=== nk rc=");
+    assert!(text.contains("=== nk rc=0"), "{}", out.describe());
+    let dig = part("=== dig\n", "=== json");
+    // dig's banner aside, the same four steps: root NS, the referrals, the answer.
+    let dig_steps: String = dig
+        .lines()
+        .filter(|l| {
+            !l.starts_with("; <<>>") && !l.starts_with("; (") && !l.starts_with(";; global")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        without_times(&nk),
+        without_times(dig_steps.trim()),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        nk.contains("www.example.test.\t300\tIN\tA\t192.0.2.80"),
+        "{nk}"
+    );
+    assert!(
+        nk.contains(";; Received 78 bytes from 127.0.0.2#53(ns.test) in "),
+        "{nk}"
+    );
+    // JSON: one object per step.
+    let steps: Vec<serde_json::Value> = part("=== json\n", "=== nx")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json step"))
+        .collect();
+    assert_eq!(steps.len(), 4, "{}", out.describe());
+    assert_eq!(steps[2]["server_name"], "ns.test");
+    assert_eq!(steps[3]["records"][0]["data"], "192.0.2.80");
+    // NXDOMAIN from the zone's server: shown, and exit 1 with the reason.
+    let nx = part("=== nx\n", "=== nx rc=");
+    assert!(text.contains("=== nx rc=1"), "{}", out.describe());
+    assert!(
+        nx.contains("nk: resolve nope.example.test A: NXDOMAIN from 127.0.0.3:53"),
+        "{nx}"
+    );
+    // A silent server: -w bounds the whole trace.
+    let slow = part("=== slow\n", "=== slow rc=");
+    assert!(text.contains("=== slow rc=1"), "{}", out.describe());
+    assert!(
+        slow.contains("the -w limit of 1s passed while asking ns.slow.test."),
+        "{slow}"
+    );
+}

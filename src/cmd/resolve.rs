@@ -63,6 +63,9 @@ const MAX_LINE: usize = 1024;
         each record as it comes; the transfer must end with its closing SOA, or nk says it is \
         incomplete and exits 1. Each read waits at most --timeout, -w DUR bounds the whole \
         transfer, and at most 5,000,000 records or 500,000 messages are taken.\n\n\
+        --trace resolves from the root down as dig +trace does (--server is taken as the \
+        root), printing each referral, the server asked and its time; glue addresses are \
+        used, -w bounds the whole trace.\n\n\
         --port SERVICE[/PROTO] or NUMBER[/PROTO] looks up /etc/services both ways (a built-in \
         table when the file is missing); with names too, prints ADDR:PORT socket addresses.\n\n\
         dig's forms work too: `nk resolve @127.0.0.1#5353 example.com MX` is `--server \
@@ -86,7 +89,8 @@ const MAX_LINE: usize = 1024;
         nk resolve -c CH -t TXT version.bind --nsid --server 127.0.0.1 --json\n  \
         nk resolve --subnet 192.0.2.0/24 --norecurse -t A example.com --full\n  \
         nk resolve --canonical www                   # getent ahosts' canonical name\n  \
-        nk resolve -t AXFR example.test @127.0.0.1 -w 30s"
+        nk resolve -t AXFR example.test @127.0.0.1 -w 30s\n  \
+        nk resolve --trace www.example.com -w 10s"
 )]
 pub struct ResolveArgs {
     /// Names or addresses (none: one per line from stdin).
@@ -156,6 +160,13 @@ pub struct ResolveArgs {
     /// replies are shown too (with the SOA of their authority section), and still exit 1.
     #[arg(long, conflicts_with_all = ["short", "json"])]
     pub full: bool,
+
+    /// Iterative resolution from the root, as dig +trace: the root's NS set from the servers
+    /// (resolv.conf's, or --server taken as the root of a private hierarchy), then every
+    /// referral down to the answer, each with the server asked and its reply time. Every
+    /// server is asked on the port of the first. -w bounds the whole trace.
+    #[arg(long, conflicts_with_all = ["short", "full", "tcp"])]
+    pub trace: bool,
 
     /// System path: print the canonical name (getaddrinfo's AI_CANONNAME: the first name of
     /// the /etc/hosts line, or the end of the CNAME chain) before the addresses, as
@@ -304,7 +315,8 @@ pub fn run(args: ResolveArgs) -> Result<()> {
         || args.subnet.is_some()
         || args.bufsize.is_some()
         || args.noedns
-        || args.full;
+        || args.full
+        || args.trace;
     let direct = !args.types.is_empty() || !args.server.is_empty() || args.tcp || dns_flags;
     if direct && args.canonical {
         return Err(usage(
@@ -390,8 +402,9 @@ struct Plan {
     canonical: bool,
     /// `-t IXFR=SERIAL`'s serial.
     ixfr_serial: Option<u32>,
-    /// `-w`: the limit for a whole transfer.
+    /// `-w`: the limit for a whole transfer or trace.
     whole: Option<Duration>,
+    trace: bool,
 }
 
 impl Plan {
@@ -422,6 +435,7 @@ impl Plan {
             canonical: args.canonical,
             ixfr_serial: args.types.iter().find_map(|(_, serial)| *serial),
             whole: args.whole,
+            trace: args.trace,
         }
     }
 
@@ -522,7 +536,8 @@ fn transport(args: &ResolveArgs, conf: &ResolvConf) -> Result<Transport> {
         options: QueryOptions {
             class: args.class.unwrap_or(DNSClass::IN),
             recurse: !args.norecurse,
-            dnssec_ok: args.dnssec,
+            // dig +trace asks with DO set: the DS and RRSIG records of each step show.
+            dnssec_ok: args.dnssec || args.trace,
             checking_disabled: args.cd,
             nsid: args.nsid,
             subnet: args.subnet,
@@ -764,6 +779,21 @@ impl Session<'_> {
                     }
                 },
             };
+            if self.plan.trace {
+                // As dig +trace: the name as given, made absolute, no search list.
+                let mut name = match literal {
+                    Some(ip) if rtype == RecordType::PTR => reverse_name(ip),
+                    _ => candidates.last().cloned().unwrap_or_else(Name::root),
+                };
+                if literal.is_none() {
+                    if let Ok(typed) = dns_name(text, true) {
+                        name = typed;
+                    }
+                }
+                name.set_fqdn(true);
+                self.trace(text, &name, rtype, transport)?;
+                continue;
+            }
             match ask_candidates(transport, &candidates, rtype) {
                 Ok(answer) => self.show_answer(text, rtype, &answer)?,
                 Err(err) => {
@@ -885,6 +915,94 @@ impl Session<'_> {
                 summary.bytes
             );
             writeln!(self.out, "{text}").map_err(stdout_error)?;
+        }
+        Ok(())
+    }
+
+    /// `--trace`: each step's answer and authority records in dig's layout, then the server
+    /// asked and its time; or one JSON object per step.
+    fn trace(
+        &mut self,
+        text: &str,
+        name: &Name,
+        rtype: RecordType,
+        transport: &Transport,
+    ) -> Result<()> {
+        let kind = type_text(rtype);
+        let json = self.plan.json;
+        let mut stdout_failure = None;
+        let out = &mut self.out;
+        let result = dns::trace(transport, name, rtype, self.plan.whole, |step| {
+            let answer = &step.answer;
+            let message = &answer.message;
+            let asked = match &step.server_name {
+                Some(server) => name_text(server).trim_end_matches('.').to_string(),
+                None => answer.server.ip().to_string(),
+            };
+            let text = if json {
+                let records: Vec<serde_json::Value> = message
+                    .answers()
+                    .iter()
+                    .chain(message.name_servers())
+                    .map(record_json)
+                    .collect();
+                let object = serde_json::json!({
+                    "query": text,
+                    "type": kind,
+                    "server": answer.server.to_string(),
+                    "server_name": asked,
+                    "rcode": rcode_name(message.response_code()),
+                    "flags": flags_text(message),
+                    "size": answer.size,
+                    "rtt_ms": (answer.rtt.as_secs_f64() * 1e6).round() / 1e3,
+                    "records": records,
+                });
+                format!("{object}\n")
+            } else {
+                let mut lines = String::new();
+                for record in message.answers().iter().chain(message.name_servers()) {
+                    lines.push_str(&aligned_record_line(record));
+                    lines.push('\n');
+                }
+                lines.push_str(&format!(
+                    ";; Received {} bytes from {}#{}({asked}) in {} ms\n\n",
+                    answer.size,
+                    answer.server.ip(),
+                    answer.server.port(),
+                    answer.rtt.as_millis()
+                ));
+                lines
+            };
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|err| {
+                    stdout_failure = Some(stdout_error(err));
+                    anyhow!("stdout")
+                })
+        });
+        if let Some(err) = stdout_failure {
+            return Err(err);
+        }
+        match result {
+            Ok(last) => {
+                let message = &last.answer.message;
+                let code = message.response_code();
+                if code != ResponseCode::NoError {
+                    self.fail(
+                        &format!("{text} {kind}"),
+                        format!("{} from {}", rcode_name(code), last.answer.server),
+                    );
+                } else if message.answers().is_empty() {
+                    self.fail(
+                        &format!("{text} {kind}"),
+                        format!(
+                            "no data: no {kind} record (NOERROR from {})",
+                            last.answer.server
+                        ),
+                    );
+                }
+            }
+            Err(err) => self.fail(&format!("{text} {kind}"), format!("{err:#}")),
         }
         Ok(())
     }

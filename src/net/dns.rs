@@ -431,6 +431,207 @@ fn ask_tcp(exchange: Exchange<'_>, proxies: &crate::net::proxy::Chain) -> Result
     }
 }
 
+/// The most referrals a trace follows (a loop of referrals ends there).
+pub const MAX_TRACE_HOPS: usize = 32;
+
+/// One step of a trace: the reply, and the name of the server that gave it (none for the
+/// first, the root NS set asked of the starting servers).
+#[derive(Debug)]
+pub struct TraceStep {
+    pub answer: Answer,
+    pub server_name: Option<Name>,
+}
+
+/// Iterative resolution as `dig +trace` does it: the root's NS set from the starting servers
+/// (resolv.conf's, or `--server` taken as the root of a private hierarchy), then from the
+/// root down, each referral's servers asked without recursion, on the starting servers' port,
+/// until a server answers, says NXDOMAIN, or has no data. `each` sees every step as it comes.
+/// `whole` bounds the whole trace; each query waits at most the transport's timeout.
+/// Returns the last step.
+pub fn trace(
+    transport: &Transport,
+    name: &Name,
+    rtype: RecordType,
+    whole: Option<Duration>,
+    mut each: impl FnMut(&TraceStep) -> anyhow::Result<()>,
+) -> anyhow::Result<TraceStep> {
+    let overall = Deadline::after(whole);
+    let port = transport.servers.first().map_or(53, SocketAddr::port);
+    let bounded = |mut t: Transport| -> anyhow::Result<Transport> {
+        if let Some(left) = overall.remaining().map_err(|_| {
+            anyhow::anyhow!(
+                "trace {name}: the -w limit of {} passed",
+                format_duration(whole.unwrap_or_default())
+            )
+        })? {
+            t.timeout = t.timeout.min(left);
+        }
+        Ok(t)
+    };
+    // The root NS set, as dig asks for it (with recursion, of the starting servers).
+    let mut first = bounded(transport.clone())?;
+    first.options.recurse = true;
+    let root = query(&first, &Name::root(), RecordType::NS)
+        .map_err(|e| anyhow::anyhow!("trace {name}: the root's NS set: {e:#}"))?;
+    let mut zone = Name::root();
+    let mut referral = delegation(&root.message, None);
+    let step = TraceStep {
+        answer: root,
+        server_name: None,
+    };
+    each(&step)?;
+    if referral.is_empty() {
+        return Err(anyhow::anyhow!(
+            "trace {name}: {} gave no NS records for the root",
+            step.answer.server
+        ));
+    }
+    let mut asking = transport.clone();
+    asking.options.recurse = false;
+    asking.tries = 1;
+    for _ in 0..MAX_TRACE_HOPS {
+        let mut failures = Vec::new();
+        let mut reply = None;
+        'servers: for (ns_name, glue) in &referral {
+            let addrs = if glue.is_empty() {
+                let ascii = ns_name.to_ascii();
+                let deadline = overall.min(Deadline::after(Some(asking.timeout)));
+                match crate::net::addr::lookup(ascii.trim_end_matches('.'), port, deadline) {
+                    Ok(found) => found.iter().map(SocketAddr::ip).collect(),
+                    Err(err) => {
+                        failures.push(format!("{ns_name}: no address ({err:#})"));
+                        continue;
+                    }
+                }
+            } else {
+                glue.clone()
+            };
+            for ip in addrs {
+                let mut one = bounded(asking.clone())?;
+                one.servers = vec![SocketAddr::new(ip, port)];
+                match query_any_rcode(&one, name, rtype) {
+                    Ok(answer) => {
+                        reply = Some(TraceStep {
+                            answer,
+                            server_name: Some(ns_name.clone()),
+                        });
+                        break 'servers;
+                    }
+                    Err(err) => {
+                        if overall.expired() {
+                            return Err(anyhow::anyhow!(
+                                "trace {name}: the -w limit of {} passed while asking {ns_name} \
+                                 ({ip}) about {}",
+                                format_duration(whole.unwrap_or_default()),
+                                name_or_root(&zone)
+                            ));
+                        }
+                        failures.push(format!("{ns_name} {err:#}"))
+                    }
+                }
+            }
+        }
+        let Some(step) = reply else {
+            return Err(anyhow::anyhow!(
+                "trace {name}: no server for {} answered: {}",
+                name_or_root(&zone),
+                failures.join("; ")
+            ));
+        };
+        each(&step)?;
+        let message = &step.answer.message;
+        if message.response_code() != ResponseCode::NoError || !message.answers().is_empty() {
+            return Ok(step);
+        }
+        let has_ns = message
+            .name_servers()
+            .iter()
+            .any(|r| r.record_type() == RecordType::NS);
+        if !has_ns {
+            // No data (an SOA in the authority section, or nothing): the end.
+            return Ok(step);
+        }
+        let Some(next_zone) = closer_zone(message, &zone, name) else {
+            return Err(anyhow::anyhow!(
+                "trace {name}: {} gave a referral no closer to the name than {} (a lame or \
+                 upward referral)",
+                step.answer.server,
+                name_or_root(&zone)
+            ));
+        };
+        referral = delegation(message, Some(&next_zone));
+        zone = next_zone;
+    }
+    Err(anyhow::anyhow!(
+        "trace {name}: more than {MAX_TRACE_HOPS} referrals (a loop?)"
+    ))
+}
+
+fn name_or_root(name: &Name) -> String {
+    crate::wire::dns::name_text(name)
+}
+
+/// The zone a referral hands us to: the owner of its NS records, which must lie below the
+/// zone we asked and at or above the name (an upward or sideways referral is no progress).
+fn closer_zone(message: &Message, zone: &Name, name: &Name) -> Option<Name> {
+    message
+        .name_servers()
+        .iter()
+        .filter(|r| r.record_type() == RecordType::NS)
+        .map(|r| r.name().clone())
+        .find(|owner| zone.zone_of(owner) && owner != zone && owner.zone_of(name))
+}
+
+/// The NS names of a referral to `owner` (authority section; without an owner, the answer
+/// section: the root's own NS set) with their glue addresses from the additional section, in
+/// the order given.
+fn delegation(message: &Message, owner: Option<&Name>) -> Vec<(Name, Vec<IpAddr>)> {
+    let section = match owner {
+        None => message.answers(),
+        Some(_) => message.name_servers(),
+    };
+    let mut servers: Vec<(Name, Vec<IpAddr>)> = Vec::new();
+    for record in section {
+        let hickory_proto::rr::RData::NS(ns) = record.data() else {
+            continue;
+        };
+        if owner.is_some_and(|owner| owner != record.name()) {
+            continue;
+        }
+        let target = ns.0.clone();
+        if servers.iter().any(|(n, _)| *n == target) {
+            continue;
+        }
+        let glue: Vec<IpAddr> = message
+            .additionals()
+            .iter()
+            .filter(|g| *g.name() == target)
+            .filter_map(|g| match g.data() {
+                hickory_proto::rr::RData::A(a) => Some(IpAddr::V4(a.0)),
+                hickory_proto::rr::RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                _ => None,
+            })
+            .collect();
+        servers.push((target, glue));
+    }
+    servers
+}
+
+/// One query to the transport's servers that takes any response code as the answer (a trace
+/// shows NXDOMAIN and REFUSED as they came).
+fn query_any_rcode(
+    transport: &Transport,
+    name: &Name,
+    rtype: RecordType,
+) -> anyhow::Result<Answer> {
+    let Some(&server) = transport.servers.first() else {
+        return Err(anyhow::anyhow!("no server to ask"));
+    };
+    ask(transport, server, name, rtype).map_err(|problem| {
+        anyhow::anyhow!("{}", describe(server, Some(problem), 1, transport.timeout))
+    })
+}
+
 /// Why a TCP connection to a server was not made.
 enum TcpConnectError {
     Io(io::Error),
