@@ -16,6 +16,7 @@ declare -A peers=(
   [dnsmasq]=dnsmasq-base
   [dig]=bind9-dnsutils
   [knotd]=knot
+  [dnsdist]=dnsdist
   [ping]=iputils-ping
   [nft]=nftables
   [xinetd]=xinetd

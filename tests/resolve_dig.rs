@@ -11,6 +11,7 @@
 
 mod common;
 
+use common::pki::Pki;
 use common::*;
 use std::net::UdpSocket;
 use std::path::PathBuf;
@@ -931,4 +932,244 @@ fn trace_walks_down_from_the_root_as_dig_trace_does() {
         slow.contains("the -w limit of 1s passed while asking ns.slow.test."),
         "{slow}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// 6. DNS over TLS and over HTTPS, through dnsdist in front of knotd
+// ---------------------------------------------------------------------------
+
+/// dnsdist (killed on drop) in front of a knotd: plain DNS, DoT and DoH (`/dns-query`) on
+/// kernel-chosen ports of 127.0.0.1, with a certificate for localhost and 127.0.0.1 from a
+/// test CA.
+struct Dnsdist {
+    dot: u16,
+    doh: u16,
+    pki: Pki,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Dnsdist {
+    fn start(backend: u16) -> Dnsdist {
+        let bin = require_tool("dnsdist", "dnsdist");
+        let pki = Pki::new();
+        let (cert, key) = pki.leaf();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut last = String::new();
+        for _ in 0..10 {
+            let [plain, dot, doh] = [0; 3].map(|_| free_port("127.0.0.1"));
+            let conf = format!(
+                "setLocal('127.0.0.1:{plain}')\n\
+                 newServer({{address='127.0.0.1:{backend}'}})\n\
+                 addTLSLocal('127.0.0.1:{dot}', '{cert}', '{key}')\n\
+                 addDOHLocal('127.0.0.1:{doh}', '{cert}', '{key}', '/dns-query')\n\
+                 setSecurityPollSuffix('')\n"
+            );
+            let path = dir.path().join("dnsdist.conf");
+            std::fs::write(&path, conf).expect("write dnsdist.conf");
+            let mut cmd = Command::new(&bin);
+            cmd.args(["--supervised", "--disable-syslog", "-C"])
+                .arg(&path);
+            let mut p = Proc::spawn("dnsdist", cmd, In::Null, Out::Null);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                if !p.is_running() {
+                    last = p.wait(5.0).describe();
+                    break;
+                }
+                let ready = [plain, dot, doh]
+                    .iter()
+                    .all(|port| std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok())
+                    && soa_answers("127.0.0.1", plain, "example.test");
+                if ready {
+                    return Dnsdist {
+                        dot,
+                        doh,
+                        pki,
+                        _proc: p,
+                        _dir: dir,
+                    };
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "dnsdist not ready in 15 s: {}",
+                    p.stderr_so_far()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("dnsdist did not start in 10 attempts; last:\n{last}");
+    }
+}
+
+#[test]
+fn dns_over_tls_and_https_answer_as_dig_does() {
+    let k = Knot::start();
+    let d = Dnsdist::start(k.port);
+    let ca = d.pki.ca();
+    let dot = format!("127.0.0.1:{}", d.dot);
+    let doh = format!("https://127.0.0.1:{}/dns-query", d.doh);
+    let dig_dot = dig(
+        &["@127.0.0.1", "-p", &d.dot.to_string()],
+        &[
+            "+tls",
+            &format!("+tls-ca={ca}"),
+            "www.example.test",
+            "AAAA",
+            "+short",
+        ],
+    );
+    assert_eq!(
+        dig_dot.stdout_text(),
+        "2001:db8::10\n",
+        "{}",
+        dig_dot.describe()
+    );
+    let dig_doh = dig(
+        &["@127.0.0.1", "-p", &d.doh.to_string()],
+        &[
+            "+https",
+            &format!("+tls-ca={ca}"),
+            "www.example.test",
+            "AAAA",
+            "+short",
+        ],
+    );
+    assert_eq!(
+        dig_doh.stdout_text(),
+        "2001:db8::10\n",
+        "{}",
+        dig_doh.describe()
+    );
+    for args in [
+        vec!["--tls", "--server", &dot],
+        vec!["--https", &doh],
+        vec!["--https", &doh, "--https-get"],
+    ] {
+        let mut all = vec![
+            "resolve",
+            "-t",
+            "AAAA",
+            "www.example.test",
+            "--short",
+            "--ca",
+            &ca,
+        ];
+        all.extend(args.iter().copied());
+        let out = run_nk(&all, In::Null, RUN_SECS);
+        out.expect_code(0).expect_stdout(b"2001:db8::10\n");
+        // -v names the transport.
+        all.push("-v");
+        let out = run_nk(&all, In::Null, RUN_SECS);
+        let how = if args[0] == "--tls" {
+            "over tls"
+        } else {
+            "over https"
+        };
+        out.expect_code(0).expect_stderr_contains(how);
+    }
+    // JSON over DoH, the whole message; --full over DoT.
+    let out = run_nk(
+        [
+            "resolve",
+            "-t",
+            "A",
+            "nope.example.test",
+            "--json",
+            "--ca",
+            &ca,
+            "--https",
+            &doh,
+        ],
+        In::Null,
+        RUN_SECS,
+    );
+    out.expect_code(1);
+    let object: serde_json::Value = serde_json::from_str(out.stdout_text().trim()).expect("json");
+    assert_eq!(object["rcode"], "NXDOMAIN");
+    assert_eq!(object["transport"], "https");
+    let out = run_nk(
+        [
+            "resolve",
+            "-t",
+            "MX",
+            "example.test",
+            "--full",
+            "--ca",
+            &ca,
+            "--tls",
+            "--server",
+            &dot,
+        ],
+        In::Null,
+        RUN_SECS,
+    );
+    out.expect_code(0)
+        .expect_stdout_contains("example.test.\t\t300\tIN\tMX\t10 mail.example.test.")
+        .expect_stdout_contains(&format!(";; SERVER: 127.0.0.1#{}(127.0.0.1) (TLS)", d.dot));
+    // The certificate is checked: without --ca the test CA is unknown; a wrong name fails.
+    let out = run_nk(
+        [
+            "resolve",
+            "-t",
+            "A",
+            "www.example.test",
+            "--tls",
+            "--server",
+            &dot,
+        ],
+        In::Null,
+        RUN_SECS,
+    );
+    out.expect_code(1).expect_stderr_contains("TLS: ");
+    let out = run_nk(
+        [
+            "resolve",
+            "-t",
+            "A",
+            "www.example.test",
+            "--ca",
+            &ca,
+            "--sni",
+            "wrong.test",
+            "--https",
+            &doh,
+        ],
+        In::Null,
+        RUN_SECS,
+    );
+    out.expect_code(1).expect_stderr_contains("TLS: ");
+    // A plain-HTTP path that is not DoH: the status is named.
+    let wrong = format!("https://127.0.0.1:{}/nope", d.doh);
+    let out = run_nk(
+        [
+            "resolve",
+            "-t",
+            "A",
+            "www.example.test",
+            "--ca",
+            &ca,
+            "--https",
+            &wrong,
+        ],
+        In::Null,
+        RUN_SECS,
+    );
+    out.expect_code(1).expect_stderr_contains("HTTP 404");
+    // Usage errors before any traffic.
+    for args in [
+        &[
+            "resolve",
+            "--https",
+            "http://127.0.0.1/dns-query",
+            "-t",
+            "A",
+            "x.test",
+        ][..],
+        &["resolve", "--ca", &ca, "-t", "A", "x.test"],
+        &["resolve", "--tls", "--tcp", "-t", "A", "x.test"],
+        &["resolve", "--tls", "-t", "AXFR", "x.test"],
+    ] {
+        run_nk(args, In::Null, RUN_SECS).expect_code(2);
+    }
 }

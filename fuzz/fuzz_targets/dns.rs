@@ -1,11 +1,13 @@
 //! DNS replies judged against a query, every record printed (the raw DNSSEC, DNAME and URI
-//! readers included), the whole message in dig's view, and the user's `-t`, `-c` and
+//! readers included), the whole message in dig's view, zone transfer records fed to the
+//! transfer state, the bytes read as a DoH (HTTP) response, and the user's `-t`, `-c` and
 //! `--subnet` text parsed.
 #![no_main]
 use hickory_proto::op::Message;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use libfuzzer_sys::fuzz_target;
 use netkit::wire::dns::{
+    doh_response,
     judge, message_text, parse_class, parse_subnet, parse_type, parse_type_arg, record_json,
     record_line, Transfer, Verdict,
 };
@@ -17,6 +19,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = parse_type_arg(text);
         let _ = parse_class(text);
         let _ = parse_subnet(text);
+    }
+    // The same bytes as a DoH response, whole and cut short.
+    for eof in [false, true] {
+        let _ = doh_response(data, eof);
     }
     if data.len() < 2 {
         return;

@@ -24,7 +24,7 @@ use crate::exit::{usage, Reported, Status};
 use crate::info;
 use crate::net::addr::{self, Family, Host};
 use crate::net::deadline::{parse_timeout, Deadline};
-use crate::net::dns::{self, Answer, ResolvConf, Transport};
+use crate::net::dns::{self, Answer, Encryption, ResolvConf, Transport};
 use crate::net::services::{self, Proto};
 use crate::wire::dns::{
     aligned_record_line, class_text, edns_json, flags_text, message_text, name_text, parse_class,
@@ -66,6 +66,8 @@ const MAX_LINE: usize = 1024;
         --trace resolves from the root down as dig +trace does (--server is taken as the \
         root), printing each referral, the server asked and its time; glue addresses are \
         used, -w bounds the whole trace.\n\n\
+        --tls is DNS over TLS (port 853), --https URL DNS over HTTPS (POST; --https-get for \
+        GET); the certificate is verified as by dial --tls (--ca, --sni, -k).\n\n\
         --port SERVICE[/PROTO] or NUMBER[/PROTO] looks up /etc/services both ways (a built-in \
         table when the file is missing); with names too, prints ADDR:PORT socket addresses.\n\n\
         dig's forms work too: `nk resolve @127.0.0.1#5353 example.com MX` is `--server \
@@ -90,7 +92,9 @@ const MAX_LINE: usize = 1024;
         nk resolve --subnet 192.0.2.0/24 --norecurse -t A example.com --full\n  \
         nk resolve --canonical www                   # getent ahosts' canonical name\n  \
         nk resolve -t AXFR example.test @127.0.0.1 -w 30s\n  \
-        nk resolve --trace www.example.com -w 10s"
+        nk resolve --trace www.example.com -w 10s\n  \
+        nk resolve --tls --server 9.9.9.9 -t AAAA example.com\n  \
+        nk resolve --https https://dns.example/dns-query -t A example.com"
 )]
 pub struct ResolveArgs {
     /// Names or addresses (none: one per line from stdin).
@@ -173,6 +177,21 @@ pub struct ResolveArgs {
     /// `getent ahosts` shows it.
     #[arg(long, conflicts_with = "reverse")]
     pub canonical: bool,
+
+    /// DNS over TLS (RFC 7858): each query on a TLS connection to port 853 of the servers,
+    /// whose certificate is verified for the --server name or address (or --sni), against
+    /// the system store or --ca; -k skips the check.
+    #[command(flatten)]
+    pub tls: crate::cli::TlsClientArgs,
+
+    /// DNS over HTTPS (RFC 8484) to this URL (https://HOST[:PORT]/PATH, e.g.
+    /// https://dns.example/dns-query): POST by default, HTTP/1.1, the TLS options as --tls.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["tls", "server", "tcp", "trace"])]
+    pub https: Option<String>,
+
+    /// With --https: GET with the query in ?dns= (base64url) instead of POST.
+    #[arg(long, requires = "https")]
+    pub https_get: bool,
 
     /// Nameserver to ask, ADDR[:PORT] (port 53); repeatable, asked in order. dig's
     /// `@ADDR` / `@ADDR#PORT` among the names means the same.
@@ -280,6 +299,12 @@ fn is_type_keyword(word: &str) -> bool {
 /// Runs `nk resolve`.
 pub fn run(args: ResolveArgs) -> Result<()> {
     let args = dig_forms(args)?;
+    if (args.tls.tls || args.https.is_some()) && (args.tcp || args.trace) {
+        return Err(usage(
+            "--tls and --https carry the queries themselves; they do not combine with --tcp \
+             or --trace",
+        ));
+    }
     let ports = args
         .port
         .iter()
@@ -297,6 +322,11 @@ pub fn run(args: ResolveArgs) -> Result<()> {
     {
         return Err(usage(
             "-t IXFR needs the serial of the version you hold: -t IXFR=SERIAL",
+        ));
+    }
+    if transfers > 0 && (args.tls.tls || args.https.is_some()) {
+        return Err(usage(
+            "zone transfers go over TCP; --tls and --https do not carry them",
         ));
     }
     if transfers > 1 {
@@ -317,7 +347,15 @@ pub fn run(args: ResolveArgs) -> Result<()> {
         || args.noedns
         || args.full
         || args.trace;
-    let direct = !args.types.is_empty() || !args.server.is_empty() || args.tcp || dns_flags;
+    let direct = !args.types.is_empty()
+        || !args.server.is_empty()
+        || args.tcp
+        || args.tls.tls
+        || args.https.is_some()
+        || dns_flags;
+    if args.https.is_none() && !args.tls.tls {
+        args.tls.trust.refuse_without_tls("--tls or --https")?;
+    }
     if direct && args.canonical {
         return Err(usage(
             "--canonical shows getaddrinfo's canonical name (the system path); it does not \
@@ -506,14 +544,39 @@ fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
 
 /// The servers and timing for direct queries: --server or resolv.conf, --timeout, --tries.
 fn transport(args: &ResolveArgs, conf: &ResolvConf) -> Result<Transport> {
+    let tls_config = match args.tls.tls {
+        true => args.tls.config()?,
+        false => None,
+    };
+    let mut https = None;
+    if let Some(text) = &args.https {
+        let url = crate::wire::http::parse_url(text)
+            .map_err(|e| usage(format!("--https {text}: {e}")))?;
+        if !url.tls {
+            return Err(usage(format!(
+                "--https {text}: DNS over HTTPS needs an https:// URL"
+            )));
+        }
+        https = Some(url);
+    }
+    // DNS over TLS listens on 853 (RFC 7858 §3.1); plain DNS on 53.
+    let default_port = if args.tls.tls { 853 } else { 53 };
     let mut targets = Vec::new();
     for text in &args.server {
-        let target = addr::parse_target_or(text, 53, Proto::Udp)
+        let target = addr::parse_target_or(text, default_port, Proto::Udp)
             .map_err(|e| usage(format!("--server {text}: {e:#}")))?;
         targets.push(target);
     }
+    if let Some(url) = &https {
+        let target = addr::parse_target_or(&url.authority(), url.port, Proto::Tcp)
+            .map_err(|e| usage(format!("--https {url}: {e:#}")))?;
+        targets.push(target);
+    }
     let servers = if targets.is_empty() {
-        conf.servers.clone()
+        conf.servers
+            .iter()
+            .map(|s| SocketAddr::new(s.ip(), default_port))
+            .collect()
     } else {
         let mut servers = Vec::new();
         for target in &targets {
@@ -543,6 +606,31 @@ fn transport(args: &ResolveArgs, conf: &ResolvConf) -> Result<Transport> {
             subnet: args.subnet,
             bufsize: args.bufsize.unwrap_or(crate::wire::dns::EDNS_PAYLOAD),
             edns: !args.noedns,
+        },
+        encryption: match (tls_config, https) {
+            (Some(config), _) => {
+                // The name the certificate must carry: --sni, or the server as given.
+                let host = match targets.first().map(|t| &t.host) {
+                    Some(Host::Name(name)) => name.clone(),
+                    Some(Host::Ip(ip)) => ip.to_string(),
+                    None => conf
+                        .servers
+                        .first()
+                        .map(|s| s.ip().to_string())
+                        .unwrap_or_default(),
+                };
+                Encryption::Tls {
+                    config,
+                    name: args.tls.trust.server_name(&host),
+                }
+            }
+            (None, Some(url)) => Encryption::Https {
+                config: args.tls.trust.config(&["http/1.1"])?,
+                name: args.tls.trust.server_name(&url.host),
+                url,
+                post: !args.https_get,
+            },
+            (None, None) => Encryption::Clear,
         },
     })
 }

@@ -165,6 +165,28 @@ pub struct Transport {
     pub proxies: crate::net::proxy::Chain,
     /// Class, header bits and EDNS fields of every query.
     pub options: QueryOptions,
+    /// Plain DNS, or DNS over TLS or HTTPS.
+    pub encryption: Encryption,
+}
+
+/// How the queries travel: in clear (UDP, TCP), or encrypted.
+#[derive(Debug, Clone, Default)]
+pub enum Encryption {
+    #[default]
+    Clear,
+    /// DNS over TLS (RFC 7858): TCP's length-prefixed messages inside TLS, port 853; the
+    /// certificate is verified for `name`.
+    Tls {
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: String,
+    },
+    /// DNS over HTTPS (RFC 8484) to `url`: POST, or GET with `?dns=`.
+    Https {
+        config: std::sync::Arc<rustls::ClientConfig>,
+        url: crate::wire::http::Url,
+        name: String,
+        post: bool,
+    },
 }
 
 /// A reply we accepted, and where and how it came.
@@ -319,6 +341,18 @@ fn ask(
         timeout: transport.timeout,
         options: &transport.options,
     };
+    match &transport.encryption {
+        Encryption::Clear => {}
+        Encryption::Tls { config, name } => {
+            return ask_tls(exchange, &transport.proxies, config, name)
+        }
+        Encryption::Https {
+            config,
+            url,
+            name,
+            post,
+        } => return ask_https(exchange, &transport.proxies, config, url, name, *post),
+    }
     if transport.tcp_only {
         return ask_tcp(exchange, &transport.proxies);
     }
@@ -630,6 +664,176 @@ fn query_any_rcode(
     ask(transport, server, name, rtype).map_err(|problem| {
         anyhow::anyhow!("{}", describe(server, Some(problem), 1, transport.timeout))
     })
+}
+
+/// A TLS client stream whose every read and write is bounded by one deadline.
+struct TlsDeadline {
+    tls: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    deadline: Deadline,
+}
+
+impl TlsDeadline {
+    fn open(
+        server: SocketAddr,
+        timeout: Duration,
+        proxies: &crate::net::proxy::Chain,
+        config: &std::sync::Arc<rustls::ClientConfig>,
+        name: &str,
+    ) -> Result<TlsDeadline, Problem> {
+        let deadline = Deadline::after(Some(timeout));
+        let stream = connect_tcp(server, timeout, proxies).map_err(|e| match e {
+            TcpConnectError::Io(err) if is_timeout(&err) => Problem::Silent { ignored: None },
+            TcpConnectError::Io(err) => Problem::Io(err),
+            TcpConnectError::Proxy(why) => Problem::Bad(why),
+        })?;
+        let server_name = rustls::pki_types::ServerName::try_from(name.to_string())
+            .map_err(|_| Problem::Bad(format!("'{name}' is not a name TLS can verify (--sni)")))?;
+        let conn = rustls::ClientConnection::new(config.clone(), server_name)
+            .map_err(|e| Problem::Bad(format!("TLS: {e}")))?;
+        Ok(TlsDeadline {
+            tls: rustls::StreamOwned::new(conn, stream),
+            deadline,
+        })
+    }
+}
+
+impl Read for TlsDeadline {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tls.sock.set_read_timeout(self.deadline.remaining()?)?;
+        self.tls.read(buf)
+    }
+}
+
+impl io::Write for TlsDeadline {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tls
+            .sock
+            .set_write_timeout(self.deadline.remaining()?)?;
+        self.tls.sock.set_read_timeout(self.deadline.remaining()?)?;
+        self.tls.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.tls.flush()
+    }
+}
+
+/// An I/O error on a TLS stream as a problem: the certificate or handshake failure in words.
+fn tls_problem(err: io::Error) -> Problem {
+    if let Some(tls) = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        return Problem::Bad(format!("TLS: {}", crate::net::tls::failure_in_words(tls)));
+    }
+    if is_timeout(&err) {
+        Problem::Silent { ignored: None }
+    } else {
+        Problem::Io(err)
+    }
+}
+
+/// DNS over TLS: one query on a new connection, framed as over TCP.
+fn ask_tls(
+    exchange: Exchange<'_>,
+    proxies: &crate::net::proxy::Chain,
+    config: &std::sync::Arc<rustls::ClientConfig>,
+    tls_name: &str,
+) -> Result<Answer, Problem> {
+    let Exchange {
+        server,
+        name,
+        rtype,
+        timeout,
+        options,
+    } = exchange;
+    let started = Instant::now();
+    let mut stream = TlsDeadline::open(server, timeout, proxies, config, tls_name)?;
+    let id: u16 = rand::random();
+    let query = build_query(id, name, rtype, options, true).map_err(Problem::Bad)?;
+    write_frame(&mut stream, PrefixWidth::U16, &query).map_err(tls_problem)?;
+    loop {
+        let frame = match read_frame(&mut stream, PrefixWidth::U16, MAX_MESSAGE) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                return Err(Problem::Bad(
+                    "closed the TLS connection without a reply".into(),
+                ))
+            }
+            Err(FrameError::Io(err)) => return Err(tls_problem(err)),
+            Err(err) => return Err(Problem::Bad(format!("TLS reply: {err}"))),
+        };
+        match judge(&frame, id, name, rtype, options.class) {
+            Verdict::Reply(message) => {
+                return Ok(exchange.answer(*message, frame.len(), "tls", started))
+            }
+            Verdict::Foreign(why) => debug!("{server}: ignored a TLS message: {why}"),
+            Verdict::Malformed(why) => return Err(Problem::Bad(format!("malformed reply: {why}"))),
+        }
+    }
+}
+
+/// DNS over HTTPS: one HTTP/1.1 request on a new TLS connection; message ID 0 (RFC 8484 §4.1:
+/// HTTP pairs the answer with the question, and ID 0 lets caches share it).
+fn ask_https(
+    exchange: Exchange<'_>,
+    proxies: &crate::net::proxy::Chain,
+    config: &std::sync::Arc<rustls::ClientConfig>,
+    url: &crate::wire::http::Url,
+    tls_name: &str,
+    post: bool,
+) -> Result<Answer, Problem> {
+    use crate::wire::dns::{doh_request, doh_response};
+    let Exchange {
+        server,
+        name,
+        rtype,
+        timeout,
+        options,
+    } = exchange;
+    let started = Instant::now();
+    let mut stream = TlsDeadline::open(server, timeout, proxies, config, tls_name)?;
+    let query = build_query(0, name, rtype, options, true).map_err(Problem::Bad)?;
+    io::Write::write_all(&mut stream, &doh_request(url, &query, post)).map_err(tls_problem)?;
+    io::Write::flush(&mut stream).map_err(tls_problem)?;
+    // A head, a body of at most 64 KiB and its chunk framing: more is refused by doh_response.
+    let cap = crate::wire::http::MAX_HEAD + MAX_MESSAGE + 16 * 1024;
+    let mut received = Vec::new();
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        let eof = match stream.read(&mut chunk) {
+            Ok(0) => true,
+            Ok(n) => {
+                received.extend_from_slice(&chunk[..n]);
+                false
+            }
+            // A server that closes after its response without TLS's close_notify.
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => true,
+            Err(err) => return Err(tls_problem(err)),
+        };
+        match doh_response(&received, eof) {
+            Ok(Some(body)) => {
+                return match judge(&body, 0, name, rtype, options.class) {
+                    Verdict::Reply(message) => {
+                        Ok(exchange.answer(*message, body.len(), "https", started))
+                    }
+                    Verdict::Foreign(why) => {
+                        Err(Problem::Bad(format!("{url}: a reply with {why}")))
+                    }
+                    Verdict::Malformed(why) => {
+                        Err(Problem::Bad(format!("{url}: malformed reply: {why}")))
+                    }
+                };
+            }
+            Ok(None) if eof => {
+                return Err(Problem::Bad(format!("{url}: the response ended early")))
+            }
+            Ok(None) if received.len() > cap => {
+                return Err(Problem::Bad(format!("{url}: a response over {cap} bytes")))
+            }
+            Ok(None) => {}
+            Err(why) => return Err(Problem::Bad(format!("{url}: {why}"))),
+        }
+    }
 }
 
 /// Why a TCP connection to a server was not made.

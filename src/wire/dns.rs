@@ -348,6 +348,115 @@ fn serial_not_newer(a: u32, b: u32) -> bool {
     a == b || b.wrapping_sub(a) < 0x8000_0000
 }
 
+/// The request of DNS over HTTPS (RFC 8484 §4.1): POST with the message as its body, or GET
+/// with it in base64url (no padding) in the `dns` parameter; HTTP/1.1, Connection: close.
+pub fn doh_request(url: &crate::wire::http::Url, query: &[u8], post: bool) -> Vec<u8> {
+    let common = format!(
+        "Host: {}\r\nUser-Agent: {}\r\nAccept: application/dns-message\r\nConnection: close\r\n",
+        url.authority(),
+        crate::wire::http::USER_AGENT
+    );
+    if post {
+        let mut request = format!(
+            "POST {} HTTP/1.1\r\n{common}Content-Type: application/dns-message\r\n\
+             Content-Length: {}\r\n\r\n",
+            url.path,
+            query.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(query);
+        request
+    } else {
+        let encoded: String = base64(query)
+            .trim_end_matches('=')
+            .chars()
+            .map(|c| match c {
+                '+' => '-',
+                '/' => '_',
+                other => other,
+            })
+            .collect();
+        let separator = if url.path.contains('?') { '&' } else { '?' };
+        format!(
+            "GET {}{separator}dns={encoded} HTTP/1.1\r\n{common}\r\n",
+            url.path
+        )
+        .into_bytes()
+    }
+}
+
+/// The DNS message in a DoH response, from the bytes received so far (`eof`: the server has
+/// closed). `Ok(None)`: more bytes are needed. A status other than 200, another content type,
+/// or a body over 65,535 bytes is an error naming it; interim 1xx responses are skipped.
+pub fn doh_response(bytes: &[u8], eof: bool) -> Result<Option<Vec<u8>>, String> {
+    use crate::wire::http::{framing, parse_head, Chunk, ChunkedDecoder, Framing, Method};
+    let mut rest = bytes;
+    let head = loop {
+        let Some(head) = parse_head(rest)? else {
+            return if eof {
+                Err("the server closed the connection before a whole HTTP response head".into())
+            } else {
+                Ok(None)
+            };
+        };
+        rest = &rest[head.len..];
+        if !head.is_interim() {
+            break head;
+        }
+    };
+    if head.status != 200 {
+        return Err(format!("HTTP {} {}", head.status, head.reason));
+    }
+    let content_type = head.header("content-type").unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/dns-message") {
+        return Err(format!(
+            "the response is '{content_type}', not application/dns-message"
+        ));
+    }
+    let too_big = || format!("the response body is longer than {MAX_MESSAGE} bytes");
+    match framing(Method::Get, &head)? {
+        Framing::None => Err("the response has no body".into()),
+        Framing::Length(length) if length > MAX_MESSAGE as u64 => Err(too_big()),
+        Framing::Length(length) => {
+            let length = length as usize;
+            match rest.len() >= length {
+                true => Ok(Some(rest[..length].to_vec())),
+                false if eof => Err(format!(
+                    "the server closed the connection after {} of {length} body bytes",
+                    rest.len()
+                )),
+                false => Ok(None),
+            }
+        }
+        Framing::UntilClose if rest.len() > MAX_MESSAGE => Err(too_big()),
+        Framing::UntilClose => Ok(eof.then(|| rest.to_vec())),
+        Framing::Chunked => {
+            let mut decoder = ChunkedDecoder::default();
+            let mut body = Vec::new();
+            loop {
+                match decoder.step(rest)? {
+                    Chunk::NeedMore if eof => {
+                        return Err(
+                            "the server closed the connection inside the chunked body".into()
+                        )
+                    }
+                    Chunk::NeedMore => return Ok(None),
+                    Chunk::Data { start, end } => {
+                        if body.len() + (end - start) > MAX_MESSAGE {
+                            return Err(too_big());
+                        }
+                        body.extend_from_slice(&rest[start..end]);
+                        rest = &rest[end..];
+                    }
+                    Chunk::Framing(used) => rest = &rest[used..],
+                    Chunk::Done(_) => return Ok(Some(body)),
+                }
+            }
+        }
+    }
+}
+
 /// What a datagram or TCP frame turned out to be, measured against the query we sent.
 #[derive(Debug)]
 pub enum Verdict {
@@ -1423,6 +1532,49 @@ mod tests {
         assert_eq!(parse_type_arg("ixfr=42"), Ok((RecordType::IXFR, Some(42))));
         assert_eq!(parse_type_arg("AXFR"), Ok((RecordType::AXFR, None)));
         assert!(parse_type_arg("IXFR=-1").is_err());
+    }
+
+    #[test]
+    fn doh_responses_give_their_message_or_say_why_not() {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/dns-message\r\n";
+        let with_length = format!("{head}Content-Length: 3\r\n\r\nabc");
+        assert_eq!(
+            doh_response(with_length.as_bytes(), false),
+            Ok(Some(b"abc".to_vec()))
+        );
+        assert_eq!(doh_response(&with_length.as_bytes()[..60], false), Ok(None));
+        assert!(doh_response(&with_length.as_bytes()[..60], true).is_err());
+        let chunked =
+            format!("{head}Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n");
+        assert_eq!(
+            doh_response(chunked.as_bytes(), false),
+            Ok(Some(b"abc".to_vec()))
+        );
+        let interim = format!("HTTP/1.1 100 Continue\r\n\r\n{with_length}");
+        assert_eq!(
+            doh_response(interim.as_bytes(), false),
+            Ok(Some(b"abc".to_vec()))
+        );
+        let missing = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(
+            doh_response(missing.as_bytes(), false),
+            Err("HTTP 404 Not Found".into())
+        );
+        let html = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 0\r\n\r\n";
+        assert!(doh_response(html.as_bytes(), false)
+            .unwrap_err()
+            .contains("text/html"));
+        let huge = format!("{head}Content-Length: 70000\r\n\r\n");
+        assert!(doh_response(huge.as_bytes(), false).is_err());
+        // GET: base64url without padding, after ?dns=.
+        let url = crate::wire::http::parse_url("https://dns.test/dns-query").unwrap();
+        let get = String::from_utf8(doh_request(&url, &[0xfb, 0xff], false)).unwrap();
+        assert!(
+            get.starts_with("GET /dns-query?dns=-_8 HTTP/1.1\r\nHost: dns.test\r\n"),
+            "{get}"
+        );
+        let post = doh_request(&url, b"q", true);
+        assert!(post.ends_with(b"Content-Length: 1\r\n\r\nq"));
     }
 
     #[test]
