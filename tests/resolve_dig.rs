@@ -1108,54 +1108,22 @@ fn dns_over_tls_and_https_answer_as_dig_does() {
         .expect_stdout_contains("example.test.\t\t300\tIN\tMX\t10 mail.example.test.")
         .expect_stdout_contains(&format!(";; SERVER: 127.0.0.1#{}(127.0.0.1) (TLS)", d.dot));
     // The certificate is checked: without --ca the test CA is unknown; a wrong name fails.
-    let out = run_nk(
-        [
-            "resolve",
-            "-t",
-            "A",
-            "www.example.test",
-            "--tls",
-            "--server",
-            &dot,
-        ],
-        In::Null,
-        RUN_SECS,
-    );
-    out.expect_code(1).expect_stderr_contains("TLS: ");
-    let out = run_nk(
-        [
-            "resolve",
-            "-t",
-            "A",
-            "www.example.test",
-            "--ca",
-            &ca,
-            "--sni",
-            "wrong.test",
-            "--https",
-            &doh,
-        ],
-        In::Null,
-        RUN_SECS,
-    );
-    out.expect_code(1).expect_stderr_contains("TLS: ");
-    // A plain-HTTP path that is not DoH: the status is named.
+    let ask_www = |extra: &[&str]| {
+        let mut all = vec!["resolve", "-t", "A", "www.example.test"];
+        all.extend_from_slice(extra);
+        run_nk(&all, In::Null, RUN_SECS)
+    };
+    ask_www(&["--tls", "--server", &dot])
+        .expect_code(1)
+        .expect_stderr_contains("TLS: ");
+    ask_www(&["--ca", &ca, "--sni", "wrong.test", "--https", &doh])
+        .expect_code(1)
+        .expect_stderr_contains("TLS: ");
+    // A path that is not DoH: the HTTP status is named.
     let wrong = format!("https://127.0.0.1:{}/nope", d.doh);
-    let out = run_nk(
-        [
-            "resolve",
-            "-t",
-            "A",
-            "www.example.test",
-            "--ca",
-            &ca,
-            "--https",
-            &wrong,
-        ],
-        In::Null,
-        RUN_SECS,
-    );
-    out.expect_code(1).expect_stderr_contains("HTTP 404");
+    ask_www(&["--ca", &ca, "--https", &wrong])
+        .expect_code(1)
+        .expect_stderr_contains("HTTP 404");
     // Usage errors before any traffic.
     for args in [
         &[

@@ -443,23 +443,44 @@ fn ask_tcp(exchange: Exchange<'_>, proxies: &crate::net::proxy::Chain) -> Result
         stream: &stream,
         deadline,
     };
+    framed_reply(&mut reader, exchange, id, "tcp", started, io_problem)
+}
+
+/// Reads length-prefixed messages (TCP, TLS) until the reply to query `id` comes; foreign
+/// messages are skipped, a malformed one ends the exchange (the stream's framing is lost).
+fn framed_reply(
+    reader: &mut impl Read,
+    exchange: Exchange<'_>,
+    id: u16,
+    transport: &'static str,
+    started: Instant,
+    io_problem: impl Fn(io::Error) -> Problem,
+) -> Result<Answer, Problem> {
+    let over = transport.to_ascii_uppercase();
     loop {
-        let frame = match read_frame(&mut reader, PrefixWidth::U16, MAX_MESSAGE) {
+        let frame = match read_frame(reader, PrefixWidth::U16, MAX_MESSAGE) {
             Ok(Some(frame)) => frame,
             Ok(None) => {
-                return Err(Problem::Bad(
-                    "closed the TCP connection without a reply".into(),
-                ))
+                return Err(Problem::Bad(format!(
+                    "closed the {over} connection without a reply"
+                )))
             }
             Err(FrameError::Io(err)) => return Err(io_problem(err)),
-            Err(err) => return Err(Problem::Bad(format!("TCP reply: {err}"))),
+            Err(err) => return Err(Problem::Bad(format!("{over} reply: {err}"))),
         };
-        match judge(&frame, id, name, rtype, options.class) {
+        match judge(
+            &frame,
+            id,
+            exchange.name,
+            exchange.rtype,
+            exchange.options.class,
+        ) {
             Verdict::Reply(message) => {
-                return Ok(exchange.answer(*message, frame.len(), "tcp", started))
+                return Ok(exchange.answer(*message, frame.len(), transport, started))
             }
-            Verdict::Foreign(why) => debug!("{server}: ignored a TCP message: {why}"),
-            // A TCP stream that carries garbage will not recover its framing.
+            Verdict::Foreign(why) => {
+                debug!("{}: ignored a {over} message: {why}", exchange.server)
+            }
             Verdict::Malformed(why) => return Err(Problem::Bad(format!("malformed reply: {why}"))),
         }
     }
@@ -732,6 +753,21 @@ fn tls_problem(err: io::Error) -> Problem {
     }
 }
 
+/// A TLS connection for one exchange, the query (with message ID `id`) and when it started.
+fn tls_start(
+    exchange: Exchange<'_>,
+    proxies: &crate::net::proxy::Chain,
+    config: &std::sync::Arc<rustls::ClientConfig>,
+    tls_name: &str,
+    id: u16,
+) -> Result<(TlsDeadline, Vec<u8>, Instant), Problem> {
+    let started = Instant::now();
+    let stream = TlsDeadline::open(exchange.server, exchange.timeout, proxies, config, tls_name)?;
+    let query = build_query(id, exchange.name, exchange.rtype, exchange.options, true)
+        .map_err(Problem::Bad)?;
+    Ok((stream, query, started))
+}
+
 /// DNS over TLS: one query on a new connection, framed as over TCP.
 fn ask_tls(
     exchange: Exchange<'_>,
@@ -739,37 +775,10 @@ fn ask_tls(
     config: &std::sync::Arc<rustls::ClientConfig>,
     tls_name: &str,
 ) -> Result<Answer, Problem> {
-    let Exchange {
-        server,
-        name,
-        rtype,
-        timeout,
-        options,
-    } = exchange;
-    let started = Instant::now();
-    let mut stream = TlsDeadline::open(server, timeout, proxies, config, tls_name)?;
     let id: u16 = rand::random();
-    let query = build_query(id, name, rtype, options, true).map_err(Problem::Bad)?;
+    let (mut stream, query, started) = tls_start(exchange, proxies, config, tls_name, id)?;
     write_frame(&mut stream, PrefixWidth::U16, &query).map_err(tls_problem)?;
-    loop {
-        let frame = match read_frame(&mut stream, PrefixWidth::U16, MAX_MESSAGE) {
-            Ok(Some(frame)) => frame,
-            Ok(None) => {
-                return Err(Problem::Bad(
-                    "closed the TLS connection without a reply".into(),
-                ))
-            }
-            Err(FrameError::Io(err)) => return Err(tls_problem(err)),
-            Err(err) => return Err(Problem::Bad(format!("TLS reply: {err}"))),
-        };
-        match judge(&frame, id, name, rtype, options.class) {
-            Verdict::Reply(message) => {
-                return Ok(exchange.answer(*message, frame.len(), "tls", started))
-            }
-            Verdict::Foreign(why) => debug!("{server}: ignored a TLS message: {why}"),
-            Verdict::Malformed(why) => return Err(Problem::Bad(format!("malformed reply: {why}"))),
-        }
-    }
+    framed_reply(&mut stream, exchange, id, "tls", started, tls_problem)
 }
 
 /// DNS over HTTPS: one HTTP/1.1 request on a new TLS connection; message ID 0 (RFC 8484 §4.1:
@@ -783,16 +792,8 @@ fn ask_https(
     post: bool,
 ) -> Result<Answer, Problem> {
     use crate::wire::dns::{doh_request, doh_response};
-    let Exchange {
-        server,
-        name,
-        rtype,
-        timeout,
-        options,
-    } = exchange;
-    let started = Instant::now();
-    let mut stream = TlsDeadline::open(server, timeout, proxies, config, tls_name)?;
-    let query = build_query(0, name, rtype, options, true).map_err(Problem::Bad)?;
+    let (name, rtype, class) = (exchange.name, exchange.rtype, exchange.options.class);
+    let (mut stream, query, started) = tls_start(exchange, proxies, config, tls_name, 0)?;
     io::Write::write_all(&mut stream, &doh_request(url, &query, post)).map_err(tls_problem)?;
     io::Write::flush(&mut stream).map_err(tls_problem)?;
     // A head, a body of at most 64 KiB and its chunk framing: more is refused by doh_response.
@@ -812,7 +813,7 @@ fn ask_https(
         };
         match doh_response(&received, eof) {
             Ok(Some(body)) => {
-                return match judge(&body, 0, name, rtype, options.class) {
+                return match judge(&body, 0, name, rtype, class) {
                     Verdict::Reply(message) => {
                         Ok(exchange.answer(*message, body.len(), "https", started))
                     }
