@@ -1195,6 +1195,63 @@ fn system_path_with_a_private_hosts_file() {
     assert_eq!(addrs, ["192.0.2.5", "2001:db8::5"], "{}", out.describe());
 }
 
+/// `--canonical` prints getaddrinfo's AI_CANONNAME, the name `getent ahosts` prints after
+/// the first address: the first name of the /etc/hosts line an alias is on.
+#[test]
+fn canonical_name_is_the_one_getent_ahosts_shows() {
+    require_mountns();
+    let hosts = "127.0.0.1 localhost\n192.0.2.7 canon.nk.test alias.nk.test other\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        let cmd = nk_with_hosts(dir.path(), hosts, args);
+        Proc::spawn(&format!("nk resolve {args:?}"), cmd, In::Null, Out::Pipe).wait(RUN_SECS)
+    };
+    run(&["--canonical", "alias.nk.test"])
+        .expect_code(0)
+        .expect_stdout(b"canon.nk.test\n");
+    run(&["--canonical", "other", "canon.nk.test"])
+        .expect_code(0)
+        .expect_stdout(b"other canon.nk.test\ncanon.nk.test canon.nk.test\n");
+    let out = run(&["--canonical", "--json", "alias.nk.test"]);
+    out.expect_code(0);
+    assert_eq!(
+        json_lines(&out),
+        [
+            serde_json::json!({"query": "alias.nk.test", "canonical": "canon.nk.test",
+                            "addresses": ["192.0.2.7"]})
+        ],
+        "{}",
+        out.describe()
+    );
+    run(&["--canonical", "nosuch.nk.test"])
+        .expect_code(1)
+        .expect_stderr_contains("nosuch.nk.test");
+    run(&["--canonical", "-t", "A", "alias.nk.test"]).expect_code(2);
+
+    // getent ahosts, in the same private namespace, names the same canonical name.
+    let mut getent = nk_with_hosts(dir.path(), hosts, &[]);
+    let program: Vec<std::ffi::OsString> = getent.get_args().map(|a| a.to_owned()).collect();
+    // Replace `nk resolve` at the end of the sh -c line with `getent ahosts alias.nk.test`.
+    let keep = program.len() - 2;
+    getent = Command::new("unshare");
+    getent
+        .args(&program[..keep])
+        .args(["getent", "ahosts", "alias.nk.test"]);
+    let out = Proc::spawn("getent ahosts", getent, In::Null, Out::Pipe).wait(RUN_SECS);
+    out.expect_code(0);
+    let first = out
+        .stdout_text()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        first.split_whitespace().nth(2),
+        Some("canon.nk.test"),
+        "getent ahosts said {first:?}"
+    );
+}
+
 #[test]
 fn system_path_failure_names_the_query_and_other_answers_still_print() {
     require_mountns();
@@ -1601,8 +1658,8 @@ fn json_failures_carry_rcode_and_answers_and_bad_asks_are_usage_errors() {
 }
 
 /// Records print in presentation form as dig prints them: an unnamed type as `TYPE65280` with
-/// RFC 3597's `\# LEN HEX`, HINFO's strings quoted (nk printed `Unknown`, and `\# ...` for
-/// every type past the common ones).
+/// RFC 3597's `\# LEN HEX` (upper-case hex, as dig 9.18 prints it), HINFO's strings quoted
+/// (nk printed `Unknown`, and `\# ...` for every type past the common ones).
 #[test]
 fn records_print_in_presentation_form_with_rfc_3597_for_the_rest() {
     let fake = FakeDns::start(
@@ -1618,7 +1675,7 @@ fn records_print_in_presentation_form_with_rfc_3597_for_the_rest() {
     out.expect_code(0);
     assert_eq!(
         out.stdout_text(),
-        "odd.example.test.\t60\tIN\tTYPE65280\t\\# 3 0102ab\n\
+        "odd.example.test.\t60\tIN\tTYPE65280\t\\# 3 0102AB\n\
          odd.example.test.\t60\tIN\tHINFO\t\"DEC-2060\" \"TOPS 20\"\n"
     );
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use clap::Args;
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 use crate::cli::FamilyArgs;
 use crate::cmd::{stdin_items, stdout_error};
@@ -24,11 +24,12 @@ use crate::exit::{usage, Reported, Status};
 use crate::info;
 use crate::net::addr::{self, Family, Host};
 use crate::net::deadline::{parse_timeout, Deadline};
-use crate::net::dns::{self, Answer, ResolvConf, Transport};
+use crate::net::dns::{self, Answer, Encryption, ResolvConf, Transport};
 use crate::net::services::{self, Proto};
 use crate::wire::dns::{
-    name_text, parse_name, parse_type, rcode_name, rdata_text, record_json, record_line,
-    reverse_name,
+    aligned_record_line, class_text, edns_json, flags_text, message_text, name_text, parse_class,
+    parse_name, parse_subnet, parse_type, parse_type_arg, rcode_name, rdata_text, record_json,
+    record_line, reverse_name, type_text, QueryOptions,
 };
 
 /// The longest stdin line read: a DNS name is at most 253 characters.
@@ -51,7 +52,22 @@ const MAX_LINE: usize = 1024;
         truncated; replies whose ID, question or source do not match are ignored. SERVFAIL and \
         REFUSED move on to the next server; NXDOMAIN is final. Answers are printed as zone-file \
         lines (--short: the data alone, as dig +short). --server without -t asks for A and AAAA; \
-        an IP literal without -t asks for its PTR record.\n\n\
+        an IP literal without -t asks for its PTR record. Every type is known by its name \
+        (DS, DNSKEY, RRSIG, NSEC, NSEC3, HTTPS, SVCB, NAPTR, TLSA, SSHFP, URI, DNAME...) and \
+        printed as dig prints it; TYPEnnn for any other. -c CH asks in the CHAOS class.\n\n\
+        Query controls, as dig's: --norecurse, --dnssec (DO), --cd, --nsid, --subnet, \
+        --bufsize, --noedns. --full prints dig's default view (header, flags, EDNS, every \
+        section, server, time, size), also for NXDOMAIN (with the zone's SOA), which still \
+        exits 1. --canonical (system path) prints getaddrinfo's canonical name.\n\n\
+        -t AXFR transfers a zone over TCP, -t IXFR=SERIAL its changes since SERIAL, printing \
+        each record as it comes; the transfer must end with its closing SOA, or nk says it is \
+        incomplete and exits 1. Each read waits at most --timeout, -w DUR bounds the whole \
+        transfer, and at most 5,000,000 records or 500,000 messages are taken.\n\n\
+        --trace resolves from the root down as dig +trace does (--server is taken as the \
+        root), printing each referral, the server asked and its time; glue addresses are \
+        used, -w bounds the whole trace.\n\n\
+        --tls is DNS over TLS (port 853), --https URL DNS over HTTPS (POST; --https-get for \
+        GET); the certificate is verified as by dial --tls (--ca, --sni, -k).\n\n\
         --port SERVICE[/PROTO] or NUMBER[/PROTO] looks up /etc/services both ways (a built-in \
         table when the file is missing); with names too, prints ADDR:PORT socket addresses.\n\n\
         dig's forms work too: `nk resolve @127.0.0.1#5353 example.com MX` is `--server \
@@ -70,7 +86,15 @@ const MAX_LINE: usize = 1024;
         nk resolve -t A www.example.test --server 127.0.0.1:5353 --json\n  \
         nk resolve --port telnet/tcp --port 443      # 23, https\n  \
         cut -d' ' -f1 hosts.txt | nk resolve -4\n  \
-        nk resolve --tcp --proxy socks5://127.0.0.1:1080 --server 9.9.9.9 -t A example.com"
+        nk resolve --tcp --proxy socks5://127.0.0.1:1080 --server 9.9.9.9 -t A example.com\n  \
+        nk resolve --full --dnssec -t DNSKEY example.com @127.0.0.1   # dig's view, RRSIGs too\n  \
+        nk resolve -c CH -t TXT version.bind --nsid --server 127.0.0.1 --json\n  \
+        nk resolve --subnet 192.0.2.0/24 --norecurse -t A example.com --full\n  \
+        nk resolve --canonical www                   # getent ahosts' canonical name\n  \
+        nk resolve -t AXFR example.test @127.0.0.1 -w 30s\n  \
+        nk resolve --trace www.example.com -w 10s\n  \
+        nk resolve --tls --server 9.9.9.9 -t AAAA example.com\n  \
+        nk resolve --https https://dns.example/dns-query -t A example.com"
 )]
 pub struct ResolveArgs {
     /// Names or addresses (none: one per line from stdin).
@@ -84,11 +108,90 @@ pub struct ResolveArgs {
     #[arg(short = 'x', long = "reverse")]
     pub reverse: bool,
 
-    /// Ask a nameserver for these record types (A AAAA CNAME MX NS PTR SOA SRV TXT CAA ANY);
-    /// repeatable or comma-separated.
+    /// Ask a nameserver for these record types: any mnemonic (A, MX, DS, DNSKEY, RRSIG, NSEC,
+    /// NSEC3, HTTPS, SVCB, NAPTR, TLSA, SSHFP, URI, HINFO, DNAME, OPENPGPKEY, CSYNC, ANY...) or
+    /// TYPEnnn; repeatable or comma-separated.
+    /// AXFR transfers the whole zone over TCP, IXFR=SERIAL the changes since SERIAL.
     #[arg(short = 't', long = "type", value_name = "TYPE", value_delimiter = ',',
-          value_parser = parse_type)]
-    pub types: Vec<RecordType>,
+          value_parser = parse_type_arg)]
+    pub types: Vec<(RecordType, Option<u32>)>,
+
+    /// The limit for a whole zone transfer (-t AXFR, IXFR=N), however many messages it
+    /// takes (default: none; each read still waits at most --timeout).
+    #[arg(short = 'w', value_name = "DUR", value_parser = parse_timeout)]
+    pub whole: Option<Duration>,
+
+    /// The class of the question: IN (default), CH (CHAOS: `-c CH -t TXT version.bind`), HS,
+    /// or CLASSnnn.
+    #[arg(short = 'c', long = "class", value_name = "CLASS", value_parser = parse_class)]
+    pub class: Option<DNSClass>,
+
+    /// Clear the RD bit: the server answers from what it holds, without recursing (dig's
+    /// +norecurse).
+    #[arg(long)]
+    pub norecurse: bool,
+
+    /// Set EDNS's DO bit: DNSSEC records (RRSIG, NSEC, NSEC3) come with the answers (dig's
+    /// +dnssec).
+    #[arg(long, conflicts_with = "noedns")]
+    pub dnssec: bool,
+
+    /// Set the CD bit: a validating resolver answers without validating (dig's +cd).
+    #[arg(long)]
+    pub cd: bool,
+
+    /// Ask the server for its name (EDNS NSID, RFC 5001), shown by --full and --json.
+    #[arg(long, conflicts_with = "noedns")]
+    pub nsid: bool,
+
+    /// Send EDNS Client Subnet ADDR/N (RFC 7871; 0/0: send no client address upstream);
+    /// the address is cut to its N bits.
+    #[arg(long, value_name = "ADDR/N", value_parser = parse_subnet, conflicts_with = "noedns")]
+    pub subnet: Option<(IpAddr, u8)>,
+
+    /// The EDNS UDP payload size advertised (512-65535; 1232 by default).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(512..),
+          conflicts_with = "noedns")]
+    pub bufsize: Option<u16>,
+
+    /// Send queries without an EDNS OPT record (plain RFC 1035: 512-byte UDP replies).
+    #[arg(long)]
+    pub noedns: bool,
+
+    /// dig's default view: the header (status, flags), the EDNS pseudosection (UDP size,
+    /// flags, NSID, client subnet), the question, answer, authority and additional sections,
+    /// then the server, the query time, the date and the reply's size. NXDOMAIN and "no data"
+    /// replies are shown too (with the SOA of their authority section), and still exit 1.
+    #[arg(long, conflicts_with_all = ["short", "json"])]
+    pub full: bool,
+
+    /// Iterative resolution from the root, as dig +trace: the root's NS set from the servers
+    /// (resolv.conf's, or --server taken as the root of a private hierarchy), then every
+    /// referral down to the answer, each with the server asked and its reply time. Every
+    /// server is asked on the port of the first. -w bounds the whole trace.
+    #[arg(long, conflicts_with_all = ["short", "full", "tcp"])]
+    pub trace: bool,
+
+    /// System path: print the canonical name (getaddrinfo's AI_CANONNAME: the first name of
+    /// the /etc/hosts line, or the end of the CNAME chain) before the addresses, as
+    /// `getent ahosts` shows it.
+    #[arg(long, conflicts_with = "reverse")]
+    pub canonical: bool,
+
+    /// DNS over TLS (RFC 7858): each query on a TLS connection to port 853 of the servers,
+    /// whose certificate is verified for the --server name or address (or --sni), against
+    /// the system store or --ca; -k skips the check.
+    #[command(flatten)]
+    pub tls: crate::cli::TlsClientArgs,
+
+    /// DNS over HTTPS (RFC 8484) to this URL (https://HOST[:PORT]/PATH, e.g.
+    /// https://dns.example/dns-query): POST by default, HTTP/1.1, the TLS options as --tls.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["tls", "server", "tcp", "trace"])]
+    pub https: Option<String>,
+
+    /// With --https: GET with the query in ?dns= (base64url) instead of POST.
+    #[arg(long, requires = "https")]
+    pub https_get: bool,
 
     /// Nameserver to ask, ADDR[:PORT] (port 53); repeatable, asked in order. dig's
     /// `@ADDR` / `@ADDR#PORT` among the names means the same.
@@ -145,10 +248,10 @@ fn dig_forms(mut args: ResolveArgs) -> Result<ResolveArgs> {
     for word in std::mem::take(&mut args.queries) {
         if let Some(server) = word.strip_prefix('@') {
             args.server.push(dig_server(server).map_err(usage)?);
-        } else if !types_given && word.eq_ignore_ascii_case("IN") {
-            continue;
+        } else if !types_given && args.class.is_none() && is_class_keyword(&word) {
+            args.class = Some(parse_class(&word).map_err(usage)?);
         } else if !types_given && is_type_keyword(&word) {
-            args.types.push(parse_type(&word).map_err(usage)?);
+            args.types.push((parse_type(&word).map_err(usage)?, None));
         } else {
             names.push(word);
         }
@@ -179,6 +282,14 @@ fn dig_server(text: &str) -> Result<String, String> {
     })
 }
 
+/// Whether a positional is a class keyword as dig reads it (`IN`, `CH`, `HS`, `CLASSnnn`).
+fn is_class_keyword(word: &str) -> bool {
+    word.bytes().all(|b| b.is_ascii_alphanumeric())
+        && parse_class(word).is_ok()
+        && !word.eq_ignore_ascii_case("ANY")
+        && !word.eq_ignore_ascii_case("NONE")
+}
+
 /// Whether a positional is a record type keyword (as dig reads it): a name ending in a dot
 /// (`mx.`) never is.
 fn is_type_keyword(word: &str) -> bool {
@@ -188,24 +299,76 @@ fn is_type_keyword(word: &str) -> bool {
 /// Runs `nk resolve`.
 pub fn run(args: ResolveArgs) -> Result<()> {
     let args = dig_forms(args)?;
+    if (args.tls.tls || args.https.is_some()) && (args.tcp || args.trace) {
+        return Err(usage(
+            "--tls and --https carry the queries themselves; they do not combine with --tcp \
+             or --trace",
+        ));
+    }
     let ports = args
         .port
         .iter()
         .map(|text| PortQuery::parse(text).map_err(usage))
         .collect::<Result<Vec<_>>>()?;
+    let transfers = args
+        .types
+        .iter()
+        .filter(|(t, _)| matches!(t, RecordType::AXFR | RecordType::IXFR))
+        .count();
+    if args
+        .types
+        .iter()
+        .any(|(t, s)| *t == RecordType::IXFR && s.is_none())
+    {
+        return Err(usage(
+            "-t IXFR needs the serial of the version you hold: -t IXFR=SERIAL",
+        ));
+    }
+    if transfers > 0 && (args.tls.tls || args.https.is_some()) {
+        return Err(usage(
+            "zone transfers go over TCP; --tls and --https do not carry them",
+        ));
+    }
+    if transfers > 1 {
+        return Err(usage("one zone transfer (-t AXFR or IXFR=N) per run"));
+    }
     if (args.proxy.given() || args.proxy.companion().is_some()) && !args.tcp {
         return Err(usage(
             "--proxy needs --tcp: a proxy carries TCP, and DNS goes over UDP unless --tcp",
         ));
     }
-    let direct = !args.types.is_empty() || !args.server.is_empty() || args.tcp;
+    let dns_flags = args.class.is_some()
+        || args.norecurse
+        || args.dnssec
+        || args.cd
+        || args.nsid
+        || args.subnet.is_some()
+        || args.bufsize.is_some()
+        || args.noedns
+        || args.full
+        || args.trace;
+    let direct = !args.types.is_empty()
+        || !args.server.is_empty()
+        || args.tcp
+        || args.tls.tls
+        || args.https.is_some()
+        || dns_flags;
+    if args.https.is_none() && !args.tls.tls {
+        args.tls.trust.refuse_without_tls("--tls or --https")?;
+    }
+    if direct && args.canonical {
+        return Err(usage(
+            "--canonical shows getaddrinfo's canonical name (the system path); it does not \
+             combine with -t, --server or the DNS query options (--full shows CNAMEs)",
+        ));
+    }
     if direct && !ports.is_empty() && !args.queries.is_empty() {
         return Err(usage(
             "--port with names prints socket addresses from the system resolver; \
              it does not combine with -t, --server or --tcp",
         ));
     }
-    if args.reverse && args.types.iter().any(|t| *t != RecordType::PTR) {
+    if args.reverse && args.types.iter().any(|(t, _)| *t != RecordType::PTR) {
         return Err(usage(
             "-x looks up PTR records; it does not combine with other -t types",
         ));
@@ -273,13 +436,20 @@ struct Plan {
     search: bool,
     short: bool,
     json: bool,
+    full: bool,
+    canonical: bool,
+    /// `-t IXFR=SERIAL`'s serial.
+    ixfr_serial: Option<u32>,
+    /// `-w`: the limit for a whole transfer or trace.
+    whole: Option<Duration>,
+    trace: bool,
 }
 
 impl Plan {
     fn new(args: &ResolveArgs, direct: bool) -> Plan {
         let family = args.family.family();
         let types = if !args.types.is_empty() {
-            dedup(args.types.clone())
+            dedup(args.types.iter().map(|(t, _)| *t).collect())
         } else if args.reverse {
             vec![RecordType::PTR]
         } else {
@@ -299,6 +469,11 @@ impl Plan {
             search: !args.no_search,
             short: args.short,
             json: args.json,
+            full: args.full,
+            canonical: args.canonical,
+            ixfr_serial: args.types.iter().find_map(|(_, serial)| *serial),
+            whole: args.whole,
+            trace: args.trace,
         }
     }
 
@@ -369,14 +544,39 @@ fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
 
 /// The servers and timing for direct queries: --server or resolv.conf, --timeout, --tries.
 fn transport(args: &ResolveArgs, conf: &ResolvConf) -> Result<Transport> {
+    let tls_config = match args.tls.tls {
+        true => args.tls.config()?,
+        false => None,
+    };
+    let mut https = None;
+    if let Some(text) = &args.https {
+        let url = crate::wire::http::parse_url(text)
+            .map_err(|e| usage(format!("--https {text}: {e}")))?;
+        if !url.tls {
+            return Err(usage(format!(
+                "--https {text}: DNS over HTTPS needs an https:// URL"
+            )));
+        }
+        https = Some(url);
+    }
+    // DNS over TLS listens on 853 (RFC 7858 §3.1); plain DNS on 53.
+    let default_port = if args.tls.tls { 853 } else { 53 };
     let mut targets = Vec::new();
     for text in &args.server {
-        let target = addr::parse_target_or(text, 53, Proto::Udp)
+        let target = addr::parse_target_or(text, default_port, Proto::Udp)
             .map_err(|e| usage(format!("--server {text}: {e:#}")))?;
         targets.push(target);
     }
+    if let Some(url) = &https {
+        let target = addr::parse_target_or(&url.authority(), url.port, Proto::Tcp)
+            .map_err(|e| usage(format!("--https {url}: {e:#}")))?;
+        targets.push(target);
+    }
     let servers = if targets.is_empty() {
-        conf.servers.clone()
+        conf.servers
+            .iter()
+            .map(|s| SocketAddr::new(s.ip(), default_port))
+            .collect()
     } else {
         let mut servers = Vec::new();
         for target in &targets {
@@ -396,6 +596,42 @@ fn transport(args: &ResolveArgs, conf: &ResolvConf) -> Result<Transport> {
         tries: args.tries.unwrap_or(conf.attempts),
         tcp_only: args.tcp,
         proxies: args.proxy.chain()?,
+        options: QueryOptions {
+            class: args.class.unwrap_or(DNSClass::IN),
+            recurse: !args.norecurse,
+            // dig +trace asks with DO set: the DS and RRSIG records of each step show.
+            dnssec_ok: args.dnssec || args.trace,
+            checking_disabled: args.cd,
+            nsid: args.nsid,
+            subnet: args.subnet,
+            bufsize: args.bufsize.unwrap_or(crate::wire::dns::EDNS_PAYLOAD),
+            edns: !args.noedns,
+        },
+        encryption: match (tls_config, https) {
+            (Some(config), _) => {
+                // The name the certificate must carry: --sni, or the server as given.
+                let host = match targets.first().map(|t| &t.host) {
+                    Some(Host::Name(name)) => name.clone(),
+                    Some(Host::Ip(ip)) => ip.to_string(),
+                    None => conf
+                        .servers
+                        .first()
+                        .map(|s| s.ip().to_string())
+                        .unwrap_or_default(),
+                };
+                Encryption::Tls {
+                    config,
+                    name: args.tls.trust.server_name(&host),
+                }
+            }
+            (None, Some(url)) => Encryption::Https {
+                config: args.tls.trust.config(&["http/1.1"])?,
+                name: args.tls.trust.server_name(&url.host),
+                url,
+                post: !args.https_get,
+            },
+            (None, None) => Encryption::Clear,
+        },
     })
 }
 
@@ -452,6 +688,9 @@ impl Session<'_> {
                 }
             };
         }
+        if self.plan.canonical {
+            return self.canonical(text, deadline);
+        }
         // Checked by Plan::check: the error arm is for the impossible, never a panic.
         let bare = text
             .strip_prefix('[')
@@ -485,6 +724,44 @@ impl Session<'_> {
                 .collect()
         };
         self.emit(text, "addresses", &shown)
+    }
+
+    /// `--canonical`: getaddrinfo's AI_CANONNAME for the query (what `getent ahosts` prints
+    /// after the first address), one line; with --json the addresses come too.
+    fn canonical(&mut self, text: &str, deadline: Deadline) -> Result<()> {
+        let bare = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(text);
+        let ascii = match addr::parse_host(bare) {
+            Ok(Host::Ip(ip)) => ip.to_string(),
+            Ok(Host::Name(name)) => name,
+            Err(err) => {
+                self.json_error(text, None, &format!("{err:#}"))?;
+                self.fail(text, format!("{err:#}"));
+                return Ok(());
+            }
+        };
+        let (ips, canonical) = match addr::lookup_canonical(&ascii, self.plan.family, deadline) {
+            Ok(found) => found,
+            Err(err) => {
+                self.json_error(text, None, &format!("{err:#}"))?;
+                self.fail(text, format!("{err:#}"));
+                return Ok(());
+            }
+        };
+        // glibc leaves the name as asked when nothing renames it (an address, a name
+        // without CNAME); so does nk.
+        let canonical = canonical.unwrap_or(ascii);
+        if self.plan.json {
+            let object = serde_json::json!({
+                "query": text,
+                "canonical": canonical,
+                "addresses": dedup(ips).iter().map(IpAddr::to_string).collect::<Vec<_>>(),
+            });
+            return self.line(&object.to_string());
+        }
+        self.emit(text, "canonical", &[canonical])
     }
 
     /// The system resolver's addresses for `name` (the ASCII form of the query `text`) within
@@ -573,6 +850,10 @@ impl Session<'_> {
             _ => self.plan.types.clone(),
         };
         for rtype in types {
+            if matches!(rtype, RecordType::AXFR | RecordType::IXFR) {
+                self.transfer(text, rtype, transport)?;
+                continue;
+            }
             // An address asks for its PTR under in-addr.arpa / ip6.arpa; any other type asks
             // about the text as a name, as dig does.
             let candidates = match literal {
@@ -581,20 +862,235 @@ impl Session<'_> {
                     Ok(name) => self.conf.candidates(&name, self.plan.search),
                     Err(err) => {
                         self.json_error(text, Some(rtype), &err)?;
-                        self.fail(&format!("{text} {rtype}"), err);
+                        self.fail(&format!("{text} {}", type_text(rtype)), err);
                         continue;
                     }
                 },
             };
+            if self.plan.trace {
+                // As dig +trace: the name as given, made absolute, no search list.
+                let mut name = match literal {
+                    Some(ip) if rtype == RecordType::PTR => reverse_name(ip),
+                    _ => candidates.last().cloned().unwrap_or_else(Name::root),
+                };
+                if literal.is_none() {
+                    if let Ok(typed) = dns_name(text, true) {
+                        name = typed;
+                    }
+                }
+                name.set_fqdn(true);
+                self.trace(text, &name, rtype, transport)?;
+                continue;
+            }
             match ask_candidates(transport, &candidates, rtype) {
                 Ok(answer) => self.show_answer(text, rtype, &answer)?,
                 Err(err) => {
                     let message = format!("{err:#}");
-                    let rcode = err.downcast_ref::<Unanswered>().map(|u| u.rcode);
-                    self.json_failure(text, Some(rtype), &message, rcode)?;
-                    self.fail(&format!("{text} {rtype}"), message);
+                    let unanswered = err.downcast_ref::<Unanswered>();
+                    // --full shows the reply that said no (its authority section carries the
+                    // zone's SOA, and NSEC records with --dnssec), as dig does.
+                    if let (true, Some(answer)) = (self.plan.full, unanswered) {
+                        self.show_full(&answer.answer)?;
+                    }
+                    match unanswered {
+                        Some(unanswered) if self.plan.json => {
+                            let mut object = self.answer_json(text, rtype, &unanswered.answer);
+                            object["error"] = message.clone().into();
+                            self.line(&object.to_string())?;
+                        }
+                        _ => self.json_failure(text, Some(rtype), &message, None)?,
+                    }
+                    self.fail(&format!("{text} {}", type_text(rtype)), message);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A zone transfer: every record as it arrives (zone lines, --short data, --full in
+    /// dig's layout with its closing lines), or one JSON object with them all.
+    fn transfer(&mut self, text: &str, rtype: RecordType, transport: &Transport) -> Result<()> {
+        let kind = type_text(rtype);
+        let mut zone = match dns_name(text, false) {
+            Ok(name) => name,
+            Err(err) => {
+                self.json_error(text, Some(rtype), &err)?;
+                self.fail(&format!("{text} {kind}"), err);
+                return Ok(());
+            }
+        };
+        zone.set_fqdn(true);
+        let serial = if rtype == RecordType::IXFR {
+            self.plan.ixfr_serial
+        } else {
+            None
+        };
+        let (json, short, full) = (self.plan.json, self.plan.short, self.plan.full);
+        let mut collected = Vec::new();
+        let mut stdout_failure = None;
+        let out = &mut self.out;
+        let result = dns::transfer(transport, &zone, serial, self.plan.whole, |record| {
+            if json {
+                collected.push(record_json(record));
+                return Ok(());
+            }
+            let line = if short {
+                rdata_text(record)
+            } else if full {
+                aligned_record_line(record)
+            } else {
+                record_line(record)
+            };
+            writeln!(out, "{line}").map_err(|err| {
+                // Kept apart: a closed stdout ends the run, it is not the transfer's failure.
+                stdout_failure = Some(stdout_error(err));
+                anyhow!("stdout")
+            })
+        });
+        if let Some(err) = stdout_failure {
+            return Err(err);
+        }
+        let summary = match result {
+            Ok(summary) => summary,
+            Err(err) => {
+                let message = format!("{err:#}");
+                if json {
+                    let object = serde_json::json!({
+                        "query": text, "type": kind, "error": message,
+                        "answers": collected,
+                    });
+                    self.line(&object.to_string())?;
+                }
+                self.fail(&format!("{text} {kind}"), message);
+                return Ok(());
+            }
+        };
+        info!(
+            "{text} {kind}: {} record(s) in {} message(s), {} bytes, from {} in {:.1} ms",
+            summary.records,
+            summary.messages,
+            summary.bytes,
+            summary.server,
+            summary.elapsed.as_secs_f64() * 1000.0
+        );
+        if json {
+            let object = serde_json::json!({
+                "query": text,
+                "type": kind,
+                "server": summary.server.to_string(),
+                "transport": "tcp",
+                "serial": summary.serial,
+                "records": summary.records,
+                "messages": summary.messages,
+                "size": summary.bytes,
+                "rtt_ms": (summary.elapsed.as_secs_f64() * 1e6).round() / 1e3,
+                "answers": collected,
+            });
+            return self.line(&object.to_string());
+        }
+        if full {
+            let server = summary.server;
+            let text = format!(
+                ";; Query time: {} msec\n;; SERVER: {}#{}({}) (TCP)\n;; WHEN: {}\n\
+                 ;; XFR size: {} records (messages {}, bytes {})\n",
+                summary.elapsed.as_millis(),
+                server.ip(),
+                server.port(),
+                server.ip(),
+                chrono::Utc::now().format("%a %b %d %H:%M:%S UTC %Y"),
+                summary.records,
+                summary.messages,
+                summary.bytes
+            );
+            writeln!(self.out, "{text}").map_err(stdout_error)?;
+        }
+        Ok(())
+    }
+
+    /// `--trace`: each step's answer and authority records in dig's layout, then the server
+    /// asked and its time; or one JSON object per step.
+    fn trace(
+        &mut self,
+        text: &str,
+        name: &Name,
+        rtype: RecordType,
+        transport: &Transport,
+    ) -> Result<()> {
+        let kind = type_text(rtype);
+        let json = self.plan.json;
+        let mut stdout_failure = None;
+        let out = &mut self.out;
+        let result = dns::trace(transport, name, rtype, self.plan.whole, |step| {
+            let answer = &step.answer;
+            let message = &answer.message;
+            let asked = match &step.server_name {
+                Some(server) => name_text(server).trim_end_matches('.').to_string(),
+                None => answer.server.ip().to_string(),
+            };
+            let text = if json {
+                let records: Vec<serde_json::Value> = message
+                    .answers()
+                    .iter()
+                    .chain(message.name_servers())
+                    .map(record_json)
+                    .collect();
+                let object = serde_json::json!({
+                    "query": text,
+                    "type": kind,
+                    "server": answer.server.to_string(),
+                    "server_name": asked,
+                    "rcode": rcode_name(message.response_code()),
+                    "flags": flags_text(message),
+                    "size": answer.size,
+                    "rtt_ms": (answer.rtt.as_secs_f64() * 1e6).round() / 1e3,
+                    "records": records,
+                });
+                format!("{object}\n")
+            } else {
+                let mut lines = String::new();
+                for record in message.answers().iter().chain(message.name_servers()) {
+                    lines.push_str(&aligned_record_line(record));
+                    lines.push('\n');
+                }
+                lines.push_str(&format!(
+                    ";; Received {} bytes from {}#{}({asked}) in {} ms\n\n",
+                    answer.size,
+                    answer.server.ip(),
+                    answer.server.port(),
+                    answer.rtt.as_millis()
+                ));
+                lines
+            };
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|err| {
+                    stdout_failure = Some(stdout_error(err));
+                    anyhow!("stdout")
+                })
+        });
+        if let Some(err) = stdout_failure {
+            return Err(err);
+        }
+        match result {
+            Ok(last) => {
+                let message = &last.answer.message;
+                let code = message.response_code();
+                if code != ResponseCode::NoError {
+                    self.fail(
+                        &format!("{text} {kind}"),
+                        format!("{} from {}", rcode_name(code), last.answer.server),
+                    );
+                } else if message.answers().is_empty() {
+                    self.fail(
+                        &format!("{text} {kind}"),
+                        format!(
+                            "no data: no {kind} record (NOERROR from {})",
+                            last.answer.server
+                        ),
+                    );
+                }
+            }
+            Err(err) => self.fail(&format!("{text} {kind}"), format!("{err:#}")),
         }
         Ok(())
     }
@@ -602,7 +1098,8 @@ impl Session<'_> {
     fn show_answer(&mut self, query: &str, rtype: RecordType, answer: &Answer) -> Result<()> {
         let records = answer.message.answers();
         info!(
-            "{query} {rtype}: {} from {} over {} in {:.1} ms, {} answer(s)",
+            "{query} {}: {} from {} over {} in {:.1} ms, {} answer(s)",
+            type_text(rtype),
             rcode_name(answer.message.response_code()),
             answer.server,
             answer.transport,
@@ -610,17 +1107,11 @@ impl Session<'_> {
             records.len()
         );
         if self.plan.json {
-            let object = serde_json::json!({
-                "query": query,
-                "name": answer.message.queries().first().map(|q| name_text(q.name())),
-                "type": rtype.to_string(),
-                "server": answer.server.to_string(),
-                "transport": answer.transport,
-                "rcode": rcode_name(answer.message.response_code()),
-                "rtt_ms": (answer.rtt.as_secs_f64() * 1e6).round() / 1e3,
-                "answers": records.iter().map(record_json).collect::<Vec<_>>(),
-            });
+            let object = self.answer_json(query, rtype, answer);
             return self.line(&object.to_string());
+        }
+        if self.plan.full {
+            return self.show_full(answer);
         }
         for record in records {
             let text = if self.plan.short {
@@ -631,6 +1122,52 @@ impl Session<'_> {
             self.line(&text)?;
         }
         Ok(())
+    }
+
+    /// One reply as a JSON object: the answers, and the rest of the message (flags,
+    /// authority and additional records, EDNS) for those who want dig's whole view.
+    fn answer_json(&self, query: &str, rtype: RecordType, answer: &Answer) -> serde_json::Value {
+        let message = &answer.message;
+        let records = |list: &[hickory_proto::rr::Record]| -> Vec<serde_json::Value> {
+            list.iter().map(record_json).collect()
+        };
+        let mut object = serde_json::json!({
+            "query": query,
+            "name": message.queries().first().map(|q| name_text(q.name())),
+            "type": type_text(rtype),
+            "class": class_text(message.queries().first().map_or(DNSClass::IN, |q| q.query_class())),
+            "server": answer.server.to_string(),
+            "transport": answer.transport,
+            "rcode": rcode_name(message.response_code()),
+            "flags": flags_text(message),
+            "rtt_ms": (answer.rtt.as_secs_f64() * 1e6).round() / 1e3,
+            "size": answer.size,
+            "answers": records(message.answers()),
+            "authority": records(message.name_servers()),
+            "additional": records(message.additionals()),
+        });
+        if let Some(edns) = message.extensions() {
+            object["edns"] = edns_json(edns);
+        }
+        object
+    }
+
+    /// dig's default view of one reply: the message, then where, when and how big.
+    fn show_full(&mut self, answer: &Answer) -> Result<()> {
+        let mut text = message_text(&answer.message);
+        let server = answer.server;
+        text.push_str(&format!(
+            "\n;; Query time: {} msec\n;; SERVER: {}#{}({}) ({})\n;; WHEN: {}\n;; MSG SIZE  rcvd: {}\n",
+            answer.rtt.as_millis(),
+            server.ip(),
+            server.port(),
+            server.ip(),
+            answer.transport.to_ascii_uppercase(),
+            // In UTC: chrono knows offsets, not the zone abbreviations dig prints.
+            chrono::Utc::now().format("%a %b %d %H:%M:%S UTC %Y"),
+            answer.size
+        ));
+        writeln!(self.out, "{text}").map_err(stdout_error)
     }
 
     /// Port numbers for `--port` given with names (an unknown service ends the run, exit 1).
@@ -696,14 +1233,17 @@ impl Session<'_> {
 /// Tries the search-list candidates in order: the first that has data wins; NXDOMAIN and
 /// "no data" move on to the next; any other failure (no reply, SERVFAIL everywhere) is final.
 fn ask_candidates(transport: &Transport, candidates: &[Name], rtype: RecordType) -> Result<Answer> {
-    let mut nodata: Option<String> = None;
-    let mut nxdomain: Option<String> = None;
+    let mut nodata: Option<(String, Answer)> = None;
+    let mut nxdomain: Option<(String, Answer)> = None;
     for name in candidates {
         let answer = dns::query(transport, name, rtype)?;
         let message = &answer.message;
         match message.response_code() {
             ResponseCode::NXDomain => {
-                nxdomain.get_or_insert_with(|| {
+                if nxdomain.is_some() {
+                    continue;
+                }
+                let text = {
                     let tried = if candidates.len() > 1 {
                         let names: Vec<String> = candidates.iter().map(name_text).collect();
                         format!("; tried {}", names.join(" "))
@@ -711,27 +1251,27 @@ fn ask_candidates(transport: &Transport, candidates: &[Name], rtype: RecordType)
                         String::new()
                     };
                     format!("NXDOMAIN (no such name{tried}) from {}", answer.server)
-                });
+                };
+                nxdomain = Some((text, answer));
             }
             _ if message.answers().is_empty() => {
-                nodata.get_or_insert_with(|| {
-                    format!(
-                        "no data: {name} exists but has no {rtype} record (NOERROR from {})",
-                        answer.server
-                    )
-                });
+                if nodata.is_some() {
+                    continue;
+                }
+                let text = format!(
+                    "no data: {name} exists but has no {} record (NOERROR from {})",
+                    type_text(rtype),
+                    answer.server
+                );
+                nodata = Some((text, answer));
             }
             _ => return Ok(answer),
         }
     }
     let failure = match (nodata, nxdomain) {
-        (Some(message), _) => Unanswered {
-            rcode: "NOERROR",
+        (Some((message, answer)), _) | (None, Some((message, answer))) => Unanswered {
             message,
-        },
-        (None, Some(message)) => Unanswered {
-            rcode: "NXDOMAIN",
-            message,
+            answer: Box::new(answer),
         },
         (None, None) => return Err(anyhow!("no name to ask")),
     };
@@ -739,11 +1279,11 @@ fn ask_candidates(transport: &Transport, candidates: &[Name], rtype: RecordType)
 }
 
 /// A final answer without the records asked for (NXDOMAIN, or NOERROR with no data), with
-/// its rcode for `--json`.
+/// the reply that said so, for `--json` and `--full`.
 #[derive(Debug)]
 struct Unanswered {
-    rcode: &'static str,
     message: String,
+    answer: Box<Answer>,
 }
 
 impl std::fmt::Display for Unanswered {

@@ -23,7 +23,7 @@ use hickory_proto::rr::{Name, RecordType};
 
 use crate::debug;
 use crate::net::deadline::{format_duration, is_timeout, read_before, Deadline};
-use crate::wire::dns::{build_query, judge, rcode_name, Verdict, MAX_MESSAGE};
+use crate::wire::dns::{build_query, judge, rcode_name, QueryOptions, Verdict, MAX_MESSAGE};
 use crate::wire::frame::{read_frame, write_frame, FrameError, PrefixWidth};
 
 /// glibc's limits: at most 3 nameservers, timeout ≤ 30 s, attempts ≤ 5, ndots ≤ 15.
@@ -163,6 +163,30 @@ pub struct Transport {
     pub tcp_only: bool,
     /// `--proxy` (with `--tcp`): the TCP connections go through these proxies.
     pub proxies: crate::net::proxy::Chain,
+    /// Class, header bits and EDNS fields of every query.
+    pub options: QueryOptions,
+    /// Plain DNS, or DNS over TLS or HTTPS.
+    pub encryption: Encryption,
+}
+
+/// How the queries travel: in clear (UDP, TCP), or encrypted.
+#[derive(Debug, Clone, Default)]
+pub enum Encryption {
+    #[default]
+    Clear,
+    /// DNS over TLS (RFC 7858): TCP's length-prefixed messages inside TLS, port 853; the
+    /// certificate is verified for `name`.
+    Tls {
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: String,
+    },
+    /// DNS over HTTPS (RFC 8484) to `url`: POST, or GET with `?dns=`.
+    Https {
+        config: std::sync::Arc<rustls::ClientConfig>,
+        url: crate::wire::http::Url,
+        name: String,
+        post: bool,
+    },
 }
 
 /// A reply we accepted, and where and how it came.
@@ -176,6 +200,8 @@ pub struct Answer {
     pub transport: &'static str,
     /// From sending the query to accepting the reply (the last exchange only).
     pub rtt: Duration,
+    /// The reply's size on the wire, in bytes.
+    pub size: usize,
 }
 
 /// Why one exchange with one server produced no reply we can use.
@@ -280,15 +306,23 @@ struct Exchange<'a> {
     name: &'a Name,
     rtype: RecordType,
     timeout: Duration,
+    options: &'a QueryOptions,
 }
 
 impl Exchange<'_> {
-    fn answer(&self, message: Message, transport: &'static str, started: Instant) -> Answer {
+    fn answer(
+        &self,
+        message: Message,
+        size: usize,
+        transport: &'static str,
+        started: Instant,
+    ) -> Answer {
         Answer {
             message,
             server: self.server,
             transport,
             rtt: started.elapsed(),
+            size,
         }
     }
 }
@@ -305,7 +339,20 @@ fn ask(
         name,
         rtype,
         timeout: transport.timeout,
+        options: &transport.options,
     };
+    match &transport.encryption {
+        Encryption::Clear => {}
+        Encryption::Tls { config, name } => {
+            return ask_tls(exchange, &transport.proxies, config, name)
+        }
+        Encryption::Https {
+            config,
+            url,
+            name,
+            post,
+        } => return ask_https(exchange, &transport.proxies, config, url, name, *post),
+    }
     if transport.tcp_only {
         return ask_tcp(exchange, &transport.proxies);
     }
@@ -331,13 +378,14 @@ fn ask_udp(exchange: Exchange<'_>, edns: bool) -> Result<Answer, Problem> {
         name,
         rtype,
         timeout,
+        options,
     } = exchange;
     let socket = bind_random_port(server).map_err(Problem::Io)?;
     // Connected: the kernel delivers only datagrams from the server's address and port, and
     // reports its ICMP port-unreachable as ECONNREFUSED instead of a silent timeout.
     socket.connect(server).map_err(Problem::Io)?;
     let id: u16 = rand::random();
-    let query = build_query(id, name, rtype, edns).map_err(Problem::Bad)?;
+    let query = build_query(id, name, rtype, options, edns).map_err(Problem::Bad)?;
     let started = Instant::now();
     let deadline = Deadline::after(Some(timeout));
     socket.send(&query).map_err(Problem::Io)?;
@@ -348,8 +396,8 @@ fn ask_udp(exchange: Exchange<'_>, edns: bool) -> Result<Answer, Problem> {
         let Some(len) = received else {
             return Err(Problem::Silent { ignored });
         };
-        match judge(&buf[..len], id, name, rtype) {
-            Verdict::Reply(message) => return Ok(exchange.answer(*message, "udp", started)),
+        match judge(&buf[..len], id, name, rtype, options.class) {
+            Verdict::Reply(message) => return Ok(exchange.answer(*message, len, "udp", started)),
             Verdict::Foreign(why) => {
                 debug!("{server}: ignored a datagram: {why}");
                 ignored = Some(format!("a reply with {why}"));
@@ -370,6 +418,7 @@ fn ask_tcp(exchange: Exchange<'_>, proxies: &crate::net::proxy::Chain) -> Result
         name,
         rtype,
         timeout,
+        options,
     } = exchange;
     let io_problem = |err: io::Error| {
         if is_timeout(&err) {
@@ -380,27 +429,12 @@ fn ask_tcp(exchange: Exchange<'_>, proxies: &crate::net::proxy::Chain) -> Result
     };
     let started = Instant::now();
     let deadline = Deadline::after(Some(timeout));
-    let stream = match proxies.is_empty() {
-        true => TcpStream::connect_timeout(&server, timeout).map_err(io_problem)?,
-        false => {
-            let target = crate::net::addr::Target {
-                host: crate::net::addr::Host::Ip(server.ip()),
-                port: server.port(),
-            };
-            let opts = crate::net::connect::ConnectOptions {
-                timeout: Some(timeout),
-                quiet: true,
-                proxies: proxies.clone(),
-                ..Default::default()
-            };
-            crate::net::connect::connect(&target, &opts)
-                .map_err(|e| Problem::Bad(format!("{e:#}")))?
-                .stream
-        }
-    };
-    let _ = stream.set_nodelay(true);
+    let stream = connect_tcp(server, timeout, proxies).map_err(|e| match e {
+        TcpConnectError::Io(err) => io_problem(err),
+        TcpConnectError::Proxy(why) => Problem::Bad(why),
+    })?;
     let id: u16 = rand::random();
-    let query = build_query(id, name, rtype, true).map_err(Problem::Bad)?;
+    let query = build_query(id, name, rtype, options, true).map_err(Problem::Bad)?;
     stream
         .set_write_timeout(Some(timeout))
         .map_err(Problem::Io)?;
@@ -409,23 +443,640 @@ fn ask_tcp(exchange: Exchange<'_>, proxies: &crate::net::proxy::Chain) -> Result
         stream: &stream,
         deadline,
     };
+    framed_reply(&mut reader, exchange, id, "tcp", started, io_problem)
+}
+
+/// Reads length-prefixed messages (TCP, TLS) until the reply to query `id` comes; foreign
+/// messages are skipped, a malformed one ends the exchange (the stream's framing is lost).
+fn framed_reply(
+    reader: &mut impl Read,
+    exchange: Exchange<'_>,
+    id: u16,
+    transport: &'static str,
+    started: Instant,
+    io_problem: impl Fn(io::Error) -> Problem,
+) -> Result<Answer, Problem> {
+    let over = transport.to_ascii_uppercase();
     loop {
-        let frame = match read_frame(&mut reader, PrefixWidth::U16, MAX_MESSAGE) {
+        let frame = match read_frame(reader, PrefixWidth::U16, MAX_MESSAGE) {
             Ok(Some(frame)) => frame,
             Ok(None) => {
-                return Err(Problem::Bad(
-                    "closed the TCP connection without a reply".into(),
-                ))
+                return Err(Problem::Bad(format!(
+                    "closed the {over} connection without a reply"
+                )))
             }
             Err(FrameError::Io(err)) => return Err(io_problem(err)),
-            Err(err) => return Err(Problem::Bad(format!("TCP reply: {err}"))),
+            Err(err) => return Err(Problem::Bad(format!("{over} reply: {err}"))),
         };
-        match judge(&frame, id, name, rtype) {
-            Verdict::Reply(message) => return Ok(exchange.answer(*message, "tcp", started)),
-            Verdict::Foreign(why) => debug!("{server}: ignored a TCP message: {why}"),
-            // A TCP stream that carries garbage will not recover its framing.
+        match judge(
+            &frame,
+            id,
+            exchange.name,
+            exchange.rtype,
+            exchange.options.class,
+        ) {
+            Verdict::Reply(message) => {
+                return Ok(exchange.answer(*message, frame.len(), transport, started))
+            }
+            Verdict::Foreign(why) => {
+                debug!("{}: ignored a {over} message: {why}", exchange.server)
+            }
             Verdict::Malformed(why) => return Err(Problem::Bad(format!("malformed reply: {why}"))),
         }
+    }
+}
+
+/// The most referrals a trace follows (a loop of referrals ends there).
+pub const MAX_TRACE_HOPS: usize = 32;
+
+/// One step of a trace: the reply, and the name of the server that gave it (none for the
+/// first, the root NS set asked of the starting servers).
+#[derive(Debug)]
+pub struct TraceStep {
+    pub answer: Answer,
+    pub server_name: Option<Name>,
+}
+
+/// Iterative resolution as `dig +trace` does it: the root's NS set from the starting servers
+/// (resolv.conf's, or `--server` taken as the root of a private hierarchy), then from the
+/// root down, each referral's servers asked without recursion, on the starting servers' port,
+/// until a server answers, says NXDOMAIN, or has no data. `each` sees every step as it comes.
+/// `whole` bounds the whole trace; each query waits at most the transport's timeout.
+/// Returns the last step.
+pub fn trace(
+    transport: &Transport,
+    name: &Name,
+    rtype: RecordType,
+    whole: Option<Duration>,
+    mut each: impl FnMut(&TraceStep) -> anyhow::Result<()>,
+) -> anyhow::Result<TraceStep> {
+    let overall = Deadline::after(whole);
+    let port = transport.servers.first().map_or(53, SocketAddr::port);
+    let bounded = |mut t: Transport| -> anyhow::Result<Transport> {
+        if let Some(left) = overall.remaining().map_err(|_| {
+            anyhow::anyhow!(
+                "trace {name}: the -w limit of {} passed",
+                format_duration(whole.unwrap_or_default())
+            )
+        })? {
+            t.timeout = t.timeout.min(left);
+        }
+        Ok(t)
+    };
+    // The root NS set, as dig asks for it (with recursion, of the starting servers).
+    let mut first = bounded(transport.clone())?;
+    first.options.recurse = true;
+    let root = query(&first, &Name::root(), RecordType::NS)
+        .map_err(|e| anyhow::anyhow!("trace {name}: the root's NS set: {e:#}"))?;
+    let mut zone = Name::root();
+    let mut referral = delegation(&root.message, None);
+    let step = TraceStep {
+        answer: root,
+        server_name: None,
+    };
+    each(&step)?;
+    if referral.is_empty() {
+        return Err(anyhow::anyhow!(
+            "trace {name}: {} gave no NS records for the root",
+            step.answer.server
+        ));
+    }
+    let mut asking = transport.clone();
+    asking.options.recurse = false;
+    asking.tries = 1;
+    for _ in 0..MAX_TRACE_HOPS {
+        let mut failures = Vec::new();
+        let mut reply = None;
+        'servers: for (ns_name, glue) in &referral {
+            let addrs = if glue.is_empty() {
+                let ascii = ns_name.to_ascii();
+                let deadline = overall.min(Deadline::after(Some(asking.timeout)));
+                match crate::net::addr::lookup(ascii.trim_end_matches('.'), port, deadline) {
+                    Ok(found) => found.iter().map(SocketAddr::ip).collect(),
+                    Err(err) => {
+                        failures.push(format!("{ns_name}: no address ({err:#})"));
+                        continue;
+                    }
+                }
+            } else {
+                glue.clone()
+            };
+            for ip in addrs {
+                let mut one = bounded(asking.clone())?;
+                one.servers = vec![SocketAddr::new(ip, port)];
+                match query_any_rcode(&one, name, rtype) {
+                    Ok(answer) => {
+                        reply = Some(TraceStep {
+                            answer,
+                            server_name: Some(ns_name.clone()),
+                        });
+                        break 'servers;
+                    }
+                    Err(err) => {
+                        if overall.expired() {
+                            return Err(anyhow::anyhow!(
+                                "trace {name}: the -w limit of {} passed while asking {ns_name} \
+                                 ({ip}) about {}",
+                                format_duration(whole.unwrap_or_default()),
+                                name_or_root(&zone)
+                            ));
+                        }
+                        failures.push(format!("{ns_name} {err:#}"))
+                    }
+                }
+            }
+        }
+        let Some(step) = reply else {
+            return Err(anyhow::anyhow!(
+                "trace {name}: no server for {} answered: {}",
+                name_or_root(&zone),
+                failures.join("; ")
+            ));
+        };
+        each(&step)?;
+        let message = &step.answer.message;
+        if message.response_code() != ResponseCode::NoError || !message.answers().is_empty() {
+            return Ok(step);
+        }
+        let has_ns = message
+            .name_servers()
+            .iter()
+            .any(|r| r.record_type() == RecordType::NS);
+        if !has_ns {
+            // No data (an SOA in the authority section, or nothing): the end.
+            return Ok(step);
+        }
+        let Some(next_zone) = closer_zone(message, &zone, name) else {
+            return Err(anyhow::anyhow!(
+                "trace {name}: {} gave a referral no closer to the name than {} (a lame or \
+                 upward referral)",
+                step.answer.server,
+                name_or_root(&zone)
+            ));
+        };
+        referral = delegation(message, Some(&next_zone));
+        zone = next_zone;
+    }
+    Err(anyhow::anyhow!(
+        "trace {name}: more than {MAX_TRACE_HOPS} referrals (a loop?)"
+    ))
+}
+
+fn name_or_root(name: &Name) -> String {
+    crate::wire::dns::name_text(name)
+}
+
+/// The zone a referral hands us to: the owner of its NS records, which must lie below the
+/// zone we asked and at or above the name (an upward or sideways referral is no progress).
+fn closer_zone(message: &Message, zone: &Name, name: &Name) -> Option<Name> {
+    message
+        .name_servers()
+        .iter()
+        .filter(|r| r.record_type() == RecordType::NS)
+        .map(|r| r.name().clone())
+        .find(|owner| zone.zone_of(owner) && owner != zone && owner.zone_of(name))
+}
+
+/// The NS names of a referral to `owner` (authority section; without an owner, the answer
+/// section: the root's own NS set) with their glue addresses from the additional section, in
+/// the order given.
+fn delegation(message: &Message, owner: Option<&Name>) -> Vec<(Name, Vec<IpAddr>)> {
+    let section = match owner {
+        None => message.answers(),
+        Some(_) => message.name_servers(),
+    };
+    let mut servers: Vec<(Name, Vec<IpAddr>)> = Vec::new();
+    for record in section {
+        let hickory_proto::rr::RData::NS(ns) = record.data() else {
+            continue;
+        };
+        if owner.is_some_and(|owner| owner != record.name()) {
+            continue;
+        }
+        let target = ns.0.clone();
+        if servers.iter().any(|(n, _)| *n == target) {
+            continue;
+        }
+        let glue: Vec<IpAddr> = message
+            .additionals()
+            .iter()
+            .filter(|g| *g.name() == target)
+            .filter_map(|g| match g.data() {
+                hickory_proto::rr::RData::A(a) => Some(IpAddr::V4(a.0)),
+                hickory_proto::rr::RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                _ => None,
+            })
+            .collect();
+        servers.push((target, glue));
+    }
+    servers
+}
+
+/// One query to the transport's servers that takes any response code as the answer (a trace
+/// shows NXDOMAIN and REFUSED as they came).
+fn query_any_rcode(
+    transport: &Transport,
+    name: &Name,
+    rtype: RecordType,
+) -> anyhow::Result<Answer> {
+    let Some(&server) = transport.servers.first() else {
+        return Err(anyhow::anyhow!("no server to ask"));
+    };
+    ask(transport, server, name, rtype).map_err(|problem| {
+        anyhow::anyhow!("{}", describe(server, Some(problem), 1, transport.timeout))
+    })
+}
+
+/// A TLS client stream whose every read and write is bounded by one deadline.
+struct TlsDeadline {
+    tls: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    deadline: Deadline,
+}
+
+impl TlsDeadline {
+    fn open(
+        server: SocketAddr,
+        timeout: Duration,
+        proxies: &crate::net::proxy::Chain,
+        config: &std::sync::Arc<rustls::ClientConfig>,
+        name: &str,
+    ) -> Result<TlsDeadline, Problem> {
+        let deadline = Deadline::after(Some(timeout));
+        let stream = connect_tcp(server, timeout, proxies).map_err(|e| match e {
+            TcpConnectError::Io(err) if is_timeout(&err) => Problem::Silent { ignored: None },
+            TcpConnectError::Io(err) => Problem::Io(err),
+            TcpConnectError::Proxy(why) => Problem::Bad(why),
+        })?;
+        let server_name = rustls::pki_types::ServerName::try_from(name.to_string())
+            .map_err(|_| Problem::Bad(format!("'{name}' is not a name TLS can verify (--sni)")))?;
+        let conn = rustls::ClientConnection::new(config.clone(), server_name)
+            .map_err(|e| Problem::Bad(format!("TLS: {e}")))?;
+        Ok(TlsDeadline {
+            tls: rustls::StreamOwned::new(conn, stream),
+            deadline,
+        })
+    }
+}
+
+impl Read for TlsDeadline {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tls.sock.set_read_timeout(self.deadline.remaining()?)?;
+        self.tls.read(buf)
+    }
+}
+
+impl io::Write for TlsDeadline {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tls
+            .sock
+            .set_write_timeout(self.deadline.remaining()?)?;
+        self.tls.sock.set_read_timeout(self.deadline.remaining()?)?;
+        self.tls.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.tls.flush()
+    }
+}
+
+/// An I/O error on a TLS stream as a problem: the certificate or handshake failure in words.
+fn tls_problem(err: io::Error) -> Problem {
+    if let Some(tls) = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        return Problem::Bad(format!("TLS: {}", crate::net::tls::failure_in_words(tls)));
+    }
+    if is_timeout(&err) {
+        Problem::Silent { ignored: None }
+    } else {
+        Problem::Io(err)
+    }
+}
+
+/// A TLS connection for one exchange, the query (with message ID `id`) and when it started.
+fn tls_start(
+    exchange: Exchange<'_>,
+    proxies: &crate::net::proxy::Chain,
+    config: &std::sync::Arc<rustls::ClientConfig>,
+    tls_name: &str,
+    id: u16,
+) -> Result<(TlsDeadline, Vec<u8>, Instant), Problem> {
+    let started = Instant::now();
+    let stream = TlsDeadline::open(exchange.server, exchange.timeout, proxies, config, tls_name)?;
+    let query = build_query(id, exchange.name, exchange.rtype, exchange.options, true)
+        .map_err(Problem::Bad)?;
+    Ok((stream, query, started))
+}
+
+/// DNS over TLS: one query on a new connection, framed as over TCP.
+fn ask_tls(
+    exchange: Exchange<'_>,
+    proxies: &crate::net::proxy::Chain,
+    config: &std::sync::Arc<rustls::ClientConfig>,
+    tls_name: &str,
+) -> Result<Answer, Problem> {
+    let id: u16 = rand::random();
+    let (mut stream, query, started) = tls_start(exchange, proxies, config, tls_name, id)?;
+    write_frame(&mut stream, PrefixWidth::U16, &query).map_err(tls_problem)?;
+    framed_reply(&mut stream, exchange, id, "tls", started, tls_problem)
+}
+
+/// DNS over HTTPS: one HTTP/1.1 request on a new TLS connection; message ID 0 (RFC 8484 §4.1:
+/// HTTP pairs the answer with the question, and ID 0 lets caches share it).
+fn ask_https(
+    exchange: Exchange<'_>,
+    proxies: &crate::net::proxy::Chain,
+    config: &std::sync::Arc<rustls::ClientConfig>,
+    url: &crate::wire::http::Url,
+    tls_name: &str,
+    post: bool,
+) -> Result<Answer, Problem> {
+    use crate::wire::dns::{doh_request, doh_response};
+    let (name, rtype, class) = (exchange.name, exchange.rtype, exchange.options.class);
+    let (mut stream, query, started) = tls_start(exchange, proxies, config, tls_name, 0)?;
+    io::Write::write_all(&mut stream, &doh_request(url, &query, post)).map_err(tls_problem)?;
+    io::Write::flush(&mut stream).map_err(tls_problem)?;
+    // A head, a body of at most 64 KiB and its chunk framing: more is refused by doh_response.
+    let cap = crate::wire::http::MAX_HEAD + MAX_MESSAGE + 16 * 1024;
+    let mut received = Vec::new();
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        let eof = match stream.read(&mut chunk) {
+            Ok(0) => true,
+            Ok(n) => {
+                received.extend_from_slice(&chunk[..n]);
+                false
+            }
+            // A server that closes after its response without TLS's close_notify.
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => true,
+            Err(err) => return Err(tls_problem(err)),
+        };
+        match doh_response(&received, eof) {
+            Ok(Some(body)) => {
+                return match judge(&body, 0, name, rtype, class) {
+                    Verdict::Reply(message) => {
+                        Ok(exchange.answer(*message, body.len(), "https", started))
+                    }
+                    Verdict::Foreign(why) => {
+                        Err(Problem::Bad(format!("{url}: a reply with {why}")))
+                    }
+                    Verdict::Malformed(why) => {
+                        Err(Problem::Bad(format!("{url}: malformed reply: {why}")))
+                    }
+                };
+            }
+            Ok(None) if eof => {
+                return Err(Problem::Bad(format!("{url}: the response ended early")))
+            }
+            Ok(None) if received.len() > cap => {
+                return Err(Problem::Bad(format!("{url}: a response over {cap} bytes")))
+            }
+            Ok(None) => {}
+            Err(why) => return Err(Problem::Bad(format!("{url}: {why}"))),
+        }
+    }
+}
+
+/// Why a TCP connection to a server was not made.
+enum TcpConnectError {
+    Io(io::Error),
+    Proxy(String),
+}
+
+/// A TCP connection to `server` within `timeout`, directly or through the proxies.
+fn connect_tcp(
+    server: SocketAddr,
+    timeout: Duration,
+    proxies: &crate::net::proxy::Chain,
+) -> Result<TcpStream, TcpConnectError> {
+    let stream = if proxies.is_empty() {
+        TcpStream::connect_timeout(&server, timeout).map_err(TcpConnectError::Io)?
+    } else {
+        let target = crate::net::addr::Target {
+            host: crate::net::addr::Host::Ip(server.ip()),
+            port: server.port(),
+        };
+        let opts = crate::net::connect::ConnectOptions {
+            timeout: Some(timeout),
+            quiet: true,
+            proxies: proxies.clone(),
+            ..Default::default()
+        };
+        crate::net::connect::connect(&target, &opts)
+            .map_err(|e| TcpConnectError::Proxy(format!("{e:#}")))?
+            .stream
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// The most records one zone transfer may bring: a cap on the time and output a hostile
+/// server can cost (the largest TLDs hold a few tens of millions; ask with -w for those).
+pub const MAX_TRANSFER_RECORDS: u64 = 5_000_000;
+
+/// The most messages one zone transfer may take (a server could send empty ones forever).
+pub const MAX_TRANSFER_MESSAGES: u64 = 500_000;
+
+/// What a finished zone transfer was.
+#[derive(Debug)]
+pub struct TransferSummary {
+    pub server: SocketAddr,
+    /// The zone's serial (the opening SOA's).
+    pub serial: Option<u32>,
+    pub messages: u64,
+    pub records: u64,
+    /// Bytes of DNS messages received (without the TCP length prefixes).
+    pub bytes: u64,
+    /// From the connection to the closing SOA.
+    pub elapsed: Duration,
+}
+
+/// A zone transfer (AXFR, or IXFR from `serial`) over TCP from the first server that takes
+/// the connection; `each` gets every record in order as it arrives. Each read waits at most
+/// the transport's timeout, and the whole transfer at most `whole` when given. A refusal
+/// (REFUSED, NOTAUTH...) is named with the server's rcode.
+pub fn transfer(
+    transport: &Transport,
+    zone: &Name,
+    serial: Option<u32>,
+    whole: Option<Duration>,
+    mut each: impl FnMut(&hickory_proto::rr::Record) -> anyhow::Result<()>,
+) -> anyhow::Result<TransferSummary> {
+    use crate::wire::dns::{ixfr_query, judge_later, Transfer};
+    let rtype = if serial.is_some() {
+        RecordType::IXFR
+    } else {
+        RecordType::AXFR
+    };
+    let kind = if serial.is_some() { "IXFR" } else { "AXFR" };
+    let overall = Deadline::after(whole);
+    let mut failures = Vec::new();
+    for &server in &transport.servers {
+        let started = Instant::now();
+        let timeout = match overall.remaining() {
+            Ok(Some(left)) => left.min(transport.timeout),
+            Ok(None) => transport.timeout,
+            Err(_) => break,
+        };
+        let stream = match connect_tcp(server, timeout, &transport.proxies) {
+            Ok(stream) => stream,
+            Err(TcpConnectError::Io(err)) => {
+                failures.push(format!("{server}: {}", describe_io(&err)));
+                continue;
+            }
+            Err(TcpConnectError::Proxy(why)) => {
+                failures.push(format!("{server}: {why}"));
+                continue;
+            }
+        };
+        let id: u16 = rand::random();
+        let options = &transport.options;
+        let query = match serial {
+            Some(serial) => ixfr_query(id, zone, serial, options),
+            None => build_query(id, zone, rtype, options, true),
+        }
+        .map_err(|e| anyhow::anyhow!(e))?;
+        stream.set_write_timeout(Some(timeout))?;
+        write_frame(&mut &stream, PrefixWidth::U16, &query)
+            .map_err(|e| anyhow::anyhow!("{kind} {zone} from {server}: sending the query: {e}"))?;
+        let mut reader = SilenceStream {
+            stream: &stream,
+            overall,
+            silence: transport.timeout,
+        };
+        let mut state = Transfer::default();
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        while !state.done {
+            let frame = match read_frame(&mut reader, PrefixWidth::U16, MAX_MESSAGE) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => {
+                    return Err(anyhow::anyhow!(
+                        "{kind} {zone} from {server}: the server closed the connection after \
+                         {} record(s) in {messages} message(s), before the closing SOA: the \
+                         zone is incomplete",
+                        state.records
+                    ))
+                }
+                Err(FrameError::Io(err)) if is_timeout(&err) => {
+                    let why = if overall.remaining().is_err() {
+                        format!(
+                            "the -w limit of {} passed",
+                            format_duration(whole.unwrap_or_default())
+                        )
+                    } else {
+                        format!("no data for {}", format_duration(transport.timeout))
+                    };
+                    return Err(anyhow::anyhow!(
+                        "{kind} {zone} from {server}: timed out ({why}) after {} record(s) \
+                         in {messages} message(s): the zone is incomplete",
+                        state.records
+                    ));
+                }
+                Err(err) => return Err(anyhow::anyhow!("{kind} {zone} from {server}: {err}")),
+            };
+            let verdict = if messages == 0 {
+                judge(&frame, id, zone, rtype, options.class)
+            } else {
+                judge_later(&frame, id, zone, rtype, options.class)
+            };
+            let message = match verdict {
+                Verdict::Reply(message) => message,
+                Verdict::Foreign(why) => {
+                    debug!("{server}: ignored a TCP message: {why}");
+                    continue;
+                }
+                Verdict::Malformed(why) => {
+                    return Err(anyhow::anyhow!(
+                        "{kind} {zone} from {server}: malformed message: {why}"
+                    ))
+                }
+            };
+            messages += 1;
+            bytes += frame.len() as u64;
+            let code = message.response_code();
+            if code != ResponseCode::NoError {
+                let why = match code {
+                    ResponseCode::Refused | ResponseCode::NotAuth => {
+                        " (the server refuses to transfer this zone to us)"
+                    }
+                    ResponseCode::NotImp => " (the server does not do zone transfers)",
+                    ResponseCode::ServFail => " (the server cannot serve this zone)",
+                    ResponseCode::NXDomain => " (no such zone)",
+                    _ => "",
+                };
+                return Err(anyhow::anyhow!(
+                    "{kind} {zone} refused: {}{why} from {server}",
+                    rcode_name(code)
+                ));
+            }
+            for record in message.answers() {
+                state
+                    .feed(record, serial.is_some())
+                    .map_err(|e| anyhow::anyhow!("{kind} {zone} from {server}: {e}"))?;
+                each(record)?;
+                if state.records >= MAX_TRANSFER_RECORDS && !state.done {
+                    return Err(anyhow::anyhow!(
+                        "{kind} {zone} from {server}: stopped at the cap of \
+                         {MAX_TRANSFER_RECORDS} records: the zone is incomplete"
+                    ));
+                }
+            }
+            state.end_of_message(serial.is_some(), serial);
+            if messages == 1 && state.records == 0 {
+                return Err(anyhow::anyhow!(
+                    "{kind} {zone} from {server}: the reply holds no records (not a zone the \
+                     server serves?)"
+                ));
+            }
+            if messages >= MAX_TRANSFER_MESSAGES && !state.done {
+                return Err(anyhow::anyhow!(
+                    "{kind} {zone} from {server}: stopped at the cap of \
+                     {MAX_TRANSFER_MESSAGES} messages: the zone is incomplete"
+                ));
+            }
+        }
+        return Ok(TransferSummary {
+            server,
+            serial: state.serial,
+            messages,
+            records: state.records,
+            bytes,
+            elapsed: started.elapsed(),
+        });
+    }
+    if failures.is_empty() {
+        failures.push(format!(
+            "the -w limit of {} passed before a connection",
+            format_duration(whole.unwrap_or_default())
+        ));
+    }
+    Err(anyhow::anyhow!("{kind} {zone}: {}", failures.join("; ")))
+}
+
+fn describe_io(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused (nothing listens there)".into(),
+        _ if is_timeout(err) => "timed out connecting".into(),
+        _ => err.to_string(),
+    }
+}
+
+/// Reads bounded twice: by a silence limit for each read and by one overall deadline.
+struct SilenceStream<'a> {
+    stream: &'a TcpStream,
+    overall: Deadline,
+    silence: Duration,
+}
+
+impl Read for SilenceStream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let limit = match self.overall.remaining()? {
+            Some(left) => left.min(self.silence),
+            None => self.silence,
+        };
+        self.stream.set_read_timeout(Some(limit))?;
+        let mut stream = self.stream;
+        stream.read(buf)
     }
 }
 
