@@ -14,6 +14,8 @@
 
 pub mod pinger;
 pub mod stats;
+pub mod sweep;
+pub mod targets;
 pub mod transport;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -84,12 +86,9 @@ const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
 )]
 pub struct PingArgs {
     /// Host name or address to ping (with --tcp/--udp: HOST:PORT, [V6]:PORT, or HOST PORT).
-    #[arg(value_name = "HOST")]
-    pub host: String,
-
-    /// With --tcp or --udp: the port, when HOST does not carry it.
-    #[arg(value_name = "PORT")]
-    pub port: Option<String>,
+    /// Several HOSTs are pinged together, as fping does (with -g: a block or START END).
+    #[arg(value_name = "HOST", required_unless_present = "file")]
+    pub targets: Vec<String>,
 
     /// TCP ping: time a TCP connect to HOST:PORT per probe (closed with a reset); no privilege
     /// needed, passes firewalls that drop ICMP.
@@ -156,6 +155,9 @@ pub struct PingArgs {
     /// One JSON object per reply or error, and one for the summary (with -q: the summary only).
     #[arg(long, conflicts_with_all = ["flood"])]
     pub json: bool,
+
+    #[command(flatten)]
+    pub sweep: sweep::SweepArgs,
 }
 
 /// Runs `nk ping`.
@@ -184,16 +186,18 @@ pub fn run(args: PingArgs) -> Result<()> {
         )));
     }
     if args.tcp || args.udp {
+        sweep::refuse_with_transport(&args)?;
         return run_transport(args, interval);
     }
-    if let Some(port) = &args.port {
-        return Err(usage(format!(
-            "unexpected argument \"{port}\": a PORT is taken only with --tcp or --udp"
-        )));
+    if sweep::wanted(&args) {
+        return sweep::run(args, interval);
     }
+    let Some(typed) = args.targets.first() else {
+        return Err(usage("no HOST to ping"));
+    };
     let family = args.family.family();
-    let (host, scope_id) = parse_target(&args.host)?;
-    let mut hostname = args.host.clone();
+    let (host, scope_id) = parse_target(typed)?;
+    let mut hostname = typed.clone();
     let (destination, numeric_target) = match &host {
         Host::Ip(ip) => {
             if !family.allows(*ip) {
@@ -292,7 +296,10 @@ fn run_transport(args: PingArgs, interval: Duration) -> Result<()> {
     } else {
         (Transport::Udp, crate::net::services::Proto::Udp)
     };
-    let target = addr::parse_target(&args.host, args.port.as_deref(), proto)?;
+    let Some(host) = args.targets.first() else {
+        return Err(usage("no HOST:PORT to probe"));
+    };
+    let target = addr::parse_target(host, args.targets.get(1).map(String::as_str), proto)?;
     let destination = transport::destination(&target, args.family.family())?;
     check_size(args.size, destination.ip())?;
     let config = transport::Config {
