@@ -63,6 +63,16 @@ const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
         its %iface in the header and the reply lines.\n\n\
         Exit status: 0 if a reply came (with -c and -w together: N replies), 1 if none, 2 for \
         usage errors, a missing privilege and a destination the kernel will not route.\n\n\
+        Several HOSTs, -g (a block ADDR/PREFIX without its network and broadcast addresses, \
+        or a range START END), --file FILE ('-': stdin) or any fping option below switch to \
+        fping's mode: every target at once through one socket per family, requests --gap \
+        apart (1ms), each waiting -W (default 1s here) for its reply. Output as fping's: \
+        `HOST is alive` / `HOST is unreachable` (--alive, --unreach: names only; --elapsed: \
+        the round trip; -q: nothing); with -c N, N requests per target -i apart, fping's \
+        `HOST : [i], 64 bytes, ...` lines and per-target summaries on stderr; --stats: \
+        fping's totals on stderr. Exit 0 if every target answered, 1 if some did not, 2 if a \
+        name could not be resolved (the others are still pinged). -g above a /16 needs \
+        --force.\n\n\
         --tcp HOST:PORT (or HOST PORT) pings a service instead, without privilege: each probe \
         is a TCP connect timed from the SYN to its completion, bounded by -W (default 10s) and \
         -w, then closed with a reset (SO_LINGER 0). Lines read `connected to ADDR:PORT: seq=N \
@@ -79,6 +89,8 @@ const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
         nk ping -6 -c 5 -i 0.2 localhost\n  \
         nk ping -w 10 -q 192.0.2.1        # 10 seconds, summary only\n  \
         nk ping -b -c 3 192.168.1.255     # who answers on the LAN\n  \
+        nk ping -g 192.168.1.0/24         # fping's sweep: HOST is alive / unreachable\n  \
+        nk ping -c 3 -q --stats h1 h2 ::1 # several hosts; fping's summaries on stderr\n  \
         nk ping -c 2 fe80::1%eth0         # link-local, through eth0\n  \
         sudo nk ping -f -c 10000 ::1      # flood: a dot per request, erased per reply\n  \
         nk ping --tcp -c 3 127.0.0.1:443  # TCP connect times, no privilege\n  \
