@@ -341,3 +341,39 @@ fn mode_usage_errors_exit_2_before_any_traffic() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+#[test]
+fn sigint_prints_the_per_target_summaries_and_exits_130() {
+    require_netns();
+    let argv = [
+        NK,
+        "ping",
+        "-c",
+        "100",
+        "-i",
+        "0.1",
+        "-W",
+        "0.3",
+        "10.99.0.10",
+        "10.99.0.5",
+    ];
+    let mut p = Proc::spawn(
+        "[netns] nk ping -c 100 (interrupted)",
+        netns_command(HOSTS, &argv),
+        In::Null,
+        Out::Pipe,
+    );
+    p.wait_stdout_line(20.0, |l| l.starts_with("10.99.0.5  : [1], timed out"));
+    send_signal(p.pid(), "INT");
+    let out = p.wait(10.0);
+    assert_eq!(out.status.code(), Some(130), "{}", out.describe());
+    let summaries: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("xmt/rcv"))
+        .collect();
+    assert_eq!(summaries.len(), 2, "{}", out.describe());
+    assert!(summaries[0].starts_with("10.99.0.10 : xmt/rcv/%loss = "));
+    assert!(summaries[1].starts_with("10.99.0.5  : xmt/rcv/%loss = "));
+    assert!(summaries[1].ends_with("/0/100%"), "{}", out.describe());
+}

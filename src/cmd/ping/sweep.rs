@@ -745,30 +745,51 @@ impl Sweep {
     }
 
     fn timed_out(&mut self, probe: Probe) -> Result<()> {
-        let target = probe.target as usize;
         let tally = {
             let mut shared = lock(&self.shared);
             shared.timeouts += 1;
-            shared.per[target].clone()
+            shared.per[probe.target as usize].clone()
         };
+        self.report_probe(probe, &tally, None)
+    }
+
+    /// What a request's end prints: in count mode its line (a reply with its size and round
+    /// trip, or `timed out`, and the target's figures so far); in default mode the target's
+    /// verdict.
+    fn report_probe(
+        &mut self,
+        probe: Probe,
+        tally: &Tally,
+        reply: Option<(usize, u64)>,
+    ) -> Result<()> {
+        let target = probe.target as usize;
         if !self.view.count_mode {
-            return self.decide(target, None);
+            return self.decide(target, reply.map(|(_, rtt_ns)| rtt_ns));
         }
         if self.view.quiet {
             return Ok(());
         }
-        let name = &self.view.targets[target].name;
+        let Target { name, addr } = &self.view.targets[target];
         let line = if self.view.json {
-            let object = serde_json::json!({
+            let mut object = serde_json::json!({
                 "type": "timeout",
                 "host": name,
-                "address": self.view.targets[target].addr.ip().to_string(),
+                "address": addr.ip().to_string(),
                 "seq": probe.index,
             });
+            if let Some((bytes, rtt_ns)) = reply {
+                object["type"] = "reply".into();
+                object["bytes"] = bytes.into();
+                object["time_ms"] = json_ms(rtt_ns).into();
+            }
             format!("{object}\n")
         } else {
+            let what = match reply {
+                Some((bytes, rtt_ns)) => format!("{bytes} bytes, {} ms", fping_ms(rtt_ns)),
+                None => "timed out".to_string(),
+            };
             format!(
-                "{}{name:<width$} : [{}], timed out ({} avg, {}% loss)\n",
+                "{}{name:<width$} : [{}], {what} ({} avg, {}% loss)\n",
                 timestamp_prefix(self.view.timestamps),
                 probe.index,
                 tally.avg_ns().map_or("NaN".to_string(), fping_ms),
@@ -884,35 +905,7 @@ impl Sweep {
             tally.add(rtt_ns);
             tally.clone()
         };
-        if !self.view.count_mode {
-            return self.decide(target, Some(rtt_ns));
-        }
-        if self.view.quiet {
-            return Ok(());
-        }
-        let name = &self.view.targets[target].name;
-        let line = if self.view.json {
-            let object = serde_json::json!({
-                "type": "reply",
-                "host": name,
-                "address": from.to_string(),
-                "seq": probe.index,
-                "bytes": bytes,
-                "time_ms": json_ms(rtt_ns),
-            });
-            format!("{object}\n")
-        } else {
-            format!(
-                "{}{name:<width$} : [{}], {bytes} bytes, {} ms ({} avg, {}% loss)\n",
-                timestamp_prefix(self.view.timestamps),
-                probe.index,
-                fping_ms(rtt_ns),
-                tally.avg_ns().map_or("NaN".to_string(), fping_ms),
-                tally.loss_percent(),
-                width = self.view.width
-            )
-        };
-        self.write(&line)
+        self.report_probe(probe, &tally, Some((bytes, rtt_ns)))
     }
 
     /// An ICMP error about one of our requests (host unreachable, TTL exceeded): counted and
