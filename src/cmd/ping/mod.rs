@@ -125,7 +125,7 @@ pub struct PingArgs {
     pub interval: Option<Duration>,
 
     /// Time to wait for a reply after the last request, when none has come (default 10s).
-    /// Same forms as -i.
+    /// Same forms as -i. With several targets: how long each request waits (default 1s).
     #[arg(short = 'W', value_name = "DUR", value_parser = parse_seconds)]
     pub linger: Option<Duration>,
 
