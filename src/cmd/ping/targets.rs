@@ -46,12 +46,14 @@ pub fn generate(args: &[String], force: bool) -> Result<Vec<IpAddr>, String> {
             ))
         }
     };
-    let count = interval.last - interval.first + 1;
-    if count > HARD_LIMIT as u128 {
+    // ::/0 holds 2^128 addresses, one more than a u128 counts.
+    let count = (interval.last - interval.first).checked_add(1);
+    let Some(count) = count.filter(|&n| n <= HARD_LIMIT as u128) else {
+        let count = count.map_or("2^128".to_string(), |n| n.to_string());
         return Err(format!(
             "-g {shown}: {count} addresses; nk pings at most {HARD_LIMIT} targets in one run"
         ));
-    }
+    };
     if count > DEFAULT_LIMIT && !force {
         return Err(format!(
             "-g {shown}: {count} addresses, more than a /16 ({DEFAULT_LIMIT}); add --force if \
@@ -151,6 +153,7 @@ mod tests {
         assert_eq!(gen(&["10.0.0.0/15"], true).unwrap().len(), 131_070);
         assert!(gen(&["10.0.0.0/8"], true).is_err());
         assert!(gen(&["::/64"], true).is_err());
+        assert!(gen(&["::1/0"], true).unwrap_err().contains("2^128"));
         assert!(gen(&["10.0.0.0"], false).is_err());
         assert!(gen(&["10.0.0.0/33"], false).is_err());
         assert!(gen(&[], false).is_err());
