@@ -37,6 +37,7 @@ declare -A peers=(
   [microsocks]=microsocks
   [tshark]=tshark
   [capinfos]=tshark
+  [fping]=fping
 )
 missing=()
 for cmd in "${!peers[@]}"; do

@@ -66,7 +66,9 @@ pub enum Command {
     Resolve(cmd::resolve::ResolveArgs),
     #[command(about = "Address and netmask arithmetic, IPv4 and IPv6 (like ipcalc).")]
     Mask(cmd::mask::MaskArgs),
-    #[command(about = "Send ICMP echo requests, IPv4 and IPv6 (like iputils ping).")]
+    #[command(
+        about = "Send ICMP echo requests, IPv4 and IPv6 (like iputils ping; fping with several targets or -g)."
+    )]
     Ping(cmd::ping::PingArgs),
     #[command(
         about = "Ask an HTTP server for its response head (like curl -sI), or the body with --get."

@@ -534,7 +534,26 @@ impl EchoSocket for IcmpSocket {
     }
 }
 
+impl std::os::fd::AsRawFd for IcmpSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
 impl IcmpSocket {
+    /// Sends one ICMP message to `destination` rather than the socket's own: `nk ping`'s
+    /// multi-target mode pings every target of a family through one socket.
+    pub fn send_to(&mut self, message: &[u8], destination: SocketAddr) -> io::Result<()> {
+        let destination = SockAddr::from(destination);
+        loop {
+            match self.socket.send_to(message, &destination) {
+                Ok(_) => return Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
     fn receive_message(&mut self) -> io::Result<Option<Received>> {
         let (len, (from, scope_id), control) = self.recvmsg(libc::MSG_DONTWAIT)?;
         self.last_delay = control_timestamp(&self.control[..control])

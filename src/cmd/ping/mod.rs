@@ -17,6 +17,8 @@
 pub mod options;
 pub mod pinger;
 pub mod stats;
+pub mod sweep;
+pub mod targets;
 pub mod transport;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -75,6 +77,17 @@ const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
         probe and DSCP names, which iputils 20221126 does not.\n\n\
         Exit status: 0 if a reply came (with -c and -w together: N replies), 1 if none, 2 for \
         usage errors, a missing privilege and a destination the kernel will not route.\n\n\
+        Several HOSTs, -g (a block ADDR/PREFIX without its network and broadcast addresses, \
+        or a range START END), --file FILE ('-': stdin) or any fping option below switch to \
+        fping's mode: every target at once through one socket per family, requests --gap \
+        apart (1ms), each waiting -W (default 1s here) for its reply. Output as fping's: \
+        `HOST is alive` / `HOST is unreachable` (--alive, --unreach: names only; --elapsed: \
+        the round trip; -q: nothing); with -c N, N requests per target -i apart, fping's \
+        `HOST : [i], 64 bytes, ...` lines and per-target summaries on stderr; --stats: \
+        fping's totals on stderr. Exit 0 if every target answered, 1 if some did not, 2 if a \
+        name could not be resolved (the others are still pinged). -g above a /16 needs \
+        --force. -I IFACE, -Q, -m and -r apply to every request of a sweep; iputils' other \
+        per-request flags (-I ADDR -B -e -M -p -a -l -A -O -U) are refused there.\n\n\
         --tcp HOST:PORT (or HOST PORT) pings a service instead, without privilege: each probe \
         is a TCP connect timed from the SYN to its completion, bounded by -W (default 10s) and \
         -w, then closed with a reset (SO_LINGER 0). Lines read `connected to ADDR:PORT: seq=N \
@@ -91,6 +104,8 @@ const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
         nk ping -6 -c 5 -i 0.2 localhost\n  \
         nk ping -w 10 -q 192.0.2.1        # 10 seconds, summary only\n  \
         nk ping -b -c 3 192.168.1.255     # who answers on the LAN\n  \
+        nk ping -g 192.168.1.0/24         # fping's sweep: HOST is alive / unreachable\n  \
+        nk ping -c 3 -q --stats h1 h2 ::1 # several hosts; fping's summaries on stderr\n  \
         nk ping -c 2 fe80::1%eth0         # link-local, through eth0\n  \
         sudo nk ping -f -c 10000 ::1      # flood: a dot per request, erased per reply\n  \
         nk ping -M do -s 1472 -c 3 10.0.0.1   # is the path MTU 1500? DF set\n  \
@@ -101,12 +116,9 @@ const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
 )]
 pub struct PingArgs {
     /// Host name or address to ping (with --tcp/--udp: HOST:PORT, [V6]:PORT, or HOST PORT).
-    #[arg(value_name = "HOST")]
-    pub host: String,
-
-    /// With --tcp or --udp: the port, when HOST does not carry it.
-    #[arg(value_name = "PORT")]
-    pub port: Option<String>,
+    /// Several HOSTs are pinged together, as fping does (with -g: a block or START END).
+    #[arg(value_name = "HOST", required_unless_present = "file")]
+    pub targets: Vec<String>,
 
     /// TCP ping: time a TCP connect to HOST:PORT per probe (closed with a reset); no privilege
     /// needed, passes firewalls that drop ICMP.
@@ -131,7 +143,7 @@ pub struct PingArgs {
     pub interval: Option<Duration>,
 
     /// Time to wait for a reply after the last request, when none has come (default 10s).
-    /// Same forms as -i.
+    /// Same forms as -i. With several targets: how long each request waits (default 1s).
     #[arg(short = 'W', value_name = "DUR", value_parser = parse_seconds)]
     pub linger: Option<Duration>,
 
@@ -176,6 +188,9 @@ pub struct PingArgs {
 
     #[command(flatten)]
     pub probe: options::ProbeArgs,
+
+    #[command(flatten)]
+    pub sweep: sweep::SweepArgs,
 }
 
 /// Runs `nk ping`.
@@ -204,6 +219,7 @@ pub fn run(args: PingArgs) -> Result<()> {
         )));
     }
     if args.tcp || args.udp {
+        sweep::refuse_with_transport(&args)?;
         return run_transport(args, interval);
     }
     let preload = args.probe.preload.unwrap_or(1);
@@ -213,14 +229,15 @@ pub fn run(args: PingArgs) -> Result<()> {
             options::MAX_USER_PRELOAD
         )));
     }
-    if let Some(port) = &args.port {
-        return Err(usage(format!(
-            "unexpected argument \"{port}\": a PORT is taken only with --tcp or --udp"
-        )));
+    if sweep::wanted(&args) {
+        return sweep::run(args, interval);
     }
+    let Some(typed) = args.targets.first() else {
+        return Err(usage("no HOST to ping"));
+    };
     let family = args.family.family();
-    let (host, scope_id) = parse_target(&args.host)?;
-    let mut hostname = args.host.clone();
+    let (host, scope_id) = parse_target(typed)?;
+    let mut hostname = typed.clone();
     let (destination, numeric_target) = match &host {
         Host::Ip(ip) => {
             if !family.allows(*ip) {
@@ -349,7 +366,10 @@ fn run_transport(args: PingArgs, interval: Duration) -> Result<()> {
     } else {
         (Transport::Udp, crate::net::services::Proto::Udp)
     };
-    let target = addr::parse_target(&args.host, args.port.as_deref(), proto)?;
+    let Some(host) = args.targets.first() else {
+        return Err(usage("no HOST:PORT to probe"));
+    };
+    let target = addr::parse_target(host, args.targets.get(1).map(String::as_str), proto)?;
     let destination = transport::destination(&target, args.family.family())?;
     check_size(args.size, destination.ip())?;
     let config = transport::Config {

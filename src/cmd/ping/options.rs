@@ -252,6 +252,42 @@ impl ProbeArgs {
         }
     }
 
+    /// The first of these flags that fping's mode (several targets) does not take, as typed:
+    /// they shape one request stream (-l, -A, -O, -a, -p, -M), pin one source (-I ADDR,
+    /// -B) or one identifier (-e), or time replies by the kernel's stamp (-U's default is
+    /// moot there). -I IFACE, -Q, -m and -r apply to the whole sweep ([`Self::sweep_tuning`]).
+    pub fn not_for_many_targets(&self) -> Option<&'static str> {
+        [
+            (matches!(self.interface, Some(Interface::Address(_))), "-I ADDR"),
+            (self.pmtu.is_some(), "-M"),
+            (self.pattern.is_some(), "-p"),
+            (self.audible, "-a"),
+            (self.preload.is_some(), "-l"),
+            (self.adaptive, "-A"),
+            (self.outstanding, "-O"),
+            (self.user_latency, "-U"),
+            (self.strict_source, "-B"),
+            (self.identifier.is_some(), "-e"),
+        ]
+        .into_iter()
+        .find_map(|(set, flag)| set.then_some(flag))
+    }
+
+    /// The socket options fping's mode applies to its sockets (one per family): -I IFACE
+    /// (fping -I), -Q (fping -O), -m (fping -k), -r.
+    pub fn sweep_tuning(&self) -> SocketTuning {
+        SocketTuning {
+            device: match &self.interface {
+                Some(Interface::Device(name)) => Some(name.clone()),
+                _ => None,
+            },
+            tos: self.tos.map(|tos| tos as u8),
+            mark: self.mark,
+            dont_route: self.dont_route,
+            ..SocketTuning::default()
+        }
+    }
+
     /// What the run loop needs of these flags.
     pub fn run_options(&self) -> RunOptions {
         RunOptions {
