@@ -353,7 +353,8 @@ pub struct Conn {
     pub negotiation: Option<Box<Negotiation>>,
     /// `nk listen --proxy`: what the client asked for, once it has (its reply is owed).
     pub request: Option<crate::net::proxy::server::Request>,
-    /// The client was sent a refusal: it is closed with a FIN, so the reply reaches it.
+    /// The client was sent a refusal (or closed before its request was complete): it is
+    /// closed with a FIN, so the reply reaches it.
     pub answered: bool,
 }
 

@@ -442,7 +442,7 @@ impl Engine {
                 conn.negotiation = Some(Box::new(Negotiation {
                     handshake: Handshake::new(Arc::clone(service)),
                     received: Vec::new(),
-                    deadline: Instant::now() + CLIENT_HANDSHAKE,
+                    deadline: Instant::now() + self.request_limit(),
                 }));
             }
             let negotiating = conn.negotiation.is_some();
@@ -516,6 +516,11 @@ impl Engine {
                 self.target_failed(slot, text, cause);
             }
         }
+    }
+
+    /// How long a proxy client has for its request: [`CLIENT_HANDSHAKE`], or `-i` if shorter.
+    fn request_limit(&self) -> Duration {
+        self.opts.idle.map_or(CLIENT_HANDSHAKE, |idle| idle.min(CLIENT_HANDSHAKE))
     }
 
     /// The TCP target of a connection: the one a proxy client asked for, or the forwarder's.
@@ -863,7 +868,9 @@ impl Engine {
             }
         }
         if eof {
-            if let Some(conn) = self.table.take(slot) {
+            if let Some(mut conn) = self.table.take(slot) {
+                // Nothing was lost: its FIN is answered with ours.
+                conn.answered = true;
                 let why = "the client closed before its request was complete".to_string();
                 self.close(conn, End::Rejected(why));
             }
@@ -1034,7 +1041,7 @@ impl Engine {
                 if let Some(conn) = self.table.take(slot) {
                     let text = format!(
                         "no complete proxy request within {}",
-                        format_duration(CLIENT_HANDSHAKE)
+                        format_duration(self.request_limit())
                     );
                     self.close(conn, End::Rejected(text));
                 }
