@@ -368,7 +368,7 @@ fn a_chain_mixing_nk_own_proxy_server_with_the_daemons() {
     let socks = danted();
     let micro = microsocks(Some(("bob", "pw")));
     let args = ["listen", "-v", "--proxy", "http,socks", "127.0.0.1:0"];
-    let mut server = Proc::nk(&args, In::Null, Out::Pipe);
+    let mut server = Proc::nk(args, In::Null, Out::Pipe);
     let port = server.nk_listening_port();
     let nk_socks5h = format!("socks5h://127.0.0.1:{port}");
     let nk_socks4a = format!("socks4a://127.0.0.1:{port}");
@@ -376,11 +376,21 @@ fn a_chain_mixing_nk_own_proxy_server_with_the_daemons() {
     let micro_url = format!("socks5://bob:pw@127.0.0.1:{}", micro.port);
     // nk's server first, then each daemon; then nk's server between and after them.
     exchange_through(
-        &[&nk_socks5h, &http.url("http"), &socks.url("socks4"), &micro_url],
+        &[
+            &nk_socks5h,
+            &http.url("http"),
+            &socks.url("socks4"),
+            &micro_url,
+        ],
         &[],
     );
     exchange_through(
-        &[&http.url("http"), &nk_http, &socks.url("socks5"), &nk_socks4a],
+        &[
+            &http.url("http"),
+            &nk_http,
+            &socks.url("socks5"),
+            &nk_socks4a,
+        ],
         &[],
     );
     let out = signal_and_wait(server, "TERM", 143);

@@ -44,10 +44,8 @@ fn http_origin() -> u16 {
                         while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
                             head.push(byte[0]);
                         }
-                        let reply = format!(
-                            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n",
-                            BODY.len()
-                        );
+                        let reply =
+                            format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", BODY.len());
                         let _ = s.write_all(&[reply.as_bytes(), BODY].concat());
                     });
                 }
@@ -93,14 +91,26 @@ fn curl_nc_and_ncat_through_every_kind() {
     }
     let request = b"GET / HTTP/1.0\r\n\r\n".to_vec();
     require_openbsd_nc();
-    for (kind, host) in [("5", "localhost"), ("4", "127.0.0.1"), ("connect", "localhost")] {
+    for (kind, host) in [
+        ("5", "localhost"),
+        ("4", "127.0.0.1"),
+        ("connect", "localhost"),
+    ] {
         let args = strings(&["-X", kind, "-x", &proxy_addr, host, &origin.to_string()]);
         let out = run_tool("nc", "netcat-openbsd", &args, In::Bytes(request.clone()));
         out.expect_code(0);
-        assert!(out.stdout.ends_with(BODY), "nc -X {kind}: {}", out.describe());
+        assert!(
+            out.stdout.ends_with(BODY),
+            "nc -X {kind}: {}",
+            out.describe()
+        );
     }
     for kind in ["socks5", "socks4", "http"] {
-        let host = if kind == "socks4" { "127.0.0.1" } else { "localhost" };
+        let host = if kind == "socks4" {
+            "127.0.0.1"
+        } else {
+            "localhost"
+        };
         let args = strings(&[
             "--proxy",
             &proxy_addr,
@@ -111,20 +121,28 @@ fn curl_nc_and_ncat_through_every_kind() {
         ]);
         let out = run_tool("ncat", "ncat", &args, In::Bytes(request.clone()));
         out.expect_code(0);
-        assert!(out.stdout.ends_with(BODY), "ncat {kind}: {}", out.describe());
+        assert!(
+            out.stdout.ends_with(BODY),
+            "ncat {kind}: {}",
+            out.describe()
+        );
     }
     let out = signal_and_wait(p, "TERM", 143);
     // -v: a line per request, with the name asked for and the address that answered.
-    out.expect_stderr_contains(&format!("-> localhost:{origin} (127.0.0.1:{origin}): 18 bytes up, "))
-        .expect_stderr_contains("; fin")
-        .expect_stderr_contains("forwarded 11 connections");
+    out.expect_stderr_contains(&format!(
+        "-> localhost:{origin} (127.0.0.1:{origin}): 18 bytes up, "
+    ))
+    .expect_stderr_contains("; fin")
+    .expect_stderr_contains("forwarded 11 connections");
 }
 
 #[test]
 fn nk_dial_through_nk_proxy_keeps_half_close_and_every_byte() {
     let (_echo, echo_port) = socat_echo();
     let (p, port) = proxy("socks5,http", &["--proxy-auth", "me:secret"]);
-    let data: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let data: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
     for url in [
         format!("socks5h://me:secret@127.0.0.1:{port}"),
         format!("http://me:secret@127.0.0.1:{port}"),
@@ -136,7 +154,11 @@ fn nk_dial_through_nk_proxy_keeps_half_close_and_every_byte() {
         assert_same_bytes(&format!("echo through {url}"), &out.stdout, &data);
     }
     let out = signal_and_wait(p, "TERM", 143);
-    out.expect_stderr_contains(&format!("{} bytes up, {} bytes down", data.len(), data.len()));
+    out.expect_stderr_contains(&format!(
+        "{} bytes up, {} bytes down",
+        data.len(),
+        data.len()
+    ));
 }
 
 #[test]
@@ -152,7 +174,10 @@ fn one_gib_sha256_through_nk_socks5() {
     let mut sink_cmd = Command::new("sh");
     sink_cmd.args([
         "-c",
-        &format!("{nk} listen -v 127.0.0.1:0 | sha256sum > {}", sink_sha.display()),
+        &format!(
+            "{nk} listen -v 127.0.0.1:0 | sha256sum > {}",
+            sink_sha.display()
+        ),
     ]);
     let mut sink = Proc::spawn("sink", sink_cmd, In::Null, Out::Null);
     let sink_port = sink.nk_listening_port();
@@ -171,7 +196,10 @@ fn one_gib_sha256_through_nk_socks5() {
     sunk.expect_code(0);
     let read_sha = |name: &str| {
         let text = std::fs::read_to_string(dir.path().join(name)).expect(name);
-        text.split_whitespace().next().unwrap_or_default().to_string()
+        text.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
     };
     let (sent, got) = (read_sha("source.sha"), read_sha("sink.sha"));
     assert_eq!(sent.len(), 64, "source sha256: {sent:?}");
@@ -192,7 +220,10 @@ fn refused_with(port: u16, request: &[u8]) -> Vec<u8> {
     let mut s = raw(port);
     s.write_all(request).expect("send the request");
     let (got, err) = read_all(&mut s);
-    assert!(err.is_none(), "the proxy's close after {got:?} was {err:?}, not a FIN");
+    assert!(
+        err.is_none(),
+        "the proxy's close after {got:?} was {err:?}, not a FIN"
+    );
     got
 }
 
@@ -229,9 +260,15 @@ fn refusals_are_answered_in_each_protocols_terms() {
     by_name.extend_from_slice(&80u16.to_be_bytes());
     assert_eq!(&refused_with(port, &by_name)[..4], &[5, 0, 5, 2]);
     // Plain-HTTP proxying: 405 with the reason.
-    let got = refused_with(port, b"GET http://example.test/ HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    let got = refused_with(
+        port,
+        b"GET http://example.test/ HTTP/1.1\r\nHost: example.test\r\n\r\n",
+    );
     let text = String::from_utf8_lossy(&got);
-    assert!(text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+        "{text}"
+    );
     assert!(text.contains("plain-HTTP proxying is not served"), "{text}");
     // BIND and UDP ASSOCIATE: 0x07.
     let got = refused_with(port, &[5, 1, 0, 5, 2, 0, 1, 127, 0, 0, 1, 0, 80]);
@@ -257,7 +294,10 @@ fn credentials_are_required_of_every_client() {
         let req = format!("CONNECT 127.0.0.1:{echo_port} HTTP/1.1\r\n{header}\r\n");
         let got = String::from_utf8_lossy(&refused_with(port, req.as_bytes())).into_owned();
         assert!(got.starts_with("HTTP/1.1 407 "), "{got}");
-        assert!(got.contains("\r\nProxy-Authenticate: Basic realm=\"nk\"\r\n"), "{got}");
+        assert!(
+            got.contains("\r\nProxy-Authenticate: Basic realm=\"nk\"\r\n"),
+            "{got}"
+        );
     }
     // SOCKS4 has no password: refused.
     let mut socks4 = vec![4, 1];
@@ -270,7 +310,17 @@ fn credentials_are_required_of_every_client() {
     let out = run_tool(
         "curl",
         "curl",
-        &strings(&["-sS", "--max-time", "10", "-p", "-x", &url, "-U", "me:wrong", &target]),
+        &strings(&[
+            "-sS",
+            "--max-time",
+            "10",
+            "-p",
+            "-x",
+            &url,
+            "-U",
+            "me:wrong",
+            &target,
+        ]),
         In::Null,
     );
     out.expect_code(56).expect_stderr_contains("407");
@@ -294,18 +344,25 @@ fn garbage_a_client_that_leaves_mid_request_and_a_silent_one() {
     assert!(got.is_empty() && err.is_none(), "{got:?} {err:?}");
     // A client that resets mid-request.
     let s = raw(port);
-    (&s).write_all(b"CONNECT 127.0.0.1:1 HT").expect("half a head");
+    (&s).write_all(b"CONNECT 127.0.0.1:1 HT")
+        .expect("half a head");
     drop(s); // nothing unread: a FIN, then the process goes
-    // A silent client: dropped at the request deadline (-i 1s is shorter than 10 s).
+             // A silent client: dropped at the request deadline (-i 1s is shorter than 10 s).
     let mut silent = raw(port);
     let (got, _) = read_all(&mut silent);
     assert!(got.is_empty(), "{got:?}");
     // A head past the 8 KiB cap: 431.
-    let huge = format!("CONNECT 127.0.0.1:1 HTTP/1.1\r\nX-Padding: {}\r\n", "a".repeat(9000));
+    let huge = format!(
+        "CONNECT 127.0.0.1:1 HTTP/1.1\r\nX-Padding: {}\r\n",
+        "a".repeat(9000)
+    );
     let mut s = raw(port);
     let _ = s.write_all(huge.as_bytes());
     let (got, _) = read_all(&mut s);
-    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 431 "), "{got:?}");
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 431 "),
+        "{got:?}"
+    );
     // And the proxy still serves.
     let mut s = raw(port);
     s.write_all(format!("CONNECT 127.0.0.1:{echo_port} HTTP/1.1\r\n\r\nping").as_bytes())
@@ -313,7 +370,10 @@ fn garbage_a_client_that_leaves_mid_request_and_a_silent_one() {
     let want = b"HTTP/1.1 200 Connection established\r\n\r\nping".to_vec();
     let mut got = vec![0u8; want.len()];
     s.read_exact(&mut got).expect("the 200 then the echo");
-    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
     s.shutdown(Shutdown::Write).expect("shutdown");
     let (rest, err) = read_all(&mut s);
     assert!(rest.is_empty() && err.is_none(), "{rest:?} {err:?}");
@@ -328,11 +388,23 @@ fn garbage_a_client_that_leaves_mid_request_and_a_silent_one() {
 #[test]
 fn usage_errors_come_before_any_traffic() {
     for (args, needle) in [
-        (vec!["listen", "--proxy", "ftp", "0"], "unknown proxy kind \"ftp\""),
+        (
+            vec!["listen", "--proxy", "ftp", "0"],
+            "unknown proxy kind \"ftp\"",
+        ),
         (vec!["listen", "--proxy-auth", "a:b", "0"], "--proxy"),
-        (vec!["listen", "--proxy", "http", "-e", "cat", "0"], "cannot be used with"),
-        (vec!["listen", "--proxy", "http", "--allow-target", "10.1/8", "0"], "10.1/8"),
-        (vec!["listen", "--proxy", "socks5", "--proxy-auth", ":x", "0"], "a user of 1-255"),
+        (
+            vec!["listen", "--proxy", "http", "-e", "cat", "0"],
+            "cannot be used with",
+        ),
+        (
+            vec!["listen", "--proxy", "http", "--allow-target", "10.1/8", "0"],
+            "10.1/8",
+        ),
+        (
+            vec!["listen", "--proxy", "socks5", "--proxy-auth", ":x", "0"],
+            "a user of 1-255",
+        ),
     ] {
         run_nk(&args, In::Null, 10.0)
             .expect_code(2)

@@ -335,7 +335,11 @@ fn run_proxy(args: ListenArgs) -> Result<()> {
         display_sockaddr(&local),
         crate::net::server::stack_note(&listener),
         service.describe(),
-        if opts.tls_listen.is_some() { " over TLS" } else { "" }
+        if opts.tls_listen.is_some() {
+            " over TLS"
+        } else {
+            ""
+        }
     );
     let loopback = local.as_socket().is_some_and(|a| a.ip().is_loopback());
     if !loopback && service.credentials.is_none() {

@@ -202,7 +202,9 @@ impl Connector {
                 idle.fetch_sub(1, Ordering::AcqRel);
                 let Ok(job) = job else { return };
                 let result = match (&*target, &job.to) {
-                    (TargetSpec::Requested(service), Some(to)) => reach_requested(to, service, &options),
+                    (TargetSpec::Requested(service), Some(to)) => {
+                        reach_requested(to, service, &options)
+                    }
                     (target, _) => reach(target, &options),
                 };
                 if outcomes

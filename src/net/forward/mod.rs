@@ -520,7 +520,9 @@ impl Engine {
 
     /// How long a proxy client has for its request: [`CLIENT_HANDSHAKE`], or `-i` if shorter.
     fn request_limit(&self) -> Duration {
-        self.opts.idle.map_or(CLIENT_HANDSHAKE, |idle| idle.min(CLIENT_HANDSHAKE))
+        self.opts
+            .idle
+            .map_or(CLIENT_HANDSHAKE, |idle| idle.min(CLIENT_HANDSHAKE))
     }
 
     /// The TCP target of a connection: the one a proxy client asked for, or the forwarder's.
@@ -594,7 +596,11 @@ impl Engine {
         }
         let preface = std::mem::take(&mut conn.preface);
         // Bytes a proxy client sent after its request go first (they are the tunnel's).
-        let early = if conn.request.is_some() { preface.len() } else { 0 };
+        let early = if conn.request.is_some() {
+            preface.len()
+        } else {
+            0
+        };
         conn.attach(side.with_preface(preface));
         conn.up.bytes += early as u64;
         conn.last_active = Instant::now();
@@ -830,7 +836,9 @@ impl Engine {
             match negotiation.handshake.advance(&negotiation.received, full) {
                 Action::Need => break,
                 Action::Reply { consumed, bytes } => {
-                    negotiation.received.drain(..consumed.min(negotiation.received.len()));
+                    negotiation
+                        .received
+                        .drain(..consumed.min(negotiation.received.len()));
                     if let Err(err) = answer(&mut conn.client, &bytes) {
                         if let Some(conn) = self.table.take(slot) {
                             self.close(conn, End::Reset(format!("the client: {err}")));
@@ -839,7 +847,9 @@ impl Engine {
                     }
                 }
                 Action::Connect { consumed, request } => {
-                    let early = negotiation.received.split_off(consumed.min(negotiation.received.len()));
+                    let early = negotiation
+                        .received
+                        .split_off(consumed.min(negotiation.received.len()));
                     conn.negotiation = None;
                     conn.preface = early;
                     conn.target_name = request.target.to_string();

@@ -122,7 +122,11 @@ pub struct Socks4Request {
 
 /// Reads a NUL-terminated field of at most `cap` bytes at the start of `buf`: the field and
 /// the bytes taken (NUL included).
-fn nul_terminated(buf: &[u8], cap: usize, what: &str) -> Result<Option<(Vec<u8>, usize)>, Malformed> {
+fn nul_terminated(
+    buf: &[u8],
+    cap: usize,
+    what: &str,
+) -> Result<Option<(Vec<u8>, usize)>, Malformed> {
     match buf.iter().take(cap + 1).position(|&b| b == 0) {
         Some(end) => Ok(Some((buf[..end].to_vec(), end + 1))),
         None if buf.len() > cap => malformed(format!("SOCKS4 {what} longer than {cap} bytes")),
@@ -171,6 +175,12 @@ fn requested_name(bytes: &[u8]) -> Result<HostOrName, Malformed> {
     if bytes.is_empty() {
         return malformed("an empty host name");
     }
+    if bytes.len() > 255 {
+        return malformed(format!(
+            "a host name of {} bytes (255 at most)",
+            bytes.len()
+        ));
+    }
     if !bytes.iter().all(|b| b.is_ascii_graphic()) {
         return malformed("a host name with bytes other than printable ASCII");
     }
@@ -197,8 +207,11 @@ pub fn socks5_greeting(buf: &[u8]) -> Result<Parsed<Vec<u8>>, Malformed> {
     Ok(Parsed::Done(buf[2..total].to_vec(), total))
 }
 
+/// A username and a password as sent (RFC 1929: bytes, 255 at most each).
+pub type UserPass = (Vec<u8>, Vec<u8>);
+
 /// Decodes RFC 1929's username/password request (VER 1, ULEN, UNAME, PLEN, PASSWD).
-pub fn socks5_userpass(buf: &[u8]) -> Result<Parsed<(Vec<u8>, Vec<u8>)>, Malformed> {
+pub fn socks5_userpass(buf: &[u8]) -> Result<Parsed<UserPass>, Malformed> {
     if buf.len() < 2 {
         return Ok(Parsed::Partial);
     }
@@ -321,17 +334,17 @@ pub fn authority(text: &str) -> Result<(HostOrName, u16), Malformed> {
     let (host, port) = match text.strip_prefix('[') {
         Some(rest) => match rest.split_once("]:") {
             Some((host, port)) => (host, port),
-            None => return malformed(format!("\"{text}\" is not HOST:PORT")),
+            None => return malformed(format!("\"{}\" is not HOST:PORT", clip(text))),
         },
         None => match text.rsplit_once(':') {
             Some((host, port)) if !host.contains(':') => (host, port),
-            _ => return malformed(format!("\"{text}\" is not HOST:PORT")),
+            _ => return malformed(format!("\"{}\" is not HOST:PORT", clip(text))),
         },
     };
     let port_text = port;
     let port = match port.parse::<u16>() {
         Ok(port) if port > 0 && port_text.bytes().all(|b| b.is_ascii_digit()) => port,
-        _ => return malformed(format!("\"{text}\": the port is not 1-65535")),
+        _ => return malformed(format!("\"{}\": the port is not 1-65535", clip(text))),
     };
     Ok((requested_name(host.as_bytes())?, port))
 }
@@ -551,7 +564,10 @@ impl Handshake {
         if request.command != 1 {
             return refuse(
                 socks4_reply(0x5b, None),
-                format!("SOCKS4 command {} (only CONNECT is served)", request.command),
+                format!(
+                    "SOCKS4 command {} (only CONNECT is served)",
+                    request.command
+                ),
             );
         }
         Action::Connect {
@@ -572,11 +588,15 @@ impl Handshake {
         // Without --proxy-auth, a client that only offers username/password is served too
         // (whatever it presents).
         let chosen = if self.service.credentials.is_some() {
-            methods.contains(&METHOD_USERPASS).then_some(METHOD_USERPASS)
+            methods
+                .contains(&METHOD_USERPASS)
+                .then_some(METHOD_USERPASS)
         } else if methods.contains(&METHOD_NONE) {
             Some(METHOD_NONE)
         } else {
-            methods.contains(&METHOD_USERPASS).then_some(METHOD_USERPASS)
+            methods
+                .contains(&METHOD_USERPASS)
+                .then_some(METHOD_USERPASS)
         };
         match chosen {
             Some(method) => {
@@ -613,7 +633,7 @@ impl Handshake {
                     vec![1, 1],
                     format!(
                         "bad credentials for user \"{}\"",
-                        String::from_utf8_lossy(&user)
+                        clip(&String::from_utf8_lossy(&user))
                     ),
                 );
             }
@@ -734,11 +754,14 @@ fn basic_matches(value: Option<&str>, expected: &Credentials) -> bool {
     scheme.eq_ignore_ascii_case("basic") && token.trim() == wanted_token
 }
 
-/// A long request target, cut for a message.
+/// Client text for a message: control characters escaped (a client cannot write lines of
+/// its own into the log), cut after 80 characters.
 fn clip(text: &str) -> String {
-    match text.char_indices().nth(80) {
-        Some((at, _)) => format!("{}...", &text[..at]),
-        None => text.to_string(),
+    let shown: String = text.chars().take(80).flat_map(char::escape_debug).collect();
+    if text.chars().nth(80).is_some() {
+        format!("{shown}...")
+    } else {
+        shown
     }
 }
 
@@ -827,8 +850,7 @@ mod tests {
                 bytes: vec![1, 0]
             }
         );
-        let (_, _, target) =
-            connect_to(hs.advance(&[5, 1, 0, 1, 127, 0, 0, 1, 0x1f, 0x90], false));
+        let (_, _, target) = connect_to(hs.advance(&[5, 1, 0, 1, 127, 0, 0, 1, 0x1f, 0x90], false));
         assert_eq!(target, "127.0.0.1:8080");
     }
 
@@ -919,7 +941,10 @@ mod tests {
         assert!(reply.ends_with(&format!("\r\n\r\n{why}\n")), "{reply}");
         assert!(why.contains("plain-HTTP proxying is not served"), "{why}");
 
-        for bad in ["CONNECT a.b HTTP/1.1\r\n\r\n", "CONNECT a.b:0 HTTP/1.1\r\n\r\n"] {
+        for bad in [
+            "CONNECT a.b HTTP/1.1\r\n\r\n",
+            "CONNECT a.b:0 HTTP/1.1\r\n\r\n",
+        ] {
             let (reply, _) = text(Handshake::new(service(None)).advance(bad.as_bytes(), false));
             assert!(reply.starts_with("HTTP/1.1 400 "), "{reply}");
         }
