@@ -431,3 +431,29 @@ fn an_open_proxy_beyond_loopback_is_warned_about() {
     let out = signal_and_wait(p, "TERM", 143);
     assert!(!out.stderr.contains("open proxy"), "{}", out.describe());
 }
+
+#[test]
+fn with_tls_it_is_an_https_proxy() {
+    let origin = http_origin();
+    // An ephemeral self-signed certificate: curl is told not to check it.
+    let (p, port) = proxy("http", &["--tls"]);
+    let args = strings(&[
+        "-sS",
+        "--max-time",
+        "10",
+        "--proxy-insecure",
+        "-p",
+        "-x",
+        &format!("https://127.0.0.1:{port}"),
+        &format!("http://localhost:{origin}/"),
+    ]);
+    run_tool("curl", "curl", &args, In::Null)
+        .expect_code(0)
+        .expect_stdout(BODY);
+    signal_and_wait(p, "TERM", 143)
+        .expect_stderr_contains("a proxy: HTTP CONNECT over TLS")
+        .expect_stderr_contains(&format!(
+            "[TLS 1.3, TLS13_AES_256_GCM_SHA384] -> localhost:{origin} (127.0.0.1:{origin})"
+        ))
+        .expect_stderr_contains("; fin");
+}

@@ -236,14 +236,7 @@ fn reach(target: &TargetSpec, options: &ConnectOptions) -> Result<(Socket, Strin
     match target {
         TargetSpec::Tcp(target) => {
             let connected = connect::connect(target, options).map_err(failure)?;
-            let socket = Socket::from(connected.stream);
-            socket
-                .set_nonblocking(true)
-                .map_err(|e| failure(anyhow::Error::new(e).context("set non-blocking")))?;
-            // The forwarder must not add latency: the sender's own writes already decided
-            // the segments, and Nagle would hold the small ones back for an ACK.
-            let _ = socket.set_nodelay(true);
-            Ok((socket, display_addr(connected.peer)))
+            for_the_loop(connected)
         }
         TargetSpec::Unix(addr) => reach_unix(addr, options.timeout).map_err(failure),
         TargetSpec::Requested(_) => Err(failure(anyhow::anyhow!("no target was requested"))),
@@ -282,10 +275,18 @@ fn reach_requested(
         });
     }
     let connected = connect::happy_eyeballs(to, &addrs, options, deadline).map_err(failure)?;
+    for_the_loop(connected)
+}
+
+/// A connected target as the loop takes it: non-blocking, without Nagle, and the address
+/// that answered.
+fn for_the_loop(connected: connect::Connected) -> Result<(Socket, String), Failure> {
     let socket = Socket::from(connected.stream);
     socket
         .set_nonblocking(true)
         .map_err(|e| failure(anyhow::Error::new(e).context("set non-blocking")))?;
+    // The forwarder must not add latency: the sender's own writes already decided the
+    // segments, and Nagle would hold the small ones back for an ACK.
     let _ = socket.set_nodelay(true);
     Ok((socket, display_addr(connected.peer)))
 }

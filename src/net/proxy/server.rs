@@ -521,6 +521,14 @@ impl Handshake {
                     ),
                 },
                 Some(b) if b.is_ascii_alphabetic() && self.service.http => self.http(buf),
+                Some(b) if b.is_ascii_alphabetic() => {
+                    // Likely HTTP: say so in words the client can show.
+                    let why = format!(
+                        "an HTTP request, but this proxy serves {} only",
+                        self.service.describe()
+                    );
+                    refuse(http_error(400, "Bad Request", &why, false), why)
+                }
                 Some(_) => Action::Refuse {
                     bytes: Vec::new(),
                     why: format!("not a proxy request ({})", shown(buf)),
@@ -959,10 +967,13 @@ mod tests {
             Action::Refuse { bytes, .. } if bytes.is_empty()
         ));
         let socks_only = Arc::new(ProxyService::kinds("socks5").unwrap());
-        assert!(matches!(
-            Handshake::new(socks_only).advance(b"CONNECT", false),
-            Action::Refuse { .. }
-        ));
+        match Handshake::new(socks_only).advance(b"CONNECT", false) {
+            Action::Refuse { bytes, why } => {
+                assert!(bytes.starts_with(b"HTTP/1.1 400 "), "{bytes:?}");
+                assert!(why.contains("serves SOCKS5 only"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(ProxyService::kinds("http,ftp").is_err());
     }
 
