@@ -578,6 +578,9 @@ impl Handshake {
                 ),
             );
         }
+        if request.port == 0 {
+            return refuse(socks4_reply(0x5b, None), "port 0 requested".into());
+        }
         Action::Connect {
             consumed,
             request: Request {
@@ -910,6 +913,11 @@ mod tests {
         let long = [&[4, 1, 0, 80, 1, 2, 3, 4][..], &[b'a'; 300]].concat();
         assert!(matches!(
             Handshake::new(service(None)).advance(&long, false),
+            Action::Refuse { .. }
+        ));
+        // Port 0 is nobody's.
+        assert!(matches!(
+            Handshake::new(service(None)).advance(&[4, 1, 0, 0, 1, 2, 3, 4, 0], false),
             Action::Refuse { .. }
         ));
         // No password in SOCKS4: refused when --proxy-auth is given.
