@@ -25,6 +25,14 @@
 //!   [`CLIENT_HANDSHAKE`], a client that fails it never costs the target a connection), the
 //!   target is reached, the PROXY header and the target's TLS handshake (`--tls-connect`;
 //!   within what is left of `-w`), then the flows.
+//! - `nk listen --proxy` is this engine with [`TargetSpec::Requested`]: each connection first
+//!   goes through a stage where the client names its target (`Engine::negotiate`, driving the
+//!   pure SOCKS / HTTP CONNECT state machine of `net::proxy::server` with what the client sent,
+//!   capped at its `REQUEST_CAP` bytes and bounded by [`CLIENT_HANDSHAKE`] or a shorter `-i`).
+//!   An IP literal is then connected by the loop, a name by the connector (which resolves it
+//!   and applies `--allow-target`/`--deny-target` to the addresses); the success reply goes to
+//!   the client before any byte of the target's, a failure is answered in the client's
+//!   protocol and closed with a FIN, and the tunnel is relayed like any forwarded connection.
 //! - `-x` and `--pcap` are [`tap`]: a tapped flow hands each chunk it reads (plaintext, on a
 //!   TLS side) to the recordings; the loop tells them of openings, resets and ends.
 //!
