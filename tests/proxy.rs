@@ -362,6 +362,43 @@ fn a_chain_of_two_and_of_three_mixed_proxies() {
     out.expect_stderr_contains(" ms)");
 }
 
+#[test]
+fn a_chain_mixing_nk_own_proxy_server_with_the_daemons() {
+    let http = tinyproxy(None);
+    let socks = danted();
+    let micro = microsocks(Some(("bob", "pw")));
+    let args = ["listen", "-v", "--proxy", "http,socks", "127.0.0.1:0"];
+    let mut server = Proc::nk(args, In::Null, Out::Pipe);
+    let port = server.nk_listening_port();
+    let nk_socks5h = format!("socks5h://127.0.0.1:{port}");
+    let nk_socks4a = format!("socks4a://127.0.0.1:{port}");
+    let nk_http = format!("http://127.0.0.1:{port}");
+    let micro_url = format!("socks5://bob:pw@127.0.0.1:{}", micro.port);
+    // nk's server first, then each daemon; then nk's server between and after them.
+    exchange_through(
+        &[
+            &nk_socks5h,
+            &http.url("http"),
+            &socks.url("socks4"),
+            &micro_url,
+        ],
+        &[],
+    );
+    exchange_through(
+        &[
+            &http.url("http"),
+            &nk_http,
+            &socks.url("socks5"),
+            &nk_socks4a,
+        ],
+        &[],
+    );
+    let out = signal_and_wait(server, "TERM", 143);
+    // Three tunnels through nk's server (once in the first chain, twice in the second), each
+    // ended by FINs both ways.
+    assert_eq!(out.stderr.matches("; fin").count(), 3, "{}", out.describe());
+}
+
 /// A target that reads exactly `len` bytes, sends them back and closes: it needs no
 /// half-close to know the end (tinyproxy and microsocks end a tunnel at a half-close).
 fn sized_echo_target(len: usize) -> Server<()> {

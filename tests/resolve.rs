@@ -729,6 +729,33 @@ fn tcp_flag_asks_over_tcp() {
 }
 
 #[test]
+fn tcp_through_nk_own_socks5h_server() {
+    let d = Dnsmasq::start();
+    let mut proxy = Proc::nk(
+        ["listen", "-v", "--proxy", "socks5", "127.0.0.1:0"],
+        In::Null,
+        Out::Pipe,
+    );
+    let port = proxy.nk_listening_port();
+    let url = format!("socks5h://127.0.0.1:{port}");
+    d.nk(&[
+        "--tcp",
+        "--proxy",
+        &url,
+        "-t",
+        "A",
+        "www.example.test",
+        "--short",
+    ])
+    .expect_code(0)
+    .expect_stdout(b"192.0.2.10\n");
+    // The query went through the proxy, to dnsmasq's TCP port.
+    signal_and_wait(proxy, "TERM", 143)
+        .expect_stderr_contains(&format!("-> 127.0.0.1:{}: ", d.port))
+        .expect_stderr_contains("; fin");
+}
+
+#[test]
 fn tcp_flag_sends_nothing_over_udp() {
     // A server that would answer over UDP; nothing listens on TCP at its port (or something
     // unrelated does), so --tcp must fail without a single datagram.

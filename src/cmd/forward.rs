@@ -296,7 +296,7 @@ fn tls_configs(
         TargetSpec::Unix(_) if args.sni.is_none() && !args.insecure => return Err(usage(
             "--tls-connect to a Unix target needs --sni NAME (the name its certificate carries)",
         )),
-        TargetSpec::Unix(_) => "localhost".to_string(),
+        TargetSpec::Unix(_) | TargetSpec::Requested(_) => "localhost".to_string(),
     };
     let name = trust.server_name(&host);
     let server_name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(|_| {
@@ -430,7 +430,7 @@ pub fn run(args: ForwardArgs) -> Result<()> {
 
 /// SIGINT/SIGTERM ask the loops to end every connection and say the summary; each loop
 /// enlists its wake-up pipe in the returned [`Stop`].
-fn stop_on_signals() -> Result<Arc<Stop>> {
+pub fn stop_on_signals() -> Result<Arc<Stop>> {
     let stop = Arc::new(Stop::default());
     {
         let stop = Arc::clone(&stop);

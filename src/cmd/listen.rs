@@ -57,12 +57,34 @@ use crate::signals;
         program, and print a summary with -v.\n\n\
         With no host, nk listens on IPv6 and IPv4 both. Port 0 lets the kernel choose; -v \
         prints `listening on ADDR:PORT (tcp)` with the real port on stderr. SO_REUSEADDR is \
-        always set.",
+        always set.\n\n\
+        --proxy KINDS makes the listener a proxy server (http: HTTP CONNECT; socks5; socks4, \
+        which includes 4a; socks: both SOCKS versions; comma-separated), for debugging: each \
+        client names its target, and once it is reached the tunnel is relayed by the engine \
+        of `nk forward` (one event loop per core, splice, half-close passed on, a reset on one \
+        side resets the other, back-pressure). Host names are resolved off the event loop. A \
+        client has 10 s and 8 KiB for its request. --proxy-auth USER:PASS is then required \
+        (SOCKS5 username/password, HTTP Basic; SOCKS4, which has no password, is refused). \
+        --allow/--deny choose the clients, --allow-target/--deny-target the destinations (by \
+        address, after resolution: a name is connected only on its allowed addresses). \
+        Refusals are answered in each protocol's terms: SOCKS5 per RFC 1928 (0x02 rules, \
+        0x03/0x04 unreachable, 0x05 refused, 0x06 no answer within --connect-timeout), \
+        SOCKS4 0x5B, HTTP 403, 407 with Proxy-Authenticate: Basic, 502, 504, and 405 for \
+        anything but CONNECT (plain-HTTP proxying, GET http://..., is not served), each with \
+        a reason line. -v reports each request as it ends (client, target, bytes each way, \
+        how it ended), --json as objects; -m and -i are those of -k; SIGINT/SIGTERM reset \
+        every tunnel and print the summary with -v. Listening beyond loopback without \
+        --proxy-auth prints a warning: anyone who reaches the port may connect anywhere \
+        through it. --tls makes it an HTTPS proxy (curl --proxy https://).",
     after_long_help = "Examples:\n  \
         nk listen -v 127.0.0.1:0 > upload.bin     # one upload; -v tells the port\n  \
         nk listen -k -e /bin/cat 7000             # an echo server\n  \
         nk listen -k -c 'echo you are client $NK_CONN_SEQ' -m 50 --allow 10.0.0.0/8 8000\n  \
-        nk listen --chat -v 6667                  # a chat room for nk dial / nc clients"
+        nk listen --chat -v 6667                  # a chat room for nk dial / nc clients\n  \
+        nk listen --proxy http,socks5 -v 127.0.0.1:1080   # a debugging proxy, a line per request\n  \
+        curl -x http://127.0.0.1:1080 https://example.org/   # ...used by curl, or:\n  \
+        nk dial --proxy socks5h://127.0.0.1:1080 example.org 80\n  \
+        nk listen --proxy socks5 --proxy-auth me:secret --allow-target 10.0.0.0/8 1080"
 )]
 pub struct ListenArgs {
     /// PORT, :PORT, HOST:PORT, [V6]:PORT, or HOST followed by PORT (0 = any free port).
@@ -117,6 +139,41 @@ pub struct ListenArgs {
     pub tls: crate::cli::TlsServerArgs,
     #[command(flatten)]
     pub sock: SockArgs,
+    #[command(flatten)]
+    pub proxy: ProxyServeArgs,
+}
+
+/// `--proxy`: a SOCKS / HTTP CONNECT proxy server on the forwarding engine.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Proxy server")]
+pub struct ProxyServeArgs {
+    /// Serve as a proxy: KINDS is a comma-separated list of http (CONNECT), socks5, socks4
+    /// (with 4a), socks (both SOCKS versions).
+    #[arg(long = "proxy", value_name = "KINDS", conflicts_with_all = [
+        "exec", "shell", "broker", "chat", "accept_timeout", "quit_after_eof", "no_shutdown",
+        "shutdown_at_eof", "send_only", "recv_only", "end_at_peer_eof", "crlf", "hexdump",
+        "output", "drop_slow", "max_line", "nodelay", "keepalive", "tos", "ttl", "sndbuf",
+        "rcvbuf", "alpn"])]
+    pub kinds: Option<String>,
+    /// Require these credentials of every client (SOCKS5 username/password, HTTP Basic).
+    #[arg(long = "proxy-auth", value_name = "USER:PASS", requires = "kinds")]
+    pub auth: Option<String>,
+    /// Serve only destinations in these addresses or CIDR blocks (repeatable, or
+    /// comma-separated); checked on the resolved addresses.
+    #[arg(long = "allow-target", value_name = "SPEC", requires = "kinds")]
+    pub allow_target: Vec<String>,
+    /// Never connect to destinations in this address or CIDR block (wins over
+    /// --allow-target).
+    #[arg(long = "deny-target", value_name = "SPEC", requires = "kinds")]
+    pub deny_target: Vec<String>,
+    /// Give up on reaching a client's target after DUR (default 10s): SOCKS5 reply 6, HTTP
+    /// 504.
+    #[arg(long = "connect-timeout", value_name = "DUR", value_parser = parse_timeout,
+          requires = "kinds")]
+    pub connect_timeout: Option<Duration>,
+    /// One JSON object per request on stdout as it ends (as `nk forward --json`).
+    #[arg(long, requires = "kinds")]
+    pub json: bool,
 }
 
 impl ListenArgs {
@@ -169,6 +226,9 @@ impl Serve {
 
 /// Runs `nk listen`.
 pub fn run(args: ListenArgs) -> Result<()> {
+    if args.proxy.kinds.is_some() {
+        return run_proxy(args);
+    }
     let spec = args.spec()?;
     let relay_template = args.relay.options()?;
     let keep = args.keep_open || args.broker || args.chat;
@@ -212,6 +272,84 @@ pub fn run(args: ListenArgs) -> Result<()> {
         tls,
         "tcp",
     )
+}
+
+/// Connect timeout toward a proxy client's target, when --connect-timeout is not given.
+const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `nk listen --proxy`: the forwarding engine, each client's target taken from its request.
+fn run_proxy(args: ListenArgs) -> Result<()> {
+    use crate::net::forward::{self, connector::TargetSpec};
+    use crate::net::proxy::{server::ProxyService, Credentials};
+    let spec = args.spec()?;
+    let kinds = args.proxy.kinds.as_deref().unwrap_or_default();
+    let mut service = ProxyService::kinds(kinds).map_err(crate::exit::usage)?;
+    service.credentials = args.proxy.auth.as_deref().map(Credentials::parse);
+    if service
+        .credentials
+        .as_ref()
+        .is_some_and(|c| c.user.is_empty() || c.user.len() > 255 || c.pass.len() > 255)
+    {
+        return Err(crate::exit::usage(
+            "--proxy-auth USER:PASS: a user of 1-255 bytes and a password of at most 255 \
+             (SOCKS5's limits)",
+        ));
+    }
+    service.targets = crate::net::acl::AccessList::new(
+        &args.proxy.allow_target,
+        &args.proxy.deny_target,
+        &[],
+        &[],
+    )?;
+    let family = args.family.family();
+    let tls_listen = args.tls.config()?;
+    let opts = forward::Options {
+        target: TargetSpec::Requested(Arc::new(service.clone())),
+        connect: crate::net::connect::ConnectOptions {
+            family,
+            timeout: Some(args.proxy.connect_timeout.unwrap_or(PROXY_CONNECT_TIMEOUT)),
+            quiet: true,
+            ..Default::default()
+        },
+        max_conns: args.max_conns.map(|n| n as usize),
+        access: args.access.list()?,
+        idle: crate::net::deadline::idle_limit(args.relay.idle),
+        json: args.proxy.json,
+        tls_listen,
+        tls_connect: None,
+        proxy_protocol: None,
+        tap: None,
+    };
+    crate::net::service::raise_descriptor_limit();
+    // Before `listening on` is said: whoever acts on that line may send SIGTERM at once.
+    signals::install();
+    let sockopts = SockOpts {
+        reuseport: args.reuseport,
+        ..SockOpts::default()
+    };
+    let listener = bind_tcp(&spec, family, &sockopts)?;
+    let local = listener.local_addr().context("getsockname")?;
+    let stop = crate::cmd::forward::stop_on_signals()?;
+    info!(
+        "listening on {} (tcp){}; a proxy: {}{}",
+        display_sockaddr(&local),
+        crate::net::server::stack_note(&listener),
+        service.describe(),
+        if opts.tls_listen.is_some() {
+            " over TLS"
+        } else {
+            ""
+        }
+    );
+    let loopback = local.as_socket().is_some_and(|a| a.ip().is_loopback());
+    if !loopback && service.credentials.is_none() {
+        crate::log::warn(format_args!(
+            "an open proxy: anyone who reaches {} may connect anywhere through it (give \
+             --proxy-auth, --allow or --allow-target, or listen on 127.0.0.1)",
+            display_sockaddr(&local)
+        ));
+    }
+    forward::run(listener, opts, stop)
 }
 
 /// Runs the accept loop with the chosen mode: shared by `listen` and `unix -l`. `sockopts`

@@ -292,6 +292,9 @@ pub enum End {
     Refused(String),
     /// SIGINT/SIGTERM: both sides were reset.
     Interrupted,
+    /// `nk listen --proxy`: the client's request was answered with a refusal (bad request,
+    /// credentials, rules), or it never finished one.
+    Rejected(String),
 }
 
 impl End {
@@ -303,13 +306,14 @@ impl End {
             End::Timeout => "timeout",
             End::Refused(_) => "refused",
             End::Interrupted => "interrupted",
+            End::Rejected(_) => "rejected",
         }
     }
 
     /// What happened, in words (empty when the word says it all).
     pub fn detail(&self) -> &str {
         match self {
-            End::Reset(why) | End::Refused(why) => why,
+            End::Reset(why) | End::Refused(why) | End::Rejected(why) => why,
             _ => "",
         }
     }
@@ -345,6 +349,25 @@ pub struct Conn {
     pub opened: Instant,
     /// When a byte last moved (for `-i`).
     pub last_active: Instant,
+    /// `nk listen --proxy`: the client's request, while it is being read.
+    pub negotiation: Option<Box<Negotiation>>,
+    /// `nk listen --proxy`: what the client asked for, once it has (its reply is owed).
+    pub request: Option<crate::net::proxy::server::Request>,
+    /// The client was sent a refusal (or closed before its request was complete): it is
+    /// closed with a FIN, so the reply reaches it.
+    pub answered: bool,
+}
+
+/// A proxy client's handshake in progress: what it sent that is not consumed yet (at most
+/// [`crate::net::proxy::server::REQUEST_CAP`] bytes), and by when it must be over.
+#[derive(Debug)]
+pub struct Negotiation {
+    /// The protocol state.
+    pub handshake: crate::net::proxy::server::Handshake,
+    /// Bytes received and not yet consumed.
+    pub received: Vec<u8>,
+    /// When the request must be complete.
+    pub deadline: Instant,
 }
 
 impl Conn {
@@ -365,6 +388,9 @@ impl Conn {
             registered: [None, None],
             opened: now,
             last_active: now,
+            negotiation: None,
+            request: None,
+            answered: false,
         }
     }
 

@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-use crate::net::addr::{display_addr, Target};
+use crate::net::addr::{self, display_addr, Target};
 use crate::net::connect::{self, ConnectOptions};
+use crate::net::deadline::Deadline;
+use crate::net::proxy::server::{Cause, ProxyService};
 use crate::net::unix::UnixAddr;
 
 /// Most connector threads at once.
@@ -37,6 +39,9 @@ pub enum TargetSpec {
     Tcp(Target),
     /// `unix:PATH` or `unix:@name`.
     Unix(UnixAddr),
+    /// `nk listen --proxy`: each client names its own target in a SOCKS or HTTP CONNECT
+    /// request, served under these rules.
+    Requested(Arc<ProxyService>),
 }
 
 impl std::fmt::Display for TargetSpec {
@@ -44,6 +49,7 @@ impl std::fmt::Display for TargetSpec {
         match self {
             TargetSpec::Tcp(target) => write!(f, "{target}"),
             TargetSpec::Unix(addr) => write!(f, "unix:{addr}"),
+            TargetSpec::Requested(_) => write!(f, "the target each client asks for"),
         }
     }
 }
@@ -53,6 +59,8 @@ impl std::fmt::Display for TargetSpec {
 pub struct Failure {
     /// Whether it was the `-w` limit (rather than a refusal or another error).
     pub timed_out: bool,
+    /// What kind of failure, for a proxy client's reply code.
+    pub cause: Cause,
     /// The whole story, as `nk dial` would tell it.
     pub text: String,
 }
@@ -72,6 +80,8 @@ pub struct Outcome {
 struct Job {
     slot: usize,
     id: u64,
+    /// The target a proxy client asked for (with [`TargetSpec::Requested`]).
+    to: Option<Target>,
 }
 
 /// Wakes the event loop from another thread: a byte written to a non-blocking pipe that the
@@ -154,12 +164,26 @@ impl Connector {
 
     /// Queues a connection attempt for the client in `slot`.
     pub fn start(&mut self, slot: usize, id: u64) {
+        self.queue_job(Job { slot, id, to: None });
+    }
+
+    /// Queues a connection attempt toward what a proxy client asked for: its name is
+    /// resolved here, off the loop, and every address checked against the target rules.
+    pub fn start_to(&mut self, slot: usize, id: u64, to: Target) {
+        self.queue_job(Job {
+            slot,
+            id,
+            to: Some(to),
+        });
+    }
+
+    fn queue_job(&mut self, job: Job) {
         if self.idle.load(Ordering::Acquire) == 0 && self.workers < MAX_WORKERS {
             self.spawn();
         }
         // The receiver lives as long as a worker or this pool: a send cannot fail while we
         // hold `queue`.
-        let _ = self.jobs.send(Job { slot, id });
+        let _ = self.jobs.send(job);
     }
 
     fn spawn(&mut self) {
@@ -177,7 +201,12 @@ impl Connector {
                 let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
                 idle.fetch_sub(1, Ordering::AcqRel);
                 let Ok(job) = job else { return };
-                let result = reach(&target, &options);
+                let result = match (&*target, &job.to) {
+                    (TargetSpec::Requested(service), Some(to)) => {
+                        reach_requested(to, service, &options)
+                    }
+                    (target, _) => reach(target, &options),
+                };
                 if outcomes
                     .send(Outcome {
                         slot: job.slot,
@@ -204,26 +233,92 @@ impl Connector {
 
 /// Connects to the target (blocking, under `-w`); the socket comes back non-blocking.
 fn reach(target: &TargetSpec, options: &ConnectOptions) -> Result<(Socket, String), Failure> {
-    let failure = |err: anyhow::Error| {
-        let text = format!("{err:#}");
-        Failure {
-            timed_out: text.contains("timed out"),
-            text,
-        }
-    };
     match target {
         TargetSpec::Tcp(target) => {
             let connected = connect::connect(target, options).map_err(failure)?;
-            let socket = Socket::from(connected.stream);
-            socket
-                .set_nonblocking(true)
-                .map_err(|e| failure(anyhow::Error::new(e).context("set non-blocking")))?;
-            // The forwarder must not add latency: the sender's own writes already decided
-            // the segments, and Nagle would hold the small ones back for an ACK.
-            let _ = socket.set_nodelay(true);
-            Ok((socket, display_addr(connected.peer)))
+            for_the_loop(connected)
         }
         TargetSpec::Unix(addr) => reach_unix(addr, options.timeout).map_err(failure),
+        TargetSpec::Requested(_) => Err(failure(anyhow::anyhow!("no target was requested"))),
+    }
+}
+
+/// A connection failure in words, with its cause.
+fn failure(err: anyhow::Error) -> Failure {
+    let cause = cause_in(&err);
+    Failure {
+        timed_out: cause == Cause::TimedOut,
+        cause,
+        text: format!("{err:#}"),
+    }
+}
+
+/// Reaches what a proxy client asked for: resolved (blocking: this is a connector thread),
+/// its addresses filtered by `--allow-target`/`--deny-target`, then raced as `nk dial` does.
+fn reach_requested(
+    to: &Target,
+    service: &ProxyService,
+    options: &ConnectOptions,
+) -> Result<(Socket, String), Failure> {
+    let deadline = Deadline::after(options.timeout);
+    let mut addrs = addr::resolve(to, options.family, deadline).map_err(|err| Failure {
+        timed_out: false,
+        cause: Cause::HostUnreachable,
+        text: format!("{err:#}"),
+    })?;
+    addrs.retain(|a| service.targets.permits(a.ip()));
+    if addrs.is_empty() {
+        return Err(Failure {
+            timed_out: false,
+            cause: Cause::Denied,
+            text: format!("{to}: refused by --allow-target/--deny-target"),
+        });
+    }
+    let connected = connect::happy_eyeballs(to, &addrs, options, deadline).map_err(failure)?;
+    for_the_loop(connected)
+}
+
+/// A connected target as the loop takes it: non-blocking, without Nagle, and the address
+/// that answered.
+fn for_the_loop(connected: connect::Connected) -> Result<(Socket, String), Failure> {
+    let socket = Socket::from(connected.stream);
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| failure(anyhow::Error::new(e).context("set non-blocking")))?;
+    // The forwarder must not add latency: the sender's own writes already decided the
+    // segments, and Nagle would hold the small ones back for an ACK.
+    let _ = socket.set_nodelay(true);
+    Ok((socket, display_addr(connected.peer)))
+}
+
+/// The cause of a failed connect: from the OS error when the chain holds one, else from the
+/// words (a race over several addresses is summed up in text).
+pub fn cause_in(err: &anyhow::Error) -> Cause {
+    if let Some(io) = err.chain().find_map(|e| e.downcast_ref::<io::Error>()) {
+        return cause_of(io);
+    }
+    let text = format!("{err:#}").to_ascii_lowercase();
+    if text.contains("timed out") {
+        Cause::TimedOut
+    } else if text.contains("refused") {
+        Cause::Refused
+    } else if text.contains("network is unreachable") {
+        Cause::NetUnreachable
+    } else if text.contains("unreachable") {
+        Cause::HostUnreachable
+    } else {
+        Cause::Failed
+    }
+}
+
+/// The cause of one failed connect attempt.
+pub fn cause_of(err: &io::Error) -> Cause {
+    match err.raw_os_error() {
+        Some(libc::ECONNREFUSED) => Cause::Refused,
+        Some(libc::ENETUNREACH) => Cause::NetUnreachable,
+        Some(libc::EHOSTUNREACH) => Cause::HostUnreachable,
+        _ if err.kind() == io::ErrorKind::TimedOut => Cause::TimedOut,
+        _ => Cause::Failed,
     }
 }
 

@@ -25,6 +25,14 @@
 //!   [`CLIENT_HANDSHAKE`], a client that fails it never costs the target a connection), the
 //!   target is reached, the PROXY header and the target's TLS handshake (`--tls-connect`;
 //!   within what is left of `-w`), then the flows.
+//! - `nk listen --proxy` is this engine with [`TargetSpec::Requested`]: each connection first
+//!   goes through a stage where the client names its target (`Engine::negotiate`, driving the
+//!   pure SOCKS / HTTP CONNECT state machine of `net::proxy::server` with what the client sent,
+//!   capped at its `REQUEST_CAP` bytes and bounded by [`CLIENT_HANDSHAKE`] or a shorter `-i`).
+//!   An IP literal is then connected by the loop, a name by the connector (which resolves it
+//!   and applies `--allow-target`/`--deny-target` to the addresses); the success reply goes to
+//!   the client before any byte of the target's, a failure is answered in the client's
+//!   protocol and closed with a FIN, and the tunnel is relayed like any forwarded connection.
 //! - `-x` and `--pcap` are [`tap`]: a tapped flow hands each chunk it reads (plaintext, on a
 //!   TLS side) to the recordings; the loop tells them of openings, resets and ends.
 //!
@@ -59,8 +67,10 @@ use crate::net::poller::{Interest, Poller};
 use crate::net::server::{accept_nonblocking, Accepted, Backoff};
 use crate::wire::proxy_protocol::Proxied;
 
-use conn::{Broken, Conn, End, PipePool};
-use connector::{Connector, Outcome, TargetSpec, Waker};
+use crate::net::addr::Target;
+use crate::net::proxy::server::{Action, Cause, Handshake, REQUEST_CAP};
+use conn::{Broken, Conn, End, Negotiation, PipePool};
+use connector::{cause_of, Connector, Outcome, TargetSpec, Waker};
 use side::{OpenFailure, Side};
 
 /// How long a client has to finish its TLS handshake (`--tls-listen`); `-i`, if shorter,
@@ -275,8 +285,10 @@ fn run_loop(
     );
     let direct = match &opts.target {
         TargetSpec::Tcp(target) => connect::literal_addr(target, &opts.connect),
-        TargetSpec::Unix(_) => None,
+        TargetSpec::Unix(_) | TargetSpec::Requested(_) => None,
     };
+    // A proxy's clients name their targets: the loop connects the IP literals itself.
+    let requested = matches!(opts.target, TargetSpec::Requested(_));
     let mut engine = Engine {
         direct,
         poller,
@@ -292,9 +304,14 @@ fn run_loop(
     let mut paused_until: Option<Instant> = None;
     let idle = engine.opts.idle;
     // The sweep also bounds the loop's own connects by -w, and the TLS handshakes.
-    let connect_limit = engine.direct.and(engine.opts.connect.timeout);
+    let connect_limit = engine
+        .opts
+        .connect
+        .timeout
+        .filter(|_| engine.direct.is_some() || requested);
     let tls = engine.opts.tls_listen.is_some() || engine.opts.tls_connect.is_some();
-    let sweeps = idle.is_some() || connect_limit.is_some() || tls;
+    // Proxy clients have a deadline for their request.
+    let sweeps = idle.is_some() || connect_limit.is_some() || tls || requested;
     let sweep_every = [idle, connect_limit]
         .into_iter()
         .flatten()
@@ -428,10 +445,22 @@ impl Engine {
             let mut conn = Conn::new(id, client, name, self.opts.target.to_string());
             conn.preface = preface.unwrap_or_default();
             let handshake_first = conn.client.is_tls();
+            if let TargetSpec::Requested(service) = &self.opts.target {
+                conn.target_name = "-".to_string();
+                conn.negotiation = Some(Box::new(Negotiation {
+                    handshake: Handshake::new(Arc::clone(service)),
+                    received: Vec::new(),
+                    deadline: Instant::now() + self.request_limit(),
+                }));
+            }
+            let negotiating = conn.negotiation.is_some();
             let slot = self.table.insert(conn);
             if handshake_first {
                 crate::debug!("#{id} accepted; TLS handshake with the client");
                 self.step(slot);
+            } else if negotiating {
+                // The target is known once the client has said it.
+                self.register(slot, [Some(Interest::Read), None]);
             } else {
                 self.dial(slot, id);
             }
@@ -442,18 +471,38 @@ impl Engine {
     /// Starts reaching the target for the client in `slot`: by the loop itself for an IP
     /// literal, by the connector's threads otherwise.
     fn dial(&mut self, slot: usize, id: u64) {
-        if let Some(conn) = self.table.get(slot) {
-            conn.connect_started = Some(Instant::now());
-            crate::debug!(
-                "#{id} {} accepted; connecting to {}",
-                conn.client_name,
-                self.opts.target
-            );
+        let Some(conn) = self.table.get(slot) else {
+            return;
+        };
+        conn.connect_started = Some(Instant::now());
+        crate::debug!(
+            "#{id} {} accepted; connecting to {}",
+            conn.client_name,
+            conn.target_name
+        );
+        let requested = conn.request.as_ref().map(|r| r.target.clone());
+        if let (TargetSpec::Requested(service), Some(target)) = (&self.opts.target, requested) {
+            match connect::literal_addr(&target, &self.opts.connect) {
+                Some(addr) if !service.targets.permits(addr.ip()) => {
+                    let text = format!("{target}: refused by --allow-target/--deny-target");
+                    self.target_failed(slot, text, Cause::Denied);
+                }
+                Some(addr) => self.connect_literal(slot, addr, &target),
+                // A name: resolved by the connector's threads, never by the loop.
+                None => self.connector.start_to(slot, id, target),
+            }
+            return;
         }
         let (Some(addr), TargetSpec::Tcp(target)) = (self.direct, &self.opts.target) else {
             self.connector.start(slot, id);
             return;
         };
+        let target = target.clone();
+        self.connect_literal(slot, addr, &target);
+    }
+
+    /// Starts the loop's own non-blocking connect to `addr`, the one address of `target`.
+    fn connect_literal(&mut self, slot: usize, addr: std::net::SocketAddr, target: &Target) {
         match connect::start_attempt(addr, &self.opts.connect) {
             Ok((socket, done)) => {
                 if let Some(conn) = self.table.get(slot) {
@@ -470,15 +519,41 @@ impl Engine {
                 self.step(slot);
             }
             Err(err) => {
+                let cause = cause_of(&err);
                 let text = format!("{:#}", connect::literal_failed(target, addr, err, None));
-                self.target_failed(slot, text, false);
+                self.target_failed(slot, text, cause);
             }
         }
     }
 
-    /// The target could not be reached: the client is reset at once, with a stderr line.
-    fn target_failed(&mut self, slot: usize, text: String, timed_out: bool) {
-        if let Some(conn) = self.table.take(slot) {
+    /// How long a proxy client has for its request: [`CLIENT_HANDSHAKE`], or `-i` if shorter.
+    fn request_limit(&self) -> Duration {
+        self.opts
+            .idle
+            .map_or(CLIENT_HANDSHAKE, |idle| idle.min(CLIENT_HANDSHAKE))
+    }
+
+    /// The TCP target of a connection: the one a proxy client asked for, or the forwarder's.
+    fn tcp_target(&self, conn: &Conn) -> Option<Target> {
+        match (&conn.request, &self.opts.target) {
+            (Some(request), _) => Some(request.target.clone()),
+            (None, TargetSpec::Tcp(target)) => Some(target.clone()),
+            _ => None,
+        }
+    }
+
+    /// The target could not be reached: the client is reset at once, with a stderr line; a
+    /// proxy client is answered with the reply code for `cause` instead (and its -v line).
+    fn target_failed(&mut self, slot: usize, text: String, cause: Cause) {
+        let timed_out = cause == Cause::TimedOut;
+        if let Some(mut conn) = self.table.take(slot) {
+            if let Some(request) = conn.request.take() {
+                let reply = request.failure(cause, &text);
+                conn.answered = answer(&mut conn.client, &reply).is_ok();
+                let end = End::Refused(text);
+                self.close(conn, end);
+                return;
+            }
             crate::log::warn(format_args!(
                 "#{} {}: {}; client reset",
                 conn.id, conn.client_name, text
@@ -510,15 +585,32 @@ impl Engine {
                 ) {
                     Ok(c) => Side::tls(socket, rustls::Connection::Client(c), deadline),
                     Err(err) => {
-                        self.target_failed(slot, format!("start TLS: {err}"), false);
+                        self.target_failed(slot, format!("start TLS: {err}"), Cause::Failed);
                         return;
                     }
                 }
             }
             None => Side::plain(socket),
         };
+        if let Some(request) = &conn.request {
+            // The tunnel is open: the client hears so before any byte of the target's.
+            let bound = side.socket.local_addr().ok().and_then(|a| a.as_socket());
+            if let Err(err) = answer(&mut conn.client, &request.success(bound)) {
+                if let Some(conn) = self.table.take(slot) {
+                    self.close(conn, End::Reset(format!("the client: {err}")));
+                }
+                return;
+            }
+        }
         let preface = std::mem::take(&mut conn.preface);
+        // Bytes a proxy client sent after its request go first (they are the tunnel's).
+        let early = if conn.request.is_some() {
+            preface.len()
+        } else {
+            0
+        };
         conn.attach(side.with_preface(preface));
+        conn.up.bytes += early as u64;
         conn.last_active = Instant::now();
     }
 
@@ -538,12 +630,16 @@ impl Engine {
             match outcome.result {
                 Ok((socket, name)) => {
                     if let Some(conn) = self.table.get(slot) {
-                        conn.target_name = name;
+                        // A proxy client's name, and the address that answered for it.
+                        conn.target_name = match &conn.request {
+                            Some(request) => format!("{} ({name})", request.target),
+                            None => name,
+                        };
                     }
                     self.reached(slot, socket);
                     self.step(slot);
                 }
-                Err(failure) => self.target_failed(slot, failure.text, failure.timed_out),
+                Err(failure) => self.target_failed(slot, failure.text, failure.cause),
             }
         }
     }
@@ -564,6 +660,10 @@ impl Engine {
                         conn.client_name,
                         conn.client.tls_summary().unwrap_or_default()
                     );
+                    if conn.negotiation.is_some() {
+                        // A proxy client over TLS: its request comes next.
+                        return self.negotiate(slot);
+                    }
                     // The client is read again once the target is there.
                     if self.register(slot, [None, None]) {
                         self.dial(slot, id);
@@ -585,6 +685,9 @@ impl Engine {
             }
             return;
         }
+        if conn.negotiation.is_some() {
+            return self.negotiate(slot);
+        }
         let Some(target) = conn.target.as_ref() else {
             return;
         };
@@ -604,11 +707,15 @@ impl Engine {
                     return self.step(slot);
                 }
                 AttemptState::Failed(err) => {
-                    let TargetSpec::Tcp(spec) = &self.opts.target else {
+                    let Some(spec) = self.table.slots[slot]
+                        .as_ref()
+                        .and_then(|c| self.tcp_target(c))
+                    else {
                         return;
                     };
-                    let text = format!("{:#}", connect::literal_failed(spec, addr, err, None));
-                    self.target_failed(slot, text, false);
+                    let cause = cause_of(&err);
+                    let text = format!("{:#}", connect::literal_failed(&spec, addr, err, None));
+                    self.target_failed(slot, text, cause);
                     return;
                 }
             }
@@ -630,7 +737,7 @@ impl Engine {
                 }
                 Err(OpenFailure(text)) => {
                     // The client has not been relayed a byte: as for a refused connect.
-                    self.target_failed(slot, text, false);
+                    self.target_failed(slot, text, Cause::Failed);
                     return;
                 }
             }
@@ -701,6 +808,95 @@ impl Engine {
         self.register(slot, wants);
     }
 
+    /// `nk listen --proxy`: reads what the client sent (once per wake-up, up to
+    /// [`REQUEST_CAP`] bytes in all) and answers it as far as it goes: method and auth
+    /// replies, then the connect to what it asked for; a refusal is sent and the client
+    /// closed.
+    fn negotiate(&mut self, slot: usize) {
+        let Some(conn) = self.table.get(slot) else {
+            return;
+        };
+        let Some(negotiation) = conn.negotiation.as_mut() else {
+            return;
+        };
+        let room = REQUEST_CAP.saturating_sub(negotiation.received.len());
+        let mut chunk = [0u8; REQUEST_CAP];
+        let eof = match conn.client.read_into(&mut chunk[..room.max(1)]) {
+            Ok(Some(0)) => true,
+            Ok(Some(n)) => {
+                negotiation.received.extend_from_slice(&chunk[..n]);
+                false
+            }
+            Ok(None) => false,
+            Err(err) => {
+                let why = match err.kind() {
+                    io::ErrorKind::ConnectionReset => "the client reset during its request".into(),
+                    _ => format!("the client: {err}"),
+                };
+                if let Some(conn) = self.table.take(slot) {
+                    self.close(conn, End::Reset(why));
+                }
+                return;
+            }
+        };
+        loop {
+            let full = negotiation.received.len() >= REQUEST_CAP;
+            match negotiation.handshake.advance(&negotiation.received, full) {
+                Action::Need => break,
+                Action::Reply { consumed, bytes } => {
+                    negotiation
+                        .received
+                        .drain(..consumed.min(negotiation.received.len()));
+                    if let Err(err) = answer(&mut conn.client, &bytes) {
+                        if let Some(conn) = self.table.take(slot) {
+                            self.close(conn, End::Reset(format!("the client: {err}")));
+                        }
+                        return;
+                    }
+                }
+                Action::Connect { consumed, request } => {
+                    let early = negotiation
+                        .received
+                        .split_off(consumed.min(negotiation.received.len()));
+                    conn.negotiation = None;
+                    conn.preface = early;
+                    conn.target_name = request.target.to_string();
+                    crate::debug!(
+                        "#{} {} asks for {} ({:?})",
+                        conn.id,
+                        conn.client_name,
+                        conn.target_name,
+                        request.protocol
+                    );
+                    conn.request = Some(request);
+                    let id = conn.id;
+                    // The client is read again once the target is there.
+                    if self.register(slot, [None, None]) {
+                        self.dial(slot, id);
+                    }
+                    return;
+                }
+                Action::Refuse { bytes, why } => {
+                    if let Some(mut conn) = self.table.take(slot) {
+                        conn.answered = answer(&mut conn.client, &bytes).is_ok();
+                        self.close(conn, End::Rejected(why));
+                    }
+                    return;
+                }
+            }
+        }
+        if eof {
+            if let Some(mut conn) = self.table.take(slot) {
+                // Nothing was lost: its FIN is answered with ours.
+                conn.answered = true;
+                let why = "the client closed before its request was complete".to_string();
+                self.close(conn, End::Rejected(why));
+            }
+            return;
+        }
+        self.register(slot, [Some(Interest::Read), None]);
+    }
+
     /// Registers each socket of the connection in `slot` for what it waits for (`None`: out
     /// of epoll). Returns false when that failed and the connection was ended.
     fn register(&mut self, slot: usize, wants: [Option<Interest>; 2]) -> bool {
@@ -757,10 +953,24 @@ impl Engine {
         if let Some(tap) = &self.opts.tap {
             tap::ended(tap, &conn, &end);
         }
+        let answered = conn.answered;
         let Conn {
             mut client, target, ..
         } = conn;
-        if end == End::Fin {
+        if answered {
+            // A refusal was sent: a FIN after it, so the client reads it rather than a
+            // reset. What the client sent and we did not read would turn the close into a
+            // reset, so that is read first (a bounded amount).
+            let mut sink = [0u8; 4096];
+            for _ in 0..16 {
+                if !matches!(client.read_into(&mut sink), Ok(Some(n)) if n > 0) {
+                    break;
+                }
+            }
+            let _ = client.close_write();
+            drop(client);
+            drop(target);
+        } else if end == End::Fin {
             drop(client);
             drop(target);
         } else {
@@ -818,23 +1028,23 @@ impl Engine {
     /// handshake with the target is not over by then; and the clients that have not finished
     /// their own TLS handshake within [`CLIENT_HANDSHAKE`].
     fn sweep(&mut self, now: Instant) {
-        if let (Some(limit), TargetSpec::Tcp(target)) =
-            (self.opts.connect.timeout, self.opts.target.clone())
-        {
+        if let Some(limit) = self.opts.connect.timeout {
             for slot in 0..self.table.slots.len() {
                 let late = self.table.slots[slot].as_ref().and_then(|c| {
                     let started = c.connect_started.unwrap_or(c.opened);
-                    c.connecting
-                        .filter(|_| now.saturating_duration_since(started) >= limit)
+                    let addr = c
+                        .connecting
+                        .filter(|_| now.saturating_duration_since(started) >= limit)?;
+                    Some((addr, self.tcp_target(c)?))
                 });
-                if let Some(addr) = late {
+                if let Some((addr, target)) = late {
                     let timed_out = io::Error::new(io::ErrorKind::TimedOut, "timed out");
                     let waited = Some(format_duration(limit));
                     let text = format!(
                         "{:#}",
                         connect::literal_failed(&target, addr, timed_out, waited)
                     );
-                    self.target_failed(slot, text, true);
+                    self.target_failed(slot, text, Cause::TimedOut);
                 }
             }
         }
@@ -845,7 +1055,15 @@ impl Engine {
                 continue;
             };
             let past = |deadline: Option<Instant>| deadline.is_some_and(|d| now >= d);
-            if past(conn.client.handshake_deadline()) {
+            if past(conn.negotiation.as_ref().map(|n| n.deadline)) {
+                if let Some(conn) = self.table.take(slot) {
+                    let text = format!(
+                        "no complete proxy request within {}",
+                        format_duration(self.request_limit())
+                    );
+                    self.close(conn, End::Rejected(text));
+                }
+            } else if past(conn.client.handshake_deadline()) {
                 if let Some(conn) = self.table.take(slot) {
                     let text = format!(
                         "the client's TLS handshake did not finish within {}",
@@ -863,7 +1081,7 @@ impl Engine {
                     conn.target_name,
                     format_duration(wait)
                 );
-                self.target_failed(slot, text, true);
+                self.target_failed(slot, text, Cause::TimedOut);
             } else if idle
                 .is_some_and(|limit| now.saturating_duration_since(conn.last_active) >= limit)
             {
@@ -922,6 +1140,25 @@ fn json_line(line: &str) {
     use std::io::Write;
     let mut out = io::stdout().lock();
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+/// Sends a proxy handshake reply whole. It is a few hundred bytes at most, written to a
+/// socket with nothing else queued, so it fits; a client whose buffer is full anyway (it sent
+/// greetings and never read the replies) is given up on.
+fn answer(client: &mut Side, reply: &[u8]) -> io::Result<()> {
+    let mut sent = 0;
+    while sent < reply.len() {
+        match client.write_from(&reply[sent..])? {
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "it does not read the proxy's replies",
+                ))
+            }
+            n => sent += n,
+        }
+    }
+    Ok(())
 }
 
 fn interest(read: bool, write: bool) -> Option<Interest> {

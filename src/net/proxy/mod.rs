@@ -17,6 +17,7 @@
 //! proxy could not connect: connection refused by the target (SOCKS5 reply 5)`.
 
 pub mod http_connect;
+pub mod server;
 pub mod socks;
 
 use std::fmt;
