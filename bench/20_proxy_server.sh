@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 19_proxy_server.sh - nk as a proxy server (`nk listen --proxy http,socks5`), against
+# 20_proxy_server.sh - nk as a proxy server (`nk listen --proxy http,socks5`), against
 # tinyproxy (HTTP CONNECT) and dante (SOCKS5), with the same client: OpenBSD nc.
 #
 # 1. Throughput: 1 GiB nc -X connect|5 -x P -> proxy -> nc -l 127.0.0.1 R > /dev/null, on
@@ -32,7 +32,7 @@ TIMEOUT=${TIMEOUT:-60}
 NK=${NK:-$root/target/release/nk}
 NC=${NC_BIN:-nc}
 bytes=$((SIZE_MB * 1024 * 1024))
-out_md=$here/results/19_proxy_server.md
+out_md=$here/results/20_proxy_server.md
 
 . "$here/lib.sh"
 
@@ -43,17 +43,17 @@ stop_all() {
     stop_pidvar dante_pid
     stop_pidvar target_pid
 }
-work_dir 19 stop_all
+work_dir 20 stop_all
 
-need_tools 19_proxy_server "$NC" tinyproxy danted python3 ss cksum timeout awk ping
+need_tools 20_proxy_server "$NC" tinyproxy danted python3 ss cksum timeout awk ping
 nk_why=$(nk_lacks listen)
 [[ -z $nk_why ]] && ! "$NK" listen --help 2>/dev/null | grep -q -- "--proxy <KINDS>" &&
     nk_why="no \`listen --proxy\`"
-nk_rows 19_proxy_server
+nk_rows 20_proxy_server
 status=0
 [[ $have_nk == 1 ]] || status=2
 
-file=$(bulk_file "$SIZE_MB") || { log "19_proxy_server: cannot create the test file"; exit 1; }
+file=$(bulk_file "$SIZE_MB") || { log "20_proxy_server: cannot create the test file"; exit 1; }
 want_ck=$(cksum <"$file")
 chmod 755 "$work"
 life=$((TIMEOUT * (RUNS + 2) * 6))
@@ -73,7 +73,7 @@ Allow 127.0.0.1
 CFG
 timeout -k 5 "$life" "${nobody[@]}" tinyproxy -d -c "$work/tinyproxy.conf" >/dev/null 2>>"$work/err" &
 tiny_pid=$!
-wait_listen "$tport" "$tiny_pid" || { log "19_proxy_server: tinyproxy did not start: $(cat "$work/err")"; exit 1; }
+wait_listen "$tport" "$tiny_pid" || { log "20_proxy_server: tinyproxy did not start: $(cat "$work/err")"; exit 1; }
 
 dport=$(free_port) || exit 1
 cat >"$work/danted.conf" <<CFG
@@ -93,13 +93,13 @@ CFG
 timeout -k 5 "$life" "${nobody[@]}" danted -f "$work/danted.conf" -N 1 -p "$work/danted.pid" \
     >/dev/null 2>>"$work/err" &
 dante_pid=$!
-wait_listen "$dport" "$dante_pid" || { log "19_proxy_server: danted did not start: $(cat "$work/err")"; exit 1; }
+wait_listen "$dport" "$dante_pid" || { log "20_proxy_server: danted did not start: $(cat "$work/err")"; exit 1; }
 
 if [[ $have_nk == 1 ]]; then
     nport=$(free_port) || exit 1
     timeout -k 5 "$life" "$NK" listen --proxy http,socks5 "127.0.0.1:$nport" 2>>"$work/err" &
     nk_pid=$!
-    wait_listen "$nport" "$nk_pid" || { log "19_proxy_server: nk did not start: $(cat "$work/err")"; exit 1; }
+    wait_listen "$nport" "$nk_pid" || { log "20_proxy_server: nk did not start: $(cat "$work/err")"; exit 1; }
 fi
 
 tools=()
@@ -129,7 +129,7 @@ one_run() {
     TO "$NC" -N -X "$kind" -x "127.0.0.1:$pp" 127.0.0.1 "$r" <"$file" >/dev/null 2>>"$work/err"
     wait "$rpid" || { echo FAIL; return 1; }
     t1=$(date +%s.%N)
-    if [[ $check == 1 ]] && ! ck_matches 19_proxy_server "$row"; then
+    if [[ $check == 1 ]] && ! ck_matches 20_proxy_server "$row"; then
         echo FAIL
         return 1
     fi
@@ -137,7 +137,7 @@ one_run() {
 }
 
 declare -A RES OK
-checked_rounds 19_proxy_server
+checked_rounds 20_proxy_server
 
 # --- 2. a whole nk dial process, direct and through nk's SOCKS5 server
 declare -A SECS CNT ROUND_MS FAILS VERIFY
@@ -155,7 +155,7 @@ async def main():
         await server.serve_forever()
 asyncio.run(main())' "$target_port" 2>>"$work/err" &
     target_pid=$!
-    wait_listen "$target_port" "$target_pid" || { log "19_proxy_server: the target did not start"; exit 1; }
+    wait_listen "$target_port" "$target_pid" || { log "20_proxy_server: the target did not start"; exit 1; }
     cmd_of() {
         case $1 in
         direct) CMD=("$NK" dial 127.0.0.1 "$target_port") ;;
@@ -169,13 +169,13 @@ asyncio.run(main())' "$target_port" 2>>"$work/err" &
     }
     proc_verify direct "$work/v.direct"
     proc_verify proxied "$work/v.proxied"
-    proc_rounds 19_proxy_server direct proxied
+    proc_rounds 20_proxy_server direct proxied
 fi
 rtt=$(ping -c 20 -i 0.01 -q 127.0.0.1 2>/dev/null | awk -F/ '/^rtt|^round-trip/ { print $5 }')
 
 med() { stats "${RES[$1]:-}" | awk '{print $1}'; }
 {
-    echo "# 19_proxy_server: ${SIZE_MB} MiB nc -X -> proxy -> nc -l (loopback, MB/s, median of $RUNS)"
+    echo "# 20_proxy_server: ${SIZE_MB} MiB nc -X -> proxy -> nc -l (loopback, MB/s, median of $RUNS)"
     echo
     echo "Load when measured: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores."
     echo
