@@ -18,21 +18,27 @@ use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
 
+/// The default carrier (a buffer) and `--splice` (a pipe) alike.
 #[test]
 fn sixty_four_mib_both_ways_through_socat_byte_exact() {
-    let (target, tport) = socat_echo();
-    let (fwd, port) = forward(&["--json", "127.0.0.1:0", &format!("127.0.0.1:{tport}")]);
-    let data = Arc::new(prng_bytes(64 * MIB, 20));
-    let got = round_trip(client(port), Arc::clone(&data));
-    assert_same_bytes("64 MiB echoed through nk forward", &got, &data);
-    let mut fwd = fwd;
-    let line = fwd.wait_stdout_line(10.0, |l| l.contains("\"end\""));
-    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON object");
-    assert_eq!(v["bytes_up"], 64 * MIB as u64, "{line}");
-    assert_eq!(v["bytes_down"], 64 * MIB as u64, "{line}");
-    assert_eq!(v["end"], "fin", "{line}");
-    terminate(fwd);
-    drop(target);
+    for carrier in [None, Some("--splice")] {
+        let (target, tport) = socat_echo();
+        let target_addr = format!("127.0.0.1:{tport}");
+        let mut args = vec!["--json", "127.0.0.1:0", &target_addr];
+        args.extend(carrier);
+        let (fwd, port) = forward(&args);
+        let data = Arc::new(prng_bytes(64 * MIB, 20));
+        let got = round_trip(client(port), Arc::clone(&data));
+        assert_same_bytes(&format!("64 MiB echoed, {carrier:?}"), &got, &data);
+        let mut fwd = fwd;
+        let line = fwd.wait_stdout_line(10.0, |l| l.contains("\"end\""));
+        let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON object");
+        assert_eq!(v["bytes_up"], 64 * MIB as u64, "{line}");
+        assert_eq!(v["bytes_down"], 64 * MIB as u64, "{line}");
+        assert_eq!(v["end"], "fin", "{line}");
+        terminate(fwd);
+        drop(target);
+    }
 }
 
 #[test]
@@ -79,15 +85,20 @@ fn target_fin_first_then_the_client_keeps_sending() {
 
 #[test]
 fn a_target_reset_mid_stream_resets_the_client() {
-    let target = resetting_target();
-    let (fwd, port) = forward(&["127.0.0.1:0", &format!("127.0.0.1:{}", target.port())]);
-    let mut c = client(port);
-    c.write_all(b"hello").unwrap();
-    target.join();
-    expect_reset(&mut c, "target reset");
-    let mut fwd = fwd;
-    fwd.wait_stderr_line(10.0, |l| l.contains("reset (reset by the target)"));
-    terminate(fwd);
+    for carrier in [None, Some("--splice")] {
+        let target = resetting_target();
+        let target_addr = format!("127.0.0.1:{}", target.port());
+        let mut args = vec!["127.0.0.1:0", &target_addr];
+        args.extend(carrier);
+        let (fwd, port) = forward(&args);
+        let mut c = client(port);
+        c.write_all(b"hello").unwrap();
+        target.join();
+        expect_reset(&mut c, "target reset");
+        let mut fwd = fwd;
+        fwd.wait_stderr_line(10.0, |l| l.contains("reset (reset by the target)"));
+        terminate(fwd);
+    }
 }
 
 #[test]

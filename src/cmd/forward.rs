@@ -144,6 +144,12 @@ pub struct ForwardArgs {
     /// as v1 UNKNOWN / v2 LOCAL.
     #[arg(long = "proxy-protocol", value_name = "VERSION", value_parser = ["v1", "v2"])]
     pub proxy_protocol: Option<String>,
+    /// Move plain TCP/Unix bytes with splice(2) through a pipe per busy connection instead
+    /// of a 64 KiB buffer. On loopback the buffer is faster (1 GiB nc -> nk -> nc: 2060
+    /// against 1449 MB/s, the receiver's share of the CPU doubling with spliced pages); try
+    /// it between real NICs. TLS and -x/--pcap flows always use the buffer.
+    #[arg(long = "splice", conflicts_with = "udp")]
+    pub splice: bool,
     #[command(flatten)]
     pub tls: ForwardTlsArgs,
     /// Hex dump of every connection to FILE ('-': stdout): a header line per chunk with the
@@ -389,6 +395,7 @@ pub fn run(args: ForwardArgs) -> Result<()> {
         tls_connect,
         proxy_protocol,
         tap: None, // opened below, once the listener's port is known
+        splice: args.splice,
     };
     // Created now: a file that cannot be is a usage error, before any traffic.
     let tap = Tap::open(args.hexdump.as_deref(), args.pcap.as_deref())?;

@@ -319,6 +319,7 @@ fn run_proxy(args: ListenArgs) -> Result<()> {
         tls_connect: None,
         proxy_protocol: None,
         tap: None,
+        splice: false,
     };
     crate::net::service::raise_descriptor_limit();
     // Before `listening on` is said: whoever acts on that line may send SIGTERM at once.

@@ -258,7 +258,10 @@ impl ProbeArgs {
     /// moot there). -I IFACE, -Q, -m and -r apply to the whole sweep ([`Self::sweep_tuning`]).
     pub fn not_for_many_targets(&self) -> Option<&'static str> {
         [
-            (matches!(self.interface, Some(Interface::Address(_))), "-I ADDR"),
+            (
+                matches!(self.interface, Some(Interface::Address(_))),
+                "-I ADDR",
+            ),
             (self.pmtu.is_some(), "-M"),
             (self.pattern.is_some(), "-p"),
             (self.audible, "-a"),

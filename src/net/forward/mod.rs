@@ -10,7 +10,8 @@
 //!   that accepted it. Tokens are `slot * 2 + side` (0 client, 1 target). What the loops
 //!   share is [`Shared`]: the `-m` count, connection numbers and the summary's totals.
 //! - a connection's state is [`conn::Conn`]: its two sockets and a [`conn::Flow`] each way;
-//!   the bytes in flight live in the flow (a pooled pipe for splice, or a bounded buffer).
+//!   the bytes in flight live in the flow (a bounded pooled buffer, or a pooled pipe with
+//!   `--splice`).
 //! - reaching the target is [`connector`]: a small thread pool running `net::connect` (names,
 //!   Happy Eyeballs, `-w`), so the loop never blocks on a resolver. A target given as an IP
 //!   literal needs neither: the loop connects it itself, non-blocking (no thread hand-off
@@ -110,6 +111,9 @@ pub struct Options {
     pub proxy_protocol: Option<crate::wire::proxy_protocol::Version>,
     /// `-x` / `--pcap`: the recordings every connection is tapped into.
     pub tap: Option<tap::SharedTap>,
+    /// `--splice`: plain TCP and Unix bytes move by splice(2) through a pipe, not through a
+    /// buffer (the default: measured faster on loopback; see [`conn`]).
+    pub splice: bool,
 }
 
 /// `--tls-connect`: the client configuration and the name the target's certificate must
@@ -609,7 +613,7 @@ impl Engine {
         } else {
             0
         };
-        conn.attach(side.with_preface(preface));
+        conn.attach(side.with_preface(preface), self.opts.splice);
         conn.up.bytes += early as u64;
         conn.last_active = Instant::now();
     }
