@@ -743,7 +743,12 @@ fn check_differs(out: &Finished, port: u16, proto: &str) {
 
 #[test]
 fn echo_client_reports_a_reply_that_differs_udp_and_tcp() {
-    let (_u, uport) = socat_server("UDP-LISTEN:0,bind=127.0.0.1", "SYSTEM:printf hexlo");
+    // The program outlives its answer (sleep): socat that sees its child exit may end before
+    // it has passed the child's output on (a race that lost the reply now and then).
+    let (_u, uport) = socat_server(
+        "UDP-LISTEN:0,bind=127.0.0.1",
+        "SYSTEM:'printf hexlo; sleep 2'",
+    );
     let out = run_nk(
         ["echo", "-u", &format!("127.0.0.1:{uport}"), "hello"],
         In::Null,
@@ -755,7 +760,7 @@ fn echo_client_reports_a_reply_that_differs_udp_and_tcp() {
     // the connection, and a reset may discard the answer before nk reads it.
     let (_t, tport) = socat_server(
         "TCP-LISTEN:0,bind=127.0.0.1",
-        "SYSTEM:'head -c 5 >/dev/null; printf hexlo'",
+        "SYSTEM:'head -c 5 >/dev/null; printf hexlo; sleep 2'",
     );
     let out = run_nk(
         ["echo", &format!("127.0.0.1:{tport}"), "hello"],

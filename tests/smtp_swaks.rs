@@ -18,7 +18,8 @@ const PASSWORD: &str = "s3cret-pw";
 
 /// One connection of a scripted SMTP server in Python: `MODE` is `smtp`, `pipeline` (answers
 /// MAIL, RCPTs and DATA only once DATA came) or `lmtp` (LHLO, one reply per accepted
-/// recipient after the dot; `lmtp-refuse` refuses the last one there). EXTS is the EHLO
+/// recipient after the dot; `lmtp-refuse` refuses the last one there), or `weak`, `encrypt`,
+/// `busy` (AUTH PLAIN answered 534, 538, 454). EXTS is the EHLO
 /// extension list (comma-separated), REFUSE the recipients refused at RCPT. AUTH CRAM-MD5 is
 /// checked with hmac for alice / s3cret-pw, AUTH XOAUTH2 for alice and the token s3cret-pw
 /// (a wrong one gets the 334 error report, then 535 after the client's empty line). At the end it prints one JSON line: every line it
@@ -101,6 +102,10 @@ try:
                 send("235 2.7.0 ok")
             else:
                 send("535 5.7.8 authentication failed")
+        elif up.startswith("AUTH PLAIN") and mode in ("weak", "encrypt", "busy"):
+            send({"weak": "534 5.7.9 Authentication mechanism is too weak",
+                  "encrypt": "538 5.7.11 Encryption required for requested authentication mechanism",
+                  "busy": "454 4.7.0 Temporary authentication failure"}[mode])
         elif up.startswith("AUTH XOAUTH2 "):
             got = base64.b64decode(cmd.split(" ", 2)[2])
             if got == ("user=%s\x01auth=Bearer %s\x01\x01" % (user, password)).encode():
@@ -414,6 +419,29 @@ fn xoauth2_sends_the_token_and_reads_the_error_report() {
             out.expect_stderr_contains("AUTH XOAUTH2 failed: 535");
             assert!(lines_of(&log).contains(&String::new()), "{log:#}");
         }
+    }
+}
+
+/// RFC 4954's other refusals (534, 538, 454) are each named with what to do, and no mail goes.
+#[test]
+fn auth_refusals_534_538_454_say_what_to_do() {
+    for (mode, code, says) in [
+        ("weak", "534", "the server wants a stronger mechanism"),
+        ("encrypt", "538", "over TLS only"),
+        ("busy", "454", "a temporary failure on the server's side"),
+    ] {
+        let srv = Scripted::start(mode, "AUTH PLAIN", "");
+        let args = auth_args(false, Some("plain"), PASSWORD, &["--body", "hi"]);
+        let out = send_mail(&srv.server(), &args, In::Null);
+        out.expect_code(1)
+            .expect_stderr_contains(&format!("AUTH PLAIN failed: {code}"))
+            .expect_stderr_contains(says);
+        expect_no_secret(mode, &out.stderr);
+        let log = srv.log();
+        assert!(
+            !lines_of(&log).iter().any(|l| l.starts_with("MAIL")),
+            "{mode}: {log:#}"
+        );
     }
 }
 
