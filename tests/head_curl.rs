@@ -673,6 +673,23 @@ fn write_out_gives_what_curl_gives() {
     head(&["--write-out", "%{nope}", &url])
         .expect_code(2)
         .expect_stderr_contains("unknown variable %{nope}");
+    // @FILE reads the format from a file, as curl's does.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("format");
+    std::fs::write(&file, "code=%{http_code}\n").expect("write");
+    let at_file = format!("@{}", file.display());
+    let out = head(&[
+        "-L",
+        "--get",
+        "-o",
+        "/dev/null",
+        "-D",
+        "/dev/null",
+        "--write-out",
+        &at_file,
+        &url,
+    ]);
+    out.expect_code(0).expect_stdout(b"code=200\n");
 }
 
 // ---------------------------------------------------------------------------
