@@ -450,10 +450,17 @@ fn with_tls_it_is_an_https_proxy() {
     run_tool("curl", "curl", &args, In::Null)
         .expect_code(0)
         .expect_stdout(BODY);
-    signal_and_wait(p, "TERM", 143)
-        .expect_stderr_contains("a proxy: HTTP CONNECT over TLS")
+    let done = signal_and_wait(p, "TERM", 143);
+    done.expect_stderr_contains("a proxy: HTTP CONNECT over TLS")
         .expect_stderr_contains(&format!(
             "[TLS 1.3, TLS13_AES_256_GCM_SHA384] -> localhost:{origin} (127.0.0.1:{origin})"
-        ))
-        .expect_stderr_contains("; fin");
+        ));
+    // curl closes the tunnel once it has the body; a TLS 1.3 record still unread on its side
+    // (a session ticket, our close_notify) then makes its kernel answer with a reset, so the
+    // connection ends with a FIN or, now and then, as reset by the client: either is said.
+    assert!(
+        done.stderr.contains("; fin") || done.stderr.contains("; reset (reset by the client)"),
+        "{}",
+        done.describe()
+    );
 }

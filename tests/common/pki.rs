@@ -19,18 +19,7 @@ impl Pki {
     pub fn new() -> Pki {
         require_tool("openssl", "openssl");
         let dir = tempfile::tempdir().expect("tempdir");
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(dir.path())
-                .output()
-                .expect("run openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let run = |args: &[&str]| openssl(dir.path(), args);
         let ec = [
             "-newkey",
             "ec",
@@ -101,8 +90,9 @@ impl Pki {
             ""
         };
         std::fs::write(self.path("ext-cn-only"), ext).expect("write ext");
-        let out = Command::new("openssl")
-            .args([
+        openssl(
+            self.dir.path(),
+            &[
                 "x509",
                 "-req",
                 "-in",
@@ -118,14 +108,7 @@ impl Pki {
                 "2",
                 "-extfile",
                 "ext-cn-only",
-            ])
-            .current_dir(self.dir.path())
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            ],
         );
         (self.path("cn-only.pem"), self.path("leaf.key"))
     }
@@ -180,4 +163,18 @@ impl Pki {
 
 pub fn text(path: &Path) -> String {
     path.to_str().expect("utf-8 path").to_string()
+}
+
+/// Runs the openssl CLI with `args` in `dir`; panics with its stderr if it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

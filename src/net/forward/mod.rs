@@ -783,7 +783,12 @@ impl Engine {
             if let Some(tap) = &self.opts.tap {
                 tap::reset_by(tap, conn, side);
             }
-            let why = if err.raw_os_error() == Some(libc::ECONNRESET) {
+            // EPIPE and ENOTCONN come from a write or a shutdown after the peer's reset was
+            // taken in by the kernel (the reset itself is not reported again): the same end.
+            let why = if matches!(
+                err.raw_os_error(),
+                Some(libc::ECONNRESET | libc::EPIPE | libc::ENOTCONN)
+            ) {
                 format!("reset by the {side}")
             } else {
                 format!("{side}: {err}")
