@@ -101,6 +101,55 @@ fn a_target_reset_mid_stream_resets_the_client() {
     }
 }
 
+/// Without -v as well: a connection cut by a reset may have lost bytes in flight, so its
+/// line goes to stderr; a clean end stays quiet.
+#[test]
+fn a_reset_is_said_without_v_and_a_clean_end_is_not() {
+    let port = free_port("127.0.0.1");
+    let (echo, eport) = socat_echo();
+    let target = resetting_target();
+    let quiet_run = |target_port: u16| {
+        Proc::nk(
+            [
+                "forward",
+                &format!("127.0.0.1:{port}"),
+                &format!("127.0.0.1:{target_port}"),
+            ],
+            In::Null,
+            Out::Pipe,
+        )
+    };
+    let connect = || {
+        let mut stream = None;
+        wait_until(10.0, || {
+            stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok();
+            stream.is_some()
+        });
+        stream.expect("nk forward listens")
+    };
+    // A clean connection through an echo target: nothing on stderr.
+    let fwd = quiet_run(eport);
+    let c = connect();
+    let data = prng_bytes(1000, 7);
+    let got = round_trip(c.try_clone().unwrap(), Arc::new(data.clone()));
+    assert_same_bytes("echoed", &got, &data);
+    let _ = c.shutdown(Shutdown::Both);
+    let done = terminate(fwd);
+    assert!(!done.stderr.contains("#1"), "{}", done.describe());
+    drop(echo);
+    // A target that resets: its line without -v.
+    let fwd = quiet_run(target.port());
+    let mut c = connect();
+    c.write_all(b"hello").unwrap();
+    target.join();
+    expect_reset(&mut c, "target reset");
+    let mut fwd = fwd;
+    fwd.wait_stderr_line(10.0, |l| {
+        l.contains("#1") && l.contains("reset (reset by the target)")
+    });
+    terminate(fwd);
+}
+
 #[test]
 fn a_client_reset_resets_the_target() {
     let (arrived, seen) = std::sync::mpsc::channel();

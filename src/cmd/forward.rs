@@ -65,7 +65,8 @@ const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
         datagrams and bytes each way, those dropped, and how it ended (timeout, refused, error, \
         interrupted). Unix datagram sockets are not forwarded.\n\n\
         -v prints one line per connection as it ends: client, target, bytes each way, duration, \
-        and how it ended (fin, reset, timeout, refused, interrupted); --json prints those as \
+        and how it ended (fin, reset, timeout, refused, interrupted); a connection cut by a \
+        reset, or a target refused, is said on stderr without -v too; --json prints those as \
         JSON objects on stdout instead. --allow/--deny are checked before the target is \
         contacted; -m caps the connections at once (more are reset at once).\n\n\
         TLS: --tls-listen terminates TLS from clients (--cert/--key, --ca to require client \

@@ -982,14 +982,20 @@ fn supervise(
 fn is_peer_gone(err: &anyhow::Error) -> bool {
     err.chain()
         .filter_map(|e| e.downcast_ref::<io::Error>())
-        .any(|e| {
-            matches!(
-                e.kind(),
-                io::ErrorKind::BrokenPipe
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-            )
-        })
+        .any(peer_reset)
+}
+
+/// An error that means the peer reset the connection: the reset itself (ECONNRESET,
+/// ECONNABORTED), or a write (EPIPE) or shutdown (ENOTCONN) after the kernel took it in,
+/// when the reset is not reported again. Every relay (dial/listen, forward) reads it so.
+pub(crate) fn peer_reset(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+    )
 }
 
 /// Which end of a transfer an error belongs to.

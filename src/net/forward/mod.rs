@@ -783,12 +783,7 @@ impl Engine {
             if let Some(tap) = &self.opts.tap {
                 tap::reset_by(tap, conn, side);
             }
-            // EPIPE and ENOTCONN come from a write or a shutdown after the peer's reset was
-            // taken in by the kernel (the reset itself is not reported again): the same end.
-            let why = if matches!(
-                err.raw_os_error(),
-                Some(libc::ECONNRESET | libc::EPIPE | libc::ENOTCONN)
-            ) {
+            let why = if crate::net::relay::peer_reset(&err) {
                 format!("reset by the {side}")
             } else {
                 format!("{side}: {err}")
@@ -992,7 +987,8 @@ impl Engine {
         }
     }
 
-    /// The `-v` line (or `--json` object) of a connection that ended.
+    /// The `-v` line (or `--json` object) of a connection that ended; a reset is said
+    /// without `-v` too.
     fn report(&self, conn: &Conn, end: &End) {
         let elapsed = conn.opened.elapsed();
         let client_tls = conn.client.tls_summary();
@@ -1000,6 +996,7 @@ impl Engine {
         let tls = |summary: Option<&str>| summary.map(|s| format!(" [{s}]")).unwrap_or_default();
         report_end(
             self.opts.json,
+            matches!(end, End::Reset(_)),
             || {
                 serde_json::json!({
                     "conn": conn.id,
@@ -1127,19 +1124,26 @@ impl Engine {
 /// The end of a connection (or UDP session): with `--json` its object on stdout, else with
 /// `-v` its line on stderr, followed by `detail` in parentheses when there is one. The object
 /// and the line are only built when they are shown.
+/// Reports an end: the JSON object with `--json`, else the line with `-v`; a `loud` end (a
+/// connection cut by a reset: bytes in flight may be lost) is said on stderr without `-v`
+/// too, as socat says its errors by default.
 fn report_end(
     json: bool,
+    loud: bool,
     object: impl FnOnce() -> serde_json::Value,
     line: impl FnOnce() -> String,
     detail: &str,
 ) {
+    let text = || match detail {
+        "" => line(),
+        why => format!("{} ({why})", line()),
+    };
     if json {
         json_line(&object().to_string());
     } else if crate::log::verbosity() > 0 {
-        match detail {
-            "" => crate::info!("{}", line()),
-            why => crate::info!("{} ({why})", line()),
-        }
+        crate::info!("{}", text());
+    } else if loud {
+        crate::log::warn(format_args!("{}", text()));
     }
 }
 

@@ -556,6 +556,8 @@ impl Forwarder {
         let elapsed = session.opened.elapsed();
         report_end(
             self.opts.json,
+            // A session's losses are said as they happen (rate-limited), not at its end.
+            false,
             || {
                 serde_json::json!({
                     "session": session.id,
