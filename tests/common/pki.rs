@@ -55,28 +55,11 @@ impl Pki {
             ],
         ]
         .concat());
-        std::fs::write(
-            dir.path().join("ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        )
-        .expect("write ext");
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
+        sign_leaf(
+            dir.path(),
             "leaf.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext",
-        ]);
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        );
         Pki { dir }
     }
 
@@ -89,27 +72,7 @@ impl Pki {
         } else {
             ""
         };
-        std::fs::write(self.path("ext-cn-only"), ext).expect("write ext");
-        openssl(
-            self.dir.path(),
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "leaf.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "cn-only.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "ext-cn-only",
-            ],
-        );
+        sign_leaf(self.dir.path(), "cn-only.pem", ext);
         (self.path("cn-only.pem"), self.path("leaf.key"))
     }
 
@@ -176,5 +139,32 @@ fn openssl(dir: &Path, args: &[&str]) {
         out.status.success(),
         "openssl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Signs the leaf's request (leaf.csr) with the CA into `out`, with the extensions in
+/// `extensions` (openssl's extfile lines; none at all makes an X.509 v1 certificate).
+fn sign_leaf(dir: &Path, out: &str, extensions: &str) {
+    let ext = format!("{out}.ext");
+    std::fs::write(dir.join(&ext), extensions).expect("write ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            out,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
     );
 }
