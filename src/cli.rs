@@ -79,21 +79,21 @@ pub enum Command {
     #[command(
         about = "RFC 862 echo: check a server's echo, probe its round-trip time, or serve (-l)."
     )]
-    Echo(cmd::services::EchoArgs),
+    Echo(cmd::inetd::EchoArgs),
     #[command(
         about = "RFC 863 discard: send stdin to a server and confirm delivery, or serve (-l)."
     )]
-    Discard(cmd::services::DiscardArgs),
+    Discard(cmd::inetd::DiscardArgs),
     #[command(
         about = "RFC 864 chargen: read (and check) a server's character stream, or serve it (-l)."
     )]
-    Chargen(cmd::services::ChargenArgs),
+    Chargen(cmd::inetd::ChargenArgs),
     #[command(about = "RFC 867 daytime: ask a server the time, or serve it (-l).")]
-    Daytime(cmd::services::DaytimeArgs),
+    Daytime(cmd::inetd::DaytimeArgs),
     #[command(about = "RFC 865 quote of the day: ask a server for a quote, or serve them (-l).")]
-    Qotd(cmd::services::QotdArgs),
+    Qotd(cmd::inetd::QotdArgs),
     #[command(about = "RFC 868 time: ask a server its clock (and its offset), or serve it (-l).")]
-    Time(cmd::services::TimeArgs),
+    Time(cmd::inetd::TimeArgs),
     #[command(about = "Print a shell completion script (bash, zsh, fish, elvish, powershell).")]
     Completions(cmd::completions::CompletionsArgs),
     #[command(about = "Print the man page (roff) of nk or of one of its commands.")]

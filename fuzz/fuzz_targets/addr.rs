@@ -2,7 +2,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use netkit::net::addr::{host_of, ip_literal, parse_listen, parse_target, parse_target_or, Host};
-use netkit::net::services::Proto;
+use netkit::net::service_names::Proto;
 use netkit::net::unix::UnixAddr;
 
 fuzz_target!(|text: &str| {

@@ -3,7 +3,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    use netkit::net::services::Proto;
+    use netkit::net::service_names::Proto;
     if let Ok(ports) = netkit::net::scan::parse_ports(text, Proto::Tcp) {
         assert!(!ports.is_empty());
         assert!(ports.windows(2).all(|w| w[0] < w[1]));

@@ -1,7 +1,7 @@
 //! /etc/services text: what a name maps to maps back.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use netkit::net::services::{Proto, Services};
+use netkit::net::service_names::{Proto, Services};
 
 fuzz_target!(|text: &str| {
     let services = Services::parse(text);

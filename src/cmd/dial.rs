@@ -15,7 +15,7 @@ use crate::net::connect::{connect, ConnectOptions};
 use crate::net::deadline::parse_timeout;
 use crate::net::exec::{self, ConnInfo};
 use crate::net::relay::AfterPeerEof;
-use crate::net::services::Proto;
+use crate::net::service_names::Proto;
 
 /// Connect to a TCP server and relay stdin/stdout.
 #[derive(Debug, Args)]

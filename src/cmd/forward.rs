@@ -19,7 +19,7 @@ use crate::net::forward::tap::Tap;
 use crate::net::forward::udp::{self, UdpOptions};
 use crate::net::forward::{self, Options, Stop};
 use crate::net::server::{bind_tcp, bind_udp};
-use crate::net::services::Proto;
+use crate::net::service_names::Proto;
 use crate::net::sockopt::SockOpts;
 use crate::net::unix::{self, UnixAddr};
 use crate::signals;
@@ -400,7 +400,7 @@ pub fn run(args: ForwardArgs) -> Result<()> {
     };
     // Created now: a file that cannot be is a usage error, before any traffic.
     let tap = Tap::open(args.hexdump.as_deref(), args.pcap.as_deref())?;
-    crate::net::service::raise_descriptor_limit();
+    crate::net::inetd::raise_descriptor_limit();
     // Before `listening on` is said: whoever acts on that line may send SIGTERM at once.
     signals::install();
     let (listener, _bound) = match &listen {
@@ -489,7 +489,7 @@ fn run_udp(args: ForwardArgs) -> Result<()> {
         .into_iter()
         .next()
         .with_context(|| format!("resolve {target}: no address"))?;
-    crate::net::service::raise_descriptor_limit();
+    crate::net::inetd::raise_descriptor_limit();
     // Before `listening on` is said: whoever acts on that line may send SIGTERM at once.
     signals::install();
     let sockopts = SockOpts {

@@ -19,7 +19,7 @@ use crate::net::exec::{self, ConnInfo, ExecSpec};
 use crate::net::hub::{self, Hub, HubOptions, QueueReader};
 use crate::net::relay::{self, AfterPeerEof, RelayOptions, Remote, Sink, Source};
 use crate::net::server::{bind_tcp, Connection, Server, ServerOptions};
-use crate::net::services::Proto;
+use crate::net::service_names::Proto;
 use crate::net::sockopt::SockOpts;
 use crate::net::tls::MaybeTls;
 use crate::signals;
@@ -321,7 +321,7 @@ fn run_proxy(args: ListenArgs) -> Result<()> {
         tap: None,
         splice: false,
     };
-    crate::net::service::raise_descriptor_limit();
+    crate::net::inetd::raise_descriptor_limit();
     // Before `listening on` is said: whoever acts on that line may send SIGTERM at once.
     signals::install();
     let sockopts = SockOpts {

@@ -25,7 +25,7 @@ use crate::info;
 use crate::net::addr::{self, Family, Host};
 use crate::net::deadline::{parse_timeout, Deadline};
 use crate::net::dns::{self, Answer, Encryption, ResolvConf, Transport};
-use crate::net::services::{self, Proto};
+use crate::net::service_names::{self, Proto};
 use crate::wire::dns::{
     aligned_record_line, class_text, edns_json, flags_text, message_text, name_text, parse_class,
     parse_name, parse_subnet, parse_type, parse_type_arg, rcode_name, rdata_text, record_json,
@@ -1364,7 +1364,7 @@ impl PortQuery {
 
     /// Looks the query up: the given protocol, or TCP then UDP.
     fn answer(&self) -> Result<PortFound, String> {
-        let table = services::system();
+        let table = service_names::system();
         let protos = match self.proto {
             Some(proto) => vec![proto],
             None => vec![Proto::Tcp, Proto::Udp],

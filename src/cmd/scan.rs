@@ -13,7 +13,7 @@ use crate::info;
 use crate::net::addr::{self, Host, Target};
 use crate::net::deadline::{format_duration, Deadline};
 use crate::net::scan::{self, PortState, Scan, ScanOptions, DEFAULT_PARALLEL};
-use crate::net::services::{self, Proto};
+use crate::net::service_names::{self, Proto};
 use crate::net::udpscan::{self, UdpScanOptions, UdpState};
 
 /// How long a port may take to answer when `-w` is not given.
@@ -106,7 +106,7 @@ impl<W: Write> Output<W> {
         if self.error.is_some() {
             return;
         }
-        let service = services::system().name(port, proto);
+        let service = service_names::system().name(port, proto);
         let proto_name = proto.as_str();
         let line = if self.json {
             serde_json::json!({

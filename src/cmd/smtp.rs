@@ -24,7 +24,7 @@ use crate::exit::{usage, Reported, Status, UsageError};
 use crate::net::addr::{self, display_addr};
 use crate::net::connect::{self, ConnectOptions};
 use crate::net::deadline::{format_duration, is_timeout, parse_timeout, read_before, Deadline};
-use crate::net::services::Proto;
+use crate::net::service_names::Proto;
 use crate::net::tls;
 use crate::wire::http::parse_header;
 use crate::wire::smtp::{self, Address, Message, Reply, ReplyParser, Transfer};

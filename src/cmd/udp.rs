@@ -18,7 +18,7 @@ use crate::info;
 use crate::net::addr::{self, display_addr, Family, ListenSpec, Target};
 use crate::net::datagram::{self, DatagramOptions, DatagramStats, DEFAULT_BUFFER};
 use crate::net::deadline::{parse_duration, Deadline};
-use crate::net::services::Proto;
+use crate::net::service_names::Proto;
 use crate::signals;
 
 /// How long the client keeps printing replies after stdin EOF when `-q` is not given.

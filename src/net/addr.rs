@@ -15,7 +15,7 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::exit::{usage, UsageError};
 use crate::net::deadline::Deadline;
-use crate::net::services::{self, Proto};
+use crate::net::service_names::{self, Proto};
 
 /// Longest DNS name (RFC 1035, in presentation form without the trailing dot).
 const MAX_NAME_LEN: usize = 253;
@@ -400,7 +400,7 @@ pub fn parse_port(text: &str, proto: Proto, allow_zero: bool) -> Result<u16> {
             _ => Err(usage(format!("invalid port \"{text}\": must be {range}"))),
         };
     }
-    services::system().port(text, proto).ok_or_else(|| {
+    service_names::system().port(text, proto).ok_or_else(|| {
         anyhow::Error::new(
             UsageError::new(format!(
                 "invalid port \"{}\": not a number and not a {} service in /etc/services",
@@ -516,7 +516,7 @@ pub fn parse_listen(first: &str, second: Option<&str>, proto: Proto) -> Result<L
     let (host_text, port_text) = split_host_port(first)?;
     let Some(port_text) = port_text else {
         // A bare service name is a port (`nk listen http`); anything else lacks one.
-        if services::system().port(first, proto).is_some() {
+        if service_names::system().port(first, proto).is_some() {
             return Ok(ListenSpec {
                 host: None,
                 port: parse_port(first, proto, true)?,

@@ -20,7 +20,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::exit::usage;
 use crate::net::addr::parse_port;
-use crate::net::services::Proto;
+use crate::net::service_names::Proto;
 
 /// Connects in flight across all workers when `--parallel` is not given. On loopback a scan
 /// is bound by syscalls, not by waiting; on a LAN, filtered ports are waited out in parallel.
@@ -117,7 +117,7 @@ fn parse_piece(piece: &str, proto: Proto) -> Result<(u16, u16)> {
         let port = parse_port(piece, proto, false)?;
         return Ok((port, port));
     }
-    if let Some(port) = crate::net::services::system().port(piece, proto) {
+    if let Some(port) = crate::net::service_names::system().port(piece, proto) {
         return Ok((port, port));
     }
     if let [at] = hyphens[..] {
@@ -507,7 +507,7 @@ mod tests {
 
     #[test]
     fn a_service_name_with_a_hyphen_is_that_service() {
-        let services = crate::net::services::system();
+        let services = crate::net::service_names::system();
         let (Some(alt), Some(data), Some(ssh)) = (
             services.port("http-alt", Proto::Tcp),
             services.port("ftp-data", Proto::Tcp),

@@ -13,7 +13,7 @@
 //!   forged source draws at most `rate` replies a second after a `burst`;
 //! - a reply is never larger than the service needs (echo returns the request, no more;
 //!   chargen's random 0-512 characters are cut to the request's length; time is 4 bytes;
-//!   discard never answers): the callers' business (`net::service`), stated here because it
+//!   discard never answers): the callers' business (`net::inetd`), stated here because it
 //!   completes the argument.
 //!
 //! The bucket table is capped: buckets that have refilled carry no information and are

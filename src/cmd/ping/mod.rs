@@ -362,9 +362,9 @@ fn check_size(size: u32, destination: IpAddr) -> Result<()> {
 fn run_transport(args: PingArgs, interval: Duration) -> Result<()> {
     use transport::{Prober, Transport};
     let (transport, proto) = if args.tcp {
-        (Transport::Tcp, crate::net::services::Proto::Tcp)
+        (Transport::Tcp, crate::net::service_names::Proto::Tcp)
     } else {
-        (Transport::Udp, crate::net::services::Proto::Udp)
+        (Transport::Udp, crate::net::service_names::Proto::Udp)
     };
     let Some(host) = args.targets.first() else {
         return Err(usage("no HOST:PORT to probe"));

@@ -32,7 +32,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::exit::usage;
 use crate::net::addr::{self, Family, Host, Target};
 use crate::net::deadline::{format_duration, is_timeout, Deadline};
-use crate::net::services::Proto;
+use crate::net::service_names::Proto;
 use socks::HostOrName;
 
 /// The kinds of proxy, by URL scheme.

@@ -2,7 +2,7 @@
 //! 863, 864, 867, 865 and 868 services (inetd's internal services), as clients and (with `-l`)
 //! as servers.
 //!
-//! The commands share one set of options ([`ServiceArgs`]), one server (`net::service`, TCP
+//! The commands share one set of options ([`ServiceArgs`]), one server (`net::inetd`, TCP
 //! and UDP on one port, behind one UDP guard) and one client ([`client`]); what differs is the
 //! text: the echo itself, the time ([`wire::daytime`](crate::wire::daytime),
 //! [`wire::time`](crate::wire::time)), a quote ([`wire::quotes`](crate::wire::quotes)), the
@@ -27,9 +27,9 @@ use crate::exit::{usage, Status};
 use crate::info;
 use crate::net::addr::{self, display_sockaddr, ListenSpec};
 use crate::net::deadline::parse_duration;
+use crate::net::inetd::{self, Behaviour, ServiceOptions, ServiceStats};
 use crate::net::server::{bind_tcp, bind_udp};
-use crate::net::service::{self, Behaviour, ServiceOptions, ServiceStats};
-use crate::net::services::Proto;
+use crate::net::service_names::Proto;
 use crate::net::sockopt::SockOpts;
 use crate::net::udp_guard::{self, parse_rate};
 use crate::signals;
@@ -699,7 +699,7 @@ fn serve(
         )?,
     };
     let (want_tcp, want_udp) = (!common.udp, !common.tcp);
-    service::raise_descriptor_limit();
+    inetd::raise_descriptor_limit();
     let (tcp, udp) = bind_both(&spec, common, want_tcp, want_udp)?;
     // Signals are handled before the port is announced: whoever acts on the listening line
     // may send SIGTERM at once, and must get the 143 cli.md promises.
@@ -718,16 +718,16 @@ fn serve(
             thread::Builder::new()
                 .name("udp".into())
                 .spawn(move || {
-                    if let Err(err) = service::serve_udp(udp, &behaviour2, &opts2, &stats2) {
+                    if let Err(err) = inetd::serve_udp(udp, &behaviour2, &opts2, &stats2) {
                         crate::eprintln_safe!("nk: {err:#}");
                         signals::exit(Status::Failure);
                     }
                 })
                 .context("start the UDP thread")?;
-            service::serve_tcp(tcp, &behaviour, &opts, &stats)
+            inetd::serve_tcp(tcp, &behaviour, &opts, &stats)
         }
-        (Some(tcp), None) => service::serve_tcp(tcp, &behaviour, &opts, &stats),
-        (None, Some(udp)) => service::serve_udp(udp, &behaviour, &opts, &stats),
+        (Some(tcp), None) => inetd::serve_tcp(tcp, &behaviour, &opts, &stats),
+        (None, Some(udp)) => inetd::serve_udp(udp, &behaviour, &opts, &stats),
         (None, None) => Err(usage("nothing to serve")),
     }
 }
