@@ -6,6 +6,9 @@
 #   fuzz/run.sh 10            # every target, 10 s each (CI)
 #   fuzz/run.sh 600 dns x509  # named targets only
 #   RUNS=10000000 fuzz/run.sh # every target for that many executions instead of a time
+#   TIMEOUT=600 ...           # seconds one input may take before it counts as a hang (default
+#                             # 10); raise it for long runs that are paused (SIGSTOP) at times,
+#                             # since libFuzzer counts a paused input's wall time as its own
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-10}"
@@ -30,7 +33,7 @@ for target in "${targets[@]}"; do
   dict=()
   [ -f "dicts/$target.dict" ] && dict=(-dict="dicts/$target.dict")
   if cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- \
-      "${limit[@]}" "${dict[@]}" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+      "${limit[@]}" "${dict[@]}" -rss_limit_mb=2048 -timeout="${TIMEOUT:-10}" -print_final_stats=1 \
       >"$log" 2>&1; then
     result=ok
   else
