@@ -447,3 +447,56 @@ fn flags_without_effect_on_udp_are_usage_errors() {
         assert_eq!(done.stderr.lines().count(), 1, "{args:?}: {}", done.stderr);
     }
 }
+
+#[test]
+fn a_spin_that_is_not_a_duration_is_a_usage_error() {
+    let done = run_nk(
+        [
+            "forward",
+            "-u",
+            "--spin",
+            "fast",
+            "127.0.0.1:0",
+            "127.0.0.1:9",
+        ],
+        In::Null,
+        10.0,
+    );
+    done.expect_code(2);
+    assert!(
+        done.stderr
+            .starts_with("nk: invalid value 'fast' for '--spin"),
+        "{}",
+        done.stderr
+    );
+}
+
+/// The polling loop (`--spin`) loses nothing and mixes nothing up: strict ping-pong (where the
+/// window opens), a pause longer than the window (where it closes), and again; with polling
+/// off the same exchange gives the same replies.
+#[test]
+fn ping_pong_with_and_without_polling_gets_every_reply() {
+    let (tport, _seen) = echo_target("127.0.0.1");
+    for spin in ["2ms", "0"] {
+        let (fwd, port) =
+            forward_udp(&["--spin", spin, "127.0.0.1:0", &format!("127.0.0.1:{tport}")]);
+        let c = client(port);
+        for round in 0..2u32 {
+            for i in 0..300u32 {
+                let request = format!("{spin} {round} {i}");
+                assert_eq!(
+                    exchange(&c, request.as_bytes()),
+                    request.as_bytes(),
+                    "--spin {spin}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let done = terminate(fwd);
+        assert!(
+            done.stderr.contains("600 datagrams"),
+            "--spin {spin}: {}",
+            done.stderr
+        );
+    }
+}

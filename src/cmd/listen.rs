@@ -320,6 +320,7 @@ fn run_proxy(args: ListenArgs) -> Result<()> {
         proxy_protocol: None,
         tap: None,
         splice: false,
+        spin: Duration::ZERO,
     };
     crate::net::inetd::raise_descriptor_limit();
     // Before `listening on` is said: whoever acts on that line may send SIGTERM at once.

@@ -203,7 +203,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => 3600.0,
         _ => {
             return Err(format!(
-                "invalid duration \"{text}\": unknown unit \"{unit}\" (use ms, s, m or h, e.g. 500ms, 2s, 1.5)"
+                "invalid duration \"{text}\": unknown unit \"{unit}\" (use us, ms, s, m or h, e.g. 500ms, 2s, 1.5)"
             ))
         }
     };

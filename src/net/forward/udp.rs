@@ -42,7 +42,7 @@ use crate::net::datagram::batch::Batch;
 use crate::net::datagram::losses::{Loss, LossLog, REPORT_EVERY};
 use crate::net::datagram::{self, MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6};
 use crate::net::deadline::{format_duration, Deadline};
-use crate::net::poller::{Interest, Poller, SlotTable};
+use crate::net::poller::{Interest, Poller, SlotTable, Spin};
 
 use super::connector::Waker;
 use super::{park, report_end, watching, Stop, LISTENER, WAKE};
@@ -69,6 +69,8 @@ pub struct UdpOptions {
     pub access: AccessList,
     /// `--json`: the per-session reports as JSON objects on stdout.
     pub json: bool,
+    /// `--spin`: the longest the loop polls before sleeping (see [`Spin`]).
+    pub spin: Duration,
 }
 
 /// Datagrams and bytes one way.
@@ -206,6 +208,7 @@ pub fn run(listener: Socket, opts: UdpOptions, stop: Arc<Stop>) -> Result<()> {
     let sweep_every = timeout.map_or(SWEEP, |t| (t / 4).clamp(Duration::from_millis(10), SWEEP));
     let mut next_sweep = Instant::now() + sweep_every;
     let mut ready = Vec::with_capacity(256);
+    let mut spin = Spin::new(fwd.opts.spin);
     loop {
         let mut deadline = Deadline::NEVER;
         if timeout.is_some() && fwd.table.live > 0 {
@@ -216,7 +219,11 @@ pub fn run(listener: Socket, opts: UdpOptions, stop: Arc<Stop>) -> Result<()> {
             deadline = deadline.min(Deadline::after(Some(REPORT_EVERY)));
         }
         ready.clear();
-        ready.extend(fwd.poller.wait(deadline).context("epoll_wait")?);
+        ready.extend(
+            fwd.poller
+                .wait_spinning(deadline, &mut spin)
+                .context("epoll_wait")?,
+        );
         for event in &ready {
             match event.token {
                 LISTENER => fwd.relay_up()?,
