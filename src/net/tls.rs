@@ -622,8 +622,8 @@ fn certificate_in_words(err: &CertificateError, name: &str) -> (String, &'static
 
 /// The names a peer's certificate carries, for an error line: at most [`NAMES_SHOWN`] of
 /// them, each escaped (they are the peer's bytes: no control character reaches the terminal)
-/// and cut at 100 characters.
-fn presented_names(names: &[String]) -> String {
+/// and cut at 100 characters. Public for its fuzz target.
+pub fn presented_names(names: &[String]) -> String {
     const NAMES_SHOWN: usize = 4;
     let mut shown: Vec<String> = names
         .iter()
