@@ -1346,36 +1346,31 @@ fn fd_kind(fd: RawFd) -> FdKind {
 
 /// Whether the socket `fd` is of the IPv4 or IPv6 family.
 fn is_ip_socket(fd: RawFd) -> bool {
-    let mut domain: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: SO_DOMAIN writes one int into `domain`, whose size `len` states.
-    let ok = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_DOMAIN,
-            (&mut domain as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    } == 0;
-    ok && matches!(domain, libc::AF_INET | libc::AF_INET6)
+    socket_int_option(fd, libc::SO_DOMAIN)
+        .is_some_and(|domain| matches!(domain, libc::AF_INET | libc::AF_INET6))
 }
 
 /// Whether `fd` is a socket whose reads and writes are whole messages (seqpacket, datagram).
 fn is_message_socket(fd: RawFd) -> bool {
-    let mut kind: libc::c_int = 0;
+    socket_int_option(fd, libc::SO_TYPE)
+        .is_some_and(|kind| matches!(kind, libc::SOCK_SEQPACKET | libc::SOCK_DGRAM))
+}
+
+/// An integer SOL_SOCKET option of `fd` (`None` when it is not a socket).
+fn socket_int_option(fd: RawFd, option: libc::c_int) -> Option<libc::c_int> {
+    let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: SO_TYPE writes one int into `kind`, whose size `len` states.
-    let ok = unsafe {
+    // SAFETY: the option writes one int into `value`, whose size `len` states.
+    let status = unsafe {
         libc::getsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&mut kind as *mut libc::c_int).cast(),
+            option,
+            (&mut value as *mut libc::c_int).cast(),
             &mut len,
         )
-    } == 0;
-    ok && matches!(kind, libc::SOCK_SEQPACKET | libc::SOCK_DGRAM)
+    };
+    (status == 0).then_some(value)
 }
 
 fn is_tty(fd: RawFd) -> bool {
