@@ -131,6 +131,61 @@ fn a_reset_after_stdins_eof_is_still_reported() {
         .expect_stderr_contains("bytes of input not delivered");
 }
 
+/// A peer that resets while nk is still sending (it read 1 MiB of 16 and reset): nk says how
+/// much of what it sent the peer never acknowledged, and how much it read and never sent.
+#[test]
+fn a_reset_in_the_middle_says_what_was_not_delivered() {
+    const MIB: u64 = 1 << 20;
+    let server = Server::start(|mut s, _| {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0u64;
+        while got < MIB {
+            match s.read(&mut buf).unwrap() {
+                0 => panic!("EOF after {got} bytes"),
+                n => got += n as u64,
+            }
+        }
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        got
+        // dropped: with a zero linger, a reset
+    });
+    let input = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(input.path(), vec![b'x'; 16 * MIB as usize]).unwrap();
+    let out = run_nk(
+        ["dial", "127.0.0.1", &server.port().to_string()],
+        In::File(input.path().to_path_buf()),
+        20.0,
+    );
+    let read_by_peer = server.join();
+    out.expect_code(1);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("the peer reset the connection: "))
+        .unwrap_or_else(|| panic!("no count of what was lost: {}", out.stderr));
+    // "N bytes of the M bytes sent were never acknowledged[, and K bytes read were never sent]"
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (unacknowledged, sent) = (numbers[0], numbers[1]);
+    let never_sent = if line.contains("were never sent") {
+        numbers[2]
+    } else {
+        0
+    };
+    assert!(sent >= read_by_peer, "{line}");
+    assert!(
+        unacknowledged <= sent - read_by_peer,
+        "the peer read more than that: {line}"
+    );
+    assert!(sent + never_sent <= 16 * MIB, "{line}");
+}
+
 /// At the peer's EOF stdout is closed at once, so a reader downstream sees the end of the
 /// data while nk still waits for its own stdin.
 #[test]

@@ -293,6 +293,10 @@ pub trait SplitStream: AsFd + Send + Sync + 'static {
     fn delivery(&self) -> Delivery {
         tcp_delivery(self.as_fd().as_raw_fd())
     }
+    /// Bytes the peer has acknowledged so far (TCP), `None` where the stream cannot tell.
+    fn acknowledged(&self) -> Option<u64> {
+        tcp_bytes_acked(self.as_fd().as_raw_fd())
+    }
     /// A failure behind the stream that its EOF would hide (a TLS bridge whose connection
     /// was reset): the relay asks before calling an EOF clean.
     fn failure(&self) -> Option<io::Error> {
@@ -315,19 +319,7 @@ pub enum Delivery {
 
 /// [`Delivery`] of a TCP socket, from TCP_INFO's state and SIOCOUTQ.
 fn tcp_delivery(fd: RawFd) -> Delivery {
-    let mut protocol: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: SO_PROTOCOL writes one int into `protocol`, whose size `len` states.
-    let ok = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_PROTOCOL,
-            (&mut protocol as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    } == 0;
-    if !ok || protocol != libc::IPPROTO_TCP {
+    if !is_tcp(fd) {
         return Delivery::Unknown;
     }
     // SAFETY: tcp_info is plain data the kernel fills in; zeroed is a valid start.
@@ -354,6 +346,37 @@ fn tcp_delivery(fd: RawFd) -> Delivery {
         _ if ok && info.tcpi_state == TCP_CLOSE => Delivery::Reset,
         n => Delivery::Pending(n.max(0) as usize),
     }
+}
+
+fn is_tcp(fd: RawFd) -> bool {
+    socket_int_option(fd, libc::SO_PROTOCOL) == Some(libc::IPPROTO_TCP)
+}
+
+/// TCP_INFO's `tcpi_bytes_acked` (Linux >= 4.1): the bytes the peer has acknowledged. libc's
+/// `tcp_info` stops before that field, so it is read from the kernel's layout
+/// (include/uapi/linux/tcp.h: 8 one-byte fields, 24 u32, two u64 pacing rates, then it).
+fn tcp_bytes_acked(fd: RawFd) -> Option<u64> {
+    const BYTES_ACKED: usize = 8 + 24 * 4 + 2 * 8;
+    if !is_tcp(fd) {
+        return None;
+    }
+    let mut info = [0u8; 256];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: TCP_INFO writes at most `len` bytes into `info` and says how many in `len`.
+    let status = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if status != 0 || (len as usize) < BYTES_ACKED + 8 {
+        return None;
+    }
+    let bytes = info.get(BYTES_ACKED..BYTES_ACKED + 8)?;
+    Some(u64::from_ne_bytes(bytes.try_into().ok()?))
 }
 
 /// TCP_CLOSE in `tcp_info.tcpi_state` (include/net/tcp_states.h).
@@ -415,6 +438,8 @@ pub struct Remote {
     delivery: Box<dyn Fn() -> Delivery + Send>,
     /// A failure behind the stream that its EOF would hide ([`SplitStream::failure`]).
     failure: Box<dyn Fn() -> Option<io::Error> + Send>,
+    /// Bytes the peer has acknowledged ([`SplitStream::acknowledged`]).
+    acknowledged: Box<dyn Fn() -> Option<u64> + Send>,
 }
 
 impl fmt::Debug for Remote {
@@ -433,6 +458,7 @@ impl Remote {
         let close_handle = Arc::clone(&stream);
         let delivery_handle = Arc::clone(&stream);
         let failure_handle = Arc::clone(&stream);
+        let acknowledged_handle = Arc::clone(&stream);
         let sink = Sink::from_fd(Shared(Arc::clone(&stream)), format!("send to {peer}")).at_eof(
             AtEof::Shutdown(Box::new(move || {
                 shutdown_handle.shutdown_stream(Shutdown::Write)
@@ -449,6 +475,7 @@ impl Remote {
                 _ => delivery_handle.delivery(),
             }),
             failure: Box::new(move || failure_handle.failure()),
+            acknowledged: Box::new(move || acknowledged_handle.acknowledged()),
         })
     }
 }
@@ -690,7 +717,14 @@ pub fn relay(
         close,
         delivery,
         failure,
+        acknowledged,
     } = remote;
+    // What this relay sent, as the peer acknowledges it: bytes before it (a proxy's
+    // handshake) are not its input.
+    let before = Tally {
+        sent: counters.sent.load(Ordering::Relaxed),
+        acknowledged: acknowledged(),
+    };
     if !opts.half_close {
         remote_sink.at_eof = AtEof::Nothing;
     }
@@ -739,7 +773,15 @@ pub fn relay(
         (&*failure, &*delivery),
         opts,
         &counters,
-    );
+    )
+    .map_err(|err| {
+        let now = Tally {
+            sent: counters.sent.load(Ordering::Relaxed),
+            acknowledged: acknowledged(),
+        };
+        let unwritten = counters.unwritten.load(Ordering::Relaxed);
+        what_a_reset_lost(err, &before, &now, unwritten)
+    });
     let result = result.and_then(|sent_since| {
         if sent_since == 0 {
             return Ok(());
@@ -751,6 +793,51 @@ pub fn relay(
     });
     close();
     result
+}
+
+/// Bytes sent to the peer and acknowledged by it, at one moment.
+struct Tally {
+    sent: u64,
+    acknowledged: Option<u64>,
+}
+
+/// A relay cut by the peer's reset while it sent: the error gains what was not delivered
+/// (lossless or loud), from the bytes sent and those the peer's TCP acknowledged. Bytes it
+/// acknowledged but its program had not read are lost too, and nobody can count them.
+fn what_a_reset_lost(
+    err: anyhow::Error,
+    before: &Tally,
+    now: &Tally,
+    unwritten: u64,
+) -> anyhow::Error {
+    let sent = now.sent.saturating_sub(before.sent);
+    // After the peer's EOF the error already counts what was refused.
+    let counted = err.chain().any(|e| e.to_string().contains("not delivered"));
+    if !is_peer_gone(&err) || counted || sent + unwritten == 0 {
+        return err;
+    }
+    let count = |n| crate::log::count(n, "byte");
+    let never_sent = if unwritten > 0 {
+        format!(", and {} read were never sent", count(unwritten))
+    } else {
+        String::new()
+    };
+    let how = match (before.acknowledged, now.acknowledged) {
+        (Some(first), Some(last)) => {
+            let acknowledged = last.saturating_sub(first).min(sent);
+            format!(
+                "{} of the {} sent were never acknowledged{never_sent} (what it acknowledged \
+                 but had not read yet is lost with the reset too)",
+                count(sent - acknowledged),
+                count(sent)
+            )
+        }
+        _ => format!(
+            "{} sent, the last of them perhaps lost{never_sent}",
+            count(sent)
+        ),
+    };
+    err.context(format!("the peer reset the connection: {how}"))
 }
 
 /// How long the end of a relay waits for the peer to acknowledge bytes sent after its EOF.
