@@ -156,8 +156,8 @@ pub struct ForwardArgs {
     /// come closer together than DUR (request/response traffic, where each wake-up of a
     /// sleeping loop costs tens of microseconds on an idle machine) and closes after the
     /// first longer gap, so an idle forwarder spends no CPU on it; and it stays shut while
-    /// the machine has no idle CPU, where waking is cheap and polling would take CPU from
-    /// others. UDP, one client, 64-byte round trips: 28,830/s against 14,651 for socat.
+    /// the machine has no idle CPU (or nk may use only one), where waking is cheap and
+    /// polling would take CPU from others. UDP, one client, 64-byte round trips: 28,830/s against 14,651 for socat.
     #[arg(long = "spin", value_name = "DUR", value_parser = parse_duration)]
     pub spin: Option<Duration>,
     #[command(flatten)]

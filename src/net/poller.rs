@@ -226,8 +226,15 @@ pub struct Spin {
 }
 
 impl Spin {
-    /// Polls for at most `limit` before sleeping; zero never polls.
+    /// Polls for at most `limit` before sleeping; zero never polls, nor does a process that
+    /// may run on one CPU only.
     pub fn new(limit: Duration) -> Spin {
+        // On one CPU a polling loop only keeps its peers from running.
+        let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+        Spin::exactly(if one_cpu { Duration::ZERO } else { limit })
+    }
+
+    fn exactly(limit: Duration) -> Spin {
         Spin {
             limit,
             window: Duration::ZERO,
@@ -411,7 +418,7 @@ mod tests {
     #[test]
     fn the_spin_window_grows_on_close_events_and_drops_on_sparse_ones() {
         let limit = Duration::from_micros(80);
-        let mut spin = Spin::new(limit);
+        let mut spin = Spin::exactly(limit);
         assert_eq!(spin.window(), Duration::ZERO);
         spin.after_sleep(Duration::from_micros(30), true);
         assert_eq!(spin.window(), Duration::from_micros(20));
@@ -425,7 +432,7 @@ mod tests {
         spin.after_sleep(Duration::from_micros(10), true);
         spin.after_sleep(Duration::from_micros(10), false);
         assert_eq!(spin.window(), Duration::ZERO, "a timeout is not traffic");
-        let mut never = Spin::new(Duration::ZERO);
+        let mut never = Spin::exactly(Duration::ZERO);
         never.after_sleep(Duration::ZERO, true);
         assert_eq!(never.window(), Duration::ZERO);
     }
@@ -445,7 +452,7 @@ mod tests {
         let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let mut poller = Poller::new(8).unwrap();
         poller.add(b.as_raw_fd(), Interest::Read, 7).unwrap();
-        let mut spin = Spin::new(Duration::from_millis(50));
+        let mut spin = Spin::exactly(Duration::from_millis(50));
         spin.window = Duration::from_millis(50);
         let idle: Vec<Event> = poller
             .wait_spinning(Deadline::after(Some(Duration::from_millis(1))), &mut spin)
