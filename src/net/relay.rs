@@ -812,7 +812,7 @@ fn what_a_reset_lost(
 ) -> anyhow::Error {
     let sent = now.sent.saturating_sub(before.sent);
     // After the peer's EOF the error already counts what was refused.
-    let counted = err.chain().any(|e| e.to_string().contains("not delivered"));
+    let counted = err.chain().any(|e| e.is::<ResetAfterEof>());
     if !is_peer_gone(&err) || counted || sent + unwritten == 0 {
         return err;
     }
@@ -845,10 +845,25 @@ pub const CONFIRM_LIMIT: Duration = Duration::from_secs(10);
 
 /// The error for input the peer refused after its EOF (it had closed, not half-closed).
 fn reset_after_eof(not_delivered: u64) -> anyhow::Error {
-    anyhow!(
-        "the peer reset the connection after its EOF: {not_delivered} bytes of input not delivered"
-    )
+    anyhow::Error::new(ResetAfterEof(not_delivered))
 }
+
+/// Input the peer refused with a reset after its EOF: the bytes not delivered, already
+/// counted (so [`what_a_reset_lost`] adds nothing).
+#[derive(Debug)]
+struct ResetAfterEof(u64);
+
+impl fmt::Display for ResetAfterEof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the peer reset the connection after its EOF: {} bytes of input not delivered",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ResetAfterEof {}
 
 /// Waits until the peer has acknowledged everything sent (or reset, or `limit` passed).
 fn confirm_delivery(
