@@ -1183,8 +1183,9 @@ fn fd_exhaustion_neither_ends_nor_spins_the_server() {
     let mut s = connect_local(port);
     s.write_all(b"after-exhaustion\n").unwrap();
     nk.wait_stdout_line(15.0, |l| l == "after-exhaustion");
-    // The bound is a hang detector, as long as the waits above: under a loaded CI machine the
-    // EOF once took more than 5 s, behind the backlog of clients the test dropped.
+    // The EOF comes from stdin's: when the stdin thread made its duplicate of fd 0 only once
+    // the clients had taken every descriptor, that failed (EMFILE, "read stdin: Too many open
+    // files") and no client ever got an EOF. This failed in CI twice before the fix.
     let (_, eof) = read_until_eof(&mut s, 15.0);
     assert!(
         eof,

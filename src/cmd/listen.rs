@@ -3,6 +3,8 @@
 //! program per connection, with `--broker`/`--chat` a relay between clients. All of it runs on
 //! the one accept loop of `net::server` and the one relay of `net::relay`.
 
+use std::io;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -419,15 +421,28 @@ pub fn serve_connections(
             stop_on_interrupt_then(server, move || flushing.flush_shown(STDOUT_GRACE))?;
             // --recv-only: the operator only watches (listen -k: clients get no stdin).
             if !relay_template.receive_only {
-                let pump = Arc::clone(&hub);
-                thread::Builder::new()
-                    .name("stdin".into())
-                    .spawn(move || {
-                        if let Err(err) = pump.pump_stdin() {
-                            crate::log::warn(format_args!("read stdin: {err}"));
-                        }
-                    })
-                    .context("start stdin thread")?;
+                // Duplicated here, before the first accept: once clients have taken every
+                // descriptor, a duplicate made later fails (EMFILE) and no client would ever
+                // be given the EOF of its input.
+                match io::stdin().as_fd().try_clone_to_owned() {
+                    Ok(fd) => {
+                        let stdin = std::fs::File::from(fd);
+                        let pump = Arc::clone(&hub);
+                        thread::Builder::new()
+                            .name("stdin".into())
+                            .spawn(move || {
+                                if let Err(err) = pump.pump_stdin(stdin) {
+                                    crate::log::warn(format_args!("read stdin: {err}"));
+                                }
+                            })
+                            .context("start stdin thread")?;
+                    }
+                    Err(err) => {
+                        // A closed stdin is an empty stdin (cli.md): the clients get their EOF.
+                        crate::info!("stdin unusable ({err}): read as empty");
+                        hub.close_input_if_broadcast();
+                    }
+                }
             } else {
                 hub.close_input_if_broadcast();
             }

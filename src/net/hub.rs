@@ -419,8 +419,10 @@ impl Hub {
     /// connected (what it read would have nowhere to go). In broadcast mode stdin's EOF ends
     /// every client's input; in broker and chat mode the operator just falls silent (the
     /// clients still talk to one another), its last partial line delivered.
-    pub fn pump_stdin(self: &Arc<Hub>) -> io::Result<()> {
-        let mut stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
+    /// `stdin` is a duplicate of fd 0 made by the caller before clients are accepted: made
+    /// here, it could fail for want of a descriptor (EMFILE under a low `ulimit -n`), and
+    /// then no client would ever get the EOF of its input.
+    pub fn pump_stdin(self: &Arc<Hub>, mut stdin: File) -> io::Result<()> {
         let mut buf = vec![0u8; STDIN_CHUNK];
         // Broker and chat: the operator speaks through a writer like a client's, so chat
         // lines are held whole, prefixed and escaped the same way.
