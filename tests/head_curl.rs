@@ -620,17 +620,21 @@ fn write_out_gives_what_curl_gives() {
     });
     let url = format!("http://127.0.0.1:{}/d", nginx.port);
     let format = "%{http_code} %{size_download} %{remote_ip} %{num_redirects} %{url_effective}\\n";
-    let out = head(&[
-        "-L",
-        "--get",
-        "-o",
-        "/dev/null",
-        "-D",
-        "/dev/null",
-        "--write-out",
-        format,
-        &url,
-    ]);
+    // A GET that follows redirects and shows nothing but the --write-out text.
+    let write_out_only = |format: &str| {
+        head(&[
+            "-L",
+            "--get",
+            "-o",
+            "/dev/null",
+            "-D",
+            "/dev/null",
+            "--write-out",
+            format,
+            &url,
+        ])
+    };
+    let out = write_out_only(format);
     out.expect_code(0);
     let curl = Command::new("curl")
         .args([
@@ -678,18 +682,9 @@ fn write_out_gives_what_curl_gives() {
     let file = dir.path().join("format");
     std::fs::write(&file, "code=%{http_code}\n").expect("write");
     let at_file = format!("@{}", file.display());
-    let out = head(&[
-        "-L",
-        "--get",
-        "-o",
-        "/dev/null",
-        "-D",
-        "/dev/null",
-        "--write-out",
-        &at_file,
-        &url,
-    ]);
-    out.expect_code(0).expect_stdout(b"code=200\n");
+    write_out_only(&at_file)
+        .expect_code(0)
+        .expect_stdout(b"code=200\n");
 }
 
 // ---------------------------------------------------------------------------

@@ -242,11 +242,6 @@ impl Spin {
         }
     }
 
-    /// The window the next wait polls for.
-    pub fn window(&self) -> Duration {
-        self.window
-    }
-
     /// Adapts the window after a wait that slept: `gap` is the time since the wait began
     /// (polling included), `event` whether something became ready.
     fn after_sleep(&mut self, gap: Duration, event: bool) {
@@ -419,22 +414,22 @@ mod tests {
     fn the_spin_window_grows_on_close_events_and_drops_on_sparse_ones() {
         let limit = Duration::from_micros(80);
         let mut spin = Spin::exactly(limit);
-        assert_eq!(spin.window(), Duration::ZERO);
+        assert_eq!(spin.window, Duration::ZERO);
         spin.after_sleep(Duration::from_micros(30), true);
-        assert_eq!(spin.window(), Duration::from_micros(20));
+        assert_eq!(spin.window, Duration::from_micros(20));
         spin.after_sleep(Duration::from_micros(30), true);
-        assert_eq!(spin.window(), Duration::from_micros(40));
+        assert_eq!(spin.window, Duration::from_micros(40));
         spin.after_sleep(Duration::from_micros(30), true);
         spin.after_sleep(Duration::from_micros(30), true);
-        assert_eq!(spin.window(), limit);
+        assert_eq!(spin.window, limit);
         spin.after_sleep(Duration::from_millis(5), true);
-        assert_eq!(spin.window(), Duration::ZERO);
+        assert_eq!(spin.window, Duration::ZERO);
         spin.after_sleep(Duration::from_micros(10), true);
         spin.after_sleep(Duration::from_micros(10), false);
-        assert_eq!(spin.window(), Duration::ZERO, "a timeout is not traffic");
+        assert_eq!(spin.window, Duration::ZERO, "a timeout is not traffic");
         let mut never = Spin::exactly(Duration::ZERO);
         never.after_sleep(Duration::ZERO, true);
-        assert_eq!(never.window(), Duration::ZERO);
+        assert_eq!(never.window, Duration::ZERO);
     }
 
     #[test]
@@ -459,7 +454,7 @@ mod tests {
             .unwrap()
             .collect();
         assert!(idle.is_empty(), "the deadline bounds the poll too");
-        assert_eq!(spin.window(), Duration::ZERO);
+        assert_eq!(spin.window, Duration::ZERO);
         a.write_all(b"x").unwrap();
         let ready: Vec<Event> = poller
             .wait_spinning(Deadline::NEVER, &mut spin)
