@@ -2,7 +2,8 @@
 # TIMEOUT (seconds, used by TO). Defines: log, lo_eph, free_port, wait_listen, TO, stats,
 # bulk_file, wait_listen_unix, free_port_udp, wait_bound_udp, ratio, nk_lacks, the proc_* harness,
 # fmt_range, elapsed, need_tools, nk_rows, work_dir, stop_pidvar, stop_proc_tree, listener_failed,
-# ck_verdict, reap_listener, wait_gone, term_server, make_pki, ck_matches, mbps, checked_rounds.
+# ck_verdict, reap_listener, wait_gone, term_server, make_pki, digest, ck_matches, mbps,
+# checked_rounds.
 # shellcheck shell=bash
 
 log() { printf '%s\n' "$*" >&2; }
@@ -362,12 +363,16 @@ make_pki() (
         openssl verify -CAfile ca.pem -verify_hostname localhost leaf.pem
 )
 
-# ck_matches NAME TOOL: whether $work/ck (a receiver's cksum) is $want_ck; says so when not.
+# digest: the SHA-256 of stdin, hex, alone on its line (what ck_matches compares).
+digest() { sha256sum | awk '{ print $1 }'; }
+
+# ck_matches NAME TOOL: whether $work/ck (a receiver's cksum or digest) is $want_ck; says so
+# when not.
 ck_matches() {
     local got
     got=$(cat "$work/ck")
     [[ $got == "$want_ck" ]] && return 0
-    log "$1: $2: bytes differ (cksum $got, want $want_ck)"
+    log "$1: $2: bytes differ (got ${got:-nothing}, want $want_ck)"
     return 1
 }
 
