@@ -274,7 +274,16 @@ pub fn mailbox(text: &str) -> Result<String, String> {
         return Err("the domain is empty or holds a space or a special character".into());
     }
     if local.is_ascii() && !domain.is_ascii() && !literal {
-        let ascii = idna::domain_to_ascii(domain)
+        // UTS 46 with the STD3 rules: the A-labels are letters, digits and '-' only. Without
+        // them a character the mapping turns into ASCII passes unchecked (U+02DD maps to a
+        // space and a combining accent, which made `xn-- -icb`: a space in MAIL FROM).
+        let ascii = idna::uts46::Uts46::new()
+            .to_ascii(
+                domain.as_bytes(),
+                idna::uts46::AsciiDenyList::STD3,
+                idna::uts46::Hyphens::CheckFirstLast,
+                idna::uts46::DnsLength::Verify,
+            )
             .map_err(|_| format!("\"{domain}\" is not a valid internationalised domain"))?;
         return Ok(format!("{local}@{ascii}"));
     }
@@ -1053,6 +1062,21 @@ mod tests {
         let idn = parse_address("--to", "Zoe <zoe@bücher.test>").unwrap();
         assert_eq!(idn.envelope, "zoe@xn--bcher-kva.test");
         assert!(!idn.needs_smtputf8());
+        // Found by the smtp_message fuzz target: U+02DD maps to a space (and '?' is no
+        // domain character), which went into the A-label as `n@xn-- -icb.8.?omn`.
+        for domain in [
+            "\u{2dd}.8.?omn",
+            "\u{2dd}.test",
+            "bücher.t?st",
+            "bücher..test",
+        ] {
+            let err = mailbox(&format!("n@{domain}")).unwrap_err();
+            assert!(
+                err.contains("not a valid internationalised domain"),
+                "{err}"
+            );
+        }
+        assert_eq!(mailbox("n@BÜCHER.test").unwrap(), "n@xn--bcher-kva.test");
         assert_eq!(
             body_lines(b"one\rtwo\r\n").unwrap(),
             [b"one".as_slice(), b"two"]
