@@ -88,7 +88,7 @@ pub enum Stage {
         ('\"john smith\"@x.test') and may hold UTF-8: then the server must offer SMTPUTF8 \
         (RFC 6531), MAIL gets SMTPUTF8 and the headers carry the addresses in UTF-8 (RFC \
         6532); without it nothing is sent (exit 1). A UTF-8 domain after an ASCII local \
-        part goes in A-labels (xn--...), which every server takes. A display name with anything but \
+        part goes in A-labels (xn--..., STD3 rules: letters, digits and - only), which every server takes. A display name with anything but \
         atoms and spaces is written as an RFC 5322 quoted-string (`Doe, Jane` -> \
         `\"Doe, Jane\"`, with \\ and \" escaped); a name already quoted is kept as given; a \
         non-ASCII name becomes RFC 2047 encoded-words. Encoded-words are at most 75 \
