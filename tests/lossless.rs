@@ -131,6 +131,25 @@ fn a_reset_after_stdins_eof_is_still_reported() {
         .expect_stderr_contains("bytes of input not delivered");
 }
 
+/// Input that is there at once, to a peer that closes at once: the input crosses the peer's
+/// FIN and is refused, often after nk has sent all of it and before it has seen the FIN.
+/// Every run says so and exits 1 (it exited 0 in most runs: only bytes sent after the FIN
+/// was seen were confirmed).
+#[test]
+fn input_that_crosses_the_peers_fin_is_confirmed_too() {
+    for _ in 0..5 {
+        let server = Server::start(|s, _| drop(s));
+        let out = run_nk(
+            ["dial", "127.0.0.1", &server.port().to_string()],
+            In::Bytes(b"hi\n".to_vec()),
+            10.0,
+        );
+        server.join();
+        out.expect_code(1)
+            .expect_stderr_contains("the peer reset the connection");
+    }
+}
+
 /// A peer that resets while nk is still sending (it read 1 MiB of 16 and reset): nk says how
 /// much of what it sent the peer never acknowledged, and how much it read and never sent.
 #[test]

@@ -782,14 +782,40 @@ pub fn relay(
         let unwritten = counters.unwritten.load(Ordering::Relaxed);
         what_a_reset_lost(err, &before, &now, unwritten)
     });
-    let result = result.and_then(|sent_since| {
-        if sent_since == 0 {
+    let result = result.and_then(|peer_eof| {
+        let Some(sent_after_eof) = peer_eof else {
+            return Ok(());
+        };
+        if counters.sent.load(Ordering::Relaxed) == before.sent {
             return Ok(());
         }
-        // Bytes went out after the peer's EOF: a peer that closed for good answers them with
-        // a reset, maybe after the input ended. The end waits for the acknowledgement (or
-        // the reset), so exit 0 means they were delivered.
-        confirm_delivery(&*delivery, sent_since, CONFIRM_LIMIT)
+        // The peer closed its side: a peer that closed for good answers what reaches it
+        // after that with a reset, maybe after our input ended, and that includes bytes we
+        // wrote just before its FIN was seen. The end waits for the acknowledgement of all
+        // of them (or the reset), so exit 0 means they were delivered.
+        confirm_delivery(&*delivery, CONFIRM_LIMIT).map_err(|refused| {
+            let now = Tally {
+                sent: counters.sent.load(Ordering::Relaxed),
+                acknowledged: acknowledged(),
+            };
+            match refused {
+                Some(unacknowledged) => {
+                    let lost = match (before.acknowledged, now.acknowledged) {
+                        (Some(first), Some(last)) => {
+                            let sent = now.sent.saturating_sub(before.sent);
+                            sent.saturating_sub(last.saturating_sub(first))
+                        }
+                        _ => unacknowledged.max(sent_after_eof),
+                    };
+                    reset_after_eof(lost)
+                }
+                None => anyhow!(
+                    "the peer closed its side and has not acknowledged the last bytes sent \
+                     within {}: they may not have been delivered",
+                    format_duration(CONFIRM_LIMIT)
+                ),
+            }
+        })
     });
     close();
     result
@@ -865,25 +891,20 @@ impl fmt::Display for ResetAfterEof {
 
 impl std::error::Error for ResetAfterEof {}
 
-/// Waits until the peer has acknowledged everything sent (or reset, or `limit` passed).
-fn confirm_delivery(
-    delivery: &dyn Fn() -> Delivery,
-    sent_since: u64,
-    limit: Duration,
-) -> Result<()> {
+/// Waits until the peer has acknowledged everything sent. Fails with `Some(bytes not
+/// acknowledged)` when it reset the connection, `None` when `limit` passed first.
+fn confirm_delivery(delivery: &dyn Fn() -> Delivery, limit: Duration) -> Result<(), Option<u64>> {
     let deadline = Instant::now() + limit;
+    let mut left = 0;
     loop {
         match delivery() {
             Delivery::Done | Delivery::Unknown => return Ok(()),
-            Delivery::Reset => return Err(reset_after_eof(sent_since)),
-            Delivery::Pending(left) if Instant::now() >= deadline => {
-                return Err(anyhow!(
-                    "the peer closed its side and has not acknowledged the last {left} bytes \
-                     within {}: they may not have been delivered",
-                    format_duration(limit)
-                ))
+            Delivery::Reset => return Err(Some(left as u64)),
+            Delivery::Pending(_) if Instant::now() >= deadline => return Err(None),
+            Delivery::Pending(n) => {
+                left = n;
+                thread::sleep(Duration::from_millis(2));
             }
-            Delivery::Pending(_) => thread::sleep(Duration::from_millis(2)),
         }
     }
 }
@@ -954,7 +975,8 @@ const IDLE_CHECK: Duration = Duration::from_millis(5);
 const IDLE_CHECK_MAX: Duration = Duration::from_millis(100);
 
 /// Waits for the directions to end and applies the end-of-relay rules, `-q` and `-i`.
-/// Returns how many bytes were sent after the peer's EOF (for [`confirm_delivery`]).
+/// Returns, when the peer sent its EOF, how many bytes were sent after it was seen (what
+/// was sent is then confirmed: [`confirm_delivery`]); `None` when the relay ended first.
 ///
 /// Nothing is lost: every byte read is delivered, or the relay fails saying what was not.
 /// When the remote closes its side first, the sender's [`AfterPeerEof`] policy decides when
@@ -966,7 +988,7 @@ fn supervise(
     (failure, delivery): (&dyn Fn() -> Option<io::Error>, &dyn Fn() -> Delivery),
     opts: &RelayOptions,
     counters: &Counters,
-) -> Result<u64> {
+) -> Result<Option<u64>> {
     let mut send_running = sender.is_some();
     let mut send_done_at: Option<Instant> = None;
     let mut send_failure: Option<anyhow::Error> = None;
@@ -1002,20 +1024,20 @@ fn supervise(
                     return Err(err);
                 }
                 if !send_running {
-                    return Ok(0);
+                    return Ok(Some(0));
                 }
                 peer_closed = true;
                 sent_at_peer_eof = counters.sent.load(Ordering::Relaxed);
                 crate::debug!("the peer sent its EOF");
                 match sender {
-                    None => return Ok(0),
+                    None => return Ok(Some(0)),
                     Some(watch) if watch.policy == AfterPeerEof::WhenIdle => {
                         if sent_at_peer_eof == 0 && watch.may_stop() {
-                            return Ok(0);
+                            return Ok(Some(0));
                         }
                         until_input_ends = true;
                     }
-                    Some(watch) if watch.may_stop() => return Ok(0),
+                    Some(watch) if watch.may_stop() => return Ok(Some(0)),
                     Some(_) => {}
                 }
             }
@@ -1030,7 +1052,7 @@ fn supervise(
                 send_running = false;
                 send_done_at = Some(Instant::now());
                 if peer_closed || opts.send_only || opts.quit_after_eof == Some(Duration::ZERO) {
-                    return Ok(sent_since(sent_at_peer_eof) * u64::from(peer_closed));
+                    return Ok(peer_closed.then(|| sent_since(sent_at_peer_eof)));
                 }
             }
             Ok(Event::Ended(Direction::Send, Err(err))) => {
@@ -1062,11 +1084,11 @@ fn supervise(
                 }
                 if let (Some(quit), Some(done)) = (opts.quit_after_eof, send_done_at) {
                     if done.elapsed() >= quit {
-                        return Ok(0);
+                        return Ok(None);
                     }
                 }
                 if peer_closed && !until_input_ends && sender.is_none_or(SenderWatch::may_stop) {
-                    return Ok(sent_since(sent_at_peer_eof));
+                    return Ok(Some(sent_since(sent_at_peer_eof)));
                 }
                 // Input sent after the peer's EOF drew a reset: the peer had closed for good,
                 // and nk need not wait for stdin to find out (OpenBSD nc does not either).
@@ -1667,6 +1689,46 @@ mod tests {
             half_close: true,
             ..RelayOptions::default()
         }
+    }
+
+    /// What `supervise` returns when the directions end in this order.
+    fn ending(events: &[Event], o: &RelayOptions) -> Result<Option<u64>> {
+        let (tx, rx) = mpsc::channel();
+        for Event::Ended(direction, result) in events {
+            let result = match result {
+                Ok(n) => Ok(*n),
+                Err(e) => Err(anyhow!("{e}")),
+            };
+            tx.send(Event::Ended(*direction, result)).unwrap();
+        }
+        let watch = SenderWatch {
+            gate: Arc::new(Mutex::new(())),
+            probe: Probe::Finite,
+            policy: AfterPeerEof::UntilEnd,
+        };
+        let failure = || None;
+        let delivery = || Delivery::Unknown;
+        supervise(&rx, Some(&watch), (&failure, &delivery), o, &o.counters)
+    }
+
+    #[test]
+    fn a_peer_eof_after_the_input_ended_still_asks_for_every_byte_to_be_confirmed() {
+        // The input ended (and was sent) before the peer's FIN was seen: those bytes may have
+        // crossed the FIN and been refused, so the end must confirm them (it did not: a peer
+        // that closed at once turned `echo hi | nk dial` into a silent exit 0).
+        let o = opts();
+        let send_first = [
+            Event::Ended(Direction::Send, Ok(3)),
+            Event::Ended(Direction::Receive, Ok(0)),
+        ];
+        assert_eq!(ending(&send_first, &o).unwrap(), Some(0));
+        // -q ends the relay while the peer is still open: nothing of its EOF to confirm.
+        let mut quick = opts();
+        quick.quit_after_eof = Some(Duration::from_millis(1));
+        assert_eq!(
+            ending(&[Event::Ended(Direction::Send, Ok(3))], &quick).unwrap(),
+            None
+        );
     }
 
     #[test]
