@@ -306,6 +306,46 @@ fn a_tls_client_cut_short_without_close_notify_resets_the_target() {
     terminate(fwd);
 }
 
+/// The same cut after 3 MiB, to a target that is slow to read: what the forwarder had read
+/// before the cut (in its buffer and its socket's send queue) still reaches the target, and
+/// the reset comes after it. A reset at once destroyed that tail (ncat --ssl servers close
+/// without close_notify: downloads through --tls-connect lost their last megabytes).
+#[test]
+fn a_tls_stream_cut_short_delivers_every_byte_before_the_reset() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf();
+    let target = Server::start(move |mut s, _| {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        // Not reading for a while: the bytes pile up in the forwarder meanwhile.
+        thread::sleep(Duration::from_millis(300));
+        read_all(&mut s)
+    });
+    let (fwd, port) = forward(&[
+        "--tls-listen",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "127.0.0.1:0",
+        &format!("127.0.0.1:{}", target.port()),
+    ]);
+    let data = prng_bytes(3 * MIB, 77);
+    let mut tls = rustls_client(&pki, port);
+    tls.write_all(&data).unwrap();
+    tls.flush().unwrap();
+    tls.sock.shutdown(Shutdown::Write).unwrap();
+    let (got, err) = target.join();
+    assert_same_bytes("what the target got before the reset", &got, &data);
+    assert_eq!(
+        err.map(|e| e.kind()),
+        Some(io::ErrorKind::ConnectionReset),
+        "then a reset, not a FIN"
+    );
+    let mut fwd = fwd;
+    fwd.wait_stderr_line(10.0, |l| l.contains("reset (client: TLS stream cut short"));
+    terminate(fwd);
+}
+
 #[test]
 fn a_client_that_does_not_speak_tls_is_reset_and_logged() {
     let pki = Pki::new();

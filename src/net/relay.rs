@@ -318,7 +318,7 @@ pub enum Delivery {
 }
 
 /// [`Delivery`] of a TCP socket, from TCP_INFO's state and SIOCOUTQ.
-fn tcp_delivery(fd: RawFd) -> Delivery {
+pub(crate) fn tcp_delivery(fd: RawFd) -> Delivery {
     if !is_tcp(fd) {
         return Delivery::Unknown;
     }

@@ -156,6 +156,32 @@ impl Flow {
         !matches!(self.carrier, Carrier::Empty)
     }
 
+    /// Whether bytes read from the source still wait to be written.
+    pub fn holds_bytes(&self) -> bool {
+        self.pending()
+    }
+
+    /// How many bytes read from the source still wait to be written.
+    pub fn bytes_held(&self) -> usize {
+        match &self.carrier {
+            Carrier::Empty => 0,
+            Carrier::Pipe { len, .. } => *len,
+            Carrier::Buffer { start, end, .. } => end - start,
+        }
+    }
+
+    /// Writes what the flow holds to `to` until it is empty or `to` would block (the
+    /// source is done with: nothing more is read).
+    pub fn deliver(&mut self, to: &mut Side, pool: &mut PipePool) -> io::Result<()> {
+        while self.pending() {
+            match self.write_out(to, pool)? {
+                0 => break,
+                n => self.bytes += n as u64,
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the flow waits for its source to be readable.
     pub fn wants_read(&self) -> bool {
         !self.pending() && !self.eof
@@ -386,6 +412,16 @@ pub struct Conn {
     /// The client was sent a refusal (or closed before its request was complete): it is
     /// closed with a FIN, so the reply reaches it.
     pub answered: bool,
+    /// The side that did not break when the other one did: it gets what it is owed before
+    /// its reset (`drain`).
+    pub survivor: Option<Survivor>,
+}
+
+/// Which side of a connection outlived the other's reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Survivor {
+    Client,
+    Target,
 }
 
 /// A proxy client's handshake in progress: what it sent that is not consumed yet (at most
@@ -421,6 +457,7 @@ impl Conn {
             negotiation: None,
             request: None,
             answered: false,
+            survivor: None,
         }
     }
 

@@ -40,12 +40,13 @@
 //! Rules (README, "Nothing is lost"): a FIN from one side becomes shutdown(SHUT_WR) on the
 //! other once its bytes are written, and the other direction keeps flowing; a reset or an
 //! error on one side resets the other (SO_LINGER 0), so nobody takes a cut stream for a clean
-//! end; a target that refuses or stays silent past `-w` resets its client at once, with a
+//! end, once it has what was read for it ([`drain`]); a target that refuses or stays silent past `-w` resets its client at once, with a
 //! stderr line. Nothing is buffered beyond one carrier per direction. `-i` and SIGINT/SIGTERM
 //! also end connections with resets, for the same reason.
 
 pub mod conn;
 pub mod connector;
+pub mod drain;
 pub mod side;
 pub mod tap;
 pub mod udp;
@@ -70,7 +71,7 @@ use crate::wire::proxy_protocol::Proxied;
 
 use crate::net::addr::Target;
 use crate::net::proxy::server::{Action, Cause, Handshake, REQUEST_CAP};
-use conn::{Broken, Conn, End, Negotiation, PipePool};
+use conn::{Broken, Conn, End, Negotiation, PipePool, Survivor};
 use connector::{cause_of, Connector, Outcome, TargetSpec, Waker};
 use side::{OpenFailure, Side};
 
@@ -157,6 +158,7 @@ impl Stop {
         let _ = self
             .finished
             .wait_timeout_while(running, STOP_WAIT, |running| *running > 0);
+        drain::abort_all();
     }
 
     fn enlist(&self, waker: Arc<Waker>) {
@@ -275,7 +277,9 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>) -> Result<()> {
     }
     drop(failed);
     // The loops run until the signal thread ends the process; one that fails ends it here.
-    match failure.recv() {
+    let failed = failure.recv();
+    drain::abort_all();
+    match failed {
         Ok(Err(err)) => Err(err),
         Ok(Ok(())) | Err(_) => Err(anyhow::anyhow!("the event loops stopped")),
     }
@@ -790,6 +794,13 @@ impl Engine {
                 Err(Broken::Destination(e)) => broken = Some(("client", e)),
             }
         }
+        if let Some((side, _)) = &broken {
+            conn.survivor = Some(if *side == "client" {
+                Survivor::Target
+            } else {
+                Survivor::Client
+            });
+        }
         if moved {
             *last_active = Instant::now();
         }
@@ -972,8 +983,18 @@ impl Engine {
             tap::ended(tap, &conn, &end);
         }
         let answered = conn.answered;
+        let survivor = conn.survivor;
+        let label = |side: &str, name: &str| format!("#{} {name} ({side})", conn.id);
+        let (client_label, target_label) = (
+            label("client", &conn.client_name),
+            label("target", &conn.target_name),
+        );
         let Conn {
-            mut client, target, ..
+            mut client,
+            target,
+            up,
+            down,
+            ..
         } = conn;
         if answered {
             // A refusal was sent: a FIN after it, so the client reads it rather than a
@@ -992,11 +1013,24 @@ impl Engine {
             drop(client);
             drop(target);
         } else {
-            client.flush_quietly();
-            conn::reset(client.socket);
-            if let Some(mut target) = target {
-                target.flush_quietly();
-                conn::reset(target.socket);
+            match (survivor, target) {
+                // One side broke: the other gets what was read for it, then its reset.
+                (Some(Survivor::Client), Some(target)) => {
+                    conn::reset(target.socket);
+                    drain::deliver_then_reset(client, down, client_label);
+                }
+                (Some(Survivor::Target), Some(target)) => {
+                    conn::reset(client.socket);
+                    drain::deliver_then_reset(target, up, target_label);
+                }
+                (_, target) => {
+                    client.flush_quietly();
+                    conn::reset(client.socket);
+                    if let Some(mut target) = target {
+                        target.flush_quietly();
+                        conn::reset(target.socket);
+                    }
+                }
             }
         }
     }
