@@ -408,6 +408,7 @@ impl TlsTrustArgs {
             cert: self.cert.clone(),
             key: self.key.clone(),
             protocol: self.protocol.options(),
+            for_proxy: false,
         })
     }
 
