@@ -137,9 +137,10 @@ pub struct DialArgs {
     #[command(flatten)]
     pub proxy: ProxyArgs,
     /// nc's proxy protocol: 4 (SOCKS4), 5 (SOCKS5, names resolved by the proxy) or connect
-    /// (HTTP CONNECT); -x then gives the proxy's HOST:PORT instead of a hex dump file.
+    /// (HTTP CONNECT, in any case as OpenBSD nc: CONNECT too); -x then gives the proxy's
+    /// HOST:PORT instead of a hex dump file.
     #[arg(short = 'X', value_name = "4|5|connect", value_parser = ["4", "5", "connect"],
-          conflicts_with = "proxy_type", help_heading = "Proxy")]
+          ignore_case = true, conflicts_with = "proxy_type", help_heading = "Proxy")]
     pub nc_proxy: Option<String>,
 }
 
