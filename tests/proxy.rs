@@ -1365,3 +1365,35 @@ fn https_proxy_tls_failures_name_the_proxy_flags() {
     target.join();
     signal_and_wait(server, "TERM", 143);
 }
+
+#[test]
+fn head_with_resolve_still_goes_through_an_http_proxy() {
+    // --resolve pins the origin's name; in absolute form the proxy is what is dialled.
+    let origin = NoConnect::new();
+    let proxy = Server::start(|mut s, _| {
+        let head = read_head(&mut s);
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Proxy: yes\r\n\r\n")
+            .unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    let port = origin.port;
+    let out = run_nk(
+        [
+            "head",
+            "-x",
+            &format!("http://127.0.0.1:{}", proxy.port()),
+            "--resolve",
+            &format!("pinned.test:{port}:127.0.0.1"),
+            &format!("http://pinned.test:{port}/r"),
+        ],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(0).expect_stdout_contains("X-Proxy: yes");
+    let request = proxy.join();
+    assert!(
+        request.starts_with(&format!("HEAD http://pinned.test:{port}/r HTTP/1.1\r\n")),
+        "{request}"
+    );
+    origin.expect_none(0.0, "head -x with --resolve");
+}

@@ -1102,14 +1102,17 @@ fn dial(
     started: Instant,
     timing: &mut Timing,
 ) -> Result<connect::Connected> {
-    let (mut target, pinned) = route(args, url)?;
+    let (mut target, mut pinned) = route(args, url)?;
     // Absolute form: the last proxy is the server this request goes to.
     let http_proxy = match absolute {
         true => proxies.hops.pop(),
         false => None,
     };
     if let Some(proxy) = &http_proxy {
+        // The URL's --resolve addresses are the origin's, which the proxy reaches: dialling
+        // them would bypass the proxy.
         target = proxy.target.clone();
+        pinned = None;
     }
     let connect_deadline = Deadline::after(Some(connect_timeout));
     let mut opts = ConnectOptions {
