@@ -408,6 +408,7 @@ impl TlsTrustArgs {
             cert: self.cert.clone(),
             key: self.key.clone(),
             protocol: self.protocol.options(),
+            for_proxy: false,
         })
     }
 
@@ -693,7 +694,10 @@ pub struct ProxyArgs {
     /// the proxy. USER:PASS@ before the host gives credentials. HOST:PORT alone is of
     /// --proxy-type (http by default). Default ports: 1080 SOCKS, 3128 http, 443 https.
     /// Repeated: each proxy is reached through the one before, the target through the last.
-    /// `env` reads $all_proxy.
+    /// `env` reads $all_proxy. Many proxies (tinyproxy, microsocks, ncat's) end the whole
+    /// tunnel at the client's half-close: `nk dial --proxy ... < /dev/null` can then end early
+    /// with exit 0; --no-shutdown or --recv-only keep it open (dante and nk listen --proxy pass
+    /// the half-close on).
     #[arg(long = "proxy", value_name = "URL")]
     pub proxy: Vec<String>,
     /// The kind of a --proxy given as HOST:PORT (ncat's): socks4, socks5 or http.

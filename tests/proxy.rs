@@ -986,6 +986,12 @@ fn head_follows_http_proxy_and_no_proxy_from_the_environment() {
     let out = Proc::spawn("nk head", cmd, In::Null, Out::Pipe).wait(20.0);
     out.expect_code(0)
         .expect_stderr_contains("from $http_proxy");
+    assert_eq!(
+        out.stderr.matches("from $http_proxy").count(),
+        1,
+        "said once\n{}",
+        out.describe()
+    );
     assert!(web.join().to_ascii_lowercase().contains("\r\nvia: "));
 
     // no_proxy lists the host: straight to the origin although http_proxy is dead.
@@ -1054,6 +1060,12 @@ fn head_reaches_https_through_connect() {
     out.expect_code(0)
         .expect_stdout_contains("HTTP/1.1 204 No Content")
         .expect_stderr_contains(&format!("tunnel to 127.0.0.1:{port} open"));
+    assert_eq!(
+        out.stderr.matches("from $https_proxy").count(),
+        1,
+        "said once\n{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -1105,4 +1117,283 @@ fn head_follows_redirects_through_the_same_proxy() {
         seen[1].starts_with("HEAD http://next.test/two HTTP/1.1\r\n"),
         "{seen:?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// which hop failed, and why
+// ---------------------------------------------------------------------------
+
+/// A SOCKS5 proxy (no authentication) that answers every CONNECT with reply `code`, and
+/// returns the request's address field (ATYP 3: the name it was asked to resolve).
+fn refusing_socks5(code: u8) -> Server<Vec<u8>> {
+    Server::start(move |mut s, _| {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut greeting = [0u8; 3];
+        s.read_exact(&mut greeting).expect("greeting");
+        s.write_all(&[5, 0]).unwrap();
+        let mut fixed = [0u8; 5];
+        s.read_exact(&mut fixed).expect("request");
+        let rest = match fixed[3] {
+            3 => fixed[4] as usize + 2,
+            4 => 15 + 2,
+            _ => 3 + 2,
+        };
+        let mut address = vec![0u8; rest];
+        s.read_exact(&mut address).expect("request address");
+        s.write_all(&[5, code, 0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
+        hold(&mut s);
+        let mut all = fixed.to_vec();
+        all.extend_from_slice(&address);
+        all
+    })
+}
+
+#[test]
+fn a_hop_that_cannot_reach_the_next_proxy_names_it() {
+    // microsocks cannot reach proxy 2 (nothing listens): its reply 5 is about proxy 2.
+    let micro = microsocks(None);
+    let dead = free_port("127.0.0.1");
+    let out = dial_via(
+        &[&micro.url("socks5"), &format!("http://127.0.0.1:{dead}")],
+        &[],
+        9,
+        In::Null,
+    );
+    out.expect_code(1).expect_stderr_contains(&format!(
+        "through proxy 1 of 2 (socks5://127.0.0.1:{}): the proxy could not reach proxy 2 of 2 \
+         (http://127.0.0.1:{dead}): connection refused (SOCKS5 reply 5)",
+        micro.port
+    ));
+    assert!(!out.stderr.contains("by the target"), "{}", out.describe());
+
+    // socks5h: proxy 2's name went to proxy 1, which was to resolve it (nk did not).
+    let proxy = refusing_socks5(4);
+    let out = dial_via(
+        &[
+            &format!("socks5h://127.0.0.1:{}", proxy.port()),
+            "http://nosuch.test:3128",
+        ],
+        &[],
+        9,
+        In::Null,
+    );
+    out.expect_code(1).expect_stderr_contains(
+        "the proxy could not reach proxy 2 of 2 (http://nosuch.test:3128), whose name \
+         nosuch.test it was to resolve: host unreachable (SOCKS5 reply 4)",
+    );
+    let request = proxy.join();
+    assert_eq!(
+        &request[3..5],
+        &[3, 11],
+        "a name in the request: {request:?}"
+    );
+    assert_eq!(&request[5..16], b"nosuch.test");
+}
+
+#[test]
+fn nk_own_proxy_server_refusal_shows_its_reason() {
+    let mut server = Proc::nk(
+        ["listen", "-v", "--proxy", "http", "127.0.0.1:0"],
+        In::Null,
+        Out::Pipe,
+    );
+    let port = server.nk_listening_port();
+    let dead = free_port("127.0.0.1");
+    let url = format!("http://127.0.0.1:{port}");
+    let out = dial_via(&[&url], &[], dead, In::Null);
+    out.expect_code(1).expect_stderr_contains(&format!(
+        "the proxy refused the tunnel: it answered HTTP/1.1 502 Bad Gateway (body: \"connect \
+         127.0.0.1:{dead}: "
+    ));
+    // As the first hop of a chain: proxy 2 is what it could not reach.
+    let out = dial_via(
+        &[&url, &format!("socks5://127.0.0.1:{dead}")],
+        &[],
+        9,
+        In::Null,
+    );
+    out.expect_code(1).expect_stderr_contains(&format!(
+        "the proxy could not reach proxy 2 of 2 (socks5://127.0.0.1:{dead}): it answered \
+         HTTP/1.1 502 Bad Gateway (body: \"connect 127.0.0.1:{dead}: "
+    ));
+    signal_and_wait(server, "TERM", 143);
+}
+
+#[test]
+fn a_proxy_that_resets_or_is_not_there_is_named_as_the_proxy() {
+    // Reads the CONNECT, then resets (SO_LINGER 0).
+    let proxy = Server::start(|mut s, _| {
+        read_head(&mut s);
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(s);
+    });
+    let url = format!("http://127.0.0.1:{}", proxy.port());
+    let out = dial_via(&[&url], &[], 9, In::Null);
+    out.expect_code(1).expect_stderr_contains(&format!(
+        "through proxy {url}: the proxy reset the connection during its CONNECT handshake"
+    ));
+    proxy.join();
+
+    // Nothing listens: the proxy is what could not be reached, on dial and on head.
+    let dead = format!("http://127.0.0.1:{}", free_port("127.0.0.1"));
+    let out = dial_via(&[&dead], &[], 9, In::Null);
+    out.expect_code(1).expect_stderr_contains(&format!(
+        "through proxy {dead}: could not reach the proxy: connect 127.0.0.1:"
+    ));
+    let out = run_nk(
+        ["head", "-x", &dead, "http://example.test/"],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(1).expect_stderr_contains(&format!(
+        "connect example.test through proxy {dead}: could not reach the proxy: connect 127.0.0.1:"
+    ));
+}
+
+#[test]
+fn socks5_credentials_too_long_or_empty_are_usage_errors_on_every_command() {
+    // A SOCKS5 proxy that wants no authentication: the credentials would never be sent.
+    let micro = microsocks(None);
+    let long = "u".repeat(256);
+    let in_url = format!("socks5://{long}:pw@127.0.0.1:{}", micro.port);
+    let with_auth = format!("{long}:pw");
+    let long_pass = format!("user:{}", "p".repeat(256));
+    let (socks5, socks5h) = (micro.url("socks5"), micro.url("socks5h"));
+    let cases: [(Vec<&str>, &str); 5] = [
+        (
+            vec!["dial", "--proxy", &in_url, "127.0.0.1", "9"],
+            "the SOCKS5 username is 256 bytes; RFC 1929 allows at most 255",
+        ),
+        (
+            vec![
+                "dial",
+                "--proxy-auth",
+                &long_pass,
+                "--proxy",
+                &socks5h,
+                "127.0.0.1",
+                "9",
+            ],
+            "the SOCKS5 password is 256 bytes; RFC 1929 allows at most 255",
+        ),
+        (
+            vec![
+                "dial",
+                "--proxy-auth",
+                ":pw",
+                "--proxy",
+                &socks5,
+                "127.0.0.1",
+                "9",
+            ],
+            "the SOCKS5 username is empty; RFC 1929 needs 1-255 bytes",
+        ),
+        (
+            vec!["head", "-x", &in_url, "http://example.test/"],
+            "RFC 1929 allows at most 255",
+        ),
+        (
+            vec![
+                "echo",
+                "--proxy-auth",
+                &with_auth,
+                "--proxy",
+                &socks5,
+                "127.0.0.1:9",
+                "x",
+            ],
+            "RFC 1929 allows at most 255",
+        ),
+    ];
+    for (args, words) in cases {
+        let out = run_nk(&args, In::Null, 10.0);
+        out.expect_code(2).expect_stderr_contains(words);
+        assert!(!out.stderr.contains(&long), "{}", out.describe());
+    }
+}
+
+#[test]
+fn nc_upper_case_x_connect_is_accepted() {
+    let http = tinyproxy(None);
+    exchange_through(
+        &[],
+        &["-X", "CONNECT", "-x", &format!("127.0.0.1:{}", http.port)],
+    );
+}
+
+#[test]
+fn https_proxy_tls_failures_name_the_proxy_flags() {
+    let dir = open_tempdir();
+    let (cert, key) = self_signed(dir.path());
+    let mut server = Proc::nk(
+        [
+            "listen",
+            "-v",
+            "--proxy",
+            "http",
+            "--tls",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "127.0.0.1:0",
+        ],
+        In::Null,
+        Out::Pipe,
+    );
+    let port = server.nk_listening_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let out = dial_via(&[&url], &[], 9, In::Null);
+    out.expect_code(1)
+        .expect_stderr_contains("hint: ")
+        .expect_stderr_contains("--proxy-ca FILE");
+    assert!(
+        !out.stderr.contains(" --ca ") && !out.stderr.contains(" --insecure"),
+        "{}",
+        out.describe()
+    );
+    // Following the hint works (no "--insecure needs --tls"), and its warning names it.
+    let target = greeting_target(b"through tls\n");
+    let out = dial_via(&[&url], &["--proxy-insecure"], target.port(), In::Null);
+    out.expect_code(0)
+        .expect_stdout(b"through tls\n")
+        .expect_stderr_contains(
+            "warning: --proxy-insecure: the proxy's certificate is not checked",
+        );
+    target.join();
+    signal_and_wait(server, "TERM", 143);
+}
+
+#[test]
+fn head_with_resolve_still_goes_through_an_http_proxy() {
+    // --resolve pins the origin's name; in absolute form the proxy is what is dialled.
+    let origin = NoConnect::new();
+    let proxy = Server::start(|mut s, _| {
+        let head = read_head(&mut s);
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Proxy: yes\r\n\r\n")
+            .unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    let port = origin.port;
+    let out = run_nk(
+        [
+            "head",
+            "-x",
+            &format!("http://127.0.0.1:{}", proxy.port()),
+            "--resolve",
+            &format!("pinned.test:{port}:127.0.0.1"),
+            &format!("http://pinned.test:{port}/r"),
+        ],
+        In::Null,
+        10.0,
+    );
+    out.expect_code(0).expect_stdout_contains("X-Proxy: yes");
+    let request = proxy.join();
+    assert!(
+        request.starts_with(&format!("HEAD http://pinned.test:{port}/r HTTP/1.1\r\n")),
+        "{request}"
+    );
+    origin.expect_none(0.0, "head -x with --resolve");
 }

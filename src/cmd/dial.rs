@@ -68,7 +68,12 @@ use crate::net::service_names::Proto;
         right after its reply are the target's and are kept. nc's -X 4|5|connect makes -x the \
         proxy's HOST:PORT (without -X, -x is the hex dump); ncat's --proxy HOST:PORT \
         --proxy-type --proxy-auth --proxy-dns work too. $all_proxy is read only with \
-        --proxy env. A scan (-z) cannot go through a proxy.",
+        --proxy env. A scan (-z) cannot go through a proxy.\n\n\
+        Many proxies (tinyproxy, microsocks, ncat's HTTP proxy) end the whole tunnel when the \
+        client half-closes: through them, `nk dial --proxy ... < /dev/null` (or any input that \
+        ends before the answer) can end early with exit 0 and nothing received. Give \
+        --no-shutdown (no half-close at stdin EOF) or --recv-only (stdin never read). dante and \
+        nk's own `listen --proxy` pass the half-close on.",
     after_long_help = "Examples:\n  \
         nk dial 127.0.0.1 8080 < request.bin > reply.bin\n  \
         printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nk dial -v example.com:http\n  \
@@ -137,9 +142,10 @@ pub struct DialArgs {
     #[command(flatten)]
     pub proxy: ProxyArgs,
     /// nc's proxy protocol: 4 (SOCKS4), 5 (SOCKS5, names resolved by the proxy) or connect
-    /// (HTTP CONNECT); -x then gives the proxy's HOST:PORT instead of a hex dump file.
+    /// (HTTP CONNECT, in any case as OpenBSD nc: CONNECT too); -x then gives the proxy's
+    /// HOST:PORT instead of a hex dump file.
     #[arg(short = 'X', value_name = "4|5|connect", value_parser = ["4", "5", "connect"],
-          conflicts_with = "proxy_type", help_heading = "Proxy")]
+          ignore_case = true, conflicts_with = "proxy_type", help_heading = "Proxy")]
     pub nc_proxy: Option<String>,
 }
 

@@ -585,7 +585,7 @@ fn transfer(
         .then(|| args.trust.config(alpn(args)))
         .transpose()?;
     let mut redirects = 0;
-    if !args.proxy.given() && proxies_for(args, &url)?.is_empty() {
+    if !args.proxy.given() && proxies_for(args, &url, false)?.is_empty() {
         if let Some(flag) = args.proxy.companion() {
             return Err(usage(format!(
                 "{flag} needs a proxy: -x/--proxy, or one from the environment"
@@ -595,7 +595,7 @@ fn transfer(
     loop {
         let proxies = match args.unix_socket {
             Some(_) => crate::net::proxy::Chain::default(),
-            None => proxies_for(args, &url)?,
+            None => proxies_for(args, &url, true)?,
         };
         outcome.values.url_effective = url.to_string();
         // An HTTP proxy gets an http:// URL itself, in absolute form, as curl sends it.
@@ -630,7 +630,7 @@ fn transfer(
         let mut response = loop {
             let hops = match attempt {
                 0 => proxies.clone(),
-                _ => proxies_for(args, &url)?,
+                _ => proxies_for(args, &url, false)?,
             };
             let result = fetch(&url, &request, args, config.clone(), hops, absolute, limits);
             let (why, retry_after) = match &result {
@@ -760,8 +760,9 @@ fn transfer(
 }
 
 /// The proxies for `url`: -x/--proxy, or the environment's as curl reads it; none for a
-/// host --noproxy or $no_proxy lists.
-fn proxies_for(args: &HeadArgs, url: &Url) -> Result<crate::net::proxy::Chain> {
+/// host --noproxy or $no_proxy lists. `say`: -v tells which variable gave the proxy (once
+/// per URL, not again for the check before the first request or for a retry).
+fn proxies_for(args: &HeadArgs, url: &Url, say: bool) -> Result<crate::net::proxy::Chain> {
     use crate::net::proxy;
     if args.proxy.given() {
         let bypass = args.noproxy.clone().unwrap_or_default();
@@ -776,7 +777,7 @@ fn proxies_for(args: &HeadArgs, url: &Url) -> Result<crate::net::proxy::Chain> {
             let chain = args.proxy.chain_of(&[text]).map_err(|e| {
                 anyhow::Error::new(crate::exit::UsageError::new(format!("${variable}: {e:#}")))
             })?;
-            if let Some(hop) = chain.hops.first() {
+            if let Some(hop) = chain.hops.first().filter(|_| say) {
                 info!("proxy {hop} from ${variable}");
             }
             Ok(chain)
@@ -1101,14 +1102,17 @@ fn dial(
     started: Instant,
     timing: &mut Timing,
 ) -> Result<connect::Connected> {
-    let (mut target, pinned) = route(args, url)?;
+    let (mut target, mut pinned) = route(args, url)?;
     // Absolute form: the last proxy is the server this request goes to.
     let http_proxy = match absolute {
         true => proxies.hops.pop(),
         false => None,
     };
     if let Some(proxy) = &http_proxy {
+        // The URL's --resolve addresses are the origin's, which the proxy reaches: dialling
+        // them would bypass the proxy.
         target = proxy.target.clone();
+        pinned = None;
     }
     let connect_deadline = Deadline::after(Some(connect_timeout));
     let mut opts = ConnectOptions {
@@ -1119,12 +1123,22 @@ fn dial(
     let tls_to_proxy = proxies.tls.clone();
     let mut connected = match proxies.is_empty() {
         true => {
-            let addrs = match pinned {
-                Some(addrs) => addrs,
-                None => addr::resolve(&target, args.family.family(), connect_deadline)?,
+            let direct = || -> Result<connect::Connected> {
+                let addrs = match pinned {
+                    Some(addrs) => addrs,
+                    None => addr::resolve(&target, args.family.family(), connect_deadline)?,
+                };
+                timing.resolve = started.elapsed();
+                connect::happy_eyeballs(&target, &addrs, &opts, connect_deadline)
             };
-            timing.resolve = started.elapsed();
-            connect::happy_eyeballs(&target, &addrs, &opts, connect_deadline)?
+            match &http_proxy {
+                // Absolute form: what is dialled is the proxy, and a failure says so.
+                Some(proxy) => direct().map_err(|err| {
+                    crate::net::proxy::first_hop_failed(err, proxy)
+                        .context(format!("connect {} through proxy {proxy}", url.authority()))
+                })?,
+                None => direct()?,
+            }
         }
         // The proxies resolve what they are asked to (a --resolve address is asked for as
         // such); the chain reports its own timing.

@@ -64,12 +64,11 @@ pub fn connect(target: &Target, opts: &ConnectOptions) -> Result<Connected> {
     let Some(first) = opts.proxies.hops.first() else {
         return connect_direct(target, opts, deadline);
     };
-    let mut connected =
-        connect_direct(&first.target, opts, deadline).with_context(|| {
-            match opts.proxies.hops.len() {
-                1 => format!("connect {target} through proxy {first}"),
-                n => format!("connect {target} through proxy 1 of {n} ({first})"),
-            }
+    let mut connected = connect_direct(&first.target, opts, deadline)
+        .map_err(|err| crate::net::proxy::first_hop_failed(err, first))
+        .with_context(|| match opts.proxies.hops.len() {
+            1 => format!("connect {target} through proxy {first}"),
+            n => format!("connect {target} through proxy 1 of {n} ({first})"),
         })?;
     connected.stream = crate::net::proxy::walk(
         connected.stream,

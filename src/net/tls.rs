@@ -135,6 +135,8 @@ pub struct ClientOptions {
     pub key: Option<String>,
     /// `--tls-min`, `--ciphers`.
     pub protocol: ProtocolOptions,
+    /// For an `https://` proxy (`--proxy-ca`, `--proxy-insecure`): the warning names those.
+    pub for_proxy: bool,
 }
 
 fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>> {
@@ -187,9 +189,14 @@ pub fn client_config(opts: &ClientOptions) -> Result<Arc<ClientConfig>> {
         .with_protocol_versions(opts.protocol.versions())
         .map_err(|e| usage(format!("--tls-min / --ciphers: {e}")))?;
     let builder = if opts.insecure {
-        crate::log::warn(format_args!(
-            "--insecure: the server's certificate is not checked; anyone on the path can read and change this connection"
-        ));
+        match opts.for_proxy {
+            true => crate::log::warn(format_args!(
+                "--proxy-insecure: the proxy's certificate is not checked; anyone on the path to the proxy can read and change this connection"
+            )),
+            false => crate::log::warn(format_args!(
+                "--insecure: the server's certificate is not checked; anyone on the path can read and change this connection"
+            )),
+        }
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))

@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use anyhow::{anyhow, bail, Result};
 
 use super::socks::HostOrName;
-use super::{Credentials, HopTarget, Step};
+use super::{Credentials, HopTarget, Step, Unreached};
 
 /// The largest response head accepted from a proxy.
 pub const HEAD_CAP: usize = 64 * 1024;
@@ -59,6 +59,10 @@ pub struct Reply {
     pub status_line: String,
     /// The schemes of every Proxy-Authenticate header (`Basic`, `Digest`...).
     pub auth_schemes: Vec<String>,
+    /// Content-Length, when given (and a number).
+    pub content_length: Option<u64>,
+    /// Whether the body is `text/plain` (a reason a person can read, as nk's server sends).
+    pub text_plain: bool,
 }
 
 /// Parses the response head at the start of `buf`: `Ok(None)` while it is incomplete (and
@@ -106,11 +110,22 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<Reply>> {
             value.split_whitespace().next().unwrap_or("").to_string()
         })
         .collect();
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
+    };
+    let content_length = header("content-length").and_then(|v| v.parse().ok());
+    let text_plain = header("content-type").is_some_and(|v| v.starts_with("text/plain"));
     Ok(Some(Reply {
         head_len,
         status,
         status_line,
         auth_schemes,
+        content_length,
+        text_plain,
     }))
 }
 
@@ -122,7 +137,20 @@ fn looks_like_http(buf: &[u8]) -> bool {
 
 /// What a final (non-1xx) reply means: Ok for 2xx, otherwise the error in words.
 pub fn judge(reply: &Reply, credentials: Option<&Credentials>) -> Result<()> {
-    let line = &reply.status_line;
+    judge_with_body(reply, credentials, None)
+}
+
+/// [`judge`], with the first line of a short plain-text body (the proxy's reason, as nk's
+/// own proxy server gives it), shown after the status line.
+pub fn judge_with_body(
+    reply: &Reply,
+    credentials: Option<&Credentials>,
+    body: Option<&str>,
+) -> Result<()> {
+    let line = &match body {
+        Some(body) => format!("{} (body: \"{body}\")", reply.status_line),
+        None => reply.status_line.clone(),
+    };
     match reply.status {
         200..=299 => Ok(()),
         // tinyproxy answers wrong credentials with 401 rather than 407.
@@ -144,8 +172,65 @@ pub fn judge(reply: &Reply, credentials: Option<&Credentials>) -> Result<()> {
                 ),
             }
         }
-        _ => bail!("the proxy refused the tunnel: it answered {line}"),
+        status => Err(Unreached {
+            message: format!("the proxy refused the tunnel: it answered {line}"),
+            why: format!("it answered {line}"),
+            refused: status < 500,
+        }
+        .into()),
     }
+}
+
+/// The most of a refusal's body read for its first line.
+pub const BODY_CAP: usize = 1024;
+/// The most of that line shown.
+const BODY_LINE_MAX: usize = 200;
+/// How long a body that does not come is waited for (within -w): the status line alone
+/// says what happened.
+const BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The first line of a `text/plain` body with a Content-Length, read from `stream` (at
+/// most [`BODY_CAP`] bytes), shown escaped and cut to [`BODY_LINE_MAX`] characters; `None`
+/// for any other body, or when it does not arrive.
+fn body_line(stream: &mut TcpStream, step: &Step, reply: &Reply) -> Option<String> {
+    let len = reply
+        .content_length
+        .filter(|&n| n > 0 && reply.text_plain)?;
+    let len = (len as usize).min(BODY_CAP);
+    step.bound(stream).ok()?;
+    let left = step.deadline.remaining().ok()?;
+    stream
+        .set_read_timeout(Some(left.map_or(BODY_WAIT, |l| l.min(BODY_WAIT))))
+        .ok()?;
+    let mut body = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match stream.read(&mut body[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    Some(first_line(&body[..filled])).filter(|l| !l.is_empty())
+}
+
+/// The first line of `body`, as printable escaped text of at most [`BODY_LINE_MAX`] chars.
+pub fn first_line(body: &[u8]) -> String {
+    let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+    let line = &body[..end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim();
+    let mut shown: String = text
+        .chars()
+        .take(BODY_LINE_MAX)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().count() > BODY_LINE_MAX {
+        shown.push_str("...");
+    }
+    shown
 }
 
 /// Asks the HTTP proxy on `stream` for a tunnel to `target`.
@@ -160,7 +245,11 @@ pub fn connect(stream: &mut TcpStream, step: &mut Step, target: &HopTarget) -> R
     for _ in 0..INTERIM_MAX {
         let reply = read_head(stream, step)?;
         if !(100..200).contains(&reply.status) {
-            return judge(&reply, step.credentials);
+            let body = match reply.status {
+                200..=299 => None,
+                _ => body_line(stream, step, &reply),
+            };
+            return judge_with_body(&reply, step.credentials, body.as_deref());
         }
     }
     bail!("the proxy sent {INTERIM_MAX} interim (1xx) responses and no answer")
@@ -262,6 +351,28 @@ mod tests {
             err,
             "the proxy refused the tunnel: it answered HTTP/1.0 403 Filtered"
         );
+    }
+
+    #[test]
+    fn a_refusal_quotes_the_first_line_of_its_plain_body() {
+        let reply = parse_reply(
+            b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 9\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((reply.content_length, reply.text_plain), (Some(9), true));
+        let err = judge_with_body(&reply, None, Some("no route")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the proxy refused the tunnel: it answered HTTP/1.1 502 Bad Gateway (body: \"no route\")"
+        );
+        assert!(err.downcast_ref::<Unreached>().is_some_and(|u| !u.refused));
+        assert_eq!(
+            first_line(b"why \"so\"\x1b[31m\r\nsecond"),
+            "why \\\"so\\\"\\u{1b}[31m"
+        );
+        let long = first_line(&[b'a'; 500]);
+        assert_eq!(long.len(), BODY_LINE_MAX + 3, "{long}");
     }
 
     #[test]

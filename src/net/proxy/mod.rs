@@ -148,6 +148,41 @@ impl fmt::Display for Proxy {
     }
 }
 
+impl Proxy {
+    /// Credentials the protocol cannot carry are a usage error before any traffic (the URL's
+    /// or --proxy-auth's): RFC 1929 gives a SOCKS5 username 1-255 bytes and a password at
+    /// most 255 (an empty password is sent as such: servers take it). Whether the proxy asks
+    /// for them is not known until it answers, so they are checked whatever it wants.
+    pub fn check_credentials(&self) -> Result<()> {
+        let Some(c) = &self.credentials else {
+            return Ok(());
+        };
+        if !matches!(self.kind, Kind::Socks5 | Kind::Socks5h) {
+            return Ok(());
+        }
+        let shown = format!("{}://{}", self.kind.scheme(), self.target);
+        let max = socks::CREDENTIAL_MAX;
+        if c.user.is_empty() {
+            return Err(usage(format!(
+                "proxy {shown}: the SOCKS5 username is empty; RFC 1929 needs 1-{max} bytes"
+            )));
+        }
+        if c.user.len() > max {
+            return Err(usage(format!(
+                "proxy {shown}: the SOCKS5 username is {} bytes; RFC 1929 allows at most {max}",
+                c.user.len()
+            )));
+        }
+        if c.pass.len() > max {
+            return Err(usage(format!(
+                "proxy {shown}: the SOCKS5 password is {} bytes; RFC 1929 allows at most {max}",
+                c.pass.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Parses `SCHEME://[USER[:PASS]@]HOST[:PORT][/]`, or `HOST[:PORT]` with `default_kind`
 /// (ncat's `--proxy HOST:PORT --proxy-type`, curl's scheme-less `-x`). A bad URL is a usage
 /// error that never repeats the password.
@@ -267,11 +302,15 @@ impl Chain {
     /// A chain of `hops`, with the TLS configuration its `https://` hops need (the CA file is
     /// read now: a bad one is a usage error before any traffic).
     pub fn new(hops: Vec<Proxy>, dns: Option<DnsMode>, trust: &ProxyTrust) -> Result<Chain> {
+        for hop in &hops {
+            hop.check_credentials()?;
+        }
         let tls = match hops.iter().any(|h| h.kind == Kind::Https) {
             true => Some(crate::net::tls::client_config(
                 &crate::net::tls::ClientOptions {
                     ca: trust.ca.clone(),
                     insecure: trust.insecure,
+                    for_proxy: true,
                     ..Default::default()
                 },
             )?),
@@ -333,11 +372,56 @@ impl Step<'_> {
         }
         match err.kind() {
             io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
-                anyhow!("the proxy reset the connection during its {what} ({err})")
+                let handshake = what.split(' ').next().unwrap_or(what);
+                anyhow!("the proxy reset the connection during its {handshake} handshake (at the {what}: {err})")
             }
             _ => anyhow::Error::new(err).context(what.to_string()),
         }
     }
+}
+
+/// A proxy's answer that it did not open the tunnel (a SOCKS reply code, an HTTP status).
+/// Shown as it is when the tunnel was to the target; when it was to the next proxy of a
+/// chain, [`walk`] says which proxy could not reach which, with `why`.
+#[derive(Debug)]
+pub struct Unreached {
+    /// About the target: "the proxy could not connect: connection refused by the target
+    /// (SOCKS5 reply 5)".
+    pub message: String,
+    /// Without the target: "connection refused (SOCKS5 reply 5)", "it answered HTTP/1.1 502
+    /// Bad Gateway".
+    pub why: String,
+    /// The proxy said no by its rules (or to the request), rather than failing to connect.
+    pub refused: bool,
+}
+
+impl fmt::Display for Unreached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Unreached {}
+
+/// Why the first hop could not be dialled, said of the proxy: a reset right after the
+/// connection was accepted (the kernel took it, the proxy dropped it) is the proxy ending
+/// its handshake, not a failure to connect.
+pub fn first_hop_failed(err: anyhow::Error, hop: &Proxy) -> anyhow::Error {
+    let reset = err
+        .downcast_ref::<io::Error>()
+        .filter(|e| e.kind() == io::ErrorKind::ConnectionReset);
+    if let Some(reset) = reset {
+        let handshake = match hop.kind {
+            Kind::Socks4 | Kind::Socks4a => "SOCKS4",
+            Kind::Socks5 | Kind::Socks5h => "SOCKS5",
+            Kind::Http => "CONNECT",
+            Kind::Https => "TLS",
+        };
+        return anyhow!(
+            "the proxy reset the connection during its {handshake} handshake (as it began: {reset})"
+        );
+    }
+    err.context("could not reach the proxy")
 }
 
 /// "the proxy does not speak SOCKS5: it answered 48 54 54 50 ("HTTP")": what a proxy of
@@ -383,8 +467,21 @@ pub fn walk(
             stated,
             credentials: hop.credentials.as_ref(),
         };
-        stream = through(stream, hop, next, chain, family, &mut step)
-            .with_context(|| format!("connect {target} through {which}"))?;
+        // What the tunnel is to, when it is not the target: the next proxy, by its number.
+        let next_proxy = chain
+            .hops
+            .get(i + 1)
+            .map(|h| format!("proxy {} of {n} ({h})", i + 2));
+        stream = through(
+            stream,
+            hop,
+            next,
+            next_proxy.as_deref(),
+            chain,
+            family,
+            &mut step,
+        )
+        .with_context(|| format!("connect {target} through {which}"))?;
         crate::log::at(
             log_level,
             format_args!(
@@ -407,6 +504,7 @@ fn through(
     stream: TcpStream,
     hop: &Proxy,
     next: &Target,
+    next_proxy: Option<&str>,
     chain: &Chain,
     family: Family,
     step: &mut Step,
@@ -415,16 +513,39 @@ fn through(
         Kind::Https => tls_to(stream, hop, chain, step)?,
         _ => stream,
     };
-    let wanted = hop_target(hop.kind, next, chain.dns, family, step.deadline)?;
-    match hop.kind {
-        Kind::Socks4 | Kind::Socks4a => socks::socks4(&mut stream, step, &wanted)?,
-        Kind::Socks5 | Kind::Socks5h => {
-            let bound = socks::socks5(&mut stream, step, &wanted)?;
+    let wanted = hop_target(hop.kind, next, next_proxy, chain.dns, family, step.deadline)?;
+    let shaken = match hop.kind {
+        Kind::Socks4 | Kind::Socks4a => socks::socks4(&mut stream, step, &wanted),
+        Kind::Socks5 | Kind::Socks5h => socks::socks5(&mut stream, step, &wanted).map(|bound| {
             crate::debug!("the proxy's end of the tunnel: {bound:?}");
-        }
-        Kind::Http | Kind::Https => http_connect::connect(&mut stream, step, &wanted)?,
+        }),
+        Kind::Http | Kind::Https => http_connect::connect(&mut stream, step, &wanted),
+    };
+    match (shaken, next_proxy) {
+        (Ok(()), _) => Ok(stream),
+        (Err(err), Some(next_proxy)) => Err(to_next_proxy(err, next_proxy, &wanted)),
+        (Err(err), None) => Err(err),
     }
-    Ok(stream)
+}
+
+/// A refusal of a tunnel to the next proxy says so: the proxy could not reach that proxy
+/// (named, with its address), and why; and who was to resolve its name.
+fn to_next_proxy(err: anyhow::Error, next_proxy: &str, wanted: &HopTarget) -> anyhow::Error {
+    let Some(unreached) = err.downcast_ref::<Unreached>() else {
+        return err;
+    };
+    let verb = match unreached.refused {
+        true => "refused a tunnel to",
+        false => "could not reach",
+    };
+    let resolver = match &wanted.host {
+        HostOrName::Name(name) => format!(", whose name {name} it was to resolve"),
+        HostOrName::Ip(ip) if !next_proxy.contains(&ip.to_string()) => {
+            format!(" (at {ip}, resolved by nk)")
+        }
+        HostOrName::Ip(_) => String::new(),
+    };
+    anyhow!("the proxy {verb} {next_proxy}{resolver}: {}", unreached.why)
 }
 
 /// TLS with an `https://` proxy, under the chain's deadline.
@@ -455,11 +576,36 @@ pub fn open_tls(
         Host::Ip(ip) => ip.to_string(),
         Host::Name(name) => name.clone(),
     };
-    let bridge = crate::net::tls::connect(stream, config, &name, &hop.to_string(), limit)?;
+    let bridge = crate::net::tls::connect(stream, config, &name, &hop.to_string(), limit)
+        .map_err(for_the_proxy)?;
     // The plaintext end is a Unix socket pair; TcpStream is only its holder here (reads,
     // writes, shutdown and timeouts are the same calls), so every command takes it as it
     // takes a direct connection. A failure of the TLS side is reported by tls::finish.
     Ok(TcpStream::from(OwnedFd::from(bridge.into_socket())))
+}
+
+/// A TLS failure with an `https://` proxy: its hint names the proxy's flags (`--proxy-ca`,
+/// `--proxy-insecure`), not the target's (`--ca`, `--insecure`, `--sni`, `--cert`), which
+/// would do nothing for the proxy or be refused without `--tls`.
+fn for_the_proxy(mut err: anyhow::Error) -> anyhow::Error {
+    if let Some(hinted) = err.downcast_mut::<crate::exit::Hinted>() {
+        hinted.hint = proxy_hint(&hinted.hint);
+    }
+    err
+}
+
+/// A TLS hint rewritten for the proxy's TLS.
+fn proxy_hint(hint: &str) -> String {
+    if hint.contains("--sni") {
+        return "reach the proxy by a name its certificate carries (https://NAME:PORT), or \
+                --proxy-insecure skips the check"
+            .into();
+    }
+    if hint.contains("--cert") {
+        return "the proxy wants a client certificate, and nk offers none to a proxy".into();
+    }
+    hint.replace("--ca ", "--proxy-ca ")
+        .replace("--insecure", "--proxy-insecure")
 }
 
 /// The next hop or the target as `kind` should carry it, resolving a name here when the
@@ -467,6 +613,7 @@ pub fn open_tls(
 fn hop_target(
     kind: Kind,
     next: &Target,
+    next_proxy: Option<&str>,
     dns: Option<DnsMode>,
     family: Family,
     deadline: Deadline,
@@ -495,7 +642,9 @@ fn hop_target(
     };
     let host = match mode {
         DnsMode::Remote => HostOrName::Name(name.clone()),
-        DnsMode::Local => HostOrName::Ip(local()?),
+        DnsMode::Local => {
+            HostOrName::Ip(local().with_context(|| resolved_here(kind, next_proxy, dns))?)
+        }
         DnsMode::Both => local()
             .map(HostOrName::Ip)
             .unwrap_or_else(|_| HostOrName::Name(name.clone())),
@@ -505,6 +654,26 @@ fn hop_target(
         host,
         port: next.port,
     })
+}
+
+/// The context of a name nk failed to resolve for a proxy: the name is resolved here, by
+/// nk, not by the proxy (whose resolver may know it), and why.
+fn resolved_here(kind: Kind, next_proxy: Option<&str>, dns: Option<DnsMode>) -> String {
+    let whose = match next_proxy {
+        Some(p) => format!("the name of {p}"),
+        None => "the target's name".to_string(),
+    };
+    let why = match (dns, kind) {
+        (Some(_), _) => "as --proxy-dns local says".to_string(),
+        (None, Kind::Socks4) => {
+            "for a socks4:// proxy (socks4a:// would leave it to the proxy)".to_string()
+        }
+        (None, _) => format!(
+            "for a {0}:// proxy ({0}h:// would leave it to the proxy)",
+            kind.scheme()
+        ),
+    };
+    format!("nk could not resolve {whose} itself, {why}")
 }
 
 // ---- the environment (head, and `--proxy env`) ---------------------------------------------
@@ -624,6 +793,60 @@ mod tests {
         assert!(!format!("{err:#}").contains("secret"), "{err:#}");
         assert!(parse_url("http://h:1/path", Kind::Http).is_err());
         assert!(parse_url("http://u:%zz@h:1", Kind::Http).is_err());
+    }
+
+    #[test]
+    fn a_name_resolved_here_says_so() {
+        assert_eq!(
+            resolved_here(
+                Kind::Socks5,
+                Some("proxy 2 of 2 (http://h.test:3128)"),
+                None
+            ),
+            "nk could not resolve the name of proxy 2 of 2 (http://h.test:3128) itself, for a \
+             socks5:// proxy (socks5h:// would leave it to the proxy)"
+        );
+        assert!(resolved_here(Kind::Socks4, None, None).contains("the target's name"));
+        assert!(resolved_here(Kind::Socks4, None, None).contains("socks4a://"));
+        assert!(resolved_here(Kind::Http, None, Some(DnsMode::Local)).contains("--proxy-dns"));
+    }
+
+    #[test]
+    fn socks5_credentials_rfc_1929_cannot_carry_are_usage_errors() {
+        let with = |user: &str, pass: &str| Proxy {
+            credentials: Some(Credentials {
+                user: user.into(),
+                pass: pass.into(),
+            }),
+            ..parse_url("socks5h://127.0.0.1:1080", Kind::Http).unwrap()
+        };
+        let long = "x".repeat(256);
+        for proxy in [with(&long, "p"), with("u", &long), with("", "p")] {
+            let err = proxy.check_credentials().unwrap_err();
+            assert!(matches!(
+                crate::exit::classify(&err),
+                crate::exit::Status::Usage
+            ));
+            assert!(format!("{err:#}").contains("RFC 1929"), "{err:#}");
+            assert!(!format!("{err:#}").contains(&long), "{err:#}");
+        }
+        with(&"x".repeat(255), &"y".repeat(255))
+            .check_credentials()
+            .unwrap();
+        with("u", "").check_credentials().unwrap();
+        let mut http = with(&long, &long);
+        http.kind = Kind::Http;
+        http.check_credentials().unwrap();
+    }
+
+    #[test]
+    fn tls_hints_name_the_proxy_flags() {
+        assert_eq!(
+            proxy_hint("trust its CA with --ca FILE, or skip the check with --insecure"),
+            "trust its CA with --proxy-ca FILE, or skip the check with --proxy-insecure"
+        );
+        assert!(proxy_hint("give it with --sni NAME").contains("--proxy-insecure"));
+        assert!(!proxy_hint("give --cert FILE --key FILE").contains("--cert"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream};
 
 use anyhow::{anyhow, bail, Result};
 
-use super::{HopTarget, Step};
+use super::{HopTarget, Step, Unreached};
 
 /// A reply decoder's verdict on the bytes read so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +79,11 @@ pub fn socks4_reply(buf: &[u8]) -> Result<Progress<()>> {
     }
     match buf[1] {
         90 => Ok(Progress::Done(())),
-        91 => bail!("the proxy refused the request or could not reach the target (SOCKS4 reply 91: rejected or failed)"),
+        91 => Err(Unreached {
+            message: "the proxy refused the request or could not reach the target (SOCKS4 reply 91: rejected or failed)".into(),
+            why: "it refused the request or could not connect (SOCKS4 reply 91: rejected or failed)".into(),
+            refused: false,
+        }.into()),
         92 => bail!("the proxy could not reach identd on this host (SOCKS4 reply 92)"),
         93 => bail!("identd on this host did not confirm the user id (SOCKS4 reply 93)"),
         code => bail!("the proxy answered SOCKS4 reply {code}, which means nothing in SOCKS4"),
@@ -194,7 +198,7 @@ pub fn socks5_reply(buf: &[u8]) -> Result<Progress<Bound>> {
         return Ok(Progress::Need(5));
     }
     if buf[1] != 0 {
-        bail!("{}", socks5_reply_words(buf[1]));
+        return Err(socks5_refusal(buf[1]).into());
     }
     if buf.len() < 5 {
         return Ok(Progress::Need(5));
@@ -223,18 +227,32 @@ pub fn socks5_reply(buf: &[u8]) -> Result<Progress<Bound>> {
 
 /// RFC 1928 §6's reply codes in words.
 pub fn socks5_reply_words(code: u8) -> String {
+    socks5_refusal(code).message
+}
+
+/// A SOCKS5 reply code other than 0 as an error: in words about the target, and without it
+/// (for a chain, where the tunnel was to the next proxy).
+pub fn socks5_refusal(code: u8) -> Unreached {
     let words = match code {
         1 => "general SOCKS server failure",
         2 => "connection not allowed by the proxy's rules",
         3 => "network unreachable",
         4 => "host unreachable",
-        5 => "connection refused by the target",
+        5 => "connection refused",
         6 => "TTL expired",
         7 => "command not supported",
         8 => "address type not supported",
         _ => "unassigned reply code",
     };
-    format!("the proxy could not connect: {words} (SOCKS5 reply {code})")
+    let about_target = match code {
+        5 => "connection refused by the target",
+        _ => words,
+    };
+    Unreached {
+        message: format!("the proxy could not connect: {about_target} (SOCKS5 reply {code})"),
+        why: format!("{words} (SOCKS5 reply {code})"),
+        refused: matches!(code, 2 | 7 | 8),
+    }
 }
 
 fn not_socks(what: &str, buf: &[u8]) -> String {
@@ -408,6 +426,9 @@ mod tests {
             err.to_string(),
             "the proxy could not connect: connection refused by the target (SOCKS5 reply 5)"
         );
+        let refusal = socks5_refusal(5);
+        assert_eq!(refusal.why, "connection refused (SOCKS5 reply 5)");
+        assert!(!refusal.refused && socks5_refusal(2).refused);
         let err = socks5_reply(&[5, 0, 0, 9, 0]).unwrap_err();
         assert!(err.to_string().contains("address type 9"), "{err}");
     }
