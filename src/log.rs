@@ -66,6 +66,39 @@ macro_rules! debug {
     ($($arg:tt)*) => { $crate::log::at(2, format_args!($($arg)*)) };
 }
 
+/// A client turned away (`--allow`/`--deny`, `-m`, `--allow-uid`): said with `-v` each time;
+/// without it said too (a dropped client is never silent), at most once a second, the ones
+/// held back counted in the next line, so a flood of refused clients cannot flood stderr.
+pub fn turned_away(message: std::fmt::Arguments<'_>) {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    /// When the last line was said, and how many were held back since.
+    static LAST: Mutex<(Option<Instant>, u64)> = Mutex::new((None, 0));
+    if verbosity() >= 1 {
+        at(1, message);
+        return;
+    }
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    if last
+        .0
+        .is_some_and(|at| now.duration_since(at) < Duration::from_secs(1))
+    {
+        last.1 += 1;
+        return;
+    }
+    let held = std::mem::take(&mut last.1);
+    last.0 = Some(now);
+    drop(last);
+    if held == 0 {
+        warn(message);
+    } else {
+        warn(format_args!(
+            "{message} (and {held} more turned away in the second before)"
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -9,7 +9,7 @@ mod common;
 use common::forwarder::*;
 use common::*;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
@@ -474,4 +474,62 @@ fn ncat_client_through_the_forwarder_to_a_socat_target() {
     });
     terminate(fwd);
     drop(target);
+}
+
+/// Without -v, what drops or cuts a client is still said: a client over -m and one denied
+/// (the first of a burst at once, the rest counted in the next line a second later), an
+/// idle connection reset by -i, the connections SIGTERM cut.
+#[test]
+fn drops_and_cuts_are_said_without_v() {
+    let (echo, eport) = socat_echo();
+    let target = format!("127.0.0.1:{eport}");
+    let quiet = |args: &[&str]| {
+        let port = free_port("127.0.0.1");
+        let listen = format!("127.0.0.1:{port}");
+        let mut full = vec!["forward"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&[&listen, &target]);
+        let fwd = Proc::nk(&full, In::Null, Out::Pipe);
+        let mut first = None;
+        wait_until(10.0, || {
+            first = TcpStream::connect(("127.0.0.1", port)).ok();
+            first.is_some()
+        });
+        (fwd, port, first.expect("nk forward listens"))
+    };
+    // -m 1 with -i: the second client is refused, the first reset when idle.
+    let (mut fwd, port, mut first) = quiet(&["-m", "1", "-i", "500ms"]);
+    first.write_all(b"x").unwrap();
+    let mut one = [0u8; 1];
+    first.read_exact(&mut one).unwrap();
+    expect_no_service(port, "the client over -m 1", false);
+    fwd.wait_stderr_line(10.0, |l| l.contains("1 connection already (-m 1)"));
+    expect_reset(&mut first, "idle connection");
+    fwd.wait_stderr_line(10.0, |l| l.contains("#1") && l.ends_with("timeout"));
+    terminate(fwd);
+    // --deny: the first denial at once; three more within a second are counted in the next.
+    let (mut fwd, port, first) = quiet(&["--deny", "127.0.0.1"]);
+    drop(first);
+    fwd.wait_stderr_line(10.0, |l| l.contains("denied 127.0.0.1:"));
+    for _ in 0..3 {
+        let _ = TcpStream::connect(("127.0.0.1", port));
+    }
+    thread::sleep(Duration::from_millis(1100));
+    let _ = TcpStream::connect(("127.0.0.1", port));
+    fwd.wait_stderr_line(10.0, |l| {
+        l.contains("more turned away in the second before")
+    });
+    terminate(fwd);
+    // SIGTERM with a connection open: one line for what it cut.
+    let (fwd, _, mut open) = quiet(&[]);
+    open.write_all(b"y").unwrap();
+    open.read_exact(&mut one).unwrap();
+    let done = terminate(fwd);
+    assert!(
+        done.stderr
+            .contains("stopped: 1 connection reset while open"),
+        "{}",
+        done.describe()
+    );
+    drop(echo);
 }

@@ -513,17 +513,20 @@ fn accept_clients(
         };
         if !opts.access.permits(peer.ip()) {
             stats.turned_away.fetch_add(1, Ordering::Relaxed);
-            event!("tcp {} denied (--allow/--deny)", display_addr(peer));
+            crate::log::turned_away(format_args!(
+                "tcp {} denied (--allow/--deny)",
+                display_addr(peer)
+            ));
             continue;
         }
         if let Some(max) = opts.max_conns {
             if live + admitted.len() >= max {
                 stats.turned_away.fetch_add(1, Ordering::Relaxed);
-                event!(
+                crate::log::turned_away(format_args!(
                     "tcp {} refused: {} already (-m {max})",
                     display_addr(peer),
                     crate::log::count(max as u64, "connection")
-                );
+                ));
                 continue;
             }
         }

@@ -412,7 +412,7 @@ impl Server {
                 .as_socket()
                 .is_none_or(|ip| self.options.access.permits(ip.ip()));
             if !permitted {
-                crate::info!("denied {peer_text} (--allow/--deny)");
+                crate::log::turned_away(format_args!("denied {peer_text} (--allow/--deny)"));
                 continue;
             }
             let mut peer_text = peer_text;
@@ -423,15 +423,16 @@ impl Server {
                         peer_text = format!("{peer_text} (uid {}, pid {})", cred.uid, cred.pid);
                     }
                     Ok(cred) => {
-                        crate::info!(
+                        crate::log::turned_away(format_args!(
                             "denied {peer_text} (uid {}, pid {}): uid not in --allow-uid",
-                            cred.uid,
-                            cred.pid
-                        );
+                            cred.uid, cred.pid
+                        ));
                         continue;
                     }
                     Err(err) => {
-                        crate::info!("denied {peer_text}: its credentials are unknown ({err})");
+                        crate::log::turned_away(format_args!(
+                            "denied {peer_text}: its credentials are unknown ({err})"
+                        ));
                         continue;
                     }
                 }
@@ -439,10 +440,10 @@ impl Server {
             if let Some(max) = self.options.max_conns {
                 let active = self.live().len();
                 if active >= max {
-                    crate::info!(
+                    crate::log::turned_away(format_args!(
                         "refused {peer_text}: {} already (-m {max})",
                         crate::log::count(active as u64, "connection")
-                    );
+                    ));
                     continue;
                 }
             }

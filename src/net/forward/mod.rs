@@ -190,6 +190,8 @@ struct Shared {
     next_id: AtomicU64,
     accepted: AtomicU64,
     turned_away: AtomicU64,
+    /// Connections reset by SIGINT/SIGTERM while open.
+    interrupted: AtomicU64,
     up: AtomicU64,
     down: AtomicU64,
     started: Instant,
@@ -252,6 +254,7 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>) -> Result<()> {
         next_id: AtomicU64::new(0),
         accepted: AtomicU64::new(0),
         turned_away: AtomicU64::new(0),
+        interrupted: AtomicU64::new(0),
         up: AtomicU64::new(0),
         down: AtomicU64::new(0),
         started: Instant::now(),
@@ -420,7 +423,7 @@ impl Engine {
                 .is_none_or(|p| self.opts.access.permits(p.ip()))
             {
                 self.shared.turned_away.fetch_add(1, Ordering::Relaxed);
-                crate::info!("denied {name} (--allow/--deny)");
+                crate::log::turned_away(format_args!("denied {name} (--allow/--deny)"));
                 conn::reset(socket);
                 continue;
             }
@@ -429,10 +432,10 @@ impl Engine {
                 if live >= max {
                     self.shared.live.fetch_sub(1, Ordering::AcqRel);
                     self.shared.turned_away.fetch_add(1, Ordering::Relaxed);
-                    crate::info!(
+                    crate::log::turned_away(format_args!(
                         "refused {name}: {} already (-m {max})",
                         crate::log::count(live as u64, "connection")
-                    );
+                    ));
                     conn::reset(socket);
                     continue;
                 }
@@ -1044,7 +1047,8 @@ impl Engine {
         let tls = |summary: Option<&str>| summary.map(|s| format!(" [{s}]")).unwrap_or_default();
         report_end(
             self.opts.json,
-            matches!(end, End::Reset(_)),
+            // A reset (`-i` included): bytes in flight may be lost.
+            matches!(end, End::Reset(_) | End::Timeout),
             || {
                 serde_json::json!({
                     "conn": conn.id,
@@ -1150,14 +1154,23 @@ impl Engine {
     fn stop_all(&mut self) {
         for slot in 0..self.table.slots.len() {
             if let Some(conn) = self.table.take(slot) {
+                self.shared.interrupted.fetch_add(1, Ordering::Relaxed);
                 self.close(conn, End::Interrupted);
             }
         }
     }
 
-    /// The `-v` summary, by the last loop to stop.
+    /// The `-v` summary, by the last loop to stop. Without `-v` (and `--json`), the
+    /// connections the stop cut are said in one line: their `-v` lines were not.
     fn summary(&self) {
         let total = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        let cut = total(&self.shared.interrupted);
+        if cut > 0 && crate::log::verbosity() == 0 && !self.opts.json {
+            crate::log::warn(format_args!(
+                "stopped: {} reset while open (bytes in flight may be lost)",
+                crate::log::count(cut, "connection")
+            ));
+        }
         crate::info!(
             "forwarded {} ({} turned away); {} up, {} down in {}",
             crate::log::count(total(&self.shared.accepted), "connection"),
@@ -1199,8 +1212,19 @@ fn report_end(
 /// ends. A reader that went away costs the reports, not the forwarding.
 fn json_line(line: &str) {
     use std::io::Write;
+    /// Set once a write failed: the reports stop there (said once), the forwarding goes on.
+    static FAILED: AtomicBool = AtomicBool::new(false);
+    if FAILED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut out = io::stdout().lock();
-    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    if let Err(err) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if !FAILED.swap(true, Ordering::Relaxed) {
+            crate::log::warn(format_args!(
+                "write --json to stdout: {err}; the reports stop, the forwarding goes on"
+            ));
+        }
+    }
 }
 
 /// Sends a proxy handshake reply whole. It is a few hundred bytes at most, written to a
