@@ -467,8 +467,9 @@ pub struct TlsServerArgs {
     /// Accept these ALPN protocols (comma-separated).
     #[arg(long, value_name = "LIST", requires = "tls", value_delimiter = ',')]
     pub alpn: Vec<String>,
-    /// Require a client certificate signed by a CA in FILE (PEM); clients without one are
-    /// refused in the handshake. -v prints each client's subject; -e/-c programs get it in
+    /// Require a client certificate signed by a CA in FILE (PEM), or one that is itself in
+    /// FILE (a self-signed client certificate); clients without one are refused in the
+    /// handshake. -v prints each client's subject; -e/-c programs get it in
     /// NK_TLS_PEER_SUBJECT.
     #[arg(long, value_name = "FILE", requires = "tls")]
     pub ca: Option<String>,

@@ -1648,6 +1648,56 @@ fn listen_tls_ca_requires_client_certificates_and_names_the_subject() {
     signal_and_wait(server, "TERM", 143);
 }
 
+/// A self-signed client certificate (`openssl req -x509`: a CA certificate, which webpki
+/// refuses as an end entity) given to the listener as --ca is trusted as itself, as socat's
+/// `verify=1,cafile=` and ncat's `--ssl-trustfile` trust it; it was refused ("a CA
+/// certificate, not a server's").
+#[test]
+fn listen_tls_ca_trusts_the_very_self_signed_client_certificate_it_is_given() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf();
+    let (own, own_key) = (pki.ca(), pki.path("ca.key"));
+    let own_key = own_key.to_str().unwrap();
+    let mut server = Proc::nk(
+        [
+            "listen",
+            "--tls",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--ca",
+            &own,
+            "-c",
+            "echo \"subject=$NK_TLS_PEER_SUBJECT\"",
+            "-v",
+            "127.0.0.1:0",
+        ],
+        In::Null,
+        Out::Pipe,
+    );
+    let port = server.nk_listening_port().to_string();
+    run_nk(
+        [
+            "dial",
+            "--tls",
+            "--ca",
+            &own,
+            "--cert",
+            &own,
+            "--key",
+            own_key,
+            "localhost",
+            &port,
+        ],
+        In::Null,
+        10.0,
+    )
+    .expect_code(0)
+    .expect_stdout(b"subject=CN=nk test CA\n");
+    server.wait(10.0).expect_code(0);
+}
+
 /// `--tls-min 1.3` refuses a TLS 1.2-only server, in words; `--ciphers` picks the suite (IANA
 /// or OpenSSL names); an unknown suite is a usage error naming the known ones.
 #[test]

@@ -203,7 +203,7 @@ pub struct ForwardTlsArgs {
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<String>,
     /// CA certificates (PEM): with --tls-listen, clients must present a certificate they
-    /// signed; with --tls-connect alone, the only ones the target's certificate is checked
+    /// signed (or one of them itself: a self-signed client certificate); with --tls-connect alone, the only ones the target's certificate is checked
     /// against.
     #[arg(long, value_name = "FILE")]
     pub ca: Option<String>,

@@ -298,6 +298,60 @@ impl ServerCertVerifier for CaFileVerifier {
     }
 }
 
+/// `--ca FILE` on a listener: [`CaFileVerifier`]'s rule for client certificates. A client
+/// certificate that is byte for byte one of those given is trusted as itself (within its
+/// dates), as socat's `verify=1,cafile=` and ncat's `--ssl-trustfile` trust a self-signed
+/// client certificate made by `openssl req -x509` (a CA certificate to webpki).
+#[derive(Debug)]
+struct CaFileClientVerifier {
+    webpki: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    given: Vec<CertificateDer<'static>>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for CaFileClientVerifier {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.webpki.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let verdict = self
+            .webpki
+            .verify_client_cert(end_entity, intermediates, now);
+        if verdict.is_ok() || !self.given.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            return verdict;
+        }
+        check_dates(end_entity, now)?;
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
 /// The validity dates of a certificate trusted as itself, read by our own DER reader.
 fn check_dates(cert: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls::Error> {
     let bad = |e: CertificateError| rustls::Error::InvalidCertificate(e);
@@ -405,19 +459,20 @@ pub fn server_config(
         // Every client must present a certificate signed by one of these (ncat
         // --ssl-verify on a listener; socat's verify=1 with cafile).
         Some(path) => {
+            let given = load_certs(path)?;
             let mut roots = RootCertStore::empty();
-            for cert in load_certs(path)? {
+            for cert in &given {
                 roots
-                    .add(cert)
+                    .add(cert.clone())
                     .map_err(|e| usage(format!("--ca {path}: {e}")))?;
             }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            let webpki = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
                 provider,
             )
             .build()
             .map_err(|e| usage(format!("--ca {path}: {e}")))?;
-            builder.with_client_cert_verifier(verifier)
+            builder.with_client_cert_verifier(Arc::new(CaFileClientVerifier { webpki, given }))
         }
         None => builder.with_no_client_auth(),
     };
@@ -620,7 +675,7 @@ fn certificate_in_words(err: &CertificateError, name: &str) -> (String, &'static
              or --insecure skips the check",
         ),
         CertificateError::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => (
-            "the server's certificate is a CA certificate, not a server's".into(),
+            "the peer's certificate is a CA certificate, not an end entity's".into(),
             "give that very certificate with --ca FILE to trust it as itself, or --insecure",
         ),
         other => (debug_in_words(other), skip),
