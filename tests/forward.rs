@@ -190,7 +190,9 @@ fn a_refused_target_resets_the_client_and_is_logged() {
     });
     // The forwarder keeps serving.
     expect_no_service(port, "refused target, second client", true);
-    terminate(fwd);
+    // The summary counts them as not reached (it said "forwarded 2 connections (0 turned
+    // away)" and nothing more).
+    terminate(fwd).expect_stderr_contains("(0 turned away, 2 not reached, 0 reset,");
 }
 
 #[test]
@@ -315,7 +317,9 @@ fn sigterm_resets_open_connections_prints_the_summary_and_exits_143() {
     c.read_exact(&mut one).unwrap();
     let done = terminate(fwd);
     done.expect_stderr_contains("interrupted")
-        .expect_stderr_contains("forwarded 1 connection");
+        .expect_stderr_contains(
+            "forwarded 1 connection (0 turned away, 0 not reached, 0 reset, 1 cut by the stop)",
+        );
     expect_reset(&mut c, "after SIGTERM");
     drop(target);
 }

@@ -192,6 +192,10 @@ struct Shared {
     turned_away: AtomicU64,
     /// Connections reset by SIGINT/SIGTERM while open.
     interrupted: AtomicU64,
+    /// Connections whose target could not be reached (or whose proxy request was refused).
+    unreached: AtomicU64,
+    /// Connections that ended with a reset (one side's, or `-i`).
+    cut: AtomicU64,
     up: AtomicU64,
     down: AtomicU64,
     started: Instant,
@@ -255,6 +259,8 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>) -> Result<()> {
         accepted: AtomicU64::new(0),
         turned_away: AtomicU64::new(0),
         interrupted: AtomicU64::new(0),
+        unreached: AtomicU64::new(0),
+        cut: AtomicU64::new(0),
         up: AtomicU64::new(0),
         down: AtomicU64::new(0),
         started: Instant::now(),
@@ -977,6 +983,15 @@ impl Engine {
             }
         }
         self.shared.live.fetch_sub(1, Ordering::AcqRel);
+        match end {
+            End::Refused(_) | End::Rejected(_) => {
+                self.shared.unreached.fetch_add(1, Ordering::Relaxed);
+            }
+            End::Reset(_) | End::Timeout => {
+                self.shared.cut.fetch_add(1, Ordering::Relaxed);
+            }
+            End::Fin | End::Interrupted => {}
+        }
         self.shared.up.fetch_add(conn.up.bytes, Ordering::Relaxed);
         self.shared
             .down
@@ -1172,9 +1187,13 @@ impl Engine {
             ));
         }
         crate::info!(
-            "forwarded {} ({} turned away); {} up, {} down in {}",
+            "forwarded {} ({} turned away, {} not reached, {} reset, {} cut by the stop); \
+             {} up, {} down in {}",
             crate::log::count(total(&self.shared.accepted), "connection"),
             total(&self.shared.turned_away),
+            total(&self.shared.unreached),
+            total(&self.shared.cut),
+            cut,
             crate::log::count(total(&self.shared.up), "byte"),
             crate::log::count(total(&self.shared.down), "byte"),
             format_duration(self.shared.started.elapsed())
