@@ -123,22 +123,13 @@ fn tls_on_both_sides_at_once() {
 #[test]
 fn the_tls_clients_half_close_reaches_the_target_and_the_answer_comes_back() {
     let pki = Pki::new();
-    let (cert, key) = pki.leaf();
     let target = Server::start(|mut s, _| {
         let (got, _) = read_all(&mut s);
         // The client's close_notify arrived as a FIN: now answer on the other direction.
         s.write_all(b"answer\n").unwrap();
         got
     });
-    let (fwd, port) = forward(&[
-        "--tls-listen",
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "127.0.0.1:0",
-        &format!("127.0.0.1:{}", target.port()),
-    ]);
+    let (fwd, port) = tls_listen_to(&pki, target.port());
     let out = dial_tls(&pki, &[], port, b"question\n".to_vec());
     out.expect_code(0).expect_stdout(b"answer\n");
     assert_eq!(target.join(), b"question\n");
@@ -268,10 +259,23 @@ fn rustls_client(pki: &Pki, port: u16) -> rustls::StreamOwned<rustls::ClientConn
     stream
 }
 
+/// `nk forward -v --tls-listen` with the PKI's leaf, to a plain target on 127.0.0.1.
+fn tls_listen_to(pki: &Pki, target_port: u16) -> (Proc, u16) {
+    let (cert, key) = pki.leaf();
+    forward(&[
+        "--tls-listen",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "127.0.0.1:0",
+        &format!("127.0.0.1:{target_port}"),
+    ])
+}
+
 #[test]
 fn a_tls_client_cut_short_without_close_notify_resets_the_target() {
     let pki = Pki::new();
-    let (cert, key) = pki.leaf();
     let (arrived, seen) = std::sync::mpsc::channel();
     let target = Server::start(move |mut s, _| {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -280,15 +284,7 @@ fn a_tls_client_cut_short_without_close_notify_resets_the_target() {
         let _ = arrived.send(());
         read_all(&mut s)
     });
-    let (fwd, port) = forward(&[
-        "--tls-listen",
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "127.0.0.1:0",
-        &format!("127.0.0.1:{}", target.port()),
-    ]);
+    let (fwd, port) = tls_listen_to(&pki, target.port());
     let mut tls = rustls_client(&pki, port);
     tls.write_all(b"partial").unwrap();
     tls.flush().unwrap();
@@ -313,22 +309,13 @@ fn a_tls_client_cut_short_without_close_notify_resets_the_target() {
 #[test]
 fn a_tls_stream_cut_short_delivers_every_byte_before_the_reset() {
     let pki = Pki::new();
-    let (cert, key) = pki.leaf();
     let target = Server::start(move |mut s, _| {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         // Not reading for a while: the bytes pile up in the forwarder meanwhile.
         thread::sleep(Duration::from_millis(300));
         read_all(&mut s)
     });
-    let (fwd, port) = forward(&[
-        "--tls-listen",
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "127.0.0.1:0",
-        &format!("127.0.0.1:{}", target.port()),
-    ]);
+    let (fwd, port) = tls_listen_to(&pki, target.port());
     let data = prng_bytes(3 * MIB, 77);
     let mut tls = rustls_client(&pki, port);
     tls.write_all(&data).unwrap();

@@ -266,7 +266,7 @@ impl ServerCertVerifier for CaFileVerifier {
             ocsp_response,
             now,
         );
-        if verdict.is_ok() || !self.given.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+        if verdict.is_ok() || !is_one_of(&self.given, end_entity) {
             return verdict;
         }
         let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
@@ -322,7 +322,7 @@ impl rustls::server::danger::ClientCertVerifier for CaFileClientVerifier {
         let verdict = self
             .webpki
             .verify_client_cert(end_entity, intermediates, now);
-        if verdict.is_ok() || !self.given.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+        if verdict.is_ok() || !is_one_of(&self.given, end_entity) {
             return verdict;
         }
         check_dates(end_entity, now)?;
@@ -350,6 +350,11 @@ impl rustls::server::danger::ClientCertVerifier for CaFileClientVerifier {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.webpki.supported_verify_schemes()
     }
+}
+
+/// Whether `cert` is byte for byte one of the `--ca` file's certificates (trusted as itself).
+fn is_one_of(given: &[CertificateDer<'static>], cert: &CertificateDer<'_>) -> bool {
+    given.iter().any(|c| c.as_ref() == cert.as_ref())
 }
 
 /// The validity dates of a certificate trusted as itself, read by our own DER reader.
