@@ -706,10 +706,14 @@ impl Engine {
                 }
                 Err(OpenFailure(text)) => {
                     if let Some(conn) = self.table.take(slot) {
-                        crate::log::warn(format_args!(
-                            "#{} {}: {text}; reset",
-                            conn.id, conn.client_name
-                        ));
+                        // The connection's own line (a reset: said without -v) tells it; with
+                        // --json that line is on stdout, so stderr gets this one.
+                        if self.opts.json {
+                            crate::log::warn(format_args!(
+                                "#{} {}: {text}; reset",
+                                conn.id, conn.client_name
+                            ));
+                        }
                         self.close(conn, End::Reset(text));
                     }
                 }
