@@ -1014,6 +1014,24 @@ fn head_follows_http_proxy_and_no_proxy_from_the_environment() {
         .wait(20.0)
         .expect_code(0);
     web.join();
+    // As curl: no_proxy applies to -x's proxy too, and -x '' means no proxy at all (it was
+    // "proxy http://: invalid address"), whatever the environment says.
+    let web = origin();
+    let url = format!("http://127.0.0.1:{}/x-bypassed", web.port());
+    let mut cmd = common::nk(["head", "-x", &dead, &url]);
+    cmd.env("no_proxy", "127.0.0.1");
+    Proc::spawn("nk head", cmd, In::Null, Out::Pipe)
+        .wait(20.0)
+        .expect_code(0);
+    web.join();
+    let web = origin();
+    let url = format!("http://127.0.0.1:{}/x-empty", web.port());
+    let mut cmd = common::nk(["head", "-x", "", &url]);
+    cmd.env("http_proxy", &dead);
+    Proc::spawn("nk head", cmd, In::Null, Out::Pipe)
+        .wait(20.0)
+        .expect_code(0);
+    web.join();
     // HTTP_PROXY (upper case) is not read, as curl does not.
     let web = origin();
     let url = format!("http://127.0.0.1:{}/upper", web.port());

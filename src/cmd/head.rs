@@ -103,7 +103,8 @@ const H2_ALPN: &[&str] = &["h2", "http/1.1"];
         curl reads it: http_proxy (lower case only) for http:// URLs, https_proxy or \
         HTTPS_PROXY for https://, then all_proxy or ALL_PROXY; hosts in no_proxy or NO_PROXY \
         (a comma-separated list of domains, which match their subdomains, addresses, CIDR \
-        blocks, or * for all) go direct, and --noproxy LIST replaces that list (for -x too). \
+        blocks, or * for all) go direct, and --noproxy LIST replaces that list; as in curl, \
+        the list applies to -x's proxy too, and -x '' means no proxy at all. \
         -L follows redirects through the same proxy, chosen again for each URL.\n\n\
         curl's options beyond -I mean what they mean in curl. --resolve and --connect-to send \
         the request elsewhere while Host, SNI and the certificate check stay the URL's. -u \
@@ -765,7 +766,12 @@ fn transfer(
 fn proxies_for(args: &HeadArgs, url: &Url, say: bool) -> Result<crate::net::proxy::Chain> {
     use crate::net::proxy;
     if args.proxy.given() {
-        let bypass = args.noproxy.clone().unwrap_or_default();
+        // curl: `-x ""` means no proxy at all, the environment's included.
+        if args.proxy.proxy.iter().all(|p| p.trim().is_empty()) {
+            return Ok(proxy::Chain::default());
+        }
+        // curl applies --noproxy, else $no_proxy, to -x's proxy as to the environment's.
+        let bypass = args.noproxy.clone().unwrap_or_else(proxy::no_proxy_env);
         return match proxy::no_proxy_matches(&bypass, &url.host) {
             true => Ok(proxy::Chain::default()),
             false => args.proxy.chain(),

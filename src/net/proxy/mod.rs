@@ -688,6 +688,11 @@ fn env_first(names: &[&'static str]) -> Option<(String, &'static str)> {
     })
 }
 
+/// The `no_proxy` (else `NO_PROXY`) list of the environment, empty when neither is set.
+pub fn no_proxy_env() -> String {
+    env_first(&["no_proxy", "NO_PROXY"]).map_or_else(String::new, |(list, _)| list)
+}
+
 /// `all_proxy` / `ALL_PROXY`, for `--proxy env`.
 pub fn all_proxy() -> Option<(String, &'static str)> {
     env_first(&["all_proxy", "ALL_PROXY"])
@@ -698,12 +703,7 @@ pub fn all_proxy() -> Option<(String, &'static str)> {
 /// then `all_proxy`/`ALL_PROXY`; none when `host` matches `no_proxy`/`NO_PROXY` or
 /// `noproxy` (curl's `--noproxy`, which overrides them).
 pub fn for_url(scheme: &str, host: &str, noproxy: Option<&str>) -> Option<(String, &'static str)> {
-    let bypass = match noproxy {
-        Some(list) => list.to_string(),
-        None => env_first(&["no_proxy", "NO_PROXY"])
-            .map(|(v, _)| v)
-            .unwrap_or_default(),
-    };
+    let bypass = noproxy.map_or_else(no_proxy_env, str::to_string);
     if no_proxy_matches(&bypass, host) {
         return None;
     }
