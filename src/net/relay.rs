@@ -775,6 +775,12 @@ pub fn relay(
         &counters,
     )
     .map_err(|err| {
+        // The sending thread may be in a write the reset is failing right now: its end
+        // (bounded) makes the count of what was sent include that last chunk, which the
+        // peer may have read (the count lagged what the peer had read by a chunk).
+        if sender.is_some() && is_peer_gone(&err) {
+            let _ = ended.recv_timeout(SENDER_SETTLE);
+        }
         let now = Tally {
             sent: counters.sent.load(Ordering::Relaxed),
             acknowledged: acknowledged(),
@@ -865,6 +871,10 @@ fn what_a_reset_lost(
     };
     err.context(format!("the peer reset the connection: {how}"))
 }
+
+/// How long a relay cut by a reset waits for its sending thread to end, so that what it sent
+/// is counted whole (a write the reset fails ends at once; one blocked on input does not).
+const SENDER_SETTLE: Duration = Duration::from_millis(200);
 
 /// How long the end of a relay waits for the peer to acknowledge bytes sent after its EOF.
 pub const CONFIRM_LIMIT: Duration = Duration::from_secs(10);
