@@ -695,6 +695,7 @@ pub struct ProxyArgs {
     /// the proxy. USER:PASS@ before the host gives credentials. HOST:PORT alone is of
     /// --proxy-type (http by default). Default ports: 1080 SOCKS, 3128 http, 443 https.
     /// Repeated: each proxy is reached through the one before, the target through the last.
+    /// -w bounds the whole chain; dial's -i bounds each silence of a proxy in its handshake.
     /// `env` reads $all_proxy. Many proxies (tinyproxy, microsocks, ncat's) end the whole
     /// tunnel at the client's half-close: `nk dial --proxy ... < /dev/null` can then end early
     /// with exit 0; --no-shutdown or --recv-only keep it open (dante and nk listen --proxy pass

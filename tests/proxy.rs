@@ -586,6 +586,21 @@ fn a_silent_proxy_is_bounded_by_w() {
 }
 
 #[test]
+fn a_proxy_silent_in_its_handshake_is_given_up_after_i_without_w() {
+    // -i bounds every silence of a session; a proxy that accepts and then says nothing
+    // would otherwise hold `nk dial -i 1` for ever when no -w is given.
+    for scheme in ["socks5", "http"] {
+        let proxy = Server::start(|mut s, _| hold(&mut s));
+        let url = format!("{scheme}://127.0.0.1:{}", proxy.port());
+        let out = dial_via(&[&url], &["-i", "1"], 9, In::Null);
+        out.expect_code(1)
+            .expect_stderr_contains("the proxy sent nothing for 1s while nk waited for the")
+            .expect_stderr_contains("(-i)");
+        proxy.join();
+    }
+}
+
+#[test]
 fn bytes_a_proxy_pipelines_after_its_reply_are_kept() {
     // HTTP: the 200 and the target's banner in one write.
     let proxy = Server::start(|mut s, _| {
@@ -815,7 +830,14 @@ fn forward_reaches_its_target_through_a_proxy() {
     client.read_exact(&mut got).expect("the target's greeting");
     assert_eq!(&got, b"forwarded\n", "{}", fwd.stderr_so_far());
     client.shutdown(Shutdown::Write).unwrap();
+    // The lines name the target and the route, not the proxy's address as if it were the
+    // target.
+    let route = format!("127.0.0.1:{} via {}", target.port(), socks.url("socks5"));
     assert_eq!(target.join(), b"up\n");
+    drop(client);
+    let line = fwd.wait_stderr_line(10.0, |l| l.contains(" -> "));
+    assert!(line.contains(&format!(" -> {route}: ")), "{line}");
+    terminate(fwd).expect_stderr_contains(&format!("forwarding to {route}"));
 }
 
 #[test]

@@ -1199,6 +1199,28 @@ fn echo_udp_rate_limit_per_source() {
 }
 
 #[test]
+fn a_denied_udp_source_is_said_without_v() {
+    // A dropped datagram is said on stderr, not only under -v (lossless or loud).
+    let port = free_tcp_udp_port();
+    let addr = format!("127.0.0.1:{port}");
+    let svc = Proc::nk(
+        ["echo", "-u", "--deny", "127.0.0.1/32", "-l", addr.as_str()],
+        In::Null,
+        Out::Pipe,
+    );
+    let s = udp("127.0.0.1");
+    let local = s.local_addr().unwrap();
+    // The server has no listening line without -v: send until it says something (bounded).
+    let started = Instant::now();
+    while !svc.stderr_so_far().contains("denied") && started.elapsed() < Duration::from_secs(10) {
+        let _ = s.send_to(b"denied", ("127.0.0.1", port));
+        thread::sleep(Duration::from_millis(50));
+    }
+    expect_silence(&s, 0.3, "denied UDP source");
+    terminate(svc).expect_stderr_contains(&format!("udp {local} denied (--allow/--deny)"));
+}
+
+#[test]
 fn echo_deny_applies_to_tcp_and_udp() {
     let svc = serve("echo", &["--deny", "127.0.0.1/32"]);
     // Denied source: TCP closed without an echo, UDP not answered.

@@ -250,6 +250,7 @@ pub fn run(mut args: DialArgs) -> Result<()> {
         sockopts: args.sock.options(),
         quiet: false,
         proxies,
+        idle: crate::net::deadline::idle_limit(args.relay.idle),
     };
     let started = std::time::Instant::now();
     let connected = connect(&target, &opts)?;

@@ -442,8 +442,9 @@ pub fn run(args: ForwardArgs) -> Result<()> {
     };
     let stop = stop_on_signals()?;
     info!(
-        "listening on {} ({kind}){stack}; forwarding to {target}",
-        display_sockaddr(&local)
+        "listening on {} ({kind}){stack}; forwarding to {}",
+        display_sockaddr(&local),
+        opts.connect.proxies.route_to(&target)
     );
     forward::run(listener, opts, stop)
 }

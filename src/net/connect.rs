@@ -45,6 +45,9 @@ pub struct ConnectOptions {
     pub quiet: bool,
     /// `--proxy`: the proxies to go through (none: a direct connection).
     pub proxies: crate::net::proxy::Chain,
+    /// `-i`: the longest a proxy may stay silent during its handshake (the session's idle
+    /// bound applies from its first byte; `-w` bounds the whole).
+    pub idle: Option<Duration>,
 }
 
 /// A connected stream and both of its ends.
@@ -77,6 +80,7 @@ pub fn connect(target: &Target, opts: &ConnectOptions) -> Result<Connected> {
         opts.family,
         opts.timeout,
         deadline,
+        opts.idle,
         if opts.quiet { 2 } else { 1 },
     )?;
     Ok(connected)

@@ -696,7 +696,12 @@ pub fn serve_udp(
         stats.datagrams.fetch_add(1, Ordering::Relaxed);
         if !opts.access.permits(source.ip()) {
             stats.refused.fetch_add(1, Ordering::Relaxed);
-            crate::debug!("udp {} denied (--allow/--deny)", display_addr(source));
+            // Said without -v, as a refused TCP client is: throttled, so a flood of
+            // datagrams cannot flood stderr.
+            crate::log::turned_away(format_args!(
+                "udp {} denied (--allow/--deny)",
+                display_addr(source)
+            ));
             continue;
         }
         if matches!(behaviour, Behaviour::Discard) {
@@ -707,16 +712,19 @@ pub fn serve_udp(
             Verdict::Answer => {}
             Verdict::Refused(reason) => {
                 stats.refused.fetch_add(1, Ordering::Relaxed);
-                event!("udp {} not answered: {reason}", display_addr(source));
+                crate::log::turned_away(format_args!(
+                    "udp {} not answered: {reason}",
+                    display_addr(source)
+                ));
                 continue;
             }
             Verdict::Limited { first } => {
                 stats.limited.fetch_add(1, Ordering::Relaxed);
                 if first {
-                    event!(
+                    crate::log::turned_away(format_args!(
                         "udp {} over --rate: not answered until it slows down",
                         display_addr(source)
-                    );
+                    ));
                 }
                 continue;
             }

@@ -236,7 +236,13 @@ fn reach(target: &TargetSpec, options: &ConnectOptions) -> Result<(Socket, Strin
     match target {
         TargetSpec::Tcp(target) => {
             let connected = connect::connect(target, options).map_err(failure)?;
-            for_the_loop(connected)
+            let (socket, answered) = for_the_loop(connected)?;
+            // Through proxies, the address that answered is the first proxy's: the line
+            // names the target and the route instead.
+            match options.proxies.is_empty() {
+                true => Ok((socket, answered)),
+                false => Ok((socket, options.proxies.route_to(target))),
+            }
         }
         TargetSpec::Unix(addr) => reach_unix(addr, options.timeout).map_err(failure),
         TargetSpec::Requested(_) => Err(failure(anyhow::anyhow!("no target was requested"))),

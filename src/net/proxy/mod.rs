@@ -323,6 +323,18 @@ impl Chain {
     pub fn is_empty(&self) -> bool {
         self.hops.is_empty()
     }
+
+    /// The route to `to` in words, for log lines: `db:5432 via socks5://a:1080, http://b:3128`
+    /// (credentials without the password, as every line shows a proxy), or `to` alone.
+    pub fn route_to(&self, to: impl fmt::Display) -> String {
+        match self.hops.is_empty() {
+            true => to.to_string(),
+            false => {
+                let hops: Vec<String> = self.hops.iter().map(Proxy::to_string).collect();
+                format!("{to} via {}", hops.join(", "))
+            }
+        }
+    }
 }
 
 /// The next hop or the target, as a request carries it.
@@ -339,14 +351,22 @@ pub struct HopTarget {
 pub struct Step<'a> {
     deadline: Deadline,
     stated: Option<Duration>,
+    /// `-i`: the longest the proxy may stay silent, whether or not `-w` bounds the whole.
+    idle: Option<Duration>,
     /// The hop's credentials.
     pub credentials: Option<&'a Credentials>,
 }
 
 impl Step<'_> {
     /// Gives the next read or write on `stream` only what is left of the deadline.
+    /// With `-i`, no single wait is longer than it: a proxy that goes silent in the
+    /// middle of its handshake is given up even when nothing bounds the whole.
     pub fn bound(&self, stream: &TcpStream) -> Result<()> {
         let left = self.deadline.remaining().map_err(|_| self.timed_out())?;
+        let left = match (left, self.idle) {
+            (Some(left), Some(idle)) => Some(left.min(idle)),
+            (left, idle) => left.or(idle),
+        };
         stream
             .set_read_timeout(left)
             .context("set the read timeout")?;
@@ -368,6 +388,12 @@ impl Step<'_> {
     /// An I/O error during the handshake, in words: a timeout says the bound.
     pub fn io_failure(&self, err: io::Error, what: &str) -> anyhow::Error {
         if is_timeout(&err) {
+            if let (Some(idle), false) = (self.idle, self.deadline.expired()) {
+                return anyhow!(
+                    "the proxy sent nothing for {} while nk waited for the {what} (-i)",
+                    format_duration(idle)
+                );
+            }
             return anyhow!("{} waiting for the {what}", self.timed_out());
         }
         match err.kind() {
@@ -452,6 +478,7 @@ pub fn walk(
     family: Family,
     stated: Option<Duration>,
     deadline: Deadline,
+    idle: Option<Duration>,
     log_level: u8,
 ) -> Result<TcpStream> {
     let n = chain.hops.len();
@@ -465,6 +492,7 @@ pub fn walk(
         let mut step = Step {
             deadline,
             stated,
+            idle,
             credentials: hop.credentials.as_ref(),
         };
         // What the tunnel is to, when it is not the target: the next proxy, by its number.
