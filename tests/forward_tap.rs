@@ -471,6 +471,44 @@ fn a_dump_that_cannot_be_written_is_said_once_and_forwarding_goes_on() {
 }
 
 #[test]
+fn a_dump_reader_that_takes_nothing_never_freezes_the_forwarder() {
+    // `-x FIFO` whose reader never reads (a pager left alone, a terminal paused with ^S): the
+    // recording queue fills and the tapped flows stop reading, but the loop goes on: -i
+    // still ends the connections, SIGTERM still ends the forwarder, and what the recording
+    // did not get is said.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("dump.fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    // Opened for reading and writing, so nk's open for writing does not wait; never read.
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let (tport, _target) = reversing_target(2);
+    let (mut fwd, port) = forward(&[
+        "-i",
+        "1",
+        "-x",
+        fifo.to_str().unwrap(),
+        "127.0.0.1:0",
+        &format!("127.0.0.1:{tport}"),
+    ]);
+    let mut pusher = client(port);
+    pusher
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let data = prng_bytes(16 * MIB, 3);
+    // Far more than the pipe and the recording's queue hold: the write stops part way.
+    let _ = pusher.write_all(&data);
+    let line = fwd.wait_stderr_line(10.0, |l| l.starts_with("nk: #1 "));
+    assert!(line.ends_with("; timeout"), "{line}");
+    let out = terminate(fwd);
+    out.expect_stderr_contains("of the recording never written");
+}
+
+#[test]
 fn a_unix_target_is_shown_on_a_made_up_address_at_the_listeners_port() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("unix.pcapng");

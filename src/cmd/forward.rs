@@ -89,9 +89,10 @@ const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
         side is shown as 198.18.0.1 (client, port 1024 + connection number) or 198.18.0.2 \
         (target, on the listener's port)), for Wireshark or `tshark -z follow,tcp,raw,N`. A \
         tapped connection goes through the buffer, not splice. Recording is lossless: a slow \
-        disk slows the forwarding; a failed write is said once on stderr and that recording \
-        stops, the forwarding goes on. The capture is flushed at every connection's end. Not \
-        with -u.",
+        disk or a reader of -x - that stops reading holds the tapped connections back (4 MiB \
+        queued at most), never the forwarder (-i, new clients and SIGTERM go on; at exit what \
+        was not written is said); a failed write is said once on stderr and that recording \
+        stops, the forwarding goes on. Not with -u.",
     after_long_help = "Examples:\n  \
         nk forward 8080 10.0.0.5:80                   # every client its own upstream connection\n  \
         nk forward -v 127.0.0.1:5433 db.lan:postgresql # local only, a line per connection\n  \

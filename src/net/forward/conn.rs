@@ -141,6 +141,8 @@ pub struct Flow {
     pub bytes: u64,
     /// `-x`/`--pcap`: what is read goes to the recordings too (so never through splice).
     pub tap: Option<super::tap::FlowTap>,
+    /// A recording had no room for more: the flow reads nothing until its loop is woken.
+    pub held_by_tap: bool,
 }
 
 impl Flow {
@@ -182,9 +184,10 @@ impl Flow {
         Ok(())
     }
 
-    /// Whether the flow waits for its source to be readable.
+    /// Whether the flow waits for its source to be readable (not while a recording holds
+    /// it back: the recording's writer wakes the loop instead).
     pub fn wants_read(&self) -> bool {
-        !self.pending() && !self.eof
+        !self.pending() && !self.eof && !self.held_by_tap
     }
 
     /// Whether the flow waits for its destination to be writable (bytes to write, or the EOF
@@ -265,6 +268,13 @@ impl Flow {
                     }
                     Err(e) => return Err(e),
                 }
+            }
+        }
+        if let Some(tap) = &self.tap {
+            // Read nothing the recordings cannot take yet: the source pushes back instead.
+            self.held_by_tap = !tap.has_room();
+            if self.held_by_tap {
+                return Ok(None);
             }
         }
         let mut buf = pool.take_buffer();

@@ -88,6 +88,9 @@ const ACCEPTS_PER_WAKE: usize = 16;
 const SWEEP: Duration = Duration::from_millis(250);
 /// How long the signal thread waits for the loop to close everything and report.
 const STOP_WAIT: Duration = Duration::from_secs(3);
+/// At exit, how long the recordings' writers get to write what they hold (a reader of
+/// `-x -` that takes nothing must not hold the exit for ever).
+const TAP_FINISH: Duration = Duration::from_secs(2);
 
 /// What the forwarder does.
 #[derive(Debug, Clone)]
@@ -159,6 +162,7 @@ impl Stop {
             .finished
             .wait_timeout_while(running, STOP_WAIT, |running| *running > 0);
         drain::abort_all();
+        tap::sink::finish_all(TAP_FINISH);
     }
 
     fn enlist(&self, waker: Arc<Waker>) {
@@ -238,6 +242,9 @@ struct Engine {
     /// The target's one address when it is an IP literal: connected by the loop itself.
     direct: Option<std::net::SocketAddr>,
     shared: Arc<Shared>,
+    /// Connections (slot, id) with a flow a recording holds back: stepped again when the
+    /// recording's writer wakes the loop.
+    held_by_tap: std::collections::HashSet<(usize, u64)>,
 }
 
 /// How many event loops: one per core the process may run on.
@@ -288,6 +295,7 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>) -> Result<()> {
     // The loops run until the signal thread ends the process; one that fails ends it here.
     let failed = failure.recv();
     drain::abort_all();
+    tap::sink::finish_all(TAP_FINISH);
     match failed {
         Ok(Err(err)) => Err(err),
         Ok(Ok(())) | Err(_) => Err(anyhow::anyhow!("the event loops stopped")),
@@ -324,7 +332,11 @@ fn run_loop(
         waker,
         opts,
         shared,
+        held_by_tap: std::collections::HashSet::new(),
     };
+    if let Some(tap) = &engine.opts.tap {
+        tap::wake_on_room(tap, &engine.waker);
+    }
     let mut backoff = Backoff::default();
     let mut paused_until: Option<Instant> = None;
     let idle = engine.opts.idle;
@@ -393,6 +405,7 @@ fn run_loop(
                         park();
                     }
                     engine.connected();
+                    engine.resume_held();
                 }
                 token => engine.step((token / 2) as usize),
             }
@@ -675,6 +688,16 @@ impl Engine {
         }
     }
 
+    /// Steps again the connections a recording held back: its writer woke the loop because
+    /// there is room now (each asks again, and is held again if there is not).
+    fn resume_held(&mut self) {
+        for (slot, id) in std::mem::take(&mut self.held_by_tap) {
+            if self.table.get(slot).is_some_and(|c| c.id == id) {
+                self.step(slot);
+            }
+        }
+    }
+
     /// Moves the connection in `slot` on as far as its sockets allow: the openings (the
     /// client's TLS handshake; the connect, the PROXY header and the target's TLS handshake),
     /// then both flows; then registers what each socket waits for, or ends the connection.
@@ -836,6 +859,9 @@ impl Engine {
                 self.close(conn, End::Fin);
             }
             return;
+        }
+        if conn.up.held_by_tap || conn.down.held_by_tap {
+            self.held_by_tap.insert((slot, conn.id));
         }
         let wants = [
             interest(

@@ -83,10 +83,14 @@ impl Dump {
         ));
     }
 
-    /// One block, written and flushed at once: the dump is read while it grows.
+    /// One block, queued whole (the writer flushes as soon as it has written what waits:
+    /// the dump is read while it grows).
     fn say(&mut self, text: &str) {
         self.sink.write(text.as_bytes());
-        self.sink.flush();
+    }
+
+    pub(super) fn sink(&self) -> &Sink {
+        &self.sink
     }
 }
 

@@ -7,29 +7,29 @@
 //! before writing it on. The engine tells the tap which side reset ([`reset_by`]) and when the
 //! connection is over ([`ended`]). Nothing else in the engine knows a tap exists.
 //!
-//! Writes are synchronous, in the loop's thread, through a bounded buffer ([`Sink`]): the
-//! recording is complete, and a slow disk (or a slow reader of `-x -`) slows the forwarding
-//! instead of growing a queue. A write that fails is said once on stderr; that recording
-//! stops there and the forwarding goes on. The dump is flushed after every event (it is read
-//! live); the capture at every connection's end, SIGINT/SIGTERM included, and it only ever
-//! holds whole blocks, so even a killed forwarder leaves a file tshark reads.
+//! The loops never write a recording themselves: they queue its bytes for the recording's
+//! own writer thread ([`sink`]), bounded. The recording is complete: when a reader of `-x -`
+//! (or a disk) falls behind, the tapped flows stop reading until it catches up, which slows
+//! their forwarding as a slow target would, while the loop goes on accepting, timing out
+//! (`-i`) and stopping (SIGTERM) as usual. A write that fails is said once on stderr; that
+//! recording stops there and the forwarding goes on. The writer flushes whenever its queue
+//! empties (the dump is read live); the capture only ever holds whole blocks, so even a
+//! killed forwarder leaves a file tshark reads. At exit the writers get a bounded time to
+//! finish, and what they could not write is said.
 
 pub mod hexdump;
 pub mod pcap;
+pub mod sink;
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use anyhow::Result;
 
 use super::conn::{Conn, End};
+use super::connector::Waker;
 pub use crate::wire::synthetic_tcp::Side;
-
-/// Buffer between the loop and a recording's file: writes reach the kernel in pieces of this
-/// size at most, and never more than this waits in memory.
-const SINK_BUFFER: usize = 256 * 1024;
+use sink::Sink;
 
 /// The recordings asked for, shared by the engine and the flows it tapped.
 pub type SharedTap = Arc<Mutex<Tap>>;
@@ -64,6 +64,19 @@ impl Tap {
     /// Shares it between the engine and the flows.
     pub fn shared(self) -> SharedTap {
         Arc::new(Mutex::new(self))
+    }
+
+    fn sinks(&self) -> impl Iterator<Item = &Sink> {
+        let dump = self.dump.as_ref().map(hexdump::Dump::sink);
+        let capture = self.capture.as_ref().map(pcap::Capture::sink);
+        dump.into_iter().chain(capture)
+    }
+}
+
+/// Wakes `waker` (an event loop's) when flows held back by a recording may read again.
+pub fn wake_on_room(tap: &SharedTap, waker: &Arc<Waker>) {
+    for sink in lock(tap).sinks() {
+        sink.wake_on_room(Arc::clone(waker));
     }
 }
 
@@ -124,7 +137,7 @@ pub fn reset_by(tap: &SharedTap, conn: &Conn, from: &str) {
 }
 
 /// `conn` is over, as `end` says: the dump's last line, and in the capture the resets the
-/// forwarder sent if it cut the connection itself (`-i`, SIGTERM); the capture is flushed.
+/// forwarder sent if it cut the connection itself (`-i`, SIGTERM).
 pub fn ended(tap: &SharedTap, conn: &Conn, end: &End) {
     if conn.up.tap.is_none() {
         return;
@@ -159,6 +172,12 @@ impl FlowTap {
         }
     }
 
+    /// Whether every recording has room for what the flow would read next; when not, the
+    /// flow waits (its loop is woken once there is room).
+    pub fn has_room(&self) -> bool {
+        lock(&self.tap).sinks().all(Sink::has_room)
+    }
+
     /// A chunk the flow read from its source, or its EOF (an empty chunk).
     pub fn record(&mut self, chunk: &[u8]) {
         let now = SystemTime::now();
@@ -178,67 +197,6 @@ impl FlowTap {
             }
         }
         self.offset += chunk.len() as u64;
-    }
-}
-
-/// A recording's destination: buffered, bounded, and loud once when it fails.
-pub struct Sink {
-    out: BufWriter<Box<dyn Write + Send>>,
-    /// How the user named it, for the failure line: `-x stdout`, `--pcap db.pcapng`.
-    name: String,
-    failed: bool,
-}
-
-impl std::fmt::Debug for Sink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sink")
-            .field("name", &self.name)
-            .field("failed", &self.failed)
-            .finish()
-    }
-}
-
-impl Sink {
-    /// Creates `path` (truncating it); `-` is stdout. Failing is a usage error.
-    fn create(flag: &str, path: &str) -> Result<Sink> {
-        let (out, name): (Box<dyn Write + Send>, String) = if path == "-" {
-            (Box::new(std::io::stdout()), format!("{flag} stdout"))
-        } else {
-            let file = File::create(path)
-                .map_err(|e| crate::exit::usage(format!("create {flag} file {path}: {e}")))?;
-            (Box::new(file), format!("{flag} {path}"))
-        };
-        Ok(Sink {
-            out: BufWriter::with_capacity(SINK_BUFFER, out),
-            name,
-            failed: false,
-        })
-    }
-
-    /// Writes `bytes` whole (one call: the file never ends inside them unless the disk
-    /// refuses), or nothing after a failure.
-    fn write(&mut self, bytes: &[u8]) {
-        if !self.failed {
-            let result = self.out.write_all(bytes);
-            self.check(result);
-        }
-    }
-
-    fn flush(&mut self) {
-        if !self.failed {
-            let result = self.out.flush();
-            self.check(result);
-        }
-    }
-
-    fn check(&mut self, result: std::io::Result<()>) {
-        if let Err(err) = result {
-            self.failed = true;
-            crate::log::warn(format_args!(
-                "write {}: {err}; the recording stops here, forwarding goes on",
-                self.name
-            ));
-        }
     }
 }
 

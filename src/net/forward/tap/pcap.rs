@@ -56,14 +56,13 @@ impl Capture {
                 .with_hint("Wireshark and tshark open the file while it grows");
             return Err(err.into());
         }
-        let mut sink = Sink::create("--pcap", path)?;
+        let sink = Sink::create("--pcap", path)?;
         let application = format!("nk {} forward", env!("CARGO_PKG_VERSION"));
         sink.write(&pcapng::file_header(
             &application,
             pcapng::LINKTYPE_ETHERNET,
             SNAPLEN,
         ));
-        sink.flush();
         Ok(Capture {
             sink,
             streams: HashMap::new(),
@@ -122,7 +121,10 @@ impl Capture {
             });
         }
         self.streams.remove(&conn);
-        self.sink.flush();
+    }
+
+    pub(super) fn sink(&self) -> &Sink {
+        &self.sink
     }
 
     fn event(
