@@ -537,3 +537,74 @@ fn drops_and_cuts_are_said_without_v() {
     );
     drop(echo);
 }
+
+/// What a client sees within `secs`: `Some(true)` its line echoed, `Some(false)` an EOF or a
+/// reset, `None` nothing yet.
+fn echoed_within(s: &mut TcpStream, line: &[u8], secs: f64) -> Option<bool> {
+    s.set_read_timeout(Some(Duration::from_secs_f64(secs)))
+        .unwrap();
+    let mut got = vec![0u8; line.len()];
+    match s.read_exact(&mut got) {
+        Ok(()) => Some(got == line),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            None
+        }
+        Err(_) => Some(false),
+    }
+}
+
+#[test]
+fn clients_short_of_a_descriptor_for_their_target_wait_and_are_served() {
+    // Under `ulimit -n 48`, the forwarder accepts more clients than it has descriptors left
+    // to dial their target with: those wait (until -w) and are served as others close,
+    // rather than being reset at once.
+    let (_socat, tport) = socat_echo();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -n 48 || exit 99; exec \"$0\" forward -v -w 20 127.0.0.1:0 \"$1\"")
+        .arg(NK)
+        .arg(format!("127.0.0.1:{tport}"))
+        .env("NO_COLOR", "1");
+    let mut fwd = Proc::spawn("nk forward under ulimit -n 48", cmd, In::Null, Out::Pipe);
+    let port = fwd.nk_listening_port();
+    let mut clients: Vec<(TcpStream, Vec<u8>)> = (0..40)
+        .map(|i| {
+            let mut s = client(port);
+            let line = format!("client {i:02}\n").into_bytes();
+            s.write_all(&line).unwrap();
+            (s, line)
+        })
+        .collect();
+    let mut waiting = Vec::new();
+    let mut served = Vec::new();
+    for (mut s, line) in clients.drain(..) {
+        match echoed_within(&mut s, &line, 0.1) {
+            Some(true) => served.push(s), // kept open until every client has been seen
+            Some(false) => panic!(
+                "a client was cut instead of waiting for a descriptor\n{}",
+                fwd.stderr_so_far()
+            ),
+            None => waiting.push((s, line)),
+        }
+    }
+    assert!(
+        !waiting.is_empty(),
+        "test setup: all 40 clients were served under ulimit -n 48"
+    );
+    // Their descriptors go back: the waiting clients' targets can be dialled.
+    drop(served);
+    for (mut s, line) in waiting {
+        assert_eq!(
+            echoed_within(&mut s, &line, 15.0),
+            Some(true),
+            "a waiting client was not served once descriptors were free\n{}",
+            fwd.stderr_so_far()
+        );
+    }
+    terminate(fwd).expect_stderr_contains("out of descriptors");
+}

@@ -479,6 +479,7 @@ fn a_dump_reader_that_takes_nothing_never_freezes_the_forwarder() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("dump.fifo");
     let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads one NUL-terminated path, alive for the call.
     assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
     // Opened for reading and writing, so nk's open for writing does not wait; never read.
     let _reader = std::fs::OpenOptions::new()

@@ -73,16 +73,7 @@ pub fn connect(target: &Target, opts: &ConnectOptions) -> Result<Connected> {
             1 => format!("connect {target} through proxy {first}"),
             n => format!("connect {target} through proxy 1 of {n} ({first})"),
         })?;
-    connected.stream = crate::net::proxy::walk(
-        connected.stream,
-        &opts.proxies,
-        target,
-        opts.family,
-        opts.timeout,
-        deadline,
-        opts.idle,
-        if opts.quiet { 2 } else { 1 },
-    )?;
+    connected.stream = crate::net::proxy::walk(connected.stream, target, opts, deadline)?;
     Ok(connected)
 }
 

@@ -63,6 +63,9 @@ pub struct Failure {
     pub cause: Cause,
     /// The whole story, as `nk dial` would tell it.
     pub text: String,
+    /// The process was out of descriptors (EMFILE and the like): worth trying again once a
+    /// connection closes, within `-w`.
+    pub out_of_descriptors: bool,
 }
 
 /// A finished attempt, for the connection in `slot` numbered `id`.
@@ -252,10 +255,15 @@ fn reach(target: &TargetSpec, options: &ConnectOptions) -> Result<(Socket, Strin
 /// A connection failure in words, with its cause.
 fn failure(err: anyhow::Error) -> Failure {
     let cause = cause_in(&err);
+    let out_of_descriptors = err
+        .chain()
+        .filter_map(|e| e.downcast_ref::<io::Error>())
+        .any(crate::net::scan::is_out_of_descriptors);
     Failure {
         timed_out: cause == Cause::TimedOut,
         cause,
         text: format!("{err:#}"),
+        out_of_descriptors,
     }
 }
 
@@ -271,6 +279,7 @@ fn reach_requested(
         timed_out: false,
         cause: Cause::HostUnreachable,
         text: format!("{err:#}"),
+        out_of_descriptors: false,
     })?;
     addrs.retain(|a| service.targets.permits(a.ip()));
     if addrs.is_empty() {
@@ -278,6 +287,7 @@ fn reach_requested(
             timed_out: false,
             cause: Cause::Denied,
             text: format!("{to}: refused by --allow-target/--deny-target"),
+            out_of_descriptors: false,
         });
     }
     let connected = connect::happy_eyeballs(to, &addrs, options, deadline).map_err(failure)?;

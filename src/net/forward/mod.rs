@@ -88,6 +88,9 @@ const ACCEPTS_PER_WAKE: usize = 16;
 const SWEEP: Duration = Duration::from_millis(250);
 /// How long the signal thread waits for the loop to close everything and report.
 const STOP_WAIT: Duration = Duration::from_secs(3);
+/// How often clients waiting for a descriptor are dialled again when no connection of their
+/// loop closes (another loop's, or another process's, may free one).
+const DESCRIPTOR_RETRY: Duration = Duration::from_millis(100);
 /// At exit, how long the recordings' writers get to write what they hold (a reader of
 /// `-x -` that takes nothing must not hold the exit for ever).
 const TAP_FINISH: Duration = Duration::from_secs(2);
@@ -245,6 +248,16 @@ struct Engine {
     /// Connections (slot, id) with a flow a recording holds back: stepped again when the
     /// recording's writer wakes the loop.
     held_by_tap: std::collections::HashSet<(usize, u64)>,
+    /// Clients (slot, id) whose target could not be dialled for want of a descriptor: they
+    /// wait, and are dialled again each time a connection of this loop closes (or at the
+    /// sweep), until `-w` from their first try. No client is accepted while any waits.
+    short_of_descriptors: std::collections::VecDeque<(usize, u64)>,
+    /// A connection closed since the waiting clients were last tried.
+    descriptor_freed: bool,
+    /// Clients have been waiting for a descriptor since the shortage was said.
+    shortage_began: bool,
+    /// When a shortage was last said.
+    shortage_said: Option<Instant>,
 }
 
 /// How many event loops: one per core the process may run on.
@@ -273,8 +286,16 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>) -> Result<()> {
         started: Instant::now(),
     });
     let (failed, failure) = mpsc::channel();
-    for n in 0..loop_count() {
+    // Every loop's descriptors are made before any loop runs: once one accepts, clients may
+    // take every descriptor left (ulimit -n), and a loop that could not start would end the
+    // forwarder.
+    let mut prepared = Vec::new();
+    for _ in 0..loop_count() {
         let waker = Arc::new(Waker::new().context("create a wake-up pipe")?);
+        let poller = watching(&listener, &waker)?;
+        prepared.push((waker, poller));
+    }
+    for (n, (waker, poller)) in prepared.into_iter().enumerate() {
         stop.enlist(Arc::clone(&waker));
         let (listener, opts, stop, shared) = (
             Arc::clone(&listener),
@@ -286,7 +307,7 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>) -> Result<()> {
         std::thread::Builder::new()
             .name(format!("forward-{n}"))
             .spawn(move || {
-                let err = run_loop(&listener, opts, &stop, waker, shared);
+                let err = run_loop(&listener, poller, opts, &stop, waker, shared);
                 let _ = failed.send(err);
             })
             .context("start an event loop thread")?;
@@ -305,12 +326,12 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>) -> Result<()> {
 /// One event loop: accepts its share of the clients and carries their connections.
 fn run_loop(
     listener: &Socket,
+    poller: Poller,
     opts: Options,
     stop: &Stop,
     waker: Arc<Waker>,
     shared: Arc<Shared>,
 ) -> Result<()> {
-    let poller = watching(listener, &waker)?;
     let (connector, outcomes) = Connector::new(
         opts.target.clone(),
         opts.connect.clone(),
@@ -333,6 +354,10 @@ fn run_loop(
         opts,
         shared,
         held_by_tap: std::collections::HashSet::new(),
+        short_of_descriptors: std::collections::VecDeque::new(),
+        descriptor_freed: false,
+        shortage_began: false,
+        shortage_said: None,
     };
     if let Some(tap) = &engine.opts.tap {
         tap::wake_on_room(tap, &engine.waker);
@@ -358,10 +383,16 @@ fn run_loop(
     let mut next_sweep = Instant::now() + sweep_every;
     let mut ready = Vec::with_capacity(256);
     let mut spin = Spin::new(engine.opts.spin);
+    let mut listening = true;
+    let mut next_descriptor_retry = Instant::now();
     loop {
         let mut deadline = Deadline::NEVER;
         if let Some(at) = paused_until {
             deadline = deadline.min(Deadline::at(at));
+        }
+        if !engine.short_of_descriptors.is_empty() {
+            // Another loop, or another process, may free one: try again now and then.
+            deadline = deadline.min(Deadline::at(next_descriptor_retry));
         }
         if sweeps && engine.table.live > 0 {
             deadline = deadline.min(Deadline::at(next_sweep));
@@ -376,10 +407,6 @@ fn run_loop(
         let now = Instant::now();
         if paused_until.is_some_and(|at| now >= at) {
             paused_until = None;
-            engine
-                .poller
-                .add_exclusive(listener.as_raw_fd(), LISTENER)
-                .context("epoll_ctl")?;
         }
         for event in &ready {
             match event.token {
@@ -389,10 +416,6 @@ fn run_loop(
                         // Out of descriptors: stop watching the listener for a while (the
                         // clients wait in its backlog) instead of spinning on it.
                         let pause = backoff.next_pause(listener, &err);
-                        engine
-                            .poller
-                            .remove(listener.as_raw_fd())
-                            .context("epoll_ctl")?;
                         paused_until = Some(now + pause);
                     }
                     Err(AcceptStop::Fatal(err)) => return Err(err),
@@ -413,6 +436,28 @@ fn run_loop(
         if sweeps && now >= next_sweep {
             engine.sweep(now);
             next_sweep = now + sweep_every;
+        }
+        if !engine.short_of_descriptors.is_empty()
+            && (engine.descriptor_freed || now >= next_descriptor_retry)
+        {
+            engine.retry_short_of_descriptors();
+            next_descriptor_retry = now + DESCRIPTOR_RETRY;
+        }
+        // The listener is watched unless accepting is paused (EMFILE at accept) or clients
+        // already accepted wait for a descriptor: new ones wait in the backlog meanwhile.
+        let accept = paused_until.is_none() && engine.short_of_descriptors.is_empty();
+        if accept != listening {
+            match accept {
+                true => engine
+                    .poller
+                    .add_exclusive(listener.as_raw_fd(), LISTENER)
+                    .context("epoll_ctl")?,
+                false => engine
+                    .poller
+                    .remove(listener.as_raw_fd())
+                    .context("epoll_ctl")?,
+            }
+            listening = accept;
         }
     }
 }
@@ -518,7 +563,9 @@ impl Engine {
         let Some(conn) = self.table.get(slot) else {
             return;
         };
-        conn.connect_started = Some(Instant::now());
+        // A client dialled again after a shortage of descriptors keeps its first start: -w
+        // bounds its whole wait.
+        conn.connect_started.get_or_insert_with(Instant::now);
         crate::debug!(
             "#{id} {} accepted; connecting to {}",
             conn.client_name,
@@ -562,12 +609,59 @@ impl Engine {
                 }
                 self.step(slot);
             }
+            Err(err) if crate::net::scan::is_out_of_descriptors(&err) => {
+                self.wait_for_descriptor(slot, err.to_string());
+            }
             Err(err) => {
                 let cause = cause_of(&err);
                 let text = format!("{:#}", connect::literal_failed(target, addr, err, None));
                 self.target_failed(slot, text, cause);
             }
         }
+    }
+
+    /// The target of the client in `slot` could not be dialled for want of a descriptor
+    /// (`why`): the client waits for one (see [`Engine::short_of_descriptors`]), unless its
+    /// `-w` is already over.
+    fn wait_for_descriptor(&mut self, slot: usize, why: String) {
+        let limit = self.opts.connect.timeout.unwrap_or(Duration::MAX);
+        let Some(conn) = self.table.get(slot) else {
+            return;
+        };
+        let started = conn.connect_started.unwrap_or(conn.opened);
+        if started.elapsed() >= limit {
+            let text = format!(
+                "no descriptor to reach the target within {} ({why}; raise ulimit -n)",
+                format_duration(limit)
+            );
+            self.target_failed(slot, text, Cause::Failed);
+            return;
+        }
+        // Said when a shortage begins (once a second at most, should shortages come and go).
+        let said_lately = self
+            .shortage_said
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1));
+        if !self.shortage_began && !said_lately {
+            crate::log::warn(format_args!(
+                "out of descriptors ({why}): clients wait for a connection to close (-w at \
+                 most), new ones in the listener's backlog; raise ulimit -n"
+            ));
+            self.shortage_said = Some(Instant::now());
+        }
+        self.shortage_began = true;
+        self.short_of_descriptors.push_back((slot, conn.id));
+    }
+
+    /// Dials again the clients that wait for a descriptor (each once: one that fails again
+    /// waits again).
+    fn retry_short_of_descriptors(&mut self) {
+        self.descriptor_freed = false;
+        for (slot, id) in std::mem::take(&mut self.short_of_descriptors) {
+            if self.table.get(slot).is_some_and(|c| c.id == id) {
+                self.dial(slot, id);
+            }
+        }
+        self.shortage_began = !self.short_of_descriptors.is_empty();
     }
 
     /// How long a proxy client has for its request: [`CLIENT_HANDSHAKE`], or `-i` if shorter.
@@ -682,6 +776,9 @@ impl Engine {
                     }
                     self.reached(slot, socket);
                     self.step(slot);
+                }
+                Err(failure) if failure.out_of_descriptors => {
+                    self.wait_for_descriptor(slot, failure.text);
                 }
                 Err(failure) => self.target_failed(slot, failure.text, failure.cause),
             }
@@ -1013,6 +1110,7 @@ impl Engine {
             }
         }
         self.shared.live.fetch_sub(1, Ordering::AcqRel);
+        self.descriptor_freed = true;
         match end {
             End::Refused(_) | End::Rejected(_) => {
                 self.shared.unreached.fetch_add(1, Ordering::Relaxed);

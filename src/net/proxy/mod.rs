@@ -468,19 +468,18 @@ pub fn foreign_reply(what: &str, buf: &[u8]) -> String {
     )
 }
 
-/// Walks the chain over `stream`, already connected to its first hop: each hop is asked for
-/// a tunnel to the next, the last for `target`. Returns the stream that carries the tunnel,
-/// in blocking mode with no timeouts, holding every byte past the last reply.
+/// Walks the chain of `opts.proxies` over `stream`, already connected to its first hop: each
+/// hop is asked for a tunnel to the next, the last for `target`, all within `deadline` (what
+/// is left of `-w`). Returns the stream that carries the tunnel, in blocking mode with no
+/// timeouts, holding every byte past the last reply.
 pub fn walk(
     mut stream: TcpStream,
-    chain: &Chain,
     target: &Target,
-    family: Family,
-    stated: Option<Duration>,
+    opts: &crate::net::connect::ConnectOptions,
     deadline: Deadline,
-    idle: Option<Duration>,
-    log_level: u8,
 ) -> Result<TcpStream> {
+    let (chain, family, stated, idle) = (&opts.proxies, opts.family, opts.timeout, opts.idle);
+    let log_level = if opts.quiet { 2 } else { 1 };
     let n = chain.hops.len();
     let started = Instant::now();
     for (i, hop) in chain.hops.iter().enumerate() {

@@ -169,10 +169,7 @@ fn write_out(queue: &Queue, mut out: BufWriter<Box<dyn Write + Send>>) {
         let chunks = {
             let mut state = queue.lock();
             while state.chunks.is_empty() {
-                state = queue
-                    .filled
-                    .wait(state)
-                    .unwrap_or_else(|e| e.into_inner());
+                state = queue.filled.wait(state).unwrap_or_else(|e| e.into_inner());
             }
             std::mem::take(&mut state.chunks)
         };
