@@ -7,6 +7,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 static VERBOSITY: AtomicU8 = AtomicU8::new(0);
 
@@ -68,28 +69,36 @@ macro_rules! debug {
 
 /// A client turned away (`--allow`/`--deny`, `-m`, `--allow-uid`): said with `-v` each time;
 /// without it said too (a dropped client is never silent), at most once a second, the ones
-/// held back counted in the next line, so a flood of refused clients cannot flood stderr.
+/// held back counted in the next line (or, when no other comes, in a line of their own a
+/// second later, and at a signal's exit), so a flood of refused clients cannot flood stderr.
 pub fn turned_away(message: std::fmt::Arguments<'_>) {
-    use std::sync::Mutex;
-    use std::time::{Duration, Instant};
-    /// When the last line was said, and how many were held back since.
-    static LAST: Mutex<(Option<Instant>, u64)> = Mutex::new((None, 0));
     if verbosity() >= 1 {
         at(1, message);
         return;
     }
-    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let mut throttle = lock_turned_away();
     let now = Instant::now();
-    if last
-        .0
-        .is_some_and(|at| now.duration_since(at) < Duration::from_secs(1))
+    if throttle
+        .said
+        .is_some_and(|at| now.duration_since(at) < TURNED_AWAY_EVERY)
     {
-        last.1 += 1;
+        throttle.held += 1;
+        if throttle.held == 1 {
+            // No later refusal may come to carry the count: a line of its own will.
+            let wait =
+                TURNED_AWAY_EVERY.saturating_sub(now.duration_since(throttle.said.unwrap_or(now)));
+            let _ = std::thread::Builder::new()
+                .name("turned-away".into())
+                .spawn(move || {
+                    std::thread::sleep(wait);
+                    flush_turned_away();
+                });
+        }
         return;
     }
-    let held = std::mem::take(&mut last.1);
-    last.0 = Some(now);
-    drop(last);
+    let held = std::mem::take(&mut throttle.held);
+    throttle.said = Some(now);
+    drop(throttle);
     if held == 0 {
         warn(message);
     } else {
@@ -97,6 +106,40 @@ pub fn turned_away(message: std::fmt::Arguments<'_>) {
             "{message} (and {held} more turned away in the second before)"
         ));
     }
+}
+
+/// Says the clients [`turned_away`] held back and no line has counted yet (a second after
+/// the last line, and before a signal ends nk).
+pub fn flush_turned_away() {
+    let mut throttle = lock_turned_away();
+    let held = std::mem::take(&mut throttle.held);
+    if held == 0 {
+        return;
+    }
+    throttle.said = Some(Instant::now());
+    drop(throttle);
+    warn(format_args!(
+        "{} turned away in the second after the last such line",
+        count(held, "more client")
+    ));
+}
+
+/// At most one [`turned_away`] line per this.
+const TURNED_AWAY_EVERY: Duration = Duration::from_secs(1);
+
+/// When a turned-away line was last said, and how many clients were held back since.
+#[derive(Default)]
+struct Throttle {
+    said: Option<Instant>,
+    held: u64,
+}
+
+fn lock_turned_away() -> std::sync::MutexGuard<'static, Throttle> {
+    static THROTTLE: std::sync::Mutex<Throttle> = std::sync::Mutex::new(Throttle {
+        said: None,
+        held: 0,
+    });
+    THROTTLE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -68,6 +68,8 @@ pub fn install() {
             .name("signals".into())
             .spawn(move || {
                 if let Some(signal) = signals.forever().next() {
+                    // Clients turned away and not yet counted on stderr are said first.
+                    crate::log::flush_turned_away();
                     if let Some(words) = LAST_WORDS
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())

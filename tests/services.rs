@@ -1216,7 +1216,18 @@ fn a_denied_udp_source_is_said_without_v() {
         let _ = s.send_to(b"denied", ("127.0.0.1", port));
         thread::sleep(Duration::from_millis(50));
     }
+    // More at once: held back (one line a second), then counted in a line of their own
+    // when no later one comes to carry the count.
+    for _ in 0..3 {
+        let _ = s.send_to(b"denied", ("127.0.0.1", port));
+    }
     expect_silence(&s, 0.3, "denied UDP source");
+    let mut svc = svc;
+    let counted = svc.wait_stderr_line(10.0, |l| l.contains("more client"));
+    assert!(
+        counted.contains("turned away in the second after the last such line"),
+        "{counted}"
+    );
     terminate(svc).expect_stderr_contains(&format!("udp {local} denied (--allow/--deny)"));
 }
 

@@ -154,13 +154,9 @@ impl Flow {
         }
     }
 
-    fn pending(&self) -> bool {
-        !matches!(self.carrier, Carrier::Empty)
-    }
-
     /// Whether bytes read from the source still wait to be written.
-    pub fn holds_bytes(&self) -> bool {
-        self.pending()
+    pub fn pending(&self) -> bool {
+        !matches!(self.carrier, Carrier::Empty)
     }
 
     /// How many bytes read from the source still wait to be written.

@@ -133,7 +133,7 @@ fn step(mut job: Job, now: Instant, pool: &mut PipePool) -> Option<Job> {
         return None;
     }
     job.side.flush_quietly();
-    if !job.flow.holds_bytes() && !job.side.wants_flush() {
+    if !job.flow.pending() && !job.side.wants_flush() {
         match tcp_delivery(job.side.socket.as_raw_fd()) {
             Delivery::Done | Delivery::Unknown => {
                 conn::reset(job.side.socket);
