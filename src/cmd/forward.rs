@@ -68,7 +68,7 @@ const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
         -v prints one line per connection as it ends: client, target, bytes each way, duration, \
         and how it ended (fin, reset, timeout, refused, interrupted); a connection cut by a \
         reset, or a target refused, is said on stderr without -v too; --json prints those as \
-        JSON objects on stdout instead. --allow/--deny are checked before the target is \
+        JSON objects on stdout instead (resets still said on stderr). --allow/--deny are checked before the target is \
         contacted; -m caps the connections at once (more are reset at once).\n\n\
         TLS: --tls-listen terminates TLS from clients (--cert/--key, --ca to require client \
         certificates; a client has 10 s for its handshake, and the target is reached only \

@@ -826,14 +826,7 @@ impl Engine {
                 }
                 Err(OpenFailure(text)) => {
                     if let Some(conn) = self.table.take(slot) {
-                        // The connection's own line (a reset: said without -v) tells it; with
-                        // --json that line is on stdout, so stderr gets this one.
-                        if self.opts.json {
-                            crate::log::warn(format_args!(
-                                "#{} {}: {text}; reset",
-                                conn.id, conn.client_name
-                            ));
-                        }
+                        // The connection's own line (a reset: always said on stderr) tells it.
                         self.close(conn, End::Reset(text));
                     }
                 }
@@ -1303,12 +1296,12 @@ impl Engine {
         }
     }
 
-    /// The `-v` summary, by the last loop to stop. Without `-v` (and `--json`), the
-    /// connections the stop cut are said in one line: their `-v` lines were not.
+    /// The `-v` summary, by the last loop to stop. Without `-v`, the connections the stop
+    /// cut are said in one line on stderr: their lines were not (or only on stdout).
     fn summary(&self) {
         let total = |n: &AtomicU64| n.load(Ordering::Relaxed);
         let cut = total(&self.shared.interrupted);
-        if cut > 0 && crate::log::verbosity() == 0 && !self.opts.json {
+        if cut > 0 && crate::log::verbosity() == 0 {
             crate::log::warn(format_args!(
                 "stopped: {} reset while open (bytes in flight may be lost)",
                 crate::log::count(cut, "connection")
@@ -1330,11 +1323,10 @@ impl Engine {
 }
 
 /// The end of a connection (or UDP session): with `--json` its object on stdout, else with
-/// `-v` its line on stderr, followed by `detail` in parentheses when there is one. The object
-/// and the line are only built when they are shown.
-/// Reports an end: the JSON object with `--json`, else the line with `-v`; a `loud` end (a
-/// connection cut by a reset: bytes in flight may be lost) is said on stderr without `-v`
-/// too, as socat says its errors by default.
+/// `-v` its line on stderr, followed by `detail` in parentheses when there is one. A `loud`
+/// end (a connection cut by a reset: bytes in flight may be lost) is said on stderr in any
+/// case: without `-v`, and with `--json` too (stdout may be a file nobody watches). The
+/// object and the line are only built when they are shown.
 fn report_end(
     json: bool,
     loud: bool,
@@ -1346,9 +1338,11 @@ fn report_end(
         "" => line(),
         why => format!("{} ({why})", line()),
     };
+    let on_stderr = !json && crate::log::verbosity() > 0;
     if json {
         json_line(&object().to_string());
-    } else if crate::log::verbosity() > 0 {
+    }
+    if on_stderr {
         crate::info!("{}", text());
     } else if loud {
         crate::log::warn(format_args!("{}", text()));
