@@ -286,6 +286,15 @@ impl Proc {
             In::Null => {
                 cmd.stdin(Stdio::null());
             }
+            // What fits a pipe's buffer is in it, EOF included, before the child starts: a
+            // feeding thread could lag, and a listener whose stdin is still idle when its peer
+            // ends stops without sending (nc -l's rule), which made tests flaky.
+            In::Bytes(b) if b.len() <= 60_000 => {
+                let (reader, mut writer) = std::io::pipe().expect("pipe");
+                writer.write_all(b).expect("fill the stdin pipe");
+                drop(writer);
+                cmd.stdin(Stdio::from(reader));
+            }
             In::Bytes(b) => {
                 cmd.stdin(Stdio::piped());
                 feed = Some(b.clone());
