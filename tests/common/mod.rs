@@ -290,7 +290,14 @@ impl Proc {
             // feeding thread could lag, and a listener whose stdin is still idle when its peer
             // ends stops without sending (nc -l's rule), which made tests flaky.
             In::Bytes(b) if b.len() <= 60_000 => {
-                let (reader, mut writer) = std::io::pipe().expect("pipe");
+                let mut fds = [0; 2];
+                // SAFETY: pipe2 fills the two-descriptor array it is given.
+                assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+                // SAFETY: both descriptors were just made, and each is owned once.
+                let (reader, mut writer) = unsafe {
+                    use std::os::fd::FromRawFd;
+                    (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1]))
+                };
                 writer.write_all(b).expect("fill the stdin pipe");
                 drop(writer);
                 cmd.stdin(Stdio::from(reader));

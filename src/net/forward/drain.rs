@@ -11,13 +11,12 @@
 //! once) it is reset. A peer that takes nothing for [`DRAIN_LIMIT`] is reset anyway, with
 //! a line saying how many bytes it did not get.
 //!
-//! One thread does this for every loop: sockets are non-blocking and a step never waits, so
-//! the thread polls its few jobs every [`STEP`] while it has any and sleeps otherwise. When
-//! the process ends ([`abort_all`]), what is still draining is reset, never closed: a plain
-//! close at exit would end those streams with a FIN.
+//! Each event loop drains its own connections ([`Drains`], stepped by the loop while it has
+//! any): sockets are non-blocking and a step never waits. The survivor's socket is set to
+//! reset when closed (SO_LINGER 0) as it is handed over, so however the process ends (a
+//! signal, a fatal error in another loop), a draining stream is never closed with a FIN.
 
 use std::os::fd::AsRawFd;
-use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::conn::{self, Flow, PipePool};
@@ -26,9 +25,9 @@ use crate::net::relay::{tcp_delivery, Delivery};
 
 /// How long a surviving peer has to take what was owed to it.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
-/// How often the jobs are stepped while there are any.
-const STEP: Duration = Duration::from_millis(2);
-/// Connections draining at once; more are reset at once (and said so).
+/// How often a loop steps its drains while it has any.
+pub const STEP: Duration = Duration::from_millis(2);
+/// Connections one loop drains at once; more are reset at once (and said so).
 const MAX_JOBS: usize = 1024;
 
 /// One surviving side and the flow that still owes it bytes.
@@ -40,89 +39,69 @@ struct Job {
     what: String,
 }
 
+/// The surviving sides a loop is draining.
 #[derive(Default)]
-struct Drainer {
-    jobs: Mutex<Vec<Job>>,
-    more: Condvar,
+pub struct Drains {
+    jobs: Vec<Job>,
 }
 
-/// The drainer, once its thread runs (`None`: it could not be started).
-static DRAINER: OnceLock<Option<&'static Drainer>> = OnceLock::new();
-
-fn drainer() -> Option<&'static Drainer> {
-    *DRAINER.get_or_init(|| {
-        let drainer: &'static Drainer = Box::leak(Box::default());
-        match std::thread::Builder::new()
-            .name("forward-drain".into())
-            .spawn(move || run(drainer))
-        {
-            Ok(_) => Some(drainer),
-            Err(err) => {
-                crate::log::warn(format_args!(
-                    "cannot start the drain thread ({err}): a reset cannot wait for delivery"
-                ));
-                None
-            }
-        }
-    })
-}
-
-/// Delivers what `flow` holds to `side`, then resets `side` (see the module doc). Without
-/// anything owed (and a peer that has everything), the reset is at once.
-pub fn deliver_then_reset(side: Side, mut flow: Flow, what: String) {
-    flow.tap = None;
-    let mut pool = PipePool::default();
-    let job = Job {
-        side,
-        flow,
-        deadline: Instant::now() + DRAIN_LIMIT,
-        what,
-    };
-    let Some(job) = step(job, Instant::now(), &mut pool) else {
-        return;
-    };
-    let Some(drainer) = drainer() else {
-        give_up(job, "no drain thread");
-        return;
-    };
-    let mut jobs = drainer.jobs.lock().unwrap_or_else(|e| e.into_inner());
-    if jobs.len() >= MAX_JOBS {
-        drop(jobs);
-        give_up(job, "too many connections draining at once");
-        return;
-    }
-    jobs.push(job);
-    drainer.more.notify_one();
-}
-
-/// Resets every side still draining: the process is ending.
-pub fn abort_all() {
-    let Some(Some(drainer)) = DRAINER.get() else {
-        return;
-    };
-    let jobs = std::mem::take(&mut *drainer.jobs.lock().unwrap_or_else(|e| e.into_inner()));
-    for job in jobs {
-        give_up(job, "nk is stopping");
+impl std::fmt::Debug for Drains {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drains")
+            .field("jobs", &self.jobs.len())
+            .finish()
     }
 }
 
-fn run(drainer: &'static Drainer) {
-    let mut pool = PipePool::default();
-    loop {
-        {
-            let mut jobs = drainer.jobs.lock().unwrap_or_else(|e| e.into_inner());
-            while jobs.is_empty() {
-                jobs = drainer.more.wait(jobs).unwrap_or_else(|e| e.into_inner());
-            }
-            let now = Instant::now();
-            let pending = std::mem::take(&mut *jobs);
-            jobs.extend(
-                pending
-                    .into_iter()
-                    .filter_map(|job| step(job, now, &mut pool)),
-            );
+impl Drains {
+    /// Delivers what `flow` holds to `side`, then resets `side` (see the module doc).
+    /// Without anything owed (and a peer that has everything), the reset is at once.
+    pub fn deliver_then_reset(
+        &mut self,
+        side: Side,
+        mut flow: Flow,
+        what: String,
+        pool: &mut PipePool,
+    ) {
+        flow.tap = None;
+        // From now on any close of this socket is a reset, even the process's exit.
+        let _ = side.socket.set_linger(Some(Duration::ZERO));
+        let job = Job {
+            side,
+            flow,
+            deadline: Instant::now() + DRAIN_LIMIT,
+            what,
+        };
+        let Some(job) = step(job, Instant::now(), pool) else {
+            return;
+        };
+        if self.jobs.len() >= MAX_JOBS {
+            give_up(job, "too many connections draining at once");
+            return;
         }
-        std::thread::sleep(STEP);
+        self.jobs.push(job);
+    }
+
+    /// Whether any side is draining (the loop then wakes every [`STEP`]).
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Moves every drain on as far as it goes without waiting.
+    pub fn step_all(&mut self, pool: &mut PipePool) {
+        let now = Instant::now();
+        let jobs = std::mem::take(&mut self.jobs);
+        self.jobs = jobs
+            .into_iter()
+            .filter_map(|job| step(job, now, pool))
+            .collect();
+    }
+
+    /// Resets every side still draining, saying what each did not get: the loop stops.
+    pub fn abort_all(&mut self) {
+        for job in std::mem::take(&mut self.jobs) {
+            give_up(job, "nk is stopping");
+        }
     }
 }
 

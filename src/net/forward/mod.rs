@@ -164,7 +164,6 @@ impl Stop {
         let _ = self
             .finished
             .wait_timeout_while(running, STOP_WAIT, |running| *running > 0);
-        drain::abort_all();
         tap::sink::finish_all(TAP_FINISH);
     }
 
@@ -254,6 +253,8 @@ struct Engine {
     short_of_descriptors: std::collections::VecDeque<(usize, u64)>,
     /// A connection closed since the waiting clients were last tried.
     descriptor_freed: bool,
+    /// Surviving sides of broken connections, getting what they are owed before their reset.
+    drains: drain::Drains,
     /// Clients have been waiting for a descriptor since the shortage was said.
     shortage_began: bool,
     /// When a shortage was last said.
@@ -315,7 +316,6 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>) -> Result<()> {
     drop(failed);
     // The loops run until the signal thread ends the process; one that fails ends it here.
     let failed = failure.recv();
-    drain::abort_all();
     tap::sink::finish_all(TAP_FINISH);
     match failed {
         Ok(Err(err)) => Err(err),
@@ -356,6 +356,7 @@ fn run_loop(
         held_by_tap: std::collections::HashSet::new(),
         short_of_descriptors: std::collections::VecDeque::new(),
         descriptor_freed: false,
+        drains: drain::Drains::default(),
         shortage_began: false,
         shortage_said: None,
     };
@@ -393,6 +394,9 @@ fn run_loop(
         if !engine.short_of_descriptors.is_empty() {
             // Another loop, or another process, may free one: try again now and then.
             deadline = deadline.min(Deadline::at(next_descriptor_retry));
+        }
+        if !engine.drains.is_empty() {
+            deadline = deadline.min(Deadline::after(Some(drain::STEP)));
         }
         if sweeps && engine.table.live > 0 {
             deadline = deadline.min(Deadline::at(next_sweep));
@@ -436,6 +440,9 @@ fn run_loop(
         if sweeps && now >= next_sweep {
             engine.sweep(now);
             next_sweep = now + sweep_every;
+        }
+        if !engine.drains.is_empty() {
+            engine.drains.step_all(&mut engine.pool);
         }
         if !engine.short_of_descriptors.is_empty()
             && (engine.descriptor_freed || now >= next_descriptor_retry)
@@ -1156,11 +1163,13 @@ impl Engine {
                 // One side broke: the other gets what was read for it, then its reset.
                 (Some(Survivor::Client), Some(target)) => {
                     conn::reset(target.socket);
-                    drain::deliver_then_reset(client, down, client_label);
+                    self.drains
+                        .deliver_then_reset(client, down, client_label, &mut self.pool);
                 }
                 (Some(Survivor::Target), Some(target)) => {
                     conn::reset(client.socket);
-                    drain::deliver_then_reset(target, up, target_label);
+                    self.drains
+                        .deliver_then_reset(target, up, target_label, &mut self.pool);
                 }
                 (_, target) => {
                     client.flush_quietly();
@@ -1294,6 +1303,7 @@ impl Engine {
                 self.close(conn, End::Interrupted);
             }
         }
+        self.drains.abort_all();
     }
 
     /// The `-v` summary, by the last loop to stop. Without `-v`, the connections the stop
