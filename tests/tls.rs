@@ -392,11 +392,15 @@ fn nk_listen_tls_delivers_all_input_after_the_peers_eof_to_a_slow_reader() {
     c.write_all(b"hello from a slow reader\n")
         .expect("send over TLS");
     c.flush().expect("flush");
+    // Proof that nk's input flows before the EOF goes (the feeder thread could lag, and a
+    // listener whose stdin has given nothing yet stops at its peer's EOF, as nc -l).
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let n = c.read(&mut buf).expect("the first bytes of nk's input");
+    got.extend_from_slice(&buf[..n]);
     c.sock.shutdown(Shutdown::Write).expect("shutdown");
     server.wait_stdout_len(25, 10.0);
     // About 16 MB/s at most.
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
     let started = Instant::now();
     let end = loop {
         match c.read(&mut buf) {
