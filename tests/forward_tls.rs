@@ -15,6 +15,7 @@ use common::*;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
+use std::process::Command;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -712,4 +713,163 @@ fn the_recordings_of_a_tls_connection_hold_its_plaintext() {
         text.matches("plaintext-marke").count() >= 2,
         "the plaintext is not in the dump:\n{text}"
     );
+}
+
+/// A deterministic byte stream (xorshift64), produced in 64 KiB blocks: the writer sends it,
+/// the checker regenerates it and compares every byte, so no copy of a GiB is held.
+struct Stream {
+    state: u64,
+    block: Vec<u8>,
+    at: usize,
+}
+
+impl Stream {
+    const BLOCK: usize = 64 * 1024;
+
+    fn new(seed: u64) -> Stream {
+        Stream {
+            state: seed | 1,
+            block: vec![0; Stream::BLOCK],
+            at: Stream::BLOCK,
+        }
+    }
+
+    fn next_block(&mut self) -> &[u8] {
+        for word in self.block.chunks_exact_mut(8) {
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 7;
+            self.state ^= self.state << 17;
+            word.copy_from_slice(&self.state.to_le_bytes());
+        }
+        self.at = 0;
+        &self.block
+    }
+
+    /// Compares `got` with what comes next; the offset (from `base`) of a difference.
+    fn check(&mut self, got: &[u8], base: u64) -> Result<(), u64> {
+        let mut done = 0;
+        while done < got.len() {
+            if self.at == Stream::BLOCK {
+                self.next_block();
+            }
+            let n = (Stream::BLOCK - self.at).min(got.len() - done);
+            if got[done..done + n] != self.block[self.at..self.at + n] {
+                return Err(base + done as u64);
+            }
+            self.at += n;
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `nk CLIENT...` with `GIB` bytes of [`Stream`] on stdin and checks that its stdout
+/// (the echo that came back through the forwarder) is the same stream, byte for byte, and
+/// ends there; every wait bounded.
+fn one_gib_echoed(what: &str, client: &[&str]) {
+    const GIB: u64 = 1 << 30;
+    let mut child = Command::new(NK)
+        .args(client)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the client");
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = thread::spawn(move || {
+        let mut stream = Stream::new(0x5eed);
+        for _ in 0..GIB / Stream::BLOCK as u64 {
+            if stdin.write_all(stream.next_block()).is_err() {
+                return;
+            }
+        }
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let checker = thread::spawn(move || {
+        let mut expected = Stream::new(0x5eed);
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => {
+                    if total + n as u64 > GIB {
+                        return Err(format!("more than 1 GiB came back ({})", total + n as u64));
+                    }
+                    expected
+                        .check(&buf[..n], total)
+                        .map_err(|at| format!("the echo differs at byte {at}"))?;
+                    total += n as u64;
+                }
+                Err(e) => return Err(format!("read the echo: {e}")),
+            }
+        }
+    });
+    let mut stderr = child.stderr.take().unwrap();
+    let said = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let started = std::time::Instant::now();
+    while !checker.is_finished() && started.elapsed() < Duration::from_secs(240) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    if !checker.is_finished() {
+        let _ = child.kill();
+    }
+    let checked = checker.join().unwrap();
+    let status = child.wait().unwrap();
+    writer.join().unwrap();
+    let said = said.join().unwrap();
+    assert_eq!(checked, Ok(GIB), "{what}: {status}\n{said}");
+    assert!(status.success(), "{what}: {status}\n{said}");
+}
+
+#[test]
+fn one_gib_both_ways_byte_exact_through_tcp_unix_and_tls_on_either_side() {
+    // One after another: each moves 2 GiB through the forwarder and socat's echo.
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf();
+    let ca = pki.ca();
+    let (_echo, eport) = socat_echo();
+    let plain_target = format!("127.0.0.1:{eport}");
+
+    let (fwd, port) = forward(&["127.0.0.1:0", &plain_target]);
+    one_gib_echoed("TCP", &["dial", "127.0.0.1", &port.to_string()]);
+    terminate(fwd);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fwd.sock");
+    let listen = format!("unix:{}", path.display());
+    let mut fwd = Proc::nk(
+        ["forward", "-v", &listen, &plain_target],
+        In::Null,
+        Out::Pipe,
+    );
+    fwd.wait_stderr_line(10.0, |l| l.contains("listening on"));
+    one_gib_echoed("Unix -> TCP", &["unix", path.to_str().unwrap()]);
+    terminate(fwd);
+
+    let (fwd, port) = forward(&[
+        "--tls-listen",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "127.0.0.1:0",
+        &plain_target,
+    ]);
+    let port = port.to_string();
+    one_gib_echoed(
+        "--tls-listen",
+        &["dial", "--tls", "--ca", &ca, "localhost", &port],
+    );
+    terminate(fwd);
+
+    let (_tls_echo, tport) = socat_tls_echo(&pki);
+    let tls_target = format!("localhost:{tport}");
+    let (fwd, port) = forward(&["--tls-connect", "--ca", &ca, "127.0.0.1:0", &tls_target]);
+    one_gib_echoed("--tls-connect", &["dial", "127.0.0.1", &port.to_string()]);
+    terminate(fwd);
 }
