@@ -48,7 +48,8 @@ const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
         back on the other through TCP flow control. A FIN from one side is passed on as a \
         half-close once its bytes are delivered, and the other direction keeps flowing. A reset \
         on one side resets the other (socat turns it into a FIN, which hides the failure), \
-        once the other has taken every byte read for it (10 s at most, then said). A \
+        once the other has taken every byte read for it (a peer that takes nothing for 10 s is \
+        reset anyway, and that is said). A \
         target that refuses, or does not answer within -w (10 s), resets the client at once, \
         with a line on stderr; the forwarder keeps serving. -i resets a connection where no \
         byte moved for that long; SIGINT/SIGTERM stop accepting, reset every connection, print \

@@ -8,8 +8,9 @@
 //! tail that way. So the surviving side is handed here with the flow toward it: its carrier
 //! is written out, its TLS records flushed, and once its peer has acknowledged every byte
 //! (SIOCOUTQ empty; a Unix socket keeps its queue readable after a close, so it is closed at
-//! once) it is reset. A peer that takes nothing for [`DRAIN_LIMIT`] is reset anyway, with
-//! a line saying how many bytes it did not get.
+//! once) it is reset. A peer that takes nothing for [`DRAIN_LIMIT`] is reset anyway, with a
+//! line saying how many bytes it did not get; one that reads, however slowly, is drained to
+//! the end.
 //!
 //! Each event loop drains its own connections ([`Drains`], stepped by the loop while it has
 //! any): sockets are non-blocking and a step never waits. The survivor's socket is set to
@@ -34,7 +35,10 @@ const MAX_JOBS: usize = 1024;
 struct Job {
     side: Side,
     flow: Flow,
+    /// [`DRAIN_LIMIT`] after the peer last took something.
     deadline: Instant,
+    /// What it was still owed then.
+    owed: u64,
     /// `#12 127.0.0.1:5000 (client)`: for the line said when it cannot finish.
     what: String,
 }
@@ -70,6 +74,7 @@ impl Drains {
             side,
             flow,
             deadline: Instant::now() + DRAIN_LIMIT,
+            owed: u64::MAX,
             what,
         };
         let Some(job) = step(job, Instant::now(), pool) else {
@@ -125,6 +130,12 @@ fn step(mut job: Job, now: Instant, pool: &mut PipePool) -> Option<Job> {
             Delivery::Pending(_) => {}
         }
     }
+    // A peer that reads, however slowly, keeps its drain going: the limit is on silence.
+    let owed = owed_by(&job);
+    if owed < job.owed {
+        job.owed = owed;
+        job.deadline = now + DRAIN_LIMIT;
+    }
     if now >= job.deadline {
         give_up(
             job,
@@ -138,13 +149,18 @@ fn step(mut job: Job, now: Instant, pool: &mut PipePool) -> Option<Job> {
     Some(job)
 }
 
-/// Resets the side now, saying what it did not get.
-fn give_up(job: Job, why: &str) {
+/// What the side has not taken yet: held by its flow, and in its socket's send queue.
+fn owed_by(job: &Job) -> u64 {
     let queued = match tcp_delivery(job.side.socket.as_raw_fd()) {
         Delivery::Pending(n) => n as u64,
         _ => 0,
     };
-    let owed = job.flow.bytes_held() as u64 + queued;
+    job.flow.bytes_held() as u64 + queued
+}
+
+/// Resets the side now, saying what it did not get.
+fn give_up(job: Job, why: &str) {
+    let owed = owed_by(&job);
     if owed > 0 {
         crate::log::warn(format_args!(
             "{}: reset with {} it had not taken: {why}",

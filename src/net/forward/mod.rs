@@ -88,6 +88,8 @@ const ACCEPTS_PER_WAKE: usize = 16;
 const SWEEP: Duration = Duration::from_millis(250);
 /// How long the signal thread waits for the loop to close everything and report.
 const STOP_WAIT: Duration = Duration::from_secs(3);
+/// How long accepting stays paused after a client last found no descriptor.
+const SHORTAGE_GRACE: Duration = Duration::from_millis(500);
 /// How often clients waiting for a descriptor are dialled again when no connection of their
 /// loop closes (another loop's, or another process's, may free one).
 const DESCRIPTOR_RETRY: Duration = Duration::from_millis(100);
@@ -259,6 +261,10 @@ struct Engine {
     shortage_began: bool,
     /// When a shortage was last said.
     shortage_said: Option<Instant>,
+    /// When a client last found no descriptor: accepting stays paused a while after, so the
+    /// waiting clients' dials in flight on the connector threads get the descriptors that
+    /// free up, not new clients.
+    shortage_seen: Option<Instant>,
 }
 
 /// How many event loops: one per core the process may run on.
@@ -359,6 +365,7 @@ fn run_loop(
         drains: drain::Drains::default(),
         shortage_began: false,
         shortage_said: None,
+        shortage_seen: None,
     };
     if let Some(tap) = &engine.opts.tap {
         tap::wake_on_room(tap, &engine.waker);
@@ -397,6 +404,14 @@ fn run_loop(
         }
         if !engine.drains.is_empty() {
             deadline = deadline.min(Deadline::after(Some(drain::STEP)));
+        }
+        // Wake when the grace ends, to watch the listener again (never for a past one: a
+        // deadline in the past would spin the loop).
+        if let Some(at) = engine
+            .shortage_seen
+            .filter(|at| !listening && at.elapsed() < SHORTAGE_GRACE)
+        {
+            deadline = deadline.min(Deadline::at(at + SHORTAGE_GRACE));
         }
         if sweeps && engine.table.live > 0 {
             deadline = deadline.min(Deadline::at(next_sweep));
@@ -452,7 +467,11 @@ fn run_loop(
         }
         // The listener is watched unless accepting is paused (EMFILE at accept) or clients
         // already accepted wait for a descriptor: new ones wait in the backlog meanwhile.
-        let accept = paused_until.is_none() && engine.short_of_descriptors.is_empty();
+        let shortage_lately = engine
+            .shortage_seen
+            .is_some_and(|at| now.saturating_duration_since(at) < SHORTAGE_GRACE);
+        let accept =
+            paused_until.is_none() && engine.short_of_descriptors.is_empty() && !shortage_lately;
         if accept != listening {
             match accept {
                 true => engine
@@ -656,6 +675,7 @@ impl Engine {
             self.shortage_said = Some(Instant::now());
         }
         self.shortage_began = true;
+        self.shortage_seen = Some(Instant::now());
         self.short_of_descriptors.push_back((slot, conn.id));
     }
 
@@ -1286,12 +1306,25 @@ impl Engine {
                 );
                 self.target_failed(slot, text, Cause::TimedOut);
             } else if idle
-                .is_some_and(|limit| now.saturating_duration_since(conn.last_active) >= limit)
+                .is_some_and(|limit| now.saturating_duration_since(self.active_at(conn)) >= limit)
             {
                 if let Some(conn) = self.table.take(slot) {
                     self.close(conn, End::Timeout);
                 }
             }
+        }
+    }
+
+    /// When `conn` last moved: its own bytes, or, while a recording holds it back, that
+    /// recording's writer (a slow reader of `-x -` is not an idle connection; one that takes
+    /// nothing leaves it idle).
+    fn active_at(&self, conn: &Conn) -> Instant {
+        let held = conn.up.held_by_tap || conn.down.held_by_tap;
+        match (&self.opts.tap, held) {
+            (Some(tap), true) => {
+                tap::progress(tap).map_or(conn.last_active, |at| at.max(conn.last_active))
+            }
+            _ => conn.last_active,
         }
     }
 

@@ -582,11 +582,17 @@ fn tls_to(stream: TcpStream, hop: &Proxy, chain: &Chain, step: &Step) -> Result<
         .clone()
         .ok_or_else(|| anyhow!("no TLS configuration for an https:// proxy"))?;
     let limit = match step.deadline.remaining().map_err(|_| step.timed_out())? {
+        // -i bounds the proxy's silence: a TLS handshake is a round trip or two, so the
+        // whole handshake gets it when it is the shorter bound.
+        Some(left) if step.idle.is_some_and(|idle| idle < left) => step.idle.unwrap_or(left).into(),
         Some(left) => crate::net::tls::HandshakeLimit {
             until: Instant::now() + left,
             stated: step.stated.unwrap_or(left),
         },
-        None => crate::net::tls::HANDSHAKE_TIMEOUT.into(),
+        None => step
+            .idle
+            .unwrap_or(crate::net::tls::HANDSHAKE_TIMEOUT)
+            .into(),
     };
     open_tls(stream, hop, config, limit)
 }

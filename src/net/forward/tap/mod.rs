@@ -73,6 +73,12 @@ impl Tap {
     }
 }
 
+/// When the slowest recording last got bytes out: a connection it holds back is busy, not
+/// idle, while that moves (`None`: some recording has written nothing yet).
+pub fn progress(tap: &SharedTap) -> Option<std::time::Instant> {
+    lock(tap).sinks().map(Sink::progress).min().flatten()
+}
+
 /// Wakes `waker` (an event loop's) when flows held back by a recording may read again.
 pub fn wake_on_room(tap: &SharedTap, waker: &Arc<Waker>) {
     for sink in lock(tap).sinks() {

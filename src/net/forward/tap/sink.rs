@@ -74,6 +74,9 @@ struct State {
     /// A loop found no room: the writer wakes every loop once there is.
     held: bool,
     wakers: Vec<Arc<Waker>>,
+    /// When the writer last got a chunk out: a connection held back by a recording that is
+    /// still being read is not idle (`-i`).
+    progress: Option<Instant>,
 }
 
 impl Sink {
@@ -145,6 +148,11 @@ impl Sink {
     pub fn wake_on_room(&self, waker: Arc<Waker>) {
         self.queue.lock().wakers.push(waker);
     }
+
+    /// When the writer last got bytes out (`None`: never yet).
+    pub fn progress(&self) -> Option<Instant> {
+        self.queue.lock().progress
+    }
 }
 
 impl Queue {
@@ -173,14 +181,20 @@ fn write_out(queue: &Queue, mut out: BufWriter<Box<dyn Write + Send>>) {
             }
             std::mem::take(&mut state.chunks)
         };
-        let mut written = 0;
         let mut result = Ok(());
         for chunk in &chunks {
             result = out.write_all(chunk);
             if result.is_err() {
                 break;
             }
-            written += chunk.len();
+            // Counted chunk by chunk: a slow reader frees room (and shows progress) as it
+            // reads, not only once the whole batch is out.
+            let mut state = queue.lock();
+            state.queued -= chunk.len();
+            state.progress = Some(Instant::now());
+            if state.queued <= RESUME_BELOW {
+                wake_held(&mut state);
+            }
         }
         let mut state = queue.lock();
         if result.is_ok() && state.chunks.is_empty() {
@@ -188,7 +202,6 @@ fn write_out(queue: &Queue, mut out: BufWriter<Box<dyn Write + Send>>) {
             result = out.flush();
             state = queue.lock();
         }
-        state.queued -= written;
         if let Err(err) = result {
             crate::log::warn(format_args!(
                 "write {}: {err}; the recording stops here, forwarding goes on",
@@ -239,7 +252,7 @@ pub fn finish_all(limit: Duration) {
                     String::new()
                 } else {
                     format!(
-                        " (the reader took nothing in the last {})",
+                        " (not taken within {} of the end)",
                         crate::net::deadline::format_duration(limit)
                     )
                 }
