@@ -404,7 +404,8 @@ impl Forwarder {
                 self.totals.turned_away += 1;
                 self.losses.record(
                     Loss::dropped(format!(
-                        "a new client, and {max} sessions are open already (-m {max})"
+                        "a new client, and {} open already (-m {max})",
+                        crate::log::count(max as u64, "session")
                     )),
                     from,
                 );

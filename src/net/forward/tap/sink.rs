@@ -83,13 +83,30 @@ impl Sink {
     /// Creates `path` (truncating it); `-` is stdout. Failing is a usage error. Starts the
     /// writer thread.
     pub fn create(flag: &str, path: &str) -> Result<Sink> {
-        let (out, name): (Box<dyn Write + Send>, String) = if path == "-" {
-            (Box::new(std::io::stdout()), format!("{flag} stdout"))
+        use std::os::unix::fs::FileTypeExt;
+        // A FIFO's open waits for a reader: done by the writer thread, so the forwarder
+        // listens meanwhile (its tapped connections wait for the reader, as socat does).
+        let fifo = path != "-" && std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
+        let (out, name): (Opener, String) = if path == "-" {
+            let out: Box<dyn Write + Send> = Box::new(std::io::stdout());
+            (Box::new(move || Ok(out)), format!("{flag} stdout"))
+        } else if fifo {
+            let owned = path.to_string();
+            let open = move || -> std::io::Result<Box<dyn Write + Send>> {
+                Ok(Box::new(
+                    std::fs::OpenOptions::new().write(true).open(&owned)?,
+                ))
+            };
+            (Box::new(open), format!("{flag} {path}"))
         } else {
             let file = File::create(path)
                 .map_err(|e| crate::exit::usage(format!("create {flag} file {path}: {e}")))?;
-            (Box::new(file), format!("{flag} {path}"))
+            let out: Box<dyn Write + Send> = Box::new(file);
+            (Box::new(move || Ok(out)), format!("{flag} {path}"))
         };
+        if fifo {
+            crate::info!("{name} is a FIFO: the recording starts once a reader opens it");
+        }
         let queue = Arc::new(Queue {
             name,
             state: Mutex::new(State::default()),
@@ -99,7 +116,10 @@ impl Sink {
         let writer = Arc::clone(&queue);
         std::thread::Builder::new()
             .name("forward-tap".into())
-            .spawn(move || write_out(&writer, BufWriter::with_capacity(WRITE_BUFFER, out)))
+            .spawn(move || match out() {
+                Ok(out) => write_out(&writer, BufWriter::with_capacity(WRITE_BUFFER, out)),
+                Err(err) => failed(&writer, &err),
+            })
             .map_err(|e| anyhow::anyhow!("start the {} writer: {e}", queue.name))?;
         SINKS
             .lock()
@@ -161,6 +181,25 @@ impl Queue {
     }
 }
 
+/// Opens a recording's destination (in the writer thread: a FIFO's open waits).
+type Opener = Box<dyn FnOnce() -> std::io::Result<Box<dyn Write + Send>> + Send>;
+
+/// The writer failed (`err`): said once; what it holds and what comes is lost, the loops are
+/// woken (their flows no longer wait for it).
+fn failed(queue: &Queue, err: &std::io::Error) {
+    crate::log::warn(format_args!(
+        "write {}: {err}; the recording stops here, forwarding goes on",
+        queue.name
+    ));
+    let mut state = queue.lock();
+    state.stopped = true;
+    state.lost += state.queued as u64;
+    state.queued = 0;
+    state.chunks.clear();
+    wake_held(&mut state);
+    queue.emptied.notify_all();
+}
+
 /// Wakes the loops whose flows wait for room (room came, or the recording stopped).
 fn wake_held(state: &mut State) {
     if std::mem::take(&mut state.held) {
@@ -203,16 +242,8 @@ fn write_out(queue: &Queue, mut out: BufWriter<Box<dyn Write + Send>>) {
             state = queue.lock();
         }
         if let Err(err) = result {
-            crate::log::warn(format_args!(
-                "write {}: {err}; the recording stops here, forwarding goes on",
-                queue.name
-            ));
-            state.stopped = true;
-            state.lost += state.queued as u64;
-            state.queued = 0;
-            state.chunks.clear();
-            wake_held(&mut state);
-            queue.emptied.notify_all();
+            drop(state);
+            failed(queue, &err);
             return;
         }
         if state.queued <= RESUME_BELOW {
