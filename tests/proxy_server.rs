@@ -464,3 +464,36 @@ fn with_tls_it_is_an_https_proxy() {
         done.describe()
     );
 }
+
+#[test]
+fn a_refused_client_is_said_without_v() {
+    // The client gets its refusal in protocol terms; the operator hears of it on stderr too,
+    // without -v (throttled to a line a second).
+    let port = free_port("127.0.0.1");
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Proc::nk(
+        [
+            "listen",
+            "--proxy",
+            "socks5",
+            "--deny-target",
+            "127.0.0.0/8",
+            &addr,
+        ],
+        In::Null,
+        Out::Pipe,
+    );
+    // No probe connection (it would be a client turned away too): dial until the proxy is
+    // there to refuse.
+    let url = format!("socks5://{addr}");
+    wait_until(10.0, || {
+        let out = run_nk(["dial", "--proxy", &url, "127.0.0.1", "9"], In::Null, 10.0);
+        out.stderr.contains("SOCKS5 reply 2")
+    });
+    let line = server.wait_stderr_line(10.0, |l| l.contains("refused"));
+    assert!(
+        line.contains("refused by --allow-target/--deny-target"),
+        "{line}"
+    );
+    terminate(server);
+}

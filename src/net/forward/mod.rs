@@ -1244,6 +1244,20 @@ impl Engine {
             },
             end.detail(),
         );
+        // A proxy client refused (bad request, failed authentication, a target denied or
+        // unreachable) got its reply, but the operator hears of it too, without -v:
+        // throttled, as every turned-away client is.
+        let requested = matches!(self.opts.target, TargetSpec::Requested(_));
+        let said = !self.opts.json && crate::log::verbosity() > 0;
+        if requested && !said && matches!(end, End::Rejected(_) | End::Refused(_)) {
+            crate::log::turned_away(format_args!(
+                "#{} {}: {} ({})",
+                conn.id,
+                conn.client_name,
+                end.word(),
+                end.detail()
+            ));
+        }
     }
 
     /// `-i`: resets the connections where no byte moved for the limit; `-w`: resets the
