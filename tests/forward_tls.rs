@@ -830,7 +830,6 @@ fn one_gib_echoed(what: &str, client: &[&str]) {
 fn one_gib_both_ways_byte_exact_through_tcp_unix_and_tls_on_either_side() {
     // One after another: each moves 2 GiB through the forwarder and socat's echo.
     let pki = Pki::new();
-    let (cert, key) = pki.leaf();
     let ca = pki.ca();
     let (_echo, eport) = socat_echo();
     let plain_target = format!("127.0.0.1:{eport}");
@@ -851,15 +850,7 @@ fn one_gib_both_ways_byte_exact_through_tcp_unix_and_tls_on_either_side() {
     one_gib_echoed("Unix -> TCP", &["unix", path.to_str().unwrap()]);
     terminate(fwd);
 
-    let (fwd, port) = forward(&[
-        "--tls-listen",
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "127.0.0.1:0",
-        &plain_target,
-    ]);
+    let (fwd, port) = tls_listen_to(&pki, eport);
     let port = port.to_string();
     one_gib_echoed(
         "--tls-listen",
