@@ -78,8 +78,12 @@ fn socat_udp_echo_target_gets_each_datagram_whole() {
     require_tool("socat", "socat");
     let tport = dead_udp_port();
     let mut cmd = Command::new("socat");
+    // -T 5: socat's fork child for our client ends 5 s after its last datagram; without it,
+    // it outlived the test (killing the parent does not end it).
     cmd.args([
         "-b65536",
+        "-T",
+        "5",
         &format!("UDP-LISTEN:{tport},bind=127.0.0.1,reuseaddr,fork"),
         "PIPE",
     ]);
