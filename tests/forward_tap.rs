@@ -510,6 +510,35 @@ fn a_dump_reader_that_takes_nothing_never_freezes_the_forwarder() {
 }
 
 #[test]
+fn a_fifo_recording_waits_for_its_reader_while_the_forwarder_listens() {
+    // `-x FIFO` with no reader yet: nk used to block in open(2) before listening.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("late.fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads one NUL-terminated path, alive for the call.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let (tport, target) = reversing_target(1);
+    let (fwd, port) = forward(&[
+        "-x",
+        fifo.to_str().unwrap(),
+        "127.0.0.1:0",
+        &format!("127.0.0.1:{tport}"),
+    ]);
+    // A reader comes; the recording starts and the connection is forwarded.
+    let reader = thread::spawn(move || std::fs::read(&fifo).unwrap_or_default());
+    let (_, got) = exchange(port, b"late reader");
+    assert_same_bytes(
+        "answer through a FIFO recording",
+        &got,
+        &reply_to(b"late reader"),
+    );
+    target.join().unwrap();
+    terminate(fwd);
+    let dump = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    assert!(dump.contains("|late reader|"), "{dump}");
+}
+
+#[test]
 fn a_unix_target_is_shown_on_a_made_up_address_at_the_listeners_port() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("unix.pcapng");

@@ -598,6 +598,14 @@ fn a_proxy_silent_in_its_handshake_is_given_up_after_i_without_w() {
             .expect_stderr_contains("(-i)");
         proxy.join();
     }
+    // An https:// proxy silent in its TLS handshake: -i bounds that too (it waited 30 s).
+    let proxy = Server::start(|mut s, _| hold(&mut s));
+    let url = format!("https://127.0.0.1:{}", proxy.port());
+    dial_via(&[&url], &["-i", "1"], 9, In::Null)
+        .expect_code(1)
+        .expect_stderr_contains("TLS handshake with https://127.0.0.1:")
+        .expect_stderr_contains("timed out after 1s");
+    proxy.join();
 }
 
 #[test]
