@@ -439,6 +439,34 @@ fn sixty_four_mib_byte_exact_through_a_chain() {
     );
 }
 
+/// The "1 GiB sha256 through a chain": microsocks, then tinyproxy, then nk's own
+/// SOCKS5 server. One way only, with the default half-close at stdin's EOF: microsocks and
+/// tinyproxy end the whole tunnel there, after writing what they hold, so the sink's EOF
+/// comes after the last byte.
+#[test]
+fn one_gib_sha256_through_a_chain_of_three() {
+    let micro = microsocks(None);
+    let http = tinyproxy(None);
+    let mut server = Proc::nk(
+        ["listen", "-v", "--proxy", "socks5", "127.0.0.1:0"],
+        In::Null,
+        Out::Null,
+    );
+    let nk_port = server.nk_listening_port();
+    let flags = format!(
+        "--proxy {} --proxy {} --proxy socks5h://127.0.0.1:{nk_port}",
+        micro.url("socks5"),
+        http.url("http")
+    );
+    one_gib_hashed_through(
+        &flags,
+        "127.0.0.1",
+        "through microsocks, tinyproxy and nk's SOCKS5 server",
+    );
+    signal_and_wait(server, "TERM", 143)
+        .expect_stderr_contains("1073741824 bytes up, 0 bytes down");
+}
+
 #[test]
 fn a_refused_target_is_said_in_socks5_words() {
     let proxy = danted();

@@ -163,47 +163,9 @@ fn nk_dial_through_nk_proxy_keeps_half_close_and_every_byte() {
 
 #[test]
 fn one_gib_sha256_through_nk_socks5() {
-    require_tool("sha256sum", "coreutils");
     let (p, port) = proxy("socks5", &[]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let chunk = dir.path().join("chunk.bin");
-    write_random_file(&chunk, 64 * 1024 * 1024, 19);
-    let sink_sha = dir.path().join("sink.sha");
-    let nk = env!("CARGO_BIN_EXE_nk");
-    // The sink: a one-shot nk listener whose stdout is hashed.
-    let mut sink_cmd = Command::new("sh");
-    sink_cmd.args([
-        "-c",
-        &format!(
-            "{nk} listen -v 127.0.0.1:0 | sha256sum > {}",
-            sink_sha.display()
-        ),
-    ]);
-    let mut sink = Proc::spawn("sink", sink_cmd, In::Null, Out::Null);
-    let sink_port = sink.nk_listening_port();
-    // 16 times the 64 MiB chunk: 1 GiB, hashed on the way in.
-    let source = format!(
-        "for i in $(seq 16); do cat {c}; done | tee >(sha256sum > {d}/source.sha) | \
-         {nk} dial --proxy socks5h://127.0.0.1:{port} localhost {sink_port}; wait",
-        c = chunk.display(),
-        d = dir.path().display(),
-    );
-    let mut cmd = Command::new("bash");
-    cmd.args(["-c", &source]);
-    let out = Proc::spawn("source", cmd, In::Null, Out::Null).wait(300.0);
-    out.expect_code(0);
-    let sunk = sink.wait(60.0);
-    sunk.expect_code(0);
-    let read_sha = |name: &str| {
-        let text = std::fs::read_to_string(dir.path().join(name)).expect(name);
-        text.split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_string()
-    };
-    let (sent, got) = (read_sha("source.sha"), read_sha("sink.sha"));
-    assert_eq!(sent.len(), 64, "source sha256: {sent:?}");
-    assert_eq!(sent, got, "1 GiB through nk's SOCKS5 server");
+    let flags = format!("--proxy socks5h://127.0.0.1:{port}");
+    one_gib_hashed_through(&flags, "localhost", "through nk's SOCKS5 server");
     signal_and_wait(p, "TERM", 143).expect_stderr_contains("1073741824 bytes up, 0 bytes down");
 }
 

@@ -686,6 +686,49 @@ pub fn write_random_file(path: &Path, len: usize, seed: u64) -> Vec<u8> {
     data
 }
 
+/// Sends 1 GiB with `nk dial DIAL_FLAGS SINK_HOST PORT` into a one-shot `nk listen` and
+/// panics unless the sha256 of what the sink wrote out equals that of what was sent. The
+/// GiB is 16 passes over a 64 MiB file, hashed on the way in and on the way out, so it is
+/// never held in memory. The dial half-closes at its stdin's EOF (nk's default); the sink
+/// never does (`--recv-only`): tinyproxy and microsocks end the whole tunnel at the first
+/// half-close from either side.
+pub fn one_gib_hashed_through(dial_flags: &str, sink_host: &str, what: &str) {
+    require_tool("sha256sum", "coreutils");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chunk = dir.path().join("chunk.bin");
+    write_random_file(&chunk, 64 * 1024 * 1024, 19);
+    let nk = env!("CARGO_BIN_EXE_nk");
+    let mut sink_cmd = Command::new("sh");
+    let d = dir.path().display();
+    sink_cmd.args([
+        "-c",
+        &format!("{nk} listen -v --recv-only 127.0.0.1:0 | sha256sum > {d}/sink.sha"),
+    ]);
+    let mut sink = Proc::spawn("sink", sink_cmd, In::Null, Out::Null);
+    let sink_port = sink.nk_listening_port();
+    let source = format!(
+        "for i in $(seq 16); do cat {c}; done | tee >(sha256sum > {d}/source.sha) | \
+         {nk} dial {dial_flags} {sink_host} {sink_port}; rc=$?; wait; exit $rc",
+        c = chunk.display(),
+    );
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", &source]);
+    Proc::spawn("source", cmd, In::Null, Out::Null)
+        .wait(300.0)
+        .expect_code(0);
+    sink.wait(60.0).expect_code(0);
+    let read_sha = |name: &str| {
+        let text = std::fs::read_to_string(dir.path().join(name)).expect(name);
+        text.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (sent, got) = (read_sha("source.sha"), read_sha("sink.sha"));
+    assert_eq!(sent.len(), 64, "source sha256: {sent:?}");
+    assert_eq!(sent, got, "1 GiB {what}");
+}
+
 /// Panics unless `got` equals `want`, naming the lengths and the first difference
 /// instead of dumping megabytes.
 pub fn assert_same_bytes(what: &str, got: &[u8], want: &[u8]) {
