@@ -72,74 +72,99 @@ macro_rules! debug {
 /// held back counted in the next line (or, when no other comes, in a line of their own a
 /// second later, and at a signal's exit), so a flood of refused clients cannot flood stderr.
 pub fn turned_away(message: std::fmt::Arguments<'_>) {
-    if verbosity() >= 1 {
-        at(1, message);
-        return;
-    }
-    let mut throttle = lock_turned_away();
-    let now = Instant::now();
-    if throttle
-        .said
-        .is_some_and(|at| now.duration_since(at) < TURNED_AWAY_EVERY)
-    {
-        throttle.held += 1;
-        if throttle.held == 1 {
-            // No later refusal may come to carry the count: a line of its own will.
-            let wait =
-                TURNED_AWAY_EVERY.saturating_sub(now.duration_since(throttle.said.unwrap_or(now)));
-            let _ = std::thread::Builder::new()
-                .name("turned-away".into())
-                .spawn(move || {
-                    std::thread::sleep(wait);
-                    flush_turned_away();
-                });
+    TURNED_AWAY.say(message);
+}
+
+/// A datagram a UDP server leaves unanswered (refused, over the rate, or its reply not
+/// sent): said as [`turned_away`] says a client, with its own throttle and count, so that
+/// a flood of datagrams neither floods stderr nor is counted as clients.
+pub fn unanswered(message: std::fmt::Arguments<'_>) {
+    UNANSWERED.say(message);
+}
+
+/// Says what [`turned_away`] and [`unanswered`] held back and no line has counted yet (a
+/// second after the last line, and before a signal ends nk).
+pub fn flush_turned_away() {
+    TURNED_AWAY.flush();
+    UNANSWERED.flush();
+}
+
+/// At most one line of a [`Throttle`] per this.
+const THROTTLE_EVERY: Duration = Duration::from_secs(1);
+
+static TURNED_AWAY: Throttle = Throttle::new("client", "turned away");
+static UNANSWERED: Throttle = Throttle::new("datagram", "left unanswered");
+
+/// One kind of drop said at most once a second without `-v`: when its last line was said,
+/// and how many drops were held back since.
+struct Throttle {
+    noun: &'static str,
+    verb: &'static str,
+    state: std::sync::Mutex<(Option<Instant>, u64)>,
+}
+
+impl Throttle {
+    const fn new(noun: &'static str, verb: &'static str) -> Throttle {
+        Throttle {
+            noun,
+            verb,
+            state: std::sync::Mutex::new((None, 0)),
         }
-        return;
     }
-    let held = std::mem::take(&mut throttle.held);
-    throttle.said = Some(now);
-    drop(throttle);
-    if held == 0 {
-        warn(message);
-    } else {
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Instant>, u64)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn say(&'static self, message: std::fmt::Arguments<'_>) {
+        if verbosity() >= 1 {
+            at(1, message);
+            return;
+        }
+        let mut state = self.lock();
+        let (said, held) = &mut *state;
+        let now = Instant::now();
+        if let Some(at) = said.filter(|at| now.duration_since(*at) < THROTTLE_EVERY) {
+            *held += 1;
+            if *held == 1 {
+                // No later drop may come to carry the count: a line of its own will.
+                let wait = THROTTLE_EVERY.saturating_sub(now.duration_since(at));
+                let _ = std::thread::Builder::new()
+                    .name("throttled-log".into())
+                    .spawn(move || {
+                        std::thread::sleep(wait);
+                        self.flush();
+                    });
+            }
+            return;
+        }
+        let held = std::mem::take(held);
+        *said = Some(now);
+        drop(state);
+        if held == 0 {
+            warn(message);
+        } else {
+            warn(format_args!(
+                "{message} (and {held} more {} in the second before)",
+                self.verb
+            ));
+        }
+    }
+
+    fn flush(&self) {
+        let mut state = self.lock();
+        let held = std::mem::take(&mut state.1);
+        if held == 0 {
+            return;
+        }
+        state.0 = Some(Instant::now());
+        drop(state);
         warn(format_args!(
-            "{message} (and {held} more turned away in the second before)"
+            "{} {} in the second after the last such line",
+            count(held, &format!("more {}", self.noun)),
+            self.verb
         ));
     }
-}
-
-/// Says the clients [`turned_away`] held back and no line has counted yet (a second after
-/// the last line, and before a signal ends nk).
-pub fn flush_turned_away() {
-    let mut throttle = lock_turned_away();
-    let held = std::mem::take(&mut throttle.held);
-    if held == 0 {
-        return;
-    }
-    throttle.said = Some(Instant::now());
-    drop(throttle);
-    warn(format_args!(
-        "{} turned away in the second after the last such line",
-        count(held, "more client")
-    ));
-}
-
-/// At most one [`turned_away`] line per this.
-const TURNED_AWAY_EVERY: Duration = Duration::from_secs(1);
-
-/// When a turned-away line was last said, and how many clients were held back since.
-#[derive(Default)]
-struct Throttle {
-    said: Option<Instant>,
-    held: u64,
-}
-
-fn lock_turned_away() -> std::sync::MutexGuard<'static, Throttle> {
-    static THROTTLE: std::sync::Mutex<Throttle> = std::sync::Mutex::new(Throttle {
-        said: None,
-        held: 0,
-    });
-    THROTTLE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

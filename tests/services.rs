@@ -1190,6 +1190,23 @@ fn echo_udp_rate_limit_per_source() {
          answers (want 1..=200)\n{}",
         svc.nk.stderr_so_far()
     );
+    // The drops are said without -v: once when they start, and with their count when the
+    // source is answered again (500 ms of silence refilled its bucket).
+    a.send_to(b"slowed down", ("127.0.0.1", svc.udp())).unwrap();
+    let (got, _) = recv(&a, "the first source once it slowed down");
+    assert_eq!(got, b"slowed down");
+    let mut svc = svc;
+    let line = svc
+        .nk
+        .wait_stderr_line(10.0, |l| l.contains("back under --rate"));
+    assert!(
+        line.contains("datagrams before this one left unanswered"),
+        "{line}"
+    );
+    assert!(svc
+        .nk
+        .stderr_so_far()
+        .contains("over --rate: not answered until it slows down"));
     // Another source (127.0.0.2: the bucket is per address) is answered right after.
     let b = udp("127.0.0.2");
     b.send_to(b"second source", ("127.0.0.1", svc.udp()))
@@ -1223,12 +1240,16 @@ fn a_denied_udp_source_is_said_without_v() {
     }
     expect_silence(&s, 0.3, "denied UDP source");
     let mut svc = svc;
-    let counted = svc.wait_stderr_line(10.0, |l| l.contains("more client"));
+    let counted = svc.wait_stderr_line(10.0, |l| l.contains("more datagram"));
     assert!(
-        counted.contains("turned away in the second after the last such line"),
+        counted.contains("left unanswered in the second after the last such line"),
         "{counted}"
     );
-    terminate(svc).expect_stderr_contains(&format!("udp {local} denied (--allow/--deny)"));
+    // SIGTERM's last word counts them all, in datagrams, not clients.
+    terminate(svc)
+        .expect_stderr_contains(&format!("udp {local} denied (--allow/--deny)"))
+        .expect_stderr_contains("left unanswered (")
+        .expect_stderr_contains(" refused, 0 over the rate, 0 replies not sent)");
 }
 
 #[test]

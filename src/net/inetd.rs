@@ -122,6 +122,7 @@ pub struct ServiceStats {
     answered: AtomicU64,
     refused: AtomicU64,
     limited: AtomicU64,
+    unsent: AtomicU64,
 }
 
 impl ServiceStats {
@@ -132,7 +133,7 @@ impl ServiceStats {
         let count = |c: &AtomicU64, noun| crate::log::count(load(c), noun);
         format!(
             "tcp: {} ({} open, {} turned away), {} in, {} out; \
-             udp: {}, {} answered, {} refused, {} over the rate; in {}",
+             udp: {}, {} answered, {} refused, {} over the rate, {} replies not sent; in {}",
             count(&self.connections, "connection"),
             load(&self.open),
             load(&self.turned_away),
@@ -142,8 +143,25 @@ impl ServiceStats {
             load(&self.answered),
             load(&self.refused),
             load(&self.limited),
+            load(&self.unsent),
             format_duration(elapsed)
         )
+    }
+
+    /// Without `-v`, the last word on the datagrams left unanswered (refused, over the rate,
+    /// reply not sent), when there were any: the throttled lines may have said only some.
+    pub fn unanswered(&self) -> Option<String> {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (refused, limited, unsent) =
+            (load(&self.refused), load(&self.limited), load(&self.unsent));
+        let total = refused + limited + unsent;
+        (total > 0).then(|| {
+            format!(
+                "udp: {total} of {} left unanswered ({refused} refused, {limited} over the \
+                 rate, {unsent} replies not sent)",
+                crate::log::count(load(&self.datagrams), "datagram"),
+            )
+        })
     }
 
     fn start(&self) {
@@ -698,7 +716,7 @@ pub fn serve_udp(
             stats.refused.fetch_add(1, Ordering::Relaxed);
             // Said without -v, as a refused TCP client is: throttled, so a flood of
             // datagrams cannot flood stderr.
-            crate::log::turned_away(format_args!(
+            crate::log::unanswered(format_args!(
                 "udp {} denied (--allow/--deny)",
                 display_addr(source)
             ));
@@ -710,9 +728,14 @@ pub fn serve_udp(
         }
         match guard.check(source, destination, Instant::now()) {
             Verdict::Answer => {}
+            Verdict::Resumed { dropped } => crate::log::unanswered(format_args!(
+                "udp {} back under --rate: {} before this one left unanswered",
+                display_addr(source),
+                crate::log::count(dropped, "datagram")
+            )),
             Verdict::Refused(reason) => {
                 stats.refused.fetch_add(1, Ordering::Relaxed);
-                crate::log::turned_away(format_args!(
+                crate::log::unanswered(format_args!(
                     "udp {} not answered: {reason}",
                     display_addr(source)
                 ));
@@ -721,7 +744,7 @@ pub fn serve_udp(
             Verdict::Limited { first } => {
                 stats.limited.fetch_add(1, Ordering::Relaxed);
                 if first {
-                    crate::log::turned_away(format_args!(
+                    crate::log::unanswered(format_args!(
                         "udp {} over --rate: not answered until it slows down",
                         display_addr(source)
                     ));
@@ -764,7 +787,13 @@ pub fn serve_udp(
                     reply.len()
                 );
             }
-            Err(e) => crate::debug!("udp reply to {}: {e}", display_addr(source)),
+            Err(e) => {
+                stats.unsent.fetch_add(1, Ordering::Relaxed);
+                crate::log::unanswered(format_args!(
+                    "udp {}: the reply was not sent: {e}",
+                    display_addr(source)
+                ));
+            }
         }
     }
 }

@@ -78,6 +78,12 @@ pub fn parse_rate(text: &str) -> Result<Option<f64>, String> {
 pub enum Verdict {
     /// Answer it.
     Answer,
+    /// Answer it: the source is back under its rate after `dropped` datagrams went
+    /// unanswered (the end of a [`Verdict::Limited`] episode, said with its count).
+    Resumed {
+        /// How many datagrams of this source were dropped over the rate just before.
+        dropped: u64,
+    },
     /// Never answer this source; the reason is for `-v`.
     Refused(String),
     /// The source is over its rate; `first` on the first drop of an episode, so the log
@@ -92,7 +98,8 @@ pub enum Verdict {
 struct Bucket {
     tokens: f64,
     last: Instant,
-    dropping: bool,
+    /// Datagrams dropped over the rate since this source was last answered.
+    dropped: u64,
 }
 
 /// The rules for one UDP service socket.
@@ -143,18 +150,21 @@ impl Guard {
         let bucket = self.buckets.entry(key).or_insert(Bucket {
             tokens: limit.burst,
             last: now,
-            dropping: false,
+            dropped: 0,
         });
         bucket.tokens = refill(bucket.tokens, bucket.last, now, limit);
         bucket.last = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
-            bucket.dropping = false;
-            Verdict::Answer
+            match std::mem::take(&mut bucket.dropped) {
+                0 => Verdict::Answer,
+                dropped => Verdict::Resumed { dropped },
+            }
         } else {
-            let first = !bucket.dropping;
-            bucket.dropping = true;
-            Verdict::Limited { first }
+            bucket.dropped += 1;
+            Verdict::Limited {
+                first: bucket.dropped == 1,
+            }
         }
     }
 
@@ -345,7 +355,12 @@ mod tests {
         // 100 ms later, 10 more tokens.
         let later = start + Duration::from_millis(100);
         let refilled = (0..1000)
-            .filter(|_| g.check_at(src("10.0.0.1:4000"), later) == Verdict::Answer)
+            .filter(|_| {
+                matches!(
+                    g.check_at(src("10.0.0.1:4000"), later),
+                    Verdict::Answer | Verdict::Resumed { .. }
+                )
+            })
             .count();
         assert_eq!(refilled, 10);
     }
@@ -363,6 +378,14 @@ mod tests {
             g.check_at(src("10.0.0.1:4000"), now),
             Verdict::Limited { first: false }
         );
+        // Back under the rate: answered, with the count of the episode's drops, once.
+        let later = now + Duration::from_secs(1);
+        assert_eq!(
+            g.check_at(src("10.0.0.1:4000"), later),
+            Verdict::Resumed { dropped: 2 }
+        );
+        let later = later + Duration::from_secs(1);
+        assert_eq!(g.check_at(src("10.0.0.1:4000"), later), Verdict::Answer);
     }
 
     #[test]

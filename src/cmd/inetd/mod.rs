@@ -117,7 +117,11 @@ macro_rules! server_help {
     person or a probe (`nk echo -u -c N -i 20ms`) needs, and holds what a forged source can \
     draw to 50 replies a second (25 KB/s even for qotd's longest quote). Replies are never \
     larger than the service needs: echo returns the request byte for byte, chargen's reply \
-    is never longer than its request, time's is 4 bytes, discard never answers."
+    is never longer than its request, time's is 4 bytes, discard never answers. A datagram \
+    left unanswered is said without -v, at most a line a second (the rest counted): a refused \
+    source, the start of a source's run over --rate and, when it is answered again, how many \
+    went unanswered, a reply that could not be sent; at SIGINT/SIGTERM one line counts them \
+    all."
     };
 }
 
@@ -705,7 +709,14 @@ fn serve(
     // may send SIGTERM at once, and must get the 143 cli.md promises.
     let stats = Arc::new(ServiceStats::default());
     let summary = Arc::clone(&stats);
-    signals::on_interrupt(move || info!("{}", summary.summary()))?;
+    signals::on_interrupt(move || match crate::log::verbosity() {
+        0 => {
+            if let Some(line) = summary.unanswered() {
+                crate::log::warn(format_args!("{line}"));
+            }
+        }
+        _ => info!("{}", summary.summary()),
+    })?;
     for (socket, proto) in [(&tcp, "tcp"), (&udp, "udp")] {
         if let Some(socket) = socket {
             let local = socket.local_addr().context("getsockname")?;
