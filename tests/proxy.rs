@@ -874,6 +874,26 @@ fn forward_reaches_its_target_through_a_proxy() {
     let line = fwd.wait_stderr_line(10.0, |l| l.contains(" -> "));
     assert!(line.contains(&format!(" -> {route}: ")), "{line}");
     terminate(fwd).expect_stderr_contains(&format!("forwarding to {route}"));
+
+    // A target the proxy cannot reach: the connection's line names the route too.
+    let closed = free_port("127.0.0.1");
+    let mut fwd = Proc::nk(
+        [
+            "forward".to_string(),
+            "-v".into(),
+            "--proxy".into(),
+            socks.url("socks5"),
+            "127.0.0.1:0".into(),
+            format!("127.0.0.1:{closed}"),
+        ],
+        In::Null,
+        Out::Pipe,
+    );
+    let port = fwd.nk_listening_port();
+    drop(connect_local(port));
+    let line = fwd.wait_stderr_line(10.0, |l| l.contains(" -> "));
+    let route = format!(" -> 127.0.0.1:{closed} via {}: ", socks.url("socks5"));
+    assert!(line.contains(&route) && line.contains("refused"), "{line}");
 }
 
 #[test]

@@ -557,7 +557,14 @@ impl Engine {
             };
             let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
             self.shared.accepted.fetch_add(1, Ordering::Relaxed);
-            let mut conn = Conn::new(id, client, name, self.opts.target.to_string());
+            // Through proxies a connection's line names its route, reached or not.
+            let target_name = match &self.opts.target {
+                TargetSpec::Tcp(t) if !self.opts.connect.proxies.is_empty() => {
+                    self.opts.connect.proxies.route_to(t)
+                }
+                target => target.to_string(),
+            };
+            let mut conn = Conn::new(id, client, name, target_name);
             conn.preface = preface.unwrap_or_default();
             let handshake_first = conn.client.is_tls();
             if let TargetSpec::Requested(service) = &self.opts.target {
