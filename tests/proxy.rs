@@ -614,6 +614,33 @@ fn a_silent_proxy_is_bounded_by_w() {
 }
 
 #[test]
+fn a_proxy_that_trickles_its_reply_is_bounded_by_w_as_a_whole() {
+    // SOCKS4's 8-byte reply, a byte every 400 ms (3.2 s in all), then a greeting. Each
+    // byte comes well within -w 1, so only a bound on the whole reply ends this.
+    let proxy = Server::start(|mut s, _| {
+        let mut request = [0u8; 9];
+        let _ = s.read_exact(&mut request);
+        for b in [0u8, 0x5a, 0, 80, 127, 0, 0, 1] {
+            if s.write_all(&[b]).is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(400));
+        }
+        let _ = s.write_all(b"past the deadline\n");
+    });
+    let url = format!("socks4://127.0.0.1:{}", proxy.port());
+    let out = dial_via(&[&url], &["-w", "1"], 80, In::Null);
+    out.expect_code(1)
+        .expect_stderr_contains("timed out after 1s (-w bounds the whole chain)");
+    assert!(
+        !out.stdout_text().contains("past the deadline"),
+        "{}",
+        out.describe()
+    );
+    proxy.join();
+}
+
+#[test]
 fn a_proxy_silent_in_its_handshake_is_given_up_after_i_without_w() {
     // -i bounds every silence of a session; a proxy that accepts and then says nothing
     // would otherwise hold `nk dial -i 1` for ever when no -w is given.

@@ -275,7 +275,6 @@ fn read_reply<T>(
             Progress::Need(total) => {
                 let start = buf.len();
                 buf.resize(total, 0);
-                step.bound(stream)?;
                 read_exactly(stream, step, &mut buf[start..], what)?;
             }
         }
@@ -285,6 +284,9 @@ fn read_reply<T>(
 fn read_exactly(stream: &mut TcpStream, step: &Step, buf: &mut [u8], what: &str) -> Result<()> {
     let mut filled = 0;
     while filled < buf.len() {
+        // Each read gets only what is left: a proxy that trickles its reply a byte at a
+        // time must not be given the whole bound again for every byte.
+        step.bound(stream)?;
         match stream.read(&mut buf[filled..]) {
             Ok(0) => bail!("the proxy closed the connection before its {what} was complete"),
             Ok(n) => filled += n,
