@@ -704,12 +704,14 @@ pub struct ProxyArgs {
     pub proxy: Vec<String>,
     /// The kind of a --proxy given as HOST:PORT (ncat's): socks4, socks5 or http.
     ///
-    /// Names go to the proxy unless --proxy-dns says otherwise, as in ncat.
+    /// Names go to the proxy unless --proxy-dns says otherwise, as in ncat. A usage error
+    /// when every --proxy has a scheme (it would do nothing).
     #[arg(long = "proxy-type", value_name = "TYPE", value_parser = ["socks4", "socks5", "http"])]
     pub proxy_type: Option<String>,
     /// Credentials for every proxy whose URL has none.
     ///
-    /// SOCKS5 username/password (RFC 1929), HTTP Basic, the SOCKS4 user id (USER alone).
+    /// SOCKS5 username/password (RFC 1929), HTTP Basic, the SOCKS4 user id (USER alone). A
+    /// usage error when every proxy URL has its own.
     #[arg(long = "proxy-auth", value_name = "USER:PASS")]
     pub proxy_auth: Option<String>,
     /// Where names are resolved (ncat's): local, remote, both or none.
@@ -719,10 +721,12 @@ pub struct ProxyArgs {
     /// socks5://, by the proxy for the others.
     #[arg(long = "proxy-dns", value_name = "WHERE", value_parser = crate::net::proxy::DnsMode::parse)]
     pub proxy_dns: Option<crate::net::proxy::DnsMode>,
-    /// Verify https:// proxies with the certificates in FILE (PEM), not the system store.
+    /// Verify https:// proxies with the certificates in FILE (PEM), not the system store
+    /// (a usage error without an https:// proxy).
     #[arg(long = "proxy-ca", value_name = "FILE")]
     pub proxy_ca: Option<String>,
-    /// Do not check an https:// proxy's certificate (a warning is printed).
+    /// Do not check an https:// proxy's certificate (a warning is printed; a usage error
+    /// without an https:// proxy).
     #[arg(long = "proxy-insecure", conflicts_with = "proxy_ca")]
     pub proxy_insecure: bool,
 }
@@ -769,6 +773,8 @@ impl ProxyArgs {
         };
         let auth = self.proxy_auth.as_deref().map(Credentials::parse);
         let mut hops = Vec::with_capacity(urls.len());
+        // Which companions some hop takes: one that none takes would silently do nothing.
+        let (mut typed, mut authed, mut https) = (false, false, false);
         for url in urls {
             let text = match url.as_str() {
                 "env" => proxy::all_proxy().map(|(v, _)| v).ok_or_else(|| {
@@ -777,10 +783,25 @@ impl ProxyArgs {
                 other => other.to_string(),
             };
             let mut hop = proxy::parse_url(&text, default_kind)?;
+            typed |= !text.contains("://");
             if hop.credentials.is_none() {
+                authed |= auth.is_some();
                 hop.credentials = auth.clone();
             }
+            https |= hop.kind == Kind::Https;
             hops.push(hop);
+        }
+        let unused = [
+            (self.proxy_type.is_some() && !typed, "--proxy-type: it gives the kind of a --proxy written HOST:PORT, and every proxy here has a scheme"),
+            (self.proxy_auth.is_some() && !authed, "--proxy-auth: it is for a proxy whose URL has no credentials, and every proxy here has its own"),
+            (self.proxy_ca.is_some() && !https, "--proxy-ca: it verifies an https:// proxy, and no proxy here is one"),
+            (self.proxy_insecure && !https, "--proxy-insecure: it is about an https:// proxy, and no proxy here is one"),
+        ];
+        if let Some((_, why)) = unused
+            .into_iter()
+            .find(|(unused, _)| *unused && !urls.is_empty())
+        {
+            return Err(crate::exit::usage(why));
         }
         proxy::Chain::new(
             hops,

@@ -925,7 +925,7 @@ fn forward_reaches_its_target_through_a_proxy() {
 
 #[test]
 fn usage_errors_say_why_before_any_traffic() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 11] = [
         (
             &[
                 "dial",
@@ -970,6 +970,65 @@ fn usage_errors_say_why_before_any_traffic() {
                 "80",
             ],
             "expected local, remote, both or none",
+        ),
+        // A companion no proxy of the chain would take: refused, never silently ignored.
+        (
+            &[
+                "dial",
+                "--proxy",
+                "socks5://127.0.0.1:1",
+                "--proxy-type",
+                "http",
+                "127.0.0.1",
+                "80",
+            ],
+            "--proxy-type: it gives the kind of a --proxy written HOST:PORT",
+        ),
+        (
+            &[
+                "dial",
+                "--proxy",
+                "socks5://u:p@127.0.0.1:1",
+                "--proxy-auth",
+                "x:y",
+                "127.0.0.1",
+                "80",
+            ],
+            "--proxy-auth: it is for a proxy whose URL has no credentials",
+        ),
+        (
+            &[
+                "dial",
+                "--proxy",
+                "http://127.0.0.1:1",
+                "--proxy-ca",
+                "/dev/null",
+                "127.0.0.1",
+                "80",
+            ],
+            "--proxy-ca: it verifies an https:// proxy, and no proxy here is one",
+        ),
+        (
+            &[
+                "dial",
+                "--proxy",
+                "socks5://127.0.0.1:1",
+                "--proxy-insecure",
+                "127.0.0.1",
+                "80",
+            ],
+            "--proxy-insecure: it is about an https:// proxy",
+        ),
+        (
+            &[
+                "head",
+                "-x",
+                "socks5h://127.0.0.1:1",
+                "--proxy-type",
+                "http",
+                "http://127.0.0.1:1/",
+            ],
+            "--proxy-type: it gives the kind of a --proxy written HOST:PORT",
         ),
     ];
     for (args, words) in cases {

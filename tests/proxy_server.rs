@@ -367,6 +367,10 @@ fn usage_errors_come_before_any_traffic() {
             vec!["listen", "--proxy", "socks5", "--proxy-auth", ":x", "0"],
             "a user of 1-255",
         ),
+        (
+            vec!["listen", "--proxy", "socks4", "--proxy-auth", "a:b", "0"],
+            "SOCKS4 has no password",
+        ),
     ] {
         run_nk(&args, In::Null, 10.0)
             .expect_code(2)

@@ -158,6 +158,8 @@ pub struct ProxyServeArgs {
         "rcvbuf", "alpn"])]
     pub kinds: Option<String>,
     /// Require these credentials of every client (SOCKS5 username/password, HTTP Basic).
+    ///
+    /// SOCKS4 clients, who have no password, are then refused (socks4 alone: a usage error).
     #[arg(long = "proxy-auth", value_name = "USER:PASS", requires = "kinds")]
     pub auth: Option<String>,
     /// Serve only destinations in these addresses or CIDR blocks (repeatable, or
@@ -295,6 +297,13 @@ fn run_proxy(args: ListenArgs) -> Result<()> {
         return Err(crate::exit::usage(
             "--proxy-auth USER:PASS: a user of 1-255 bytes and a password of at most 255 \
              (SOCKS5's limits)",
+        ));
+    }
+    if service.credentials.is_some() && !service.socks5 && !service.http {
+        // SOCKS4 carries no password: every client would be refused.
+        return Err(crate::exit::usage(
+            "--proxy-auth: SOCKS4 has no password, so with socks4 alone every client would be \
+             refused; serve socks5 or http too",
         ));
     }
     service.targets = crate::net::acl::AccessList::new(
