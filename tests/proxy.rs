@@ -614,6 +614,28 @@ fn a_silent_proxy_is_bounded_by_w() {
 }
 
 #[test]
+fn dial_names_the_target_not_the_proxy_in_what_the_target_does() {
+    // Through a proxy the socket's peer is the proxy: a TLS failure of the target must not
+    // be blamed on it.
+    let socks = microsocks(None);
+    let target = greeting_target(b"HTTP/1.0 400 not TLS\r\n\r\n");
+    let out = dial_via(
+        &[&socks.url("socks5")],
+        &["--tls", "-w", "5"],
+        target.port(),
+        In::Null,
+    );
+    out.expect_code(1)
+        .expect_stderr_contains(&format!("TLS handshake with 127.0.0.1:{}", target.port()));
+    assert!(
+        !out.stderr
+            .contains(&format!("with 127.0.0.1:{}", socks.port)),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
 fn a_proxy_that_trickles_its_reply_is_bounded_by_w_as_a_whole() {
     // SOCKS4's 8-byte reply, a byte every 400 ms (3.2 s in all), then a greeting. Each
     // byte comes well within -w 1, so only a bound on the whole reply ends this.
@@ -806,6 +828,7 @@ fn the_service_clients_smtp_and_resolve_go_through_proxies() {
     let out = run_nk(
         [
             "echo",
+            "-v",
             "--proxy",
             &socks.url("socks5"),
             &format!("127.0.0.1:{}", echo.port()),
@@ -814,7 +837,27 @@ fn the_service_clients_smtp_and_resolve_go_through_proxies() {
         In::Null,
         20.0,
     );
-    out.expect_code(0).expect_stdout_contains("through a proxy");
+    // Replies are named by the target, not by the proxy that relayed them.
+    out.expect_code(0)
+        .expect_stdout_contains("through a proxy")
+        .expect_stderr_contains(&format!("reply from 127.0.0.1:{} (tcp)", echo.port()));
+    echo.join();
+    let echo = echo_target();
+    let out = run_nk(
+        [
+            "echo",
+            "-c",
+            "1",
+            "--proxy",
+            &socks.url("socks5"),
+            &format!("127.0.0.1:{}", echo.port()),
+        ],
+        In::Null,
+        20.0,
+    );
+    out.expect_code(0)
+        .expect_stdout_contains(&format!("ECHO 127.0.0.1:{} (tcp)", echo.port()))
+        .expect_stdout_contains(&format!("bytes from 127.0.0.1:{} (tcp)", echo.port()));
     echo.join();
     let out = run_nk(
         ["echo", "-u", "--proxy", "socks5://127.0.0.1:1", "127.0.0.1"],

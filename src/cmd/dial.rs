@@ -10,7 +10,7 @@ use clap::Args;
 use crate::cli::{ExecArgs, FamilyArgs, ProxyArgs, RelayArgs, SockArgs};
 use crate::cmd::{relay_stdio, summary_on_interrupt};
 use crate::info;
-use crate::net::addr::{self, display_addr};
+use crate::net::addr;
 use crate::net::connect::{connect, ConnectOptions};
 use crate::net::deadline::parse_timeout;
 use crate::net::exec::{self, ConnInfo};
@@ -254,7 +254,7 @@ pub fn run(mut args: DialArgs) -> Result<()> {
     };
     let started = std::time::Instant::now();
     let connected = connect(&target, &opts)?;
-    let peer = display_addr(connected.peer);
+    let peer = connected.name.clone();
     summary_on_interrupt(&relay_opts.counters)?;
     let mut info = ConnInfo::new(&connected.peer.into(), &connected.local.into(), "tcp", 1);
     let result = match tls {

@@ -21,7 +21,7 @@ use socket2::Socket;
 use crate::cli::{FamilyArgs, TlsTrustArgs};
 use crate::exit::Hinted;
 use crate::exit::{usage, Reported, Status, UsageError};
-use crate::net::addr::{self, display_addr};
+use crate::net::addr;
 use crate::net::connect::{self, ConnectOptions};
 use crate::net::deadline::{format_duration, is_timeout, parse_timeout, read_before, Deadline};
 use crate::net::service_names::Proto;
@@ -1040,7 +1040,7 @@ pub fn run(args: SmtpArgs) -> Result<()> {
             ..ConnectOptions::default()
         },
     )?;
-    let server = display_addr(connected.peer);
+    let server = connected.name.clone();
     let stream = match &tls {
         Some(tls) if args.tls => tls.connect(connected.stream, &server, args.timeout)?,
         _ => Socket::from(connected.stream),

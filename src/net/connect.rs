@@ -55,10 +55,13 @@ pub struct ConnectOptions {
 pub struct Connected {
     /// The connected socket, in blocking mode.
     pub stream: TcpStream,
-    /// The address that answered.
+    /// The address that answered (through proxies, the first proxy's).
     pub peer: SocketAddr,
     /// Our end.
     pub local: SocketAddr,
+    /// The other end as messages name it: the address that answered, or through proxies
+    /// the target as given (the proxy's address would blame it for the target's doings).
+    pub name: String,
 }
 
 /// Resolves `target` and connects to the first of its addresses that answers.
@@ -74,6 +77,7 @@ pub fn connect(target: &Target, opts: &ConnectOptions) -> Result<Connected> {
             n => format!("connect {target} through proxy 1 of {n} ({first})"),
         })?;
     connected.stream = crate::net::proxy::walk(connected.stream, target, opts, deadline)?;
+    connected.name = target.to_string();
     Ok(connected)
 }
 
@@ -302,6 +306,7 @@ fn finish(socket: Socket, addr: SocketAddr, quiet: bool) -> Result<Connected> {
         stream,
         peer: addr,
         local,
+        name: display_addr(addr),
     })
 }
 

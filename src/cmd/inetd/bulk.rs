@@ -20,7 +20,6 @@ use anyhow::{anyhow, Result};
 
 use super::client::{max_datagram, print_reply, refused_or, udp_exchange, Channel, Config};
 use crate::cmd::stdout_error;
-use crate::net::addr::display_addr;
 use crate::net::deadline::{format_duration, read_before, Deadline};
 use crate::net::relay::{Delivery, SplitStream};
 use crate::signals;
@@ -143,11 +142,11 @@ fn discard_tcp(
         config,
         format!(
             "{total} bytes delivered to {} (tcp) {}",
-            display_addr(peer),
+            config.shown(peer),
             rate(total, elapsed)
         ),
         serde_json::json!({
-            "server": display_addr(peer),
+            "server": config.shown(peer),
             "proto": "tcp",
             "bytes": total,
             "seconds": elapsed.as_secs_f64(),
@@ -246,11 +245,11 @@ fn discard_udp(
         format!(
             "{total} bytes in {} sent to {} (udp) {}; UDP confirms no delivery",
             crate::log::count(datagrams, "datagram"),
-            display_addr(peer),
+            config.shown(peer),
             rate(total, elapsed)
         ),
         serde_json::json!({
-            "server": display_addr(peer),
+            "server": config.shown(peer),
             "proto": "udp",
             "bytes": total,
             "datagrams": datagrams,
@@ -283,7 +282,7 @@ fn chargen_inner(config: &Config, count: Option<u64>, check: bool) -> Result<()>
                     config,
                     String::new(),
                     serde_json::json!({
-                        "server": display_addr(*peer),
+                        "server": config.shown(*peer),
                         "proto": "udp",
                         "rtt_ms": super::client::rtt_ms(rtt),
                         "bytes": reply.len(),
@@ -372,7 +371,7 @@ fn chargen_tcp(
             config,
             String::new(),
             serde_json::json!({
-                "server": display_addr(peer),
+                "server": config.shown(peer),
                 "proto": "tcp",
                 "bytes": got,
                 "seconds": elapsed.as_secs_f64(),

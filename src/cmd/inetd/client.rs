@@ -111,7 +111,16 @@ impl Config {
 
     /// What errors name: `echo 127.0.0.1:7 (udp)`.
     pub fn describe(&self, peer: SocketAddr) -> String {
-        format!("{} {} ({})", self.service, display_addr(peer), self.proto())
+        format!("{} {} ({})", self.service, self.shown(peer), self.proto())
+    }
+
+    /// The server as replies and errors name it: the address that answered, or through
+    /// proxies (where that is the first proxy's) the target as typed.
+    pub fn shown(&self, peer: SocketAddr) -> String {
+        match self.proxies.is_empty() {
+            true => display_addr(peer),
+            false => self.target.to_string(),
+        }
     }
 
     /// What errors name before an address is known: the target as typed.
@@ -300,7 +309,7 @@ pub fn read_up_to(
 pub fn print_reply(config: &Config, peer: SocketAddr, rtt: Duration, reply: &[u8]) -> Result<()> {
     crate::info!(
         "reply from {} ({}): {} bytes in {:.3} ms",
-        display_addr(peer),
+        config.shown(peer),
         config.proto(),
         reply.len(),
         rtt.as_secs_f64() * 1000.0
@@ -309,7 +318,7 @@ pub fn print_reply(config: &Config, peer: SocketAddr, rtt: Duration, reply: &[u8
     let written = if config.json {
         let text = String::from_utf8_lossy(reply);
         let object = serde_json::json!({
-            "server": display_addr(peer),
+            "server": config.shown(peer),
             "proto": config.proto(),
             "rtt_ms": rtt_ms(rtt),
             "text": text.trim_end_matches(['\r', '\n']),
@@ -668,7 +677,7 @@ fn time_inner(config: &Config, utc: bool) -> Result<()> {
     let offset = (when - local_then).num_milliseconds() as f64 / 1000.0 + 0.5;
     crate::info!(
         "reply from {} ({}): {value} ({} bytes) in {:.3} ms",
-        display_addr(peer),
+        config.shown(peer),
         config.proto(),
         reply.len(),
         rtt.as_secs_f64() * 1000.0
@@ -689,7 +698,7 @@ fn time_inner(config: &Config, utc: bool) -> Result<()> {
     let mut out = io::stdout().lock();
     let written = if config.json {
         let object = serde_json::json!({
-            "server": display_addr(peer),
+            "server": config.shown(peer),
             "proto": config.proto(),
             "rtt_ms": rtt_ms(rtt),
             "time": text,

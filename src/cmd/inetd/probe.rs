@@ -18,7 +18,6 @@ use super::client::{max_datagram, refused_or, rtt_ms, Channel, Config};
 use crate::cmd::ping::stats::{reply_time, Stats};
 use crate::cmd::stdout_error;
 use crate::exit::{usage, Reported, Status};
-use crate::net::addr::display_addr;
 use crate::net::deadline::{format_duration, read_before, Deadline};
 use crate::signals;
 
@@ -127,7 +126,7 @@ fn run_inner(config: &Config, count: u64, size: usize, interval: Option<Duration
         writeln!(
             io::stdout().lock(),
             "ECHO {} ({}): {size} bytes per probe.",
-            display_addr(peer),
+            config.shown(peer),
             config.proto()
         )
         .map_err(stdout_error)?;
@@ -218,7 +217,7 @@ fn print_outcome(
     size: usize,
     outcome: &Outcome,
 ) -> Result<()> {
-    let server = display_addr(peer);
+    let server = config.shown(peer);
     let proto = config.proto();
     let line = if config.json {
         let mut object =
@@ -263,7 +262,7 @@ fn print_summary(
     stats: &Stats,
     elapsed: Duration,
 ) -> Result<()> {
-    let server = display_addr(peer);
+    let server = config.shown(peer);
     let text = if config.json {
         let mut object = serde_json::json!({
             "server": server,
