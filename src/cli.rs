@@ -696,7 +696,7 @@ pub struct ProxyArgs {
     /// --proxy-type (http by default). Default ports: 1080 SOCKS, 3128 http, 443 https.
     /// Repeated: each proxy is reached through the one before, the target through the last.
     /// -w bounds the whole chain; dial's -i bounds each silence of a proxy in its handshake.
-    /// `env` reads $all_proxy. Many proxies (tinyproxy, microsocks, ncat's) end the whole
+    /// `env` reads $all_proxy, and alone honours $no_proxy as curl does. Many proxies (tinyproxy, microsocks, ncat's) end the whole
     /// tunnel at the client's half-close: `nk dial --proxy ... < /dev/null` can then end early
     /// with exit 0; --no-shutdown or --recv-only keep it open (dante and nk listen --proxy pass
     /// the half-close on).
@@ -803,13 +803,19 @@ impl ProxyArgs {
         {
             return Err(crate::exit::usage(why));
         }
-        proxy::Chain::new(
+        let mut chain = proxy::Chain::new(
             hops,
             self.proxy_dns,
             &proxy::ProxyTrust {
                 ca: self.proxy_ca.clone(),
                 insecure: self.proxy_insecure,
             },
-        )
+        )?;
+        // `--proxy env` alone is the environment's proxy, with its exceptions, as curl
+        // applies them; in a longer chain the proxies are the user's own choice.
+        if urls.len() == 1 && urls[0] == "env" {
+            chain.bypass = Some(proxy::no_proxy_env());
+        }
+        Ok(chain)
     }
 }

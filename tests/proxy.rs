@@ -1111,6 +1111,30 @@ fn dial_reads_all_proxy_only_with_proxy_env() {
     let out = Proc::spawn("nk dial", cmd, In::Null, Out::Pipe).wait(20.0);
     out.expect_code(0).expect_stdout(b"direct\n");
     target.join();
+
+    // --proxy env honours no_proxy as curl does: a listed host goes direct (the proxy in
+    // all_proxy is dead: through it, the dial would fail).
+    for list in ["127.0.0.1", "localhost,127.0.0.0/8", "*"] {
+        let target = greeting_target(b"bypassed\n");
+        let mut cmd = common::nk([
+            "dial",
+            "-v",
+            "--proxy",
+            "env",
+            "127.0.0.1",
+            &target.port().to_string(),
+        ]);
+        cmd.env(
+            "all_proxy",
+            format!("http://127.0.0.1:{}", free_port("127.0.0.1")),
+        );
+        cmd.env("no_proxy", list);
+        let out = Proc::spawn("nk dial --proxy env", cmd, In::Null, Out::Pipe).wait(20.0);
+        out.expect_code(0)
+            .expect_stdout(b"bypassed\n")
+            .expect_stderr_contains("is in no_proxy: connecting directly");
+        target.join();
+    }
 }
 
 // ---------------------------------------------------------------------------

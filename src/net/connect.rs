@@ -70,6 +70,11 @@ pub fn connect(target: &Target, opts: &ConnectOptions) -> Result<Connected> {
     let Some(first) = opts.proxies.hops.first() else {
         return connect_direct(target, opts, deadline);
     };
+    let host = target.host.to_string();
+    if opts.proxies.bypassed_for(&host) {
+        crate::info!("{host} is in no_proxy: connecting directly, not through {first}");
+        return connect_direct(target, opts, deadline);
+    }
     let mut connected = connect_direct(&first.target, opts, deadline)
         .map_err(|err| crate::net::proxy::first_hop_failed(err, first))
         .with_context(|| match opts.proxies.hops.len() {

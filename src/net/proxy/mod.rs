@@ -287,6 +287,8 @@ pub struct Chain {
     pub dns: Option<DnsMode>,
     /// The TLS client configuration for `https://` hops.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// `--proxy env` alone: the `no_proxy` list (as curl reads it) whose hosts go direct.
+    pub bypass: Option<String>,
 }
 
 /// How `https://` proxies are verified: `--proxy-ca FILE`, `--proxy-insecure`.
@@ -316,7 +318,20 @@ impl Chain {
             )?),
             false => None,
         };
-        Ok(Chain { hops, dns, tls })
+        Ok(Chain {
+            hops,
+            dns,
+            tls,
+            bypass: None,
+        })
+    }
+
+    /// Whether a connection to `host` goes direct, its name being in the `no_proxy` list of a
+    /// `--proxy env` chain.
+    pub fn bypassed_for(&self, host: &str) -> bool {
+        self.bypass
+            .as_deref()
+            .is_some_and(|list| no_proxy_matches(list, host))
     }
 
     /// Whether there is no proxy: a direct connection.
