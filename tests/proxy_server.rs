@@ -313,6 +313,37 @@ fn garbage_a_client_that_leaves_mid_request_and_a_silent_one() {
     let mut silent = raw(port);
     let (got, _) = read_all(&mut silent);
     assert!(got.is_empty(), "{got:?}");
+    // Requests still incomplete at the deadline are answered in their protocol, then a FIN
+    // (they were reset without a word): an HTTP head, a SOCKS5 greeting, a SOCKS5 request.
+    let mut s = raw(port);
+    s.write_all(b"CONNECT 127.0.0.1:1 HTTP/1.1\r\n")
+        .expect("half a head");
+    let (got, err) = read_all(&mut s);
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{text:?}"
+    );
+    assert!(
+        text.ends_with("no complete proxy request within 1s\n") && err.is_none(),
+        "{text:?} {err:?}"
+    );
+    let mut s = raw(port);
+    s.write_all(&[5, 2, 0]).expect("half a greeting");
+    let (got, err) = read_all(&mut s);
+    assert_eq!((got, err.is_none()), (vec![5, 0xff], true));
+    let mut s = raw(port);
+    s.write_all(&[5, 1, 0, 5, 1, 0, 1, 127])
+        .expect("half a request");
+    let (got, err) = read_all(&mut s);
+    assert_eq!(got, [&[5, 0][..], &[5, 1, 0, 1, 0, 0, 0, 0, 0, 0]].concat());
+    assert!(err.is_none(), "{err:?}");
+    // An address type SOCKS5 does not define is answered at once, its length unknown.
+    let mut s = raw(port);
+    s.write_all(&[5, 1, 0, 5, 1, 0, 9])
+        .expect("a request of address type 9");
+    let (got, _) = read_all(&mut s);
+    assert_eq!(got, [&[5, 0][..], &[5, 8, 0, 1, 0, 0, 0, 0, 0, 0]].concat());
     // A head past the 8 KiB cap: 431.
     let huge = format!(
         "CONNECT 127.0.0.1:1 HTTP/1.1\r\nX-Padding: {}\r\n",

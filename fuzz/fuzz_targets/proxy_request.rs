@@ -56,6 +56,11 @@ fn drive(service: &Arc<ProxyService>, data: &[u8], step: usize) -> Outcome {
             }
         }
     }
+    // Still incomplete: the time is up, and the answer is one short reply in the client's
+    // protocol (or nothing); the handshake is over after it.
+    let expired = handshake.expired(&received, "no complete proxy request within 10s");
+    assert!(expired.len() <= 1024, "a reply of {} bytes", expired.len());
+    assert!(handshake.expired(&received, "again").is_empty());
     Outcome::Open(replies)
 }
 

@@ -65,7 +65,8 @@ use crate::signals;
         client names its target, and once it is reached the tunnel is relayed by the engine \
         of `nk forward` (one event loop per core, splice, half-close passed on, a reset on one \
         side resets the other, back-pressure). Host names are resolved off the event loop. A \
-        client has 10 s and 8 KiB for its request. --proxy-auth USER:PASS is then required \
+        client has 10 s (or -i) and 8 KiB for its request; one still incomplete then is \
+        answered in its protocol (HTTP 408, a SOCKS failure reply) and closed. --proxy-auth USER:PASS is then required \
         (SOCKS5 username/password, HTTP Basic; SOCKS4, which has no password, is refused). \
         --allow/--deny choose the clients, --allow-target/--deny-target the destinations (by \
         address, after resolution: a name is connected only on its allowed addresses). \

@@ -1300,11 +1300,17 @@ impl Engine {
             };
             let past = |deadline: Option<Instant>| deadline.is_some_and(|d| now >= d);
             if past(conn.negotiation.as_ref().map(|n| n.deadline)) {
-                if let Some(conn) = self.table.take(slot) {
+                if let Some(mut conn) = self.table.take(slot) {
                     let text = format!(
                         "no complete proxy request within {}",
                         format_duration(self.request_limit())
                     );
+                    // Answered in its protocol's terms, then a FIN (not a bare reset).
+                    if let Some(negotiation) = conn.negotiation.as_mut() {
+                        let bytes = negotiation.handshake.expired(&negotiation.received, &text);
+                        conn.answered =
+                            !bytes.is_empty() && answer(&mut conn.client, &bytes).is_ok();
+                    }
                     self.close(conn, End::Rejected(text));
                 }
             } else if past(conn.client.handshake_deadline()) {

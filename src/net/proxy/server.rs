@@ -247,7 +247,7 @@ pub struct Socks5Request {
 
 /// Decodes a SOCKS5 request: VER 5, CMD, RSV, ATYP, DST.ADDR, DST.PORT.
 pub fn socks5_request(buf: &[u8]) -> Result<Parsed<Socks5Request>, Malformed> {
-    if buf.len() < 5 {
+    if buf.len() < 4 {
         return Ok(Parsed::Partial);
     }
     if buf[0] != 5 {
@@ -256,6 +256,7 @@ pub fn socks5_request(buf: &[u8]) -> Result<Parsed<Socks5Request>, Malformed> {
     let total = match buf[3] {
         1 => 4 + 4 + 2,
         4 => 4 + 16 + 2,
+        3 if buf.len() < 5 => return Ok(Parsed::Partial),
         3 => 4 + 1 + buf[4] as usize + 2,
         atyp => {
             // Its length is unknown: nothing after it can be read.
@@ -554,6 +555,27 @@ impl Handshake {
                 action
             }
             other => other,
+        }
+    }
+
+    /// What a client whose request is still incomplete when its time is up is answered,
+    /// in its protocol's terms (empty when it said too little to know which): HTTP 408,
+    /// SOCKS4 0x5B, SOCKS5 "no acceptable method", a failed authentication or a general
+    /// failure, by where it stopped; `why` is the 408's text. The handshake is over after it.
+    pub fn expired(&mut self, buf: &[u8], why: &str) -> Vec<u8> {
+        let stage = std::mem::replace(&mut self.stage, Stage::Over);
+        match stage {
+            Stage::Over => Vec::new(),
+            Stage::First => match buf.first() {
+                Some(4) if self.service.socks4 => socks4_reply(0x5b, None),
+                Some(5) if self.service.socks5 => vec![5, METHOD_REFUSED],
+                Some(b) if b.is_ascii_alphabetic() && self.service.http => {
+                    http_error(408, "Request Timeout", why, false)
+                }
+                _ => Vec::new(),
+            },
+            Stage::Socks5Auth => vec![1, 1],
+            Stage::Socks5Request => socks5_reply(1, None),
         }
     }
 
