@@ -776,13 +776,21 @@ impl ProxyArgs {
         // Which companions some hop takes: one that none takes would silently do nothing.
         let (mut typed, mut authed, mut https) = (false, false, false);
         for url in urls {
-            let text = match url.as_str() {
-                "env" => proxy::all_proxy().map(|(v, _)| v).ok_or_else(|| {
-                    crate::exit::usage("--proxy env: neither all_proxy nor ALL_PROXY is set")
-                })?,
-                other => other.to_string(),
+            let (text, from) = match url.as_str() {
+                "env" => proxy::all_proxy()
+                    .map(|(v, name)| (v, Some(name)))
+                    .ok_or_else(|| {
+                        crate::exit::usage(
+                            "--proxy env: all_proxy and ALL_PROXY are unset or empty",
+                        )
+                    })?,
+                other => (other.to_string(), None),
             };
-            let mut hop = proxy::parse_url(&text, default_kind)?;
+            // A bad URL from the environment names its variable: the user did not type it.
+            let mut hop = proxy::parse_url(&text, default_kind).map_err(|err| match from {
+                Some(name) => crate::exit::usage(format!("--proxy env: ${name}: {err:#}")),
+                None => err,
+            })?;
             typed |= !text.contains("://");
             if hop.credentials.is_none() {
                 authed |= auth.is_some();

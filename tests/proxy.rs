@@ -1000,7 +1000,7 @@ fn usage_errors_say_why_before_any_traffic() {
         ),
         (
             &["dial", "--proxy", "env", "127.0.0.1", "80"],
-            "--proxy env: neither all_proxy nor ALL_PROXY is set",
+            "--proxy env: all_proxy and ALL_PROXY are unset or empty",
         ),
         (
             &[

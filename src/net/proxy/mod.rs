@@ -141,11 +141,26 @@ pub struct Proxy {
 impl fmt::Display for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let user = match &self.credentials {
-            Some(c) => format!("{}@", c.user),
+            Some(c) => format!("{}@", escape_user(&c.user)),
             None => String::new(),
         };
         write!(f, "{}://{user}{}", self.kind.scheme(), self.target)
     }
+}
+
+/// A user name as a URL holds it: `:`, `@`, `/`, `%` and control characters %-escaped, so
+/// that `u%3Ax` is shown as typed and never reads as user `u` with password `x`.
+fn escape_user(user: &str) -> String {
+    let mut out = String::with_capacity(user.len());
+    for c in user.chars() {
+        match c {
+            ':' | '@' | '/' | '%' | '\0'..='\x1f' | '\x7f' => {
+                out.push_str(&format!("%{:02X}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl Proxy {
@@ -559,7 +574,7 @@ fn through(
     let shaken = match hop.kind {
         Kind::Socks4 | Kind::Socks4a => socks::socks4(&mut stream, step, &wanted),
         Kind::Socks5 | Kind::Socks5h => socks::socks5(&mut stream, step, &wanted).map(|bound| {
-            crate::debug!("the proxy's end of the tunnel: {bound:?}");
+            crate::debug!("the proxy's end of the tunnel: {bound}");
         }),
         Kind::Http | Kind::Https => http_connect::connect(&mut stream, step, &wanted),
     };
@@ -895,6 +910,17 @@ mod tests {
         );
         assert!(proxy_hint("give it with --sni NAME").contains("--proxy-insecure"));
         assert!(!proxy_hint("give --cert FILE --key FILE").contains("--cert"));
+    }
+
+    #[test]
+    fn a_user_with_url_delimiters_is_shown_escaped() {
+        let hop = parse_url("socks5://u%3Ax%40y:secret@127.0.0.1:1080", Kind::Http).unwrap();
+        assert_eq!(hop.to_string(), "socks5://u%3Ax%40y@127.0.0.1:1080");
+        let bound = socks::Bound {
+            host: socks::HostOrName::Ip("::1".parse().unwrap()),
+            port: 40037,
+        };
+        assert_eq!(bound.to_string(), "[::1]:40037");
     }
 
     #[test]

@@ -65,6 +65,17 @@ pub enum HostOrName {
     Name(String),
 }
 
+/// `10.0.0.1:40037`, `[::1]:40037`, `proxy.lan:40037`: a bound end as log lines show it
+/// (a name the proxy gave is shown escaped: it is the proxy's bytes).
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.host {
+            HostOrName::Ip(ip) => write!(f, "{}", std::net::SocketAddr::new(*ip, self.port)),
+            HostOrName::Name(name) => write!(f, "{}:{}", name.escape_debug(), self.port),
+        }
+    }
+}
+
 /// Decodes a SOCKS4 reply (8 bytes: version 0, code, port, address). `Ok(Done(()))` is
 /// "request granted"; any other code is an error in words.
 pub fn socks4_reply(buf: &[u8]) -> Result<Progress<()>> {
@@ -239,7 +250,8 @@ pub fn socks5_refusal(code: u8) -> Unreached {
         3 => "network unreachable",
         4 => "host unreachable",
         5 => "connection refused",
-        6 => "TTL expired",
+        // RFC 1928 names it so; dante, nk and others send it when the connect timed out.
+        6 => "TTL expired or connect timed out",
         7 => "command not supported",
         8 => "address type not supported",
         _ => "unassigned reply code",
