@@ -749,6 +749,19 @@ fn tcp_through_nk_own_socks5h_server() {
     ])
     .expect_code(0)
     .expect_stdout(b"192.0.2.10\n");
+    // -v shows the hop, as dial's -v does.
+    d.nk(&[
+        "-v",
+        "--tcp",
+        "--proxy",
+        &url,
+        "-t",
+        "A",
+        "www.example.test",
+        "--short",
+    ])
+    .expect_code(0)
+    .expect_stderr_contains(&format!("tunnel to 127.0.0.1:{} open", d.port));
     // The query went through the proxy, to dnsmasq's TCP port.
     signal_and_wait(proxy, "TERM", 143)
         .expect_stderr_contains(&format!("-> 127.0.0.1:{}: ", d.port))

@@ -856,9 +856,9 @@ fn connect_tcp(
             host: crate::net::addr::Host::Ip(server.ip()),
             port: server.port(),
         };
+        // Not quiet: through proxies, -v shows each hop as dial's -v does.
         let opts = crate::net::connect::ConnectOptions {
             timeout: Some(timeout),
-            quiet: true,
             proxies: proxies.clone(),
             ..Default::default()
         };
