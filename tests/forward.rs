@@ -556,38 +556,131 @@ fn drops_and_cuts_are_said_without_v() {
 
 /// What a client sees within `secs`: `Some(true)` its line echoed, `Some(false)` an EOF or a
 /// reset, `None` nothing yet.
-fn echoed_within(s: &mut TcpStream, line: &[u8], secs: f64) -> Option<bool> {
-    s.set_read_timeout(Some(Duration::from_secs_f64(secs)))
-        .unwrap();
-    let mut got = vec![0u8; line.len()];
-    match s.read_exact(&mut got) {
-        Ok(()) => Some(got == line),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            None
+/// Lowers a running process's descriptor limit so that exactly `free` descriptor numbers are
+/// left below it (descriptors numbered above the new limit, handed down by the test runner,
+/// take none of them).
+fn leave_free_descriptors(pid: u32, free: usize) {
+    let mut open: Vec<usize> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read the forwarder's /proc/PID/fd")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    open.sort_unstable();
+    // The smallest limit with `free` numbers below it that no open descriptor holds.
+    let mut limit = free;
+    for fd in &open {
+        if *fd < limit {
+            limit += 1;
         }
-        Err(_) => Some(false),
+    }
+    let new = libc::rlimit {
+        rlim_cur: limit as libc::rlim_t,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // Only the soft limit is lowered: the hard one is kept as it was.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            std::ptr::null(),
+            &mut old,
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: read the forwarder's limit");
+    let new = libc::rlimit {
+        rlim_max: old.rlim_max,
+        ..new
+    };
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &new,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(
+        rc, 0,
+        "prlimit: lower the forwarder's limit to {limit} (open: {open:?})"
+    );
+}
+
+fn echoed_within(s: &mut TcpStream, line: &[u8], secs: f64) -> Option<bool> {
+    // Peeked until the whole line is there, so that a line arriving in pieces around the
+    // deadline is not half consumed (a later call would then wait for bytes already read).
+    let deadline = std::time::Instant::now() + Duration::from_secs_f64(secs);
+    let mut got = vec![0u8; line.len()];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.peek(&mut got) {
+            Ok(0) => return Some(false),
+            Ok(n) if n == line.len() => {
+                s.read_exact(&mut got).unwrap();
+                return Some(got == line);
+            }
+            // Part of the line: give the rest a moment (bounded by the deadline).
+            Ok(_) => thread::sleep(Duration::from_millis(5).min(left)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None
+            }
+            Err(_) => return Some(false),
+        }
     }
 }
 
 #[test]
 fn clients_short_of_a_descriptor_for_their_target_wait_and_are_served() {
-    // Under `ulimit -n 48`, the forwarder accepts more clients than it has descriptors left
-    // to dial their target with: those wait (until -w) and are served as others close,
-    // rather than being reset at once.
+    // The forwarder is left an odd number of descriptors (21): ten clients get their target,
+    // the eleventh is accepted with the last one and has none to dial with. It waits (until
+    // -w) and is served as others close, rather than being reset at once; the clients after
+    // it stay in the listener's backlog. An odd count is set from the descriptors the process
+    // holds once listening: a fixed `ulimit -n` left an even count wherever the test runner
+    // handed down one more descriptor (then accept, not the dial, met the limit).
     let (_socat, tport) = socat_echo();
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg("ulimit -n 48 || exit 99; exec \"$0\" forward -v -w 20 127.0.0.1:0 \"$1\"")
-        .arg(NK)
-        .arg(format!("127.0.0.1:{tport}"))
-        .env("NO_COLOR", "1");
-    let mut fwd = Proc::spawn("nk forward under ulimit -n 48", cmd, In::Null, Out::Pipe);
+    let mut fwd = Proc::nk(
+        [
+            "forward",
+            "-v",
+            "-w",
+            "20",
+            "127.0.0.1:0",
+            &format!("127.0.0.1:{tport}"),
+        ],
+        In::Null,
+        Out::Pipe,
+    );
     let port = fwd.nk_listening_port();
+    // The event loops open their descriptors (epoll, a waker pipe: three per core) after the
+    // listening line: one client served, and the count settled, says they are all up.
+    let mut warm_up = client(port);
+    warm_up.write_all(b"warm-up\n").unwrap();
+    assert_eq!(echoed_within(&mut warm_up, b"warm-up\n", 10.0), Some(true));
+    drop(warm_up);
+    let count = || std::fs::read_dir(format!("/proc/{}/fd", fwd.pid())).map_or(0, |d| d.count());
+    let mut settled = 0;
+    let mut last = count();
+    for _ in 0..100 {
+        thread::sleep(Duration::from_millis(50));
+        let now = count();
+        settled = if now == last { settled + 1 } else { 0 };
+        last = now;
+        if settled == 6 {
+            break;
+        }
+    }
+    leave_free_descriptors(fwd.pid(), 21);
     let mut clients: Vec<(TcpStream, Vec<u8>)> = (0..40)
         .map(|i| {
             let mut s = client(port);
@@ -610,7 +703,7 @@ fn clients_short_of_a_descriptor_for_their_target_wait_and_are_served() {
     }
     assert!(
         !waiting.is_empty(),
-        "test setup: all 40 clients were served under ulimit -n 48"
+        "test setup: all 40 clients were served with 21 descriptors free"
     );
     // Their descriptors go back: the waiting clients' targets can be dialled.
     drop(served);
