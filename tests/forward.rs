@@ -572,15 +572,12 @@ fn leave_free_descriptors(pid: u32, free: usize) {
             limit += 1;
         }
     }
-    let new = libc::rlimit {
-        rlim_cur: limit as libc::rlim_t,
-        rlim_max: libc::RLIM_INFINITY,
-    };
     let mut old = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // Only the soft limit is lowered: the hard one is kept as it was.
+    // SAFETY: prlimit reads into `old`, a valid rlimit; a null new limit changes nothing.
     let rc = unsafe {
         libc::prlimit(
             pid as libc::pid_t,
@@ -591,9 +588,10 @@ fn leave_free_descriptors(pid: u32, free: usize) {
     };
     assert_eq!(rc, 0, "prlimit: read the forwarder's limit");
     let new = libc::rlimit {
+        rlim_cur: limit as libc::rlim_t,
         rlim_max: old.rlim_max,
-        ..new
     };
+    // SAFETY: `new` is a valid rlimit that outlives the call; no old limit is asked for.
     let rc = unsafe {
         libc::prlimit(
             pid as libc::pid_t,
