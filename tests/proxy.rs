@@ -1083,58 +1083,71 @@ fn usage_errors_say_why_before_any_traffic() {
 
 #[test]
 fn dial_reads_all_proxy_only_with_proxy_env() {
+    let dead_proxy = || format!("http://127.0.0.1:{}", free_port("127.0.0.1"));
+    // `nk ARGS...` with the proxy variables `env` set.
+    let nk_with = |args: &[&str], env: &[(&str, String)]| {
+        let mut cmd = common::nk(args);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        Proc::spawn(&format!("nk {}", args.join(" ")), cmd, In::Null, Out::Pipe).wait(20.0)
+    };
+    let dial_proxy_env = |port: u16, env: &[(&str, String)]| {
+        nk_with(
+            &[
+                "dial",
+                "-v",
+                "--proxy",
+                "env",
+                "127.0.0.1",
+                &port.to_string(),
+            ],
+            env,
+        )
+    };
     // dante, which passes a half-close on (nk's stdin is empty: it half-closes at once).
     let proxy = danted();
     let target = greeting_target(b"env\n");
-    let mut cmd = common::nk([
-        "dial",
-        "-v",
-        "--proxy",
-        "env",
-        "127.0.0.1",
-        &target.port().to_string(),
-    ]);
-    cmd.env("all_proxy", proxy.url("socks5"));
-    let out = Proc::spawn("nk dial --proxy env", cmd, In::Null, Out::Pipe).wait(20.0);
-    out.expect_code(0)
+    let env = [("all_proxy", proxy.url("socks5"))];
+    dial_proxy_env(target.port(), &env)
+        .expect_code(0)
         .expect_stdout(b"env\n")
         .expect_stderr_contains("tunnel to");
     target.join();
 
     // Without --proxy env, all_proxy is not read: a dead proxy there changes nothing.
     let target = greeting_target(b"direct\n");
-    let mut cmd = common::nk(["dial", "127.0.0.1", &target.port().to_string()]);
-    cmd.env(
-        "all_proxy",
-        format!("http://127.0.0.1:{}", free_port("127.0.0.1")),
-    );
-    let out = Proc::spawn("nk dial", cmd, In::Null, Out::Pipe).wait(20.0);
-    out.expect_code(0).expect_stdout(b"direct\n");
+    let env = [("all_proxy", dead_proxy())];
+    nk_with(&["dial", "127.0.0.1", &target.port().to_string()], &env)
+        .expect_code(0)
+        .expect_stdout(b"direct\n");
     target.join();
 
     // --proxy env honours no_proxy as curl does: a listed host goes direct (the proxy in
     // all_proxy is dead: through it, the dial would fail).
     for list in ["127.0.0.1", "localhost,127.0.0.0/8", "*"] {
         let target = greeting_target(b"bypassed\n");
-        let mut cmd = common::nk([
-            "dial",
-            "-v",
-            "--proxy",
-            "env",
-            "127.0.0.1",
-            &target.port().to_string(),
-        ]);
-        cmd.env(
-            "all_proxy",
-            format!("http://127.0.0.1:{}", free_port("127.0.0.1")),
-        );
-        cmd.env("no_proxy", list);
-        let out = Proc::spawn("nk dial --proxy env", cmd, In::Null, Out::Pipe).wait(20.0);
-        out.expect_code(0)
+        let env = [("all_proxy", dead_proxy()), ("no_proxy", list.to_string())];
+        dial_proxy_env(target.port(), &env)
+            .expect_code(0)
             .expect_stdout(b"bypassed\n")
             .expect_stderr_contains("is in no_proxy: connecting directly");
         target.join();
     }
+
+    // A service client that goes direct names the address that answered, as without a proxy
+    // (through one, it names the target as typed).
+    let echo = echo_target();
+    let env = [
+        ("all_proxy", dead_proxy()),
+        ("no_proxy", "localhost".into()),
+    ];
+    let target = format!("localhost:{}", echo.port());
+    nk_with(
+        &["echo", "-v", "-4", "--proxy", "env", &target, "hello"],
+        &env,
+    )
+    .expect_code(0)
+    .expect_stderr_contains(&format!("reply from 127.0.0.1:{} (tcp)", echo.port()));
+    echo.join();
 }
 
 // ---------------------------------------------------------------------------

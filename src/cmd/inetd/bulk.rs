@@ -11,14 +11,14 @@
 //! [`wire::chargen::Checker`]: crate::wire::chargen::Checker
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 
-use super::client::{max_datagram, print_reply, refused_or, udp_exchange, Channel, Config};
+use super::client::{max_datagram, print_reply, refused_or, udp_exchange, Channel, Config, Peer};
 use crate::cmd::stdout_error;
 use crate::net::deadline::{format_duration, read_before, Deadline};
 use crate::net::relay::{Delivery, SplitStream};
@@ -95,15 +95,15 @@ fn discard_inner(config: &Config) -> Result<()> {
         "sent (the last ones unconfirmed)",
     )?;
     match &channel {
-        Channel::Tcp(stream, peer) => discard_tcp(config, stream, *peer, &sent, started),
-        Channel::Udp(socket, peer) => discard_udp(config, socket, *peer, &sent, started),
+        Channel::Tcp(stream, peer) => discard_tcp(config, stream, peer, &sent, started),
+        Channel::Udp(socket, peer) => discard_udp(config, socket, peer, &sent, started),
     }
 }
 
 fn discard_tcp(
     config: &Config,
     stream: &TcpStream,
-    peer: SocketAddr,
+    peer: &Peer,
     sent: &AtomicU64,
     started: Instant,
 ) -> Result<()> {
@@ -142,11 +142,11 @@ fn discard_tcp(
         config,
         format!(
             "{total} bytes delivered to {} (tcp) {}",
-            config.shown(peer),
+            peer.name,
             rate(total, elapsed)
         ),
         serde_json::json!({
-            "server": config.shown(peer),
+            "server": peer.name,
             "proto": "tcp",
             "bytes": total,
             "seconds": elapsed.as_secs_f64(),
@@ -210,13 +210,13 @@ fn wait_for_close(config: &Config, stream: &TcpStream, what: &str, total: u64) -
 fn discard_udp(
     config: &Config,
     socket: &UdpSocket,
-    peer: SocketAddr,
+    peer: &Peer,
     sent: &AtomicU64,
     started: Instant,
 ) -> Result<()> {
     let what = config.describe(peer);
     let mut stdin = io::stdin().lock();
-    let mut buf = vec![0u8; max_datagram(peer)];
+    let mut buf = vec![0u8; max_datagram(peer.addr)];
     let mut datagrams = 0u64;
     loop {
         let n = read_stdin(&mut stdin, &mut buf)?;
@@ -245,11 +245,11 @@ fn discard_udp(
         format!(
             "{total} bytes in {} sent to {} (udp) {}; UDP confirms no delivery",
             crate::log::count(datagrams, "datagram"),
-            config.shown(peer),
+            peer.name,
             rate(total, elapsed)
         ),
         serde_json::json!({
-            "server": config.shown(peer),
+            "server": peer.name,
             "proto": "udp",
             "bytes": total,
             "datagrams": datagrams,
@@ -272,17 +272,17 @@ fn chargen_inner(config: &Config, count: Option<u64>, check: bool) -> Result<()>
     let channel = Channel::open(config)?;
     match &channel {
         Channel::Udp(socket, peer) => {
-            let what = config.describe(*peer);
+            let what = config.describe(peer);
             let request = [0u8; CHARGEN_REQUEST];
-            let (reply, rtt) = udp_exchange(socket, config, *peer, &request, |_| true)?
-                .ok_or_else(|| super::client::no_reply(config, *peer))?;
+            let (reply, rtt) = udp_exchange(socket, config, peer, &request, |_| true)?
+                .ok_or_else(|| super::client::no_reply(config, peer))?;
             let checked = check.then(|| Checker::new(Shape::Datagram).feed(&reply));
             if config.json {
                 print_result(
                     config,
                     String::new(),
                     serde_json::json!({
-                        "server": config.shown(*peer),
+                        "server": peer.name,
                         "proto": "udp",
                         "rtt_ms": super::client::rtt_ms(rtt),
                         "bytes": reply.len(),
@@ -293,7 +293,7 @@ fn chargen_inner(config: &Config, count: Option<u64>, check: bool) -> Result<()>
             } else if reply.is_empty() {
                 crate::info!("{what}: an empty reply (0 characters)");
             } else {
-                print_reply(config, *peer, rtt, &reply)?;
+                print_reply(config, peer, rtt, &reply)?;
             }
             match checked {
                 Some(Err(mismatch)) => Err(anyhow!(
@@ -302,14 +302,14 @@ fn chargen_inner(config: &Config, count: Option<u64>, check: bool) -> Result<()>
                 _ => Ok(()),
             }
         }
-        Channel::Tcp(stream, peer) => chargen_tcp(config, stream, *peer, count, check),
+        Channel::Tcp(stream, peer) => chargen_tcp(config, stream, peer, count, check),
     }
 }
 
 fn chargen_tcp(
     config: &Config,
     stream: &TcpStream,
-    peer: SocketAddr,
+    peer: &Peer,
     count: Option<u64>,
     check: bool,
 ) -> Result<()> {
@@ -371,7 +371,7 @@ fn chargen_tcp(
             config,
             String::new(),
             serde_json::json!({
-                "server": config.shown(peer),
+                "server": peer.name,
                 "proto": "tcp",
                 "bytes": got,
                 "seconds": elapsed.as_secs_f64(),

@@ -110,17 +110,8 @@ impl Config {
     }
 
     /// What errors name: `echo 127.0.0.1:7 (udp)`.
-    pub fn describe(&self, peer: SocketAddr) -> String {
-        format!("{} {} ({})", self.service, self.shown(peer), self.proto())
-    }
-
-    /// The server as replies and errors name it: the address that answered, or through
-    /// proxies (where that is the first proxy's) the target as typed.
-    pub fn shown(&self, peer: SocketAddr) -> String {
-        match self.proxies.is_empty() {
-            true => display_addr(peer),
-            false => self.target.to_string(),
-        }
+    pub fn describe(&self, peer: &Peer) -> String {
+        format!("{} {} ({})", self.service, peer.name, self.proto())
     }
 
     /// What errors name before an address is known: the target as typed.
@@ -142,13 +133,23 @@ impl Config {
     }
 }
 
+/// The server an exchange talks to.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The address that answered (through proxies, the first proxy's).
+    pub addr: SocketAddr,
+    /// The server as replies and errors name it: [`connect::Connected::name`], so that through
+    /// proxies the target as typed is named, not the proxy.
+    pub name: String,
+}
+
 /// A connection (TCP) or a connected socket (UDP) to the server.
 #[derive(Debug)]
 pub enum Channel {
     /// A TCP connection.
-    Tcp(TcpStream, SocketAddr),
+    Tcp(TcpStream, Peer),
     /// A UDP socket connected to the server.
-    Udp(UdpSocket, SocketAddr),
+    Udp(UdpSocket, Peer),
 }
 
 impl Channel {
@@ -164,7 +165,11 @@ impl Channel {
                     ..ConnectOptions::default()
                 },
             )?;
-            return Ok(Channel::Tcp(connected.stream, connected.peer));
+            let peer = Peer {
+                addr: connected.peer,
+                name: connected.name,
+            };
+            return Ok(Channel::Tcp(connected.stream, peer));
         }
         let deadline = Deadline::after(Some(config.connect_timeout));
         let peer = addr::resolve(&config.target, config.family, deadline)?
@@ -176,13 +181,14 @@ impl Channel {
         let socket = UdpSocket::bind(local).with_context(context)?;
         socket.connect(peer).with_context(context)?;
         crate::info!("sending to {} (udp)", display_addr(peer));
-        Ok(Channel::Udp(socket, peer))
+        let name = display_addr(peer);
+        Ok(Channel::Udp(socket, Peer { addr: peer, name }))
     }
 
     /// The server's address.
-    pub fn peer(&self) -> SocketAddr {
+    pub fn peer(&self) -> &Peer {
         match self {
-            Channel::Tcp(_, peer) | Channel::Udp(_, peer) => *peer,
+            Channel::Tcp(_, peer) | Channel::Udp(_, peer) => peer,
         }
     }
 }
@@ -201,7 +207,7 @@ pub fn max_datagram(peer: SocketAddr) -> usize {
 pub fn udp_exchange(
     socket: &UdpSocket,
     config: &Config,
-    peer: SocketAddr,
+    peer: &Peer,
     request: &[u8],
     mut accept: impl FnMut(&[u8]) -> bool,
 ) -> Result<Option<(Vec<u8>, Duration)>> {
@@ -249,12 +255,12 @@ fn no_reply_text(config: &Config) -> String {
 }
 
 /// The error when every try went unanswered.
-pub fn no_reply(config: &Config, peer: SocketAddr) -> anyhow::Error {
+pub fn no_reply(config: &Config, peer: &Peer) -> anyhow::Error {
     anyhow!("{}: {}", config.describe(peer), no_reply_text(config))
 }
 
 /// The error when the server closed the connection before a byte of its reply.
-fn closed_without_reply(config: &Config, peer: SocketAddr) -> anyhow::Error {
+fn closed_without_reply(config: &Config, peer: &Peer) -> anyhow::Error {
     anyhow!(
         "{}: the server closed without a reply",
         config.describe(peer)
@@ -306,10 +312,10 @@ pub fn read_up_to(
 }
 
 /// Prints one reply: as received (a newline added if it lacks one), or as a JSON object.
-pub fn print_reply(config: &Config, peer: SocketAddr, rtt: Duration, reply: &[u8]) -> Result<()> {
+pub fn print_reply(config: &Config, peer: &Peer, rtt: Duration, reply: &[u8]) -> Result<()> {
     crate::info!(
         "reply from {} ({}): {} bytes in {:.3} ms",
-        config.shown(peer),
+        peer.name,
         config.proto(),
         reply.len(),
         rtt.as_secs_f64() * 1000.0
@@ -318,7 +324,7 @@ pub fn print_reply(config: &Config, peer: SocketAddr, rtt: Duration, reply: &[u8
     let written = if config.json {
         let text = String::from_utf8_lossy(reply);
         let object = serde_json::json!({
-            "server": config.shown(peer),
+            "server": peer.name,
             "proto": config.proto(),
             "rtt_ms": rtt_ms(rtt),
             "text": text.trim_end_matches(['\r', '\n']),
@@ -439,15 +445,15 @@ enum Exchange {
 fn exchange_echo(config: &Config, channel: &Channel, message: &[u8]) -> Result<Exchange> {
     match channel {
         Channel::Udp(socket, peer) => {
-            if message.len() > max_datagram(*peer) {
+            if message.len() > max_datagram(peer.addr) {
                 return Err(usage(format!(
                     "the message is {} bytes; one UDP datagram holds at most {}",
                     message.len(),
-                    max_datagram(*peer)
+                    max_datagram(peer.addr)
                 )));
             }
             Ok(
-                match udp_exchange(socket, config, *peer, message, |_| true)? {
+                match udp_exchange(socket, config, peer, message, |_| true)? {
                     Some((reply, rtt)) => Exchange::Reply(reply, rtt),
                     None => Exchange::Silent,
                 },
@@ -460,10 +466,10 @@ fn exchange_echo(config: &Config, channel: &Channel, message: &[u8]) -> Result<E
             let deadline = Deadline::after(Some(config.timeout));
             stream
                 .write_all(message)
-                .with_context(|| format!("{}: send", config.describe(*peer)))?;
+                .with_context(|| format!("{}: send", config.describe(peer)))?;
             let read = |want, reply: &mut Vec<u8>| -> Result<End> {
                 let (got, end) = read_up_to(stream, want, deadline, config.idle)
-                    .with_context(|| config.describe(*peer))?;
+                    .with_context(|| config.describe(peer))?;
                 reply.extend_from_slice(&got);
                 Ok(end)
             };
@@ -498,7 +504,7 @@ fn echo_lines_inner(config: &Config) -> Result<()> {
     let peer = channel.peer();
     let what = config.describe(peer);
     let cap = if config.udp {
-        max_datagram(peer)
+        max_datagram(peer.addr)
     } else {
         MAX_REPLY
     };
@@ -566,7 +572,7 @@ fn echo_lines_inner(config: &Config) -> Result<()> {
 fn read_reply(
     config: &Config,
     stream: &TcpStream,
-    peer: SocketAddr,
+    peer: &Peer,
     cap: usize,
 ) -> Result<(Vec<u8>, End)> {
     let deadline = Deadline::after(Some(config.timeout));
@@ -593,15 +599,15 @@ fn announcement_inner(config: &Config) -> Result<()> {
     let peer = channel.peer();
     let (reply, rtt) = match &channel {
         // RFC 867/865: the content of the request datagram is ignored; an empty one is enough.
-        Channel::Udp(socket, peer) => udp_exchange(socket, config, *peer, b"", |_| true)?
-            .ok_or_else(|| no_reply(config, *peer))?,
+        Channel::Udp(socket, peer) => udp_exchange(socket, config, peer, b"", |_| true)?
+            .ok_or_else(|| no_reply(config, peer))?,
         Channel::Tcp(stream, peer) => {
-            let what = config.describe(*peer);
+            let what = config.describe(peer);
             let started = Instant::now();
-            let (reply, end) = read_reply(config, stream, *peer, MAX_REPLY + 1)?;
+            let (reply, end) = read_reply(config, stream, peer, MAX_REPLY + 1)?;
             if reply.len() > MAX_REPLY {
                 let text = crlf_to_lf(&reply[..MAX_REPLY]);
-                print_reply(config, *peer, started.elapsed(), &text)?;
+                print_reply(config, peer, started.elapsed(), &text)?;
                 return Err(anyhow!(
                     "{what}: the reply is longer than {} KiB; stopped reading",
                     MAX_REPLY / 1024
@@ -617,7 +623,7 @@ fn announcement_inner(config: &Config) -> Result<()> {
                 ),
                 // Cut in the middle of a line: print it, but do not pass it off as the answer.
                 _ => {
-                    print_reply(config, *peer, rtt, &crlf_to_lf(&reply))?;
+                    print_reply(config, peer, rtt, &crlf_to_lf(&reply))?;
                     let limit = if end == End::Idle {
                         format!(
                             "-i {} of silence",
@@ -657,11 +663,11 @@ fn time_inner(config: &Config, utc: bool) -> Result<()> {
     let asked = chrono::Utc::now();
     let (reply, rtt) = match &channel {
         // RFC 868: an empty datagram asks.
-        Channel::Udp(socket, peer) => udp_exchange(socket, config, *peer, b"", |_| true)?
-            .ok_or_else(|| no_reply(config, *peer))?,
+        Channel::Udp(socket, peer) => udp_exchange(socket, config, peer, b"", |_| true)?
+            .ok_or_else(|| no_reply(config, peer))?,
         Channel::Tcp(stream, peer) => {
             let started = Instant::now();
-            let (reply, end) = read_reply(config, stream, *peer, MAX_TIME_REPLY + 1)?;
+            let (reply, end) = read_reply(config, stream, peer, MAX_TIME_REPLY + 1)?;
             if reply.len() == crate::wire::time::LEN && end != End::Closed {
                 crate::info!(
                     "{what}: the server did not close within {}; using the 4 bytes that came",
@@ -677,7 +683,7 @@ fn time_inner(config: &Config, utc: bool) -> Result<()> {
     let offset = (when - local_then).num_milliseconds() as f64 / 1000.0 + 0.5;
     crate::info!(
         "reply from {} ({}): {value} ({} bytes) in {:.3} ms",
-        config.shown(peer),
+        peer.name,
         config.proto(),
         reply.len(),
         rtt.as_secs_f64() * 1000.0
@@ -698,7 +704,7 @@ fn time_inner(config: &Config, utc: bool) -> Result<()> {
     let mut out = io::stdout().lock();
     let written = if config.json {
         let object = serde_json::json!({
-            "server": config.shown(peer),
+            "server": peer.name,
             "proto": config.proto(),
             "rtt_ms": rtt_ms(rtt),
             "time": text,

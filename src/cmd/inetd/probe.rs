@@ -8,13 +8,13 @@
 //! (`cmd::ping::stats`), so the summary reads the same.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::client::{max_datagram, refused_or, rtt_ms, Channel, Config};
+use super::client::{max_datagram, refused_or, rtt_ms, Channel, Config, Peer};
 use crate::cmd::ping::stats::{reply_time, Stats};
 use crate::cmd::stdout_error;
 use crate::exit::{usage, Reported, Status};
@@ -103,10 +103,10 @@ fn run_inner(config: &Config, count: u64, size: usize, interval: Option<Duration
     let interval = interval.unwrap_or(DEFAULT_INTERVAL);
     let channel = Channel::open(config)?;
     let peer = channel.peer();
-    if config.udp && size > max_datagram(peer) {
+    if config.udp && size > max_datagram(peer.addr) {
         return Err(usage(format!(
             "-s {size}: one UDP datagram holds at most {} bytes",
-            max_datagram(peer)
+            max_datagram(peer.addr)
         )));
     }
     let run: u32 = rand::random();
@@ -116,17 +116,17 @@ fn run_inner(config: &Config, count: u64, size: usize, interval: Option<Duration
     }));
     let started = Instant::now();
     {
-        let (stats, config) = (Arc::clone(&stats), config.clone());
+        let (stats, config, peer) = (Arc::clone(&stats), config.clone(), peer.clone());
         signals::on_interrupt(move || {
             let stats = stats.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = print_summary(&config, peer, &stats, started.elapsed());
+            let _ = print_summary(&config, &peer, &stats, started.elapsed());
         })?;
     }
     if !config.json {
         writeln!(
             io::stdout().lock(),
             "ECHO {} ({}): {size} bytes per probe.",
-            config.shown(peer),
+            peer.name,
             config.proto()
         )
         .map_err(stdout_error)?;
@@ -212,12 +212,12 @@ fn probe_udp(
 
 fn print_outcome(
     config: &Config,
-    peer: SocketAddr,
+    peer: &Peer,
     seq: u64,
     size: usize,
     outcome: &Outcome,
 ) -> Result<()> {
-    let server = config.shown(peer);
+    let server = peer.name.as_str();
     let proto = config.proto();
     let line = if config.json {
         let mut object =
@@ -256,13 +256,8 @@ fn print_outcome(
         .map_err(stdout_error)
 }
 
-fn print_summary(
-    config: &Config,
-    peer: SocketAddr,
-    stats: &Stats,
-    elapsed: Duration,
-) -> Result<()> {
-    let server = config.shown(peer);
+fn print_summary(config: &Config, peer: &Peer, stats: &Stats, elapsed: Duration) -> Result<()> {
+    let server = peer.name.as_str();
     let text = if config.json {
         let mut object = serde_json::json!({
             "server": server,
