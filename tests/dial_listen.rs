@@ -338,7 +338,8 @@ fn dial_i_idle_timeout_against_a_silent_server() {
 
 #[test]
 fn dial_connection_refused() {
-    let port = free_port("127.0.0.1");
+    let closed = closed_port();
+    let port = closed.port;
     let want = format!("nk: connect 127.0.0.1:{port}: Connection refused");
     for args in [
         vec![

@@ -198,7 +198,8 @@ fn a_client_reset_resets_the_target() {
 
 #[test]
 fn a_refused_target_resets_the_client_and_is_logged() {
-    let dead = free_port("127.0.0.1");
+    let closed = closed_port();
+    let dead = closed.port;
     let (fwd, port) = forward(&["127.0.0.1:0", &format!("127.0.0.1:{dead}")]);
     expect_no_service(port, "refused target", true);
     let mut fwd = fwd;

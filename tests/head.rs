@@ -1025,7 +1025,8 @@ fn unsupported_scheme_is_a_usage_error() {
 
 #[test]
 fn refused_port_fails() {
-    let p = free_port("127.0.0.1");
+    let closed = closed_port();
+    let p = closed.port;
     let out = head(&[&format!("http://127.0.0.1:{p}/")]);
     out.expect_code(1);
     assert!(out.stdout.is_empty(), "{}", out.describe());

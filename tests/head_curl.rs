@@ -455,7 +455,8 @@ fn retry_after_503_and_a_refused_connection() {
     // A refused connection is tried again (1 s later): still refused, exit 1.
     let none = NoConnect::new();
     drop(none);
-    let port = free_port("127.0.0.1");
+    let closed = closed_port();
+    let port = closed.port;
     let out = head(&["--retry", "1", &format!("http://127.0.0.1:{port}/")]);
     out.expect_code(1)
         .expect_stderr_contains("try 2 of 2 in 1s");
@@ -667,7 +668,8 @@ fn write_out_gives_what_curl_gives() {
         "{figures:?}"
     );
     // A failed run still writes out, with 000 as curl does.
-    let port = free_port("127.0.0.1");
+    let closed = closed_port();
+    let port = closed.port;
     let out = head(&[
         "--write-out",
         "[%{http_code}]",

@@ -521,7 +521,8 @@ fn broken_pipe() -> OwnedFd {
 /// suite drops the client's stderr) or closed: the exit status is cli.md's, never a panic (101).
 #[test]
 fn error_paths_never_panic_whatever_stderr_and_stdout_are() {
-    let refused = free_port("127.0.0.1").to_string();
+    let closed = closed_port();
+    let refused = closed.port.to_string();
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.sock");
     let missing = missing.to_str().unwrap().to_string();

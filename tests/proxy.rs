@@ -470,12 +470,8 @@ fn one_gib_sha256_through_a_chain_of_three() {
 #[test]
 fn a_refused_target_is_said_in_socks5_words() {
     let proxy = danted();
-    let out = dial_via(
-        &[&proxy.url("socks5")],
-        &[],
-        free_port("127.0.0.1"),
-        In::Null,
-    );
+    let closed = closed_port();
+    let out = dial_via(&[&proxy.url("socks5")], &[], closed.port, In::Null);
     out.expect_code(1).expect_stderr_contains(&format!(
         "through proxy socks5://127.0.0.1:{}: the proxy could not connect: connection refused by the target (SOCKS5 reply 5)",
         proxy.port
@@ -485,14 +481,14 @@ fn a_refused_target_is_said_in_socks5_words() {
     let out = dial_via(
         &[&http.url("http"), &proxy.url("socks5")],
         &[],
-        free_port("127.0.0.1"),
+        closed.port,
         In::Null,
     );
     out.expect_code(1)
         .expect_stderr_contains("through proxy 2 of 2 (socks5://")
         .expect_stderr_contains("(SOCKS5 reply 5)");
     // tinyproxy says it in HTTP: its status line is quoted.
-    let out = dial_via(&[&http.url("http")], &[], free_port("127.0.0.1"), In::Null);
+    let out = dial_via(&[&http.url("http")], &[], closed.port, In::Null);
     out.expect_code(1)
         .expect_stderr_contains("the proxy refused the tunnel: it answered HTTP/1.");
 }
@@ -946,7 +942,8 @@ fn forward_reaches_its_target_through_a_proxy() {
     terminate(fwd).expect_stderr_contains(&format!("forwarding to {route}"));
 
     // A target the proxy cannot reach: the connection's line names the route too.
-    let closed = free_port("127.0.0.1");
+    let closed_guard = closed_port();
+    let closed = closed_guard.port;
     let mut fwd = Proc::nk(
         [
             "forward".to_string(),
@@ -1083,7 +1080,8 @@ fn usage_errors_say_why_before_any_traffic() {
 
 #[test]
 fn dial_reads_all_proxy_only_with_proxy_env() {
-    let dead_proxy = || format!("http://127.0.0.1:{}", free_port("127.0.0.1"));
+    let dead = closed_port();
+    let dead_proxy = || format!("http://127.0.0.1:{}", dead.port);
     // `nk ARGS...` with the proxy variables `env` set.
     let nk_with = |args: &[&str], env: &[(&str, String)]| {
         let mut cmd = common::nk(args);
@@ -1241,7 +1239,8 @@ fn head_follows_http_proxy_and_no_proxy_from_the_environment() {
     // no_proxy lists the host: straight to the origin although http_proxy is dead.
     let web = origin();
     let url = format!("http://127.0.0.1:{}/direct", web.port());
-    let dead = format!("http://127.0.0.1:{}", free_port("127.0.0.1"));
+    let closed = closed_port();
+    let dead = format!("http://127.0.0.1:{}", closed.port);
     let mut cmd = common::nk(["head", &url]);
     cmd.env("http_proxy", &dead)
         .env("no_proxy", "localhost,127.0.0.0/8");
@@ -1414,7 +1413,8 @@ fn refusing_socks5(code: u8) -> Server<Vec<u8>> {
 fn a_hop_that_cannot_reach_the_next_proxy_names_it() {
     // microsocks cannot reach proxy 2 (nothing listens): its reply 5 is about proxy 2.
     let micro = microsocks(None);
-    let dead = free_port("127.0.0.1");
+    let closed = closed_port();
+    let dead = closed.port;
     let out = dial_via(
         &[&micro.url("socks5"), &format!("http://127.0.0.1:{dead}")],
         &[],
@@ -1460,7 +1460,8 @@ fn nk_own_proxy_server_refusal_shows_its_reason() {
         Out::Pipe,
     );
     let port = server.nk_listening_port();
-    let dead = free_port("127.0.0.1");
+    let closed = closed_port();
+    let dead = closed.port;
     let url = format!("http://127.0.0.1:{port}");
     let out = dial_via(&[&url], &[], dead, In::Null);
     out.expect_code(1).expect_stderr_contains(&format!(
@@ -1499,7 +1500,8 @@ fn a_proxy_that_resets_or_is_not_there_is_named_as_the_proxy() {
     proxy.join();
 
     // Nothing listens: the proxy is what could not be reached, on dial and on head.
-    let dead = format!("http://127.0.0.1:{}", free_port("127.0.0.1"));
+    let closed = closed_port();
+    let dead = format!("http://127.0.0.1:{}", closed.port);
     let out = dial_via(&[&dead], &[], 9, In::Null);
     out.expect_code(1).expect_stderr_contains(&format!(
         "through proxy {dead}: could not reach the proxy: connect 127.0.0.1:"

@@ -198,7 +198,8 @@ fn socks5_connect(ip: [u8; 4], port: u16) -> Vec<u8> {
 
 #[test]
 fn refusals_are_answered_in_each_protocols_terms() {
-    let closed = free_port("127.0.0.1");
+    let closed_guard = closed_port();
+    let closed = closed_guard.port;
     let (p, port) = proxy("http,socks", &["--deny-target", "127.0.0.2"]);
     // Refused by the target: SOCKS5 0x05, SOCKS4 0x5b, HTTP 502.
     let got = refused_with(port, &socks5_connect([127, 0, 0, 1], closed));

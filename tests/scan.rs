@@ -509,7 +509,8 @@ fn scan_lists_and_ranges_of_the_tests_own_ports() {
 fn scan_v_prints_the_summary_on_stderr() {
     let a = host_listener("127.0.0.1");
     let b = host_listener("127.0.0.1");
-    let closed = free_port("127.0.0.1");
+    let closed_guard = closed_port();
+    let closed = closed_guard.port;
     let (pa, pb) = (port_of(&a), port_of(&b));
     let out = run_nk(
         [

@@ -800,7 +800,8 @@ fn echo_args(opts: &[&str], port: u16, words: &[&str]) -> Vec<String> {
 
 #[test]
 fn echo_client_refused_exits_1() {
-    let port = free_port("127.0.0.1");
+    let closed = closed_port();
+    let port = closed.port;
     let out = run_nk(["echo", &format!("127.0.0.1:{port}"), "hi"], In::Null, 10.0);
     expect_nk_error(&out, 1);
 }
@@ -1642,7 +1643,8 @@ fn echo_client_shows_a_different_reply_whole_and_quotes_it_escaped() {
 
 #[test]
 fn echo_client_every_error_carries_the_echo_prefix() {
-    let port = free_port("127.0.0.1");
+    let closed = closed_port();
+    let port = closed.port;
     let out = run_nk(["echo", &format!("127.0.0.1:{port}"), "hi"], In::Null, 10.0);
     out.expect_code(1);
     assert!(

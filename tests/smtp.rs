@@ -1203,7 +1203,8 @@ fn ipv6_loopback() {
 
 #[test]
 fn refused_port_exits_1() {
-    let port = free_port("127.0.0.1");
+    let closed = closed_port();
+    let port = closed.port;
     let out = a_to_b(&format!("127.0.0.1:{port}"), &["--body", "x\n"], In::Null);
     expect_nk_error(&out, 1);
 }

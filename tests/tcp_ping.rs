@@ -107,7 +107,8 @@ fn tcp_host_and_port_as_two_arguments_and_ipv6() {
 
 #[test]
 fn tcp_refused_port_is_named_and_exits_1() {
-    let port = free_port("127.0.0.1");
+    let closed = closed_port();
+    let port = closed.port;
     let target = format!("127.0.0.1:{port}");
     let run = ping(&["--tcp", "-c", "2", "-i", "0.05", &target], 20.0);
     run.expect_code(1);

@@ -104,6 +104,31 @@ pub fn require_python3() {
 
 /// A port that was free a moment ago on `ip` (bound then released). Only for
 /// tools that cannot report the port they bound, and for "nothing listens here".
+/// A port on 127.0.0.1 that refuses connections for as long as this lives: bound, so that no
+/// other test's listener and no connect's ephemeral source port can take it (a self-connect
+/// would answer), but not listening. A port from [`free_port`] is free only when looked at.
+pub struct ClosedPort {
+    _bound: socket2::Socket,
+    pub port: u16,
+}
+
+pub fn closed_port() -> ClosedPort {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any_port.into()).expect("bind 127.0.0.1:0");
+    let port = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("local_addr")
+        .port();
+    ClosedPort {
+        _bound: socket,
+        port,
+    }
+}
+
 pub fn free_port(ip: &str) -> u16 {
     let l = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
     l.local_addr().expect("local_addr").port()
