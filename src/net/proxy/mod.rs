@@ -777,9 +777,14 @@ pub fn for_url(scheme: &str, host: &str, noproxy: Option<&str>) -> Option<(Strin
     env_first(specific).or_else(all_proxy)
 }
 
-/// Whether `host` is in a `no_proxy` list: `*` (every host), a domain (`example.com` and
-/// `.example.com` both match it and its subdomains), an address, or a CIDR block.
+/// Whether `host` is in a `no_proxy` list, by curl's rules: a list that is exactly `*` matches
+/// every host (a `*` among other entries matches none, as in curl); a domain (`example.com`
+/// and `.example.com` both match it and its subdomains) matches a name; an address or a CIDR
+/// block matches an address (compared as addresses: `::1` is `0::1`), never a name.
 pub fn no_proxy_matches(list: &str, host: &str) -> bool {
+    if list == "*" {
+        return true;
+    }
     let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')
@@ -790,19 +795,21 @@ pub fn no_proxy_matches(list: &str, host: &str) -> bool {
         .map(str::trim)
         .filter(|e| !e.is_empty())
         .any(|entry| {
-            if entry == "*" {
-                return true;
-            }
             let entry = entry
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_ascii_lowercase();
-            if let (Some(ip), Some((net, bits))) = (host_ip, entry.split_once('/')) {
-                return in_block(ip, net, bits);
+            match host_ip {
+                Some(ip) => match entry.split_once('/') {
+                    Some((net, bits)) => in_block(ip, net, bits),
+                    None => entry.parse::<IpAddr>().is_ok_and(|e| e == ip),
+                },
+                None => {
+                    let domain = entry.trim_start_matches('.').trim_end_matches('.');
+                    !domain.is_empty()
+                        && (host == domain || host.ends_with(&format!(".{domain}")))
+                }
             }
-            let domain = entry.trim_start_matches('.').trim_end_matches('.');
-            !domain.is_empty()
-                && (host == domain || (host_ip.is_none() && host.ends_with(&format!(".{domain}"))))
         })
 }
 
@@ -933,5 +940,14 @@ mod tests {
         assert!(no_proxy_matches("::1", "[::1]"));
         assert!(!no_proxy_matches("10.0.0.0/8", "11.0.0.1"));
         assert!(!no_proxy_matches("", "example.com"));
+        // curl's edges: `*` is a wildcard only as the whole list; an address entry matches
+        // an address as an address, and never a name.
+        assert!(!no_proxy_matches("localhost,*", "127.0.0.1"));
+        assert!(!no_proxy_matches(" * ", "example.com"));
+        assert!(no_proxy_matches("localhost,*", "localhost"));
+        assert!(no_proxy_matches("0::1", "::1"));
+        assert!(!no_proxy_matches("127.0.0.1.", "127.0.0.1"));
+        assert!(!no_proxy_matches("0.0.1", "127.0.0.1"));
+        assert!(no_proxy_matches("example.com.", "www.example.com."));
     }
 }
