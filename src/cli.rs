@@ -799,6 +799,8 @@ impl ProxyArgs {
             https |= hop.kind == Kind::Https;
             hops.push(hop);
         }
+        // --proxy-dns is not among them: every kind of hop carries the next name, so where
+        // that name is resolved matters to any chain.
         let unused = [
             (self.proxy_type.is_some() && !typed, "--proxy-type: it gives the kind of a --proxy written HOST:PORT, and every proxy here has a scheme"),
             (self.proxy_auth.is_some() && !authed, "--proxy-auth: it is for a proxy whose URL has no credentials, and every proxy here has its own"),

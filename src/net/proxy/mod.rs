@@ -806,8 +806,7 @@ pub fn no_proxy_matches(list: &str, host: &str) -> bool {
                 },
                 None => {
                     let domain = entry.trim_start_matches('.').trim_end_matches('.');
-                    !domain.is_empty()
-                        && (host == domain || host.ends_with(&format!(".{domain}")))
+                    !domain.is_empty() && (host == domain || host.ends_with(&format!(".{domain}")))
                 }
             }
         })
