@@ -185,7 +185,7 @@ impl Channel {
         Ok(Channel::Udp(socket, Peer { addr: peer, name }))
     }
 
-    /// The server's address.
+    /// The server: its address, and the name messages give it.
     pub fn peer(&self) -> &Peer {
         match self {
             Channel::Tcp(_, peer) | Channel::Udp(_, peer) => peer,
