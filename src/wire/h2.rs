@@ -522,4 +522,19 @@ mod tests {
         .unwrap_err()
         .contains(":status"));
     }
+
+    #[test]
+    fn a_header_block_is_capped_across_its_continuations() {
+        // HEADERS, then CONTINUATIONs of a full frame each, never ending the block: the
+        // fourth CONTINUATION would take it past 64 KiB (the fuzz runs, at 1 KiB inputs,
+        // cannot reach this cap).
+        let chunk = vec![0u8; MAX_FRAME];
+        let mut c = Conversation::default();
+        assert_eq!(feed(&mut c, &frame(HEADERS, 0, 1, &chunk)), Ok(vec![]));
+        for _ in 0..3 {
+            assert_eq!(feed(&mut c, &frame(CONTINUATION, 0, 1, &chunk)), Ok(vec![]));
+        }
+        let err = feed(&mut c, &frame(CONTINUATION, 0, 1, &chunk)).unwrap_err();
+        assert!(err.contains("header block longer than 64 KiB"), "{err}");
+    }
 }
