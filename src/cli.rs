@@ -696,9 +696,9 @@ pub struct ProxyArgs {
     /// --proxy-type (http by default). Default ports: 1080 SOCKS, 3128 http, 443 https.
     /// Repeated: each proxy is reached through the one before, the target through the last.
     /// -w bounds the whole chain; dial's -i bounds each silence of a proxy in its handshake.
-    /// `env` reads $all_proxy, and alone honours $no_proxy as curl does. Many proxies (tinyproxy, microsocks, ncat's) end the whole
-    /// tunnel at the client's half-close: `nk dial --proxy ... < /dev/null` can then end early
-    /// with exit 0; --no-shutdown or --recv-only keep it open (dante and nk listen --proxy pass
+    /// `env` reads $all_proxy, and alone honours $no_proxy as curl does. Many proxies
+    /// (tinyproxy, microsocks, ncat's) end the whole tunnel at the client's half-close:
+    /// `nk dial --proxy ... < /dev/null` can then end early with exit 0; --no-shutdown or --recv-only keep it open (dante and nk listen --proxy pass
     /// the half-close on).
     #[arg(long = "proxy", value_name = "URL")]
     pub proxy: Vec<String>,

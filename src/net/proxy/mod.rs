@@ -927,6 +927,12 @@ mod tests {
             port: 40037,
         };
         assert_eq!(bound.to_string(), "[::1]:40037");
+        // Shown as every address is (display_addr): an IPv4-mapped one as the IPv4 it is.
+        let mapped = socks::Bound {
+            host: socks::HostOrName::Ip("::ffff:10.0.0.1".parse().unwrap()),
+            port: 1,
+        };
+        assert_eq!(mapped.to_string(), "10.0.0.1:1");
     }
 
     #[test]

@@ -70,7 +70,10 @@ pub enum HostOrName {
 impl std::fmt::Display for Bound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.host {
-            HostOrName::Ip(ip) => write!(f, "{}", std::net::SocketAddr::new(*ip, self.port)),
+            HostOrName::Ip(ip) => {
+                let addr = std::net::SocketAddr::new(*ip, self.port);
+                f.write_str(&crate::net::addr::display_addr(addr))
+            }
             HostOrName::Name(name) => write!(f, "{}:{}", name.escape_debug(), self.port),
         }
     }
