@@ -198,8 +198,12 @@ fn a_reset_in_the_middle_says_what_was_not_delivered() {
         0
     };
     assert!(sent >= read_by_peer, "{line}");
+    // The peer's TCP may not have acknowledged all it read when it reset: it holds a
+    // delayed ACK for up to two full segments (64 KiB each on loopback), and a reset
+    // carries no acknowledgement nk's TCP takes. 1 run in 40 under load lagged 4 KiB.
+    const DELAYED_ACK: u64 = 2 * 64 * 1024;
     assert!(
-        unacknowledged <= sent - read_by_peer,
+        unacknowledged <= sent - read_by_peer + DELAYED_ACK,
         "the peer read more than that: {line}"
     );
     assert!(sent + never_sent <= 16 * MIB, "{line}");

@@ -1033,6 +1033,17 @@ fn supervise(
                 if let Some(err) = send_failure {
                     return Err(err);
                 }
+                // The sending side may have taken the reset (the kernel reports it once, to
+                // whichever call comes first) and left this side only an EOF. A socket closed
+                // with bytes never acknowledged was reset, not closed: say it as the reset it
+                // was, with the sender's own error when it comes.
+                if send_running && delivery() == Delivery::Reset {
+                    return Err(match ended.recv_timeout(SENDER_SETTLE) {
+                        Ok(Event::Ended(Direction::Send, Err(err))) if is_peer_gone(&err) => err,
+                        _ => anyhow::Error::new(io::Error::from(io::ErrorKind::ConnectionReset))
+                            .context("the connection"),
+                    });
+                }
                 if !send_running {
                     return Ok(Some(0));
                 }
@@ -1703,6 +1714,11 @@ mod tests {
 
     /// What `supervise` returns when the directions end in this order.
     fn ending(events: &[Event], o: &RelayOptions) -> Result<Option<u64>> {
+        ending_as(events, o, Delivery::Unknown)
+    }
+
+    /// [`ending`] on a stream whose delivery reads `delivered`.
+    fn ending_as(events: &[Event], o: &RelayOptions, delivered: Delivery) -> Result<Option<u64>> {
         let (tx, rx) = mpsc::channel();
         for Event::Ended(direction, result) in events {
             let result = match result {
@@ -1717,7 +1733,7 @@ mod tests {
             policy: AfterPeerEof::UntilEnd,
         };
         let failure = || None;
-        let delivery = || Delivery::Unknown;
+        let delivery = || delivered;
         supervise(&rx, Some(&watch), (&failure, &delivery), o, &o.counters)
     }
 
@@ -1739,6 +1755,31 @@ mod tests {
             ending(&[Event::Ended(Direction::Send, Ok(3))], &quick).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn an_eof_left_by_a_reset_the_sender_took_is_the_reset() {
+        // The kernel reports a reset once: when the sending thread's write took it, the
+        // receiving thread read an EOF. When that EOF reached the supervisor first (seen
+        // once in CI), the reset was said as one "after its EOF", which it was not.
+        let o = opts();
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        let eof_first = [
+            Event::Ended(Direction::Receive, Ok(0)),
+            Event::Ended(Direction::Send, Err(anyhow::Error::new(reset))),
+        ];
+        let err = ending_as(&eof_first, &o, Delivery::Reset).unwrap_err();
+        assert!(is_peer_gone(&err), "{err:#}");
+        assert!(
+            !err.chain().any(|e| e.is::<ResetAfterEof>()),
+            "a reset said as after the EOF: {err:#}"
+        );
+        // A FIN (nothing left unacknowledged) is still an EOF.
+        let fin = [
+            Event::Ended(Direction::Receive, Ok(0)),
+            Event::Ended(Direction::Send, Ok(3)),
+        ];
+        assert!(ending_as(&fin, &o, Delivery::Pending(3)).is_ok());
     }
 
     #[test]
