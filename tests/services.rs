@@ -13,6 +13,7 @@
 mod common;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
+use common::descriptors::*;
 use common::inetd::*;
 use common::*;
 use std::collections::HashSet;
@@ -240,6 +241,64 @@ fn echo_server_listens_tcp_and_udp_on_one_port_and_exits_143_on_sigterm() {
     let (back, eof) = ask_tcp(svc.tcp(), b"over tcp\n");
     assert!(back == b"over tcp\n" && eof, "tcp: {back:?} eof={eof}");
     assert_eq!(ask_udp(svc.udp(), b"over udp", "udp echo"), b"over udp");
+    signal_and_wait(svc.nk, "TERM", 143);
+}
+
+/// Out of descriptors, `nk echo -l` stops accepting for a while (said once on stderr) and the
+/// clients wait in the listener's backlog; as connections close, the waiting ones are served.
+/// It is the forwarder's loop (`net::poller::serve`), which tests/forward.rs tries too.
+#[test]
+fn an_echo_server_out_of_descriptors_keeps_clients_waiting_then_serves_them() {
+    let svc = serve("echo", &["--tcp"]);
+    let (port, pid) = (svc.tcp(), svc.nk.pid());
+    // One client served first: what nk opens once (the local time zone of -v's stamps) is open.
+    let (back, _) = ask_tcp(port, b"warm-up\n");
+    assert_eq!(back, b"warm-up\n");
+    wait_for_descriptors_to_settle(pid);
+    leave_free_descriptors(pid, 5);
+    let mut clients: Vec<(TcpStream, Vec<u8>)> = (0..8)
+        .map(|i| {
+            let mut s = connect_local(port);
+            let line = format!("client {i}\n").into_bytes();
+            s.write_all(&line).unwrap();
+            (s, line)
+        })
+        .collect();
+    // Accepted in the order they connected: the first five have the five descriptors.
+    let waiting = clients.split_off(5);
+    for (s, line) in &mut clients {
+        assert_eq!(
+            echoed_within(s, line, 10.0),
+            Some(true),
+            "{}",
+            svc.nk.stderr_so_far()
+        );
+    }
+    let mut waiting: Vec<_> = waiting
+        .into_iter()
+        .map(|(mut s, line)| {
+            // Not a timing bound: no descriptor is free until a served client leaves.
+            let seen = echoed_within(&mut s, &line, 0.3);
+            assert_eq!(seen, None, "{}", svc.nk.stderr_so_far());
+            (s, line)
+        })
+        .collect();
+    drop(clients);
+    for (s, line) in &mut waiting {
+        assert_eq!(
+            echoed_within(s, line, 10.0),
+            Some(true),
+            "a waiting client was not served once descriptors were free\n{}",
+            svc.nk.stderr_so_far()
+        );
+    }
+    let stderr = svc.nk.stderr_so_far();
+    assert_eq!(
+        stderr.matches("waiting for connections to end").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("Too many open files"), "{stderr}");
     signal_and_wait(svc.nk, "TERM", 143);
 }
 

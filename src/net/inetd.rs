@@ -2,11 +2,13 @@
 //! `nk qotd -l` and `nk time -l`: RFC 862/863/864/867/865/868 over TCP and UDP, built to be
 //! left running on a LAN.
 //!
-//! TCP runs as one epoll loop (see `net::poller`): a connection is a few words of state plus
-//! a buffer only while its echo cannot be written, so 10,000 idle clients cost little, and a
-//! client is never waiting on a thread to be created. The accept rules are the listen
-//! server's (`net::server`: the accept error classes, the out-of-descriptors backoff, IPv4-
-//! mapped peers made IPv4) and `--allow/--deny`, `-m` and `-i` mean what they mean there.
+//! TCP runs on the event loop every many-client server runs on (`net::poller::serve`, the
+//! forwarder's too), with this file's [`Handler`] deciding what each connection does: a
+//! connection is a few words of state plus a buffer only while its echo cannot be written,
+//! so 10,000 idle clients cost little, and a client is never waiting on a thread to be
+//! created. The accept rules are the loop's (the accept error classes, the out-of-descriptors
+//! pause, IPv4-mapped peers made IPv4) and `--allow/--deny`, `-m` and `-i` mean what they
+//! mean for the listen server.
 //! Echo reads at most [`CHUNK`] bytes ahead of what the client has taken back: when its echo
 //! cannot be written the connection stops being read, and TCP flow control pushes back on the
 //! client instead of memory growing. Half-closes are honoured: after the client's FIN the
@@ -41,9 +43,9 @@ use crate::net::acl::AccessList;
 use crate::net::addr::{display_addr, display_sockaddr};
 use crate::net::cmsg;
 use crate::net::datagram;
-use crate::net::deadline::{format_duration, Deadline};
-use crate::net::poller::{Event, Interest, Poller};
-use crate::net::server::{accept_nonblocking, Accepted, Backoff};
+use crate::net::deadline::format_duration;
+use crate::net::poller::{self, AcceptStop, Handler, Interest, LoopPlan, Poller, SpinRule};
+use crate::net::server::{accept_nonblocking, Accepted};
 use crate::net::udp_guard::{Guard, RateLimit, Verdict};
 use crate::wire::chargen;
 
@@ -60,10 +62,8 @@ const CHARGEN_SEND: usize = 64 * 1024;
 /// How long a daytime/qotd/time client may keep its connection open after the reply.
 const LINGER: Duration = Duration::from_secs(5);
 
-/// How often idle connections are looked for (at most; less when `-i` is longer).
-const SWEEP: Duration = Duration::from_millis(250);
-
-/// How long a busy loop polls for its next event before it sleeps.
+/// The longest the loop polls for its next event before it sleeps (see `net::poller::Spin`):
+/// under load the next client is usually microseconds away.
 const SPIN: Duration = Duration::from_micros(50);
 
 const LISTENER: u64 = u64::MAX;
@@ -393,6 +393,19 @@ impl Conn {
 /// The connections of the loop, by slot (its epoll token).
 type Table = crate::net::poller::SlotTable<Conn>;
 
+/// The TCP side's event loop: what `net::poller::serve` reports, done for one service.
+struct ServiceLoop<'a> {
+    poller: Poller,
+    table: Table,
+    /// The one read buffer of the loop.
+    buf: Vec<u8>,
+    behaviour: &'a Behaviour,
+    opts: &'a ServiceOptions,
+    stats: &'a ServiceStats,
+    /// The last connection's number.
+    seq: u64,
+}
+
 /// The TCP side: runs until an unrecoverable listener error.
 pub fn serve_tcp(
     listener: Socket,
@@ -409,148 +422,117 @@ pub fn serve_tcp(
         // sockets inherit the option from the listener, so it is set once.
         listener.set_nodelay(true).context("set TCP_NODELAY")?;
     }
-    let mut poller = Poller::new(256).context("epoll_create")?;
+    let poller = Poller::new(256).context("epoll_create")?;
     poller
         .add(listener.as_raw_fd(), Interest::Read, LISTENER)
         .context("epoll_ctl")?;
-    let mut table = Table::default();
-    let mut buf = vec![
-        0u8;
-        match behaviour {
-            // Echo holds back at most what one read took.
-            Behaviour::Echo => CHUNK,
-            _ => DRAIN_CHUNK,
-        }
-    ];
-    let mut backoff = Backoff::default();
-    let mut paused_until: Option<Instant> = None;
-    let mut next_sweep = Instant::now() + SWEEP;
-    let mut ready: Vec<Event> = Vec::with_capacity(256);
-    let mut seq = 0u64;
-    let mut busy = false;
+    // Echo holds back at most what one read took.
+    let buf_len = match behaviour {
+        Behaviour::Echo => CHUNK,
+        _ => DRAIN_CHUNK,
+    };
     let sweeps = opts.idle.is_some() || matches!(behaviour, Behaviour::Announce(_));
-    loop {
-        let mut deadline = Deadline::NEVER;
-        if let Some(at) = paused_until {
-            deadline = deadline.min(Deadline::at(at));
-        }
-        if sweeps && table.live > 0 {
-            deadline = deadline.min(Deadline::at(next_sweep));
-        }
-        ready.clear();
-        if busy {
-            // Poll briefly before sleeping: under load the next event is usually microseconds
-            // away, and a sleep and wake-up costs more than that (about +20% connections per
-            // second on loopback). Bounded by SPIN, so an idle server burns nothing.
-            let spin_until = Instant::now() + SPIN;
-            while ready.is_empty() && Instant::now() < spin_until {
-                ready.extend(
-                    poller
-                        .wait(Deadline::after(Some(Duration::ZERO)))
-                        .context("epoll_wait")?,
+    let plan = LoopPlan {
+        listener_token: LISTENER,
+        shared_listener: false,
+        sweep_every: sweeps.then(|| poller::sweep_interval(opts.idle).unwrap_or(poller::SWEEP)),
+        spin: SpinRule::AfterWork(SPIN),
+    };
+    let mut service = ServiceLoop {
+        poller,
+        table: Table::default(),
+        buf: vec![0u8; buf_len],
+        behaviour,
+        opts,
+        stats,
+        seq: 0,
+    };
+    poller::serve(&listener, &mut service, &plan)
+}
+
+impl Handler for ServiceLoop<'_> {
+    fn poller(&mut self) -> &mut Poller {
+        &mut self.poller
+    }
+
+    /// Accepts what the listener has queued (up to a batch), applying the admission rules.
+    fn accept(&mut self, listener: &Socket) -> std::result::Result<(), AcceptStop> {
+        for _ in 0..ACCEPTS_PER_WAKE {
+            let (socket, peer) = match accept_nonblocking(listener) {
+                Ok(Accepted::Client(socket, peer)) => (socket, peer),
+                Ok(Accepted::Retry) => break,
+                Ok(Accepted::Exhausted(err)) => return Err(AcceptStop::Exhausted(err)),
+                Err(err) => return Err(AcceptStop::Fatal(err)),
+            };
+            let Some(peer) = peer.as_socket() else {
+                continue;
+            };
+            if let Some(conn) = self.admission(socket, peer) {
+                let slot = self.table.insert(conn);
+                // A first attempt at progress before registering: a daytime or qotd client
+                // gets its text at once, and an echo client's first bytes have usually
+                // arrived already.
+                step(
+                    &mut self.poller,
+                    &mut self.table,
+                    slot,
+                    &mut self.buf,
+                    self.stats,
+                    true,
                 );
             }
         }
-        if ready.is_empty() {
-            ready.extend(poller.wait(deadline).context("epoll_wait")?);
-        }
-        busy = !ready.is_empty();
-        let now = Instant::now();
-        if paused_until.is_some_and(|at| now >= at) {
-            paused_until = None;
-            poller
-                .add(listener.as_raw_fd(), Interest::Read, LISTENER)
-                .context("epoll_ctl")?;
-        }
-        for event in &ready {
-            if event.token == LISTENER {
-                let admitted =
-                    accept_clients(&listener, behaviour, opts, stats, &mut seq, table.live);
-                match admitted {
-                    Ok(conns) => {
-                        backoff.reset();
-                        for conn in conns {
-                            admit(&mut poller, &mut table, conn, &mut buf, stats);
-                        }
-                    }
-                    Err(AcceptStop::Exhausted(err, conns)) => {
-                        for conn in conns {
-                            admit(&mut poller, &mut table, conn, &mut buf, stats);
-                        }
-                        let pause = backoff.next_pause(&listener, &err);
-                        poller.remove(listener.as_raw_fd()).context("epoll_ctl")?;
-                        paused_until = Some(now + pause);
-                    }
-                    Err(AcceptStop::Fatal(err)) => return Err(err),
-                }
-                continue;
-            }
-            step(
-                &mut poller,
-                &mut table,
-                event.token as usize,
-                &mut buf,
-                stats,
-                false,
-            );
-        }
-        if sweeps && now >= next_sweep {
-            sweep(&mut table, opts.idle, stats, now);
-            next_sweep = now
-                + opts
-                    .idle
-                    .map_or(SWEEP, |i| (i / 4).clamp(Duration::from_millis(10), SWEEP));
-        }
+        Ok(())
+    }
+
+    fn ready(&mut self, token: u64) -> Result<()> {
+        step(
+            &mut self.poller,
+            &mut self.table,
+            token as usize,
+            &mut self.buf,
+            self.stats,
+            false,
+        );
+        Ok(())
+    }
+
+    fn live(&self) -> usize {
+        self.table.live
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        sweep(&mut self.table, self.opts.idle, self.stats, now);
     }
 }
 
-enum AcceptStop {
-    Exhausted(io::Error, Vec<Conn>),
-    Fatal(anyhow::Error),
-}
-
-/// Accepts what the listener has queued (up to a batch), applying the admission rules.
-fn accept_clients(
-    listener: &Socket,
-    behaviour: &Behaviour,
-    opts: &ServiceOptions,
-    stats: &ServiceStats,
-    seq: &mut u64,
-    live: usize,
-) -> std::result::Result<Vec<Conn>, AcceptStop> {
-    let mut admitted = Vec::new();
-    for _ in 0..ACCEPTS_PER_WAKE {
-        let (socket, peer) = match accept_nonblocking(listener) {
-            Ok(Accepted::Client(socket, peer)) => (socket, peer),
-            Ok(Accepted::Retry) => break,
-            Ok(Accepted::Exhausted(err)) => return Err(AcceptStop::Exhausted(err, admitted)),
-            Err(err) => return Err(AcceptStop::Fatal(err)),
-        };
-        let Some(peer) = peer.as_socket() else {
-            continue;
-        };
+impl ServiceLoop<'_> {
+    /// The connection a new client becomes, or `None` (said on stderr) when `--allow/--deny`
+    /// or `-m` turns it away.
+    fn admission(&mut self, socket: Socket, peer: SocketAddr) -> Option<Conn> {
+        let (opts, stats) = (self.opts, self.stats);
         if !opts.access.permits(peer.ip()) {
             stats.turned_away.fetch_add(1, Ordering::Relaxed);
             crate::log::turned_away(format_args!(
                 "tcp {} denied (--allow/--deny)",
                 display_addr(peer)
             ));
-            continue;
+            return None;
         }
         if let Some(max) = opts.max_conns {
-            if live + admitted.len() >= max {
+            if self.table.live >= max {
                 stats.turned_away.fetch_add(1, Ordering::Relaxed);
                 crate::log::turned_away(format_args!(
                     "tcp {} refused: {} already (-m {max})",
                     display_addr(peer),
                     crate::log::count(max as u64, "connection")
                 ));
-                continue;
+                return None;
             }
         }
-        *seq += 1;
+        self.seq += 1;
         let now = Instant::now();
-        let (phase, pending) = match behaviour {
+        let (phase, pending) = match self.behaviour {
             Behaviour::Echo => (Phase::Echoing, Vec::new()),
             Behaviour::Announce(text) => (Phase::Replying, text()),
             Behaviour::Discard => (Phase::Discarding, Vec::new()),
@@ -558,11 +540,11 @@ fn accept_clients(
         };
         stats.connections.fetch_add(1, Ordering::Relaxed);
         stats.open.fetch_add(1, Ordering::Relaxed);
-        event!("tcp {} connected (#{})", display_addr(peer), *seq);
-        admitted.push(Conn {
+        event!("tcp {} connected (#{})", display_addr(peer), self.seq);
+        Some(Conn {
             socket,
             peer,
-            seq: *seq,
+            seq: self.seq,
             phase,
             pending,
             written: 0,
@@ -572,16 +554,8 @@ fn accept_clients(
             last_active: now,
             received: 0,
             sent: 0,
-        });
+        })
     }
-    Ok(admitted)
-}
-
-/// Registers a new connection after a first attempt at progress: a daytime or qotd client
-/// gets its text at once, and an echo client's first bytes have usually arrived already.
-fn admit(poller: &mut Poller, table: &mut Table, conn: Conn, buf: &mut [u8], stats: &ServiceStats) {
-    let slot = table.insert(conn);
-    step(poller, table, slot, buf, stats, true);
 }
 
 /// Lets the connection in `slot` make progress, then registers what it waits for or closes it.

@@ -1,5 +1,7 @@
-//! A small safe wrapper over epoll(7), for the servers that hold thousands of connections on
-//! one thread (the inetd services, the forwarder and the proxy server).
+//! A small safe wrapper over epoll(7), and the one event loop run by the servers that hold
+//! thousands of connections on a thread (the inetd services, the forwarder and the proxy
+//! server): [`serve`] accepts, pauses on descriptor exhaustion, sweeps and polls the same way
+//! for each of them, and a [`Handler`] is what one server does with what the loop reports.
 //!
 //! A thread per connection costs a stack and a scheduler entry per idle client; the services
 //! must hold 10,000 clients in well under 150 MB, so they keep each connection as a few words
@@ -12,7 +14,11 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+use socket2::Socket;
+
 use crate::net::deadline::Deadline;
+use crate::net::server::Backoff;
 
 /// What a registration waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,10 +156,18 @@ impl Poller {
         spin: &mut Spin,
     ) -> io::Result<impl Iterator<Item = Event> + '_> {
         let start = Instant::now();
-        if !spin.window.is_zero() && spin.idle.spare() {
+        if spin.after_work {
+            spin.window = if spin.busy {
+                spin.limit
+            } else {
+                Duration::ZERO
+            };
+        }
+        if !spin.window.is_zero() && (spin.after_work || spin.idle.spare()) {
             loop {
                 let count = self.epoll_wait(0)?;
                 if count > 0 {
+                    spin.busy = true;
                     return Ok(self.events(count));
                 }
                 if start.elapsed() >= spin.window || deadline.expired() {
@@ -164,6 +178,7 @@ impl Poller {
         }
         let count = self.epoll_wait(deadline.poll_timeout_ms())?;
         spin.after_sleep(start.elapsed(), count > 0);
+        spin.busy = count > 0;
         Ok(self.events(count))
     }
 
@@ -218,11 +233,22 @@ impl Poller {
 /// placed on the forwarder's own CPU, so every yield runs it there and the poll gains
 /// nothing), and stopping after an involuntary context switch (a nice 19 job on the other
 /// CPU never preempts, yet the loss is the same).
+///
+/// [`Spin::after_work`] is the simpler rule of a server whose clients come one after the
+/// other (the inetd services): after a wait that found work, poll for the full limit,
+/// whatever the machine's idle time. There the client runs on the other CPU between two of
+/// the server's events, so the poll rarely takes CPU from anyone, and the adaptive rule never
+/// polled (the gauge saw no idle CPU): `nk echo -l` made 9,734 connections/s with it against
+/// 11,891 with this rule (bench/09_services.sh, part 1).
 #[derive(Debug)]
 pub struct Spin {
     limit: Duration,
     window: Duration,
     idle: IdleGauge,
+    /// [`Spin::after_work`]'s rule.
+    after_work: bool,
+    /// The last wait found work.
+    busy: bool,
 }
 
 impl Spin {
@@ -234,11 +260,21 @@ impl Spin {
         Spin::exactly(if one_cpu { Duration::ZERO } else { limit })
     }
 
+    /// Polls for `limit` after each wait that found work (none on one CPU).
+    pub fn after_work(limit: Duration) -> Spin {
+        Spin {
+            after_work: true,
+            ..Spin::new(limit)
+        }
+    }
+
     fn exactly(limit: Duration) -> Spin {
         Spin {
             limit,
             window: Duration::ZERO,
             idle: IdleGauge::default(),
+            after_work: false,
+            busy: false,
         }
     }
 
@@ -380,6 +416,151 @@ impl<T> SlotTable<T> {
     /// The item in `slot`, if any.
     pub fn get(&mut self, slot: usize) -> Option<&mut T> {
         self.slots.get_mut(slot).and_then(Option::as_mut)
+    }
+}
+
+/// Why a [`Handler`] stopped accepting before the listener's queue was empty.
+#[derive(Debug)]
+pub enum AcceptStop {
+    /// Out of descriptors: [`serve`] stops watching the listener for a while (the clients
+    /// wait in its backlog) instead of spinning on it.
+    Exhausted(io::Error),
+    /// The listener failed for good: the loop ends with this.
+    Fatal(anyhow::Error),
+}
+
+/// What one server does with what its event loop ([`serve`]) reports. The loop owns the
+/// rhythm (waiting, accepting, pausing, sweeping); the handler owns the connections.
+pub trait Handler {
+    /// The loop's poller, where the handler registers its connections.
+    fn poller(&mut self) -> &mut Poller;
+    /// Takes the clients the listener has queued (a batch at most), applying the server's
+    /// admission rules.
+    fn accept(&mut self, listener: &Socket) -> Result<(), AcceptStop>;
+    /// Something is ready on `token` (any token but the listener's).
+    fn ready(&mut self, token: u64) -> anyhow::Result<()>;
+    /// Connections open in this loop: the sweep is only scheduled while there are some.
+    fn live(&self) -> usize;
+    /// Ends what is past its time (`-i`, handshake and connect limits).
+    fn sweep(&mut self, now: Instant);
+    /// The latest the loop may sleep to, for the handler's own timers.
+    fn wake_by(&self) -> Deadline {
+        Deadline::NEVER
+    }
+    /// Work after each round of events (retries, drains).
+    fn after_round(&mut self, _now: Instant) {}
+    /// Whether new clients may be accepted now; the loop also pauses after exhaustion.
+    fn accepting(&self, _now: Instant) -> bool {
+        true
+    }
+}
+
+/// How [`serve`] runs one loop.
+#[derive(Debug, Clone)]
+pub struct LoopPlan {
+    /// The listener's token; it is registered (for reading) before the loop starts.
+    pub listener_token: u64,
+    /// Whether the listener is shared by several loops (EPOLLEXCLUSIVE: one is woken per
+    /// client), which decides how it is registered again after a pause.
+    pub shared_listener: bool,
+    /// How often [`Handler::sweep`] runs while connections are open; `None`: never.
+    pub sweep_every: Option<Duration>,
+    /// How the loop polls before sleeping.
+    pub spin: SpinRule,
+}
+
+/// Which of [`Spin`]'s rules a loop follows, and its limit.
+#[derive(Debug, Clone, Copy)]
+pub enum SpinRule {
+    /// [`Spin::new`]: a window that adapts to the traffic, only while a CPU is spare.
+    Adaptive(Duration),
+    /// [`Spin::after_work`].
+    AfterWork(Duration),
+}
+
+/// How often a loop looks for connections past their limits: a quarter of the shortest limit,
+/// between 10 ms and [`SWEEP`]; `None` without limits.
+pub fn sweep_interval(limits: impl IntoIterator<Item = Duration>) -> Option<Duration> {
+    limits
+        .into_iter()
+        .map(|d| (d / 4).clamp(Duration::from_millis(10), SWEEP))
+        .min()
+}
+
+/// The longest between two sweeps (when the limits are long, or only some connections have
+/// one).
+pub const SWEEP: Duration = Duration::from_millis(250);
+
+/// Runs one event loop on `listener` (non-blocking, registered in `handler`'s poller under
+/// `plan.listener_token`) until a fatal error: the accept rules of every server that holds
+/// many connections. Out of descriptors, accepting pauses (doubling from 10 ms to 500 ms,
+/// said once on stderr) and the clients wait in the backlog; the handler may hold accepting
+/// too ([`Handler::accepting`]).
+pub fn serve<H: Handler>(
+    listener: &Socket,
+    handler: &mut H,
+    plan: &LoopPlan,
+) -> anyhow::Result<()> {
+    let mut backoff = Backoff::default();
+    let mut paused_until: Option<Instant> = None;
+    let mut next_sweep = plan.sweep_every.map(|every| Instant::now() + every);
+    let mut ready: Vec<Event> = Vec::with_capacity(256);
+    let mut spin = match plan.spin {
+        SpinRule::Adaptive(limit) => Spin::new(limit),
+        SpinRule::AfterWork(limit) => Spin::after_work(limit),
+    };
+    let mut listening = true;
+    loop {
+        let mut deadline = handler.wake_by();
+        if let Some(at) = paused_until {
+            deadline = deadline.min(Deadline::at(at));
+        }
+        if let Some(at) = next_sweep.filter(|_| handler.live() > 0) {
+            deadline = deadline.min(Deadline::at(at));
+        }
+        ready.clear();
+        ready.extend(
+            handler
+                .poller()
+                .wait_spinning(deadline, &mut spin)
+                .context("epoll_wait")?,
+        );
+        let now = Instant::now();
+        if paused_until.is_some_and(|at| now >= at) {
+            paused_until = None;
+        }
+        for event in &ready {
+            if event.token != plan.listener_token {
+                handler.ready(event.token)?;
+                continue;
+            }
+            match handler.accept(listener) {
+                Ok(()) => backoff.reset(),
+                Err(AcceptStop::Exhausted(err)) => {
+                    paused_until = Some(now + backoff.next_pause(listener, &err));
+                }
+                Err(AcceptStop::Fatal(err)) => return Err(err),
+            }
+        }
+        if let (Some(every), Some(at)) = (plan.sweep_every, next_sweep) {
+            if now >= at {
+                handler.sweep(now);
+                next_sweep = Some(now + every);
+            }
+        }
+        handler.after_round(now);
+        let accept = paused_until.is_none() && handler.accepting(now);
+        if accept != listening {
+            let (fd, token) = (listener.as_raw_fd(), plan.listener_token);
+            let poller = handler.poller();
+            match (accept, plan.shared_listener) {
+                (true, true) => poller.add_exclusive(fd, token),
+                (true, false) => poller.add(fd, Interest::Read, token),
+                (false, _) => poller.remove(fd),
+            }
+            .context("epoll_ctl")?;
+            listening = accept;
+        }
     }
 }
 

@@ -13,6 +13,8 @@
 
 /// aiosmtpd, the real peer of `nk smtp` (in clear, STARTTLS, implicit TLS).
 pub mod aiosmtpd;
+/// Leaving a server an exact number of free descriptors.
+pub mod descriptors;
 /// `nk forward` and its peers (tests/forward.rs, tests/forward_tls.rs).
 pub mod forwarder;
 /// `nk head` helpers and nginx, its real peer (optionally with a TLS server block).

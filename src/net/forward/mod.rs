@@ -2,8 +2,9 @@
 //! own connection to the target, relay both ways.
 //!
 //! Where things are:
-//! - the event loops are started by [`run`] in this file: one per core, each a thread with
-//!   its own epoll instance (`net::poller`, level-triggered, so a flow that stops after
+//! - the event loops are started by [`run`] in this file: one per core, each a thread running
+//!   `net::poller::serve` (the loop the inetd services run too) with an `Engine` as its
+//!   handler, its own epoll instance (level-triggered, so a flow that stops after
 //!   [`conn`]'s round limit is simply reported again), its own connections, pipe pool and
 //!   connector, and the one listener registered in every loop with EPOLLEXCLUSIVE (the
 //!   kernel wakes one loop per incoming client, not all). A connection stays in the loop
@@ -65,8 +66,8 @@ use crate::net::acl::AccessList;
 use crate::net::addr::{display_addr, display_sockaddr};
 use crate::net::connect::{self, AttemptState, ConnectOptions};
 use crate::net::deadline::{format_duration, Deadline};
-use crate::net::poller::{Interest, Poller, Spin};
-use crate::net::server::{accept_nonblocking, Accepted, Backoff};
+use crate::net::poller::{self, AcceptStop, Handler, Interest, LoopPlan, Poller, SpinRule};
+use crate::net::server::{accept_nonblocking, Accepted};
 use crate::wire::proxy_protocol::Proxied;
 
 use crate::net::addr::Target;
@@ -84,8 +85,6 @@ const WAKE: u64 = u64::MAX - 1;
 /// Clients accepted per readiness report of the listener: a burst is taken in a few rounds,
 /// interleaved with the traffic of connections already served.
 const ACCEPTS_PER_WAKE: usize = 16;
-/// How often idle connections are looked for (at most; less when `-i` is longer).
-const SWEEP: Duration = Duration::from_millis(250);
 /// How long the signal thread waits for the loop to close everything and report.
 const STOP_WAIT: Duration = Duration::from_secs(3);
 /// How long accepting stays paused after a client last found no descriptor.
@@ -246,6 +245,8 @@ struct Engine {
     /// The target's one address when it is an IP literal: connected by the loop itself.
     direct: Option<std::net::SocketAddr>,
     shared: Arc<Shared>,
+    /// SIGINT/SIGTERM: the loop closes everything and reports when it is woken with this set.
+    stop: Arc<Stop>,
     /// Connections (slot, id) with a flow a recording holds back: stepped again when the
     /// recording's writer wakes the loop.
     held_by_tap: std::collections::HashSet<(usize, u64)>,
@@ -253,6 +254,8 @@ struct Engine {
     /// wait, and are dialled again each time a connection of this loop closes (or at the
     /// sweep), until `-w` from their first try. No client is accepted while any waits.
     short_of_descriptors: std::collections::VecDeque<(usize, u64)>,
+    /// When the waiting clients are dialled again if no connection of this loop closes first.
+    next_descriptor_retry: Instant,
     /// A connection closed since the waiting clients were last tried.
     descriptor_freed: bool,
     /// Surviving sides of broken connections, getting what they are owed before their reset.
@@ -314,7 +317,7 @@ pub fn run(listener: Socket, opts: Options, stop: Arc<Stop>) -> Result<()> {
         std::thread::Builder::new()
             .name(format!("forward-{n}"))
             .spawn(move || {
-                let err = run_loop(&listener, poller, opts, &stop, waker, shared);
+                let err = run_loop(&listener, poller, opts, stop, waker, shared);
                 let _ = failed.send(err);
             })
             .context("start an event loop thread")?;
@@ -334,7 +337,7 @@ fn run_loop(
     listener: &Socket,
     poller: Poller,
     opts: Options,
-    stop: &Stop,
+    stop: Arc<Stop>,
     waker: Arc<Waker>,
     shared: Arc<Shared>,
 ) -> Result<()> {
@@ -349,6 +352,23 @@ fn run_loop(
     };
     // A proxy's clients name their targets: the loop connects the IP literals itself.
     let requested = matches!(opts.target, TargetSpec::Requested(_));
+    // The sweep also bounds the loop's own connects by -w, and the TLS handshakes.
+    let connect_limit = opts
+        .connect
+        .timeout
+        .filter(|_| direct.is_some() || requested);
+    let tls = opts.tls_listen.is_some() || opts.tls_connect.is_some();
+    // Proxy clients have a deadline for their request.
+    let sweeps = opts.idle.is_some() || connect_limit.is_some() || tls || requested;
+    let plan = LoopPlan {
+        listener_token: LISTENER,
+        shared_listener: true,
+        sweep_every: sweeps.then(|| {
+            poller::sweep_interval([opts.idle, connect_limit].into_iter().flatten())
+                .unwrap_or(poller::SWEEP)
+        }),
+        spin: SpinRule::Adaptive(opts.spin),
+    };
     let mut engine = Engine {
         direct,
         poller,
@@ -359,8 +379,10 @@ fn run_loop(
         waker,
         opts,
         shared,
+        stop,
         held_by_tap: std::collections::HashSet::new(),
         short_of_descriptors: std::collections::VecDeque::new(),
+        next_descriptor_retry: Instant::now(),
         descriptor_freed: false,
         drains: drain::Drains::default(),
         shortage_began: false,
@@ -370,127 +392,82 @@ fn run_loop(
     if let Some(tap) = &engine.opts.tap {
         tap::wake_on_room(tap, &engine.waker);
     }
-    let mut backoff = Backoff::default();
-    let mut paused_until: Option<Instant> = None;
-    let idle = engine.opts.idle;
-    // The sweep also bounds the loop's own connects by -w, and the TLS handshakes.
-    let connect_limit = engine
-        .opts
-        .connect
-        .timeout
-        .filter(|_| engine.direct.is_some() || requested);
-    let tls = engine.opts.tls_listen.is_some() || engine.opts.tls_connect.is_some();
-    // Proxy clients have a deadline for their request.
-    let sweeps = idle.is_some() || connect_limit.is_some() || tls || requested;
-    let sweep_every = [idle, connect_limit]
-        .into_iter()
-        .flatten()
-        .map(|d| (d / 4).clamp(Duration::from_millis(10), SWEEP))
-        .min()
-        .unwrap_or(SWEEP);
-    let mut next_sweep = Instant::now() + sweep_every;
-    let mut ready = Vec::with_capacity(256);
-    let mut spin = Spin::new(engine.opts.spin);
-    let mut listening = true;
-    let mut next_descriptor_retry = Instant::now();
-    loop {
+    poller::serve(listener, &mut engine, &plan)
+}
+
+impl Handler for Engine {
+    fn poller(&mut self) -> &mut Poller {
+        &mut self.poller
+    }
+
+    fn accept(&mut self, listener: &Socket) -> std::result::Result<(), AcceptStop> {
+        Engine::accept(self, listener)
+    }
+
+    fn ready(&mut self, token: u64) -> Result<()> {
+        if token != WAKE {
+            self.step((token / 2) as usize);
+            return Ok(());
+        }
+        self.waker.drain();
+        if self.stop.requested.load(Ordering::Acquire) {
+            self.stop_all();
+            self.stop.finish(|| self.summary());
+            park();
+        }
+        self.connected();
+        self.resume_held();
+        Ok(())
+    }
+
+    fn live(&self) -> usize {
+        self.table.live
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        Engine::sweep(self, now);
+    }
+
+    fn wake_by(&self) -> Deadline {
         let mut deadline = Deadline::NEVER;
-        if let Some(at) = paused_until {
-            deadline = deadline.min(Deadline::at(at));
-        }
-        if !engine.short_of_descriptors.is_empty() {
+        if !self.short_of_descriptors.is_empty() {
             // Another loop, or another process, may free one: try again now and then.
-            deadline = deadline.min(Deadline::at(next_descriptor_retry));
+            deadline = deadline.min(Deadline::at(self.next_descriptor_retry));
         }
-        if !engine.drains.is_empty() {
+        if !self.drains.is_empty() {
             deadline = deadline.min(Deadline::after(Some(drain::STEP)));
         }
         // Wake when the grace ends, to watch the listener again (never for a past one: a
         // deadline in the past would spin the loop).
-        if let Some(at) = engine
+        if let Some(at) = self
             .shortage_seen
-            .filter(|at| !listening && at.elapsed() < SHORTAGE_GRACE)
+            .filter(|at| at.elapsed() < SHORTAGE_GRACE)
         {
             deadline = deadline.min(Deadline::at(at + SHORTAGE_GRACE));
         }
-        if sweeps && engine.table.live > 0 {
-            deadline = deadline.min(Deadline::at(next_sweep));
+        deadline
+    }
+
+    fn after_round(&mut self, now: Instant) {
+        if !self.drains.is_empty() {
+            self.drains.step_all(&mut self.pool);
         }
-        ready.clear();
-        ready.extend(
-            engine
-                .poller
-                .wait_spinning(deadline, &mut spin)
-                .context("epoll_wait")?,
-        );
-        let now = Instant::now();
-        if paused_until.is_some_and(|at| now >= at) {
-            paused_until = None;
-        }
-        for event in &ready {
-            match event.token {
-                LISTENER => match engine.accept(listener) {
-                    Ok(()) => backoff.reset(),
-                    Err(AcceptStop::Exhausted(err)) => {
-                        // Out of descriptors: stop watching the listener for a while (the
-                        // clients wait in its backlog) instead of spinning on it.
-                        let pause = backoff.next_pause(listener, &err);
-                        paused_until = Some(now + pause);
-                    }
-                    Err(AcceptStop::Fatal(err)) => return Err(err),
-                },
-                WAKE => {
-                    engine.waker.drain();
-                    if stop.requested.load(Ordering::Acquire) {
-                        engine.stop_all();
-                        stop.finish(|| engine.summary());
-                        park();
-                    }
-                    engine.connected();
-                    engine.resume_held();
-                }
-                token => engine.step((token / 2) as usize),
-            }
-        }
-        if sweeps && now >= next_sweep {
-            engine.sweep(now);
-            next_sweep = now + sweep_every;
-        }
-        if !engine.drains.is_empty() {
-            engine.drains.step_all(&mut engine.pool);
-        }
-        if !engine.short_of_descriptors.is_empty()
-            && (engine.descriptor_freed || now >= next_descriptor_retry)
+        if !self.short_of_descriptors.is_empty()
+            && (self.descriptor_freed || now >= self.next_descriptor_retry)
         {
-            engine.retry_short_of_descriptors();
-            next_descriptor_retry = now + DESCRIPTOR_RETRY;
-        }
-        // The listener is watched unless accepting is paused (EMFILE at accept) or clients
-        // already accepted wait for a descriptor: new ones wait in the backlog meanwhile.
-        let shortage_lately = engine
-            .shortage_seen
-            .is_some_and(|at| now.saturating_duration_since(at) < SHORTAGE_GRACE);
-        let accept =
-            paused_until.is_none() && engine.short_of_descriptors.is_empty() && !shortage_lately;
-        if accept != listening {
-            match accept {
-                true => engine
-                    .poller
-                    .add_exclusive(listener.as_raw_fd(), LISTENER)
-                    .context("epoll_ctl")?,
-                false => engine
-                    .poller
-                    .remove(listener.as_raw_fd())
-                    .context("epoll_ctl")?,
-            }
-            listening = accept;
+            self.retry_short_of_descriptors();
+            self.next_descriptor_retry = now + DESCRIPTOR_RETRY;
         }
     }
-}
 
-enum AcceptStop {
-    Exhausted(io::Error),
-    Fatal(anyhow::Error),
+    /// Not while clients already accepted wait for a descriptor, nor for a while after one
+    /// last found none: new ones wait in the backlog meanwhile.
+    fn accepting(&self, now: Instant) -> bool {
+        let shortage_lately = self
+            .shortage_seen
+            .is_some_and(|at| now.saturating_duration_since(at) < SHORTAGE_GRACE);
+        self.short_of_descriptors.is_empty() && !shortage_lately
+    }
 }
 
 impl Engine {
@@ -750,7 +727,9 @@ impl Engine {
         let side = match &self.opts.tls_connect {
             Some(tls) => {
                 let started = conn.connect_started.unwrap_or(conn.opened);
-                let deadline = started.checked_add(limit).unwrap_or(started + SWEEP);
+                let deadline = started
+                    .checked_add(limit)
+                    .unwrap_or(started + poller::SWEEP);
                 match rustls::ClientConnection::new(
                     Arc::clone(&tls.config),
                     tls.server_name.clone(),
