@@ -197,6 +197,82 @@ fn a_client_reset_resets_the_target() {
     terminate(fwd);
 }
 
+/// A client that resets mid-transfer while the forwarder holds bytes it read for the target
+/// (an echo: the reset is seen when the echo back fails): the target gets them, drained
+/// before its own reset, and the `-v` line counts them as forwarded. It left them out:
+/// "bytes up" was a carrier's worth (64 KiB) short of what the target read.
+#[test]
+fn a_client_reset_counts_the_bytes_drained_to_the_target() {
+    let target = Server::start(|mut s, _| {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // An echo that cannot be written is dropped, as the reading must go on: after the
+        // client's reset the forwarder reads nothing more from this side.
+        s.set_write_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut read = 0u64;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return (read, None),
+                Ok(n) => {
+                    read += n as u64;
+                    let _ = s.write_all(&buf[..n]);
+                }
+                Err(e) => return (read, Some(e.kind())),
+            }
+        }
+    });
+    let (mut fwd, port) = forward(&["127.0.0.1:0", &format!("127.0.0.1:{}", target.port())]);
+    // One socket (a second descriptor would keep it open past the reset), non-blocking:
+    // 8 MiB written while the echoes are read, then the reset at once.
+    let c = client(port);
+    c.set_nonblocking(true).unwrap();
+    let data = vec![b'x'; 8 << 20];
+    let (mut sent, mut buf) = (0, vec![0u8; 64 * 1024]);
+    for _ in 0..200_000 {
+        if sent == data.len() {
+            break;
+        }
+        let wrote = match (&c).write(&data[sent..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => panic!("write: {e}"),
+        };
+        sent += wrote;
+        let got = match (&c).read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => panic!("read: {e}"),
+        };
+        if wrote == 0 && got == 0 {
+            thread::sleep(Duration::from_micros(200));
+        }
+    }
+    assert_eq!(sent, data.len());
+    socket2::SockRef::from(&c)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(c);
+    let (read, err) = target.join();
+    assert_eq!(
+        err,
+        Some(io::ErrorKind::ConnectionReset),
+        "{}",
+        fwd.stderr_so_far()
+    );
+    let line = fwd.wait_stderr_line(10.0, |l| {
+        l.contains("#1") && l.contains("reset by the client")
+    });
+    let up: u64 = line
+        .split(" bytes up")
+        .next()
+        .and_then(|before| before.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of bytes up: {line}"));
+    assert_eq!(up, read, "the target read {read} bytes: {line}");
+    terminate(fwd);
+}
+
 #[test]
 fn a_refused_target_resets_the_client_and_is_logged() {
     let closed = closed_port();

@@ -1104,7 +1104,17 @@ impl Engine {
 
     /// Ends a connection: a clean one is simply closed (both FINs already passed on); any
     /// other is reset both ways (after any TLS alert waiting to go). Then its report.
-    fn close(&mut self, conn: Conn, end: End) {
+    fn close(&mut self, mut conn: Conn, end: End) {
+        // A broken connection's survivor gets what was read for it from its drain, or a line
+        // says how much it did not take: those bytes count as forwarded, in the report and
+        // the totals (they were left out, up to a carrier's worth: 64 KiB, or a pipe's).
+        if !conn.answered && end != End::Fin && conn.target.is_some() {
+            match conn.survivor {
+                Some(Survivor::Client) => conn.down.bytes += conn.down.bytes_held() as u64,
+                Some(Survivor::Target) => conn.up.bytes += conn.up.bytes_held() as u64,
+                None => {}
+            }
+        }
         for (side, registered) in conn.registered.iter().enumerate() {
             if registered.is_some() {
                 let fd = if side == 0 {
