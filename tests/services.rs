@@ -241,7 +241,37 @@ fn echo_server_listens_tcp_and_udp_on_one_port_and_exits_143_on_sigterm() {
     let (back, eof) = ask_tcp(svc.tcp(), b"over tcp\n");
     assert!(back == b"over tcp\n" && eof, "tcp: {back:?} eof={eof}");
     assert_eq!(ask_udp(svc.udp(), b"over udp", "udp echo"), b"over udp");
-    signal_and_wait(svc.nk, "TERM", 143);
+    signal_and_wait(svc.nk, "TERM", 143)
+        .expect_stderr_contains("tcp: 1 connection (0 open, 0 turned away)")
+        .expect_stderr_contains("; udp: 1 datagram, 1 answered");
+}
+
+/// `-v`'s last word speaks of the protocols served only (a `--tcp` server's ended with
+/// "udp: 0 datagrams, 0 answered, ...").
+#[test]
+fn the_summary_of_a_server_on_one_protocol_speaks_of_that_one() {
+    let tcp = serve("echo", &["--tcp"]);
+    let (back, _) = ask_tcp(tcp.tcp(), b"hi\n");
+    assert_eq!(back, b"hi\n");
+    let done = signal_and_wait(tcp.nk, "TERM", 143);
+    let summary = done
+        .stderr
+        .lines()
+        .find(|l| l.contains("tcp: 1 connection"));
+    assert!(
+        summary.is_some_and(|l| !l.contains("udp")),
+        "{}",
+        done.stderr
+    );
+    let udp = serve("echo", &["--udp"]);
+    assert_eq!(ask_udp(udp.udp(), b"hi", "udp echo"), b"hi");
+    let done = signal_and_wait(udp.nk, "TERM", 143);
+    let summary = done.stderr.lines().find(|l| l.contains("udp: 1 datagram"));
+    assert!(
+        summary.is_some_and(|l| !l.contains("tcp")),
+        "{}",
+        done.stderr
+    );
 }
 
 /// Out of descriptors, `nk echo -l` stops accepting for a while (said once on stderr) and the

@@ -123,29 +123,50 @@ pub struct ServiceStats {
     refused: AtomicU64,
     limited: AtomicU64,
     unsent: AtomicU64,
+    /// The protocols served: the summary speaks of those only.
+    tcp: bool,
+    udp: bool,
 }
 
 impl ServiceStats {
-    /// `tcp: N connections (M open, K turned away), X bytes in, Y out; udp: ...`.
+    /// The counters of a server on TCP, UDP or both.
+    pub fn serving(tcp: bool, udp: bool) -> ServiceStats {
+        ServiceStats {
+            tcp,
+            udp,
+            ..ServiceStats::default()
+        }
+    }
+
+    /// `tcp: N connections (M open, K turned away), X bytes in, Y out; udp: ...; in T`, each
+    /// protocol only when it is served.
     pub fn summary(&self) -> String {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let elapsed = self.started.get().map(|t| t.elapsed()).unwrap_or_default();
         let count = |c: &AtomicU64, noun| crate::log::count(load(c), noun);
-        format!(
-            "tcp: {} ({} open, {} turned away), {} in, {} out; \
-             udp: {}, {} answered, {} refused, {} over the rate, {} replies not sent; in {}",
-            count(&self.connections, "connection"),
-            load(&self.open),
-            load(&self.turned_away),
-            count(&self.bytes_in, "byte"),
-            count(&self.bytes_out, "byte"),
-            count(&self.datagrams, "datagram"),
-            load(&self.answered),
-            load(&self.refused),
-            load(&self.limited),
-            load(&self.unsent),
-            format_duration(elapsed)
-        )
+        let mut parts = Vec::new();
+        if self.tcp {
+            parts.push(format!(
+                "tcp: {} ({} open, {} turned away), {} in, {} out",
+                count(&self.connections, "connection"),
+                load(&self.open),
+                load(&self.turned_away),
+                count(&self.bytes_in, "byte"),
+                count(&self.bytes_out, "byte"),
+            ));
+        }
+        if self.udp {
+            parts.push(format!(
+                "udp: {}, {} answered, {} refused, {} over the rate, {} replies not sent",
+                count(&self.datagrams, "datagram"),
+                load(&self.answered),
+                load(&self.refused),
+                load(&self.limited),
+                load(&self.unsent),
+            ));
+        }
+        parts.push(format!("in {}", format_duration(elapsed)));
+        parts.join("; ")
     }
 
     /// Without `-v`, the last word on the datagrams left unanswered (refused, over the rate,

@@ -707,7 +707,7 @@ fn serve(
     let (tcp, udp) = bind_both(&spec, common, want_tcp, want_udp)?;
     // Signals are handled before the port is announced: whoever acts on the listening line
     // may send SIGTERM at once, and must get the 143 cli.md promises.
-    let stats = Arc::new(ServiceStats::default());
+    let stats = Arc::new(ServiceStats::serving(tcp.is_some(), udp.is_some()));
     let summary = Arc::clone(&stats);
     signals::on_interrupt(move || match crate::log::verbosity() {
         0 => {
