@@ -322,6 +322,24 @@ fn an_echo_server_out_of_descriptors_keeps_clients_waiting_then_serves_them() {
             svc.nk.stderr_so_far()
         );
     }
+    // At the limit again at once (two free, three more clients): the same shortage, not
+    // said again (it was, once per ended connection, under churn at the limit).
+    let mut more: Vec<(TcpStream, Vec<u8>)> = (0..3)
+        .map(|i| {
+            let mut s = connect_local(port);
+            let line = format!("more {i}\n").into_bytes();
+            s.write_all(&line).unwrap();
+            (s, line)
+        })
+        .collect();
+    let last = more.pop().unwrap();
+    for (s, line) in &mut more {
+        assert_eq!(echoed_within(s, line, 10.0), Some(true));
+    }
+    let (mut last, line) = last;
+    assert_eq!(echoed_within(&mut last, &line, 0.3), None);
+    drop(waiting);
+    assert_eq!(echoed_within(&mut last, &line, 10.0), Some(true));
     let stderr = svc.nk.stderr_so_far();
     assert_eq!(
         stderr.matches("waiting for connections to end").count(),

@@ -234,15 +234,23 @@ fn classify_accept(
 
 /// Pauses between accepts while the process is out of descriptors: the pending client stays
 /// in the backlog until a connection ends, and the loop sleeps instead of spinning on a
-/// listener that is always readable. Said once per burst.
+/// listener that is always readable. Said once per shortage: a server that stays at its
+/// limit, each ended connection letting one more client in, is one shortage until
+/// [`Backoff::QUIET`] passes without one (it said two lines per ended connection).
 #[derive(Debug, Default)]
 pub(crate) struct Backoff {
     pause: Option<Duration>,
+    /// When accept last found no descriptor.
+    last_shortage: Option<Instant>,
+    /// The shortage was said, and its end has not been.
+    said: bool,
 }
 
 impl Backoff {
     const FIRST: Duration = Duration::from_millis(10);
     const LONGEST: Duration = Duration::from_millis(500);
+    /// How long without a shortage ends one.
+    const QUIET: Duration = Duration::from_secs(10);
 
     fn wait(&mut self, listener: &Socket, err: &io::Error) {
         thread::sleep(self.next_pause(listener, err));
@@ -251,25 +259,32 @@ impl Backoff {
     /// How long to leave the listener alone after `err` (an event loop stops watching it
     /// for that long instead of sleeping).
     pub(crate) fn next_pause(&mut self, listener: &Socket, err: &io::Error) -> Duration {
-        let pause = match self.pause {
-            None => {
-                let local = listener
-                    .local_addr()
-                    .map(|a| display_sockaddr(&a))
-                    .unwrap_or_default();
-                crate::log::warn(format_args!(
-                    "accept on {local}: {err}; waiting for connections to end"
-                ));
-                Self::FIRST
-            }
-            Some(previous) => (previous * 2).min(Self::LONGEST),
-        };
+        let now = Instant::now();
+        let new_shortage = self
+            .last_shortage
+            .is_none_or(|at| now.duration_since(at) >= Self::QUIET);
+        self.last_shortage = Some(now);
+        if new_shortage && !self.said {
+            let local = listener
+                .local_addr()
+                .map(|a| display_sockaddr(&a))
+                .unwrap_or_default();
+            crate::log::warn(format_args!(
+                "accept on {local}: {err}; waiting for connections to end"
+            ));
+            self.said = true;
+        }
+        let pause = self
+            .pause
+            .map_or(Self::FIRST, |previous| (previous * 2).min(Self::LONGEST));
         self.pause = Some(pause);
         pause
     }
 
+    /// A client was accepted: the next shortage starts with the shortest pause.
     pub(crate) fn reset(&mut self) {
-        if self.pause.take().is_some() {
+        if self.pause.take().is_some() && self.said {
+            self.said = false;
             crate::info!("accepting again");
         }
     }
