@@ -662,14 +662,7 @@ fn clients_short_of_a_descriptor_for_their_target_wait_and_are_served() {
     drop(warm_up);
     wait_for_descriptors_to_settle(fwd.pid());
     leave_free_descriptors(fwd.pid(), 21);
-    let mut clients: Vec<(TcpStream, Vec<u8>)> = (0..40)
-        .map(|i| {
-            let mut s = client(port);
-            let line = format!("client {i:02}\n").into_bytes();
-            s.write_all(&line).unwrap();
-            (s, line)
-        })
-        .collect();
+    let mut clients = clients_with_lines(port, "client", 40);
     let mut waiting = Vec::new();
     let mut served = Vec::new();
     for (mut s, line) in clients.drain(..) {

@@ -286,14 +286,7 @@ fn an_echo_server_out_of_descriptors_keeps_clients_waiting_then_serves_them() {
     assert_eq!(back, b"warm-up\n");
     wait_for_descriptors_to_settle(pid);
     leave_free_descriptors(pid, 5);
-    let mut clients: Vec<(TcpStream, Vec<u8>)> = (0..8)
-        .map(|i| {
-            let mut s = connect_local(port);
-            let line = format!("client {i}\n").into_bytes();
-            s.write_all(&line).unwrap();
-            (s, line)
-        })
-        .collect();
+    let mut clients = clients_with_lines(port, "client", 8);
     // Accepted in the order they connected: the first five have the five descriptors.
     let waiting = clients.split_off(5);
     for (s, line) in &mut clients {
@@ -324,14 +317,7 @@ fn an_echo_server_out_of_descriptors_keeps_clients_waiting_then_serves_them() {
     }
     // At the limit again at once (two free, three more clients): the same shortage, not
     // said again (it was, once per ended connection, under churn at the limit).
-    let mut more: Vec<(TcpStream, Vec<u8>)> = (0..3)
-        .map(|i| {
-            let mut s = connect_local(port);
-            let line = format!("more {i}\n").into_bytes();
-            s.write_all(&line).unwrap();
-            (s, line)
-        })
-        .collect();
+    let mut more = clients_with_lines(port, "more", 3);
     let last = more.pop().unwrap();
     for (s, line) in &mut more {
         assert_eq!(echoed_within(s, line, 10.0), Some(true));

@@ -3,7 +3,7 @@
 //! asked whether they were served, are waiting, or were cut.
 
 use super::*;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
 /// Waits (at most 5 s) until the process's count of open descriptors has not changed for
@@ -105,4 +105,17 @@ pub fn echoed_within(s: &mut TcpStream, line: &[u8], secs: f64) -> Option<bool> 
             Err(_) => return Some(false),
         }
     }
+}
+
+/// `n` clients of 127.0.0.1:`port`, each having sent its own line (`{label} {i:02}\n`), for
+/// [`echoed_within`] to ask about.
+pub fn clients_with_lines(port: u16, label: &str, n: usize) -> Vec<(TcpStream, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let mut s = connect_local(port);
+            let line = format!("{label} {i:02}\n").into_bytes();
+            s.write_all(&line).unwrap();
+            (s, line)
+        })
+        .collect()
 }
