@@ -1105,15 +1105,17 @@ impl Engine {
     /// Ends a connection: a clean one is simply closed (both FINs already passed on); any
     /// other is reset both ways (after any TLS alert waiting to go). Then its report.
     fn close(&mut self, mut conn: Conn, end: End) {
-        // A broken connection's survivor gets what was read for it from its drain, or a line
-        // says how much it did not take: those bytes count as forwarded, in the report and
-        // the totals (they were left out, up to a carrier's worth: 64 KiB, or a pipe's).
-        if !conn.answered && end != End::Fin && conn.target.is_some() {
-            match conn.survivor {
-                Some(Survivor::Client) => conn.down.bytes += conn.down.bytes_held() as u64,
-                Some(Survivor::Target) => conn.up.bytes += conn.up.bytes_held() as u64,
-                None => {}
-            }
+        // The side that survives a broken connection is drained: it gets what was read for
+        // it, or a line says how much it did not take. Those bytes count as forwarded, in the
+        // report and the totals (they were left out, up to a carrier's worth: 64 KiB, or a
+        // pipe's).
+        let drained = conn
+            .survivor
+            .filter(|_| !conn.answered && end != End::Fin && conn.target.is_some());
+        match drained {
+            Some(Survivor::Client) => conn.down.bytes += conn.down.bytes_held() as u64,
+            Some(Survivor::Target) => conn.up.bytes += conn.up.bytes_held() as u64,
+            None => {}
         }
         for (side, registered) in conn.registered.iter().enumerate() {
             if registered.is_some() {
@@ -1145,7 +1147,6 @@ impl Engine {
             tap::ended(tap, &conn, &end);
         }
         let answered = conn.answered;
-        let survivor = conn.survivor;
         let label = |side: &str, name: &str| format!("#{} {name} ({side})", conn.id);
         let (client_label, target_label) = (
             label("client", &conn.client_name),
@@ -1175,7 +1176,7 @@ impl Engine {
             drop(client);
             drop(target);
         } else {
-            match (survivor, target) {
+            match (drained, target) {
                 // One side broke: the other gets what was read for it, then its reset.
                 (Some(Survivor::Client), Some(target)) => {
                     conn::reset(target.socket);
